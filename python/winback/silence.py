@@ -1,0 +1,324 @@
+"""Silence scoring (SPEC §2): how long each customer has been quiet, against their own rhythm."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Literal, overload
+
+import polars as pl
+
+from winback import _io, _winback
+from winback.errors import WinbackConfigError
+
+__all__ = [
+    "BAND_LABELS",
+    "GROUP_LABELS",
+    "SILENCE_COLUMNS",
+    "STATUS_LABELS",
+    "SilenceInfo",
+    "score_prepared",
+    "silence",
+]
+
+STATUS_LABELS = ("scored", "single_purchase", "below_min_occasions")
+GROUP_LABELS = ("a", "b", "c", "d", "e")
+BAND_LABELS = ("not_silent", "silent", "deep_silent")
+STATUS_DTYPE = pl.Enum(STATUS_LABELS)
+GROUP_DTYPE = pl.Enum(GROUP_LABELS)
+BAND_DTYPE = pl.Enum(BAND_LABELS)
+
+#: Output columns of :func:`silence`, in order.
+SILENCE_COLUMNS = (
+    "customer_id",
+    "status",
+    "n_occasions",
+    "first_ts",
+    "last_ts",
+    "tenure_days",
+    "recency_days",
+    "max_gap_days",
+    "mean_gap_days",
+    "median_gap_days",
+    "recency_rank",
+    "rank_ratio",
+    "silence_score",
+    "rank_ratio_group",
+    "silence_band",
+    "total_amount",
+    "mean_amount",
+)
+
+AsOf = date | datetime | str
+
+
+@dataclass(frozen=True)
+class SilenceInfo:
+    """What a scoring run read, kept and rejected.
+
+    Attributes
+    ----------
+    rows_read : rows in the input.
+    rows_rejected : rows removed by ``on_invalid="drop"`` (see ``rejects``).
+    rows_after_as_of : valid rows dated after ``as_of`` (outside the snapshot).
+    rows_used : rows that entered the snapshot.
+    customers : customers in the result.
+    as_of : the snapshot time used (local wall clock; a date means the end of that day).
+    resolution : the occasion bucket width.
+    rejects : the rejected input rows with ``row_index`` and ``reason``.
+    """
+
+    rows_read: int
+    rows_rejected: int
+    rows_after_as_of: int
+    rows_used: int
+    customers: int
+    as_of: datetime | None
+    resolution: str
+    rejects: pl.DataFrame = field(repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures as plain values (for ``--json`` and logs)."""
+        return {
+            "rows_read": self.rows_read,
+            "rows_rejected": self.rows_rejected,
+            "rows_after_as_of": self.rows_after_as_of,
+            "rows_used": self.rows_used,
+            "customers": self.customers,
+            "as_of": None if self.as_of is None else self.as_of.isoformat(),
+            "resolution": self.resolution,
+        }
+
+
+def _check_cuts(name: str, cuts: Sequence[float], count: int, upper: float | None) -> list[float]:
+    values = [float(c) for c in cuts]
+    ok = len(values) == count and all(a < b for a, b in zip(values, values[1:], strict=False))
+    ok = ok and all(v > 0 for v in values) and (upper is None or values[-1] <= upper)
+    if not ok:
+        bound = f" in (0, {upper}]" if upper is not None else " and positive"
+        raise WinbackConfigError(
+            f"{name}={tuple(cuts)!r} must be {count} strictly increasing numbers{bound}"
+        )
+    return values
+
+
+def _micros_to_datetime(micros: int) -> datetime:
+    return datetime(1970, 1, 1) + timedelta(microseconds=micros)
+
+
+def score_prepared(
+    prepared: _io.Prepared,
+    *,
+    as_of_us: int,
+    resolution_us: int,
+    min_occasions: int,
+    trf_cuts: Sequence[float],
+    s_cuts: Sequence[float],
+    num_threads: int | None = None,
+) -> tuple[pl.DataFrame, int, int]:
+    """Runs the Rust kernel on prepared columns; returns (frame, rows_used, rows_after_as_of)."""
+    if min_occasions < 1:
+        raise WinbackConfigError(f"min_occasions={min_occasions} must be at least 1")
+    if num_threads is not None and num_threads < 1:
+        raise WinbackConfigError(f"num_threads={num_threads} must be at least 1")
+    trf = _check_cuts("trf_cuts", trf_cuts, 4, 1.0)
+    s = _check_cuts("s_cuts", s_cuts, 2, None)
+    table, rows_used, rows_after = _winback.silence(
+        prepared.frame,
+        as_of_us=as_of_us,
+        resolution_us=resolution_us,
+        min_occasions=min_occasions,
+        trf_cuts=(trf[0], trf[1], trf[2], trf[3]),
+        s_cuts=(s[0], s[1]),
+        num_threads=num_threads,
+    )
+    raw = pl.DataFrame(table)
+    customers = prepared.frame.get_column("customer").gather(raw.get_column("row_index"))
+    whole_days = resolution_us % _io.MICROS_PER_DAY == 0
+
+    def stamp(name: str) -> pl.Series:
+        micros = raw.get_column(name)
+        if whole_days:
+            return (micros // _io.MICROS_PER_DAY).cast(pl.Int32).cast(pl.Date)
+        return micros.cast(pl.Datetime("us"))
+
+    def labels(name: str, values: tuple[str, ...]) -> pl.Series:
+        codes = raw.get_column(name).cast(pl.UInt32)
+        return pl.Series(name, values, dtype=pl.Enum(values)).gather(codes)
+
+    frame = pl.DataFrame(
+        [
+            customers.alias("customer_id"),
+            labels("status", STATUS_LABELS),
+            raw.get_column("n_occasions").cast(pl.Int64),
+            stamp("first_ts"),
+            stamp("last_ts"),
+            raw.get_column("tenure_days"),
+            raw.get_column("recency_days"),
+            raw.get_column("max_gap_days"),
+            raw.get_column("mean_gap_days"),
+            raw.get_column("median_gap_days"),
+            raw.get_column("recency_rank").cast(pl.Int64),
+            raw.get_column("rank_ratio"),
+            raw.get_column("silence_score"),
+            labels("rank_ratio_group", GROUP_LABELS),
+            labels("silence_band", BAND_LABELS),
+            raw.get_column("total_amount"),
+            raw.get_column("mean_amount"),
+        ]
+    )
+    return frame, int(rows_used), int(rows_after)
+
+
+@overload
+def silence(
+    data: Any,
+    *,
+    as_of: AsOf | None = ...,
+    resolution: str | timedelta = ...,
+    min_occasions: int = ...,
+    trf_cuts: Sequence[float] = ...,
+    s_cuts: Sequence[float] = ...,
+    customer_col: str = ...,
+    time_col: str = ...,
+    amount_col: str | None = ...,
+    order_col: str | None = ...,
+    tz: str | None = ...,
+    on_invalid: Literal["raise", "drop"] = ...,
+    num_threads: int | None = ...,
+    return_info: Literal[False] = ...,
+) -> pl.DataFrame: ...
+
+
+@overload
+def silence(
+    data: Any,
+    *,
+    as_of: AsOf | None = ...,
+    resolution: str | timedelta = ...,
+    min_occasions: int = ...,
+    trf_cuts: Sequence[float] = ...,
+    s_cuts: Sequence[float] = ...,
+    customer_col: str = ...,
+    time_col: str = ...,
+    amount_col: str | None = ...,
+    order_col: str | None = ...,
+    tz: str | None = ...,
+    on_invalid: Literal["raise", "drop"] = ...,
+    num_threads: int | None = ...,
+    return_info: Literal[True],
+) -> tuple[pl.DataFrame, SilenceInfo]: ...
+
+
+def silence(
+    data: Any,
+    *,
+    as_of: AsOf | None = None,
+    resolution: str | timedelta = "1d",
+    min_occasions: int = 2,
+    trf_cuts: Sequence[float] = (0.4, 0.6, 0.8, 0.95),
+    s_cuts: Sequence[float] = (1.0, 2.0),
+    customer_col: str = "customer_id",
+    time_col: str = "ts",
+    amount_col: str | None = "amount",
+    order_col: str | None = None,
+    tz: str | None = None,
+    on_invalid: Literal["raise", "drop"] = "raise",
+    num_threads: int | None = None,
+    return_info: bool = False,
+) -> pl.DataFrame | tuple[pl.DataFrame, SilenceInfo]:
+    """Score how silent each customer is (SPEC §2), one row per customer.
+
+    For a customer with purchase occasions t_1 < … < t_n (rows in one ``resolution`` bucket are one
+    occasion), the gaps are T_i = t_{i+1} − t_i and the recency is Tr = as_of − t_n, in days.
+
+    Parameters
+    ----------
+    data
+        Transactions: a Polars/pandas DataFrame, PyArrow table or record-batch reader, DuckDB
+        relation, anything with ``__arrow_c_stream__``, or a path/glob of Parquet/CSV/IPC files.
+    as_of
+        Snapshot time (the seed's "Today"); default: the latest purchase. Rows after it are left
+        out and counted. A date means the end of that day.
+    resolution
+        Occasion bucket: ``"1d"`` (default), ``"1h"``, ``"7d"``… Buckets follow the local calendar.
+    min_occasions
+        Customers with fewer occasions are not scored (the spec's β).
+    trf_cuts, s_cuts
+        Cuts of TrF into groups a–e and of S into the three bands.
+    customer_col, time_col, amount_col, order_col
+        Input column names. Without an amount column the amount outputs are null. With
+        ``order_col``, rows of one (customer, order) are one purchase.
+    tz
+        Time zone whose calendar defines buckets of tz-aware timestamps (default: their own).
+    on_invalid
+        ``"raise"`` (default): bad rows raise :class:`~winback.WinbackInputError`; ``"drop"``: they
+        are removed and returned in ``info.rejects`` with a ``reason``.
+    num_threads
+        Worker threads (default: ``WINBACK_NUM_THREADS`` or all cores). Results never depend on it.
+    return_info
+        Also return a :class:`SilenceInfo` with rows read, rejected and after ``as_of``.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per customer, sorted by ``customer_id``, columns :data:`SILENCE_COLUMNS`:
+        ``status`` (``scored`` / ``single_purchase`` / ``below_min_occasions``), ``n_occasions``
+        (the seed's cF), ``first_ts``/``last_ts`` (first and last occasion: dates at day
+        resolutions, local datetimes otherwise), ``tenure_days`` (as_of − t_1),
+        ``recency_days`` (**Tr**), ``max_gap_days``, ``mean_gap_days``, ``median_gap_days``,
+        ``recency_rank`` (rank of Tr among the gaps and Tr, ties in Tr's favour),
+        ``rank_ratio`` (**TrF** = rank / n), ``silence_score`` (**S** = Tr / max gap),
+        ``rank_ratio_group`` (a–e), ``silence_band`` (``not_silent`` S < 1, ``silent`` 1 ≤ S < 2,
+        ``deep_silent`` S ≥ 2), ``total_amount`` and ``mean_amount`` (per occasion).
+        Gap-based columns are null for customers who are not scored.
+
+    Examples
+    --------
+    >>> import polars as pl, winback
+    >>> from datetime import date
+    >>> tx = pl.DataFrame({"customer_id": [1, 1, 1, 2],
+    ...     "ts": [date(2024, 1, 1), date(2024, 1, 11), date(2024, 1, 31), date(2024, 1, 5)]})
+    >>> out = winback.silence(tx, as_of=date(2024, 3, 1))
+    >>> out.select("customer_id", "status", "recency_days", "rank_ratio", "silence_score").rows()
+    [(1, 'scored', 30.0, 1.0, 1.5), (2, 'single_purchase', 56.0, None, None)]
+    """
+    prepared = _io.read_transactions(
+        data,
+        customer_col=customer_col,
+        time_col=time_col,
+        amount_col=amount_col,
+        order_col=order_col,
+        tz=tz,
+        on_invalid=on_invalid,
+    )
+    resolution_us = _io.parse_resolution(resolution)
+    if as_of is not None:
+        as_of_us = _io.as_of_to_micros(as_of, prepared.time_zone)
+    elif prepared.frame.height:
+        as_of_us = int(prepared.frame.get_column("ts").max())  # type: ignore[arg-type]
+    else:
+        as_of_us = 0
+    frame, rows_used, rows_after = score_prepared(
+        prepared,
+        as_of_us=as_of_us,
+        resolution_us=resolution_us,
+        min_occasions=min_occasions,
+        trf_cuts=trf_cuts,
+        s_cuts=s_cuts,
+        num_threads=num_threads,
+    )
+    if not return_info:
+        return frame
+    info = SilenceInfo(
+        rows_read=prepared.rows_read,
+        rows_rejected=prepared.rows_rejected,
+        rows_after_as_of=rows_after,
+        rows_used=rows_used,
+        customers=frame.height,
+        as_of=_micros_to_datetime(as_of_us) if prepared.frame.height or as_of else None,
+        resolution=str(resolution),
+        rejects=prepared.rejects,
+    )
+    return frame, info

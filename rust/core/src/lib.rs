@@ -1,0 +1,19 @@
+//! winback-core: pure Rust per-customer kernels of winback, with no Python in them.
+//!
+//! Each module follows a section of `SPEC.md`:
+//! - [`occasions`]: purchase occasions (SPEC §1, "Purchase occasions").
+//! - [`partition`]: grouping rows by customer without a global sort (SPEC §10).
+//! - [`silence`]: silence scoring — gaps, recency Tr, its rank, TrF, S, groups and bands (SPEC §2).
+//! - [`parallelism`]: the rayon pools and `WINBACK_NUM_THREADS`.
+//!
+//! Every kernel is deterministic: each customer is computed independently from its rows in a
+//! canonical order, and output rows are sorted by customer key, so the result is identical for any
+//! input row order and any thread count.
+
+pub mod error;
+pub mod occasions;
+pub mod parallelism;
+pub mod partition;
+pub mod silence;
+
+pub use error::KernelError;

@@ -1,0 +1,341 @@
+//! Silence scoring (SPEC §2; seed 沉默用户激活方案 §一–§五).
+//!
+//! For a customer with occasions t_1 < … < t_n, gaps T_i = t_{i+1} − t_i, recency Tr = as_of − t_n,
+//! `recency_rank` = #{v ∈ {T_1..T_{n−1}, Tr} : v ≤ Tr} (ties count for Tr), TrF = rank / n and
+//! S = Tr / max T_i. Groups a–e cut TrF, bands cut S. All durations are integer microseconds inside
+//! the kernel (exact comparisons) and float64 days on output.
+
+use std::hash::Hash;
+
+use rayon::prelude::*;
+
+use crate::occasions::{bucket_start, collapse_occasions, micros_to_days};
+use crate::partition::{partition_rows, RowFilter, MAX_ROWS};
+use crate::{parallelism, KernelError};
+
+/// `status` codes, in the order of [`STATUS_LABELS`].
+pub const STATUS_SCORED: u8 = 0;
+pub const STATUS_SINGLE_PURCHASE: u8 = 1;
+pub const STATUS_BELOW_MIN_OCCASIONS: u8 = 2;
+/// Labels of the `status` codes.
+pub const STATUS_LABELS: [&str; 3] = ["scored", "single_purchase", "below_min_occasions"];
+/// Labels of the TrF groups, by code.
+pub const GROUP_LABELS: [&str; 5] = ["a", "b", "c", "d", "e"];
+/// Labels of the S bands, by code.
+pub const BAND_LABELS: [&str; 3] = ["not_silent", "silent", "deep_silent"];
+
+/// Customer keys of the input rows.
+#[derive(Debug, Clone, Copy)]
+pub enum CustomerKeys<'a> {
+    /// Integer ids.
+    Int(&'a [i64]),
+    /// UTF-8 ids in Arrow `LargeUtf8` layout: row `i` is `values[offsets[i]..offsets[i + 1]]`.
+    Str { offsets: &'a [i64], values: &'a [u8] },
+}
+
+impl CustomerKeys<'_> {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Int(keys) => keys.len(),
+            Self::Str { offsets, .. } => offsets.len().saturating_sub(1),
+        }
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Parameters of silence scoring (SPEC §2), times in microseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SilenceParams {
+    /// Snapshot time: rows after it are excluded; floored to the resolution for Tr.
+    pub as_of_us: i64,
+    /// Occasion bucket width (> 0).
+    pub resolution_us: i64,
+    /// Customers with fewer occasions are not scored (the spec's β, ≥ 1).
+    pub min_occasions: u32,
+    /// TrF cuts between groups a|b|c|d|e, strictly increasing in (0, 1].
+    pub trf_cuts: [f64; 4],
+    /// S cuts between bands `not_silent|silent|deep_silent`, strictly increasing, positive.
+    pub s_cuts: [f64; 2],
+    /// Worker threads (`None`: the default pool).
+    pub num_threads: Option<usize>,
+}
+
+impl SilenceParams {
+    /// The spec's defaults at a given snapshot time, day resolution.
+    pub fn new(as_of_us: i64) -> Self {
+        Self {
+            as_of_us,
+            resolution_us: crate::occasions::MICROS_PER_DAY,
+            min_occasions: 2,
+            trf_cuts: [0.4, 0.6, 0.8, 0.95],
+            s_cuts: [1.0, 2.0],
+            num_threads: None,
+        }
+    }
+
+    fn validate(&self) -> Result<(), KernelError> {
+        let invalid = |name, reason: &str| {
+            Err(KernelError::InvalidParameter {
+                name,
+                reason: reason.to_string(),
+            })
+        };
+        if self.resolution_us <= 0 {
+            return invalid("resolution", "must be a positive duration");
+        }
+        if self.min_occasions == 0 {
+            return invalid("min_occasions", "must be at least 1");
+        }
+        let increasing = |c: &[f64]| c.windows(2).all(|w| w[0] < w[1]);
+        if !increasing(&self.trf_cuts) || !self.trf_cuts.iter().all(|&c| c > 0.0 && c <= 1.0) {
+            return invalid("trf_cuts", "must be 4 strictly increasing numbers in (0, 1]");
+        }
+        if !increasing(&self.s_cuts) || !self.s_cuts.iter().all(|&c| c > 0.0 && c.is_finite()) {
+            return invalid("s_cuts", "must be 2 strictly increasing positive finite numbers");
+        }
+        Ok(())
+    }
+}
+
+/// One customer's silence figures; gap-based fields are meaningful only when `status` is scored.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CustomerSilence {
+    pub status: u8,
+    pub n_occasions: u32,
+    pub first_us: i64,
+    pub last_us: i64,
+    pub tenure_days: f64,
+    pub recency_days: f64,
+    pub max_gap_days: f64,
+    pub mean_gap_days: f64,
+    pub median_gap_days: f64,
+    pub recency_rank: u32,
+    pub rank_ratio: f64,
+    pub silence_score: f64,
+    pub group: u8,
+    pub band: u8,
+    pub total_amount: f64,
+    pub mean_amount: f64,
+}
+
+/// Scores one customer from its occasions (sorted by time, distinct buckets, at least one).
+/// `as_of_bucket_us` is the floored snapshot time; `gaps` is a scratch buffer.
+pub fn score_occasions(
+    occasions: &[(i64, f64)],
+    as_of_bucket_us: i64,
+    params: &SilenceParams,
+    gaps: &mut Vec<i64>,
+) -> CustomerSilence {
+    let n = occasions.len();
+    let (first_us, last_us) = (occasions[0].0, occasions[n - 1].0);
+    let total_amount: f64 = occasions.iter().map(|o| o.1).sum();
+    let recency_us = as_of_bucket_us - last_us;
+    let mut out = CustomerSilence {
+        n_occasions: n as u32,
+        first_us,
+        last_us,
+        tenure_days: micros_to_days(as_of_bucket_us - first_us),
+        recency_days: micros_to_days(recency_us),
+        total_amount,
+        mean_amount: total_amount / n as f64,
+        ..CustomerSilence::default()
+    };
+    if n == 1 {
+        out.status = STATUS_SINGLE_PURCHASE;
+        return out;
+    }
+    if (n as u64) < u64::from(params.min_occasions) {
+        out.status = STATUS_BELOW_MIN_OCCASIONS;
+        return out;
+    }
+    gaps.clear();
+    gaps.extend(occasions.windows(2).map(|w| w[1].0 - w[0].0));
+    let max_gap_us = gaps.iter().copied().max().unwrap_or(1);
+    // Tr always counts itself; ties with a gap count in Tr's favour.
+    let rank = 1 + gaps.iter().filter(|&&g| g <= recency_us).count();
+    let rank_ratio = rank as f64 / n as f64;
+    let silence_score = recency_us as f64 / max_gap_us as f64;
+    out.status = STATUS_SCORED;
+    out.max_gap_days = micros_to_days(max_gap_us);
+    out.mean_gap_days = micros_to_days(last_us - first_us) / (n - 1) as f64;
+    out.median_gap_days = median_days(gaps);
+    out.recency_rank = rank as u32;
+    out.rank_ratio = rank_ratio;
+    out.silence_score = silence_score;
+    out.group = params.trf_cuts.iter().filter(|&&c| rank_ratio >= c).count() as u8;
+    out.band = params.s_cuts.iter().filter(|&&c| silence_score >= c).count() as u8;
+    out
+}
+
+/// Median of a non-empty list of durations (µs), in days; the mean of the middle two when even.
+fn median_days(values: &mut [i64]) -> f64 {
+    let m = values.len();
+    let (left, upper, _) = values.select_nth_unstable(m / 2);
+    let upper = *upper;
+    if m % 2 == 1 {
+        micros_to_days(upper)
+    } else {
+        let lower = left.iter().copied().max().unwrap_or(upper);
+        (micros_to_days(lower) + micros_to_days(upper)) / 2.0
+    }
+}
+
+/// The scored table: one row per customer present at `as_of`, sorted by customer key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SilenceTable {
+    /// Index of one input row of each customer (to carry its id out without copying keys here).
+    pub row_index: Vec<u32>,
+    pub customers: Vec<CustomerSilence>,
+    /// Input rows after `as_of` (excluded from the snapshot).
+    pub rows_after_as_of: u64,
+    /// Input rows that entered the snapshot.
+    pub rows_used: u64,
+}
+
+/// Scores every customer of a transaction table (SPEC §2). `amounts`, when given, has one value
+/// per row; without it the amount columns are zero and the caller reports them as null.
+pub fn score(
+    customers: CustomerKeys<'_>,
+    times_us: &[i64],
+    amounts: Option<&[f64]>,
+    params: &SilenceParams,
+) -> Result<SilenceTable, KernelError> {
+    params.validate()?;
+    let n_rows = customers.len();
+    if times_us.len() != n_rows {
+        return Err(KernelError::LengthMismatch {
+            column: "ts",
+            expected: n_rows,
+            actual: times_us.len(),
+        });
+    }
+    if let Some(a) = amounts {
+        if a.len() != n_rows {
+            return Err(KernelError::LengthMismatch {
+                column: "amount",
+                expected: n_rows,
+                actual: a.len(),
+            });
+        }
+    }
+    if n_rows > MAX_ROWS {
+        return Err(KernelError::TooManyRows {
+            rows: n_rows,
+            limit: MAX_ROWS,
+        });
+    }
+    parallelism::install(params.num_threads, || match customers {
+        CustomerKeys::Int(keys) => score_keyed(&|i: usize| keys[i], times_us, amounts, params),
+        CustomerKeys::Str { offsets, values } => {
+            let key_of = |i: usize| &values[offsets[i] as usize..offsets[i + 1] as usize];
+            score_keyed(&key_of, times_us, amounts, params)
+        }
+    })
+}
+
+fn score_keyed<K, F>(
+    key_of: &F,
+    times_us: &[i64],
+    amounts: Option<&[f64]>,
+    params: &SilenceParams,
+) -> SilenceTable
+where
+    K: Hash + Eq + Ord + Copy + Send + Sync,
+    F: Fn(usize) -> K + Sync,
+{
+    let filter = RowFilter {
+        max_time_us: params.as_of_us,
+        resolution_us: params.resolution_us,
+    };
+    let as_of_bucket_us = bucket_start(params.as_of_us, params.resolution_us);
+    let partitioned = partition_rows(key_of, times_us, amounts, filter);
+    let mut scored = partitioned.map_customers(
+        key_of,
+        || (Vec::new(), Vec::new()),
+        |(occasions, gaps), _key, first_row, rows| {
+            collapse_occasions(rows, occasions);
+            (
+                first_row,
+                score_occasions(occasions, as_of_bucket_us, params, gaps),
+            )
+        },
+    );
+    // Keys are unique, so an unstable sort gives one canonical order.
+    scored.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let rows_after_as_of = partitioned.rows_excluded;
+    let (row_index, customers) = scored.into_iter().map(|(_, r)| r).unzip();
+    SilenceTable {
+        row_index,
+        customers,
+        rows_after_as_of,
+        rows_used: times_us.len() as u64 - rows_after_as_of,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::occasions::MICROS_PER_DAY as DAY;
+
+    fn occ(days: &[i64]) -> Vec<(i64, f64)> {
+        days.iter().map(|&d| (d * DAY, 1.0)).collect()
+    }
+
+    #[test]
+    fn seed_example_rank_and_score() {
+        // Gaps 10, 20, 5 days; Tr = 20 ties the longest gap and ranks in its favour.
+        let params = SilenceParams::new(55 * DAY);
+        let c = score_occasions(&occ(&[0, 10, 30, 35]), 55 * DAY, &params, &mut Vec::new());
+        assert_eq!(c.status, STATUS_SCORED);
+        assert_eq!(c.recency_rank, 4);
+        assert!((c.rank_ratio - 1.0).abs() < f64::EPSILON);
+        assert!((c.silence_score - 1.0).abs() < f64::EPSILON);
+        assert_eq!((c.group, c.band), (4, 1));
+        assert!((c.median_gap_days - 10.0).abs() < f64::EPSILON);
+        assert!((c.mean_gap_days - 35.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn single_and_below_min_have_status() {
+        let mut params = SilenceParams::new(10 * DAY);
+        let single = score_occasions(&occ(&[3]), 10 * DAY, &params, &mut Vec::new());
+        assert_eq!(single.status, STATUS_SINGLE_PURCHASE);
+        assert!((single.recency_days - 7.0).abs() < f64::EPSILON);
+        params.min_occasions = 3;
+        let few = score_occasions(&occ(&[1, 2]), 10 * DAY, &params, &mut Vec::new());
+        assert_eq!(few.status, STATUS_BELOW_MIN_OCCASIONS);
+    }
+
+    #[test]
+    fn bad_parameters_are_errors() {
+        let mut params = SilenceParams::new(0);
+        params.trf_cuts = [0.4, 0.4, 0.8, 0.95];
+        let err = score(CustomerKeys::Int(&[]), &[], None, &params).unwrap_err();
+        assert!(matches!(err, KernelError::InvalidParameter { name: "trf_cuts", .. }));
+        let params = SilenceParams::new(0);
+        let err = score(CustomerKeys::Int(&[1]), &[], None, &params).unwrap_err();
+        assert!(matches!(err, KernelError::LengthMismatch { column: "ts", .. }));
+    }
+
+    #[test]
+    fn string_keys_sort_bytewise() {
+        let values = b"bba";
+        let offsets = [0i64, 1, 2, 3];
+        let params = SilenceParams::new(10 * DAY);
+        let table = score(
+            CustomerKeys::Str { offsets: &offsets, values },
+            &[DAY, 2 * DAY, 3 * DAY],
+            None,
+            &params,
+        )
+        .unwrap();
+        assert_eq!(table.row_index.len(), 2);
+        assert_eq!(table.row_index[0], 2); // "a" first
+        assert_eq!(table.customers[1].n_occasions, 2);
+    }
+}

@@ -1,0 +1,28 @@
+//! Maps core errors to the Python exception classes of `winback.errors` (Python owns the classes).
+
+use pyo3::import_exception;
+use pyo3::PyErr;
+use winback_core::KernelError;
+
+import_exception!(winback.errors, WinbackError);
+import_exception!(winback.errors, WinbackInputError);
+import_exception!(winback.errors, WinbackConfigError);
+
+/// Converts a kernel error to the matching typed Python exception.
+pub fn kernel_error(err: KernelError) -> PyErr {
+    let message = err.to_string();
+    match err {
+        KernelError::InvalidParameter { .. } => WinbackConfigError::new_err(message),
+        KernelError::LengthMismatch { .. } | KernelError::TooManyRows { .. } => {
+            WinbackInputError::new_err(message)
+        }
+        _ => WinbackError::new_err(message),
+    }
+}
+
+/// A Rust panic caught at the boundary: a bug, reported as an error rather than a crash.
+pub fn internal_error(context: &str) -> PyErr {
+    WinbackError::new_err(format!(
+        "internal error in {context} (a bug in winback, please report it with the input that caused it)"
+    ))
+}

@@ -1,0 +1,76 @@
+//! `winback._winback`: the Python extension. It only converts Arrow data to slices, calls
+//! `winback-core` with the GIL released, and converts results and errors back.
+
+mod arrow_io;
+mod errors;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use pyo3::prelude::*;
+use pyo3_arrow::input::AnyRecordBatch;
+use pyo3_arrow::PyTable;
+use winback_core::silence::{score as score_silence, SilenceParams};
+
+/// Runs `work` without the GIL, turning a panic into a `WinbackError` instead of a crash.
+fn run_kernel<T: Send>(
+    py: Python<'_>,
+    context: &str,
+    work: impl FnOnce() -> Result<T, winback_core::KernelError> + Send,
+) -> PyResult<T> {
+    py.detach(|| catch_unwind(AssertUnwindSafe(work)))
+        .map_err(|_| errors::internal_error(context))?
+        .map_err(errors::kernel_error)
+}
+
+/// Silence scoring of a prepared table (customer, ts as µs, optional amount); see `_winback.pyi`.
+#[pyfunction]
+#[pyo3(signature = (data, *, as_of_us, resolution_us, min_occasions, trf_cuts, s_cuts, num_threads=None))]
+fn silence(
+    py: Python<'_>,
+    data: AnyRecordBatch,
+    as_of_us: i64,
+    resolution_us: i64,
+    min_occasions: u32,
+    trf_cuts: [f64; 4],
+    s_cuts: [f64; 2],
+    num_threads: Option<usize>,
+) -> PyResult<(PyTable, u64, u64)> {
+    let columns = arrow_io::transaction_columns(data)?;
+    let params = SilenceParams {
+        as_of_us,
+        resolution_us,
+        min_occasions,
+        trf_cuts,
+        s_cuts,
+        num_threads,
+    };
+    let table = run_kernel(py, "silence scoring", || {
+        score_silence(columns.keys(), columns.times(), columns.amounts(), &params)
+    })?;
+    let out = arrow_io::silence_table(&table, columns.amounts().is_some())?;
+    Ok((out, table.rows_used, table.rows_after_as_of))
+}
+
+/// Number of worker threads a call would use (`WINBACK_NUM_THREADS` or the core count).
+#[pyfunction]
+#[pyo3(signature = (num_threads=None))]
+fn effective_threads(num_threads: Option<usize>) -> usize {
+    winback_core::parallelism::effective_threads(num_threads)
+}
+
+/// Panics inside the kernel runner; lets the tests prove a panic never reaches Python as a crash.
+#[pyfunction]
+fn _panic_for_test(py: Python<'_>) -> PyResult<()> {
+    run_kernel(py, "the panic self-test", || -> Result<(), winback_core::KernelError> {
+        panic!("deliberate test panic")
+    })
+}
+
+#[pymodule(gil_used = false)]
+fn _winback(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(silence, m)?)?;
+    m.add_function(wrap_pyfunction!(effective_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -22,7 +22,13 @@ import polars as pl
 
 from winback.errors import WinbackConfigError, WinbackInputError
 
-__all__ = ["Prepared", "as_of_to_micros", "parse_resolution", "read_transactions"]
+__all__ = [
+    "Prepared",
+    "as_of_to_micros",
+    "describe_moment",
+    "parse_resolution",
+    "read_transactions",
+]
 
 OnInvalid = Literal["raise", "drop"]
 MICROS_PER_DAY = 86_400_000_000
@@ -42,7 +48,7 @@ _RESOLUTION_RE = re.compile(r"^\s*(\d+)\s*(us|ms|s|m|h|d|w)\s*$")
 
 
 def parse_resolution(resolution: str | timedelta) -> int:
-    """Occasion bucket width in microseconds, from ``"1d"``, ``"12h"``, ``"7d"``, ``"1w"``… (SPEC §1).
+    """Occasion bucket width in µs, from ``"1d"``, ``"12h"``, ``"7d"``, ``"1w"``… (SPEC §1).
 
     Units: ``us``, ``ms``, ``s``, ``m`` (minutes), ``h``, ``d``, ``w``. A ``timedelta`` works too.
     """
@@ -83,7 +89,7 @@ def _is_pathlike(data: object) -> bool:
 
 
 def _expand_paths(data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
-    items = [data] if _is_pathlike(data) else list(data)  # type: ignore[list-item]
+    items: list[Any] = [data] if _is_pathlike(data) else list(data)  # type: ignore[arg-type]
     paths: list[Path] = []
     for item in items:
         text = os.fspath(item)
@@ -159,7 +165,8 @@ def to_polars(data: Any) -> pl.DataFrame | pl.LazyFrame:
     if hasattr(data, "__arrow_c_stream__") or hasattr(data, "__arrow_c_array__"):
         return pl.DataFrame(data)
     raise WinbackInputError(
-        f"unsupported input of type {type(data).__name__}: pass a Polars/pandas DataFrame, a PyArrow "
+        f"unsupported input of type {type(data).__name__}: pass a Polars/pandas DataFrame, a "
+        "PyArrow "
         "table or record-batch reader, a DuckDB relation, or a path/glob of Parquet/CSV/IPC files"
     )
 
@@ -287,14 +294,17 @@ def read_transactions(
                 if count:
                     rows = indexed.filter(pl.col(flag)).get_column("row_index").head(5).to_list()
                     column, what = reasons[flag]
-                    problems.append(f"column {column!r}: {count} rows with {what} ({_describe_rows(rows, count)})")
+                    problems.append(
+                        f"column {column!r}: {count} rows with {what} "
+                        f"({_describe_rows(rows, count)})"
+                    )
             raise WinbackInputError(
                 "invalid input rows — "
                 + "; ".join(problems)
                 + ". Fix the data, or pass on_invalid='drop' to drop them and get them back "
                 "with their reasons in the run's info (return_info=True)."
             )
-        reason = pl.when(pl.col(flags[0])).then(pl.lit(reasons[flags[0]][1]))
+        reason: Any = pl.when(pl.col(flags[0])).then(pl.lit(reasons[flags[0]][1]))
         for flag in flags[1:]:
             reason = reason.when(pl.col(flag)).then(pl.lit(reasons[flag][1]))
         bad_mask = prepared.select(bad_any.alias("bad")).get_column("bad")
@@ -325,6 +335,13 @@ def _empty_rejects(collected: pl.DataFrame) -> pl.DataFrame:
         .with_row_index("row_index")
         .with_columns(pl.lit(None, dtype=pl.String).alias("reason"))
     )
+
+
+def describe_moment(moment: datetime) -> str:
+    """ISO text of a snapshot time; the end of a day (a date's cut-off) reads as that date."""
+    if (moment + timedelta(microseconds=1)).time() == time() or moment.time() == time():
+        return moment.date().isoformat()
+    return moment.isoformat()
 
 
 def as_of_to_micros(as_of: date | datetime | str, time_zone: str | None) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any, Literal
 
 import polars as pl
@@ -47,7 +48,9 @@ class Migration:
     states: pl.DataFrame
     transitions: pl.DataFrame
 
-    def matrix(self, pair: int = 0, *, values: Literal["customers", "share"] = "share") -> pl.DataFrame:
+    def matrix(
+        self, pair: int = 0, *, values: Literal["customers", "share"] = "share"
+    ) -> pl.DataFrame:
         """The transition matrix of snapshot pair ``pair`` (0 = first to second): one row per
         from-state, one column per to-state, all eight states, zeros where nothing moved."""
         if not 0 <= pair < len(self.as_of) - 1:
@@ -72,14 +75,6 @@ class Migration:
         return float(row.get_column(to_state)[0])
 
 
-def _label(moment: datetime) -> str:
-    if moment.hour == moment.minute == moment.second == 0 or (
-        moment + timedelta(microseconds=1)
-    ).time() == datetime.min.time():
-        return moment.date().isoformat()
-    return moment.isoformat()
-
-
 def migration(
     data: Any,
     *,
@@ -97,21 +92,22 @@ def migration(
 ) -> Migration:
     """Score the same transactions at several snapshots and count moves between them (SPEC §3).
 
-    Each snapshot is scored as :func:`winback.silence` would with ``as_of=d`` (the data is read
-    and validated once). A customer with no purchase yet at ``d`` is ``not_yet_customer`` there.
+        Each snapshot is scored as :func:`winback.silence` would with ``as_of=d`` (the data is read
+        and validated once). A customer with no purchase yet at ``d`` is ``not_yet_customer`` there.
 
-    Examples
-    --------
-    >>> import polars as pl, winback
-    >>> from datetime import date
-    >>> tx = pl.DataFrame({"customer_id": [1, 1, 1, 2, 2],
-    ...     "ts": [date(2024, 1, 1), date(2024, 1, 11), date(2024, 1, 21),
-    ...            date(2024, 1, 5), date(2024, 2, 1)]})
-    >>> m = winback.migration(tx, as_of=["2024-01-25", "2024-03-01"])
-    >>> m.states.rows()
-    [(1, 'a', 'e'), (2, 'single_purchase', 'e')]
-    >>> m.share("a", "e")
-    1.0
+        Examples
+        --------
+        >>> import polars as pl, winback
+        >>> from itertools import pairwise
+    from datetime import date
+        >>> tx = pl.DataFrame({"customer_id": [1, 1, 1, 2, 2],
+        ...     "ts": [date(2024, 1, 1), date(2024, 1, 11), date(2024, 1, 21),
+        ...            date(2024, 1, 5), date(2024, 2, 1)]})
+        >>> m = winback.migration(tx, as_of=["2024-01-25", "2024-03-01"])
+        >>> m.states.rows()
+        [(1, 'a', 'e'), (2, 'single_purchase', 'e')]
+        >>> m.share("a", "e")
+        1.0
     """
     if len(as_of) < 2:
         raise WinbackConfigError("migration needs at least two as_of dates")
@@ -124,11 +120,11 @@ def migration(
         on_invalid=on_invalid,
     )
     cutoffs = [_io.as_of_to_micros(d, prepared.time_zone) for d in as_of]
-    if any(b <= a for a, b in zip(cutoffs, cutoffs[1:], strict=False)):
+    if any(b <= a for a, b in pairwise(cutoffs)):
         raise WinbackConfigError(f"as_of dates must be strictly increasing, got {list(as_of)!r}")
     resolution_us = _io.parse_resolution(resolution)
     moments = [datetime(1970, 1, 1) + timedelta(microseconds=c) for c in cutoffs]
-    labels = [_label(m) for m in moments]
+    labels = [_io.describe_moment(m) for m in moments]
     if len(set(labels)) != len(labels):
         labels = [m.isoformat() for m in moments]
     everyone = prepared.frame.select(pl.col("customer").unique().sort().alias("customer_id"))
@@ -156,7 +152,9 @@ def migration(
     pieces = []
     for i in range(len(labels) - 1):
         counts = (
-            states.group_by(pl.col(labels[i]).alias("from_state"), pl.col(labels[i + 1]).alias("to_state"))
+            states.group_by(
+                pl.col(labels[i]).alias("from_state"), pl.col(labels[i + 1]).alias("to_state")
+            )
             .agg(pl.len().cast(pl.Int64).alias("customers"))
             .with_columns(
                 (pl.col("customers") / pl.col("customers").sum().over("from_state")).alias("share")

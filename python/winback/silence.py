@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from typing import Any, Literal, overload
 
 import polars as pl
@@ -86,14 +87,14 @@ class SilenceInfo:
             "rows_after_as_of": self.rows_after_as_of,
             "rows_used": self.rows_used,
             "customers": self.customers,
-            "as_of": None if self.as_of is None else self.as_of.isoformat(),
+            "as_of": None if self.as_of is None else _io.describe_moment(self.as_of),
             "resolution": self.resolution,
         }
 
 
 def _check_cuts(name: str, cuts: Sequence[float], count: int, upper: float | None) -> list[float]:
     values = [float(c) for c in cuts]
-    ok = len(values) == count and all(a < b for a, b in zip(values, values[1:], strict=False))
+    ok = len(values) == count and all(a < b for a, b in pairwise(values))
     ok = ok and all(v > 0 for v in values) and (upper is None or values[-1] <= upper)
     if not ok:
         bound = f" in (0, {upper}]" if upper is not None else " and positive"
@@ -230,59 +231,60 @@ def silence(
 ) -> pl.DataFrame | tuple[pl.DataFrame, SilenceInfo]:
     """Score how silent each customer is (SPEC §2), one row per customer.
 
-    For a customer with purchase occasions t_1 < … < t_n (rows in one ``resolution`` bucket are one
-    occasion), the gaps are T_i = t_{i+1} − t_i and the recency is Tr = as_of − t_n, in days.
+        For a customer with purchase occasions t_1 < … < t_n (rows in one ``resolution`` bucket are one
+        occasion), the gaps are T_i = t_{i+1} − t_i and the recency is Tr = as_of − t_n, in days.
 
-    Parameters
-    ----------
-    data
-        Transactions: a Polars/pandas DataFrame, PyArrow table or record-batch reader, DuckDB
-        relation, anything with ``__arrow_c_stream__``, or a path/glob of Parquet/CSV/IPC files.
-    as_of
-        Snapshot time (the seed's "Today"); default: the latest purchase. Rows after it are left
-        out and counted. A date means the end of that day.
-    resolution
-        Occasion bucket: ``"1d"`` (default), ``"1h"``, ``"7d"``… Buckets follow the local calendar.
-    min_occasions
-        Customers with fewer occasions are not scored (the spec's β).
-    trf_cuts, s_cuts
-        Cuts of TrF into groups a–e and of S into the three bands.
-    customer_col, time_col, amount_col, order_col
-        Input column names. Without an amount column the amount outputs are null. With
-        ``order_col``, rows of one (customer, order) are one purchase.
-    tz
-        Time zone whose calendar defines buckets of tz-aware timestamps (default: their own).
-    on_invalid
-        ``"raise"`` (default): bad rows raise :class:`~winback.WinbackInputError`; ``"drop"``: they
-        are removed and returned in ``info.rejects`` with a ``reason``.
-    num_threads
-        Worker threads (default: ``WINBACK_NUM_THREADS`` or all cores). Results never depend on it.
-    return_info
-        Also return a :class:`SilenceInfo` with rows read, rejected and after ``as_of``.
+        Parameters
+        ----------
+        data
+            Transactions: a Polars/pandas DataFrame, PyArrow table or record-batch reader, DuckDB
+            relation, anything with ``__arrow_c_stream__``, or a path/glob of Parquet/CSV/IPC files.
+        as_of
+            Snapshot time (the seed's "Today"); default: the latest purchase. Rows after it are left
+            out and counted. A date means the end of that day.
+        resolution
+            Occasion bucket: ``"1d"`` (default), ``"1h"``, ``"7d"``… Buckets follow the local calendar.
+        min_occasions
+            Customers with fewer occasions are not scored (the spec's β).
+        trf_cuts, s_cuts
+            Cuts of TrF into groups a–e and of S into the three bands.
+        customer_col, time_col, amount_col, order_col
+            Input column names. Without an amount column the amount outputs are null. With
+            ``order_col``, rows of one (customer, order) are one purchase.
+        tz
+            Time zone whose calendar defines buckets of tz-aware timestamps (default: their own).
+        on_invalid
+            ``"raise"`` (default): bad rows raise :class:`~winback.WinbackInputError`; ``"drop"``: they
+            are removed and returned in ``info.rejects`` with a ``reason``.
+        num_threads
+            Worker threads (default: ``WINBACK_NUM_THREADS`` or all cores). Results never depend on it.
+        return_info
+            Also return a :class:`SilenceInfo` with rows read, rejected and after ``as_of``.
 
-    Returns
-    -------
-    polars.DataFrame
-        One row per customer, sorted by ``customer_id``, columns :data:`SILENCE_COLUMNS`:
-        ``status`` (``scored`` / ``single_purchase`` / ``below_min_occasions``), ``n_occasions``
-        (the seed's cF), ``first_ts``/``last_ts`` (first and last occasion: dates at day
-        resolutions, local datetimes otherwise), ``tenure_days`` (as_of − t_1),
-        ``recency_days`` (**Tr**), ``max_gap_days``, ``mean_gap_days``, ``median_gap_days``,
-        ``recency_rank`` (rank of Tr among the gaps and Tr, ties in Tr's favour),
-        ``rank_ratio`` (**TrF** = rank / n), ``silence_score`` (**S** = Tr / max gap),
-        ``rank_ratio_group`` (a–e), ``silence_band`` (``not_silent`` S < 1, ``silent`` 1 ≤ S < 2,
-        ``deep_silent`` S ≥ 2), ``total_amount`` and ``mean_amount`` (per occasion).
-        Gap-based columns are null for customers who are not scored.
+        Returns
+        -------
+        polars.DataFrame
+            One row per customer, sorted by ``customer_id``, columns :data:`SILENCE_COLUMNS`:
+            ``status`` (``scored`` / ``single_purchase`` / ``below_min_occasions``), ``n_occasions``
+            (the seed's cF), ``first_ts``/``last_ts`` (first and last occasion: dates at day
+            resolutions, local datetimes otherwise), ``tenure_days`` (as_of − t_1),
+            ``recency_days`` (**Tr**), ``max_gap_days``, ``mean_gap_days``, ``median_gap_days``,
+            ``recency_rank`` (rank of Tr among the gaps and Tr, ties in Tr's favour),
+            ``rank_ratio`` (**TrF** = rank / n), ``silence_score`` (**S** = Tr / max gap),
+            ``rank_ratio_group`` (a–e), ``silence_band`` (``not_silent`` S < 1, ``silent`` 1 ≤ S < 2,
+            ``deep_silent`` S ≥ 2), ``total_amount`` and ``mean_amount`` (per occasion).
+            Gap-based columns are null for customers who are not scored.
 
-    Examples
-    --------
-    >>> import polars as pl, winback
-    >>> from datetime import date
-    >>> tx = pl.DataFrame({"customer_id": [1, 1, 1, 2],
-    ...     "ts": [date(2024, 1, 1), date(2024, 1, 11), date(2024, 1, 31), date(2024, 1, 5)]})
-    >>> out = winback.silence(tx, as_of=date(2024, 3, 1))
-    >>> out.select("customer_id", "status", "recency_days", "rank_ratio", "silence_score").rows()
-    [(1, 'scored', 30.0, 1.0, 1.5), (2, 'single_purchase', 56.0, None, None)]
+        Examples
+        --------
+        >>> import polars as pl, winback
+        >>> from itertools import pairwise
+    from datetime import date
+        >>> tx = pl.DataFrame({"customer_id": [1, 1, 1, 2],
+        ...     "ts": [date(2024, 1, 1), date(2024, 1, 11), date(2024, 1, 31), date(2024, 1, 5)]})
+        >>> out = winback.silence(tx, as_of=date(2024, 3, 1))
+        >>> out.select("customer_id", "status", "recency_days", "rank_ratio", "silence_score").rows()
+        [(1, 'scored', 30.0, 1.0, 1.5), (2, 'single_purchase', 56.0, None, None)]
     """
     prepared = _io.read_transactions(
         data,

@@ -42,7 +42,9 @@ pub fn install<R: Send>(
         });
     }
     let pool = {
-        let mut guard = pools().lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = pools()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(pool) = guard.get(&count) {
             Arc::clone(pool)
         } else {

@@ -91,8 +91,8 @@ where
             let mut part = Vec::with_capacity(end - start);
             let mut counts = vec![0u32; n_partitions + 1];
             let mut excluded = 0u64;
-            for row in start..end {
-                if times_us[row] > filter.max_time_us {
+            for (row, &t) in times_us.iter().enumerate().take(end).skip(start) {
+                if t > filter.max_time_us {
                     excluded += 1;
                     part.push(u16::MAX);
                     continue;
@@ -161,7 +161,15 @@ impl Partitioned {
             .map_init(
                 || (init(), Vec::new(), Vec::new(), Vec::new()),
                 |(scratch, codes, first_rows, grouped), p| {
-                    self.group_partition(p, key_of, codes, first_rows, grouped, scratch, &per_customer)
+                    self.group_partition(
+                        p,
+                        key_of,
+                        codes,
+                        first_rows,
+                        grouped,
+                        scratch,
+                        &per_customer,
+                    )
                 },
             )
             .collect();
@@ -244,11 +252,15 @@ mod tests {
             resolution_us: 1,
         };
         let parts = partition_rows(&key_of, times, None, filter);
-        let mut out = parts.map_customers(&key_of, || (), |(), _key, _, rows| {
-            let mut t: Vec<i64> = rows.iter().map(|r| r.0).collect();
-            t.sort_unstable();
-            t
-        });
+        let mut out = parts.map_customers(
+            &key_of,
+            || (),
+            |(), _key, _, rows| {
+                let mut t: Vec<i64> = rows.iter().map(|r| r.0).collect();
+                t.sort_unstable();
+                t
+            },
+        );
         out.sort_unstable_by_key(|(k, _)| *k);
         out
     }

@@ -30,7 +30,10 @@ pub enum CustomerKeys<'a> {
     /// Integer ids.
     Int(&'a [i64]),
     /// UTF-8 ids in Arrow `LargeUtf8` layout: row `i` is `values[offsets[i]..offsets[i + 1]]`.
-    Str { offsets: &'a [i64], values: &'a [u8] },
+    Str {
+        offsets: &'a [i64],
+        values: &'a [u8],
+    },
 }
 
 impl CustomerKeys<'_> {
@@ -93,10 +96,16 @@ impl SilenceParams {
         }
         let increasing = |c: &[f64]| c.windows(2).all(|w| w[0] < w[1]);
         if !increasing(&self.trf_cuts) || !self.trf_cuts.iter().all(|&c| c > 0.0 && c <= 1.0) {
-            return invalid("trf_cuts", "must be 4 strictly increasing numbers in (0, 1]");
+            return invalid(
+                "trf_cuts",
+                "must be 4 strictly increasing numbers in (0, 1]",
+            );
         }
         if !increasing(&self.s_cuts) || !self.s_cuts.iter().all(|&c| c > 0.0 && c.is_finite()) {
-            return invalid("s_cuts", "must be 2 strictly increasing positive finite numbers");
+            return invalid(
+                "s_cuts",
+                "must be 2 strictly increasing positive finite numbers",
+            );
         }
         Ok(())
     }
@@ -168,7 +177,11 @@ pub fn score_occasions(
     out.rank_ratio = rank_ratio;
     out.silence_score = silence_score;
     out.group = params.trf_cuts.iter().filter(|&&c| rank_ratio >= c).count() as u8;
-    out.band = params.s_cuts.iter().filter(|&&c| silence_score >= c).count() as u8;
+    out.band = params
+        .s_cuts
+        .iter()
+        .filter(|&&c| silence_score >= c)
+        .count() as u8;
     out
 }
 
@@ -181,7 +194,7 @@ fn median_days(values: &mut [i64]) -> f64 {
         micros_to_days(upper)
     } else {
         let lower = left.iter().copied().max().unwrap_or(upper);
-        (micros_to_days(lower) + micros_to_days(upper)) / 2.0
+        f64::midpoint(micros_to_days(lower), micros_to_days(upper))
     }
 }
 
@@ -316,10 +329,19 @@ mod tests {
         let mut params = SilenceParams::new(0);
         params.trf_cuts = [0.4, 0.4, 0.8, 0.95];
         let err = score(CustomerKeys::Int(&[]), &[], None, &params).unwrap_err();
-        assert!(matches!(err, KernelError::InvalidParameter { name: "trf_cuts", .. }));
+        assert!(matches!(
+            err,
+            KernelError::InvalidParameter {
+                name: "trf_cuts",
+                ..
+            }
+        ));
         let params = SilenceParams::new(0);
         let err = score(CustomerKeys::Int(&[1]), &[], None, &params).unwrap_err();
-        assert!(matches!(err, KernelError::LengthMismatch { column: "ts", .. }));
+        assert!(matches!(
+            err,
+            KernelError::LengthMismatch { column: "ts", .. }
+        ));
     }
 
     #[test]
@@ -328,7 +350,10 @@ mod tests {
         let offsets = [0i64, 1, 2, 3];
         let params = SilenceParams::new(10 * DAY);
         let table = score(
-            CustomerKeys::Str { offsets: &offsets, values },
+            CustomerKeys::Str {
+                offsets: &offsets,
+                values,
+            },
             &[DAY, 2 * DAY, 3 * DAY],
             None,
             &params,

@@ -6,8 +6,7 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{
-    Array, ArrayRef, Float64Array, Int64Array, LargeStringArray, RecordBatch, UInt32Array,
-    UInt8Array,
+    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array, UInt8Array,
 };
 use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, Field, Schema};
@@ -102,22 +101,52 @@ pub fn transaction_columns(data: AnyRecordBatch) -> PyResult<TransactionColumns>
 /// the amount columns are null when there was no amount column.
 pub fn silence_table(table: &SilenceTable, has_amount: bool) -> PyResult<PyTable> {
     let rows = &table.customers;
-    let scored = NullBuffer::from(rows.iter().map(|c| c.status == STATUS_SCORED).collect::<Vec<_>>());
+    let scored = NullBuffer::from(
+        rows.iter()
+            .map(|c| c.status == STATUS_SCORED)
+            .collect::<Vec<_>>(),
+    );
     let amount_valid = (!has_amount).then(|| NullBuffer::new_null(rows.len()));
-    let f64_col = |f: fn(&winback_core::silence::CustomerSilence) -> f64, nulls: Option<&NullBuffer>| {
-        Arc::new(Float64Array::new(rows.iter().map(f).collect(), nulls.cloned())) as ArrayRef
+    let f64_col = |f: fn(&winback_core::silence::CustomerSilence) -> f64,
+                   nulls: Option<&NullBuffer>| {
+        Arc::new(Float64Array::new(
+            rows.iter().map(f).collect(),
+            nulls.cloned(),
+        )) as ArrayRef
     };
     let columns: Vec<(&str, ArrayRef)> = vec![
-        ("row_index", Arc::new(UInt32Array::from(table.row_index.clone()))),
-        ("status", Arc::new(UInt8Array::from_iter_values(rows.iter().map(|c| c.status)))),
-        ("n_occasions", Arc::new(UInt32Array::from_iter_values(rows.iter().map(|c| c.n_occasions)))),
-        ("first_ts", Arc::new(Int64Array::from_iter_values(rows.iter().map(|c| c.first_us)))),
-        ("last_ts", Arc::new(Int64Array::from_iter_values(rows.iter().map(|c| c.last_us)))),
+        (
+            "row_index",
+            Arc::new(UInt32Array::from(table.row_index.clone())),
+        ),
+        (
+            "status",
+            Arc::new(UInt8Array::from_iter_values(rows.iter().map(|c| c.status))),
+        ),
+        (
+            "n_occasions",
+            Arc::new(UInt32Array::from_iter_values(
+                rows.iter().map(|c| c.n_occasions),
+            )),
+        ),
+        (
+            "first_ts",
+            Arc::new(Int64Array::from_iter_values(
+                rows.iter().map(|c| c.first_us),
+            )),
+        ),
+        (
+            "last_ts",
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|c| c.last_us))),
+        ),
         ("tenure_days", f64_col(|c| c.tenure_days, None)),
         ("recency_days", f64_col(|c| c.recency_days, None)),
         ("max_gap_days", f64_col(|c| c.max_gap_days, Some(&scored))),
         ("mean_gap_days", f64_col(|c| c.mean_gap_days, Some(&scored))),
-        ("median_gap_days", f64_col(|c| c.median_gap_days, Some(&scored))),
+        (
+            "median_gap_days",
+            f64_col(|c| c.median_gap_days, Some(&scored)),
+        ),
         (
             "recency_rank",
             Arc::new(UInt32Array::new(
@@ -129,18 +158,36 @@ pub fn silence_table(table: &SilenceTable, has_amount: bool) -> PyResult<PyTable
         ("silence_score", f64_col(|c| c.silence_score, Some(&scored))),
         (
             "rank_ratio_group",
-            Arc::new(UInt8Array::new(rows.iter().map(|c| c.group).collect(), Some(scored.clone()))),
+            Arc::new(UInt8Array::new(
+                rows.iter().map(|c| c.group).collect(),
+                Some(scored.clone()),
+            )),
         ),
         (
             "silence_band",
-            Arc::new(UInt8Array::new(rows.iter().map(|c| c.band).collect(), Some(scored.clone()))),
+            Arc::new(UInt8Array::new(
+                rows.iter().map(|c| c.band).collect(),
+                Some(scored.clone()),
+            )),
         ),
-        ("total_amount", f64_col(|c| c.total_amount, amount_valid.as_ref())),
-        ("mean_amount", f64_col(|c| c.mean_amount, amount_valid.as_ref())),
+        (
+            "total_amount",
+            f64_col(|c| c.total_amount, amount_valid.as_ref()),
+        ),
+        (
+            "mean_amount",
+            f64_col(|c| c.mean_amount, amount_valid.as_ref()),
+        ),
     ];
     let fields: Vec<Field> = columns
         .iter()
-        .map(|(name, array)| Field::new(*name, array.data_type().clone(), array.null_count() > 0 || array.nulls().is_some()))
+        .map(|(name, array)| {
+            Field::new(
+                *name,
+                array.data_type().clone(),
+                array.null_count() > 0 || array.nulls().is_some(),
+            )
+        })
         .collect();
     let schema = Arc::new(Schema::new(fields));
     let arrays = columns.into_iter().map(|(_, a)| a).collect();
@@ -148,7 +195,3 @@ pub fn silence_table(table: &SilenceTable, has_amount: bool) -> PyResult<PyTable
         .map_err(|e| crate::errors::internal_error(&format!("building the output table: {e}")))?;
     PyTable::try_new(vec![batch], schema)
 }
-
-/// Keeps the `LargeStringArray` import used on every build (the `keys` downcast relies on it).
-#[allow(dead_code)]
-fn _assert_layout(_: &LargeStringArray) {}

@@ -9,7 +9,7 @@ import_exception!(winback.errors, WinbackInputError);
 import_exception!(winback.errors, WinbackConfigError);
 
 /// Converts a kernel error to the matching typed Python exception.
-pub fn kernel_error(err: KernelError) -> PyErr {
+pub fn kernel_error(err: &KernelError) -> PyErr {
     let message = err.to_string();
     match err {
         KernelError::InvalidParameter { .. } => WinbackConfigError::new_err(message),

@@ -19,7 +19,7 @@ fn run_kernel<T: Send>(
 ) -> PyResult<T> {
     py.detach(|| catch_unwind(AssertUnwindSafe(work)))
         .map_err(|_| errors::internal_error(context))?
-        .map_err(errors::kernel_error)
+        .map_err(|e| errors::kernel_error(&e))
 }
 
 /// Silence scoring of a prepared table (customer, ts as µs, optional amount); see `_winback.pyi`.
@@ -61,9 +61,11 @@ fn effective_threads(num_threads: Option<usize>) -> usize {
 /// Panics inside the kernel runner; lets the tests prove a panic never reaches Python as a crash.
 #[pyfunction]
 fn _panic_for_test(py: Python<'_>) -> PyResult<()> {
-    run_kernel(py, "the panic self-test", || -> Result<(), winback_core::KernelError> {
-        panic!("deliberate test panic")
-    })
+    run_kernel(
+        py,
+        "the panic self-test",
+        || -> Result<(), winback_core::KernelError> { panic!("deliberate test panic") },
+    )
 }
 
 #[pymodule(gil_used = false)]

@@ -1,0 +1,53 @@
+# winback — `make demo` and `make test` set everything up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUST_SOURCES := $(shell find rust -name '*.rs' -o -name 'Cargo.toml') Cargo.toml Cargo.lock pyproject.toml
+export CARGO_TERM_COLOR ?= never
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.deps: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(VENV)/.built: $(VENV)/.deps $(RUST_SOURCES)
+	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/maturin develop --release --quiet
+	touch $@
+
+venv: $(VENV)/.deps ## create .venv with the pinned dependencies
+
+build: $(VENV)/.built ## build the Rust extension (release) into .venv
+
+demo: build ## score the bundled CDNOW sample; outputs in ./winback-demo/
+	$(BIN)/winback demo -o winback-demo
+
+lint: build ## ruff, mypy, rustfmt, clippy
+	$(BIN)/ruff check python tests benches scripts
+	$(BIN)/ruff format --check python tests benches scripts
+	$(BIN)/mypy
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+test: build lint ## build, lint, then cargo test and pytest
+	cargo test -p winback-core --quiet
+	$(BIN)/python -m pytest
+
+bench: build ## benchmark silence scoring against Polars and DuckDB (size S)
+	$(BIN)/python benches/bench_silence.py --size S
+
+format: $(VENV)/.deps ## format Python and Rust sources
+	$(BIN)/ruff format python tests benches scripts
+	$(BIN)/ruff check --fix python tests benches scripts
+	cargo fmt --all
+
+clean: ## remove build outputs and the virtualenv
+	rm -rf $(VENV) target winback-demo
+
+.PHONY: help venv build demo lint test bench format clean

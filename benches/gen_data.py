@@ -1,0 +1,227 @@
+"""Seeded synthetic transactions for the winback benchmarks.
+
+Data model (one draw per customer, then one row per purchase; time is measured in days from
+``start`` over a window of ``years × 365.25`` days, rounded to whole days, ``W``):
+
+- **birth** ``b ~ Uniform(0, W/2)``: the first purchase happens at ``b`` (every customer has at
+  least this one row), at a random time of day.
+- **purchase rate** ``λ ~ Gamma(shape r = 0.8, scale θ)`` per day, with ``θ`` chosen analytically
+  so that the expected number of rows per customer is ``rows_per_customer`` (default 15, counting
+  same-day repeats as separate rows): ``1 + E[λ]·E[active length] = rows_per_customer``.
+- **dropout** ``τ ~ Exponential(mean 365 days)`` after birth; the customer is active on
+  ``[b, min(b + τ, W))`` and makes ``N ~ Poisson(λ · active length)`` further purchases at
+  uniform times on that interval (a homogeneous Poisson process conditioned on its count).
+- **amounts** are Gamma–Gamma (Colombo & Jiang 1999): per-customer ``ν ~ Gamma(shape q = 4,
+  rate γ = 40)`` and per row ``amount ~ Gamma(shape p = 6, rate ν)`` (mean ``p·γ/(q−1) = 80``
+  per row), rounded to cents. About 2 % of the non-birth rows are
+  refunds (the amount negated).
+- **ids**: ``"int"`` gives ``customer_id = 1..n`` (Int64); ``"sparse_int"`` random distinct 63-bit
+  non-negative integers; ``"str"`` ``"C"`` + the number zero-padded to 9 digits (String).
+- rows are shuffled (seeded) unless ``shuffle=False``, in which case they come grouped by customer
+  in birth-then-time order within each customer.
+
+Everything is vectorised numpy. Per-customer draws come from ``default_rng(seed)``; per-row draws
+are made in fixed-size customer chunks, each from its own ``default_rng([seed, chunk])``, so
+memory stays bounded (the output arrays, allocated once, plus one chunk's temporaries) and the
+result depends only on the arguments. The 1,000,000-customer size (``S``) gives ≈ 15M rows, the
+5,000,000-customer size (``L``) ≈ 75M.
+
+CLI::
+
+    python benches/gen_data.py --customers 1000000 --seed 0 -o tx.parquet
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from datetime import date, datetime, timedelta
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+__all__ = ["DAY_US", "IdKind", "generate", "window"]
+
+IdKind = Literal["int", "sparse_int", "str"]
+
+DAY_US = 86_400_000_000
+RATE_SHAPE = 0.8  # r: shape of the Gamma heterogeneity in purchase rates
+DROPOUT_MEAN_DAYS = 365.0  # mean of the exponential lifetime after birth
+SPEND_P = 6.0  # p: shape of a row's amount given the customer's ν
+SPEND_Q = 4.0  # q: shape of ν across customers
+SPEND_GAMMA = 40.0  # γ: rate of ν across customers
+REFUND_SHARE = 0.02  # share of non-birth rows that are refunds
+STR_ID_WIDTH = 9
+CHUNK_CUSTOMERS = 1 << 18  # customers per row-generation chunk (fixed: part of the seeding)
+
+
+def _as_datetime(start: str | date | datetime) -> datetime:
+    if isinstance(start, datetime):
+        return start
+    if isinstance(start, date):
+        return datetime.combine(start, datetime.min.time())
+    return datetime.fromisoformat(start)
+
+
+def window(
+    start: str | date | datetime = "2023-01-01", years: float = 2.0
+) -> tuple[datetime, datetime]:
+    """The generated window ``[start, end)``: ``end`` is ``years × 365.25`` days later, whole days.
+
+    ``end`` is the natural ``as_of`` for the generated data: every row is strictly before it.
+    """
+    begin = _as_datetime(start)
+    return begin, begin + timedelta(days=int(years * 365.25 + 0.5))
+
+
+def _mean_active_days(window_days: float, dropout_mean: float) -> float:
+    """E[min(τ, W − b)] with b ~ U(0, W/2), τ ~ Exp(mean m): the mean active length."""
+    m, w = dropout_mean, window_days
+    # W − b ~ U(W/2, W) and E[min(τ, c)] = m (1 − e^{−c/m}); average over c.
+    return m - m * m / (w / 2) * (math.exp(-w / (2 * m)) - math.exp(-w / m))
+
+
+def _customer_ids(n: int, id_kind: IdKind, rng: np.random.Generator) -> pl.Series:
+    if id_kind == "int":
+        return pl.Series("customer_id", np.arange(1, n + 1, dtype=np.int64))
+    if id_kind == "sparse_int":
+        ids = rng.integers(0, np.iinfo(np.int64).max, size=n, dtype=np.int64)
+        while True:  # redraw the (astronomically rare) duplicates
+            _, first = np.unique(ids, return_index=True)
+            if first.size == n:
+                break
+            dup = np.ones(n, dtype=bool)
+            dup[first] = False
+            ids[dup] = rng.integers(0, np.iinfo(np.int64).max, size=int(dup.sum()), dtype=np.int64)
+        return pl.Series("customer_id", ids)
+    if id_kind == "str":
+        width = max(STR_ID_WIDTH, len(str(n)))
+        numbers = pl.Series("customer_id", np.arange(1, n + 1, dtype=np.int64))
+        return ("C" + numbers.cast(pl.String).str.zfill(width)).alias("customer_id")
+    raise ValueError(f"id_kind={id_kind!r} must be 'int', 'sparse_int' or 'str'")
+
+
+def generate(
+    n_customers: int,
+    *,
+    seed: int = 0,
+    years: float = 2.0,
+    start: str | date | datetime = "2023-01-01",
+    id_kind: IdKind = "int",
+    shuffle: bool = True,
+    rows_per_customer: float = 15.0,
+) -> pl.DataFrame:
+    """Synthetic transactions ``customer_id``, ``ts`` (Datetime µs), ``amount`` (Float64).
+
+    See the module docstring for the model. ``n_customers`` customers each have ≥ 1 row; the
+    expected row count is ``n_customers × rows_per_customer``. Deterministic given the arguments.
+    """
+    if n_customers < 1:
+        raise ValueError("n_customers must be positive")
+    if rows_per_customer < 1:
+        raise ValueError("rows_per_customer must be at least 1")
+    begin, end = window(start, years)
+    window_days = (end - begin).days
+    start_us = (begin - datetime(1970, 1, 1)) // timedelta(microseconds=1)
+    end_us = start_us + window_days * DAY_US
+
+    rng = np.random.default_rng(seed)
+    n = n_customers
+    birth = rng.random(n) * (window_days / 2.0)
+    scale = (rows_per_customer - 1.0) / (
+        RATE_SHAPE * _mean_active_days(window_days, DROPOUT_MEAN_DAYS)
+    )
+    rate = rng.gamma(RATE_SHAPE, scale, size=n)
+    lifetime = rng.exponential(DROPOUT_MEAN_DAYS, size=n)
+    active = np.minimum(birth + lifetime, window_days) - birth
+    nu = rng.gamma(SPEND_Q, 1.0 / SPEND_GAMMA, size=n)
+    counts = 1 + rng.poisson(rate * active)
+    del rate, lifetime
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    total = int(offsets[-1])
+
+    index_dtype = np.int32 if n < np.iinfo(np.int32).max else np.int64
+    cust = np.empty(total, dtype=index_dtype)
+    ts_us = np.empty(total, dtype=np.int64)
+    amount = np.empty(total, dtype=np.float64)
+    for chunk, lo_c in enumerate(range(0, n, CHUNK_CUSTOMERS)):
+        hi_c = min(lo_c + CHUNK_CUSTOMERS, n)
+        crng = np.random.default_rng([seed, chunk])
+        lo, hi = int(offsets[lo_c]), int(offsets[hi_c])
+        local = np.repeat(np.arange(lo_c, hi_c, dtype=index_dtype), counts[lo_c:hi_c])
+        cust[lo:hi] = local
+        u = crng.random(hi - lo)
+        births = offsets[lo_c:hi_c] - lo
+        u[births] = 0.0  # the birth purchase
+        days = birth[local] + u * active[local]
+        stamp = (days * DAY_US).astype(np.int64)
+        stamp += start_us
+        np.minimum(stamp, end_us - 1, out=stamp)
+        ts_us[lo:hi] = stamp
+        del days, stamp
+        spend = crng.standard_gamma(SPEND_P, size=hi - lo)
+        spend /= nu[local]
+        refund = crng.random(hi - lo) < REFUND_SHARE
+        refund[births] = False
+        spend[refund] *= -1.0
+        amount[lo:hi] = np.round(spend, 2)
+        del local, u, spend, refund
+
+    if shuffle:
+        order = np.random.default_rng([seed, 1 << 30]).permutation(total)
+        cust = cust[order]
+        ts_us = ts_us[order]
+        amount = amount[order]
+        del order
+
+    ids = _customer_ids(n, id_kind, rng)
+    if id_kind == "int":
+        customer = pl.Series("customer_id", cust.astype(np.int64) + 1)
+    else:
+        customer = ids.gather(pl.Series(cust))
+    del cust
+    return pl.DataFrame(
+        [
+            customer,
+            pl.Series("ts", ts_us).cast(pl.Datetime("us")),
+            pl.Series("amount", amount),
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--customers", type=int, required=True, help="number of customers")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--years", type=float, default=2.0)
+    parser.add_argument("--start", default="2023-01-01")
+    parser.add_argument("--id-kind", choices=["int", "sparse_int", "str"], default="int")
+    parser.add_argument("--no-shuffle", action="store_true", help="keep rows grouped by customer")
+    parser.add_argument("-o", "--output", required=True, help="output Parquet file")
+    args = parser.parse_args(argv)
+    began = time.perf_counter()
+    frame = generate(
+        args.customers,
+        seed=args.seed,
+        years=args.years,
+        start=args.start,
+        id_kind=args.id_kind,
+        shuffle=not args.no_shuffle,
+    )
+    made = time.perf_counter()
+    frame.write_parquet(args.output)
+    done = time.perf_counter()
+    print(
+        f"{frame.height:,} rows for {args.customers:,} customers: generated in "
+        f"{made - began:.1f}s, written to {args.output} in {done - made:.1f}s",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

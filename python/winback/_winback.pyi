@@ -35,7 +35,8 @@ def silence(
     """
 
 def effective_threads(num_threads: int | None = None) -> int:
-    """Worker threads a call would use: ``num_threads``, else ``WINBACK_NUM_THREADS``, else cores."""
+    """Worker threads a call would use: ``num_threads``, else ``WINBACK_NUM_THREADS``, else all
+    cores."""
 
 def _panic_for_test() -> None:
     """Panics inside the kernel runner; must raise ``WinbackError``, never crash."""

@@ -12,7 +12,7 @@ import polars as pl
 
 from winback import _io
 from winback.errors import WinbackConfigError
-from winback.silence import AsOf, score_prepared
+from winback.silence import AsOf, check_parameters, score_prepared
 
 __all__ = ["MIGRATION_STATES", "Migration", "migration"]
 
@@ -92,25 +92,25 @@ def migration(
 ) -> Migration:
     """Score the same transactions at several snapshots and count moves between them (SPEC §3).
 
-        Each snapshot is scored as :func:`winback.silence` would with ``as_of=d`` (the data is read
-        and validated once). A customer with no purchase yet at ``d`` is ``not_yet_customer`` there.
+    Each snapshot is scored as :func:`winback.silence` would with ``as_of=d`` (the data is read
+    and validated once). A customer with no purchase yet at ``d`` is ``not_yet_customer`` there.
 
-        Examples
-        --------
-        >>> import polars as pl, winback
-        >>> from itertools import pairwise
-    from datetime import date
-        >>> tx = pl.DataFrame({"customer_id": [1, 1, 1, 2, 2],
-        ...     "ts": [date(2024, 1, 1), date(2024, 1, 11), date(2024, 1, 21),
-        ...            date(2024, 1, 5), date(2024, 2, 1)]})
-        >>> m = winback.migration(tx, as_of=["2024-01-25", "2024-03-01"])
-        >>> m.states.rows()
-        [(1, 'a', 'e'), (2, 'single_purchase', 'e')]
-        >>> m.share("a", "e")
-        1.0
+    Examples
+    --------
+    >>> import polars as pl, winback
+    >>> from datetime import date
+    >>> tx = pl.DataFrame({"customer_id": [1, 1, 1, 2, 2],
+    ...     "ts": [date(2024, 1, 1), date(2024, 1, 11), date(2024, 1, 21),
+    ...            date(2024, 1, 5), date(2024, 2, 1)]})
+    >>> m = winback.migration(tx, as_of=["2024-01-25", "2024-03-01"])
+    >>> m.states.rows()
+    [(1, 'a', 'e'), (2, 'single_purchase', 'e')]
+    >>> m.share("a", "e")
+    1.0
     """
     if len(as_of) < 2:
         raise WinbackConfigError("migration needs at least two as_of dates")
+    resolution_us, _, _ = check_parameters(resolution, min_occasions, trf_cuts, s_cuts, num_threads)
     prepared = _io.read_transactions(
         data,
         customer_col=customer_col,
@@ -122,7 +122,6 @@ def migration(
     cutoffs = [_io.as_of_to_micros(d, prepared.time_zone) for d in as_of]
     if any(b <= a for a, b in pairwise(cutoffs)):
         raise WinbackConfigError(f"as_of dates must be strictly increasing, got {list(as_of)!r}")
-    resolution_us = _io.parse_resolution(resolution)
     moments = [datetime(1970, 1, 1) + timedelta(microseconds=c) for c in cutoffs]
     labels = [_io.describe_moment(m) for m in moments]
     if len(set(labels)) != len(labels):

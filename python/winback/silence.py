@@ -19,6 +19,7 @@ __all__ = [
     "SILENCE_COLUMNS",
     "STATUS_LABELS",
     "SilenceInfo",
+    "check_parameters",
     "score_prepared",
     "silence",
 ]
@@ -104,6 +105,24 @@ def _check_cuts(name: str, cuts: Sequence[float], count: int, upper: float | Non
     return values
 
 
+def check_parameters(
+    resolution: str | timedelta | int,
+    min_occasions: int,
+    trf_cuts: Sequence[float],
+    s_cuts: Sequence[float],
+    num_threads: int | None,
+) -> tuple[int, list[float], list[float]]:
+    """Validates scoring arguments before any data is read; returns resolution (µs) and cuts."""
+    resolution_us = resolution if isinstance(resolution, int) else _io.parse_resolution(resolution)
+    if min_occasions < 1:
+        raise WinbackConfigError(f"min_occasions={min_occasions} must be at least 1")
+    if num_threads is not None and num_threads < 1:
+        raise WinbackConfigError(f"num_threads={num_threads} must be at least 1")
+    trf = _check_cuts("trf_cuts", trf_cuts, 4, 1.0)
+    s = _check_cuts("s_cuts", s_cuts, 2, None)
+    return resolution_us, trf, s
+
+
 def _micros_to_datetime(micros: int) -> datetime:
     return datetime(1970, 1, 1) + timedelta(microseconds=micros)
 
@@ -119,12 +138,7 @@ def score_prepared(
     num_threads: int | None = None,
 ) -> tuple[pl.DataFrame, int, int]:
     """Runs the Rust kernel on prepared columns; returns (frame, rows_used, rows_after_as_of)."""
-    if min_occasions < 1:
-        raise WinbackConfigError(f"min_occasions={min_occasions} must be at least 1")
-    if num_threads is not None and num_threads < 1:
-        raise WinbackConfigError(f"num_threads={num_threads} must be at least 1")
-    trf = _check_cuts("trf_cuts", trf_cuts, 4, 1.0)
-    s = _check_cuts("s_cuts", s_cuts, 2, None)
+    _, trf, s = check_parameters(resolution_us, min_occasions, trf_cuts, s_cuts, num_threads)
     table, rows_used, rows_after = _winback.silence(
         prepared.frame,
         as_of_us=as_of_us,
@@ -231,61 +245,61 @@ def silence(
 ) -> pl.DataFrame | tuple[pl.DataFrame, SilenceInfo]:
     """Score how silent each customer is (SPEC §2), one row per customer.
 
-        For a customer with purchase occasions t_1 < … < t_n (rows in one ``resolution`` bucket are one
-        occasion), the gaps are T_i = t_{i+1} − t_i and the recency is Tr = as_of − t_n, in days.
+    For a customer with purchase occasions t_1 < … < t_n (rows in one ``resolution`` bucket are one
+    occasion), the gaps are T_i = t_{i+1} − t_i and the recency is Tr = as_of − t_n, in days.
 
-        Parameters
-        ----------
-        data
-            Transactions: a Polars/pandas DataFrame, PyArrow table or record-batch reader, DuckDB
-            relation, anything with ``__arrow_c_stream__``, or a path/glob of Parquet/CSV/IPC files.
-        as_of
-            Snapshot time (the seed's "Today"); default: the latest purchase. Rows after it are left
-            out and counted. A date means the end of that day.
-        resolution
-            Occasion bucket: ``"1d"`` (default), ``"1h"``, ``"7d"``… Buckets follow the local calendar.
-        min_occasions
-            Customers with fewer occasions are not scored (the spec's β).
-        trf_cuts, s_cuts
-            Cuts of TrF into groups a–e and of S into the three bands.
-        customer_col, time_col, amount_col, order_col
-            Input column names. Without an amount column the amount outputs are null. With
-            ``order_col``, rows of one (customer, order) are one purchase.
-        tz
-            Time zone whose calendar defines buckets of tz-aware timestamps (default: their own).
-        on_invalid
-            ``"raise"`` (default): bad rows raise :class:`~winback.WinbackInputError`; ``"drop"``: they
-            are removed and returned in ``info.rejects`` with a ``reason``.
-        num_threads
-            Worker threads (default: ``WINBACK_NUM_THREADS`` or all cores). Results never depend on it.
-        return_info
-            Also return a :class:`SilenceInfo` with rows read, rejected and after ``as_of``.
+    Parameters
+    ----------
+    data
+        Transactions: a Polars/pandas DataFrame, PyArrow table or record-batch reader, DuckDB
+        relation, anything with ``__arrow_c_stream__``, or a path/glob of Parquet/CSV/IPC files.
+    as_of
+        Snapshot time (the seed's "Today"); default: the latest purchase. Rows after it are left
+        out and counted. A date means the end of that day.
+    resolution
+        Occasion bucket: ``"1d"`` (default), ``"1h"``, ``"7d"``… Buckets follow the local calendar.
+    min_occasions
+        Customers with fewer occasions are not scored (the spec's β).
+    trf_cuts, s_cuts
+        Cuts of TrF into groups a–e and of S into the three bands.
+    customer_col, time_col, amount_col, order_col
+        Input column names. Without an amount column the amount outputs are null. With
+        ``order_col``, rows of one (customer, order) are one purchase.
+    tz
+        Time zone whose calendar defines buckets of tz-aware timestamps (default: their own).
+    on_invalid
+        ``"raise"`` (default): bad rows raise :class:`~winback.WinbackInputError`; ``"drop"``: they
+        are removed and returned in ``info.rejects`` with a ``reason``.
+    num_threads
+        Worker threads (default: ``WINBACK_NUM_THREADS`` or all cores). Results never depend on it.
+    return_info
+        Also return a :class:`SilenceInfo` with rows read, rejected and after ``as_of``.
 
-        Returns
-        -------
-        polars.DataFrame
-            One row per customer, sorted by ``customer_id``, columns :data:`SILENCE_COLUMNS`:
-            ``status`` (``scored`` / ``single_purchase`` / ``below_min_occasions``), ``n_occasions``
-            (the seed's cF), ``first_ts``/``last_ts`` (first and last occasion: dates at day
-            resolutions, local datetimes otherwise), ``tenure_days`` (as_of − t_1),
-            ``recency_days`` (**Tr**), ``max_gap_days``, ``mean_gap_days``, ``median_gap_days``,
-            ``recency_rank`` (rank of Tr among the gaps and Tr, ties in Tr's favour),
-            ``rank_ratio`` (**TrF** = rank / n), ``silence_score`` (**S** = Tr / max gap),
-            ``rank_ratio_group`` (a–e), ``silence_band`` (``not_silent`` S < 1, ``silent`` 1 ≤ S < 2,
-            ``deep_silent`` S ≥ 2), ``total_amount`` and ``mean_amount`` (per occasion).
-            Gap-based columns are null for customers who are not scored.
+    Returns
+    -------
+    polars.DataFrame
+        One row per customer, sorted by ``customer_id``, columns :data:`SILENCE_COLUMNS`:
+        ``status`` (``scored`` / ``single_purchase`` / ``below_min_occasions``), ``n_occasions``
+        (the seed's cF), ``first_ts``/``last_ts`` (first and last occasion: dates at day
+        resolutions, local datetimes otherwise), ``tenure_days`` (as_of − t_1),
+        ``recency_days`` (**Tr**), ``max_gap_days``, ``mean_gap_days``, ``median_gap_days``,
+        ``recency_rank`` (rank of Tr among the gaps and Tr, ties in Tr's favour),
+        ``rank_ratio`` (**TrF** = rank / n), ``silence_score`` (**S** = Tr / max gap),
+        ``rank_ratio_group`` (a–e), ``silence_band`` (``not_silent`` S < 1, ``silent`` 1 ≤ S < 2,
+        ``deep_silent`` S ≥ 2), ``total_amount`` and ``mean_amount`` (per occasion).
+        Gap-based columns are null for customers who are not scored.
 
-        Examples
-        --------
-        >>> import polars as pl, winback
-        >>> from itertools import pairwise
-    from datetime import date
-        >>> tx = pl.DataFrame({"customer_id": [1, 1, 1, 2],
-        ...     "ts": [date(2024, 1, 1), date(2024, 1, 11), date(2024, 1, 31), date(2024, 1, 5)]})
-        >>> out = winback.silence(tx, as_of=date(2024, 3, 1))
-        >>> out.select("customer_id", "status", "recency_days", "rank_ratio", "silence_score").rows()
-        [(1, 'scored', 30.0, 1.0, 1.5), (2, 'single_purchase', 56.0, None, None)]
+    Examples
+    --------
+    >>> import polars as pl, winback
+    >>> from datetime import date
+    >>> tx = pl.DataFrame({"customer_id": [1, 1, 1, 2],
+    ...     "ts": [date(2024, 1, 1), date(2024, 1, 11), date(2024, 1, 31), date(2024, 1, 5)]})
+    >>> out = winback.silence(tx, as_of=date(2024, 3, 1))
+    >>> out.select("customer_id", "status", "recency_days", "rank_ratio", "silence_score").rows()
+    [(1, 'scored', 30.0, 1.0, 1.5), (2, 'single_purchase', 56.0, None, None)]
     """
+    resolution_us, _, _ = check_parameters(resolution, min_occasions, trf_cuts, s_cuts, num_threads)
     prepared = _io.read_transactions(
         data,
         customer_col=customer_col,
@@ -295,7 +309,6 @@ def silence(
         tz=tz,
         on_invalid=on_invalid,
     )
-    resolution_us = _io.parse_resolution(resolution)
     if as_of is not None:
         as_of_us = _io.as_of_to_micros(as_of, prepared.time_zone)
     elif prepared.frame.height:

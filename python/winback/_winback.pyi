@@ -29,7 +29,7 @@ def silence(
     ``data`` columns, by position: customer (Int64 or string), ts (Int64 local wall-clock µs since
     the epoch), optionally amount (Float64); no nulls. Rows after ``as_of_us`` are excluded and
     counted. Returns ``(table, rows_used, rows_after_as_of)``; the table has one row per customer,
-    sorted by customer key, with ``row_index`` (an input row of that customer), ``status``,
+    sorted by customer key, with ``customer_id`` (Int64 or large string), ``status``,
     ``rank_ratio_group`` and ``silence_band`` as integer codes, timestamps as µs, and the figures.
     Raises ``WinbackConfigError`` on invalid parameters and ``WinbackInputError`` on bad columns.
     """

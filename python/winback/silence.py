@@ -149,7 +149,9 @@ def score_prepared(
         num_threads=num_threads,
     )
     raw = pl.DataFrame(table)
-    customers = prepared.frame.get_column("customer").gather(raw.get_column("row_index"))
+    customers = raw.get_column("customer_id")
+    if customers.dtype != pl.Int64:
+        customers = customers.cast(pl.String)
     whole_days = resolution_us % _io.MICROS_PER_DAY == 0
 
     def stamp(name: str) -> pl.Series:

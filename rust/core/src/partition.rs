@@ -35,19 +35,20 @@ pub struct RowFilter {
     pub resolution_us: i64,
 }
 
-/// One phase-1 chunk: its kept rows, laid out partition after partition.
-struct Chunk {
+/// One phase-1 chunk: its kept rows, laid out partition after partition. The key travels with the
+/// row so phase 2 never reads the input column at scattered positions (a cache miss per row).
+struct Chunk<K> {
     /// `offsets[p]..offsets[p + 1]` are the rows of partition `p` in this chunk.
     offsets: Vec<u32>,
+    keys: Vec<K>,
     bucket_us: Vec<i64>,
     amounts: Vec<f64>,
-    rows: Vec<u32>,
     excluded: u64,
 }
 
 /// Rows of a snapshot, hash-partitioned by customer.
-pub struct Partitioned {
-    chunks: Vec<Chunk>,
+pub struct Partitioned<K> {
+    chunks: Vec<Chunk<K>>,
     partition_bits: u32,
     /// Rows dropped by the filter (after `max_time_us`).
     pub rows_excluded: u64,
@@ -74,21 +75,22 @@ pub fn partition_rows<K, F>(
     times_us: &[i64],
     amounts: Option<&[f64]>,
     filter: RowFilter,
-) -> Partitioned
+) -> Partitioned<K>
 where
-    K: Hash,
+    K: Hash + Copy + Default + Send,
     F: Fn(usize) -> K + Sync,
 {
     let n_rows = times_us.len();
     let bits = partition_bits_for(n_rows);
     let n_partitions = 1usize << bits;
     let hasher = FixedState::with_seed(PARTITION_SEED);
-    let chunks: Vec<Chunk> = (0..n_rows.div_ceil(CHUNK_ROWS))
+    let chunks: Vec<Chunk<K>> = (0..n_rows.div_ceil(CHUNK_ROWS))
         .into_par_iter()
         .map(|c| {
             let start = c * CHUNK_ROWS;
             let end = (start + CHUNK_ROWS).min(n_rows);
             let mut part = Vec::with_capacity(end - start);
+            let mut chunk_keys = Vec::with_capacity(end - start);
             let mut counts = vec![0u32; n_partitions + 1];
             let mut excluded = 0u64;
             for (row, &t) in times_us.iter().enumerate().take(end).skip(start) {
@@ -97,9 +99,11 @@ where
                     part.push(u16::MAX);
                     continue;
                 }
-                let p = partition_of(hasher.hash_one(key_of(row)), bits);
+                let key = key_of(row);
+                let p = partition_of(hasher.hash_one(key), bits);
                 counts[p + 1] += 1;
                 part.push(p as u16);
+                chunk_keys.push(key);
             }
             for p in 0..n_partitions {
                 counts[p + 1] += counts[p];
@@ -108,7 +112,8 @@ where
             let mut cursor = counts.clone();
             let mut bucket = vec![0i64; kept];
             let mut amount = vec![0f64; if amounts.is_some() { kept } else { 0 }];
-            let mut rows = vec![0u32; kept];
+            let mut keys = vec![K::default(); kept];
+            let mut kept_keys = chunk_keys.into_iter();
             for (offset, &p) in part.iter().enumerate() {
                 if p == u16::MAX {
                     continue;
@@ -120,13 +125,13 @@ where
                 if let Some(a) = amounts {
                     amount[slot] = a[row];
                 }
-                rows[slot] = row as u32;
+                keys[slot] = kept_keys.next().unwrap_or_default();
             }
             Chunk {
                 offsets: counts,
+                keys,
                 bucket_us: bucket,
                 amounts: amount,
-                rows,
                 excluded,
             }
         })
@@ -139,71 +144,52 @@ where
     }
 }
 
-impl Partitioned {
-    /// Phase 2: calls `per_customer(scratch, key, first_row, rows)` once per customer, where `rows`
-    /// holds that customer's kept `(bucket_start_us, amount)` pairs (amount 0 when there is no
-    /// amount column) in no particular order, and `first_row` is the index of one of its input rows.
-    /// Results come back in partition order; callers sort them by key for a canonical order.
-    pub fn map_customers<K, F, S, R>(
+impl<K> Partitioned<K>
+where
+    K: Hash + Eq + Copy + Send + Sync,
+{
+    /// Phase 2: calls `per_customer(scratch, key, rows)` once per customer, where `rows` holds that
+    /// customer's kept `(bucket_start_us, amount)` pairs (amount 0 when there is no amount column)
+    /// in no particular order. Results come back in partition order; callers sort them by key.
+    pub fn map_customers<S, R>(
         &self,
-        key_of: &F,
         init: impl Fn() -> S + Sync + Send,
-        per_customer: impl Fn(&mut S, K, u32, &mut [(i64, f64)]) -> R + Sync + Send,
+        per_customer: impl Fn(&mut S, K, &mut [(i64, f64)]) -> R + Sync + Send,
     ) -> Vec<(K, R)>
     where
-        K: Hash + Eq + Copy + Send,
-        F: Fn(usize) -> K + Sync,
         R: Send,
     {
         let n_partitions = 1usize << self.partition_bits;
         let per_partition: Vec<Vec<(K, R)>> = (0..n_partitions)
             .into_par_iter()
             .map_init(
-                || (init(), Vec::new(), Vec::new(), Vec::new()),
-                |(scratch, codes, first_rows, grouped), p| {
-                    self.group_partition(
-                        p,
-                        key_of,
-                        codes,
-                        first_rows,
-                        grouped,
-                        scratch,
-                        &per_customer,
-                    )
+                || (init(), Vec::new(), Vec::new()),
+                |(scratch, codes, grouped), p| {
+                    self.group_partition(p, codes, grouped, scratch, &per_customer)
                 },
             )
             .collect();
         per_partition.into_iter().flatten().collect()
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn group_partition<K, F, S, R>(
+    fn group_partition<S, R>(
         &self,
         p: usize,
-        key_of: &F,
         codes: &mut Vec<u32>,
-        first_rows: &mut Vec<u32>,
         grouped: &mut Vec<(i64, f64)>,
         scratch: &mut S,
-        per_customer: &impl Fn(&mut S, K, u32, &mut [(i64, f64)]) -> R,
-    ) -> Vec<(K, R)>
-    where
-        K: Hash + Eq + Copy,
-        F: Fn(usize) -> K,
-    {
+        per_customer: &impl Fn(&mut S, K, &mut [(i64, f64)]) -> R,
+    ) -> Vec<(K, R)> {
         let mut codes_of: HashMap<K, u32, FixedState> =
             HashMap::with_hasher(FixedState::with_seed(MAP_SEED));
         let mut keys: Vec<K> = Vec::new();
         codes.clear();
-        first_rows.clear();
         for chunk in &self.chunks {
             let (lo, hi) = (chunk.offsets[p] as usize, chunk.offsets[p + 1] as usize);
-            for &row in &chunk.rows[lo..hi] {
-                let key = key_of(row as usize);
+            for &key in &chunk.keys[lo..hi] {
                 let next = keys.len() as u32;
                 let code = *codes_of.entry(key).or_insert_with(|| {
                     keys.push(key);
-                    first_rows.push(row);
                     next
                 });
                 codes.push(code);
@@ -235,7 +221,7 @@ impl Partitioned {
             .enumerate()
             .map(|(c, &key)| {
                 let rows = &mut grouped[starts[c]..starts[c + 1]];
-                (key, per_customer(scratch, key, first_rows[c], rows))
+                (key, per_customer(scratch, key, rows))
             })
             .collect()
     }
@@ -253,9 +239,8 @@ mod tests {
         };
         let parts = partition_rows(&key_of, times, None, filter);
         let mut out = parts.map_customers(
-            &key_of,
             || (),
-            |(), _key, _, rows| {
+            |(), _key, rows| {
                 let mut t: Vec<i64> = rows.iter().map(|r| r.0).collect();
                 t.sort_unstable();
                 t

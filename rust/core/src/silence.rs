@@ -198,11 +198,24 @@ fn median_days(values: &mut [i64]) -> f64 {
     }
 }
 
+/// Customer ids of the output rows, borrowed from the input where they are strings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CustomerIds<'a> {
+    Int(Vec<i64>),
+    Str(Vec<&'a [u8]>),
+}
+
+impl Default for CustomerIds<'_> {
+    fn default() -> Self {
+        Self::Int(Vec::new())
+    }
+}
+
 /// The scored table: one row per customer present at `as_of`, sorted by customer key.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct SilenceTable {
-    /// Index of one input row of each customer (to carry its id out without copying keys here).
-    pub row_index: Vec<u32>,
+pub struct SilenceTable<'a> {
+    /// Customer of each row, in ascending order (integers numerically, strings bytewise).
+    pub ids: CustomerIds<'a>,
     pub customers: Vec<CustomerSilence>,
     /// Input rows after `as_of` (excluded from the snapshot).
     pub rows_after_as_of: u64,
@@ -212,12 +225,12 @@ pub struct SilenceTable {
 
 /// Scores every customer of a transaction table (SPEC §2). `amounts`, when given, has one value
 /// per row; without it the amount columns are zero and the caller reports them as null.
-pub fn score(
-    customers: CustomerKeys<'_>,
+pub fn score<'a>(
+    customers: CustomerKeys<'a>,
     times_us: &[i64],
     amounts: Option<&[f64]>,
     params: &SilenceParams,
-) -> Result<SilenceTable, KernelError> {
+) -> Result<SilenceTable<'a>, KernelError> {
     params.validate()?;
     let n_rows = customers.len();
     if times_us.len() != n_rows {
@@ -243,22 +256,32 @@ pub fn score(
         });
     }
     parallelism::install(params.num_threads, || match customers {
-        CustomerKeys::Int(keys) => score_keyed(&|i: usize| keys[i], times_us, amounts, params),
+        CustomerKeys::Int(keys) => {
+            let (ids, table) = score_keyed(&|i: usize| keys[i], times_us, amounts, params);
+            SilenceTable {
+                ids: CustomerIds::Int(ids),
+                ..table
+            }
+        }
         CustomerKeys::Str { offsets, values } => {
             let key_of = |i: usize| &values[offsets[i] as usize..offsets[i + 1] as usize];
-            score_keyed(&key_of, times_us, amounts, params)
+            let (ids, table) = score_keyed(&key_of, times_us, amounts, params);
+            SilenceTable {
+                ids: CustomerIds::Str(ids),
+                ..table
+            }
         }
     })
 }
 
-fn score_keyed<K, F>(
+fn score_keyed<'a, K, F>(
     key_of: &F,
     times_us: &[i64],
     amounts: Option<&[f64]>,
     params: &SilenceParams,
-) -> SilenceTable
+) -> (Vec<K>, SilenceTable<'a>)
 where
-    K: Hash + Eq + Ord + Copy + Send + Sync,
+    K: Hash + Eq + Ord + Copy + Default + Send + Sync,
     F: Fn(usize) -> K + Sync,
 {
     let filter = RowFilter {
@@ -267,27 +290,35 @@ where
     };
     let as_of_bucket_us = bucket_start(params.as_of_us, params.resolution_us);
     let partitioned = partition_rows(key_of, times_us, amounts, filter);
-    let mut scored = partitioned.map_customers(
-        key_of,
+    let scored = partitioned.map_customers(
         || (Vec::new(), Vec::new()),
-        |(occasions, gaps), _key, first_row, rows| {
+        |(occasions, gaps), _key, rows| {
             collapse_occasions(rows, occasions);
-            (
-                first_row,
-                score_occasions(occasions, as_of_bucket_us, params, gaps),
-            )
+            score_occasions(occasions, as_of_bucket_us, params, gaps)
         },
     );
-    // Keys are unique, so an unstable sort gives one canonical order.
-    scored.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let rows_after_as_of = partitioned.rows_excluded;
-    let (row_index, customers) = scored.into_iter().map(|(_, r)| r).unzip();
-    SilenceTable {
-        row_index,
+    drop(partitioned);
+    // Sort (key, position) pairs rather than the wide rows; keys are unique, so an unstable sort
+    // gives one canonical order.
+    let mut order: Vec<(K, u32)> = scored
+        .iter()
+        .enumerate()
+        .map(|(i, (key, _))| (*key, i as u32))
+        .collect();
+    order.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let customers = order
+        .par_iter()
+        .map(|&(_, i)| scored[i as usize].1)
+        .collect();
+    let ids = order.into_iter().map(|(key, _)| key).collect();
+    let table = SilenceTable {
+        ids: CustomerIds::default(),
         customers,
         rows_after_as_of,
         rows_used: times_us.len() as u64 - rows_after_as_of,
-    }
+    };
+    (ids, table)
 }
 
 #[cfg(test)]
@@ -359,8 +390,7 @@ mod tests {
             &params,
         )
         .unwrap();
-        assert_eq!(table.row_index.len(), 2);
-        assert_eq!(table.row_index[0], 2); // "a" first
+        assert_eq!(table.ids, CustomerIds::Str(vec![b"a", b"b"]));
         assert_eq!(table.customers[1].n_occasions, 2);
     }
 }

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{
-    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, UInt32Array, UInt8Array,
+    Array, ArrayRef, Float64Array, Int64Array, LargeStringArray, RecordBatch, UInt32Array,
+    UInt8Array,
 };
 use arrow_buffer::NullBuffer;
 use arrow_schema::{DataType, Field, Schema};
 use pyo3::prelude::*;
 use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::PyTable;
-use winback_core::silence::{CustomerKeys, SilenceTable, STATUS_SCORED};
+use winback_core::silence::{CustomerIds, CustomerKeys, SilenceTable, STATUS_SCORED};
 
 use crate::errors::WinbackInputError;
 
@@ -97,6 +98,21 @@ pub fn transaction_columns(data: AnyRecordBatch) -> PyResult<TransactionColumns>
     })
 }
 
+/// The output customer column: Int64, or LargeUtf8 built from the borrowed input strings.
+fn customer_ids(ids: &CustomerIds<'_>) -> PyResult<ArrayRef> {
+    Ok(match ids {
+        CustomerIds::Int(values) => Arc::new(Int64Array::from(values.clone())),
+        CustomerIds::Str(values) => {
+            let strings = values
+                .iter()
+                .map(|bytes| std::str::from_utf8(bytes))
+                .collect::<Result<Vec<&str>, _>>()
+                .map_err(|e| input_error(format!("customer_id holds invalid UTF-8: {e}")))?;
+            Arc::new(LargeStringArray::from(strings))
+        }
+    })
+}
+
 /// Builds the per-customer batch; gap-based columns are null unless the customer was scored, and
 /// the amount columns are null when there was no amount column.
 pub fn silence_table(table: &SilenceTable, has_amount: bool) -> PyResult<PyTable> {
@@ -115,10 +131,7 @@ pub fn silence_table(table: &SilenceTable, has_amount: bool) -> PyResult<PyTable
         )) as ArrayRef
     };
     let columns: Vec<(&str, ArrayRef)> = vec![
-        (
-            "row_index",
-            Arc::new(UInt32Array::from(table.row_index.clone())),
-        ),
+        ("customer_id", customer_ids(&table.ids)?),
         (
             "status",
             Arc::new(UInt8Array::from_iter_values(rows.iter().map(|c| c.status))),

@@ -1,0 +1,42 @@
+"""The benchmark runs once, small, as a smoke test: the competitors must agree with winback."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHES = Path(__file__).resolve().parents[1] / "benches"
+
+
+def _load(name: str) -> object:
+    if str(BENCHES) not in sys.path:
+        sys.path.insert(0, str(BENCHES))
+    spec = importlib.util.spec_from_file_location(name, BENCHES / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("id_kind", ["int", "str"])
+def test_tiny_benchmark_agrees(id_kind: str) -> None:
+    bench = _load("bench_silence")
+    rows = bench.run("tiny", id_kind=id_kind, repeat=1)  # type: ignore[attr-defined]
+    names = {row["implementation"] for row in rows}
+    assert {"winback", "polars", "duckdb"} <= names
+    assert all(row["seconds"] > 0 for row in rows)
+
+
+def test_generator_is_seeded() -> None:
+    gen = _load("gen_data")
+    a = gen.generate(2_000, seed=5)  # type: ignore[attr-defined]
+    b = gen.generate(2_000, seed=5)  # type: ignore[attr-defined]
+    c = gen.generate(2_000, seed=6)  # type: ignore[attr-defined]
+    assert a.equals(b)
+    assert not a.equals(c)
+    assert a.get_column("customer_id").n_unique() == 2_000

@@ -199,3 +199,14 @@ def test_categorical_ids_are_strings() -> None:
     out = winback.silence(frame)
     assert out.get_column("customer_id").to_list() == ["a", "b"]
     assert out.schema["customer_id"] == pl.String
+
+
+@pytest.mark.parametrize("arrow_type", [pa.string(), pa.large_string(), pa.string_view()])
+def test_arrow_string_id_types_agree(tx: pl.DataFrame, arrow_type: pa.DataType) -> None:
+    named = tx.with_columns(
+        pl.format("customer-with-a-long-id-{}", "customer_id").alias("customer_id")
+    )
+    table = named.to_arrow()
+    table = table.set_column(0, "customer_id", table.column("customer_id").cast(arrow_type))
+    assert table.schema.field("customer_id").type == arrow_type
+    assert_frame_equal(winback.silence(table), winback.silence(named))

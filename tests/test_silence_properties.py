@@ -158,3 +158,24 @@ def test_real_cdnow_matches_reference(cdnow_master: pl.DataFrame) -> None:
     assert_matches_reference(cdnow_master, datetime(1998, 6, 30, 23, 59), min_occasions=2)
     out = winback.silence(cdnow_master, as_of=date(1998, 6, 30))
     assert out.height == 23_570
+
+
+@pytest.mark.parametrize("template", ["customer-{:012d}", "{}", "x{:011d}", "{:0>13}"])
+def test_long_and_short_string_ids_match_integer_ids(
+    large_log: pl.DataFrame, template: str
+) -> None:
+    """Ids of ≤ 12 bytes live inside Arrow string views, longer ones in shared buffers: both paths
+    (and the 12/13-byte boundary) must group and sort exactly like the integer ids they encode."""
+    ids = large_log.get_column("customer_id").to_list()
+    named = large_log.with_columns(
+        pl.Series("customer_id", [template.format(i) for i in ids], dtype=pl.String)
+    )
+    as_int = winback.silence(large_log)
+    as_str = winback.silence(named)
+    expected = as_int.with_columns(
+        pl.Series(
+            "customer_id", [template.format(i) for i in as_int["customer_id"]], dtype=pl.String
+        )
+    ).sort("customer_id")
+    assert_frame_equal(expected, as_str)
+    assert as_str.get_column("customer_id").is_sorted()

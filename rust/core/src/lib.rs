@@ -1,6 +1,7 @@
 //! winback-core: pure Rust per-customer kernels of winback, with no Python in them.
 //!
 //! Each module follows a section of `SPEC.md`:
+//! - [`keys`]: customer key columns (integers, Arrow string views).
 //! - [`occasions`]: purchase occasions (SPEC §1, "Purchase occasions").
 //! - [`partition`]: grouping rows by customer without a global sort (SPEC §10).
 //! - [`silence`]: silence scoring — gaps, recency Tr, its rank, TrF, S, groups and bands (SPEC §2).
@@ -11,6 +12,7 @@
 //! input row order and any thread count.
 
 pub mod error;
+pub mod keys;
 pub mod occasions;
 pub mod parallelism;
 pub mod partition;

@@ -5,10 +5,9 @@
 //! S = Tr / max T_i. Groups a–e cut TrF, bands cut S. All durations are integer microseconds inside
 //! the kernel (exact comparisons) and float64 days on output.
 
-use std::hash::Hash;
-
 use rayon::prelude::*;
 
+use crate::keys::{IntKeys, KeyColumn, ViewKeys};
 use crate::occasions::{bucket_start, collapse_occasions, micros_to_days};
 use crate::partition::{partition_rows, RowFilter, MAX_ROWS};
 use crate::{parallelism, KernelError};
@@ -25,15 +24,12 @@ pub const GROUP_LABELS: [&str; 5] = ["a", "b", "c", "d", "e"];
 pub const BAND_LABELS: [&str; 3] = ["not_silent", "silent", "deep_silent"];
 
 /// Customer keys of the input rows.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum CustomerKeys<'a> {
     /// Integer ids.
     Int(&'a [i64]),
-    /// UTF-8 ids in Arrow `LargeUtf8` layout: row `i` is `values[offsets[i]..offsets[i + 1]]`.
-    Str {
-        offsets: &'a [i64],
-        values: &'a [u8],
-    },
+    /// UTF-8 ids in Arrow's string-view layout (see [`ViewKeys`]).
+    View(ViewKeys<'a>),
 }
 
 impl CustomerKeys<'_> {
@@ -41,7 +37,7 @@ impl CustomerKeys<'_> {
     pub fn len(&self) -> usize {
         match self {
             Self::Int(keys) => keys.len(),
-            Self::Str { offsets, .. } => offsets.len().saturating_sub(1),
+            Self::View(keys) => keys.len(),
         }
     }
 
@@ -198,14 +194,14 @@ fn median_days(values: &mut [i64]) -> f64 {
     }
 }
 
-/// Customer ids of the output rows, borrowed from the input where they are strings.
+/// Customer ids of the output rows: integers, or string views into the input's buffers.
 #[derive(Debug, Clone, PartialEq)]
-pub enum CustomerIds<'a> {
+pub enum CustomerIds {
     Int(Vec<i64>),
-    Str(Vec<&'a [u8]>),
+    View(Vec<u128>),
 }
 
-impl Default for CustomerIds<'_> {
+impl Default for CustomerIds {
     fn default() -> Self {
         Self::Int(Vec::new())
     }
@@ -213,9 +209,9 @@ impl Default for CustomerIds<'_> {
 
 /// The scored table: one row per customer present at `as_of`, sorted by customer key.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct SilenceTable<'a> {
+pub struct SilenceTable {
     /// Customer of each row, in ascending order (integers numerically, strings bytewise).
-    pub ids: CustomerIds<'a>,
+    pub ids: CustomerIds,
     pub customers: Vec<CustomerSilence>,
     /// Input rows after `as_of` (excluded from the snapshot).
     pub rows_after_as_of: u64,
@@ -225,12 +221,12 @@ pub struct SilenceTable<'a> {
 
 /// Scores every customer of a transaction table (SPEC §2). `amounts`, when given, has one value
 /// per row; without it the amount columns are zero and the caller reports them as null.
-pub fn score<'a>(
-    customers: CustomerKeys<'a>,
+pub fn score(
+    customers: &CustomerKeys<'_>,
     times_us: &[i64],
     amounts: Option<&[f64]>,
     params: &SilenceParams,
-) -> Result<SilenceTable<'a>, KernelError> {
+) -> Result<SilenceTable, KernelError> {
     params.validate()?;
     let n_rows = customers.len();
     if times_us.len() != n_rows {
@@ -257,40 +253,36 @@ pub fn score<'a>(
     }
     parallelism::install(params.num_threads, || match customers {
         CustomerKeys::Int(keys) => {
-            let (ids, table) = score_keyed(&|i: usize| keys[i], times_us, amounts, params);
+            let (ids, table) = score_keyed(&IntKeys(keys), times_us, amounts, params);
             SilenceTable {
                 ids: CustomerIds::Int(ids),
                 ..table
             }
         }
-        CustomerKeys::Str { offsets, values } => {
-            let key_of = |i: usize| &values[offsets[i] as usize..offsets[i + 1] as usize];
-            let (ids, table) = score_keyed(&key_of, times_us, amounts, params);
+        CustomerKeys::View(keys) => {
+            let (ids, table) = score_keyed(keys, times_us, amounts, params);
             SilenceTable {
-                ids: CustomerIds::Str(ids),
+                ids: CustomerIds::View(ids),
                 ..table
             }
         }
     })
 }
 
-fn score_keyed<'a, K, F>(
-    key_of: &F,
+fn score_keyed<C: KeyColumn>(
+    keys: &C,
     times_us: &[i64],
     amounts: Option<&[f64]>,
     params: &SilenceParams,
-) -> (Vec<K>, SilenceTable<'a>)
-where
-    K: Hash + Eq + Ord + Copy + Default + Send + Sync,
-    F: Fn(usize) -> K + Sync,
-{
+) -> (Vec<C::Key>, SilenceTable) {
     let filter = RowFilter {
         max_time_us: params.as_of_us,
         resolution_us: params.resolution_us,
     };
     let as_of_bucket_us = bucket_start(params.as_of_us, params.resolution_us);
-    let partitioned = partition_rows(key_of, times_us, amounts, filter);
+    let partitioned = partition_rows(keys, times_us, amounts, filter);
     let scored = partitioned.map_customers(
+        keys,
         || (Vec::new(), Vec::new()),
         |(occasions, gaps), _key, rows| {
             collapse_occasions(rows, occasions);
@@ -299,19 +291,24 @@ where
     );
     let rows_after_as_of = partitioned.rows_excluded;
     drop(partitioned);
-    // Sort (key, position) pairs rather than the wide rows; keys are unique, so an unstable sort
-    // gives one canonical order.
-    let mut order: Vec<(K, u32)> = scored
+    // Sort (key, partition, position) triples rather than the wide rows; keys are unique, so an
+    // unstable sort gives one canonical order.
+    let mut order: Vec<(C::Key, u32, u32)> = scored
         .iter()
         .enumerate()
-        .map(|(i, (key, _))| (*key, i as u32))
+        .flat_map(|(p, part)| {
+            part.iter()
+                .enumerate()
+                .map(move |(i, (key, _))| (*key, p as u32, i as u32))
+        })
         .collect();
-    order.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    order.par_sort_unstable_by(|a, b| keys.cmp(a.0, b.0));
     let customers = order
         .par_iter()
-        .map(|&(_, i)| scored[i as usize].1)
+        .map(|&(_, p, i)| scored[p as usize][i as usize].1)
         .collect();
-    let ids = order.into_iter().map(|(key, _)| key).collect();
+    drop(scored);
+    let ids = order.into_iter().map(|(key, _, _)| key).collect();
     let table = SilenceTable {
         ids: CustomerIds::default(),
         customers,
@@ -359,7 +356,7 @@ mod tests {
     fn bad_parameters_are_errors() {
         let mut params = SilenceParams::new(0);
         params.trf_cuts = [0.4, 0.4, 0.8, 0.95];
-        let err = score(CustomerKeys::Int(&[]), &[], None, &params).unwrap_err();
+        let err = score(&CustomerKeys::Int(&[]), &[], None, &params).unwrap_err();
         assert!(matches!(
             err,
             KernelError::InvalidParameter {
@@ -368,7 +365,7 @@ mod tests {
             }
         ));
         let params = SilenceParams::new(0);
-        let err = score(CustomerKeys::Int(&[1]), &[], None, &params).unwrap_err();
+        let err = score(&CustomerKeys::Int(&[1]), &[], None, &params).unwrap_err();
         assert!(matches!(
             err,
             KernelError::LengthMismatch { column: "ts", .. }
@@ -377,20 +374,14 @@ mod tests {
 
     #[test]
     fn string_keys_sort_bytewise() {
-        let values = b"bba";
-        let offsets = [0i64, 1, 2, 3];
+        let views = [b"b".as_slice(), b"b", b"a"].map(|v| crate::keys::inline_view(v).unwrap());
+        let keys = CustomerKeys::View(ViewKeys {
+            views: &views,
+            buffers: vec![],
+        });
         let params = SilenceParams::new(10 * DAY);
-        let table = score(
-            CustomerKeys::Str {
-                offsets: &offsets,
-                values,
-            },
-            &[DAY, 2 * DAY, 3 * DAY],
-            None,
-            &params,
-        )
-        .unwrap();
-        assert_eq!(table.ids, CustomerIds::Str(vec![b"a", b"b"]));
+        let table = score(&keys, &[DAY, 2 * DAY, 3 * DAY], None, &params).unwrap();
+        assert_eq!(table.ids, CustomerIds::View(vec![views[2], views[0]]));
         assert_eq!(table.customers[1].n_occasions, 2);
     }
 }

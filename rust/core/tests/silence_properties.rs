@@ -59,7 +59,7 @@ proptest! {
         let amounts: Vec<f64> = rows.iter().map(|r| r.2).collect();
         let as_of = as_of_day * DAY + DAY / 2;
         let params = SilenceParams::new(as_of);
-        let table = score(CustomerKeys::Int(&keys), &times, Some(&amounts), &params).unwrap();
+        let table = score(&CustomerKeys::Int(&keys), &times, Some(&amounts), &params).unwrap();
         let expected = reference(&keys, &times, &amounts, as_of);
         let CustomerIds::Int(ids) = &table.ids else { panic!("integer ids expected") };
         prop_assert_eq!(ids.clone(), expected.keys().copied().collect::<Vec<_>>());
@@ -83,7 +83,7 @@ proptest! {
         let amounts: Vec<f64> = rows.iter().map(|r| r.2).collect();
         let mut params = SilenceParams::new(60 * DAY);
         params.num_threads = Some(1);
-        let forward = score(CustomerKeys::Int(&keys), &times, Some(&amounts), &params).unwrap();
+        let forward = score(&CustomerKeys::Int(&keys), &times, Some(&amounts), &params).unwrap();
         let (rk, rt, ra): (Vec<i64>, Vec<i64>, Vec<f64>) = {
             let mut k = keys.clone();
             let mut t = times.clone();
@@ -94,7 +94,7 @@ proptest! {
             (k, t, a)
         };
         params.num_threads = Some(3);
-        let backward = score(CustomerKeys::Int(&rk), &rt, Some(&ra), &params).unwrap();
+        let backward = score(&CustomerKeys::Int(&rk), &rt, Some(&ra), &params).unwrap();
         prop_assert_eq!(forward, backward);
     }
 }

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{
-    Array, ArrayRef, Float64Array, Int64Array, LargeStringArray, RecordBatch, UInt32Array,
+    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringViewArray, UInt32Array,
     UInt8Array,
 };
-use arrow_buffer::NullBuffer;
+use arrow_buffer::{Buffer, NullBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema};
 use pyo3::prelude::*;
 use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::PyTable;
+use winback_core::keys::ViewKeys;
 use winback_core::silence::{CustomerIds, CustomerKeys, SilenceTable, STATUS_SCORED};
 
 use crate::errors::WinbackInputError;
@@ -30,12 +31,32 @@ impl TransactionColumns {
         if let Some(ints) = self.customer.as_primitive_opt::<Int64Type>() {
             CustomerKeys::Int(ints.values())
         } else {
-            let strings = self.customer.as_string::<i64>();
-            CustomerKeys::Str {
-                offsets: strings.offsets(),
-                values: strings.values(),
-            }
+            let strings = self.customer.as_string_view();
+            CustomerKeys::View(ViewKeys {
+                views: strings.views(),
+                buffers: strings
+                    .data_buffers()
+                    .iter()
+                    .map(Buffer::as_slice)
+                    .collect(),
+            })
         }
+    }
+
+    /// Builds the output customer column: Int64, or string views sharing the input's buffers.
+    pub fn customer_ids(&self, ids: &CustomerIds) -> PyResult<ArrayRef> {
+        Ok(match ids {
+            CustomerIds::Int(values) => Arc::new(Int64Array::from(values.clone())),
+            CustomerIds::View(views) => {
+                let buffers = self.customer.as_string_view().data_buffers().to_vec();
+                let array =
+                    StringViewArray::try_new(ScalarBuffer::from(views.clone()), buffers, None)
+                        .map_err(|e| {
+                            crate::errors::internal_error(&format!("customer ids: {e}"))
+                        })?;
+                Arc::new(array)
+            }
+        })
     }
 
     pub fn times(&self) -> &[i64] {
@@ -80,7 +101,7 @@ pub fn transaction_columns(data: AnyRecordBatch) -> PyResult<TransactionColumns>
     let customer = batch.column(0);
     let customer = match customer.data_type() {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-            cast_to(customer, &DataType::LargeUtf8, "customer_id")?
+            cast_to(customer, &DataType::Utf8View, "customer_id")?
         }
         _ => cast_to(customer, &DataType::Int64, "customer_id")?,
     };
@@ -98,24 +119,13 @@ pub fn transaction_columns(data: AnyRecordBatch) -> PyResult<TransactionColumns>
     })
 }
 
-/// The output customer column: Int64, or LargeUtf8 built from the borrowed input strings.
-fn customer_ids(ids: &CustomerIds<'_>) -> PyResult<ArrayRef> {
-    Ok(match ids {
-        CustomerIds::Int(values) => Arc::new(Int64Array::from(values.clone())),
-        CustomerIds::Str(values) => {
-            let strings = values
-                .iter()
-                .map(|bytes| std::str::from_utf8(bytes))
-                .collect::<Result<Vec<&str>, _>>()
-                .map_err(|e| input_error(format!("customer_id holds invalid UTF-8: {e}")))?;
-            Arc::new(LargeStringArray::from(strings))
-        }
-    })
-}
-
 /// Builds the per-customer batch; gap-based columns are null unless the customer was scored, and
 /// the amount columns are null when there was no amount column.
-pub fn silence_table(table: &SilenceTable, has_amount: bool) -> PyResult<PyTable> {
+pub fn silence_table(
+    table: &SilenceTable,
+    customer_ids: ArrayRef,
+    has_amount: bool,
+) -> PyResult<PyTable> {
     let rows = &table.customers;
     let scored = NullBuffer::from(
         rows.iter()
@@ -131,7 +141,7 @@ pub fn silence_table(table: &SilenceTable, has_amount: bool) -> PyResult<PyTable
         )) as ArrayRef
     };
     let columns: Vec<(&str, ArrayRef)> = vec![
-        ("customer_id", customer_ids(&table.ids)?),
+        ("customer_id", customer_ids),
         (
             "status",
             Arc::new(UInt8Array::from_iter_values(rows.iter().map(|c| c.status))),

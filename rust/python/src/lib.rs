@@ -45,9 +45,10 @@ fn silence(
         num_threads,
     };
     let table = run_kernel(py, "silence scoring", || {
-        score_silence(columns.keys(), columns.times(), columns.amounts(), &params)
+        score_silence(&columns.keys(), columns.times(), columns.amounts(), &params)
     })?;
-    let out = arrow_io::silence_table(&table, columns.amounts().is_some())?;
+    let ids = columns.customer_ids(&table.ids)?;
+    let out = arrow_io::silence_table(&table, ids, columns.amounts().is_some())?;
     Ok((out, table.rows_used, table.rows_after_as_of))
 }
 

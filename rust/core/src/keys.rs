@@ -1,0 +1,221 @@
+//! Customer key columns. A key is a small `Copy` value carried with every row through the
+//! partitioning, so grouping never reads the input column at scattered positions. Hashing,
+//! equality and order go through the column, which resolves the rare keys that point into shared
+//! buffers (long strings).
+
+use std::cmp::Ordering;
+use std::hash::BuildHasher;
+
+use foldhash::fast::FixedState;
+
+const KEY_SEED: u64 = 0x5158_A7E1_90D3_4F2B;
+/// Longest string stored inside an Arrow string view (its 12 bytes after the length).
+const INLINE_MAX: usize = 12;
+
+/// A column of customer keys: content hashing, equality and order of its `Copy` keys.
+pub trait KeyColumn: Sync {
+    type Key: Copy + Default + Send + Sync;
+    /// Number of rows.
+    fn len(&self) -> usize;
+    /// Whether the column has no rows.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The key of row `row` (`row < len()`).
+    fn key(&self, row: usize) -> Self::Key;
+    /// Content hash, identical for equal keys, deterministic across runs.
+    fn hash(&self, key: Self::Key) -> u64;
+    /// Content equality.
+    fn eq(&self, a: Self::Key, b: Self::Key) -> bool;
+    /// Content order: integers numerically, strings bytewise (UTF-8 code point order).
+    fn cmp(&self, a: Self::Key, b: Self::Key) -> Ordering;
+}
+
+/// Integer customer ids.
+#[derive(Debug, Clone, Copy)]
+pub struct IntKeys<'a>(pub &'a [i64]);
+
+impl KeyColumn for IntKeys<'_> {
+    type Key = i64;
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    #[inline]
+    fn key(&self, row: usize) -> i64 {
+        self.0[row]
+    }
+
+    #[inline]
+    fn hash(&self, key: i64) -> u64 {
+        FixedState::with_seed(KEY_SEED).hash_one(key)
+    }
+
+    #[inline]
+    fn eq(&self, a: i64, b: i64) -> bool {
+        a == b
+    }
+
+    #[inline]
+    fn cmp(&self, a: i64, b: i64) -> Ordering {
+        a.cmp(&b)
+    }
+}
+
+/// String customer ids in Arrow's string-view layout: each row is a 128-bit view holding the
+/// length in its low 32 bits and then either the bytes themselves (≤ 12 bytes) or a 4-byte prefix,
+/// a buffer index and an offset into `buffers`.
+#[derive(Debug, Clone)]
+pub struct ViewKeys<'a> {
+    pub views: &'a [u128],
+    pub buffers: Vec<&'a [u8]>,
+}
+
+/// The view of a string of at most 12 bytes (its bytes inline, zero padded).
+pub fn inline_view(bytes: &[u8]) -> Option<u128> {
+    if bytes.len() > INLINE_MAX {
+        return None;
+    }
+    let mut raw = [0u8; 16];
+    raw[..4].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
+    raw[4..4 + bytes.len()].copy_from_slice(bytes);
+    Some(u128::from_le_bytes(raw))
+}
+
+#[inline]
+fn view_len(view: u128) -> usize {
+    (view as u32) as usize
+}
+
+impl<'a> ViewKeys<'a> {
+    /// The bytes of a long string's view (empty if the view points outside the buffers, which
+    /// Arrow's validation rules out).
+    fn long_bytes(&self, view: u128) -> &'a [u8] {
+        let len = view_len(view);
+        let buffer = ((view >> 64) as u32) as usize;
+        let offset = ((view >> 96) as u32) as usize;
+        self.buffers
+            .get(buffer)
+            .and_then(|b| b.get(offset..offset + len))
+            .unwrap_or_default()
+    }
+
+    /// Calls `f` with the string bytes of a key.
+    #[inline]
+    fn with_bytes<R>(&self, view: u128, f: impl FnOnce(&[u8]) -> R) -> R {
+        let len = view_len(view);
+        if len <= INLINE_MAX {
+            let raw = view.to_le_bytes();
+            f(&raw[4..4 + len])
+        } else {
+            f(self.long_bytes(view))
+        }
+    }
+
+    /// The string bytes of a key that came from this column.
+    pub fn bytes(&self, view: u128) -> Vec<u8> {
+        self.with_bytes(view, <[u8]>::to_vec)
+    }
+}
+
+impl KeyColumn for ViewKeys<'_> {
+    type Key = u128;
+
+    fn len(&self) -> usize {
+        self.views.len()
+    }
+
+    /// Inline views are canonicalised (bytes past the length zeroed), so for short strings the
+    /// raw view is the content and compares without touching any buffer.
+    #[inline]
+    fn key(&self, row: usize) -> u128 {
+        let view = self.views[row];
+        let len = view_len(view);
+        if len < INLINE_MAX {
+            view & ((1u128 << (32 + 8 * len)) - 1)
+        } else {
+            view
+        }
+    }
+
+    #[inline]
+    fn hash(&self, key: u128) -> u64 {
+        let hasher = FixedState::with_seed(KEY_SEED);
+        if view_len(key) <= INLINE_MAX {
+            hasher.hash_one(key)
+        } else {
+            hasher.hash_one(self.long_bytes(key))
+        }
+    }
+
+    #[inline]
+    fn eq(&self, a: u128, b: u128) -> bool {
+        if a == b {
+            return true;
+        }
+        // Length and 4-byte prefix sit in the low 64 bits of every view.
+        if view_len(a) <= INLINE_MAX || (a as u64) != (b as u64) {
+            return false;
+        }
+        self.long_bytes(a) == self.long_bytes(b)
+    }
+
+    fn cmp(&self, a: u128, b: u128) -> Ordering {
+        self.with_bytes(a, |x| self.with_bytes(b, |y| x.cmp(y)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn long_view(len: usize, prefix: &[u8], buffer: u32, offset: u32) -> u128 {
+        let mut raw = [0u8; 16];
+        raw[..4].copy_from_slice(&(len as u32).to_le_bytes());
+        raw[4..8].copy_from_slice(&prefix[..4]);
+        raw[8..12].copy_from_slice(&buffer.to_le_bytes());
+        raw[12..16].copy_from_slice(&offset.to_le_bytes());
+        u128::from_le_bytes(raw)
+    }
+
+    #[test]
+    fn equal_long_strings_in_different_places_are_equal() {
+        let data = b"customer-000017customer-000017customer-000018";
+        let a = long_view(15, b"cust", 0, 0);
+        let b = long_view(15, b"cust", 0, 15);
+        let c = long_view(15, b"cust", 0, 30);
+        let keys = ViewKeys {
+            views: &[a, b, c],
+            buffers: vec![data],
+        };
+        assert!(keys.eq(a, b));
+        assert_eq!(keys.hash(a), keys.hash(b));
+        assert!(!keys.eq(a, c));
+        assert_eq!(keys.cmp(a, c), Ordering::Less);
+    }
+
+    #[test]
+    fn inline_keys_ignore_garbage_padding_and_sort_bytewise() {
+        let clean = inline_view(b"ab").unwrap();
+        let dirty = clean | (0xFFu128 << 120);
+        let keys = ViewKeys {
+            views: &[
+                dirty,
+                inline_view(b"b").unwrap(),
+                inline_view(b"abc").unwrap(),
+            ],
+            buffers: vec![],
+        };
+        assert_eq!(keys.key(0), clean);
+        assert_eq!(keys.cmp(keys.key(0), keys.key(1)), Ordering::Less);
+        assert_eq!(keys.cmp(keys.key(0), keys.key(2)), Ordering::Less);
+        assert_eq!(keys.bytes(keys.key(2)), b"abc".to_vec());
+    }
+
+    #[test]
+    fn a_twelve_byte_string_is_inline() {
+        assert!(inline_view(b"123456789012").is_some());
+        assert!(inline_view(b"1234567890123").is_none());
+    }
+}

@@ -242,7 +242,7 @@ def migrate(
 def _matrix_table(result: Any, pair: int) -> Table:
     shares = result.matrix(pair)
     counts = result.matrix(pair, values="customers")
-    title = f"{result.as_of[pair]:%Y-%m-%d} → {result.as_of[pair + 1]:%Y-%m-%d} (row shares)"
+    title = f"{result.labels[pair]} → {result.labels[pair + 1]} (row shares)"
     table = Table(title=title)
     table.add_column("from \\ to")
     short = {"not_yet_customer": "new", "single_purchase": "single", "below_min_occasions": "few"}

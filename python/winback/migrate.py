@@ -36,15 +36,18 @@ class Migration:
 
     Attributes
     ----------
-    as_of : the snapshot times, in order (local wall clock).
+    as_of : the snapshot cut-offs, in order (local wall clock; a date's cut-off is its last µs).
+    labels : the snapshots' names: ISO dates for dates, ISO datetimes otherwise.
     states : one row per customer: ``customer_id`` and one column per snapshot (named by its ISO
         date, or ISO datetime for sub-day times) holding the state (:data:`MIGRATION_STATES`).
     transitions : for each consecutive pair of snapshots and each (from, to) state pair that
-        occurs: ``from_as_of, to_as_of, from_state, to_state, customers, share`` where ``share`` is
-        the row share (customers / customers in ``from_state`` at ``from_as_of``).
+        occurs: ``from_as_of, to_as_of`` (snapshot labels), ``from_state, to_state, customers,
+        share`` where ``share`` is the row share (customers / customers in ``from_state`` at
+        ``from_as_of``).
     """
 
     as_of: list[datetime]
+    labels: list[str]
     states: pl.DataFrame
     transitions: pl.DataFrame
 
@@ -57,8 +60,7 @@ class Migration:
             raise WinbackConfigError(
                 f"pair={pair} is out of range: there are {len(self.as_of) - 1} consecutive pairs"
             )
-        start = self.as_of[pair]
-        rows = self.transitions.filter(pl.col("from_as_of") == start)
+        rows = self.transitions.filter(pl.col("from_as_of") == self.labels[pair])
         grid = pl.DataFrame({"from_state": pl.Series(MIGRATION_STATES, dtype=STATE_DTYPE)})
         for state in MIGRATION_STATES:
             column = rows.filter(pl.col("to_state") == state).select("from_state", values)
@@ -145,7 +147,7 @@ def migration(
         )
         snapshot = scored.select("customer_id", state.alias(label))
         states = states.join(snapshot, on="customer_id", how="left")
-    states = states.with_columns(
+    states = states.sort("customer_id").with_columns(
         pl.col(label).fill_null("not_yet_customer").cast(STATE_DTYPE) for label in labels
     )
     pieces = []
@@ -159,14 +161,14 @@ def migration(
                 (pl.col("customers") / pl.col("customers").sum().over("from_state")).alias("share")
             )
             .select(
-                pl.lit(moments[i]).alias("from_as_of"),
-                pl.lit(moments[i + 1]).alias("to_as_of"),
+                pl.lit(labels[i]).alias("from_as_of"),
+                pl.lit(labels[i + 1]).alias("to_as_of"),
                 "from_state",
                 "to_state",
                 "customers",
                 "share",
             )
         )
-        pieces.append(counts)
-    transitions = pl.concat(pieces).sort("from_as_of", "from_state", "to_state")
-    return Migration(as_of=moments, states=states, transitions=transitions)
+        pieces.append(counts.sort("from_state", "to_state"))
+    transitions = pl.concat(pieces)
+    return Migration(as_of=moments, labels=labels, states=states, transitions=transitions)

@@ -32,6 +32,7 @@ lint: build ## ruff, mypy, rustfmt, clippy
 	$(BIN)/ruff check python tests benches scripts
 	$(BIN)/ruff format --check python tests benches scripts
 	$(BIN)/mypy
+	$(BIN)/python -m mypy.stubtest winback._winback
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 

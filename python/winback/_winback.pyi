@@ -6,13 +6,8 @@ Arrow tables; the public, documented API is in :mod:`winback`.
 
 from typing import Any
 
+__all__ = ["__version__", "_panic_for_test", "effective_threads", "silence"]
 __version__: str
-
-class Table:
-    """An Arrow table (pyo3-arrow); read it with ``polars.DataFrame(table)``."""
-
-    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
-    def __len__(self) -> int: ...
 
 def silence(
     data: Any,
@@ -23,7 +18,7 @@ def silence(
     trf_cuts: tuple[float, float, float, float],
     s_cuts: tuple[float, float],
     num_threads: int | None = None,
-) -> tuple[Table, int, int]:
+) -> tuple[Any, int, int]:
     """Silence scoring of a prepared table (SPEC §2).
 
     ``data`` columns, by position: customer (Int64 or string), ts (Int64 local wall-clock µs since
@@ -31,7 +26,9 @@ def silence(
     counted. Returns ``(table, rows_used, rows_after_as_of)``; the table has one row per customer,
     sorted by customer key, with ``customer_id`` (Int64 or large string), ``status``,
     ``rank_ratio_group`` and ``silence_band`` as integer codes, timestamps as µs, and the figures.
-    Raises ``WinbackConfigError`` on invalid parameters and ``WinbackInputError`` on bad columns.
+    The table is an Arrow table exposing ``__arrow_c_stream__`` (read it with
+    ``polars.DataFrame(table)``). Raises ``WinbackConfigError`` on invalid parameters and
+    ``WinbackInputError`` on bad columns.
     """
 
 def effective_threads(num_threads: int | None = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import date, datetime
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -234,3 +235,19 @@ def test_as_of_aware_datetime_is_converted_to_the_data_zone() -> None:
     as_of = datetime(2024, 1, 2, 20, tzinfo=ZoneInfo("UTC"))
     out = winback.silence(frame, as_of=as_of)
     assert out.get_column("n_occasions").to_list() == [2]
+
+
+def test_ids_beyond_int64_are_an_input_error() -> None:
+    frame = pl.DataFrame(
+        {"customer_id": [2**63 + 5, 1], "ts": [date(2024, 1, 1), date(2024, 1, 2)]},
+        schema={"customer_id": pl.UInt64, "ts": pl.Date},
+    )
+    with pytest.raises(WinbackInputError, match=r"could not read columns \['customer_id', 'ts'\]"):
+        winback.silence(frame)
+
+
+def test_a_corrupt_file_is_an_input_error(tmp_path: Path) -> None:
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(WinbackInputError, match="could not read the input: parquet"):
+        winback.silence(path)

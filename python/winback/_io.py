@@ -235,7 +235,10 @@ def read_transactions(
     if on_invalid not in ("raise", "drop"):
         raise WinbackConfigError(f"on_invalid={on_invalid!r} must be 'raise' or 'drop'")
     frame = to_polars(data)
-    schema = frame.collect_schema()
+    try:
+        schema = frame.collect_schema()
+    except pl.exceptions.PolarsError as exc:
+        raise WinbackInputError(f"could not read the input: {_first_line(exc)}") from exc
     if amount_col == "amount" and "amount" not in schema:
         amount_col = None
     _check_columns(
@@ -266,13 +269,18 @@ def read_transactions(
     if order_col is not None:
         exprs.append(pl.col(order_col).alias("order"))
     originals = [c for c in dict.fromkeys([customer_col, time_col, amount_col]) if c is not None]
-    if isinstance(frame, pl.LazyFrame):
-        collected = frame.select(*originals, *([order_col] if order_col else [])).collect(
-            engine="streaming"
-        )
-    else:
-        collected = frame.select(*originals, *([order_col] if order_col else []))
-    prepared = collected.select(*exprs, *checks)
+    used = [*originals, *([order_col] if order_col else [])]
+    try:
+        if isinstance(frame, pl.LazyFrame):
+            collected = frame.select(used).collect(engine="streaming")
+        else:
+            collected = frame.select(used)
+        prepared = collected.select(*exprs, *checks)
+    except pl.exceptions.PolarsError as exc:
+        raise WinbackInputError(
+            f"could not read columns {used} of the input: {_first_line(exc)}. Check the file "
+            "and the column types (ids: int64 integers or strings; times: dates or datetimes)."
+        ) from exc
     flags = [c for c in prepared.columns if c.startswith("__")]
     bad_any = pl.any_horizontal(flags)
     bad_counts = prepared.select(pl.col(flags).sum()).row(0, named=True)
@@ -327,6 +335,11 @@ def read_transactions(
         has_amount=amount_col is not None,
         time_zone=zone,
     )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _empty_rejects(collected: pl.DataFrame) -> pl.DataFrame:

@@ -51,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gen_data import IdKind, generate, window
 
 import winback
+from winback.silence import SILENCE_COLUMNS
 
 __all__ = ["SIZES", "DisagreementError", "run"]
 
@@ -68,27 +69,11 @@ RTOL = 1e-9
 AMOUNT_ATOL = 1e-6
 MB = 1 << 20
 
-#: Columns compared between implementations on the scored customers.
-COMPARED_COLUMNS = (
-    "n_occasions",
-    "first_ts",
-    "last_ts",
-    "tenure_days",
-    "recency_days",
-    "max_gap_days",
-    "mean_gap_days",
-    "median_gap_days",
-    "recency_rank",
-    "rank_ratio",
-    "silence_score",
-    "rank_ratio_group",
-    "silence_band",
-    "total_amount",
-    "mean_amount",
-)
+#: Columns compared between implementations on the scored customers: all but the id and status.
+COMPARED_COLUMNS = SILENCE_COLUMNS[2:]
 AMOUNT_COLUMNS = ("total_amount", "mean_amount")
 #: Output columns of every implementation, in winback's order.
-OUTPUT_COLUMNS = ("customer_id", "status", *COMPARED_COLUMNS)
+OUTPUT_COLUMNS = SILENCE_COLUMNS
 
 Implementation = Callable[[pl.DataFrame, datetime], pl.DataFrame]
 

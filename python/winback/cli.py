@@ -33,6 +33,15 @@ _state: dict[str, bool] = {"debug": False, "quiet": False}
 console = Console(stderr=True)
 out_console = Console()
 
+# Options shared by several commands.
+MinOccasions = Annotated[
+    int, typer.Option(help="Score customers with at least this many occasions.")
+]
+Resolution = Annotated[str, typer.Option(help="Occasion bucket: 1d, 12h, 7d…")]
+CustomerCol = Annotated[str, typer.Option(help="Customer id column.")]
+TimeCol = Annotated[str, typer.Option(help="Purchase time column.")]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
+
 EXIT_BAD_INPUT = 2
 EXIT_FIT_FAILURE = 3
 
@@ -142,12 +151,10 @@ def score(
     as_of: Annotated[
         str | None, typer.Option(help="Snapshot date (default: latest purchase).")
     ] = None,
-    min_occasions: Annotated[
-        int, typer.Option(help="Score customers with at least this many occasions.")
-    ] = 2,
-    resolution: Annotated[str, typer.Option(help="Occasion bucket: 1d, 12h, 7d…")] = "1d",
-    customer_col: Annotated[str, typer.Option(help="Customer id column.")] = "customer_id",
-    time_col: Annotated[str, typer.Option(help="Purchase time column.")] = "ts",
+    min_occasions: MinOccasions = 2,
+    resolution: Resolution = "1d",
+    customer_col: CustomerCol = "customer_id",
+    time_col: TimeCol = "ts",
     amount_col: Annotated[
         str, typer.Option(help="Amount column (optional in the data).")
     ] = "amount",
@@ -158,9 +165,7 @@ def score(
     threads: Annotated[
         int | None, typer.Option(help="Worker threads (default: all cores).")
     ] = None,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print a JSON summary on stdout.")
-    ] = False,
+    json_out: JsonOut = False,
 ) -> None:
     """Score how silent each customer is (TrF, S, groups a–e, bands).
 
@@ -202,15 +207,11 @@ def migrate(
         list[str], typer.Option("--as-of", help="Snapshot dates, two or more, in order.")
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory.")],
-    min_occasions: Annotated[
-        int, typer.Option(help="Score customers with at least this many occasions.")
-    ] = 2,
-    resolution: Annotated[str, typer.Option(help="Occasion bucket: 1d, 12h, 7d…")] = "1d",
-    customer_col: Annotated[str, typer.Option(help="Customer id column.")] = "customer_id",
-    time_col: Annotated[str, typer.Option(help="Purchase time column.")] = "ts",
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print a JSON summary on stdout.")
-    ] = False,
+    min_occasions: MinOccasions = 2,
+    resolution: Resolution = "1d",
+    customer_col: CustomerCol = "customer_id",
+    time_col: TimeCol = "ts",
+    json_out: JsonOut = False,
 ) -> None:
     """Follow customers between snapshots: group at each date and transition matrices.
 

@@ -1,4 +1,5 @@
-"""Slow, obviously-correct oracles written straight from SPEC §2 (no shared code with winback)."""
+"""Slow, obviously-correct oracles written straight from SPEC §2 and §5 (no shared code with
+winback)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from functools import reduce
 from itertools import pairwise
 from typing import Any
 
 DAY_US = 86_400_000_000
 GROUPS = "abcde"
 BANDS = ("not_silent", "silent", "deep_silent")
+EPOCH = datetime(1970, 1, 1)
 
 
 def silence(
@@ -79,3 +83,89 @@ def silence(
             )
         out[customer] = row
     return out
+
+
+def _period_index(us: int, period: str, anchor_day: date) -> int:
+    """Index of the period holding local wall-clock µs ``us`` (SPEC §5 "Periods")."""
+    moment = EPOCH + timedelta(microseconds=us)
+    if period == "month":
+        return moment.year * 12 + moment.month - 1
+    if period == "quarter":
+        return moment.year * 4 + (moment.month - 1) // 3
+    if period == "week":  # ISO weeks: date(1, 1, 1) is a Monday
+        return (moment.date().toordinal() - 1) // 7
+    days = int(period.removesuffix("d"))
+    return (moment.date() - anchor_day).days // days
+
+
+def _ascending_sum(values: list[float]) -> float:
+    """Sum in ascending order, from the first value: the canonical order SPEC §11 fixes for the
+    amounts of one occasion, so results compare bit for bit."""
+    ordered = sorted(values)
+    return reduce(lambda a, b: a + b, ordered[1:], ordered[0])
+
+
+def _positive_mean(amounts: Iterable[float]) -> tuple[float, int]:
+    total, count = 0.0, 0
+    for amount in amounts:
+        if amount > 0:
+            total, count = total + amount, count + 1
+    return (total / count if count else 0.0), count
+
+
+def summary(
+    rows: Iterable[tuple[Any, int, float | None]],
+    *,
+    calibration_end_us: int,
+    max_time_us: int,
+    resolution_us: int = DAY_US,
+    unit_us: int = 7 * DAY_US,
+    period: str = "month",
+) -> tuple[dict[Any, dict[str, Any]], int]:
+    """Per customer born by the calibration end: the SPEC §5 statistics; and the number of
+    customers born after it. ``rows`` are (customer, ts in µs, amount or None).
+
+    Calibration and holdout are two separate snapshots: rows at or before the calibration end,
+    and rows after it up to ``max_time_us``, each bucketed into occasions on its own. Periods are
+    calendar months, quarters, ISO weeks, or ``"Nd"`` from midnight of the day of the first
+    occasion of the data; a period counts when it ends by the calibration end (+1 µs).
+    """
+    calibration: dict[Any, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    holdout: dict[Any, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for customer, ts, amount in rows:
+        if ts > max_time_us:
+            continue
+        bucket = (ts // resolution_us) * resolution_us
+        side = calibration if ts <= calibration_end_us else holdout
+        side[customer][bucket].append(0.0 if amount is None else amount)
+    firsts = [min(b) for side in (calibration, holdout) for b in side.values()]
+    anchor = (EPOCH + timedelta(microseconds=min(firsts, default=0))).date()
+
+    def index(us: int) -> int:
+        return _period_index(us, period, anchor)
+
+    last_complete = index(calibration_end_us + 1) - 1
+    cal_bucket = (calibration_end_us // resolution_us) * resolution_us
+    out: dict[Any, dict[str, Any]] = {}
+    for customer, by_bucket in calibration.items():
+        times = sorted(by_bucket)
+        amounts = [_ascending_sum(by_bucket[t]) for t in times]
+        held = holdout.get(customer, {})
+        birth = index(times[0])
+        monetary, spend_frequency = _positive_mean(amounts[1:])
+        out[customer] = {
+            "frequency": len(times) - 1,
+            "recency": (times[-1] - times[0]) / unit_us,
+            "T": (cal_bucket - times[0]) / unit_us,
+            "monetary_value": monetary,
+            "spend_frequency": spend_frequency,
+            "first_amount": amounts[0],
+            "n_periods": max(0, last_complete - birth),
+            "period_frequency": sum(1 for t in times if birth < index(t) <= last_complete),
+            "frequency_holdout": len(held),
+            "monetary_value_holdout": _positive_mean(
+                _ascending_sum(v) for _, v in sorted(held.items())
+            )[0],
+        }
+    born_after = sum(1 for customer in holdout if customer not in calibration)
+    return out, born_after

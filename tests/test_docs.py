@@ -12,7 +12,7 @@ import pytest
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-@pytest.mark.parametrize("name", ["winback.silence", "winback.migrate"])
+@pytest.mark.parametrize("name", ["winback.silence", "winback.migrate", "winback.summary"])
 def test_docstring_examples(name: str) -> None:
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)

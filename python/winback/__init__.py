@@ -9,17 +9,21 @@ from __future__ import annotations
 from winback.errors import WinbackConfigError, WinbackError, WinbackFitError, WinbackInputError
 from winback.migrate import Migration, migration
 from winback.silence import SilenceInfo, silence
+from winback.summary import SummaryInfo, compress_summary, summary
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Migration",
     "SilenceInfo",
+    "SummaryInfo",
     "WinbackConfigError",
     "WinbackError",
     "WinbackFitError",
     "WinbackInputError",
     "__version__",
+    "compress_summary",
     "migration",
     "silence",
+    "summary",
 ]

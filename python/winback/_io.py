@@ -25,9 +25,13 @@ from winback.errors import WinbackConfigError, WinbackInputError
 __all__ = [
     "Prepared",
     "as_of_to_micros",
+    "check_num_threads",
+    "customer_ids",
     "describe_moment",
+    "micros_to_datetime",
     "parse_resolution",
     "read_transactions",
+    "snapshot_end",
 ]
 
 OnInvalid = Literal["raise", "drop"]
@@ -386,3 +390,30 @@ def as_of_to_micros(as_of: date | datetime | str, time_zone: str | None) -> int:
     raise WinbackConfigError(
         f"as_of must be a date, datetime or ISO string, not {type(as_of).__name__}"
     )
+
+
+def micros_to_datetime(micros: int) -> datetime:
+    """Local wall-clock µs since the epoch as a naive datetime."""
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def snapshot_end(prepared: Prepared, as_of: date | datetime | str | None) -> int:
+    """The snapshot cut-off in local wall-clock µs: ``as_of`` (see :func:`as_of_to_micros`), by
+    default the latest purchase; 0 for empty input without ``as_of``."""
+    if as_of is not None:
+        return as_of_to_micros(as_of, prepared.time_zone)
+    if prepared.frame.height:
+        return int(prepared.frame.get_column("ts").max())  # type: ignore[arg-type]
+    return 0
+
+
+def check_num_threads(num_threads: int | None) -> None:
+    """``num_threads`` must be None (the default pool) or at least 1."""
+    if num_threads is not None and num_threads < 1:
+        raise WinbackConfigError(f"num_threads={num_threads} must be at least 1")
+
+
+def customer_ids(kernel_output: pl.DataFrame) -> pl.Series:
+    """The ``customer_id`` column of a kernel's output: Int64, or String for string ids."""
+    customers = kernel_output.get_column("customer_id")
+    return customers if customers.dtype == pl.Int64 else customers.cast(pl.String)

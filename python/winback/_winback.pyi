@@ -6,7 +6,7 @@ Arrow tables; the public, documented API is in :mod:`winback`.
 
 from typing import Any
 
-__all__ = ["__version__", "_panic_for_test", "effective_threads", "silence"]
+__all__ = ["__version__", "_panic_for_test", "compress", "effective_threads", "silence", "summary"]
 __version__: str
 
 def silence(
@@ -30,6 +30,39 @@ def silence(
     ``polars.DataFrame(table)``). Raises ``WinbackConfigError`` on invalid parameters and
     ``WinbackInputError`` on bad columns.
     """
+
+def summary(
+    data: Any,
+    *,
+    calibration_end_us: int,
+    max_time_us: int,
+    resolution_us: int,
+    unit_us: int,
+    period_edges_us: list[int] | None = None,
+    num_threads: int | None = None,
+) -> tuple[Any, dict[str, int]]:
+    """Per-customer sufficient statistics of a prepared table (SPEC §5).
+
+    ``data`` columns as for :func:`silence`. Rows after ``max_time_us`` are excluded; rows at or
+    before ``calibration_end_us`` are calibration rows, later ones holdout rows (a bucket holding
+    the calibration end is cut there). Durations are (difference in µs) / ``unit_us``; ``T`` runs
+    to the calibration end's bucket start. ``period_edges_us`` (strictly increasing, the last at
+    most ``calibration_end_us + 1``) are the starts of periods 0, 1, … and the end of the last
+    complete period; an occasion is in period k when edges[k] ≤ t < edges[k+1].
+
+    Returns ``(table, counts)``: one row per customer whose first occasion is at or before the
+    calibration end, sorted by customer key, with ``customer_id``, ``frequency``, ``recency``,
+    ``T``, ``monetary_value``, ``spend_frequency``, ``first_amount``, ``n_periods``,
+    ``period_frequency``, ``frequency_holdout``, ``monetary_value_holdout`` (money columns null
+    without an amount column); ``counts`` has ``rows_used``, ``rows_after_max_time``,
+    ``customers_born_after_calibration`` and ``rows_born_after_calibration``. Raises
+    ``WinbackConfigError`` on invalid parameters and ``WinbackInputError`` on bad columns.
+    """
+
+def compress(data: Any) -> Any:
+    """Distinct rows of the numeric columns of ``data`` (an Arrow table or batches), compared by
+    their float64 bits, sorted lexicographically (``total_cmp``), with a ``count`` column
+    (UInt64). Raises ``WinbackInputError`` on nulls, NaN or non-numeric columns."""
 
 def effective_threads(num_threads: int | None = None) -> int:
     """Worker threads a call would use: ``num_threads``, else ``WINBACK_NUM_THREADS``, else all

@@ -116,15 +116,10 @@ def check_parameters(
     resolution_us = resolution if isinstance(resolution, int) else _io.parse_resolution(resolution)
     if min_occasions < 1:
         raise WinbackConfigError(f"min_occasions={min_occasions} must be at least 1")
-    if num_threads is not None and num_threads < 1:
-        raise WinbackConfigError(f"num_threads={num_threads} must be at least 1")
+    _io.check_num_threads(num_threads)
     trf = _check_cuts("trf_cuts", trf_cuts, 4, 1.0)
     s = _check_cuts("s_cuts", s_cuts, 2, None)
     return resolution_us, trf, s
-
-
-def _micros_to_datetime(micros: int) -> datetime:
-    return datetime(1970, 1, 1) + timedelta(microseconds=micros)
 
 
 def score_prepared(
@@ -149,9 +144,7 @@ def score_prepared(
         num_threads=num_threads,
     )
     raw = pl.DataFrame(table)
-    customers = raw.get_column("customer_id")
-    if customers.dtype != pl.Int64:
-        customers = customers.cast(pl.String)
+    customers = _io.customer_ids(raw)
     whole_days = resolution_us % _io.MICROS_PER_DAY == 0
 
     def stamp(name: str) -> pl.Series:
@@ -311,12 +304,7 @@ def silence(
         tz=tz,
         on_invalid=on_invalid,
     )
-    if as_of is not None:
-        as_of_us = _io.as_of_to_micros(as_of, prepared.time_zone)
-    elif prepared.frame.height:
-        as_of_us = int(prepared.frame.get_column("ts").max())  # type: ignore[arg-type]
-    else:
-        as_of_us = 0
+    as_of_us = _io.snapshot_end(prepared, as_of)
     frame, rows_used, rows_after = score_prepared(
         prepared,
         as_of_us=as_of_us,
@@ -334,7 +322,7 @@ def silence(
         rows_after_as_of=rows_after,
         rows_used=rows_used,
         customers=frame.height,
-        as_of=_micros_to_datetime(as_of_us) if prepared.frame.height or as_of else None,
+        as_of=_io.micros_to_datetime(as_of_us) if prepared.frame.height or as_of else None,
         resolution=str(resolution),
         rejects=prepared.rejects,
     )

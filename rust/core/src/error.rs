@@ -18,6 +18,9 @@ pub enum KernelError {
     /// A parameter is out of its domain.
     #[error("invalid parameter {name}: {reason}")]
     InvalidParameter { name: &'static str, reason: String },
+    /// A value that has no order (NaN) where values are compared.
+    #[error("column {column} holds NaN at row {row}; NaN values cannot be compared or counted")]
+    NotANumber { column: usize, row: usize },
     /// A thread pool could not be created.
     #[error("could not start a thread pool of {threads} threads: {reason}")]
     ThreadPool { threads: usize, reason: String },

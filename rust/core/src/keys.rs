@@ -166,6 +166,43 @@ impl KeyColumn for ViewKeys<'_> {
     }
 }
 
+/// Customer keys of the input rows.
+#[derive(Debug, Clone)]
+pub enum CustomerKeys<'a> {
+    /// Integer ids.
+    Int(&'a [i64]),
+    /// UTF-8 ids in Arrow's string-view layout (see [`ViewKeys`]).
+    View(ViewKeys<'a>),
+}
+
+impl CustomerKeys<'_> {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Int(keys) => keys.len(),
+            Self::View(keys) => keys.len(),
+        }
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Customer ids of the output rows: integers, or string views into the input's buffers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CustomerIds {
+    Int(Vec<i64>),
+    View(Vec<u128>),
+}
+
+impl Default for CustomerIds {
+    fn default() -> Self {
+        Self::Int(Vec::new())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,17 +5,21 @@
 //! - [`occasions`]: purchase occasions (SPEC §1, "Purchase occasions").
 //! - [`partition`]: grouping rows by customer without a global sort (SPEC §10).
 //! - [`silence`]: silence scoring — gaps, recency Tr, its rank, TrF, S, groups and bands (SPEC §2).
+//! - [`summary`]: per-customer sufficient statistics of the BTYD and period models (SPEC §5).
+//! - [`compress`]: distinct rows of sufficient statistics with counts (SPEC §5).
 //! - [`parallelism`]: the rayon pools and `WINBACK_NUM_THREADS`.
 //!
 //! Every kernel is deterministic: each customer is computed independently from its rows in a
 //! canonical order, and output rows are sorted by customer key, so the result is identical for any
 //! input row order and any thread count.
 
+pub mod compress;
 pub mod error;
 pub mod keys;
 pub mod occasions;
 pub mod parallelism;
 pub mod partition;
 pub mod silence;
+pub mod summary;
 
 pub use error::KernelError;

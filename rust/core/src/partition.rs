@@ -10,8 +10,9 @@ use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 use rayon::prelude::*;
 
-use crate::keys::KeyColumn;
+use crate::keys::{CustomerIds, CustomerKeys, IntKeys, KeyColumn};
 use crate::occasions::bucket_start;
+use crate::{parallelism, KernelError};
 
 /// Rows per phase-1 chunk: small enough to stay in cache, large enough to amortise the histogram.
 const CHUNK_ROWS: usize = 1 << 16;
@@ -24,13 +25,40 @@ const DROPPED: u16 = u16::MAX;
 /// Largest row count one call can index.
 pub const MAX_ROWS: usize = u32::MAX as usize;
 
-/// What to keep of each row before grouping.
+/// What to keep of each row before grouping, and how to date it.
 #[derive(Debug, Clone, Copy)]
 pub struct RowFilter {
     /// Rows with a timestamp after this (µs) are outside the snapshot and only counted.
     pub max_time_us: i64,
     /// Width of an occasion bucket (µs, > 0); kept timestamps are floored to bucket starts.
     pub resolution_us: i64,
+    /// Rows after this time never share an occasion with rows at or before it: the bucket that
+    /// holds it is cut in two and its later part is dated `split_us + 1` (SPEC §5: the
+    /// calibration end). `i64::MAX` cuts nothing.
+    pub split_us: i64,
+}
+
+impl RowFilter {
+    /// Keeps rows up to `max_time_us`, in buckets of `resolution_us`, with no split.
+    pub fn new(max_time_us: i64, resolution_us: i64) -> Self {
+        Self {
+            max_time_us,
+            resolution_us,
+            split_us: i64::MAX,
+        }
+    }
+
+    /// The occasion date of a kept row at `t_us`: its bucket start, or `split_us + 1` for a row
+    /// after the split whose bucket starts at or before it.
+    #[inline]
+    pub fn occasion_time(&self, t_us: i64) -> i64 {
+        let start = bucket_start(t_us, self.resolution_us);
+        if t_us > self.split_us && start <= self.split_us {
+            self.split_us + 1
+        } else {
+            start
+        }
+    }
 }
 
 /// One phase-1 chunk: its kept rows, laid out partition after partition. The key travels with the
@@ -138,7 +166,7 @@ fn partition_chunk<C: KeyColumn>(
         let slot = cursor[p as usize] as usize;
         cursor[p as usize] += 1;
         chunk_keys[slot] = keys.key(row);
-        bucket[slot] = bucket_start(times_us[row], filter.resolution_us);
+        bucket[slot] = filter.occasion_time(times_us[row]);
         if let Some(a) = amounts {
             amount[slot] = a[row];
         }
@@ -244,6 +272,127 @@ impl<K: Copy + Send + Sync> Partitioned<K> {
     }
 }
 
+/// Per-customer results, sorted by customer key (integers numerically, strings bytewise).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerTable<R> {
+    /// Customer of each row, in ascending order.
+    pub ids: CustomerIds,
+    pub rows: Vec<R>,
+    /// Input rows dropped by the filter (after `max_time_us`).
+    pub rows_excluded: u64,
+}
+
+/// Checks that the row columns of a transaction table have one value per customer key.
+fn check_lengths(
+    n_rows: usize,
+    times_us: &[i64],
+    amounts: Option<&[f64]>,
+) -> Result<(), KernelError> {
+    let mismatch = |column, actual| KernelError::LengthMismatch {
+        column,
+        expected: n_rows,
+        actual,
+    };
+    if times_us.len() != n_rows {
+        return Err(mismatch("ts", times_us.len()));
+    }
+    match amounts {
+        Some(a) if a.len() != n_rows => return Err(mismatch("amount", a.len())),
+        _ => {}
+    }
+    if n_rows > MAX_ROWS {
+        return Err(KernelError::TooManyRows {
+            rows: n_rows,
+            limit: MAX_ROWS,
+        });
+    }
+    Ok(())
+}
+
+/// Groups a transaction table by customer and computes `per_customer(scratch, rows)` for every
+/// customer, where `rows` are the customer's kept `(occasion time, amount)` pairs in no
+/// particular order (see [`Partitioned::map_customers`]). Customers for which it returns `None`
+/// are left out. Runs on `num_threads` workers; the result does not depend on their number.
+pub fn map_customers_sorted<S, R>(
+    customers: &CustomerKeys<'_>,
+    times_us: &[i64],
+    amounts: Option<&[f64]>,
+    filter: RowFilter,
+    num_threads: Option<usize>,
+    init: impl Fn() -> S + Sync + Send,
+    per_customer: impl Fn(&mut S, &mut [(i64, f64)]) -> Option<R> + Sync + Send,
+) -> Result<CustomerTable<R>, KernelError>
+where
+    R: Copy + Send + Sync,
+{
+    check_lengths(customers.len(), times_us, amounts)?;
+    let (init, per_customer) = (&init, &per_customer);
+    parallelism::install(num_threads, || match customers {
+        CustomerKeys::Int(keys) => {
+            let (ids, table) = sorted_by_key(
+                &IntKeys(keys),
+                times_us,
+                amounts,
+                filter,
+                init,
+                per_customer,
+            );
+            CustomerTable {
+                ids: CustomerIds::Int(ids),
+                ..table
+            }
+        }
+        CustomerKeys::View(keys) => {
+            let (ids, table) = sorted_by_key(keys, times_us, amounts, filter, init, per_customer);
+            CustomerTable {
+                ids: CustomerIds::View(ids),
+                ..table
+            }
+        }
+    })
+}
+
+fn sorted_by_key<C: KeyColumn, S, R: Copy + Send + Sync>(
+    keys: &C,
+    times_us: &[i64],
+    amounts: Option<&[f64]>,
+    filter: RowFilter,
+    init: &(impl Fn() -> S + Sync + Send),
+    per_customer: &(impl Fn(&mut S, &mut [(i64, f64)]) -> Option<R> + Sync + Send),
+) -> (Vec<C::Key>, CustomerTable<R>) {
+    let partitioned = partition_rows(keys, times_us, amounts, filter);
+    let results = partitioned.map_customers(keys, init, |scratch, _key, rows| {
+        per_customer(scratch, rows)
+    });
+    let rows_excluded = partitioned.rows_excluded;
+    drop(partitioned);
+    // Sort (key, partition, position) triples rather than the wide rows; keys are unique, so an
+    // unstable sort gives one canonical order.
+    let mut order: Vec<(C::Key, u32, u32)> = results
+        .iter()
+        .enumerate()
+        .flat_map(|(p, part)| {
+            part.iter()
+                .enumerate()
+                .filter(|(_, (_, r))| r.is_some())
+                .map(move |(i, (key, _))| (*key, p as u32, i as u32))
+        })
+        .collect();
+    order.par_sort_unstable_by(|a, b| keys.cmp(a.0, b.0));
+    let rows = order
+        .par_iter()
+        .filter_map(|&(_, p, i)| results[p as usize][i as usize].1)
+        .collect();
+    drop(results);
+    let ids = order.into_iter().map(|(key, _, _)| key).collect();
+    let table = CustomerTable {
+        ids: CustomerIds::default(),
+        rows,
+        rows_excluded,
+    };
+    (ids, table)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,10 +400,7 @@ mod tests {
 
     fn groups(keys: &[i64], times: &[i64]) -> Vec<(i64, Vec<i64>)> {
         let column = IntKeys(keys);
-        let filter = RowFilter {
-            max_time_us: 100,
-            resolution_us: 1,
-        };
+        let filter = RowFilter::new(100, 1);
         let parts = partition_rows(&column, times, None, filter);
         let mut out: Vec<(i64, Vec<i64>)> = parts
             .map_customers(
@@ -281,6 +427,58 @@ mod tests {
             groups(&keys, &times),
             vec![(1, vec![1]), (2, vec![2]), (3, vec![5, 6, 7])]
         );
+    }
+
+    #[test]
+    fn the_split_cuts_its_bucket_in_two() {
+        let filter = RowFilter {
+            split_us: 25,
+            ..RowFilter::new(100, 10)
+        };
+        let dated: Vec<i64> = [19, 20, 25, 26, 29, 30]
+            .map(|t| filter.occasion_time(t))
+            .to_vec();
+        assert_eq!(dated, vec![10, 20, 20, 26, 26, 30]);
+        assert_eq!(
+            RowFilter::new(100, 10).occasion_time(i64::MAX),
+            i64::MAX - 7
+        );
+    }
+
+    #[test]
+    fn sorted_table_leaves_out_none_and_counts_excluded_rows() {
+        let keys = [5, 3, 5, 9, 3];
+        let times = [1, 2, 3, 200, 4];
+        let table = map_customers_sorted(
+            &CustomerKeys::Int(&keys),
+            &times,
+            None,
+            RowFilter::new(100, 1),
+            Some(2),
+            || (),
+            |(), rows| (rows.len() == 2).then_some(rows.len()),
+        )
+        .unwrap();
+        assert_eq!(table.ids, CustomerIds::Int(vec![3, 5]));
+        assert_eq!(table.rows, vec![2, 2]);
+        assert_eq!(table.rows_excluded, 1);
+        let err = map_customers_sorted(
+            &CustomerKeys::Int(&keys),
+            &times,
+            Some(&[1.0]),
+            RowFilter::new(100, 1),
+            None,
+            || (),
+            |(), _| Some(()),
+        )
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            KernelError::LengthMismatch {
+                column: "amount",
+                ..
+            }
+        ));
     }
 
     #[test]

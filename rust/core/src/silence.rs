@@ -5,12 +5,10 @@
 //! S = Tr / max T_i. Groups a–e cut TrF, bands cut S. All durations are integer microseconds inside
 //! the kernel (exact comparisons) and float64 days on output.
 
-use rayon::prelude::*;
-
-use crate::keys::{IntKeys, KeyColumn, ViewKeys};
+use crate::keys::{CustomerIds, CustomerKeys};
 use crate::occasions::{bucket_start, collapse_occasions, micros_to_days};
-use crate::partition::{partition_rows, RowFilter, MAX_ROWS};
-use crate::{parallelism, KernelError};
+use crate::partition::{map_customers_sorted, RowFilter};
+use crate::KernelError;
 
 /// `status` codes, in the order of [`STATUS_LABELS`].
 pub const STATUS_SCORED: u8 = 0;
@@ -22,30 +20,6 @@ pub const STATUS_LABELS: [&str; 3] = ["scored", "single_purchase", "below_min_oc
 pub const GROUP_LABELS: [&str; 5] = ["a", "b", "c", "d", "e"];
 /// Labels of the S bands, by code.
 pub const BAND_LABELS: [&str; 3] = ["not_silent", "silent", "deep_silent"];
-
-/// Customer keys of the input rows.
-#[derive(Debug, Clone)]
-pub enum CustomerKeys<'a> {
-    /// Integer ids.
-    Int(&'a [i64]),
-    /// UTF-8 ids in Arrow's string-view layout (see [`ViewKeys`]).
-    View(ViewKeys<'a>),
-}
-
-impl CustomerKeys<'_> {
-    /// Number of rows.
-    pub fn len(&self) -> usize {
-        match self {
-            Self::Int(keys) => keys.len(),
-            Self::View(keys) => keys.len(),
-        }
-    }
-
-    /// Whether there are no rows.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
 
 /// Parameters of silence scoring (SPEC §2), times in microseconds.
 #[derive(Debug, Clone, PartialEq)]
@@ -194,19 +168,6 @@ fn median_days(values: &mut [i64]) -> f64 {
     }
 }
 
-/// Customer ids of the output rows: integers, or string views into the input's buffers.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CustomerIds {
-    Int(Vec<i64>),
-    View(Vec<u128>),
-}
-
-impl Default for CustomerIds {
-    fn default() -> Self {
-        Self::Int(Vec::new())
-    }
-}
-
 /// The scored table: one row per customer present at `as_of`, sorted by customer key.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SilenceTable {
@@ -228,99 +189,32 @@ pub fn score(
     params: &SilenceParams,
 ) -> Result<SilenceTable, KernelError> {
     params.validate()?;
-    let n_rows = customers.len();
-    if times_us.len() != n_rows {
-        return Err(KernelError::LengthMismatch {
-            column: "ts",
-            expected: n_rows,
-            actual: times_us.len(),
-        });
-    }
-    if let Some(a) = amounts {
-        if a.len() != n_rows {
-            return Err(KernelError::LengthMismatch {
-                column: "amount",
-                expected: n_rows,
-                actual: a.len(),
-            });
-        }
-    }
-    if n_rows > MAX_ROWS {
-        return Err(KernelError::TooManyRows {
-            rows: n_rows,
-            limit: MAX_ROWS,
-        });
-    }
-    parallelism::install(params.num_threads, || match customers {
-        CustomerKeys::Int(keys) => {
-            let (ids, table) = score_keyed(&IntKeys(keys), times_us, amounts, params);
-            SilenceTable {
-                ids: CustomerIds::Int(ids),
-                ..table
-            }
-        }
-        CustomerKeys::View(keys) => {
-            let (ids, table) = score_keyed(keys, times_us, amounts, params);
-            SilenceTable {
-                ids: CustomerIds::View(ids),
-                ..table
-            }
-        }
-    })
-}
-
-fn score_keyed<C: KeyColumn>(
-    keys: &C,
-    times_us: &[i64],
-    amounts: Option<&[f64]>,
-    params: &SilenceParams,
-) -> (Vec<C::Key>, SilenceTable) {
-    let filter = RowFilter {
-        max_time_us: params.as_of_us,
-        resolution_us: params.resolution_us,
-    };
+    let filter = RowFilter::new(params.as_of_us, params.resolution_us);
     let as_of_bucket_us = bucket_start(params.as_of_us, params.resolution_us);
-    let partitioned = partition_rows(keys, times_us, amounts, filter);
-    let scored = partitioned.map_customers(
-        keys,
-        || (Vec::new(), Vec::new()),
-        |(occasions, gaps), _key, rows| {
-            collapse_occasions(rows, occasions);
-            score_occasions(occasions, as_of_bucket_us, params, gaps)
-        },
-    );
-    let rows_after_as_of = partitioned.rows_excluded;
-    drop(partitioned);
-    // Sort (key, partition, position) triples rather than the wide rows; keys are unique, so an
-    // unstable sort gives one canonical order.
-    let mut order: Vec<(C::Key, u32, u32)> = scored
-        .iter()
-        .enumerate()
-        .flat_map(|(p, part)| {
-            part.iter()
-                .enumerate()
-                .map(move |(i, (key, _))| (*key, p as u32, i as u32))
-        })
-        .collect();
-    order.par_sort_unstable_by(|a, b| keys.cmp(a.0, b.0));
-    let customers = order
-        .par_iter()
-        .map(|&(_, p, i)| scored[p as usize][i as usize].1)
-        .collect();
-    drop(scored);
-    let ids = order.into_iter().map(|(key, _, _)| key).collect();
-    let table = SilenceTable {
-        ids: CustomerIds::default(),
+    let table = map_customers_sorted(
         customers,
-        rows_after_as_of,
-        rows_used: times_us.len() as u64 - rows_after_as_of,
-    };
-    (ids, table)
+        times_us,
+        amounts,
+        filter,
+        params.num_threads,
+        || (Vec::new(), Vec::new()),
+        |(occasions, gaps), rows| {
+            collapse_occasions(rows, occasions);
+            Some(score_occasions(occasions, as_of_bucket_us, params, gaps))
+        },
+    )?;
+    Ok(SilenceTable {
+        ids: table.ids,
+        customers: table.rows,
+        rows_after_as_of: table.rows_excluded,
+        rows_used: times_us.len() as u64 - table.rows_excluded,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::ViewKeys;
     use crate::occasions::MICROS_PER_DAY as DAY;
 
     fn occ(days: &[i64]) -> Vec<(i64, f64)> {

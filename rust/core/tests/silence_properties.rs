@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
+use winback_core::keys::{CustomerIds, CustomerKeys};
 use winback_core::occasions::MICROS_PER_DAY as DAY;
-use winback_core::silence::{score, CustomerIds, CustomerKeys, SilenceParams, STATUS_SCORED};
+use winback_core::silence::{score, SilenceParams, STATUS_SCORED};
 
 /// SPEC §2 written out plainly: (n, recency rank, max gap µs, total amount) per customer.
 fn reference(

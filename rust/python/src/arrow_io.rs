@@ -1,21 +1,23 @@
-//! Arrow ↔ slices: extracts the prepared transaction columns and builds the output batch.
+//! Arrow ↔ slices: extracts the prepared transaction columns and builds the output batches.
 //! No math happens here.
 
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::types::{Float64Type, Int64Type, UInt32Type, UInt8Type};
 use arrow_array::{
-    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringViewArray, UInt32Array,
-    UInt8Array,
+    Array, ArrayRef, ArrowPrimitiveType, Float64Array, Int64Array, PrimitiveArray, RecordBatch,
+    StringViewArray, UInt64Array,
 };
 use arrow_buffer::{Buffer, NullBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema};
 use pyo3::prelude::*;
 use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::PyTable;
-use winback_core::keys::ViewKeys;
-use winback_core::silence::{CustomerIds, CustomerKeys, SilenceTable, STATUS_SCORED};
+use winback_core::compress::Compressed;
+use winback_core::keys::{CustomerIds, CustomerKeys, ViewKeys};
+use winback_core::silence::{SilenceTable, STATUS_SCORED};
+use winback_core::summary::{CustomerSummary, SummaryTable};
 
 use crate::errors::WinbackInputError;
 
@@ -87,12 +89,17 @@ fn cast_to(array: &ArrayRef, to: &DataType, column: &str) -> PyResult<ArrayRef> 
     })
 }
 
-/// Reads the prepared table: column 0 customer, 1 ts, 2 (optional) amount.
-pub fn transaction_columns(data: AnyRecordBatch) -> PyResult<TransactionColumns> {
+/// All batches of `data` as one.
+fn combined_batch(data: AnyRecordBatch) -> PyResult<RecordBatch> {
     let table = data.into_table()?;
     let (batches, schema) = table.into_inner();
-    let batch = arrow_select::concat::concat_batches(&schema, &batches)
-        .map_err(|e| input_error(format!("could not combine the input batches: {e}")))?;
+    arrow_select::concat::concat_batches(&schema, &batches)
+        .map_err(|e| input_error(format!("could not combine the input batches: {e}")))
+}
+
+/// Reads the prepared table: column 0 customer, 1 ts, 2 (optional) amount.
+pub fn transaction_columns(data: AnyRecordBatch) -> PyResult<TransactionColumns> {
+    let batch = combined_batch(data)?;
     if batch.num_columns() < 2 {
         return Err(input_error(
             "expected at least the customer and ts columns".to_string(),
@@ -132,83 +139,93 @@ pub fn silence_table(
             .map(|c| c.status == STATUS_SCORED)
             .collect::<Vec<_>>(),
     );
-    let amount_valid = (!has_amount).then(|| NullBuffer::new_null(rows.len()));
-    let f64_col = |f: fn(&winback_core::silence::CustomerSilence) -> f64,
-                   nulls: Option<&NullBuffer>| {
-        Arc::new(Float64Array::new(
-            rows.iter().map(f).collect(),
-            nulls.cloned(),
-        )) as ArrayRef
-    };
-    let columns: Vec<(&str, ArrayRef)> = vec![
+    let scored = Some(&scored);
+    let money = (!has_amount).then(|| NullBuffer::new_null(rows.len()));
+    let money = money.as_ref();
+    named_table(vec![
         ("customer_id", customer_ids),
-        (
-            "status",
-            Arc::new(UInt8Array::from_iter_values(rows.iter().map(|c| c.status))),
-        ),
+        ("status", column::<UInt8Type, _>(rows, |c| c.status, None)),
         (
             "n_occasions",
-            Arc::new(UInt32Array::from_iter_values(
-                rows.iter().map(|c| c.n_occasions),
-            )),
+            column::<UInt32Type, _>(rows, |c| c.n_occasions, None),
         ),
         (
             "first_ts",
-            Arc::new(Int64Array::from_iter_values(
-                rows.iter().map(|c| c.first_us),
-            )),
+            column::<Int64Type, _>(rows, |c| c.first_us, None),
+        ),
+        ("last_ts", column::<Int64Type, _>(rows, |c| c.last_us, None)),
+        (
+            "tenure_days",
+            column::<Float64Type, _>(rows, |c| c.tenure_days, None),
         ),
         (
-            "last_ts",
-            Arc::new(Int64Array::from_iter_values(rows.iter().map(|c| c.last_us))),
+            "recency_days",
+            column::<Float64Type, _>(rows, |c| c.recency_days, None),
         ),
-        ("tenure_days", f64_col(|c| c.tenure_days, None)),
-        ("recency_days", f64_col(|c| c.recency_days, None)),
-        ("max_gap_days", f64_col(|c| c.max_gap_days, Some(&scored))),
-        ("mean_gap_days", f64_col(|c| c.mean_gap_days, Some(&scored))),
+        (
+            "max_gap_days",
+            column::<Float64Type, _>(rows, |c| c.max_gap_days, scored),
+        ),
+        (
+            "mean_gap_days",
+            column::<Float64Type, _>(rows, |c| c.mean_gap_days, scored),
+        ),
         (
             "median_gap_days",
-            f64_col(|c| c.median_gap_days, Some(&scored)),
+            column::<Float64Type, _>(rows, |c| c.median_gap_days, scored),
         ),
         (
             "recency_rank",
-            Arc::new(UInt32Array::new(
-                rows.iter().map(|c| c.recency_rank).collect(),
-                Some(scored.clone()),
-            )),
+            column::<UInt32Type, _>(rows, |c| c.recency_rank, scored),
         ),
-        ("rank_ratio", f64_col(|c| c.rank_ratio, Some(&scored))),
-        ("silence_score", f64_col(|c| c.silence_score, Some(&scored))),
+        (
+            "rank_ratio",
+            column::<Float64Type, _>(rows, |c| c.rank_ratio, scored),
+        ),
+        (
+            "silence_score",
+            column::<Float64Type, _>(rows, |c| c.silence_score, scored),
+        ),
         (
             "rank_ratio_group",
-            Arc::new(UInt8Array::new(
-                rows.iter().map(|c| c.group).collect(),
-                Some(scored.clone()),
-            )),
+            column::<UInt8Type, _>(rows, |c| c.group, scored),
         ),
         (
             "silence_band",
-            Arc::new(UInt8Array::new(
-                rows.iter().map(|c| c.band).collect(),
-                Some(scored.clone()),
-            )),
+            column::<UInt8Type, _>(rows, |c| c.band, scored),
         ),
         (
             "total_amount",
-            f64_col(|c| c.total_amount, amount_valid.as_ref()),
+            column::<Float64Type, _>(rows, |c| c.total_amount, money),
         ),
         (
             "mean_amount",
-            f64_col(|c| c.mean_amount, amount_valid.as_ref()),
+            column::<Float64Type, _>(rows, |c| c.mean_amount, money),
         ),
-    ];
+    ])
+}
+
+/// One output column: `field` of every row, null where `nulls` says so.
+fn column<P: ArrowPrimitiveType, T>(
+    rows: &[T],
+    field: impl Fn(&T) -> P::Native,
+    nulls: Option<&NullBuffer>,
+) -> ArrayRef {
+    Arc::new(PrimitiveArray::<P>::new(
+        rows.iter().map(field).collect(),
+        nulls.cloned(),
+    ))
+}
+
+/// A one-batch table of named columns; a column is nullable when it has a validity buffer.
+fn named_table<N: AsRef<str>>(columns: Vec<(N, ArrayRef)>) -> PyResult<PyTable> {
     let fields: Vec<Field> = columns
         .iter()
         .map(|(name, array)| {
             Field::new(
-                *name,
+                name.as_ref(),
                 array.data_type().clone(),
-                array.null_count() > 0 || array.nulls().is_some(),
+                array.nulls().is_some(),
             )
         })
         .collect();
@@ -217,4 +234,86 @@ pub fn silence_table(
     let batch = RecordBatch::try_new(Arc::clone(&schema), arrays)
         .map_err(|e| crate::errors::internal_error(&format!("building the output table: {e}")))?;
     PyTable::try_new(vec![batch], schema)
+}
+
+/// Builds the summary batch (SPEC §5); the amount columns are null when there was no amount
+/// column.
+pub fn summary_table(
+    table: &SummaryTable,
+    customer_ids: ArrayRef,
+    has_amount: bool,
+) -> PyResult<PyTable> {
+    let rows = &table.customers;
+    let money = (!has_amount).then(|| NullBuffer::new_null(rows.len()));
+    let money = money.as_ref();
+    let count = |f: fn(&CustomerSummary) -> u32, nulls| column::<UInt32Type, _>(rows, f, nulls);
+    let value = |f: fn(&CustomerSummary) -> f64, nulls| column::<Float64Type, _>(rows, f, nulls);
+    named_table(vec![
+        ("customer_id", customer_ids),
+        ("frequency", count(|c| c.frequency, None)),
+        ("recency", value(|c| c.recency, None)),
+        ("T", value(|c| c.t, None)),
+        ("monetary_value", value(|c| c.monetary_value, money)),
+        ("spend_frequency", count(|c| c.spend_frequency, money)),
+        ("first_amount", value(|c| c.first_amount, money)),
+        ("n_periods", count(|c| c.n_periods, None)),
+        ("period_frequency", count(|c| c.period_frequency, None)),
+        ("frequency_holdout", count(|c| c.frequency_holdout, None)),
+        (
+            "monetary_value_holdout",
+            value(|c| c.monetary_value_holdout, money),
+        ),
+    ])
+}
+
+/// Named Float64 columns of a table (for compression); nulls and non-numeric columns are errors.
+pub struct FloatColumns {
+    pub names: Vec<String>,
+    pub arrays: Vec<Float64Array>,
+}
+
+impl FloatColumns {
+    pub fn slices(&self) -> Vec<&[f64]> {
+        self.arrays.iter().map(|a| &a.values()[..]).collect()
+    }
+}
+
+/// Reads every column of `data` as Float64.
+pub fn float_columns(data: AnyRecordBatch) -> PyResult<FloatColumns> {
+    let batch = combined_batch(data)?;
+    let schema = batch.schema();
+    let mut out = FloatColumns {
+        names: Vec::new(),
+        arrays: Vec::new(),
+    };
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        if !column.data_type().is_numeric() {
+            return Err(input_error(format!(
+                "column '{}' has type {}; only numeric columns can be compressed",
+                field.name(),
+                column.data_type()
+            )));
+        }
+        let values = cast_to(column, &DataType::Float64, field.name())?;
+        out.names.push(field.name().clone());
+        out.arrays
+            .push(values.as_primitive::<Float64Type>().clone());
+    }
+    Ok(out)
+}
+
+/// The distinct rows (same column names, Float64) and their `count` (UInt64).
+pub fn compressed_table(names: &[String], compressed: Compressed) -> PyResult<PyTable> {
+    let mut columns: Vec<(&str, ArrayRef)> = names
+        .iter()
+        .zip(compressed.columns)
+        .map(|(name, values)| {
+            (
+                name.as_str(),
+                Arc::new(Float64Array::from(values)) as ArrayRef,
+            )
+        })
+        .collect();
+    columns.push(("count", Arc::new(UInt64Array::from(compressed.counts))));
+    named_table(columns)
 }

@@ -13,9 +13,9 @@ pub fn kernel_error(err: &KernelError) -> PyErr {
     let message = err.to_string();
     match err {
         KernelError::InvalidParameter { .. } => WinbackConfigError::new_err(message),
-        KernelError::LengthMismatch { .. } | KernelError::TooManyRows { .. } => {
-            WinbackInputError::new_err(message)
-        }
+        KernelError::LengthMismatch { .. }
+        | KernelError::TooManyRows { .. }
+        | KernelError::NotANumber { .. } => WinbackInputError::new_err(message),
         _ => WinbackError::new_err(message),
     }
 }
@@ -24,5 +24,13 @@ pub fn kernel_error(err: &KernelError) -> PyErr {
 pub fn internal_error(context: &str) -> PyErr {
     WinbackError::new_err(format!(
         "internal error in {context} (a bug in winback, please report it with the input that caused it)"
+    ))
+}
+
+/// A NaN where values are compared, named by its column.
+pub fn nan_error(column: &str, row: usize) -> PyErr {
+    WinbackInputError::new_err(format!(
+        "column '{column}' holds NaN at row {row}; NaN values cannot be compared or counted. \
+         Drop or fill those rows first"
     ))
 }

@@ -4,22 +4,35 @@
 mod arrow_io;
 mod errors;
 
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pyo3::prelude::*;
 use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::PyTable;
+use winback_core::compress::compress_rows;
 use winback_core::silence::{score as score_silence, SilenceParams};
+use winback_core::summary::{summarise, SummaryParams};
+use winback_core::KernelError;
 
-/// Runs `work` without the GIL, turning a panic into a `WinbackError` instead of a crash.
+/// Runs `work` without the GIL, turning a panic into a `WinbackError` instead of a crash; the
+/// kernel's own error is left to the caller.
+fn run_kernel_raw<T: Send>(
+    py: Python<'_>,
+    context: &str,
+    work: impl FnOnce() -> Result<T, KernelError> + Send,
+) -> PyResult<Result<T, KernelError>> {
+    py.detach(|| catch_unwind(AssertUnwindSafe(work)))
+        .map_err(|_| errors::internal_error(context))
+}
+
+/// [`run_kernel_raw`] with kernel errors mapped to the typed Python exceptions.
 fn run_kernel<T: Send>(
     py: Python<'_>,
     context: &str,
-    work: impl FnOnce() -> Result<T, winback_core::KernelError> + Send,
+    work: impl FnOnce() -> Result<T, KernelError> + Send,
 ) -> PyResult<T> {
-    py.detach(|| catch_unwind(AssertUnwindSafe(work)))
-        .map_err(|_| errors::internal_error(context))?
-        .map_err(|e| errors::kernel_error(&e))
+    run_kernel_raw(py, context, work)?.map_err(|e| errors::kernel_error(&e))
 }
 
 /// Silence scoring of a prepared table (customer, ts as µs, optional amount); see `_winback.pyi`.
@@ -52,6 +65,65 @@ fn silence(
     Ok((out, table.rows_used, table.rows_after_as_of))
 }
 
+/// Per-customer sufficient statistics of a prepared table (SPEC §5); see `_winback.pyi`.
+#[pyfunction]
+#[pyo3(signature = (
+    data, *, calibration_end_us, max_time_us, resolution_us, unit_us, period_edges_us=None,
+    num_threads=None
+))]
+fn summary(
+    py: Python<'_>,
+    data: AnyRecordBatch,
+    calibration_end_us: i64,
+    max_time_us: i64,
+    resolution_us: i64,
+    unit_us: i64,
+    period_edges_us: Option<Vec<i64>>,
+    num_threads: Option<usize>,
+) -> PyResult<(PyTable, BTreeMap<&'static str, u64>)> {
+    let columns = arrow_io::transaction_columns(data)?;
+    let params = SummaryParams {
+        calibration_end_us,
+        max_time_us,
+        resolution_us,
+        unit_us,
+        period_edges_us: period_edges_us.unwrap_or_default(),
+        num_threads,
+    };
+    let table = run_kernel(py, "the summary", || {
+        summarise(&columns.keys(), columns.times(), columns.amounts(), &params)
+    })?;
+    let ids = columns.customer_ids(&table.ids)?;
+    let out = arrow_io::summary_table(&table, ids, columns.amounts().is_some())?;
+    let counts = BTreeMap::from([
+        ("rows_used", table.rows_used),
+        ("rows_after_max_time", table.rows_after_max_time),
+        (
+            "customers_born_after_calibration",
+            table.customers_born_after_calibration,
+        ),
+        (
+            "rows_born_after_calibration",
+            table.rows_born_after_calibration,
+        ),
+    ]);
+    Ok((out, counts))
+}
+
+/// Distinct rows of numeric columns with their `count`; see `_winback.pyi`.
+#[pyfunction]
+fn compress(py: Python<'_>, data: AnyRecordBatch) -> PyResult<PyTable> {
+    let columns = arrow_io::float_columns(data)?;
+    let compressed = run_kernel_raw(py, "compression", || compress_rows(&columns.slices()))?
+        .map_err(|e| match e {
+            KernelError::NotANumber { column, row } => {
+                errors::nan_error(&columns.names[column], row)
+            }
+            other => errors::kernel_error(&other),
+        })?;
+    arrow_io::compressed_table(&columns.names, compressed)
+}
+
 /// Number of worker threads a call would use (`WINBACK_NUM_THREADS` or the core count).
 #[pyfunction]
 #[pyo3(signature = (num_threads=None))]
@@ -62,16 +134,16 @@ fn effective_threads(num_threads: Option<usize>) -> usize {
 /// Panics inside the kernel runner; lets the tests prove a panic never reaches Python as a crash.
 #[pyfunction]
 fn _panic_for_test(py: Python<'_>) -> PyResult<()> {
-    run_kernel(
-        py,
-        "the panic self-test",
-        || -> Result<(), winback_core::KernelError> { panic!("deliberate test panic") },
-    )
+    run_kernel(py, "the panic self-test", || -> Result<(), KernelError> {
+        panic!("deliberate test panic")
+    })
 }
 
 #[pymodule(gil_used = false)]
 fn _winback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(silence, m)?)?;
+    m.add_function(wrap_pyfunction!(summary, m)?)?;
+    m.add_function(wrap_pyfunction!(compress, m)?)?;
     m.add_function(wrap_pyfunction!(effective_threads, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

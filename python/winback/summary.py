@@ -1,0 +1,527 @@
+"""Per-customer sufficient statistics of the frequency and spend models (SPEC §5).
+
+:func:`summary` turns transactions into the table the BTYD literature starts from: per customer
+the repeat purchase count ``frequency`` (x), ``recency`` (t_x) and age ``T``, the Gamma–Gamma
+inputs, an optional calibration/holdout split, and the period panel of the period NBD model.
+:func:`compress_summary` reduces such a table to its distinct rows with counts, which is what the
+likelihoods are summed over.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal, overload
+
+import polars as pl
+
+from winback import _io, _winback
+from winback.errors import WinbackConfigError, WinbackInputError
+from winback.silence import AsOf
+
+__all__ = [
+    "HOLDOUT_COLUMNS",
+    "SUMMARY_COLUMNS",
+    "UNITS",
+    "SummaryInfo",
+    "compress_summary",
+    "period_edges",
+    "summary",
+]
+
+#: Output time units of :func:`summary` and their length in µs.
+UNITS = {"D": _io.MICROS_PER_DAY, "W": 7 * _io.MICROS_PER_DAY}
+
+#: Columns of :func:`summary`, in order.
+SUMMARY_COLUMNS = (
+    "customer_id",
+    "frequency",
+    "recency",
+    "T",
+    "monetary_value",
+    "spend_frequency",
+    "first_amount",
+    "n_periods",
+    "period_frequency",
+)
+#: Columns :func:`summary` adds after :data:`SUMMARY_COLUMNS` when ``calibration_end`` is given.
+HOLDOUT_COLUMNS = ("frequency_holdout", "monetary_value_holdout", "duration_holdout")
+
+_COUNT_COLUMNS = ("frequency", "spend_frequency", "n_periods", "period_frequency")
+_PERIOD_RE = re.compile(r"^\s*(\d+)\s*d\s*$")
+
+
+@dataclass(frozen=True)
+class SummaryInfo:
+    """What a summary run read, kept and rejected.
+
+    Attributes
+    ----------
+    rows_read : rows in the input.
+    rows_rejected : rows removed by ``on_invalid="drop"`` (see ``rejects``).
+    rows_after_as_of : valid rows after the end of observation (``holdout_end`` with a
+        calibration split, else ``as_of``): excluded.
+    rows_used : rows that entered the summary (at or before the end of observation).
+    customers : customers in the result.
+    customers_born_after_calibration : customers whose first purchase is after
+        ``calibration_end``: not in the result.
+    rows_born_after_calibration : used rows of those customers.
+    as_of, calibration_end, holdout_end : the cut-offs used (local wall clock; a date means the
+        end of that day); ``calibration_end`` and ``holdout_end`` are None without a split.
+    unit, resolution, period : the time unit, occasion bucket and period of the panel.
+    rejects : the rejected input rows with ``row_index`` and ``reason``.
+    """
+
+    rows_read: int
+    rows_rejected: int
+    rows_after_as_of: int
+    rows_used: int
+    customers: int
+    customers_born_after_calibration: int
+    rows_born_after_calibration: int
+    as_of: datetime | None
+    calibration_end: datetime | None
+    holdout_end: datetime | None
+    unit: str
+    resolution: str
+    period: str
+    rejects: pl.DataFrame = field(repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures as plain values (for ``--json`` and logs)."""
+
+        def moment(value: datetime | None) -> str | None:
+            return None if value is None else _io.describe_moment(value)
+
+        return {
+            "rows_read": self.rows_read,
+            "rows_rejected": self.rows_rejected,
+            "rows_after_as_of": self.rows_after_as_of,
+            "rows_used": self.rows_used,
+            "customers": self.customers,
+            "customers_born_after_calibration": self.customers_born_after_calibration,
+            "rows_born_after_calibration": self.rows_born_after_calibration,
+            "as_of": moment(self.as_of),
+            "calibration_end": moment(self.calibration_end),
+            "holdout_end": moment(self.holdout_end),
+            "unit": self.unit,
+            "resolution": self.resolution,
+            "period": self.period,
+        }
+
+
+def _check_unit(unit: str) -> int:
+    if unit not in UNITS:
+        raise WinbackConfigError(f"unit={unit!r} is not a time unit; use 'D' (days) or 'W' (weeks)")
+    return UNITS[unit]
+
+
+def _check_period(period: str) -> str | int:
+    """``"month"``, ``"week"``, ``"quarter"``, or a number of days (from ``"Nd"``)."""
+    if period in ("month", "week", "quarter"):
+        return period
+    match = _PERIOD_RE.match(str(period))
+    if match is None or int(match.group(1)) < 1:
+        raise WinbackConfigError(
+            f"period={period!r} is not a period; use 'month', 'week', 'quarter' or a number of "
+            "days such as '30d'"
+        )
+    return int(match.group(1))
+
+
+def _period_start(moment: datetime, kind: str | int) -> datetime:
+    day = datetime.combine(moment.date(), datetime.min.time())
+    if kind == "month":
+        return day.replace(day=1)
+    if kind == "quarter":
+        return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
+    if kind == "week":
+        return day - timedelta(days=day.weekday())
+    return day
+
+
+def _next_period(start: datetime, kind: str | int) -> datetime:
+    if isinstance(kind, int):
+        return start + timedelta(days=kind)
+    if kind == "week":
+        return start + timedelta(days=7)
+    months = start.year * 12 + start.month - 1 + (3 if kind == "quarter" else 1)
+    return start.replace(year=months // 12, month=months % 12 + 1)
+
+
+def period_edges(period: str, first_us: int, end_us: int) -> list[int]:
+    """Boundaries of the complete periods of a panel (SPEC §5 "Periods"), local wall-clock µs.
+
+    Period 0 is the period holding ``first_us``: the calendar month, quarter or ISO week
+    (Monday 00:00) of it, or for ``"Nd"`` the N days from midnight of its day. The edges are
+    the starts of periods 0, 1, … up to the last start at or before ``end_us`` (the exclusive
+    end of observation), which closes the last complete period.
+
+    >>> from datetime import datetime
+    >>> from winback._io import as_of_to_micros
+    >>> us = lambda d: as_of_to_micros(d, None)
+    >>> edges = period_edges("month", us(datetime(2024, 1, 15)), us(datetime(2024, 4, 1)))
+    >>> [str(_io.micros_to_datetime(e).date()) for e in edges]
+    ['2024-01-01', '2024-02-01', '2024-03-01', '2024-04-01']
+    """
+    kind = _check_period(period)
+    edge = _period_start(_io.micros_to_datetime(first_us), kind)
+    end = _io.micros_to_datetime(end_us)
+    edges = []
+    while edge <= end:
+        edges.append(_io.as_of_to_micros(edge, None))
+        edge = _next_period(edge, kind)
+    return edges
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Cut-offs of a summary in local wall-clock µs; ``split`` when a calibration end is given."""
+
+    as_of_us: int
+    calibration_end_us: int
+    max_time_us: int
+    split: bool
+
+
+def _describe(value: AsOf) -> str:
+    return value if isinstance(value, str) else value.isoformat()
+
+
+def _window(
+    prepared: _io.Prepared,
+    as_of: AsOf | None,
+    calibration_end: AsOf | None,
+    holdout_end: AsOf | None,
+) -> _Window:
+    """Resolves and checks ``as_of``, ``calibration_end`` and ``holdout_end``."""
+    zone = prepared.time_zone
+    if calibration_end is None:
+        if holdout_end is not None:
+            raise WinbackConfigError(
+                "holdout_end is given without calibration_end; pass calibration_end= to split "
+                "the data into calibration and holdout periods"
+            )
+        as_of_us = _io.snapshot_end(prepared, as_of)
+        return _Window(as_of_us, as_of_us, as_of_us, split=False)
+    cal_us = _io.as_of_to_micros(calibration_end, zone)
+    has_data = prepared.frame.height > 0
+    # as_of: as given, else holdout_end, else the latest purchase (no data: the calibration end).
+    nothing_to_check = as_of is None and holdout_end is None and not has_data
+    if nothing_to_check:
+        as_of_us = cal_us
+    else:
+        as_of_us = _io.snapshot_end(prepared, holdout_end if as_of is None else as_of)
+    hold_us = as_of_us if holdout_end is None else _io.as_of_to_micros(holdout_end, zone)
+    cal_text = _describe(calibration_end)
+    if as_of is not None and holdout_end is not None and hold_us > as_of_us:
+        raise WinbackConfigError(
+            f"holdout_end={_describe(holdout_end)} is after as_of={_describe(as_of)}; the "
+            "holdout period must end within the snapshot"
+        )
+    if hold_us <= cal_us and not nothing_to_check:
+        if holdout_end is not None:
+            end = f"holdout_end={_describe(holdout_end)}"
+        elif as_of is not None:
+            end = f"as_of={_describe(as_of)} (the default holdout_end)"
+        else:
+            last = _io.describe_moment(_io.micros_to_datetime(hold_us))
+            end = f"the last purchase ({last}), the default holdout_end; pass holdout_end="
+        raise WinbackConfigError(f"calibration_end={cal_text} must be before {end}")
+    if has_data:
+        first_us = int(prepared.frame.get_column("ts").min())  # type: ignore[arg-type]
+        if first_us > cal_us:
+            first = _io.describe_moment(_io.micros_to_datetime(first_us))
+            raise WinbackConfigError(
+                f"calibration_end={cal_text} is before the first purchase ({first}): no "
+                "customer would be in the calibration period; choose a later calibration_end"
+            )
+    return _Window(as_of_us, cal_us, hold_us, split=True)
+
+
+def _bucket(t_us: int, resolution_us: int) -> int:
+    return t_us - t_us % resolution_us
+
+
+def _panel_edges(
+    prepared: _io.Prepared, window: _Window, resolution_us: int, period: str
+) -> list[int]:
+    """Edges of the complete periods up to the calibration end, from the period of the data's
+    first occasion (its bucket start)."""
+    first = prepared.frame.select(
+        pl.col("ts").filter(pl.col("ts") <= window.max_time_us).min()
+    ).item()
+    if first is None:
+        return []
+    start = _bucket(int(first), resolution_us)
+    return period_edges(period, start, window.calibration_end_us + 1)
+
+
+def _summary_frame(
+    raw: pl.DataFrame, window: _Window, resolution_us: int, unit_us: int
+) -> pl.DataFrame:
+    counts = [pl.col(name).cast(pl.Int64) for name in _COUNT_COLUMNS]
+    floats = [pl.col(name) for name in ("recency", "T", "monetary_value", "first_amount")]
+    columns = [
+        _io.customer_ids(raw),
+        *raw.select(*counts, *floats, pl.col("frequency_holdout").cast(pl.Int64)).get_columns(),
+        raw.get_column("monetary_value_holdout"),
+    ]
+    frame = pl.DataFrame(columns)
+    if not window.split:
+        return frame.select(SUMMARY_COLUMNS)
+    duration_us = _bucket(window.max_time_us, resolution_us) - _bucket(
+        window.calibration_end_us, resolution_us
+    )
+    return frame.with_columns(
+        pl.lit(duration_us / unit_us, dtype=pl.Float64).alias("duration_holdout")
+    ).select(*SUMMARY_COLUMNS, *HOLDOUT_COLUMNS)
+
+
+@overload
+def summary(
+    data: Any,
+    *,
+    as_of: AsOf | None = ...,
+    unit: Literal["D", "W"] = ...,
+    calibration_end: AsOf | None = ...,
+    holdout_end: AsOf | None = ...,
+    resolution: str | timedelta = ...,
+    period: str = ...,
+    customer_col: str = ...,
+    time_col: str = ...,
+    amount_col: str | None = ...,
+    order_col: str | None = ...,
+    tz: str | None = ...,
+    on_invalid: Literal["raise", "drop"] = ...,
+    num_threads: int | None = ...,
+    return_info: Literal[False] = ...,
+) -> pl.DataFrame: ...
+
+
+@overload
+def summary(
+    data: Any,
+    *,
+    as_of: AsOf | None = ...,
+    unit: Literal["D", "W"] = ...,
+    calibration_end: AsOf | None = ...,
+    holdout_end: AsOf | None = ...,
+    resolution: str | timedelta = ...,
+    period: str = ...,
+    customer_col: str = ...,
+    time_col: str = ...,
+    amount_col: str | None = ...,
+    order_col: str | None = ...,
+    tz: str | None = ...,
+    on_invalid: Literal["raise", "drop"] = ...,
+    num_threads: int | None = ...,
+    return_info: Literal[True],
+) -> tuple[pl.DataFrame, SummaryInfo]: ...
+
+
+def summary(
+    data: Any,
+    *,
+    as_of: AsOf | None = None,
+    unit: Literal["D", "W"] = "W",
+    calibration_end: AsOf | None = None,
+    holdout_end: AsOf | None = None,
+    resolution: str | timedelta = "1d",
+    period: str = "month",
+    customer_col: str = "customer_id",
+    time_col: str = "ts",
+    amount_col: str | None = "amount",
+    order_col: str | None = None,
+    tz: str | None = None,
+    on_invalid: Literal["raise", "drop"] = "raise",
+    num_threads: int | None = None,
+    return_info: bool = False,
+) -> pl.DataFrame | tuple[pl.DataFrame, SummaryInfo]:
+    """Per-customer sufficient statistics of the frequency and spend models (SPEC §5).
+
+    Purchases are counted as occasions (SPEC §1: rows of a customer in one ``resolution`` bucket
+    are one occasion dated at the bucket start, with their amounts summed). For a customer with
+    occasions t_1 < … < t_n up to the calibration end c (``calibration_end``, else ``as_of``):
+    x = n − 1 repeat occasions, t_x = t_n − t_1 and T = c − t_1 (c floored to its bucket).
+
+    Parameters
+    ----------
+    data
+        Transactions: a Polars/pandas DataFrame, PyArrow table or record-batch reader, DuckDB
+        relation, anything with ``__arrow_c_stream__``, or a path/glob of Parquet/CSV/IPC files.
+    as_of
+        End of the snapshot; default: the latest purchase (or ``holdout_end`` when given). Later
+        rows are left out and counted. A date means the end of that day.
+    unit
+        Time unit of ``recency``, ``T`` and ``duration_holdout``: ``"W"`` weeks (default, as in
+        the literature) or ``"D"`` days.
+    calibration_end
+        Splits the data: rows at or before it are the calibration period, later rows up to
+        ``holdout_end`` the holdout. Default: no split (calibration end = ``as_of``).
+    holdout_end
+        End of the holdout period (default: ``as_of``); must be after ``calibration_end``.
+    resolution
+        Occasion bucket: ``"1d"`` (default), ``"1h"``, ``"7d"``… A bucket holding the
+        calibration end is cut there: its later rows form a holdout occasion of their own.
+    period
+        Periods of the panel (SPEC §5 "Periods"): ``"month"`` (calendar, default), ``"week"``
+        (ISO, from Monday), ``"quarter"`` or ``"Nd"`` (N days from the day of the data's first
+        occasion). Only periods complete by the calibration end count.
+    customer_col, time_col, amount_col, order_col
+        Input column names. Without an amount column the money columns are null. With
+        ``order_col``, rows of one (customer, order) are one purchase.
+    tz
+        Time zone whose calendar defines buckets and periods of tz-aware timestamps.
+    on_invalid
+        ``"raise"`` (default): bad rows raise :class:`~winback.WinbackInputError`; ``"drop"``: they
+        are removed and returned in ``info.rejects`` with a ``reason``.
+    num_threads
+        Worker threads (default: ``WINBACK_NUM_THREADS`` or all cores). Results never depend on it.
+    return_info
+        Also return a :class:`SummaryInfo` with the rows read, rejected and excluded, and the
+        customers born after the calibration end.
+
+    Returns
+    -------
+    polars.DataFrame
+        One row per customer whose first purchase is at or before the calibration end, sorted by
+        ``customer_id``; customers born later are only counted (``info``). Columns
+        :data:`SUMMARY_COLUMNS`:
+
+        - ``frequency`` (Int64): x, repeat occasions in the calibration period;
+        - ``recency``, ``T`` (Float64, in ``unit``): t_x = last − first occasion and
+          T = calibration end − first occasion;
+        - ``monetary_value``: z̄, mean amount of the repeat calibration occasions with a positive
+          amount (0 when there are none; occasions with amount ≤ 0 are left out of spend models,
+          SPEC §1); ``spend_frequency`` (Int64): their number, the x of Gamma–Gamma;
+          ``first_amount``: amount of the first occasion;
+        - ``n_periods`` (Int64): T_c, complete periods after the birth period (the period of
+          the first occasion) up to the calibration end; ``period_frequency`` (Int64): X_c,
+          occasions in them (SPEC §5 "NBD").
+
+        With ``calibration_end``, also :data:`HOLDOUT_COLUMNS`: ``frequency_holdout`` (Int64,
+        occasions after the calibration end), ``monetary_value_holdout`` (mean positive holdout
+        occasion amount, 0 when none) and ``duration_holdout`` (holdout_end − calibration_end,
+        both floored to their buckets, in ``unit``; the same for everyone).
+
+    Examples
+    --------
+    >>> import polars as pl, winback
+    >>> from datetime import date
+    >>> tx = pl.DataFrame({"customer_id": [1, 1, 1, 2, 3],
+    ...     "ts": [date(2024, 1, 1), date(2024, 1, 15), date(2024, 2, 12), date(2024, 1, 8),
+    ...            date(2024, 2, 20)],
+    ...     "amount": [20.0, 30.0, 50.0, 10.0, 5.0]})
+    >>> out = winback.summary(tx, calibration_end=date(2024, 2, 5), holdout_end=date(2024, 3, 4))
+    >>> out.select("customer_id", "frequency", "recency", "T", "monetary_value",
+    ...            "frequency_holdout", "duration_holdout").rows()
+    [(1, 1, 2.0, 5.0, 30.0, 1, 4.0), (2, 0, 0.0, 4.0, 0.0, 0, 4.0)]
+    """
+    unit_us = _check_unit(unit)
+    resolution_us = _io.parse_resolution(resolution)
+    _check_period(period)
+    _io.check_num_threads(num_threads)
+    prepared = _io.read_transactions(
+        data,
+        customer_col=customer_col,
+        time_col=time_col,
+        amount_col=amount_col,
+        order_col=order_col,
+        tz=tz,
+        on_invalid=on_invalid,
+    )
+    window = _window(prepared, as_of, calibration_end, holdout_end)
+    table, counts = _winback.summary(
+        prepared.frame,
+        calibration_end_us=window.calibration_end_us,
+        max_time_us=window.max_time_us,
+        resolution_us=resolution_us,
+        unit_us=unit_us,
+        period_edges_us=_panel_edges(prepared, window, resolution_us, period),
+        num_threads=num_threads,
+    )
+    frame = _summary_frame(pl.DataFrame(table), window, resolution_us, unit_us)
+    if not return_info:
+        return frame
+    known = bool(prepared.frame.height) or as_of is not None or calibration_end is not None
+
+    def moment(micros: int, shown: bool) -> datetime | None:
+        return _io.micros_to_datetime(micros) if shown else None
+
+    info = SummaryInfo(
+        rows_read=prepared.rows_read,
+        rows_rejected=prepared.rows_rejected,
+        rows_after_as_of=counts["rows_after_max_time"],
+        rows_used=counts["rows_used"],
+        customers=frame.height,
+        customers_born_after_calibration=counts["customers_born_after_calibration"],
+        rows_born_after_calibration=counts["rows_born_after_calibration"],
+        as_of=moment(window.as_of_us, known),
+        calibration_end=moment(window.calibration_end_us, window.split),
+        holdout_end=moment(window.max_time_us, window.split),
+        unit=unit,
+        resolution=str(resolution),
+        period=period,
+        rejects=prepared.rejects,
+    )
+    return frame, info
+
+
+def compress_summary(
+    summary_frame: pl.DataFrame | pl.LazyFrame,
+    columns: Sequence[str] = ("frequency", "recency", "T"),
+) -> pl.DataFrame:
+    """The distinct rows of some summary columns with how often each occurs (SPEC §5: models are
+    fitted on compressed sufficient statistics).
+
+    Values are compared exactly (by their bits, so -0.0 and 0.0 stay apart); rows come sorted
+    by the columns in order. Nulls and NaN are errors.
+
+    Parameters
+    ----------
+    summary_frame
+        A frame such as :func:`summary` returns.
+    columns
+        Numeric columns to compress; default the BTYD triple (x, t_x, T).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``columns`` with their input types, then ``count`` (Int64); the counts sum to the rows.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from winback.summary import compress_summary
+    >>> stats = pl.DataFrame({"frequency": [0, 2, 0], "recency": [0.0, 3.5, 0.0],
+    ...                       "T": [10.0, 10.0, 10.0]})
+    >>> compress_summary(stats).rows()
+    [(0, 0.0, 10.0, 2), (2, 3.5, 10.0, 1)]
+    """
+    frame = summary_frame.collect() if isinstance(summary_frame, pl.LazyFrame) else summary_frame
+    names = list(columns)
+    if not names or len(set(names)) != len(names):
+        raise WinbackConfigError(f"columns={tuple(columns)!r} must name distinct columns")
+    missing = [c for c in names if c not in frame.columns]
+    if missing:
+        raise WinbackInputError(
+            f"columns {missing} are not in the summary; available columns: {frame.columns}"
+        )
+    selected = frame.select(names)
+    for name, dtype in selected.schema.items():
+        if not dtype.is_numeric():
+            raise WinbackInputError(f"column {name!r} has type {dtype}; use numeric columns")
+    nulls = {k: v for k, v in selected.null_count().row(0, named=True).items() if v}
+    if nulls:
+        raise WinbackInputError(
+            f"null values in {nulls} (column: count); monetary columns are null when the "
+            "summary was built without an amount column. Drop or fill them first."
+        )
+    raw = pl.DataFrame(_winback.compress(selected))
+    return raw.select(
+        *(pl.col(name).cast(dtype) for name, dtype in selected.schema.items()),
+        pl.col("count").cast(pl.Int64),
+    )

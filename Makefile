@@ -43,12 +43,23 @@ test: build lint ## build, lint, then cargo test and pytest
 bench: build ## benchmark silence scoring against Polars and DuckDB (size S)
 	$(BIN)/python benches/bench_silence.py --size S
 
+bench-models: build ## summary + model fits vs lifetimes (size S; run `make bench-env` first)
+	$(BIN)/python benches/bench_models.py --size S
+
+.venv-bench/.deps: requirements-bench.txt
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install --quiet --upgrade pip
+	.venv-bench/bin/pip install --quiet -r requirements-bench.txt
+	touch $@
+
+bench-env: .venv-bench/.deps ## the competitors' environment (lifetimes) for the benchmarks
+
 format: $(VENV)/.deps ## format Python and Rust sources
 	$(BIN)/ruff format python tests benches scripts
 	$(BIN)/ruff check --fix python tests benches scripts
 	cargo fmt --all
 
 clean: ## remove build outputs and the virtualenv
-	rm -rf $(VENV) target winback-demo
+	rm -rf $(VENV) .venv-bench target winback-demo
 
-.PHONY: help venv build demo lint test bench format clean
+.PHONY: help venv build demo lint test bench bench-models bench-env format clean

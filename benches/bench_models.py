@@ -1,0 +1,223 @@
+"""Benchmark: winback's summary and model fits against lifetimes, side by side in one run.
+
+For each size, the project's generator (gen_data.py, 6.3 rows per customer) makes a transaction log;
+winback computes the summary (`winback.summary`, unit days) and fits BG/NBD, MBG/NBD, Pareto/NBD,
+Gamma–Gamma and the period NBD; lifetimes (in its own environment, `.venv-bench`, made by
+`make bench-env`) computes its summary and fits the same models on the same log. The script
+reports times, ratios and the largest relative parameter difference. CDNOW (the literature's
+2,357-customer summary from ../shared/data) is fitted by both as well.
+
+    .venv/bin/python benches/bench_models.py --size S            # 1M customers
+    .venv/bin/python benches/bench_models.py --size L --skip-lifetimes-models pareto
+    .venv/bin/python benches/bench_models.py --size tiny         # CI smoke (no lifetimes needed)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gen_data import generate, window  # noqa: E402
+
+import winback  # noqa: E402
+from winback.errors import WinbackFitError  # noqa: E402
+from winback.models import (  # noqa: E402
+    BetaGeoModel,
+    GammaGammaModel,
+    ModifiedBetaGeoModel,
+    NBDModel,
+    ParetoNBDModel,
+)
+
+SIZES = {"tiny": 20_000, "S": 1_000_000, "L": 10_000_000}
+ROWS_PER_CUSTOMER = 6.3
+ROOT = Path(__file__).resolve().parents[1]
+LIFETIMES_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
+CDNOW_SUMMARY = ROOT.parent / "shared" / "data" / "cdnow_customers_summary.csv"
+#: lifetimes' parameter names for each winback model.
+LIFETIMES_NAMES = {
+    "bgnbd": {"r": "r", "alpha": "alpha", "a": "a", "b": "b"},
+    "mbgnbd": {"r": "r", "alpha": "alpha", "a": "a", "b": "b"},
+    "pareto": {"r": "r", "alpha": "alpha", "s": "s", "beta": "beta"},
+    "gg": {"p": "p", "q": "q", "gamma": "v"},
+}
+COUNT_MODELS: dict[str, Callable[[], Any]] = {
+    "bgnbd": BetaGeoModel,
+    "mbgnbd": ModifiedBetaGeoModel,
+    "pareto": ParetoNBDModel,
+}
+
+
+def _timed(work: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    value = work()
+    return value, time.perf_counter() - start
+
+
+def _fit(model: Any, fit: Callable[[], Any]) -> dict[str, Any]:
+    try:
+        _, seconds = _timed(fit)
+    except WinbackFitError as exc:
+        return {"error": str(exc)}
+    return {
+        "seconds": seconds,
+        "params": model.params_,
+        "log_likelihood": model.log_likelihood_,
+        "n_unique": model.data_summary_.get("n_unique"),
+    }
+
+
+def _winback_fits(summary: pl.DataFrame, models: set[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, factory in COUNT_MODELS.items():
+        if name in models:
+            model = factory()
+            out[name] = _fit(model, lambda model=model: model.fit(summary))
+    if "gg" in models and "spend_frequency" in summary.columns:
+        model = GammaGammaModel()
+        out["gg"] = _fit(model, lambda: model.fit(summary))
+    if "nbd" in models and "n_periods" in summary.columns:
+        model = NBDModel()
+        out["nbd"] = _fit(model, lambda: model.fit(summary))
+    return out
+
+
+def _lifetimes(args: list[str]) -> dict[str, Any] | None:
+    if not LIFETIMES_PYTHON.exists():
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "side.json"
+        subprocess.run(
+            [str(LIFETIMES_PYTHON), str(Path(__file__).with_name("lifetimes_side.py")), *args, "--out", str(out)],
+            check=True,
+        )
+        result: dict[str, Any] = json.loads(out.read_text())
+        return result
+
+
+def _max_rel_diff(ours: dict[str, float], theirs: dict[str, float], names: dict[str, str]) -> float:
+    return max(abs(ours[k] / theirs[v] - 1.0) for k, v in names.items())
+
+
+def _compare(winback_fits: dict[str, Any], lifetimes: dict[str, Any] | None) -> list[dict[str, Any]]:
+    rows = []
+    for name, ours in winback_fits.items():
+        row: dict[str, Any] = {"model": name, "winback_s": ours.get("seconds"), "winback_error": ours.get("error")}
+        theirs = (lifetimes or {}).get(name)
+        if theirs is not None:
+            row["lifetimes_s"] = theirs.get("seconds")
+            row["lifetimes_error"] = theirs.get("error")
+            if "params" in theirs and "params" in ours:
+                row["max_rel_param_diff"] = _max_rel_diff(ours["params"], theirs["params"], LIFETIMES_NAMES[name])
+            if row.get("winback_s") and row.get("lifetimes_s") and not row["lifetimes_error"]:
+                row["speedup"] = row["lifetimes_s"] / row["winback_s"]
+        rows.append(row)
+    return rows
+
+
+def run_cdnow(models: set[str]) -> dict[str, Any] | None:
+    if not CDNOW_SUMMARY.exists():
+        return None
+    summary = pl.read_csv(CDNOW_SUMMARY)
+    fits = _winback_fits(summary, models - {"gg", "nbd"})
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "cdnow.parquet"
+        summary.write_parquet(path)
+        side = _lifetimes([str(path), "--rft", "--models", ",".join(sorted(models - {"gg", "nbd"}))])
+    return {"fits": fits, "lifetimes": side, "comparison": _compare(fits, side)}
+
+
+def run(size: str, *, models: set[str], lifetimes_models: set[str]) -> dict[str, Any]:
+    n = SIZES[size]
+    data, gen_seconds = _timed(lambda: generate(n, seed=0, rows_per_customer=ROWS_PER_CUSTOMER))
+    _, end = window()
+    summary, summary_seconds = _timed(lambda: winback.summary(data, as_of=end, unit="D"))
+    fits = _winback_fits(summary, models)
+    side = None
+    if lifetimes_models and LIFETIMES_PYTHON.exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            tx_path, summary_path = Path(tmp) / "tx.parquet", Path(tmp) / "summary.parquet"
+            data.write_parquet(tx_path)
+            summary.write_parquet(summary_path)
+            side = _lifetimes(
+                [str(tx_path), "--end", end.date().isoformat(), "--summary", str(summary_path),
+                 "--models", ",".join(sorted(lifetimes_models))]
+            )
+    comparison = _compare(fits, side)
+    result = {
+        "size": size,
+        "customers": summary.height,
+        "rows": data.height,
+        "generate_s": gen_seconds,
+        "winback_summary_s": summary_seconds,
+        "lifetimes_summary_s": (side or {}).get("summary", {}).get("seconds"),
+        "fits": fits,
+        "lifetimes": side,
+        "comparison": comparison,
+    }
+    bg = fits.get("bgnbd", {})
+    if side and "seconds" in bg and "bgnbd" in side and "seconds" in side["bgnbd"]:
+        ours = summary_seconds + bg["seconds"]
+        theirs = side["summary"]["seconds"] + side["bgnbd"]["seconds"]
+        result["end_to_end_bgnbd"] = {"winback_s": ours, "lifetimes_s": theirs, "speedup": theirs / ours}
+    return result
+
+
+def _print(result: dict[str, Any], title: str) -> None:
+    print(f"\n== {title}")
+    for key in ("customers", "rows", "winback_summary_s", "lifetimes_summary_s", "end_to_end_bgnbd"):
+        if result.get(key) is not None:
+            print(f"  {key}: {result[key]}")
+    for row in result["comparison"]:
+        shown = {k: (f"{v:.4g}" if isinstance(v, float) and math.isfinite(v) else v) for k, v in row.items() if v is not None}
+        print("  ", shown)
+    for name, fit in result["fits"].items():
+        if "params" in fit:
+            print(f"   winback {name}: " + ", ".join(f"{k}={v:.6g}" for k, v in fit["params"].items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", choices=sorted(SIZES), default="S")
+    parser.add_argument("--models", default="bgnbd,mbgnbd,pareto,gg,nbd")
+    parser.add_argument("--skip-lifetimes-models", default="", help="comma list not to run in lifetimes")
+    parser.add_argument("--no-cdnow", action="store_true")
+    parser.add_argument("--json", help="also write every figure here")
+    args = parser.parse_args()
+    models = set(args.models.split(","))
+    lifetimes_models = (models & {"bgnbd", "mbgnbd", "pareto", "gg"}) - set(args.skip_lifetimes_models.split(","))
+    if not LIFETIMES_PYTHON.exists():
+        print(f"note: {LIFETIMES_PYTHON} not found (make bench-env); running winback only")
+    report: dict[str, Any] = {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "threads": winback._winback.effective_threads(),
+        "winback_version": winback.__version__,
+    }
+    if not args.no_cdnow:
+        cdnow = run_cdnow(models)
+        if cdnow is not None:
+            report["cdnow"] = cdnow
+            _print({**cdnow}, "CDNOW (2,357 customers, weeks)")
+    result = run(args.size, models=models, lifetimes_models=lifetimes_models)
+    report["synthetic"] = result
+    _print(result, f"synthetic {args.size}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

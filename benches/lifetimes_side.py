@@ -1,0 +1,99 @@
+"""The lifetimes side of bench_models.py, run in the benchmark's own environment (`.venv-bench`,
+made by `make bench-env`): lifetimes is never a dependency of winback.
+
+Reads a transactions Parquet file (customer_id, ts, amount) and, optionally, winback's summary
+(for the Gamma–Gamma fit on identical inputs); times lifetimes' summary and fits; prints JSON.
+
+    .venv-bench/bin/python benches/lifetimes_side.py tx.parquet --end 2025-01-01 --out side.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import traceback
+from typing import Any
+
+import pandas as pd
+
+
+def _timed(label: str, results: dict[str, Any], work: Any) -> Any:
+    start = time.perf_counter()
+    try:
+        value = work()
+    except Exception as exc:  # a failed fit is a result to report, not a crash
+        results[label] = {
+            "seconds": time.perf_counter() - start,
+            "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            "trace": traceback.format_exc(limit=2),
+        }
+        return None
+    results[label] = {"seconds": time.perf_counter() - start}
+    return value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("transactions")
+    parser.add_argument("--end", help="observation_period_end (ISO date)")
+    parser.add_argument("--summary", help="winback's summary (Parquet) for the Gamma–Gamma fit")
+    parser.add_argument("--models", default="bgnbd,mbgnbd,pareto,gg")
+    parser.add_argument(
+        "--rft", action="store_true", help="the input is already a frequency/recency/T summary"
+    )
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+
+    from lifetimes import (
+        BetaGeoFitter,
+        GammaGammaFitter,
+        ModifiedBetaGeoFitter,
+        ParetoNBDFitter,
+    )
+    from lifetimes.utils import summary_data_from_transaction_data
+
+    import lifetimes
+
+    results: dict[str, Any] = {"lifetimes_version": lifetimes.__version__}
+    tx = pd.read_parquet(args.transactions)
+    if args.rft:
+        summary = tx
+    else:
+        summary = _timed(
+            "summary",
+            results,
+            lambda: summary_data_from_transaction_data(
+                tx, "customer_id", "ts", monetary_value_col="amount", observation_period_end=args.end, freq="D"
+            ),
+        )
+    models = set(args.models.split(","))
+    fitters = {"bgnbd": BetaGeoFitter, "mbgnbd": ModifiedBetaGeoFitter, "pareto": ParetoNBDFitter}
+    if summary is not None:
+        results["customers"] = len(summary)
+        for name, fitter in fitters.items():
+            if name not in models:
+                continue
+            model = _timed(
+                name,
+                results,
+                lambda fitter=fitter: fitter().fit(summary["frequency"], summary["recency"], summary["T"]),
+            )
+            if model is not None:
+                results[name]["params"] = {k: float(v) for k, v in model.params_.items()}
+    if "gg" in models and args.summary:
+        spend = pd.read_parquet(args.summary)
+        spend = spend[spend["spend_frequency"] > 0]
+        model = _timed(
+            "gg",
+            results,
+            lambda: GammaGammaFitter().fit(spend["spend_frequency"], spend["monetary_value"]),
+        )
+        if model is not None:
+            results["gg"]["params"] = {k: float(v) for k, v in model.params_.items()}
+    with open(args.out, "w") as handle:
+        json.dump(results, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Frequency and spend models of the customer-base literature (SPEC §5).
+
+Estimators follow scikit-learn: ``fit(summary)`` returns the model, fitted attributes end in ``_``
+(``params_``, ``params_se_``, ``log_likelihood_``, ``converged_``, ``n_iter_``), ``summary()`` is
+the parameter table, and ``save``/``load`` write and read JSON (never pickle).
+
+- :class:`BetaGeoModel` (BG/NBD), :class:`ModifiedBetaGeoModel` (MBG/NBD) and
+  :class:`ParetoNBDModel` — repeat purchases with dropout, on ``winback.summary`` output;
+- :class:`NBDModel` — purchases per period without dropout (the seed's model);
+- :class:`GammaGammaModel` — spend per occasion.
+
+numba compiles the likelihoods on first use (cached on disk afterwards).
+"""
+
+from __future__ import annotations
+
+from winback.models._base import BaseModel, load
+from winback.models.beta_geo import BetaGeoModel, ModifiedBetaGeoModel
+from winback.models.gamma_gamma import GammaGammaModel
+from winback.models.nbd import NBDModel
+from winback.models.pareto_nbd import ParetoNBDModel
+
+__all__ = [
+    "BaseModel",
+    "BetaGeoModel",
+    "GammaGammaModel",
+    "ModifiedBetaGeoModel",
+    "NBDModel",
+    "ParetoNBDModel",
+    "load",
+]

@@ -1,0 +1,369 @@
+"""What every winback model shares: input checks, compression, fitting, summary and JSON I/O."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from winback import _io
+from winback.errors import WinbackConfigError, WinbackFitError, WinbackInputError
+from winback.models._fitting import FitResult, maximise, observed_information
+
+__all__ = ["FORMAT_VERSION", "BaseModel", "Compressed", "load"]
+
+FloatArray = NDArray[np.float64]
+#: Version of the saved-model JSON layout; bumped on any incompatible change.
+FORMAT_VERSION = 1
+_FORMAT_NAME = "winback-model"
+
+
+class Compressed:
+    """Unique rows of the sufficient statistics with their weights (customer counts)."""
+
+    def __init__(self, columns: dict[str, FloatArray], weights: FloatArray) -> None:
+        self.columns = columns
+        self.weights = weights
+
+    def __getitem__(self, name: str) -> FloatArray:
+        return self.columns[name]
+
+    @property
+    def n_unique(self) -> int:
+        return int(self.weights.size)
+
+    @property
+    def n_customers(self) -> float:
+        return float(self.weights.sum())
+
+
+def _bad_rows(mask: pl.Series) -> str:
+    rows = mask.arg_true().head(5).to_list()
+    return f"{int(mask.sum())} row(s), first at index {rows}"
+
+
+def check_columns(
+    frame: pl.DataFrame,
+    columns: Mapping[str, str],
+    *,
+    model: str,
+    integer: Sequence[str] = (),
+    positive: Sequence[str] = (),
+) -> pl.DataFrame:
+    """Selects ``columns`` (role → column name) as Float64 and checks them: present, numeric,
+    finite, non-null, ≥ 0 (> 0 for ``positive`` roles), whole numbers for ``integer`` roles.
+    Returns a frame whose columns are named by role."""
+    missing = [name for name in columns.values() if name not in frame.columns]
+    if missing:
+        raise WinbackInputError(
+            f"{model}: column(s) {missing} not found (have {frame.columns}); pass the *_col= "
+            "arguments or build the input with winback.summary()"
+        )
+    out: dict[str, pl.Series] = {}
+    for role, name in columns.items():
+        series = frame.get_column(name)
+        if not series.dtype.is_numeric():
+            raise WinbackInputError(f"{model}: column {name!r} must be numeric, got {series.dtype}")
+        values = series.cast(pl.Float64)
+        bad = values.is_null() | ~values.is_finite().fill_null(False)
+        if bad.any():
+            raise WinbackInputError(
+                f"{model}: column {name!r} has null or non-finite values in {_bad_rows(bad)}; "
+                "drop or fill those customers first"
+            )
+        negative = values <= 0 if role in positive else values < 0
+        if negative.any():
+            sign = "≤ 0" if role in positive else "negative"
+            raise WinbackInputError(
+                f"{model}: column {name!r} has {sign} values in {_bad_rows(negative)}"
+            )
+        if role in integer:
+            fractional = values != values.floor()
+            if fractional.any():
+                raise WinbackInputError(
+                    f"{model}: column {name!r} must hold whole counts; fractional values in "
+                    f"{_bad_rows(fractional)}"
+                )
+        out[role] = values
+    return pl.DataFrame(out)
+
+
+def compress(checked: pl.DataFrame, weights: pl.Series | None = None) -> Compressed:
+    """Unique rows of ``checked`` with their total weight, in sorted (deterministic) order."""
+    frame = checked.with_columns(
+        (weights.cast(pl.Float64) if weights is not None else pl.lit(1.0)).alias("__weight")
+    )
+    grouped = frame.group_by(checked.columns).agg(pl.col("__weight").sum()).sort(checked.columns)
+    columns = {
+        name: grouped.get_column(name).to_numpy().astype(np.float64) for name in checked.columns
+    }
+    return Compressed(columns, grouped.get_column("__weight").to_numpy().astype(np.float64))
+
+
+def _as_frame(data: Any) -> pl.DataFrame:
+    frame = _io.to_polars(data)
+    return frame.collect() if isinstance(frame, pl.LazyFrame) else frame
+
+
+def _finite_or_inf(value: float) -> float:
+    return value if math.isfinite(value) else math.inf
+
+
+class BaseModel:
+    """Base of the estimators: ``fit`` returns ``self``; fitted attributes end in ``_``.
+
+    Subclasses declare ``param_names`` and implement ``_prepare`` (data → compressed statistics),
+    ``_loglik_grad`` and ``_starts``.
+    """
+
+    param_names: ClassVar[tuple[str, ...]] = ()
+    model_name: ClassVar[str] = ""
+
+    params_: dict[str, float]
+    params_se_: dict[str, float]
+    covariance_: FloatArray
+    log_likelihood_: float
+    converged_: bool
+    n_iter_: int
+    n_customers_: int
+    data_summary_: dict[str, float]
+
+    def __init__(self, *, initial_params: Mapping[str, float] | None = None) -> None:
+        self.initial_params = initial_params
+
+    # -- to implement ---------------------------------------------------------------------------
+    def _prepare(self, frame: pl.DataFrame) -> Compressed:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _loglik_grad(self, params: FloatArray, data: Compressed) -> tuple[float, FloatArray]:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def _starts(self, data: Compressed) -> list[list[float]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _check_fit(self, params: FloatArray, data: Compressed) -> None:
+        """Hook for model-specific validity checks of the optimum (e.g. Gamma–Gamma's q > 1)."""
+
+    def _describe_data(self, data: Compressed) -> dict[str, float]:
+        return {"n_customers": data.n_customers, "n_unique": float(data.n_unique)}
+
+    # -- fitting --------------------------------------------------------------------------------
+    def _fit_compressed(self, data: Compressed) -> Self:
+        if data.n_customers <= 0:
+            raise WinbackFitError(f"{self.model_name}: no customers to fit on")
+        starts = self._starts(data)
+        if self.initial_params is not None:
+            unknown = set(self.initial_params) - set(self.param_names)
+            if unknown:
+                raise WinbackConfigError(
+                    f"{self.model_name}: unknown initial_params {sorted(unknown)}; "
+                    f"valid names are {list(self.param_names)}"
+                )
+            given = [
+                float(self.initial_params.get(n, s))
+                for n, s in zip(self.param_names, starts[0], strict=True)
+            ]
+            if not all(math.isfinite(v) and v > 0 for v in given):
+                raise WinbackConfigError(
+                    f"{self.model_name}: initial_params must be positive and finite, got {given}"
+                )
+            starts = [given, *starts]
+
+        def loglik_grad(params: FloatArray) -> tuple[float, FloatArray]:
+            return self._loglik_grad(params, data)
+
+        result: FitResult = maximise(
+            loglik_grad,
+            starts,
+            n_observations=data.n_customers,
+            model=self.model_name,
+            param_names=self.param_names,
+        )
+        self._check_fit(result.params, data)
+        information = observed_information(loglik_grad, result.params)
+        covariance = self._invert_information(information)
+        self.params_ = {n: float(v) for n, v in zip(self.param_names, result.params, strict=True)}
+        self.covariance_ = covariance
+        self.params_se_ = {
+            n: _finite_or_inf(math.sqrt(v)) if v >= 0 else math.inf
+            for n, v in zip(self.param_names, np.diag(covariance), strict=True)
+        }
+        self.log_likelihood_ = result.log_likelihood
+        self.converged_ = result.converged
+        self.n_iter_ = result.n_iter
+        self.n_customers_ = int(round(data.n_customers))
+        self.data_summary_ = self._describe_data(data)
+        self.start_spread_ = result.start_spread
+        return self
+
+    def _invert_information(self, information: FloatArray) -> FloatArray:
+        eigenvalues = np.linalg.eigvalsh(information)
+        if not np.all(np.isfinite(eigenvalues)) or eigenvalues.min() <= 0:
+            raise WinbackFitError(
+                f"{self.model_name}: the likelihood is flat or not concave at the optimum "
+                f"(information eigenvalues {np.array2string(eigenvalues, precision=3)}); the "
+                "parameters are not identified by these data"
+            )
+        if eigenvalues.min() / eigenvalues.max() < 1e-14:
+            raise WinbackFitError(
+                f"{self.model_name}: the likelihood is flat along one direction (condition number "
+                f"{eigenvalues.max() / eigenvalues.min():.1e}); the parameters are not identified "
+                "by these data"
+            )
+        covariance: FloatArray = np.linalg.inv(information)
+        return (covariance + covariance.T) / 2
+
+    # -- fitted state ---------------------------------------------------------------------------
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "params_")
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise WinbackFitError(
+                f"this {type(self).__name__} is not fitted yet; call fit() or load() first"
+            )
+
+    def _param_array(self) -> FloatArray:
+        self._check_fitted()
+        return np.array([self.params_[n] for n in self.param_names], dtype=np.float64)
+
+    def summary(self) -> pl.DataFrame:
+        """Parameter table: estimate, standard error (observed information) and a Wald 95%
+        interval computed on the log scale (so it stays positive)."""
+        self._check_fitted()
+        names = list(self.param_names)
+        estimate = np.array([self.params_[n] for n in names])
+        se = np.array([self.params_se_[n] for n in names])
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            log_se = se / estimate
+            lower = estimate * np.exp(-1.959963984540054 * log_se)
+            upper = estimate * np.exp(1.959963984540054 * log_se)
+        return pl.DataFrame(
+            {
+                "param": names,
+                "estimate": estimate,
+                "std_error": se,
+                "lower_95": np.nan_to_num(lower, nan=0.0),
+                "upper_95": np.nan_to_num(upper, nan=math.inf, posinf=math.inf),
+            }
+        )
+
+    def __repr__(self) -> str:
+        if not self.is_fitted:
+            return f"{type(self).__name__}(unfitted)"
+        shown = ", ".join(f"{n}={v:.4g}" for n, v in self.params_.items())
+        return (
+            f"{type(self).__name__}({shown}; log-likelihood {self.log_likelihood_:.2f} "
+            f"on {self.n_customers_} customers)"
+        )
+
+    # -- persistence ----------------------------------------------------------------------------
+    def _settings(self) -> dict[str, Any]:
+        return {}
+
+    def _restore_settings(self, settings: Mapping[str, Any]) -> None:
+        del settings
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted model as plain JSON-ready data (what :meth:`save` writes)."""
+        from winback import __version__
+
+        self._check_fitted()
+        return {
+            "format": _FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "winback_version": __version__,
+            "model": type(self).__name__,
+            "param_names": list(self.param_names),
+            "params": self.params_,
+            "params_se": {k: (v if math.isfinite(v) else None) for k, v in self.params_se_.items()},
+            "covariance": self.covariance_.tolist(),
+            "log_likelihood": self.log_likelihood_,
+            "converged": self.converged_,
+            "n_iter": self.n_iter_,
+            "n_customers": self.n_customers_,
+            "data_summary": self.data_summary_,
+            "settings": self._settings(),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Writes the fitted model as JSON (never pickle); returns the path written."""
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")
+        return path
+
+    @classmethod
+    def from_dict(cls, payload: Mapping[str, Any]) -> Self:
+        """Rebuilds a fitted model from :meth:`to_dict` output, checking its format and type."""
+        if payload.get("format") != _FORMAT_NAME:
+            raise WinbackConfigError("not a saved winback model (missing format='winback-model')")
+        if payload.get("format_version") != FORMAT_VERSION:
+            raise WinbackConfigError(
+                f"saved model format version {payload.get('format_version')} is not supported "
+                f"(this winback reads version {FORMAT_VERSION})"
+            )
+        if payload.get("model") != cls.__name__:
+            raise WinbackConfigError(
+                f"the file holds a {payload.get('model')}, not a {cls.__name__}; use "
+                "winback.models.load() to load any model"
+            )
+        names = tuple(payload["param_names"])
+        if names != cls.param_names:
+            raise WinbackConfigError(
+                f"{cls.__name__}: saved parameters {names} do not match {cls.param_names}"
+            )
+        model = cls()
+        model.params_ = {n: float(payload["params"][n]) for n in names}
+        model.params_se_ = {
+            n: math.inf if payload["params_se"][n] is None else float(payload["params_se"][n])
+            for n in names
+        }
+        model.covariance_ = np.asarray(payload["covariance"], dtype=np.float64)
+        model.log_likelihood_ = float(payload["log_likelihood"])
+        model.converged_ = bool(payload["converged"])
+        model.n_iter_ = int(payload["n_iter"])
+        model.n_customers_ = int(payload["n_customers"])
+        model.data_summary_ = {k: float(v) for k, v in payload["data_summary"].items()}
+        model._restore_settings(payload.get("settings", {}))
+        return model
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """Reads a model written by :meth:`save`."""
+        return cls.from_dict(_read_json(path))
+
+
+def _read_json(path: str | Path) -> dict[str, Any]:
+    try:
+        payload = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise WinbackConfigError(f"model file {str(path)!r} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise WinbackConfigError(f"model file {str(path)!r} is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise WinbackConfigError(f"model file {str(path)!r} does not hold a winback model")
+    return payload
+
+
+def load(path: str | Path) -> BaseModel:
+    """Loads any saved winback model, choosing the class recorded in the file."""
+    from winback import models
+
+    payload = _read_json(path)
+    name = payload.get("model")
+    cls = getattr(models, str(name), None)
+    if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
+        raise WinbackConfigError(f"model file {str(path)!r} names an unknown model {name!r}")
+    return cls.from_dict(payload)
+
+
+def frame_of(data: Any) -> pl.DataFrame:
+    """Any supported container as an eager Polars frame."""
+    return _as_frame(data)

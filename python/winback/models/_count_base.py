@@ -1,0 +1,138 @@
+"""Shared shape of the purchase-count models fitted on (frequency, recency, T) summaries."""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from winback.models._base import BaseModel, Compressed, frame_of
+from winback.models._summary_data import checked_rft, compressed_rft, rft_arrays
+
+__all__ = ["CountModel"]
+
+FloatArray = NDArray[np.float64]
+
+
+class CountModel(BaseModel):
+    """A model of repeat purchases fitted on a summary with ``frequency`` (repeat occasions x),
+    ``recency`` (t_x, last − first occasion) and ``T`` (end of calibration − first occasion), as
+    :func:`winback.summary` returns (SPEC §5). Time is in the summary's unit (weeks by default).
+
+    Predictions take a summary frame (``data``); without one they use the frame given to ``fit``.
+    """
+
+    frequency_col: str
+    recency_col: str
+    T_col: str
+
+    def fit(
+        self,
+        data: Any,
+        /,
+        *,
+        frequency_col: str = "frequency",
+        recency_col: str = "recency",
+        T_col: str = "T",  # noqa: N803 - the field's name
+        weights_col: str | None = None,
+    ) -> Self:
+        """Fits by maximum likelihood over the unique (x, t_x, T) tuples (SPEC §5).
+
+        ``weights_col`` names a column of customer counts when ``data`` is already compressed.
+        Raises :class:`~winback.WinbackFitError` when the fit fails, with the reason.
+        """
+        self.frequency_col, self.recency_col, self.T_col = frequency_col, recency_col, T_col
+        frame = frame_of(data)
+        checked = checked_rft(
+            frame,
+            model=self.model_name,
+            frequency_col=frequency_col,
+            recency_col=recency_col,
+            T_col=T_col,
+        )
+        weights = None
+        if weights_col is not None:
+            weights = frame_of(frame.select(weights_col)).to_series()
+            if (weights < 0).any() or weights.is_null().any():
+                from winback.errors import WinbackInputError
+
+                raise WinbackInputError(
+                    f"{self.model_name}: weights column {weights_col!r} must be ≥ 0"
+                )
+        compressed = compressed_rft(checked, weights, model=self.model_name)
+        self._fit_compressed(compressed)
+        self._fit_frame = frame
+        return self
+
+    # -- helpers for predictions ----------------------------------------------------------------
+    def _rft(self, data: Any | None) -> tuple[FloatArray, FloatArray, FloatArray]:
+        self._check_fitted()
+        if data is None:
+            frame = getattr(self, "_fit_frame", None)
+            if frame is None:
+                from winback.errors import WinbackConfigError
+
+                raise WinbackConfigError(
+                    f"{type(self).__name__}: pass data= (a summary frame); a loaded model keeps no data"
+                )
+        else:
+            frame = frame_of(data)
+        checked = checked_rft(
+            frame,
+            model=self.model_name,
+            frequency_col=getattr(self, "frequency_col", "frequency"),
+            recency_col=getattr(self, "recency_col", "recency"),
+            T_col=getattr(self, "T_col", "T"),
+        )
+        return rft_arrays(checked)
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "frequency_col": getattr(self, "frequency_col", "frequency"),
+            "recency_col": getattr(self, "recency_col", "recency"),
+            "T_col": getattr(self, "T_col", "T"),
+        }
+
+    def _restore_settings(self, settings: Any) -> None:
+        self.frequency_col = settings.get("frequency_col", "frequency")
+        self.recency_col = settings.get("recency_col", "recency")
+        self.T_col = settings.get("T_col", "T")
+
+    def _describe_data(self, data: Compressed) -> dict[str, float]:
+        w = data.weights
+        x, t_x, T = data["frequency"], data["recency"], data["T"]
+        n = float(w.sum())
+        return {
+            "n_customers": n,
+            "n_unique": float(data.n_unique),
+            "repeat_customers": float(w[x > 0].sum()),
+            "mean_frequency": float((w * x).sum() / n),
+            "mean_recency": float((w * t_x).sum() / n),
+            "mean_T": float((w * T).sum() / n),
+            "max_T": float(T.max()),
+        }
+
+    @staticmethod
+    def _series(name: str, values: FloatArray) -> pl.Series:
+        return pl.Series(name, np.asarray(values, dtype=np.float64))
+
+    # -- the prediction interface ---------------------------------------------------------------
+    def probability_alive(self, data: Any | None = None) -> pl.Series:  # pragma: no cover
+        raise NotImplementedError
+
+    def expected_purchases(
+        self, t: float, data: Any | None = None
+    ) -> pl.Series:  # pragma: no cover
+        raise NotImplementedError
+
+    def probability_of_n_purchases(
+        self, t: float, n: int, data: Any | None = None
+    ) -> pl.Series:  # pragma: no cover
+        raise NotImplementedError
+
+    def expected_purchases_new_customer(
+        self, t: float | FloatArray
+    ) -> FloatArray:  # pragma: no cover
+        raise NotImplementedError

@@ -1,0 +1,294 @@
+"""Gamma–Gamma spend model (Colombo & Jiang 1999; Fader, Hardie & Lee 2005), SPEC §5.
+
+An occasion's amount z | ν ~ Gamma(shape p, rate ν); ν ~ Gamma(shape q, rate γ) across customers.
+The seed calls (p, q, γ) "p, q, k"; ``params_["gamma"]`` is γ. Posterior ν ~ Gamma(Q = q + p x,
+rate G = γ + x z̄), so E[M | z̄, x] = p G / (Q − 1).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Literal, Self
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+from scipy import optimize, special
+
+from winback.errors import WinbackConfigError, WinbackFitError, WinbackInputError
+from winback.models import _likelihood as lik
+from winback.models._base import BaseModel, Compressed, check_columns, compress, frame_of
+
+__all__ = ["GammaGammaModel"]
+
+FloatArray = NDArray[np.float64]
+
+
+def _homogeneous_fit(data: Compressed) -> tuple[float, float, float]:
+    """MLE of the q → ∞ limit, z̄ ~ Gamma(p x, rate x ν) with one ν: returns (p, ν, log-lik).
+
+    For fixed p the optimal ν is p Σwx / Σwx z̄, leaving a concave 1-D problem in ln p.
+    """
+    w, x, z = data.weights, data["x"], data["mean_amount"]
+    # Σ w ℓ = p Σw x ln x + p ln ν Σw x − Σw lnΓ(p x) + p Σw x ln z̄ − Σw ln z̄ − ν Σw x z̄.
+    weighted_x = float((w * x).sum())
+    weighted_spend = float((w * x * z).sum())
+    x_log_x = float((w * x * np.log(x)).sum())
+    x_log_z = float((w * x * np.log(z)).sum())
+    log_z = float((w * np.log(z)).sum())
+
+    def loglik(log_p: float) -> float:
+        p = math.exp(log_p)
+        rate = p * weighted_x / weighted_spend
+        return (
+            p * (x_log_x + x_log_z)
+            + p * math.log(rate) * weighted_x
+            - float((w * special.gammaln(p * x)).sum())
+            - log_z
+            - rate * weighted_spend
+        )
+
+    best = optimize.minimize_scalar(
+        lambda u: -loglik(u), bounds=(-20.0, 20.0), method="bounded", options={"xatol": 1e-10}
+    )
+    p = math.exp(float(best.x))
+    return p, p * weighted_x / weighted_spend, -float(best.fun)
+
+
+def _beta_prob(a: FloatArray, b: FloatArray, u: FloatArray, upper: bool) -> FloatArray:
+    """I_u(a, b) (or its complement when ``upper``), exact at u = 0 and u = 1."""
+    return special.betaincc(a, b, u) if upper else special.betainc(a, b, u)
+
+
+class GammaGammaModel(BaseModel):
+    """Gamma–Gamma: ``params_`` has ``p`` (shape of an occasion's amount), ``q`` and ``gamma``
+    (shape and rate of the customers' spend-rate distribution); SPEC §5.
+
+    Fitted on customers with at least one positive-amount repeat occasion (``spend_basis="repeat"``,
+    the literature's choice): ``monetary_value`` is the mean of those occasions and
+    ``spend_frequency`` their count (``winback.summary`` columns; ``frequency`` works too when
+    every repeat occasion is positive).
+    """
+
+    param_names: ClassVar[tuple[str, ...]] = ("p", "q", "gamma")
+    model_name: ClassVar[str] = "Gamma–Gamma"
+
+    def __init__(
+        self,
+        *,
+        initial_params: dict[str, float] | None = None,
+        n_starts: int = 5,
+    ) -> None:
+        super().__init__(initial_params=initial_params)
+        self.n_starts = n_starts
+
+    frequency_col: str = "spend_frequency"
+    monetary_col: str = "monetary_value"
+
+    # -- data -----------------------------------------------------------------------------------
+    def _arrays(self, data: Any, *, for_fit: bool) -> tuple[FloatArray, FloatArray]:
+        frame = frame_of(data)
+        frequency_col = self.frequency_col
+        if (
+            frequency_col not in frame.columns
+            and frequency_col == "spend_frequency"
+            and "frequency" in frame.columns
+        ):
+            frequency_col = "frequency"
+        checked = check_columns(
+            frame,
+            {"x": frequency_col, "mean_amount": self.monetary_col},
+            model=self.model_name,
+            integer=("x",),
+        )
+        x = checked["x"].to_numpy()
+        mean_amount = checked["mean_amount"].to_numpy()
+        if for_fit:
+            unusable = (x > 0) & (mean_amount <= 0)
+            if unusable.any():
+                raise WinbackInputError(
+                    f"{self.model_name}: {int(unusable.sum())} customer(s) have repeat occasions but "
+                    f"a mean amount ≤ 0 in {self.monetary_col!r}; spend models use positive-amount "
+                    "occasions only (winback.summary's monetary_value already does)"
+                )
+        return np.ascontiguousarray(x, dtype=np.float64), np.ascontiguousarray(
+            mean_amount, dtype=np.float64
+        )
+
+    def fit(
+        self,
+        data: Any,
+        /,
+        *,
+        frequency_col: str = "spend_frequency",
+        monetary_col: str = "monetary_value",
+        weights_col: str | None = None,
+    ) -> Self:
+        """Fits p, q, γ by maximum likelihood from several starts (SPEC §5: one start can run
+        along the ridge where q and γ grow together). Customers with x = 0 are ignored.
+
+        Raises :class:`~winback.WinbackFitError` when the spend shows no customer-level
+        heterogeneity (the maximum lies at q → ∞, γ → ∞ with γ/q fixed: every customer's spend
+        rate is the same) or when q ≤ 1 (the mean spend would be infinite).
+        """
+        self.frequency_col, self.monetary_col = frequency_col, monetary_col
+        frame = frame_of(data)
+        x, mean_amount = self._arrays(frame, for_fit=True)
+        keep = x > 0
+        if not keep.any():
+            raise WinbackFitError(
+                f"{self.model_name}: no customer has a positive-amount repeat occasion; nothing to fit"
+            )
+        weights = None
+        if weights_col is not None:
+            weights = frame.get_column(weights_col).filter(pl.Series(keep))
+        checked = pl.DataFrame({"x": x[keep], "mean_amount": mean_amount[keep]})
+        compressed = compress(checked, weights)
+        try:
+            self._fit_compressed(compressed)
+        except WinbackFitError as exc:
+            self._raise_if_homogeneous(compressed, interior=None)
+            raise exc from None
+        self._raise_if_homogeneous(compressed, interior=self.log_likelihood_)
+        self._fit_frame = frame
+        return self
+
+    def _raise_if_homogeneous(self, data: Compressed, interior: float | None) -> None:
+        """Raises when the no-heterogeneity limit (q, γ → ∞ with γ/q fixed: one spend rate ν for
+        everyone) fits at least as well as any interior point — the maximum is on the boundary."""
+        p, rate, boundary = _homogeneous_fit(data)
+        if interior is not None and boundary < interior + 1e-9 * max(1.0, abs(interior)):
+            return
+        for name in ("params_", "params_se_", "covariance_"):
+            self.__dict__.pop(name, None)
+        raise WinbackFitError(
+            f"{self.model_name}: the spend shows no customer-level heterogeneity: the likelihood "
+            f"is maximised on the boundary q, γ → ∞ (every customer shares one spend rate; the "
+            f"limit model has p = {p:.4g}, mean amount {p / rate:.4g}, log-likelihood "
+            f"{boundary:.2f}). Gamma–Gamma adds nothing here; use the population mean amount"
+        )
+
+    def _starts(self, data: Compressed) -> list[list[float]]:
+        w, x, z = data.weights, data["x"], data["mean_amount"]
+        mean = float((w * z).sum() / w.sum())
+        # Method-of-moments-flavoured starts, then spread along the q–γ ridge.
+        starts = [
+            [1.0, 2.0, mean],
+            [2.0, 3.0, 2.0 * mean],
+            [5.0, 5.0, 4.0 * mean],
+            [1.0, 10.0, 9.0 * mean],
+        ]
+        starts += [[0.5, 1.5, 0.25 * mean], [10.0, 2.0, 0.1 * mean]]
+        del x
+        return starts[: max(1, self.n_starts)]
+
+    def _loglik_grad(self, params: FloatArray, data: Compressed) -> tuple[float, FloatArray]:
+        value, grad = lik.gamma_gamma_loglik_grad(
+            params, data["x"], data["mean_amount"], data.weights
+        )
+        return float(value), np.asarray(grad)
+
+    def _check_fit(self, params: FloatArray, data: Compressed) -> None:
+        q = float(params[1])
+        if q <= 1.0:
+            raise WinbackFitError(
+                f"{self.model_name}: fitted q = {q:.4g} ≤ 1, so the population's mean spend is "
+                "infinite (E[M] = pγ/(q−1)); the amounts are too heavy-tailed for this model — "
+                "cap outliers or model log amounts"
+            )
+
+    def _describe_data(self, data: Compressed) -> dict[str, float]:
+        w = data.weights
+        return {
+            "n_customers": float(w.sum()),
+            "n_unique": float(data.n_unique),
+            "mean_x": float((w * data["x"]).sum() / w.sum()),
+            "mean_amount": float((w * data["mean_amount"]).sum() / w.sum()),
+            "max_amount": float(data["mean_amount"].max()),
+        }
+
+    def _settings(self) -> dict[str, Any]:
+        return {"frequency_col": self.frequency_col, "monetary_col": self.monetary_col}
+
+    def _restore_settings(self, settings: Any) -> None:
+        self.frequency_col = settings.get("frequency_col", "spend_frequency")
+        self.monetary_col = settings.get("monetary_col", "monetary_value")
+
+    # -- predictions ----------------------------------------------------------------------------
+    def _posterior(self, data: Any | None) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """(x, z̄, Q, G) per customer; customers with x = 0 keep the prior (Q = q, G = γ)."""
+        self._check_fitted()
+        source = data if data is not None else getattr(self, "_fit_frame", None)
+        if source is None:
+            raise WinbackConfigError(
+                f"{type(self).__name__}: pass data=; a loaded model keeps no data"
+            )
+        x, z = self._arrays(source, for_fit=False)
+        p, q, gamma = self._param_array()
+        x = np.where(z > 0, x, 0.0)  # no positive spend: nothing learnt about ν
+        return x, z, q + p * x, gamma + x * np.where(x > 0, z, 0.0)
+
+    @property
+    def population_mean_spend(self) -> float:
+        """E[M] for a customer with no spend history: p γ / (q − 1)."""
+        p, q, gamma = self._param_array()
+        return float(p * gamma / (q - 1.0))
+
+    def expected_spend(self, data: Any | None = None) -> pl.Series:
+        """E[M | z̄, x] = p (γ + x z̄) / (p x + q − 1) per customer (SPEC §5)."""
+        p = self.params_["p"] if self.is_fitted else math.nan
+        _, _, Q, G = self._posterior(data)
+        return pl.Series("expected_spend", p * G / (Q - 1.0))
+
+    def spend_cdf(
+        self, m: float | FloatArray, c: float = 1.0, data: Any | None = None
+    ) -> pl.Series:
+        """P(M' ≤ m) for the mean amount over the next ``c`` occasions: I_u(p c, Q),
+        u = c m / (G + c m) (SPEC §5)."""
+        if not c >= 1:
+            raise WinbackConfigError(f"c (occasions in the next period) must be ≥ 1, got {c!r}")
+        p = self._param_array()[0]
+        _, _, Q, G = self._posterior(data)
+        m_arr = np.maximum(np.asarray(m, dtype=np.float64), 0.0)
+        with np.errstate(invalid="ignore"):
+            u = np.where(np.isinf(m_arr), 1.0, c * m_arr / (G + c * m_arr))
+        return pl.Series("spend_cdf", special.betainc(p * c, Q, u))
+
+    def spend_upside(
+        self,
+        data: Any | None = None,
+        *,
+        c: float = 1.0,
+        cap: float | Literal["population_max"] | None = "population_max",
+    ) -> pl.Series:
+        """The seed's "transfer expectation" (SPEC §5): E[M' | m_i ≤ M' ≤ m_max], what the
+        customer spends per occasion if they do not decline. m_i = the customer's own mean
+        amount; m_max = the fitted data's largest mean amount (``cap="population_max"``), a
+        number, or ∞ (``None``). Returns the boundary value when the interval has no mass."""
+        p = self._param_array()[0]
+        _, z, Q, G = self._posterior(data)
+        if cap == "population_max":
+            upper = self.data_summary_.get("max_amount", math.inf)
+        elif cap is None:
+            upper = math.inf
+        else:
+            upper = float(cap)
+        lower = np.maximum(z, 0.0)
+        hi = np.maximum(lower, upper)
+
+        def u(m: FloatArray | float) -> FloatArray:
+            m = np.asarray(m, dtype=np.float64)
+            with np.errstate(invalid="ignore"):
+                return np.where(np.isinf(m), 1.0, c * m / (G + c * m))
+
+        a1, b1 = p * c, Q
+        a2, b2 = p * c + 1.0, Q - 1.0
+        # Upper-tail complements avoid cancellation when both ends sit in the tail.
+        mass = _beta_prob(a1, b1, u(lower), True) - _beta_prob(a1, b1, u(hi), True)
+        first = _beta_prob(a2, b2, u(lower), True) - _beta_prob(a2, b2, u(hi), True)
+        mean = p * G / (Q - 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = mean * first / mass
+        ok = (mass > 1e-300) & np.isfinite(value)
+        value = np.where(ok, np.clip(value, lower, hi), lower)
+        return pl.Series("spend_upside", value)

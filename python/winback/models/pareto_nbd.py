@@ -1,0 +1,150 @@
+"""Pareto/NBD (Schmittlein, Morrison & Colombo 1987), SPEC §5.
+
+While alive a customer buys at Poisson rate λ ~ Gamma(r, rate α); their lifetime is exponential
+with rate μ ~ Gamma(s, rate β). Given alive at T the posterior is λ ~ Gamma(r + x, α + T),
+μ ~ Gamma(s, β + T), independent, and the lifetime is memoryless — so every conditional quantity is
+P(alive) times the new-customer quantity at (r + x, α + T, s, β + T).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+from scipy import special
+
+from winback.models import _likelihood as lik
+from winback.models._base import Compressed
+from winback.models._count_base import CountModel
+from winback.models.beta_geo import _check_count, _check_horizon
+
+__all__ = ["ParetoNBDModel"]
+
+FloatArray = NDArray[np.float64]
+#: Gauss–Legendre nodes for the lifetime integral of P(X(t) = n); the integrand is smooth in the
+#: lifetime's CDF scale, so 64 nodes reach ~1e-12 (cross-checked against adaptive quadrature).
+_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(64)
+_CHUNK = 1 << 15
+
+
+def _lifetime_factor(s: Any, beta: Any, t: Any) -> FloatArray:
+    """[1 − (β/(β+t))^{s−1}]/(s − 1), continuous at s = 1 where it is ln(1 + t/β)."""
+    s, beta, t = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (s, beta, t)))
+    log_ratio = np.log1p(t / beta)
+    near_one = np.abs(s - 1.0) < 1e-8
+    safe = np.where(near_one, 2.0, s) - 1.0
+    general = -np.expm1(-safe * log_ratio) / safe
+    return np.where(near_one, log_ratio, general)
+
+
+def new_customer_expected(r: Any, alpha: Any, s: Any, beta: Any, t: Any) -> FloatArray:
+    """E[X(t)] for a customer alive at time 0: r β/(α (s−1)) · [1 − (β/(β+t))^{s−1}]."""
+    return np.asarray(r) * np.asarray(beta) / np.asarray(alpha) * _lifetime_factor(s, beta, t)
+
+
+def new_customer_pmf(n: int, r: Any, alpha: Any, s: Any, beta: Any, t: float) -> FloatArray:
+    """P(X(t) = n) for a customer alive at time 0.
+
+    With lifetime τ (Lomax: P(τ > u) = (β/(β+u))^s) and λ integrated out,
+    P = P(τ > t) · NB(n; r, α/(α+t)) + ∫_0^t NB(n; r, α/(α+τ)) f(τ) dτ. The integral is taken in
+    the CDF scale v = 1 − (β/(β+τ))^s, where the integrand is smooth, by Gauss–Legendre.
+    """
+    r, alpha, s, beta = np.broadcast_arrays(
+        *(np.asarray(v, dtype=np.float64) for v in (r, alpha, s, beta))
+    )
+    out = np.empty(r.shape, dtype=np.float64)
+    flat = [v.reshape(-1) for v in (r, alpha, s, beta)]
+    result = out.reshape(-1)
+    for lo in range(0, result.size, _CHUNK):
+        rr, aa, ss, bb = (v[lo : lo + _CHUNK] for v in flat)
+        result[lo : lo + _CHUNK] = _pmf_chunk(n, rr, aa, ss, bb, t)
+    return out
+
+
+def _log_nb(n: int, r: FloatArray, alpha: FloatArray, span: FloatArray) -> FloatArray:
+    """log NB(n; r, α/(α+span)), with span ≥ 0."""
+    log_total = np.log(alpha + span)
+    with np.errstate(divide="ignore"):
+        n_term = n * (np.log(span) - log_total) if n > 0 else 0.0
+    return (
+        special.gammaln(r + n)
+        - special.gammaln(r)
+        - special.gammaln(n + 1.0)
+        + r * (np.log(alpha) - log_total)
+        + n_term
+    )
+
+
+def _pmf_chunk(
+    n: int, r: FloatArray, alpha: FloatArray, s: FloatArray, beta: FloatArray, t: float
+) -> FloatArray:
+    if t == 0:
+        return np.full(r.shape, 1.0 if n == 0 else 0.0)
+    log_survive = s * (np.log(beta) - np.log(beta + t))
+    upper = -np.expm1(log_survive)  # P(τ ≤ t)
+    # Nodes on [0, upper] in the CDF scale, mapped back to lifetimes τ.
+    v = (upper[:, None] / 2.0) * (_NODES[None, :] + 1.0)
+    tau = beta[:, None] * np.expm1(-np.log1p(-v) / s[:, None])
+    integrand = np.exp(_log_nb(n, r[:, None], alpha[:, None], tau))
+    integral = (upper / 2.0) * (integrand @ _WEIGHTS)
+    return np.exp(log_survive + _log_nb(n, r, alpha, np.full(r.shape, t))) + integral
+
+
+class ParetoNBDModel(CountModel):
+    """Pareto/NBD: ``params_`` has ``r, alpha`` (purchase rate λ ~ Gamma(r, rate α)) and
+    ``s, beta`` (dropout rate μ ~ Gamma(s, rate β)); SPEC §5."""
+
+    param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")
+    model_name: ClassVar[str] = "Pareto/NBD"
+
+    def _starts(self, data: Compressed) -> list[list[float]]:
+        w = data.weights
+        mean_T = float((w * data["T"]).sum() / w.sum())
+        rate = float((w * data["frequency"]).sum() / max((w * data["T"]).sum(), 1e-12))
+        alpha0 = 1.0 / max(rate, 1e-6)
+        return [
+            [1.0, alpha0, 1.0, mean_T],
+            [0.5, alpha0, 0.5, mean_T / 2],
+            [2.0, 2 * alpha0, 2.0, 2 * mean_T],
+        ]
+
+    def _loglik_grad(self, params: FloatArray, data: Compressed) -> tuple[float, FloatArray]:
+        value, grad = lik.pareto_nbd_loglik_grad(
+            params, data["frequency"], data["recency"], data["T"], data.weights
+        )
+        return float(value), np.asarray(grad)
+
+    def _alive(self, x: FloatArray, t_x: FloatArray, T: FloatArray) -> FloatArray:
+        params = self._param_array()
+        return np.exp(np.asarray(lik.pareto_nbd_log_p_alive(params, x, t_x, T)))
+
+    def probability_alive(self, data: Any | None = None) -> pl.Series:
+        """P(alive at T | x, t_x, T) per customer of ``data`` (default: the fitted summary)."""
+        return self._series("probability_alive", self._alive(*self._rft(data)))
+
+    def expected_purchases(self, t: float, data: Any | None = None) -> pl.Series:
+        """E[purchases in (T, T + t] | x, t_x, T] per customer (t in the summary's time unit)."""
+        t = _check_horizon(t)
+        x, t_x, T = self._rft(data)
+        r, alpha, s, beta = self._param_array()
+        value = self._alive(x, t_x, T) * new_customer_expected(r + x, alpha + T, s, beta + T, t)
+        return self._series("expected_purchases", value)
+
+    def probability_of_n_purchases(self, t: float, n: int, data: Any | None = None) -> pl.Series:
+        """P(exactly n purchases in (T, T + t] | x, t_x, T) per customer."""
+        t = _check_horizon(t)
+        n = _check_count(n)
+        x, t_x, T = self._rft(data)
+        r, alpha, s, beta = self._param_array()
+        alive = self._alive(x, t_x, T)
+        value = alive * new_customer_pmf(n, r + x, alpha + T, np.full(x.shape, s), beta + T, t)
+        if n == 0:
+            value = value + (1.0 - alive)
+        return self._series("probability_of_n_purchases", value)
+
+    def expected_purchases_new_customer(self, t: float | FloatArray) -> FloatArray:
+        """E[X(t)] for a customer just acquired: r β/(α (s−1)) · [1 − (β/(β+t))^{s−1}]."""
+        r, alpha, s, beta = self._param_array()
+        return new_customer_expected(r, alpha, s, beta, np.asarray(t, dtype=np.float64))

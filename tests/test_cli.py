@@ -116,3 +116,34 @@ def test_help_lists_commands_with_examples() -> None:
     for command in ("score", "migrate", "demo"):
         assert command in result.stdout
     assert "winback score sales.parquet" in run("score", "--help").stdout
+
+
+def test_fit_saves_models_equal_to_the_api(sales: Path, tmp_path: Path) -> None:
+    from winback.models import BetaGeoModel, GammaGammaModel, load
+
+    out = tmp_path / "models"
+    result = run("fit", str(sales), "-m", "bgnbd", "-m", "gg", "--calibration-end", "1997-09-30", "-o", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report["models"]) == {"bgnbd", "gg"}
+    table = winback.summary(sales, calibration_end="1997-09-30")
+    expected_bg = BetaGeoModel().fit(table)
+    expected_gg = GammaGammaModel().fit(table)
+    assert load(out / "bgnbd.json").params_ == expected_bg.params_
+    assert load(out / "gg.json").params_ == expected_gg.params_
+    assert report["models"]["bgnbd"]["customers"] == 23_570
+
+
+def test_fit_rejects_an_unknown_model(sales: Path, tmp_path: Path) -> None:
+    result = run("fit", str(sales), "-m", "bgnbd", "-m", "weibull", "-o", str(tmp_path))
+    assert result.returncode == 2
+    assert "--model 'weibull' is not one of bgnbd" in result.stderr
+
+
+def test_fit_failure_exits_3(tmp_path: Path) -> None:
+    # Every customer bought once: BG/NBD cannot tell the purchase rate from dropout.
+    sales = tmp_path / "once.csv"
+    pl.DataFrame({"customer_id": [1, 2, 3], "ts": ["2024-01-01", "2024-02-01", "2024-03-01"], "amount": [5.0, 6.0, 7.0]}).write_csv(sales)
+    result = run("fit", str(sales), "-m", "bgnbd", "-o", str(tmp_path / "m"))
+    assert result.returncode == 3, result.stderr
+    assert "no customer made a repeat purchase" in result.stderr

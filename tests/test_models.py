@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ import polars as pl
 import pytest
 from scipy import integrate, special
 
+from winback import summary
+from winback.datasets import read_cdnow_text
 from winback.errors import WinbackConfigError, WinbackFitError, WinbackInputError
 from winback.models import (
     BetaGeoModel,
@@ -65,6 +68,30 @@ def test_continuous_nbd_reproduces_the_literature_on_cdnow(cdnow_summary: pl.Dat
     model = NBDModel().fit(cdnow_summary, frequency_col="frequency", periods_col="T")
     assert round(model.params_["r"], 3) == 0.385
     assert round(model.params_["alpha"], 3) == 12.072
+
+
+@pytest.fixture(scope="module")
+def cdnow_sample_summary() -> pl.DataFrame:
+    """winback.summary of the raw CDNOW 1/10 sample: 39-week calibration, weeks."""
+    path = SHARED / "CDNOW_sample.txt"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    transactions = read_cdnow_text(path)
+    return summary(transactions, unit="W", calibration_end=date(1997, 9, 30), holdout_end=date(1998, 6, 30))
+
+
+def test_bgnbd_from_raw_cdnow_transactions(cdnow_sample_summary: pl.DataFrame) -> None:
+    model = BetaGeoModel().fit(cdnow_sample_summary)
+    published = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+    assert {k: round(v, 3) for k, v in model.params_.items()} == published
+
+
+def test_gamma_gamma_reproduces_fader_hardie_lee_on_cdnow(cdnow_sample_summary: pl.DataFrame) -> None:
+    # Fader, Hardie & Lee (2005), "RFM and CLV", on the 946 customers with repeat purchases:
+    # p = 6.25, q = 3.74, γ = 15.44.
+    model = GammaGammaModel().fit(cdnow_sample_summary)
+    assert model.n_customers_ == 946
+    assert {k: round(v, 2) for k, v in model.params_.items()} == {"p": 6.25, "q": 3.74, "gamma": 15.44}
 
 
 # -- recovery -------------------------------------------------------------------------------------

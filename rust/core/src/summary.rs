@@ -127,6 +127,24 @@ pub struct SummaryTable {
     pub rows_born_after_calibration: u64,
 }
 
+impl SummaryTable {
+    /// The row and customer counts by name, for reports.
+    pub fn counts(&self) -> [(&'static str, u64); 4] {
+        [
+            ("rows_used", self.rows_used),
+            ("rows_after_max_time", self.rows_after_max_time),
+            (
+                "customers_born_after_calibration",
+                self.customers_born_after_calibration,
+            ),
+            (
+                "rows_born_after_calibration",
+                self.rows_born_after_calibration,
+            ),
+        ]
+    }
+}
+
 /// `later − earlier` in units of `unit_us`, without overflow.
 #[inline]
 fn duration(later: i64, earlier: i64, unit_us: i64) -> f64 {

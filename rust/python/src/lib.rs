@@ -95,19 +95,7 @@ fn summary(
     })?;
     let ids = columns.customer_ids(&table.ids)?;
     let out = arrow_io::summary_table(&table, ids, columns.amounts().is_some())?;
-    let counts = BTreeMap::from([
-        ("rows_used", table.rows_used),
-        ("rows_after_max_time", table.rows_after_max_time),
-        (
-            "customers_born_after_calibration",
-            table.customers_born_after_calibration,
-        ),
-        (
-            "rows_born_after_calibration",
-            table.rows_born_after_calibration,
-        ),
-    ]);
-    Ok((out, counts))
+    Ok((out, BTreeMap::from(table.counts())))
 }
 
 /// Distinct rows of numeric columns with their `count`; see `_winback.pyi`.

@@ -12,9 +12,15 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from winback import _io
+from winback import _io, _winback
 from winback.errors import WinbackConfigError, WinbackFitError, WinbackInputError
-from winback.models._fitting import FitResult, maximise, observed_information
+from winback.models._fitting import (
+    FitResult,
+    LogLikGradHess,
+    maximise,
+    newton_maximise,
+    observed_information,
+)
 
 __all__ = ["FORMAT_VERSION", "BaseModel", "Compressed", "load"]
 
@@ -22,6 +28,8 @@ FloatArray = NDArray[np.float64]
 #: Version of the saved-model JSON layout; bumped on any incompatible change.
 FORMAT_VERSION = 1
 _FORMAT_NAME = "winback-model"
+#: Above this many distinct tuples, Newton fits start from a fit on a systematic sample.
+_WARM_START_TUPLES = 100_000
 
 
 class Compressed:
@@ -41,6 +49,15 @@ class Compressed:
     @property
     def n_customers(self) -> float:
         return float(self.weights.sum())
+
+    def systematic_sample(self, size: int) -> Compressed:
+        """Every k-th tuple (in the sorted order) with its weight scaled by k: a deterministic
+        sample that keeps every stratum of the sort, used to find a warm start cheaply."""
+        step = max(1, self.n_unique // size)
+        return Compressed(
+            {name: np.ascontiguousarray(v[::step]) for name, v in self.columns.items()},
+            np.ascontiguousarray(self.weights[::step] * step),
+        )
 
 
 def _bad_rows(mask: pl.Series) -> str:
@@ -95,15 +112,23 @@ def check_columns(
 
 
 def compress(checked: pl.DataFrame, weights: pl.Series | None = None) -> Compressed:
-    """Unique rows of ``checked`` with their total weight, in sorted (deterministic) order."""
-    frame = checked.with_columns(
-        (weights.cast(pl.Float64) if weights is not None else pl.lit(1.0)).alias("__weight")
-    )
-    grouped = frame.group_by(checked.columns).agg(pl.col("__weight").sum()).sort(checked.columns)
+    """Unique rows of ``checked`` (Float64 columns) with their total weight, sorted.
+
+    Unweighted data goes through the Rust kernel (hash, then sort by value); weighted data,
+    already compressed by the caller, is small and merged with Polars.
+    """
+    if weights is None:
+        grouped = pl.DataFrame(_winback.compress(checked))
+        weight = grouped.get_column("count").cast(pl.Float64)
+    else:
+        frame = checked.with_columns(weights.cast(pl.Float64).alias("__weight"))
+        grouped = frame.group_by(checked.columns).agg(pl.col("__weight").sum()).sort(checked.columns)
+        weight = grouped.get_column("__weight")
     columns = {
-        name: grouped.get_column(name).to_numpy().astype(np.float64) for name in checked.columns
+        name: np.ascontiguousarray(grouped.get_column(name).to_numpy(), dtype=np.float64)
+        for name in checked.columns
     }
-    return Compressed(columns, grouped.get_column("__weight").to_numpy().astype(np.float64))
+    return Compressed(columns, np.ascontiguousarray(weight.to_numpy(), dtype=np.float64))
 
 
 def _as_frame(data: Any) -> pl.DataFrame:
@@ -147,6 +172,11 @@ class BaseModel:
     def _starts(self, data: Compressed) -> list[list[float]]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _newton_objective(self, data: Compressed) -> LogLikGradHess | None:
+        """Value, gradient and exact Hessian in one pass, where a model has them (fast path)."""
+        del data
+        return None
+
     def _check_fit(self, params: FloatArray, data: Compressed) -> None:
         """Hook for model-specific validity checks of the optimum (e.g. Gamma–Gamma's q > 1)."""
 
@@ -178,15 +208,38 @@ class BaseModel:
         def loglik_grad(params: FloatArray) -> tuple[float, FloatArray]:
             return self._loglik_grad(params, data)
 
-        result: FitResult = maximise(
-            loglik_grad,
-            starts,
-            n_observations=data.n_customers,
-            model=self.model_name,
-            param_names=self.param_names,
-        )
+        newton = self._newton_objective(data)
+        result: FitResult | None = None
+        if newton is not None:
+            if data.n_unique > _WARM_START_TUPLES:
+                # Newton's early steps only need the rough shape of the likelihood: take them on a
+                # sample, so the passes over all tuples are the last, quadratically converging ones.
+                sample = data.systematic_sample(_WARM_START_TUPLES // 4)
+                sample_newton = self._newton_objective(sample)
+                for start in starts[:2]:
+                    warm = newton_maximise(sample_newton, start, n_observations=sample.n_customers)  # type: ignore[arg-type]
+                    if warm is not None:
+                        starts = [list(warm.params), *starts]
+                        break
+            for start in starts[:2]:
+                result = newton_maximise(newton, start, n_observations=data.n_customers)
+                if result is not None:
+                    break
+        if result is None:
+            result = maximise(
+                loglik_grad,
+                starts,
+                n_observations=data.n_customers,
+                model=self.model_name,
+                param_names=self.param_names,
+            )
         self._check_fit(result.params, data)
-        information = observed_information(loglik_grad, result.params)
+        if result.hessian is not None:
+            information = -result.hessian
+        elif newton is not None:
+            information = -newton(result.params)[2]
+        else:
+            information = observed_information(loglik_grad, result.params)
         covariance = self._invert_information(information)
         self.params_ = {n: float(v) for n, v in zip(self.param_names, result.params, strict=True)}
         self.covariance_ = covariance

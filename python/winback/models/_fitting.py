@@ -19,11 +19,20 @@ from scipy.optimize import minimize
 
 from winback.errors import WinbackFitError
 
-__all__ = ["FitResult", "LogLikGrad", "maximise", "observed_information"]
+__all__ = [
+    "FitResult",
+    "LogLikGrad",
+    "LogLikGradHess",
+    "maximise",
+    "newton_maximise",
+    "observed_information",
+]
 
 FloatArray = NDArray[np.float64]
 #: ``f(params) -> (log-likelihood, gradient w.r.t. the natural parameters)``.
 LogLikGrad = Callable[[FloatArray], tuple[float, FloatArray]]
+#: ``f(params) -> (log-likelihood, gradient, Hessian)``, all w.r.t. the natural parameters.
+LogLikGradHess = Callable[[FloatArray], tuple[float, FloatArray, FloatArray]]
 
 #: Bounds on log-parameters: e^-23 ≈ 1e-10 to e^23 ≈ 1e10. An optimum on a bound is a boundary
 #: solution, reported as such rather than as a number.
@@ -46,6 +55,8 @@ class FitResult:
     #: Largest relative parameter difference between the best start and any other start that
     #: reached a log-likelihood within 1e-6 of it (0 with one start); large values flag a ridge.
     start_spread: float
+    #: Hessian of the log-likelihood (natural parameters) at the optimum, when the optimiser had it.
+    hessian: FloatArray | None = None
 
 
 def _scaled_objective(
@@ -202,3 +213,65 @@ def maximise(
         starts_tried=len(results),
         start_spread=spread,
     )
+
+
+def _log_space(params: FloatArray, grad: FloatArray, hess: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Gradient and Hessian w.r.t. u = ln θ: g_u = θ∘g, H_u = diag(θ) H diag(θ) + diag(θ∘g)."""
+    grad_u = params * grad
+    hess_u = hess * params[:, None] * params[None, :] + np.diag(grad_u)
+    return grad_u, hess_u
+
+
+def newton_maximise(
+    loglik_grad_hess: LogLikGradHess,
+    start: Sequence[float],
+    *,
+    n_observations: float,
+    max_iter: int = 200,
+) -> FitResult | None:
+    """Levenberg-damped Newton ascent in log-parameters with exact Hessians.
+
+    One pass over the data gives value, gradient and Hessian, and near the optimum each step
+    doubles the correct digits, so a fit takes a dozen passes where a quasi-Newton method takes
+    a hundred. Returns None when it cannot make progress (the caller falls back to L-BFGS-B).
+    """
+    scale = max(float(n_observations), 1.0)
+    log_params = np.log(np.asarray(start, dtype=np.float64))
+    value, grad, hess = loglik_grad_hess(np.exp(log_params))
+    if not math.isfinite(value):
+        return None
+    damping = 0.0
+    for iteration in range(1, max_iter + 1):
+        params = np.exp(log_params)
+        grad_u, hess_u = _log_space(params, grad, hess)
+        gradient_norm = float(np.max(np.abs(grad_u)) / scale)
+        if gradient_norm < 1e-10:
+            return FitResult(params, value, gradient_norm, iteration - 1, True, "Newton: gradient ≈ 0", 1, 0.0, hess)
+        negative_hessian = -hess_u
+        eigenvalues = np.linalg.eigvalsh(negative_hessian)
+        floor = 1e-10 * max(1.0, float(np.max(np.abs(eigenvalues))))
+        if eigenvalues.min() <= floor:
+            damping = max(damping, floor - float(eigenvalues.min()) + 1e-3 * float(np.max(np.abs(eigenvalues))))
+        for _ in range(30):
+            step = np.linalg.solve(negative_hessian + damping * np.eye(len(params)), grad_u)
+            step_norm = float(np.max(np.abs(step)))
+            if step_norm > 2.0:  # at most a factor e² per parameter and step
+                step *= 2.0 / step_norm
+            trial = log_params + step
+            if np.all(np.abs(trial) < LOG_BOUND):
+                trial_value, trial_grad, trial_hess = loglik_grad_hess(np.exp(trial))
+                if math.isfinite(trial_value) and trial_value >= value - 1e-12 * abs(value):
+                    log_params, value, grad, hess = trial, trial_value, trial_grad, trial_hess
+                    damping *= 0.1 if damping > 1e-12 else 0.0
+                    break
+            damping = max(10.0 * damping, 1e-6 * max(1.0, float(np.max(np.abs(eigenvalues)))))
+        else:
+            return None
+        if step_norm < 1e-14:
+            break
+    params = np.exp(log_params)
+    grad_u, _ = _log_space(params, grad, hess)
+    gradient_norm = float(np.max(np.abs(grad_u)) / scale)
+    if gradient_norm < 1e-6:
+        return FitResult(params, value, gradient_norm, max_iter, True, "Newton: step ≈ 0", 1, 0.0, hess)
+    return None

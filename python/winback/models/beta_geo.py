@@ -18,6 +18,7 @@ from scipy import special
 
 from winback.models import _likelihood as lik
 from winback.models._base import Compressed
+from winback.models._fitting import LogLikGradHess
 from winback.models._count_base import CountModel
 
 __all__ = ["BetaGeoModel", "ModifiedBetaGeoModel"]
@@ -88,6 +89,21 @@ class _BetaGeoFamily(CountModel):
 
     def _log_alive_odds(self, x: FloatArray, t_x: FloatArray, T: FloatArray) -> FloatArray:
         raise NotImplementedError  # pragma: no cover
+
+    def _newton_objective(self, data: Compressed) -> LogLikGradHess | None:
+        from winback.models import _newton_kernels as kernels
+
+        x, t_x, T, w = data["frequency"], data["recency"], data["T"], data.weights
+        # Tuples are sorted by x, so each x is one contiguous group.
+        x_values, group_starts = np.unique(x, return_index=True)
+        group_starts = np.append(group_starts, x.size).astype(np.int64)
+        modified = self._alive_shift == 1.0
+
+        def objective(params: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+            value, grad, hess = kernels.beta_geo_newton_terms(params, modified, group_starts, x_values, t_x, T, w)
+            return float(value), grad, hess
+
+        return objective
 
     def probability_alive(self, data: Any | None = None) -> pl.Series:
         """P(alive at T | x, t_x, T) per customer of ``data`` (default: the fitted summary)."""

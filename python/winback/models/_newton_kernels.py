@@ -1,0 +1,175 @@
+"""Exact Hessians for the Newton fast path of BG/NBD and MBG/NBD (SPEC §5 "Fitting contract").
+
+One pass over the compressed tuples returns the log-likelihood, its gradient and its Hessian
+w.r.t. (r, α, a, b). With them a fit converges in a handful of passes instead of the hundred or so
+a quasi-Newton method needs. The pass is serial on purpose: its sum order is fixed (results never
+depend on the thread count) and OpenMP barriers on a busy two-core machine cost more than they save.
+
+Per customer, with A(x) the part that depends on x alone,
+    ℓ = A(x) + ln(e^u + [x > 0 or MBG] e^v),
+    u = −(r+x) ln(α+T),   v = ln a − ln(b+x−1+m) − (r+x) ln(α+t_x)     (m = 1 for MBG/NBD),
+    A(x) = lnΓ(r+x) − lnΓ(r) + r ln α + ln B(a, b+x+m) − ln B(a, b),
+and with s = e^v/(e^u+e^v): ∇ℓ = ∇A + (1−s)∇u + s∇v,
+∇²ℓ = ∇²A + (1−s)∇²u + s∇²v + s(1−s)(∇v−∇u)(∇v−∇u)ᵀ.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+__all__ = ["beta_geo_newton_terms", "digamma", "trigamma"]
+
+
+@numba.njit(cache=True, fastmath=False)
+def digamma(x: float) -> float:
+    """ψ(x) for x > 0: recurrence up to x ≥ 6, then the asymptotic series (error < 1e-15)."""
+    result = 0.0
+    while x < 6.0:
+        result -= 1.0 / x
+        x += 1.0
+    inv = 1.0 / x
+    inv2 = inv * inv
+    series = inv2 * (1.0 / 12 - inv2 * (1.0 / 120 - inv2 * (1.0 / 252 - inv2 * (1.0 / 240 - inv2 / 132))))
+    return result + math.log(x) - 0.5 * inv - series
+
+
+@numba.njit(cache=True, fastmath=False)
+def trigamma(x: float) -> float:
+    """ψ'(x) for x > 0: recurrence up to x ≥ 6, then the asymptotic series."""
+    result = 0.0
+    while x < 6.0:
+        result += 1.0 / (x * x)
+        x += 1.0
+    inv = 1.0 / x
+    inv2 = inv * inv
+    series = inv * inv2 * (1.0 / 6 - inv2 * (1.0 / 30 - inv2 * (1.0 / 42 - inv2 / 30)))
+    return result + inv + 0.5 * inv2 + series
+
+
+@numba.njit(cache=True, fastmath=False)
+def beta_geo_newton_terms(params, modified, group_starts, x_values, t_x, T, w):  # type: ignore[no-untyped-def]
+    """(ℓ, ∇ℓ, ∇²ℓ) summed over tuples sorted by x: group g is tuples
+    ``group_starts[g]:group_starts[g+1]``, all with frequency ``x_values[g]``."""
+    r, alpha, a, b = params[0], params[1], params[2], params[3]
+    shift = 1.0 if modified else 0.0
+    # ll, gradient (4), Hessian upper triangle (10): r-r, r-α, r-a, r-b, α-α, α-a, α-b, a-a, a-b, b-b
+    total = np.zeros(15)
+    for g in range(x_values.size):
+        x = x_values[g]
+        rx = r + x
+        bx = b + x + shift
+        has_v = modified or x > 0
+        sw = 0.0
+        s_ll = 0.0
+        s_r = 0.0
+        s_al = 0.0
+        s_a = 0.0
+        s_b = 0.0
+        h_rr = 0.0
+        h_ral = 0.0
+        h_ra = 0.0
+        h_rb = 0.0
+        h_alal = 0.0
+        h_ala = 0.0
+        h_alb = 0.0
+        h_aa = 0.0
+        h_ab = 0.0
+        h_bb = 0.0
+        log_ratio_v = 0.0
+        inv_bv = 0.0
+        if has_v:
+            log_ratio_v = math.log(a) - math.log(b + x - 1.0 + shift)
+            inv_bv = 1.0 / (b + x - 1.0 + shift)
+        v_a = 1.0 / a
+        v_aa = -v_a * v_a
+        v_bb = inv_bv * inv_bv
+        # Tuples are sorted by t_x within a group: reuse ln(α+t_x) along runs of equal t_x.
+        last_tx = -1.0
+        ltx = 0.0
+        itx = 0.0
+        for k in range(group_starts[g], group_starts[g + 1]):
+            wk = w[k]
+            sw += wk
+            iT = 1.0 / (alpha + T[k])
+            lT = math.log(alpha + T[k])
+            u = -rx * lT
+            u_al = -rx * iT
+            u_ral = -iT
+            u_alal = rx * iT * iT
+            if not has_v:
+                s_ll += wk * u
+                s_r -= wk * lT
+                s_al += wk * u_al
+                h_ral += wk * u_ral
+                h_alal += wk * u_alal
+                continue
+            if t_x[k] != last_tx:
+                last_tx = t_x[k]
+                itx = 1.0 / (alpha + last_tx)
+                ltx = math.log(alpha + last_tx)
+            v = log_ratio_v - rx * ltx
+            d = v - u
+            if d > 0:
+                e = math.exp(-d)
+                lse = v + math.log1p(e)
+                s = 1.0 / (1.0 + e)
+            else:
+                e = math.exp(d)
+                lse = u + math.log1p(e)
+                s = e / (1.0 + e)
+            v_al = -rx * itx
+            dr = lT - ltx  # v_r − u_r
+            dal = v_al - u_al
+            db = -inv_bv
+            q = s * (1.0 - s)
+            s_ll += wk * lse
+            s_r += wk * (-lT + s * dr)
+            s_al += wk * (u_al + s * dal)
+            s_a += wk * s * v_a
+            s_b += wk * s * db
+            h_rr += wk * q * dr * dr
+            h_ral += wk * ((1.0 - s) * u_ral - s * itx + q * dr * dal)
+            h_ra += wk * q * dr * v_a
+            h_rb += wk * q * dr * db
+            h_alal += wk * ((1.0 - s) * u_alal + s * rx * itx * itx + q * dal * dal)
+            h_ala += wk * q * dal * v_a
+            h_alb += wk * q * dal * db
+            h_aa += wk * (s * v_aa + q * v_a * v_a)
+            h_ab += wk * q * v_a * db
+            h_bb += wk * (s * v_bb + q * db * db)
+        # A(x) and its derivatives, once per group.
+        const = (
+            math.lgamma(rx) - math.lgamma(r) + r * math.log(alpha)
+            + math.lgamma(bx) - math.lgamma(a + bx) - math.lgamma(b) + math.lgamma(a + b)
+        )
+        psi_abx = digamma(a + bx)
+        psi_ab = digamma(a + b)
+        tri_abx = trigamma(a + bx)
+        tri_ab = trigamma(a + b)
+        total[0] += s_ll + sw * const
+        total[1] += s_r + sw * (digamma(rx) - digamma(r) + math.log(alpha))
+        total[2] += s_al + sw * (r / alpha)
+        total[3] += s_a + sw * (psi_ab - psi_abx)
+        total[4] += s_b + sw * (digamma(bx) - psi_abx - digamma(b) + psi_ab)
+        total[5] += h_rr + sw * (trigamma(rx) - trigamma(r))
+        total[6] += h_ral + sw / alpha
+        total[7] += h_ra
+        total[8] += h_rb
+        total[9] += h_alal - sw * r / (alpha * alpha)
+        total[10] += h_ala
+        total[11] += h_alb
+        total[12] += h_aa + sw * (tri_ab - tri_abx)
+        total[13] += h_ab + sw * (tri_ab - tri_abx)
+        total[14] += h_bb + sw * (trigamma(bx) - tri_abx - trigamma(b) + tri_ab)
+    grad = total[1:5].copy()
+    hess = np.empty((4, 4))
+    index = 5
+    for i in range(4):
+        for j in range(i, 4):
+            hess[i, j] = total[index]
+            hess[j, i] = total[index]
+            index += 1
+    return total[0], grad, hess

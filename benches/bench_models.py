@@ -30,11 +30,11 @@ from typing import Any
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gen_data import generate, window  # noqa: E402
+from gen_data import generate, window
 
-import winback  # noqa: E402
-from winback.errors import WinbackFitError  # noqa: E402
-from winback.models import (  # noqa: E402
+import winback
+from winback.errors import WinbackFitError
+from winback.models import (
     BetaGeoModel,
     GammaGammaModel,
     ModifiedBetaGeoModel,
@@ -101,7 +101,13 @@ def _lifetimes(args: list[str]) -> dict[str, Any] | None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "side.json"
         subprocess.run(
-            [str(LIFETIMES_PYTHON), str(Path(__file__).with_name("lifetimes_side.py")), *args, "--out", str(out)],
+            [
+                str(LIFETIMES_PYTHON),
+                str(Path(__file__).with_name("lifetimes_side.py")),
+                *args,
+                "--out",
+                str(out),
+            ],
             check=True,
         )
         result: dict[str, Any] = json.loads(out.read_text())
@@ -112,16 +118,24 @@ def _max_rel_diff(ours: dict[str, float], theirs: dict[str, float], names: dict[
     return max(abs(ours[k] / theirs[v] - 1.0) for k, v in names.items())
 
 
-def _compare(winback_fits: dict[str, Any], lifetimes: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _compare(
+    winback_fits: dict[str, Any], lifetimes: dict[str, Any] | None
+) -> list[dict[str, Any]]:
     rows = []
     for name, ours in winback_fits.items():
-        row: dict[str, Any] = {"model": name, "winback_s": ours.get("seconds"), "winback_error": ours.get("error")}
+        row: dict[str, Any] = {
+            "model": name,
+            "winback_s": ours.get("seconds"),
+            "winback_error": ours.get("error"),
+        }
         theirs = (lifetimes or {}).get(name)
         if theirs is not None:
             row["lifetimes_s"] = theirs.get("seconds")
             row["lifetimes_error"] = theirs.get("error")
             if "params" in theirs and "params" in ours:
-                row["max_rel_param_diff"] = _max_rel_diff(ours["params"], theirs["params"], LIFETIMES_NAMES[name])
+                row["max_rel_param_diff"] = _max_rel_diff(
+                    ours["params"], theirs["params"], LIFETIMES_NAMES[name]
+                )
             if row.get("winback_s") and row.get("lifetimes_s") and not row["lifetimes_error"]:
                 row["speedup"] = row["lifetimes_s"] / row["winback_s"]
         rows.append(row)
@@ -136,7 +150,9 @@ def run_cdnow(models: set[str]) -> dict[str, Any] | None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "cdnow.parquet"
         summary.write_parquet(path)
-        side = _lifetimes([str(path), "--rft", "--models", ",".join(sorted(models - {"gg", "nbd"}))])
+        side = _lifetimes(
+            [str(path), "--rft", "--models", ",".join(sorted(models - {"gg", "nbd"}))]
+        )
     return {"fits": fits, "lifetimes": side, "comparison": _compare(fits, side)}
 
 
@@ -153,8 +169,15 @@ def run(size: str, *, models: set[str], lifetimes_models: set[str]) -> dict[str,
             data.write_parquet(tx_path)
             summary.write_parquet(summary_path)
             side = _lifetimes(
-                [str(tx_path), "--end", end.date().isoformat(), "--summary", str(summary_path),
-                 "--models", ",".join(sorted(lifetimes_models))]
+                [
+                    str(tx_path),
+                    "--end",
+                    end.date().isoformat(),
+                    "--summary",
+                    str(summary_path),
+                    "--models",
+                    ",".join(sorted(lifetimes_models)),
+                ]
             )
     comparison = _compare(fits, side)
     result = {
@@ -172,33 +195,55 @@ def run(size: str, *, models: set[str], lifetimes_models: set[str]) -> dict[str,
     if side and "seconds" in bg and "bgnbd" in side and "seconds" in side["bgnbd"]:
         ours = summary_seconds + bg["seconds"]
         theirs = side["summary"]["seconds"] + side["bgnbd"]["seconds"]
-        result["end_to_end_bgnbd"] = {"winback_s": ours, "lifetimes_s": theirs, "speedup": theirs / ours}
+        result["end_to_end_bgnbd"] = {
+            "winback_s": ours,
+            "lifetimes_s": theirs,
+            "speedup": theirs / ours,
+        }
     return result
 
 
 def _print(result: dict[str, Any], title: str) -> None:
     print(f"\n== {title}")
-    for key in ("customers", "rows", "winback_summary_s", "lifetimes_summary_s", "end_to_end_bgnbd"):
+    for key in (
+        "customers",
+        "rows",
+        "winback_summary_s",
+        "lifetimes_summary_s",
+        "end_to_end_bgnbd",
+    ):
         if result.get(key) is not None:
             print(f"  {key}: {result[key]}")
     for row in result["comparison"]:
-        shown = {k: (f"{v:.4g}" if isinstance(v, float) and math.isfinite(v) else v) for k, v in row.items() if v is not None}
+        shown = {
+            k: (f"{v:.4g}" if isinstance(v, float) and math.isfinite(v) else v)
+            for k, v in row.items()
+            if v is not None
+        }
         print("  ", shown)
     for name, fit in result["fits"].items():
         if "params" in fit:
-            print(f"   winback {name}: " + ", ".join(f"{k}={v:.6g}" for k, v in fit["params"].items()))
+            print(
+                f"   winback {name}: " + ", ".join(f"{k}={v:.6g}" for k, v in fit["params"].items())
+            )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", choices=sorted(SIZES), default="S")
     parser.add_argument("--models", default="bgnbd,mbgnbd,pareto,gg,nbd")
-    parser.add_argument("--skip-lifetimes-models", default="", help="comma list not to run in lifetimes")
+    parser.add_argument(
+        "--skip-lifetimes-models", default="", help="comma list not to run in lifetimes"
+    )
     parser.add_argument("--no-cdnow", action="store_true")
     parser.add_argument("--json", help="also write every figure here")
     args = parser.parse_args()
     models = set(args.models.split(","))
-    lifetimes_models = (models & {"bgnbd", "mbgnbd", "pareto", "gg"}) - set(args.skip_lifetimes_models.split(","))
+    lifetimes_models = (models & {"bgnbd", "mbgnbd", "pareto", "gg"}) - set(
+        args.skip_lifetimes_models.split(",")
+    )
     if not LIFETIMES_PYTHON.exists():
         print(f"note: {LIFETIMES_PYTHON} not found (make bench-env); running winback only")
     report: dict[str, Any] = {

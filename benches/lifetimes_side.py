@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
+    import lifetimes
     from lifetimes import (
         BetaGeoFitter,
         GammaGammaFitter,
@@ -52,8 +53,6 @@ def main() -> None:
         ParetoNBDFitter,
     )
     from lifetimes.utils import summary_data_from_transaction_data
-
-    import lifetimes
 
     results: dict[str, Any] = {"lifetimes_version": lifetimes.__version__}
     tx = pd.read_parquet(args.transactions)
@@ -64,7 +63,12 @@ def main() -> None:
             "summary",
             results,
             lambda: summary_data_from_transaction_data(
-                tx, "customer_id", "ts", monetary_value_col="amount", observation_period_end=args.end, freq="D"
+                tx,
+                "customer_id",
+                "ts",
+                monetary_value_col="amount",
+                observation_period_end=args.end,
+                freq="D",
             ),
         )
     models = set(args.models.split(","))
@@ -77,7 +81,9 @@ def main() -> None:
             model = _timed(
                 name,
                 results,
-                lambda fitter=fitter: fitter().fit(summary["frequency"], summary["recency"], summary["T"]),
+                lambda fitter=fitter: fitter().fit(
+                    summary["frequency"], summary["recency"], summary["T"]
+                ),
             )
             if model is not None:
                 results[name]["params"] = {k: float(v) for k, v in model.params_.items()}

@@ -122,7 +122,19 @@ def test_fit_saves_models_equal_to_the_api(sales: Path, tmp_path: Path) -> None:
     from winback.models import BetaGeoModel, GammaGammaModel, load
 
     out = tmp_path / "models"
-    result = run("fit", str(sales), "-m", "bgnbd", "-m", "gg", "--calibration-end", "1997-09-30", "-o", str(out), "--json")
+    result = run(
+        "fit",
+        str(sales),
+        "-m",
+        "bgnbd",
+        "-m",
+        "gg",
+        "--calibration-end",
+        "1997-09-30",
+        "-o",
+        str(out),
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert set(report["models"]) == {"bgnbd", "gg"}
@@ -143,7 +155,13 @@ def test_fit_rejects_an_unknown_model(sales: Path, tmp_path: Path) -> None:
 def test_fit_failure_exits_3(tmp_path: Path) -> None:
     # Every customer bought once: BG/NBD cannot tell the purchase rate from dropout.
     sales = tmp_path / "once.csv"
-    pl.DataFrame({"customer_id": [1, 2, 3], "ts": ["2024-01-01", "2024-02-01", "2024-03-01"], "amount": [5.0, 6.0, 7.0]}).write_csv(sales)
+    pl.DataFrame(
+        {
+            "customer_id": [1, 2, 3],
+            "ts": ["2024-01-01", "2024-02-01", "2024-03-01"],
+            "amount": [5.0, 6.0, 7.0],
+        }
+    ).write_csv(sales)
     result = run("fit", str(sales), "-m", "bgnbd", "-o", str(tmp_path / "m"))
     assert result.returncode == 3, result.stderr
     assert "no customer made a repeat purchase" in result.stderr

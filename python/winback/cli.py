@@ -274,17 +274,29 @@ FIT_MODELS = {
 @app.command()
 def fit(
     input: Annotated[str, typer.Argument(help="Transactions: a Parquet/CSV/IPC file or a glob.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Directory for <model>.json files.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Directory for <model>.json files.")
+    ],
     model: Annotated[
         list[str],
-        typer.Option("--model", "-m", help="bgnbd, mbgnbd, pareto, nbd, gg (repeatable; default: bgnbd and gg)."),
+        typer.Option(
+            "--model",
+            "-m",
+            help="bgnbd, mbgnbd, pareto, nbd, gg (repeatable; default: bgnbd and gg).",
+        ),
     ] = ["bgnbd", "gg"],  # noqa: B006 - typer reads the default, never mutates it
-    as_of: Annotated[str | None, typer.Option(help="End of the data used (default: latest purchase).")] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="End of the data used (default: latest purchase).")
+    ] = None,
     calibration_end: Annotated[
         str | None, typer.Option(help="Fit on purchases up to this date only.")
     ] = None,
-    unit: Annotated[str, typer.Option(help="Time unit of recency and T: W (weeks) or D (days).")] = "W",
-    period: Annotated[str, typer.Option(help="Period of the NBD panel: month, week, quarter, Nd.")] = "month",
+    unit: Annotated[
+        str, typer.Option(help="Time unit of recency and T: W (weeks) or D (days).")
+    ] = "W",
+    period: Annotated[
+        str, typer.Option(help="Period of the NBD panel: month, week, quarter, Nd.")
+    ] = "month",
     resolution: Resolution = "1d",
     customer_col: CustomerCol = "customer_id",
     time_col: TimeCol = "ts",

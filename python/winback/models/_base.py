@@ -122,7 +122,9 @@ def compress(checked: pl.DataFrame, weights: pl.Series | None = None) -> Compres
         weight = grouped.get_column("count").cast(pl.Float64)
     else:
         frame = checked.with_columns(weights.cast(pl.Float64).alias("__weight"))
-        grouped = frame.group_by(checked.columns).agg(pl.col("__weight").sum()).sort(checked.columns)
+        grouped = (
+            frame.group_by(checked.columns).agg(pl.col("__weight").sum()).sort(checked.columns)
+        )
         weight = grouped.get_column("__weight")
     columns = {
         name: np.ascontiguousarray(grouped.get_column(name).to_numpy(), dtype=np.float64)
@@ -250,7 +252,7 @@ class BaseModel:
         self.log_likelihood_ = result.log_likelihood
         self.converged_ = result.converged
         self.n_iter_ = result.n_iter
-        self.n_customers_ = int(round(data.n_customers))
+        self.n_customers_ = round(data.n_customers)
         self.data_summary_ = self._describe_data(data)
         self.start_spread_ = result.start_spread
         return self
@@ -269,7 +271,7 @@ class BaseModel:
                 f"{eigenvalues.max() / eigenvalues.min():.1e}); the parameters are not identified "
                 "by these data"
             )
-        covariance: FloatArray = np.linalg.inv(information)
+        covariance = np.asarray(np.linalg.inv(information), dtype=np.float64)
         return (covariance + covariance.T) / 2
 
     # -- fitted state ---------------------------------------------------------------------------

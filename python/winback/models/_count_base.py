@@ -35,7 +35,7 @@ class CountModel(BaseModel):
         *,
         frequency_col: str = "frequency",
         recency_col: str = "recency",
-        T_col: str = "T",  # noqa: N803 - the field's name
+        T_col: str = "T",
         weights_col: str | None = None,
     ) -> Self:
         """Fits by maximum likelihood over the unique (x, t_x, T) tuples (SPEC §5).
@@ -75,7 +75,8 @@ class CountModel(BaseModel):
                 from winback.errors import WinbackConfigError
 
                 raise WinbackConfigError(
-                    f"{type(self).__name__}: pass data= (a summary frame); a loaded model keeps no data"
+                    f"{type(self).__name__}: pass data= (a summary frame); "
+                    "a loaded model keeps no data"
                 )
         else:
             frame = frame_of(data)

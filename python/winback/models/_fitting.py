@@ -215,7 +215,9 @@ def maximise(
     )
 
 
-def _log_space(params: FloatArray, grad: FloatArray, hess: FloatArray) -> tuple[FloatArray, FloatArray]:
+def _log_space(
+    params: FloatArray, grad: FloatArray, hess: FloatArray
+) -> tuple[FloatArray, FloatArray]:
     """Gradient and Hessian w.r.t. u = ln θ: g_u = θ∘g, H_u = diag(θ) H diag(θ) + diag(θ∘g)."""
     grad_u = params * grad
     hess_u = hess * params[:, None] * params[None, :] + np.diag(grad_u)
@@ -246,12 +248,25 @@ def newton_maximise(
         grad_u, hess_u = _log_space(params, grad, hess)
         gradient_norm = float(np.max(np.abs(grad_u)) / scale)
         if gradient_norm < 1e-10:
-            return FitResult(params, value, gradient_norm, iteration - 1, True, "Newton: gradient ≈ 0", 1, 0.0, hess)
+            return FitResult(
+                params,
+                value,
+                gradient_norm,
+                iteration - 1,
+                True,
+                "Newton: gradient ≈ 0",
+                1,
+                0.0,
+                hess,
+            )
         negative_hessian = -hess_u
         eigenvalues = np.linalg.eigvalsh(negative_hessian)
         floor = 1e-10 * max(1.0, float(np.max(np.abs(eigenvalues))))
         if eigenvalues.min() <= floor:
-            damping = max(damping, floor - float(eigenvalues.min()) + 1e-3 * float(np.max(np.abs(eigenvalues))))
+            damping = max(
+                damping,
+                floor - float(eigenvalues.min()) + 1e-3 * float(np.max(np.abs(eigenvalues))),
+            )
         for _ in range(30):
             step = np.linalg.solve(negative_hessian + damping * np.eye(len(params)), grad_u)
             step_norm = float(np.max(np.abs(step)))
@@ -273,5 +288,7 @@ def newton_maximise(
     grad_u, _ = _log_space(params, grad, hess)
     gradient_norm = float(np.max(np.abs(grad_u)) / scale)
     if gradient_norm < 1e-6:
-        return FitResult(params, value, gradient_norm, max_iter, True, "Newton: step ≈ 0", 1, 0.0, hess)
+        return FitResult(
+            params, value, gradient_norm, max_iter, True, "Newton: step ≈ 0", 1, 0.0, hess
+        )
     return None

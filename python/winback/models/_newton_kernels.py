@@ -32,7 +32,9 @@ def digamma(x: float) -> float:
         x += 1.0
     inv = 1.0 / x
     inv2 = inv * inv
-    series = inv2 * (1.0 / 12 - inv2 * (1.0 / 120 - inv2 * (1.0 / 252 - inv2 * (1.0 / 240 - inv2 / 132))))
+    series = inv2 * (
+        1.0 / 12 - inv2 * (1.0 / 120 - inv2 * (1.0 / 252 - inv2 * (1.0 / 240 - inv2 / 132)))
+    )
     return result + math.log(x) - 0.5 * inv - series
 
 
@@ -55,7 +57,8 @@ def beta_geo_newton_terms(params, modified, group_starts, x_values, t_x, T, w): 
     ``group_starts[g]:group_starts[g+1]``, all with frequency ``x_values[g]``."""
     r, alpha, a, b = params[0], params[1], params[2], params[3]
     shift = 1.0 if modified else 0.0
-    # ll, gradient (4), Hessian upper triangle (10): r-r, r-α, r-a, r-b, α-α, α-a, α-b, a-a, a-b, b-b
+    # ll, gradient (4), Hessian upper triangle (10):
+    # r-r, r-α, r-a, r-b, α-α, α-a, α-b, a-a, a-b, b-b
     total = np.zeros(15)
     for g in range(x_values.size):
         x = x_values[g]
@@ -142,8 +145,13 @@ def beta_geo_newton_terms(params, modified, group_starts, x_values, t_x, T, w): 
             h_bb += wk * (s * v_bb + q * db * db)
         # A(x) and its derivatives, once per group.
         const = (
-            math.lgamma(rx) - math.lgamma(r) + r * math.log(alpha)
-            + math.lgamma(bx) - math.lgamma(a + bx) - math.lgamma(b) + math.lgamma(a + b)
+            math.lgamma(rx)
+            - math.lgamma(r)
+            + r * math.log(alpha)
+            + math.lgamma(bx)
+            - math.lgamma(a + bx)
+            - math.lgamma(b)
+            + math.lgamma(a + b)
         )
         psi_abx = digamma(a + bx)
         psi_ab = digamma(a + b)

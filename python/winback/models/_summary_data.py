@@ -23,7 +23,7 @@ def checked_rft(
     model: str,
     frequency_col: str,
     recency_col: str,
-    T_col: str,  # noqa: N803 - the field's name
+    T_col: str,
 ) -> pl.DataFrame:
     """The summary's frequency/recency/T as a checked Float64 frame (roles as column names)."""
     frame = frame_of(data)
@@ -54,7 +54,7 @@ def compressed_rft(checked: pl.DataFrame, weights: pl.Series | None, *, model: s
     """Unique (x, t_x, T) tuples with counts; refuses data where nobody purchased again."""
     if checked.height == 0:
         raise WinbackFitError(f"{model}: the summary has no customers")
-    if float(checked["frequency"].max() or 0.0) == 0.0:
+    if not (checked["frequency"] > 0).any():
         raise WinbackFitError(
             f"{model}: no customer made a repeat purchase (every frequency is 0), so the purchase "
             "rate and dropout cannot be told apart; use a longer calibration period"

@@ -18,15 +18,15 @@ from scipy import special
 
 from winback.models import _likelihood as lik
 from winback.models._base import Compressed
-from winback.models._fitting import LogLikGradHess
 from winback.models._count_base import CountModel
+from winback.models._fitting import LogLikGradHess
 
 __all__ = ["BetaGeoModel", "ModifiedBetaGeoModel"]
 
 FloatArray = NDArray[np.float64]
 
 
-def _log_nb_pmf(n: FloatArray, r: FloatArray, log_p: FloatArray, log_q: FloatArray) -> FloatArray:
+def _log_nb_pmf(n: float, r: FloatArray, log_p: FloatArray, log_q: FloatArray) -> FloatArray:
     """log NB(n; r, π) = lnΓ(r+n) − lnΓ(r) − ln n! + r ln π + n ln(1−π)."""
     return (
         special.gammaln(r + n) - special.gammaln(r) - special.gammaln(n + 1) + r * log_p + n * log_q
@@ -49,20 +49,18 @@ def fresh_expected(r: Any, alpha: Any, a: Any, b: Any, t: Any) -> FloatArray:
 
 def fresh_pmf(n: int, r: Any, alpha: Any, a: Any, b: Any, t: Any) -> FloatArray:
     """P(X(t) = n) for a BG/NBD customer alive at time 0 (FHL 2005 eq. 8):
-    B(a, b+n)/B(a, b) · NB(n; r, α/(α+t)) + [n > 0] B(a+1, b+n−1)/B(a, b) · P(NB(r, α/(α+t)) ≥ n)."""
+    B(a, b+n)/B(a, b) · NB(n; r, α/(α+t))
+    + [n > 0] B(a+1, b+n−1)/B(a, b) · P(NB(r, α/(α+t)) ≥ n)."""
     r, alpha, a, b, t = np.broadcast_arrays(
         *(np.asarray(v, dtype=np.float64) for v in (r, alpha, a, b, t))
     )
     log_p = np.log(alpha) - np.log(alpha + t)
-    log_q = (
-        np.log(t) - np.log(alpha + t)
-        if np.all(t > 0)
-        else np.log(np.maximum(t, 1e-300)) - np.log(alpha + t)
-    )
+    # t = 0 is masked below; the floor only keeps the log finite there.
+    log_q = np.log(np.maximum(t, 1e-300)) - np.log(alpha + t)
     first = np.exp(
         special.betaln(a, b + n)
         - special.betaln(a, b)
-        + _log_nb_pmf(np.float64(n), r, log_p, log_q)
+        + _log_nb_pmf(float(n), r, log_p, log_q)
     )
     if n == 0:
         return np.where(t > 0, first, 1.0)
@@ -100,7 +98,9 @@ class _BetaGeoFamily(CountModel):
         modified = self._alive_shift == 1.0
 
         def objective(params: FloatArray) -> tuple[float, FloatArray, FloatArray]:
-            value, grad, hess = kernels.beta_geo_newton_terms(params, modified, group_starts, x_values, t_x, T, w)
+            value, grad, hess = kernels.beta_geo_newton_terms(
+                params, modified, group_starts, x_values, t_x, T, w
+            )
             return float(value), grad, hess
 
         return objective
@@ -158,7 +158,8 @@ class BetaGeoModel(_BetaGeoFamily):
         return float(value), np.asarray(grad)
 
     def _log_alive_odds(self, x: FloatArray, t_x: FloatArray, T: FloatArray) -> FloatArray:
-        """ln[(1 − P(alive))/P(alive)] = ln(a/(b+x−1)) + (r+x) ln((α+T)/(α+t_x)) for x > 0; −∞ at x = 0."""
+        """ln[(1 − P(alive))/P(alive)] = ln(a/(b+x−1)) + (r+x) ln((α+T)/(α+t_x)) for x > 0;
+        −∞ at x = 0 (FHL 2005 eq. 13)."""
         r, alpha, a, b = self._param_array()
         with np.errstate(divide="ignore", invalid="ignore"):
             odds = (
@@ -176,7 +177,8 @@ class BetaGeoModel(_BetaGeoFamily):
 
 class ModifiedBetaGeoModel(_BetaGeoFamily):
     """MBG/NBD: like BG/NBD, but a customer may also drop out right after the first purchase, so
-    customers with no repeat purchase are not all alive; SPEC §5. ``params_``: ``r, alpha, a, b``."""
+    customers with no repeat purchase are not all alive; SPEC §5.
+    ``params_``: ``r, alpha, a, b``."""
 
     model_name: ClassVar[str] = "MBG/NBD"
     _alive_shift: ClassVar[float] = 1.0

@@ -107,7 +107,8 @@ class GammaGammaModel(BaseModel):
             unusable = (x > 0) & (mean_amount <= 0)
             if unusable.any():
                 raise WinbackInputError(
-                    f"{self.model_name}: {int(unusable.sum())} customer(s) have repeat occasions but "
+                    f"{self.model_name}: {int(unusable.sum())} customer(s) have repeat occasions "
+                    "but "
                     f"a mean amount ≤ 0 in {self.monetary_col!r}; spend models use positive-amount "
                     "occasions only (winback.summary's monetary_value already does)"
                 )
@@ -137,7 +138,8 @@ class GammaGammaModel(BaseModel):
         keep = x > 0
         if not keep.any():
             raise WinbackFitError(
-                f"{self.model_name}: no customer has a positive-amount repeat occasion; nothing to fit"
+                f"{self.model_name}: no customer has a positive-amount repeat occasion; "
+                "nothing to fit"
             )
         weights = None
         if weights_col is not None:

@@ -72,12 +72,14 @@ class NBDModel(BaseModel):
         keep = T > 0
         if not keep.any():
             raise WinbackFitError(
-                f"{self.model_name}: no customer has an observed period after their first purchase; "
+                f"{self.model_name}: no customer has an observed period after their first "
+                "purchase; "
                 "use a later as_of or a shorter period"
             )
         if float(X[keep].max()) == 0.0:
             raise WinbackFitError(
-                f"{self.model_name}: nobody purchased in the observed periods (every X is 0), so the "
+                f"{self.model_name}: nobody purchased in the observed periods (every X is 0), "
+                "so the "
                 "purchase rate's distribution is not identified"
             )
         weights = None

@@ -8,16 +8,16 @@ with respect to the natural parameters (``*_loglik_grad``), or the unweighted pe
 
 Conventions shared by all kernels:
 
-* Per-tuple terms are computed in parallel into an array; the total is then summed sequentially,
-  in tuple order, with Neumaier's compensated sum. Results are bit-for-bit identical for any thread
+* Per-tuple terms are computed into arrays by nogil kernels over contiguous chunks on worker
+  threads (``WINBACK_NUM_THREADS``, else all cores); the total is then summed sequentially, in
+  tuple order, with Neumaier's compensated sum. Results are bit-for-bit identical for any thread
   count.
 * Invalid parameters (not finite or not > 0) give ``-inf`` and a zero gradient, so an optimiser
   backs off; tuples with weight 0 contribute exactly 0. No kernel raises and none returns NaN.
 * Differences such as lnΓ(a+b) − lnΓ(a) and ψ(a+b) − ψ(a) are formed without cancellation for
-  large a (``_lgamma_diff``, ``_digamma_diff``), and ln α − ln(α+T) as −log1p(T/α).
+  large a or small b (``_lgamma_diff``, ``_digamma_diff``), and ln α − ln(α+T) as −log1p(T/α).
 
-This module is the only one that imports numba (STYLE: Numba handles loops over compressed
-sufficient statistics).
+STYLE: Numba handles the loops over compressed sufficient statistics; fastmath stays off.
 """
 
 from __future__ import annotations
@@ -125,14 +125,8 @@ def _psi_asymptotic_tail(x: float) -> float:
 
 
 @_jit
-def _digamma_scalar(x: float) -> float:
-    if math.isnan(x):
-        return math.nan
-    if x <= 0.0:
-        if x == math.floor(x):
-            return math.nan  # poles at 0, −1, −2, …
-        # reflection ψ(x) = ψ(1 − x) − π / tan(π x)
-        return _digamma_scalar(1.0 - x) - math.pi / math.tan(math.pi * x)
+def _digamma_positive(x: float) -> float:
+    """ψ(x) for x > 0."""
     if math.isinf(x):
         return math.inf
     h = (x - _PSI_ROOT_HI) - _PSI_ROOT_LO
@@ -147,6 +141,18 @@ def _digamma_scalar(x: float) -> float:
         shift += 1.0 / x
         x += 1.0
     return math.log(x) - 0.5 / x - _psi_asymptotic_tail(x) - shift
+
+
+@_jit
+def _digamma_scalar(x: float) -> float:
+    if math.isnan(x):
+        return math.nan
+    if x > 0.0:
+        return _digamma_positive(x)
+    if x == math.floor(x):
+        return math.nan  # poles at 0, −1, −2, …
+    # reflection ψ(x) = ψ(1 − x) − π / tan(π x) (no recursion: numba caches it badly)
+    return _digamma_positive(1.0 - x) - math.pi / math.tan(math.pi * x)
 
 
 @_jit
@@ -198,7 +204,10 @@ def _lgamma_diff(a: float, b: float) -> float:
     """lnΓ(a + b) − lnΓ(a) for a > 0, b ≥ 0, without the cancellation of two large lgammas."""
     if b == 0.0:
         return 0.0
-    # below 10, step a up with lnΓ(a+1) = lnΓ(a) + ln a: each step adds −ln((a+b)/a)
+    if a < 10.0 and b >= 1.0:
+        # |lnΓ(a)| ≤ 13 here, so the direct difference keeps ~1e-15 absolute accuracy
+        return math.lgamma(a + b) - math.lgamma(a)
+    # b < 1: step a up with lnΓ(a+1) = lnΓ(a) + ln a (each step adds −ln((a+b)/a)), then Stirling
     head = 0.0
     while a < 10.0:
         head -= math.log1p(b / a)
@@ -211,7 +220,7 @@ def _lgamma_diff(a: float, b: float) -> float:
 
 @_jit
 def _digamma_diff(a: float, b: float) -> float:
-    """ψ(a + b) − ψ(a) for a > 0, b ≥ 0, without cancellation for large a."""
+    """ψ(a + b) − ψ(a) for a > 0, b ≥ 0, without cancellation for large a or small b."""
     if b == 0.0:
         return 0.0
     # below 10, step a up with ψ(a+1) = ψ(a) + 1/a: each step adds 1/a − 1/(a+b) = b/(a(a+b))
@@ -412,7 +421,6 @@ def _bg_tuple(
         p1 = math.exp(e1 - lse)
         p2 = math.exp(e2 - lse)
     else:
-        e2 = _NEG_INF
         lse = e1
         p1 = 1.0
         p2 = 0.0
@@ -480,8 +488,10 @@ def _bg_terms(
 #        logarithmic cases of the 1−z connection formula) needs no special handling.
 #    Derivatives w.r.t. R, R' and z are carried along term by term (series, continued fraction
 #    via forward-mode Lentz, and the split sum); dI/dε is the integrand at ε in closed form.
-#    Accuracy: ≤ ~1e-14 relative on F for moderate N, growing like N·1e-16 (the conditioning of F
-#    in z) to ~2e-11 at N = 1e5 — i.e. ≤ ~1e-11 absolute on ln L, checked against mpmath.
+#    Accuracy against mpmath (40 digits; the tests' oracle integrates A0 by quadrature): ln Φ to
+#    ≤ 2e-12·max(1, |ln Φ|), typically 1e-15, over the box P, Q ∈ [1e-4, 1e5], α, β ∈ [1e-4, 1e4],
+#    y ∈ [0, 1e4]; ℓ to ≤ 1e-11·max(1, |ℓ|). The error grows like N·1e-16 (the conditioning of
+#    F in z as z → 1), which only matters at x ~ 1e5.
 
 
 @_jit

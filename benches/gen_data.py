@@ -113,11 +113,17 @@ def generate(
     id_kind: IdKind = "int",
     shuffle: bool = True,
     rows_per_customer: float = 15.0,
+    dropout_shape: float | None = None,
 ) -> pl.DataFrame:
     """Synthetic transactions ``customer_id``, ``ts`` (Datetime µs), ``amount`` (Float64).
 
     See the module docstring for the model. ``n_customers`` customers each have ≥ 1 row; the
     expected row count is ``n_customers × rows_per_customer``. Deterministic given the arguments.
+
+    ``dropout_shape=s`` makes dropout rates heterogeneous, as Pareto/NBD assumes: each customer's
+    rate μ ~ Gamma(shape s, mean 1/365 per day) and the lifetime ~ Exponential(μ). The default
+    (None) gives everyone the same rate, whose likelihood maximum lies at s → ∞. With a shape the
+    row count per customer is only approximately ``rows_per_customer``.
     """
     if n_customers < 1:
         raise ValueError("n_customers must be positive")
@@ -135,7 +141,11 @@ def generate(
         RATE_SHAPE * _mean_active_days(window_days, DROPOUT_MEAN_DAYS)
     )
     rate = rng.gamma(RATE_SHAPE, scale, size=n)
-    lifetime = rng.exponential(DROPOUT_MEAN_DAYS, size=n)
+    if dropout_shape is None:
+        lifetime = rng.exponential(DROPOUT_MEAN_DAYS, size=n)
+    else:
+        dropout_rate = rng.gamma(dropout_shape, 1.0 / (dropout_shape * DROPOUT_MEAN_DAYS), size=n)
+        lifetime = rng.exponential(1.0 / dropout_rate)
     active = np.minimum(birth + lifetime, window_days) - birth
     nu = rng.gamma(SPEND_Q, 1.0 / SPEND_GAMMA, size=n)
     counts = 1 + rng.poisson(rate * active)

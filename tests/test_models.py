@@ -440,3 +440,45 @@ def test_newton_and_quasi_newton_fits_agree(cdnow_summary: pl.DataFrame) -> None
     for name in fast.param_names:
         assert fast.params_[name] == pytest.approx(slow.params_[name], rel=1e-6)
         assert fast.params_se_[name] == pytest.approx(slow.params_se_[name], rel=1e-4)
+
+
+def test_gamma_gamma_newton_terms_match_the_likelihood_and_finite_differences() -> None:
+    from winback.models import _likelihood as lik
+    from winback.models import _newton_kernels as kernels
+
+    data = simulate.gamma_gamma(
+        3_000, p=4.0, q=3.0, gamma=12.0, frequency=np.arange(3_000) % 7 + 1, seed=4
+    )
+    data = data.sort("spend_frequency", "monetary_value")
+    x = data["spend_frequency"].cast(pl.Float64).to_numpy()
+    z = data["monetary_value"].to_numpy()
+    w = np.linspace(0.5, 2.0, x.size)
+    x_values, starts = np.unique(x, return_index=True)
+    starts = np.append(starts, x.size).astype(np.int64)
+    for params in (np.array([4.0, 3.0, 12.0]), np.array([0.7, 9.0, 1.5])):
+        value, grad, hess = kernels.gamma_gamma_newton_terms(params, starts, x_values, z, w)
+        ref_value, ref_grad = lik.gamma_gamma_loglik_grad(params, x, z, w)
+        assert value == pytest.approx(ref_value, rel=1e-12)
+        np.testing.assert_allclose(grad, ref_grad, rtol=1e-8, atol=1e-8 * np.abs(ref_grad).max())
+        for i in range(3):
+            step = 1e-6 * params[i]
+            up, down = params.copy(), params.copy()
+            up[i] += step
+            down[i] -= step
+            column = (
+                kernels.gamma_gamma_newton_terms(up, starts, x_values, z, w)[1]
+                - kernels.gamma_gamma_newton_terms(down, starts, x_values, z, w)[1]
+            ) / (2 * step)
+            np.testing.assert_allclose(
+                hess[:, i], column, rtol=1e-5, atol=1e-5 * np.abs(hess).max()
+            )
+
+
+def test_pareto_nbd_without_dropout_heterogeneity_names_the_flat_direction() -> None:
+    # Everyone has (nearly) the same dropout rate: the likelihood keeps rising as s, β → ∞.
+    data = simulate.pareto_nbd(20_000, r=0.8, alpha=10.0, s=1e7, beta=3e8, T=52.0, seed=3)
+    with pytest.raises(
+        WinbackFitError,
+        match=r"flat at the optimum along a direction moving s = .*, beta = .* together",
+    ):
+        ParetoNBDModel().fit(data)

@@ -151,6 +151,10 @@ class BaseModel:
 
     param_names: ClassVar[tuple[str, ...]] = ()
     model_name: ClassVar[str] = ""
+    #: Run the optimiser from every start (surfaces with ridges), not just until one converges.
+    multi_start: ClassVar[bool] = False
+    #: What a flat likelihood usually means for this model (appended to the error).
+    _flat_hint: ClassVar[str] = "Try another model or more data."
 
     params_: dict[str, float]
     params_se_: dict[str, float]
@@ -213,29 +217,33 @@ class BaseModel:
         newton = self._newton_objective(data)
         result: FitResult | None = None
         if newton is not None:
-            if data.n_unique > _WARM_START_TUPLES:
-                # Newton's early steps only need the rough shape of the likelihood: take them on a
-                # sample, so the passes over all tuples are the last, quadratically converging ones.
-                sample = data.systematic_sample(_WARM_START_TUPLES // 4)
-                sample_newton = self._newton_objective(sample)
-                for start in starts[:2]:
-                    warm = newton_maximise(sample_newton, start, n_observations=sample.n_customers)  # type: ignore[arg-type]
-                    if warm is not None:
-                        starts = [list(warm.params), *starts]
-                        break
-            for start in starts[:2]:
-                result = newton_maximise(newton, start, n_observations=data.n_customers)
-                if result is not None:
-                    break
+            result = self._newton_fit(newton, data, starts)
         if result is None:
+            if data.n_unique > _WARM_START_TUPLES:
+                # As for Newton: find the optimum's neighbourhood on a sample, then finish on all.
+                sample = data.systematic_sample(_WARM_START_TUPLES // 4)
+                try:
+                    warm = maximise(
+                        lambda params: self._loglik_grad(params, sample),
+                        starts,
+                        n_observations=sample.n_customers,
+                        model=self.model_name,
+                        param_names=self.param_names,
+                        all_starts=self.multi_start,
+                    )
+                    starts = [list(warm.params), *starts]
+                except WinbackFitError:
+                    pass  # the full data decide
             result = maximise(
                 loglik_grad,
                 starts,
                 n_observations=data.n_customers,
                 model=self.model_name,
                 param_names=self.param_names,
+                all_starts=self.multi_start,
             )
         self._check_fit(result.params, data)
+        self._last_params = result.params
         if result.hessian is not None:
             information = -result.hessian
         elif newton is not None:
@@ -257,19 +265,69 @@ class BaseModel:
         self.start_spread_ = result.start_spread
         return self
 
+    def _newton_fit(
+        self, newton: LogLikGradHess, data: Compressed, starts: list[list[float]]
+    ) -> FitResult | None:
+        """Newton from every start — on a systematic sample when the data are large, since the
+        early steps only need the likelihood's rough shape — then on all tuples from the best
+        optimum, where each pass roughly doubles the correct digits."""
+        large = data.n_unique > _WARM_START_TUPLES
+        stage = data.systematic_sample(_WARM_START_TUPLES // 4) if large else data
+        stage_newton = self._newton_objective(stage) if large else newton
+        assert stage_newton is not None
+        found = [
+            found
+            for start in starts
+            if (found := newton_maximise(stage_newton, start, n_observations=stage.n_customers))
+            is not None
+        ]
+        if not found:
+            return None
+        found.sort(key=lambda f: -f.log_likelihood)
+        best = found[0]
+        spread = 0.0
+        for other in found[1:]:
+            if best.log_likelihood - other.log_likelihood < 1e-6 * max(
+                1.0, abs(best.log_likelihood)
+            ):
+                spread = max(spread, float(np.max(np.abs(other.params / best.params - 1.0))))
+        if large:
+            final = newton_maximise(newton, best.params, n_observations=data.n_customers)
+            if final is None:
+                return None
+            best = final
+        return FitResult(
+            best.params,
+            best.log_likelihood,
+            best.gradient_norm,
+            best.n_iter,
+            best.converged,
+            best.message,
+            len(found),
+            spread,
+            best.hessian,
+        )
+
     def _invert_information(self, information: FloatArray) -> FloatArray:
         eigenvalues = np.linalg.eigvalsh(information)
-        if not np.all(np.isfinite(eigenvalues)) or eigenvalues.min() <= 0:
+        if not np.all(np.isfinite(eigenvalues)):
             raise WinbackFitError(
-                f"{self.model_name}: the likelihood is flat or not concave at the optimum "
-                f"(information eigenvalues {np.array2string(eigenvalues, precision=3)}); the "
-                "parameters are not identified by these data"
+                f"{self.model_name}: the information matrix is not finite at the optimum"
             )
-        if eigenvalues.min() / eigenvalues.max() < 1e-14:
+        if eigenvalues.min() <= 0 or eigenvalues.min() / eigenvalues.max() < 1e-14:
+            # Name the flat direction in log-parameters, where it does not depend on units.
+            scale = self._last_params
+            flat = np.linalg.eigh(information * scale[:, None] * scale[None, :])[1][:, 0]
+            involved = [
+                f"{name} = {self._last_params[i]:.4g}"
+                for i, name in enumerate(self.param_names)
+                if abs(flat[i]) > 0.3
+            ]
             raise WinbackFitError(
-                f"{self.model_name}: the likelihood is flat along one direction (condition number "
-                f"{eigenvalues.max() / eigenvalues.min():.1e}); the parameters are not identified "
-                "by these data"
+                f"{self.model_name}: the likelihood is flat at the optimum along a direction "
+                f"moving {', '.join(involved)} together (information eigenvalues "
+                f"{np.array2string(eigenvalues, precision=3)}): these data do not identify them. "
+                f"{self._flat_hint}"
             )
         covariance = np.asarray(np.linalg.inv(information), dtype=np.float64)
         return (covariance + covariance.T) / 2

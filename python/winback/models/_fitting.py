@@ -142,9 +142,11 @@ def maximise(
     model: str,
     param_names: Sequence[str],
     max_iter: int = 2000,
+    all_starts: bool = True,
 ) -> FitResult:
     """Maximise ``loglik_grad`` from each start; returns the best optimum, or raises
     :class:`WinbackFitError` when no start converges or the optimum lies on the boundary.
+    With ``all_starts=False`` later starts are only tried when the earlier ones fail.
 
     ``n_observations`` scales the objective to a per-customer mean, which keeps L-BFGS-B's
     tolerances meaningful for any data size.
@@ -173,6 +175,10 @@ def maximise(
         results.append(
             (value, log_params, int(res.nit) + polish_steps, bool(res.success), str(res.message))
         )
+        if not all_starts:
+            grad = loglik_grad(np.exp(log_params))[1] * np.exp(log_params)
+            if float(np.max(np.abs(grad)) / scale) < 1e-6 and max(abs(log_params)) < LOG_BOUND - 1:
+                break
     if not results:
         raise WinbackFitError(
             f"{model}: the log-likelihood is not finite at any starting point; check the data "

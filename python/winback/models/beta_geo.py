@@ -58,9 +58,7 @@ def fresh_pmf(n: int, r: Any, alpha: Any, a: Any, b: Any, t: Any) -> FloatArray:
     # t = 0 is masked below; the floor only keeps the log finite there.
     log_q = np.log(np.maximum(t, 1e-300)) - np.log(alpha + t)
     first = np.exp(
-        special.betaln(a, b + n)
-        - special.betaln(a, b)
-        + _log_nb_pmf(float(n), r, log_p, log_q)
+        special.betaln(a, b + n) - special.betaln(a, b) + _log_nb_pmf(float(n), r, log_p, log_q)
     )
     if n == 0:
         return np.where(t > 0, first, 1.0)

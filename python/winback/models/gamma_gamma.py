@@ -18,6 +18,7 @@ from scipy import optimize, special
 from winback.errors import WinbackConfigError, WinbackFitError, WinbackInputError
 from winback.models import _likelihood as lik
 from winback.models._base import BaseModel, Compressed, check_columns, compress, frame_of
+from winback.models._fitting import LogLikGradHess
 
 __all__ = ["GammaGammaModel"]
 
@@ -72,6 +73,7 @@ class GammaGammaModel(BaseModel):
 
     param_names: ClassVar[tuple[str, ...]] = ("p", "q", "gamma")
     model_name: ClassVar[str] = "Gamma–Gamma"
+    multi_start: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -183,6 +185,21 @@ class GammaGammaModel(BaseModel):
         starts += [[0.5, 1.5, 0.25 * mean], [10.0, 2.0, 0.1 * mean]]
         del x
         return starts[: max(1, self.n_starts)]
+
+    def _newton_objective(self, data: Compressed) -> LogLikGradHess | None:
+        from winback.models import _newton_kernels as kernels
+
+        x, mean_amount, w = data["x"], data["mean_amount"], data.weights
+        x_values, group_starts = np.unique(x, return_index=True)  # tuples are sorted by x
+        group_starts = np.append(group_starts, x.size).astype(np.int64)
+
+        def objective(params: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+            value, grad, hess = kernels.gamma_gamma_newton_terms(
+                params, group_starts, x_values, mean_amount, w
+            )
+            return float(value), grad, hess
+
+        return objective
 
     def _loglik_grad(self, params: FloatArray, data: Compressed) -> tuple[float, FloatArray]:
         value, grad = lik.gamma_gamma_loglik_grad(

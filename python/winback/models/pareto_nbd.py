@@ -98,6 +98,11 @@ class ParetoNBDModel(CountModel):
 
     param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")
     model_name: ClassVar[str] = "Pareto/NBD"
+    _flat_hint: ClassVar[str] = (
+        "When s and beta grow together, the dropout rates show no heterogeneity (the limit "
+        "s, β → ∞ with s/β fixed gives every customer one dropout rate); BG/NBD or MBG/NBD "
+        "usually fits such data."
+    )
 
     def _starts(self, data: Compressed) -> list[list[float]]:
         w = data.weights

@@ -292,7 +292,7 @@ class BaseModel:
             ):
                 spread = max(spread, float(np.max(np.abs(other.params / best.params - 1.0))))
         if large:
-            final = newton_maximise(newton, best.params, n_observations=data.n_customers)
+            final = newton_maximise(newton, list(best.params), n_observations=data.n_customers)
             if final is None:
                 return None
             best = final

@@ -36,9 +36,12 @@ lint: build ## ruff, mypy, rustfmt, clippy
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-test: build lint ## build, lint, then cargo test and pytest
+test: build lint browser ## build, lint, then cargo test and pytest
 	cargo test -p winback-core --quiet
 	$(BIN)/python -m pytest
+
+browser: ## install Debian's chromium for the report's browser tests (when missing)
+	@bash scripts/ensure_chromium.sh
 
 bench: build ## benchmark silence scoring against Polars and DuckDB (size S)
 	$(BIN)/python benches/bench_silence.py --size S
@@ -62,4 +65,4 @@ format: $(VENV)/.deps ## format Python and Rust sources
 clean: ## remove build outputs and the virtualenv
 	rm -rf $(VENV) .venv-bench target winback-demo
 
-.PHONY: help venv build demo lint test bench bench-models bench-env format clean
+.PHONY: help venv build demo lint test browser bench bench-models bench-env format clean

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from winback.errors import WinbackConfigError, WinbackError, WinbackFitError, WinbackInputError
 from winback.migrate import Migration, migration
+from winback.report import Report, report  # Altair and vl-convert load on first use
 from winback.silence import SilenceInfo, silence
 from winback.summary import SummaryInfo, compress_summary, summary
 
@@ -15,6 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Migration",
+    "Report",
     "SilenceInfo",
     "SummaryInfo",
     "WinbackConfigError",
@@ -24,6 +26,7 @@ __all__ = [
     "__version__",
     "compress_summary",
     "migration",
+    "report",
     "silence",
     "summary",
 ]

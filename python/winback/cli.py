@@ -24,7 +24,6 @@ from winback.errors import WinbackConfigError, WinbackError, WinbackFitError, Wi
 
 app = typer.Typer(
     name="winback",
-    help="Find customers going silent, say how silent they are, and win them back.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -51,17 +50,25 @@ def _options(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
-    """winback: silence scoring and win-back campaigns over transaction data.
+    """Find customers going silent, say how silent they are, and win them back.
 
     Examples:
 
       winback demo
+
+      winback report sales.parquet -o report.html --as-of 2024-06-30
 
       winback score sales.parquet --as-of 2024-06-30 -o scores.parquet
 
       winback migrate sales.parquet --as-of 2024-03-31 --as-of 2024-06-30 -o migration/
 
       winback fit sales.parquet -m bgnbd -m gg -o models/
+
+    Exit codes: 0 success, 2 bad input or arguments, 3 a model could not be fitted, 1 other.
+
+    Errors print one line; winback --debug COMMAND … shows the traceback.
+
+    --json (on each command) prints a JSON summary on stdout; --quiet prints only errors.
     """
     _state["debug"] = debug
     _state["quiet"] = quiet
@@ -128,7 +135,11 @@ def _info_table(info: dict[str, Any]) -> Table:
     table.add_column("what")
     table.add_column("value", justify="right")
     for key, value in info.items():
-        table.add_row(key.replace("_", " "), f"{value:,}" if isinstance(value, int) else str(value))
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            text = f"{value:,}" if isinstance(value, int) else f"{value:,.2f}"
+        else:
+            text = str(value)
+        table.add_row(key.replace("_", " "), text)
     return table
 
 
@@ -363,18 +374,145 @@ def fit(
         _print(f"Models written to {output.resolve()}")
 
 
+@contextmanager
+def _progress(label: str) -> Iterator[Any]:
+    """A progress bar over the steps of long work, as a ``progress(step, done, total)`` callback
+    (only on a terminal, never with --quiet)."""
+    if _state["quiet"] or not console.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def advance(step: str, done: int, total: int) -> None:
+            bar.update(task, description=f"{label}: {step}", completed=done, total=total)
+
+        yield advance
+    console.print(f"[green]✓[/] {label} ({time.perf_counter() - started:.1f} s)")
+
+
+#: ``winback report --model`` names (the purchase models of the calibration-vs-holdout plot).
+REPORT_MODELS = ("bgnbd", "mbgnbd", "pareto")
+
+
+@app.command()
+def report(
+    input: Annotated[str, typer.Argument(help="Transactions: a Parquet/CSV/IPC file or a glob.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The .html file to write.")] = Path(
+        "report.html"
+    ),
+    as_of: Annotated[
+        str | None, typer.Option(help="Snapshot date (default: latest purchase).")
+    ] = None,
+    previous_as_of: Annotated[
+        str | None,
+        typer.Option(help="Earlier snapshot of the migration heatmap (default: mid-way)."),
+    ] = None,
+    calibration_end: Annotated[
+        str | None,
+        typer.Option(help="End of the models' calibration period (default: mid-way)."),
+    ] = None,
+    model: Annotated[
+        list[str],
+        typer.Option(
+            "--model",
+            "-m",
+            help="bgnbd, mbgnbd, pareto (repeatable; default: bgnbd and pareto).",
+        ),
+    ] = ["bgnbd", "pareto"],  # noqa: B006 - typer reads the default, never mutates it
+    no_models: Annotated[
+        bool, typer.Option("--no-models", help="Leave out the model section (faster).")
+    ] = False,
+    top_n: Annotated[int, typer.Option(help="Rows of the activation list.")] = 25,
+    title: Annotated[str | None, typer.Option(help="Page title.")] = None,
+    min_occasions: MinOccasions = 2,
+    resolution: Resolution = "1d",
+    customer_col: CustomerCol = "customer_id",
+    time_col: TimeCol = "ts",
+    amount_col: Annotated[
+        str, typer.Option(help="Amount column (optional in the data).")
+    ] = "amount",
+    on_invalid: Annotated[
+        str, typer.Option(help="raise: stop on bad rows; drop: set them aside and count them.")
+    ] = "raise",
+    json_out: JsonOut = False,
+) -> None:
+    """Write the HTML report: one self-contained file (charts work offline).
+
+    Data summary, TrF and S distributions, migration heatmap, models' calibration vs holdout,
+    activation list and parameters (RFM, quadrant and value sections when available).
+
+    Example: winback report sales.parquet -o report.html --as-of 2024-06-30
+    """
+    from winback.report import report as build_report
+
+    unknown = [name for name in model if name not in REPORT_MODELS]
+    if unknown:
+        raise WinbackConfigError(f"--model {unknown[0]!r} is not one of {', '.join(REPORT_MODELS)}")
+    with _progress(f"report on {input}") as progress:
+        page = build_report(
+            input,
+            output=output,
+            as_of=as_of,
+            previous_as_of=previous_as_of,
+            calibration_end=calibration_end,
+            models=() if no_models else tuple(model),
+            top_n=top_n,
+            title=title,
+            min_occasions=min_occasions,
+            resolution=resolution,
+            customer_col=customer_col,
+            time_col=time_col,
+            amount_col=amount_col,
+            on_invalid=_on_invalid(on_invalid),
+            progress=progress,
+        )
+    path = str(page.path.resolve()) if page.path else None
+    if json_out:
+        typer.echo(
+            json.dumps(
+                {
+                    **page.figures,
+                    "report": path,
+                    "sections": page.sections,
+                    "skipped": page.skipped,
+                }
+            )
+        )
+        return
+    _print(_info_table(page.figures))
+    for key, reason in page.skipped.items():
+        _print(f"[dim]section {key} not shown: {reason}[/]")
+    if not _state["quiet"]:
+        typer.echo(f"Report written to {path}")
+
+
 @app.command()
 def demo(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Where to write the outputs.")
     ] = Path("winback-demo"),
+    json_out: JsonOut = False,
 ) -> None:
     """Score the bundled CDNOW sample (real transactions, 1997–1998) and write the results.
+
+    Writes scores, migration tables, summary.json and the HTML report (report.html).
 
     Example: winback demo -o winback-demo
     """
     from winback.datasets import cdnow_path
     from winback.migrate import migration
+    from winback.report import report as build_report
     from winback.silence import silence
 
     source = cdnow_path()
@@ -389,6 +527,20 @@ def demo(
     _write(moves.transitions, output / "migration_transitions.csv")
     summary = {**info.as_dict(), "output": str(output)}
     (output / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    with _progress("writing the HTML report") as progress:
+        page = build_report(
+            source,
+            output=output / "report.html",
+            as_of=as_of,
+            previous_as_of=date(1997, 12, 31),
+            calibration_end=date(1997, 9, 30),  # the literature's 39 + 39 weeks
+            title="winback report: CDNOW, 1997–1998",
+            progress=progress,
+        )
+    report_path = str(page.path.resolve()) if page.path else None
+    if json_out:
+        typer.echo(json.dumps({**summary, "report": report_path}))
+        return
     groups_table, bands_table = _summary_tables(scores)
     _print(
         "[bold]CDNOW[/]: CD purchases of the customers who first bought at CDNOW in Q1 1997, "
@@ -399,12 +551,14 @@ def demo(
         _matrix_table(moves, 0),
         f"Outputs written to {output.resolve()}",
     )
+    if not _state["quiet"]:
+        typer.echo(f"Report: {report_path}")
 
 
 def main() -> None:
     """Entry point: runs the app and turns winback errors into one-line messages and exit codes."""
     try:
-        app(standalone_mode=False)
+        app(args=_hoist_global_flags(sys.argv[1:]), prog_name="winback", standalone_mode=False)
     except (WinbackInputError, WinbackConfigError) as exc:
         _fail(exc, EXIT_BAD_INPUT)
     except WinbackFitError as exc:
@@ -414,15 +568,40 @@ def main() -> None:
     except typer.Abort:
         console.print("aborted")
         sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
+        # Usage errors of the click that typer vendors: one line and exit code 2.
+        exit_code = getattr(exc, "exit_code", None)
+        if isinstance(exc, typer.exceptions.TyperException) and isinstance(exit_code, int):
+            if type(exc).__name__ == "NoArgsIsHelpError" or not hasattr(exc, "format_message"):
+                exc.show()  # type: ignore[attr-defined]
+                sys.exit(exit_code)
+            if _state["debug"]:
+                console.print_exception()
+            else:
+                context = getattr(exc, "ctx", None)
+                where = getattr(context, "command_path", "winback")
+                console.print(
+                    f"[red]error:[/] {exc.format_message()} (see: {where} --help)",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            sys.exit(exit_code)
         _fail(exc, 1)
+
+
+#: Options of the ``winback`` group that are also accepted after the command name.
+GLOBAL_FLAGS = ("--quiet", "-q", "--debug")
+
+
+def _hoist_global_flags(args: list[str]) -> list[str]:
+    """Moves --quiet/-q/--debug given after the command (winback score … --quiet) to the front,
+    where the group reads them."""
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in GLOBAL_FLAGS]
+    rest = [a for a in args[:end] if a not in GLOBAL_FLAGS]
+    return flags + rest + args[end:]
 
 
 def _fail(exc: BaseException, code: int) -> None:

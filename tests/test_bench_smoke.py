@@ -40,3 +40,16 @@ def test_generator_is_seeded() -> None:
     assert a.equals(b)
     assert not a.equals(c)
     assert a.get_column("customer_id").n_unique() == 2_000
+
+
+def test_tiny_models_benchmark_fits_every_model() -> None:
+    bench = _load("bench_models")
+    result = bench.run(
+        "tiny", models={"bgnbd", "mbgnbd", "pareto", "gg", "nbd"}, lifetimes_models=set()
+    )  # type: ignore[attr-defined]
+    assert result["customers"] == 20_000
+    for name in ("bgnbd", "mbgnbd", "pareto", "gg", "nbd"):
+        fit = result["fits"][name]
+        assert "error" not in fit, fit
+        assert fit["seconds"] > 0
+        assert all(value > 0 for value in fit["params"].values())

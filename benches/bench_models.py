@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -136,8 +137,30 @@ def _max_rel_diff(ours: dict[str, float], theirs: dict[str, float], names: dict[
     return max(abs(ours[k] / theirs[v] - 1.0) for k, v in names.items())
 
 
+def _loglik_at(name: str, summary: pl.DataFrame, params: dict[str, float]) -> float:
+    """winback's log-likelihood of ``summary`` at another tool's estimates (same data, same
+    likelihood), so differing parameters can be judged by which fits better."""
+    from winback.models import _likelihood as lik
+
+    names = LIFETIMES_NAMES[name]
+    values = np.array([params[names[k]] for k in names])
+    if name == "gg":
+        spend = summary.filter(pl.col("spend_frequency") > 0)
+        x = spend["spend_frequency"].cast(pl.Float64).to_numpy()
+        return float(
+            lik.gamma_gamma_loglik(values, x, spend["monetary_value"].to_numpy(), np.ones_like(x))
+        )
+    x, t_x, T = (summary[c].cast(pl.Float64).to_numpy() for c in ("frequency", "recency", "T"))
+    function = {
+        "bgnbd": lik.bgnbd_loglik,
+        "mbgnbd": lik.mbgnbd_loglik,
+        "pareto": lik.pareto_nbd_loglik,
+    }[name]
+    return float(function(values, x, t_x, T, np.ones_like(x)))
+
+
 def _compare(
-    winback_fits: dict[str, Any], lifetimes: dict[str, Any] | None
+    winback_fits: dict[str, Any], lifetimes: dict[str, Any] | None, summary: pl.DataFrame
 ) -> list[dict[str, Any]]:
     rows = []
     for name, ours in winback_fits.items():
@@ -153,6 +176,9 @@ def _compare(
             if "params" in theirs and "params" in ours:
                 row["max_rel_param_diff"] = _max_rel_diff(
                     ours["params"], theirs["params"], LIFETIMES_NAMES[name]
+                )
+                row["loglik_gain_vs_lifetimes"] = ours["log_likelihood"] - _loglik_at(
+                    name, summary, theirs["params"]
                 )
             if row.get("winback_s") and row.get("lifetimes_s") and not row["lifetimes_error"]:
                 row["speedup"] = row["lifetimes_s"] / row["winback_s"]
@@ -171,7 +197,7 @@ def run_cdnow(models: set[str]) -> dict[str, Any] | None:
         side = _lifetimes(
             [str(path), "--rft", "--models", ",".join(sorted(models - {"gg", "nbd"}))]
         )
-    return {"fits": fits, "lifetimes": side, "comparison": _compare(fits, side)}
+    return {"fits": fits, "lifetimes": side, "comparison": _compare(fits, side, summary)}
 
 
 def run(size: str, *, models: set[str], lifetimes_models: set[str]) -> dict[str, Any]:
@@ -201,7 +227,7 @@ def run(size: str, *, models: set[str], lifetimes_models: set[str]) -> dict[str,
                     ",".join(sorted(lifetimes_models)),
                 ]
             )
-    comparison = _compare(fits, side)
+    comparison = _compare(fits, side, summary)
     result = {
         "size": size,
         "customers": summary.height,

@@ -482,3 +482,9 @@ def test_pareto_nbd_without_dropout_heterogeneity_names_the_flat_direction() -> 
         match=r"flat at the optimum along a direction moving s = .*, beta = .* together",
     ):
         ParetoNBDModel().fit(data)
+
+
+def test_conditional_expected_purchases_is_the_spec_name(cdnow_bgnbd: BetaGeoModel) -> None:
+    assert cdnow_bgnbd.conditional_expected_purchases(10.0).equals(
+        cdnow_bgnbd.expected_purchases(10.0)
+    )

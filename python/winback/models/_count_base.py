@@ -137,3 +137,7 @@ class CountModel(BaseModel):
         self, t: float | FloatArray
     ) -> FloatArray:  # pragma: no cover
         raise NotImplementedError
+
+    def conditional_expected_purchases(self, t: float, data: Any | None = None) -> pl.Series:
+        """The name SPEC §5 and lifetimes use for :meth:`expected_purchases`."""
+        return self.expected_purchases(t, data)

@@ -324,3 +324,17 @@ def test_import_winback_loads_no_chart_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_vega_bundle_is_built_offline_and_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from winback.report._html import vega_bundle
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    bundle = vega_bundle.__wrapped__()  # past the in-process cache: a fresh machine's first report
+    assert "window.vegaEmbed=" in bundle
+    assert "</script" not in bundle
+    cached = list((tmp_path / "winback").glob("vega-bundle-*.js"))
+    assert len(cached) == 1
+    assert vega_bundle.__wrapped__() == bundle  # read back from the cache

@@ -59,6 +59,29 @@ def summary(
     ``WinbackConfigError`` on invalid parameters and ``WinbackInputError`` on bad columns.
     """
 
+def panel(
+    data: Any,
+    *,
+    max_time_us: int,
+    resolution_us: int,
+    period_edges_us: list[int],
+    num_threads: int | None = None,
+) -> tuple[Any, Any, int]:
+    """The customer × period panel of a prepared table (SPEC §5 "Periods", §6).
+
+    ``data`` columns as for :func:`silence` (the amount may be a cost column). Rows after
+    ``max_time_us`` are excluded. ``period_edges_us`` (strictly increasing, at least one) are the
+    starts of periods 0, 1, … and the end of the last complete period; occasions at or after the
+    last edge are in the incomplete period ``len(period_edges_us) - 1``.
+
+    Returns ``(customers, rows, rows_excluded)``: ``customers`` has ``customer_id`` in key
+    order; ``rows`` has one row per active (customer, period), sorted by customer then period:
+    ``customer_index`` (UInt32, into ``customers``), ``period``, ``occasions``,
+    ``positive_occasions`` (UInt32), ``revenue`` and ``positive_revenue`` (Float64, sums of the
+    occasion amounts and of the positive ones). Raises ``WinbackConfigError`` on invalid
+    parameters and ``WinbackInputError`` on bad columns.
+    """
+
 def compress(data: Any) -> Any:
     """Distinct rows of the numeric columns of ``data`` (an Arrow table or batches), compared by
     their float64 bits, sorted lexicographically (``total_cmp``), with a ``count`` column

@@ -5,6 +5,7 @@
 //! - [`occasions`]: purchase occasions (SPEC §1, "Purchase occasions").
 //! - [`partition`]: grouping rows by customer without a global sort (SPEC §10).
 //! - [`silence`]: silence scoring — gaps, recency Tr, its rank, TrF, S, groups and bands (SPEC §2).
+//! - [`panel`]: the customer × period panel of the value engine (SPEC §5 "Periods", §6).
 //! - [`summary`]: per-customer sufficient statistics of the BTYD and period models (SPEC §5).
 //! - [`compress`]: distinct rows of sufficient statistics with counts (SPEC §5).
 //! - [`parallelism`]: the rayon pools and `WINBACK_NUM_THREADS`.
@@ -17,6 +18,7 @@ pub mod compress;
 pub mod error;
 pub mod keys;
 pub mod occasions;
+pub mod panel;
 pub mod parallelism;
 pub mod partition;
 pub mod silence;

@@ -16,6 +16,7 @@ use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::PyTable;
 use winback_core::compress::Compressed;
 use winback_core::keys::{CustomerIds, CustomerKeys, ViewKeys};
+use winback_core::panel::PeriodRow;
 use winback_core::silence::{SilenceTable, STATUS_SCORED};
 use winback_core::summary::{CustomerSummary, SummaryTable};
 
@@ -316,4 +317,35 @@ pub fn compressed_table(names: &[String], compressed: Compressed) -> PyResult<Py
         .collect();
     columns.push(("count", Arc::new(UInt64Array::from(compressed.counts))));
     named_table(columns)
+}
+
+/// The value panel (SPEC §5 "Periods"): a one-column table of customer ids and the rows table
+/// (`customer_index` into it, `period`, `occasions`, `positive_occasions`, `revenue`,
+/// `positive_revenue`).
+pub fn panel_tables(
+    panel: &winback_core::panel::Panel,
+    customer_ids: ArrayRef,
+) -> PyResult<(PyTable, PyTable)> {
+    let customers = named_table(vec![("customer_id", customer_ids)])?;
+    let index: Vec<u32> = panel
+        .offsets
+        .windows(2)
+        .enumerate()
+        .flat_map(|(c, w)| std::iter::repeat_n(c as u32, (w[1] - w[0]) as usize))
+        .collect();
+    let rows = &panel.rows;
+    let count = |f: fn(&PeriodRow) -> u32| column::<UInt32Type, _>(rows, f, None);
+    let value = |f: fn(&PeriodRow) -> f64| column::<Float64Type, _>(rows, f, None);
+    let table = named_table(vec![
+        (
+            "customer_index",
+            Arc::new(PrimitiveArray::<UInt32Type>::from(index)) as ArrayRef,
+        ),
+        ("period", count(|r| r.period)),
+        ("occasions", count(|r| r.occasions)),
+        ("positive_occasions", count(|r| r.positive_occasions)),
+        ("revenue", value(|r| r.revenue)),
+        ("positive_revenue", value(|r| r.positive_revenue)),
+    ])?;
+    Ok((customers, table))
 }

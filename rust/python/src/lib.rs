@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::PyTable;
 use winback_core::compress::compress_rows;
+use winback_core::panel::{build_panel, PanelParams};
 use winback_core::silence::{score as score_silence, SilenceParams};
 use winback_core::summary::{summarise, SummaryParams};
 use winback_core::KernelError;
@@ -98,6 +99,32 @@ fn summary(
     Ok((out, BTreeMap::from(table.counts())))
 }
 
+/// The customer × period panel of a prepared table (SPEC §5 "Periods"); see `_winback.pyi`.
+#[pyfunction]
+#[pyo3(signature = (data, *, max_time_us, resolution_us, period_edges_us, num_threads=None))]
+fn panel(
+    py: Python<'_>,
+    data: AnyRecordBatch,
+    max_time_us: i64,
+    resolution_us: i64,
+    period_edges_us: Vec<i64>,
+    num_threads: Option<usize>,
+) -> PyResult<(PyTable, PyTable, u64)> {
+    let columns = arrow_io::transaction_columns(data)?;
+    let params = PanelParams {
+        max_time_us,
+        resolution_us,
+        period_edges_us,
+        num_threads,
+    };
+    let panel = run_kernel(py, "the value panel", || {
+        build_panel(&columns.keys(), columns.times(), columns.amounts(), &params)
+    })?;
+    let ids = columns.customer_ids(&panel.ids)?;
+    let (customers, rows) = arrow_io::panel_tables(&panel, ids)?;
+    Ok((customers, rows, panel.rows_excluded))
+}
+
 /// Distinct rows of numeric columns with their `count`; see `_winback.pyi`.
 #[pyfunction]
 fn compress(py: Python<'_>, data: AnyRecordBatch) -> PyResult<PyTable> {
@@ -131,6 +158,7 @@ fn _panic_for_test(py: Python<'_>) -> PyResult<()> {
 fn _winback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(silence, m)?)?;
     m.add_function(wrap_pyfunction!(summary, m)?)?;
+    m.add_function(wrap_pyfunction!(panel, m)?)?;
     m.add_function(wrap_pyfunction!(compress, m)?)?;
     m.add_function(wrap_pyfunction!(effective_threads, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;

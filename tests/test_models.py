@@ -488,3 +488,13 @@ def test_conditional_expected_purchases_is_the_spec_name(cdnow_bgnbd: BetaGeoMod
     assert cdnow_bgnbd.conditional_expected_purchases(10.0).equals(
         cdnow_bgnbd.expected_purchases(10.0)
     )
+
+
+def test_new_customer_expectation_is_a_float_or_a_series(cdnow_bgnbd: BetaGeoModel) -> None:
+    one = cdnow_bgnbd.expected_purchases_new_customer(39.0)
+    many = cdnow_bgnbd.expected_purchases_new_customer(np.array([0.0, 39.0, 78.0]))
+    assert isinstance(one, float)
+    assert isinstance(many, pl.Series)
+    assert many.to_list()[0] == 0.0
+    assert many[1] == one
+    assert many[2] > one

@@ -477,6 +477,13 @@ def load(path: str | Path) -> BaseModel:
     return cls.from_dict(payload)
 
 
+def by_horizon(name: str, t: float | FloatArray, values: FloatArray) -> float | pl.Series:
+    """A float for a scalar horizon ``t``, else a Polars Series aligned with ``t``."""
+    if np.ndim(t) == 0:
+        return float(values)
+    return pl.Series(name, np.asarray(values, dtype=np.float64).reshape(-1))
+
+
 def frame_of(data: Any) -> pl.DataFrame:
     """Any supported container as an eager Polars frame."""
     return _as_frame(data)

@@ -135,7 +135,7 @@ class CountModel(BaseModel):
 
     def expected_purchases_new_customer(
         self, t: float | FloatArray
-    ) -> FloatArray:  # pragma: no cover
+    ) -> float | pl.Series:  # pragma: no cover
         raise NotImplementedError
 
     def conditional_expected_purchases(self, t: float, data: Any | None = None) -> pl.Series:

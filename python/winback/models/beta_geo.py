@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from scipy import special
 
 from winback.models import _likelihood as lik
-from winback.models._base import Compressed
+from winback.models._base import Compressed, by_horizon
 from winback.models._count_base import CountModel
 from winback.models._fitting import LogLikGradHess
 
@@ -167,10 +167,11 @@ class BetaGeoModel(_BetaGeoFamily):
             )
         return np.where(x > 0, odds, -np.inf)
 
-    def expected_purchases_new_customer(self, t: float | FloatArray) -> FloatArray:
+    def expected_purchases_new_customer(self, t: float | FloatArray) -> float | pl.Series:
         """E[X(t)] for a customer just acquired (FHL 2005 eq. 7)."""
         r, alpha, a, b = self._param_array()
-        return fresh_expected(r, alpha, a, b, np.asarray(t, dtype=np.float64))
+        values = fresh_expected(r, alpha, a, b, np.asarray(t, dtype=np.float64))
+        return by_horizon("expected_purchases_new_customer", t, values)
 
 
 class ModifiedBetaGeoModel(_BetaGeoFamily):
@@ -192,11 +193,12 @@ class ModifiedBetaGeoModel(_BetaGeoFamily):
         r, alpha, a, b = self._param_array()
         return np.log(a) - np.log(b + x) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
 
-    def expected_purchases_new_customer(self, t: float | FloatArray) -> FloatArray:
+    def expected_purchases_new_customer(self, t: float | FloatArray) -> float | pl.Series:
         """E[X(t)] for a new customer: with probability b/(a+b) they survive the first purchase
         and then behave as BG/NBD with p ~ Beta(a, b+1)."""
         r, alpha, a, b = self._param_array()
-        return b / (a + b) * fresh_expected(r, alpha, a, b + 1.0, np.asarray(t, dtype=np.float64))
+        values = b / (a + b) * fresh_expected(r, alpha, a, b + 1.0, np.asarray(t, dtype=np.float64))
+        return by_horizon("expected_purchases_new_customer", t, values)
 
 
 def _check_horizon(t: float) -> float:

@@ -20,7 +20,14 @@ from scipy import special
 
 from winback.errors import WinbackConfigError, WinbackFitError, WinbackInputError
 from winback.models import _likelihood as lik
-from winback.models._base import BaseModel, Compressed, check_columns, compress, frame_of
+from winback.models._base import (
+    BaseModel,
+    Compressed,
+    by_horizon,
+    check_columns,
+    compress,
+    frame_of,
+)
 from winback.models.beta_geo import _check_count, _check_horizon
 
 __all__ = ["NBDModel"]
@@ -172,10 +179,11 @@ class NBDModel(BaseModel):
             "predictive_cdf", special.betainc(r_post, j + 1.0, alpha_post / (alpha_post + t))
         )
 
-    def expected_purchases_new_customer(self, t: float | FloatArray) -> FloatArray:
+    def expected_purchases_new_customer(self, t: float | FloatArray) -> float | pl.Series:
         """E[X(t)] = r t / α for a customer with no history."""
         r, alpha = self._param_array()
-        return r * np.asarray(t, dtype=np.float64) / alpha
+        values = r * np.asarray(t, dtype=np.float64) / alpha
+        return by_horizon("expected_purchases_new_customer", t, values)
 
     def frequency_upside(
         self,

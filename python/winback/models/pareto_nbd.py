@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from scipy import special
 
 from winback.models import _likelihood as lik
-from winback.models._base import Compressed
+from winback.models._base import Compressed, by_horizon
 from winback.models._count_base import CountModel
 from winback.models.beta_geo import _check_count, _check_horizon
 
@@ -149,7 +149,8 @@ class ParetoNBDModel(CountModel):
             value = value + (1.0 - alive)
         return self._series("probability_of_n_purchases", value)
 
-    def expected_purchases_new_customer(self, t: float | FloatArray) -> FloatArray:
+    def expected_purchases_new_customer(self, t: float | FloatArray) -> float | pl.Series:
         """E[X(t)] for a customer just acquired: r β/(α (s−1)) · [1 − (β/(β+t))^{s−1}]."""
         r, alpha, s, beta = self._param_array()
-        return new_customer_expected(r, alpha, s, beta, np.asarray(t, dtype=np.float64))
+        values = new_customer_expected(r, alpha, s, beta, np.asarray(t, dtype=np.float64))
+        return by_horizon("expected_purchases_new_customer", t, values)

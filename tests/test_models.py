@@ -498,3 +498,18 @@ def test_new_customer_expectation_is_a_float_or_a_series(cdnow_bgnbd: BetaGeoMod
     assert many.to_list()[0] == 0.0
     assert many[1] == one
     assert many[2] > one
+
+
+def test_gamma_gamma_interior_maximum_far_along_the_ridge_is_found() -> None:
+    # Same process as the boundary test, another seed: by chance this sample shows a little
+    # heterogeneity, so the maximum is interior but far out along the q–γ ridge (q ≈ 1.4e3).
+    rng = np.random.default_rng(0)
+    frequency = rng.integers(1, 8, 5_000)
+    amounts = rng.gamma(4.0 * frequency, 1 / (frequency * 0.2))
+    data = pl.DataFrame({"spend_frequency": frequency, "monetary_value": amounts})
+    model = GammaGammaModel().fit(data)
+    assert model.converged_
+    assert model.params_["q"] > 500
+    # Along the ridge γ/q is what the data pin down: the mean spend rate ν ≈ 0.2.
+    assert model.params_["q"] / model.params_["gamma"] == pytest.approx(0.2, rel=0.02)
+    assert all(math.isfinite(se) for se in model.params_se_.values())

@@ -511,5 +511,5 @@ def test_gamma_gamma_interior_maximum_far_along_the_ridge_is_found() -> None:
     assert model.converged_
     assert model.params_["q"] > 500
     # Along the ridge γ/q is what the data pin down: the mean spend rate ν ≈ 0.2.
-    assert model.params_["q"] / model.params_["gamma"] == pytest.approx(0.2, rel=0.02)
+    assert model.params_["q"] / model.params_["gamma"] == pytest.approx(0.2, rel=0.05)
     assert all(math.isfinite(se) for se in model.params_se_.values())

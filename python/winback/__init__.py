@@ -11,6 +11,7 @@ from winback.migrate import Migration, migration
 from winback.report import Report, report  # Altair and vl-convert load on first use
 from winback.silence import SilenceInfo, silence
 from winback.summary import SummaryInfo, compress_summary, summary
+from winback.value import ValueResult, value
 
 __version__ = "0.1.0"
 
@@ -19,6 +20,7 @@ __all__ = [
     "Report",
     "SilenceInfo",
     "SummaryInfo",
+    "ValueResult",
     "WinbackConfigError",
     "WinbackError",
     "WinbackFitError",
@@ -29,4 +31,5 @@ __all__ = [
     "report",
     "silence",
     "summary",
+    "value",
 ]

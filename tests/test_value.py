@@ -30,21 +30,21 @@ def _oracle_panel(rows: list[tuple[int, int, float]], edges: list[int], max_us: 
             by_customer.setdefault(c, []).append((t - t % DAY, a))
     out = []
     for c in sorted(by_customer):
-        occasions: list[list[float]] = []
+        occasions: list[tuple[int, float]] = []
         for t, a in sorted(by_customer[c]):
             if occasions and occasions[-1][0] == t:
-                occasions[-1][1] += a
+                occasions[-1] = (t, occasions[-1][1] + a)
             else:
-                occasions.append([t, a])
+                occasions.append((t, a))
         periods: dict[int, list[float]] = {}
-        for t, a in occasions:
-            k = max(sum(1 for e in edges if e <= t) - 1, 0)
+        for day, amount in occasions:
+            k = max(sum(1 for e in edges if e <= day) - 1, 0)
             row = periods.setdefault(k, [0, 0, 0.0, 0.0])
             row[0] += 1
-            row[2] += a
-            if a > 0:
+            row[2] += amount
+            if amount > 0:
                 row[1] += 1
-                row[3] += a
+                row[3] += amount
         out += [(c, k, *v) for k, v in sorted(periods.items())]
     return out
 
@@ -130,11 +130,13 @@ def test_hand_computed_margins() -> None:
     assert basis == ["cost", "cost", "cost", "segment"]
     # With margin= given, it is D's fall-back; without cost data it is everyone's margin.
     margins, basis = next_margins(c, segments, 1, 4, has_cost=True, margin=0.2)
-    assert margins[3] == 0.2 and basis[3] == "margin_argument"
+    assert margins[3] == 0.2
+    assert basis[3] == "margin_argument"
     margins, basis = next_margins(c, segments, 1, 4, has_cost=False, margin=0.25)
     assert list(margins) == [0.25] * 4
     margins, basis = next_margins(c, segments, 1, 4, has_cost=False, margin=None)
-    assert list(margins) == [1.0] * 4 and basis == ["no_cost_data"] * 4
+    assert list(margins) == [1.0] * 4
+    assert basis == ["no_cost_data"] * 4
 
 
 def test_hand_computed_expense_rule() -> None:
@@ -158,7 +160,8 @@ def test_hand_computed_expense_rule() -> None:
     np.testing.assert_allclose(out, [40.0, 20.0, 0.5, 30.0, 0.2], rtol=1e-12)
     assert basis == ["own", "own", "own", "segment", "population"]
     out, basis = expected_expenses(c, amount, segments, 2, has_expenses=False)
-    assert list(out) == [0.0] * 5 and basis == ["no_expense_data"] * 5
+    assert list(out) == [0.0] * 5
+    assert basis == ["no_expense_data"] * 5
 
 
 def test_tiers_by_share_with_negatives_apart() -> None:
@@ -207,14 +210,17 @@ def test_cdnow_end_to_end(cdnow: pl.DataFrame, cdnow_value: winback.ValueResult)
     frame = cdnow_value.frame
     assert frame.columns == list(VALUE_COLUMNS)
     n = cdnow.get_column("customer_id").n_unique() + 1
-    assert frame.height == n and frame.get_column("customer_id").n_unique() == n
+    assert frame.height == n
+    assert frame.get_column("customer_id").n_unique() == n
     late = frame.filter(pl.col("customer_id") == 999_001).row(0, named=True)
-    assert late["status"] == "not_modelled" and "incomplete" in late["reason"]
+    assert late["status"] == "not_modelled"
+    assert "incomplete" in late["reason"]
     assert late["value_to_date"] == pytest.approx(12.0 * 0.4)
     modelled = frame.filter(pl.col("status") == "modelled")
     assert modelled.height == n - 1
     assert modelled.select(pl.all().exclude("reason").null_count()).sum_horizontal().item() == 0
-    assert (modelled.get_column("next_margin") - 0.4).abs().max() < 1e-9
+    margins = modelled.get_column("next_margin").to_numpy()
+    np.testing.assert_allclose(margins, 0.4, rtol=0, atol=1e-9)
     assert set(modelled.get_column("expense_basis")) <= {"own", "segment", "population"}
     assert set(modelled.get_column("margin_basis")) <= {"cost", "segment"}  # zero-amount buyers
     check = modelled.select(
@@ -232,8 +238,10 @@ def test_cdnow_end_to_end(cdnow: pl.DataFrame, cdnow_value: winback.ValueResult)
         .max()
         .alias("amount"),
     ).row(0, named=True)
-    assert check["identity"] < 1e-9 and check["amount"] < 1e-9
-    assert check["flag"] and check["pmf"]
+    assert check["identity"] < 1e-9
+    assert check["amount"] < 1e-9
+    assert check["flag"]
+    assert check["pmf"]
     # Tier shares are of the customers with a non-negative value.
     shares = (
         modelled.filter(~pl.col("negative_value"))
@@ -243,13 +251,15 @@ def test_cdnow_end_to_end(cdnow: pl.DataFrame, cdnow_value: winback.ValueResult)
     platinum = shares.filter(pl.col("value_tier") == "platinum").get_column("proportion").item()
     assert 0.04 < platinum < 0.07
     # The NBD on the monthly panel of CDNOW.
-    assert cdnow_value.nbd is not None and cdnow_value.nbd.params_["r"] > 0
+    assert cdnow_value.nbd is not None
+    assert cdnow_value.nbd.params_["r"] > 0
     assert cdnow_value.info.n_complete_periods == 17  # Jan 1997 … May 1998
 
 
 def test_expected_amount_matches_monte_carlo(cdnow_value: winback.ValueResult) -> None:
     nbd, gg = cdnow_value.nbd, cdnow_value.gamma_gamma
-    assert nbd is not None and gg is not None
+    assert nbd is not None
+    assert gg is not None
     frame = cdnow_value.frame.filter(pl.col("status") == "modelled")
     rng = np.random.default_rng(20240601)
     r, alpha = nbd.params_["r"], nbd.params_["alpha"]
@@ -307,5 +317,6 @@ def test_empty_input_gives_the_full_schema() -> None:
         schema={"customer_id": pl.Int64, "ts": pl.Datetime("us"), "amount": pl.Float64}
     )
     result = winback.value(empty)
-    assert result.frame.columns == list(VALUE_COLUMNS) and result.frame.height == 0
+    assert result.frame.columns == list(VALUE_COLUMNS)
+    assert result.frame.height == 0
     assert result.chain is None

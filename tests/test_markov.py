@@ -1,0 +1,144 @@
+"""The Markov chain of SPEC §7: counts vs an oracle, rows, reachability, values, CLV."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import winback
+from winback import _value_kernels as kernels
+from winback.datasets import load_cdnow
+
+
+def _oracle_counts(
+    histories: list[list[tuple[int, int, int]]], n_complete: int, R: int, n_f: int, n_m: int
+) -> np.ndarray:
+    """Walk every customer's periods one by one and count state → next state."""
+    n = (R + 1) * n_f * n_m
+    counts = np.zeros((n, n))
+
+    def idx(r: int, f: int, m: int) -> int:
+        return (r * n_f + f) * n_m + m
+
+    for history in histories:
+        active = {k: (f, m) for k, f, m in history}
+        birth = history[0][0]
+        r, (f, m) = 0, active[birth]
+        for t in range(birth, n_complete - 1):
+            here = idx(r, f, m)
+            if t + 1 in active:
+                r, (f, m) = 0, active[t + 1]
+            else:
+                r = min(r + 1, R)
+            counts[here, idx(r, f, m)] += 1
+    return counts
+
+
+@st.composite
+def _histories(draw: st.DrawFn) -> tuple[list[list[tuple[int, int, int]]], int]:
+    n_complete = draw(st.integers(1, 12))
+    out = []
+    for _ in range(draw(st.integers(0, 6))):
+        periods = sorted(draw(st.sets(st.integers(0, n_complete - 1), min_size=1, max_size=8)))
+        out.append([(k, draw(st.integers(0, 1)), draw(st.integers(0, 2))) for k in periods])
+    return out, n_complete
+
+
+@given(case=_histories(), R=st.integers(1, 4))
+def test_transition_counts_match_a_period_by_period_walk(
+    case: tuple[list[list[tuple[int, int, int]]], int], R: int
+) -> None:
+    histories, n_complete = case
+    flat = [row for h in histories for row in h]
+    starts = np.concatenate([[0], np.cumsum([len(h) for h in histories])]).astype(np.int64)
+    got = kernels.transition_counts(
+        starts,
+        np.array([r[0] for r in flat], dtype=np.int64),
+        np.array([r[1] for r in flat], dtype=np.int64),
+        np.array([r[2] for r in flat], dtype=np.int64),
+        n_complete,
+        R,
+        2,
+        3,
+    )
+    np.testing.assert_array_equal(got, _oracle_counts(histories, n_complete, R, 2, 3))
+
+
+@pytest.fixture(scope="module")
+def result() -> winback.ValueResult:
+    return winback.value(load_cdnow(), as_of="1998-06-30", horizon=12, discount_rate=0.01)
+
+
+def test_rows_sum_to_one_and_unreachable_transitions_are_zero(
+    result: winback.ValueResult,
+) -> None:
+    chain = result.chain
+    assert chain is not None
+    P = chain.transition_matrix.toarray()
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    states = chain.states
+    n_f = int(states.get_column("frequency_bucket").n_unique())
+    n_m = int(states.get_column("spend_bin").n_unique())
+    R = int(states.get_column("recency").n_unique()) - 1
+    reachable = np.zeros_like(P, dtype=bool)
+    for s, r, f, m in states.select("state", "recency", "frequency_bucket", "spend_bin").rows():
+        reachable[s, : n_f * n_m] = True  # a purchase: (0, f', m')
+        reachable[s, (min(r + 1, R) * n_f + f) * n_m + m] = True  # none: (min(r+1, R), f, m)
+    assert (P[~reachable] == 0.0).all()
+    assert (chain.counts.toarray()[~reachable] == 0.0).all()
+    assert chain.kappa > 0
+    # Every row has mass on all its reachable cells (smoothing towards a positive prior).
+    assert (P[reachable] > 0).all()
+
+
+def test_values_solve_the_bellman_equations(result: winback.ValueResult) -> None:
+    chain = result.chain
+    assert chain is not None
+    P = chain.transition_matrix.toarray()
+    reward = chain.states.get_column("reward").to_numpy()
+    delta = 1 / 1.01
+    v_inf = chain.states.get_column("value_infinite").to_numpy()
+    np.testing.assert_allclose(v_inf, delta * (reward + P @ v_inf), rtol=1e-9, atol=1e-9)
+    # V_H = Σ_{t=1..H} δ^t P^{t−1} R, summed term by term.
+    v_h = np.zeros_like(reward)
+    power = np.eye(P.shape[0])
+    for t in range(1, 13):
+        v_h += delta**t * power @ reward
+        power = power @ P
+    np.testing.assert_allclose(chain.states.get_column("value").to_numpy(), v_h, rtol=1e-9)
+
+
+def test_clv_keeps_individual_propensity(result: winback.ValueResult) -> None:
+    frame = result.frame.filter(pl.col("status") == "modelled")
+    chain = result.chain
+    assert chain is not None
+    joined = frame.join(
+        chain.states.select(pl.col("label").alias("markov_state"), "value"), on="markov_state"
+    )
+    by_state = joined.group_by("markov_state").agg(
+        pl.col("clv").mean(),
+        pl.col("value").first(),
+        pl.col("expected_value").mean().alias("ev"),
+    )
+    # Within a state with a positive mean expected value, mean CLV equals V_H(state).
+    positive = by_state.filter(pl.col("ev") > 0)
+    np.testing.assert_allclose(positive["clv"].to_numpy(), positive["value"].to_numpy(), 1e-9)
+    assert frame.get_column("p_active_next_markov").is_between(0, 1).all()
+    # Recent buyers are more likely to buy next period than long-silent ones.
+    recent = frame.filter(pl.col("markov_state").str.starts_with("r0|"))
+    silent = frame.filter(pl.col("markov_state").str.starts_with("r12+|"))
+    assert recent["p_active_next_markov"].mean() > silent["p_active_next_markov"].mean()  # type: ignore[operator]
+
+
+def test_transitions_frame_is_labelled(result: winback.ValueResult) -> None:
+    chain = result.chain
+    assert chain is not None
+    long = chain.transitions()
+    assert long.columns == ["from", "to", "probability", "count"]
+    assert long.group_by("from").agg(pl.col("probability").sum())["probability"].min() == (
+        pytest.approx(1.0)
+    )
+    assert result.state_values is not None

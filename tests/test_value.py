@@ -320,3 +320,13 @@ def test_empty_input_gives_the_full_schema() -> None:
     assert result.frame.columns == list(VALUE_COLUMNS)
     assert result.frame.height == 0
     assert result.chain is None
+
+
+def test_docstring_example() -> None:
+    import doctest
+
+    import winback.value as module
+
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0
+    assert result.failed == 0

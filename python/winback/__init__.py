@@ -6,9 +6,13 @@ The public API (SPEC.md): :func:`silence` scores every customer's silence (SPEC 
 
 from __future__ import annotations
 
+from winback.campaign import campaign
 from winback.errors import WinbackConfigError, WinbackError, WinbackFitError, WinbackInputError
+from winback.evaluation import Evaluation, evaluate
 from winback.migrate import Migration, migration
 from winback.report import Report, report  # Altair and vl-convert load on first use
+from winback.rfm import quadrant, rfm
+from winback.segments import RuleSet, classify, load_rules
 from winback.silence import SilenceInfo, silence
 from winback.summary import SummaryInfo, compress_summary, summary
 from winback.value import ValueResult, value
@@ -16,8 +20,10 @@ from winback.value import ValueResult, value
 __version__ = "0.1.0"
 
 __all__ = [
+    "Evaluation",
     "Migration",
     "Report",
+    "RuleSet",
     "SilenceInfo",
     "SummaryInfo",
     "ValueResult",
@@ -26,9 +32,15 @@ __all__ = [
     "WinbackFitError",
     "WinbackInputError",
     "__version__",
+    "campaign",
+    "classify",
     "compress_summary",
+    "evaluate",
+    "load_rules",
     "migration",
+    "quadrant",
     "report",
+    "rfm",
     "silence",
     "summary",
     "value",

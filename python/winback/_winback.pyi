@@ -6,7 +6,16 @@ Arrow tables; the public, documented API is in :mod:`winback`.
 
 from typing import Any
 
-__all__ = ["__version__", "_panic_for_test", "compress", "effective_threads", "silence", "summary"]
+__all__ = [
+    "__version__",
+    "_panic_for_test",
+    "compress",
+    "effective_threads",
+    "panel",
+    "silence",
+    "stable_hash",
+    "summary",
+]
 __version__: str
 
 def silence(
@@ -86,6 +95,12 @@ def compress(data: Any) -> Any:
     """Distinct rows of the numeric columns of ``data`` (an Arrow table or batches), compared by
     their float64 bits, sorted lexicographically (``total_cmp``), with a ``count`` column
     (UInt64). Raises ``WinbackInputError`` on nulls, NaN or non-numeric columns."""
+
+def stable_hash(data: Any, *, prefix: bytes, num_threads: int | None = None) -> Any:
+    """Stable hash per customer id (SPEC §8): the 8-byte BLAKE2b digest of ``prefix + id`` read
+    as a little-endian unsigned integer, where ``id`` is the 8-byte little-endian two's complement
+    of an integer id or the UTF-8 bytes of a string id. ``data`` holds one column of ids (Int64 or
+    string, no nulls). Returns an Arrow table with one UInt64 column ``hash``, in row order."""
 
 def effective_threads(num_threads: int | None = None) -> int:
     """Worker threads a call would use: ``num_threads``, else ``WINBACK_NUM_THREADS``, else all

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any, Literal
@@ -14,7 +14,7 @@ from winback import _io
 from winback.errors import WinbackConfigError
 from winback.silence import AsOf, check_parameters, score_prepared
 
-__all__ = ["MIGRATION_STATES", "Migration", "migration"]
+__all__ = ["FEATURE_COLUMNS", "MIGRATION_STATES", "Migration", "migration"]
 
 #: States a customer can be in at a snapshot, from "not yet a customer" to group e.
 MIGRATION_STATES = (
@@ -28,6 +28,23 @@ MIGRATION_STATES = (
     "e",
 )
 STATE_DTYPE = pl.Enum(MIGRATION_STATES)
+_GROUPS = ("a", "b", "c", "d", "e")
+#: Features compared by :meth:`Migration.feature_differences` (at the earlier snapshot).
+FEATURE_COLUMNS = (
+    "n_occasions",
+    "tenure_days",
+    "recency_days",
+    "max_gap_days",
+    "mean_gap_days",
+    "median_gap_days",
+    "rank_ratio",
+    "silence_score",
+    "total_amount",
+    "mean_amount",
+    "r_score",
+    "f_score",
+    "m_score",
+)
 
 
 @dataclass(frozen=True)
@@ -44,12 +61,123 @@ class Migration:
         occurs: ``from_as_of, to_as_of`` (snapshot labels), ``from_state, to_state, customers,
         share`` where ``share`` is the row share (customers / customers in ``from_state`` at
         ``from_as_of``).
+    snapshots : each snapshot's scored table (:func:`winback.silence` output at that date).
     """
 
     as_of: list[datetime]
     labels: list[str]
     states: pl.DataFrame
     transitions: pl.DataFrame
+    snapshots: tuple[pl.DataFrame, ...] = field(default=(), repr=False)
+
+    def feature_differences(
+        self,
+        pair: int = 0,
+        *,
+        toward: str = "e",
+        from_states: Sequence[str] | None = None,
+        features: Sequence[str] | None = None,
+    ) -> pl.DataFrame:
+        """How the customers who moved toward group ``toward`` differ from those who did not
+        (SPEC §3), by standardised mean differences of their features at the earlier snapshot.
+
+        Among customers in a group (a–e) other than ``toward`` at snapshot ``pair`` (or in
+        ``from_states``), a customer *moved* when their group at the next snapshot is closer to
+        ``toward`` (a < b < c < d < e) than before. For each feature (default
+        :data:`FEATURE_COLUMNS`: n, tenure, recency, gaps, TrF, S, amounts and the RFM scores)
+        SMD = (mean moved − mean not moved) / √((var moved + var not moved) / 2); |SMD| ≥ 0.2 is
+        commonly read as a noticeable difference, ≥ 0.5 as a large one.
+
+        Returns one row per feature, largest |SMD| first: ``feature, mean_moved,
+        mean_not_moved, sd_moved, sd_not_moved, smd, n_moved, n_not_moved``.
+        """
+        from winback.rfm import rfm
+
+        if not 0 <= pair < len(self.as_of) - 1:
+            raise WinbackConfigError(
+                f"pair={pair} is out of range: there are {len(self.as_of) - 1} consecutive pairs"
+            )
+        if toward not in _GROUPS:
+            raise WinbackConfigError(f"toward={toward!r} must be one of the groups a–e")
+        starts = (
+            list(from_states) if from_states is not None else [g for g in _GROUPS if g != toward]
+        )
+        bad = [g for g in starts if g not in _GROUPS or g == toward]
+        if bad:
+            raise WinbackConfigError(
+                f"from_states lists {bad[0]!r}; use groups a–e other than toward={toward!r}"
+            )
+        if len(self.snapshots) != len(self.as_of):
+            raise WinbackConfigError("this Migration holds no snapshots; rerun winback.migration")
+        snapshot = self.snapshots[pair]
+        if snapshot.height and snapshot.get_column("total_amount").null_count() < snapshot.height:
+            snapshot = rfm(snapshot)
+        before, after = self.labels[pair], self.labels[pair + 1]
+        target = _GROUPS.index(toward)
+
+        def distance(label: str) -> pl.Expr:
+            code = (
+                pl.col(label)
+                .cast(pl.String)
+                .replace_strict(
+                    {g: i for i, g in enumerate(_GROUPS)}, default=None, return_dtype=pl.Int64
+                )
+            )
+            return (code - target).abs()
+
+        moved = (
+            self.states.filter(pl.col(before).cast(pl.String).is_in(starts))
+            .select(
+                "customer_id",
+                (distance(after) < distance(before)).fill_null(False).alias("__moved"),
+            )
+            .join(snapshot, on="customer_id", how="left")
+        )
+        wanted = (
+            list(features)
+            if features is not None
+            else [f for f in FEATURE_COLUMNS if f in moved.columns]
+        )
+        missing = [f for f in wanted if f not in moved.columns]
+        if missing:
+            raise WinbackConfigError(f"feature {missing[0]!r} is not a column of the snapshot")
+        rows = []
+        for name in wanted:
+            value = pl.col(name).cast(pl.Float64)
+            stats = moved.group_by("__moved").agg(
+                value.mean().alias("mean"), value.std().alias("sd"), value.count().alias("n")
+            )
+            by = {r["__moved"]: r for r in stats.iter_rows(named=True)}
+            yes, no = by.get(True, {}), by.get(False, {})
+            smd = None
+            if yes.get("mean") is not None and no.get("mean") is not None:
+                pooled = ((yes.get("sd") or 0.0) ** 2 + (no.get("sd") or 0.0) ** 2) / 2.0
+                if pooled > 0:
+                    smd = (yes["mean"] - no["mean"]) / pooled**0.5
+            rows.append(
+                {
+                    "feature": name,
+                    "mean_moved": yes.get("mean"),
+                    "mean_not_moved": no.get("mean"),
+                    "sd_moved": yes.get("sd"),
+                    "sd_not_moved": no.get("sd"),
+                    "smd": smd,
+                    "n_moved": int(yes.get("n") or 0),
+                    "n_not_moved": int(no.get("n") or 0),
+                }
+            )
+        schema = {
+            "feature": pl.String,
+            "mean_moved": pl.Float64,
+            "mean_not_moved": pl.Float64,
+            "sd_moved": pl.Float64,
+            "sd_not_moved": pl.Float64,
+            "smd": pl.Float64,
+            "n_moved": pl.Int64,
+            "n_not_moved": pl.Int64,
+        }
+        table = pl.DataFrame(rows, schema=schema, orient="row")
+        return table.sort(pl.col("smd").abs(), descending=True, nulls_last=True)
 
     def matrix(
         self, pair: int = 0, *, values: Literal["customers", "share"] = "share"
@@ -130,6 +258,7 @@ def migration(
         labels = [m.isoformat() for m in moments]
     everyone = prepared.frame.select(pl.col("customer").unique().sort().alias("customer_id"))
     states = everyone
+    snapshots = []
     for cutoff, label in zip(cutoffs, labels, strict=True):
         scored, _, _ = score_prepared(
             prepared,
@@ -145,6 +274,7 @@ def migration(
             .then(pl.col("rank_ratio_group").cast(pl.String))
             .otherwise(pl.col("status").cast(pl.String))
         )
+        snapshots.append(scored)
         snapshot = scored.select("customer_id", state.alias(label))
         states = states.join(snapshot, on="customer_id", how="left")
     states = states.sort("customer_id").with_columns(
@@ -171,4 +301,10 @@ def migration(
         )
         pieces.append(counts.sort("from_state", "to_state"))
     transitions = pl.concat(pieces)
-    return Migration(as_of=moments, labels=labels, states=states, transitions=transitions)
+    return Migration(
+        as_of=moments,
+        labels=labels,
+        states=states,
+        transitions=transitions,
+        snapshots=tuple(snapshots),
+    )

@@ -103,7 +103,7 @@ impl<'a> ViewKeys<'a> {
 
     /// Calls `f` with the string bytes of a key.
     #[inline]
-    fn with_bytes<R>(&self, view: u128, f: impl FnOnce(&[u8]) -> R) -> R {
+    pub fn with_bytes<R>(&self, view: u128, f: impl FnOnce(&[u8]) -> R) -> R {
         let len = view_len(view);
         if len <= INLINE_MAX {
             let raw = view.to_le_bytes();

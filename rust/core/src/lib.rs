@@ -8,6 +8,7 @@
 //! - [`panel`]: the customer × period panel of the value engine (SPEC §5 "Periods", §6).
 //! - [`summary`]: per-customer sufficient statistics of the BTYD and period models (SPEC §5).
 //! - [`compress`]: distinct rows of sufficient statistics with counts (SPEC §5).
+//! - [`hashing`]: stable per-customer hashes for campaign assignment (SPEC §8).
 //! - [`parallelism`]: the rayon pools and `WINBACK_NUM_THREADS`.
 //!
 //! Every kernel is deterministic: each customer is computed independently from its rows in a
@@ -16,6 +17,7 @@
 
 pub mod compress;
 pub mod error;
+pub mod hashing;
 pub mod keys;
 pub mod occasions;
 pub mod panel;

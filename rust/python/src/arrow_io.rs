@@ -127,6 +127,50 @@ pub fn transaction_columns(data: AnyRecordBatch) -> PyResult<TransactionColumns>
     })
 }
 
+/// Owned customer ids of a one-column table (Int64 or string views), for per-customer kernels.
+pub struct KeyColumn {
+    ids: TransactionColumns,
+}
+
+impl KeyColumn {
+    pub fn keys(&self) -> CustomerKeys<'_> {
+        self.ids.keys()
+    }
+}
+
+/// Reads column 0 of `data` as customer ids (integers or strings, no nulls).
+pub fn key_column(data: AnyRecordBatch) -> PyResult<KeyColumn> {
+    let batch = combined_batch(data)?;
+    if batch.num_columns() != 1 {
+        return Err(input_error(format!(
+            "expected one customer id column, got {}",
+            batch.num_columns()
+        )));
+    }
+    let customer = batch.column(0);
+    let customer = match customer.data_type() {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            cast_to(customer, &DataType::Utf8View, "customer_id")?
+        }
+        _ => cast_to(customer, &DataType::Int64, "customer_id")?,
+    };
+    Ok(KeyColumn {
+        ids: TransactionColumns {
+            customer,
+            times: Int64Array::from(Vec::<i64>::new()),
+            amounts: None,
+        },
+    })
+}
+
+/// A one-column table `hash` (UInt64).
+pub fn hash_table(hashes: Vec<u64>) -> PyResult<PyTable> {
+    named_table(vec![(
+        "hash",
+        Arc::new(UInt64Array::from(hashes)) as ArrayRef,
+    )])
+}
+
 /// Builds the per-customer batch; gap-based columns are null unless the customer was scored, and
 /// the amount columns are null when there was no amount column.
 pub fn silence_table(

@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::PyTable;
 use winback_core::compress::compress_rows;
+use winback_core::hashing::stable_hashes;
 use winback_core::panel::{build_panel, PanelParams};
 use winback_core::silence::{score as score_silence, SilenceParams};
 use winback_core::summary::{summarise, SummaryParams};
@@ -139,6 +140,22 @@ fn compress(py: Python<'_>, data: AnyRecordBatch) -> PyResult<PyTable> {
     arrow_io::compressed_table(&columns.names, compressed)
 }
 
+/// Stable BLAKE2b-64 hash of `prefix ‖ id` per customer id (SPEC §8); see `_winback.pyi`.
+#[pyfunction]
+#[pyo3(signature = (data, *, prefix, num_threads=None))]
+fn stable_hash(
+    py: Python<'_>,
+    data: AnyRecordBatch,
+    prefix: &[u8],
+    num_threads: Option<usize>,
+) -> PyResult<PyTable> {
+    let column = arrow_io::key_column(data)?;
+    let hashes = run_kernel(py, "hashing", || {
+        stable_hashes(&column.keys(), prefix, num_threads)
+    })?;
+    arrow_io::hash_table(hashes)
+}
+
 /// Number of worker threads a call would use (`WINBACK_NUM_THREADS` or the core count).
 #[pyfunction]
 #[pyo3(signature = (num_threads=None))]
@@ -160,6 +177,7 @@ fn _winback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(summary, m)?)?;
     m.add_function(wrap_pyfunction!(panel, m)?)?;
     m.add_function(wrap_pyfunction!(compress, m)?)?;
+    m.add_function(wrap_pyfunction!(stable_hash, m)?)?;
     m.add_function(wrap_pyfunction!(effective_threads, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -88,7 +88,6 @@ VALUE_COLUMNS = (
 )
 
 
-
 @dataclass(frozen=True)
 class MarkovChain:
     """The recency chain of SPEC §7.

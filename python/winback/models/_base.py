@@ -268,19 +268,21 @@ class BaseModel:
     def _newton_fit(
         self, newton: LogLikGradHess, data: Compressed, starts: list[list[float]]
     ) -> FitResult | None:
-        """Newton from every start — on a systematic sample when the data are large, since the
-        early steps only need the likelihood's rough shape — then on all tuples from the best
-        optimum, where each pass roughly doubles the correct digits."""
+        """Newton from the starts (all of them for ``multi_start`` models, else until one
+        converges) — on a systematic sample when the data are large, since the early steps only
+        need the likelihood's rough shape — then on all tuples from the best optimum, where each
+        pass roughly doubles the correct digits."""
         large = data.n_unique > _WARM_START_TUPLES
         stage = data.systematic_sample(_WARM_START_TUPLES // 4) if large else data
         stage_newton = self._newton_objective(stage) if large else newton
         assert stage_newton is not None
-        found = [
-            found
-            for start in starts
-            if (found := newton_maximise(stage_newton, start, n_observations=stage.n_customers))
-            is not None
-        ]
+        found: list[FitResult] = []
+        for start in starts:
+            attempt = newton_maximise(stage_newton, start, n_observations=stage.n_customers)
+            if attempt is not None:
+                found.append(attempt)
+                if not self.multi_start:
+                    break
         if not found:
             return None
         found.sort(key=lambda f: -f.log_likelihood)

@@ -125,38 +125,24 @@ fn from_order_key(key: u64) -> f64 {
 /// Rows of at most this many columns are compressed by sorting fixed-width keys.
 const SORT_WIDTH: usize = 4;
 
-/// Sort-based compression for up to [`SORT_WIDTH`] columns: one parallel sort of fixed-width
-/// keys, then one scan. No hash table, no serial merge, no indirection in the comparisons.
-fn compress_by_sort(columns: &[&[f64]], n_rows: usize) -> Compressed {
-    let width = columns.len();
-    let mut keys: Vec<[u64; SORT_WIDTH]> = (0..n_rows)
+/// Sort-based compression of exactly `W` columns: one parallel sort of `W`-word keys, then one
+/// scan. No hash table, no serial merge, no indirection in the comparisons.
+fn compress_by_sort<const W: usize>(columns: &[&[f64]], n_rows: usize) -> Compressed {
+    let mut keys: Vec<[u64; W]> = (0..n_rows)
         .into_par_iter()
         .with_min_len(CHUNK_ROWS)
-        .map(|r| {
-            let mut key = [0u64; SORT_WIDTH];
-            for (slot, column) in key.iter_mut().zip(columns) {
-                *slot = order_key(column[r]);
-            }
-            key
-        })
+        .map(|r| std::array::from_fn(|c| order_key(columns[c][r])))
         .collect();
     keys.par_sort_unstable();
     let mut out = Compressed {
-        columns: vec![Vec::new(); width],
+        columns: vec![Vec::new(); W],
         counts: Vec::new(),
     };
-    let mut start = 0;
-    while start < keys.len() {
-        let key = keys[start];
-        let mut end = start + 1;
-        while end < keys.len() && keys[end] == key {
-            end += 1;
-        }
-        for (column, &k) in out.columns.iter_mut().zip(&key[..width]) {
+    for run in keys.chunk_by(|a, b| a == b) {
+        for (column, &k) in out.columns.iter_mut().zip(&run[0]) {
             column.push(from_order_key(k));
         }
-        out.counts.push((end - start) as u64);
-        start = end;
+        out.counts.push(run.len() as u64);
     }
     out
 }
@@ -166,8 +152,12 @@ fn compress_by_sort(columns: &[&[f64]], n_rows: usize) -> Compressed {
 pub fn compress_rows(columns: &[&[f64]]) -> Result<Compressed, KernelError> {
     let n_rows = check(columns)?;
     let width = columns.len();
-    if width <= SORT_WIDTH {
-        return Ok(compress_by_sort(columns, n_rows));
+    match width {
+        1 => return Ok(compress_by_sort::<1>(columns, n_rows)),
+        2 => return Ok(compress_by_sort::<2>(columns, n_rows)),
+        3 => return Ok(compress_by_sort::<3>(columns, n_rows)),
+        SORT_WIDTH => return Ok(compress_by_sort::<SORT_WIDTH>(columns, n_rows)),
+        _ => {}
     }
     let pieces: Vec<RowCounts> = (0..n_rows.div_ceil(CHUNK_ROWS))
         .into_par_iter()

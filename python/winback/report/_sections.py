@@ -395,7 +395,7 @@ def migration_section(ctx: ReportContext) -> SectionBody:
 @register_section("value", "Value tiers: where the value is", order=70, requires=("value",))
 def value_section(ctx: ReportContext) -> SectionBody:
     frame = ctx.value
-    value_col = _score_column(frame, "clv", "expected_value", "expected_amount")
+    value_col = _score_column(frame, "expected_value", "clv", "expected_amount")
     if value_col is None:
         raise SkipSection(f"winback.value returned no value column (got {frame.columns})")
     tier_col = _score_column(frame, "value_tier", "tier")
@@ -442,6 +442,9 @@ def value_section(ctx: ReportContext) -> SectionBody:
     )
 
 
+#: The series of the calibration plot and their colours (actual: dark and solid).
+SERIES = ["actual", "BG/NBD", "MBG/NBD", "Pareto/NBD"]
+SERIES_COLORS = ["#1f2933", "#3b7dd8", "#8e44ad", "#e67e22"]
 #: Calibration frequencies from here on are pooled into one "N+" point.
 MAX_FREQUENCY = 7
 
@@ -501,14 +504,22 @@ def calibration_section(ctx: ReportContext) -> SectionBody:
         .sort("frequency", "series")
     )
     labels = [str(i) for i in range(MAX_FREQUENCY)] + [f"{MAX_FREQUENCY}+"]
+    present = set(means.get_column("series").to_list())
+    series = [(s, c) for s, c in zip(SERIES, SERIES_COLORS, strict=True) if s in present]
     chart = _width(
         alt.Chart(means)
         .mark_line(point=True)
         .encode(
-            x=alt.X("label:O", title="repeat purchases in the calibration period", sort=labels),
+            x=alt.X(
+                "label:O", title="repeat purchases in the calibration period", sort=labels
+            ).axis(labelAngle=0),
             y=alt.Y("mean_holdout_purchases:Q", title="mean purchases in the holdout"),
-            color=alt.Color("series:N", title=""),
-            strokeDash=alt.StrokeDash("series:N", legend=None),
+            color=alt.Color("series:N", title="holdout purchases").scale(
+                domain=[s for s, _ in series], range=[c for _, c in series]
+            ),
+            strokeDash=alt.StrokeDash("series:N", title="holdout purchases").scale(
+                domain=[s for s, _ in series]
+            ),
             tooltip=["label:O", "series:N", "mean_holdout_purchases:Q", "customers:Q"],
         ),
         height=300,

@@ -138,23 +138,58 @@ def test_report_figures_and_sections(cdnow_report: winback.Report) -> None:
 
 
 def test_activation_list_follows_the_spec_priority(cdnow_report: winback.Report) -> None:
-    if hasattr(winback, "value"):
-        pytest.skip("predicted value joins the priority order")
     section = re.search(r'<section id="sec-activation".*?</section>', cdnow_report.html, re.S)
     assert section is not None
     ids = re.findall(r"<tr><td>(\d+)</td><td>(\d+)</td>", section.group(0))
-    scores = winback.silence(load_cdnow(), as_of="1998-06-30")
-    expected = (
-        scores.filter(pl.col("rank_ratio_group").is_in(["d", "e"]) | (pl.col("silence_score") >= 1))
-        .sort(
-            [pl.col("rank_ratio_group").to_physical(), "silence_score", "customer_id"],
-            descending=[True, True, False],
+    if callable(getattr(winback, "campaign", None)):
+        from winback.report._context import call_capability
+        from winback.report._sections import CAMPAIGN_ID, campaign_input
+
+        # The list is winback.campaign's, on the RFM scores with the predicted value joined.
+        ctx = _context(load_cdnow(), "1998-06-30")
+        targets = call_capability(
+            "campaign", campaign_input(ctx), campaign_id=CAMPAIGN_ID, start=ctx.as_of
         )
-        .head(25)
-        .get_column("customer_id")
-        .to_list()
-    )
+        expected = targets.sort("priority").head(25).get_column("customer_id").to_list()
+    else:
+        scores = winback.silence(load_cdnow(), as_of="1998-06-30")
+        expected = (
+            scores.filter(
+                pl.col("rank_ratio_group").is_in(["d", "e"]) | (pl.col("silence_score") >= 1)
+            )
+            .sort(
+                [pl.col("rank_ratio_group").to_physical(), "silence_score", "customer_id"],
+                descending=[True, True, False],
+            )
+            .head(25)
+            .get_column("customer_id")
+            .to_list()
+        )
     assert [int(c) for _, c in ids] == expected
+    assert [int(p) for p, _ in ids] == list(range(1, 26))
+
+
+def _context(data: Any, as_of: str) -> Any:
+    from winback.report._context import ReportContext, ReportParameters
+
+    scores, info = winback.silence(data, as_of=as_of, return_info=True)
+    params = ReportParameters(
+        as_of=as_of,
+        previous_as_of=None,
+        calibration_end=None,
+        models=(),
+        top_n=25,
+        min_occasions=2,
+        resolution="1d",
+        trf_cuts=(0.4, 0.6, 0.8, 0.95),
+        s_cuts=(1.0, 2.0),
+        customer_col="customer_id",
+        time_col="ts",
+        amount_col="amount",
+        on_invalid="raise",
+        num_threads=None,
+    )
+    return ReportContext(data, params, scores, info)
 
 
 def _small_sales() -> pl.DataFrame:

@@ -550,15 +550,35 @@ def _iso_any(value: Any) -> str:
     return value.isoformat() if isinstance(value, date) else str(value)
 
 
+#: The campaign id of the report's activation list (it seeds the holdout and staff hashes).
+CAMPAIGN_ID = "winback-report"
+VALUE_COLUMNS = ("expected_value", "clv", "value_tier", "p_alive")
+
+
+def campaign_input(ctx: ReportContext) -> pl.DataFrame:
+    """The scored table the activation list is built from: RFM scores when ``winback.rfm``
+    exists (else the silence scores), with the predicted value when ``winback.value`` exists."""
+    base = ctx.rfm if callable(getattr(winback, "rfm", None)) else ctx.scores
+    if callable(getattr(winback, "value", None)):
+        try:
+            value = ctx.value
+        except WinbackError:
+            return base
+        extra = [c for c in VALUE_COLUMNS if c in value.columns]
+        base = base.drop(extra, strict=False).join(
+            value.select("customer_id", *extra), on="customer_id", how="left"
+        )
+    return base
+
+
 @register_section("activation", "Activation list", order=90)
 def activation_section(ctx: ReportContext) -> SectionBody:
     top_n = ctx.params.top_n
     note = ""
     if callable(getattr(winback, "campaign", None)):
-        base = ctx.rfm if callable(getattr(winback, "rfm", None)) else ctx.scores
         try:
             targets = call_capability(
-                "campaign", base, campaign_id="winback-report", start=ctx.as_of
+                "campaign", campaign_input(ctx), campaign_id=CAMPAIGN_ID, start=ctx.as_of
             )
         except (WinbackError, TypeError) as exc:
             note = f"winback.campaign could not run with its defaults ({exc}). "

@@ -151,3 +151,17 @@ def test_bad_arguments_exit_2_with_one_line(sales: Path, tmp_path: Path) -> None
     result = run("segment", str(sales), "--rules", str(rules), "-o", str(tmp_path / "s.csv"))
     assert result.returncode == 2
     assert "rule 'x' (line 5): unknown column 'visits'" in result.stderr
+
+
+def test_campaign_from_a_segments_csv_equals_campaign_from_transactions(
+    sales: Path, tmp_path: Path
+) -> None:
+    segments = tmp_path / "segments.csv"
+    result = run("segment", str(sales), "--as-of", "1998-06-30", "-o", str(segments), "-q")
+    assert result.returncode == 0, result.stderr
+    from_csv, from_tx = tmp_path / "a.csv", tmp_path / "b.csv"
+    common = ["--campaign-id", "x", "--rule", "auto_dealer", "--staff", "a", "--staff", "b", "-q"]
+    assert run("campaign", str(segments), *common, "-o", str(from_csv)).returncode == 0
+    result = run("campaign", str(sales), "--as-of", "1998-06-30", *common, "-o", str(from_tx))
+    assert result.returncode == 0, result.stderr
+    assert from_csv.read_text() == from_tx.read_text()

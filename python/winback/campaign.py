@@ -31,8 +31,9 @@ import polars as pl
 
 from winback import _io, _winback
 from winback.errors import WinbackConfigError, WinbackInputError
-from winback.rfm import quadrant, rfm
+from winback.rfm import is_scored_table, quadrant, rfm
 from winback.segments import RuleSet, load_rules, parse_cadence
+from winback.silence import BAND_DTYPE, GROUP_DTYPE, STATUS_DTYPE
 
 __all__ = [
     "ARM_LABELS",
@@ -43,6 +44,7 @@ __all__ = [
 ]
 
 ARM_LABELS = ("treatment", "control")
+ARM_DTYPE = pl.Enum(ARM_LABELS)
 VALUE_LEVELS = ("high", "mid", "low")
 #: Columns of :func:`campaign`'s target list, in order.
 TARGET_COLUMNS = (
@@ -233,14 +235,35 @@ def _value_level(frame: pl.DataFrame, value_col: str | None) -> pl.Expr:
     )
 
 
+def normalise_labels(frame: pl.DataFrame) -> pl.DataFrame:
+    """Label columns read back from CSV as strings (``status``, ``rank_ratio_group``,
+    ``silence_band``) cast to their Enums, so they order and compare as scored."""
+    for name, dtype in (
+        ("status", STATUS_DTYPE),
+        ("rank_ratio_group", GROUP_DTYPE),
+        ("silence_band", BAND_DTYPE),
+    ):
+        if name in frame.columns and frame.schema[name] != dtype:
+            try:
+                frame = frame.with_columns(pl.col(name).cast(pl.String).cast(dtype))
+            except pl.exceptions.PolarsError as exc:
+                labels = ", ".join(dtype.categories.to_list())
+                raise WinbackInputError(
+                    f"column {name!r} holds values other than {labels}; is this a winback "
+                    "scored table?"
+                ) from exc
+    return frame
+
+
 def _prepare(frame: pl.DataFrame, value_col: str | None) -> pl.DataFrame:
     """Adds what the rules and the list read when the table lacks it: RFM, quadrant,
     value_level (null columns when there is nothing to derive them from)."""
+    frame = normalise_labels(frame)
     has_money = "total_amount" in frame.columns and (
         frame.height == 0 or frame.get_column("total_amount").null_count() < frame.height
     )
     if "rfm_segment" not in frame.columns:
-        if has_money and frame.height:
+        if has_money and frame.height and is_scored_table(frame.columns):
             frame = rfm(frame)
         else:
             frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias("rfm_segment"))
@@ -336,6 +359,7 @@ def campaign(
         customers to contact), ``staff`` and ``next_contact`` (null when not contacted),
         ``rank_ratio_group``, ``silence_score``, ``recency_days``, ``predicted_value``,
         ``value_level`` (high/mid/low), ``quadrant``, ``rfm_segment``, ``campaign_start``.
+        Label columns are Enums (plain strings once written to CSV).
 
     Examples
     --------
@@ -382,35 +406,37 @@ def campaign(
         cadence_table.update(parse_cadence(cadence))
     frame = _prepare(frame, value_col)
     labelled = selection.apply(frame)
-    segment = pl.col(spec.segment).cast(pl.String)
-    targets = labelled.filter(segment.is_not_null() & ~segment.is_in(list(spec.exclude)))
-    targets = targets.with_columns(
-        segment.alias("__segment"), pl.col(spec.segment).to_physical().alias("__segment_code")
+    labels = selection.classifier(spec.segment).labels
+    excluded = [i for i, label in enumerate(labels) if label in spec.exclude]
+    value_expr = pl.col(value_col).cast(pl.Float64) if value_col else pl.lit(None, dtype=pl.Float64)
+    recency = (pl.col("recency_days") if "recency_days" in labelled.columns else pl.lit(None)).cast(
+        pl.Float64
     )
+    base = ["customer_id", "rank_ratio_group", "silence_score", "value_level", "quadrant"]
+    reads = {
+        c for item in (strategy_rules.classifiers if strategy_rules else ()) for c in item.inputs
+    }
+    extra = sorted(c for c in reads if c in labelled.columns and c not in base)
+    code = pl.col(spec.segment).to_physical()
+    targets = labelled.select(
+        *base,
+        *extra,
+        pl.col("rfm_segment"),
+        recency.alias("recency_days"),
+        value_expr.alias("predicted_value"),
+        pl.col(spec.segment).alias("__segment"),
+        code.alias("__segment_code"),
+    ).filter(pl.col("__segment_code").is_not_null() & ~pl.col("__segment_code").is_in(excluded))
     if strategy_rules is not None:
-        targets = strategy_rules.apply(targets).with_columns(
-            pl.col("strategy").cast(pl.String).alias("__strategy")
-        )
+        targets = strategy_rules.apply(targets).rename({"strategy": "__strategy"})
+        strategies = strategy_rules.classifier("strategy").labels
     else:
-        mapping = {str(k): str(v) for k, v in strategy_map.items()}  # type: ignore[union-attr]
-        labels = [x for x in selection.classifier(spec.segment).labels if x not in spec.exclude]
-        unmapped = [x for x in labels if x not in mapping]
-        if unmapped and "*" not in mapping:
-            raise WinbackConfigError(
-                f"strategy_map has no strategy for segment {unmapped[0]!r}; map every segment "
-                f"({', '.join(labels)}) or add a '*' entry for the rest"
-            )
-        default = mapping.pop("*", None)
-        targets = targets.with_columns(
-            pl.col("__segment")
-            .replace_strict(mapping, default=default, return_dtype=pl.String)
-            .alias("__strategy")
-        )
+        targets, strategies = _map_strategies(targets, labels, spec.exclude, strategy_map)
+    no_action = [i for i, name in enumerate(strategies) if name == _NO_ACTION]
     hashes = assignment_hash(
         targets.get_column("customer_id"), campaign_id, num_threads=num_threads
     )
     cut = int(holdout * _TWO_64)
-    value_expr = pl.col(value_col).cast(pl.Float64) if value_col else pl.lit(None, dtype=pl.Float64)
     keep = [
         "customer_id",
         "__segment",
@@ -421,32 +447,15 @@ def campaign(
         "value_level",
         "quadrant",
         "rfm_segment",
-        (
-            pl.col("recency_days")
-            if "recency_days" in targets.columns
-            else pl.lit(None, dtype=pl.Float64)
-        )
-        .cast(pl.Float64)
-        .alias("recency_days"),
-        value_expr.alias("predicted_value"),
+        "recency_days",
+        "predicted_value",
     ]
-    targets = (
-        targets.select(keep)
-        .with_columns(hashes.alias("__hash"))
-        .with_columns(
-            pl.when(pl.col("__hash") < cut)
-            .then(pl.lit("control"))
-            .otherwise(pl.lit("treatment"))
-            .alias("arm")
-        )
-        .sort(
-            ["rank_ratio_group", "silence_score", "predicted_value", "customer_id"],
-            descending=[True, True, True, False],
-            nulls_last=True,
-        )
-        .with_columns(
-            ((pl.col("arm") == "treatment") & (pl.col("__strategy") != _NO_ACTION)).alias("contact")
-        )
+    targets = targets.select(keep).with_columns(hashes.alias("__hash"))
+    targets = targets.select(pl.all().gather(_priority_order(targets)))
+    control = pl.col("__hash") < cut
+    targets = targets.with_columns(
+        pl.lit(pl.Series(ARM_LABELS, dtype=ARM_DTYPE)).gather(control.cast(pl.UInt32)).alias("arm"),
+        (~control & ~pl.col("__strategy").to_physical().is_in(no_action)).alias("contact"),
     )
     if caps is not None:
         contacts = targets.get_column("contact").cum_sum()
@@ -457,8 +466,8 @@ def campaign(
     targets = targets.with_row_index("priority", offset=1).with_columns(
         pl.col("priority").cast(pl.Int64)
     )
-    targets = _assign_staff(targets, staff_names, caps)
-    targets = _schedule(targets, cadence_table, begin)
+    targets = _assign_staff(targets, staff_names, caps, len(labels))
+    targets = _schedule(targets, cadence_table, labels, begin)
     return targets.select(
         pl.lit(campaign_id).alias("campaign_id"),
         "customer_id",
@@ -469,45 +478,93 @@ def campaign(
         "contact",
         "staff",
         "next_contact",
-        pl.col("rank_ratio_group").cast(pl.String),
+        "rank_ratio_group",
         pl.col("silence_score").cast(pl.Float64),
         "recency_days",
         "predicted_value",
-        pl.col("value_level").cast(pl.String),
-        pl.col("quadrant").cast(pl.String),
-        pl.col("rfm_segment").cast(pl.String),
+        "value_level",
+        "quadrant",
+        "rfm_segment",
         pl.lit(begin, dtype=pl.Date).alias("campaign_start"),
     )
 
 
+def _map_strategies(
+    targets: pl.DataFrame,
+    labels: tuple[str, ...],
+    exclude: tuple[str, ...],
+    strategy_map: Any,
+) -> tuple[pl.DataFrame, tuple[str, ...]]:
+    """``__strategy`` from a dict segment → strategy (``"*"``: the rest), by segment code."""
+    mapping = {str(k): str(v) for k, v in strategy_map.items()}
+    wanted = [x for x in labels if x not in exclude]
+    unmapped = [x for x in wanted if x not in mapping]
+    if unmapped and "*" not in mapping:
+        raise WinbackConfigError(
+            f"strategy_map has no strategy for segment {unmapped[0]!r}; map every segment "
+            f"({', '.join(wanted)}) or add a '*' entry for the rest"
+        )
+    default = mapping.pop("*", None)
+    by_code = [mapping.get(label, default) for label in labels]
+    strategies = tuple(dict.fromkeys(s for s in by_code if s is not None))
+    table = pl.Series(by_code, dtype=pl.Enum(strategies))
+    return targets.with_columns(
+        pl.lit(table).gather(pl.col("__segment_code")).alias("__strategy")
+    ), strategies
+
+
+def _priority_order(targets: pl.DataFrame) -> pl.Series:
+    """Row order of SPEC §2's priority: TrF group descending (e first), S descending, predicted
+    value descending (nulls last in each), then customer id. Sorted on plain numeric keys (the
+    descending ones negated, nulls as +inf), which Polars sorts far faster than Enum keys."""
+    group = pl.col("rank_ratio_group").to_physical().cast(pl.Int16)
+    last = float("inf")
+    return targets.select(
+        pl.arg_sort_by(
+            (-group).fill_null(1),
+            (-pl.col("silence_score")).fill_null(last),
+            (-pl.col("predicted_value")).fill_null(last),
+            pl.col("customer_id"),
+        )
+    ).to_series()
+
+
 def _assign_staff(
-    targets: pl.DataFrame, staff: list[str] | None, caps: list[int] | None
+    targets: pl.DataFrame, staff: list[str] | None, caps: list[int] | None, segments: int
 ) -> pl.DataFrame:
     if staff is None:
-        return targets.with_columns(pl.lit(None, dtype=pl.String).alias("staff"))
-    order = (
-        targets.select("priority", "contact", "__segment_code", "__hash", "customer_id")
-        .filter(pl.col("contact"))
-        .sort("__segment_code", "__hash", "customer_id")
-    )
+        return targets.with_columns(pl.lit(None, dtype=pl.String).alias("staff"))  # no staff
+    contacts = targets.select("priority", "contact", "__segment_code", "__hash", "customer_id")
+    contacts = contacts.filter(pl.col("contact"))
+    if segments <= 256:
+        # one u64 key: the segment in the top 8 bits, the hash's top 56 bits below (exact ties,
+        # vanishingly rare, fall back to the customer id) — a far faster sort than three keys
+        key = pl.col("__segment_code").cast(pl.UInt64) * (1 << 56) + pl.col("__hash") // 256
+        order = contacts.with_columns(key.alias("__deal_key")).sort("__deal_key", "customer_id")
+    else:
+        order = contacts.sort("__segment_code", "__hash", "customer_id")
     dealt = _deal(_quotas(order.height, len(staff), caps))
-    names = pl.Series("staff", staff, dtype=pl.String)
-    assigned = order.select("priority").with_columns(names.gather(dealt[: order.height]))
-    if assigned.height < order.height:  # pragma: no cover - quotas cover every contact
-        raise WinbackConfigError("internal error: fewer staff turns than contacts")
-    return targets.join(assigned, on="priority", how="left", maintain_order="left")
+    who = np.full(targets.height, -1, dtype=np.int64)
+    positions = order.get_column("priority").to_numpy() - 1
+    who[positions[: dealt.size]] = dealt
+    names = pl.Series("staff", staff, dtype=pl.Enum(staff))
+    index = pl.Series("who", who).set(pl.Series(who < 0), None)
+    return targets.with_columns(names.gather(index).alias("staff"))
 
 
 def _schedule(
-    targets: pl.DataFrame, cadence: Mapping[str, tuple[int, int]], begin: date
+    targets: pl.DataFrame,
+    cadence: Mapping[str, tuple[int, int]],
+    labels: tuple[str, ...],
+    begin: date,
 ) -> pl.DataFrame:
     fallback = cadence.get("*", (1, 1))
-    low = {k: v[0] for k, v in cadence.items() if k != "*"}
-    width = {k: v[1] - v[0] + 1 for k, v in cadence.items() if k != "*"}
-    seg = pl.col("__segment")
-    days = seg.replace_strict(low, default=fallback[0], return_dtype=pl.Int64) + (
-        (pl.col("__hash") & 0xFFFFFFFF)
-        % seg.replace_strict(width, default=fallback[1] - fallback[0] + 1, return_dtype=pl.UInt64)
+    spans = [cadence.get(label, fallback) for label in labels]
+    low = pl.Series([a for a, _ in spans], dtype=pl.Int64)
+    width = pl.Series([b - a + 1 for a, b in spans], dtype=pl.UInt64)
+    code = pl.col("__segment_code")
+    days = pl.lit(low).gather(code) + (
+        (pl.col("__hash") & 0xFFFFFFFF) % pl.lit(width).gather(code)
     ).cast(pl.Int64)
     next_contact = pl.lit(begin, dtype=pl.Date) + pl.duration(days=days)
     return targets.with_columns(

@@ -130,6 +130,7 @@ def _score(value: pl.Expr) -> pl.Expr:
 
 
 def _segment_expr(segment_map: pl.DataFrame | Mapping[str, str] | None) -> pl.Expr:
+    default = segment_map is None
     if segment_map is None:
         segment_map = SEGMENT_GRID
     if isinstance(segment_map, Mapping):
@@ -146,6 +147,8 @@ def _segment_expr(segment_map: pl.DataFrame | Mapping[str, str] | None) -> pl.Ex
     if "segment" not in segment_map.columns:
         raise WinbackConfigError("segment_map needs a 'segment' column")
     names = [str(s) for s in dict.fromkeys(segment_map.get_column("segment").to_list())]
+    if default:
+        names = list(SEGMENT_NAMES)
     if "rfm_cell" in segment_map.columns:
         cells = segment_map.get_column("rfm_cell").cast(pl.String).to_list()
         bad = [c for c in cells if c is None or len(c) != 3 or any(d not in "12345" for d in c)]
@@ -431,22 +434,24 @@ def rfm(
             "scored without an amount column?)"
         )
     scored = scored.drop([c for c in RFM_COLUMNS if c in scored.columns])
+    f_value, m_value = f_expr.cast(pl.Float64), m_expr.cast(pl.Float64)
     out = scored.with_columns(
-        f_expr.cast(pl.Float64).alias("rfm_frequency"),
-        m_expr.cast(pl.Float64).alias("rfm_monetary"),
+        f_value.alias("rfm_frequency"),
+        m_value.alias("rfm_monetary"),
         _score(-r_expr.cast(pl.Float64)).alias("r_score"),
+        _score(f_value).alias("f_score"),
+        _score(m_value).alias("m_score"),
     )
-    out = out.with_columns(
-        _score(pl.col("rfm_frequency")).alias("f_score"),
-        _score(pl.col("rfm_monetary")).alias("m_score"),
-    ).drop([c for c in ("__window", "__window_amount") if c in out.columns])
+    out = out.drop([c for c in ("__window", "__window_amount") if c in out.columns])
     out = out.with_columns(
         ((pl.col("f_score") + pl.col("m_score")).cast(pl.Float64) / 2.0).alias("fm_score"),
-        pl.concat_str(
-            pl.col("r_score").cast(pl.String),
-            pl.col("f_score").cast(pl.String),
-            pl.col("m_score").cast(pl.String),
-        ).alias("rfm_cell"),
+        (
+            pl.col("r_score").cast(pl.Int32) * 100
+            + pl.col("f_score").cast(pl.Int32) * 10
+            + pl.col("m_score").cast(pl.Int32)
+        )
+        .cast(pl.String)
+        .alias("rfm_cell"),
     )
     return out.with_columns(
         _segment_expr(segment_map).alias("rfm_segment"),

@@ -324,9 +324,9 @@ def test_empty_input_gives_the_full_schema() -> None:
 
 def test_docstring_example() -> None:
     import doctest
+    import importlib
 
-    import winback.value as module
-
+    module = importlib.import_module("winback.value")  # the attribute is the function
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0
     assert result.failed == 0

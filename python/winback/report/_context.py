@@ -15,7 +15,14 @@ from winback._io import describe_moment
 from winback.errors import WinbackError
 from winback.silence import AsOf, SilenceInfo
 
-__all__ = ["MODEL_NAMES", "ReportContext", "ReportParameters", "call_capability"]
+__all__ = [
+    "MODEL_NAMES",
+    "ReportContext",
+    "ReportParameters",
+    "as_frame",
+    "call_capability",
+    "call_capability_raw",
+]
 
 #: ``models=`` names → (estimator class in ``winback.models``, label).
 MODEL_NAMES = {
@@ -168,9 +175,14 @@ class ReportContext:
         return call_capability("rfm", self.data, as_of=self.as_of, **self.scoring_kwargs())
 
     @cached_property
+    def value_result(self) -> Any:
+        """What ``winback.value`` at ``as_of`` returned (when the package provides it)."""
+        return call_capability_raw("value", self.data, as_of=self.as_of, **self.scoring_kwargs())
+
+    @property
     def value(self) -> pl.DataFrame:
-        """``winback.value`` at ``as_of`` (when the package provides it)."""
-        return call_capability("value", self.data, as_of=self.as_of, **self.scoring_kwargs())
+        """The per-customer table of :attr:`value_result`."""
+        return as_frame("value", self.value_result)
 
     def parameters_used(self) -> dict[str, Any]:
         p = self.params
@@ -205,9 +217,8 @@ class ReportContext:
         }
 
 
-def call_capability(name: str, *args: Any, **kwargs: Any) -> pl.DataFrame:
-    """Calls ``winback.<name>`` with the keyword arguments its signature accepts and returns its
-    result as a frame (a DataFrame, or one held by the result in a usual attribute)."""
+def call_capability_raw(name: str, *args: Any, **kwargs: Any) -> Any:
+    """Calls ``winback.<name>`` with the keyword arguments its signature accepts."""
     function = getattr(winback, name)
     try:
         parameters = dict(inspect.signature(function).parameters)
@@ -215,7 +226,12 @@ def call_capability(name: str, *args: Any, **kwargs: Any) -> pl.DataFrame:
         parameters = {}
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         kwargs = {k: v for k, v in kwargs.items() if k in parameters}
-    result = function(*args, **kwargs)
+    return function(*args, **kwargs)
+
+
+def as_frame(name: str, result: Any) -> pl.DataFrame:
+    """A capability's result as a frame: a DataFrame, or one held by the result in a usual
+    attribute."""
     if isinstance(result, pl.DataFrame):
         return result
     if isinstance(result, tuple) and result and isinstance(result[0], pl.DataFrame):
@@ -225,3 +241,9 @@ def call_capability(name: str, *args: Any, **kwargs: Any) -> pl.DataFrame:
         if isinstance(value, pl.DataFrame):
             return value
     raise WinbackError(f"winback.{name} returned a {type(result).__name__}, not a table")
+
+
+def call_capability(name: str, *args: Any, **kwargs: Any) -> pl.DataFrame:
+    """Calls ``winback.<name>`` with the keyword arguments its signature accepts and returns its
+    result as a frame (a DataFrame, or one held by the result in a usual attribute)."""
+    return as_frame(name, call_capability_raw(name, *args, **kwargs))

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 import altair as alt
+import numpy as np
 import polars as pl
 
 import winback
@@ -442,6 +443,97 @@ def value_section(ctx: ReportContext) -> SectionBody:
     )
 
 
+@register_section("markov", "Markov chain: recency and value", order=75, requires=("value",))
+def markov_section(ctx: ReportContext) -> SectionBody:
+    chain = getattr(ctx.value_result, "chain", None)
+    states = getattr(chain, "states", None)
+    matrix = getattr(chain, "transition_matrix", None)
+    if states is None or matrix is None or "recency" not in states.columns:
+        raise SkipSection("winback.value returned no Markov chain (too few complete periods?)")
+    recency = states.get_column("recency").to_numpy()
+    weight = np.zeros(len(recency))
+    for column in ("transitions", "customers"):
+        if column in states.columns:
+            weight += states.get_column(column).cast(pl.Float64).fill_null(0.0).to_numpy()
+    weight += 1e-9  # a state never observed still counts, a little
+    coo = matrix.tocoo()
+    pooled = (
+        pl.DataFrame(
+            {
+                "from": recency[coo.row],
+                "to": recency[coo.col],
+                "mass": weight[coo.row] * np.asarray(coo.data, dtype=np.float64),
+            }
+        )
+        .group_by("from", "to")
+        .agg(pl.col("mass").sum())
+        .with_columns(probability=(pl.col("mass") / pl.col("mass").sum().over("from")).round(4))
+    )
+    top = int(recency.max())
+    order = [str(r) if r < top else f"{r}+" for r in range(top + 1)]
+
+    def label(column: str) -> pl.Expr:
+        name = pl.col(column).cast(pl.String)
+        return pl.when(pl.col(column) == top).then(name + pl.lit("+")).otherwise(name)
+
+    cells = pooled.select(
+        label("from").alias("from"), label("to").alias("to"), "probability"
+    ).filter(pl.col("probability") > 0)
+    base = alt.Chart(cells).encode(
+        x=alt.X("to:O", title="periods since the last purchase, next period", sort=order).axis(
+            labelAngle=0
+        ),
+        y=alt.Y("from:O", title="periods since the last purchase, now", sort=order),
+    )
+    heatmap = _width(
+        base.mark_rect().encode(
+            color=alt.Color("probability:Q", scale=alt.Scale(scheme="purples", domain=[0, 1])),
+            tooltip=["from:O", "to:O", alt.Tooltip("probability:Q", format=".1%")],
+        )
+        + base.mark_text(fontSize=9).encode(
+            text=alt.Text("probability:Q", format=".0%"),
+            color=alt.condition("datum.probability > 0.5", alt.value("white"), alt.value("black")),
+        ),
+        width=420,
+        height=360,
+    )
+    body = SectionBody(
+        text=(
+            "The value engine's Markov chain over recency (SPEC §7): from each number of periods "
+            "since the last purchase, the chance of buying next period (to 0) or staying silent "
+            "one period longer — its states pooled by recency, weighted by their customers and "
+            "observed transitions."
+        ),
+        charts=[(heatmap, "Transition matrix of the Markov chain, pooled by recency")],
+    )
+    if {"value", "customers"} <= set(states.columns):
+        per_recency = (
+            states.group_by(recency=label("recency"))
+            .agg(
+                pl.col("customers").sum(),
+                ((pl.col("value") * pl.col("customers")).sum() / pl.col("customers").sum())
+                .round(2)
+                .alias("mean_value"),
+            )
+            .filter(pl.col("customers") > 0)
+        )
+        bars = _width(
+            alt.Chart(per_recency)
+            .mark_bar(color="#6a51a3")
+            .encode(
+                x=alt.X("recency:O", title="periods since the last purchase", sort=order).axis(
+                    labelAngle=0
+                ),
+                y=alt.Y("mean_value:Q", title="mean value over the horizon per customer"),
+                tooltip=["recency:O", "customers:Q", "mean_value:Q"],
+            ),
+            width=360,
+            height=300,
+        )
+        body.charts.append((bars, "Value of the chain's states (V_H) by recency"))
+    return body
+
+
 #: The series of the calibration plot and their colours (actual: dark and solid).
 SERIES = ["actual", "BG/NBD", "MBG/NBD", "Pareto/NBD"]
 SERIES_COLORS = ["#1f2933", "#3b7dd8", "#8e44ad", "#e67e22"]
@@ -580,8 +672,9 @@ def activation_section(ctx: ReportContext) -> SectionBody:
             targets = call_capability(
                 "campaign", campaign_input(ctx), campaign_id=CAMPAIGN_ID, start=ctx.as_of
             )
-        except (WinbackError, TypeError) as exc:
-            note = f"winback.campaign could not run with its defaults ({exc}). "
+        except Exception as exc:  # a capability's failure leaves the fallback list, not no report
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            note = f"winback.campaign could not run with its defaults ({reason}). "
         else:
             return _campaign_body(targets, top_n)
     selected = ctx.scores.filter(

@@ -61,13 +61,13 @@ class _Clock:
         self.steps[name] = time.perf_counter() - self._began
 
 
-def run(
-    size: str, *, id_kind: str = "int", repeat: int = 1, verbose: bool = False
-) -> dict[str, Any]:
-    """Generates and scores the ``size`` data, then times segmenting and the campaign (best of
-    ``repeat``). Returns the figures as a dict."""
-    if size not in SIZES:
-        raise ValueError(f"size={size!r} must be one of {sorted(SIZES)}")
+def _scored(size: str, id_kind: str, cache: Path | None) -> tuple[pl.DataFrame, int, float, float]:
+    """The scored table, its row count, and the generation and scoring times (read from
+    ``cache`` when it exists — a Parquet file this function wrote — else made and saved there)."""
+    if cache is not None and cache.exists():
+        scored = pl.read_parquet(cache)
+        meta = json.loads(cache.with_suffix(".json").read_text())
+        return scored, int(meta["rows"]), float(meta["generated"]), float(meta["scoring"])
     began = time.perf_counter()
     tx = generate(SIZES[size], seed=SEED, years=YEARS, start=START, id_kind=id_kind)  # type: ignore[arg-type]
     generated = time.perf_counter() - began
@@ -76,10 +76,29 @@ def run(
     clock.start()
     scored = winback.silence(tx, as_of=as_of)
     clock.stop("silence")
-    scoring = clock.steps["silence"]
     rows = tx.height
     del tx
     gc.collect()
+    if cache is not None:
+        scored.write_parquet(cache)
+        meta = {"rows": rows, "generated": generated, "scoring": clock.steps["silence"]}
+        cache.with_suffix(".json").write_text(json.dumps(meta))
+    return scored, rows, generated, clock.steps["silence"]
+
+
+def run(
+    size: str,
+    *,
+    id_kind: str = "int",
+    repeat: int = 1,
+    verbose: bool = False,
+    cache: Path | None = None,
+) -> dict[str, Any]:
+    """Generates and scores the ``size`` data (or reads it from ``cache``), then times
+    segmenting and the campaign (best of ``repeat``). Returns the figures as a dict."""
+    if size not in SIZES:
+        raise ValueError(f"size={size!r} must be one of {sorted(SIZES)}")
+    scored, rows, generated, scoring = _scored(size, id_kind, cache)
     if verbose:
         print(
             f"{size}: {rows:,} rows, {scored.height:,} customers (generated {generated:.1f}s, "
@@ -136,8 +155,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--id-kind", choices=["int", "str"], default="int")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--cache", type=Path, help="keep the scored table in this Parquet file between runs"
+    )
     args = parser.parse_args(argv)
-    result = run(args.size, id_kind=args.id_kind, repeat=args.repeat, verbose=True)
+    result = run(
+        args.size, id_kind=args.id_kind, repeat=args.repeat, verbose=True, cache=args.cache
+    )
     steps = result["seconds"]
     print(
         f"\n{result['customers']:,} scored customers → {result['targets']:,} targets: "

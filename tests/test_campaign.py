@@ -339,3 +339,18 @@ def test_cdnow_end_to_end_silence_rfm_campaign() -> None:
     # the silence table alone is enough: RFM and quadrant are derived on the way
     direct = winback.campaign(scores, campaign_id="cdnow", staff=["ann", "bo", "cy"])
     assert_frame_equal(direct, targets)
+
+
+def test_campaign_benchmark_runs_at_tiny_size() -> None:
+    import importlib.util
+
+    benches = Path(__file__).resolve().parents[1] / "benches"
+    spec = importlib.util.spec_from_file_location("bench_campaign", benches / "bench_campaign.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.run("tiny")
+    assert result["customers"] == 20_000
+    assert result["targets"] > 0
+    assert set(result["seconds"]) == {"rfm", "quadrant", "classify", "campaign", "total"}

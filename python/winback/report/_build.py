@@ -124,7 +124,8 @@ def build_report(
             # built-in section's own failure on good data is a bug and propagates.
             if not section.requires and not isinstance(exc, WinbackError):
                 raise
-            skipped[section.key] = f"failed: {type(exc).__name__}: {exc}"
+            reason = str(exc) if isinstance(exc, WinbackError) else f"{type(exc).__name__}: {exc}"
+            skipped[section.key] = f"failed: {reason}"
     step("writing the page", total - 1)
     figures = sections_module.summary_figures(ctx)
     page = render_page(

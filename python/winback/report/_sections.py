@@ -723,6 +723,9 @@ def _campaign_body(targets: pl.DataFrame, top_n: int) -> SectionBody:
     first = [c for c in ("priority", "customer_id") if c in targets.columns]
     shown = targets.select(*first, pl.exclude(*first, *constant)).head(top_n)
     shown = shown.with_columns(pl.col(pl.Float64).round(2))
+    shown = shown.select(
+        c for c in shown.columns if shown.get_column(c).null_count() < shown.height
+    )
     body = SectionBody(
         text=(
             f"The first {shown.height:,} of {targets.height:,} targets of winback.campaign "

@@ -513,3 +513,20 @@ def test_gamma_gamma_interior_maximum_far_along_the_ridge_is_found() -> None:
     # Along the ridge γ/q is what the data pin down: the mean spend rate ν ≈ 0.2.
     assert model.params_["q"] / model.params_["gamma"] == pytest.approx(0.2, rel=0.05)
     assert all(math.isfinite(se) for se in model.params_se_.values())
+
+
+def test_newton_passes_give_identical_bits_on_any_thread_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from winback.models import _newton_kernels as kernels
+
+    data = simulate.bgnbd(
+        200_000, r=0.5, alpha=6.0, a=0.7, b=2.8, T=np.linspace(10, 60, 200_000), seed=21
+    )
+    fits = []
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("WINBACK_NUM_THREADS", threads)
+        fits.append(BetaGeoModel().fit(data))
+    assert fits[0].params_ == fits[1].params_ == fits[2].params_
+    assert fits[0].log_likelihood_ == fits[1].log_likelihood_ == fits[2].log_likelihood_
+    assert kernels.CHUNK_TUPLES < 200_000  # the data spans several chunks

@@ -3,8 +3,10 @@
 
 One pass over the compressed tuples returns the log-likelihood, its gradient and its Hessian
 w.r.t. (r, α, a, b). With them a fit converges in a handful of passes instead of the hundred or so
-a quasi-Newton method needs. The pass is serial on purpose: its sum order is fixed (results never
-depend on the thread count) and OpenMP barriers on a busy two-core machine cost more than they save.
+a quasi-Newton method needs. A pass runs over fixed 64k-tuple chunks on plain threads (the kernels
+release the GIL) and adds the chunks' sums in chunk order, so results never depend on the thread
+count. Not ``parallel=True``: cached parallel kernels segfaulted here, and OpenMP barriers on a busy
+two-core machine cost more than they save.
 
 Per customer, with A(x) the part that depends on x alone,
     ℓ = A(x) + ln(e^u + [x > 0 or MBG] e^v),
@@ -17,11 +19,72 @@ and with s = e^v/(e^u+e^v): ∇ℓ = ∇A + (1−s)∇u + s∇v,
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numba
 import numpy as np
 
+from winback._winback import effective_threads
+
 __all__ = ["beta_geo_newton_terms", "digamma", "gamma_gamma_newton_terms", "trigamma"]
+
+#: Tuples per chunk of a pass. Chunks depend only on the data size, and their sums are added in
+#: chunk order, so a pass gives the same bits on any number of threads.
+CHUNK_TUPLES = 1 << 16
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(n_threads: int) -> ThreadPoolExecutor:
+    pool = _pools.get(n_threads)
+    if pool is None:
+        pool = _pools[n_threads] = ThreadPoolExecutor(
+            n_threads, thread_name_prefix="winback-newton"
+        )
+    return pool
+
+
+def _chunked(
+    kernel: Any, n_params: int, n_tuples: int, args: tuple[Any, ...]
+) -> tuple[float, Any, Any]:
+    """Runs ``kernel(*args, lo, hi)`` over fixed chunks (on threads when there are several) and
+    assembles (ℓ, ∇ℓ, ∇²ℓ) from the summed upper-triangle layout."""
+    bounds = [
+        (lo, min(lo + CHUNK_TUPLES, n_tuples)) for lo in range(0, max(n_tuples, 1), CHUNK_TUPLES)
+    ]
+    threads = min(effective_threads(None), len(bounds))
+    if threads <= 1:
+        parts = [kernel(*args, lo, hi) for lo, hi in bounds]
+    else:
+        parts = list(_pool(threads).map(lambda bound: kernel(*args, *bound), bounds))
+    total = parts[0].copy()
+    for part in parts[1:]:
+        total += part
+    grad = total[1 : 1 + n_params].copy()
+    hess = np.empty((n_params, n_params))
+    index = 1 + n_params
+    for i in range(n_params):
+        for j in range(i, n_params):
+            hess[i, j] = hess[j, i] = total[index]
+            index += 1
+    return float(total[0]), grad, hess
+
+
+def beta_geo_newton_terms(
+    params: Any, modified: bool, group_starts: Any, x_values: Any, t_x: Any, T: Any, w: Any
+) -> tuple[float, Any, Any]:
+    """(ℓ, ∇ℓ, ∇²ℓ) of BG/NBD (``modified=False``) or MBG/NBD over tuples sorted by x: group g
+    is tuples ``group_starts[g]:group_starts[g+1]``, all with frequency ``x_values[g]``."""
+    return _chunked(
+        _beta_geo_range, 4, w.size, (params, modified, group_starts, x_values, t_x, T, w)
+    )
+
+
+def gamma_gamma_newton_terms(
+    params: Any, group_starts: Any, x_values: Any, mean_amount: Any, w: Any
+) -> tuple[float, Any, Any]:
+    """(ℓ, ∇ℓ, ∇²ℓ) of Gamma–Gamma w.r.t. (p, q, γ) over tuples sorted by x (all x > 0)."""
+    return _chunked(_gamma_gamma_range, 3, w.size, (params, group_starts, x_values, mean_amount, w))
 
 
 @numba.njit(cache=True, fastmath=False)
@@ -52,9 +115,9 @@ def trigamma(x: float) -> float:
     return result + inv + 0.5 * inv2 + series
 
 
-@numba.njit(cache=True, fastmath=False)
-def beta_geo_newton_terms(params, modified, group_starts, x_values, t_x, T, w):  # type: ignore[no-untyped-def]
-    """(ℓ, ∇ℓ, ∇²ℓ) summed over tuples sorted by x: group g is tuples
+@numba.njit(cache=True, fastmath=False, nogil=True)
+def _beta_geo_range(params, modified, group_starts, x_values, t_x, T, w, lo, hi):  # type: ignore[no-untyped-def]
+    """Sums of (ℓ, ∇ℓ, upper ∇²ℓ) over tuples lo:hi, sorted by x: group g is tuples
     ``group_starts[g]:group_starts[g+1]``, all with frequency ``x_values[g]``."""
     r, alpha, a, b = params[0], params[1], params[2], params[3]
     shift = 1.0 if modified else 0.0
@@ -62,6 +125,10 @@ def beta_geo_newton_terms(params, modified, group_starts, x_values, t_x, T, w): 
     # r-r, r-α, r-a, r-b, α-α, α-a, α-b, a-a, a-b, b-b
     total = np.zeros(15)
     for g in range(x_values.size):
+        first = max(group_starts[g], lo)
+        stop = min(group_starts[g + 1], hi)
+        if first >= stop:
+            continue
         x = x_values[g]
         rx = r + x
         bx = b + x + shift
@@ -94,7 +161,7 @@ def beta_geo_newton_terms(params, modified, group_starts, x_values, t_x, T, w): 
         last_tx = -1.0
         ltx = 0.0
         itx = 0.0
-        for k in range(group_starts[g], group_starts[g + 1]):
+        for k in range(first, stop):
             wk = w[k]
             sw += wk
             iT = 1.0 / (alpha + T[k])
@@ -173,20 +240,13 @@ def beta_geo_newton_terms(params, modified, group_starts, x_values, t_x, T, w): 
         total[12] += h_aa + sw * (tri_ab - tri_abx)
         total[13] += h_ab + sw * (tri_ab - tri_abx)
         total[14] += h_bb + sw * (trigamma(bx) - tri_abx - trigamma(b) + tri_ab)
-    grad = total[1:5].copy()
-    hess = np.empty((4, 4))
-    index = 5
-    for i in range(4):
-        for j in range(i, 4):
-            hess[i, j] = total[index]
-            hess[j, i] = total[index]
-            index += 1
-    return total[0], grad, hess
+    return total
 
 
-@numba.njit(cache=True, fastmath=False)
-def gamma_gamma_newton_terms(params, group_starts, x_values, mean_amount, w):  # type: ignore[no-untyped-def]
-    """(ℓ, ∇ℓ, ∇²ℓ) of Gamma–Gamma w.r.t. (p, q, γ) over tuples sorted by x (all x > 0).
+@numba.njit(cache=True, fastmath=False, nogil=True)
+def _gamma_gamma_range(params, group_starts, x_values, mean_amount, w, lo, hi):  # type: ignore[no-untyped-def]
+    """Sums of (ℓ, ∇ℓ, upper ∇²ℓ) of Gamma–Gamma w.r.t. (p, q, γ) over tuples lo:hi, sorted by
+    x (all x > 0).
 
     Per customer ℓ = lnΓ(px+q) − lnΓ(px) − lnΓ(q) + q ln γ + (px−1) ln z̄ + px ln x
     − (px+q) ln(γ + x z̄) (SPEC §5): only ln(γ + x z̄) and 1/(γ + x z̄) vary within a group of
@@ -199,6 +259,10 @@ def gamma_gamma_newton_terms(params, group_starts, x_values, mean_amount, w):  #
     psi_q = digamma(q)
     tri_q = trigamma(q)
     for g in range(x_values.size):
+        first = max(group_starts[g], lo)
+        stop = min(group_starts[g + 1], hi)
+        if first >= stop:
+            continue
         x = x_values[g]
         px = p * x
         shape = px + q
@@ -207,7 +271,7 @@ def gamma_gamma_newton_terms(params, group_starts, x_values, mean_amount, w):  #
         s_log = 0.0
         s_inv = 0.0
         s_inv2 = 0.0
-        for k in range(group_starts[g], group_starts[g + 1]):
+        for k in range(first, stop):
             wk = w[k]
             rate = gamma + x * mean_amount[k]
             inv = 1.0 / rate
@@ -233,12 +297,4 @@ def gamma_gamma_newton_terms(params, group_starts, x_values, mean_amount, w):  #
         total[7] += sw * (tri_shape - tri_q)
         total[8] += sw / gamma - s_inv
         total[9] += -sw * q / (gamma * gamma) + shape * s_inv2
-    grad = total[1:4].copy()
-    hess = np.empty((3, 3))
-    index = 4
-    for i in range(3):
-        for j in range(i, 3):
-            hess[i, j] = total[index]
-            hess[j, i] = total[index]
-            index += 1
-    return total[0], grad, hess
+    return total

@@ -37,6 +37,9 @@ def _homogeneous_fit(data: Compressed) -> tuple[float, float, float]:
     x_log_x = float((w * x * np.log(x)).sum())
     x_log_z = float((w * x * np.log(z)).sum())
     log_z = float((w * np.log(z)).sum())
+    # lnΓ(p x) depends on x alone: sum it over the distinct x with their total weights.
+    x_values, x_index = np.unique(x, return_inverse=True)
+    x_weights = np.bincount(x_index, weights=w)
 
     def loglik(log_p: float) -> float:
         p = math.exp(log_p)
@@ -44,7 +47,7 @@ def _homogeneous_fit(data: Compressed) -> tuple[float, float, float]:
         return (
             p * (x_log_x + x_log_z)
             + p * math.log(rate) * weighted_x
-            - float((w * special.gammaln(p * x)).sum())
+            - float((x_weights * special.gammaln(p * x_values)).sum())
             - log_z
             - rate * weighted_spend
         )

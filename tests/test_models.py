@@ -530,3 +530,11 @@ def test_newton_passes_give_identical_bits_on_any_thread_count(
     assert fits[0].params_ == fits[1].params_ == fits[2].params_
     assert fits[0].log_likelihood_ == fits[1].log_likelihood_ == fits[2].log_likelihood_
     assert kernels.CHUNK_TUPLES < 200_000  # the data spans several chunks
+
+
+def test_a_loaded_model_asks_for_data(cdnow_bgnbd: BetaGeoModel, tmp_path: Path) -> None:
+    loaded = load(cdnow_bgnbd.save(tmp_path / "m.json"))
+    with pytest.raises(
+        WinbackConfigError, match=r"pass data= \(a summary frame\); a loaded model keeps no data"
+    ):
+        loaded.probability_alive()  # type: ignore[attr-defined]

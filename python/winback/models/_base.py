@@ -345,6 +345,18 @@ class BaseModel:
                 f"this {type(self).__name__} is not fitted yet; call fit() or load() first"
             )
 
+    def _prediction_frame(self, data: Any | None) -> pl.DataFrame:
+        """``data`` as a frame, or the frame given to ``fit`` when ``data`` is None."""
+        self._check_fitted()
+        if data is not None:
+            return frame_of(data)
+        frame: pl.DataFrame | None = getattr(self, "_fit_frame", None)
+        if frame is None:
+            raise WinbackConfigError(
+                f"{type(self).__name__}: pass data= (a summary frame); a loaded model keeps no data"
+            )
+        return frame
+
     def _param_array(self) -> FloatArray:
         self._check_fitted()
         return np.array([self.params_[n] for n in self.param_names], dtype=np.float64)

@@ -68,18 +68,7 @@ class CountModel(BaseModel):
 
     # -- helpers for predictions ----------------------------------------------------------------
     def _rft(self, data: Any | None) -> tuple[FloatArray, FloatArray, FloatArray]:
-        self._check_fitted()
-        if data is None:
-            frame = getattr(self, "_fit_frame", None)
-            if frame is None:
-                from winback.errors import WinbackConfigError
-
-                raise WinbackConfigError(
-                    f"{type(self).__name__}: pass data= (a summary frame); "
-                    "a loaded model keeps no data"
-                )
-        else:
-            frame = frame_of(data)
+        frame = self._prediction_frame(data)
         checked = checked_rft(
             frame,
             model=self.model_name,

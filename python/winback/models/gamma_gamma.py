@@ -239,13 +239,7 @@ class GammaGammaModel(BaseModel):
     # -- predictions ----------------------------------------------------------------------------
     def _posterior(self, data: Any | None) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
         """(x, z̄, Q, G) per customer; customers with x = 0 keep the prior (Q = q, G = γ)."""
-        self._check_fitted()
-        source = data if data is not None else getattr(self, "_fit_frame", None)
-        if source is None:
-            raise WinbackConfigError(
-                f"{type(self).__name__}: pass data=; a loaded model keeps no data"
-            )
-        x, z = self._arrays(source, for_fit=False)
+        x, z = self._arrays(self._prediction_frame(data), for_fit=False)
         p, q, gamma = self._param_array()
         x = np.where(z > 0, x, 0.0)  # no positive spend: nothing learnt about ν
         return x, z, q + p * x, gamma + x * np.where(x > 0, z, 0.0)

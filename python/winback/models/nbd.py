@@ -18,7 +18,7 @@ import polars as pl
 from numpy.typing import NDArray
 from scipy import special
 
-from winback.errors import WinbackConfigError, WinbackFitError, WinbackInputError
+from winback.errors import WinbackFitError, WinbackInputError
 from winback.models import _likelihood as lik
 from winback.models._base import (
     BaseModel,
@@ -132,13 +132,7 @@ class NBDModel(BaseModel):
     # -- predictions ----------------------------------------------------------------------------
     def _posterior(self, data: Any | None) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
         """(X, T, r', α') per customer of ``data`` (default: the fitted frame)."""
-        self._check_fitted()
-        source = data if data is not None else getattr(self, "_fit_frame", None)
-        if source is None:
-            raise WinbackConfigError(
-                f"{type(self).__name__}: pass data=; a loaded model keeps no data"
-            )
-        X, T = self._arrays(source)
+        X, T = self._arrays(self._prediction_frame(data))
         r, alpha = self._param_array()
         return X, T, r + X, alpha + T
 
@@ -206,12 +200,7 @@ class NBDModel(BaseModel):
             with np.errstate(divide="ignore", invalid="ignore"):
                 lo = np.where(T > 0, np.ceil(X / np.where(T > 0, T, 1.0)), 0.0)
         elif isinstance(current, str):
-            lo = (
-                frame_of(data if data is not None else self._fit_frame)
-                .get_column(current)
-                .cast(pl.Float64)
-                .to_numpy()
-            )
+            lo = self._prediction_frame(data).get_column(current).cast(pl.Float64).to_numpy()
         else:
             lo = np.asarray(current, dtype=np.float64)
         lo = np.floor(np.maximum(lo, 0.0))

@@ -330,3 +330,25 @@ def test_docstring_example() -> None:
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_value_is_identical_for_any_thread_count_row_order_and_id_type(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from winback.datasets import load_cdnow
+
+    tx = load_cdnow().filter(pl.col("customer_id") <= 3000)
+    frames = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("WINBACK_NUM_THREADS", threads)
+        frames.append(winback.value(tx, as_of="1998-06-30").frame)
+    assert frames[0].equals(frames[1])
+    shuffled = tx.sample(fraction=1.0, shuffle=True, seed=3)
+    assert winback.value(shuffled, as_of="1998-06-30").frame.equals(frames[0])
+    # Zero-padded string ids sort like the integers, so the rows line up one to one.
+    string_ids = tx.with_columns(
+        pl.format("C{}", pl.col("customer_id").cast(pl.String).str.zfill(6)).alias("customer_id")
+    )
+    by_string = winback.value(string_ids, as_of="1998-06-30").frame
+    assert by_string["customer_id"][0] == "C000001"
+    assert by_string.drop("customer_id").equals(frames[0].drop("customer_id"))

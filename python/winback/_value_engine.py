@@ -332,13 +332,17 @@ def build_chain(
     n_s = counts.sum(axis=1)
     P = (counts + kappa_value * prior) / (n_s + kappa_value)[:, None]
     # Rewards: expected amount from the chain's purchase cells × margin − expense share.
-    cell_mean = (
-        active.group_by("f_bin", "m_bin").agg(pl.col("revenue").mean()).sort("f_bin", "m_bin")
-    )
-    overall = active.get_column("revenue").mean()
-    amounts = np.full(n_f * n_m, float(overall) if isinstance(overall, float) else 0.0)
-    for f, m, rev in cell_mean.iter_rows():
-        amounts[f * n_m + m] = rev
+    # numpy sums in row order (the panel's customer-then-period order): a Polars group-by mean
+    # may add in another order from run to run, which changed CLVs in the last bits.
+    revenue = active.get_column("revenue").to_numpy().astype(np.float64)
+    cell = active.get_column("f_bin").to_numpy().astype(np.int64) * n_m + active.get_column(
+        "m_bin"
+    ).to_numpy().astype(np.int64)
+    cell_sums = np.bincount(cell, weights=revenue, minlength=n_f * n_m)
+    cell_counts = np.bincount(cell, minlength=n_f * n_m)
+    overall = float(revenue.sum() / revenue.size) if revenue.size else 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        amounts = np.where(cell_counts > 0, cell_sums / cell_counts, overall)
     expected_amounts = P[:, : n_f * n_m] @ amounts
     sums = np.bincount(current_state, weights=expected_amount, minlength=n_states)
     margin_sums = np.bincount(

@@ -1,0 +1,565 @@
+"""Streaming scoring of customer-sorted Arrow record batches (SPEC §10): the engine-neutral core
+of :mod:`winback.spark` and :mod:`winback.dask`.
+
+An engine hands each worker an iterator of :class:`pyarrow.RecordBatch` holding its share of the
+transactions, hash-partitioned by customer and sorted by (customer, time) within the partition.
+:func:`stream_batches` cuts that stream into chunks of whole customers — the rows of the last
+customer of a chunk are held over to the next one, so a customer split across batches is scored
+once, with all of its rows — and calls the local API (:func:`winback.silence`,
+:func:`winback.summary`) on each chunk as one table: the same Rust kernels, never Python per
+customer. Memory is bounded by ``min_rows`` plus the largest customer plus one batch.
+
+Every customer is scored independently by the kernels, so a chunk's rows come out bit for bit as
+they would from the whole table, given the same global settings: the snapshot ``as_of`` (whose
+default, the latest purchase, is a property of all the data) and, for :func:`winback.summary`,
+the first purchase of all the data (it anchors the period grid and the calibration checks).
+:func:`data_bounds` computes those per batch, :class:`GlobalWindow` combines them on the driver.
+
+Output schemas are fixed and declared (:func:`silence_schema`, :func:`summary_schema`): the local
+API's columns and dtypes in Arrow form. Polars ``Enum`` columns (``status``,
+``rank_ratio_group``, ``silence_band``) become plain ``large_string`` (Spark ``string``, pandas
+``string[pyarrow]``); Int64 → ``int64`` (Spark ``bigint``); Float64 → ``double``; String ids →
+``large_string``; ``Date`` → ``date32`` (Spark ``date``); naive ``Datetime("us")`` →
+``timestamp[us]`` (Spark ``timestamp_ntz``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from winback import _io
+from winback.errors import WinbackInputError
+
+__all__ = [
+    "BOUNDS_SCHEMA",
+    "DEFAULT_MIN_ROWS",
+    "GlobalWindow",
+    "ScoreSettings",
+    "SummarySettings",
+    "bin_compress",
+    "bin_width_for",
+    "bounds_table",
+    "combine_bounds",
+    "customer_arrow_type",
+    "data_bounds",
+    "silence_batches",
+    "silence_schema",
+    "silence_table",
+    "stream_batches",
+    "summary_batches",
+    "summary_schema",
+    "summary_table",
+]
+
+#: Rows gathered before a chunk is scored (amortises the per-call cost of the local API).
+DEFAULT_MIN_ROWS = 100_000
+
+#: One row per input batch from :func:`data_bounds`: valid rows' earliest and latest purchase
+#: (local wall-clock µs since the epoch, SPEC §1), the rows read and rejected, the time zone.
+BOUNDS_SCHEMA = pa.schema(
+    [
+        ("min_ts_us", pa.int64()),
+        ("max_ts_us", pa.int64()),
+        ("rows_read", pa.int64()),
+        ("rows_rejected", pa.int64()),
+        ("time_zone", pa.large_string()),
+    ]
+)
+
+_ENUM_COLUMNS = ("status", "rank_ratio_group", "silence_band")
+
+
+# -- declared output schemas ---------------------------------------------------------------------
+def customer_arrow_type(customer_dtype: pl.DataType) -> pa.DataType:
+    """Arrow type of ``customer_id`` in every output: ``int64`` for integer ids, else
+    ``large_string`` (the local API casts ids to Int64 or String, SPEC §1)."""
+    return pa.int64() if customer_dtype == pl.Int64 else pa.large_string()
+
+
+def silence_schema(customer_type: pa.DataType, *, whole_days: bool) -> pa.Schema:
+    """Arrow schema of :func:`winback.silence` output (SPEC §2), Enums as strings.
+
+    ``first_ts``/``last_ts`` are ``date32`` when the resolution is whole days, else naive
+    ``timestamp[us]`` (local wall clock), as in the local API.
+    """
+    stamp = pa.date32() if whole_days else pa.timestamp("us")
+    text, i64, f64 = pa.large_string(), pa.int64(), pa.float64()
+    return pa.schema(
+        [
+            ("customer_id", customer_type),
+            ("status", text),
+            ("n_occasions", i64),
+            ("first_ts", stamp),
+            ("last_ts", stamp),
+            ("tenure_days", f64),
+            ("recency_days", f64),
+            ("max_gap_days", f64),
+            ("mean_gap_days", f64),
+            ("median_gap_days", f64),
+            ("recency_rank", i64),
+            ("rank_ratio", f64),
+            ("silence_score", f64),
+            ("rank_ratio_group", text),
+            ("silence_band", text),
+            ("total_amount", f64),
+            ("mean_amount", f64),
+        ]
+    )
+
+
+def summary_schema(customer_type: pa.DataType, *, split: bool) -> pa.Schema:
+    """Arrow schema of :func:`winback.summary` output (SPEC §5); with ``split`` (a calibration
+    end) also the holdout columns."""
+    i64, f64 = pa.int64(), pa.float64()
+    fields = [
+        ("customer_id", customer_type),
+        ("frequency", i64),
+        ("recency", f64),
+        ("T", f64),
+        ("monetary_value", f64),
+        ("spend_frequency", i64),
+        ("first_amount", f64),
+        ("n_periods", i64),
+        ("period_frequency", i64),
+    ]
+    if split:
+        fields += [
+            ("frequency_holdout", i64),
+            ("monetary_value_holdout", f64),
+            ("duration_holdout", f64),
+        ]
+    return pa.schema(fields)
+
+
+def _to_arrow(frame: pl.DataFrame, schema: pa.Schema) -> pa.Table:
+    enums = [c for c in _ENUM_COLUMNS if c in frame.columns]
+    if enums:
+        frame = frame.with_columns(pl.col(enums).cast(pl.String))
+    return frame.to_arrow().cast(schema)
+
+
+# -- global settings -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReadSettings:
+    """How the transactions are read (the local API's arguments of the same names, SPEC §1)."""
+
+    customer_col: str = "customer_id"
+    time_col: str = "ts"
+    amount_col: str | None = "amount"
+    order_col: str | None = None
+    tz: str | None = None
+    on_invalid: Literal["raise", "drop"] = "raise"
+
+    def read(self, table: Any) -> _io.Prepared:
+        return _io.read_transactions(
+            table,
+            customer_col=self.customer_col,
+            time_col=self.time_col,
+            amount_col=self.amount_col,
+            order_col=self.order_col,
+            tz=self.tz,
+            on_invalid=self.on_invalid,
+        )
+
+
+@dataclass(frozen=True)
+class ScoreSettings(ReadSettings):
+    """Arguments of :func:`winback.silence` for every chunk; ``as_of_us`` is the global snapshot
+    (local wall-clock µs, resolved on the driver)."""
+
+    as_of_us: int = 0
+    resolution: str = "1d"
+    min_occasions: int = 2
+    trf_cuts: tuple[float, ...] = (0.4, 0.6, 0.8, 0.95)
+    s_cuts: tuple[float, ...] = (1.0, 2.0)
+    num_threads: int | None = 1
+
+
+@dataclass(frozen=True)
+class GlobalWindow:
+    """The summary's cut-offs resolved over all the data (local wall-clock µs), and its first
+    purchase at or before the end of observation (None when there is none)."""
+
+    as_of_us: int
+    calibration_end_us: int | None
+    holdout_end_us: int | None
+    first_ts_us: int | None
+
+
+@dataclass(frozen=True)
+class SummarySettings(ReadSettings):
+    """Arguments of :func:`winback.summary` for every chunk, with the global window."""
+
+    window: GlobalWindow = field(default_factory=lambda: GlobalWindow(0, None, None, None))
+    unit: Literal["D", "W"] = "W"
+    resolution: str = "1d"
+    period: str = "month"
+    num_threads: int | None = 1
+
+
+# -- the global pre-pass -------------------------------------------------------------------------
+def data_bounds(table: pa.Table | pa.RecordBatch, settings: ReadSettings) -> dict[str, Any]:
+    """Earliest and latest valid purchase of ``table`` (local wall-clock µs), rows read and
+    rejected, and the time zone of its calendar — what the driver needs to resolve ``as_of``.
+
+    Hygiene applies as in the local API: with ``on_invalid="raise"`` bad rows raise here.
+    """
+    prepared = settings.read(table)
+    ts = prepared.frame.get_column("ts")
+    empty = prepared.frame.height == 0
+    return {
+        "min_ts_us": None if empty else int(ts.min()),  # type: ignore[arg-type]
+        "max_ts_us": None if empty else int(ts.max()),  # type: ignore[arg-type]
+        "rows_read": prepared.rows_read,
+        "rows_rejected": prepared.rows_rejected,
+        "time_zone": prepared.time_zone,
+    }
+
+
+def bounds_table(tables: Iterable[pa.Table | pa.RecordBatch], settings: ReadSettings) -> pa.Table:
+    """:func:`data_bounds` of each table, one row each, :data:`BOUNDS_SCHEMA`."""
+    rows = [data_bounds(t, settings) for t in tables]
+    return pa.Table.from_pylist(rows, schema=BOUNDS_SCHEMA)
+
+
+def combine_bounds(bounds: pa.Table) -> dict[str, Any]:
+    """The global bounds from per-batch :func:`data_bounds` rows (None when no valid rows)."""
+    zones = [z for z in bounds.column("time_zone").to_pylist() if z is not None]
+    min_ts = pc.min(bounds.column("min_ts_us")).as_py()
+    max_ts = pc.max(bounds.column("max_ts_us")).as_py()
+    return {
+        "min_ts_us": min_ts,
+        "max_ts_us": max_ts,
+        "rows_read": int(pc.sum(bounds.column("rows_read")).as_py() or 0),
+        "rows_rejected": int(pc.sum(bounds.column("rows_rejected")).as_py() or 0),
+        "time_zone": zones[0] if zones else None,
+    }
+
+
+# -- the stream ----------------------------------------------------------------------------------
+def _key_order_error(what: str, customer_col: str) -> WinbackInputError:
+    return WinbackInputError(
+        f"the record batches are not sorted by {customer_col!r} ({what}); rows of one customer "
+        "must be contiguous: sort each partition by (customer, time), e.g. Spark's "
+        f"sortWithinPartitions({customer_col!r}, ...), before streaming it"
+    )
+
+
+def _check_sorted(keys: pa.Array, previous: Any, customer_col: str) -> None:
+    """Customer keys must be non-decreasing within and across batches, nulls first."""
+    nulls = keys.null_count
+    if nulls:
+        if keys.slice(0, nulls).null_count != nulls:
+            raise _key_order_error("null ids must come first", customer_col)
+        if previous is not None and previous.is_valid:
+            raise _key_order_error("a null id follows a non-null one", customer_col)
+    values = keys.slice(nulls)
+    if len(values) > 1:
+        ordered = pc.all(pc.less_equal(values.slice(0, len(values) - 1), values.slice(1)))
+        if not ordered.as_py():
+            raise _key_order_error("ids decrease within a batch", customer_col)
+    later = len(values) and previous is not None and previous.is_valid
+    if later and pc.less(values[0], previous).as_py():
+        raise _key_order_error("ids decrease from one batch to the next", customer_col)
+
+
+def _tail_length(keys: pa.Array) -> int:
+    """Rows at the end of ``keys`` that belong to its last customer (contiguous when sorted)."""
+    last = keys[len(keys) - 1]
+    if not last.is_valid:
+        return keys.null_count
+    return int(pc.sum(pc.equal(keys, last)).as_py() or 0)
+
+
+def stream_batches(
+    batches: Iterable[pa.RecordBatch],
+    score: Callable[[pa.Table], pa.Table],
+    *,
+    customer_col: str,
+    min_rows: int = DEFAULT_MIN_ROWS,
+) -> Iterator[pa.RecordBatch]:
+    """Scores a customer-sorted stream of record batches chunk by chunk (SPEC §10).
+
+    Batches are gathered until they hold ``min_rows`` rows and end inside a customer other than
+    the first; the rows of the last customer are then held over to the next chunk and the rest is
+    passed to ``score`` as one table. Each customer therefore reaches ``score`` once, with all its
+    rows, whatever the batch boundaries. ``customer_col`` must be non-decreasing over the stream
+    (nulls first), which is checked: a :class:`~winback.WinbackInputError` says how to sort.
+
+    Yields the record batches of ``score``'s tables, in customer order.
+    """
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    previous: Any = None
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        keys = batch.column(customer_col)
+        _check_sorted(keys, previous, customer_col)
+        previous = keys[len(keys) - 1]
+        pending.append(batch)
+        pending_rows += batch.num_rows
+        tail = _tail_length(keys)
+        if pending_rows < min_rows or tail == batch.num_rows:
+            continue
+        head = batch.num_rows - tail
+        chunk = pa.Table.from_batches([*pending[:-1], batch.slice(0, head)])
+        pending, pending_rows = [batch.slice(head)], tail
+        yield from score(chunk).to_batches()
+    if pending:
+        yield from score(pa.Table.from_batches(pending)).to_batches()
+
+
+def _chunk_context(exc: WinbackInputError, chunk: pa.Table, customer_col: str) -> str:
+    keys = chunk.column(customer_col)
+    first, last = keys[0].as_py(), keys[len(keys) - 1].as_py()
+    return (
+        f"{exc} [in a chunk of {chunk.num_rows} rows, customers {first!r} to {last!r}: row "
+        "numbers count from the start of that chunk]"
+    )
+
+
+# -- silence -------------------------------------------------------------------------------------
+def silence_table(table: pa.Table, settings: ScoreSettings) -> pa.Table:
+    """:func:`winback.silence` of one chunk of whole customers, in :func:`silence_schema`."""
+    import winback
+
+    try:
+        frame = winback.silence(
+            table,
+            as_of=_io.micros_to_datetime(settings.as_of_us),
+            resolution=settings.resolution,
+            min_occasions=settings.min_occasions,
+            trf_cuts=settings.trf_cuts,
+            s_cuts=settings.s_cuts,
+            customer_col=settings.customer_col,
+            time_col=settings.time_col,
+            amount_col=settings.amount_col,
+            order_col=settings.order_col,
+            tz=settings.tz,
+            on_invalid=settings.on_invalid,
+            num_threads=settings.num_threads,
+        )
+    except WinbackInputError as exc:
+        raise WinbackInputError(_chunk_context(exc, table, settings.customer_col)) from None
+    schema = silence_schema(
+        customer_arrow_type(frame.schema["customer_id"]),
+        whole_days=_io.parse_resolution(settings.resolution) % _io.MICROS_PER_DAY == 0,
+    )
+    return _to_arrow(frame, schema)
+
+
+def silence_batches(
+    batches: Iterable[pa.RecordBatch],
+    settings: ScoreSettings,
+    *,
+    min_rows: int = DEFAULT_MIN_ROWS,
+) -> Iterator[pa.RecordBatch]:
+    """Silence scores (SPEC §2) of a customer-sorted batch stream, one row per customer."""
+    yield from stream_batches(
+        batches,
+        lambda table: silence_table(table, settings),
+        customer_col=settings.customer_col,
+        min_rows=min_rows,
+    )
+
+
+# -- summary -------------------------------------------------------------------------------------
+def _absent_customer(customers: pl.Series) -> Any:
+    """An id of the customers' type that is not among ``customers`` (for the anchor row)."""
+    if customers.dtype == pl.String:
+        largest = customers.max()
+        return "" if largest is None else f"{largest!s}\x00"
+    values = np.unique(customers.to_numpy())
+    info = np.iinfo(np.int64)
+    if values.size == 0:
+        return 0
+    if values[-1] < info.max:
+        return int(values[-1]) + 1
+    if values[0] > info.min:
+        return int(values[0]) - 1
+    gaps = np.flatnonzero(np.diff(values) > 1)
+    return int(values[gaps[0]]) + 1
+
+
+def _naive(micros: int | None) -> datetime | None:
+    return None if micros is None else _io.micros_to_datetime(micros)
+
+
+def summary_table(table: pa.Table, settings: SummarySettings) -> pa.Table:
+    """:func:`winback.summary` of one chunk of whole customers with the global window, in
+    :func:`summary_schema`.
+
+    The chunk is read as the local API reads it, then one row of an id absent from the chunk is
+    added at the data's first purchase (so the chunk's period grid and checks are those of all
+    the data) and its row removed from the result.
+    """
+    import winback
+
+    window = settings.window
+    try:
+        prepared = settings.read(table)
+    except WinbackInputError as exc:
+        raise WinbackInputError(_chunk_context(exc, table, settings.customer_col)) from None
+    frame = prepared.frame.with_columns(pl.col("ts").cast(pl.Datetime("us")))
+    anchor_id = None
+    if window.first_ts_us is not None:
+        anchor_id = _absent_customer(frame.get_column("customer"))
+        anchor: dict[str, Any] = {
+            "customer": [anchor_id],
+            "ts": [_io.micros_to_datetime(window.first_ts_us)],
+        }
+        if prepared.has_amount:
+            anchor["amount"] = [0.0]
+        frame = pl.concat([frame, pl.DataFrame(anchor, schema=frame.schema)])
+    result = winback.summary(
+        frame,
+        as_of=_naive(window.as_of_us),
+        unit=settings.unit,
+        calibration_end=_naive(window.calibration_end_us),
+        holdout_end=_naive(window.holdout_end_us),
+        resolution=settings.resolution,
+        period=settings.period,
+        customer_col="customer",
+        time_col="ts",
+        amount_col="amount" if prepared.has_amount else None,
+        num_threads=settings.num_threads,
+    )
+    if anchor_id is not None:
+        result = result.filter(pl.col("customer_id") != anchor_id)
+    schema = summary_schema(
+        customer_arrow_type(result.schema["customer_id"]),
+        split=window.calibration_end_us is not None,
+    )
+    return _to_arrow(result, schema)
+
+
+def summary_batches(
+    batches: Iterable[pa.RecordBatch],
+    settings: SummarySettings,
+    *,
+    min_rows: int = DEFAULT_MIN_ROWS,
+) -> Iterator[pa.RecordBatch]:
+    """Per-customer BTYD statistics (SPEC §5) of a customer-sorted batch stream."""
+    yield from stream_batches(
+        batches,
+        lambda table: summary_table(table, settings),
+        customer_col=settings.customer_col,
+        min_rows=min_rows,
+    )
+
+
+# -- compressed sufficient statistics for model fits ---------------------------------------------
+def bin_width_for(unit: str, bin_width: float | None) -> float:
+    """The bin width of t_x and T in the summary's ``unit``: ``None`` means one week (1.0 in
+    weeks, 7.0 in days); 0 means no binning."""
+    if bin_width is None:
+        return 1.0 if unit == "W" else 7.0
+    if not bin_width >= 0 or bin_width == float("inf"):
+        from winback.errors import WinbackConfigError
+
+        raise WinbackConfigError(
+            f"bin_width={bin_width!r} must be a finite number ≥ 0 (0: no binning), in the "
+            "summary's time unit"
+        )
+    return float(bin_width)
+
+
+def bin_compress(
+    table: pa.Table | pa.RecordBatch,
+    *,
+    columns: Sequence[str] = ("frequency", "recency", "T"),
+    binned: Sequence[str] = ("recency", "T"),
+    width: float,
+) -> pa.Table:
+    """Distinct rows of some summary ``columns`` of a chunk with customer counts, the ``binned``
+    ones binned first (SPEC §5, §10): each value is replaced by the nearest multiple of
+    ``width``, ``floor(v / width + 0.5) · width`` (halves round up), which keeps 0 at 0 and
+    t_x ≤ T. ``width = 0`` keeps them exact. Output: ``columns`` in their types, ``count``
+    (int64).
+    """
+    from winback.summary import compress_summary
+
+    frame = bin_frame(pl.DataFrame(pl.from_arrow(table)).select(columns), width, binned)
+    return compress_summary(frame, columns).to_arrow()
+
+
+def bin_frame(frame: pl.DataFrame, width: float, columns: Sequence[str]) -> pl.DataFrame:
+    """``frame`` with ``columns`` binned as :func:`bin_compress` bins them (for local fits)."""
+    if width <= 0:
+        return frame
+    return frame.with_columns(((pl.col(c) / width + 0.5).floor() * width).alias(c) for c in columns)
+
+
+# -- resolving the global settings on the driver ---------------------------------------------------
+def _local_micros(moment: Any, zone: str | None) -> int | None:
+    return None if moment is None else _io.as_of_to_micros(moment, zone)
+
+
+def resolve_as_of(bounds: dict[str, Any], as_of: Any) -> int:
+    """The snapshot of :func:`winback.silence` over all the data (local wall-clock µs): ``as_of``
+    in the data's time zone, else the latest valid purchase (SPEC §1), else 0 (no data)."""
+    if as_of is not None:
+        return _io.as_of_to_micros(as_of, bounds["time_zone"])
+    return 0 if bounds["max_ts_us"] is None else int(bounds["max_ts_us"])
+
+
+def resolve_window(
+    bounds: dict[str, Any],
+    *,
+    as_of: Any,
+    calibration_end: Any,
+    holdout_end: Any,
+    unit: Literal["D", "W"],
+    resolution: str,
+    period: str,
+) -> GlobalWindow:
+    """The cut-offs of :func:`winback.summary` over all the data, resolved by the local API itself.
+
+    User cut-offs are first converted to the data's local wall clock, then the local function runs
+    on two rows at the data's earliest and latest purchase: it applies the defaults and raises the
+    same :class:`~winback.WinbackConfigError` as it would on all the data.
+    """
+    import winback
+
+    zone = bounds["time_zone"]
+    micros = [m for m in (bounds["min_ts_us"], bounds["max_ts_us"]) if m is not None]
+    probe = pl.DataFrame(
+        {"customer": [0] * len(micros), "ts": [_io.micros_to_datetime(m) for m in micros]},
+        schema={"customer": pl.Int64, "ts": pl.Datetime("us")},
+    )
+    _, info = winback.summary(
+        probe,
+        as_of=_naive(_local_micros(as_of, zone)),
+        unit=unit,
+        calibration_end=_naive(_local_micros(calibration_end, zone)),
+        holdout_end=_naive(_local_micros(holdout_end, zone)),
+        resolution=resolution,
+        period=period,
+        customer_col="customer",
+        time_col="ts",
+        amount_col=None,
+        return_info=True,
+    )
+
+    def back(moment: datetime | None) -> int | None:
+        return None if moment is None else _io.as_of_to_micros(moment, None)
+
+    as_of_us = back(info.as_of)
+    end_us = back(info.holdout_end) if info.holdout_end is not None else as_of_us
+    first = bounds["min_ts_us"]
+    first_us = first if first is not None and end_us is not None and first <= end_us else None
+    return GlobalWindow(
+        as_of_us=0 if as_of_us is None else as_of_us,
+        calibration_end_us=back(info.calibration_end),
+        holdout_end_us=back(info.holdout_end),
+        first_ts_us=first_us,
+    )

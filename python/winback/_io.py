@@ -24,6 +24,7 @@ from winback.errors import WinbackConfigError, WinbackInputError
 
 __all__ = [
     "Prepared",
+    "ReadPlan",
     "as_of_to_micros",
     "check_num_threads",
     "customer_ids",
@@ -32,6 +33,7 @@ __all__ = [
     "parse_resolution",
     "read_transactions",
     "snapshot_end",
+    "snapshot_end_at",
 ]
 
 OnInvalid = Literal["raise", "drop"]
@@ -220,29 +222,33 @@ def _describe_rows(indices: list[int], total: int) -> str:
     return f"rows {shown}{more}"
 
 
-def read_transactions(
-    data: Any,
-    *,
-    customer_col: str = "customer_id",
-    time_col: str = "ts",
-    amount_col: str | None = "amount",
-    order_col: str | None = None,
-    tz: str | None = None,
-    on_invalid: OnInvalid = "raise",
-) -> Prepared:
-    """Reads and validates transactions (SPEC §1) into the core's columns.
+@dataclass(frozen=True)
+class ReadPlan:
+    """How to turn input columns into the core's columns and the hygiene flags (SPEC §1).
 
-    ``amount_col`` may be absent from the input when it is the default ``"amount"`` (silence
-    scoring needs no amounts); naming another column that does not exist is an error.
-    Rows with the same (customer, ``order_col``) are one purchase dated at its first row.
+    ``used`` are the input columns read; ``exprs`` give ``customer``, ``ts`` (local wall-clock
+    datetimes, µs), optionally ``amount`` and ``order``; ``checks`` give one boolean column per
+    hygiene rule, named like ``__null_customer``, explained by ``reasons`` (column, what).
     """
-    if on_invalid not in ("raise", "drop"):
-        raise WinbackConfigError(f"on_invalid={on_invalid!r} must be 'raise' or 'drop'")
-    frame = to_polars(data)
-    try:
-        schema = frame.collect_schema()
-    except pl.exceptions.PolarsError as exc:
-        raise WinbackInputError(f"could not read the input: {_first_line(exc)}") from exc
+
+    used: list[str]
+    exprs: list[pl.Expr]
+    checks: list[pl.Expr]
+    reasons: dict[str, tuple[str, str]]
+    time_zone: str | None
+    has_amount: bool
+
+
+def plan_read(
+    schema: pl.Schema,
+    *,
+    customer_col: str,
+    time_col: str,
+    amount_col: str | None,
+    order_col: str | None,
+    tz: str | None,
+) -> ReadPlan:
+    """Checks the input's columns and types and plans the conversion (see :class:`ReadPlan`)."""
     if amount_col == "amount" and "amount" not in schema:
         amount_col = None
     _check_columns(
@@ -260,6 +266,11 @@ def read_transactions(
     ]
     if schema[time_col] == pl.String:
         checks.append((pl.col(time_col).is_not_null() & time_expr.is_null()).alias("__bad_ts"))
+    reasons = {
+        "__null_customer": (customer_col, "null customer id"),
+        "__null_ts": (time_col, "null timestamp"),
+        "__bad_ts": (time_col, "unparseable timestamp"),
+    }
     if amount_col is not None:
         if not schema[amount_col].is_numeric():
             raise WinbackInputError(
@@ -270,74 +281,148 @@ def read_transactions(
         exprs.append(amount.alias("amount"))
         checks.append(amount.is_null().alias("__null_amount"))
         checks.append((amount.is_not_null() & ~amount.is_finite()).alias("__bad_amount"))
+        reasons["__null_amount"] = (amount_col, "null amount")
+        reasons["__bad_amount"] = (amount_col, "NaN or infinite amount")
     if order_col is not None:
         exprs.append(pl.col(order_col).alias("order"))
     originals = [c for c in dict.fromkeys([customer_col, time_col, amount_col]) if c is not None]
-    used = [*originals, *([order_col] if order_col else [])]
+    return ReadPlan(
+        used=[*originals, *([order_col] if order_col else [])],
+        exprs=exprs,
+        checks=checks,
+        reasons=reasons,
+        time_zone=zone,
+        has_amount=amount_col is not None,
+    )
+
+
+def invalid_rows_error(
+    plan: ReadPlan, counts: dict[str, int], first_rows: dict[str, list[int]]
+) -> WinbackInputError:
+    """The ``on_invalid="raise"`` error: per broken rule its column, row count and first row
+    indices (0-based positions in the whole input)."""
+    problems = []
+    for flag, count in counts.items():
+        if count:
+            column, what = plan.reasons[flag]
+            problems.append(
+                f"column {column!r}: {count} rows with {what} "
+                f"({_describe_rows(first_rows[flag], count)})"
+            )
+    return WinbackInputError(
+        "invalid input rows — "
+        + "; ".join(problems)
+        + ". Fix the data, or pass on_invalid='drop' to drop them and get them back "
+        "with their reasons in the run's info (return_info=True)."
+    )
+
+
+def reject_reason(plan: ReadPlan, flags: Sequence[str]) -> pl.Expr:
+    """The ``reason`` of a rejected row: the first broken rule, in the order of ``flags``."""
+    reason: Any = pl.when(pl.col(flags[0])).then(pl.lit(plan.reasons[flags[0]][1]))
+    for flag in flags[1:]:
+        reason = reason.when(pl.col(flag)).then(pl.lit(plan.reasons[flag][1]))
+    return reason.otherwise(None).alias("reason")
+
+
+def check_on_invalid(on_invalid: str) -> None:
+    """``on_invalid`` must be ``"raise"`` or ``"drop"``."""
+    if on_invalid not in ("raise", "drop"):
+        raise WinbackConfigError(f"on_invalid={on_invalid!r} must be 'raise' or 'drop'")
+
+
+def read_schema(frame: pl.DataFrame | pl.LazyFrame) -> pl.Schema:
+    """The input's schema; an unreadable input is a :class:`WinbackInputError`."""
+    try:
+        return frame.collect_schema()
+    except pl.exceptions.PolarsError as exc:
+        raise WinbackInputError(f"could not read the input: {_first_line(exc)}") from exc
+
+
+def unreadable_columns_error(used: list[str], exc: BaseException) -> WinbackInputError:
+    """The error for input columns that could not be read or converted."""
+    return WinbackInputError(
+        f"could not read columns {used} of the input: {_first_line(exc)}. Check the file "
+        "and the column types (ids: int64 integers or strings; times: dates or datetimes)."
+    )
+
+
+def merge_orders(clean: pl.DataFrame, has_amount: bool) -> pl.DataFrame:
+    """Rows with the same (customer, order) as one purchase dated at its first row, amounts
+    summed; drops the ``order`` column."""
+    aggs = [pl.col("ts").min()]
+    if has_amount:
+        aggs.append(pl.col("amount").sum())
+    return clean.group_by("customer", "order", maintain_order=True).agg(aggs).drop("order")
+
+
+def read_transactions(
+    data: Any,
+    *,
+    customer_col: str = "customer_id",
+    time_col: str = "ts",
+    amount_col: str | None = "amount",
+    order_col: str | None = None,
+    tz: str | None = None,
+    on_invalid: OnInvalid = "raise",
+) -> Prepared:
+    """Reads and validates transactions (SPEC §1) into the core's columns.
+
+    ``amount_col`` may be absent from the input when it is the default ``"amount"`` (silence
+    scoring needs no amounts); naming another column that does not exist is an error.
+    Rows with the same (customer, ``order_col``) are one purchase dated at its first row.
+    """
+    check_on_invalid(on_invalid)
+    frame = to_polars(data)
+    schema = read_schema(frame)
+    plan = plan_read(
+        schema,
+        customer_col=customer_col,
+        time_col=time_col,
+        amount_col=amount_col,
+        order_col=order_col,
+        tz=tz,
+    )
+    used = plan.used
     try:
         if isinstance(frame, pl.LazyFrame):
             collected = frame.select(used).collect(engine="streaming")
         else:
             collected = frame.select(used)
-        prepared = collected.select(*exprs, *checks)
+        prepared = collected.select(*plan.exprs, *plan.checks)
     except pl.exceptions.PolarsError as exc:
-        raise WinbackInputError(
-            f"could not read columns {used} of the input: {_first_line(exc)}. Check the file "
-            "and the column types (ids: int64 integers or strings; times: dates or datetimes)."
-        ) from exc
+        raise unreadable_columns_error(used, exc) from exc
     flags = [c for c in prepared.columns if c.startswith("__")]
     bad_any = pl.any_horizontal(flags)
     bad_counts = prepared.select(pl.col(flags).sum()).row(0, named=True)
     if sum(bad_counts.values()) == 0:
-        rejects = _empty_rejects(collected)
+        rejects = empty_rejects(collected)
         clean = prepared.drop(flags)
     else:
-        reasons = {
-            "__null_customer": (customer_col, "null customer id"),
-            "__null_ts": (time_col, "null timestamp"),
-            "__bad_ts": (time_col, "unparseable timestamp"),
-            "__null_amount": (amount_col, "null amount"),
-            "__bad_amount": (amount_col, "NaN or infinite amount"),
-        }
         indexed = prepared.with_row_index("row_index")
         if on_invalid == "raise":
-            problems = []
-            for flag, count in bad_counts.items():
-                if count:
-                    rows = indexed.filter(pl.col(flag)).get_column("row_index").head(5).to_list()
-                    column, what = reasons[flag]
-                    problems.append(
-                        f"column {column!r}: {count} rows with {what} "
-                        f"({_describe_rows(rows, count)})"
-                    )
-            raise WinbackInputError(
-                "invalid input rows — "
-                + "; ".join(problems)
-                + ". Fix the data, or pass on_invalid='drop' to drop them and get them back "
-                "with their reasons in the run's info (return_info=True)."
-            )
-        reason: Any = pl.when(pl.col(flags[0])).then(pl.lit(reasons[flags[0]][1]))
-        for flag in flags[1:]:
-            reason = reason.when(pl.col(flag)).then(pl.lit(reasons[flag][1]))
+            first_rows = {
+                flag: indexed.filter(pl.col(flag)).get_column("row_index").head(5).to_list()
+                for flag, count in bad_counts.items()
+                if count
+            }
+            raise invalid_rows_error(plan, bad_counts, first_rows)
         bad_mask = prepared.select(bad_any.alias("bad")).get_column("bad")
         rejects = (
             collected.with_row_index("row_index")
-            .with_columns(prepared.select(reason.otherwise(None).alias("reason")).to_series())
+            .with_columns(prepared.select(reject_reason(plan, flags)).to_series())
             .filter(bad_mask)
         )
         clean = prepared.filter(~bad_mask).drop(flags)
     if order_col is not None:
-        aggs = [pl.col("ts").min()]
-        if amount_col is not None:
-            aggs.append(pl.col("amount").sum())
-        clean = clean.group_by("customer", "order", maintain_order=True).agg(aggs).drop("order")
+        clean = merge_orders(clean, plan.has_amount)
     clean = clean.with_columns(pl.col("ts").cast(pl.Int64))
     return Prepared(
         frame=clean.rechunk(),
         rows_read=collected.height,
         rejects=rejects,
-        has_amount=amount_col is not None,
-        time_zone=zone,
+        has_amount=plan.has_amount,
+        time_zone=plan.time_zone,
     )
 
 
@@ -346,7 +431,8 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _empty_rejects(collected: pl.DataFrame) -> pl.DataFrame:
+def empty_rejects(collected: pl.DataFrame) -> pl.DataFrame:
+    """A rejects table with no rows: the input's columns, ``row_index`` and ``reason``."""
     return (
         collected.clear()
         .with_row_index("row_index")
@@ -400,11 +486,18 @@ def micros_to_datetime(micros: int) -> datetime:
 def snapshot_end(prepared: Prepared, as_of: date | datetime | str | None) -> int:
     """The snapshot cut-off in local wall-clock µs: ``as_of`` (see :func:`as_of_to_micros`), by
     default the latest purchase; 0 for empty input without ``as_of``."""
+    latest = int(prepared.frame.get_column("ts").max()) if prepared.frame.height else None  # type: ignore[arg-type]
+    return snapshot_end_at(as_of, prepared.time_zone, latest)
+
+
+def snapshot_end_at(
+    as_of: date | datetime | str | None, time_zone: str | None, latest_us: int | None
+) -> int:
+    """:func:`snapshot_end` from the latest purchase time alone (local wall-clock µs, None for
+    no rows): what a streaming pass over the input keeps."""
     if as_of is not None:
-        return as_of_to_micros(as_of, prepared.time_zone)
-    if prepared.frame.height:
-        return int(prepared.frame.get_column("ts").max())  # type: ignore[arg-type]
-    return 0
+        return as_of_to_micros(as_of, time_zone)
+    return 0 if latest_us is None else latest_us
 
 
 def check_num_threads(num_threads: int | None) -> None:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from itertools import pairwise
+from pathlib import Path
 from typing import Any, Literal, overload
 
 import polars as pl
 
-from winback import _io, _winback
+from winback import _io, _spill, _winback
 from winback.errors import WinbackConfigError
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "check_parameters",
     "score_prepared",
     "silence",
+    "silence_to_file",
 ]
 
 STATUS_LABELS = ("scored", "single_purchase", "below_min_occasions")
@@ -197,6 +200,9 @@ def silence(
     tz: str | None = ...,
     on_invalid: Literal["raise", "drop"] = ...,
     num_threads: int | None = ...,
+    memory_limit: int | str | None = ...,
+    spill_dir: str | os.PathLike[str] | None = ...,
+    progress: _spill.Progress | None = ...,
     return_info: Literal[False] = ...,
 ) -> pl.DataFrame: ...
 
@@ -217,6 +223,9 @@ def silence(
     tz: str | None = ...,
     on_invalid: Literal["raise", "drop"] = ...,
     num_threads: int | None = ...,
+    memory_limit: int | str | None = ...,
+    spill_dir: str | os.PathLike[str] | None = ...,
+    progress: _spill.Progress | None = ...,
     return_info: Literal[True],
 ) -> tuple[pl.DataFrame, SilenceInfo]: ...
 
@@ -236,6 +245,9 @@ def silence(
     tz: str | None = None,
     on_invalid: Literal["raise", "drop"] = "raise",
     num_threads: int | None = None,
+    memory_limit: int | str | None = None,
+    spill_dir: str | os.PathLike[str] | None = None,
+    progress: _spill.Progress | None = None,
     return_info: bool = False,
 ) -> pl.DataFrame | tuple[pl.DataFrame, SilenceInfo]:
     """Score how silent each customer is (SPEC §2), one row per customer.
@@ -267,6 +279,18 @@ def silence(
         are removed and returned in ``info.rejects`` with a ``reason``.
     num_threads
         Worker threads (default: ``WINBACK_NUM_THREADS`` or all cores). Results never depend on it.
+    memory_limit
+        Bytes (or ``"8GB"``, ``"512MiB"``) the scoring may use beyond the returned frame. Given,
+        or when a file input's estimated working memory exceeds half the available RAM, the
+        input is streamed, partitioned by customer into spill files and scored a part at a time
+        (SPEC §10, :mod:`winback._spill`); the result is identical.
+    spill_dir
+        Where the spill files go (default: the system's temporary directory); they are removed
+        when the call ends, however it ends.
+    progress
+        ``progress(stage, done, total)`` called on the out-of-core path after each batch
+        (``"partitioning"``, rows) and group of spill files (``"scoring"``); ``total`` is None
+        when unknown. Quiet by default (also logged at INFO on ``winback.spill``).
     return_info
         Also return a :class:`SilenceInfo` with rows read, rejected and after ``as_of``.
 
@@ -295,6 +319,33 @@ def silence(
     [(1, 'scored', 30.0, 1.0, 1.5), (2, 'single_purchase', 56.0, None, None)]
     """
     resolution_us, _, _ = check_parameters(resolution, min_occasions, trf_cuts, s_cuts, num_threads)
+    options = _spill.out_of_core_options(
+        data,
+        columns=_used_columns(customer_col, time_col, amount_col, order_col),
+        memory_limit=memory_limit,
+        spill_dir=spill_dir,
+        progress=progress,
+    )
+    if options is not None:
+        scored, info = _silence_out_of_core(
+            data,
+            options,
+            None,
+            as_of=as_of,
+            resolution=resolution,
+            min_occasions=min_occasions,
+            trf_cuts=trf_cuts,
+            s_cuts=s_cuts,
+            customer_col=customer_col,
+            time_col=time_col,
+            amount_col=amount_col,
+            order_col=order_col,
+            tz=tz,
+            on_invalid=on_invalid,
+            num_threads=num_threads,
+        )
+        assert scored is not None
+        return (scored, info) if return_info else scored
     prepared = _io.read_transactions(
         data,
         customer_col=customer_col,
@@ -327,3 +378,162 @@ def silence(
         rejects=prepared.rejects,
     )
     return frame, info
+
+
+def _used_columns(
+    customer_col: str, time_col: str, amount_col: str | None, order_col: str | None
+) -> list[str]:
+    return [c for c in (customer_col, time_col, amount_col, order_col) if c is not None]
+
+
+def _empty_scores() -> pl.DataFrame:
+    """The output schema with no rows (what an empty input gives)."""
+    empty = _io.Prepared(
+        frame=pl.DataFrame(schema={"customer": pl.Int64, "ts": pl.Int64}),
+        rows_read=0,
+        rejects=pl.DataFrame(),
+        has_amount=False,
+        time_zone=None,
+    )
+    frame, _, _ = score_prepared(
+        empty,
+        as_of_us=0,
+        resolution_us=_io.MICROS_PER_DAY,
+        min_occasions=2,
+        trf_cuts=(0.4, 0.6, 0.8, 0.95),
+        s_cuts=(1.0, 2.0),
+    )
+    return frame
+
+
+def _silence_out_of_core(
+    data: Any,
+    options: _spill.OutOfCoreOptions,
+    output: Path | None,
+    *,
+    as_of: AsOf | None,
+    resolution: str | timedelta,
+    min_occasions: int,
+    trf_cuts: Sequence[float],
+    s_cuts: Sequence[float],
+    customer_col: str,
+    time_col: str,
+    amount_col: str | None,
+    order_col: str | None,
+    tz: str | None,
+    on_invalid: Literal["raise", "drop"],
+    num_threads: int | None,
+) -> tuple[pl.DataFrame | None, SilenceInfo]:
+    """:func:`silence` by parts (SPEC §10): spill, score each group of spill files with the
+    global ``as_of``, and collect the results (or append them to ``output``)."""
+    resolution_us, _, _ = check_parameters(resolution, min_occasions, trf_cuts, s_cuts, num_threads)
+    sink = _spill.ResultSink(output)
+    rows_used = rows_after = 0
+    try:
+        with _spill.spill_input(
+            data,
+            options,
+            customer_col=customer_col,
+            time_col=time_col,
+            amount_col=amount_col,
+            order_col=order_col,
+            tz=tz,
+            on_invalid=on_invalid,
+        ) as spilled:
+            as_of_us = _io.snapshot_end_at(as_of, spilled.time_zone, spilled.latest_ts)
+            for prepared in spilled.groups():
+                frame, used, after = score_prepared(
+                    prepared,
+                    as_of_us=as_of_us,
+                    resolution_us=resolution_us,
+                    min_occasions=min_occasions,
+                    trf_cuts=trf_cuts,
+                    s_cuts=s_cuts,
+                    num_threads=num_threads,
+                )
+                del prepared
+                rows_used += used
+                rows_after += after
+                sink.add(frame)
+            customers = sink.rows
+            scored = sink.finish(_empty_scores())
+    except BaseException:
+        sink.abort()
+        raise
+    info = SilenceInfo(
+        rows_read=spilled.rows_read,
+        rows_rejected=spilled.rejects.height,
+        rows_after_as_of=rows_after,
+        rows_used=rows_used,
+        customers=customers,
+        as_of=_io.micros_to_datetime(as_of_us) if spilled.rows_clean or as_of else None,
+        resolution=str(resolution),
+        rejects=spilled.rejects,
+    )
+    return scored, info
+
+
+def silence_to_file(
+    data: Any,
+    output: str | os.PathLike[str],
+    *,
+    as_of: AsOf | None = None,
+    resolution: str | timedelta = "1d",
+    min_occasions: int = 2,
+    trf_cuts: Sequence[float] = (0.4, 0.6, 0.8, 0.95),
+    s_cuts: Sequence[float] = (1.0, 2.0),
+    customer_col: str = "customer_id",
+    time_col: str = "ts",
+    amount_col: str | None = "amount",
+    order_col: str | None = None,
+    tz: str | None = None,
+    on_invalid: Literal["raise", "drop"] = "raise",
+    num_threads: int | None = None,
+    memory_limit: int | str | None = None,
+    spill_dir: str | os.PathLike[str] | None = None,
+    progress: _spill.Progress | None = None,
+) -> SilenceInfo:
+    """:func:`silence` for inputs larger than memory, written to ``output`` (.parquet or .csv).
+
+    On the out-of-core path (``memory_limit`` given, or a file input too large for the default
+    limit; see :func:`silence`) results are appended to the file a group of customers at a
+    time, so the whole result is never in memory: rows are then sorted by ``customer_id``
+    within each group only. Otherwise :func:`silence`'s frame is written, sorted. The file is
+    written under a temporary name and renamed when complete. The arguments are
+    :func:`silence`'s; returns the run's :class:`SilenceInfo`.
+    """
+    check_parameters(resolution, min_occasions, trf_cuts, s_cuts, num_threads)
+    target = Path(output)
+    arguments: dict[str, Any] = {
+        "as_of": as_of,
+        "resolution": resolution,
+        "min_occasions": min_occasions,
+        "trf_cuts": trf_cuts,
+        "s_cuts": s_cuts,
+        "customer_col": customer_col,
+        "time_col": time_col,
+        "amount_col": amount_col,
+        "order_col": order_col,
+        "tz": tz,
+        "on_invalid": on_invalid,
+        "num_threads": num_threads,
+    }
+    options = _spill.out_of_core_options(
+        data,
+        columns=_used_columns(customer_col, time_col, amount_col, order_col),
+        memory_limit=memory_limit,
+        spill_dir=spill_dir,
+        progress=progress,
+    )
+    if options is not None:
+        _, info = _silence_out_of_core(data, options, target, **arguments)
+        return info
+    frame, info = silence(data, return_info=True, **arguments)
+    sink = _spill.ResultSink(target)
+    try:
+        sink.add(frame)
+        sink.finish(frame)
+    except BaseException:
+        sink.abort()
+        raise
+    return info

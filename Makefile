@@ -49,6 +49,9 @@ bench: build ## benchmark silence scoring against Polars and DuckDB (size S)
 bench-models: build ## summary + model fits vs lifetimes (size S; run `make bench-env` first)
 	$(BIN)/python benches/bench_models.py --size S
 
+bench-value: build ## winback.value on 1M customers × 24 months vs a Polars panel (size S)
+	$(BIN)/python benches/bench_value.py --size S
+
 .venv-bench/.deps: requirements-bench.txt
 	$(PYTHON) -m venv .venv-bench
 	.venv-bench/bin/pip install --quiet --upgrade pip
@@ -65,4 +68,4 @@ format: $(VENV)/.deps ## format Python and Rust sources
 clean: ## remove build outputs and the virtualenv
 	rm -rf $(VENV) .venv-bench target winback-demo
 
-.PHONY: help venv build demo lint test browser bench bench-models bench-env format clean
+.PHONY: help venv build demo lint test browser bench bench-models bench-value bench-env format clean

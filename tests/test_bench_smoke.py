@@ -53,3 +53,12 @@ def test_tiny_models_benchmark_fits_every_model() -> None:
         assert "error" not in fit, fit
         assert fit["seconds"] > 0
         assert all(value > 0 for value in fit["params"].values())
+
+
+def test_tiny_value_benchmark_panels_agree() -> None:
+    bench = _load("bench_value")
+    result = bench.run("tiny")  # type: ignore[attr-defined]
+    assert result["agree"], result["problems"]
+    assert result["customers"] == 20_000
+    assert result["months"] == 24
+    assert all(r["seconds"] > 0 for r in result["results"].values())

@@ -4,8 +4,10 @@ expense rules (SPEC §6) and the Markov chain (SPEC §7). Imported on first use 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -14,6 +16,7 @@ from scipy import optimize, sparse, special, stats
 from scipy.sparse import linalg as sparse_linalg
 
 from winback import _value_kernels as kernels
+from winback._winback import effective_threads
 from winback.models import GammaGammaModel, NBDModel
 from winback.value import (
     NEGATIVE_TIER,
@@ -29,7 +32,53 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 _PMF_MAX = 10
+#: Rows (customers or distinct tuples) per unit of threaded work: fixed, so the split never
+#: depends on the thread count.
+_CHUNK = 1 << 16
+_T = TypeVar("_T")
+_pools: dict[int, ThreadPoolExecutor] = {}
 _NOT_MODELLED = "first purchase in the incomplete current period: no complete period to model"
+
+
+def _pool(n_threads: int) -> ThreadPoolExecutor:
+    pool = _pools.get(n_threads)
+    if pool is None:
+        pool = _pools[n_threads] = ThreadPoolExecutor(n_threads, thread_name_prefix="winback-value")
+    return pool
+
+
+def _by_chunks(work: Callable[[slice], _T], n: int) -> list[_T]:
+    """``work`` on fixed slices of ``range(n)`` (``_CHUNK`` long) on ``effective_threads()``
+    threads (scipy's special functions release the GIL); results in slice order. ``work`` is
+    elementwise, so the bits never depend on the thread count."""
+    slices = [slice(lo, min(lo + _CHUNK, n)) for lo in range(0, n, _CHUNK)]
+    threads = min(effective_threads(None), len(slices))
+    if threads <= 1:
+        return [work(s) for s in slices]
+    return list(_pool(threads).map(work, slices))
+
+
+def _stack(parts: Sequence[FloatArray], width: int) -> FloatArray:
+    """Row blocks from :func:`_by_chunks` as one (n, width) array."""
+    return np.concatenate(parts) if parts else np.zeros((0, width))
+
+
+def _distinct(*columns: NDArray[Any]) -> tuple[IntArray, IntArray]:
+    """Distinct rows of equal-length columns: (the first row of each distinct row, the
+    inverse mapping each row to its distinct row). Values are evaluated once per distinct row
+    and gathered back: the same bits as evaluating every row."""
+    n = columns[0].shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = np.lexsort(columns[::-1])
+    new = np.zeros(n, dtype=bool)
+    new[0] = True
+    for column in columns:
+        ordered = column[order]
+        new[1:] |= ordered[1:] != ordered[:-1]
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return order[new].astype(np.int64), inverse
 
 
 # -- predictives ---------------------------------------------------------------------------------
@@ -56,33 +105,38 @@ def _spend_bin_probs(
     return np.diff(cdf, axis=1)
 
 
+def tier_codes(values: FloatArray, tiers: Mapping[str, float]) -> IntArray:
+    """SPEC §6 tiers as codes: non-negative values ranked from the top (ties share the better
+    tier) get tier ``i`` (the i-th of ``tiers``) by cumulative share, the rest ``len(tiers)``
+    (:data:`REST_TIER`); negative values ``len(tiers) + 1`` (:data:`NEGATIVE_TIER`); NaN −1."""
+    codes = np.full(values.shape[0], -1, dtype=np.int64)
+    finite = ~np.isnan(values)
+    nonneg = finite & (values >= 0)
+    n = int(nonneg.sum())
+    codes[finite & ~nonneg] = len(tiers) + 1
+    if n:
+        share = stats.rankdata(-values[nonneg], method="min") / n
+        bounds = np.cumsum(list(tiers.values())) + 1e-12
+        # The first tier whose cumulative share reaches the customer's; past the last: the rest.
+        codes[nonneg] = np.searchsorted(bounds, share, side="left")
+    return codes
+
+
+def tier_names(tiers: Mapping[str, float]) -> list[str]:
+    """Names of the codes of :func:`tier_codes`, in code order."""
+    return [*list(tiers), REST_TIER, NEGATIVE_TIER]
+
+
 def tier_labels(values: FloatArray, tiers: Mapping[str, float]) -> list[str | None]:
     """SPEC §6 tiers: non-negative values ranked from the top (ties share the better tier) get
     the tiers by cumulative share, the rest :data:`REST_TIER`; negative values
     :data:`NEGATIVE_TIER`; NaN (not modelled) None."""
-    out: list[str | None] = [None] * values.shape[0]
-    finite = ~np.isnan(values)
-    nonneg = finite & (values >= 0)
-    n = int(nonneg.sum())
-    ranks = np.zeros(values.shape[0])
-    if n:
-        ranks[nonneg] = stats.rankdata(-values[nonneg], method="min")
-    bounds = np.cumsum(list(tiers.values()))
-    names = list(tiers)
-    for i in range(values.shape[0]):
-        if not finite[i]:
-            continue
-        if not nonneg[i]:
-            out[i] = NEGATIVE_TIER
-            continue
-        share = ranks[i] / n
-        label = REST_TIER
-        for name, bound in zip(names, bounds, strict=False):
-            if share <= bound + 1e-12:
-                label = name
-                break
-        out[i] = label
-    return out
+    return _tier_series(tier_codes(values, tiers), tiers).to_list()
+
+
+def _tier_series(codes: IntArray, tiers: Mapping[str, float]) -> pl.Series:
+    names = pl.Series(tier_names(tiers), dtype=pl.String)
+    return names.gather(pl.Series(codes).set(pl.Series(codes < 0), None))
 
 
 def _ols_terms(c: pl.DataFrame) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -189,40 +243,177 @@ def expected_expenses(
     return out, basis.tolist()
 
 
-def _frequency_cells(
-    r_post: FloatArray,
-    pi: FloatArray,
+@dataclass(frozen=True)
+class _FrequencyTuples:
+    """NB predictives (SPEC §5) per distinct (X, T): the next period's count X' ~ NegBin(r', π)."""
+
+    r_post: FloatArray
+    pi: FloatArray
+    expected: FloatArray  # E[X'] = r'/α'
+    p_active: FloatArray  # 1 − P(X' = 0)
+    pmf: FloatArray  # P(X' = j), j = 0 … _PMF_MAX
+    mode: FloatArray
+    p_mode: FloatArray
+    upside: FloatArray  # E[X' | x_i ≤ X' ≤ x_max]
+    p_upside: FloatArray  # P(x_i ≤ X' ≤ x_max)
+    p_zero: FloatArray  # P(X' = 0)
+    weights: dict[int, FloatArray]  # P(X' = j) for the counts of the finite frequency buckets
+    open_tail: FloatArray  # P(X' ≥ the open bucket's lower bound)
+    open_count: FloatArray  # the open bucket's conditional mean count (≥ its lower bound)
+    count: FloatArray  # max(1, round(E[X'])): the occasions of the spend-bin forecast
+
+
+def _frequency_tuples(
+    nbd: NBDModel, unique: pl.DataFrame, buckets: Sequence[int]
+) -> _FrequencyTuples:
+    """The frequency side of the forecast on the distinct (``period_frequency``, ``n_periods``)
+    rows (a few thousand, whatever the customer count)."""
+    r, alpha = nbd.params_["r"], nbd.params_["alpha"]
+    X = unique.get_column("period_frequency").to_numpy().astype(np.float64)
+    T = unique.get_column("n_periods").to_numpy().astype(np.float64)
+    r_post, a_post = r + X, alpha + T
+    pi = a_post / (a_post + 1.0)
+    expected = r_post / a_post
+    mode = np.where(r_post > 1, np.floor((r_post - 1) * (1 - pi) / pi), 0.0)
+    # P(A) = P(x_i ≤ X' ≤ x_max) of the seed's upside product.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo = np.where(T > 0, np.ceil(X / np.where(T > 0, T, 1.0)), 0.0)
+    hi = np.maximum(lo, math.ceil(nbd.data_summary_.get("max_rate", math.inf)))
+
+    def at_least(k: FloatArray) -> FloatArray:
+        return np.where(k <= 0, 1.0, special.betainc(np.maximum(k, 1.0), r_post, 1.0 - pi))
+
+    n = X.shape[0]
+    low = buckets[-1]
+    # The open bucket: its mass and its conditional mean count (a continuous c for the spend).
+    tail = special.betainc(float(low), r_post, 1.0 - pi) if low >= 1 else np.ones(n)
+    above = special.betainc(float(low - 1), r_post + 1.0, 1.0 - pi) if low >= 2 else np.ones(n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_count = r_post * (1.0 - pi) / pi * above / tail
+    return _FrequencyTuples(
+        r_post=r_post,
+        pi=pi,
+        expected=expected,
+        p_active=-np.expm1(r_post * np.log(pi)),
+        pmf=np.exp(np.stack([_nb_log_pmf(float(j), r_post, pi) for j in range(_PMF_MAX + 1)], 1)),
+        mode=mode,
+        p_mode=np.exp(_nb_log_pmf(mode, r_post, pi)),
+        upside=nbd.frequency_upside(unique).to_numpy(),
+        p_upside=np.clip(at_least(lo) - np.where(np.isinf(hi), 0.0, at_least(hi + 1.0)), 0.0, 1.0),
+        p_zero=np.exp(r_post * np.log(pi)),
+        weights={j: np.exp(_nb_log_pmf(float(j), r_post, pi)) for j in range(buckets[0], low)},
+        open_tail=tail,
+        open_count=np.where(tail > 0, np.maximum(mean_count, float(low)), float(low)),
+        count=np.maximum(1.0, np.round(expected)),
+    )
+
+
+def _spend_upside(
+    p: float, z: FloatArray, Q: FloatArray, G: FloatArray, upper: float
+) -> tuple[FloatArray, FloatArray]:
+    """E[M' | m_i ≤ M' ≤ m_max] over one occasion and P(m_i ≤ M' ≤ m_max) (SPEC §5), m_i = z̄,
+    m_max = ``upper``: the same operations as ``GammaGammaModel.spend_upside(c=1)`` (tested
+    bit for bit), which does not return the probability the seed's product needs."""
+    lower = np.maximum(z, 0.0)
+    hi = np.maximum(lower, upper)
+    with np.errstate(invalid="ignore"):
+        u_lo = np.where(np.isinf(lower), 1.0, lower / (G + lower))
+        u_hi = np.where(np.isinf(hi), 1.0, hi / (G + hi))
+    # Upper-tail complements avoid cancellation when both ends sit in the tail.
+    mass = special.betaincc(p, Q, u_lo) - special.betaincc(p, Q, u_hi)
+    first = special.betaincc(p + 1.0, Q - 1.0, u_lo) - special.betaincc(p + 1.0, Q - 1.0, u_hi)
+    mean = p * G / (Q - 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = mean * first / mass
+    ok = (mass > 1e-300) & np.isfinite(value)
+    return np.where(ok, np.clip(value, lower, hi), lower), mass
+
+
+@dataclass(frozen=True)
+class _SpendTuples:
+    """Gamma–Gamma predictives (SPEC §5) per distinct (x, z̄)."""
+
+    Q: FloatArray
+    G: FloatArray
+    expected: FloatArray  # E[M'] = p G/(Q − 1)
+    upside: FloatArray  # E[M' | m_i ≤ M' ≤ m_max]
+    p_upside: FloatArray  # P(m_i ≤ M' ≤ m_max)
+    bins: dict[int, FloatArray]  # P(M' in each spend bin | c = j occasions), finite bucket counts
+
+
+def _spend_tuples(
+    gg: GammaGammaModel,
+    x: FloatArray,
+    z: FloatArray,
+    counts: Sequence[int],
+    edges: Sequence[float],
+) -> _SpendTuples:
+    p, q, gamma = gg.params_["p"], gg.params_["q"], gg.params_["gamma"]
+    Q, G = q + p * x, gamma + x * z
+    upper = max(float(gg.data_summary_.get("max_amount", math.inf)), 0.0)
+    n_m = len(edges) + 1
+
+    def work(s: slice) -> tuple[FloatArray, FloatArray, FloatArray]:
+        upside, mass = _spend_upside(p, z[s], Q[s], G[s], upper)
+        n = upside.shape[0]
+        bins = [_spend_bin_probs(p, Q[s], G[s], np.full(n, float(j)), edges) for j in counts]
+        return upside, mass, np.concatenate(bins, axis=1) if bins else np.zeros((n, 0))
+
+    parts = _by_chunks(work, x.shape[0])
+    bins = _stack([b for _, _, b in parts], len(counts) * n_m)
+    return _SpendTuples(
+        Q=Q,
+        G=G,
+        expected=p * G / (Q - 1.0),
+        upside=np.concatenate([u for u, _, _ in parts]),
+        p_upside=np.clip(np.concatenate([m for _, m, _ in parts]), 0.0, 1.0),
+        bins={j: bins[:, k * n_m : (k + 1) * n_m] for k, j in enumerate(counts)},
+    )
+
+
+def _customer_cells(
     p: float,
-    Q: FloatArray,
-    G: FloatArray,
+    freq: _FrequencyTuples,
+    spend: _SpendTuples,
+    f_index: IntArray,
+    s_index: IntArray,
     buckets: Sequence[int],
-    spend_edges: Sequence[float],
-) -> FloatArray:
-    """Per customer: P(X' = 0) and P(X' in bucket f, M' in bin m) (row-major f, m) under the
-    NB × Gamma–Gamma predictives. Finite buckets mix the exact counts; the open bucket uses its
-    conditional mean count."""
-    n = r_post.shape[0]
-    n_m = len(spend_edges) + 1
-    out = np.zeros((n, 1 + len(buckets) * n_m))
-    out[:, 0] = np.exp(r_post * np.log(pi))
-    for b, low in enumerate(buckets):
-        cols = slice(1 + b * n_m, 1 + (b + 1) * n_m)
-        if b + 1 < len(buckets):
-            for j in range(low, buckets[b + 1]):
-                w = np.exp(_nb_log_pmf(float(j), r_post, pi))
-                out[:, cols] += w[:, None] * _spend_bin_probs(
-                    p, Q, G, np.full(n, float(j)), spend_edges
-                )
-        else:
-            tail = special.betainc(float(low), r_post, 1.0 - pi) if low >= 1 else np.ones(n)
-            above = (
-                special.betainc(float(low - 1), r_post + 1.0, 1.0 - pi) if low >= 2 else np.ones(n)
-            )
-            with np.errstate(divide="ignore", invalid="ignore"):
-                mean_count = r_post * (1.0 - pi) / pi * above / tail
-            c = np.where(tail > 0, np.maximum(mean_count, float(low)), float(low))
-            out[:, cols] += tail[:, None] * _spend_bin_probs(p, Q, G, c, spend_edges)
-    return out
+    edges: Sequence[float],
+) -> tuple[FloatArray, FloatArray]:
+    """Per customer: (P(X' = 0) and P(X' in bucket f, M' in bin m) row-major (f, m), under the
+    NB × Gamma–Gamma predictives; P(M' in each bin | max(1, round E[X']) occasions)). Finite
+    buckets mix the exact counts; the open bucket uses its conditional mean count."""
+    n_m = len(edges) + 1
+    width = 1 + len(buckets) * n_m
+
+    def work(s: slice) -> tuple[FloatArray, FloatArray]:
+        fi, si = f_index[s], s_index[s]
+        n = fi.shape[0]
+        cells = np.zeros((n, width))
+        cells[:, 0] = freq.p_zero[fi]
+        for b, low in enumerate(buckets):
+            cols = slice(1 + b * n_m, 1 + (b + 1) * n_m)
+            if b + 1 < len(buckets):
+                for j in range(low, buckets[b + 1]):
+                    cells[:, cols] += freq.weights[j][fi][:, None] * spend.bins[j][si]
+            else:
+                probs = _spend_bin_probs(p, spend.Q[si], spend.G[si], freq.open_count[fi], edges)
+                cells[:, cols] += freq.open_tail[fi][:, None] * probs
+        count = freq.count[fi]
+        bins = np.zeros((n, n_m))
+        known = np.zeros(n, dtype=bool)
+        for j, probs_j in spend.bins.items():
+            at = count == j
+            bins[at] = probs_j[si[at]]
+            known |= at
+        rest = ~known
+        if rest.any():
+            sr = si[rest]
+            bins[rest] = _spend_bin_probs(p, spend.Q[sr], spend.G[sr], count[rest], edges)
+        return cells, bins
+
+    parts = _by_chunks(work, f_index.shape[0])
+    return _stack([c for c, _ in parts], width), _stack([b for _, b in parts], n_m)
 
 
 def _state_means(
@@ -233,8 +424,14 @@ def _state_means(
         sums = np.bincount(index, weights=values, minlength=n_states)
         with np.errstate(divide="ignore", invalid="ignore"):
             return sums / counts, counts
-    table = np.zeros((n_states, values.shape[1]))
-    np.add.at(table, index, values)
+    # Column by column, each sum in row order (as np.add.at did, faster).
+    table = np.stack(
+        [
+            np.bincount(index, weights=values[:, k], minlength=n_states)
+            for k in range(values.shape[1])
+        ],
+        axis=1,
+    ).reshape(n_states, values.shape[1])
     with np.errstate(divide="ignore", invalid="ignore"):
         return table / counts[:, None], counts
 
@@ -301,8 +498,7 @@ def build_chain(
     # Model-implied rows: the customers currently in s, else those with the same recency, else all.
     mean_cells, in_state = _state_means(current_state, cells, n_states)
     recency_of = np.arange(n_states) // (n_f * n_m)
-    r_cells = np.zeros((R + 1, cells.shape[1]))
-    np.add.at(r_cells, recency_of[current_state], cells)
+    r_cells, _ = _state_means(recency_of[current_state], cells, R + 1)
     r_counts = np.bincount(recency_of[current_state], minlength=R + 1).astype(np.float64)
     global_cells = cells.mean(axis=0) if cells.shape[0] else np.zeros(cells.shape[1])
     prior = np.zeros((n_states, n_states))
@@ -312,7 +508,7 @@ def build_chain(
         if in_state[s] > 0:
             row = mean_cells[s]
         elif r_counts[r] > 0:
-            row = r_cells[r] / r_counts[r]
+            row = r_cells[r]
         else:
             row = global_cells
         row = np.maximum(row, 1e-300)
@@ -411,57 +607,43 @@ def forecast(
         return _empty_result(c, info, customer_dtype)
     nbd = NBDModel().fit(m, frequency_col="period_frequency", periods_col="n_periods")
     gg = GammaGammaModel().fit(m, frequency_col="spend_frequency", monetary_col="monetary_value")
-    r, alpha = nbd.params_["r"], nbd.params_["alpha"]
-    p, q, gamma = gg.params_["p"], gg.params_["q"], gg.params_["gamma"]
-    X = m.get_column("period_frequency").to_numpy().astype(np.float64)
-    T = m.get_column("n_periods").to_numpy().astype(np.float64)
-    r_post, a_post = r + X, alpha + T
-    pi = a_post / (a_post + 1.0)
-    expected_frequency = r_post / a_post
-    p_active = -np.expm1(r_post * np.log(pi))
-    pmf = np.exp(np.stack([_nb_log_pmf(float(j), r_post, pi) for j in range(_PMF_MAX + 1)], 1))
-    mode = np.where(r_post > 1, np.floor((r_post - 1) * (1 - pi) / pi), 0.0)
-    p_mode = np.exp(_nb_log_pmf(mode, r_post, pi))
-    sf = m.get_column("spend_frequency").to_numpy().astype(np.float64)
-    z = m.get_column("monetary_value").to_numpy()
-    x_gg = np.where(z > 0, sf, 0.0)
-    Q, G = q + p * x_gg, gamma + x_gg * z
-    expected_mean = p * G / (Q - 1.0)
+    p = gg.params_["p"]
     spend_edges = list(info.spend_bin_edges)
-    count = np.maximum(1.0, np.round(expected_frequency))
-    bin_probs = _spend_bin_probs(p, Q, G, count, spend_edges)
+    # Predictives per distinct (X, T) and per distinct (x, z̄), gathered back to customers.
+    f_first, f_index = _distinct(
+        m.get_column("period_frequency").to_numpy(), m.get_column("n_periods").to_numpy()
+    )
+    freq = _frequency_tuples(
+        nbd,
+        m.select("period_frequency", "n_periods")[pl.Series(f_first)],
+        frequency_buckets,
+    )
+    sf = m.get_column("spend_frequency").to_numpy().astype(np.float64)
+    z_all = m.get_column("monetary_value").to_numpy()
+    x_all = np.where(z_all > 0, sf, 0.0)
+    s_first, s_index = _distinct(x_all, z_all)
+    finite_counts = list(range(frequency_buckets[0], frequency_buckets[-1]))
+    spend = _spend_tuples(gg, x_all[s_first], z_all[s_first], finite_counts, spend_edges)
+    cells, bin_probs = _customer_cells(
+        p, freq, spend, f_index, s_index, frequency_buckets, spend_edges
+    )
+    expected_frequency = freq.expected[f_index]
+    expected_mean = spend.expected[s_index]
     bin_mode = bin_probs.argmax(axis=1)
     p_bin_mode = bin_probs[np.arange(m.height), bin_mode]
-    gg_frame = m.select("spend_frequency", "monetary_value")
-    frequency_upside = nbd.frequency_upside(m).to_numpy()
-    spend_upside = gg.spend_upside(gg_frame).to_numpy()
-    # P(A) = P(x_i ≤ X' ≤ x_max), P(B) = P(m_i ≤ M' ≤ m_max) of the seed's upside product.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lo = np.where(T > 0, np.ceil(X / np.where(T > 0, T, 1.0)), 0.0)
-    hi = np.maximum(lo, math.ceil(nbd.data_summary_.get("max_rate", math.inf)))
-
-    def at_least(k: FloatArray) -> FloatArray:
-        return np.where(k <= 0, 1.0, special.betainc(np.maximum(k, 1.0), r_post, 1.0 - pi))
-
-    p_a = np.clip(at_least(lo) - np.where(np.isinf(hi), 0.0, at_least(hi + 1.0)), 0.0, 1.0)
-    upper = max(float(gg.data_summary_.get("max_amount", math.inf)), 0.0)
-    lower = np.maximum(z, 0.0)
-    top = np.maximum(lower, upper)
-    with np.errstate(invalid="ignore"):
-        u_lo = lower / (G + lower)
-        u_hi = np.where(np.isinf(top), 1.0, top / (G + top))
-    p_b = np.clip(special.betaincc(p, Q, u_lo) - special.betaincc(p, Q, u_hi), 0.0, 1.0)
-    seed_upside = frequency_upside * p_a * spend_upside * p_b
+    frequency_upside = freq.upside[f_index]
+    spend_upside = spend.upside[s_index]
+    seed_upside = frequency_upside * freq.p_upside[f_index] * spend_upside * spend.p_upside[s_index]
     expected_amount = expected_frequency * expected_mean
-    segment_names = [*list(tiers), REST_TIER, NEGATIVE_TIER]
-    segment = tier_labels(expected_amount, tiers)
-    seg_index = np.array([segment_names.index(s or REST_TIER) for s in segment], dtype=np.int64)
+    segment_codes = tier_codes(expected_amount, tiers)
+    seg_index = np.where(segment_codes < 0, len(tiers), segment_codes)
+    n_segments = len(tier_names(tiers))
     next_margin, margin_basis = next_margins(
-        m, seg_index, len(segment_names), n_complete, has_cost=info.has_cost, margin=margin
+        m, seg_index, n_segments, n_complete, has_cost=info.has_cost, margin=margin
     )
     expected_cost = expected_amount * (1.0 - next_margin)
     expected_expense, expense_basis = expected_expenses(
-        m, expected_amount, seg_index, len(segment_names), has_expenses=info.has_expenses
+        m, expected_amount, seg_index, n_segments, has_expenses=info.has_expenses
     )
     expected_value = expected_amount - expected_cost - expected_expense
     # Markov chain (SPEC §7).
@@ -471,10 +653,10 @@ def forecast(
     f_bin = m.get_column("f_bin").to_numpy().astype(np.int64)
     m_bin = m.get_column("m_bin").to_numpy().astype(np.int64)
     state = ((recency * n_f + f_bin) * n_m + m_bin).astype(np.int64)
-    cells = _frequency_cells(r_post, pi, p, Q, G, frequency_buckets, spend_edges)
-    modelled_ids = m.select("customer_id")
+    if m.height < c.height:
+        panel = panel.join(m.select("customer_id"), on="customer_id", how="semi")
     chain = build_chain(
-        panel=panel.join(modelled_ids, on="customer_id", how="semi"),
+        panel=panel,
         current_state=state,
         cells=cells,
         next_margin=next_margin,
@@ -497,16 +679,16 @@ def forecast(
         ratio = np.where(ev_mean[state] > 0, expected_value / ev_mean[state], 1.0)
     clv = states.get_column("value").to_numpy()[state] * ratio
     clv_inf = states.get_column("value_infinite").to_numpy()[state] * ratio
-    labels = states.get_column("label").to_numpy()[state]
+    labels = states.get_column("label").gather(pl.Series(state))
     tier_values = expected_value if tier_by == "expected_value" else clv
     out = pl.DataFrame(
         {
             "customer_id": m.get_column("customer_id"),
             "expected_frequency": expected_frequency,
-            "p_active_next": p_active,
-            "frequency_mode": mode.astype(np.int64),
-            "p_frequency_mode": p_mode,
-            "p_frequency": pmf,
+            "p_active_next": freq.p_active[f_index],
+            "frequency_mode": freq.mode[f_index].astype(np.int64),
+            "p_frequency_mode": freq.p_mode[f_index],
+            "p_frequency": freq.pmf[f_index],
             "expected_mean_amount": expected_mean,
             "spend_bin_mode": bin_mode.astype(np.int64),
             "p_spend_bin_mode": p_bin_mode,
@@ -514,7 +696,7 @@ def forecast(
             "spend_upside": spend_upside,
             "seed_upside_amount": seed_upside,
             "expected_amount": expected_amount,
-            "segment": segment,
+            "segment": _tier_series(segment_codes, tiers),
             "next_margin": next_margin,
             "margin_basis": margin_basis,
             "expected_cost": expected_cost,
@@ -522,11 +704,11 @@ def forecast(
             "expense_basis": expense_basis,
             "expected_value": expected_value,
             "negative_value": expected_value < 0,
-            "markov_state": labels.tolist(),
+            "markov_state": labels,
             "p_active_next_markov": p_active_markov,
             "clv": clv,
             "clv_infinite": clv_inf,
-            "value_tier": tier_labels(tier_values, tiers),
+            "value_tier": _tier_series(tier_codes(tier_values, tiers), tiers),
         },
         schema_overrides={"p_frequency": pl.Array(pl.Float64, _PMF_MAX + 1)},
     )

@@ -50,7 +50,7 @@ import pyarrow as pa
 import pyarrow.ipc as pa_ipc
 
 from winback import _io
-from winback.errors import WinbackConfigError, WinbackInputError
+from winback.errors import WinbackConfigError
 
 __all__ = [
     "DEFAULT_MEMORY_FRACTION",
@@ -211,10 +211,11 @@ def estimate_input_size(data: Any, columns: list[str]) -> InputSize | None:
         if kind == "parquet":
             try:
                 meta = pq.ParquetFile(path).metadata
-            except (OSError, pa.ArrowException) as exc:
-                raise WinbackInputError(
-                    f"could not read the Parquet file {str(path)!r}: {exc}"
-                ) from exc
+            except (OSError, pa.ArrowException):
+                # Unreadable: the reading pass reports it; count its bytes meanwhile.
+                total += path.stat().st_size
+                rows = None
+                continue
             file_rows = meta.num_rows
             used = 0
             for group in range(meta.num_row_groups):

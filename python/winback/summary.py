@@ -9,6 +9,7 @@ likelihoods are summed over.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any, Literal, overload
 
 import polars as pl
 
-from winback import _io, _winback
+from winback import _io, _spill, _winback
 from winback.errors import WinbackConfigError, WinbackInputError
 from winback.silence import AsOf
 
@@ -190,30 +191,49 @@ def _describe(value: AsOf) -> str:
     return value if isinstance(value, str) else value.isoformat()
 
 
+@dataclass(frozen=True)
+class _Extent:
+    """What the windows need of the data: valid rows, first and latest purchase (local
+    wall-clock µs, None without rows) and the time zone."""
+
+    rows: int
+    first_us: int | None
+    latest_us: int | None
+    time_zone: str | None
+
+    @classmethod
+    def of(cls, prepared: _io.Prepared) -> _Extent:
+        times = prepared.frame.get_column("ts")
+        first, latest = (int(times.min()), int(times.max())) if times.len() else (None, None)  # type: ignore[arg-type]
+        return cls(prepared.frame.height, first, latest, prepared.time_zone)
+
+
 def _window(
-    prepared: _io.Prepared,
+    extent: _Extent,
     as_of: AsOf | None,
     calibration_end: AsOf | None,
     holdout_end: AsOf | None,
 ) -> _Window:
     """Resolves and checks ``as_of``, ``calibration_end`` and ``holdout_end``."""
-    zone = prepared.time_zone
+    zone = extent.time_zone
     if calibration_end is None:
         if holdout_end is not None:
             raise WinbackConfigError(
                 "holdout_end is given without calibration_end; pass calibration_end= to split "
                 "the data into calibration and holdout periods"
             )
-        as_of_us = _io.snapshot_end(prepared, as_of)
+        as_of_us = _io.snapshot_end_at(as_of, zone, extent.latest_us)
         return _Window(as_of_us, as_of_us, as_of_us, split=False)
     cal_us = _io.as_of_to_micros(calibration_end, zone)
-    has_data = prepared.frame.height > 0
+    has_data = extent.rows > 0
     # as_of: as given, else holdout_end, else the latest purchase (no data: the calibration end).
     nothing_to_check = as_of is None and holdout_end is None and not has_data
     if nothing_to_check:
         as_of_us = cal_us
     else:
-        as_of_us = _io.snapshot_end(prepared, holdout_end if as_of is None else as_of)
+        as_of_us = _io.snapshot_end_at(
+            holdout_end if as_of is None else as_of, zone, extent.latest_us
+        )
     hold_us = as_of_us if holdout_end is None else _io.as_of_to_micros(holdout_end, zone)
     cal_text = _describe(calibration_end)
     if as_of is not None and holdout_end is not None and hold_us > as_of_us:
@@ -230,8 +250,8 @@ def _window(
             last = _io.describe_moment(_io.micros_to_datetime(hold_us))
             end = f"the last purchase ({last}), the default holdout_end; pass holdout_end="
         raise WinbackConfigError(f"calibration_end={cal_text} must be before {end}")
-    if has_data:
-        first_us = int(prepared.frame.get_column("ts").min())  # type: ignore[arg-type]
+    if extent.first_us is not None:
+        first_us = extent.first_us
         if first_us > cal_us:
             first = _io.describe_moment(_io.micros_to_datetime(first_us))
             raise WinbackConfigError(
@@ -245,17 +265,14 @@ def _bucket(t_us: int, resolution_us: int) -> int:
     return t_us - t_us % resolution_us
 
 
-def _panel_edges(
-    prepared: _io.Prepared, window: _Window, resolution_us: int, period: str
-) -> list[int]:
+def _panel_edges(extent: _Extent, window: _Window, resolution_us: int, period: str) -> list[int]:
     """Edges of the complete periods up to the calibration end, from the period of the data's
-    first occasion (its bucket start)."""
-    first = prepared.frame.select(
-        pl.col("ts").filter(pl.col("ts") <= window.max_time_us).min()
-    ).item()
-    if first is None:
+    first occasion (its bucket start) at or before the end of observation."""
+    # The earliest row at or before the end is the earliest row, if that one is.
+    first = extent.first_us
+    if first is None or first > window.max_time_us:
         return []
-    start = _bucket(int(first), resolution_us)
+    start = _bucket(first, resolution_us)
     return period_edges(period, start, window.calibration_end_us + 1)
 
 
@@ -297,6 +314,9 @@ def summary(
     tz: str | None = ...,
     on_invalid: Literal["raise", "drop"] = ...,
     num_threads: int | None = ...,
+    memory_limit: int | str | None = ...,
+    spill_dir: str | os.PathLike[str] | None = ...,
+    progress: _spill.Progress | None = ...,
     return_info: Literal[False] = ...,
 ) -> pl.DataFrame: ...
 
@@ -318,6 +338,9 @@ def summary(
     tz: str | None = ...,
     on_invalid: Literal["raise", "drop"] = ...,
     num_threads: int | None = ...,
+    memory_limit: int | str | None = ...,
+    spill_dir: str | os.PathLike[str] | None = ...,
+    progress: _spill.Progress | None = ...,
     return_info: Literal[True],
 ) -> tuple[pl.DataFrame, SummaryInfo]: ...
 
@@ -338,6 +361,9 @@ def summary(
     tz: str | None = None,
     on_invalid: Literal["raise", "drop"] = "raise",
     num_threads: int | None = None,
+    memory_limit: int | str | None = None,
+    spill_dir: str | os.PathLike[str] | None = None,
+    progress: _spill.Progress | None = None,
     return_info: bool = False,
 ) -> pl.DataFrame | tuple[pl.DataFrame, SummaryInfo]:
     """Per-customer sufficient statistics of the frequency and spend models (SPEC §5).
@@ -380,6 +406,12 @@ def summary(
         are removed and returned in ``info.rejects`` with a ``reason``.
     num_threads
         Worker threads (default: ``WINBACK_NUM_THREADS`` or all cores). Results never depend on it.
+    memory_limit, spill_dir, progress
+        Larger-than-memory input (SPEC §10), as in :func:`winback.silence`: with
+        ``memory_limit`` (bytes or ``"8GB"``), or a file input too large for half the available
+        RAM, the input is partitioned by customer into spill files under ``spill_dir`` and
+        summarised a part at a time, with the same cut-offs and panel edges as a whole; the
+        result is identical.
     return_info
         Also return a :class:`SummaryInfo` with the rows read, rejected and excluded, and the
         customers born after the calibration end.
@@ -424,36 +456,65 @@ def summary(
     resolution_us = _io.parse_resolution(resolution)
     _check_period(period)
     _io.check_num_threads(num_threads)
-    prepared = _io.read_transactions(
+    options = _spill.out_of_core_options(
         data,
-        customer_col=customer_col,
-        time_col=time_col,
-        amount_col=amount_col,
-        order_col=order_col,
-        tz=tz,
-        on_invalid=on_invalid,
+        columns=[c for c in (customer_col, time_col, amount_col, order_col) if c is not None],
+        memory_limit=memory_limit,
+        spill_dir=spill_dir,
+        progress=progress,
     )
-    window = _window(prepared, as_of, calibration_end, holdout_end)
-    table, counts = _winback.summary(
-        prepared.frame,
-        calibration_end_us=window.calibration_end_us,
-        max_time_us=window.max_time_us,
-        resolution_us=resolution_us,
-        unit_us=unit_us,
-        period_edges_us=_panel_edges(prepared, window, resolution_us, period),
-        num_threads=num_threads,
-    )
-    frame = _summary_frame(pl.DataFrame(table), window, resolution_us, unit_us)
+    if options is not None:
+        result = _summary_out_of_core(
+            data,
+            options,
+            as_of=as_of,
+            calibration_end=calibration_end,
+            holdout_end=holdout_end,
+            resolution_us=resolution_us,
+            unit_us=unit_us,
+            period=period,
+            customer_col=customer_col,
+            time_col=time_col,
+            amount_col=amount_col,
+            order_col=order_col,
+            tz=tz,
+            on_invalid=on_invalid,
+            num_threads=num_threads,
+        )
+        frame, counts, rows_read, rejects, extent, window = result
+    else:
+        prepared = _io.read_transactions(
+            data,
+            customer_col=customer_col,
+            time_col=time_col,
+            amount_col=amount_col,
+            order_col=order_col,
+            tz=tz,
+            on_invalid=on_invalid,
+        )
+        extent = _Extent.of(prepared)
+        window = _window(extent, as_of, calibration_end, holdout_end)
+        table, counts = _winback.summary(
+            prepared.frame,
+            calibration_end_us=window.calibration_end_us,
+            max_time_us=window.max_time_us,
+            resolution_us=resolution_us,
+            unit_us=unit_us,
+            period_edges_us=_panel_edges(extent, window, resolution_us, period),
+            num_threads=num_threads,
+        )
+        frame = _summary_frame(pl.DataFrame(table), window, resolution_us, unit_us)
+        rows_read, rejects = prepared.rows_read, prepared.rejects
     if not return_info:
         return frame
-    known = bool(prepared.frame.height) or as_of is not None or calibration_end is not None
+    known = bool(extent.rows) or as_of is not None or calibration_end is not None
 
     def moment(micros: int, shown: bool) -> datetime | None:
         return _io.micros_to_datetime(micros) if shown else None
 
     info = SummaryInfo(
-        rows_read=prepared.rows_read,
-        rows_rejected=prepared.rows_rejected,
+        rows_read=rows_read,
+        rows_rejected=rejects.height,
         rows_after_as_of=counts["rows_after_max_time"],
         rows_used=counts["rows_used"],
         customers=frame.height,
@@ -465,9 +526,76 @@ def summary(
         unit=unit,
         resolution=str(resolution),
         period=period,
-        rejects=prepared.rejects,
+        rejects=rejects,
     )
     return frame, info
+
+
+def _summary_out_of_core(
+    data: Any,
+    options: _spill.OutOfCoreOptions,
+    *,
+    as_of: AsOf | None,
+    calibration_end: AsOf | None,
+    holdout_end: AsOf | None,
+    resolution_us: int,
+    unit_us: int,
+    period: str,
+    customer_col: str,
+    time_col: str,
+    amount_col: str | None,
+    order_col: str | None,
+    tz: str | None,
+    on_invalid: Literal["raise", "drop"],
+    num_threads: int | None,
+) -> tuple[pl.DataFrame, dict[str, int], int, pl.DataFrame, _Extent, _Window]:
+    """:func:`summary` by parts (SPEC §10): the windows and panel edges come from the whole
+    input's first and latest purchase, then each group of spill files is summarised with them
+    and the counts are added up. Returns (frame, counts, rows read, rejects, extent, window)."""
+    sink = _spill.ResultSink(None)
+    totals: dict[str, int] = {}
+    with _spill.spill_input(
+        data,
+        options,
+        customer_col=customer_col,
+        time_col=time_col,
+        amount_col=amount_col,
+        order_col=order_col,
+        tz=tz,
+        on_invalid=on_invalid,
+    ) as spilled:
+        extent = _Extent(spilled.rows_clean, spilled.first_ts, spilled.latest_ts, spilled.time_zone)
+        window = _window(extent, as_of, calibration_end, holdout_end)
+        edges = _panel_edges(extent, window, resolution_us, period)
+        for prepared in spilled.groups():
+            table, counts = _winback.summary(
+                prepared.frame,
+                calibration_end_us=window.calibration_end_us,
+                max_time_us=window.max_time_us,
+                resolution_us=resolution_us,
+                unit_us=unit_us,
+                period_edges_us=edges,
+                num_threads=num_threads,
+            )
+            del prepared
+            for key, value in counts.items():
+                totals[key] = totals.get(key, 0) + int(value)
+            sink.add(_summary_frame(pl.DataFrame(table), window, resolution_us, unit_us))
+        if not totals:
+            table, counts = _winback.summary(
+                pl.DataFrame(schema={"customer": pl.Int64, "ts": pl.Int64}),
+                calibration_end_us=window.calibration_end_us,
+                max_time_us=window.max_time_us,
+                resolution_us=resolution_us,
+                unit_us=unit_us,
+                period_edges_us=edges,
+                num_threads=num_threads,
+            )
+            totals = {key: int(value) for key, value in counts.items()}
+            sink.add(_summary_frame(pl.DataFrame(table), window, resolution_us, unit_us))
+        frame = sink.finish(pl.DataFrame())
+    assert frame is not None
+    return frame, totals, spilled.rows_read, spilled.rejects, extent, window
 
 
 def compress_summary(

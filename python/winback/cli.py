@@ -178,31 +178,65 @@ def score(
     threads: Annotated[
         int | None, typer.Option(help="Worker threads (default: all cores).")
     ] = None,
+    memory_limit: Annotated[
+        str | None,
+        typer.Option(
+            help="Score larger-than-memory input by parts within this memory: 8GB, 512MiB, "
+            "bytes (default: half the available RAM, when the input needs more)."
+        ),
+    ] = None,
+    spill_dir: Annotated[
+        Path | None,
+        typer.Option(help="Directory for the temporary spill files (default: the system's)."),
+    ] = None,
     json_out: JsonOut = False,
 ) -> None:
     """Score how silent each customer is (TrF, S, groups a–e, bands).
 
+    Input larger than memory (--memory-limit, or a file too large for half the available RAM)
+    is partitioned by customer into spill files and scored by parts; the output is then
+    written as each part is done, sorted by customer within each part.
+
     Example: winback score sales.parquet --as-of 2024-06-30 -o scores.parquet
     """
-    from winback.silence import silence
+    from winback import _spill
+    from winback.silence import silence, silence_to_file
 
-    with _stage(f"scoring {input}"):
-        scores, info = silence(
-            input,
-            as_of=as_of,
-            resolution=resolution,
-            min_occasions=min_occasions,
-            customer_col=customer_col,
-            time_col=time_col,
-            amount_col=amount_col,
-            on_invalid=_on_invalid(on_invalid),
-            num_threads=threads,
-            return_info=True,
-        )
-    with _stage(f"writing {output}"):
-        _write(scores, output)
-        if rejects is not None:
-            _write(info.rejects, rejects)
+    arguments: dict[str, Any] = {
+        "as_of": as_of,
+        "resolution": resolution,
+        "min_occasions": min_occasions,
+        "customer_col": customer_col,
+        "time_col": time_col,
+        "amount_col": amount_col,
+        "on_invalid": _on_invalid(on_invalid),
+        "num_threads": threads,
+    }
+    out_of_core = _spill.out_of_core_options(
+        input,
+        columns=[customer_col, time_col, amount_col],
+        memory_limit=memory_limit,
+        spill_dir=spill_dir,
+        progress=None,
+    )
+    if out_of_core is None:
+        with _stage(f"scoring {input}"):
+            scores, info = silence(input, return_info=True, **arguments)
+        with _stage(f"writing {output}"):
+            _write(scores, output)
+    else:
+        with _progress(f"scoring {input} by parts") as advance:
+            info = silence_to_file(
+                input,
+                output,
+                memory_limit=out_of_core.memory_limit,
+                spill_dir=spill_dir,
+                progress=advance,
+                **arguments,
+            )
+        scores = _read_scores(output)
+    if rejects is not None:
+        _write(info.rejects, rejects)
     summary = {**info.as_dict(), "output": str(output)}
     if json_out:
         groups = scores.get_column("rank_ratio_group").value_counts().drop_nulls()
@@ -274,6 +308,21 @@ def migrate(
                 "feature", "mean_moved", "mean_not_moved", "smd"
             ),
         )
+    )
+
+
+def _read_scores(path: Path) -> pl.DataFrame:
+    """The columns of a written score file that the run summary shows, labels as Enums."""
+    from winback.silence import BAND_DTYPE, GROUP_DTYPE
+
+    columns = ["rank_ratio_group", "rank_ratio", "silence_score", "silence_band"]
+    if path.suffix.lower() == ".csv":
+        frame = pl.read_csv(path, columns=columns)
+    else:
+        frame = pl.read_parquet(path, columns=columns)
+    return frame.with_columns(
+        pl.col("rank_ratio_group").cast(pl.String).cast(GROUP_DTYPE),
+        pl.col("silence_band").cast(pl.String).cast(BAND_DTYPE),
     )
 
 

@@ -386,7 +386,7 @@ def _absent_customer(customers: pl.Series) -> Any:
         return int(values[-1]) + 1
     if values[0] > info.min:
         return int(values[0]) - 1
-    gaps = np.flatnonzero(np.diff(values) > 1)
+    gaps = np.flatnonzero(values[1:] > values[:-1] + 1)  # no overflow: values[:-1] < max
     return int(values[gaps[0]]) + 1
 
 

@@ -381,12 +381,20 @@ class SpilledInput:
     first_ts: int | None
     latest_ts: int | None
     partitions: list[_Partition]
+    empty: pl.DataFrame
 
     def groups(self) -> Iterator[_io.Prepared]:
+        """:meth:`parts`, or one empty frame of the core's columns when no row is valid."""
+        if not self.partitions:
+            yield self._prepared(self.empty)
+            return
+        yield from self.parts()
+
+    def parts(self, stage: str = "scoring") -> Iterator[_io.Prepared]:
         """The spilled rows as prepared frames, a group of whole spill files at a time, each
         within the memory budget (oversized files are split again first)."""
         budget = self.options.group_budget
-        ready = self._fitting(self.partitions, budget)
+        ready = self.partitions = self._fitting(self.partitions, budget)
         total = len(ready)
         done = 0
         batch: list[_Partition] = []
@@ -395,14 +403,25 @@ class SpilledInput:
             if batch and held + part.bytes > budget:
                 yield self._read(batch)
                 done += len(batch)
-                self._report("scoring", done, total)
+                self._report(stage, done, total)
                 batch, held = [], 0
             batch.append(part)
             held += part.bytes
         if batch:
             yield self._read(batch)
             done += len(batch)
-            self._report("scoring", done, total)
+            self._report(stage, done, total)
+
+    def merge_orders_latest(self) -> None:
+        """With an order column a purchase is dated at its first row, so the latest purchase
+        (the default ``as_of``) is known only after merging orders: one more pass over the
+        spill files finds it. The earliest is the earliest row either way."""
+        latest = None
+        for prepared in self.parts("dating orders"):
+            high = prepared.frame.get_column("ts").max()
+            if high is not None:
+                latest = int(high) if latest is None else max(latest, int(high))  # type: ignore[arg-type]
+        self.latest_ts = latest
 
     def _fitting(self, parts: list[_Partition], budget: int) -> list[_Partition]:
         fitting: list[_Partition] = []
@@ -432,6 +451,9 @@ class SpilledInput:
                 frames.append(pl.DataFrame(pl.from_arrow(reader.read_all())))
         frame = pl.concat(frames, how="vertical", rechunk=True)
         del frames
+        return self._prepared(frame)
+
+    def _prepared(self, frame: pl.DataFrame) -> _io.Prepared:
         if self.has_order:
             frame = _io.merge_orders(frame, self.has_amount).rechunk()
         return _io.Prepared(
@@ -523,7 +545,10 @@ def spill_input(
             "order_col": order_col,
             "tz": tz,
         }
-        yield _partition(data, options, root, size, plan_columns, on_invalid)
+        spilled = _partition(data, options, root, size, plan_columns, on_invalid)
+        if spilled.has_order:
+            spilled.merge_orders_latest()
+        yield spilled
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -587,6 +612,7 @@ def _partition(
         raise _io.invalid_rows_error(plan, hygiene.counts, hygiene.first_rows)
     empty = pl.DataFrame(schema={c: schema[c] for c in plan.used})
     rejects = pl.concat(hygiene.rejects) if hygiene.rejects else _io.empty_rejects(empty)
+    empty_core = empty.select(plan.exprs).with_columns(pl.col("ts").cast(pl.Int64))
     log.info("spilled %d of %d rows into %d files", rows_clean, rows_read, len(partitions))
     return SpilledInput(
         root=root,
@@ -600,6 +626,7 @@ def _partition(
         first_ts=first_ts,
         latest_ts=latest_ts,
         partitions=partitions,
+        empty=empty_core,
     )
 
 

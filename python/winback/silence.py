@@ -386,26 +386,6 @@ def _used_columns(
     return [c for c in (customer_col, time_col, amount_col, order_col) if c is not None]
 
 
-def _empty_scores() -> pl.DataFrame:
-    """The output schema with no rows (what an empty input gives)."""
-    empty = _io.Prepared(
-        frame=pl.DataFrame(schema={"customer": pl.Int64, "ts": pl.Int64}),
-        rows_read=0,
-        rejects=pl.DataFrame(),
-        has_amount=False,
-        time_zone=None,
-    )
-    frame, _, _ = score_prepared(
-        empty,
-        as_of_us=0,
-        resolution_us=_io.MICROS_PER_DAY,
-        min_occasions=2,
-        trf_cuts=(0.4, 0.6, 0.8, 0.95),
-        s_cuts=(1.0, 2.0),
-    )
-    return frame
-
-
 def _silence_out_of_core(
     data: Any,
     options: _spill.OutOfCoreOptions,
@@ -456,7 +436,7 @@ def _silence_out_of_core(
                 rows_after += after
                 sink.add(frame)
             customers = sink.rows
-            scored = sink.finish(_empty_scores())
+            scored = sink.finish(pl.DataFrame())
     except BaseException:
         sink.abort()
         raise

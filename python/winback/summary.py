@@ -581,18 +581,6 @@ def _summary_out_of_core(
             for key, value in counts.items():
                 totals[key] = totals.get(key, 0) + int(value)
             sink.add(_summary_frame(pl.DataFrame(table), window, resolution_us, unit_us))
-        if not totals:
-            table, counts = _winback.summary(
-                pl.DataFrame(schema={"customer": pl.Int64, "ts": pl.Int64}),
-                calibration_end_us=window.calibration_end_us,
-                max_time_us=window.max_time_us,
-                resolution_us=resolution_us,
-                unit_us=unit_us,
-                period_edges_us=edges,
-                num_threads=num_threads,
-            )
-            totals = {key: int(value) for key, value in counts.items()}
-            sink.add(_summary_frame(pl.DataFrame(table), window, resolution_us, unit_us))
         frame = sink.finish(pl.DataFrame())
     assert frame is not None
     return frame, totals, spilled.rows_read, spilled.rejects, extent, window

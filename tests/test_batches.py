@@ -310,3 +310,19 @@ def test_dask_module_without_dask_says_what_to_install(monkeypatch: pytest.Monke
     monkeypatch.setitem(sys.modules, "dask.dataframe", None)
     with pytest.raises(ImportError, match=r"pip install 'winback\[dask\]'"):
         winback_dask.score(object())
+
+
+def with_awkward_customers(tx: pl.DataFrame) -> pl.DataFrame:
+    """Adds a customer with many rows on one day and another with one purchase a year before
+    everyone else (the data's first purchase lands in one partition only)."""
+    ids = tx.get_column("customer_id")
+    first, busy = ("A-first", "A-busy") if ids.dtype == pl.String else (-5, -6)
+    extra = pl.DataFrame(
+        {
+            "customer_id": [first] + [busy] * 250,
+            "ts": [datetime(2022, 1, 3, 9)] + [datetime(2024, 3, 1, h % 24) for h in range(250)],
+            "amount": [12.5] + [1.0] * 250,
+        },
+        schema=tx.schema,
+    )
+    return pl.concat([tx, extra])

@@ -20,7 +20,7 @@ import pytest
 
 import winback
 from benches.gen_data import generate
-from tests.test_batches import ENUMS, assert_same_bits
+from tests.test_batches import ENUMS, assert_same_bits, with_awkward_customers
 from winback import _batches
 from winback.errors import WinbackConfigError, WinbackInputError
 from winback.models import BetaGeoModel, NBDModel, ParetoNBDModel
@@ -60,22 +60,6 @@ def as_polars(spark_df: object) -> pl.DataFrame:
     return pl.DataFrame(pl.from_arrow(spark_df.toArrow())).sort("customer_id")  # type: ignore[attr-defined]
 
 
-def with_awkward_customers(tx: pl.DataFrame) -> pl.DataFrame:
-    """Adds a customer with many rows on one day and another with one purchase a year before
-    everyone else (the data's first purchase lands in one partition only)."""
-    ids = tx.get_column("customer_id")
-    first, busy = (("A-first", "A-busy") if ids.dtype == pl.String else (-5, -6))
-    extra = pl.DataFrame(
-        {
-            "customer_id": [first] + [busy] * 250,
-            "ts": [datetime(2022, 1, 3, 9)] + [datetime(2024, 3, 1, h % 24) for h in range(250)],
-            "amount": [12.5] + [1.0] * 250,
-        },
-        schema=tx.schema,
-    )
-    return pl.concat([tx, extra])
-
-
 @pytest.fixture(scope="module")
 def int_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pl.DataFrame]:
     """~7k rows with int ids in three Parquet files, rows shuffled so customers span files."""
@@ -109,7 +93,9 @@ def test_score_over_files_equals_local(spark: object, int_files: tuple[Path, pl.
     assert_same_bits(got, expected)
 
 
-def test_summary_fit_predict_equal_local(spark: object, str_frame: tuple[object, pl.DataFrame]) -> None:
+def test_summary_fit_predict_equal_local(
+    spark: object, str_frame: tuple[object, pl.DataFrame]
+) -> None:
     from winback import spark as winback_spark
 
     df, tx = str_frame
@@ -137,7 +123,9 @@ def test_summary_fit_predict_equal_local(spark: object, str_frame: tuple[object,
     )
 
 
-def test_fit_from_transactions_exact_and_nbd(spark: object, int_files: tuple[Path, pl.DataFrame]) -> None:
+def test_fit_from_transactions_exact_and_nbd(
+    spark: object, int_files: tuple[Path, pl.DataFrame]
+) -> None:
     from winback import spark as winback_spark
 
     folder, tx = int_files

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy import integrate, special
 
 from winback import summary
@@ -407,10 +409,14 @@ def test_newton_terms_match_the_likelihood_and_finite_differences(
     )
     x_values, starts = np.unique(x, return_index=True)
     starts = np.append(starts, x.size).astype(np.int64)
+    # t_x and T as ranks into their distinct values, as winback's compression hands them over.
+    t_x_values, t_x_rank = np.unique(t_x, return_inverse=True)
+    T_values, T_rank = np.unique(T, return_inverse=True)
+    tables = (t_x_rank.astype(np.uint32), t_x_values, T_rank.astype(np.uint32), T_values, w)
     reference = lik.mbgnbd_loglik_grad if modified else lik.bgnbd_loglik_grad
     for params in (np.array([0.3, 4.0, 0.9, 2.0]), np.array([2.5, 0.7, 3.0, 0.4])):
         value, grad, hess = kernels.beta_geo_newton_terms(
-            params, modified, starts, x_values, t_x, T, w
+            params, modified, starts, x_values, *tables
         )
         ref_value, ref_grad = reference(params, x, t_x, T, w)
         assert value == pytest.approx(ref_value, rel=1e-12)
@@ -421,8 +427,8 @@ def test_newton_terms_match_the_likelihood_and_finite_differences(
             up[i] += step
             down[i] -= step
             column = (
-                kernels.beta_geo_newton_terms(up, modified, starts, x_values, t_x, T, w)[1]
-                - kernels.beta_geo_newton_terms(down, modified, starts, x_values, t_x, T, w)[1]
+                kernels.beta_geo_newton_terms(up, modified, starts, x_values, *tables)[1]
+                - kernels.beta_geo_newton_terms(down, modified, starts, x_values, *tables)[1]
             ) / (2 * step)
             np.testing.assert_allclose(
                 hess[:, i], column, rtol=1e-5, atol=1e-4 * np.abs(hess).max()
@@ -538,3 +544,31 @@ def test_a_loaded_model_asks_for_data(cdnow_bgnbd: BetaGeoModel, tmp_path: Path)
         WinbackConfigError, match=r"pass data= \(a summary frame\); a loaded model keeps no data"
     ):
         loaded.probability_alive()  # type: ignore[attr-defined]
+
+
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from([0.0, 1.0, 3.0, 2.5, -1.0, math.inf, math.nan]),
+            st.sampled_from([0.0, 0.5, 3.0, -0.5, math.inf, math.nan]),
+            st.sampled_from([0.0, 1.0, 3.0, 3.0 + 1e-13, -1.0, math.inf, math.nan]),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_one_pass_input_checks_agree_with_the_column_by_column_checks(
+    rows: list[tuple[float, float, float]],
+) -> None:
+    from winback.models._summary_data import _checked_rft_by_column, _valid_rft
+
+    names = {"frequency": "frequency", "recency": "recency", "T": "T"}
+    frame = pl.DataFrame(rows, schema=list(names), orient="row")
+    fast = _valid_rft(frame, names)
+    try:
+        slow = _checked_rft_by_column(frame, names, model="BG/NBD")
+    except WinbackInputError:
+        assert fast is None
+    else:
+        assert fast is not None
+        assert fast.equals(slow)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -377,6 +378,31 @@ def test_compress_sorts_rows_and_uses_the_rust_kernel() -> None:
     ]
     raw = pl.DataFrame(_winback.compress(frame))
     assert raw.schema["count"] == pl.UInt64
+
+
+@given(
+    columns=st.lists(
+        st.lists(st.floats(-3, 3, allow_nan=False).map(lambda v: round(v, 1)), min_size=40),
+        min_size=1,
+        max_size=4,
+    ),
+    wide_values=st.booleans(),
+)
+def test_compress_ranks_index_each_columns_sorted_distinct_values(
+    columns: list[list[float]], wide_values: bool
+) -> None:
+    n = min(len(c) for c in columns)
+    frame = pl.DataFrame({f"c{i}": c[:n] for i, c in enumerate(columns)})
+    if wide_values:  # many distinct values per column: the kernel's full-key path
+        frame = frame.with_columns(pl.all() + pl.int_range(n).cast(pl.Float64) * 1e-3)
+    out = pl.DataFrame(_winback.compress(frame, ranks=True))
+    assert out.drop(pl.selectors.ends_with("_rank")).equals(pl.DataFrame(_winback.compress(frame)))
+    for name in frame.columns:
+        # total_cmp order: -0.0 is its own value, just below 0.0.
+        by_repr = {repr(v): v for v in out[name].to_list()}
+        distinct = sorted(by_repr.values(), key=lambda v: (v, math.copysign(1.0, v)))
+        assert out[f"{name}_rank"].dtype == pl.UInt32
+        assert [distinct[r] for r in out[f"{name}_rank"]] == out[name].to_list()
 
 
 @pytest.mark.parametrize(

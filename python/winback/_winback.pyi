@@ -91,10 +91,12 @@ def panel(
     parameters and ``WinbackInputError`` on bad columns.
     """
 
-def compress(data: Any) -> Any:
+def compress(data: Any, *, ranks: bool = False) -> Any:
     """Distinct rows of the numeric columns of ``data`` (an Arrow table or batches), compared by
     their float64 bits, sorted lexicographically (``total_cmp``), with a ``count`` column
-    (UInt64). Raises ``WinbackInputError`` on nulls, NaN or non-numeric columns."""
+    (UInt64). With ``ranks``, a ``<name>_rank`` column (UInt32) per column follows: each row's
+    index into that column's sorted distinct values. Raises ``WinbackInputError`` on nulls, NaN
+    or non-numeric columns."""
 
 def stable_hash(data: Any, *, prefix: bytes, num_threads: int | None = None) -> Any:
     """Stable hash per customer id (SPEC §8): the 8-byte BLAKE2b digest of ``prefix + id`` read

@@ -33,11 +33,24 @@ _WARM_START_TUPLES = 100_000
 
 
 class Compressed:
-    """Unique rows of the sufficient statistics with their weights (customer counts)."""
+    """Unique rows of the sufficient statistics with their weights (customer counts).
 
-    def __init__(self, columns: dict[str, FloatArray], weights: FloatArray) -> None:
+    ``ranks[name]`` holds each row's index into ``distinct[name]``, the column's sorted distinct
+    values, so a kernel can evaluate a function of one column once per distinct value (a few
+    thousand days) and look it up per row.
+    """
+
+    def __init__(
+        self,
+        columns: dict[str, FloatArray],
+        weights: FloatArray,
+        ranks: dict[str, NDArray[np.uint32]],
+        distinct: dict[str, FloatArray],
+    ) -> None:
         self.columns = columns
         self.weights = weights
+        self.ranks = ranks
+        self.distinct = distinct
 
     def __getitem__(self, name: str) -> FloatArray:
         return self.columns[name]
@@ -50,13 +63,37 @@ class Compressed:
     def n_customers(self) -> float:
         return float(self.weights.sum())
 
+    def runs(self, name: str) -> tuple[FloatArray, NDArray[np.int64]]:
+        """Runs of equal values of the sort's leading column ``name``: the values, and the
+        offsets where each run starts followed by ``n_unique`` (run g is starts[g]:starts[g+1])."""
+        values = self.columns[name]
+        starts = np.flatnonzero(np.diff(values)) + 1
+        run_values = values[np.append(0, starts)] if values.size else values
+        return run_values, np.concatenate(([0], starts, [values.size])).astype(np.int64)
+
     def systematic_sample(self, size: int) -> Compressed:
-        """Every k-th tuple (in the sorted order) with its weight scaled by k: a deterministic
-        sample that keeps every stratum of the sort, used to find a warm start cheaply."""
-        step = max(1, self.n_unique // size)
+        """About ``size`` tuples drawn systematically with probability proportional to weight:
+        tuples weighing at least τ = total/size are all kept with their weights; lighter ones are
+        taken where the running total of their weights crosses a multiple of τ, and stand for τ
+        customers each. Deterministic, it keeps every stratum of the sort, and — unlike every
+        k-th tuple — never lets one heavy tuple (say the x = 0 customers of one day) stand for
+        k times its weight; used to find a Newton warm start cheaply."""
+        w = self.weights
+        tau = max(float(w.sum()) / max(size, 1), 1e-300)
+        heavy = w >= tau
+        light = np.where(heavy, 0.0, w)
+        after = np.floor((np.cumsum(light) + 0.5 * tau) / tau)
+        before = np.floor((np.cumsum(light) - light + 0.5 * tau) / tau)
+        keep = np.flatnonzero(heavy | (after > before))
+
+        def taken(columns: dict[str, Any]) -> dict[str, Any]:
+            return {name: np.ascontiguousarray(v[keep]) for name, v in columns.items()}
+
         return Compressed(
-            {name: np.ascontiguousarray(v[::step]) for name, v in self.columns.items()},
-            np.ascontiguousarray(self.weights[::step] * step),
+            taken(self.columns),
+            np.ascontiguousarray(np.where(heavy[keep], w[keep], tau)),
+            taken(self.ranks),
+            self.distinct,
         )
 
 
@@ -112,25 +149,40 @@ def check_columns(
 
 
 def compress(checked: pl.DataFrame, weights: pl.Series | None = None) -> Compressed:
-    """Unique rows of ``checked`` (Float64 columns) with their total weight, sorted.
+    """Unique rows of ``checked`` (Float64 columns) with their total weight, sorted, and each
+    column's ranks into its distinct values.
 
-    Unweighted data goes through the Rust kernel (hash, then sort by value); weighted data,
-    already compressed by the caller, is small and merged with Polars.
+    Unweighted data goes through the Rust kernel (dictionary codes, then one sort); weighted
+    data, already compressed by the caller, is small and merged with Polars.
     """
+    names = checked.columns
     if weights is None:
-        grouped = pl.DataFrame(_winback.compress(checked))
+        grouped = pl.DataFrame(_winback.compress(checked, ranks=True))
         weight = grouped.get_column("count").cast(pl.Float64)
     else:
         frame = checked.with_columns(weights.cast(pl.Float64).alias("__weight"))
-        grouped = (
-            frame.group_by(checked.columns).agg(pl.col("__weight").sum()).sort(checked.columns)
-        )
+        grouped = frame.group_by(names).agg(pl.col("__weight").sum()).sort(names)
         weight = grouped.get_column("__weight")
+        grouped = grouped.with_columns(
+            pl.col(name).rank("dense").cast(pl.UInt32).sub(1).alias(f"{name}_rank")
+            for name in names
+        )
     columns = {
         name: np.ascontiguousarray(grouped.get_column(name).to_numpy(), dtype=np.float64)
-        for name in checked.columns
+        for name in names
     }
-    return Compressed(columns, np.ascontiguousarray(weight.to_numpy(), dtype=np.float64))
+    ranks = {
+        name: np.ascontiguousarray(grouped.get_column(f"{name}_rank").to_numpy(), dtype=np.uint32)
+        for name in names
+    }
+    distinct = {}
+    for name in names:
+        values = np.zeros(int(ranks[name].max()) + 1 if ranks[name].size else 0)
+        values[ranks[name]] = columns[name]
+        distinct[name] = values
+    return Compressed(
+        columns, np.ascontiguousarray(weight.to_numpy(), dtype=np.float64), ranks, distinct
+    )
 
 
 def _as_frame(data: Any) -> pl.DataFrame:

@@ -38,6 +38,9 @@ LogLikGradHess = Callable[[FloatArray], tuple[float, FloatArray, FloatArray]]
 #: solution, reported as such rather than as a number.
 LOG_BOUND = 23.0
 _NEWTON_STEPS = 25
+#: A full (undamped) Newton step in log-parameters this small is taken without evaluating the
+#: likelihood after it (see ``newton_maximise``).
+_FINAL_STEP = 1e-6
 _HESSIAN_STEP = 1e-5
 
 
@@ -276,6 +279,22 @@ def newton_maximise(
         for _ in range(30):
             step = np.linalg.solve(negative_hessian + damping * np.eye(len(params)), grad_u)
             step_norm = float(np.max(np.abs(step)))
+            if damping == 0.0 and step_norm < _FINAL_STEP:
+                # Quadratic convergence: the error after this full Newton step is of the order
+                # of step_norm² (< 1e-12 relative), so taking it needs no further pass over the
+                # data. Value: the quadratic model's; Hessian: at the last evaluated point.
+                final = np.exp(log_params + step)
+                return FitResult(
+                    final,
+                    value + 0.5 * float(grad_u @ step),
+                    gradient_norm,
+                    iteration,
+                    True,
+                    f"Newton: final step < {_FINAL_STEP:g}",
+                    1,
+                    0.0,
+                    hess,
+                )
             if step_norm > 2.0:  # at most a factor e² per parameter and step
                 step *= 2.0 / step_norm
             trial = log_params + step

@@ -71,12 +71,32 @@ def _chunked(
 
 
 def beta_geo_newton_terms(
-    params: Any, modified: bool, group_starts: Any, x_values: Any, t_x: Any, T: Any, w: Any
+    params: Any,
+    modified: bool,
+    group_starts: Any,
+    x_values: Any,
+    t_x_rank: Any,
+    t_x_values: Any,
+    T_rank: Any,
+    T_values: Any,
+    w: Any,
 ) -> tuple[float, Any, Any]:
     """(ℓ, ∇ℓ, ∇²ℓ) of BG/NBD (``modified=False``) or MBG/NBD over tuples sorted by x: group g
-    is tuples ``group_starts[g]:group_starts[g+1]``, all with frequency ``x_values[g]``."""
+    is tuples ``group_starts[g]:group_starts[g+1]``, all with frequency ``x_values[g]``.
+    t_x and T come as ranks into their distinct values: ln(α+·) and 1/(α+·) are computed once
+    per distinct value (a few thousand days) instead of once per tuple."""
+    alpha = float(params[1])
+    tables = (
+        np.log(alpha + t_x_values),
+        1.0 / (alpha + t_x_values),
+        np.log(alpha + T_values),
+        1.0 / (alpha + T_values),
+    )
     return _chunked(
-        _beta_geo_range, 4, w.size, (params, modified, group_starts, x_values, t_x, T, w)
+        _beta_geo_range,
+        4,
+        w.size,
+        (params, modified, group_starts, x_values, t_x_rank, T_rank, *tables, w),
     )
 
 
@@ -116,9 +136,24 @@ def trigamma(x: float) -> float:
 
 
 @numba.njit(cache=True, fastmath=False, nogil=True)
-def _beta_geo_range(params, modified, group_starts, x_values, t_x, T, w, lo, hi):  # type: ignore[no-untyped-def]
+def _beta_geo_range(  # type: ignore[no-untyped-def]
+    params,
+    modified,
+    group_starts,
+    x_values,
+    t_x_rank,
+    T_rank,
+    log_tx,
+    inv_tx,
+    log_T,
+    inv_T,
+    w,
+    lo,
+    hi,
+):
     """Sums of (ℓ, ∇ℓ, upper ∇²ℓ) over tuples lo:hi, sorted by x: group g is tuples
-    ``group_starts[g]:group_starts[g+1]``, all with frequency ``x_values[g]``."""
+    ``group_starts[g]:group_starts[g+1]``, all with frequency ``x_values[g]``; ``log_T[T_rank[k]]``
+    is ln(α + T) of tuple k (likewise 1/(α+T) and the t_x tables)."""
     r, alpha, a, b = params[0], params[1], params[2], params[3]
     shift = 1.0 if modified else 0.0
     # ll, gradient (4), Hessian upper triangle (10):
@@ -157,15 +192,11 @@ def _beta_geo_range(params, modified, group_starts, x_values, t_x, T, w, lo, hi)
         v_a = 1.0 / a
         v_aa = -v_a * v_a
         v_bb = inv_bv * inv_bv
-        # Tuples are sorted by t_x within a group: reuse ln(α+t_x) along runs of equal t_x.
-        last_tx = -1.0
-        ltx = 0.0
-        itx = 0.0
         for k in range(first, stop):
             wk = w[k]
             sw += wk
-            iT = 1.0 / (alpha + T[k])
-            lT = math.log(alpha + T[k])
+            iT = inv_T[T_rank[k]]
+            lT = log_T[T_rank[k]]
             u = -rx * lT
             u_al = -rx * iT
             u_ral = -iT
@@ -177,10 +208,8 @@ def _beta_geo_range(params, modified, group_starts, x_values, t_x, T, w, lo, hi)
                 h_ral += wk * u_ral
                 h_alal += wk * u_alal
                 continue
-            if t_x[k] != last_tx:
-                last_tx = t_x[k]
-                itx = 1.0 / (alpha + last_tx)
-                ltx = math.log(alpha + last_tx)
+            itx = inv_tx[t_x_rank[k]]
+            ltx = log_tx[t_x_rank[k]]
             v = log_ratio_v - rx * ltx
             d = v - u
             if d > 0:

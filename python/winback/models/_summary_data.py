@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numba
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
@@ -27,12 +29,19 @@ def checked_rft(
 ) -> pl.DataFrame:
     """The summary's frequency/recency/T as a checked Float64 frame (roles as column names)."""
     frame = frame_of(data)
-    checked = check_columns(
-        frame,
-        {"frequency": frequency_col, "recency": recency_col, "T": T_col},
-        model=model,
-        integer=("frequency",),
-    )
+    names = {"frequency": frequency_col, "recency": recency_col, "T": T_col}
+    fast = _valid_rft(frame, names)
+    if fast is not None:
+        return fast
+    # Something is wrong: the column-by-column checks find it and say where.
+    return _checked_rft_by_column(frame, names, model=model)
+
+
+def _checked_rft_by_column(
+    frame: pl.DataFrame, names: dict[str, str], *, model: str
+) -> pl.DataFrame:
+    """The checks of :func:`checked_rft` one by one, raising with the rows at fault."""
+    checked = check_columns(frame, names, model=model, integer=("frequency",))
     too_late = checked["recency"] > checked["T"] * (1 + 1e-12)
     if too_late.any():
         rows = too_late.arg_true().head(5).to_list()
@@ -48,6 +57,40 @@ def checked_rft(
             f"index {rows}); with no repeat purchase recency must be 0"
         )
     return checked
+
+
+def _valid_rft(frame: pl.DataFrame, names: dict[str, str]) -> pl.DataFrame | None:
+    """The checked frame in one pass over the data when every check passes, else None."""
+    if not all(name in frame.columns for name in names.values()):
+        return None
+    series = [frame.get_column(name) for name in names.values()]
+    if not all(s.dtype.is_numeric() and s.null_count() == 0 for s in series):
+        return None
+    checked = pl.DataFrame(
+        [s.cast(pl.Float64).alias(role) for s, role in zip(series, names, strict=True)]
+    )
+    x, t_x, T = (np.ascontiguousarray(s.to_numpy()) for s in checked.get_columns())
+    return checked if _rft_rows_valid(x, t_x, T) else None
+
+
+@numba.njit(cache=True, nogil=True)
+def _rft_rows_valid(x: FloatArray, t_x: FloatArray, T: FloatArray) -> bool:
+    """Every row finite, x a whole count ≥ 0, 0 ≤ t_x ≤ T and t_x = 0 when x = 0: the checks
+    of :func:`checked_rft` in one branch-free pass (comparisons with NaN are false, so NaN fails
+    the ``≥ 0`` tests; ``v − v`` is NaN for ±∞)."""
+    ok = True
+    for i in range(x.size):
+        xi, ti, Ti = x[i], t_x[i], T[i]
+        ok &= (
+            (xi >= 0)
+            & (ti >= 0)
+            & (xi - xi == 0)
+            & (Ti - Ti == 0)
+            & (xi == math.floor(xi))
+            & (ti <= Ti * (1 + 1e-12))
+            & ((xi > 0) | (ti == 0))
+        )
+    return ok
 
 
 def compressed_rft(checked: pl.DataFrame, weights: pl.Series | None, *, model: str) -> Compressed:

@@ -89,15 +89,19 @@ class _BetaGeoFamily(CountModel):
     def _newton_objective(self, data: Compressed) -> LogLikGradHess | None:
         from winback.models import _newton_kernels as kernels
 
-        x, t_x, T, w = data["frequency"], data["recency"], data["T"], data.weights
-        # Tuples are sorted by x, so each x is one contiguous group.
-        x_values, group_starts = np.unique(x, return_index=True)
-        group_starts = np.append(group_starts, x.size).astype(np.int64)
+        x_values, group_starts = data.runs("frequency")
         modified = self._alive_shift == 1.0
+        tables = (
+            data.ranks["recency"],
+            data.distinct["recency"],
+            data.ranks["T"],
+            data.distinct["T"],
+            data.weights,
+        )
 
         def objective(params: FloatArray) -> tuple[float, FloatArray, FloatArray]:
             value, grad, hess = kernels.beta_geo_newton_terms(
-                params, modified, group_starts, x_values, t_x, T, w
+                params, modified, group_starts, x_values, *tables
             )
             return float(value), grad, hess
 

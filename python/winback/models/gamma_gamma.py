@@ -38,8 +38,8 @@ def _homogeneous_fit(data: Compressed) -> tuple[float, float, float]:
     x_log_z = float((w * x * np.log(z)).sum())
     log_z = float((w * np.log(z)).sum())
     # lnΓ(p x) depends on x alone: sum it over the distinct x with their total weights.
-    x_values, x_index = np.unique(x, return_inverse=True)
-    x_weights = np.bincount(x_index, weights=w)
+    x_values = data.distinct["x"]
+    x_weights = np.bincount(data.ranks["x"], weights=w, minlength=x_values.size)
 
     def loglik(log_p: float) -> float:
         p = math.exp(log_p)
@@ -192,9 +192,8 @@ class GammaGammaModel(BaseModel):
     def _newton_objective(self, data: Compressed) -> LogLikGradHess | None:
         from winback.models import _newton_kernels as kernels
 
-        x, mean_amount, w = data["x"], data["mean_amount"], data.weights
-        x_values, group_starts = np.unique(x, return_index=True)  # tuples are sorted by x
-        group_starts = np.append(group_starts, x.size).astype(np.int64)
+        mean_amount, w = data["mean_amount"], data.weights
+        x_values, group_starts = data.runs("x")
 
         def objective(params: FloatArray) -> tuple[float, FloatArray, FloatArray]:
             value, grad, hess = kernels.gamma_gamma_newton_terms(

@@ -7,7 +7,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, UInt32Type, UInt8Type};
 use arrow_array::{
     Array, ArrayRef, ArrowPrimitiveType, Float64Array, Int64Array, PrimitiveArray, RecordBatch,
-    StringViewArray, UInt64Array,
+    StringViewArray, UInt32Array, UInt64Array,
 };
 use arrow_buffer::{Buffer, NullBuffer, ScalarBuffer};
 use arrow_schema::{DataType, Field, Schema};
@@ -347,8 +347,10 @@ pub fn float_columns(data: AnyRecordBatch) -> PyResult<FloatColumns> {
     Ok(out)
 }
 
-/// The distinct rows (same column names, Float64) and their `count` (UInt64).
+/// The distinct rows as a table (same column names, Float64): the value columns, `count`, then `<name>_rank` (UInt32) per
+/// column when the ranks are present.
 pub fn compressed_table(names: &[String], compressed: Compressed) -> PyResult<PyTable> {
+    let rank_names: Vec<String> = names.iter().map(|n| format!("{n}_rank")).collect();
     let mut columns: Vec<(&str, ArrayRef)> = names
         .iter()
         .zip(compressed.columns)
@@ -360,6 +362,9 @@ pub fn compressed_table(names: &[String], compressed: Compressed) -> PyResult<Py
         })
         .collect();
     columns.push(("count", Arc::new(UInt64Array::from(compressed.counts))));
+    for (name, ranks) in rank_names.iter().zip(compressed.ranks.into_iter().flatten()) {
+        columns.push((name.as_str(), Arc::new(UInt32Array::from(ranks))));
+    }
     named_table(columns)
 }
 

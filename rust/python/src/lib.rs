@@ -126,17 +126,24 @@ fn panel(
     Ok((customers, rows, panel.rows_excluded))
 }
 
-/// Distinct rows of numeric columns with their `count`; see `_winback.pyi`.
+/// Distinct rows of numeric columns with their `count` (and ranks); see `_winback.pyi`.
 #[pyfunction]
-fn compress(py: Python<'_>, data: AnyRecordBatch) -> PyResult<PyTable> {
+#[pyo3(signature = (data, *, ranks=false))]
+fn compress(py: Python<'_>, data: AnyRecordBatch, ranks: bool) -> PyResult<PyTable> {
     let columns = arrow_io::float_columns(data)?;
-    let compressed = run_kernel_raw(py, "compression", || compress_rows(&columns.slices()))?
-        .map_err(|e| match e {
-            KernelError::NotANumber { column, row } => {
-                errors::nan_error(&columns.names[column], row)
-            }
-            other => errors::kernel_error(&other),
-        })?;
+    let compressed = run_kernel_raw(py, "compression", || {
+        let mut out = compress_rows(&columns.slices())?;
+        if ranks {
+            out.ranks();
+        } else {
+            out.ranks = None;
+        }
+        Ok(out)
+    })?
+    .map_err(|e| match e {
+        KernelError::NotANumber { column, row } => errors::nan_error(&columns.names[column], row),
+        other => errors::kernel_error(&other),
+    })?;
     arrow_io::compressed_table(&columns.names, compressed)
 }
 

@@ -18,7 +18,8 @@ The out-of-core path of :func:`winback.silence`, :func:`winback.summary` and ``w
    per group, and by ``customer_id`` at the end when the result is returned as one frame).
 
 Memory: ``memory_limit`` bounds the working memory. The scoring groups hold at most
-``memory_limit / WORKING_MEMORY_FACTOR`` bytes of prepared rows (in-memory scoring peaks at about
+``memory_limit / WORKING_MEMORY_FACTOR`` bytes of prepared rows (and at most
+:data:`MAX_GROUP_BYTES`) (in-memory scoring peaks at about
 that factor times its input, result included), and the batches of the first pass are sized
 from the limit too. The default limit is :data:`DEFAULT_MEMORY_FRACTION` of the available RAM
 (``MemAvailable``). What the Python API returns — one row per customer — is held in memory on top;
@@ -73,6 +74,10 @@ DEFAULT_MEMORY_FRACTION = 0.5
 #: Peak memory of in-memory scoring over the size of its prepared input (measured ≈ 3 with the
 #: result; one more for reading a spill file back and concatenating it).
 WORKING_MEMORY_FACTOR = 4
+#: Largest scoring group (bytes of prepared rows). Larger groups were measured slower, not
+#: faster (50M rows: groups of 0.1–0.5 GB 9–10 s, one of 1.2 GB 18 s: fresh large buffers
+#: fault their pages in), so a generous limit is a bound, not a target.
+MAX_GROUP_BYTES = 256 << 20
 #: Spill files when the input's size is unknown (a stream); too-large files are split again.
 UNKNOWN_SIZE_PARTITIONS = 64
 #: Upper bound on spill files (each is an open file while partitioning).
@@ -167,8 +172,9 @@ class OutOfCoreOptions:
 
     @property
     def group_budget(self) -> int:
-        """Bytes of prepared rows one scoring group may hold."""
-        return max(1, self.memory_limit // WORKING_MEMORY_FACTOR)
+        """Bytes of prepared rows one scoring group may hold: the limit's share, at most
+        :data:`MAX_GROUP_BYTES`."""
+        return max(1, min(MAX_GROUP_BYTES, self.memory_limit // WORKING_MEMORY_FACTOR))
 
     @property
     def batch_rows(self) -> int:

@@ -52,6 +52,9 @@ bench-models: build ## summary + model fits vs lifetimes (size S; run `make benc
 bench-value: build ## winback.value on 1M customers × 24 months vs a Polars panel (size S)
 	$(BIN)/python benches/bench_value.py --size S
 
+bench-spill: build ## larger than memory: winback score vs DuckDB, 8GB limit (50M rows; ~3 GB disk)
+	$(BIN)/python benches/bench_spill.py --customers 3333333 --memory-limit 8GB
+
 .venv-bench/.deps: requirements-bench.txt
 	$(PYTHON) -m venv .venv-bench
 	.venv-bench/bin/pip install --quiet --upgrade pip

@@ -62,3 +62,15 @@ def test_tiny_value_benchmark_panels_agree() -> None:
     assert result["customers"] == 20_000
     assert result["months"] == 24
     assert all(r["seconds"] > 0 for r in result["results"].values())
+
+
+def test_tiny_spill_benchmark_agrees_and_cleans_up(tmp_path: Path) -> None:
+    bench = _load("bench_spill")
+    result = bench.run(  # type: ignore[attr-defined]
+        3_000, memory_limit="64MB", files=3, chunk_customers=1_000, work_dir=tmp_path
+    )
+    assert result["agreement"]["customers"] == 3_000
+    assert result["agreement"]["disagreeing"] == 0
+    assert {side["implementation"] for side in result["sides"]} == {"winback", "duckdb"}
+    assert all(side["seconds"] > 0 for side in result["sides"])
+    assert list(tmp_path.iterdir()) == []  # data, outputs and spill removed

@@ -71,4 +71,4 @@ format: $(VENV)/.deps ## format Python and Rust sources
 clean: ## remove build outputs and the virtualenv
 	rm -rf $(VENV) .venv-bench target winback-demo
 
-.PHONY: help venv build demo lint test browser bench bench-models bench-value bench-env format clean
+.PHONY: help venv build demo lint test browser bench bench-models bench-value bench-spill bench-env format clean

@@ -3,6 +3,7 @@ bit, and cleans up after itself whatever happens."""
 
 from __future__ import annotations
 
+import doctest
 import tempfile
 from collections import namedtuple
 from datetime import date, datetime, timedelta
@@ -345,3 +346,9 @@ def test_dates_and_time_zones_by_parts(tmp_path: Path) -> None:
             assert_same(
                 winback.silence(data, tz=tz, as_of=date(2024, 6, 30), memory_limit="8KB"), expected
             )
+
+
+def test_spill_docstring_examples() -> None:
+    result = doctest.testmod(_spill)
+    assert result.attempted > 0
+    assert result.failed == 0

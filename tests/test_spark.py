@@ -86,6 +86,7 @@ def test_score_over_files_equals_local(spark: object, int_files: tuple[Path, pl.
 
     folder, tx = int_files
     df = spark.read.parquet(str(folder))  # type: ignore[attr-defined]
+    assert df.schema["ts"].dataType.typeName() == "timestamp_ntz"  # as_of from Spark's max
     got = as_polars(winback_spark.score(df, min_rows=150))
     expected = local_silence(tx)
     assert got.height == tx.get_column("customer_id").n_unique()
@@ -141,14 +142,15 @@ def test_fit_from_transactions_exact_and_nbd(
     summary.unpersist()
 
 
-def test_tz_aware_times_with_as_of_equal_local(spark: object) -> None:
-    """Spark timestamps arrive in the session time zone; tz= sets the calendar as locally."""
+def test_tz_aware_times_equal_local(spark: object) -> None:
+    """Spark timestamps arrive in the session time zone; tz= sets the calendar as locally. The
+    default as_of then comes from the mapInArrow pre-pass (not Spark's own max)."""
     from winback import spark as winback_spark
 
     tx = generate(300, seed=13, id_kind="str", rows_per_customer=4)
     tx = tx.with_columns(pl.col("ts").dt.replace_time_zone("UTC"))
     df = spark.createDataFrame(tx.to_arrow())  # type: ignore[attr-defined]
-    arguments = {"as_of": "2024-06-30", "tz": "Asia/Shanghai", "resolution": "6h"}
+    arguments = {"tz": "Asia/Shanghai", "resolution": "6h"}
     got = as_polars(winback_spark.score(df, min_rows=50, **arguments))  # type: ignore[arg-type]
     assert got.schema["first_ts"] == pl.Datetime("us")
     assert_same_bits(got, local_silence(tx, **arguments))
@@ -157,11 +159,16 @@ def test_tz_aware_times_with_as_of_equal_local(spark: object) -> None:
 def test_bad_rows_raise_a_winback_error(spark: object) -> None:
     from winback import spark as winback_spark
 
-    df = spark.createDataFrame(  # type: ignore[attr-defined]
-        [(1, datetime(2024, 1, 1)), (1, None), (2, datetime(2024, 1, 2))],
-        "customer_id long, ts timestamp_ntz",
-    )
+    rows = [(1, datetime(2024, 1, 1)), (1, None), (2, datetime(2024, 1, 2))]
+    aware = spark.createDataFrame(rows, "customer_id long, ts timestamp")  # type: ignore[attr-defined]
     with pytest.raises(WinbackInputError, match="null timestamp"):
-        winback_spark.score(df)
+        winback_spark.score(aware)  # the pre-pass reads every row
     with pytest.raises(WinbackInputError, match="'when'"):
-        winback_spark.score(df, time_col="when")
+        winback_spark.score(aware, time_col="when")
+    naive = spark.createDataFrame(rows, "customer_id long, ts timestamp_ntz")  # type: ignore[attr-defined]
+    scored = winback_spark.score(naive)  # Spark's own max: the rows are read when scoring
+    with pytest.raises(Exception, match=r"WinbackInputError.*null timestamp"):
+        scored.toArrow()
+    dropped = as_polars(winback_spark.score(naive, on_invalid="drop"))
+    assert dropped.get_column("customer_id").to_list() == [1, 2]
+    assert dropped.get_column("recency_days").to_list() == [1.0, 0.0]

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
@@ -195,6 +195,9 @@ def _bounds(
     """
     from pyspark.sql import functions as sql
 
+    native = _native_bounds(df, read)
+    if native is not None:
+        return native
     schema = spark_schema(_batches.BOUNDS_SCHEMA)
     if read.order_col is None:
         source = df.select(used)
@@ -221,6 +224,45 @@ def _bounds(
         sql.max("time_zone").alias("time_zone"),
     )
     return _batches.combine_bounds(_collect_arrow(totals))
+
+
+def _native_bounds(df: DataFrame, read: _batches.ReadSettings) -> dict[str, Any] | None:
+    """The same bounds from Spark's own ``min``/``max`` when that is exact: a ``date`` or
+    ``timestamp_ntz`` time column (its value is the local wall clock the local API uses) and no
+    ``order_col``. Rows the local API would reject (null id or time; null, NaN or infinite
+    amount) are left out, as locally. None when not applicable."""
+    from pyspark.sql import functions as sql
+    from pyspark.sql import types as spark_types
+
+    kind = df.schema[read.time_col].dataType
+    exact = isinstance(kind, spark_types.DateType | spark_types.TimestampNTZType)
+    if read.order_col is not None or not exact:
+        return None
+    valid = sql.col(read.customer_col).isNotNull() & sql.col(read.time_col).isNotNull()
+    if read.amount_col is not None:
+        amount = sql.col(read.amount_col).cast("double")
+        finite = ~sql.isnan(amount) & (sql.abs(amount) != sql.lit(float("inf")))
+        valid = valid & amount.isNotNull() & finite
+    first, last = (
+        df.where(valid)
+        .agg(sql.min(read.time_col).alias("first"), sql.max(read.time_col).alias("last"))
+        .collect()[0]
+    )
+
+    def micros(value: Any) -> int | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):  # a date: its midnight, as the local API reads it
+            value = datetime.combine(value, time())
+        return _io.as_of_to_micros(value, None)
+
+    return {
+        "min_ts_us": micros(first),
+        "max_ts_us": micros(last),
+        "rows_read": None,
+        "rows_rejected": None,
+        "time_zone": read.tz if isinstance(kind, spark_types.TimestampNTZType) else None,
+    }
 
 
 def _resolution_text(resolution: str | timedelta) -> str:

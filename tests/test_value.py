@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -352,3 +352,56 @@ def test_value_is_identical_for_any_thread_count_row_order_and_id_type(
     by_string = winback.value(string_ids, as_of="1998-06-30").frame
     assert by_string["customer_id"][0] == "C000001"
     assert by_string.drop("customer_id").equals(frames[0].drop("customer_id"))
+
+
+def test_p_alive_is_the_bg_nbd_posterior(cdnow: pl.DataFrame) -> None:
+    from winback.models import BetaGeoModel
+
+    tx = cdnow.filter(pl.col("customer_id") <= 6000)
+    result = winback.value(tx, as_of="1998-06-30")
+    frame = result.frame
+    end = result.info.next_period_start
+    assert end == datetime(1998, 7, 1)  # June 1998 is the last complete period
+    assert frame.columns.index("p_alive") == frame.columns.index("p_active_next") + 1
+    # Independently: the BG/NBD on the day-level summary up to the end of that period.
+    summary = winback.summary(tx, as_of=end - timedelta(microseconds=1), unit="D")
+    model = BetaGeoModel().fit(summary)
+    expected = summary.select("customer_id", model.probability_alive(summary).alias("expected"))
+    joined = frame.join(expected, on="customer_id", how="left")
+    assert joined.get_column("expected").null_count() == 0
+    np.testing.assert_allclose(
+        joined.get_column("p_alive").to_numpy(), joined.get_column("expected").to_numpy(), 1e-12
+    )
+    assert result.bg_nbd is not None
+    assert result.bg_nbd.params_ == pytest.approx(model.params_, rel=1e-12)
+    # P(alive) is a state, P(X' ≥ 1) a purchase: customers without a repeat purchase are alive
+    # for sure under BG/NBD, yet few of them buy next month.
+    single = joined.filter(
+        pl.col("customer_id").is_in(
+            summary.filter(pl.col("frequency") == 0)["customer_id"].implode()
+        )
+    )
+    assert single.height > 0
+    assert (single.get_column("p_alive") == 1.0).all()
+    assert (single.get_column("p_active_next") < 0.5).all()
+
+
+def test_p_alive_is_missing_with_a_reason_when_the_bg_nbd_cannot_be_fitted() -> None:
+    from winback._value_engine import probability_alive
+
+    # Nobody bought twice: the BG/NBD has nothing to fit.
+    summary = pl.DataFrame(
+        {
+            "customer_id": [1, 2, 3],
+            "frequency": [0, 0, 0],
+            "recency": [0.0, 0.0, 0.0],
+            "T": [30.0, 20.0, 10.0],
+        }
+    )
+    values, model, reason = probability_alive(summary, pl.Series([3, 1, 2]))
+    assert np.isnan(values).all()
+    assert model is None
+    assert reason
+    values, model, reason = probability_alive(None, pl.Series([1]))
+    assert np.isnan(values).all()
+    assert reason == "no complete period to fit the BG/NBD on"

@@ -3,6 +3,7 @@ expense rules (SPEC §6) and the Markov chain (SPEC §7). Imported on first use 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,8 @@ from scipy.sparse import linalg as sparse_linalg
 
 from winback import _value_kernels as kernels
 from winback._winback import effective_threads
-from winback.models import GammaGammaModel, NBDModel
+from winback.errors import WinbackFitError
+from winback.models import BetaGeoModel, GammaGammaModel, NBDModel
 from winback.value import (
     NEGATIVE_TIER,
     REST_TIER,
@@ -308,20 +310,40 @@ def _frequency_tuples(
     )
 
 
+def _beta_mass(
+    a: FloatArray | float, b: FloatArray, u_lo: FloatArray, u_hi: FloatArray
+) -> FloatArray:
+    """I_{u_hi}(a, b) − I_{u_lo}(a, b) without cancellation: as a difference of upper tails
+    (scipy's ``betaincc``) when the interval reaches the distribution's upper half, else as a
+    difference of lower tails (``betainc``; the upper tails are then both ≈ 1 and their
+    difference loses the leading digits)."""
+    below_hi = special.betainc(a, b, u_hi)
+    lower = below_hi < 0.5
+    out = below_hi - special.betainc(a, b, u_lo)
+    upper = ~lower
+    if upper.any():
+        a_u = a[upper] if isinstance(a, np.ndarray) else a
+        b_u, lo_u, hi_u = b[upper], u_lo[upper], u_hi[upper]
+        out[upper] = special.betaincc(a_u, b_u, lo_u) - special.betaincc(a_u, b_u, hi_u)
+    return np.asarray(out)
+
+
 def _spend_upside(
     p: float, z: FloatArray, Q: FloatArray, G: FloatArray, upper: float
 ) -> tuple[FloatArray, FloatArray]:
     """E[M' | m_i ≤ M' ≤ m_max] over one occasion and P(m_i ≤ M' ≤ m_max) (SPEC §5), m_i = z̄,
-    m_max = ``upper``: the same operations as ``GammaGammaModel.spend_upside(c=1)`` (tested
-    bit for bit), which does not return the probability the seed's product needs."""
+    m_max = ``upper``. The operations of ``GammaGammaModel.spend_upside(c=1)`` (the same bits
+    whenever the interval reaches the upper half of the spend distribution, tested), which does
+    not return the probability the seed's product needs; intervals wholly in the lower half are
+    evaluated as lower-tail differences, which keeps 1e-8 relative accuracy there (the
+    upper-tail form loses it: tested against quadrature)."""
     lower = np.maximum(z, 0.0)
     hi = np.maximum(lower, upper)
     with np.errstate(invalid="ignore"):
         u_lo = np.where(np.isinf(lower), 1.0, lower / (G + lower))
         u_hi = np.where(np.isinf(hi), 1.0, hi / (G + hi))
-    # Upper-tail complements avoid cancellation when both ends sit in the tail.
-    mass = special.betaincc(p, Q, u_lo) - special.betaincc(p, Q, u_hi)
-    first = special.betaincc(p + 1.0, Q - 1.0, u_lo) - special.betaincc(p + 1.0, Q - 1.0, u_hi)
+    mass = _beta_mass(p, Q, u_lo, u_hi)
+    first = _beta_mass(p + 1.0, Q - 1.0, u_lo, u_hi)
     mean = p * G / (Q - 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         value = mean * first / mass
@@ -577,8 +599,30 @@ def build_chain(
     )
 
 
+def probability_alive(
+    alive_summary: pl.DataFrame | None, customers: pl.Series
+) -> tuple[FloatArray, BetaGeoModel | None, str | None]:
+    """BG/NBD P(alive) per customer of ``customers`` (SPEC §5, §6) from their (x, t_x, T)
+    summary: (values, NaN where unknown; the model; why it could not be fitted)."""
+    missing = np.full(customers.len(), np.nan)
+    if alive_summary is None or alive_summary.height == 0:
+        return missing, None, "no complete period to fit the BG/NBD on"
+    try:
+        model = BetaGeoModel().fit(alive_summary)
+    except WinbackFitError as error:
+        return missing, None, str(error)
+    alive = alive_summary.select(
+        "customer_id", model.probability_alive(alive_summary).alias("p_alive")
+    )
+    joined = pl.DataFrame({"customer_id": customers}).join(
+        alive, on="customer_id", how="left", maintain_order="left"
+    )
+    return joined.get_column("p_alive").fill_null(np.nan).to_numpy(), model, None
+
+
 def forecast(
     *,
+    alive_summary: pl.DataFrame | None,
     panel: pl.DataFrame,
     customers: pl.DataFrame,
     info: ValueInfo,
@@ -627,6 +671,7 @@ def forecast(
     cells, bin_probs = _customer_cells(
         p, freq, spend, f_index, s_index, frequency_buckets, spend_edges
     )
+    p_alive, bg_nbd, bg_nbd_error = probability_alive(alive_summary, m.get_column("customer_id"))
     expected_frequency = freq.expected[f_index]
     expected_mean = spend.expected[s_index]
     bin_mode = bin_probs.argmax(axis=1)
@@ -686,6 +731,7 @@ def forecast(
             "customer_id": m.get_column("customer_id"),
             "expected_frequency": expected_frequency,
             "p_active_next": freq.p_active[f_index],
+            "p_alive": p_alive,
             "frequency_mode": freq.mode[f_index].astype(np.int64),
             "p_frequency_mode": freq.p_mode[f_index],
             "p_frequency": freq.pmf[f_index],
@@ -712,8 +758,10 @@ def forecast(
         },
         schema_overrides={"p_frequency": pl.Array(pl.Float64, _PMF_MAX + 1)},
     )
-    frame = _assemble(c, out)
-    return ValueResult(frame=frame, nbd=nbd, gamma_gamma=gg, chain=chain, info=info)
+    frame = _assemble(c, out).with_columns(pl.col("p_alive").fill_nan(None))
+    if bg_nbd_error is not None:
+        info = dataclasses.replace(info, bg_nbd_error=bg_nbd_error)
+    return ValueResult(frame=frame, nbd=nbd, gamma_gamma=gg, chain=chain, info=info, bg_nbd=bg_nbd)
 
 
 def _assemble(c: pl.DataFrame, modelled: pl.DataFrame) -> pl.DataFrame:
@@ -738,6 +786,7 @@ def _empty_result(c: pl.DataFrame, info: ValueInfo, customer_dtype: Any) -> Valu
         "customer_id": customer_dtype,
         "expected_frequency": pl.Float64,
         "p_active_next": pl.Float64,
+        "p_alive": pl.Float64,
         "frequency_mode": pl.Int64,
         "p_frequency_mode": pl.Float64,
         "p_frequency": pl.Array(pl.Float64, _PMF_MAX + 1),

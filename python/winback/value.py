@@ -36,12 +36,12 @@ from numpy.typing import NDArray
 from winback import _io, _winback
 from winback.errors import WinbackConfigError, WinbackInputError
 from winback.silence import AsOf
-from winback.summary import _check_period, period_edges
+from winback.summary import _check_period, period_edges, summary
 
 if TYPE_CHECKING:
     from scipy import sparse
 
-    from winback.models import GammaGammaModel, NBDModel
+    from winback.models import BetaGeoModel, GammaGammaModel, NBDModel
 
 __all__ = ["DEFAULT_TIERS", "VALUE_COLUMNS", "MarkovChain", "ValueInfo", "ValueResult", "value"]
 
@@ -61,6 +61,7 @@ VALUE_COLUMNS = (
     "period_frequency",
     "expected_frequency",
     "p_active_next",
+    "p_alive",
     "frequency_mode",
     "p_frequency_mode",
     "p_frequency",
@@ -150,19 +151,23 @@ class ValueInfo:
     spend_bin_edges: tuple[float, ...]
     expense_rows_unmatched: int
     rejects: pl.DataFrame = field(repr=False)
+    #: Why the BG/NBD behind ``p_alive`` could not be fitted (then ``p_alive`` is null).
+    bg_nbd_error: str | None = None
 
 
 @dataclass(frozen=True)
 class ValueResult:
     """The output of :func:`value`: ``frame`` (one row per customer), the fitted ``nbd`` and
-    ``gamma_gamma`` models (None when nothing could be modelled), the Markov ``chain`` and the
-    run's ``info``."""
+    ``gamma_gamma`` models (None when nothing could be modelled), the Markov ``chain``, the
+    run's ``info`` and the ``bg_nbd`` model behind ``p_alive`` (None when it could not be
+    fitted; ``info.bg_nbd_error`` says why)."""
 
     frame: pl.DataFrame
     nbd: NBDModel | None
     gamma_gamma: GammaGammaModel | None
     chain: MarkovChain | None
     info: ValueInfo
+    bg_nbd: BetaGeoModel | None = None
 
     @property
     def transition_matrix(self) -> sparse.csr_array | None:
@@ -446,6 +451,20 @@ def value(
     ValueResult
         ``frame`` has one row per customer (:data:`VALUE_COLUMNS`), sorted by ``customer_id``.
 
+    Notes
+    -----
+    Two probabilities of activity sit side by side (SPEC §6):
+
+    - ``p_active_next`` = P(X' ≥ 1) = 1 − P(X' = 0): the probability of at least one occasion
+      in the next period under the period NBD (SPEC §5), which has no dropout — every customer
+      keeps buying at their posterior rate;
+    - ``p_alive`` = the BG/NBD posterior probability that the customer has not dropped out by
+      the end of the last complete period (Fader, Hardie & Lee 2005), fitted on the customers'
+      (x repeat occasions, t_x, T) in days (:func:`winback.summary`, ``unit="D"``, up to the
+      end of the last complete period). It is a state, not a purchase: a customer can be alive
+      and still buy nothing next period. It does not enter ``expected_amount``; null (with
+      ``info.bg_nbd_error``) when the BG/NBD cannot be fitted.
+
     Examples
     --------
     >>> import winback
@@ -541,9 +560,21 @@ def value(
         expense_rows_unmatched=unmatched,
         rejects=prepared.rejects,
     )
+    alive_summary = None
+    if first is not None and n_complete > 0:
+        # (x, t_x, T) in days up to the end of the last complete period, for P(alive).
+        alive_summary = summary(
+            prepared.frame.with_columns(pl.col("ts").cast(pl.Datetime("us"))),
+            as_of=_io.micros_to_datetime(edges[-1] - 1),
+            unit="D",
+            resolution=resolution,
+            customer_col="customer",
+            amount_col=None,
+        ).select("customer_id", "frequency", "recency", "T")
     from winback._value_engine import forecast  # numba and the models load here
 
     return forecast(
+        alive_summary=alive_summary,
         panel=panel,
         customers=customers,
         info=info,

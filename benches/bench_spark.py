@@ -56,7 +56,7 @@ def best_of(repeat: int, fn: Callable[[], Any]) -> tuple[float, Any]:
     return best, result
 
 
-def spark_session(cores: int) -> Any:
+def spark_session(cores: int, arrow_batch: int) -> Any:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas")
@@ -69,13 +69,16 @@ def spark_session(cores: int) -> Any:
         .config("spark.sql.shuffle.partitions", str(4 * cores))
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.driver.memory", "4g")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(arrow_batch))
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
     return session
 
 
-def run(customers: int, *, cores: int, repeat: int, seed: int) -> list[dict[str, Any]]:
+def run(
+    customers: int, *, cores: int, repeat: int, seed: int, arrow_batch: int = 10_000
+) -> list[dict[str, Any]]:
     from winback import dask as winback_dask
     from winback import spark as winback_spark
 
@@ -107,7 +110,7 @@ def run(customers: int, *, cores: int, repeat: int, seed: int) -> list[dict[str,
         seconds, _ = best_of(repeat, lambda: winback.summary(folder, num_threads=cores))
         add("local winback.summary", seconds, cores)
 
-        spark = spark_session(cores)
+        spark = spark_session(cores, arrow_batch)
         df = spark.read.parquet(folder)
         df.count()  # warm the reader and the Python workers
         for label, kwargs in (("default as_of", {}), ("as_of given", {"as_of": AS_OF})):
@@ -178,9 +181,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--arrow-batch", type=int, default=10_000, help="maxRecordsPerBatch (Spark's default)"
+    )
     args = parser.parse_args(argv)
     try:
-        results = run(args.customers, cores=args.cores, repeat=args.repeat, seed=args.seed)
+        results = run(
+            args.customers,
+            cores=args.cores,
+            repeat=args.repeat,
+            seed=args.seed,
+            arrow_batch=args.arrow_batch,
+        )
     except DisagreementError as exc:
         print(exc, file=sys.stderr)
         return 1

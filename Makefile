@@ -55,6 +55,9 @@ bench-value: build ## winback.value on 1M customers × 24 months vs a Polars pan
 bench-spill: build ## larger than memory: winback score vs DuckDB, 8GB limit (50M rows; ~3 GB disk)
 	$(BIN)/python benches/bench_spill.py --customers 3333333 --memory-limit 8GB
 
+bench-spark: build ## winback.spark and winback.dask vs local winback, rows/s per core (≈ 3M rows)
+	$(BIN)/python benches/bench_spark.py --customers 200000
+
 .venv-bench/.deps: requirements-bench.txt
 	$(PYTHON) -m venv .venv-bench
 	.venv-bench/bin/pip install --quiet --upgrade pip
@@ -71,4 +74,4 @@ format: $(VENV)/.deps ## format Python and Rust sources
 clean: ## remove build outputs and the virtualenv
 	rm -rf $(VENV) .venv-bench target winback-demo
 
-.PHONY: help venv build demo lint test browser bench bench-models bench-value bench-spill bench-env format clean
+.PHONY: help venv build demo lint test browser bench bench-models bench-value bench-spill bench-spark bench-env format clean

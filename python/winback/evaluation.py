@@ -345,7 +345,13 @@ def evaluate(
             "come from the same data and customer_col names the same ids"
         )
     window_rows = tx.filter((pl.col("ts") > start_us) & (pl.col("ts") <= end_us))
-    revenue = pl.col("amount").sum() if prepared.has_amount else pl.lit(None, dtype=pl.Float64)
+    # Float sums add one by one in ascending order within each group (sort + cum_sum: a plain
+    # sort().sum() may be rewritten to sum()), so the bits do not depend on row order.
+    revenue = (
+        pl.col("amount").sort().cum_sum().last()
+        if prepared.has_amount
+        else pl.lit(None, dtype=pl.Float64)
+    )
     outcome = (
         window_rows.group_by("customer")
         .agg(pl.len().alias("__purchases"), revenue.alias("__revenue"))
@@ -385,10 +391,10 @@ def _tables(
     aggs = [
         pl.len().cast(pl.Int64).alias("customers"),
         pl.col("__reactivated").sum().cast(pl.Int64).alias("reactivated"),
-        pl.col("__revenue").sum().alias("revenue"),
-        pl.col("__revenue").mean().alias("revenue_per_customer"),
-        pl.col("__revenue").var().alias("__var"),
-        pl.col("__cost").sum().alias("__cost"),
+        pl.col("__revenue").sort().cum_sum().last().fill_null(0.0).alias("revenue"),
+        pl.col("__revenue").sort().mean().alias("revenue_per_customer"),
+        pl.col("__revenue").sort().var().alias("__var"),
+        pl.col("__cost").sort().cum_sum().last().fill_null(0.0).alias("__cost"),
     ]
     overall = joined.group_by("arm").agg(aggs).with_columns(pl.lit(ALL).alias("segment"))
     parts = [overall]

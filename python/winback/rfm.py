@@ -221,7 +221,9 @@ def _window_stats(
     bucket = (pl.col("ts") // resolution_us) * resolution_us
     aggs = [pl.col("bucket").n_unique().cast(pl.Int64).alias(name)]
     if prepared.has_amount:
-        aggs.append(pl.col("amount").sum().alias(f"{name}_amount"))
+        # Summed one by one in ascending order within each customer, so the bits do not depend
+        # on row order (a plain sort().sum() is rewritten to sum() by the lazy optimiser).
+        aggs.append(pl.col("amount").sort().cum_sum().last().alias(f"{name}_amount"))
     return (
         prepared.frame.lazy()
         .with_columns(bucket.alias("bucket"))

@@ -318,7 +318,9 @@ def _expense_panel(
             .alias("period")
         )
         .group_by(pl.col("customer").alias("customer_id"), "period")
-        .agg(pl.col("amount").sum().alias("expense"))
+        # added one by one in ascending order within each group (sort + cum_sum: a plain
+        # sort().sum() may be rewritten to sum()), so the bits do not depend on row order
+        .agg(pl.col("amount").sort().cum_sum().last().alias("expense"))
     )
 
 
@@ -339,14 +341,33 @@ def _bin_expr(column: str, edges: Sequence[float]) -> pl.Expr:
     return expr
 
 
+def _ordered_sums(
+    group: NDArray[np.int64], n_groups: int, weights: pl.DataFrame
+) -> dict[str, FloatArray]:
+    """Per group, each column of ``weights`` summed by numpy in row order (one sequential
+    ``bincount`` pass): the bits depend on the rows' order only, never on threads or Polars'
+    aggregation strategy."""
+    return {
+        name: np.asarray(
+            np.bincount(group, weights=weights.get_column(name).to_numpy(), minlength=n_groups),
+            dtype=np.float64,
+        )
+        for name in weights.columns
+    }
+
+
 def _customers(
     panel: pl.DataFrame,
     n_complete: int,
     frequency_buckets: Sequence[int],
     spend_edges: Sequence[float],
 ) -> pl.DataFrame:
-    """Per customer: birth, modelling statistics, last active period and its buckets, totals and
-    the margin regression terms."""
+    """Per customer, in ``customer_id`` order: birth, modelling statistics, last active period
+    and its buckets, totals and the margin regression terms.
+
+    ``panel`` must be sorted by ``customer_id`` then ``period`` (its rows are unique per pair, so
+    that order does not depend on the input's): the money totals are numpy sums in that order.
+    """
     active = pl.col("occasions") > 0
     complete = pl.col("period") < n_complete
     panel = panel.with_columns(
@@ -364,28 +385,41 @@ def _customers(
     m_k = (pl.col("revenue") - pl.col("cost")) / pl.col("revenue")
     k = pl.col("period").cast(pl.Float64)
     last_active = pl.col("period").filter(active & complete).max()
-    return panel.group_by("customer_id").agg(
-        pl.col("period").filter(active).min().alias("birth"),
-        pl.col("occasions").filter(model).sum().alias("period_frequency"),
-        pl.col("positive_occasions").filter(model).sum().alias("spend_frequency"),
-        pl.col("positive_revenue").filter(model).sum().alias("_spend_sum"),
-        last_active.alias("last_active"),
-        pl.col("f_bin").filter(active & complete).last().alias("f_bin"),
-        pl.col("m_bin").filter(active & complete).last().alias("m_bin"),
-        pl.col("occasions").filter(active & complete).last().alias("last_occasions"),
-        pl.col("revenue").sum().alias("revenue_to_date"),
-        pl.col("cost").sum().alias("cost_to_date"),
-        pl.col("expense").sum().alias("expense_to_date"),
-        pl.col("expense").filter(pl.col("expense") > 0).min().alias("expense_floor"),
-        # margin regression over active complete periods with positive revenue
-        margin_ok.sum().alias("_mn"),
-        k.filter(margin_ok).sum().alias("_sk"),
-        m_k.filter(margin_ok).sum().alias("_sm"),
-        (k * m_k).filter(margin_ok).sum().alias("_skm"),
-        (k * k).filter(margin_ok).sum().alias("_skk"),
-        m_k.filter(margin_ok).last().alias("last_margin"),
-        pl.col("period").filter(margin_ok).max().alias("last_margin_period"),
+    out = (
+        panel.group_by("customer_id")
+        .agg(
+            pl.col("period").filter(active).min().alias("birth"),
+            pl.col("occasions").filter(model).sum().alias("period_frequency"),
+            pl.col("positive_occasions").filter(model).sum().alias("spend_frequency"),
+            last_active.alias("last_active"),
+            pl.col("f_bin").filter(active & complete).last().alias("f_bin"),
+            pl.col("m_bin").filter(active & complete).last().alias("m_bin"),
+            pl.col("occasions").filter(active & complete).last().alias("last_occasions"),
+            pl.col("expense").filter(pl.col("expense") > 0).min().alias("expense_floor"),
+            # margin regression over active complete periods with positive revenue (counts and
+            # sums of whole period indices: exact in any order)
+            margin_ok.sum().alias("_mn"),
+            k.filter(margin_ok).sum().alias("_sk"),
+            (k * k).filter(margin_ok).sum().alias("_skk"),
+            m_k.filter(margin_ok).last().alias("last_margin"),
+            pl.col("period").filter(margin_ok).max().alias("last_margin_period"),
+        )
+        .sort("customer_id")
     )
+    group = panel.select(pl.col("customer_id").rle_id()).to_series().to_numpy().astype(np.int64)
+    n_groups = int(group[-1]) + 1 if group.size else 0
+    if n_groups != out.height:
+        raise AssertionError("the value panel must be sorted by customer_id and period")
+    weights = panel.select(
+        pl.when(model).then(pl.col("positive_revenue")).otherwise(0.0).alias("_spend_sum"),
+        pl.col("revenue").fill_null(0.0).alias("revenue_to_date"),
+        pl.col("cost").fill_null(0.0).alias("cost_to_date"),
+        pl.col("expense").fill_null(0.0).alias("expense_to_date"),
+        pl.when(margin_ok).then(m_k).otherwise(0.0).alias("_sm"),
+        pl.when(margin_ok).then(k * m_k).otherwise(0.0).alias("_skm"),
+    ).cast(pl.Float64)
+    sums = _ordered_sums(group, n_groups, weights)
+    return out.with_columns(pl.Series(name, values) for name, values in sums.items())
 
 
 def value(

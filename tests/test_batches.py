@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import sys
 from collections import Counter
-from datetime import datetime
+from datetime import date, datetime
 from itertools import pairwise
 
 import numpy as np
@@ -100,12 +100,13 @@ def test_any_batch_split_gives_the_local_silence(
     cuts=st.lists(st.integers(0, 200), max_size=8),
     min_rows=st.integers(1, 40),
     period=st.sampled_from(["month", "week", "9d"]),
-    split=st.booleans(),
+    calibration_end=st.sampled_from(
+        [None, datetime(2023, 1, 25, 12), date(2023, 1, 20), "2023-01-31"]
+    ),
 )
 def test_any_batch_split_gives_the_local_summary(
-    tx: pl.DataFrame, cuts: list[int], min_rows: int, period: str, split: bool
+    tx: pl.DataFrame, cuts: list[int], min_rows: int, period: str, calibration_end: object
 ) -> None:
-    calibration_end = datetime(2023, 1, 25) if split else None
     bounds = _batches.combine_bounds(
         _batches.bounds_table([tx.to_arrow()], _batches.ReadSettings())
     )

@@ -504,8 +504,17 @@ def bin_frame(frame: pl.DataFrame, width: float, columns: Sequence[str]) -> pl.D
 
 
 # -- resolving the global settings on the driver ---------------------------------------------------
-def _local_micros(moment: Any, zone: str | None) -> int | None:
-    return None if moment is None else _io.as_of_to_micros(moment, zone)
+def _in_local_time(moment: Any, zone: str | None) -> Any:
+    """A cut-off as the local API would read it on data in ``zone``: tz-aware values become the
+    naive local wall clock; dates, naive datetimes and ISO strings without an offset are kept as
+    given (so error messages quote them as the user wrote them)."""
+    aware = isinstance(moment, datetime) and moment.tzinfo is not None
+    if isinstance(moment, str) and len(moment.strip()) > 10:
+        try:
+            aware = datetime.fromisoformat(moment.strip()).tzinfo is not None
+        except ValueError:
+            aware = False  # the local API reports the bad text itself
+    return _naive(_io.as_of_to_micros(moment, zone)) if aware else moment
 
 
 def resolve_as_of(bounds: dict[str, Any], as_of: Any) -> int:
@@ -528,9 +537,9 @@ def resolve_window(
 ) -> GlobalWindow:
     """The cut-offs of :func:`winback.summary` over all the data, resolved by the local API itself.
 
-    User cut-offs are first converted to the data's local wall clock, then the local function runs
-    on two rows at the data's earliest and latest purchase: it applies the defaults and raises the
-    same :class:`~winback.WinbackConfigError` as it would on all the data.
+    Tz-aware cut-offs are first converted to the data's local wall clock, then the local function
+    runs on two rows at the data's earliest and latest purchase: it applies the defaults and
+    raises the same :class:`~winback.WinbackConfigError` as it would on all the data.
     """
     import winback
 
@@ -542,10 +551,10 @@ def resolve_window(
     )
     _, info = winback.summary(
         probe,
-        as_of=_naive(_local_micros(as_of, zone)),
+        as_of=_in_local_time(as_of, zone),
         unit=unit,
-        calibration_end=_naive(_local_micros(calibration_end, zone)),
-        holdout_end=_naive(_local_micros(holdout_end, zone)),
+        calibration_end=_in_local_time(calibration_end, zone),
+        holdout_end=_in_local_time(holdout_end, zone),
         resolution=resolution,
         period=period,
         customer_col="customer",

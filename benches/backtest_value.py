@@ -11,8 +11,8 @@ forecasts are compared with what the customers spent in that month (0 for most):
   Markov chain's probability of a purchase next period (SPEC §7, ``p_active_next_markov``):
   ``expected_amount × p_active_next_markov / p_active_next``. The chain over recency is what
   brings lapse in (SPEC §7).
-- **winback P(alive)-adjusted** — ``expected_amount × p_alive`` (the BG/NBD posterior that the
-  customer has not dropped out, fitted on the same calibration data).
+- **winback P(alive)-adjusted** — ``expected_amount × p_alive`` (value's ``p_alive``: the
+  BG/NBD posterior that the customer has not dropped out, fitted on the same calibration data).
 - **lifetimes BG/NBD × GG** — `BetaGeoFitter` on lifetimes' daily summary,
   `conditional_expected_number_of_purchases_up_to_time(days in the next month)` ×
   `GammaGammaFitter.conditional_expected_average_profit` (fitted on the customers with a positive
@@ -79,17 +79,11 @@ def actual_amounts(tx: pl.DataFrame, split: date) -> pl.DataFrame:
 
 def winback_forecasts(tx: pl.DataFrame, split: date) -> pl.DataFrame:
     """winback's forecasts for the month after ``split``, calibrated on the days up to it."""
-    from winback.models import BetaGeoModel
-
     calibration = tx.filter(pl.col("ts") <= split)
     # The last instant of the split day: the split's month is the last complete period.
-    result = winback.value(calibration, as_of=datetime.combine(split, datetime.max.time()))
-    frame = result.frame
-    summary = winback.summary(calibration, as_of=split, unit="D")
-    alive = BetaGeoModel().fit(summary).probability_alive(summary)
-    alive_frame = pl.DataFrame({"customer_id": summary.get_column("customer_id"), "p_alive": alive})
+    frame = winback.value(calibration, as_of=datetime.combine(split, datetime.max.time())).frame
     amount = pl.col("expected_amount").fill_null(0.0)
-    return frame.join(alive_frame, on="customer_id", how="left").select(
+    return frame.select(
         "customer_id",
         amount.alias(WINBACK_METHODS[0]),
         (amount * pl.col("p_active_next_markov") / pl.col("p_active_next"))

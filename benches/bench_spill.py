@@ -98,11 +98,8 @@ def _timed(command: list[str], temp_dir: Path) -> dict[str, Any]:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         stdout, stderr = process.communicate()
         wall = time.perf_counter() - began
-    if process.returncode != 0:
-        raise RuntimeError(
-            f"{command[:4]} failed ({process.returncode}): {stderr.decode()[-2000:]}"
-        )
     return {
+        "returncode": process.returncode,
         "seconds": wall,
         "stdout": stdout.decode(),
         "stderr": stderr.decode(),
@@ -272,9 +269,12 @@ def run(
                 "rows_per_s": rows / measured["seconds"],
                 "peak_rss_mb": _peak_rss_mb(measured["stderr"]),
                 "temp_peak_mb": measured["temp_peak_mb"],
-                "output_mb": outputs[name].stat().st_size / MB,
             }
-            if name == "winback":
+            if measured["returncode"] != 0:  # e.g. DuckDB's out-of-memory error: a result too
+                side["error"] = _error_line(measured["stderr"])
+            else:
+                side["output_mb"] = outputs[name].stat().st_size / MB
+            if name == "winback" and "error" not in side:
                 side["info"] = json.loads(measured["stdout"])
             sides.append(side)
             if verbose:
@@ -283,7 +283,8 @@ def run(
         for side in sides:
             side["time_vs_winback"] = side["seconds"] / base
         result["sides"] = sides
-        result["agreement"] = _compare(outputs["winback"], outputs["duckdb"], memory_limit)
+        if not any("error" in side for side in sides):
+            result["agreement"] = _compare(outputs["winback"], outputs["duckdb"], memory_limit)
         result["load_after"] = os.getloadavg()
     finally:
         if not keep_data:
@@ -292,15 +293,22 @@ def run(
                 path.unlink(missing_ok=True)
         for path in temp.values():
             shutil.rmtree(path, ignore_errors=True)
-    agreement = result["agreement"]
-    if agreement["unmatched"] or agreement["disagreeing"]:
+    agreement = result.get("agreement")
+    if agreement and (agreement["unmatched"] or agreement["disagreeing"]):
         raise RuntimeError(f"winback and DuckDB disagree: {agreement}")
     return result
 
 
+def _error_line(stderr: str) -> str:
+    """The exception line of a failed side's stderr (its last line naming an error)."""
+    lines = [line for line in stderr.splitlines() if "Error" in line or "Exception" in line]
+    return lines[-1].strip() if lines else stderr.strip()[-300:]
+
+
 def format_side(side: dict[str, Any]) -> str:
     rss = side["peak_rss_mb"]
-    return (
+    failed = f"  FAILED: {side['error']}" if "error" in side else ""
+    return failed + (
         f"{side['implementation']:>8}: {side['seconds']:8.1f} s  {side['rows_per_s'] / 1e6:6.2f}M "
         f"rows/s  peak RSS {'?' if rss is None else f'{rss:,.0f}'} MB  temp peak "
         f"{side['temp_peak_mb']:,.0f} MB"
@@ -319,6 +327,7 @@ def format_table(result: dict[str, Any]) -> str:
             f"| {side['temp_peak_mb']:,.0f} MB | {side['seconds']:,.1f} | "
             f"{side['peak_rss_mb'] or 0:,.0f} | {side['rows_per_s'] / 1e6:.2f}M | "
             f"{side['time_vs_winback']:.2f} |"
+            + (f" failed: {side['error']}" if "error" in side else "")
         )
     return "\n".join(lines)
 

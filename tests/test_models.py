@@ -572,3 +572,27 @@ def test_one_pass_input_checks_agree_with_the_column_by_column_checks(
     else:
         assert fast is not None
         assert fast.equals(slow)
+
+
+def test_warm_start_sample_keeps_heavy_tuples_and_the_total_weight() -> None:
+    from winback.models._base import compress
+
+    rng = np.random.default_rng(5)
+    frequency = rng.poisson(1.0, 60_000).astype(np.float64)
+    T = rng.integers(30, 60, 60_000).astype(np.float64)
+    recency = np.where(frequency > 0, np.floor(rng.uniform(0, 1, 60_000) * T), 0.0)
+    data = compress(pl.DataFrame({"frequency": frequency, "recency": recency, "T": T}))
+    sample = data.systematic_sample(2_000)
+    tau = data.n_customers / 2_000
+    heavy = data.weights >= tau
+    # Every heavy tuple is kept with its own weight; light ones stand for τ customers each.
+    heavy_rows = {tuple(r) for r in np.column_stack([data[c] for c in data.columns])[heavy]}
+    sample_rows = np.column_stack([sample[c] for c in sample.columns])
+    kept_heavy = {tuple(r) for r, w in zip(sample_rows, sample.weights, strict=True) if w >= tau}
+    assert heavy_rows <= kept_heavy
+    assert sample.n_unique <= int(heavy.sum()) + 2_001
+    assert sample.n_unique < data.n_unique
+    assert abs(sample.n_customers - data.n_customers) <= tau
+    for name in data.columns:  # the sample's ranks index the full data's distinct values
+        np.testing.assert_array_equal(sample.distinct(name)[sample.ranks[name]], sample[name])
+        np.testing.assert_array_equal(data.distinct(name), np.unique(data[name]))

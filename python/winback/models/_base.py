@@ -35,7 +35,7 @@ _WARM_START_TUPLES = 100_000
 class Compressed:
     """Unique rows of the sufficient statistics with their weights (customer counts).
 
-    ``ranks[name]`` holds each row's index into ``distinct[name]``, the column's sorted distinct
+    ``ranks[name]`` holds each row's index into ``distinct(name)``, the column's sorted distinct
     values, so a kernel can evaluate a function of one column once per distinct value (a few
     thousand days) and look it up per row.
     """
@@ -45,12 +45,26 @@ class Compressed:
         columns: dict[str, FloatArray],
         weights: FloatArray,
         ranks: dict[str, NDArray[np.uint32]],
-        distinct: dict[str, FloatArray],
+        population: Compressed | None = None,
     ) -> None:
         self.columns = columns
         self.weights = weights
         self.ranks = ranks
-        self.distinct = distinct
+        #: For a sample: the data it was drawn from, whose distinct values its ranks index.
+        self._population = population
+        self._distinct: dict[str, FloatArray] = {}
+
+    def distinct(self, name: str) -> FloatArray:
+        """The sorted distinct values of column ``name`` (what its ranks index)."""
+        if self._population is not None:
+            return self._population.distinct(name)
+        values = self._distinct.get(name)
+        if values is None:
+            ranks = self.ranks[name]
+            values = np.zeros(int(ranks.max()) + 1 if ranks.size else 0)
+            values[ranks] = self.columns[name]
+            self._distinct[name] = values
+        return values
 
     def __getitem__(self, name: str) -> FloatArray:
         return self.columns[name]
@@ -93,7 +107,7 @@ class Compressed:
             taken(self.columns),
             np.ascontiguousarray(np.where(heavy[keep], w[keep], tau)),
             taken(self.ranks),
-            self.distinct,
+            self._population or self,
         )
 
 
@@ -175,14 +189,7 @@ def compress(checked: pl.DataFrame, weights: pl.Series | None = None) -> Compres
         name: np.ascontiguousarray(grouped.get_column(f"{name}_rank").to_numpy(), dtype=np.uint32)
         for name in names
     }
-    distinct = {}
-    for name in names:
-        values = np.zeros(int(ranks[name].max()) + 1 if ranks[name].size else 0)
-        values[ranks[name]] = columns[name]
-        distinct[name] = values
-    return Compressed(
-        columns, np.ascontiguousarray(weight.to_numpy(), dtype=np.float64), ranks, distinct
-    )
+    return Compressed(columns, np.ascontiguousarray(weight.to_numpy(), dtype=np.float64), ranks)
 
 
 def _as_frame(data: Any) -> pl.DataFrame:

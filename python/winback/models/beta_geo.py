@@ -93,9 +93,9 @@ class _BetaGeoFamily(CountModel):
         modified = self._alive_shift == 1.0
         tables = (
             data.ranks["recency"],
-            data.distinct["recency"],
+            data.distinct("recency"),
             data.ranks["T"],
-            data.distinct["T"],
+            data.distinct("T"),
             data.weights,
         )
 

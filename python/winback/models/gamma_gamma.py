@@ -38,7 +38,7 @@ def _homogeneous_fit(data: Compressed) -> tuple[float, float, float]:
     x_log_z = float((w * x * np.log(z)).sum())
     log_z = float((w * np.log(z)).sum())
     # lnΓ(p x) depends on x alone: sum it over the distinct x with their total weights.
-    x_values = data.distinct["x"]
+    x_values = data.distinct("x")
     x_weights = np.bincount(data.ranks["x"], weights=w, minlength=x_values.size)
 
     def loglik(log_p: float) -> float:

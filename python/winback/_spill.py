@@ -30,6 +30,11 @@ an amount; strings take their length). It is checked against the free space befo
 when the input's size is known (Parquet metadata, file sizes) and while spilling in any case;
 too little is a :class:`~winback.WinbackConfigError` naming the directory and the sizes. Spill
 files are removed on success and on any failure, Ctrl-C included.
+
+Limits: rows rejected with ``on_invalid="drop"`` are kept in memory (one frame, as in the
+in-memory path); a timestamp column of *strings* is parsed per batch, so its format is inferred
+per batch, not once for the whole column; a single customer larger than the group budget is
+scored whole; with ``order_col`` the default ``as_of`` needs one more pass over the spill files.
 """
 
 from __future__ import annotations

@@ -77,8 +77,9 @@ log = logging.getLogger("winback.spill")
 #: Share of the available RAM used as the default memory limit.
 DEFAULT_MEMORY_FRACTION = 0.5
 #: Peak memory of in-memory scoring over the size of its prepared input (measured ≈ 3 with the
-#: result; one more for reading a spill file back and concatenating it).
-WORKING_MEMORY_FACTOR = 4
+#: result; more for reading spill files back and concatenating them, and for what the Arrow and
+#: Polars allocators keep after freeing).
+WORKING_MEMORY_FACTOR = 5
 #: Largest scoring group (bytes of prepared rows). Larger groups were measured slower, not
 #: faster (50M rows: groups of 0.1–0.5 GB 9–10 s, one of 1.2 GB 18 s: fresh large buffers
 #: fault their pages in), so a generous limit is a bound, not a target.

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
+import numba
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
@@ -61,8 +62,7 @@ class Compressed:
         values = self._distinct.get(name)
         if values is None:
             ranks = self.ranks[name]
-            values = np.zeros(int(ranks.max()) + 1 if ranks.size else 0)
-            values[ranks] = self.columns[name]
+            values = _scatter(ranks, self.columns[name], int(ranks.max()) + 1 if ranks.size else 0)
             self._distinct[name] = values
         return values
 
@@ -96,9 +96,9 @@ class Compressed:
         tau = max(float(w.sum()) / max(size, 1), 1e-300)
         heavy = w >= tau
         light = np.where(heavy, 0.0, w)
-        after = np.floor((np.cumsum(light) + 0.5 * tau) / tau)
-        before = np.floor((np.cumsum(light) - light + 0.5 * tau) / tau)
-        keep = np.flatnonzero(heavy | (after > before))
+        # Multiples of τ passed once tuple i's light weight is added (the first at τ/2).
+        passed = np.floor(np.cumsum(light) / tau + 0.5)
+        keep = np.flatnonzero(heavy | (np.diff(passed, prepend=0.0) > 0))
 
         def taken(columns: dict[str, Any]) -> dict[str, Any]:
             return {name: np.ascontiguousarray(v[keep]) for name, v in columns.items()}
@@ -109,6 +109,15 @@ class Compressed:
             taken(self.ranks),
             self._population or self,
         )
+
+
+@numba.njit(cache=True, nogil=True)
+def _scatter(index: NDArray[np.uint32], values: FloatArray, size: int) -> FloatArray:
+    """``out[index[i]] = values[i]`` (a loop: several times faster than numpy's fancy indexing)."""
+    out = np.zeros(size)
+    for i in range(index.size):
+        out[index[i]] = values[i]
+    return out
 
 
 def _bad_rows(mask: pl.Series) -> str:

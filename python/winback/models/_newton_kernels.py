@@ -31,7 +31,7 @@ __all__ = ["beta_geo_newton_terms", "digamma", "gamma_gamma_newton_terms", "trig
 
 #: Tuples per chunk of a pass. Chunks depend only on the data size, and their sums are added in
 #: chunk order, so a pass gives the same bits on any number of threads.
-CHUNK_TUPLES = 1 << 16
+CHUNK_TUPLES = 1 << 15
 _pools: dict[int, ThreadPoolExecutor] = {}
 
 

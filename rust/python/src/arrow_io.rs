@@ -362,7 +362,10 @@ pub fn compressed_table(names: &[String], compressed: Compressed) -> PyResult<Py
         })
         .collect();
     columns.push(("count", Arc::new(UInt64Array::from(compressed.counts))));
-    for (name, ranks) in rank_names.iter().zip(compressed.ranks.into_iter().flatten()) {
+    for (name, ranks) in rank_names
+        .iter()
+        .zip(compressed.ranks.into_iter().flatten())
+    {
         columns.push((name.as_str(), Arc::new(UInt32Array::from(ranks))));
     }
     named_table(columns)

@@ -80,10 +80,10 @@ class Compressed:
     def runs(self, name: str) -> tuple[FloatArray, NDArray[np.int64]]:
         """Runs of equal values of the sort's leading column ``name``: the values, and the
         offsets where each run starts followed by ``n_unique`` (run g is starts[g]:starts[g+1])."""
-        values = self.columns[name]
-        starts = np.flatnonzero(np.diff(values)) + 1
-        run_values = values[np.append(0, starts)] if values.size else values
-        return run_values, np.concatenate(([0], starts, [values.size])).astype(np.int64)
+        # Every distinct value of the population, so a sample may have empty runs.
+        values = self.distinct(name)
+        starts = np.searchsorted(self.columns[name], values, side="left")
+        return values, np.append(starts, self.n_unique).astype(np.int64)
 
     def systematic_sample(self, size: int) -> Compressed:
         """About ``size`` tuples drawn systematically with probability proportional to weight:
@@ -92,23 +92,38 @@ class Compressed:
         customers each. Deterministic, it keeps every stratum of the sort, and — unlike every
         k-th tuple — never lets one heavy tuple (say the x = 0 customers of one day) stand for
         k times its weight; used to find a Newton warm start cheaply."""
-        w = self.weights
-        tau = max(float(w.sum()) / max(size, 1), 1e-300)
-        heavy = w >= tau
-        light = np.where(heavy, 0.0, w)
-        # Multiples of τ passed once tuple i's light weight is added (the first at τ/2).
-        passed = np.floor(np.cumsum(light) / tau + 0.5)
-        keep = np.flatnonzero(heavy | (np.diff(passed, prepend=0.0) > 0))
+        tau = max(float(self.weights.sum()) / max(size, 1), 1e-300)
+        keep, weights = _pps_rows(self.weights, tau)
 
         def taken(columns: dict[str, Any]) -> dict[str, Any]:
-            return {name: np.ascontiguousarray(v[keep]) for name, v in columns.items()}
+            return {name: v[keep] for name, v in columns.items()}
 
-        return Compressed(
-            taken(self.columns),
-            np.ascontiguousarray(np.where(heavy[keep], w[keep], tau)),
-            taken(self.ranks),
-            self._population or self,
-        )
+        return Compressed(taken(self.columns), weights, taken(self.ranks), self._population or self)
+
+
+@numba.njit(cache=True, nogil=True)
+def _pps_rows(weights: FloatArray, tau: float) -> tuple[NDArray[np.int64], FloatArray]:
+    """Rows of a systematic sample with probability proportional to weight, and their new
+    weights: rows weighing ≥ τ with their own weight; lighter rows where the running total of
+    light weight passes a multiple of τ (the first at τ/2), each standing for τ customers."""
+    keep = np.empty(weights.size, dtype=np.int64)
+    new_weights = np.empty(weights.size)
+    n_kept = 0
+    light_total = 0.0
+    passed = 0.0
+    for i in range(weights.size):
+        w = weights[i]
+        take = w >= tau
+        if not take:
+            light_total += w
+            now = math.floor(light_total / tau + 0.5)
+            take = now > passed
+            passed = now
+        if take:
+            keep[n_kept] = i
+            new_weights[n_kept] = w if w >= tau else tau
+            n_kept += 1
+    return keep[:n_kept].copy(), new_weights[:n_kept].copy()
 
 
 @numba.njit(cache=True, nogil=True)

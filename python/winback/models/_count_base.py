@@ -94,13 +94,15 @@ class CountModel(BaseModel):
         w = data.weights
         x, t_x, T = data["frequency"], data["recency"], data["T"]
         n = float(w.sum())
+        # Tuples are sorted by frequency: the x = 0 tuples come first.
+        first_repeat = int(np.searchsorted(x, 0.0, side="right"))
         return {
             "n_customers": n,
             "n_unique": float(data.n_unique),
-            "repeat_customers": float(w[x > 0].sum()),
-            "mean_frequency": float((w * x).sum() / n),
-            "mean_recency": float((w * t_x).sum() / n),
-            "mean_T": float((w * T).sum() / n),
+            "repeat_customers": float(w[first_repeat:].sum()),
+            "mean_frequency": float(np.dot(w, x) / n),
+            "mean_recency": float(np.dot(w, t_x) / n),
+            "mean_T": float(np.dot(w, T) / n),
             "max_T": float(T.max()),
         }
 

@@ -74,8 +74,9 @@ class _BetaGeoFamily(CountModel):
 
     def _starts(self, data: Compressed) -> list[list[float]]:
         w = data.weights
-        mean_T = float((w * data["T"]).sum() / w.sum())
-        rate = float((w * data["frequency"]).sum() / max((w * data["T"]).sum(), 1e-12))
+        exposure = float(np.dot(w, data["T"]))
+        mean_T = exposure / float(w.sum())
+        rate = float(np.dot(w, data["frequency"])) / max(exposure, 1e-12)
         alpha0 = 1.0 / max(rate, 1e-6)
         return [
             [1.0, alpha0, 1.0, 1.0],

@@ -581,7 +581,7 @@ def test_warm_start_sample_keeps_heavy_tuples_and_the_total_weight() -> None:
     frequency = rng.poisson(1.0, 60_000).astype(np.float64)
     T = rng.integers(30, 60, 60_000).astype(np.float64)
     recency = np.where(frequency > 0, np.floor(rng.uniform(0, 1, 60_000) * T), 0.0)
-    data = compress(pl.DataFrame({"frequency": frequency, "recency": recency, "T": T}))
+    data = compress(pl.DataFrame({"frequency": frequency, "recency": recency, "T": T}), ranked=True)
     sample = data.systematic_sample(2_000)
     tau = data.n_customers / 2_000
     heavy = data.weights >= tau
@@ -594,5 +594,20 @@ def test_warm_start_sample_keeps_heavy_tuples_and_the_total_weight() -> None:
     assert sample.n_unique < data.n_unique
     assert abs(sample.n_customers - data.n_customers) <= tau
     for name in data.columns:  # the sample's ranks index the full data's distinct values
-        np.testing.assert_array_equal(sample.distinct(name)[sample.ranks[name]], sample[name])
+        np.testing.assert_array_equal(sample.distinct(name)[sample.rank(name)], sample[name])
         np.testing.assert_array_equal(data.distinct(name), np.unique(data[name]))
+
+
+def test_leading_column_ranks_counted_from_runs_equal_the_kernels() -> None:
+    from winback.models._base import compress
+
+    rng = np.random.default_rng(11)
+    frame = pl.DataFrame(
+        {"x": rng.integers(1, 9, 5_000).astype(np.float64), "z": rng.gamma(2.0, 10.0, 5_000)}
+    )
+    counted, from_kernel = compress(frame), compress(frame, ranked=True)
+    assert "x" not in counted.ranks
+    np.testing.assert_array_equal(counted.rank("x"), from_kernel.rank("x"))
+    np.testing.assert_array_equal(counted.distinct("x"), np.arange(1.0, 9.0))
+    with pytest.raises(KeyError, match="no ranks for column 'z'"):
+        counted.rank("z")

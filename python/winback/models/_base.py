@@ -55,13 +55,28 @@ class Compressed:
         self._population = population
         self._distinct: dict[str, FloatArray] = {}
 
+    def rank(self, name: str) -> NDArray[np.uint32]:
+        """Each row's index into ``distinct(name)``: from the compression, or — for the sort's
+        leading column, whose equal values are adjacent — counted from its runs."""
+        ranks = self.ranks.get(name)
+        if ranks is None:
+            if self._population is not None or name != next(iter(self.columns)):
+                raise KeyError(f"no ranks for column {name!r}: compress with ranked=True")
+            values = self.columns[name]
+            starts = np.empty(values.size, dtype=np.uint32)
+            if values.size:
+                starts[0] = 0
+                np.not_equal(values[1:], values[:-1], out=starts[1:], casting="unsafe")
+            ranks = self.ranks[name] = np.cumsum(starts, dtype=np.uint32)
+        return ranks
+
     def distinct(self, name: str) -> FloatArray:
         """The sorted distinct values of column ``name`` (what its ranks index)."""
         if self._population is not None:
             return self._population.distinct(name)
         values = self._distinct.get(name)
         if values is None:
-            ranks = self.ranks[name]
+            ranks = self.rank(name)
             values = _scatter(ranks, self.columns[name], int(ranks.max()) + 1 if ranks.size else 0)
             self._distinct[name] = values
         return values
@@ -94,6 +109,8 @@ class Compressed:
         k times its weight; used to find a Newton warm start cheaply."""
         tau = max(float(self.weights.sum()) / max(size, 1), 1e-300)
         keep, weights = _pps_rows(self.weights, tau)
+        if self._population is None:
+            self.rank(next(iter(self.columns)))  # so the sample has the leading column's too
 
         def taken(columns: dict[str, Any]) -> dict[str, Any]:
             return {name: v[keep] for name, v in columns.items()}
@@ -186,16 +203,19 @@ def check_columns(
     return pl.DataFrame(out)
 
 
-def compress(checked: pl.DataFrame, weights: pl.Series | None = None) -> Compressed:
-    """Unique rows of ``checked`` (Float64 columns) with their total weight, sorted, and each
-    column's ranks into its distinct values.
+def compress(
+    checked: pl.DataFrame, weights: pl.Series | None = None, *, ranked: bool = False
+) -> Compressed:
+    """Unique rows of ``checked`` (Float64 columns) with their total weight, sorted; with
+    ``ranked``, each column's ranks into its distinct values (free when the kernel compresses by
+    dictionary codes, a sort per column otherwise; the leading column's are always cheap).
 
     Unweighted data goes through the Rust kernel (dictionary codes, then one sort); weighted
     data, already compressed by the caller, is small and merged with Polars.
     """
     names = checked.columns
     if weights is None:
-        grouped = pl.DataFrame(_winback.compress(checked, ranks=True))
+        grouped = pl.DataFrame(_winback.compress(checked, ranks=ranked))
         weight = grouped.get_column("count").cast(pl.Float64)
     else:
         frame = checked.with_columns(weights.cast(pl.Float64).alias("__weight"))
@@ -212,6 +232,7 @@ def compress(checked: pl.DataFrame, weights: pl.Series | None = None) -> Compres
     ranks = {
         name: np.ascontiguousarray(grouped.get_column(f"{name}_rank").to_numpy(), dtype=np.uint32)
         for name in names
+        if f"{name}_rank" in grouped.columns
     }
     return Compressed(columns, np.ascontiguousarray(weight.to_numpy(), dtype=np.float64), ranks)
 

@@ -102,7 +102,7 @@ def compressed_rft(checked: pl.DataFrame, weights: pl.Series | None, *, model: s
             f"{model}: no customer made a repeat purchase (every frequency is 0), so the purchase "
             "rate and dropout cannot be told apart; use a longer calibration period"
         )
-    return compress(checked, weights)
+    return compress(checked, weights, ranked=True)
 
 
 def rft_arrays(checked: pl.DataFrame) -> tuple[FloatArray, FloatArray, FloatArray]:

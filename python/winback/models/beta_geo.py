@@ -93,9 +93,9 @@ class _BetaGeoFamily(CountModel):
         x_values, group_starts = data.runs("frequency")
         modified = self._alive_shift == 1.0
         tables = (
-            data.ranks["recency"],
+            data.rank("recency"),
             data.distinct("recency"),
-            data.ranks["T"],
+            data.rank("T"),
             data.distinct("T"),
             data.weights,
         )

@@ -39,7 +39,7 @@ def _homogeneous_fit(data: Compressed) -> tuple[float, float, float]:
     log_z = float((w * np.log(z)).sum())
     # lnΓ(p x) depends on x alone: sum it over the distinct x with their total weights.
     x_values = data.distinct("x")
-    x_weights = np.bincount(data.ranks["x"], weights=w, minlength=x_values.size)
+    x_weights = np.bincount(data.rank("x"), weights=w, minlength=x_values.size)
 
     def loglik(log_p: float) -> float:
         p = math.exp(log_p)

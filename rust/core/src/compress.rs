@@ -252,6 +252,22 @@ fn radix_sort(keys: &mut Vec<u64>, bits: u32) {
     }
 }
 
+/// Each run of equal keys in sorted `keys`: the key and the run's length.
+fn runs_of(keys: &[u64]) -> Vec<(u64, u64)> {
+    let mut runs: Vec<(u64, u64)> = Vec::with_capacity(keys.len() / 2);
+    let mut start = 0;
+    while start < keys.len() {
+        let key = keys[start];
+        let mut end = start + 1;
+        while end < keys.len() && keys[end] == key {
+            end += 1;
+        }
+        runs.push((key, (end - start) as u64));
+        start = end;
+    }
+    runs
+}
+
 /// Compression through dictionary codes: each column's values become their rank among the
 /// column's distinct values, the ranks of a row are packed into one `u64` (first column in the
 /// high bits, so integer order is the rows' lexicographic order), and one parallel sort of those
@@ -263,8 +279,20 @@ fn compress_by_codes(columns: &[&[f64]], n_rows: usize) -> Option<Compressed> {
     let chunk = |c: usize| c * CHUNK_ROWS..((c + 1) * CHUNK_ROWS).min(n_rows);
     let locals: Vec<Vec<LocalCodes>> = (0..n_chunks)
         .into_par_iter()
-        .map(|c| columns.iter().map(|col| local_codes(&col[chunk(c)])).collect())
+        .map(|c| {
+            columns
+                .iter()
+                .map(|col| local_codes(&col[chunk(c)]))
+                .collect()
+        })
         .collect();
+    // Nearly continuous values (amounts): the dictionary would be as large as the data, and
+    // sorting full keys is cheaper than building it.
+    let continuous = (0..columns.len())
+        .any(|c| locals.iter().map(|l| l[c].distinct.len()).sum::<usize>() > n_rows / 2);
+    if continuous {
+        return None;
+    }
     let distinct: Vec<Vec<u64>> = (0..columns.len())
         .into_par_iter()
         .map(|column| {
@@ -315,17 +343,7 @@ fn compress_by_codes(columns: &[&[f64]], n_rows: usize) -> Option<Compressed> {
     } else {
         keys.par_sort_unstable();
     }
-    let mut runs: Vec<(u64, u64)> = Vec::with_capacity(keys.len() / 2);
-    let mut start = 0;
-    while start < keys.len() {
-        let key = keys[start];
-        let mut end = start + 1;
-        while end < keys.len() && keys[end] == key {
-            end += 1;
-        }
-        runs.push((key, (end - start) as u64));
-        start = end;
-    }
+    let runs = runs_of(&keys);
     drop(keys);
     let ranks: Vec<Vec<u32>> = (0..columns.len())
         .into_par_iter()
@@ -503,7 +521,11 @@ mod tests {
     #[test]
     fn radix_sort_sorts_keys_of_any_width_up_to_its_limit() {
         for bits in [0, 1, 5, 11, 12, 23, 33, RADIX_MAX_BITS] {
-            let mask = if bits == 0 { 0 } else { u64::MAX >> (64 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u64::MAX >> (64 - bits)
+            };
             let mut keys: Vec<u64> = values(u64::from(bits), 5_000, 1 << 40)
                 .iter()
                 .map(|v| (v.to_bits().wrapping_mul(0x9E37_79B9_7F4A_7C15)) & mask)

@@ -178,10 +178,10 @@ def test_spend_upside_matches_quadrature(
         assert z <= value[0] <= hi  # the boundary value, never NaN
 
 
-def test_engine_spend_upside_is_the_models_bit_for_bit_in_the_upper_half() -> None:
-    """Where the interval [z̄, m_max] reaches the upper half of the spend distribution (nearly
-    every customer: m_max is the population's largest mean), the engine's upside is the model's,
-    bit for bit; below it the engine's lower-tail form is the accurate one (quadrature above)."""
+def test_engine_spend_upside_is_the_models_and_accurate_in_the_lower_half() -> None:
+    """The engine and ``GammaGammaModel.spend_upside`` share one closed form: the same bits for
+    every customer, including intervals [z̄, m_max] wholly in the lower half of the spend
+    distribution, where an upper-tail difference used to lose about half the digits."""
     rng = np.random.default_rng(11)
     model = GammaGammaModel()
     model.params_ = {"p": 5.3, "q": 3.9, "gamma": 17.0}
@@ -192,12 +192,15 @@ def test_engine_spend_upside_is_the_models_bit_for_bit_in_the_upper_half() -> No
     theirs = model.spend_upside(frame).to_numpy()
     Q, G = 3.9 + 5.3 * x, 17.0 + x * z
     ours, _ = _spend_upside(5.3, z, Q, G, 900.0)
-    u_hi = 900.0 / (G + 900.0)
-    upper_half = (special.betainc(5.3, Q, u_hi) >= 0.5) & (
-        special.betainc(6.3, Q - 1.0, u_hi) >= 0.5
-    )
-    assert upper_half.mean() > 0.9
-    assert np.array_equal(ours[upper_half], theirs[upper_half])
+    assert np.array_equal(ours, theirs)
+    # A customer whose whole interval lies in the lower half: against quadrature.
+    p, Q1, G1, z1, cap = 5.3, 3.9 + 5.3 * 2, 17.0 + 2 * 0.01, 0.01, 0.05  # old error: 8e-6
+    model.data_summary_ = {"max_amount": cap}
+    one = pl.DataFrame({"spend_frequency": [2], "monetary_value": [z1]})
+    value = model.spend_upside(one).item()
+    mass = spend_mass(z1, cap, p, Q1, G1, 1.0)
+    assert special.betainc(p, Q1, cap / (G1 + cap)) < 0.5
+    assert _close(value, spend_partial_mean(z1, cap, p, Q1, G1, 1.0) / mass)
 
 
 # -- NB: upside, its probability, the open bucket ----------------------------------------------

@@ -20,6 +20,7 @@ from winback import _value_kernels as kernels
 from winback._winback import effective_threads
 from winback.errors import WinbackFitError
 from winback.models import BetaGeoModel, GammaGammaModel, NBDModel
+from winback.models.gamma_gamma import spend_upside_and_mass
 from winback.value import (
     NEGATIVE_TIER,
     REST_TIER,
@@ -310,57 +311,13 @@ def _frequency_tuples(
     )
 
 
-def _beta_mass(
-    a: FloatArray | float, b: FloatArray, u_lo: FloatArray, u_hi: FloatArray, y_hi: FloatArray
-) -> FloatArray:
-    """I_{u_hi}(a, b) − I_{u_lo}(a, b) without cancellation (``y_hi`` = 1 − u_hi, computed
-    exactly by the caller): as a difference of upper tails (scipy's ``betaincc``) when the
-    interval reaches the distribution's upper half, else as a difference of lower tails
-    (``betainc``; the upper tails are then both ≈ 1 and their difference loses the leading
-    digits).
-
-    ``betaincc`` is slow (≈ 8 µs a call in scipy 1.17), so the upper tail beyond ``u_hi`` is
-    first estimated with the fast swapped lower tail I_{y_hi}(b, a); where that is below
-    2⁻⁶⁴ of the tail beyond ``u_lo`` it cannot change the difference's bits (it is under half
-    an ulp) and is not evaluated."""
-    below_hi = special.betainc(a, b, u_hi)
-    lower = below_hi < 0.5
-    out = below_hi - special.betainc(a, b, u_lo)
-    upper = ~lower
-    if upper.any():
-        a_u = a[upper] if isinstance(a, np.ndarray) else np.full(int(upper.sum()), a)
-        b_u, lo_u, hi_u = b[upper], u_lo[upper], u_hi[upper]
-        above_lo = special.betaincc(a_u, b_u, lo_u)
-        estimate = special.betainc(b_u, a_u, y_hi[upper])
-        need = estimate > above_lo * 2.0**-64
-        above_hi = np.zeros_like(above_lo)
-        above_hi[need] = special.betaincc(a_u[need], b_u[need], hi_u[need])
-        out[upper] = above_lo - above_hi
-    return np.asarray(out)
-
-
 def _spend_upside(
     p: float, z: FloatArray, Q: FloatArray, G: FloatArray, upper: float
 ) -> tuple[FloatArray, FloatArray]:
     """E[M' | m_i ≤ M' ≤ m_max] over one occasion and P(m_i ≤ M' ≤ m_max) (SPEC §5), m_i = z̄,
-    m_max = ``upper``. The operations of ``GammaGammaModel.spend_upside(c=1)`` (the same bits
-    whenever the interval reaches the upper half of the spend distribution, tested), which does
-    not return the probability the seed's product needs; intervals wholly in the lower half are
-    evaluated as lower-tail differences, which keeps 1e-8 relative accuracy there (the
-    upper-tail form loses it: tested against quadrature)."""
-    lower = np.maximum(z, 0.0)
-    hi = np.maximum(lower, upper)
-    with np.errstate(invalid="ignore"):
-        u_lo = np.where(np.isinf(lower), 1.0, lower / (G + lower))
-        u_hi = np.where(np.isinf(hi), 1.0, hi / (G + hi))
-        y_hi = np.where(np.isinf(hi), 0.0, G / (G + hi))
-    mass = _beta_mass(p, Q, u_lo, u_hi, y_hi)
-    first = _beta_mass(p + 1.0, Q - 1.0, u_lo, u_hi, y_hi)
-    mean = p * G / (Q - 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        value = mean * first / mass
-    ok = (mass > 1e-300) & np.isfinite(value)
-    return np.where(ok, np.clip(value, lower, hi), lower), mass
+    m_max = ``upper``: the model's own closed form (``GammaGammaModel.spend_upside``), which
+    also returns the probability the seed's product needs."""
+    return spend_upside_and_mass(p, 1.0, z, Q, G, upper)
 
 
 @dataclass(frozen=True)

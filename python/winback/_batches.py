@@ -26,7 +26,7 @@ API's columns and dtypes in Arrow form. Polars ``Enum`` columns (``status``,
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -523,6 +523,48 @@ def resolve_as_of(bounds: dict[str, Any], as_of: Any) -> int:
     if as_of is not None:
         return _io.as_of_to_micros(as_of, bounds["time_zone"])
     return 0 if bounds["max_ts_us"] is None else int(bounds["max_ts_us"])
+
+
+def summary_plan(
+    bounds: dict[str, Any],
+    read: ReadSettings,
+    *,
+    time_zone: str | None,
+    customer_dtype: pl.DataType,
+    as_of: Any,
+    calibration_end: Any,
+    holdout_end: Any,
+    unit: Literal["D", "W"],
+    resolution: str,
+    period: str,
+    num_threads: int | None,
+) -> tuple[SummarySettings, pa.Schema]:
+    """What every engine's ``summary`` needs once the data's bounds are known: the settings each
+    task runs :func:`summary_batches` with, and the declared output schema. ``time_zone`` is
+    the input column's, used when the bounds found none (no valid row)."""
+    if bounds["time_zone"] is None:
+        bounds["time_zone"] = time_zone
+    window = resolve_window(
+        bounds,
+        as_of=as_of,
+        calibration_end=calibration_end,
+        holdout_end=holdout_end,
+        unit=unit,
+        resolution=resolution,
+        period=period,
+    )
+    settings = SummarySettings(
+        **asdict(read),
+        window=window,
+        unit=unit,
+        resolution=resolution,
+        period=period,
+        num_threads=num_threads,
+    )
+    schema = summary_schema(
+        customer_arrow_type(customer_dtype), split=window.calibration_end_us is not None
+    )
+    return settings, schema
 
 
 def resolve_window(

@@ -386,28 +386,18 @@ def summary(
         on_invalid=on_invalid,
     )
     bounds = _bounds(df, used, read, num_partitions=num_partitions, min_rows=min_rows)
-    if bounds["time_zone"] is None:
-        bounds["time_zone"] = empty.time_zone
-    window = _batches.resolve_window(
+    settings, schema = _batches.summary_plan(
         bounds,
+        read,
+        time_zone=empty.time_zone,
+        customer_dtype=empty.frame.schema["customer"],
         as_of=as_of,
         calibration_end=calibration_end,
         holdout_end=holdout_end,
         unit=unit,
         resolution=resolution_text,
         period=period,
-    )
-    settings = _batches.SummarySettings(
-        **asdict(read),
-        window=window,
-        unit=unit,
-        resolution=resolution_text,
-        period=period,
         num_threads=num_threads,
-    )
-    schema = _batches.summary_schema(
-        _batches.customer_arrow_type(empty.frame.schema["customer"]),
-        split=window.calibration_end_us is not None,
     )
 
     def kernel(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

@@ -1,0 +1,70 @@
+"""One thread pool for the Python side: the twin of ``rust/core/src/parallelism.rs``.
+
+Work is cut into chunks that depend only on the data size (never on the thread count), chunks run
+on a shared pool of ``effective_threads()`` workers (``num_threads=`` / ``WINBACK_NUM_THREADS``,
+else all cores), and results come back in chunk order. Kernels that run here release the GIL
+(Numba ``nogil`` or SciPy's special functions), so plain threads give real parallelism; a sum over
+chunks added in chunk order is the same bits on any number of threads (docs/methods.md#determinism).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from winback._winback import effective_threads
+
+__all__ = ["chunk_bounds", "map_chunks", "thread_count"]
+
+_T = TypeVar("_T")
+_pools: dict[int, ThreadPoolExecutor] = {}
+_lock = threading.Lock()
+_inside = threading.local()
+
+
+def thread_count(num_threads: int | None = None) -> int:
+    """Worker threads for ``num_threads`` (None: ``WINBACK_NUM_THREADS``, else all cores)."""
+    return int(effective_threads(num_threads))
+
+
+def _pool(n_threads: int) -> ThreadPoolExecutor:
+    with _lock:
+        pool = _pools.get(n_threads)
+        if pool is None:
+            pool = _pools[n_threads] = ThreadPoolExecutor(n_threads, thread_name_prefix="winback")
+        return pool
+
+
+def chunk_bounds(n: int, chunk: int) -> list[tuple[int, int]]:
+    """``[lo, hi)`` ranges of ``range(n)``, each ``chunk`` long but the last.
+
+    >>> chunk_bounds(5, 2)
+    [(0, 2), (2, 4), (4, 5)]
+    """
+    if chunk < 1:
+        raise ValueError(f"chunk={chunk} must be at least 1")
+    return [(lo, min(lo + chunk, n)) for lo in range(0, n, chunk)]
+
+
+def map_chunks(
+    work: Callable[[int, int], _T],
+    bounds: Sequence[tuple[int, int]],
+    num_threads: int | None = None,
+) -> list[_T]:
+    """``work(lo, hi)`` for every range in ``bounds``, on the shared pool; results in ``bounds``
+    order. One range, one thread, or a call from inside a pool worker (nested work would wait
+    on its own pool) runs on the calling thread."""
+    threads = min(thread_count(num_threads), len(bounds))
+    if threads <= 1 or getattr(_inside, "active", False):
+        return [work(lo, hi) for lo, hi in bounds]
+
+    def run(bound: tuple[int, int]) -> _T:
+        _inside.active = True
+        try:
+            return work(*bound)
+        finally:
+            _inside.active = False
+
+    return list(_pool(threads).map(run, bounds))

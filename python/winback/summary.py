@@ -27,6 +27,7 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "UNITS",
     "SummaryInfo",
+    "check_period",
     "compress_summary",
     "period_edges",
     "summary",
@@ -119,7 +120,7 @@ def _check_unit(unit: str) -> int:
     return UNITS[unit]
 
 
-def _check_period(period: str) -> str | int:
+def check_period(period: str) -> str | int:
     """``"month"``, ``"week"``, ``"quarter"``, or a number of days (from ``"Nd"``)."""
     if period in ("month", "week", "quarter"):
         return period
@@ -167,7 +168,7 @@ def period_edges(period: str, first_us: int, end_us: int) -> list[int]:
     >>> [str(_io.micros_to_datetime(e).date()) for e in edges]
     ['2024-01-01', '2024-02-01', '2024-03-01', '2024-04-01']
     """
-    kind = _check_period(period)
+    kind = check_period(period)
     edge = _period_start(_io.micros_to_datetime(first_us), kind)
     end = _io.micros_to_datetime(end_us)
     edges = []
@@ -454,7 +455,7 @@ def summary(
     """
     unit_us = _check_unit(unit)
     resolution_us = _io.parse_resolution(resolution)
-    _check_period(period)
+    check_period(period)
     _io.check_num_threads(num_threads)
     options = _spill.out_of_core_options(
         data,

@@ -36,7 +36,7 @@ from numpy.typing import NDArray
 from winback import _io, _winback
 from winback.errors import WinbackConfigError, WinbackInputError
 from winback.silence import AsOf
-from winback.summary import _check_period, period_edges, summary
+from winback.summary import check_period, period_edges, summary
 
 if TYPE_CHECKING:
     from scipy import sparse
@@ -511,7 +511,7 @@ def value(
     _check_args(horizon, discount_rate, kappa, max_recency, frequency_buckets, tiers, margin)
     if tier_by not in ("expected_value", "clv"):
         raise WinbackConfigError(f"tier_by={tier_by!r} must be 'expected_value' or 'clv'")
-    _check_period(period)
+    check_period(period)
     resolution_us = _io.parse_resolution(resolution)
     prepared, costs = _read(
         data,

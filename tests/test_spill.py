@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import winback
 from tests.conftest import transaction_logs
 from tests.test_cli import run
-from winback import _spill
+from winback._io import spill as _spill
 from winback.errors import WinbackConfigError, WinbackInputError
 from winback.silence import silence_to_file
 

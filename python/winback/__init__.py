@@ -6,6 +6,7 @@ The public API (SPEC.md): :func:`silence` scores every customer's silence (SPEC 
 
 from __future__ import annotations
 
+from winback._io.prepared import PreparedTransactions, prepare
 from winback.campaign import campaign
 from winback.errors import WinbackConfigError, WinbackError, WinbackFitError, WinbackInputError
 from winback.evaluation import Evaluation, evaluate
@@ -22,6 +23,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Evaluation",
     "Migration",
+    "PreparedTransactions",
     "Report",
     "RuleSet",
     "SilenceInfo",
@@ -38,6 +40,7 @@ __all__ = [
     "evaluate",
     "load_rules",
     "migration",
+    "prepare",
     "quadrant",
     "report",
     "rfm",

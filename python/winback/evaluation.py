@@ -6,11 +6,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 
 from winback import _io
+from winback._options import AMOUNT_COL, CUSTOMER_COL, ON_INVALID, TIME_COL, OnInvalid
 from winback.errors import WinbackConfigError, WinbackInputError
 from winback.migrate import MIGRATION_STATES, migration
 
@@ -255,10 +256,10 @@ def evaluate(
     by: str | None = "segment",
     cost_per_contact: float | Mapping[str, float] | None = None,
     confidence: float = 0.95,
-    customer_col: str = "customer_id",
-    time_col: str = "ts",
-    amount_col: str | None = "amount",
-    on_invalid: Literal["raise", "drop"] = "raise",
+    customer_col: str = CUSTOMER_COL,
+    time_col: str = TIME_COL,
+    amount_col: str | None = AMOUNT_COL,
+    on_invalid: OnInvalid = ON_INVALID,
     migration_states: bool = True,
 ) -> Evaluation:
     """Measure a campaign against its holdout (SPEC §8), per arm and per segment.
@@ -303,7 +304,7 @@ def evaluate(
     frame = _read_targets(targets, by)
     begin = _start(frame, start)
     end = begin + timedelta(days=window_days)
-    prepared = _io.read_transactions(
+    prepared = _io.prepare(
         transactions,
         customer_col=customer_col,
         time_col=time_col,
@@ -368,9 +369,7 @@ def evaluate(
     arms, uplift = _tables(joined, by, confidence)
     moves = None
     if migration_states and has_history:
-        moves = _migration_by_arm(
-            transactions, frame, begin, end, customer_col, time_col, amount_col, on_invalid
-        )
+        moves = _migration_by_arm(prepared, frame, begin, end)
     last = tx.get_column("ts").max() if tx.height else None
     observed = _io.micros_to_datetime(int(last)) if last is not None else None  # type: ignore[arg-type]
     complete = observed is not None and observed.date() >= end
@@ -518,23 +517,9 @@ def _uplift_row(segment: str | None, t: _Arm, c: _Arm, confidence: float) -> dic
 
 
 def _migration_by_arm(
-    transactions: Any,
-    frame: pl.DataFrame,
-    begin: date,
-    end: date,
-    customer_col: str,
-    time_col: str,
-    amount_col: str | None,
-    on_invalid: Literal["raise", "drop"],
+    prepared: _io.PreparedTransactions, frame: pl.DataFrame, begin: date, end: date
 ) -> pl.DataFrame:
-    moves = migration(
-        transactions,
-        as_of=[begin, end],
-        customer_col=customer_col,
-        time_col=time_col,
-        amount_col=amount_col,
-        on_invalid=on_invalid,
-    )
+    moves = migration(prepared, as_of=[begin, end])
     first, second = moves.labels
     states = moves.states.join(
         frame.select("customer_id", pl.col("arm").cast(pl.String)), on="customer_id", how="inner"

@@ -11,8 +11,20 @@ from typing import Any, Literal
 import polars as pl
 
 from winback import _io
+from winback._options import (
+    AMOUNT_COL,
+    CUSTOMER_COL,
+    MIN_OCCASIONS,
+    ON_INVALID,
+    RESOLUTION,
+    S_CUTS,
+    TIME_COL,
+    TRF_CUTS,
+    AsOf,
+    OnInvalid,
+)
 from winback.errors import WinbackConfigError
-from winback.silence import AsOf, check_parameters, score_prepared
+from winback.silence import check_parameters, score_prepared
 
 __all__ = ["FEATURE_COLUMNS", "MIGRATION_STATES", "Migration", "migration"]
 
@@ -209,15 +221,15 @@ def migration(
     data: Any,
     *,
     as_of: Sequence[AsOf],
-    resolution: str | timedelta = "1d",
-    min_occasions: int = 2,
-    trf_cuts: Sequence[float] = (0.4, 0.6, 0.8, 0.95),
-    s_cuts: Sequence[float] = (1.0, 2.0),
-    customer_col: str = "customer_id",
-    time_col: str = "ts",
-    amount_col: str | None = "amount",
+    resolution: str | timedelta = RESOLUTION,
+    min_occasions: int = MIN_OCCASIONS,
+    trf_cuts: Sequence[float] = TRF_CUTS,
+    s_cuts: Sequence[float] = S_CUTS,
+    customer_col: str = CUSTOMER_COL,
+    time_col: str = TIME_COL,
+    amount_col: str | None = AMOUNT_COL,
     tz: str | None = None,
-    on_invalid: Literal["raise", "drop"] = "raise",
+    on_invalid: OnInvalid = ON_INVALID,
     num_threads: int | None = None,
 ) -> Migration:
     """Score the same transactions at several snapshots and count moves between them (SPEC §3).
@@ -241,7 +253,7 @@ def migration(
     if len(as_of) < 2:
         raise WinbackConfigError("migration needs at least two as_of dates")
     resolution_us, _, _ = check_parameters(resolution, min_occasions, trf_cuts, s_cuts, num_threads)
-    prepared = _io.read_transactions(
+    prepared = _io.prepare(
         data,
         customer_col=customer_col,
         time_col=time_col,

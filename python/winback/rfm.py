@@ -9,8 +9,20 @@ from typing import Any, Literal
 import polars as pl
 
 from winback import _io
+from winback._options import (
+    AMOUNT_COL,
+    CUSTOMER_COL,
+    MIN_OCCASIONS,
+    ON_INVALID,
+    RESOLUTION,
+    S_CUTS,
+    TIME_COL,
+    TRF_CUTS,
+    AsOf,
+    OnInvalid,
+)
 from winback.errors import WinbackConfigError, WinbackInputError
-from winback.silence import AsOf, check_parameters, score_prepared
+from winback.silence import check_parameters, score_prepared
 
 __all__ = [
     "QUADRANT_LABELS",
@@ -213,7 +225,12 @@ def _tier_expr(thresholds: Mapping[str, float] | None) -> pl.Expr:
 
 
 def _window_stats(
-    prepared: _io.Prepared, *, as_of_us: int, resolution_us: int, window_us: int, name: str
+    prepared: _io.PreparedTransactions,
+    *,
+    as_of_us: int,
+    resolution_us: int,
+    window_us: int,
+    name: str,
 ) -> pl.DataFrame:
     """Per customer: occasions (distinct buckets) and amount in the window's buckets, i.e. buckets
     b with as_of_bucket − window < b ≤ as_of_bucket."""
@@ -247,13 +264,13 @@ def _from_transactions(
     amount_col: str | None,
     order_col: str | None,
     tz: str | None,
-    on_invalid: Literal["raise", "drop"],
+    on_invalid: OnInvalid,
     trf_cuts: Sequence[float],
     s_cuts: Sequence[float],
     num_threads: int | None,
 ) -> tuple[pl.DataFrame, pl.Expr, pl.Expr]:
     resolution_us, _, _ = check_parameters(resolution, min_occasions, trf_cuts, s_cuts, num_threads)
-    prepared = _io.read_transactions(
+    prepared = _io.prepare(
         data,
         customer_col=customer_col,
         time_col=time_col,
@@ -311,16 +328,16 @@ def rfm(
     monetary: Literal["total", "mean"] = "total",
     segment_map: pl.DataFrame | Mapping[str, str] | None = None,
     tier_thresholds: Mapping[str, float] | None = None,
-    resolution: str | timedelta = "1d",
-    min_occasions: int = 2,
-    trf_cuts: Sequence[float] = (0.4, 0.6, 0.8, 0.95),
-    s_cuts: Sequence[float] = (1.0, 2.0),
-    customer_col: str = "customer_id",
-    time_col: str = "ts",
-    amount_col: str | None = "amount",
+    resolution: str | timedelta = RESOLUTION,
+    min_occasions: int = MIN_OCCASIONS,
+    trf_cuts: Sequence[float] = TRF_CUTS,
+    s_cuts: Sequence[float] = S_CUTS,
+    customer_col: str = CUSTOMER_COL,
+    time_col: str = TIME_COL,
+    amount_col: str | None = AMOUNT_COL,
     order_col: str | None = None,
     tz: str | None = None,
-    on_invalid: Literal["raise", "drop"] = "raise",
+    on_invalid: OnInvalid = ON_INVALID,
     num_threads: int | None = None,
     recency_col: str = "recency_days",
     frequency_col: str = "n_occasions",
@@ -390,12 +407,13 @@ def rfm(
     """
     if monetary not in ("total", "mean"):
         raise WinbackConfigError(f"monetary={monetary!r} must be 'total' or 'mean'")
-    frame = _io.to_polars(data)
+    prepared_input = isinstance(data, _io.PreparedTransactions)
+    frame = data if prepared_input else _io.to_polars(data)
     try:
-        schema = frame.collect_schema()
+        names = [] if prepared_input else frame.collect_schema().names()
     except pl.exceptions.PolarsError as exc:
         raise WinbackInputError(f"could not read the input: {exc}") from exc
-    if is_scored_table(schema.names()) or recency_col != "recency_days":
+    if not prepared_input and (is_scored_table(names) or recency_col != "recency_days"):
         if window is not None:
             raise WinbackConfigError(
                 "window= needs transactions (the scored table has no purchase dates); pass the "

@@ -5,14 +5,27 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal, overload
 
 import polars as pl
 
-from winback import _io, _spill, _winback
+from winback import _io, _winback
+from winback._io import spill as _spill
+from winback._options import (
+    AMOUNT_COL,
+    CUSTOMER_COL,
+    MIN_OCCASIONS,
+    ON_INVALID,
+    RESOLUTION,
+    S_CUTS,
+    TIME_COL,
+    TRF_CUTS,
+    AsOf,
+    OnInvalid,
+)
 from winback.errors import WinbackConfigError
 
 __all__ = [
@@ -54,8 +67,6 @@ SILENCE_COLUMNS = (
     "total_amount",
     "mean_amount",
 )
-
-AsOf = date | datetime | str
 
 
 @dataclass(frozen=True)
@@ -126,7 +137,7 @@ def check_parameters(
 
 
 def score_prepared(
-    prepared: _io.Prepared,
+    prepared: _io.PreparedTransactions,
     *,
     as_of_us: int,
     resolution_us: int,
@@ -198,7 +209,7 @@ def silence(
     amount_col: str | None = ...,
     order_col: str | None = ...,
     tz: str | None = ...,
-    on_invalid: Literal["raise", "drop"] = ...,
+    on_invalid: OnInvalid = ...,
     num_threads: int | None = ...,
     memory_limit: int | str | None = ...,
     spill_dir: str | os.PathLike[str] | None = ...,
@@ -221,7 +232,7 @@ def silence(
     amount_col: str | None = ...,
     order_col: str | None = ...,
     tz: str | None = ...,
-    on_invalid: Literal["raise", "drop"] = ...,
+    on_invalid: OnInvalid = ...,
     num_threads: int | None = ...,
     memory_limit: int | str | None = ...,
     spill_dir: str | os.PathLike[str] | None = ...,
@@ -234,16 +245,16 @@ def silence(
     data: Any,
     *,
     as_of: AsOf | None = None,
-    resolution: str | timedelta = "1d",
-    min_occasions: int = 2,
-    trf_cuts: Sequence[float] = (0.4, 0.6, 0.8, 0.95),
-    s_cuts: Sequence[float] = (1.0, 2.0),
-    customer_col: str = "customer_id",
-    time_col: str = "ts",
-    amount_col: str | None = "amount",
+    resolution: str | timedelta = RESOLUTION,
+    min_occasions: int = MIN_OCCASIONS,
+    trf_cuts: Sequence[float] = TRF_CUTS,
+    s_cuts: Sequence[float] = S_CUTS,
+    customer_col: str = CUSTOMER_COL,
+    time_col: str = TIME_COL,
+    amount_col: str | None = AMOUNT_COL,
     order_col: str | None = None,
     tz: str | None = None,
-    on_invalid: Literal["raise", "drop"] = "raise",
+    on_invalid: OnInvalid = ON_INVALID,
     num_threads: int | None = None,
     memory_limit: int | str | None = None,
     spill_dir: str | os.PathLike[str] | None = None,
@@ -346,7 +357,7 @@ def silence(
         )
         assert scored is not None
         return (scored, info) if return_info else scored
-    prepared = _io.read_transactions(
+    prepared = _io.prepare(
         data,
         customer_col=customer_col,
         time_col=time_col,
@@ -401,7 +412,7 @@ def _silence_out_of_core(
     amount_col: str | None,
     order_col: str | None,
     tz: str | None,
-    on_invalid: Literal["raise", "drop"],
+    on_invalid: OnInvalid,
     num_threads: int | None,
 ) -> tuple[pl.DataFrame | None, SilenceInfo]:
     """:func:`silence` by parts (SPEC §10): spill, score each group of spill files with the
@@ -458,16 +469,16 @@ def silence_to_file(
     output: str | os.PathLike[str],
     *,
     as_of: AsOf | None = None,
-    resolution: str | timedelta = "1d",
-    min_occasions: int = 2,
-    trf_cuts: Sequence[float] = (0.4, 0.6, 0.8, 0.95),
-    s_cuts: Sequence[float] = (1.0, 2.0),
-    customer_col: str = "customer_id",
-    time_col: str = "ts",
-    amount_col: str | None = "amount",
+    resolution: str | timedelta = RESOLUTION,
+    min_occasions: int = MIN_OCCASIONS,
+    trf_cuts: Sequence[float] = TRF_CUTS,
+    s_cuts: Sequence[float] = S_CUTS,
+    customer_col: str = CUSTOMER_COL,
+    time_col: str = TIME_COL,
+    amount_col: str | None = AMOUNT_COL,
     order_col: str | None = None,
     tz: str | None = None,
-    on_invalid: Literal["raise", "drop"] = "raise",
+    on_invalid: OnInvalid = ON_INVALID,
     num_threads: int | None = None,
     memory_limit: int | str | None = None,
     spill_dir: str | os.PathLike[str] | None = None,

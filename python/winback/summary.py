@@ -18,9 +18,21 @@ from typing import Any, Literal, overload
 
 import polars as pl
 
-from winback import _io, _spill, _winback
+from winback import _io, _winback
+from winback._io import spill as _spill
+from winback._options import (
+    AMOUNT_COL,
+    CUSTOMER_COL,
+    ON_INVALID,
+    PERIOD,
+    RESOLUTION,
+    TIME_COL,
+    UNIT,
+    AsOf,
+    OnInvalid,
+    TimeUnit,
+)
 from winback.errors import WinbackConfigError, WinbackInputError
-from winback.silence import AsOf
 
 __all__ = [
     "HOLDOUT_COLUMNS",
@@ -203,7 +215,7 @@ class _Extent:
     time_zone: str | None
 
     @classmethod
-    def of(cls, prepared: _io.Prepared) -> _Extent:
+    def of(cls, prepared: _io.PreparedTransactions) -> _Extent:
         times = prepared.frame.get_column("ts")
         first, latest = (int(times.min()), int(times.max())) if times.len() else (None, None)  # type: ignore[arg-type]
         return cls(prepared.frame.height, first, latest, prepared.time_zone)
@@ -303,7 +315,7 @@ def summary(
     data: Any,
     *,
     as_of: AsOf | None = ...,
-    unit: Literal["D", "W"] = ...,
+    unit: TimeUnit = ...,
     calibration_end: AsOf | None = ...,
     holdout_end: AsOf | None = ...,
     resolution: str | timedelta = ...,
@@ -313,7 +325,7 @@ def summary(
     amount_col: str | None = ...,
     order_col: str | None = ...,
     tz: str | None = ...,
-    on_invalid: Literal["raise", "drop"] = ...,
+    on_invalid: OnInvalid = ...,
     num_threads: int | None = ...,
     memory_limit: int | str | None = ...,
     spill_dir: str | os.PathLike[str] | None = ...,
@@ -327,7 +339,7 @@ def summary(
     data: Any,
     *,
     as_of: AsOf | None = ...,
-    unit: Literal["D", "W"] = ...,
+    unit: TimeUnit = ...,
     calibration_end: AsOf | None = ...,
     holdout_end: AsOf | None = ...,
     resolution: str | timedelta = ...,
@@ -337,7 +349,7 @@ def summary(
     amount_col: str | None = ...,
     order_col: str | None = ...,
     tz: str | None = ...,
-    on_invalid: Literal["raise", "drop"] = ...,
+    on_invalid: OnInvalid = ...,
     num_threads: int | None = ...,
     memory_limit: int | str | None = ...,
     spill_dir: str | os.PathLike[str] | None = ...,
@@ -350,17 +362,17 @@ def summary(
     data: Any,
     *,
     as_of: AsOf | None = None,
-    unit: Literal["D", "W"] = "W",
+    unit: TimeUnit = UNIT,
     calibration_end: AsOf | None = None,
     holdout_end: AsOf | None = None,
-    resolution: str | timedelta = "1d",
-    period: str = "month",
-    customer_col: str = "customer_id",
-    time_col: str = "ts",
-    amount_col: str | None = "amount",
+    resolution: str | timedelta = RESOLUTION,
+    period: str = PERIOD,
+    customer_col: str = CUSTOMER_COL,
+    time_col: str = TIME_COL,
+    amount_col: str | None = AMOUNT_COL,
     order_col: str | None = None,
     tz: str | None = None,
-    on_invalid: Literal["raise", "drop"] = "raise",
+    on_invalid: OnInvalid = ON_INVALID,
     num_threads: int | None = None,
     memory_limit: int | str | None = None,
     spill_dir: str | os.PathLike[str] | None = None,
@@ -484,7 +496,7 @@ def summary(
         )
         frame, counts, rows_read, rejects, extent, window = result
     else:
-        prepared = _io.read_transactions(
+        prepared = _io.prepare(
             data,
             customer_col=customer_col,
             time_col=time_col,
@@ -547,7 +559,7 @@ def _summary_out_of_core(
     amount_col: str | None,
     order_col: str | None,
     tz: str | None,
-    on_invalid: Literal["raise", "drop"],
+    on_invalid: OnInvalid,
     num_threads: int | None,
 ) -> tuple[pl.DataFrame, dict[str, int], int, pl.DataFrame, _Extent, _Window]:
     """:func:`summary` by parts (SPEC §10): the windows and panel edges come from the whole

@@ -55,7 +55,19 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.ipc as pa_ipc
 
-from winback import _io
+from winback._io.hygiene import (
+    ReadPlan,
+    check_on_invalid,
+    empty_rejects,
+    invalid_rows_error,
+    merge_orders,
+    plan_read,
+    reject_reason,
+    unreadable_columns_error,
+)
+from winback._io.prepared import PreparedTransactions
+from winback._io.sources import expand_paths, file_kind, read_schema, to_polars
+from winback._options import OnInvalid
 from winback.errors import WinbackConfigError
 
 __all__ = [
@@ -215,11 +227,11 @@ def estimate_input_size(data: Any, columns: list[str]) -> InputSize | None:
         return None
     import pyarrow.parquet as pq
 
-    paths = _io._expand_paths(data)
+    paths = expand_paths(data)
     rows: int | None = 0
     total = 0
     for path in paths:
-        kind = _io._suffix(path)
+        kind = file_kind(path)
         if kind == "parquet":
             try:
                 meta = pq.ParquetFile(path).metadata
@@ -254,11 +266,13 @@ def out_of_core_options(
 ) -> OutOfCoreOptions | None:
     """Whether to take the out-of-core path, and with which options.
 
-    Taken when ``memory_limit`` is given (any input; in-memory inputs are then scored by parts
+    Taken when ``memory_limit`` is given (any raw input; in-memory inputs are then scored by parts
     too), or when a path input's estimated working memory (:data:`WORKING_MEMORY_FACTOR` × its
     prepared size) exceeds the default limit. Streams without ``memory_limit`` are read whole, as
     before: their size is unknown up front.
     """
+    if isinstance(data, PreparedTransactions):
+        return None  # already read into memory: nothing left to stream
     spill = None if spill_dir is None else Path(spill_dir)
     if memory_limit is not None:
         return OutOfCoreOptions(parse_memory_size(memory_limit), spill, progress)
@@ -395,14 +409,14 @@ class SpilledInput:
     partitions: list[_Partition]
     empty: pl.DataFrame
 
-    def groups(self) -> Iterator[_io.Prepared]:
+    def groups(self) -> Iterator[PreparedTransactions]:
         """:meth:`parts`, or one empty frame of the core's columns when no row is valid."""
         if not self.partitions:
             yield self._prepared(self.empty)
             return
         yield from self.parts()
 
-    def parts(self, stage: str = "scoring") -> Iterator[_io.Prepared]:
+    def parts(self, stage: str = "scoring") -> Iterator[PreparedTransactions]:
         """The spilled rows as prepared frames, a group of whole spill files at a time, each
         within the memory budget (oversized files are split again first)."""
         budget = self.options.group_budget
@@ -456,7 +470,7 @@ class SpilledInput:
             fitting.extend(self._fitting(pieces, budget))
         return fitting
 
-    def _read(self, parts: list[_Partition]) -> _io.Prepared:
+    def _read(self, parts: list[_Partition]) -> PreparedTransactions:
         frames = []
         for part in parts:
             with pa_ipc.open_stream(str(part.path)) as reader:
@@ -465,10 +479,10 @@ class SpilledInput:
         del frames
         return self._prepared(frame)
 
-    def _prepared(self, frame: pl.DataFrame) -> _io.Prepared:
+    def _prepared(self, frame: pl.DataFrame) -> PreparedTransactions:
         if self.has_order:
-            frame = _io.merge_orders(frame, self.has_amount).rechunk()
-        return _io.Prepared(
+            frame = merge_orders(frame).rechunk()
+        return PreparedTransactions(
             frame=frame,
             rows_read=frame.height,
             rejects=self.rejects.clear(),
@@ -502,9 +516,9 @@ def _source(
                 yield pl.DataFrame(pl.from_arrow(batch.select(columns)))
 
         return schema, reader_batches
-    frame = _io.to_polars(data)
+    frame = to_polars(data)
     lazy = frame.lazy() if isinstance(frame, pl.DataFrame) else frame
-    schema = _io.read_schema(lazy)
+    schema = read_schema(lazy)
 
     def lazy_batches(columns: list[str]) -> Iterator[pl.DataFrame]:
         yield from lazy.select(columns).collect_batches(chunk_size=batch_rows)
@@ -530,7 +544,7 @@ def spill_input(
     amount_col: str | None,
     order_col: str | None,
     tz: str | None,
-    on_invalid: _io.OnInvalid,
+    on_invalid: OnInvalid,
 ) -> Iterator[SpilledInput]:
     """Streams, validates and partitions the input into spill files (see the module docstring);
     the files are removed when the block ends, however it ends.
@@ -538,7 +552,7 @@ def spill_input(
     Bad rows with ``on_invalid="raise"`` raise the in-memory path's
     :class:`~winback.WinbackInputError` (global row indices) after the whole input is read.
     """
-    _io.check_on_invalid(on_invalid)
+    check_on_invalid(on_invalid)
     columns = [c for c in (customer_col, time_col, amount_col, order_col) if c is not None]
     size = estimate_input_size(data, columns)
     parent = options.spill_dir
@@ -571,10 +585,10 @@ def _partition(
     root: Path,
     size: InputSize | None,
     plan_columns: dict[str, Any],
-    on_invalid: _io.OnInvalid,
+    on_invalid: OnInvalid,
 ) -> SpilledInput:
     schema, batches = _source(data, options.batch_rows)
-    plan = _io.plan_read(schema, **plan_columns)
+    plan = plan_read(schema, **plan_columns)
     flags = [str(check.meta.output_name()) for check in plan.checks]
     count = _partition_count(size, options)
     log.info("partitioning into %d spill files under %s", count, root)
@@ -591,7 +605,7 @@ def _partition(
             try:
                 prepared = raw.select(*plan.exprs, *plan.checks)
             except pl.exceptions.PolarsError as exc:
-                raise _io.unreadable_columns_error(plan.used, exc) from exc
+                raise unreadable_columns_error(plan.used, exc) from exc
             clean = _screen(raw, prepared, plan, flags, hygiene, rows_read, on_invalid)
             rows_read += raw.height
             del raw, prepared
@@ -621,9 +635,9 @@ def _partition(
     finally:
         partitions = writer.close()
     if on_invalid == "raise" and hygiene.any_bad:
-        raise _io.invalid_rows_error(plan, hygiene.counts, hygiene.first_rows)
+        raise invalid_rows_error(plan, hygiene.counts, hygiene.first_rows)
     empty = pl.DataFrame(schema={c: schema[c] for c in plan.used})
-    rejects = pl.concat(hygiene.rejects) if hygiene.rejects else _io.empty_rejects(empty)
+    rejects = pl.concat(hygiene.rejects) if hygiene.rejects else empty_rejects(empty)
     empty_core = empty.select(plan.exprs).with_columns(pl.col("ts").cast(pl.Int64))
     log.info("spilled %d of %d rows into %d files", rows_clean, rows_read, len(partitions))
     return SpilledInput(
@@ -645,11 +659,11 @@ def _partition(
 def _screen(
     raw: pl.DataFrame,
     prepared: pl.DataFrame,
-    plan: _io.ReadPlan,
+    plan: ReadPlan,
     flags: list[str],
     hygiene: _Hygiene,
     offset: int,
-    on_invalid: _io.OnInvalid,
+    on_invalid: OnInvalid,
 ) -> pl.DataFrame:
     """Tallies a batch's bad rows (at global row ``offset``) and returns its valid rows."""
     bad_counts = prepared.select(pl.col(flags).sum()).row(0, named=True)
@@ -668,7 +682,7 @@ def _screen(
     if on_invalid == "drop":
         hygiene.rejects.append(
             raw.with_row_index("row_index", offset=offset)
-            .with_columns(prepared.select(_io.reject_reason(plan, flags)).to_series())
+            .with_columns(prepared.select(reject_reason(plan, flags)).to_series())
             .filter(bad_mask)
         )
     return prepared.filter(~bad_mask).drop(flags)

@@ -1,0 +1,75 @@
+"""The input edge: everything that reads transactions, once (docs/methods.md#input).
+
+- :mod:`~winback._io.sources`: containers and files → a Polars frame;
+- :mod:`~winback._io.hygiene`: columns, types, validity rules, rejects;
+- :mod:`~winback._io.times`: occasion buckets, ``as_of`` cut-offs, local wall-clock µs;
+- :mod:`~winback._io.prepared`: :func:`prepare` → :class:`PreparedTransactions`, the one object
+  every public function accepts;
+- :mod:`~winback._io.spill`: the out-of-core path (the in-memory/out-of-core decision is made
+  here, at the edge, before anything is read whole).
+
+Nothing here imports a room above it (silence, summary, value …).
+"""
+
+from __future__ import annotations
+
+from winback._io.hygiene import (
+    ReadPlan,
+    check_on_invalid,
+    empty_rejects,
+    invalid_rows_error,
+    merge_orders,
+    plan_read,
+    reject_reason,
+    unreadable_columns_error,
+)
+from winback._io.prepared import (
+    PreparedTransactions,
+    check_num_threads,
+    customer_ids,
+    prepare,
+    snapshot_end,
+)
+from winback._io.sources import expand_paths, file_kind, read_schema, to_polars
+from winback._io.times import (
+    MICROS_PER_DAY,
+    as_of_to_micros,
+    describe_moment,
+    micros_to_datetime,
+    parse_resolution,
+    snapshot_end_at,
+)
+from winback._options import OnInvalid
+
+#: Transitional names (the rooms that still say them move to the new ones).
+Prepared = PreparedTransactions
+read_transactions = prepare
+
+__all__ = [
+    "MICROS_PER_DAY",
+    "OnInvalid",
+    "Prepared",
+    "PreparedTransactions",
+    "ReadPlan",
+    "as_of_to_micros",
+    "check_num_threads",
+    "check_on_invalid",
+    "customer_ids",
+    "describe_moment",
+    "empty_rejects",
+    "expand_paths",
+    "file_kind",
+    "invalid_rows_error",
+    "merge_orders",
+    "micros_to_datetime",
+    "parse_resolution",
+    "plan_read",
+    "prepare",
+    "read_schema",
+    "read_transactions",
+    "reject_reason",
+    "snapshot_end",
+    "snapshot_end_at",
+    "to_polars",
+    "unreadable_columns_error",
+]

@@ -1,0 +1,217 @@
+"""The input edge: transactions read, checked and converted once (docs/methods.md#input).
+
+:func:`read_transactions` turns any supported input into a :class:`Prepared` object — the core's
+columns, the rows read and the rejects — and every public function that takes transactions
+accepts a :class:`Prepared` in place of raw data without reading it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Any
+
+import polars as pl
+
+from winback._io.hygiene import (
+    check_on_invalid,
+    empty_rejects,
+    invalid_rows_error,
+    merge_orders,
+    plan_read,
+    reject_reason,
+    unreadable_columns_error,
+)
+from winback._io.sources import read_schema, to_polars
+from winback._io.times import snapshot_end_at
+from winback._options import AMOUNT_COL, CUSTOMER_COL, ON_INVALID, TIME_COL, OnInvalid
+from winback.errors import WinbackConfigError
+
+__all__ = [
+    "PreparedTransactions",
+    "check_num_threads",
+    "customer_ids",
+    "prepare",
+    "snapshot_end",
+]
+
+
+@dataclass(frozen=True)
+class PreparedTransactions:
+    """Transactions read, checked and converted once, ready for every winback function.
+
+    Made by :func:`winback.prepare`; ``winback.silence``, ``summary``, ``value``, ``rfm``,
+    ``migration``, ``evaluate`` and ``report`` accept it in place of raw data and do not read the
+    input again (their column, time-zone and ``on_invalid`` arguments are then ignored: they were
+    applied here). See docs/methods.md#input.
+
+    Attributes
+    ----------
+    frame : polars.DataFrame
+        ``customer`` (Int64, or String for string ids), ``ts`` (Int64 local wall-clock µs since
+        1970-01-01), and ``amount`` / ``cost`` (Float64) when read.
+    rows_read : int
+        Rows in the input.
+    rejects : polars.DataFrame
+        Rows set aside by ``on_invalid="drop"``: the input's columns, ``row_index`` (0-based in
+        the whole input) and ``reason``.
+    has_amount, has_cost : bool
+        Whether ``frame`` holds ``amount`` / ``cost``.
+    time_zone : str or None
+        The zone whose calendar the local times follow (None for naive input).
+    """
+
+    frame: pl.DataFrame
+    rows_read: int
+    rejects: pl.DataFrame = field(repr=False)
+    has_amount: bool
+    time_zone: str | None
+    has_cost: bool = False
+
+    @property
+    def rows_rejected(self) -> int:
+        """Rows set aside by ``on_invalid="drop"``."""
+        return self.rejects.height
+
+    def __repr__(self) -> str:
+        return (
+            f"PreparedTransactions(rows={self.frame.height}, rows_read={self.rows_read}, "
+            f"rows_rejected={self.rows_rejected}, has_amount={self.has_amount}, "
+            f"has_cost={self.has_cost}, time_zone={self.time_zone!r})"
+        )
+
+    def without_amounts(self) -> PreparedTransactions:
+        """The same transactions with only ``customer`` and ``ts`` (for purchase counting)."""
+        return replace(
+            self, frame=self.frame.select("customer", "ts"), has_amount=False, has_cost=False
+        )
+
+
+def prepare(
+    data: Any,
+    *,
+    customer_col: str = CUSTOMER_COL,
+    time_col: str = TIME_COL,
+    amount_col: str | None = AMOUNT_COL,
+    cost_col: str | None = None,
+    order_col: str | None = None,
+    tz: str | None = None,
+    on_invalid: OnInvalid = ON_INVALID,
+) -> PreparedTransactions:
+    """Read and check transactions once: the input edge of every winback function.
+
+    Parameters
+    ----------
+    data
+        A Polars/pandas DataFrame, PyArrow table or record-batch reader, DuckDB relation,
+        anything with ``__arrow_c_stream__``, a path/glob/directory of Parquet, CSV or Arrow IPC
+        files — or a :class:`PreparedTransactions`, returned as it is.
+    customer_col, time_col
+        The customer id (integers or strings) and purchase time (dates or datetimes; tz-aware
+        times are read on their local calendar) columns.
+    amount_col
+        The purchase amount. When it is the default ``"amount"`` and absent, the transactions
+        have no amounts (enough for silence scoring); naming a missing column is an error.
+    cost_col
+        An optional cost column (for ``winback.value``'s margins), checked like the amount.
+    order_col
+        Rows with the same (customer, order) are one purchase dated at its first row, their
+        amounts and costs summed.
+    tz
+        Read tz-aware times on this zone's calendar instead of their own.
+    on_invalid
+        ``"raise"``: invalid rows (null ids or times, unparseable times, null/NaN/infinite
+        amounts or costs) raise :class:`~winback.WinbackInputError` naming the column, count and
+        first rows; ``"drop"``: they are set aside in ``rejects`` with a ``reason``.
+
+    Returns
+    -------
+    PreparedTransactions
+        See docs/methods.md#input.
+
+    Examples
+    --------
+    >>> import polars as pl, winback
+    >>> from datetime import date
+    >>> tx = winback.prepare(pl.DataFrame({"customer_id": [1, 1, None],
+    ...     "ts": [date(2024, 1, 1), date(2024, 1, 5), date(2024, 1, 6)]}), on_invalid="drop")
+    >>> tx.rows_read, tx.rows_rejected, tx.frame.height
+    (3, 1, 2)
+    >>> winback.silence(tx).get_column("n_occasions").to_list()
+    [2]
+    """
+    check_on_invalid(on_invalid)
+    if isinstance(data, PreparedTransactions):
+        return data
+    frame = to_polars(data)
+    schema = read_schema(frame)
+    plan = plan_read(
+        schema,
+        customer_col=customer_col,
+        time_col=time_col,
+        amount_col=amount_col,
+        cost_col=cost_col,
+        order_col=order_col,
+        tz=tz,
+    )
+    used = plan.used
+    try:
+        if isinstance(frame, pl.LazyFrame):
+            collected = frame.select(used).collect(engine="streaming")
+        else:
+            collected = frame.select(used)
+        prepared = collected.select(*plan.exprs, *plan.checks)
+    except pl.exceptions.PolarsError as exc:
+        raise unreadable_columns_error(used, exc) from exc
+    flags = [c for c in prepared.columns if c.startswith("__")]
+    bad_any = pl.any_horizontal(flags)
+    bad_counts = prepared.select(pl.col(flags).sum()).row(0, named=True)
+    if sum(bad_counts.values()) == 0:
+        rejects = empty_rejects(collected)
+        clean = prepared.drop(flags)
+    else:
+        indexed = prepared.with_row_index("row_index")
+        if on_invalid == "raise":
+            first_rows = {
+                flag: indexed.filter(pl.col(flag)).get_column("row_index").head(5).to_list()
+                for flag, count in bad_counts.items()
+                if count
+            }
+            raise invalid_rows_error(plan, bad_counts, first_rows)
+        bad_mask = prepared.select(bad_any.alias("bad")).get_column("bad")
+        rejects = (
+            collected.with_row_index("row_index")
+            .with_columns(prepared.select(reject_reason(plan, flags)).to_series())
+            .filter(bad_mask)
+        )
+        clean = prepared.filter(~bad_mask).drop(flags)
+    if order_col is not None:
+        clean = merge_orders(clean)
+    clean = clean.with_columns(pl.col("ts").cast(pl.Int64))
+    return PreparedTransactions(
+        frame=clean.rechunk(),
+        rows_read=collected.height,
+        rejects=rejects,
+        has_amount=plan.has_amount,
+        time_zone=plan.time_zone,
+        has_cost=plan.has_cost,
+    )
+
+
+def snapshot_end(prepared: PreparedTransactions, as_of: date | datetime | str | None) -> int:
+    """The snapshot cut-off in local wall-clock µs: ``as_of`` (see :func:`as_of_to_micros`), by
+    default the latest purchase; 0 for empty input without ``as_of``."""
+    latest = int(prepared.frame.get_column("ts").max()) if prepared.frame.height else None  # type: ignore[arg-type]
+    return snapshot_end_at(as_of, prepared.time_zone, latest)
+
+
+def check_num_threads(num_threads: int | None) -> None:
+    """``num_threads`` must be None (the default pool) or at least 1."""
+    if num_threads is not None and num_threads < 1:
+        raise WinbackConfigError(f"num_threads={num_threads} must be at least 1")
+
+
+def customer_ids(kernel_output: pl.DataFrame) -> pl.Series:
+    """The ``customer_id`` column of a kernel's output: Int64, or String for string ids."""
+    customers = kernel_output.get_column("customer_id")
+    return customers if customers.dtype == pl.Int64 else customers.cast(pl.String)

@@ -36,12 +36,25 @@ lint: build ## ruff, mypy, rustfmt, clippy
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-test: build lint browser ## build, lint, then cargo test and pytest
+test: build lint browser-check ## everything: lint, cargo test, pytest (browser + Spark tests too)
 	cargo test -p winback-core --quiet
 	$(BIN)/python -m pytest
 
-browser: ## install Debian's chromium for the report's browser tests (when missing)
+test-fast: build ## pytest without the browser, Spark/Dask and slow tests (a quick loop)
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-fast} $(BIN)/python -m pytest -q \
+		-m "not browser and not spark and not slow"
+
+browser: ## install Debian's chromium for the report's browser tests (apt-get; root or sudo)
 	@bash scripts/ensure_chromium.sh
+
+# CI (CI=true) installs Chromium; on a contributor's machine nothing is installed behind their
+# back: without Chromium the browser tests are skipped and this says how to get them.
+browser-check:
+	@if [ -n "$$CI" ]; then bash scripts/ensure_chromium.sh; \
+	elif ! command -v chromium >/dev/null 2>&1; then \
+		echo "note: chromium is not installed, so the report's browser tests will be skipped;" \
+		     "'make browser' installs it (Debian's package, through apt-get)" >&2; \
+	fi
 
 bench: build ## benchmark silence scoring against Polars and DuckDB (size S)
 	$(BIN)/python benches/bench_silence.py --size S
@@ -74,4 +87,4 @@ format: $(VENV)/.deps ## format Python and Rust sources
 clean: ## remove build outputs and the virtualenv
 	rm -rf $(VENV) .venv-bench target winback-demo
 
-.PHONY: help venv build demo lint test browser bench bench-models bench-value bench-spill bench-spark bench-env format clean
+.PHONY: help venv build demo lint test test-fast browser browser-check bench bench-models bench-value bench-spill bench-spark bench-env format clean

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,26 @@ settings.register_profile(
 )
 settings.register_profile("slow", max_examples=2000, deadline=None, derandomize=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# Modules whose tests need a JVM / cluster engine: marked ``spark`` so `make test-fast` skips them.
+_ENGINE_MODULES = {"test_spark.py", "test_dask.py"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks the engine tests ``spark`` and the tests that drive Chromium ``browser``."""
+    for item in items:
+        path = Path(str(item.fspath))
+        if path.name in _ENGINE_MODULES:
+            item.add_marker(pytest.mark.spark)
+        function = getattr(item, "function", None)
+        if function is None:
+            continue
+        try:
+            source = inspect.getsource(function)
+        except (OSError, TypeError):
+            continue
+        if "rendered" in getattr(item, "fixturenames", ()) or "render(" in source:
+            item.add_marker(pytest.mark.browser)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 EPOCH = datetime(1970, 1, 1)

@@ -6,6 +6,8 @@ The public API (SPEC.md): :func:`silence` scores every customer's silence (SPEC 
 
 from __future__ import annotations
 
+from importlib import metadata as _metadata
+
 from winback._io.prepared import PreparedTransactions, prepare
 from winback.campaign import campaign
 from winback.errors import WinbackConfigError, WinbackError, WinbackFitError, WinbackInputError
@@ -18,7 +20,10 @@ from winback.silence import SilenceInfo, silence
 from winback.summary import SummaryInfo, compress_summary, summary
 from winback.value import ValueResult, value
 
-__version__ = "0.1.0"
+try:  # defined once, in Cargo.toml; the installed distribution's metadata carries it
+    __version__: str = _metadata.version("winback")
+except _metadata.PackageNotFoundError:  # a source tree on sys.path without an install
+    __version__ = "0+unknown"
 
 __all__ = [
     "Evaluation",

@@ -45,6 +45,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if "rendered" in getattr(item, "fixturenames", ()) or "render(" in source:
             item.add_marker(pytest.mark.browser)
 
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 EPOCH = datetime(1970, 1, 1)
 START = datetime(2023, 1, 1)

@@ -6,9 +6,8 @@ The public API (SPEC.md): :func:`silence` scores every customer's silence (SPEC 
 
 from __future__ import annotations
 
-from importlib import metadata as _metadata
-
 from winback._io.prepared import PreparedTransactions, prepare
+from winback._version import __version__
 from winback.campaign import campaign
 from winback.errors import WinbackConfigError, WinbackError, WinbackFitError, WinbackInputError
 from winback.evaluation import Evaluation, evaluate
@@ -19,11 +18,6 @@ from winback.segments import RuleSet, classify, load_rules
 from winback.silence import SilenceInfo, silence
 from winback.summary import SummaryInfo, compress_summary, summary
 from winback.value import ValueResult, value
-
-try:  # defined once, in Cargo.toml; the installed distribution's metadata carries it
-    __version__: str = _metadata.version("winback")
-except _metadata.PackageNotFoundError:  # a source tree on sys.path without an install
-    __version__ = "0+unknown"
 
 __all__ = [
     "Evaluation",

@@ -1,0 +1,30 @@
+"""The ``winback`` command line: a thin layer over the public functions.
+
+Exit codes: 0 success, 2 bad input or arguments, 3 a model could not be fitted, 1 anything else.
+Errors print one line (``--debug`` shows the traceback).
+
+- ``_app``: the Typer app, the global --debug/--quiet options, ``main`` and the exit codes;
+- ``_common``: option types, output writing, tables and progress shared by the commands;
+- ``score``: ``winback score`` and ``winback migrate``;
+- ``fit``: ``winback fit``;
+- ``value``: ``winback value``;
+- ``campaign``: ``winback segment``, ``winback campaign`` and ``winback evaluate``;
+- ``report``: ``winback report`` and ``winback demo``.
+"""
+
+from __future__ import annotations
+
+# isort: off
+from winback.cli._app import app, main
+
+# Each command module registers its commands on ``app`` when imported: this order is the order
+# of ``winback --help``.
+import winback.cli.score
+import winback.cli.fit
+import winback.cli.value
+import winback.cli.campaign
+import winback.cli.report  # noqa: F401 - imported to register its commands
+
+# isort: on
+
+__all__ = ["app", "main"]

@@ -55,7 +55,6 @@ from winback.value.result import DEFAULT_TIERS, REST_TIER, ValueInfo, ValueResul
 __all__ = ["value"]
 
 
-# -- inputs ---------------------------------------------------------------------------------------
 def _check_args(
     horizon: int,
     discount_rate: float,

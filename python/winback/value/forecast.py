@@ -53,6 +53,7 @@ def _distinct(*columns: NDArray[Any]) -> tuple[IntArray, IntArray]:
     return order[new].astype(np.int64), inverse
 
 
+# -- predictives ----------------------------------------------------------------------------------
 def _nb_log_pmf(j: FloatArray | float, r: FloatArray, pi: FloatArray) -> FloatArray:
     return np.asarray(
         special.gammaln(r + j)
@@ -314,6 +315,7 @@ def next_period(
     )
 
 
+# -- P(alive) -------------------------------------------------------------------------------------
 def probability_alive(
     alive_summary: pl.DataFrame | None, customers: pl.Series
 ) -> tuple[FloatArray, BetaGeoModel | None, str | None]:

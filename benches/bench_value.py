@@ -50,7 +50,7 @@ from gen_data import generate, window
 import winback
 from winback import _io
 from winback.summary import period_edges
-from winback.value import _panel
+from winback.value.panel import customer_panel
 
 SIZES = {"tiny": 20_000, "S": 1_000_000}
 SEED = 0
@@ -71,7 +71,7 @@ def winback_panel(df: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
     first = int(prepared.frame.get_column("ts").min())  # type: ignore[arg-type]
     day_us = _io.parse_resolution("1d")
     edges = period_edges("month", first - first % day_us, as_of_us + 1)
-    panel, _ = _panel(prepared, edges, as_of_us, day_us, "revenue")
+    panel, _ = customer_panel(prepared, edges, as_of_us, day_us, "revenue")
     return panel.with_columns((pl.col("revenue") / pl.col("occasions")).alias("mean_amount"))
 
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import winback
-from winback import _value_kernels as kernels
+from winback._kernels import value as kernels
 from winback.datasets import load_cdnow
 
 
@@ -145,7 +145,7 @@ def test_transitions_frame_is_labelled(result: winback.ValueResult) -> None:
 
 
 def test_kappa_is_the_evidence_maximiser_to_full_precision(result: winback.ValueResult) -> None:
-    from winback._value_engine import evidence_kappa
+    from winback.value.markov import evidence_kappa
 
     chain = result.chain
     assert chain is not None
@@ -162,7 +162,7 @@ def test_kappa_is_the_evidence_maximiser_to_full_precision(result: winback.Value
 
 
 def test_kappa_falls_back_to_a_bound_without_an_interior_maximum() -> None:
-    from winback._value_engine import KAPPA_BOUNDS, evidence_kappa
+    from winback.value.markov import KAPPA_BOUNDS, evidence_kappa
 
     # Counts exactly proportional to the prior: the evidence grows with κ up to the bound.
     prior = np.array([[0.25, 0.75], [0.5, 0.5]])

@@ -13,11 +13,13 @@ from polars.testing import assert_frame_equal
 
 import winback
 from winback import _winback
-from winback._value_engine import expected_expenses, next_margins, tier_labels
 from winback.datasets import load_cdnow
 from winback.errors import WinbackConfigError, WinbackInputError
 from winback.summary import period_edges
-from winback.value import VALUE_COLUMNS, _customers
+from winback.value import VALUE_COLUMNS
+from winback.value.margins import expected_expenses, next_margins
+from winback.value.panel import customer_aggregates
+from winback.value.tiers import tier_labels
 
 DAY = 86_400_000_000
 
@@ -113,7 +115,7 @@ def test_hand_computed_margins() -> None:
             ("D", 2, 1, -10.0, 0.0, 0.0),
         ]
     )
-    c = _customers(panel, 4, [1, 2, 3, 5], [50.0]).sort("customer_id")
+    c = customer_aggregates(panel, 4, [1, 2, 3, 5], [50.0]).sort("customer_id")
     segments = np.zeros(4, dtype=np.int64)
     margins, basis = next_margins(c, segments, 1, 4, has_cost=True, margin=None)
     # A: OLS slope of (0, .40), (1, .45), (2, .50) is 0.05; Δ = 0.05 · 1 / 2 = 0.025;
@@ -147,7 +149,7 @@ def test_hand_computed_expense_rule() -> None:
     for name in ("E1", "E2", "E3"):
         rows += [(name, 0, 1, 600.0, 0.0, 20.0), (name, 1, 1, 400.0, 0.0, 30.0)]
     rows += [("E4", 0, 1, 500.0, 0.0, 0.0), ("E5", 0, 1, 500.0, 0.0, 0.0)]
-    c = _customers(_panel(rows), 2, [1, 2, 3, 5], [50.0]).sort("customer_id")
+    c = customer_aggregates(_panel(rows), 2, [1, 2, 3, 5], [50.0]).sort("customer_id")
     amount = np.array([800.0, 100.0, 10.0, 600.0, 4.0])
     segments = np.array([0, 0, 0, 0, 1], dtype=np.int64)
     out, basis = expected_expenses(c, amount, segments, 2, has_expenses=True)
@@ -326,7 +328,7 @@ def test_docstring_example() -> None:
     import doctest
     import importlib
 
-    module = importlib.import_module("winback.value")  # the attribute is the function
+    module = importlib.import_module("winback.value.api")
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0
     assert result.failed == 0
@@ -387,7 +389,7 @@ def test_p_alive_is_the_bg_nbd_posterior(cdnow: pl.DataFrame) -> None:
 
 
 def test_p_alive_is_missing_with_a_reason_when_the_bg_nbd_cannot_be_fitted() -> None:
-    from winback._value_engine import probability_alive
+    from winback.value.forecast import probability_alive
 
     # Nobody bought twice: the BG/NBD has nothing to fit.
     summary = pl.DataFrame(

@@ -17,7 +17,8 @@ SCRIPT = textwrap.dedent(
     import numpy as np
     import polars as pl
     import winback
-    import winback._value_engine as engine
+    import importlib
+    engine = importlib.import_module("winback.value.forecast")  # winback.value is the function
     from winback.datasets import load_cdnow
 
     engine._CHUNK = 512  # several chunks of threaded work even at this size

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from numba import njit
 from scipy import special
 
-from winback._value_engine import _frequency_tuples, _spend_bin_probs, _spend_upside
 from winback.models import GammaGammaModel, NBDModel
+from winback.value.forecast import _frequency_tuples, _spend_bin_probs, _spend_upside
 
 RTOL = 1e-8
 #: Below this mass a closed-form difference of two CDF values near 1 has no relative precision

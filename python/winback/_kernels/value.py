@@ -1,8 +1,9 @@
 """Numba loops of the value engine (SPEC §7): transition counts over the customer × period panel
 and the Dirichlet-multinomial evidence of the smoothing weight κ.
 
-All functions are ``@njit(cache=True)`` with fastmath off (bit-for-bit reproducible) and no
-``parallel=True``; float64/int64 arrays in, float64 out, no raising.
+All functions are compiled with :data:`winback._kernels.jit` (cached, fastmath off: bit-for-bit
+reproducible; ``nogil``) and no ``parallel=True``; float64/int64 arrays in, float64 out, no
+raising.
 """
 
 from __future__ import annotations
@@ -10,16 +11,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+
+from winback._kernels import jit
 
 
-@njit(cache=True, fastmath=False)
+@jit
 def state_index(r: int, f: int, m: int, n_f: int, n_m: int) -> int:
     """Index of state (r, f_b, m_b); r = R is the absorbing bucket ``R+``."""
     return (r * n_f + f) * n_m + m
 
 
-@njit(cache=True, fastmath=False)
+@jit
 def transition_counts(
     starts: np.ndarray,
     periods: np.ndarray,
@@ -59,7 +61,7 @@ def transition_counts(
     return counts
 
 
-@njit(cache=True, fastmath=False)
+@jit
 def log_evidence(kappa: float, counts: np.ndarray, prior: np.ndarray) -> float:
     """Σ_s [lnΓ(κ) − lnΓ(κ + N_s) + Σ_s' (lnΓ(κπ₀ + N_ss') − lnΓ(κπ₀))] over observed rows and
     the cells with π₀ > 0 (``counts`` and ``prior`` are (S, S)); −inf when a count falls on a

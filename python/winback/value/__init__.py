@@ -1,0 +1,28 @@
+"""Next-period value, cost and expense, the Markov chain and CLV (SPEC §6, §7): :func:`value`
+and what it returns.
+
+Modules, each importing only those above it:
+
+- ``result``: :class:`ValueResult`, :class:`ValueInfo`, :class:`MarkovChain`, the frame's
+  columns and the tier names;
+- ``panel``: reading the input, the customer × period panel (with costs and expenses), spend
+  bins and per-customer aggregates;
+- ``tiers``, ``margins``: the value tiers and the margin and expense rules (SPEC §6);
+- ``forecast``: the NBD and Gamma–Gamma next-period predictives and P(alive);
+- ``markov``: the recency chain and its Dirichlet weight κ (SPEC §7);
+- ``engine``: model fits, forecasts, rules, chain and CLV into a :class:`ValueResult`;
+- ``api``: :func:`value` (argument checks, the panel, then ``engine`` on first use).
+"""
+
+from __future__ import annotations
+
+from winback.value.api import value
+from winback.value.result import (
+    DEFAULT_TIERS,
+    VALUE_COLUMNS,
+    MarkovChain,
+    ValueInfo,
+    ValueResult,
+)
+
+__all__ = ["DEFAULT_TIERS", "VALUE_COLUMNS", "MarkovChain", "ValueInfo", "ValueResult", "value"]

@@ -1,0 +1,195 @@
+"""The numerical half of :func:`winback.value`: fits the period NBD and the Gamma–Gamma model
+on the modelled customers, forecasts their next period, applies the margin, expense and tier
+rules (SPEC §6), builds the Markov chain and the CLV (SPEC §7) and assembles the result. Imported
+on first use (numba, scipy and the models load here)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from winback.models import GammaGammaModel, NBDModel
+from winback.value.forecast import next_period, probability_alive
+from winback.value.margins import expected_expenses, next_margins
+from winback.value.markov import build_chain, state_means
+from winback.value.result import PMF_MAX, VALUE_COLUMNS, ValueInfo, ValueResult
+from winback.value.tiers import tier_codes, tier_names, tier_series
+
+__all__ = ["fit_and_score"]
+
+_NOT_MODELLED = "first purchase in the incomplete current period: no complete period to model"
+
+
+def fit_and_score(
+    *,
+    alive_summary: pl.DataFrame | None,
+    panel: pl.DataFrame,
+    customers: pl.DataFrame,
+    info: ValueInfo,
+    n_complete: int,
+    margin: float | None,
+    horizon: int,
+    discount_rate: float,
+    kappa: float | str,
+    max_recency: int,
+    frequency_buckets: list[int],
+    tiers: Mapping[str, float],
+    tier_by: str,
+    customer_dtype: Any,
+) -> ValueResult:
+    """Fits the models on the modelled customers and builds the result (SPEC §6, §7)."""
+    c = customers.with_columns(
+        (pl.col("birth") < n_complete).alias("_modelled"),
+        (n_complete - 1 - pl.col("birth")).clip(lower_bound=0).cast(pl.Int64).alias("n_periods"),
+        pl.when(pl.col("spend_frequency") > 0)
+        .then(pl.col("_spend_sum") / pl.col("spend_frequency"))
+        .otherwise(0.0)
+        .alias("monetary_value"),
+    )
+    m = c.filter(pl.col("_modelled"))
+    if m.height == 0:
+        return _empty_result(c, info, customer_dtype)
+    nbd = NBDModel().fit(m, frequency_col="period_frequency", periods_col="n_periods")
+    gg = GammaGammaModel().fit(m, frequency_col="spend_frequency", monetary_col="monetary_value")
+    spend_edges = list(info.spend_bin_edges)
+    forecast = next_period(m, nbd, gg, frequency_buckets, spend_edges)
+    p_alive, bg_nbd, bg_nbd_error = probability_alive(alive_summary, m.get_column("customer_id"))
+    expected_amount = forecast.expected_amount
+    segment_codes = tier_codes(expected_amount, tiers)
+    seg_index = np.where(segment_codes < 0, len(tiers), segment_codes)
+    n_segments = len(tier_names(tiers))
+    next_margin, margin_basis = next_margins(
+        m, seg_index, n_segments, n_complete, has_cost=info.has_cost, margin=margin
+    )
+    expected_cost = expected_amount * (1.0 - next_margin)
+    expected_expense, expense_basis = expected_expenses(
+        m, expected_amount, seg_index, n_segments, has_expenses=info.has_expenses
+    )
+    expected_value = expected_amount - expected_cost - expected_expense
+    # Markov chain (SPEC §7).
+    n_f, n_m = len(frequency_buckets), len(spend_edges) + 1
+    last = m.get_column("last_active").to_numpy()
+    recency = np.minimum(n_complete - 1 - last, max_recency)
+    f_bin = m.get_column("f_bin").to_numpy().astype(np.int64)
+    m_bin = m.get_column("m_bin").to_numpy().astype(np.int64)
+    state = ((recency * n_f + f_bin) * n_m + m_bin).astype(np.int64)
+    if m.height < c.height:
+        panel = panel.join(m.select("customer_id"), on="customer_id", how="semi")
+    chain = build_chain(
+        panel=panel,
+        current_state=state,
+        cells=forecast.cells,
+        next_margin=next_margin,
+        expected_amount=expected_amount,
+        expected_expense=expected_expense,
+        n_complete=n_complete,
+        max_recency=max_recency,
+        buckets=frequency_buckets,
+        spend_edges=spend_edges,
+        kappa=kappa,
+        horizon=horizon,
+        discount_rate=discount_rate,
+    )
+    states = chain.states
+    P = chain.transition_matrix
+    n_cells = n_f * n_m
+    p_active_markov = np.asarray(P[:, :n_cells].sum(axis=1)).ravel()[state]
+    ev_mean, _ = state_means(state, expected_value, P.shape[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(ev_mean[state] > 0, expected_value / ev_mean[state], 1.0)
+    clv = states.get_column("value").to_numpy()[state] * ratio
+    clv_inf = states.get_column("value_infinite").to_numpy()[state] * ratio
+    labels = states.get_column("label").gather(pl.Series(state))
+    tier_values = expected_value if tier_by == "expected_value" else clv
+    out = pl.DataFrame(
+        {
+            "customer_id": m.get_column("customer_id"),
+            "expected_frequency": forecast.expected_frequency,
+            "p_active_next": forecast.p_active_next,
+            "p_alive": p_alive,
+            "frequency_mode": forecast.frequency_mode,
+            "p_frequency_mode": forecast.p_frequency_mode,
+            "p_frequency": forecast.p_frequency,
+            "expected_mean_amount": forecast.expected_mean_amount,
+            "spend_bin_mode": forecast.spend_bin_mode,
+            "p_spend_bin_mode": forecast.p_spend_bin_mode,
+            "frequency_upside": forecast.frequency_upside,
+            "spend_upside": forecast.spend_upside,
+            "seed_upside_amount": forecast.seed_upside_amount,
+            "expected_amount": expected_amount,
+            "segment": tier_series(segment_codes, tiers),
+            "next_margin": next_margin,
+            "margin_basis": margin_basis,
+            "expected_cost": expected_cost,
+            "expected_expense": expected_expense,
+            "expense_basis": expense_basis,
+            "expected_value": expected_value,
+            "negative_value": expected_value < 0,
+            "markov_state": labels,
+            "p_active_next_markov": p_active_markov,
+            "clv": clv,
+            "clv_infinite": clv_inf,
+            "value_tier": tier_series(tier_codes(tier_values, tiers), tiers),
+        },
+        schema_overrides={"p_frequency": pl.Array(pl.Float64, PMF_MAX + 1)},
+    )
+    frame = _assemble(c, out).with_columns(pl.col("p_alive").fill_nan(None))
+    if bg_nbd_error is not None:
+        info = dataclasses.replace(info, bg_nbd_error=bg_nbd_error)
+    return ValueResult(frame=frame, nbd=nbd, gamma_gamma=gg, chain=chain, info=info, bg_nbd=bg_nbd)
+
+
+def _assemble(c: pl.DataFrame, modelled: pl.DataFrame) -> pl.DataFrame:
+    base = c.select(
+        "customer_id",
+        pl.when(pl.col("_modelled"))
+        .then(pl.lit("modelled"))
+        .otherwise(pl.lit("not_modelled"))
+        .alias("status"),
+        pl.when(pl.col("_modelled")).then(None).otherwise(pl.lit(_NOT_MODELLED)).alias("reason"),
+        "n_periods",
+        pl.col("period_frequency").cast(pl.Int64),
+        (pl.col("revenue_to_date") - pl.col("cost_to_date") - pl.col("expense_to_date")).alias(
+            "value_to_date"
+        ),
+    )
+    return base.join(modelled, on="customer_id", how="left").select(VALUE_COLUMNS)
+
+
+def _empty_result(c: pl.DataFrame, info: ValueInfo, customer_dtype: Any) -> ValueResult:
+    schema = {
+        "customer_id": customer_dtype,
+        "expected_frequency": pl.Float64,
+        "p_active_next": pl.Float64,
+        "p_alive": pl.Float64,
+        "frequency_mode": pl.Int64,
+        "p_frequency_mode": pl.Float64,
+        "p_frequency": pl.Array(pl.Float64, PMF_MAX + 1),
+        "expected_mean_amount": pl.Float64,
+        "spend_bin_mode": pl.Int64,
+        "p_spend_bin_mode": pl.Float64,
+        "frequency_upside": pl.Float64,
+        "spend_upside": pl.Float64,
+        "seed_upside_amount": pl.Float64,
+        "expected_amount": pl.Float64,
+        "segment": pl.String,
+        "next_margin": pl.Float64,
+        "margin_basis": pl.String,
+        "expected_cost": pl.Float64,
+        "expected_expense": pl.Float64,
+        "expense_basis": pl.String,
+        "expected_value": pl.Float64,
+        "negative_value": pl.Boolean,
+        "markov_state": pl.String,
+        "p_active_next_markov": pl.Float64,
+        "clv": pl.Float64,
+        "clv_infinite": pl.Float64,
+        "value_tier": pl.String,
+    }
+    c = c.with_columns(pl.col("customer_id").cast(customer_dtype))
+    frame = _assemble(c, pl.DataFrame(schema=schema))
+    return ValueResult(frame=frame, nbd=None, gamma_gamma=None, chain=None, info=info)

@@ -1,0 +1,318 @@
+"""The value engine's data side: reading the input (:func:`read_value_input`), the customer ×
+period panel built in the Rust core (SPEC §5 "Periods") with its costs and expenses, the spend-bin
+edges and the per-customer aggregates the models are fitted on."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from winback import _io, _winback
+from winback._options import OnInvalid
+from winback.errors import WinbackConfigError, WinbackInputError
+
+__all__ = [
+    "bin_expr",
+    "customer_aggregates",
+    "customer_panel",
+    "expense_panel",
+    "read_value_input",
+    "spend_bin_edges",
+    "value_panel",
+]
+
+FloatArray = NDArray[np.float64]
+
+
+# -- input ----------------------------------------------------------------------------------------
+def read_value_input(
+    data: Any,
+    *,
+    customer_col: str,
+    time_col: str,
+    amount_col: str,
+    cost_col: str | None,
+    order_col: str | None,
+    tz: str | None,
+    on_invalid: OnInvalid,
+) -> tuple[_io.Prepared, _io.Prepared | None]:
+    """The transactions with amounts and, when a cost column is given (or ``"cost"`` exists),
+    the same rows with their costs."""
+    frame = _io.to_polars(data)
+    schema = frame.collect_schema()
+    if amount_col not in schema:
+        raise WinbackInputError(
+            f"column {amount_col!r} (the amount) is not in the input; value needs amounts. "
+            "Pass amount_col='...' to name it."
+        )
+    if cost_col == "cost" and "cost" not in schema:
+        cost_col = None
+    if cost_col is not None and cost_col not in schema:
+        raise WinbackInputError(f"column {cost_col!r} (the cost) is not in the input")
+    if cost_col is not None and on_invalid == "drop":
+        # Both passes must see the same rows: drop rows with a bad cost here.
+        cost = pl.col(cost_col).cast(pl.Float64)
+        frame = frame.filter(cost.is_not_null() & cost.is_finite())
+    common = {
+        "customer_col": customer_col,
+        "time_col": time_col,
+        "order_col": order_col,
+        "tz": tz,
+        "on_invalid": on_invalid,
+    }
+    prepared = _io.read_transactions(frame, amount_col=amount_col, **common)  # type: ignore[arg-type]
+    if cost_col is None:
+        return prepared, None
+    if on_invalid == "drop":
+        amount = pl.col(amount_col).cast(pl.Float64)
+        frame = frame.filter(amount.is_not_null() & amount.is_finite())
+    costs = _io.read_transactions(frame, amount_col=cost_col, **common)  # type: ignore[arg-type]
+    return prepared, costs
+
+
+# -- panel ----------------------------------------------------------------------------------------
+def customer_panel(
+    prepared: _io.Prepared, edges: list[int], as_of_us: int, resolution_us: int, name: str
+) -> tuple[pl.DataFrame, int]:
+    """The Rust panel of ``prepared`` (one row per customer and period with an occasion):
+    ``customer_id``, ``period``, ``occasions``, ``positive_occasions``, ``name`` (the period's
+    total) and ``positive_revenue``; and the rows after ``as_of_us``."""
+    customers, rows, excluded = _winback.panel(
+        prepared.frame,
+        max_time_us=as_of_us,
+        resolution_us=resolution_us,
+        period_edges_us=edges,
+    )
+    ids = _io.customer_ids(pl.DataFrame(customers))
+    rows_frame = pl.DataFrame(rows)
+    out = rows_frame.select(
+        ids.gather(rows_frame.get_column("customer_index")).alias("customer_id"),
+        pl.col("period").cast(pl.Int64),
+        pl.col("occasions").cast(pl.Int64),
+        pl.col("positive_occasions").cast(pl.Int64),
+        pl.col("revenue").alias(name),
+        pl.col("positive_revenue"),
+    )
+    return out, excluded
+
+
+def expense_panel(
+    expenses: Any,
+    *,
+    customer_col: str,
+    time_col: str,
+    expense_col: str,
+    tz: str | None,
+    on_invalid: OnInvalid,
+    edges: list[int],
+    as_of_us: int,
+) -> pl.DataFrame:
+    """Expenses per customer and period (Polars): ``customer_id``, ``period``, ``expense``."""
+    prepared = _io.read_transactions(
+        expenses,
+        customer_col=customer_col,
+        time_col=time_col,
+        amount_col=expense_col,
+        tz=tz,
+        on_invalid=on_invalid,
+    )
+    if not prepared.has_amount:
+        raise WinbackInputError(f"column {expense_col!r} (the expense) is not in the expenses")
+    edge_series = pl.Series(edges, dtype=pl.Int64)
+    frame = prepared.frame.filter(pl.col("ts") <= as_of_us)
+    return (
+        frame.with_columns(
+            (edge_series.search_sorted(frame.get_column("ts"), side="right") - 1)
+            .clip(lower_bound=0)
+            .cast(pl.Int64)
+            .alias("period")
+        )
+        .group_by(pl.col("customer").alias("customer_id"), "period")
+        # added one by one in ascending order within each group (sort + cum_sum: a plain
+        # sort().sum() may be rewritten to sum()), so the bits do not depend on row order
+        .agg(pl.col("amount").sort().cum_sum().last().alias("expense"))
+    )
+
+
+def value_panel(
+    prepared: _io.Prepared,
+    costs: _io.Prepared | None,
+    expenses: Any | None,
+    *,
+    edges: list[int],
+    as_of_us: int,
+    resolution_us: int,
+    margin: float | None,
+    customer_col: str,
+    time_col: str,
+    expense_col: str,
+    tz: str | None,
+    on_invalid: OnInvalid,
+) -> tuple[pl.DataFrame, int, int]:
+    """The customer × period panel with ``revenue``, ``cost`` (from the cost column, else
+    revenue × (1 − ``margin``), else 0), ``expense`` (0 without expenses) and ``_mean`` (revenue
+    per occasion), sorted by ``customer_id`` then ``period``; the rows after ``as_of_us``; the
+    expense rows of customers without transactions (left out)."""
+    panel, excluded = customer_panel(prepared, edges, as_of_us, resolution_us, "revenue")
+    if costs is not None:
+        cost_panel, _ = customer_panel(costs, edges, as_of_us, resolution_us, "cost")
+        panel = panel.join(
+            cost_panel.select("customer_id", "period", "cost"),
+            on=["customer_id", "period"],
+            how="left",
+        )
+    elif margin is not None:
+        panel = panel.with_columns((pl.col("revenue") * (1.0 - margin)).alias("cost"))
+    else:
+        panel = panel.with_columns(pl.lit(0.0).alias("cost"))
+    unmatched = 0
+    if expenses is not None:
+        exp = expense_panel(
+            expenses,
+            customer_col=customer_col,
+            time_col=time_col,
+            expense_col=expense_col,
+            tz=tz,
+            on_invalid=on_invalid,
+            edges=edges,
+            as_of_us=as_of_us,
+        )
+        known = exp.join(panel.select("customer_id").unique(), on="customer_id", how="semi")
+        unmatched = exp.height - known.height
+        panel = panel.join(known, on=["customer_id", "period"], how="full", coalesce=True)
+        panel = panel.with_columns(
+            pl.col("occasions", "positive_occasions").fill_null(0),
+            pl.col("revenue", "positive_revenue", "cost", "expense").fill_null(0.0),
+        )
+    else:
+        panel = panel.with_columns(pl.lit(0.0).alias("expense"))
+    panel = panel.with_columns(
+        pl.when(pl.col("occasions") > 0)
+        .then(pl.col("revenue") / pl.col("occasions"))
+        .otherwise(None)
+        .alias("_mean")
+    ).sort("customer_id", "period")
+    return panel, excluded, unmatched
+
+
+# -- bins and per-customer aggregates -------------------------------------------------------------
+def quantile_edges(values: FloatArray, n_bins: int) -> FloatArray:
+    """Interior quantile edges (distinct, sorted) of ``values``."""
+    if values.size == 0:
+        return np.zeros(0)
+    qs = np.quantile(values, np.arange(1, n_bins) / n_bins)
+    return np.unique(qs)
+
+
+def spend_bin_edges(
+    panel: pl.DataFrame, n_complete: int, spend_bins: Sequence[float] | None
+) -> list[float]:
+    """Interior spend-bin edges of the chain (SPEC §7): ``spend_bins``, else the quintile edges
+    of the mean amounts of active complete periods."""
+    complete_means = (
+        panel.filter((pl.col("occasions") > 0) & (pl.col("period") < n_complete))
+        .get_column("_mean")
+        .to_numpy()
+    )
+    spend_edges = (
+        [float(e) for e in spend_bins]
+        if spend_bins is not None
+        else [float(e) for e in quantile_edges(complete_means, 5)]
+    )
+    if any(b <= a for a, b in itertools.pairwise(spend_edges)):
+        raise WinbackConfigError(f"spend_bins={spend_edges!r} must be strictly increasing")
+    return spend_edges
+
+
+def bin_expr(column: str, edges: Sequence[float]) -> pl.Expr:
+    """Bin index of a value: the number of interior edges at or below it ([b_{j−1}, b_j))."""
+    expr = pl.lit(0, dtype=pl.Int64)
+    for edge in edges:
+        expr = expr + (pl.col(column) >= edge).cast(pl.Int64)
+    return expr
+
+
+def _ordered_sums(
+    group: NDArray[np.int64], n_groups: int, weights: pl.DataFrame
+) -> dict[str, FloatArray]:
+    """Per group, each column of ``weights`` summed by numpy in row order (one sequential
+    ``bincount`` pass): the bits depend on the rows' order only, never on threads or Polars'
+    aggregation strategy."""
+    return {
+        name: np.asarray(
+            np.bincount(group, weights=weights.get_column(name).to_numpy(), minlength=n_groups),
+            dtype=np.float64,
+        )
+        for name in weights.columns
+    }
+
+
+def customer_aggregates(
+    panel: pl.DataFrame,
+    n_complete: int,
+    frequency_buckets: Sequence[int],
+    spend_edges: Sequence[float],
+) -> pl.DataFrame:
+    """Per customer, in ``customer_id`` order: birth, modelling statistics, last active period
+    and its buckets, totals and the margin regression terms.
+
+    ``panel`` must be sorted by ``customer_id`` then ``period`` (its rows are unique per pair, so
+    that order does not depend on the input's): the money totals are numpy sums in that order.
+    """
+    active = pl.col("occasions") > 0
+    complete = pl.col("period") < n_complete
+    panel = panel.with_columns(
+        (
+            pl.col("period")
+            > pl.col("period").filter(active).min().over("customer_id").fill_null(n_complete)
+        ).alias("_after_birth"),
+        bin_expr("occasions", list(frequency_buckets[1:])).alias("f_bin"),
+        bin_expr("_mean", spend_edges).alias("m_bin")
+        if "_mean" in panel.columns
+        else pl.lit(0).alias("m_bin"),
+    )
+    model = active & complete & pl.col("_after_birth")
+    margin_ok = active & complete & (pl.col("revenue") > 0)
+    m_k = (pl.col("revenue") - pl.col("cost")) / pl.col("revenue")
+    k = pl.col("period").cast(pl.Float64)
+    last_active = pl.col("period").filter(active & complete).max()
+    out = (
+        panel.group_by("customer_id")
+        .agg(
+            pl.col("period").filter(active).min().alias("birth"),
+            pl.col("occasions").filter(model).sum().alias("period_frequency"),
+            pl.col("positive_occasions").filter(model).sum().alias("spend_frequency"),
+            last_active.alias("last_active"),
+            pl.col("f_bin").filter(active & complete).last().alias("f_bin"),
+            pl.col("m_bin").filter(active & complete).last().alias("m_bin"),
+            pl.col("occasions").filter(active & complete).last().alias("last_occasions"),
+            pl.col("expense").filter(pl.col("expense") > 0).min().alias("expense_floor"),
+            # margin regression over active complete periods with positive revenue (counts and
+            # sums of whole period indices: exact in any order)
+            margin_ok.sum().alias("_mn"),
+            k.filter(margin_ok).sum().alias("_sk"),
+            (k * k).filter(margin_ok).sum().alias("_skk"),
+            m_k.filter(margin_ok).last().alias("last_margin"),
+            pl.col("period").filter(margin_ok).max().alias("last_margin_period"),
+        )
+        .sort("customer_id")
+    )
+    group = panel.select(pl.col("customer_id").rle_id()).to_series().to_numpy().astype(np.int64)
+    n_groups = int(group[-1]) + 1 if group.size else 0
+    if n_groups != out.height:
+        raise AssertionError("the value panel must be sorted by customer_id and period")
+    weights = panel.select(
+        pl.when(model).then(pl.col("positive_revenue")).otherwise(0.0).alias("_spend_sum"),
+        pl.col("revenue").fill_null(0.0).alias("revenue_to_date"),
+        pl.col("cost").fill_null(0.0).alias("cost_to_date"),
+        pl.col("expense").fill_null(0.0).alias("expense_to_date"),
+        pl.when(margin_ok).then(m_k).otherwise(0.0).alias("_sm"),
+        pl.when(margin_ok).then(k * m_k).otherwise(0.0).alias("_skm"),
+    ).cast(pl.Float64)
+    sums = _ordered_sums(group, n_groups, weights)
+    return out.with_columns(pl.Series(name, values) for name, values in sums.items())

@@ -1,0 +1,164 @@
+"""What :func:`winback.value` returns: :class:`ValueResult` (the per-customer frame, the fitted
+models, the chain and the run's :class:`ValueInfo`), :class:`MarkovChain` (SPEC §7), the frame's
+columns and the value-tier names (SPEC §6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+
+if TYPE_CHECKING:
+    from scipy import sparse
+
+    from winback.models import BetaGeoModel, GammaGammaModel, NBDModel
+
+__all__ = [
+    "DEFAULT_TIERS",
+    "NEGATIVE_TIER",
+    "PMF_MAX",
+    "REST_TIER",
+    "VALUE_COLUMNS",
+    "MarkovChain",
+    "ValueInfo",
+    "ValueResult",
+]
+
+#: Value tiers (SPEC §6): the top 5 % platinum, next 15 % gold, next 30 % silver, rest bronze.
+DEFAULT_TIERS: dict[str, float] = {"platinum": 0.05, "gold": 0.15, "silver": 0.30}
+NEGATIVE_TIER = "negative"
+REST_TIER = "bronze"
+#: ``p_frequency`` holds P(X' = j) for j = 0 … PMF_MAX.
+PMF_MAX = 10
+
+#: Columns of :attr:`ValueResult.frame`, in order.
+VALUE_COLUMNS = (
+    "customer_id",
+    "status",
+    "reason",
+    "n_periods",
+    "period_frequency",
+    "expected_frequency",
+    "p_active_next",
+    "p_alive",
+    "frequency_mode",
+    "p_frequency_mode",
+    "p_frequency",
+    "expected_mean_amount",
+    "spend_bin_mode",
+    "p_spend_bin_mode",
+    "frequency_upside",
+    "spend_upside",
+    "seed_upside_amount",
+    "expected_amount",
+    "segment",
+    "next_margin",
+    "margin_basis",
+    "expected_cost",
+    "expected_expense",
+    "expense_basis",
+    "expected_value",
+    "value_to_date",
+    "negative_value",
+    "markov_state",
+    "p_active_next_markov",
+    "clv",
+    "clv_infinite",
+    "value_tier",
+)
+
+
+@dataclass(frozen=True)
+class MarkovChain:
+    """The recency chain of SPEC §7.
+
+    Attributes
+    ----------
+    states : one row per state: ``state`` (index), ``label`` ("r|f|m"), ``recency`` (0 … R,
+        R meaning ``R+``), ``frequency_bucket``, ``spend_bin``, ``customers`` (currently in it),
+        ``transitions`` (observed N_s), ``reward`` R(s), ``value`` V_H(s) and
+        ``value_infinite`` V(s).
+    transition_matrix : P as a ``scipy.sparse.csr_array`` (rows sum to 1; only reachable
+        transitions are stored).
+    counts : N(s → s') as a sparse array.
+    prior : π₀ as a sparse array.
+    kappa : the Dirichlet weight used.
+    horizon, discount_rate : of the values.
+    """
+
+    states: pl.DataFrame
+    transition_matrix: sparse.csr_array
+    counts: sparse.csr_array
+    prior: sparse.csr_array
+    kappa: float
+    horizon: int
+    discount_rate: float
+
+    @property
+    def labels(self) -> list[str]:
+        """State labels in matrix order."""
+        return list(self.states.get_column("label"))
+
+    def transitions(self) -> pl.DataFrame:
+        """P in long form: ``from``, ``to`` (labels), ``probability``, ``count``."""
+        coo = self.transition_matrix.tocoo()
+        labels = np.asarray(self.labels, dtype=object)
+        counts = self.counts.tocsr()
+        return pl.DataFrame(
+            {
+                "from": labels[coo.row].tolist(),
+                "to": labels[coo.col].tolist(),
+                "probability": coo.data,
+                "count": np.asarray(counts[coo.row, coo.col]).ravel(),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class ValueInfo:
+    """What a value run used: the cut-off, periods, data sources and rows."""
+
+    as_of: datetime | None
+    period: str
+    n_complete_periods: int
+    next_period_start: datetime | None
+    rows_read: int
+    rows_rejected: int
+    rows_after_as_of: int
+    has_cost: bool
+    has_expenses: bool
+    spend_bin_edges: tuple[float, ...]
+    expense_rows_unmatched: int
+    rejects: pl.DataFrame = field(repr=False)
+    #: Why the BG/NBD behind ``p_alive`` could not be fitted (then ``p_alive`` is null).
+    bg_nbd_error: str | None = None
+
+
+@dataclass(frozen=True)
+class ValueResult:
+    """The output of :func:`value`: ``frame`` (one row per customer), the fitted ``nbd`` and
+    ``gamma_gamma`` models (None when nothing could be modelled), the Markov ``chain``, the
+    run's ``info`` and the ``bg_nbd`` model behind ``p_alive`` (None when it could not be
+    fitted; ``info.bg_nbd_error`` says why)."""
+
+    frame: pl.DataFrame
+    nbd: NBDModel | None
+    gamma_gamma: GammaGammaModel | None
+    chain: MarkovChain | None
+    info: ValueInfo
+    bg_nbd: BetaGeoModel | None = None
+
+    @property
+    def transition_matrix(self) -> sparse.csr_array | None:
+        """P of the chain (sparse; states in ``chain.states`` order)."""
+        return None if self.chain is None else self.chain.transition_matrix
+
+    @property
+    def state_values(self) -> pl.DataFrame | None:
+        """V per state (horizon and infinite) with the state labels."""
+        if self.chain is None:
+            return None
+        return self.chain.states.select("label", "reward", "value", "value_infinite")

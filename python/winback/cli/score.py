@@ -84,7 +84,7 @@ def score(
 
     Example: winback score sales.parquet --as-of 2024-06-30 -o scores.parquet
     """
-    from winback import _spill
+    from winback._io import spill as _spill
     from winback.silence import check_parameters, silence, silence_to_file
 
     check_parameters(resolution, min_occasions, TRF_CUTS, S_CUTS, threads)

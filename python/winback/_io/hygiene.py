@@ -108,6 +108,12 @@ def plan_read(
     """Checks the input's columns and types and plans the conversion (see :class:`ReadPlan`)."""
     if amount_col == AMOUNT_COL and AMOUNT_COL not in schema:
         amount_col = None
+    if cost_col is not None and amount_col is None:
+        # The core reads (customer, ts, amount) by position: a cost needs its amount beside it.
+        raise WinbackInputError(
+            f"column {cost_col!r} (the cost) was given without an amount column; name the "
+            "amount too (amount_col='...')"
+        )
     _check_columns(
         schema,
         {

@@ -182,7 +182,7 @@ def value(
         raise WinbackConfigError(f"tier_by={tier_by!r} must be 'expected_value' or 'clv'")
     check_period(period)
     resolution_us = _io.parse_resolution(resolution)
-    prepared, costs = read_value_input(
+    prepared = read_value_input(
         data,
         customer_col=customer_col,
         time_col=time_col,
@@ -199,7 +199,6 @@ def value(
     n_complete = len(edges) - 1
     panel, excluded, unmatched = value_panel(
         prepared,
-        costs,
         expenses,
         edges=edges,
         as_of_us=as_of_us,
@@ -223,7 +222,7 @@ def value(
         rows_read=prepared.rows_read,
         rows_rejected=prepared.rows_rejected,
         rows_after_as_of=excluded,
-        has_cost=costs is not None,
+        has_cost=prepared.has_cost,
         has_expenses=expenses is not None,
         spend_bin_edges=tuple(spend_edges),
         expense_rows_unmatched=unmatched,
@@ -233,12 +232,10 @@ def value(
     if first is not None and n_complete > 0:
         # (x, t_x, T) in days up to the end of the last complete period, for P(alive).
         alive_summary = summary(
-            prepared.frame.with_columns(pl.col("ts").cast(pl.Datetime("us"))),
+            prepared.without_amounts(),  # already read: summary does not read it again
             as_of=_io.micros_to_datetime(edges[-1] - 1),
             unit="D",
             resolution=resolution,
-            customer_col="customer",
-            amount_col=None,
         ).select("customer_id", "frequency", "recency", "T")
     from winback.value.engine import fit_and_score  # numba and the models load here
 

@@ -40,11 +40,19 @@ def read_value_input(
     order_col: str | None,
     tz: str | None,
     on_invalid: OnInvalid,
-) -> tuple[_io.Prepared, _io.Prepared | None]:
+) -> _io.PreparedTransactions:
     """The transactions with amounts and, when a cost column is given (or ``"cost"`` exists),
-    the same rows with their costs."""
-    frame = _io.to_polars(data)
-    schema = frame.collect_schema()
+    their costs: read once at the input edge (docs/methods.md#input). A row with a bad amount or
+    cost is invalid as a whole (raised, or set aside with its reason)."""
+    if isinstance(data, _io.PreparedTransactions):
+        if not data.has_amount:
+            raise WinbackInputError(
+                "the prepared transactions have no amounts; value needs them. Prepare them with "
+                "an amount column (winback.prepare(..., amount_col='...'))."
+            )
+        return data
+    frame = _io.to_polars(data)  # once: a reader or stream cannot be read again
+    schema = _io.read_schema(frame)
     if amount_col not in schema:
         raise WinbackInputError(
             f"column {amount_col!r} (the amount) is not in the input; value needs amounts. "
@@ -52,38 +60,35 @@ def read_value_input(
         )
     if cost_col == "cost" and "cost" not in schema:
         cost_col = None
-    if cost_col is not None and cost_col not in schema:
-        raise WinbackInputError(f"column {cost_col!r} (the cost) is not in the input")
-    if cost_col is not None and on_invalid == "drop":
-        # Both passes must see the same rows: drop rows with a bad cost here.
-        cost = pl.col(cost_col).cast(pl.Float64)
-        frame = frame.filter(cost.is_not_null() & cost.is_finite())
-    common = {
-        "customer_col": customer_col,
-        "time_col": time_col,
-        "order_col": order_col,
-        "tz": tz,
-        "on_invalid": on_invalid,
-    }
-    prepared = _io.read_transactions(frame, amount_col=amount_col, **common)  # type: ignore[arg-type]
-    if cost_col is None:
-        return prepared, None
-    if on_invalid == "drop":
-        amount = pl.col(amount_col).cast(pl.Float64)
-        frame = frame.filter(amount.is_not_null() & amount.is_finite())
-    costs = _io.read_transactions(frame, amount_col=cost_col, **common)  # type: ignore[arg-type]
-    return prepared, costs
+    return _io.prepare(
+        frame,
+        customer_col=customer_col,
+        time_col=time_col,
+        amount_col=amount_col,
+        cost_col=cost_col,
+        order_col=order_col,
+        tz=tz,
+        on_invalid=on_invalid,
+    )
 
 
 # -- panel ----------------------------------------------------------------------------------------
 def customer_panel(
-    prepared: _io.Prepared, edges: list[int], as_of_us: int, resolution_us: int, name: str
+    prepared: _io.PreparedTransactions,
+    edges: list[int],
+    as_of_us: int,
+    resolution_us: int,
+    name: str,
+    value_col: str = "amount",
 ) -> tuple[pl.DataFrame, int]:
     """The Rust panel of ``prepared`` (one row per customer and period with an occasion):
     ``customer_id``, ``period``, ``occasions``, ``positive_occasions``, ``name`` (the period's
-    total) and ``positive_revenue``; and the rows after ``as_of_us``."""
+    total of ``value_col``: ``amount`` or ``cost``) and ``positive_revenue``; and the rows after
+    ``as_of_us``."""
+    # The core reads (customer, ts, amount) by position.
+    frame = prepared.frame.select("customer", "ts", pl.col(value_col).alias("amount"))
     customers, rows, excluded = _winback.panel(
-        prepared.frame,
+        frame,
         max_time_us=as_of_us,
         resolution_us=resolution_us,
         period_edges_us=edges,
@@ -140,8 +145,7 @@ def expense_panel(
 
 
 def value_panel(
-    prepared: _io.Prepared,
-    costs: _io.Prepared | None,
+    prepared: _io.PreparedTransactions,
     expenses: Any | None,
     *,
     edges: list[int],
@@ -159,8 +163,8 @@ def value_panel(
     per occasion), sorted by ``customer_id`` then ``period``; the rows after ``as_of_us``; the
     expense rows of customers without transactions (left out)."""
     panel, excluded = customer_panel(prepared, edges, as_of_us, resolution_us, "revenue")
-    if costs is not None:
-        cost_panel, _ = customer_panel(costs, edges, as_of_us, resolution_us, "cost")
+    if prepared.has_cost:
+        cost_panel, _ = customer_panel(prepared, edges, as_of_us, resolution_us, "cost", "cost")
         panel = panel.join(
             cost_panel.select("customer_id", "period", "cost"),
             on=["customer_id", "period"],

@@ -28,7 +28,7 @@ def silence(
     s_cuts: tuple[float, float],
     num_threads: int | None = None,
 ) -> tuple[Any, int, int]:
-    """Silence scoring of a prepared table (SPEC §2).
+    """Silence scoring of a prepared table (docs/methods.md#silence).
 
     ``data`` columns, by position: customer (Int64 or string), ts (Int64 local wall-clock µs since
     the epoch), optionally amount (Float64); no nulls. Rows after ``as_of_us`` are excluded and
@@ -50,7 +50,7 @@ def summary(
     period_edges_us: list[int] | None = None,
     num_threads: int | None = None,
 ) -> tuple[Any, dict[str, int]]:
-    """Per-customer sufficient statistics of a prepared table (SPEC §5).
+    """Per-customer sufficient statistics of a prepared table (docs/methods.md#summary).
 
     ``data`` columns as for :func:`silence`. Rows after ``max_time_us`` are excluded; rows at or
     before ``calibration_end_us`` are calibration rows, later ones holdout rows (a bucket holding
@@ -76,7 +76,7 @@ def panel(
     period_edges_us: list[int],
     num_threads: int | None = None,
 ) -> tuple[Any, Any, int]:
-    """The customer × period panel of a prepared table (SPEC §5 "Periods", §6).
+    """The customer × period panel of a prepared table (docs/methods.md#periods, #value).
 
     ``data`` columns as for :func:`silence` (the amount may be a cost column). Rows after
     ``max_time_us`` are excluded. ``period_edges_us`` (strictly increasing, at least one) are the
@@ -99,10 +99,11 @@ def compress(data: Any, *, ranks: bool = False) -> Any:
     or non-numeric columns."""
 
 def stable_hash(data: Any, *, prefix: bytes, num_threads: int | None = None) -> Any:
-    """Stable hash per customer id (SPEC §8): the 8-byte BLAKE2b digest of ``prefix + id`` read
-    as a little-endian unsigned integer, where ``id`` is the 8-byte little-endian two's complement
-    of an integer id or the UTF-8 bytes of a string id. ``data`` holds one column of ids (Int64 or
-    string, no nulls). Returns an Arrow table with one UInt64 column ``hash``, in row order."""
+    """Stable hash per customer id (docs/methods.md#campaign-hash): the 8-byte BLAKE2b digest of
+    ``prefix + id`` read as a little-endian unsigned integer, where ``id`` is the 8-byte
+    little-endian two's complement of an integer id or the UTF-8 bytes of a string id. ``data``
+    holds one column of ids (Int64 or string, no nulls). Returns an Arrow table with one UInt64
+    column ``hash``, in row order."""
 
 def effective_threads(num_threads: int | None = None) -> int:
     """Worker threads a call would use: ``num_threads``, else ``WINBACK_NUM_THREADS``, else all

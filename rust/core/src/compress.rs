@@ -1,4 +1,4 @@
-//! Compression of sufficient statistics (SPEC §5, "MLE on compressed sufficient statistics"):
+//! Compression of sufficient statistics (docs/methods.md#fitting):
 //! the distinct rows of a few float64 columns, with how often each occurs. A million customers'
 //! (x, t_x, T) become the few thousand distinct tuples the likelihoods are summed over.
 //!

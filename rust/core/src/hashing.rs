@@ -1,5 +1,5 @@
-//! Stable per-customer hashes for campaign assignment (SPEC §8: holdout arm, staff order,
-//! follow-up spread).
+//! Stable per-customer hashes for campaign assignment (docs/methods.md#campaign-hash: holdout arm,
+//! staff order, follow-up spread).
 //!
 //! The hash of a customer is the 8-byte BLAKE2b digest (RFC 7693, output length 8, no key) of
 //! `prefix ‖ id`, read as a little-endian `u64`, where `id` is the 8-byte little-endian two's

@@ -1,14 +1,17 @@
 //! winback-core: pure Rust per-customer kernels of winback, with no Python in them.
 //!
-//! Each module follows a section of `SPEC.md`:
+//! Each module follows a section of `docs/methods.md`:
 //! - [`keys`]: customer key columns (integers, Arrow string views).
-//! - [`occasions`]: purchase occasions (SPEC §1, "Purchase occasions").
-//! - [`partition`]: grouping rows by customer without a global sort (SPEC §10).
-//! - [`silence`]: silence scoring — gaps, recency Tr, its rank, TrF, S, groups and bands (SPEC §2).
-//! - [`panel`]: the customer × period panel of the value engine (SPEC §5 "Periods", §6).
-//! - [`summary`]: per-customer sufficient statistics of the BTYD and period models (SPEC §5).
-//! - [`compress`]: distinct rows of sufficient statistics with counts (SPEC §5).
-//! - [`hashing`]: stable per-customer hashes for campaign assignment (SPEC §8).
+//! - [`occasions`]: purchase occasions (docs/methods.md#occasions).
+//! - [`partition`]: grouping rows by customer without a global sort (docs/methods.md#scale).
+//! - [`silence`]: silence scoring — gaps, recency Tr, its rank, TrF, S, groups and bands
+//!   (docs/methods.md#silence).
+//! - [`panel`]: the customer × period panel of the value engine (docs/methods.md#periods, #value).
+//! - [`summary`]: per-customer sufficient statistics of the BTYD and period models
+//!   (docs/methods.md#summary).
+//! - [`compress`]: distinct rows of sufficient statistics with counts (docs/methods.md#fitting).
+//! - [`hashing`]: stable per-customer hashes for campaign assignment
+//!   (docs/methods.md#campaign-hash).
 //! - [`parallelism`]: the rayon pools and `WINBACK_NUM_THREADS`.
 //!
 //! Every kernel is deterministic: each customer is computed independently from its rows in a

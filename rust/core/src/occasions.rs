@@ -1,5 +1,6 @@
-//! Purchase occasions (SPEC §1): rows of one customer in the same resolution bucket form one
-//! occasion, dated at the bucket start, whose amount is the sum of the rows' amounts.
+//! Purchase occasions (docs/methods.md#occasions): rows of one customer in the same resolution
+//! bucket form one occasion, dated at the bucket start, whose amount is the sum of the rows'
+//! amounts.
 
 /// Microseconds in one day; durations leave the kernels as float64 days.
 pub const MICROS_PER_DAY: i64 = 86_400_000_000;

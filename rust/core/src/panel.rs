@@ -1,12 +1,13 @@
-//! The customer × period panel of the value engine (SPEC §5 "Periods", SPEC §6).
+//! The customer × period panel of the value engine (docs/methods.md#periods, #value).
 //!
 //! Periods are given by their edges (local wall-clock µs): period k is `[edges[k], edges[k+1])`
 //! and the last edge closes the last complete period; occasions at or after it fall in the
 //! incomplete period, whose index is `edges.len() - 1`. For every customer and every period with
 //! at least one occasion the panel holds the occasions x_k, the revenue (sum of occasion amounts)
-//! and the occasions and revenue with a positive amount (spend models only use those, SPEC §1).
-//! Birth periods and the incomplete period are in the panel; the caller leaves them out of
-//! modelling (it knows which they are: a customer's first row, and index `edges.len() - 1`).
+//! and the occasions and revenue with a positive amount (spend models only use those,
+//! docs/methods.md#hygiene). Birth periods and the incomplete period are in the panel; the caller
+//! leaves them out of modelling (it knows which they are: a customer's first row, and index
+//! `edges.len() - 1`).
 
 use rayon::prelude::*;
 

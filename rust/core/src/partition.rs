@@ -1,4 +1,5 @@
-//! Grouping transaction rows by customer without a global sort (SPEC §10: "sort once, scan once").
+//! Grouping transaction rows by customer without a global sort (docs/methods.md#scale: "sort once,
+//! scan once").
 //!
 //! Rows are hash-partitioned by customer key in fixed-size chunks (phase 1), then every partition
 //! is grouped with a small, cache-resident hash table and a counting sort (phase 2). Both phases
@@ -33,8 +34,8 @@ pub struct RowFilter {
     /// Width of an occasion bucket (µs, > 0); kept timestamps are floored to bucket starts.
     pub resolution_us: i64,
     /// Rows after this time never share an occasion with rows at or before it: the bucket that
-    /// holds it is cut in two and its later part is dated `split_us + 1` (SPEC §5: the
-    /// calibration end). `i64::MAX` cuts nothing.
+    /// holds it is cut in two and its later part is dated `split_us + 1`
+    /// (docs/methods.md#summary-holdout: the calibration end). `i64::MAX` cuts nothing.
     pub split_us: i64,
 }
 

@@ -1,4 +1,4 @@
-//! Silence scoring (SPEC §2; seed 沉默用户激活方案 §一–§五).
+//! Silence scoring (docs/methods.md#silence; seed 沉默用户激活方案 §一–§五).
 //!
 //! For a customer with occasions t_1 < … < t_n, gaps T_i = t_{i+1} − t_i, recency Tr = as_of − t_n,
 //! `recency_rank` = #{v ∈ {T_1..T_{n−1}, Tr} : v ≤ Tr} (ties count for Tr), TrF = rank / n and
@@ -21,14 +21,14 @@ pub const GROUP_LABELS: [&str; 5] = ["a", "b", "c", "d", "e"];
 /// Labels of the S bands, by code.
 pub const BAND_LABELS: [&str; 3] = ["not_silent", "silent", "deep_silent"];
 
-/// Parameters of silence scoring (SPEC §2), times in microseconds.
+/// Parameters of silence scoring (docs/methods.md#silence), times in microseconds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SilenceParams {
     /// Snapshot time: rows after it are excluded; floored to the resolution for Tr.
     pub as_of_us: i64,
     /// Occasion bucket width (> 0).
     pub resolution_us: i64,
-    /// Customers with fewer occasions are not scored (the spec's β, ≥ 1).
+    /// Customers with fewer occasions are not scored (β of docs/methods.md#not-scored, ≥ 1).
     pub min_occasions: u32,
     /// TrF cuts between groups a|b|c|d|e, strictly increasing in (0, 1].
     pub trf_cuts: [f64; 4],
@@ -39,7 +39,7 @@ pub struct SilenceParams {
 }
 
 impl SilenceParams {
-    /// The spec's defaults at a given snapshot time, day resolution.
+    /// The defaults of docs/methods.md#silence at a given snapshot time, day resolution.
     pub fn new(as_of_us: i64) -> Self {
         Self {
             as_of_us,
@@ -180,8 +180,9 @@ pub struct SilenceTable {
     pub rows_used: u64,
 }
 
-/// Scores every customer of a transaction table (SPEC §2). `amounts`, when given, has one value
-/// per row; without it the amount columns are zero and the caller reports them as null.
+/// Scores every customer of a transaction table (docs/methods.md#silence). `amounts`, when given,
+/// has one value per row; without it the amount columns are zero and the caller reports them as
+/// null.
 pub fn score(
     customers: &CustomerKeys<'_>,
     times_us: &[i64],

@@ -1,12 +1,12 @@
-//! Per-customer sufficient statistics of the frequency and spend models (SPEC §5).
+//! Per-customer sufficient statistics of the frequency and spend models (docs/methods.md#summary).
 //!
-//! From a customer's occasions t_1 < … < t_n (SPEC §1) and a calibration end c:
+//! From a customer's occasions t_1 < … < t_n (docs/methods.md#occasions) and a calibration end c:
 //! - the BTYD triple of the calibration occasions (those from rows at or before c): `frequency`
 //!   x = repeat occasions, `recency` t_x = t_last − t_1 and `T` = bucket(c) − t_1, in output
 //!   time units;
 //! - the Gamma–Gamma inputs: `monetary_value` z̄ = mean amount of the positive repeat calibration
 //!   occasions and `spend_frequency`, their number (occasions with a summed amount ≤ 0 are
-//!   excluded from spend models, SPEC §1);
+//!   excluded from spend models, docs/methods.md#hygiene);
 //! - the holdout (rows after c up to `max_time_us`): occasion count and positive mean amount;
 //! - the period panel of the period NBD model ("Periods"): complete periods after the birth
 //!   period and the occasions in them.
@@ -215,8 +215,9 @@ fn period_panel(occasions: &[(i64, f64)], edges: &[i64]) -> (u32, u32) {
     ((last - after_birth) as u32, (end - start) as u32)
 }
 
-/// Summarises every customer of a transaction table (SPEC §5). `amounts`, when given, has one
-/// value per row; without it the amount fields are zero and the caller reports them as null.
+/// Summarises every customer of a transaction table (docs/methods.md#summary). `amounts`, when
+/// given, has one value per row; without it the amount fields are zero and the caller reports them
+/// as null.
 pub fn summarise(
     customers: &CustomerKeys<'_>,
     times_us: &[i64],

@@ -1,4 +1,4 @@
-//! Property tests of the silence kernel against a direct transcription of SPEC §2.
+//! Property tests of the silence kernel against a direct transcription of docs/methods.md#silence.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +7,8 @@ use winback_core::keys::{CustomerIds, CustomerKeys};
 use winback_core::occasions::MICROS_PER_DAY as DAY;
 use winback_core::silence::{score, SilenceParams, STATUS_SCORED};
 
-/// SPEC §2 written out plainly: (n, recency rank, max gap µs, total amount) per customer.
+/// docs/methods.md#silence written out plainly: (n, recency rank, max gap µs, total amount) per
+/// customer.
 fn reference(
     keys: &[i64],
     times: &[i64],

@@ -1,4 +1,5 @@
-//! Property tests of the summary and compression kernels against direct transcriptions of SPEC §5.
+//! Property tests of the summary and compression kernels against direct transcriptions of
+//! docs/methods.md#summary.
 
 use std::collections::BTreeMap;
 
@@ -34,7 +35,8 @@ fn positive_mean(amounts: impl Iterator<Item = f64>) -> (f64, u32) {
     }
 }
 
-/// SPEC §5 written out plainly: calibration and holdout are two separate snapshots of the rows.
+/// docs/methods.md#summary written out plainly: calibration and holdout are two separate snapshots
+/// of the rows.
 fn reference(rows: &[(i64, i64, f64)], p: &SummaryParams) -> (BTreeMap<i64, CustomerSummary>, u64) {
     let mut by_customer: BTreeMap<i64, Vec<(i64, f64)>> = BTreeMap::new();
     for &(k, t, a) in rows {

@@ -281,8 +281,8 @@ fn named_table<N: AsRef<str>>(columns: Vec<(N, ArrayRef)>) -> PyResult<PyTable> 
     PyTable::try_new(vec![batch], schema)
 }
 
-/// Builds the summary batch (SPEC §5); the amount columns are null when there was no amount
-/// column.
+/// Builds the summary batch (docs/methods.md#summary); the amount columns are null when there was
+/// no amount column.
 pub fn summary_table(
     table: &SummaryTable,
     customer_ids: ArrayRef,
@@ -371,7 +371,7 @@ pub fn compressed_table(names: &[String], compressed: Compressed) -> PyResult<Py
     named_table(columns)
 }
 
-/// The value panel (SPEC §5 "Periods"): a one-column table of customer ids and the rows table
+/// The value panel (docs/methods.md#periods): a one-column table of customer ids and the rows table
 /// (`customer_index` into it, `period`, `occasions`, `positive_occasions`, `revenue`,
 /// `positive_revenue`).
 pub fn panel_tables(

@@ -67,7 +67,8 @@ fn silence(
     Ok((out, table.rows_used, table.rows_after_as_of))
 }
 
-/// Per-customer sufficient statistics of a prepared table (SPEC §5); see `_winback.pyi`.
+/// Per-customer sufficient statistics of a prepared table (docs/methods.md#summary); see
+/// `_winback.pyi`.
 #[pyfunction]
 #[pyo3(signature = (
     data, *, calibration_end_us, max_time_us, resolution_us, unit_us, period_edges_us=None,
@@ -100,7 +101,7 @@ fn summary(
     Ok((out, BTreeMap::from(table.counts())))
 }
 
-/// The customer × period panel of a prepared table (SPEC §5 "Periods"); see `_winback.pyi`.
+/// The customer × period panel of a prepared table (docs/methods.md#periods); see `_winback.pyi`.
 #[pyfunction]
 #[pyo3(signature = (data, *, max_time_us, resolution_us, period_edges_us, num_threads=None))]
 fn panel(
@@ -147,7 +148,8 @@ fn compress(py: Python<'_>, data: AnyRecordBatch, ranks: bool) -> PyResult<PyTab
     arrow_io::compressed_table(&columns.names, compressed)
 }
 
-/// Stable BLAKE2b-64 hash of `prefix ‖ id` per customer id (SPEC §8); see `_winback.pyi`.
+/// Stable BLAKE2b-64 hash of `prefix ‖ id` per customer id (docs/methods.md#campaign-hash); see
+/// `_winback.pyi`.
 #[pyfunction]
 #[pyo3(signature = (data, *, prefix, num_threads=None))]
 fn stable_hash(

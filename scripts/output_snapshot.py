@@ -1,7 +1,8 @@
 """Saves (``save DIR``) or compares (``compare DIR``) the main outputs on real CDNOW data.
 
-Compared bit for bit (values and schema). Used to prove that a refactor changes no output: run ``save`` on the previous commit, ``compare``
-on the new one. Reads ``../shared/data/CDNOW_master.txt`` when present, else the bundled sample.
+Compared bit for bit (values and schema). Used to prove that a refactor changes no output: run
+``save`` on the previous commit, ``compare`` on the new one. Reads
+``../shared/data/CDNOW_master.txt`` when present, else the bundled sample.
 """
 
 from __future__ import annotations

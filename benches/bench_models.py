@@ -151,7 +151,7 @@ def _max_rel_diff(ours: dict[str, float], theirs: dict[str, float], names: dict[
 def _loglik_at(name: str, summary: pl.DataFrame, params: dict[str, float]) -> float:
     """winback's log-likelihood of ``summary`` at another tool's estimates (same data, same
     likelihood), so differing parameters can be judged by which fits better."""
-    from winback.models import _likelihood as lik
+    from winback._kernels import likelihood as lik
 
     names = LIFETIMES_NAMES[name]
     values = np.array([params[names[k]] for k in names])

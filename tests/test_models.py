@@ -399,8 +399,8 @@ def test_unfitted_model_says_so() -> None:
 def test_newton_terms_match_the_likelihood_and_finite_differences(
     modified: bool, cdnow_summary: pl.DataFrame
 ) -> None:
-    from winback.models import _likelihood as lik
-    from winback.models import _newton_kernels as kernels
+    from winback._kernels import likelihood as lik
+    from winback._kernels import newton as kernels
     from winback.summary import compress_summary
 
     data = compress_summary(cdnow_summary.with_columns(pl.col("frequency").cast(pl.Float64)))
@@ -449,8 +449,8 @@ def test_newton_and_quasi_newton_fits_agree(cdnow_summary: pl.DataFrame) -> None
 
 
 def test_gamma_gamma_newton_terms_match_the_likelihood_and_finite_differences() -> None:
-    from winback.models import _likelihood as lik
-    from winback.models import _newton_kernels as kernels
+    from winback._kernels import likelihood as lik
+    from winback._kernels import newton as kernels
 
     data = simulate.gamma_gamma(
         3_000, p=4.0, q=3.0, gamma=12.0, frequency=np.arange(3_000) % 7 + 1, seed=4
@@ -524,7 +524,7 @@ def test_gamma_gamma_interior_maximum_far_along_the_ridge_is_found() -> None:
 def test_newton_passes_give_identical_bits_on_any_thread_count(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from winback.models import _newton_kernels as kernels
+    from winback._kernels import newton as kernels
 
     data = simulate.bgnbd(
         200_000, r=0.5, alpha=6.0, a=0.7, b=2.8, T=np.linspace(10, 60, 200_000), seed=21

@@ -8,12 +8,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
-import numba
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from winback import _io, _winback
+from winback._io import to_polars
+from winback._kernels.data import pps_rows, scatter
+from winback._winback import compress as compress_rows
 from winback.errors import WinbackConfigError, WinbackFitError, WinbackInputError
 from winback.models._fitting import (
     FitResult,
@@ -23,7 +24,18 @@ from winback.models._fitting import (
     observed_information,
 )
 
-__all__ = ["FORMAT_VERSION", "BaseModel", "Compressed", "load"]
+__all__ = [
+    "FORMAT_VERSION",
+    "BaseModel",
+    "Compressed",
+    "by_horizon",
+    "check_columns",
+    "check_count",
+    "check_horizon",
+    "compress",
+    "frame_of",
+    "load",
+]
 
 FloatArray = NDArray[np.float64]
 #: Version of the saved-model JSON layout; bumped on any incompatible change.
@@ -31,6 +43,9 @@ FORMAT_VERSION = 1
 _FORMAT_NAME = "winback-model"
 #: Above this many distinct tuples, Newton fits start from a fit on a systematic sample.
 _WARM_START_TUPLES = 100_000
+#: The models ``load`` can rebuild, by class name: every class of ``winback.models`` that sets its
+#: own ``model_name`` (filled as the classes are defined).
+_MODELS: dict[str, type[BaseModel]] = {}
 
 
 class Compressed:
@@ -77,7 +92,7 @@ class Compressed:
         values = self._distinct.get(name)
         if values is None:
             ranks = self.rank(name)
-            values = _scatter(ranks, self.columns[name], int(ranks.max()) + 1 if ranks.size else 0)
+            values = scatter(ranks, self.columns[name], int(ranks.max()) + 1 if ranks.size else 0)
             self._distinct[name] = values
         return values
 
@@ -108,7 +123,7 @@ class Compressed:
         k-th tuple — never lets one heavy tuple (say the x = 0 customers of one day) stand for
         k times its weight; used to find a Newton warm start cheaply."""
         tau = max(float(self.weights.sum()) / max(size, 1), 1e-300)
-        keep, weights = _pps_rows(self.weights, tau)
+        keep, weights = pps_rows(self.weights, tau)
         if self._population is None:
             self.rank(next(iter(self.columns)))  # so the sample has the leading column's too
 
@@ -116,40 +131,6 @@ class Compressed:
             return {name: v[keep] for name, v in columns.items()}
 
         return Compressed(taken(self.columns), weights, taken(self.ranks), self._population or self)
-
-
-@numba.njit(cache=True, nogil=True)
-def _pps_rows(weights: FloatArray, tau: float) -> tuple[NDArray[np.int64], FloatArray]:
-    """Rows of a systematic sample with probability proportional to weight, and their new
-    weights: rows weighing ≥ τ with their own weight; lighter rows where the running total of
-    light weight passes a multiple of τ (the first at τ/2), each standing for τ customers."""
-    keep = np.empty(weights.size, dtype=np.int64)
-    new_weights = np.empty(weights.size)
-    n_kept = 0
-    light_total = 0.0
-    passed = 0.0
-    for i in range(weights.size):
-        w = weights[i]
-        take = w >= tau
-        if not take:
-            light_total += w
-            now = math.floor(light_total / tau + 0.5)
-            take = now > passed
-            passed = now
-        if take:
-            keep[n_kept] = i
-            new_weights[n_kept] = w if w >= tau else tau
-            n_kept += 1
-    return keep[:n_kept].copy(), new_weights[:n_kept].copy()
-
-
-@numba.njit(cache=True, nogil=True)
-def _scatter(index: NDArray[np.uint32], values: FloatArray, size: int) -> FloatArray:
-    """``out[index[i]] = values[i]`` (a loop: several times faster than numpy's fancy indexing)."""
-    out = np.zeros(size)
-    for i in range(index.size):
-        out[index[i]] = values[i]
-    return out
 
 
 def _bad_rows(mask: pl.Series) -> str:
@@ -215,7 +196,7 @@ def compress(
     """
     names = checked.columns
     if weights is None:
-        grouped = pl.DataFrame(_winback.compress(checked, ranks=ranked))
+        grouped = pl.DataFrame(compress_rows(checked, ranks=ranked))
         weight = grouped.get_column("count").cast(pl.Float64)
     else:
         frame = checked.with_columns(weights.cast(pl.Float64).alias("__weight"))
@@ -238,7 +219,7 @@ def compress(
 
 
 def _as_frame(data: Any) -> pl.DataFrame:
-    frame = _io.to_polars(data)
+    frame = to_polars(data)
     return frame.collect() if isinstance(frame, pl.LazyFrame) else frame
 
 
@@ -268,6 +249,11 @@ class BaseModel:
     n_iter_: int
     n_customers_: int
     data_summary_: dict[str, float]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__module__.startswith("winback.models.") and "model_name" in cls.__dict__:
+            _MODELS[cls.__name__] = cls
 
     def __init__(self, *, initial_params: Mapping[str, float] | None = None) -> None:
         self.initial_params = initial_params
@@ -585,12 +571,10 @@ def _read_json(path: str | Path) -> dict[str, Any]:
 
 def load(path: str | Path) -> BaseModel:
     """Loads any saved winback model, choosing the class recorded in the file."""
-    from winback import models
-
     payload = _read_json(path)
     name = payload.get("model")
-    cls = getattr(models, str(name), None)
-    if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
+    cls = _MODELS.get(str(name))
+    if cls is None:
         raise WinbackConfigError(f"model file {str(path)!r} names an unknown model {name!r}")
     return cls.from_dict(payload)
 
@@ -605,3 +589,20 @@ def by_horizon(name: str, t: float | FloatArray, values: FloatArray) -> float | 
 def frame_of(data: Any) -> pl.DataFrame:
     """Any supported container as an eager Polars frame."""
     return _as_frame(data)
+
+
+def check_horizon(t: float) -> float:
+    """``t`` as a float, refused unless it is a finite duration ≥ 0."""
+    value = float(t)
+    if not np.isfinite(value) or value < 0:
+        raise WinbackConfigError(
+            f"t must be a finite duration ≥ 0 in the summary's unit, got {t!r}"
+        )
+    return value
+
+
+def check_count(n: int) -> int:
+    """``n`` as an int, refused unless it is a whole number ≥ 0."""
+    if int(n) != n or n < 0:
+        raise WinbackConfigError(f"n must be a whole number ≥ 0, got {n!r}")
+    return int(n)

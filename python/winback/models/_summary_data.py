@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-import numba
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from winback._kernels.data import rft_rows_valid
 from winback.errors import WinbackFitError, WinbackInputError
 from winback.models._base import Compressed, check_columns, compress, frame_of
 
@@ -70,27 +69,7 @@ def _valid_rft(frame: pl.DataFrame, names: dict[str, str]) -> pl.DataFrame | Non
         [s.cast(pl.Float64).alias(role) for s, role in zip(series, names, strict=True)]
     )
     x, t_x, T = (np.ascontiguousarray(s.to_numpy()) for s in checked.get_columns())
-    return checked if _rft_rows_valid(x, t_x, T) else None
-
-
-@numba.njit(cache=True, nogil=True)
-def _rft_rows_valid(x: FloatArray, t_x: FloatArray, T: FloatArray) -> bool:
-    """Every row finite, x a whole count ≥ 0, 0 ≤ t_x ≤ T and t_x = 0 when x = 0: the checks
-    of :func:`checked_rft` in one branch-free pass (comparisons with NaN are false, so NaN fails
-    the ``≥ 0`` tests; ``v − v`` is NaN for ±∞)."""
-    ok = True
-    for i in range(x.size):
-        xi, ti, Ti = x[i], t_x[i], T[i]
-        ok &= (
-            (xi >= 0)
-            & (ti >= 0)
-            & (xi - xi == 0)
-            & (Ti - Ti == 0)
-            & (xi == math.floor(xi))
-            & (ti <= Ti * (1 + 1e-12))
-            & ((xi > 0) | (ti == 0))
-        )
-    return ok
+    return checked if rft_rows_valid(x, t_x, T) else None
 
 
 def compressed_rft(checked: pl.DataFrame, weights: pl.Series | None, *, model: str) -> Compressed:

@@ -16,8 +16,9 @@ import polars as pl
 from numpy.typing import NDArray
 from scipy import special
 
-from winback.models import _likelihood as lik
-from winback.models._base import Compressed, by_horizon
+from winback._kernels import likelihood as lik
+from winback._kernels import newton as kernels
+from winback.models._base import Compressed, by_horizon, check_count, check_horizon
 from winback.models._count_base import CountModel
 from winback.models._fitting import LogLikGradHess
 
@@ -88,8 +89,6 @@ class _BetaGeoFamily(CountModel):
         raise NotImplementedError  # pragma: no cover
 
     def _newton_objective(self, data: Compressed) -> LogLikGradHess | None:
-        from winback.models import _newton_kernels as kernels
-
         x_values, group_starts = data.runs("frequency")
         modified = self._alive_shift == 1.0
         tables = (
@@ -115,7 +114,7 @@ class _BetaGeoFamily(CountModel):
 
     def expected_purchases(self, t: float, data: Any | None = None) -> pl.Series:
         """E[purchases in (T, T + t] | x, t_x, T] per customer (t in the summary's time unit)."""
-        t = _check_horizon(t)
+        t = check_horizon(t)
         x, t_x, T = self._rft(data)
         r, alpha, a, b = self._param_array()
         alive = special.expit(-self._log_alive_odds(x, t_x, T))
@@ -124,8 +123,8 @@ class _BetaGeoFamily(CountModel):
 
     def probability_of_n_purchases(self, t: float, n: int, data: Any | None = None) -> pl.Series:
         """P(exactly n purchases in (T, T + t] | x, t_x, T) per customer."""
-        t = _check_horizon(t)
-        n = _check_count(n)
+        t = check_horizon(t)
+        n = check_count(n)
         x, t_x, T = self._rft(data)
         r, alpha, a, b = self._param_array()
         alive = special.expit(-self._log_alive_odds(x, t_x, T))
@@ -204,22 +203,3 @@ class ModifiedBetaGeoModel(_BetaGeoFamily):
         r, alpha, a, b = self._param_array()
         values = b / (a + b) * fresh_expected(r, alpha, a, b + 1.0, np.asarray(t, dtype=np.float64))
         return by_horizon("expected_purchases_new_customer", t, values)
-
-
-def _check_horizon(t: float) -> float:
-    from winback.errors import WinbackConfigError
-
-    value = float(t)
-    if not np.isfinite(value) or value < 0:
-        raise WinbackConfigError(
-            f"t must be a finite duration ≥ 0 in the summary's unit, got {t!r}"
-        )
-    return value
-
-
-def _check_count(n: int) -> int:
-    from winback.errors import WinbackConfigError
-
-    if int(n) != n or n < 0:
-        raise WinbackConfigError(f"n must be a whole number ≥ 0, got {n!r}")
-    return int(n)

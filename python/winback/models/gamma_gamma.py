@@ -15,8 +15,9 @@ import polars as pl
 from numpy.typing import NDArray
 from scipy import optimize, special
 
+from winback._kernels import likelihood as lik
+from winback._kernels import newton as kernels
 from winback.errors import WinbackConfigError, WinbackFitError, WinbackInputError
-from winback.models import _likelihood as lik
 from winback.models._base import BaseModel, Compressed, check_columns, compress, frame_of
 from winback.models._fitting import LogLikGradHess
 
@@ -237,8 +238,6 @@ class GammaGammaModel(BaseModel):
         return starts[: max(1, self.n_starts)]
 
     def _newton_objective(self, data: Compressed) -> LogLikGradHess | None:
-        from winback.models import _newton_kernels as kernels
-
         mean_amount, w = data["mean_amount"], data.weights
         x_values, group_starts = data.runs("x")
 

@@ -18,17 +18,18 @@ import polars as pl
 from numpy.typing import NDArray
 from scipy import special
 
+from winback._kernels import likelihood as lik
 from winback.errors import WinbackFitError, WinbackInputError
-from winback.models import _likelihood as lik
 from winback.models._base import (
     BaseModel,
     Compressed,
     by_horizon,
     check_columns,
+    check_count,
+    check_horizon,
     compress,
     frame_of,
 )
-from winback.models.beta_geo import _check_count, _check_horizon
 
 __all__ = ["NBDModel"]
 
@@ -138,14 +139,14 @@ class NBDModel(BaseModel):
 
     def expected_purchases(self, t: float = 1.0, data: Any | None = None) -> pl.Series:
         """E[X' over the next t periods] = t (r + X)/(α + T) per customer."""
-        t = _check_horizon(t)
+        t = check_horizon(t)
         _, _, r_post, alpha_post = self._posterior(data)
         return pl.Series("expected_purchases", t * r_post / alpha_post)
 
     def predictive_pmf(self, j: int, t: float = 1.0, data: Any | None = None) -> pl.Series:
         """P(X' = j) over the next t periods: Γ(r'+j)/(Γ(r') j!) π^{r'} (1−π)^j, π = α'/(α'+t)."""
-        j = _check_count(j)
-        t = _check_horizon(t)
+        j = check_count(j)
+        t = check_horizon(t)
         _, _, r_post, alpha_post = self._posterior(data)
         if t == 0:
             return pl.Series("predictive_pmf", np.full(r_post.shape, 1.0 if j == 0 else 0.0))
@@ -166,8 +167,8 @@ class NBDModel(BaseModel):
 
     def predictive_cdf(self, j: int, t: float = 1.0, data: Any | None = None) -> pl.Series:
         """P(X' ≤ j) = I_π(r', j + 1)."""
-        j = _check_count(j)
-        t = _check_horizon(t)
+        j = check_count(j)
+        t = check_horizon(t)
         _, _, r_post, alpha_post = self._posterior(data)
         return pl.Series(
             "predictive_cdf", special.betainc(r_post, j + 1.0, alpha_post / (alpha_post + t))

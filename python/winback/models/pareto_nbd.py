@@ -15,10 +15,9 @@ import polars as pl
 from numpy.typing import NDArray
 from scipy import special
 
-from winback.models import _likelihood as lik
-from winback.models._base import Compressed, by_horizon
+from winback._kernels import likelihood as lik
+from winback.models._base import Compressed, by_horizon, check_count, check_horizon
 from winback.models._count_base import CountModel
-from winback.models.beta_geo import _check_count, _check_horizon
 
 __all__ = ["ParetoNBDModel"]
 
@@ -131,7 +130,7 @@ class ParetoNBDModel(CountModel):
 
     def expected_purchases(self, t: float, data: Any | None = None) -> pl.Series:
         """E[purchases in (T, T + t] | x, t_x, T] per customer (t in the summary's time unit)."""
-        t = _check_horizon(t)
+        t = check_horizon(t)
         x, t_x, T = self._rft(data)
         r, alpha, s, beta = self._param_array()
         value = self._alive(x, t_x, T) * new_customer_expected(r + x, alpha + T, s, beta + T, t)
@@ -139,8 +138,8 @@ class ParetoNBDModel(CountModel):
 
     def probability_of_n_purchases(self, t: float, n: int, data: Any | None = None) -> pl.Series:
         """P(exactly n purchases in (T, T + t] | x, t_x, T) per customer."""
-        t = _check_horizon(t)
-        n = _check_count(n)
+        t = check_horizon(t)
+        n = check_count(n)
         x, t_x, T = self._rft(data)
         r, alpha, s, beta = self._param_array()
         alive = self._alive(x, t_x, T)

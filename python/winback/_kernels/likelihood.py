@@ -8,36 +8,35 @@ with respect to the natural parameters (``*_loglik_grad``), or the unweighted pe
 
 Conventions shared by all kernels:
 
-* Per-tuple terms are computed into arrays by nogil kernels over contiguous chunks on worker
-  threads (``WINBACK_NUM_THREADS``, else all cores); the total is then summed sequentially, in
-  tuple order, with Neumaier's compensated sum. Results are bit-for-bit identical for any thread
-  count.
+* Per-tuple terms are computed into arrays by nogil kernels over contiguous chunks on the shared
+  pool of ``winback._parallel`` (``WINBACK_NUM_THREADS``, else all cores); the total is then
+  summed sequentially, in tuple order, with Neumaier's compensated sum. Results are bit-for-bit
+  identical for any thread count.
 * Invalid parameters (not finite or not > 0) give ``-inf`` and a zero gradient, so an optimiser
   backs off; tuples with weight 0 contribute exactly 0. No kernel raises and none returns NaN.
 * Differences such as lnΓ(a+b) − lnΓ(a) and ψ(a+b) − ψ(a) are formed without cancellation for
-  large a or small b (``_lgamma_diff``, ``_digamma_diff``), and ln α − ln(α+T) as −log1p(T/α).
+  large a or small b (``special.lgamma_diff``, ``special.digamma_diff``), and ln α − ln(α+T) as
+  −log1p(T/α).
 
 STYLE: Numba handles the loops over compressed sufficient statistics; fastmath stays off.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
-import numba
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from winback._winback import effective_threads
+from winback._kernels import jit
+from winback._kernels.special import digamma_diff, lgamma_diff
+from winback._parallel import chunk_bounds, map_chunks
 
 __all__ = [
     "bgnbd_loglik",
     "bgnbd_loglik_each",
     "bgnbd_loglik_grad",
-    "digamma",
     "gamma_gamma_loglik",
     "gamma_gamma_loglik_each",
     "gamma_gamma_loglik_grad",
@@ -55,188 +54,16 @@ __all__ = [
 
 F64 = NDArray[np.float64]
 
-_jit = numba.njit(cache=True, fastmath=False, nogil=True)
-
 _NEG_INF = -math.inf
 _TOL = 1e-17  # relative size of the last term kept in a series of positive terms
 _MAX_ITER = 100_000
 
 # ---------------------------------------------------------------------------------------------
-# Special functions
+# Helpers
 # ---------------------------------------------------------------------------------------------
 
-# The positive root of ψ, split in two doubles, and the Taylor coefficients of ψ about it:
-# ψ(x0 + h) = Σ_k (−1)^(k+1) ζ(k+1, x0) h^k (computed with mpmath at 50 digits).
-_PSI_ROOT_HI = 1.4616321449683622
-_PSI_ROOT_LO = 9.549995429965697e-17
-_PSI_ROOT_COEF = np.array(
-    [
-        0.9676722454476212,
-        -0.4427631689835921,
-        0.258499760955651,
-        -0.16394270544240652,
-        0.10782405069126237,
-        -0.07219956125645471,
-        0.04880428816414311,
-        -0.03316112647484736,
-        0.022597648232218104,
-        -0.01542476590494896,
-        0.010538791616612175,
-        -0.007204534386356869,
-        0.004926781395729853,
-        -0.003369801655439328,
-        0.002305126326734928,
-        -0.0015769367714301972,
-        0.0010788252019162967,
-        -0.0007380709389960052,
-        0.000504953265834602,
-        -0.0003454680251063077,
-        0.00023635601564027053,
-        -0.00016170622091974803,
-        0.0001106337276874741,
-        -7.569179582195066e-05,
-        5.178575795222081e-05,
-        -3.5430070947659604e-05,
-    ]
-)
 
-
-@_jit
-def _psi_asymptotic_tail(x: float) -> float:
-    """Σ_k B_2k / (2k x^2k) for x ≥ 10 (the part of ψ after ln x − 1/(2x)); error < 1e-17."""
-    u = 1.0 / (x * x)
-    return u * (
-        1.0 / 12.0
-        - u
-        * (
-            1.0 / 120.0
-            - u
-            * (
-                1.0 / 252.0
-                - u
-                * (
-                    1.0 / 240.0
-                    - u
-                    * (1.0 / 132.0 - u * (691.0 / 32760.0 - u * (1.0 / 12.0 - u * 3617.0 / 8160.0)))
-                )
-            )
-        )
-    )
-
-
-@_jit
-def _digamma_positive(x: float) -> float:
-    """ψ(x) for x > 0."""
-    if math.isinf(x):
-        return math.inf
-    h = (x - _PSI_ROOT_HI) - _PSI_ROOT_LO
-    if abs(h) < 0.2:
-        # near the root the recurrence below loses all relative accuracy: Taylor series
-        acc = 0.0
-        for k in range(_PSI_ROOT_COEF.shape[0] - 1, -1, -1):
-            acc = acc * h + _PSI_ROOT_COEF[k]
-        return acc * h
-    shift = 0.0
-    while x < 10.0:
-        shift += 1.0 / x
-        x += 1.0
-    return math.log(x) - 0.5 / x - _psi_asymptotic_tail(x) - shift
-
-
-@_jit
-def _digamma_scalar(x: float) -> float:
-    if math.isnan(x):
-        return math.nan
-    if x > 0.0:
-        return _digamma_positive(x)
-    if x == math.floor(x):
-        return math.nan  # poles at 0, −1, −2, …
-    # reflection ψ(x) = ψ(1 − x) − π / tan(π x) (no recursion: numba caches it badly)
-    return _digamma_positive(1.0 - x) - math.pi / math.tan(math.pi * x)
-
-
-@_jit
-def _digamma_array(x: F64) -> F64:
-    out = np.empty_like(x)
-    for i in range(x.shape[0]):
-        out[i] = _digamma_scalar(x[i])
-    return out
-
-
-def digamma(x: ArrayLike) -> F64 | float:
-    """ψ(x) = d lnΓ(x)/dx (the Numba implementation used by the gradients).
-
-    Recurrence ψ(x) = ψ(x+1) − 1/x up to x ≥ 10, then the asymptotic series; a Taylor series about
-    the positive root x0 ≈ 1.4616 keeps full relative accuracy where ψ crosses zero; reflection
-    for negative non-integers; NaN at the poles 0, −1, −2, ….
-    """
-    arr = np.asarray(x, dtype=np.float64)
-    out = _digamma_array(np.ascontiguousarray(arr.reshape(-1)))
-    if arr.ndim == 0:
-        return float(out[0])
-    return np.asarray(out.reshape(arr.shape), dtype=np.float64)
-
-
-@_jit
-def _lgamma_corr(x: float) -> float:
-    """lnΓ(x) − [(x − ½) ln x − x + ½ ln 2π] for x ≥ 10 (Stirling series; error < 1e-17)."""
-    u = 1.0 / (x * x)
-    return (
-        1.0
-        / x
-        * (
-            1.0 / 12.0
-            - u
-            * (
-                1.0 / 360.0
-                - u
-                * (
-                    1.0 / 1260.0
-                    - u * (1.0 / 1680.0 - u * (1.0 / 1188.0 - u * (691.0 / 360360.0 - u / 156.0)))
-                )
-            )
-        )
-    )
-
-
-@_jit
-def _lgamma_diff(a: float, b: float) -> float:
-    """lnΓ(a + b) − lnΓ(a) for a > 0, b ≥ 0, without the cancellation of two large lgammas."""
-    if b == 0.0:
-        return 0.0
-    if a < 10.0 and b >= 1.0:
-        # |lnΓ(a)| ≤ 13 here, so the direct difference keeps ~1e-15 absolute accuracy
-        return math.lgamma(a + b) - math.lgamma(a)
-    # b < 1: step a up with lnΓ(a+1) = lnΓ(a) + ln a (each step adds −ln((a+b)/a)), then Stirling
-    head = 0.0
-    while a < 10.0:
-        head -= math.log1p(b / a)
-        a += 1.0
-    ab = a + b
-    return head + (
-        b * math.log(ab) + (a - 0.5) * math.log1p(b / a) - b + (_lgamma_corr(ab) - _lgamma_corr(a))
-    )
-
-
-@_jit
-def _digamma_diff(a: float, b: float) -> float:
-    """ψ(a + b) − ψ(a) for a > 0, b ≥ 0, without cancellation for large a or small b."""
-    if b == 0.0:
-        return 0.0
-    # below 10, step a up with ψ(a+1) = ψ(a) + 1/a: each step adds 1/a − 1/(a+b) = b/(a(a+b))
-    head = 0.0
-    while a < 10.0:
-        head += b / (a * (a + b))
-        a += 1.0
-    ab = a + b
-    return head + (
-        math.log1p(b / a)
-        + 0.5 * b / (a * ab)
-        - (_psi_asymptotic_tail(ab) - _psi_asymptotic_tail(a))
-    )
-
-
-@_jit
+@jit
 def _logaddexp(a: float, b: float) -> float:
     if a == _NEG_INF:
         return b
@@ -247,7 +74,7 @@ def _logaddexp(a: float, b: float) -> float:
     return b + math.log1p(math.exp(a - b))
 
 
-@_jit
+@jit
 def _log_expm1_ratio(t: float) -> float:
     """ln((e^t − 1)/t), stable for every real t (0 at t = 0)."""
     if abs(t) < 1e-3:
@@ -258,7 +85,7 @@ def _log_expm1_ratio(t: float) -> float:
     return math.log(-math.expm1(t)) - math.log(-t)
 
 
-@_jit
+@jit
 def _log_expm1_ratio_deriv(t: float) -> float:
     """d/dt ln((e^t − 1)/t) = 1/(1 − e^−t) − 1/t, stable for every real t (½ at t = 0)."""
     if abs(t) < 0.1:
@@ -267,7 +94,7 @@ def _log_expm1_ratio_deriv(t: float) -> float:
     return 1.0 / (-math.expm1(-t)) - 1.0 / t
 
 
-@_jit
+@jit
 def _neumaier(v: F64, w: F64) -> float:
     """Σ w_i v_i in index order with Neumaier compensation; w_i = 0 terms are skipped."""
     s = 0.0
@@ -285,7 +112,7 @@ def _neumaier(v: F64, w: F64) -> float:
     return s + c
 
 
-@_jit
+@jit
 def _weighted_total(ll: F64, grad: F64, w: F64) -> tuple[float, F64]:
     k = grad.shape[1]
     g = np.zeros(k)
@@ -297,7 +124,7 @@ def _weighted_total(ll: F64, grad: F64, w: F64) -> tuple[float, F64]:
     return total, g
 
 
-@_jit
+@jit
 def _params_ok(p: F64) -> bool:
     for j in range(p.shape[0]):
         v = p[j]
@@ -306,7 +133,7 @@ def _params_ok(p: F64) -> bool:
     return True
 
 
-@_jit
+@jit
 def _clean(i: int, ll: F64, grad: F64) -> None:
     """Turn a NaN term into −inf and non-finite gradient entries into 0 (never hand NaN back)."""
     if math.isnan(ll[i]):
@@ -321,7 +148,7 @@ def _clean(i: int, ll: F64, grad: F64) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-@_jit
+@jit
 def _nbd_terms(p: F64, X: F64, T: F64, w: F64, ll: F64, grad: F64, lo: int, hi: int) -> None:
     r = p[0]
     alpha = p[1]
@@ -333,8 +160,8 @@ def _nbd_terms(p: F64, X: F64, T: F64, w: F64, ll: F64, grad: F64, lo: int, hi: 
             continue
         x = X[i]
         t = T[i]
-        ll[i] = _lgamma_diff(r, x) - r * math.log1p(t / alpha) - x * math.log(alpha + t)
-        grad[i, 0] = _digamma_diff(r, x) - math.log1p(t / alpha)
+        ll[i] = lgamma_diff(r, x) - r * math.log1p(t / alpha) - x * math.log(alpha + t)
+        grad[i, 0] = digamma_diff(r, x) - math.log1p(t / alpha)
         grad[i, 1] = (r * t / alpha - x) / (alpha + t)
         _clean(i, ll, grad)
 
@@ -344,7 +171,7 @@ def _nbd_terms(p: F64, X: F64, T: F64, w: F64, ll: F64, grad: F64, lo: int, hi: 
 # ---------------------------------------------------------------------------------------------
 
 
-@_jit
+@jit
 def _gamma_gamma_terms(
     pr: F64, X: F64, Z: F64, w: F64, ll: F64, grad: F64, lo: int, hi: int
 ) -> None:
@@ -373,10 +200,10 @@ def _gamma_gamma_terms(
         l_gz = math.log1p(gam / xz)  # ln((γ + x z̄)/(x z̄))
         l_zg = math.log1p(xz / gam)  # ln((γ + x z̄)/γ)
         # lnΓ(px+q) − lnΓ(px) − lnΓ(q), the difference taken from the larger argument
-        lg = _lgamma_diff(q, px) - math.lgamma(px) if q >= px else _lgamma_diff(px, q) - lgq
+        lg = lgamma_diff(q, px) - math.lgamma(px) if q >= px else lgamma_diff(px, q) - lgq
         ll[i] = lg - math.log(z) - px * l_gz - q * l_zg
-        grad[i, 0] = x * (_digamma_diff(px, q) - l_gz)
-        grad[i, 1] = _digamma_diff(q, px) - l_zg
+        grad[i, 0] = x * (digamma_diff(px, q) - l_gz)
+        grad[i, 1] = digamma_diff(q, px) - l_zg
         grad[i, 2] = (q * xz / gam - px) / (gam + xz)
         _clean(i, ll, grad)
 
@@ -387,7 +214,7 @@ def _gamma_gamma_terms(
 # ---------------------------------------------------------------------------------------------
 
 
-@_jit
+@jit
 def _bg_tuple(
     r: float,
     alpha: float,
@@ -411,7 +238,7 @@ def _bg_tuple(
     k = x (BG) or x + 1 (MBG).
     """
     k = x + 1.0 if modified else x
-    base = _lgamma_diff(r, x) + _lgamma_diff(b, k) - _lgamma_diff(a + b, k)
+    base = lgamma_diff(r, x) + lgamma_diff(b, k) - lgamma_diff(a + b, k)
     e1 = -r * math.log1p(T / alpha) - x * math.log(alpha + T)
     has2 = modified or x > 0.0
     bk = b + x if modified else b + x - 1.0
@@ -424,11 +251,11 @@ def _bg_tuple(
         lse = e1
         p1 = 1.0
         p2 = 0.0
-    dab = _digamma_diff(a + b, k)
-    grad[i, 0] = _digamma_diff(r, x) - p1 * math.log1p(T / alpha)
+    dab = digamma_diff(a + b, k)
+    grad[i, 0] = digamma_diff(r, x) - p1 * math.log1p(T / alpha)
     grad[i, 1] = p1 * (r * T / alpha - x) / (alpha + T)
     grad[i, 2] = -dab
-    grad[i, 3] = _digamma_diff(b, k) - dab
+    grad[i, 3] = digamma_diff(b, k) - dab
     if has2:
         grad[i, 0] -= p2 * math.log1p(tx / alpha)
         grad[i, 1] += p2 * (r * tx / alpha - x) / (alpha + tx)
@@ -437,7 +264,7 @@ def _bg_tuple(
     return base + lse
 
 
-@_jit
+@jit
 def _bg_terms(
     p: F64, X: F64, TX: F64, T: F64, w: F64, modified: bool, ll: F64, grad: F64, lo: int, hi: int
 ) -> None:
@@ -494,7 +321,7 @@ def _bg_terms(
 #    F in z as z → 1), which only matters at x ~ 1e5.
 
 
-@_jit
+@jit
 def _hyp_series(R: float, Rp: float, z: float) -> tuple[float, float, float, float]:
     """(ln F, ∂lnF/∂R, ∂lnF/∂R', ∂lnF/∂z) for F = Σ (R)_n/(R+R')_n z^n, 0 ≤ z ≤ ½."""
     c = R + Rp
@@ -527,7 +354,7 @@ def _hyp_series(R: float, Rp: float, z: float) -> tuple[float, float, float, flo
     return math.log(S), SR / S, SRp / S, Sz / S
 
 
-@_jit
+@jit
 def _hyp_cf(R: float, Rp: float, z: float) -> tuple[float, float, float, float]:
     """(ln F, ∂/∂R, ∂/∂R', ∂/∂z) for F = 2F1(R, 1; R+R'; z) by Gauss's continued fraction
 
@@ -607,14 +434,14 @@ def _hyp_cf(R: float, Rp: float, z: float) -> tuple[float, float, float, float]:
     return -lng, -g0, -g1, -g2
 
 
-@_jit
+@jit
 def _hyp(R: float, Rp: float, z: float) -> tuple[float, float, float, float]:
     if z <= 0.5:
         return _hyp_series(R, Rp, z)
     return _hyp_cf(R, Rp, z)
 
 
-@_jit
+@jit
 def _log_i_split(R: float, Rp: float, eps: float, w0: float) -> tuple[float, float, float, float]:
     """(ln I, ∂/∂R, ∂/∂R', ∂/∂ε) for I(ε) = ∫_ε^1 w^−R' (1−w)^(R+R'−2) dw, ε < w0 ≤ ½."""
     N = R + Rp - 1.0
@@ -668,7 +495,7 @@ def _log_i_split(R: float, Rp: float, eps: float, w0: float) -> tuple[float, flo
     return lnI, pA * dA_R + pB * dB_R, pA * dA_Rp + pB * dB_Rp, d_eps
 
 
-@_jit
+@jit
 def _log_phi(
     P: float, Q: float, alpha: float, beta: float, y: float
 ) -> tuple[float, float, float, float, float]:
@@ -717,7 +544,7 @@ def _log_phi(
     return v, dRp, dR, dm0, dM0
 
 
-@_jit
+@jit
 def _pnbd_tuple(
     r: float,
     alpha: float,
@@ -743,14 +570,14 @@ def _pnbd_tuple(
         return min(0.0, first - lse)
     ph = math.exp(lh - lse)
     pk = math.exp(lk - lse)
-    grad[i, 0] = _digamma_diff(r, x) + ph * hP + pk * (1.0 / rx + kP)
+    grad[i, 0] = digamma_diff(r, x) + ph * hP + pk * (1.0 / rx + kP)
     grad[i, 1] = -x / alpha + ph * ha + pk * (ka - 1.0 / alpha)
     grad[i, 2] = ph * (1.0 / s + hQ) + pk * kQ
     grad[i, 3] = ph * (hb - 1.0 / beta) + pk * kb
-    return _lgamma_diff(r, x) - x * math.log(alpha) + lse
+    return lgamma_diff(r, x) - x * math.log(alpha) + lse
 
 
-@_jit
+@jit
 def _pnbd_terms(
     p: F64,
     X: F64,
@@ -783,38 +610,25 @@ def _pnbd_terms(
 
 _BG, _MBG, _PNBD, _NBD, _GG = 0, 1, 2, 3, 4
 _N_PARAMS = (4, 4, 4, 2, 3)
-# Tuples per worker thread at least; below 2 × this a call runs on the calling thread.
-_CHUNK = 8192
-_pools: dict[int, ThreadPoolExecutor] = {}
-
-
-def _pool(n_threads: int) -> ThreadPoolExecutor:
-    pool = _pools.get(n_threads)
-    if pool is None:
-        pool = _pools[n_threads] = ThreadPoolExecutor(n_threads, thread_name_prefix="winback-lik")
-    return pool
+#: Tuples per chunk of the per-tuple kernels. Each tuple's value is written in place, so the split
+#: does not change any result; it only has to be large enough to amortise a call.
+CHUNK_TUPLES = 8192
 
 
 def _run_chunks(kernel: Callable[..., None], args: tuple[object, ...], n: int) -> None:
-    """Call ``kernel(*args, lo, hi)`` over [0, n) split in contiguous chunks on worker threads.
+    """Call ``kernel(*args, lo, hi)`` over [0, n) in contiguous chunks on the shared pool.
 
     The kernels release the GIL (nogil) and write disjoint slices of the output arrays, so the
-    per-tuple values do not depend on the split. Threads come from ``effective_threads()``
-    (``WINBACK_NUM_THREADS``, else all cores). Plain threads rather than ``parallel=True``: numba's
-    cached parallel gufuncs can segfault when loaded from a cache written by another process or
-    called from another cached function (numba issues #8578, #10128).
+    per-tuple values do not depend on the split or the thread count. Plain threads rather than
+    ``parallel=True``: numba's cached parallel gufuncs can segfault when loaded from a cache
+    written by another process or called from another cached function (numba issues #8578,
+    #10128).
     """
-    n_threads = min(effective_threads(None), n // _CHUNK)
-    if n_threads <= 1:
-        kernel(*args, 0, n)
-        return
-    bounds = np.linspace(0, n, n_threads + 1).astype(np.int64)
-    futures = [
-        _pool(n_threads).submit(kernel, *args, int(lo), int(hi))
-        for lo, hi in itertools.pairwise(bounds)
-    ]
-    for future in futures:
-        future.result()
+
+    def work(lo: int, hi: int) -> None:
+        kernel(*args, lo, hi)
+
+    map_chunks(work, chunk_bounds(n, CHUNK_TUPLES))
 
 
 def _terms(

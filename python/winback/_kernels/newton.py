@@ -3,10 +3,10 @@
 
 One pass over the compressed tuples returns the log-likelihood, its gradient and its Hessian
 w.r.t. (r, α, a, b). With them a fit converges in a handful of passes instead of the hundred or so
-a quasi-Newton method needs. A pass runs over fixed 64k-tuple chunks on plain threads (the kernels
-release the GIL) and adds the chunks' sums in chunk order, so results never depend on the thread
-count. Not ``parallel=True``: cached parallel kernels segfaulted here, and OpenMP barriers on a busy
-two-core machine cost more than they save.
+a quasi-Newton method needs. A pass runs over fixed ``CHUNK_TUPLES``-tuple chunks on the shared
+pool of ``winback._parallel`` (the kernels release the GIL) and adds the chunks' sums in chunk
+order, so results never depend on the thread count. Not ``parallel=True``: cached parallel
+kernels segfaulted here, and OpenMP barriers on a busy two-core machine cost more than they save.
 
 Per customer, with A(x) the part that depends on x alone,
     ℓ = A(x) + ln(e^u + [x > 0 or MBG] e^v),
@@ -19,44 +19,33 @@ and with s = e^v/(e^u+e^v): ∇ℓ = ∇A + (1−s)∇u + s∇v,
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import numba
 import numpy as np
 
-from winback._winback import effective_threads
+from winback._kernels import jit
+from winback._kernels.special import digamma_fast, trigamma
+from winback._parallel import chunk_bounds, map_chunks
 
-__all__ = ["beta_geo_newton_terms", "digamma", "gamma_gamma_newton_terms", "trigamma"]
+__all__ = ["CHUNK_TUPLES", "beta_geo_newton_terms", "gamma_gamma_newton_terms"]
 
 #: Tuples per chunk of a pass. Chunks depend only on the data size, and their sums are added in
 #: chunk order, so a pass gives the same bits on any number of threads.
 CHUNK_TUPLES = 1 << 15
-_pools: dict[int, ThreadPoolExecutor] = {}
-
-
-def _pool(n_threads: int) -> ThreadPoolExecutor:
-    pool = _pools.get(n_threads)
-    if pool is None:
-        pool = _pools[n_threads] = ThreadPoolExecutor(
-            n_threads, thread_name_prefix="winback-newton"
-        )
-    return pool
 
 
 def _chunked(
     kernel: Any, n_params: int, n_tuples: int, args: tuple[Any, ...]
 ) -> tuple[float, Any, Any]:
-    """Runs ``kernel(*args, lo, hi)`` over fixed chunks (on threads when there are several) and
-    assembles (ℓ, ∇ℓ, ∇²ℓ) from the summed upper-triangle layout."""
-    bounds = [
-        (lo, min(lo + CHUNK_TUPLES, n_tuples)) for lo in range(0, max(n_tuples, 1), CHUNK_TUPLES)
-    ]
-    threads = min(effective_threads(None), len(bounds))
-    if threads <= 1:
-        parts = [kernel(*args, lo, hi) for lo, hi in bounds]
-    else:
-        parts = list(_pool(threads).map(lambda bound: kernel(*args, *bound), bounds))
+    """Runs ``kernel(*args, lo, hi)`` over fixed chunks (on the shared pool when there are
+    several) and assembles (ℓ, ∇ℓ, ∇²ℓ) from the summed upper-triangle layout."""
+    # No tuples: one empty chunk, so the sums below start from the kernel's zeros.
+    bounds = chunk_bounds(n_tuples, CHUNK_TUPLES) or [(0, 0)]
+
+    def work(lo: int, hi: int) -> Any:
+        return kernel(*args, lo, hi)
+
+    parts = map_chunks(work, bounds)
     total = parts[0].copy()
     for part in parts[1:]:
         total += part
@@ -107,35 +96,7 @@ def gamma_gamma_newton_terms(
     return _chunked(_gamma_gamma_range, 3, w.size, (params, group_starts, x_values, mean_amount, w))
 
 
-@numba.njit(cache=True, fastmath=False)
-def digamma(x: float) -> float:
-    """ψ(x) for x > 0: recurrence up to x ≥ 6, then the asymptotic series (error < 1e-15)."""
-    result = 0.0
-    while x < 6.0:
-        result -= 1.0 / x
-        x += 1.0
-    inv = 1.0 / x
-    inv2 = inv * inv
-    series = inv2 * (
-        1.0 / 12 - inv2 * (1.0 / 120 - inv2 * (1.0 / 252 - inv2 * (1.0 / 240 - inv2 / 132)))
-    )
-    return result + math.log(x) - 0.5 * inv - series
-
-
-@numba.njit(cache=True, fastmath=False)
-def trigamma(x: float) -> float:
-    """ψ'(x) for x > 0: recurrence up to x ≥ 6, then the asymptotic series."""
-    result = 0.0
-    while x < 6.0:
-        result += 1.0 / (x * x)
-        x += 1.0
-    inv = 1.0 / x
-    inv2 = inv * inv
-    series = inv * inv2 * (1.0 / 6 - inv2 * (1.0 / 30 - inv2 * (1.0 / 42 - inv2 / 30)))
-    return result + inv + 0.5 * inv2 + series
-
-
-@numba.njit(cache=True, fastmath=False, nogil=True)
+@jit
 def _beta_geo_range(  # type: ignore[no-untyped-def]
     params,
     modified,
@@ -266,15 +227,15 @@ def _beta_geo_range(  # type: ignore[no-untyped-def]
             - math.lgamma(b)
             + math.lgamma(a + b)
         )
-        psi_abx = digamma(a + bx)
-        psi_ab = digamma(a + b)
+        psi_abx = digamma_fast(a + bx)
+        psi_ab = digamma_fast(a + b)
         tri_abx = trigamma(a + bx)
         tri_ab = trigamma(a + b)
         total[0] += s_ll + math.log(product) + sw * const
-        total[1] += s_r + sw * (digamma(rx) - digamma(r) + math.log(alpha))
+        total[1] += s_r + sw * (digamma_fast(rx) - digamma_fast(r) + math.log(alpha))
         total[2] += s_al + sw * (r / alpha)
         total[3] += s_a + sw * (psi_ab - psi_abx)
-        total[4] += s_b + sw * (digamma(bx) - psi_abx - digamma(b) + psi_ab)
+        total[4] += s_b + sw * (digamma_fast(bx) - psi_abx - digamma_fast(b) + psi_ab)
         total[5] += h_rr + sw * (trigamma(rx) - trigamma(r))
         total[6] += h_ral + sw / alpha
         total[7] += h_ra
@@ -288,7 +249,7 @@ def _beta_geo_range(  # type: ignore[no-untyped-def]
     return total
 
 
-@numba.njit(cache=True, fastmath=False, nogil=True)
+@jit
 def _gamma_gamma_range(params, group_starts, x_values, mean_amount, w, lo, hi):  # type: ignore[no-untyped-def]
     """Sums of (ℓ, ∇ℓ, upper ∇²ℓ) of Gamma–Gamma w.r.t. (p, q, γ) over tuples lo:hi, sorted by
     x (all x > 0).
@@ -301,7 +262,7 @@ def _gamma_gamma_range(params, group_starts, x_values, mean_amount, w, lo, hi): 
     total = np.zeros(10)  # ll, grad (3), Hessian upper triangle: pp, pq, pγ, qq, qγ, γγ
     log_gamma = math.log(gamma)
     lgamma_q = math.lgamma(q)
-    psi_q = digamma(q)
+    psi_q = digamma_fast(q)
     tri_q = trigamma(q)
     for g in range(x_values.size):
         first = max(group_starts[g], lo)
@@ -326,14 +287,14 @@ def _gamma_gamma_range(params, group_starts, x_values, mean_amount, w, lo, hi): 
             s_inv += wk * inv
             s_inv2 += wk * inv * inv
         log_x = math.log(x)
-        psi_shape = digamma(shape)
+        psi_shape = digamma_fast(shape)
         tri_shape = trigamma(shape)
         total[0] += (
             sw * (math.lgamma(shape) - math.lgamma(px) - lgamma_q + q * log_gamma + px * log_x)
             + (px - 1.0) * s_log_z
             - shape * s_log
         )
-        total[1] += x * (sw * (psi_shape - digamma(px) + log_x) + s_log_z - s_log)
+        total[1] += x * (sw * (psi_shape - digamma_fast(px) + log_x) + s_log_z - s_log)
         total[2] += sw * (psi_shape - psi_q + log_gamma) - s_log
         total[3] += sw * q / gamma - shape * s_inv
         total[4] += sw * x * x * (tri_shape - trigamma(px))

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from winback._kernels import jit
-from winback._kernels.special import digamma_fast, trigamma
+from winback._kernels.special import digamma, trigamma
 from winback._parallel import chunk_bounds, map_chunks
 
 __all__ = ["CHUNK_TUPLES", "beta_geo_newton_terms", "gamma_gamma_newton_terms"]
@@ -227,15 +227,15 @@ def _beta_geo_range(  # type: ignore[no-untyped-def]
             - math.lgamma(b)
             + math.lgamma(a + b)
         )
-        psi_abx = digamma_fast(a + bx)
-        psi_ab = digamma_fast(a + b)
+        psi_abx = digamma(a + bx)
+        psi_ab = digamma(a + b)
         tri_abx = trigamma(a + bx)
         tri_ab = trigamma(a + b)
         total[0] += s_ll + math.log(product) + sw * const
-        total[1] += s_r + sw * (digamma_fast(rx) - digamma_fast(r) + math.log(alpha))
+        total[1] += s_r + sw * (digamma(rx) - digamma(r) + math.log(alpha))
         total[2] += s_al + sw * (r / alpha)
         total[3] += s_a + sw * (psi_ab - psi_abx)
-        total[4] += s_b + sw * (digamma_fast(bx) - psi_abx - digamma_fast(b) + psi_ab)
+        total[4] += s_b + sw * (digamma(bx) - psi_abx - digamma(b) + psi_ab)
         total[5] += h_rr + sw * (trigamma(rx) - trigamma(r))
         total[6] += h_ral + sw / alpha
         total[7] += h_ra
@@ -262,7 +262,7 @@ def _gamma_gamma_range(params, group_starts, x_values, mean_amount, w, lo, hi): 
     total = np.zeros(10)  # ll, grad (3), Hessian upper triangle: pp, pq, pγ, qq, qγ, γγ
     log_gamma = math.log(gamma)
     lgamma_q = math.lgamma(q)
-    psi_q = digamma_fast(q)
+    psi_q = digamma(q)
     tri_q = trigamma(q)
     for g in range(x_values.size):
         first = max(group_starts[g], lo)
@@ -287,14 +287,14 @@ def _gamma_gamma_range(params, group_starts, x_values, mean_amount, w, lo, hi): 
             s_inv += wk * inv
             s_inv2 += wk * inv * inv
         log_x = math.log(x)
-        psi_shape = digamma_fast(shape)
+        psi_shape = digamma(shape)
         tri_shape = trigamma(shape)
         total[0] += (
             sw * (math.lgamma(shape) - math.lgamma(px) - lgamma_q + q * log_gamma + px * log_x)
             + (px - 1.0) * s_log_z
             - shape * s_log
         )
-        total[1] += x * (sw * (psi_shape - digamma_fast(px) + log_x) + s_log_z - s_log)
+        total[1] += x * (sw * (psi_shape - digamma(px) + log_x) + s_log_z - s_log)
         total[2] += sw * (psi_shape - psi_q + log_gamma) - s_log
         total[3] += sw * q / gamma - shape * s_inv
         total[4] += sw * x * x * (tri_shape - trigamma(px))

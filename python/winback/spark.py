@@ -377,10 +377,9 @@ def summary(
 
 
 def _model_columns(model: BaseModel) -> tuple[str, ...]:
-    from winback.models import NBDModel
-    from winback.models._count_base import CountModel
+    from winback.models import BetaGeoModel, ModifiedBetaGeoModel, NBDModel, ParetoNBDModel
 
-    if isinstance(model, CountModel):
+    if isinstance(model, BetaGeoModel | ModifiedBetaGeoModel | ParetoNBDModel):
         return ("frequency", "recency", "T")
     if isinstance(model, NBDModel):
         return ("period_frequency", "n_periods")
@@ -476,10 +475,10 @@ def predict(
     ``model.probability_alive(summary)`` and ``model.expected_purchases(t, summary)`` bit for
     bit. Returns a lazy DataFrame ``customer_id``, ``p_alive``, ``expected_purchases`` (double).
     """
-    from winback.models._count_base import CountModel
+    from winback.models import BetaGeoModel, ModifiedBetaGeoModel, ParetoNBDModel
 
     _require_pyspark()
-    if not isinstance(model, CountModel):
+    if not isinstance(model, BetaGeoModel | ModifiedBetaGeoModel | ParetoNBDModel):
         raise WinbackConfigError(
             f"winback.spark.predict needs BetaGeoModel, ModifiedBetaGeoModel or ParetoNBDModel, "
             f"not {type(model).__name__}"

@@ -178,8 +178,8 @@ class ReadSettings:
     tz: str | None = None
     on_invalid: OnInvalid = ON_INVALID
 
-    def read(self, table: Any) -> _io.Prepared:
-        return _io.read_transactions(
+    def read(self, table: Any) -> _io.PreparedTransactions:
+        return _io.prepare(
             table,
             customer_col=self.customer_col,
             time_col=self.time_col,

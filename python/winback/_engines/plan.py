@@ -87,7 +87,7 @@ def read_plan(
     order_col: str | None,
     tz: str | None,
     on_invalid: OnInvalid,
-) -> tuple[ReadSettings, list[str], _io.Prepared]:
+) -> tuple[ReadSettings, list[str], _io.PreparedTransactions]:
     """Checks the columns before any job (an empty read through the local reader) and returns
     the read settings, the columns to ship and the empty prepared frame (customer type, time
     zone)."""

@@ -9,8 +9,9 @@ from typing import Any
 
 from winback import _io
 from winback._options import AsOf, OnInvalid
+from winback._version import __version__
 from winback.errors import WinbackConfigError, WinbackError
-from winback.report._context import MODEL_NAMES, ReportContext, ReportParameters, winback_version
+from winback.report._context import MODEL_NAMES, ReportContext, ReportParameters
 from winback.report._html import render_page
 from winback.report._registry import (
     Section,
@@ -138,7 +139,7 @@ def build_report(
         skipped=skipped,
         titles={s.key: s.title for s in todo},
         footer=(
-            f"Made by winback {winback_version()} on "
+            f"Made by winback {__version__} on "
             f"{datetime.now().isoformat(sep=' ', timespec='seconds')}. Charts: Vega-Lite "
             "(Altair), Vega JavaScript inlined: no network needed."
         ),

@@ -13,6 +13,7 @@ import polars as pl
 
 from winback._io import describe_moment
 from winback._options import AsOf, OnInvalid
+from winback._version import __version__
 from winback.campaign import campaign
 from winback.errors import WinbackError
 from winback.migrate import Migration, migration
@@ -29,7 +30,6 @@ __all__ = [
     "as_frame",
     "call_capability",
     "call_capability_raw",
-    "winback_version",
 ]
 
 #: The winback functions sections call by name (SPEC §4, §6, §8), with the arguments each accepts.
@@ -229,15 +229,8 @@ class ReportContext:
             "time_col": show(p.time_col),
             "amount_col": show(p.amount_col),
             "on_invalid": show(p.on_invalid),
-            "winback version": winback_version(),
+            "winback version": __version__,
         }
-
-
-def winback_version() -> str:
-    """The installed winback's version (read from the package when a report is built)."""
-    from winback import __version__
-
-    return __version__
 
 
 def call_capability_raw(name: str, *args: Any, **kwargs: Any) -> Any:

@@ -20,8 +20,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import winback
+import winback._engines.batches as _batches
+import winback._engines.plan as _plan
 from tests.conftest import transaction_logs
-from winback import _batches
 from winback.errors import WinbackConfigError, WinbackInputError
 
 ENUMS = ("status", "rank_ratio_group", "silence_band")
@@ -72,7 +73,7 @@ def score_settings(tx: pl.DataFrame, as_of: datetime | None = None) -> _batches.
     bounds = _batches.combine_bounds(
         _batches.bounds_table([tx.to_arrow()], _batches.ReadSettings())
     )
-    return _batches.ScoreSettings(as_of_us=_batches.resolve_as_of(bounds, as_of))
+    return _batches.ScoreSettings(as_of_us=_plan.resolve_as_of(bounds, as_of))
 
 
 @given(
@@ -119,12 +120,12 @@ def test_any_batch_split_gives_the_local_summary(
         local_refusal = None
     if local_refusal is not None:  # the global window refuses it with the same message
         with pytest.raises(WinbackConfigError) as refused:
-            _batches.resolve_window(
+            _plan.resolve_window(
                 bounds, as_of=None, holdout_end=None, unit="W", resolution="1d", **arguments
             )
         assert str(refused.value) == local_refusal
         return
-    window = _batches.resolve_window(
+    window = _plan.resolve_window(
         bounds, as_of=None, holdout_end=None, unit="W", resolution="1d", **arguments
     )
     settings = _batches.SummarySettings(window=window, period=period)
@@ -155,7 +156,7 @@ def test_a_chunk_starting_late_keeps_the_global_period_grid() -> None:
     bounds = _batches.combine_bounds(
         _batches.bounds_table([tx.to_arrow()], _batches.ReadSettings())
     )
-    window = _batches.resolve_window(
+    window = _plan.resolve_window(
         bounds,
         as_of=None,
         calibration_end="2024-01-10",
@@ -170,7 +171,7 @@ def test_a_chunk_starting_late_keeps_the_global_period_grid() -> None:
     got = pl.DataFrame(pl.from_arrow(_batches.summary_table(late.to_arrow(), settings)))
     whole = winback.summary(tx, calibration_end="2024-01-10", period="9d", unit="D")
     assert_same_bits(got, whole.filter(pl.col("customer_id") >= 2))
-    window = _batches.resolve_window(
+    window = _plan.resolve_window(
         bounds,
         as_of=None,
         calibration_end=None,

@@ -20,9 +20,9 @@ import polars as pl
 import pytest
 
 import winback
+import winback._engines.batches as _batches
 from benches.gen_data import generate
 from tests.test_batches import ENUMS, assert_same_bits, with_awkward_customers
-from winback import _batches
 from winback.errors import WinbackConfigError, WinbackInputError
 from winback.models import BetaGeoModel, NBDModel, ParetoNBDModel
 

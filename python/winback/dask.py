@@ -3,26 +3,41 @@
 An optional extra (``pip install 'winback[dask]'``), a second engine for Python-first teams;
 Dask is imported only when a function here is called. The transactions are shuffled by customer
 (``shuffle(on=customer)``), each partition is sorted by (customer, time) and streamed through the
-same batch function as the Spark path (:mod:`winback._batches`): whole chunks of customers through
-the local API, so the results equal :func:`winback.silence` / :func:`winback.summary` bit for bit
-(after sorting by customer). Output partitions are pandas frames with Arrow-backed dtypes
-(``pd.ArrowDtype``) holding the declared schemas of :mod:`winback._batches` exactly (Enums as
-strings).
+same batch function as the Spark path (:mod:`winback._engines.batches`): whole chunks of
+customers through the local API, so the results equal :func:`winback.silence` /
+:func:`winback.summary` bit for bit (after sorting by customer). Output partitions are pandas
+frames with Arrow-backed dtypes (``pd.ArrowDtype``) holding the declared schemas of
+:mod:`winback._engines.batches` exactly (Enums as strings). Arguments are checked and the global
+settings resolved on the client by :mod:`winback._engines.plan`, shared with the Spark engine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from winback import _batches, _io
+from winback._engines import batches as _batches
+from winback._engines.plan import Plan, Source, score_plan, summary_plan
+from winback._options import (
+    AMOUNT_COL,
+    CUSTOMER_COL,
+    MIN_OCCASIONS,
+    ON_INVALID,
+    PERIOD,
+    RESOLUTION,
+    S_CUTS,
+    TIME_COL,
+    TRF_CUTS,
+    UNIT,
+    AsOf,
+    OnInvalid,
+    TimeUnit,
+)
 from winback.errors import WinbackConfigError
-from winback.silence import AsOf
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,34 +61,15 @@ def _arrow(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def _read_settings(
-    ddf: Any,
-    *,
-    customer_col: str,
-    time_col: str,
-    amount_col: str | None,
-    order_col: str | None,
-    tz: str | None,
-    on_invalid: Literal["raise", "drop"],
-) -> tuple[_batches.ReadSettings, list[str], _io.Prepared]:
-    """Settings, columns to ship, and the empty read of the frame's meta (checks on the client)."""
-    _require_dask()
-    if amount_col == "amount" and "amount" not in ddf.columns:
-        amount_col = None
-    read = _batches.ReadSettings(
-        customer_col=customer_col,
-        time_col=time_col,
-        amount_col=amount_col,
-        order_col=order_col,
-        tz=tz,
-        on_invalid=on_invalid,
+def _source(ddf: Any, npartitions: int | None) -> Source:
+    """What the shared planning needs from a Dask DataFrame (checks run on the client, on the
+    frame's meta)."""
+    return Source(
+        require=_require_dask,
+        columns=lambda: ddf.columns,
+        empty=lambda used: _arrow(ddf._meta[used]),
+        bounds=lambda read, used: _bounds(ddf, used, read, npartitions),
     )
-    wanted = [c for c in (customer_col, time_col, amount_col, order_col) if c is not None]
-    used = list(dict.fromkeys(wanted))
-    meta = ddf._meta
-    if any(c not in ddf.columns for c in used):
-        return read, used, read.read(_arrow(meta))  # raises, naming the missing column
-    return read, used, read.read(_arrow(meta[used]))
 
 
 def _bounds(
@@ -119,20 +115,42 @@ def _shuffled(
     return ddf[used].shuffle(on=read.customer_col, npartitions=npartitions)
 
 
+def _map_customers(
+    ddf: Any,
+    npartitions: int | None,
+    plan: Plan[Any],
+    stream: Callable[..., Iterator[pa.RecordBatch]],
+    min_rows: int,
+) -> Any:
+    """The customer-shuffled frame, each partition sorted by (customer, time) and streamed
+    through ``stream`` (:func:`~winback._engines.batches.silence_batches` or
+    :func:`~winback._engines.batches.summary_batches`) with the plan's settings."""
+    read, settings, schema = plan.read, plan.settings, plan.schema
+
+    def kernel(frame: pd.DataFrame) -> pd.DataFrame:
+        batches = _sorted_partition(frame, read).to_batches()
+        out = stream(batches, settings, min_rows=min_rows)
+        return _pandas(pa.Table.from_batches(list(out), schema=schema))
+
+    return _shuffled(ddf, plan.used, read, npartitions).map_partitions(
+        kernel, meta=_pandas(schema.empty_table())
+    )
+
+
 def score(
     ddf: Any,
     *,
     as_of: AsOf | None = None,
-    resolution: str | timedelta = "1d",
-    min_occasions: int = 2,
-    trf_cuts: Sequence[float] = (0.4, 0.6, 0.8, 0.95),
-    s_cuts: Sequence[float] = (1.0, 2.0),
-    customer_col: str = "customer_id",
-    time_col: str = "ts",
-    amount_col: str | None = "amount",
+    resolution: str | timedelta = RESOLUTION,
+    min_occasions: int = MIN_OCCASIONS,
+    trf_cuts: Sequence[float] = TRF_CUTS,
+    s_cuts: Sequence[float] = S_CUTS,
+    customer_col: str = CUSTOMER_COL,
+    time_col: str = TIME_COL,
+    amount_col: str | None = AMOUNT_COL,
     order_col: str | None = None,
     tz: str | None = None,
-    on_invalid: Literal["raise", "drop"] = "raise",
+    on_invalid: OnInvalid = ON_INVALID,
     npartitions: int | None = None,
     num_threads: int | None = 1,
     min_rows: int = _batches.DEFAULT_MIN_ROWS,
@@ -145,63 +163,39 @@ def score(
     finds the latest purchase. Returns a lazy Dask DataFrame, one row per customer, with the
     columns of :data:`winback.silence.SILENCE_COLUMNS` as Arrow-backed pandas dtypes.
     """
-    from winback.silence import check_parameters
-
-    resolution_us, trf, s = check_parameters(
-        resolution, min_occasions, trf_cuts, s_cuts, num_threads
-    )
-    read, used, empty = _read_settings(
-        ddf,
+    plan = score_plan(
+        _source(ddf, npartitions),
+        as_of=as_of,
+        resolution=resolution,
+        min_occasions=min_occasions,
+        trf_cuts=trf_cuts,
+        s_cuts=s_cuts,
         customer_col=customer_col,
         time_col=time_col,
         amount_col=amount_col,
         order_col=order_col,
         tz=tz,
         on_invalid=on_invalid,
-    )
-    if as_of is None:
-        bounds = _bounds(ddf, used, read, npartitions)
-    else:
-        bounds = {"time_zone": empty.time_zone, "max_ts_us": None}
-    settings = _batches.ScoreSettings(
-        **asdict(read),
-        as_of_us=_batches.resolve_as_of(bounds, as_of),
-        resolution=f"{resolution_us}us",
-        min_occasions=min_occasions,
-        trf_cuts=tuple(trf),
-        s_cuts=tuple(s),
         num_threads=num_threads,
     )
-    schema = _batches.silence_schema(
-        _batches.customer_arrow_type(empty.frame.schema["customer"]),
-        whole_days=resolution_us % _io.MICROS_PER_DAY == 0,
-    )
-
-    def kernel(frame: pd.DataFrame) -> pd.DataFrame:
-        batches = _sorted_partition(frame, read).to_batches()
-        out = _batches.silence_batches(batches, settings, min_rows=min_rows)
-        return _pandas(pa.Table.from_batches(list(out), schema=schema))
-
-    return _shuffled(ddf, used, read, npartitions).map_partitions(
-        kernel, meta=_pandas(schema.empty_table())
-    )
+    return _map_customers(ddf, npartitions, plan, _batches.silence_batches, min_rows)
 
 
 def summary(
     ddf: Any,
     *,
     as_of: AsOf | None = None,
-    unit: Literal["D", "W"] = "W",
+    unit: TimeUnit = UNIT,
     calibration_end: AsOf | None = None,
     holdout_end: AsOf | None = None,
-    resolution: str | timedelta = "1d",
-    period: str = "month",
-    customer_col: str = "customer_id",
-    time_col: str = "ts",
-    amount_col: str | None = "amount",
+    resolution: str | timedelta = RESOLUTION,
+    period: str = PERIOD,
+    customer_col: str = CUSTOMER_COL,
+    time_col: str = TIME_COL,
+    amount_col: str | None = AMOUNT_COL,
     order_col: str | None = None,
     tz: str | None = None,
-    on_invalid: Literal["raise", "drop"] = "raise",
+    on_invalid: OnInvalid = ON_INVALID,
     npartitions: int | None = None,
     num_threads: int | None = 1,
     min_rows: int = _batches.DEFAULT_MIN_ROWS,
@@ -214,41 +208,20 @@ def summary(
     raised then. Returns a lazy Dask DataFrame with the columns of
     :data:`winback.summary.SUMMARY_COLUMNS` (and the holdout columns with ``calibration_end``).
     """
-    from winback.summary import UNITS
-
-    if unit not in UNITS:
-        raise WinbackConfigError(f"unit={unit!r} is not a time unit; use 'D' (days) or 'W' (weeks)")
-    _io.check_num_threads(num_threads)
-    resolution_text = f"{_io.parse_resolution(resolution)}us"
-    read, used, empty = _read_settings(
-        ddf,
+    plan = summary_plan(
+        _source(ddf, npartitions),
+        as_of=as_of,
+        unit=unit,
+        calibration_end=calibration_end,
+        holdout_end=holdout_end,
+        resolution=resolution,
+        period=period,
         customer_col=customer_col,
         time_col=time_col,
         amount_col=amount_col,
         order_col=order_col,
         tz=tz,
         on_invalid=on_invalid,
-    )
-    bounds = _bounds(ddf, used, read, npartitions)
-    settings, schema = _batches.summary_plan(
-        bounds,
-        read,
-        time_zone=empty.time_zone,
-        customer_dtype=empty.frame.schema["customer"],
-        as_of=as_of,
-        calibration_end=calibration_end,
-        holdout_end=holdout_end,
-        unit=unit,
-        resolution=resolution_text,
-        period=period,
         num_threads=num_threads,
     )
-
-    def kernel(frame: pd.DataFrame) -> pd.DataFrame:
-        batches = _sorted_partition(frame, read).to_batches()
-        out = _batches.summary_batches(batches, settings, min_rows=min_rows)
-        return _pandas(pa.Table.from_batches(list(out), schema=schema))
-
-    return _shuffled(ddf, used, read, npartitions).map_partitions(
-        kernel, meta=_pandas(schema.empty_table())
-    )
+    return _map_customers(ddf, npartitions, plan, _batches.summary_batches, min_rows)

@@ -3,14 +3,16 @@
 An optional extra (``pip install 'winback[spark]'``); PySpark is imported only when a function
 here is called. The per-customer kernels run on the executors inside ``mapInArrow`` over
 ``repartition(n, customer).sortWithinPartitions(customer, time)``: each task streams its Arrow
-batches through :func:`winback._batches.stream_batches`, which holds the last customer of each
-chunk over to the next and calls the local API (:func:`winback.silence`, :func:`winback.summary`)
-on whole chunks — the same Rust code, never Python per customer. Results equal the local API's
-bit for bit (after sorting by customer), with the column mapping of :mod:`winback._batches`
-(Enums → ``string``, ``Date`` → ``date``, naive ``Datetime`` → ``timestamp_ntz``).
+batches through :func:`winback._engines.batches.stream_batches`, which holds the last customer of
+each chunk over to the next and calls the local API (:func:`winback.silence`,
+:func:`winback.summary`) on whole chunks — the same Rust code, never Python per customer. Results
+equal the local API's bit for bit (after sorting by customer), with the column mapping of
+:mod:`winback._engines.batches` (Enums → ``string``, ``Date`` → ``date``, naive ``Datetime`` →
+``timestamp_ntz``).
 
-Settings that depend on all the data are resolved once on the driver, from one aggregate over a
-narrow ``mapInArrow``: the default ``as_of`` (the latest valid purchase) and, for the summary, the
+Settings that depend on all the data are resolved once on the driver (by
+:mod:`winback._engines.plan`, shared with the Dask engine), from one aggregate over a narrow
+``mapInArrow``: the default ``as_of`` (the latest valid purchase) and, for the summary, the
 first purchase (the period grid's anchor). The executors need winback installed (the wheel) and
 the driver's time-zone view: Spark ``timestamp`` columns arrive in ``spark.sql.session.timeZone``
 and are bucketed on that zone's calendar (or ``tz=``), exactly as the local API would bucket
@@ -26,16 +28,31 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict
 from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
 
-from winback import _batches, _io
+from winback import _io
+from winback._engines import batches as _batches
+from winback._engines.plan import Source, score_plan, summary_plan
+from winback._options import (
+    AMOUNT_COL,
+    CUSTOMER_COL,
+    MIN_OCCASIONS,
+    ON_INVALID,
+    PERIOD,
+    RESOLUTION,
+    S_CUTS,
+    TIME_COL,
+    TRF_CUTS,
+    UNIT,
+    AsOf,
+    OnInvalid,
+    TimeUnit,
+)
 from winback.errors import WinbackConfigError, WinbackError, WinbackFitError, WinbackInputError
-from winback.silence import AsOf
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -110,7 +127,7 @@ def _spark_type(arrow_type: pa.DataType) -> Any:
 
 
 def spark_schema(schema: pa.Schema) -> StructType:
-    """The Spark schema of a declared Arrow output schema (see :mod:`winback._batches`)."""
+    """The Spark schema of a declared Arrow output schema (see :mod:`winback._engines.batches`)."""
     from pyspark.sql import types as spark_types
 
     return spark_types.StructType(
@@ -119,36 +136,18 @@ def spark_schema(schema: pa.Schema) -> StructType:
 
 
 # -- reading -------------------------------------------------------------------------------------
-def _read_settings(
-    df: DataFrame,
-    *,
-    customer_col: str,
-    time_col: str,
-    amount_col: str | None,
-    order_col: str | None,
-    tz: str | None,
-    on_invalid: Literal["raise", "drop"],
-) -> tuple[_batches.ReadSettings, list[str], _io.Prepared]:
-    """Checks the columns on the driver (an empty read through the local reader) and returns the
-    settings, the columns to ship and the empty prepared frame (customer type, time zone)."""
-    _require_pyspark()
-    if amount_col == "amount" and "amount" not in df.columns:
-        amount_col = None
-    read = _batches.ReadSettings(
-        customer_col=customer_col,
-        time_col=time_col,
-        amount_col=amount_col,
-        order_col=order_col,
-        tz=tz,
-        on_invalid=on_invalid,
+def _source(df: DataFrame, *, num_partitions: int | None, min_rows: int) -> Source:
+    """What the shared planning needs from a Spark DataFrame (checks run on the driver)."""
+
+    def bounds(read: _batches.ReadSettings, used: list[str]) -> dict[str, Any]:
+        return _bounds(df, used, read, num_partitions=num_partitions, min_rows=min_rows)
+
+    return Source(
+        require=_require_pyspark,
+        columns=lambda: df.columns,
+        empty=lambda used: df.select(used).limit(0).toArrow(),
+        bounds=bounds,
     )
-    missing = [c for c in (customer_col, time_col, amount_col, order_col) if c is not None]
-    absent = [c for c in missing if c not in df.columns]
-    used = list(dict.fromkeys(missing))
-    if absent:
-        read.read(pa.table({c: pa.array([], pa.int64()) for c in df.columns}))
-    empty = df.select(used).limit(0).toArrow()
-    return read, used, read.read(empty)
 
 
 def _partitioned(
@@ -265,25 +264,21 @@ def _native_bounds(df: DataFrame, read: _batches.ReadSettings) -> dict[str, Any]
     }
 
 
-def _resolution_text(resolution: str | timedelta) -> str:
-    return f"{_io.parse_resolution(resolution)}us"
-
-
 # -- public functions ----------------------------------------------------------------------------
 def score(
     df: DataFrame,
     *,
     as_of: AsOf | None = None,
-    resolution: str | timedelta = "1d",
-    min_occasions: int = 2,
-    trf_cuts: Sequence[float] = (0.4, 0.6, 0.8, 0.95),
-    s_cuts: Sequence[float] = (1.0, 2.0),
-    customer_col: str = "customer_id",
-    time_col: str = "ts",
-    amount_col: str | None = "amount",
+    resolution: str | timedelta = RESOLUTION,
+    min_occasions: int = MIN_OCCASIONS,
+    trf_cuts: Sequence[float] = TRF_CUTS,
+    s_cuts: Sequence[float] = S_CUTS,
+    customer_col: str = CUSTOMER_COL,
+    time_col: str = TIME_COL,
+    amount_col: str | None = AMOUNT_COL,
     order_col: str | None = None,
     tz: str | None = None,
-    on_invalid: Literal["raise", "drop"] = "raise",
+    on_invalid: OnInvalid = ON_INVALID,
     num_partitions: int | None = None,
     num_threads: int | None = 1,
     min_rows: int = _batches.DEFAULT_MIN_ROWS,
@@ -297,64 +292,50 @@ def score(
     partition scores at the same snapshot.
 
     Returns a lazy DataFrame with one row per customer and the columns of
-    :data:`winback.silence.SILENCE_COLUMNS` (schema: :func:`winback._batches.silence_schema`).
-    Bad rows raise on the executors as in the local API (``on_invalid="raise"``; row numbers
-    count within a chunk of the partition); ``"drop"`` drops them (no rejects table).
+    :data:`winback.silence.SILENCE_COLUMNS` (schema:
+    :func:`winback._engines.batches.silence_schema`). Bad rows raise on the executors as in the
+    local API (``on_invalid="raise"``; row numbers count within a chunk of the partition);
+    ``"drop"`` drops them (no rejects table).
     """
-    from winback.silence import check_parameters
-
-    resolution_us, trf, s = check_parameters(
-        resolution, min_occasions, trf_cuts, s_cuts, num_threads
-    )
-    read, used, empty = _read_settings(
-        df,
+    plan = score_plan(
+        _source(df, num_partitions=num_partitions, min_rows=min_rows),
+        as_of=as_of,
+        resolution=resolution,
+        min_occasions=min_occasions,
+        trf_cuts=trf_cuts,
+        s_cuts=s_cuts,
         customer_col=customer_col,
         time_col=time_col,
         amount_col=amount_col,
         order_col=order_col,
         tz=tz,
         on_invalid=on_invalid,
-    )
-    if as_of is None:
-        bounds = _bounds(df, used, read, num_partitions=num_partitions, min_rows=min_rows)
-    else:
-        bounds = {"time_zone": empty.time_zone, "max_ts_us": None}
-    settings = _batches.ScoreSettings(
-        **asdict(read),
-        as_of_us=_batches.resolve_as_of(bounds, as_of),
-        resolution=f"{resolution_us}us",
-        min_occasions=min_occasions,
-        trf_cuts=tuple(trf),
-        s_cuts=tuple(s),
         num_threads=num_threads,
     )
-    schema = _batches.silence_schema(
-        _batches.customer_arrow_type(empty.frame.schema["customer"]),
-        whole_days=resolution_us % _io.MICROS_PER_DAY == 0,
-    )
+    settings = plan.settings
 
     def kernel(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         yield from _batches.silence_batches(batches, settings, min_rows=min_rows)
 
-    partitioned = _partitioned(df, used, read, num_partitions)
-    return partitioned.mapInArrow(kernel, spark_schema(schema))
+    partitioned = _partitioned(df, plan.used, plan.read, num_partitions)
+    return partitioned.mapInArrow(kernel, spark_schema(plan.schema))
 
 
 def summary(
     df: DataFrame,
     *,
     as_of: AsOf | None = None,
-    unit: Literal["D", "W"] = "W",
+    unit: TimeUnit = UNIT,
     calibration_end: AsOf | None = None,
     holdout_end: AsOf | None = None,
-    resolution: str | timedelta = "1d",
-    period: str = "month",
-    customer_col: str = "customer_id",
-    time_col: str = "ts",
-    amount_col: str | None = "amount",
+    resolution: str | timedelta = RESOLUTION,
+    period: str = PERIOD,
+    customer_col: str = CUSTOMER_COL,
+    time_col: str = TIME_COL,
+    amount_col: str | None = AMOUNT_COL,
     order_col: str | None = None,
     tz: str | None = None,
-    on_invalid: Literal["raise", "drop"] = "raise",
+    on_invalid: OnInvalid = ON_INVALID,
     num_partitions: int | None = None,
     num_threads: int | None = 1,
     min_rows: int = _batches.DEFAULT_MIN_ROWS,
@@ -368,50 +349,37 @@ def summary(
 
     Returns a lazy DataFrame with the columns of :data:`winback.summary.SUMMARY_COLUMNS` (and
     :data:`~winback.summary.HOLDOUT_COLUMNS` with ``calibration_end``), schema
-    :func:`winback._batches.summary_schema`.
+    :func:`winback._engines.batches.summary_schema`.
     """
-    from winback.summary import UNITS
-
-    if unit not in UNITS:
-        raise WinbackConfigError(f"unit={unit!r} is not a time unit; use 'D' (days) or 'W' (weeks)")
-    _io.check_num_threads(num_threads)
-    resolution_text = _resolution_text(resolution)
-    read, used, empty = _read_settings(
-        df,
+    plan = summary_plan(
+        _source(df, num_partitions=num_partitions, min_rows=min_rows),
+        as_of=as_of,
+        unit=unit,
+        calibration_end=calibration_end,
+        holdout_end=holdout_end,
+        resolution=resolution,
+        period=period,
         customer_col=customer_col,
         time_col=time_col,
         amount_col=amount_col,
         order_col=order_col,
         tz=tz,
         on_invalid=on_invalid,
-    )
-    bounds = _bounds(df, used, read, num_partitions=num_partitions, min_rows=min_rows)
-    settings, schema = _batches.summary_plan(
-        bounds,
-        read,
-        time_zone=empty.time_zone,
-        customer_dtype=empty.frame.schema["customer"],
-        as_of=as_of,
-        calibration_end=calibration_end,
-        holdout_end=holdout_end,
-        unit=unit,
-        resolution=resolution_text,
-        period=period,
         num_threads=num_threads,
     )
+    settings = plan.settings
 
     def kernel(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         yield from _batches.summary_batches(batches, settings, min_rows=min_rows)
 
-    partitioned = _partitioned(df, used, read, num_partitions)
-    return partitioned.mapInArrow(kernel, spark_schema(schema))
+    partitioned = _partitioned(df, plan.used, plan.read, num_partitions)
+    return partitioned.mapInArrow(kernel, spark_schema(plan.schema))
 
 
 def _model_columns(model: BaseModel) -> tuple[str, ...]:
-    from winback.models import NBDModel
-    from winback.models._count_base import CountModel
+    from winback.models import BetaGeoModel, ModifiedBetaGeoModel, NBDModel, ParetoNBDModel
 
-    if isinstance(model, CountModel):
+    if isinstance(model, BetaGeoModel | ModifiedBetaGeoModel | ParetoNBDModel):
         return ("frequency", "recency", "T")
     if isinstance(model, NBDModel):
         return ("period_frequency", "n_periods")
@@ -428,7 +396,7 @@ def fit(
     *,
     bin_width: float | None = None,
     max_distinct: int = DEFAULT_MAX_DISTINCT,
-    unit: Literal["D", "W"] = "W",
+    unit: TimeUnit = UNIT,
     min_rows: int = _batches.DEFAULT_MIN_ROWS,
     **summary_args: Any,
 ) -> BaseModel:
@@ -437,7 +405,7 @@ def fit(
 
     For the purchase-count models (BG/NBD, MBG/NBD, Pareto/NBD) each executor bins t_x
     (``recency``) and T to the nearest multiple of ``bin_width`` (in the summary's ``unit``;
-    default one week, ``0`` keeps them exact: see :func:`winback._batches.bin_compress`) and
+    default one week, ``0`` keeps them exact: see :func:`winback._engines.batches.bin_compress`) and
     counts the distinct (x, t_x, T); Spark sums the counts and the driver fits them with the local
     code (``weights_col="count"``). The result equals the local fit of the binned summary bit
     for bit. At day resolution the tuples barely repeat (88k customers gave 75k tuples), hence the
@@ -497,7 +465,7 @@ def predict(
     model: BaseModel,
     *,
     t: float,
-    customer_col: str = "customer_id",
+    customer_col: str = CUSTOMER_COL,
 ) -> DataFrame:
     """P(alive) and the expected purchases in the next ``t`` time units (SPEC §5) of every
     customer of a Spark summary, with a fitted purchase-count model, on the executors.
@@ -507,10 +475,10 @@ def predict(
     ``model.probability_alive(summary)`` and ``model.expected_purchases(t, summary)`` bit for
     bit. Returns a lazy DataFrame ``customer_id``, ``p_alive``, ``expected_purchases`` (double).
     """
-    from winback.models._count_base import CountModel
+    from winback.models import BetaGeoModel, ModifiedBetaGeoModel, ParetoNBDModel
 
     _require_pyspark()
-    if not isinstance(model, CountModel):
+    if not isinstance(model, BetaGeoModel | ModifiedBetaGeoModel | ParetoNBDModel):
         raise WinbackConfigError(
             f"winback.spark.predict needs BetaGeoModel, ModifiedBetaGeoModel or ParetoNBDModel, "
             f"not {type(model).__name__}"

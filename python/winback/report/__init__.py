@@ -14,12 +14,23 @@ reason. Importing this package is cheap: Altair and vl-convert load when a repor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from winback._options import (
+    AMOUNT_COL,
+    CUSTOMER_COL,
+    MIN_OCCASIONS,
+    ON_INVALID,
+    RESOLUTION,
+    S_CUTS,
+    TIME_COL,
+    TRF_CUTS,
+    AsOf,
+    OnInvalid,
+)
 from winback.report._registry import (
     Section,
     SectionBody,
@@ -29,7 +40,7 @@ from winback.report._registry import (
     registered_sections,
     unregister_section,
 )
-from winback.silence import AsOf
+from winback.report._result import Progress, Report
 
 __all__ = [
     "Report",
@@ -43,39 +54,6 @@ __all__ = [
     "unregister_section",
 ]
 
-#: ``progress(step, done, total)``: called before each step of the report.
-Progress = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True)
-class Report:
-    """A built report.
-
-    Attributes
-    ----------
-    html : the page.
-    path : where it was written (``None`` without ``output``).
-    figures : the data-summary figures shown in its first table (rows read, rejected and used,
-        customers by status, first and last purchase, as_of, total amount).
-    sections : keys of the sections shown, in order.
-    skipped : key → reason of each section left out.
-    parameters : the parameters shown in its last table.
-    """
-
-    html: str = field(repr=False)
-    path: Path | None
-    figures: dict[str, Any]
-    sections: list[str]
-    skipped: dict[str, str]
-    parameters: dict[str, Any] = field(repr=False)
-
-    def save(self, path: str | Path) -> Path:
-        """Writes the page to ``path`` (UTF-8) and returns the path."""
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(self.html, encoding="utf-8")
-        return target
-
 
 def report(
     data: Any,
@@ -88,14 +66,14 @@ def report(
     models: Sequence[str] = ("bgnbd", "pareto"),
     top_n: int = 25,
     title: str | None = None,
-    min_occasions: int = 2,
-    resolution: str | timedelta = "1d",
-    trf_cuts: Sequence[float] = (0.4, 0.6, 0.8, 0.95),
-    s_cuts: Sequence[float] = (1.0, 2.0),
-    customer_col: str = "customer_id",
-    time_col: str = "ts",
-    amount_col: str | None = "amount",
-    on_invalid: Literal["raise", "drop"] = "raise",
+    min_occasions: int = MIN_OCCASIONS,
+    resolution: str | timedelta = RESOLUTION,
+    trf_cuts: Sequence[float] = TRF_CUTS,
+    s_cuts: Sequence[float] = S_CUTS,
+    customer_col: str = CUSTOMER_COL,
+    time_col: str = TIME_COL,
+    amount_col: str | None = AMOUNT_COL,
+    on_invalid: OnInvalid = ON_INVALID,
     num_threads: int | None = None,
     progress: Progress | None = None,
 ) -> Report:

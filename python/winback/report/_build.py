@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import winback
 from winback import _io
+from winback._options import AsOf, OnInvalid
+from winback._version import __version__
 from winback.errors import WinbackConfigError, WinbackError
-from winback.report import Progress, Report
-from winback.report import _sections as sections_module
 from winback.report._context import MODEL_NAMES, ReportContext, ReportParameters
 from winback.report._html import render_page
 from winback.report._registry import (
@@ -21,7 +20,9 @@ from winback.report._registry import (
     missing_capabilities,
     registered_sections,
 )
-from winback.silence import AsOf, check_parameters, silence
+from winback.report._result import Progress, Report
+from winback.report._sections import summary_figures  # importing the sections registers them
+from winback.silence import check_parameters, silence
 
 
 def _check(models: Sequence[str], top_n: int, output: str | Path | None) -> tuple[str, ...]:
@@ -56,7 +57,7 @@ def build_report(
     customer_col: str,
     time_col: str,
     amount_col: str | None,
-    on_invalid: Literal["raise", "drop"],
+    on_invalid: OnInvalid,
     num_threads: int | None,
     progress: Progress | None,
 ) -> Report:
@@ -127,7 +128,7 @@ def build_report(
             reason = str(exc) if isinstance(exc, WinbackError) else f"{type(exc).__name__}: {exc}"
             skipped[section.key] = f"failed: {reason}"
     step("writing the page", total - 1)
-    figures = sections_module.summary_figures(ctx)
+    figures = summary_figures(ctx)
     page = render_page(
         title=title or "winback report",
         subtitle=(
@@ -138,7 +139,7 @@ def build_report(
         skipped=skipped,
         titles={s.key: s.title for s in todo},
         footer=(
-            f"Made by winback {winback.__version__} on "
+            f"Made by winback {__version__} on "
             f"{datetime.now().isoformat(sep=' ', timespec='seconds')}. Charts: Vega-Lite "
             "(Altair), Vega JavaScript inlined: no network needed."
         ),

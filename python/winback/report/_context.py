@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 
-import winback
 from winback._io import describe_moment
+from winback._options import AsOf, OnInvalid
+from winback._version import __version__
+from winback.campaign import campaign
 from winback.errors import WinbackError
-from winback.silence import AsOf, SilenceInfo
+from winback.migrate import Migration, migration
+from winback.rfm import quadrant, rfm
+from winback.silence import SilenceInfo
+from winback.summary import summary
+from winback.value import value
 
 __all__ = [
+    "CAPABILITIES",
     "MODEL_NAMES",
     "ReportContext",
     "ReportParameters",
@@ -23,6 +31,14 @@ __all__ = [
     "call_capability",
     "call_capability_raw",
 ]
+
+#: The winback functions sections call by name (SPEC §4, §6, §8), with the arguments each accepts.
+CAPABILITIES: dict[str, Callable[..., Any]] = {
+    "rfm": rfm,
+    "quadrant": quadrant,
+    "value": value,
+    "campaign": campaign,
+}
 
 #: ``models=`` names → (estimator class in ``winback.models``, label).
 MODEL_NAMES = {
@@ -48,7 +64,7 @@ class ReportParameters:
     customer_col: str
     time_col: str
     amount_col: str | None
-    on_invalid: Literal["raise", "drop"]
+    on_invalid: OnInvalid
     num_threads: int | None
 
     def input_kwargs(self) -> dict[str, Any]:
@@ -132,11 +148,11 @@ class ReportContext:
         }
 
     @cached_property
-    def migration(self) -> winback.Migration:
+    def migration(self) -> Migration:
         """:func:`winback.migration` between ``previous_as_of`` and ``as_of``."""
         if self.previous_as_of is None:
             raise WinbackError("the data spans too short a time for two snapshots")
-        return winback.migration(
+        return migration(
             self.data, as_of=[self.previous_as_of, self.as_of], **self.scoring_kwargs()
         )
 
@@ -145,7 +161,7 @@ class ReportContext:
         """:func:`winback.summary` in weeks with the calibration / holdout split."""
         if self.calibration_end is None:
             raise WinbackError("the data spans too short a time for a calibration split")
-        return winback.summary(
+        return summary(
             self.data,
             calibration_end=self.calibration_end,
             holdout_end=self.as_of,
@@ -213,13 +229,14 @@ class ReportContext:
             "time_col": show(p.time_col),
             "amount_col": show(p.amount_col),
             "on_invalid": show(p.on_invalid),
-            "winback version": winback.__version__,
+            "winback version": __version__,
         }
 
 
 def call_capability_raw(name: str, *args: Any, **kwargs: Any) -> Any:
-    """Calls ``winback.<name>`` with the keyword arguments its signature accepts."""
-    function = getattr(winback, name)
+    """Calls ``winback.<name>`` (one of :data:`CAPABILITIES`) with the keyword arguments its
+    signature accepts."""
+    function = CAPABILITIES[name]
     try:
         parameters = dict(inspect.signature(function).parameters)
     except (TypeError, ValueError):  # pragma: no cover - builtins without a signature

@@ -9,6 +9,7 @@ bought twice). This is how sections for features still being built light up when
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -101,7 +102,12 @@ def registered_sections() -> list[Section]:
 
 
 def missing_capabilities(section: Section) -> list[str]:
-    """The names in ``section.requires`` that the installed ``winback`` does not provide."""
-    import winback
+    """The names in ``section.requires`` that the installed ``winback`` does not provide.
 
-    return [name for name in section.requires if not callable(getattr(winback, name, None))]
+    ``requires`` names attributes of the public ``winback`` package (any function, including
+    ones a newer or patched winback adds), so they are looked up by name at run time in the
+    package, which is always imported by then (this module is inside it); the report does not
+    import the package it is part of.
+    """
+    package = sys.modules["winback"]
+    return [name for name in section.requires if not callable(getattr(package, name, None))]

@@ -1,5 +1,5 @@
 """Streaming scoring of customer-sorted Arrow record batches (SPEC §10): the engine-neutral core
-of :mod:`winback.spark` and :mod:`winback.dask`.
+of :mod:`winback.spark` and :mod:`winback.dask` that runs on the workers.
 
 An engine hands each worker an iterator of :class:`pyarrow.RecordBatch` holding its share of the
 transactions, hash-partitioned by customer and sorted by (customer, time) within the partition.
@@ -13,7 +13,8 @@ Every customer is scored independently by the kernels, so a chunk's rows come ou
 they would from the whole table, given the same global settings: the snapshot ``as_of`` (whose
 default, the latest purchase, is a property of all the data) and, for :func:`winback.summary`,
 the first purchase of all the data (it anchors the period grid and the calibration checks).
-:func:`data_bounds` computes those per batch, :class:`GlobalWindow` combines them on the driver.
+:func:`data_bounds` computes those per batch; :mod:`winback._engines.plan` resolves them into a
+:class:`GlobalWindow` on the driver.
 
 Output schemas are fixed and declared (:func:`silence_schema`, :func:`summary_schema`): the local
 API's columns and dtypes in Arrow form. Polars ``Enum`` columns (``status``,
@@ -26,9 +27,9 @@ API's columns and dtypes in Arrow form. Polars ``Enum`` columns (``status``,
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -36,7 +37,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from winback import _io
-from winback.errors import WinbackInputError
+from winback._options import (
+    AMOUNT_COL,
+    CUSTOMER_COL,
+    MIN_OCCASIONS,
+    ON_INVALID,
+    PERIOD,
+    RESOLUTION,
+    S_CUTS,
+    TIME_COL,
+    TRF_CUTS,
+    UNIT,
+    OnInvalid,
+    TimeUnit,
+)
+from winback.errors import WinbackConfigError, WinbackInputError
+from winback.silence import silence
+from winback.summary import compress_summary, summary
 
 __all__ = [
     "BOUNDS_SCHEMA",
@@ -52,8 +69,7 @@ __all__ = [
     "combine_bounds",
     "customer_arrow_type",
     "data_bounds",
-    "resolve_as_of",
-    "resolve_window",
+    "naive",
     "silence_batches",
     "silence_schema",
     "silence_table",
@@ -155,15 +171,15 @@ def _to_arrow(frame: pl.DataFrame, schema: pa.Schema) -> pa.Table:
 class ReadSettings:
     """How the transactions are read (the local API's arguments of the same names, SPEC §1)."""
 
-    customer_col: str = "customer_id"
-    time_col: str = "ts"
-    amount_col: str | None = "amount"
+    customer_col: str = CUSTOMER_COL
+    time_col: str = TIME_COL
+    amount_col: str | None = AMOUNT_COL
     order_col: str | None = None
     tz: str | None = None
-    on_invalid: Literal["raise", "drop"] = "raise"
+    on_invalid: OnInvalid = ON_INVALID
 
-    def read(self, table: Any) -> _io.Prepared:
-        return _io.read_transactions(
+    def read(self, table: Any) -> _io.PreparedTransactions:
+        return _io.prepare(
             table,
             customer_col=self.customer_col,
             time_col=self.time_col,
@@ -180,10 +196,10 @@ class ScoreSettings(ReadSettings):
     (local wall-clock µs, resolved on the driver)."""
 
     as_of_us: int = 0
-    resolution: str = "1d"
-    min_occasions: int = 2
-    trf_cuts: tuple[float, ...] = (0.4, 0.6, 0.8, 0.95)
-    s_cuts: tuple[float, ...] = (1.0, 2.0)
+    resolution: str = RESOLUTION
+    min_occasions: int = MIN_OCCASIONS
+    trf_cuts: tuple[float, ...] = TRF_CUTS
+    s_cuts: tuple[float, ...] = S_CUTS
     num_threads: int | None = 1
 
 
@@ -203,9 +219,9 @@ class SummarySettings(ReadSettings):
     """Arguments of :func:`winback.summary` for every chunk, with the global window."""
 
     window: GlobalWindow = field(default_factory=lambda: GlobalWindow(0, None, None, None))
-    unit: Literal["D", "W"] = "W"
-    resolution: str = "1d"
-    period: str = "month"
+    unit: TimeUnit = UNIT
+    resolution: str = RESOLUTION
+    period: str = PERIOD
     num_threads: int | None = 1
 
 
@@ -334,10 +350,8 @@ def _chunk_context(exc: WinbackInputError, chunk: pa.Table, customer_col: str) -
 # -- silence -------------------------------------------------------------------------------------
 def silence_table(table: pa.Table, settings: ScoreSettings) -> pa.Table:
     """:func:`winback.silence` of one chunk of whole customers, in :func:`silence_schema`."""
-    import winback
-
     try:
-        frame = winback.silence(
+        frame = silence(
             table,
             as_of=_io.micros_to_datetime(settings.as_of_us),
             resolution=settings.resolution,
@@ -394,7 +408,8 @@ def _absent_customer(customers: pl.Series) -> Any:
     return int(values[gaps[0]]) + 1
 
 
-def _naive(micros: int | None) -> datetime | None:
+def naive(micros: int | None) -> datetime | None:
+    """Local wall-clock µs as a naive datetime (None stays None)."""
     return None if micros is None else _io.micros_to_datetime(micros)
 
 
@@ -406,8 +421,6 @@ def summary_table(table: pa.Table, settings: SummarySettings) -> pa.Table:
     added at the data's first purchase (so the chunk's period grid and checks are those of all
     the data) and its row removed from the result.
     """
-    import winback
-
     window = settings.window
     try:
         prepared = settings.read(table)
@@ -424,12 +437,12 @@ def summary_table(table: pa.Table, settings: SummarySettings) -> pa.Table:
         if prepared.has_amount:
             anchor["amount"] = [0.0]
         frame = pl.concat([frame, pl.DataFrame(anchor, schema=frame.schema)])
-    result = winback.summary(
+    result = summary(
         frame,
-        as_of=_naive(window.as_of_us),
+        as_of=naive(window.as_of_us),
         unit=settings.unit,
-        calibration_end=_naive(window.calibration_end_us),
-        holdout_end=_naive(window.holdout_end_us),
+        calibration_end=naive(window.calibration_end_us),
+        holdout_end=naive(window.holdout_end_us),
         resolution=settings.resolution,
         period=settings.period,
         customer_col="customer",
@@ -468,8 +481,6 @@ def bin_width_for(unit: str, bin_width: float | None) -> float:
     if bin_width is None:
         return 1.0 if unit == "W" else 7.0
     if not bin_width >= 0 or bin_width == float("inf"):
-        from winback.errors import WinbackConfigError
-
         raise WinbackConfigError(
             f"bin_width={bin_width!r} must be a finite number ≥ 0 (0: no binning), in the "
             "summary's time unit"
@@ -490,8 +501,6 @@ def bin_compress(
     t_x ≤ T. ``width = 0`` keeps them exact. Output: ``columns`` in their types, ``count``
     (int64).
     """
-    from winback.summary import compress_summary
-
     frame = bin_frame(pl.DataFrame(pl.from_arrow(table)).select(columns), width, binned)
     return compress_summary(frame, columns).to_arrow()
 
@@ -501,120 +510,3 @@ def bin_frame(frame: pl.DataFrame, width: float, columns: Sequence[str]) -> pl.D
     if width <= 0:
         return frame
     return frame.with_columns(((pl.col(c) / width + 0.5).floor() * width).alias(c) for c in columns)
-
-
-# -- resolving the global settings on the driver ---------------------------------------------------
-def _in_local_time(moment: Any, zone: str | None) -> Any:
-    """A cut-off as the local API would read it on data in ``zone``: tz-aware values become the
-    naive local wall clock; dates, naive datetimes and ISO strings without an offset are kept as
-    given (so error messages quote them as the user wrote them)."""
-    aware = isinstance(moment, datetime) and moment.tzinfo is not None
-    if isinstance(moment, str) and len(moment.strip()) > 10:
-        try:
-            aware = datetime.fromisoformat(moment.strip()).tzinfo is not None
-        except ValueError:
-            aware = False  # the local API reports the bad text itself
-    return _naive(_io.as_of_to_micros(moment, zone)) if aware else moment
-
-
-def resolve_as_of(bounds: dict[str, Any], as_of: Any) -> int:
-    """The snapshot of :func:`winback.silence` over all the data (local wall-clock µs): ``as_of``
-    in the data's time zone, else the latest valid purchase (SPEC §1), else 0 (no data)."""
-    if as_of is not None:
-        return _io.as_of_to_micros(as_of, bounds["time_zone"])
-    return 0 if bounds["max_ts_us"] is None else int(bounds["max_ts_us"])
-
-
-def summary_plan(
-    bounds: dict[str, Any],
-    read: ReadSettings,
-    *,
-    time_zone: str | None,
-    customer_dtype: pl.DataType,
-    as_of: Any,
-    calibration_end: Any,
-    holdout_end: Any,
-    unit: Literal["D", "W"],
-    resolution: str,
-    period: str,
-    num_threads: int | None,
-) -> tuple[SummarySettings, pa.Schema]:
-    """What every engine's ``summary`` needs once the data's bounds are known: the settings each
-    task runs :func:`summary_batches` with, and the declared output schema. ``time_zone`` is
-    the input column's, used when the bounds found none (no valid row)."""
-    if bounds["time_zone"] is None:
-        bounds["time_zone"] = time_zone
-    window = resolve_window(
-        bounds,
-        as_of=as_of,
-        calibration_end=calibration_end,
-        holdout_end=holdout_end,
-        unit=unit,
-        resolution=resolution,
-        period=period,
-    )
-    settings = SummarySettings(
-        **asdict(read),
-        window=window,
-        unit=unit,
-        resolution=resolution,
-        period=period,
-        num_threads=num_threads,
-    )
-    schema = summary_schema(
-        customer_arrow_type(customer_dtype), split=window.calibration_end_us is not None
-    )
-    return settings, schema
-
-
-def resolve_window(
-    bounds: dict[str, Any],
-    *,
-    as_of: Any,
-    calibration_end: Any,
-    holdout_end: Any,
-    unit: Literal["D", "W"],
-    resolution: str,
-    period: str,
-) -> GlobalWindow:
-    """The cut-offs of :func:`winback.summary` over all the data, resolved by the local API itself.
-
-    Tz-aware cut-offs are first converted to the data's local wall clock, then the local function
-    runs on two rows at the data's earliest and latest purchase: it applies the defaults and
-    raises the same :class:`~winback.WinbackConfigError` as it would on all the data.
-    """
-    import winback
-
-    zone = bounds["time_zone"]
-    micros = [m for m in (bounds["min_ts_us"], bounds["max_ts_us"]) if m is not None]
-    probe = pl.DataFrame(
-        {"customer": [0] * len(micros), "ts": [_io.micros_to_datetime(m) for m in micros]},
-        schema={"customer": pl.Int64, "ts": pl.Datetime("us")},
-    )
-    _, info = winback.summary(
-        probe,
-        as_of=_in_local_time(as_of, zone),
-        unit=unit,
-        calibration_end=_in_local_time(calibration_end, zone),
-        holdout_end=_in_local_time(holdout_end, zone),
-        resolution=resolution,
-        period=period,
-        customer_col="customer",
-        time_col="ts",
-        amount_col=None,
-        return_info=True,
-    )
-
-    def back(moment: datetime | None) -> int | None:
-        return None if moment is None else _io.as_of_to_micros(moment, None)
-
-    as_of_us = back(info.as_of)
-    end_us = back(info.holdout_end) if info.holdout_end is not None else as_of_us
-    first = bounds["min_ts_us"]
-    first_us = first if first is not None and end_us is not None and first <= end_us else None
-    return GlobalWindow(
-        as_of_us=0 if as_of_us is None else as_of_us,
-        calibration_end_us=back(info.calibration_end),
-        holdout_end_us=back(info.holdout_end),
-        first_ts_us=first_us,
-    )

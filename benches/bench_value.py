@@ -8,7 +8,7 @@ Measured, one after the other on the same in-memory frame:
 - **winback.value** — the whole engine: read and checks, the Rust panel, the NBD and
   Gamma–Gamma fits, every per-customer forecast, margin/expense rules, the Markov chain, CLV and
   tiers.
-- **winback panel** — the panel stage alone (`_io.read_transactions` + the Rust kernel, as
+- **winback panel** — the panel stage alone (`_io.prepare` + the Rust kernel, as
   `value` calls it): customer × period occasions, revenue, positive occasions and revenue.
 - **polars panel** — the same panel as a good Polars user would write it: filter ``ts <= as_of``,
   ``group_by(customer, day)`` summing amounts (an occasion is a customer-day), then
@@ -66,7 +66,7 @@ def winback_value(df: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
 
 def winback_panel(df: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
     """The panel stage of `winback.value`, with the mean amount added."""
-    prepared = _io.read_transactions(df, amount_col="amount")
+    prepared = _io.prepare(df, amount_col="amount")
     as_of_us = _io.snapshot_end(prepared, as_of)
     first = int(prepared.frame.get_column("ts").min())  # type: ignore[arg-type]
     day_us = _io.parse_resolution("1d")

@@ -114,3 +114,9 @@ def test_prepared_without_amounts_is_refused_by_value(tx: pl.DataFrame) -> None:
     prepared = winback.prepare(tx.drop("amount"))
     with pytest.raises(winback.WinbackInputError, match="no amounts"):
         winback.value(prepared, as_of=AS_OF)
+
+
+def test_report_reads_its_input_once(tx: pl.DataFrame, reads: list[str]) -> None:
+    page = winback.report(tx, as_of=AS_OF, previous_as_of="1997-06-30", models=("bgnbd",))
+    assert reads == ["DataFrame"]
+    assert "winback" in page.html

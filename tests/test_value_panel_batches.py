@@ -44,7 +44,7 @@ def _split(frame: pl.DataFrame, rows_per_batch: int) -> pa.Table:
 def test_panel_from_small_batches_equals_the_whole_table(
     log: pl.DataFrame, rows_per_batch: int, period: str, end_day: int
 ) -> None:
-    prepared = _io.read_transactions(log, amount_col="amount").frame
+    prepared = _io.prepare(log, amount_col="amount").frame
     start = micros(datetime(2023, 1, 1))
     max_us = start + end_day * DAY - 1
     edges = period_edges(period, start, max_us + 1) or [start]
@@ -70,7 +70,7 @@ def generated() -> pl.DataFrame:
 
 
 def test_large_panel_and_value_from_many_batches(generated: pl.DataFrame) -> None:
-    prepared = _io.read_transactions(generated, amount_col="amount").frame
+    prepared = _io.prepare(generated, amount_col="amount").frame
     start = int(prepared.get_column("ts").min())  # type: ignore[arg-type]
     start -= start % DAY
     max_us = micros(datetime(2025, 1, 1)) - 1

@@ -41,14 +41,9 @@ from winback._io.times import (
 )
 from winback._options import OnInvalid
 
-#: Transitional names (the rooms that still say them move to the new ones).
-Prepared = PreparedTransactions
-read_transactions = prepare
-
 __all__ = [
     "MICROS_PER_DAY",
     "OnInvalid",
-    "Prepared",
     "PreparedTransactions",
     "ReadPlan",
     "as_of_to_micros",
@@ -66,7 +61,6 @@ __all__ = [
     "plan_read",
     "prepare",
     "read_schema",
-    "read_transactions",
     "reject_reason",
     "snapshot_end",
     "snapshot_end_at",

@@ -1,8 +1,8 @@
 """The input edge: transactions read, checked and converted once (docs/methods.md#input).
 
-:func:`read_transactions` turns any supported input into a :class:`Prepared` object — the core's
+:func:`prepare` turns any supported input into a :class:`PreparedTransactions` object — the core's
 columns, the rows read and the rejects — and every public function that takes transactions
-accepts a :class:`Prepared` in place of raw data without reading it again.
+accepts a :class:`PreparedTransactions` in place of raw data without reading it again.
 """
 
 from __future__ import annotations

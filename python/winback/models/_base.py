@@ -490,7 +490,7 @@ class BaseModel:
 
     def to_dict(self) -> dict[str, Any]:
         """The fitted model as plain JSON-ready data (what :meth:`save` writes)."""
-        from winback import __version__
+        from winback._version import __version__
 
         self._check_fitted()
         return {

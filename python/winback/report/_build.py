@@ -87,7 +87,14 @@ def build_report(
             progress(label, done, total)
 
     step("scoring", 0)
-    frame = _io.to_polars(data)  # read once: a reader or iterator cannot be read again
+    # The one read of the input (docs/architecture.md): every section gets the prepared rows.
+    frame = _io.prepare(
+        data,
+        customer_col=customer_col,
+        time_col=time_col,
+        amount_col=amount_col,
+        on_invalid=on_invalid,
+    )
     scores, info = silence(
         frame,
         as_of=as_of,

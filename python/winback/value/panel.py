@@ -118,7 +118,7 @@ def expense_panel(
     as_of_us: int,
 ) -> pl.DataFrame:
     """Expenses per customer and period (Polars): ``customer_id``, ``period``, ``expense``."""
-    prepared = _io.read_transactions(
+    prepared = _io.prepare(
         expenses,
         customer_col=customer_col,
         time_col=time_col,

@@ -1,16 +1,16 @@
 """Back-test of `winback.value`'s next-period forecast on CDNOW, next to lifetimes' BG/NBD +
-Gamma–Gamma on the same splits (SPEC §6; issue 4).
+Gamma–Gamma on the same splits (docs/methods.md#value; issue 4).
 
 For each split date (a month end) both sides are calibrated on the transactions up to and
 including it and forecast every calibration customer's amount in the next calendar month; the
 forecasts are compared with what the customers spent in that month (0 for most):
 
-- **winback expected_amount** — SPEC §6's forecast E[X']·E[M'] from the monthly NBD and the
-  Gamma–Gamma model (no dropout: assumptions 3–6).
+- **winback expected_amount** — the forecast (docs/methods.md#forecasts) E[X']·E[M'] from the
+  monthly NBD and the Gamma–Gamma model (no dropout: assumptions 3–6).
 - **winback chain-adjusted** — the same amount given a purchase, E[X'M' | X' ≥ 1], times the
-  Markov chain's probability of a purchase next period (SPEC §7, ``p_active_next_markov``):
-  ``expected_amount × p_active_next_markov / p_active_next``. The chain over recency is what
-  brings lapse in (SPEC §7).
+  Markov chain's probability of a purchase next period (docs/methods.md#p-active,
+  ``p_active_next_markov``): ``expected_amount × p_active_next_markov / p_active_next``. The chain
+  over recency is what brings lapse in (docs/methods.md#markov).
 - **winback P(alive)-adjusted** — ``expected_amount × p_alive`` (value's ``p_alive``: the
   BG/NBD posterior that the customer has not dropped out, fitted on the same calibration data).
 - **lifetimes BG/NBD × GG** — `BetaGeoFitter` on lifetimes' daily summary,

@@ -1,4 +1,5 @@
-"""Benchmark: segment scored customers and build a win-back campaign (SPEC §4, §8).
+"""Benchmark: segment scored customers and build a win-back campaign (docs/methods.md#rfm,
+#campaign).
 
 The target (issue 5): 5,000,000 scored customers segmented and a campaign built in under 10 s on
 this machine. The data comes from ``gen_data.py`` (seeded), scored once by ``winback.silence``

@@ -1,8 +1,8 @@
 """Benchmark larger-than-memory scoring: ``winback score --memory-limit`` against DuckDB.
 
-One run (SPEC §10, issue 7): generate a Parquet data set a chunk of customers at a time
-(``gen_data.write_chunked``: every customer's rows spread over every file), then score it twice,
-each side in its own process with the same memory limit:
+One run (docs/methods.md#out-of-core, issue 7): generate a Parquet data set a chunk of customers at
+a time (``gen_data.write_chunked``: every customer's rows spread over every file), then score it
+twice, each side in its own process with the same memory limit:
 
 (a) ``winback``: ``winback score DATA_DIR --as-of AS_OF --memory-limit LIMIT --spill-dir TMP
     -o winback.parquet`` — stream, partition by customer into spill files, score by parts,

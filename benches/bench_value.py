@@ -1,5 +1,5 @@
-"""Benchmark: `winback.value` (SPEC §6, §7) on 1M customers × 24 monthly periods, next to a
-straightforward Polars implementation of the same customer × period panel, in one run.
+"""Benchmark: `winback.value` (docs/methods.md#value, #markov) on 1M customers × 24 monthly periods,
+next to a straightforward Polars implementation of the same customer × period panel, in one run.
 
 The project's generator (gen_data.py, seed 0, two years from 2023-01-01, 15 rows a customer)
 makes the log; ``as_of`` is the window's end, so the panel has 24 complete monthly periods.

@@ -180,7 +180,7 @@ def pareto_nbd_log_p_alive_mp(params: Sequence[float], x: float, t_x: float, T: 
         return float(mp.log(first) - mp.log(first + rest))
 
 
-# --- NBD (SPEC §5), without the data-only constant ----------------------------------------------
+# --- NBD (docs/methods.md#nbd), without the data-only constant ------------------------------------
 
 
 def nbd_loglik_each(params: Sequence[float], X: F64, T: F64) -> F64:
@@ -198,7 +198,7 @@ def nbd_loglik_mp(params: Sequence[float], X: float, T: float) -> float:
         )
 
 
-# --- Gamma–Gamma (SPEC §5; Fader, Hardie & Lee 2005 "RFM and CLV", eq. (3)) ----------------------
+# --- Gamma–Gamma (docs/methods.md#gamma-gamma; Fader, Hardie & Lee 2005 "RFM and CLV", eq. (3)) ---
 
 
 def gamma_gamma_loglik_each(params: Sequence[float], x: F64, mean_amount: F64) -> F64:

@@ -1,5 +1,5 @@
-"""Slow, obviously-correct oracles written straight from SPEC §2 and §5 (no shared code with
-winback)."""
+"""Slow, obviously-correct oracles written straight from docs/methods.md#silence, #summary (no
+shared code with winback)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def silence(
     trf_cuts: tuple[float, ...] = (0.4, 0.6, 0.8, 0.95),
     s_cuts: tuple[float, ...] = (1.0, 2.0),
 ) -> dict[Any, dict[str, Any]]:
-    """Per customer: the SPEC §2 figures. ``rows`` are (customer, ts in µs, amount or None)."""
+    """Per customer: the docs/methods.md#silence figures. ``rows`` are (customer, ts in µs, amount
+    or None)."""
     occasions: dict[Any, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for customer, ts, amount in rows:
         if ts > as_of_us:
@@ -86,7 +87,7 @@ def silence(
 
 
 def _period_index(us: int, period: str, anchor_day: date) -> int:
-    """Index of the period holding local wall-clock µs ``us`` (SPEC §5 "Periods")."""
+    """Index of the period holding local wall-clock µs ``us`` (docs/methods.md#periods)."""
     moment = EPOCH + timedelta(microseconds=us)
     if period == "month":
         return moment.year * 12 + moment.month - 1
@@ -99,8 +100,8 @@ def _period_index(us: int, period: str, anchor_day: date) -> int:
 
 
 def _ascending_sum(values: list[float]) -> float:
-    """Sum in ascending order, from the first value: the canonical order SPEC §11 fixes for the
-    amounts of one occasion, so results compare bit for bit."""
+    """Sum in ascending order, from the first value: the canonical order docs/methods.md#determinism
+    fixes for the amounts of one occasion, so results compare bit for bit."""
     ordered = sorted(values)
     return reduce(lambda a, b: a + b, ordered[1:], ordered[0])
 
@@ -122,8 +123,8 @@ def summary(
     unit_us: int = 7 * DAY_US,
     period: str = "month",
 ) -> tuple[dict[Any, dict[str, Any]], int]:
-    """Per customer born by the calibration end: the SPEC §5 statistics; and the number of
-    customers born after it. ``rows`` are (customer, ts in µs, amount or None).
+    """Per customer born by the calibration end: the docs/methods.md#summary statistics; and the
+    number of customers born after it. ``rows`` are (customer, ts in µs, amount or None).
 
     Calibration and holdout are two separate snapshots: rows at or before the calibration end,
     and rows after it up to ``max_time_us``, each bucketed into occasions on its own. Periods are

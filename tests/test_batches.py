@@ -1,4 +1,4 @@
-"""The streaming batch scorer behind winback.spark and winback.dask (SPEC §10).
+"""The streaming batch scorer behind winback.spark and winback.dask (docs/methods.md#spark).
 
 The oracle is the local API run on the whole table: whatever the batch split and chunk size,
 the stream must give the same rows, bit for bit.

@@ -1,4 +1,5 @@
-"""The target list (SPEC §8): selection, priority, strategy, staff, follow-up and holdout."""
+"""The target list (docs/methods.md#campaign): selection, priority, strategy, staff, follow-up and
+holdout."""
 
 from __future__ import annotations
 

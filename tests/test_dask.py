@@ -1,4 +1,5 @@
-"""winback.dask (SPEC §10): Dask results equal the local API's bit for bit (after sorting)."""
+"""winback.dask (docs/methods.md#spark): Dask results equal the local API's bit for bit (after
+sorting)."""
 
 from __future__ import annotations
 

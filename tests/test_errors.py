@@ -1,4 +1,5 @@
-"""SPEC §1 hygiene and SPEC §11 typed errors: every bad input gets a specific, actionable error."""
+"""Input hygiene (docs/methods.md#hygiene) and typed errors (docs/methods.md#errors): every bad
+input gets a specific, actionable error."""
 
 from __future__ import annotations
 

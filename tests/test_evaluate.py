@@ -1,4 +1,5 @@
-"""Campaign evaluation (SPEC §8): intervals, recovery of a known uplift, windows, errors."""
+"""Campaign evaluation (docs/methods.md#evaluation): intervals, recovery of a known uplift, windows,
+errors."""
 
 from __future__ import annotations
 

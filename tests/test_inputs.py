@@ -1,4 +1,5 @@
-"""Every supported container and file format gives the same result (SPEC §1, Foundation issue)."""
+"""Every supported container and file format gives the same result (docs/methods.md#input,
+Foundation issue)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Numba log-likelihoods and gradients (SPEC §5, fitting contract) against independent oracles.
+"""The Numba log-likelihoods and gradients (docs/methods.md#fitting) against independent oracles.
 
 Accuracy is measured as |Δℓ| ≤ 1e-10 · max(1, |ℓ|) per tuple: an absolute error in a
 log-likelihood is a relative error in the likelihood, so near ℓ = 0 an absolute bound is the
@@ -418,7 +418,7 @@ def test_cdnow_mbgnbd_and_nbd(cdnow: tuple[NDArray[np.float64], ...]) -> None:
     params, best = _fit(lik.mbgnbd_loglik_grad, cdnow, 4)
     assert best == pytest.approx(float(np.sum(ref.mbgnbd_loglik_each(params, x, tx, T))), rel=1e-12)
     assert best > lik.mbgnbd_loglik([0.243, 4.414, 0.793, 2.426], *cdnow)
-    # continuous-time NBD on (x, T): r = 0.385, α = 12.072 (Fader & Hardie; SPEC §5)
+    # continuous-time NBD on (x, T): r = 0.385, α = 12.072 (Fader & Hardie; docs/methods.md#nbd)
     nbd_params, nbd_best = _fit(lik.nbd_loglik_grad, (x, T, w), 2)
     np.testing.assert_array_equal(np.round(nbd_params, 3), [0.385, 12.072])
     assert nbd_best == pytest.approx(

@@ -1,4 +1,5 @@
-"""The Markov chain of SPEC §7: counts vs an oracle, rows, reachability, values, CLV."""
+"""The Markov chain of docs/methods.md#markov: counts vs an oracle, rows, reachability, values,
+CLV."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Migration between snapshots (SPEC §3)."""
+"""Migration between snapshots (docs/methods.md#migration)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The estimators of winback.models (SPEC §5): published CDNOW estimates, parameter recovery,
-predictions against independent closed forms and simulation, persistence, and fit failures."""
+"""The estimators of winback.models (docs/methods.md#models): published CDNOW estimates, parameter
+recovery, predictions against independent closed forms and simulation, persistence, and fit
+failures."""
 
 from __future__ import annotations
 
@@ -66,7 +67,8 @@ def test_pareto_nbd_reproduces_the_literature_on_cdnow(cdnow_summary: pl.DataFra
 
 
 def test_continuous_nbd_reproduces_the_literature_on_cdnow(cdnow_summary: pl.DataFrame) -> None:
-    # SPEC §5: the continuous-time NBD on (x, T) gives r = 0.385, α = 12.072 (Fader & Hardie).
+    # docs/methods.md#nbd: the continuous-time NBD on (x, T) gives r = 0.385, α = 12.072 (Fader &
+    # Hardie).
     model = NBDModel().fit(cdnow_summary, frequency_col="frequency", periods_col="T")
     assert round(model.params_["r"], 3) == 0.385
     assert round(model.params_["alpha"], 3) == 12.072

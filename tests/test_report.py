@@ -1,4 +1,5 @@
-"""The HTML report (SPEC §9): built from the API's numbers, drawn by real headless Chromium."""
+"""The HTML report (docs/methods.md#outputs): built from the API's numbers, drawn by real headless
+Chromium."""
 
 from __future__ import annotations
 
@@ -297,7 +298,8 @@ def _fake_value(data: Any, *, as_of: Any = None) -> pl.DataFrame:
 def test_capability_sections_draw_when_the_capabilities_exist(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    # Stand-ins with SPEC §4/§6 column names, until issues 4 and 5 land the real functions.
+    # Stand-ins with docs/methods.md#rfm, #value column names, until issues 4 and 5 land the real
+    # functions.
     for name, fake in (("rfm", _fake_rfm), ("quadrant", _fake_quadrant), ("value", _fake_value)):
         if not hasattr(winback, name):
             monkeypatch.setattr(winback, name, fake, raising=False)

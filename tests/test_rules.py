@@ -1,4 +1,4 @@
-"""The rules engine and its presets (SPEC §4, §8): hand-checked cases and clear errors."""
+"""The rules engine and its presets (docs/methods.md#rules): hand-checked cases and clear errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""RFM scores, named segments, tiers, quadrants and migration feature differences (SPEC §3, §4)."""
+"""RFM scores, named segments, tiers, quadrants and migration feature differences
+(docs/methods.md#migration, #rfm)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Oracle and invariance properties of silence scoring (SPEC §2, §11)."""
+"""Oracle and invariance properties of silence scoring (docs/methods.md#silence, #determinism)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""winback.spark (SPEC §10): Spark results equal the local API's bit for bit.
+"""winback.spark (docs/methods.md#spark): Spark results equal the local API's bit for bit.
 
 One shared ``local[2]`` session (UI off, 4 shuffle partitions, Arrow batches of 97 rows so
 customers straddle batches, session time zone UTC). Each test runs a few Spark jobs on a few

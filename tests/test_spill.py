@@ -1,5 +1,5 @@
-"""Larger-than-memory scoring (SPEC §10): the out-of-core path equals the in-memory one, bit for
-bit, and cleans up after itself whatever happens."""
+"""Larger-than-memory scoring (docs/methods.md#out-of-core): the out-of-core path equals the
+in-memory one, bit for bit, and cleans up after itself whatever happens."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""winback.summary and compress_summary (SPEC §5): oracle, invariance, real data, bad inputs."""
+"""winback.summary and compress_summary (docs/methods.md#summary): oracle, invariance, real data,
+bad inputs."""
 
 from __future__ import annotations
 
@@ -203,7 +204,8 @@ def test_string_and_integer_ids_give_the_same_summary(
 
 @given(log=transaction_logs(), as_of_day=st.integers(0, 45))
 def test_frequency_and_recency_agree_with_silence(log: pl.DataFrame, as_of_day: int) -> None:
-    """Without a split the summary is the silence snapshot in other units (SPEC §2, §5)."""
+    """Without a split the summary is the silence snapshot in other units (docs/methods.md#silence,
+    #summary)."""
     as_of = START + timedelta(days=as_of_day, hours=6)
     summ = winback.summary(log, as_of=as_of, unit="D")
     sil = winback.silence(log, as_of=as_of)

@@ -1,4 +1,5 @@
-"""winback.value (SPEC §6): the panel kernel, the margin and expense rules, forecasts, real data."""
+"""winback.value (docs/methods.md#value): the panel kernel, the margin and expense rules, forecasts,
+real data."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""``winback value`` (SPEC §9): the CLI writes what :func:`winback.value` returns."""
+"""``winback value`` (docs/methods.md#outputs): the CLI writes what :func:`winback.value`
+returns."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Determinism audit (SPEC §11): value (with costs and expenses), rfm's windowed monetary and
-evaluate's per-arm revenue give the same bits for shuffled rows and for 1 or 2 threads (both
-winback's and Polars' pools, which are fixed per process: each run is a fresh interpreter)."""
+"""Determinism audit (docs/methods.md#determinism): value (with costs and expenses), rfm's windowed
+monetary and evaluate's per-arm revenue give the same bits for shuffled rows and for 1 or 2 threads
+(both winback's and Polars' pools, which are fixed per process: each run is a fresh interpreter)."""
 
 from __future__ import annotations
 

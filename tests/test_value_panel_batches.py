@@ -1,4 +1,4 @@
-"""The value panel (SPEC §5 "Periods") does not depend on how the input is split into Arrow
+"""The value panel (docs/methods.md#periods) does not depend on how the input is split into Arrow
 record batches: many small batches give the same panel, and the same value frame, as one."""
 
 from __future__ import annotations

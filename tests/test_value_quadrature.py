@@ -1,11 +1,12 @@
-"""Closed forms of the value engine against independent numerical integration (SPEC §5, §6, §7).
+"""Closed forms of the value engine against independent numerical integration
+(docs/methods.md#upside, #forecasts, #markov).
 
 The engine evaluates the Gamma–Gamma spend predictive (the CDF and its bin masses, the upside
 "transfer expectation" and its probability) through regularised incomplete beta functions, and
 the NB count predictive (the upside, P(x_i ≤ X' ≤ x_max), the open frequency bucket's mass and
 conditional mean count) through incomplete-beta tails. Here the same quantities come from the
 densities themselves: adaptive Gauss–Legendre quadrature of the BetaPrime density in log space
-(Numba), and plain summation of the NB pmf. Agreement: < 1e-8 relative (SPEC §5).
+(Numba), and plain summation of the NB pmf. Agreement: < 1e-8 relative (docs/methods.md#upside).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """winback: find customers going silent, say how silent they are, and win them back.
 
-The public API (SPEC.md): :func:`silence` scores every customer's silence (SPEC §2) and
-:func:`migration` follows customers between snapshots (SPEC §3).
+The public API (docs/methods.md): :func:`silence` scores every customer's silence
+(docs/methods.md#silence) and :func:`migration` follows customers between snapshots
+(docs/methods.md#migration).
 """
 
 from __future__ import annotations

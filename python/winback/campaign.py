@@ -1,11 +1,12 @@
-"""The win-back target list (SPEC §8): selection, priority, strategy, staff, follow-up, holdout.
+r"""The win-back target list (docs/methods.md#campaign): selection, priority, strategy, staff,
+follow-up, holdout.
 
 Every random-looking choice comes from one stable hash per customer (:func:`assignment_hash`):
 the 8-byte BLAKE2b digest of ``campaign_id (UTF-8) ‖ 0x00 ‖ id`` read as a little-endian unsigned
 integer ``h``, where ``id`` is the 8-byte little-endian two's complement of an integer id or the
 UTF-8 bytes of a string id. In Python::
 
-    h = int.from_bytes(hashlib.blake2b(campaign_id.encode() + b"\\x00" + id_bytes,
+    h = int.from_bytes(hashlib.blake2b(campaign_id.encode() + b"\x00" + id_bytes,
                                        digest_size=8).digest(), "little")
 
 - **arm**: ``control`` when ``h < holdout × 2⁶⁴``, else ``treatment`` — a pure function of
@@ -68,7 +69,7 @@ TARGET_COLUMNS = (
 )
 _NO_ACTION = "no_action"
 _TIER_LEVELS = {"platinum": "high", "gold": "high", "silver": "mid"}
-_HIGH_SHARE = 0.20  # value_level "high": the top 20 % (= platinum + gold of SPEC §6's tiers)
+_HIGH_SHARE = 0.20  # value_level "high": top 20 % (platinum + gold: docs/methods.md#value-tiers)
 _MID_SHARE = 0.50  # "mid": the next 30 % (silver)
 _TWO_64 = 1 << 64
 
@@ -76,7 +77,7 @@ _TWO_64 = 1 << 64
 def assignment_hash(
     customer_ids: pl.Series | Sequence[Any], campaign_id: str, *, num_threads: int | None = None
 ) -> pl.Series:
-    """The stable hash ``h`` of each customer id under ``campaign_id`` (UInt64; see the module
+    r"""The stable hash ``h`` of each customer id under ``campaign_id`` (UInt64; see the module
     documentation for the definition).
 
     Examples
@@ -84,7 +85,7 @@ def assignment_hash(
     >>> import hashlib
     >>> from winback.campaign import assignment_hash
     >>> h = assignment_hash([42], "spring-2024")[0]
-    >>> h == int.from_bytes(hashlib.blake2b(b"spring-2024\\x00" + (42).to_bytes(8, "little"),
+    >>> h == int.from_bytes(hashlib.blake2b(b"spring-2024\x00" + (42).to_bytes(8, "little"),
     ...                                     digest_size=8).digest(), "little")
     True
     """
@@ -307,7 +308,7 @@ def campaign(
     value_col: str | None = None,
     num_threads: int | None = None,
 ) -> pl.DataFrame:
-    """Build the win-back target list (SPEC §8), one row per targeted customer.
+    """Build the win-back target list (docs/methods.md#campaign), one row per targeted customer.
 
     Parameters
     ----------
@@ -353,11 +354,11 @@ def campaign(
     Returns
     -------
     polars.DataFrame
-        :data:`TARGET_COLUMNS`, sorted by ``priority`` (1 = first; SPEC §2: TrF group e first,
-        then S descending, predicted value descending, customer id): ``segment``, ``strategy``,
-        ``arm`` (``treatment``/``control``), ``contact`` (treatment and not ``no_action``: the
-        customers to contact), ``staff`` and ``next_contact`` (null when not contacted),
-        ``rank_ratio_group``, ``silence_score``, ``recency_days``, ``predicted_value``,
+        :data:`TARGET_COLUMNS`, sorted by ``priority`` (1 = first; docs/methods.md#priority: TrF
+        group e first, then S descending, predicted value descending, customer id): ``segment``,
+        ``strategy``, ``arm`` (``treatment``/``control``), ``contact`` (treatment and not
+        ``no_action``: the customers to contact), ``staff`` and ``next_contact`` (null when not
+        contacted), ``rank_ratio_group``, ``silence_score``, ``recency_days``, ``predicted_value``,
         ``value_level`` (high/mid/low), ``quadrant``, ``rfm_segment``, ``campaign_start``.
         Label columns are Enums (plain strings once written to CSV).
 
@@ -514,9 +515,10 @@ def _map_strategies(
 
 
 def _priority_order(targets: pl.DataFrame) -> pl.Series:
-    """Row order of SPEC §2's priority: TrF group descending (e first), S descending, predicted
-    value descending (nulls last in each), then customer id. Sorted on plain numeric keys (the
-    descending ones negated, nulls as +inf), which Polars sorts far faster than Enum keys."""
+    """Row order of the priority (docs/methods.md#priority): TrF group descending (e first), S
+    descending, predicted value descending (nulls last in each), then customer id. Sorted on plain
+    numeric keys (the descending ones negated, nulls as +inf), which Polars sorts far faster than
+    Enum keys."""
     group = pl.col("rank_ratio_group").to_physical().cast(pl.Int16)
     last = float("inf")
     return targets.select(

@@ -1,4 +1,4 @@
-"""winback on Dask (SPEC §10): score and summarise a Dask DataFrame of transactions.
+"""winback on Dask (docs/methods.md#spark): score and summarise a Dask DataFrame of transactions.
 
 An optional extra (``pip install 'winback[dask]'``), a second engine for Python-first teams;
 Dask is imported only when a function here is called. The transactions are shuffled by customer
@@ -85,8 +85,8 @@ def _bounds(
     def one(frame: pd.DataFrame) -> pa.Table:
         return _batches.bounds_table([_arrow(frame)], read)
 
-    parts = [dask.delayed(one)(part) for part in source.to_delayed()]
-    tables = dask.compute(*parts)
+    parts = [dask.delayed(one)(part) for part in source.to_delayed()]  # type: ignore[attr-defined]
+    tables = dask.compute(*parts)  # type: ignore[attr-defined, no-untyped-call]
     return _batches.combine_bounds(pa.concat_tables(tables))
 
 
@@ -155,7 +155,8 @@ def score(
     num_threads: int | None = 1,
     min_rows: int = _batches.DEFAULT_MIN_ROWS,
 ) -> Any:
-    """:func:`winback.silence` (SPEC §2) of a Dask DataFrame, partition by partition.
+    """:func:`winback.silence` (docs/methods.md#silence) of a Dask DataFrame, partition by
+    partition.
 
     Arguments are those of :func:`winback.silence`, plus ``npartitions`` (after the shuffle by
     customer; default: as many as the input), ``num_threads`` (Rust threads per partition task,
@@ -200,7 +201,8 @@ def summary(
     num_threads: int | None = 1,
     min_rows: int = _batches.DEFAULT_MIN_ROWS,
 ) -> Any:
-    """:func:`winback.summary` (SPEC §5) of a Dask DataFrame, partition by partition.
+    """:func:`winback.summary` (docs/methods.md#summary) of a Dask DataFrame, partition by
+    partition.
 
     Arguments are those of :func:`winback.summary`, plus ``npartitions``, ``num_threads`` and
     ``min_rows`` as in :func:`score`. One ``compute`` first finds the earliest and latest

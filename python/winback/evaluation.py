@@ -1,4 +1,5 @@
-"""Campaign evaluation (SPEC §8): did the win-back work, against the holdout?"""
+"""Campaign evaluation (docs/methods.md#evaluation): whether the win-back worked,
+measured against the holdout."""
 
 from __future__ import annotations
 
@@ -131,8 +132,8 @@ class Evaluation:
         campaign's cost, cost per reactivated treated customer and per incremental reactivation,
         and incremental revenue net of cost.
     migration : per arm, the moves between the groups at the campaign start and at the window's
-        end (SPEC §3): ``arm, from_state, to_state, customers, share`` (row shares within arm
-        and from-state); None when the transactions hold no history before the start.
+        end (docs/methods.md#migration): ``arm, from_state, to_state, customers, share`` (row shares
+        within arm and from-state); None when the transactions hold no history before the start.
     window_start, window_end : the evaluation window (purchases after the end of
         ``window_start`` up to the end of ``window_end``).
     observed_until : the latest purchase in the transactions.
@@ -262,7 +263,7 @@ def evaluate(
     on_invalid: OnInvalid = ON_INVALID,
     migration_states: bool = True,
 ) -> Evaluation:
-    """Measure a campaign against its holdout (SPEC §8), per arm and per segment.
+    """Measure a campaign against its holdout (docs/methods.md#evaluation), per arm and per segment.
 
     A target is *reactivated* when they purchase at least once after the campaign's start date
     and within ``window_days`` days of it; their revenue is the sum of those purchases.

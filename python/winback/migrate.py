@@ -1,4 +1,5 @@
-"""Migration between snapshots (SPEC §3; seed §四.2): where did each group's customers go?"""
+"""Migration between snapshots (docs/methods.md#migration; seed §四.2): where each group's
+customers went."""
 
 from __future__ import annotations
 
@@ -91,7 +92,8 @@ class Migration:
         features: Sequence[str] | None = None,
     ) -> pl.DataFrame:
         """How the customers who moved toward group ``toward`` differ from those who did not
-        (SPEC §3), by standardised mean differences of their features at the earlier snapshot.
+        (docs/methods.md#migration), by standardised mean differences of their features at the
+        earlier snapshot.
 
         Among customers in a group (a–e) other than ``toward`` at snapshot ``pair`` (or in
         ``from_states``), a customer *moved* when their group at the next snapshot is closer to
@@ -232,7 +234,8 @@ def migration(
     on_invalid: OnInvalid = ON_INVALID,
     num_threads: int | None = None,
 ) -> Migration:
-    """Score the same transactions at several snapshots and count moves between them (SPEC §3).
+    """Score the same transactions at several snapshots and count moves between them
+    (docs/methods.md#migration).
 
     Each snapshot is scored as :func:`winback.silence` would with ``as_of=d`` (the data is read
     and validated once). A customer with no purchase yet at ``d`` is ``not_yet_customer`` there.

@@ -1,4 +1,4 @@
-"""RFM scores, named segments, the seed's three tiers and the quadrant (SPEC §4)."""
+"""RFM scores, named segments, the seed's three tiers and the quadrant (docs/methods.md#rfm)."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ SEGMENT_GRID = pl.DataFrame(
     orient="row",
 )
 
-#: The seed's three tiers (SPEC §4), in order.
+#: The seed's three tiers (docs/methods.md#rfm-tiers), in order.
 TIER_LABELS = ("high_value_active", "general_silent", "low_value_lost")
 #: Quadrants (seed: 蜜蜂/蜻蜓/蝴蝶/螳螂): contribution high/low × loyalty high/low.
 QUADRANT_LABELS = ("bee", "dragonfly", "butterfly", "mantis")
@@ -119,7 +119,7 @@ def is_scored_table(columns: Any) -> bool:
 
 
 def _score(value: pl.Expr) -> pl.Expr:
-    """1–5 by quintiles of rank, higher value = higher score (SPEC §4).
+    """1–5 by quintiles of rank, higher value = higher score (docs/methods.md#rfm).
 
     score = 1 + ⌊5 × (share of customers with a strictly lower value)⌋, so equal values get equal
     scores and distinct values fall into exact quintiles; the customers holding the highest value
@@ -198,7 +198,8 @@ def _segment_expr(segment_map: pl.DataFrame | Mapping[str, str] | None) -> pl.Ex
         expr = pl.when(condition).then(label) if expr is None else expr.when(condition).then(label)
     if expr is None:
         return pl.lit(None, dtype=pl.Enum(names))
-    return expr.otherwise(None).cast(pl.Enum(names))
+    labelled: pl.Expr = expr.otherwise(None).cast(pl.Enum(names))
+    return labelled
 
 
 def _tier_expr(thresholds: Mapping[str, float] | None) -> pl.Expr:
@@ -343,7 +344,8 @@ def rfm(
     frequency_col: str = "n_occasions",
     monetary_col: str | None = None,
 ) -> pl.DataFrame:
-    """RFM scores, cell, named segment and the seed's three tiers, one row per customer (SPEC §4).
+    """RFM scores, cell, named segment and the seed's three tiers, one row per customer
+    (docs/methods.md#rfm).
 
     R = days since the last occasion, F = occasions (in the last ``window`` when given, else all
     history), M = total amount (in the window when given) or, with ``monetary="mean"``, the mean
@@ -488,8 +490,8 @@ def quadrant(
     loyalty_cut: float | None = None,
     min_tenure_days: float = 30.0,
 ) -> pl.DataFrame:
-    """Split customers into four quadrants by contribution × loyalty (SPEC §4; seed: 蜜蜂 bee,
-    蜻蜓 dragonfly, 蝴蝶 butterfly, 螳螂 mantis).
+    """Split customers into four quadrants by contribution × loyalty (docs/methods.md#quadrant;
+    seed: 蜜蜂 bee, 蜻蜓 dragonfly, 蝴蝶 butterfly, 螳螂 mantis).
 
     ``bee`` high contribution and high loyalty, ``dragonfly`` high contribution and low loyalty,
     ``butterfly`` low contribution and high loyalty, ``mantis`` low and low. "High" means strictly

@@ -1,4 +1,4 @@
-"""Rule-based classes from a declarative TOML rules file (SPEC §4, §8).
+"""Rule-based classes from a declarative TOML rules file (docs/methods.md#rules).
 
 A rules file holds *classifiers*. Each classifier writes one output column whose value is the label
 of the first of its rules that matches a customer (first match wins), or its ``default``. Rules are
@@ -623,7 +623,8 @@ def _compile(item: Classifier, schema: pl.Schema, rules: RuleSet) -> pl.Expr:
     fallback = pl.lit(item.default, dtype=pl.String)
     if chain is None:
         return fallback.cast(dtype)
-    return chain.otherwise(fallback).cast(dtype)
+    labelled: pl.Expr = chain.otherwise(fallback).cast(dtype)
+    return labelled
 
 
 def classify(
@@ -632,7 +633,7 @@ def classify(
     *,
     thresholds: Mapping[str, Any] | None = None,
 ) -> pl.DataFrame:
-    """Add the rule-based classes of a rules file to a scored table (SPEC §4).
+    """Add the rule-based classes of a rules file to a scored table (docs/methods.md#rules).
 
     Parameters
     ----------

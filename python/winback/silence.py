@@ -1,4 +1,5 @@
-"""Silence scoring (SPEC §2): how long each customer has been quiet, against their own rhythm."""
+"""Silence scoring (docs/methods.md#silence): how long each customer has been quiet, against their
+own rhythm."""
 
 from __future__ import annotations
 
@@ -261,7 +262,7 @@ def silence(
     progress: _spill.Progress | None = None,
     return_info: bool = False,
 ) -> pl.DataFrame | tuple[pl.DataFrame, SilenceInfo]:
-    """Score how silent each customer is (SPEC §2), one row per customer.
+    """Score how silent each customer is (docs/methods.md#silence), one row per customer.
 
     For a customer with purchase occasions t_1 < … < t_n (rows in one ``resolution`` bucket are one
     occasion), the gaps are T_i = t_{i+1} − t_i and the recency is Tr = as_of − t_n, in days.
@@ -277,7 +278,7 @@ def silence(
     resolution
         Occasion bucket: ``"1d"`` (default), ``"1h"``, ``"7d"``… Buckets follow the local calendar.
     min_occasions
-        Customers with fewer occasions are not scored (the spec's β).
+        Customers with fewer occasions are not scored (β of docs/methods.md#not-scored).
     trf_cuts, s_cuts
         Cuts of TrF into groups a–e and of S into the three bands.
     customer_col, time_col, amount_col, order_col
@@ -294,7 +295,7 @@ def silence(
         Bytes (or ``"8GB"``, ``"512MiB"``) the scoring may use beyond the returned frame. Given,
         or when a file input's estimated working memory exceeds half the available RAM, the
         input is streamed, partitioned by customer into spill files and scored a part at a time
-        (SPEC §10, :mod:`winback._spill`); the result is identical.
+        (docs/methods.md#out-of-core, :mod:`winback._io.spill`); the result is identical.
     spill_dir
         Where the spill files go (default: the system's temporary directory); they are removed
         when the call ends, however it ends.
@@ -415,8 +416,8 @@ def _silence_out_of_core(
     on_invalid: OnInvalid,
     num_threads: int | None,
 ) -> tuple[pl.DataFrame | None, SilenceInfo]:
-    """:func:`silence` by parts (SPEC §10): spill, score each group of spill files with the
-    global ``as_of``, and collect the results (or append them to ``output``)."""
+    """:func:`silence` by parts (docs/methods.md#out-of-core): spill, score each group of spill
+    files with the global ``as_of``, and collect the results (or append them to ``output``)."""
     resolution_us, _, _ = check_parameters(resolution, min_occasions, trf_cuts, s_cuts, num_threads)
     sink = _spill.ResultSink(output)
     rows_used = rows_after = 0

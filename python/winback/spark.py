@@ -1,4 +1,4 @@
-"""winback on Spark (SPEC §10): score, summarise and fit on a PySpark ≥ 4.0 DataFrame.
+"""winback on Spark (docs/methods.md#spark): score, summarise and fit on a PySpark ≥ 4.0 DataFrame.
 
 An optional extra (``pip install 'winback[spark]'``); PySpark is imported only when a function
 here is called. The per-customer kernels run on the executors inside ``mapInArrow`` over
@@ -283,7 +283,8 @@ def score(
     num_threads: int | None = 1,
     min_rows: int = _batches.DEFAULT_MIN_ROWS,
 ) -> DataFrame:
-    """:func:`winback.silence` (SPEC §2) of a Spark DataFrame of transactions, on the executors.
+    """:func:`winback.silence` (docs/methods.md#silence) of a Spark DataFrame of transactions, on
+    the executors.
 
     Arguments are those of :func:`winback.silence`, plus ``num_partitions`` (the customer
     partitions; default ``spark.sql.shuffle.partitions``), ``num_threads`` (Rust threads per
@@ -340,7 +341,8 @@ def summary(
     num_threads: int | None = 1,
     min_rows: int = _batches.DEFAULT_MIN_ROWS,
 ) -> DataFrame:
-    """:func:`winback.summary` (SPEC §5) of a Spark DataFrame of transactions, on the executors.
+    """:func:`winback.summary` (docs/methods.md#summary) of a Spark DataFrame of transactions, on
+    the executors.
 
     Arguments are those of :func:`winback.summary`, plus ``num_partitions``, ``num_threads``
     and ``min_rows`` as in :func:`score`. One Spark job first finds the data's earliest and
@@ -400,8 +402,9 @@ def fit(
     min_rows: int = _batches.DEFAULT_MIN_ROWS,
     **summary_args: Any,
 ) -> BaseModel:
-    """Fits ``model`` (SPEC §5) on a Spark summary (or on transactions, summarised first with
-    :func:`summary` and ``summary_args``), gathering only compressed statistics to the driver.
+    """Fits ``model`` (docs/methods.md#fitting) on a Spark summary (or on transactions, summarised
+    first with :func:`summary` and ``summary_args``), gathering only compressed statistics to the
+    driver.
 
     For the purchase-count models (BG/NBD, MBG/NBD, Pareto/NBD) each executor bins t_x
     (``recency``) and T to the nearest multiple of ``bin_width`` (in the summary's ``unit``;
@@ -467,8 +470,8 @@ def predict(
     t: float,
     customer_col: str = CUSTOMER_COL,
 ) -> DataFrame:
-    """P(alive) and the expected purchases in the next ``t`` time units (SPEC §5) of every
-    customer of a Spark summary, with a fitted purchase-count model, on the executors.
+    """P(alive) and the expected purchases in the next ``t`` time units (docs/methods.md#models) of
+    every customer of a Spark summary, with a fitted purchase-count model, on the executors.
 
     The model travels as its JSON-ready parameters (:meth:`~winback.models.BaseModel.to_dict`)
     and each Arrow batch is scored by the local model code: the values equal the local

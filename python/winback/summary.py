@@ -1,4 +1,4 @@
-"""Per-customer sufficient statistics of the frequency and spend models (SPEC §5).
+"""Per-customer sufficient statistics of the frequency and spend models (docs/methods.md#summary).
 
 :func:`summary` turns transactions into the table the BTYD literature starts from: per customer
 the repeat purchase count ``frequency`` (x), ``recency`` (t_x) and age ``T``, the Gamma–Gamma
@@ -166,7 +166,7 @@ def _next_period(start: datetime, kind: str | int) -> datetime:
 
 
 def period_edges(period: str, first_us: int, end_us: int) -> list[int]:
-    """Boundaries of the complete periods of a panel (SPEC §5 "Periods"), local wall-clock µs.
+    """Boundaries of the complete periods of a panel (docs/methods.md#periods), local wall-clock µs.
 
     Period 0 is the period holding ``first_us``: the calendar month, quarter or ISO week
     (Monday 00:00) of it, or for ``"Nd"`` the N days from midnight of its day. The edges are
@@ -379,12 +379,14 @@ def summary(
     progress: _spill.Progress | None = None,
     return_info: bool = False,
 ) -> pl.DataFrame | tuple[pl.DataFrame, SummaryInfo]:
-    """Per-customer sufficient statistics of the frequency and spend models (SPEC §5).
+    """Per-customer sufficient statistics of the frequency and spend models
+    (docs/methods.md#summary).
 
-    Purchases are counted as occasions (SPEC §1: rows of a customer in one ``resolution`` bucket
-    are one occasion dated at the bucket start, with their amounts summed). For a customer with
-    occasions t_1 < … < t_n up to the calibration end c (``calibration_end``, else ``as_of``):
-    x = n − 1 repeat occasions, t_x = t_n − t_1 and T = c − t_1 (c floored to its bucket).
+    Purchases are counted as occasions (docs/methods.md#occasions: rows of a customer in one
+    ``resolution`` bucket are one occasion dated at the bucket start, with their amounts summed).
+    For a customer with occasions t_1 < … < t_n up to the calibration end c (``calibration_end``,
+    else ``as_of``): x = n − 1 repeat occasions, t_x = t_n − t_1 and T = c − t_1 (c floored to its
+    bucket).
 
     Parameters
     ----------
@@ -406,7 +408,7 @@ def summary(
         Occasion bucket: ``"1d"`` (default), ``"1h"``, ``"7d"``… A bucket holding the
         calibration end is cut there: its later rows form a holdout occasion of their own.
     period
-        Periods of the panel (SPEC §5 "Periods"): ``"month"`` (calendar, default), ``"week"``
+        Periods of the panel (docs/methods.md#periods): ``"month"`` (calendar, default), ``"week"``
         (ISO, from Monday), ``"quarter"`` or ``"Nd"`` (N days from the day of the data's first
         occasion). Only periods complete by the calibration end count.
     customer_col, time_col, amount_col, order_col
@@ -420,7 +422,7 @@ def summary(
     num_threads
         Worker threads (default: ``WINBACK_NUM_THREADS`` or all cores). Results never depend on it.
     memory_limit, spill_dir, progress
-        Larger-than-memory input (SPEC §10), as in :func:`winback.silence`: with
+        Larger-than-memory input (docs/methods.md#out-of-core), as in :func:`winback.silence`: with
         ``memory_limit`` (bytes or ``"8GB"``), or a file input too large for half the available
         RAM, the input is partitioned by customer into spill files under ``spill_dir`` and
         summarised a part at a time, with the same cut-offs and panel edges as a whole; the
@@ -441,11 +443,11 @@ def summary(
           T = calibration end − first occasion;
         - ``monetary_value``: z̄, mean amount of the repeat calibration occasions with a positive
           amount (0 when there are none; occasions with amount ≤ 0 are left out of spend models,
-          SPEC §1); ``spend_frequency`` (Int64): their number, the x of Gamma–Gamma;
+          docs/methods.md#hygiene); ``spend_frequency`` (Int64): their number, the x of Gamma–Gamma;
           ``first_amount``: amount of the first occasion;
         - ``n_periods`` (Int64): T_c, complete periods after the birth period (the period of
           the first occasion) up to the calibration end; ``period_frequency`` (Int64): X_c,
-          occasions in them (SPEC §5 "NBD").
+          occasions in them (docs/methods.md#nbd).
 
         With ``calibration_end``, also :data:`HOLDOUT_COLUMNS`: ``frequency_holdout`` (Int64,
         occasions after the calibration end), ``monetary_value_holdout`` (mean positive holdout
@@ -562,9 +564,10 @@ def _summary_out_of_core(
     on_invalid: OnInvalid,
     num_threads: int | None,
 ) -> tuple[pl.DataFrame, dict[str, int], int, pl.DataFrame, _Extent, _Window]:
-    """:func:`summary` by parts (SPEC §10): the windows and panel edges come from the whole
-    input's first and latest purchase, then each group of spill files is summarised with them
-    and the counts are added up. Returns (frame, counts, rows read, rejects, extent, window)."""
+    """:func:`summary` by parts (docs/methods.md#out-of-core): the windows and panel edges come from
+    the whole input's first and latest purchase, then each group of spill files is summarised with
+    them and the counts are added up. Returns (frame, counts, rows read, rejects, extent,
+    window)."""
     sink = _spill.ResultSink(None)
     totals: dict[str, int] = {}
     with _spill.spill_input(
@@ -603,8 +606,8 @@ def compress_summary(
     summary_frame: pl.DataFrame | pl.LazyFrame,
     columns: Sequence[str] = ("frequency", "recency", "T"),
 ) -> pl.DataFrame:
-    """The distinct rows of some summary columns with how often each occurs (SPEC §5: models are
-    fitted on compressed sufficient statistics).
+    """The distinct rows of some summary columns with how often each occurs
+    (docs/methods.md#fitting: models are fitted on compressed sufficient statistics).
 
     Values are compared exactly (by their bits, so -0.0 and 0.0 stay apart); rows come sorted
     by the columns in order. Nulls and NaN are errors.

@@ -1,4 +1,4 @@
-"""The streaming batch plan shared by the Spark and Dask engines (SPEC §10).
+"""The streaming batch plan shared by the Spark and Dask engines (docs/methods.md#scale).
 
 :mod:`winback._engines.batches` runs on the workers: it cuts a customer-sorted stream of Arrow
 record batches into chunks of whole customers and scores each with the local API, in declared

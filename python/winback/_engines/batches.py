@@ -1,5 +1,5 @@
-"""Streaming scoring of customer-sorted Arrow record batches (SPEC §10): the engine-neutral core
-of :mod:`winback.spark` and :mod:`winback.dask` that runs on the workers.
+"""Streaming scoring of customer-sorted Arrow record batches (docs/methods.md#spark): the
+engine-neutral core of :mod:`winback.spark` and :mod:`winback.dask` that runs on the workers.
 
 An engine hands each worker an iterator of :class:`pyarrow.RecordBatch` holding its share of the
 transactions, hash-partitioned by customer and sorted by (customer, time) within the partition.
@@ -83,7 +83,8 @@ __all__ = [
 DEFAULT_MIN_ROWS = 100_000
 
 #: One row per input batch from :func:`data_bounds`: valid rows' earliest and latest purchase
-#: (local wall-clock µs since the epoch, SPEC §1), the rows read and rejected, the time zone.
+#: (local wall-clock µs since the epoch, docs/methods.md#time-zones), the rows read and rejected,
+#: the time zone.
 BOUNDS_SCHEMA = pa.schema(
     [
         ("min_ts_us", pa.int64()),
@@ -100,12 +101,12 @@ _ENUM_COLUMNS = ("status", "rank_ratio_group", "silence_band")
 # -- declared output schemas ---------------------------------------------------------------------
 def customer_arrow_type(customer_dtype: pl.DataType) -> pa.DataType:
     """Arrow type of ``customer_id`` in every output: ``int64`` for integer ids, else
-    ``large_string`` (the local API casts ids to Int64 or String, SPEC §1)."""
+    ``large_string`` (the local API casts ids to Int64 or String, docs/methods.md#input)."""
     return pa.int64() if customer_dtype == pl.Int64 else pa.large_string()
 
 
 def silence_schema(customer_type: pa.DataType, *, whole_days: bool) -> pa.Schema:
-    """Arrow schema of :func:`winback.silence` output (SPEC §2), Enums as strings.
+    """Arrow schema of :func:`winback.silence` output (docs/methods.md#silence), Enums as strings.
 
     ``first_ts``/``last_ts`` are ``date32`` when the resolution is whole days, else naive
     ``timestamp[us]`` (local wall clock), as in the local API.
@@ -136,8 +137,8 @@ def silence_schema(customer_type: pa.DataType, *, whole_days: bool) -> pa.Schema
 
 
 def summary_schema(customer_type: pa.DataType, *, split: bool) -> pa.Schema:
-    """Arrow schema of :func:`winback.summary` output (SPEC §5); with ``split`` (a calibration
-    end) also the holdout columns."""
+    """Arrow schema of :func:`winback.summary` output (docs/methods.md#summary); with ``split`` (a
+    calibration end) also the holdout columns."""
     i64, f64 = pa.int64(), pa.float64()
     fields = [
         ("customer_id", customer_type),
@@ -169,7 +170,8 @@ def _to_arrow(frame: pl.DataFrame, schema: pa.Schema) -> pa.Table:
 # -- global settings -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ReadSettings:
-    """How the transactions are read (the local API's arguments of the same names, SPEC §1)."""
+    """How the transactions are read (the local API's arguments of the same names,
+    docs/methods.md#input)."""
 
     customer_col: str = CUSTOMER_COL
     time_col: str = TIME_COL
@@ -295,7 +297,7 @@ def _tail_length(keys: pa.Array) -> int:
     """Rows at the end of ``keys`` that belong to its last customer (contiguous when sorted)."""
     last = keys[len(keys) - 1]
     if not last.is_valid:
-        return keys.null_count
+        return int(keys.null_count)
     return int(pc.sum(pc.equal(keys, last)).as_py() or 0)
 
 
@@ -306,7 +308,7 @@ def stream_batches(
     customer_col: str,
     min_rows: int = DEFAULT_MIN_ROWS,
 ) -> Iterator[pa.RecordBatch]:
-    """Scores a customer-sorted stream of record batches chunk by chunk (SPEC §10).
+    """Scores a customer-sorted stream of record batches chunk by chunk (docs/methods.md#spark).
 
     Batches are gathered until they hold ``min_rows`` rows and end inside a customer other than
     the first; the rows of the last customer are then held over to the next chunk and the rest is
@@ -381,7 +383,8 @@ def silence_batches(
     *,
     min_rows: int = DEFAULT_MIN_ROWS,
 ) -> Iterator[pa.RecordBatch]:
-    """Silence scores (SPEC §2) of a customer-sorted batch stream, one row per customer."""
+    """Silence scores (docs/methods.md#silence) of a customer-sorted batch stream, one row per
+    customer."""
     yield from stream_batches(
         batches,
         lambda table: silence_table(table, settings),
@@ -465,7 +468,7 @@ def summary_batches(
     *,
     min_rows: int = DEFAULT_MIN_ROWS,
 ) -> Iterator[pa.RecordBatch]:
-    """Per-customer BTYD statistics (SPEC §5) of a customer-sorted batch stream."""
+    """Per-customer BTYD statistics (docs/methods.md#summary) of a customer-sorted batch stream."""
     yield from stream_batches(
         batches,
         lambda table: summary_table(table, settings),
@@ -496,9 +499,9 @@ def bin_compress(
     width: float,
 ) -> pa.Table:
     """Distinct rows of some summary ``columns`` of a chunk with customer counts, the ``binned``
-    ones binned first (SPEC §5, §10): each value is replaced by the nearest multiple of
-    ``width``, ``floor(v / width + 0.5) · width`` (halves round up), which keeps 0 at 0 and
-    t_x ≤ T. ``width = 0`` keeps them exact. Output: ``columns`` in their types, ``count``
+    ones binned first (docs/methods.md#fitting, #spark): each value is replaced by the nearest
+    multiple of ``width``, ``floor(v / width + 0.5) · width`` (halves round up), which keeps 0 at 0
+    and t_x ≤ T. ``width = 0`` keeps them exact. Output: ``columns`` in their types, ``count``
     (int64).
     """
     frame = bin_frame(pl.DataFrame(pl.from_arrow(table)).select(columns), width, binned)

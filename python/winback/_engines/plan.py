@@ -1,4 +1,4 @@
-"""Planning on the driver, shared by the Spark and Dask engines (SPEC §10).
+"""Planning on the driver, shared by the Spark and Dask engines (docs/methods.md#scale).
 
 Before any task runs, an engine's ``score`` and ``summary`` check their arguments as the local API
 checks them, pick the columns to ship, read the input's empty schema through the local reader
@@ -237,7 +237,8 @@ def _in_local_time(moment: Any, zone: str | None) -> Any:
 
 def resolve_as_of(bounds: dict[str, Any], as_of: Any) -> int:
     """The snapshot of :func:`winback.silence` over all the data (local wall-clock µs): ``as_of``
-    in the data's time zone, else the latest valid purchase (SPEC §1), else 0 (no data)."""
+    in the data's time zone, else the latest valid purchase (docs/methods.md#input), else 0 (no
+    data)."""
     if as_of is not None:
         return _io.as_of_to_micros(as_of, bounds["time_zone"])
     return 0 if bounds["max_ts_us"] is None else int(bounds["max_ts_us"])

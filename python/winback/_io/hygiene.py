@@ -79,7 +79,8 @@ def _describe_rows(indices: list[int], total: int) -> str:
 
 @dataclass(frozen=True)
 class ReadPlan:
-    """How to turn input columns into the core's columns and the hygiene flags (SPEC §1).
+    """How to turn input columns into the core's columns and the hygiene flags
+    (docs/methods.md#hygiene).
 
     ``used`` are the input columns read; ``exprs`` give ``customer``, ``ts`` (local wall-clock
     datetimes, µs), optionally ``amount`` and ``order``; ``checks`` give one boolean column per
@@ -195,7 +196,8 @@ def reject_reason(plan: ReadPlan, flags: Sequence[str]) -> pl.Expr:
     reason: Any = pl.when(pl.col(flags[0])).then(pl.lit(plan.reasons[flags[0]][1]))
     for flag in flags[1:]:
         reason = reason.when(pl.col(flag)).then(pl.lit(plan.reasons[flag][1]))
-    return reason.otherwise(None).alias("reason")
+    expr: pl.Expr = reason.otherwise(None).alias("reason")
+    return expr
 
 
 def check_on_invalid(on_invalid: str) -> None:

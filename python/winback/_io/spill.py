@@ -1,13 +1,14 @@
-"""Larger-than-memory input on one machine (SPEC §10): stream, partition by customer, spill.
+"""Larger-than-memory input on one machine (docs/methods.md#out-of-core): stream, partition by
+customer, spill.
 
 The out-of-core path of :func:`winback.silence`, :func:`winback.summary` and ``winback score``:
 
 1. **Partition** (one streaming pass over the input): Arrow batches of the used columns are read
    (Polars' streaming engine for files, or the producer's own batches for a record-batch stream),
-   checked with the same hygiene rules as the in-memory path (SPEC §1) — row indices counted over
-   the whole input — converted to the core's columns, and appended by customer to ``P`` spill
-   files (Arrow IPC streams) in a temporary directory. A customer's rows all land in one file: the
-   file is ``hash(customer) mod P`` with Polars' hash under fixed seeds (stable within a Polars
+   checked with the same hygiene rules as the in-memory path (docs/methods.md#hygiene) — row indices
+   counted over the whole input — converted to the core's columns, and appended by customer to ``P``
+   spill files (Arrow IPC streams) in a temporary directory. A customer's rows all land in one file:
+   the file is ``hash(customer) mod P`` with Polars' hash under fixed seeds (stable within a Polars
    version, which is all a spill needs; the BLAKE2b-64 of :mod:`winback.campaign` was measured at
    2.5M rows/s on this machine's two cores, the slowest step by far). The pass also keeps what is
    global: rows read, rejects, the first and latest purchase (the default ``as_of``).
@@ -376,7 +377,7 @@ def _mb(size: int) -> str:
 
 @dataclass
 class _Hygiene:
-    """Hygiene tallies over the whole input (SPEC §1), in input row order."""
+    """Hygiene tallies over the whole input (docs/methods.md#hygiene), in input row order."""
 
     counts: dict[str, int] = field(default_factory=dict)
     first_rows: dict[str, list[int]] = field(default_factory=dict)

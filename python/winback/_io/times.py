@@ -39,7 +39,8 @@ _RESOLUTION_RE = re.compile(r"^\s*(\d+)\s*(us|ms|s|m|h|d|w)\s*$")
 
 
 def parse_resolution(resolution: str | timedelta) -> int:
-    """Occasion bucket width in µs, from ``"1d"``, ``"12h"``, ``"7d"``, ``"1w"``… (SPEC §1).
+    """Occasion bucket width in µs, from ``"1d"``, ``"12h"``, ``"7d"``, ``"1w"``…
+    (docs/methods.md#occasions).
 
     Units: ``us``, ``ms``, ``s``, ``m`` (minutes), ``h``, ``d``, ``w``. A ``timedelta`` works too.
     """

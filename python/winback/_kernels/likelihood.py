@@ -1,4 +1,5 @@
-"""Log-likelihoods and analytic gradients of the frequency and spend models (SPEC §5), in Numba.
+"""Log-likelihoods and analytic gradients of the frequency and spend models
+(docs/methods.md#models), in Numba.
 
 Every model is evaluated on compressed sufficient statistics: unique data tuples with float64
 weights (customer counts). Each public function takes the natural parameters as a float64 array in
@@ -356,7 +357,7 @@ def _hyp_series(R: float, Rp: float, z: float) -> tuple[float, float, float, flo
 
 @jit
 def _hyp_cf(R: float, Rp: float, z: float) -> tuple[float, float, float, float]:
-    """(ln F, ∂/∂R, ∂/∂R', ∂/∂z) for F = 2F1(R, 1; R+R'; z) by Gauss's continued fraction
+    """(ln F, ∂/∂R, ∂/∂R', ∂/∂z) for F = 2F1(R, 1; R+R'; z) by Gauss's continued fraction.
 
     F = 1/(1 − k1 z/(1 − k2 z/(1 − …))), N = R+R'−1, k1 = R/(N+1),
     k_{2m+1} = (R+m)(N+m)/((N+2m)(N+2m+1)), k_{2m} = m(R'−1+m)/((N+2m−1)(N+2m)),
@@ -766,7 +767,7 @@ def pareto_nbd_log_p_alive(params: ArrayLike, x: ArrayLike, t_x: ArrayLike, T: A
 
 
 def nbd_loglik(params: ArrayLike, X: ArrayLike, T: ArrayLike, w: ArrayLike) -> float:
-    """NBD log-likelihood over (X, T), params [r, alpha] (SPEC §5).
+    """NBD log-likelihood over (X, T), params [r, alpha] (docs/methods.md#nbd).
 
     ℓ = lnΓ(r+X) − lnΓ(r) + r ln α − (r+X) ln(α+T); the data-only constant −Σ_k ln x_k! (period
     panel) or X ln T − ln X! (continuous time) is dropped, so this is the log-likelihood up to a
@@ -791,7 +792,7 @@ def nbd_loglik_each(params: ArrayLike, X: ArrayLike, T: ArrayLike) -> F64:
 def gamma_gamma_loglik(
     params: ArrayLike, x: ArrayLike, mean_amount: ArrayLike, w: ArrayLike
 ) -> float:
-    """Gamma–Gamma spend log-likelihood, params [p, q, gamma] (SPEC §5).
+    """Gamma–Gamma spend log-likelihood, params [p, q, gamma] (docs/methods.md#gamma-gamma).
 
     ℓ = lnΓ(px+q) − lnΓ(px) − lnΓ(q) + q ln γ + (px−1) ln z̄ + px ln x − (px+q) ln(γ + x z̄), the
     density of the mean z̄ of x amounts. Tuples with x ≤ 0 carry no spend information and contribute

@@ -1,5 +1,5 @@
-"""Exact Hessians for the Newton fast path of BG/NBD, MBG/NBD and Gamma–Gamma (SPEC §5
-"Fitting contract").
+"""Exact Hessians for the Newton fast path of BG/NBD, MBG/NBD and Gamma–Gamma
+(docs/methods.md#fitting).
 
 One pass over the compressed tuples returns the log-likelihood, its gradient and its Hessian
 w.r.t. (r, α, a, b). With them a fit converges in a handful of passes instead of the hundred or so
@@ -255,8 +255,9 @@ def _gamma_gamma_range(params, group_starts, x_values, mean_amount, w, lo, hi): 
     x (all x > 0).
 
     Per customer ℓ = lnΓ(px+q) − lnΓ(px) − lnΓ(q) + q ln γ + (px−1) ln z̄ + px ln x
-    − (px+q) ln(γ + x z̄) (SPEC §5): only ln(γ + x z̄) and 1/(γ + x z̄) vary within a group of
-    equal x, so a tuple costs one log and one division; the special functions run per group.
+    − (px+q) ln(γ + x z̄) (docs/methods.md#gamma-gamma): only ln(γ + x z̄) and 1/(γ + x z̄) vary
+    within a group of equal x, so a tuple costs one log and one division; the special functions run
+    per group.
     """
     p, q, gamma = params[0], params[1], params[2]
     total = np.zeros(10)  # ll, grad (3), Hessian upper triangle: pp, pq, pγ, qq, qγ, γγ

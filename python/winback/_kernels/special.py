@@ -1,5 +1,6 @@
 """Special functions shared by the kernels, each implemented once: ψ (digamma), ψ' (trigamma)
-and the differences lnΓ(a+b) − lnΓ(a), ψ(a+b) − ψ(a) formed without cancellation (SPEC §5).
+and the differences lnΓ(a+b) − lnΓ(a), ψ(a+b) − ψ(a) formed without cancellation
+(docs/methods.md#models).
 
 ``likelihood`` uses the differences (:func:`lgamma_diff`, :func:`digamma_diff`), ``newton`` uses
 :func:`digamma` and :func:`trigamma`. The kernels are scalar and compiled with ``jit``.

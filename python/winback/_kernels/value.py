@@ -1,5 +1,5 @@
-"""Numba loops of the value engine (SPEC §7): transition counts over the customer × period panel
-and the Dirichlet-multinomial evidence of the smoothing weight κ.
+"""Numba loops of the value engine (docs/methods.md#markov): transition counts over the customer ×
+period panel and the Dirichlet-multinomial evidence of the smoothing weight κ.
 
 All functions are compiled with :data:`winback._kernels.jit` (cached, fastmath off: bit-for-bit
 reproducible; ``nogil``) and no ``parallel=True``; float64/int64 arrays in, float64 out, no

@@ -1,6 +1,6 @@
-"""The segments and the win-back workflow (SPEC §4, §8): ``winback segment`` (RFM, tiers,
-quadrants, rule-based classes), ``winback campaign`` (the target list) and ``winback evaluate``
-(uplift against the holdout)."""
+"""The segments and the win-back workflow (docs/methods.md#rfm, #campaign): ``winback segment``
+(RFM, tiers, quadrants, rule-based classes), ``winback campaign`` (the target list) and ``winback
+evaluate`` (uplift against the holdout)."""
 
 from __future__ import annotations
 

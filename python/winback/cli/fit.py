@@ -69,7 +69,7 @@ def fit(
     ] = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Fit purchase and spend models (SPEC §5) and save each as JSON.
+    """Fit purchase and spend models (docs/methods.md#models) and save each as JSON.
 
     Example: winback fit sales.parquet -m bgnbd -m gg --calibration-end 2024-03-31 -o models/
     """

@@ -62,7 +62,8 @@ def value_command(
     ] = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Next-period value, cost, expense and Markov CLV per customer (SPEC §6, §7).
+    """Next-period value, cost, expense and Markov CLV per customer (docs/methods.md#value,
+    #markov).
 
     Example: winback value sales.parquet --expenses spend.parquet --period month -o value.parquet
     """

@@ -1,4 +1,4 @@
-"""Frequency and spend models of the customer-base literature (SPEC §5).
+"""Frequency and spend models of the customer-base literature (docs/methods.md#models).
 
 Estimators follow scikit-learn: ``fit(summary)`` returns the model, fitted attributes end in ``_``
 (``params_``, ``params_se_``, ``log_likelihood_``, ``converged_``, ``n_iter_``), ``summary()`` is

@@ -19,7 +19,8 @@ FloatArray = NDArray[np.float64]
 class CountModel(BaseModel):
     """A model of repeat purchases fitted on a summary with ``frequency`` (repeat occasions x),
     ``recency`` (t_x, last − first occasion) and ``T`` (end of calibration − first occasion), as
-    :func:`winback.summary` returns (SPEC §5). Time is in the summary's unit (weeks by default).
+    :func:`winback.summary` returns (docs/methods.md#summary). Time is in the summary's unit (weeks
+    by default).
 
     Predictions take a summary frame (``data``); without one they use the frame given to ``fit``.
     """
@@ -38,7 +39,7 @@ class CountModel(BaseModel):
         T_col: str = "T",
         weights_col: str | None = None,
     ) -> Self:
-        """Fits by maximum likelihood over the unique (x, t_x, T) tuples (SPEC §5).
+        """Fits by maximum likelihood over the unique (x, t_x, T) tuples (docs/methods.md#fitting).
 
         ``weights_col`` names a column of customer counts when ``data`` is already compressed.
         Raises :class:`~winback.WinbackFitError` when the fit fails, with the reason.
@@ -130,5 +131,5 @@ class CountModel(BaseModel):
         raise NotImplementedError
 
     def conditional_expected_purchases(self, t: float, data: Any | None = None) -> pl.Series:
-        """The name SPEC §5 and lifetimes use for :meth:`expected_purchases`."""
+        """The name lifetimes uses (docs/methods.md#bg-nbd) for :meth:`expected_purchases`."""
         return self.expected_purchases(t, data)

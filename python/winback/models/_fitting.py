@@ -1,4 +1,4 @@
-"""Maximum likelihood over compressed sufficient statistics (SPEC §5 "Fitting contract").
+"""Maximum likelihood over compressed sufficient statistics (docs/methods.md#fitting).
 
 The optimiser works in log-parameters, so every parameter stays positive without bounds games:
 L-BFGS-B (loose box on the logs, far from any sensible estimate) from one or more starts, then a

@@ -1,4 +1,5 @@
-"""BG/NBD (Fader, Hardie & Lee 2005) and MBG/NBD (Batislam, Denizel & Filiztekin 2007), SPEC §5.
+"""BG/NBD (Fader, Hardie & Lee 2005) and MBG/NBD (Batislam, Denizel & Filiztekin 2007),
+docs/methods.md#bg-nbd.
 
 Both models: while alive a customer buys at Poisson rate λ ~ Gamma(r, rate α); after each repeat
 purchase they drop out with probability p ~ Beta(a, b) (MBG/NBD: also right after the first
@@ -29,9 +30,10 @@ FloatArray = NDArray[np.float64]
 
 def _log_nb_pmf(n: float, r: FloatArray, log_p: FloatArray, log_q: FloatArray) -> FloatArray:
     """log NB(n; r, π) = lnΓ(r+n) − lnΓ(r) − ln n! + r ln π + n ln(1−π)."""
-    return (
+    log_pmf: FloatArray = (
         special.gammaln(r + n) - special.gammaln(r) - special.gammaln(n + 1) + r * log_p + n * log_q
     )
+    return log_pmf
 
 
 def fresh_expected(r: Any, alpha: Any, a: Any, b: Any, t: Any) -> FloatArray:
@@ -139,7 +141,7 @@ class _BetaGeoFamily(CountModel):
 
 class BetaGeoModel(_BetaGeoFamily):
     """BG/NBD: ``params_`` has ``r, alpha`` (purchase rate λ ~ Gamma(r, rate α)) and ``a, b``
-    (dropout probability after each repeat purchase p ~ Beta(a, b)); SPEC §5.
+    (dropout probability after each repeat purchase p ~ Beta(a, b)); docs/methods.md#bg-nbd.
 
     Examples
     --------
@@ -180,7 +182,7 @@ class BetaGeoModel(_BetaGeoFamily):
 
 class ModifiedBetaGeoModel(_BetaGeoFamily):
     """MBG/NBD: like BG/NBD, but a customer may also drop out right after the first purchase, so
-    customers with no repeat purchase are not all alive; SPEC §5.
+    customers with no repeat purchase are not all alive; docs/methods.md#mbg-nbd.
     ``params_``: ``r, alpha, a, b``."""
 
     model_name: ClassVar[str] = "MBG/NBD"
@@ -195,7 +197,9 @@ class ModifiedBetaGeoModel(_BetaGeoFamily):
     def _log_alive_odds(self, x: FloatArray, t_x: FloatArray, T: FloatArray) -> FloatArray:
         """ln(a/(b+x)) + (r+x) ln((α+T)/(α+t_x))."""
         r, alpha, a, b = self._param_array()
-        return np.log(a) - np.log(b + x) + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
+        log_odds: FloatArray = np.log(a) - np.log(b + x)
+        log_odds = log_odds + (r + x) * (np.log(alpha + T) - np.log(alpha + t_x))
+        return log_odds
 
     def expected_purchases_new_customer(self, t: float | FloatArray) -> float | pl.Series:
         """E[X(t)] for a new customer: with probability b/(a+b) they survive the first purchase

@@ -1,4 +1,5 @@
-"""Gamma–Gamma spend model (Colombo & Jiang 1999; Fader, Hardie & Lee 2005), SPEC §5.
+"""Gamma–Gamma spend model (Colombo & Jiang 1999; Fader, Hardie & Lee 2005),
+docs/methods.md#gamma-gamma.
 
 An occasion's amount z | ν ~ Gamma(shape p, rate ν); ν ~ Gamma(shape q, rate γ) across customers.
 The seed calls (p, q, γ) "p, q, k"; ``params_["gamma"]`` is γ. Posterior ν ~ Gamma(Q = q + p x,
@@ -93,9 +94,9 @@ def spend_upside_and_mass(
     p: float, c: float, z: FloatArray, Q: FloatArray, G: FloatArray, upper: float
 ) -> tuple[FloatArray, FloatArray]:
     """The seed's transfer expectation E[M' | m_i ≤ M' ≤ m_max] (per occasion, over c of them)
-    and P(m_i ≤ M' ≤ m_max), SPEC §5: m_i = z̄, m_max = ``upper``, posterior shape Q = q + p x
-    and rate G = γ + x z̄. With u(m) = c m/(G + c m), the mass is I_u(pc, Q) between the ends
-    and the first moment p G/(Q − 1) · I_u(pc + 1, Q − 1); the boundary value where the
+    and P(m_i ≤ M' ≤ m_max), docs/methods.md#upside: m_i = z̄, m_max = ``upper``, posterior shape Q
+    = q + p x and rate G = γ + x z̄. With u(m) = c m/(G + c m), the mass is I_u(pc, Q) between the
+    ends and the first moment p G/(Q − 1) · I_u(pc + 1, Q − 1); the boundary value where the
     interval has no mass."""
     lower = np.maximum(z, 0.0)
     hi = np.maximum(lower, upper)
@@ -114,7 +115,7 @@ def spend_upside_and_mass(
 
 class GammaGammaModel(BaseModel):
     """Gamma–Gamma: ``params_`` has ``p`` (shape of an occasion's amount), ``q`` and ``gamma``
-    (shape and rate of the customers' spend-rate distribution); SPEC §5.
+    (shape and rate of the customers' spend-rate distribution); docs/methods.md#gamma-gamma.
 
     Fitted on customers with at least one positive-amount repeat occasion (``spend_basis="repeat"``,
     the literature's choice): ``monetary_value`` is the mean of those occasions and
@@ -178,8 +179,9 @@ class GammaGammaModel(BaseModel):
         monetary_col: str = "monetary_value",
         weights_col: str | None = None,
     ) -> Self:
-        """Fits p, q, γ by maximum likelihood from several starts (SPEC §5: one start can run
-        along the ridge where q and γ grow together). Customers with x = 0 are ignored.
+        """Fits p, q, γ by maximum likelihood from several starts (docs/methods.md#gamma-gamma: one
+        start can run along the ridge where q and γ grow together). Customers with x = 0 are
+        ignored.
 
         Raises :class:`~winback.WinbackFitError` when the spend shows no customer-level
         heterogeneity (the maximum lies at q → ∞, γ → ∞ with γ/q fixed: every customer's spend
@@ -296,7 +298,8 @@ class GammaGammaModel(BaseModel):
         return float(p * gamma / (q - 1.0))
 
     def expected_spend(self, data: Any | None = None) -> pl.Series:
-        """E[M | z̄, x] = p (γ + x z̄) / (p x + q − 1) per customer (SPEC §5)."""
+        """E[M | z̄, x] = p (γ + x z̄) / (p x + q − 1) per customer
+        (docs/methods.md#gamma-gamma)."""
         p = self.params_["p"] if self.is_fitted else math.nan
         _, _, Q, G = self._posterior(data)
         return pl.Series("expected_spend", p * G / (Q - 1.0))
@@ -305,7 +308,7 @@ class GammaGammaModel(BaseModel):
         self, m: float | FloatArray, c: float = 1.0, data: Any | None = None
     ) -> pl.Series:
         """P(M' ≤ m) for the mean amount over the next ``c`` occasions: I_u(p c, Q),
-        u = c m / (G + c m) (SPEC §5)."""
+        u = c m / (G + c m) (docs/methods.md#gamma-gamma)."""
         if not c >= 1:
             raise WinbackConfigError(f"c (occasions in the next period) must be ≥ 1, got {c!r}")
         p = self._param_array()[0]
@@ -322,8 +325,8 @@ class GammaGammaModel(BaseModel):
         c: float = 1.0,
         cap: float | Literal["population_max"] | None = "population_max",
     ) -> pl.Series:
-        """The seed's "transfer expectation" (SPEC §5): E[M' | m_i ≤ M' ≤ m_max], what the
-        customer spends per occasion if they do not decline. m_i = the customer's own mean
+        """The seed's "transfer expectation" (docs/methods.md#upside): E[M' | m_i ≤ M' ≤ m_max],
+        what the customer spends per occasion if they do not decline. m_i = the customer's own mean
         amount; m_max = the fitted data's largest mean amount (``cap="population_max"``), a
         number, or ∞ (``None``). Returns the boundary value when the interval has no mass."""
         p = self._param_array()[0]

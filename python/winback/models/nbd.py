@@ -1,4 +1,4 @@
-"""NBD (Poisson–Gamma) purchase frequency per period, SPEC §5 (seed assumptions 3–4).
+"""NBD (Poisson–Gamma) purchase frequency per period, docs/methods.md#nbd (seed assumptions 3–4).
 
 x_k | λ ~ Poisson(λ) in each period, λ ~ Gamma(shape r, rate α) across customers, shared by a
 customer's periods; the seed calls (r, α) "a, b". Fitted on each customer's total occasions X over
@@ -66,8 +66,8 @@ class NBDModel(BaseModel):
         periods_col: str = "n_periods",
         weights_col: str | None = None,
     ) -> Self:
-        """Fits r, α by maximum likelihood on the unique (X, T) pairs (SPEC §5). Customers with
-        T = 0 observed periods carry no information and are skipped."""
+        """Fits r, α by maximum likelihood on the unique (X, T) pairs (docs/methods.md#nbd).
+        Customers with T = 0 observed periods carry no information and are skipped."""
         self.frequency_col, self.periods_col = frequency_col, periods_col
         frame = frame_of(data)
         X, T = self._arrays(frame)
@@ -187,8 +187,8 @@ class NBDModel(BaseModel):
         current: str | FloatArray | None = None,
         cap: float | None = None,
     ) -> pl.Series:
-        """The seed's "transfer expectation" for frequency (SPEC §5): E[X' | x_i ≤ X' ≤ x_max]
-        over the next period, "if this customer does not decline".
+        """The seed's "transfer expectation" for frequency (docs/methods.md#upside): E[X' | x_i ≤ X'
+        ≤ x_max] over the next period, "if this customer does not decline".
 
         x_i is the customer's current per-period count — ``current`` (a column name or array;
         default ⌈X/T⌉, the observed mean rounded up) — and x_max is ``cap`` (default: the

@@ -1,4 +1,4 @@
-"""Pareto/NBD (Schmittlein, Morrison & Colombo 1987), SPEC §5.
+"""Pareto/NBD (Schmittlein, Morrison & Colombo 1987), docs/methods.md#pareto-nbd.
 
 While alive a customer buys at Poisson rate λ ~ Gamma(r, rate α); their lifetime is exponential
 with rate μ ~ Gamma(s, rate β). Given alive at T the posterior is λ ~ Gamma(r + x, α + T),
@@ -35,12 +35,16 @@ def _lifetime_factor(s: Any, beta: Any, t: Any) -> FloatArray:
     near_one = np.abs(s - 1.0) < 1e-8
     safe = np.where(near_one, 2.0, s) - 1.0
     general = -np.expm1(-safe * log_ratio) / safe
-    return np.where(near_one, log_ratio, general)
+    factor: FloatArray = np.where(near_one, log_ratio, general)
+    return factor
 
 
 def new_customer_expected(r: Any, alpha: Any, s: Any, beta: Any, t: Any) -> FloatArray:
     """E[X(t)] for a customer alive at time 0: r β/(α (s−1)) · [1 − (β/(β+t))^{s−1}]."""
-    return np.asarray(r) * np.asarray(beta) / np.asarray(alpha) * _lifetime_factor(s, beta, t)
+    expected: FloatArray = (
+        np.asarray(r) * np.asarray(beta) / np.asarray(alpha) * _lifetime_factor(s, beta, t)
+    )
+    return expected
 
 
 def new_customer_pmf(n: int, r: Any, alpha: Any, s: Any, beta: Any, t: float) -> FloatArray:
@@ -67,13 +71,14 @@ def _log_nb(n: int, r: FloatArray, alpha: FloatArray, span: FloatArray) -> Float
     log_total = np.log(alpha + span)
     with np.errstate(divide="ignore"):
         n_term = n * (np.log(span) - log_total) if n > 0 else 0.0
-    return (
+    log_pmf: FloatArray = (
         special.gammaln(r + n)
         - special.gammaln(r)
         - special.gammaln(n + 1.0)
         + r * (np.log(alpha) - log_total)
         + n_term
     )
+    return log_pmf
 
 
 def _pmf_chunk(
@@ -88,12 +93,14 @@ def _pmf_chunk(
     tau = beta[:, None] * np.expm1(-np.log1p(-v) / s[:, None])
     integrand = np.exp(_log_nb(n, r[:, None], alpha[:, None], tau))
     integral = (upper / 2.0) * (integrand @ _WEIGHTS)
-    return np.exp(log_survive + _log_nb(n, r, alpha, np.full(r.shape, t))) + integral
+    probability: FloatArray = np.exp(log_survive + _log_nb(n, r, alpha, np.full(r.shape, t)))
+    probability = probability + integral
+    return probability
 
 
 class ParetoNBDModel(CountModel):
     """Pareto/NBD: ``params_`` has ``r, alpha`` (purchase rate λ ~ Gamma(r, rate α)) and
-    ``s, beta`` (dropout rate μ ~ Gamma(s, rate β)); SPEC §5."""
+    ``s, beta`` (dropout rate μ ~ Gamma(s, rate β)); docs/methods.md#pareto-nbd."""
 
     param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")
     model_name: ClassVar[str] = "Pareto/NBD"

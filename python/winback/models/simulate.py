@@ -109,7 +109,7 @@ def pareto_nbd(
 def nbd_periods(
     n: int, *, r: float, alpha: float, periods: ArrayLike, seed: int = 0
 ) -> pl.DataFrame:
-    """n customers from the period NBD (SPEC §5): ``period_frequency`` occasions over
+    """n customers from the period NBD (docs/methods.md#nbd): ``period_frequency`` occasions over
     ``n_periods`` observed periods, λ ~ Gamma(r, rate α)."""
     _positive(r=r, alpha=alpha)
     rng = np.random.default_rng(seed)

@@ -1,4 +1,4 @@
-"""The analyst's HTML report (SPEC §9): one self-contained file, readable offline.
+"""The analyst's HTML report (docs/methods.md#outputs): one self-contained file, readable offline.
 
 ``winback.report(data, output="report.html")`` scores the data and writes a page with the data
 summary, the TrF and S distributions, the migration heatmap, the models' calibration-vs-holdout
@@ -77,7 +77,7 @@ def report(
     num_threads: int | None = None,
     progress: Progress | None = None,
 ) -> Report:
-    """Build the HTML report of SPEC §9 for a transaction log.
+    """Build the HTML report of docs/methods.md#outputs for a transaction log.
 
     Parameters
     ----------

@@ -32,7 +32,8 @@ __all__ = [
     "call_capability_raw",
 ]
 
-#: The winback functions sections call by name (SPEC §4, §6, §8), with the arguments each accepts.
+#: The winback functions sections call by name (docs/methods.md#rfm, #value, #campaign), with the
+#: arguments each accepts.
 CAPABILITIES: dict[str, Callable[..., Any]] = {
     "rfm": rfm,
     "quadrant": quadrant,
@@ -161,7 +162,7 @@ class ReportContext:
         """:func:`winback.summary` in weeks with the calibration / holdout split."""
         if self.calibration_end is None:
             raise WinbackError("the data spans too short a time for a calibration split")
-        return summary(
+        table: pl.DataFrame = summary(
             self.data,
             calibration_end=self.calibration_end,
             holdout_end=self.as_of,
@@ -169,6 +170,7 @@ class ReportContext:
             resolution=self.params.resolution,
             **self.params.input_kwargs(),
         )
+        return table
 
     @cached_property
     def fitted_models(self) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""Next-period value, cost and expense, the Markov chain and CLV (SPEC §6, §7): :func:`value`
-and what it returns.
+"""Next-period value, cost and expense, the Markov chain and CLV (docs/methods.md#value, #markov):
+:func:`value` and what it returns.
 
 Modules, each importing only those above it:
 
@@ -7,9 +7,10 @@ Modules, each importing only those above it:
   columns and the tier names;
 - ``panel``: reading the input, the customer × period panel (with costs and expenses), spend
   bins and per-customer aggregates;
-- ``tiers``, ``margins``: the value tiers and the margin and expense rules (SPEC §6);
+- ``tiers``, ``margins``: the value tiers and the margin and expense rules
+  (docs/methods.md#value-tiers, #margin, #expense);
 - ``forecast``: the NBD and Gamma–Gamma next-period predictives and P(alive);
-- ``markov``: the recency chain and its Dirichlet weight κ (SPEC §7);
+- ``markov``: the recency chain and its Dirichlet weight κ (docs/methods.md#markov);
 - ``engine``: model fits, forecasts, rules, chain and CLV into a :class:`ValueResult`;
 - ``api``: :func:`value` (argument checks, the panel, then ``engine`` on first use).
 """

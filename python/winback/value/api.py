@@ -1,23 +1,23 @@
-"""Next-period value, cost and expense, the Markov chain and CLV (SPEC §6, §7).
+"""Next-period value, cost and expense, the Markov chain and CLV (docs/methods.md#value, #markov).
 
-:func:`value` builds the customer × period panel in the Rust core (SPEC §5 "Periods"), fits the
-period NBD and the Gamma–Gamma spend model on it, forecasts every customer's next period
+:func:`value` builds the customer × period panel in the Rust core (docs/methods.md#periods), fits
+the period NBD and the Gamma–Gamma spend model on it, forecasts every customer's next period
 (count, spend, amount, margin, cost, marketing expense, value), and runs the recency Markov
-chain of SPEC §7 for multi-period CLV. It returns a :class:`ValueResult`: the per-customer frame
-plus the fitted models and the chain.
+chain of docs/methods.md#markov for multi-period CLV. It returns a :class:`ValueResult`: the
+per-customer frame plus the fitted models and the chain.
 
-Conventions (documented choices where SPEC leaves room):
+Conventions (choices documented in docs/methods.md#value):
 
 - The *next period* is the first period after the last complete one (the period holding
   ``as_of`` when ``as_of`` is inside it). Occasions in the incomplete period are left out of
-  modelling (SPEC §5) but count in ``value_to_date``.
+  modelling (docs/methods.md#periods) but count in ``value_to_date``.
 - A customer is modelled when their birth period is complete; customers whose first purchase is
   in the incomplete period appear once with ``status="not_modelled"`` and a ``reason``.
-- The *segment* of SPEC §6's fall-backs (margin slope, expense Rate and Floor) is the value tier
-  by ``expected_amount`` (``segment`` column): it cannot be the final tier, which depends on the
-  margin and the expense being computed.
+- The *segment* of the fall-backs (margin slope, expense Rate and Floor: docs/methods.md#margin,
+  #expense) is the value tier by ``expected_amount`` (``segment`` column): it cannot be the final
+  tier, which depends on the margin and the expense being computed.
 - Spend models use positive-amount occasions of the modelling periods (after the birth period,
-  complete), as ``spend_basis="repeat"`` does in SPEC §5.
+  complete), as ``spend_basis="repeat"`` does in docs/methods.md#gamma-gamma.
 """
 
 from __future__ import annotations
@@ -116,7 +116,8 @@ def value(
     tz: str | None = None,
     on_invalid: OnInvalid = ON_INVALID,
 ) -> ValueResult:
-    """Next-period forecasts, margin, cost, expense, value, Markov CLV and tiers (SPEC §6, §7).
+    """Next-period forecasts, margin, cost, expense, value, Markov CLV and tiers
+    (docs/methods.md#value, #markov).
 
     Parameters
     ----------
@@ -141,10 +142,10 @@ def value(
         Dirichlet weight of the model-implied rows: ``"evidence"`` (maximise the
         Dirichlet-multinomial evidence) or a number > 0.
     max_recency, frequency_buckets, spend_bins
-        The chain's states (SPEC §7): recency 0 … R−1 and ``R+``; frequency bucket lower
-        bounds; interior spend-bin edges (default: quintile edges of the period means).
+        The chain's states (docs/methods.md#markov): recency 0 … R−1 and ``R+``; frequency bucket
+        lower bounds; interior spend-bin edges (default: quintile edges of the period means).
     tiers, tier_by
-        Value tiers (SPEC §6) by ``expected_value`` (default) or ``clv``.
+        Value tiers (docs/methods.md#value-tiers) by ``expected_value`` (default) or ``clv``.
     resolution, customer_col, time_col, amount_col, cost_col, expense_col, order_col, tz,
     on_invalid
         As for :func:`winback.summary`.
@@ -156,11 +157,11 @@ def value(
 
     Notes
     -----
-    Two probabilities of activity sit side by side (SPEC §6):
+    Two probabilities of activity sit side by side (docs/methods.md#p-active):
 
     - ``p_active_next`` = P(X' ≥ 1) = 1 − P(X' = 0): the probability of at least one occasion
-      in the next period under the period NBD (SPEC §5), which has no dropout — every customer
-      keeps buying at their posterior rate;
+      in the next period under the period NBD (docs/methods.md#nbd), which has no dropout — every
+      customer keeps buying at their posterior rate;
     - ``p_alive`` = the BG/NBD posterior probability that the customer has not dropped out by
       the end of the last complete period (Fader, Hardie & Lee 2005), fitted on the customers'
       (x repeat occasions, t_x, T) in days (:func:`winback.summary`, ``unit="D"``, up to the

@@ -1,7 +1,7 @@
 """The numerical half of :func:`winback.value`: fits the period NBD and the Gamma–Gamma model
 on the modelled customers, forecasts their next period, applies the margin, expense and tier
-rules (SPEC §6), builds the Markov chain and the CLV (SPEC §7) and assembles the result. Imported
-on first use (numba, scipy and the models load here)."""
+rules (docs/methods.md#value), builds the Markov chain and the CLV (docs/methods.md#markov) and
+assembles the result. Imported on first use (numba, scipy and the models load here)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,8 @@ def fit_and_score(
     tier_by: str,
     customer_dtype: Any,
 ) -> ValueResult:
-    """Fits the models on the modelled customers and builds the result (SPEC §6, §7)."""
+    """Fits the models on the modelled customers and builds the result (docs/methods.md#value,
+    #markov)."""
     c = customers.with_columns(
         (pl.col("birth") < n_complete).alias("_modelled"),
         (n_complete - 1 - pl.col("birth")).clip(lower_bound=0).cast(pl.Int64).alias("n_periods"),
@@ -70,7 +71,7 @@ def fit_and_score(
         m, expected_amount, seg_index, n_segments, has_expenses=info.has_expenses
     )
     expected_value = expected_amount - expected_cost - expected_expense
-    # Markov chain (SPEC §7).
+    # Markov chain (docs/methods.md#markov).
     n_f, n_m = len(frequency_buckets), len(spend_edges) + 1
     last = m.get_column("last_active").to_numpy()
     recency = np.minimum(n_complete - 1 - last, max_recency)

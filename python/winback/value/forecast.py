@@ -1,6 +1,6 @@
-"""Next-period forecasts (SPEC §5, §6): the period NBD's count predictive and the Gamma–Gamma
-spend predictive, evaluated once per distinct (X, T) and (x, z̄) and gathered back to customers,
-the chain's purchase cells per customer, and the BG/NBD P(alive)."""
+"""Next-period forecasts (docs/methods.md#models, #forecasts): the period NBD's count predictive and
+the Gamma–Gamma spend predictive, evaluated once per distinct (X, T) and (x, z̄) and gathered back
+to customers, the chain's purchase cells per customer, and the BG/NBD P(alive)."""
 
 from __future__ import annotations
 
@@ -79,7 +79,8 @@ def _spend_bin_probs(
 
 @dataclass(frozen=True)
 class _FrequencyTuples:
-    """NB predictives (SPEC §5) per distinct (X, T): the next period's count X' ~ NegBin(r', π)."""
+    """NB predictives (docs/methods.md#nbd) per distinct (X, T): the next period's count X' ~
+    NegBin(r', π)."""
 
     r_post: FloatArray
     pi: FloatArray
@@ -145,15 +146,15 @@ def _frequency_tuples(
 def _spend_upside(
     p: float, z: FloatArray, Q: FloatArray, G: FloatArray, upper: float
 ) -> tuple[FloatArray, FloatArray]:
-    """E[M' | m_i ≤ M' ≤ m_max] over one occasion and P(m_i ≤ M' ≤ m_max) (SPEC §5), m_i = z̄,
-    m_max = ``upper``: the model's own closed form (``GammaGammaModel.spend_upside``), which
-    also returns the probability the seed's product needs."""
+    """E[M' | m_i ≤ M' ≤ m_max] over one occasion and P(m_i ≤ M' ≤ m_max) (docs/methods.md#upside),
+    m_i = z̄, m_max = ``upper``: the model's own closed form (``GammaGammaModel.spend_upside``),
+    which also returns the probability the seed's product needs."""
     return spend_upside_and_mass(p, 1.0, z, Q, G, upper)
 
 
 @dataclass(frozen=True)
 class _SpendTuples:
-    """Gamma–Gamma predictives (SPEC §5) per distinct (x, z̄)."""
+    """Gamma–Gamma predictives (docs/methods.md#gamma-gamma) per distinct (x, z̄)."""
 
     Q: FloatArray
     G: FloatArray
@@ -319,8 +320,8 @@ def next_period(
 def probability_alive(
     alive_summary: pl.DataFrame | None, customers: pl.Series
 ) -> tuple[FloatArray, BetaGeoModel | None, str | None]:
-    """BG/NBD P(alive) per customer of ``customers`` (SPEC §5, §6) from their (x, t_x, T)
-    summary: (values, NaN where unknown; the model; why it could not be fitted)."""
+    """BG/NBD P(alive) per customer of ``customers`` (docs/methods.md#bg-nbd, #p-active) from their
+    (x, t_x, T) summary: (values, NaN where unknown; the model; why it could not be fitted)."""
     missing = np.full(customers.len(), np.nan)
     if alive_summary is None or alive_summary.height == 0:
         return missing, None, "no complete period to fit the BG/NBD on"

@@ -1,5 +1,5 @@
-"""Next-period margin and marketing expense (SPEC §6): each customer's own history first, then
-their segment's, then the population's."""
+"""Next-period margin and marketing expense (docs/methods.md#margin, #expense): each customer's own
+history first, then their segment's, then the population's."""
 
 from __future__ import annotations
 
@@ -47,9 +47,9 @@ def next_margins(
     has_cost: bool,
     margin: float | None,
 ) -> tuple[FloatArray, list[str]]:
-    """SPEC §6 margin: last margin, adjusted by Δ = slope · r / 2 when the customer has been
-    inactive r > 0 periods (clamped to [0, 1]); slope = the customer's OLS slope of margin on
-    period index, the segment's pooled slope with fewer than 2 periods."""
+    """Next margin (docs/methods.md#margin): last margin, adjusted by Δ = slope · r / 2 when the
+    customer has been inactive r > 0 periods (clamped to [0, 1]); slope = the customer's OLS slope
+    of margin on period index, the segment's pooled slope with fewer than 2 periods."""
     n = c.height
     if not has_cost:
         if margin is None:
@@ -88,10 +88,10 @@ def expected_expenses(
     *,
     has_expenses: bool,
 ) -> tuple[FloatArray, list[str]]:
-    """SPEC §6 expense rule: Rate = Σ expense / Σ revenue, Floor = the smallest positive
-    per-period expense, X = expected_amount × Rate; X if X > Floor, else X if expected_amount <
-    Floor, else Floor. Without past revenue or positive expense: the segment's Rate and Floor
-    (then the population's)."""
+    """The expense rule (docs/methods.md#expense): Rate = Σ expense / Σ revenue, Floor = the
+    smallest positive per-period expense, X = expected_amount × Rate; X if X > Floor, else X if
+    expected_amount < Floor, else Floor. Without past revenue or positive expense: the segment's
+    Rate and Floor (then the population's)."""
     n = c.height
     if not has_expenses:
         return np.zeros(n), ["no_expense_data"] * n

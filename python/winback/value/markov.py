@@ -1,6 +1,6 @@
-"""The recency Markov chain of SPEC §7: states (recency, frequency bucket, spend bin), observed
-transitions smoothed toward the model-implied rows with the Dirichlet weight κ, rewards and the
-horizon and infinite-horizon values."""
+"""The recency Markov chain of docs/methods.md#markov: states (recency, frequency bucket, spend
+bin), observed transitions smoothed toward the model-implied rows with the Dirichlet weight κ,
+rewards and the horizon and infinite-horizon values."""
 
 from __future__ import annotations
 
@@ -70,8 +70,8 @@ KAPPA_BOUNDS = (1e-3, 1e7)
 
 
 def evidence_kappa(counts: FloatArray, prior: FloatArray) -> float:
-    """The κ maximising the Dirichlet-multinomial evidence (SPEC §7), as the root of its
-    derivative in ln κ,
+    """The κ maximising the Dirichlet-multinomial evidence (docs/methods.md#markov), as the root of
+    its derivative in ln κ,
     κ Σ_s [ψ(κ) − ψ(κ + N_s) + Σ_s' π₀(s'|s) (ψ(κπ₀ + N_ss') − ψ(κπ₀))],
     over the observed rows. The root is found to full precision (a maximiser of the evidence
     itself stops where the evidence is flat to rounding, ~1e-8 in ln κ, so the last digits of
@@ -115,7 +115,8 @@ def build_chain(
     horizon: int,
     discount_rate: float,
 ) -> MarkovChain:
-    """SPEC §7: counts, Dirichlet smoothing toward the model-implied rows, rewards and values."""
+    """docs/methods.md#markov: counts, Dirichlet smoothing toward the model-implied rows, rewards
+    and values."""
     n_f, n_m = len(buckets), len(spend_edges) + 1
     R = max_recency
     n_states = (R + 1) * n_f * n_m

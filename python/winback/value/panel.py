@@ -1,6 +1,6 @@
 """The value engine's data side: reading the input (:func:`read_value_input`), the customer ×
-period panel built in the Rust core (SPEC §5 "Periods") with its costs and expenses, the spend-bin
-edges and the per-customer aggregates the models are fitted on."""
+period panel built in the Rust core (docs/methods.md#periods) with its costs and expenses, the
+spend-bin edges and the per-customer aggregates the models are fitted on."""
 
 from __future__ import annotations
 
@@ -216,8 +216,8 @@ def quantile_edges(values: FloatArray, n_bins: int) -> FloatArray:
 def spend_bin_edges(
     panel: pl.DataFrame, n_complete: int, spend_bins: Sequence[float] | None
 ) -> list[float]:
-    """Interior spend-bin edges of the chain (SPEC §7): ``spend_bins``, else the quintile edges
-    of the mean amounts of active complete periods."""
+    """Interior spend-bin edges of the chain (docs/methods.md#markov): ``spend_bins``, else the
+    quintile edges of the mean amounts of active complete periods."""
     complete_means = (
         panel.filter((pl.col("occasions") > 0) & (pl.col("period") < n_complete))
         .get_column("_mean")

@@ -1,6 +1,6 @@
 """What :func:`winback.value` returns: :class:`ValueResult` (the per-customer frame, the fitted
-models, the chain and the run's :class:`ValueInfo`), :class:`MarkovChain` (SPEC §7), the frame's
-columns and the value-tier names (SPEC §6)."""
+models, the chain and the run's :class:`ValueInfo`), :class:`MarkovChain` (docs/methods.md#markov),
+the frame's columns and the value-tier names (docs/methods.md#value-tiers)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ __all__ = [
     "ValueResult",
 ]
 
-#: Value tiers (SPEC §6): the top 5 % platinum, next 15 % gold, next 30 % silver, rest bronze.
+#: Value tiers (docs/methods.md#value-tiers): the top 5 % platinum, next 15 % gold, next 30 %
+#: silver, rest bronze.
 DEFAULT_TIERS: dict[str, float] = {"platinum": 0.05, "gold": 0.15, "silver": 0.30}
 NEGATIVE_TIER = "negative"
 REST_TIER = "bronze"
@@ -73,7 +74,7 @@ VALUE_COLUMNS = (
 
 @dataclass(frozen=True)
 class MarkovChain:
-    """The recency chain of SPEC §7.
+    """The recency chain of docs/methods.md#markov.
 
     Attributes
     ----------

@@ -1,5 +1,5 @@
-"""Value tiers (SPEC §6): customers ranked by a value, cut into named tiers by cumulative share,
-with the rest and the negative values in tiers of their own."""
+"""Value tiers (docs/methods.md#value-tiers): customers ranked by a value, cut into named tiers by
+cumulative share, with the rest and the negative values in tiers of their own."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ IntArray = NDArray[np.int64]
 
 
 def tier_codes(values: FloatArray, tiers: Mapping[str, float]) -> IntArray:
-    """SPEC §6 tiers as codes: non-negative values ranked from the top (ties share the better
-    tier) get tier ``i`` (the i-th of ``tiers``) by cumulative share, the rest ``len(tiers)``
-    (:data:`REST_TIER`); negative values ``len(tiers) + 1`` (:data:`NEGATIVE_TIER`); NaN −1."""
+    """Value tiers (docs/methods.md#value-tiers) as codes: non-negative values ranked from the top
+    (ties share the better tier) get tier ``i`` (the i-th of ``tiers``) by cumulative share, the
+    rest ``len(tiers)`` (:data:`REST_TIER`); negative values ``len(tiers) + 1``
+    (:data:`NEGATIVE_TIER`); NaN −1."""
     codes = np.full(values.shape[0], -1, dtype=np.int64)
     finite = ~np.isnan(values)
     nonneg = finite & (values >= 0)
@@ -41,9 +42,9 @@ def tier_names(tiers: Mapping[str, float]) -> list[str]:
 
 
 def tier_labels(values: FloatArray, tiers: Mapping[str, float]) -> list[str | None]:
-    """SPEC §6 tiers: non-negative values ranked from the top (ties share the better tier) get
-    the tiers by cumulative share, the rest :data:`REST_TIER`; negative values
-    :data:`NEGATIVE_TIER`; NaN (not modelled) None."""
+    """Value tiers (docs/methods.md#value-tiers): non-negative values ranked from the top (ties
+    share the better tier) get the tiers by cumulative share, the rest :data:`REST_TIER`; negative
+    values :data:`NEGATIVE_TIER`; NaN (not modelled) None."""
     return tier_series(tier_codes(values, tiers), tiers).to_list()
 
 

@@ -1,5 +1,5 @@
-"""The report's built-in sections (SPEC §9), one module per topic; importing this package
-registers them all.
+"""The report's built-in sections (docs/methods.md#outputs), one module per topic; importing this
+package registers them all.
 
 The report shows them by their registered ``order``, not by module: :mod:`.overview` (10 the data
 summary, 100 the parameters used), :mod:`.silence` (20 TrF, 30 S), :mod:`.rfm` (40 the RFM grid,

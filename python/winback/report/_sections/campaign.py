@@ -1,5 +1,6 @@
-"""The activation list (SPEC §8): ``winback.campaign``'s targets on the RFM scores with the
-predicted value, or SPEC §8's default rule on the silence scores when the campaign cannot run."""
+"""The activation list (docs/methods.md#campaign): ``winback.campaign``'s targets on the RFM scores
+with the predicted value, or The default rule (docs/methods.md#campaign) on the silence scores when
+the campaign cannot run."""
 
 from __future__ import annotations
 
@@ -73,7 +74,8 @@ def activation_section(ctx: ReportContext) -> SectionBody:
     return SectionBody(
         text=(
             f"The first {top.height:,} of {selected.height:,} customers in TrF group d or e or "
-            "with S ≥ 1 (SPEC §8's default rule), in SPEC §2's priority order: group e first, "
+            "with S ≥ 1 (the default rule, docs/methods.md#campaign), in priority order "
+            "(docs/methods.md#priority): group e first, "
             "then S descending, then customer id. " + note
         ),
         tables=[TableBlock(top, "Top customers to win back")],

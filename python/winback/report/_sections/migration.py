@@ -1,4 +1,5 @@
-"""The migration section (SPEC §3): where each state's customers went between two snapshots."""
+"""The migration section (docs/methods.md#migration): where each state's customers went between two
+snapshots."""
 
 from __future__ import annotations
 

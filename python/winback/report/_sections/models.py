@@ -1,5 +1,5 @@
-"""The models section (SPEC §5): purchase models fitted on a calibration period, against the
-holdout."""
+"""The models section (docs/methods.md#models): purchase models fitted on a calibration period,
+against the holdout."""
 
 from __future__ import annotations
 

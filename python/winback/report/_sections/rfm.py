@@ -1,4 +1,5 @@
-"""The RFM sections (SPEC §4): the R × F grid with the named segments, and the quadrants."""
+"""The RFM sections (docs/methods.md#rfm): the R × F grid with the named segments, and the
+quadrants."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def rfm_section(ctx: ReportContext) -> SectionBody:
         height=300,
     )
     body = SectionBody(
-        text="Customers per R × F cell (SPEC §4: scores 1–5 by quintiles of rank).",
+        text="Customers per R × F cell (docs/methods.md#rfm: scores 1–5 by quintiles of rank).",
         charts=[(heatmap, "RFM grid: customers per R × F cell")],
     )
     segment_col = score_column(rfm, "segment", "rfm_segment")
@@ -76,9 +77,9 @@ def quadrant_section(ctx: ReportContext) -> SectionBody:
     )
     body = SectionBody(
         text=(
-            "High/low contribution × high/low loyalty, split at the medians (SPEC §4): "
-            "bee high/high, dragonfly high contribution/low loyalty, butterfly low/high, "
-            "mantis low/low."
+            "High/low contribution × high/low loyalty, split at the medians "
+            "(docs/methods.md#quadrant): bee high/high, dragonfly high contribution/low loyalty, "
+            "butterfly low/high, mantis low/low."
         ),
         tables=[TableBlock(counts, "Customers per quadrant")],
     )

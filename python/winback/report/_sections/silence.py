@@ -1,4 +1,5 @@
-"""The silence sections (SPEC §2): the TrF distribution and groups, the S distribution and bands."""
+"""The silence sections (docs/methods.md#silence): the TrF distribution and groups, the S
+distribution and bands."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The value sections (SPEC §6, §7): the value-tier Pareto curve and the value engine's Markov
-chain over recency."""
+"""The value sections (docs/methods.md#value, #markov): the value-tier Pareto curve and the value
+engine's Markov chain over recency."""
 
 from __future__ import annotations
 
@@ -120,10 +120,10 @@ def markov_section(ctx: ReportContext) -> SectionBody:
     )
     body = SectionBody(
         text=(
-            "The value engine's Markov chain over recency (SPEC §7): from each number of periods "
-            "since the last purchase, the chance of buying next period (to 0) or staying silent "
-            "one period longer — its states pooled by recency, weighted by their customers and "
-            "observed transitions."
+            "The value engine's Markov chain over recency (docs/methods.md#markov): from each "
+            "number of periods since the last purchase, the chance of buying next period (to 0) or "
+            "staying silent one period longer — its states pooled by recency, weighted by their "
+            "customers and observed transitions."
         ),
         charts=[(heatmap, "Transition matrix of the Markov chain, pooled by recency")],
     )

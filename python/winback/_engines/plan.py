@@ -29,7 +29,7 @@ from winback._engines.batches import (
     silence_schema,
     summary_schema,
 )
-from winback._options import AsOf, OnInvalid, TimeUnit
+from winback._options import AMOUNT_COL, AsOf, OnInvalid, TimeUnit
 from winback.errors import WinbackConfigError
 from winback.silence import check_parameters
 from winback.summary import UNITS, summary
@@ -93,7 +93,7 @@ def read_plan(
     zone)."""
     source.require()
     columns = source.columns()
-    if amount_col == "amount" and "amount" not in columns:
+    if amount_col == AMOUNT_COL and AMOUNT_COL not in columns:
         amount_col = None
     read = ReadSettings(
         customer_col=customer_col,

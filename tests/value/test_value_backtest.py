@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-BENCHES = Path(__file__).resolve().parents[1] / "benches"
+BENCHES = Path(__file__).resolve().parents[2] / "benches"
 
 
 def _backtest_module() -> ModuleType:

@@ -11,7 +11,7 @@ import pytest
 
 import winback
 from benches.gen_data import generate
-from tests.test_batches import ENUMS, assert_same_bits, with_awkward_customers
+from tests.engines.test_batches import ENUMS, assert_same_bits, with_awkward_customers
 from winback.errors import WinbackConfigError, WinbackInputError
 
 dd = pytest.importorskip("dask.dataframe")

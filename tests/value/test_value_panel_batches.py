@@ -15,10 +15,9 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 import winback
+from tests.conftest import micros, transaction_logs
 from winback import _io, _winback
 from winback.summary import period_edges
-
-from .conftest import micros, transaction_logs
 
 DAY = 86_400_000_000
 
@@ -60,7 +59,7 @@ def test_panel_from_small_batches_equals_the_whole_table(
 
 @pytest.fixture(scope="module")
 def generated() -> pl.DataFrame:
-    benches = Path(__file__).resolve().parents[1] / "benches"
+    benches = Path(__file__).resolve().parents[2] / "benches"
     sys.path.insert(0, str(benches))
     try:
         from gen_data import generate

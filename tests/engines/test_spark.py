@@ -22,7 +22,7 @@ import pytest
 import winback
 import winback._engines.batches as _batches
 from benches.gen_data import generate
-from tests.test_batches import ENUMS, assert_same_bits, with_awkward_customers
+from tests.engines.test_batches import ENUMS, assert_same_bits, with_awkward_customers
 from winback.errors import WinbackConfigError, WinbackInputError
 from winback.models import BetaGeoModel, NBDModel, ParetoNBDModel
 

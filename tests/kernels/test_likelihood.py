@@ -24,7 +24,7 @@ from tests import likelihood_reference as ref
 from winback._kernels import likelihood as lik
 from winback._kernels import special
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 REL = 1e-10
 
 # --- strategies -----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 import winback
-from tests.test_cli import run
+from tests.cli.test_cli import run
 from winback.cli import app
 from winback.datasets import load_cdnow
 

@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import winback
+from tests.cli.test_cli import run
 from tests.conftest import transaction_logs
-from tests.test_cli import run
 from winback._io import spill as _spill
 from winback.errors import WinbackConfigError, WinbackInputError
 from winback.silence import silence_to_file

@@ -16,7 +16,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import winback
-from winback.campaign import TARGET_COLUMNS, assignment_hash
+from winback.campaign import TARGET_COLUMNS, CapacityWarning, assignment_hash
 from winback.datasets import load_cdnow
 from winback.errors import WinbackConfigError, WinbackInputError
 
@@ -146,9 +146,13 @@ def test_staff_get_even_shares_of_every_segment() -> None:
 
 def test_capacity_cuts_both_arms_at_the_same_priority() -> None:
     table = scored(1000)
-    targets = winback.campaign(
-        table, campaign_id="cap", staff=["ann", "bo"], capacity={"ann": 100, "bo": 50}
-    )
+    with pytest.warns(CapacityWarning, match=r"capacity of 150 contacts is used up") as caught:
+        targets = winback.campaign(
+            table, campaign_id="cap", staff=["ann", "bo"], capacity={"ann": 100, "bo": 50}
+        )
+    warning = caught[0].message
+    assert isinstance(warning, CapacityWarning)
+    assert warning.capacity == 150
     contacted = targets.filter(pl.col("contact"))
     counts = dict(contacted.group_by("staff").len().iter_rows())
     assert counts == {"ann": 100, "bo": 50}
@@ -157,8 +161,13 @@ def test_capacity_cuts_both_arms_at_the_same_priority() -> None:
     full = winback.campaign(table, campaign_id="cap")
     kept = full.filter(pl.col("priority") <= last)
     assert kept.get_column("customer_id").equals(targets.get_column("customer_id"))
+    assert warning.targets_cut == full.height - targets.height
+    assert (
+        warning.contacts_cut == full.filter(pl.col("priority") > last).get_column("contact").sum()
+    )
     assert set(targets.get_column("arm").to_list()) == {"treatment", "control"}
-    evenly = winback.campaign(table, campaign_id="cap", staff=["ann", "bo", "cy"], capacity=10)
+    with pytest.warns(CapacityWarning):
+        evenly = winback.campaign(table, campaign_id="cap", staff=["ann", "bo", "cy"], capacity=10)
     assert evenly.filter(pl.col("contact")).group_by("staff").len().get_column("len").to_list() == [
         10,
         10,

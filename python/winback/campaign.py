@@ -22,6 +22,7 @@ UTF-8 bytes of a string id. In Python::
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -32,7 +33,13 @@ import polars as pl
 
 from winback import _io, _winback
 from winback.errors import WinbackConfigError, WinbackInputError
-from winback.rfm import is_scored_table, quadrant, rfm
+from winback.rfm import (
+    check_finite,
+    check_unique_customers,
+    is_scored_table,
+    quadrant,
+    rfm,
+)
 from winback.segments import RuleSet, load_rules, parse_cadence
 from winback.silence import BAND_DTYPE, GROUP_DTYPE, STATUS_DTYPE
 
@@ -40,6 +47,7 @@ __all__ = [
     "ARM_LABELS",
     "TARGET_COLUMNS",
     "VALUE_LEVELS",
+    "CapacityWarning",
     "assignment_hash",
     "campaign",
 ]
@@ -72,6 +80,35 @@ _TIER_LEVELS = {"platinum": "high", "gold": "high", "silver": "mid"}
 _HIGH_SHARE = 0.20  # value_level "high": top 20 % (platinum + gold: docs/methods.md#value-tiers)
 _MID_SHARE = 0.50  # "mid": the next 30 % (silver)
 _TWO_64 = 1 << 64
+#: Numeric columns the list is built from (priority, value level, quadrant): a NaN or an infinity
+#: in any of them is refused, naming the customers (docs/methods.md#campaign), never written out.
+_NUMERIC_READS = (
+    "silence_score",
+    "recency_days",
+    "clv",
+    "expected_value",
+    "p_alive",
+    "rfm_monetary",
+    "total_amount",
+    "tenure_days",
+)
+
+
+class CapacityWarning(UserWarning):
+    """The staff capacity cut the target list short (docs/methods.md#holdout).
+
+    Attributes
+    ----------
+    capacity : the staff's total capacity (contacts).
+    targets_cut : targets left off the list (both arms, past the priority where capacity ran out).
+    contacts_cut : of those, the customers who would have been contacted.
+    """
+
+    def __init__(self, message: str, *, capacity: int, targets_cut: int, contacts_cut: int):
+        super().__init__(message)
+        self.capacity = capacity
+        self.targets_cut = targets_cut
+        self.contacts_cut = contacts_cut
 
 
 def assignment_hash(
@@ -316,7 +353,8 @@ def campaign(
         A scored table: :func:`winback.silence` output, optionally with :func:`winback.rfm`,
         :func:`winback.quadrant`, :func:`winback.value` columns (``value_tier``,
         ``expected_value``, ``clv``, ``p_alive``) and a ``cause`` column (``"company"`` /
-        ``"customer"``). Missing RFM, quadrant and ``value_level`` columns are derived.
+        ``"customer"``). Missing RFM, quadrant and ``value_level`` columns are derived. One row
+        per customer; no NaN or infinite scores or values (nulls are "unknown").
     campaign_id
         Names the campaign and seeds every assignment (see :func:`assignment_hash`).
     rule
@@ -334,10 +372,11 @@ def campaign(
     capacity
         Most customers per staff member (one number, or a dict by name). The list is cut at the
         priority where the total capacity is used up — both arms at the same point, so they stay
-        comparable.
+        comparable — with a :class:`CapacityWarning` saying how many targets were left off.
     cadence
         Days from ``start`` to the first contact by segment label: ``{"H": 1, "C": (15, 30)}``;
-        ``"*"`` for any other label. Overrides the rules file's cadence; default 1 day.
+        ``"*"`` for any other label. Overrides the rules file's cadence; default 1 day. A label
+        the selection never writes is an error.
     holdout
         Share of targets kept uncontacted as the control arm, in [0, 1).
     start
@@ -361,6 +400,21 @@ def campaign(
         contacted), ``rank_ratio_group``, ``silence_score``, ``recency_days``, ``predicted_value``,
         ``value_level`` (high/mid/low), ``quadrant``, ``rfm_segment``, ``campaign_start``.
         Label columns are Enums (plain strings once written to CSV).
+
+    Raises
+    ------
+    WinbackInputError
+        Not a scored table; a customer twice; a NaN or infinite value in a column the list is
+        built from (``silence_score``, ``recency_days``, ``clv``/``expected_value``/``value_col``,
+        ``p_alive``, ``rfm_monetary``, ``total_amount``, ``tenure_days``), naming the customers.
+    WinbackConfigError
+        A bad argument, rules file or cadence label.
+
+    Warns
+    -----
+    CapacityWarning
+        When the staff capacity cuts the list: how many targets (and contacts) were left off;
+        the counts are attributes of the warning.
 
     Examples
     --------
@@ -389,10 +443,12 @@ def campaign(
             f"campaign needs a scored table; column {missing[0]!r} is missing. Score the "
             "transactions first: winback.silence(tx) or winback.rfm(tx)"
         )
+    check_unique_customers(frame, "campaign")
     if value_col is None:
         value_col = next((c for c in ("clv", "expected_value") if c in frame.columns), None)
     elif value_col not in frame.columns:
         raise WinbackInputError(f"value_col {value_col!r} is not in the scored table")
+    check_finite(frame, [*_NUMERIC_READS, *([value_col] if value_col else [])], "campaign")
     begin = _campaign_start(frame, start)
     selection = load_rules(rule, thresholds=thresholds)
     if selection.campaign is None:
@@ -402,12 +458,19 @@ def campaign(
         )
     spec = selection.campaign
     strategy_rules = _strategy_rules(strategy_map, None)
+    labels = selection.classifier(spec.segment).labels
     cadence_table = dict(spec.cadence)
     if cadence is not None:
-        cadence_table.update(parse_cadence(cadence))
+        given = parse_cadence(cadence)
+        unknown = [label for label in given if label not in labels and label != "*"]
+        if unknown:
+            raise WinbackConfigError(
+                f"cadence names segment {unknown[0]!r}, which {selection.source} never labels "
+                f"(segments of {spec.segment!r}: {', '.join(labels)}; '*' for any other)"
+            )
+        cadence_table.update(given)
     frame = _prepare(frame, value_col)
     labelled = selection.apply(frame)
-    labels = selection.classifier(spec.segment).labels
     excluded = [i for i, label in enumerate(labels) if label in spec.exclude]
     value_expr = pl.col(value_col).cast(pl.Float64) if value_col else pl.lit(None, dtype=pl.Float64)
     recency = (pl.col("recency_days") if "recency_days" in labelled.columns else pl.lit(None)).cast(
@@ -463,6 +526,18 @@ def campaign(
         total = sum(caps)
         if contacts.len() and int(contacts[-1]) > total:
             last = int((contacts <= total).arg_min() or 0)  # first row past the capacity
+            dropped, wanted = targets.height - last, int(contacts[-1]) - total
+            warnings.warn(
+                CapacityWarning(
+                    f"the staff's capacity of {total:,} contacts is used up at priority {last:,}: "
+                    f"{dropped:,} lower-priority targets ({wanted:,} of them to contact) are left "
+                    "off the list; raise capacity= or add staff to reach them",
+                    capacity=total,
+                    targets_cut=dropped,
+                    contacts_cut=wanted,
+                ),
+                stacklevel=2,
+            )
             targets = targets.head(last)
     targets = targets.with_row_index("priority", offset=1).with_columns(
         pl.col("priority").cast(pl.Int64)

@@ -15,6 +15,7 @@ from winback import _io
 from winback._options import AMOUNT_COL, CUSTOMER_COL, ON_INVALID, TIME_COL, OnInvalid
 from winback.errors import WinbackConfigError, WinbackInputError
 from winback.migrate import MIGRATION_STATES, migration
+from winback.rfm import check_number
 
 __all__ = ["ARM_COLUMNS", "UPLIFT_COLUMNS", "Evaluation", "evaluate", "newcombe", "welch", "wilson"]
 
@@ -179,17 +180,32 @@ def _read_targets(targets: Any, by: str | None) -> pl.DataFrame:
 def _start(frame: pl.DataFrame, start: date | datetime | str | None) -> date:
     if start is not None:
         if isinstance(start, datetime):
-            return start.date()
-        if isinstance(start, date):
-            return start
-        try:
-            return date.fromisoformat(str(start).strip()[:10])
-        except ValueError as exc:
-            raise WinbackConfigError(f"start={start!r} is not an ISO date") from exc
+            given = start.date()
+        elif isinstance(start, date):
+            given = start
+        else:
+            try:
+                given = date.fromisoformat(str(start).strip()[:10])
+            except ValueError as exc:
+                raise WinbackConfigError(f"start={start!r} is not an ISO date") from exc
+        if "campaign_start" in frame.columns:
+            listed = _listed_start(frame)
+            if given < listed:
+                raise WinbackConfigError(
+                    f"start {given} is before the campaign's start {listed} (the target list's "
+                    "campaign_start): purchases made before anyone was contacted would count as "
+                    f"reactivations. Pass start={listed} or later, or leave start out"
+                )
+        return given
     if "campaign_start" not in frame.columns:
         raise WinbackInputError(
             "the target list has no campaign_start column; pass start='YYYY-MM-DD'"
         )
+    return _listed_start(frame)
+
+
+def _listed_start(frame: pl.DataFrame) -> date:
+    """The target list's one ``campaign_start``."""
     starts = frame.get_column("campaign_start").drop_nulls().unique()
     if starts.len() != 1:
         raise WinbackInputError(
@@ -215,7 +231,10 @@ def _costs(frame: pl.DataFrame, cost_per_contact: float | Mapping[str, float] | 
             raise WinbackInputError(
                 "cost_per_contact by strategy needs a strategy column in the target list"
             )
-        costs = {str(k): float(v) for k, v in cost_per_contact.items()}
+        costs = {
+            str(k): check_number(v, f"cost_per_contact[{k!r}]", minimum=0.0)
+            for k, v in cost_per_contact.items()
+        }
         strategies = (
             frame.filter(contacted).get_column("strategy").cast(pl.String).unique().drop_nulls()
         )
@@ -232,9 +251,7 @@ def _costs(frame: pl.DataFrame, cost_per_contact: float | Mapping[str, float] | 
             .replace_strict(costs, default=default, return_dtype=pl.Float64)
         )
     else:
-        if isinstance(cost_per_contact, bool) or not isinstance(cost_per_contact, int | float):
-            raise WinbackConfigError(f"cost_per_contact={cost_per_contact!r} must be a number")
-        unit = pl.lit(float(cost_per_contact))
+        unit = pl.lit(check_number(cost_per_contact, "cost_per_contact", minimum=0.0))
     return pl.when(contacted).then(unit).otherwise(0.0)
 
 
@@ -280,14 +297,14 @@ def evaluate(
     window_days
         Length of the evaluation window after the start, in days.
     start
-        The campaign's start date (default: the list's ``campaign_start``).
+        The campaign's start date (default: the list's ``campaign_start``; never before it).
     by
         Target-list column to break the results down by (``None``: only the ``"all"`` rows).
     cost_per_contact
-        Cost of contacting one customer (a number, or a dict by strategy, ``"*"`` for the rest);
-        charged for the contacted treated customers.
+        Cost of contacting one customer (a finite number ≥ 0, or a dict of them by strategy,
+        ``"*"`` for the rest); charged for the contacted treated customers.
     confidence
-        Level of every interval (0.95).
+        Level of every interval (0.95), in (0, 1).
     customer_col, time_col, amount_col, on_invalid
         As for :func:`winback.silence`.
     migration_states
@@ -296,11 +313,21 @@ def evaluate(
     Returns
     -------
     Evaluation
-        ``arms``, ``uplift`` and ``migration`` tables (see :class:`Evaluation`).
+        ``arms``, ``uplift`` and ``migration`` tables (see :class:`Evaluation`). A window the data
+        reaches only in part is measured as far as it goes (``window_complete`` is false).
+
+    Raises
+    ------
+    WinbackInputError
+        The transactions end on or before the start day (nothing of the window is observed yet);
+        targets missing from the transactions; a bad target list.
+    WinbackConfigError
+        ``start`` before the list's ``campaign_start``; a window, cost or confidence that is not a
+        finite number in its range.
     """
     if isinstance(window_days, bool) or not isinstance(window_days, int) or window_days < 1:
         raise WinbackConfigError(f"window_days={window_days!r} must be a whole number ≥ 1")
-    if not 0 < confidence < 1:
+    if not 0 < check_number(confidence, "confidence") < 1:
         raise WinbackConfigError(f"confidence={confidence!r} must be in (0, 1)")
     frame = _read_targets(targets, by)
     begin = _start(frame, start)
@@ -326,6 +353,18 @@ def evaluate(
     start_us = _io.as_of_to_micros(begin, prepared.time_zone)
     end_us = _io.as_of_to_micros(end, prepared.time_zone)
     day_begins = start_us + 1 - _io.MICROS_PER_DAY
+    last = tx.get_column("ts").max() if tx.height else None
+    if last is None or int(last) <= start_us:  # type: ignore[arg-type]
+        ended = (
+            "hold no purchases"
+            if last is None
+            else f"end on {_io.micros_to_datetime(int(last)).date()}"  # type: ignore[arg-type]
+        )
+        raise WinbackInputError(
+            f"the transactions {ended}, before the window {begin + timedelta(days=1)} … {end} "
+            "starts: there is nothing to measure yet. Evaluate after the window has data (or "
+            "check start= and the transactions' file)"
+        )
     has_history = tx.height > 0 and bool(tx.select((pl.col("ts") < day_begins).any()).item())
     present = tx.select(pl.col("customer").unique().alias("customer_id"))
     if has_history:
@@ -371,9 +410,8 @@ def evaluate(
     moves = None
     if migration_states and has_history:
         moves = _migration_by_arm(prepared, frame, begin, end)
-    last = tx.get_column("ts").max() if tx.height else None
-    observed = _io.micros_to_datetime(int(last)) if last is not None else None  # type: ignore[arg-type]
-    complete = observed is not None and observed.date() >= end
+    observed = _io.micros_to_datetime(int(last))  # type: ignore[arg-type]
+    complete = observed.date() >= end
     return Evaluation(
         arms=arms,
         uplift=uplift,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Literal
@@ -30,6 +31,9 @@ __all__ = [
     "SEGMENT_GRID",
     "SEGMENT_NAMES",
     "TIER_LABELS",
+    "check_finite",
+    "check_number",
+    "check_unique_customers",
     "is_scored_table",
     "quadrant",
     "rfm",
@@ -116,6 +120,66 @@ def is_scored_table(columns: Any) -> bool:
     ``n_occasions``, as :func:`winback.silence`'s output) rather than raw transactions."""
     names = set(columns)
     return {"recency_days", "n_occasions"} <= names
+
+
+def _first_ids(ids: pl.Series, count: int = 5) -> str:
+    return ", ".join(str(v) for v in ids.head(count).to_list())
+
+
+def check_unique_customers(frame: pl.DataFrame, what: str, column: str = "customer_id") -> None:
+    """Raises :class:`~winback.WinbackInputError` when ``frame`` (a scored table: one row per
+    customer) holds a customer twice, naming how many rows repeat a customer and the first ids."""
+    ids = frame.get_column(column)
+    unique = ids.n_unique()
+    if unique == frame.height:
+        return
+    repeated = ids.filter(ids.is_duplicated()).unique(maintain_order=True)
+    raise WinbackInputError(
+        f"{what} needs one row per customer, but column {column!r} repeats {repeated.len():,} "
+        f"customers ({frame.height - unique:,} extra rows; first: {_first_ids(repeated)}). "
+        f"Deduplicate the table (e.g. .unique({column!r})) or score the transactions again"
+    )
+
+
+def check_finite(
+    frame: pl.DataFrame, columns: Sequence[str], what: str, id_column: str = "customer_id"
+) -> None:
+    """Raises :class:`~winback.WinbackInputError` when a float column of ``columns`` (those present)
+    holds NaN or ±inf, naming the column, the count and the first customers. Nulls are fine: they
+    are the documented "unknown"."""
+    for name in columns:
+        if name not in frame.columns or not frame.schema[name].is_float():
+            continue
+        bad = ~pl.col(name).is_finite()
+        count = int(frame.select(bad.sum()).item() or 0)
+        if not count:
+            continue
+        shown = ""
+        if id_column in frame.columns:
+            ids = frame.filter(bad.fill_null(False)).get_column(id_column)
+            shown = f" (customers {_first_ids(ids)})"
+        raise WinbackInputError(
+            f"{what}: column {name!r} holds {count:,} NaN or infinite values{shown}; nothing can "
+            "be ranked or written from them. Fix or drop those rows, or make them null "
+            f"(pl.col({name!r}).fill_nan(None)) to treat them as unknown"
+        )
+
+
+def check_number(
+    value: Any, name: str, *, minimum: float | None = None, positive: bool = False
+) -> float:
+    """``value`` as a float when it is a finite number (≥ ``minimum``, > 0 with ``positive``);
+    else :class:`~winback.WinbackConfigError` naming the argument ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise WinbackConfigError(f"{name}={value!r} must be a number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise WinbackConfigError(f"{name}={value!r} must be a finite number, not NaN or infinite")
+    if positive and number <= 0:
+        raise WinbackConfigError(f"{name}={value!r} must be positive")
+    if minimum is not None and number < minimum:
+        raise WinbackConfigError(f"{name}={value!r} must be ≥ {minimum:g}")
+    return number
 
 
 def _score(value: pl.Expr) -> pl.Expr:
@@ -209,9 +273,7 @@ def _tier_expr(thresholds: Mapping[str, float] | None) -> pl.Expr:
             raise WinbackConfigError(
                 f"tier_thresholds has no key {key!r}; keys are {', '.join(values)}"
             )
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise WinbackConfigError(f"tier_thresholds[{key!r}]={value!r} must be a number")
-        values[key] = float(value)
+        values[key] = check_number(value, f"tier_thresholds[{key!r}]")
     r, fm = pl.col("r_score"), pl.col("fm_score")
     return (
         pl.when(r.is_null() | fm.is_null())
@@ -429,6 +491,9 @@ def rfm(
                     f"the scored table has no column {name!r} for {role}; name it with "
                     f"{ {'R': 'recency_col', 'F': 'frequency_col', 'M': 'monetary_col'}[role] }="
                 )
+        if "customer_id" in scored.columns:
+            check_unique_customers(scored, "rfm")
+        check_finite(scored, (recency_col, frequency_col, m_name), "rfm")
         r_expr, f_expr, m_expr = pl.col(recency_col), pl.col(frequency_col), pl.col(m_name)
     else:
         scored, f_expr, m_expr = _from_transactions(
@@ -509,13 +574,23 @@ def quadrant(
         tenure, ``n_occasions / (max(tenure_days, min_tenure_days) / 365.25)`` (the floor keeps a
         first purchase last week from reading as fifty visits a year).
     contribution_cut, loyalty_cut
-        Fixed cuts instead of the medians.
+        Fixed cuts instead of the medians (finite numbers).
+    min_tenure_days
+        The tenure floor of the default loyalty, in days (a finite number > 0).
 
     Returns
     -------
     polars.DataFrame
         ``scored`` with ``quadrant_contribution``, ``quadrant_loyalty`` (the values used) and
         ``quadrant`` (Enum; null where either value is null).
+
+    Raises
+    ------
+    WinbackConfigError
+        A cut or ``min_tenure_days`` that is not a finite number (``min_tenure_days`` ≤ 0).
+    WinbackInputError
+        A missing column, a customer twice, or a NaN/infinite contribution or loyalty input
+        (nulls are fine: they get a null quadrant).
 
     Examples
     --------
@@ -528,6 +603,13 @@ def quadrant(
     """
     if not isinstance(scored, pl.DataFrame):
         scored = pl.DataFrame(_io.to_polars(scored).lazy().collect())
+    c_fixed = (
+        None if contribution_cut is None else check_number(contribution_cut, "contribution_cut")
+    )
+    l_fixed = None if loyalty_cut is None else check_number(loyalty_cut, "loyalty_cut")
+    floor = check_number(min_tenure_days, "min_tenure_days", positive=True)
+    if "customer_id" in scored.columns:
+        check_unique_customers(scored, "quadrant")
     columns = scored.columns
     if contribution is None:
         found = [
@@ -544,12 +626,10 @@ def quadrant(
     if loyalty is None:
         if "p_alive" in columns:
             loyalty_expr = pl.col("p_alive").cast(pl.Float64)
+            sources = ["p_alive"]
         elif {"n_occasions", "tenure_days"} <= set(columns):
-            if min_tenure_days <= 0:
-                raise WinbackConfigError(f"min_tenure_days={min_tenure_days} must be positive")
-            years = (
-                pl.max_horizontal(pl.col("tenure_days"), pl.lit(float(min_tenure_days))) / 365.25
-            )
+            sources = ["n_occasions", "tenure_days"]
+            years = pl.max_horizontal(pl.col("tenure_days"), pl.lit(floor)) / 365.25
             loyalty_expr = pl.col("n_occasions").cast(pl.Float64) / years
         else:
             raise WinbackInputError(
@@ -560,16 +640,16 @@ def quadrant(
         raise WinbackInputError(f"loyalty column {loyalty!r} is not in the table")
     else:
         loyalty_expr = pl.col(loyalty).cast(pl.Float64)
+        sources = [loyalty]
+    check_finite(scored, [contribution, *sources], "quadrant")
     out = scored.drop(
         [c for c in ("quadrant_contribution", "quadrant_loyalty", "quadrant") if c in columns]
     ).with_columns(
         pl.col(contribution).cast(pl.Float64).alias("quadrant_contribution"),
         loyalty_expr.alias("quadrant_loyalty"),
     )
-    c_cut = (
-        pl.col("quadrant_contribution").median() if contribution_cut is None else contribution_cut
-    )
-    l_cut = pl.col("quadrant_loyalty").median() if loyalty_cut is None else loyalty_cut
+    c_cut = pl.col("quadrant_contribution").median() if c_fixed is None else c_fixed
+    l_cut = pl.col("quadrant_loyalty").median() if l_fixed is None else l_fixed
     high_c = pl.col("quadrant_contribution") > c_cut
     high_l = pl.col("quadrant_loyalty") > l_cut
     label = (

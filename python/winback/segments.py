@@ -16,9 +16,10 @@ The format (``format = 1``)::
                                             # load_rules("salon", thresholds={"active_days": 45})
 
     [[classifier]]                          # one or more
-    column = "visit_recency"                # the output column
+    column = "visit_recency"                # the output column (a new one, see below)
     inputs = ["recency_days"]               # every column the rules read
     default = "over_three_months"           # label when no rule matches (omit: null)
+    # replace = true                        # optional: overwrite the column if the table has it
     rules = [                               # in order; first match wins
       { label = "active", when = { recency_days = { le = "$active_days" } } },
       { label = "lapsed", when = [ { recency_days = { gt = 90 } },          # a list of tables:
@@ -38,6 +39,13 @@ or a list of such tables, any of which may hold (OR); an empty table always matc
 strings, booleans or dates, or ``"$name"`` for a threshold. A rule may carry ``if_columns = [...]``:
 it applies only when the table has all those columns (how a preset uses optional inputs such as
 ``cause`` or ``expected_value``). A classifier may read the columns of the classifiers before it.
+Numbers must be finite: ``nan`` and ``inf`` (valid TOML) are refused, in rules and thresholds alike.
+
+A classifier never overwrites a column silently: when the table already has its output ``column``,
+classifying is an error unless the classifier says ``replace = true``. The key columns
+(:data:`KEY_COLUMNS`: ``customer_id`` and the scores :func:`winback.campaign` reads, such as
+``rank_ratio_group``, ``silence_score`` and ``recency_days``) can never be written by a rules file,
+even with ``replace = true``.
 
 Any problem — invalid TOML, an unknown key, a bad operator, a threshold of the wrong type, a column
 the table does not have — raises :class:`~winback.WinbackConfigError` naming the file, the
@@ -46,6 +54,7 @@ classifier, the rule and its line.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -59,8 +68,10 @@ import polars as pl
 
 from winback import _io
 from winback.errors import WinbackConfigError
+from winback.rfm import check_unique_customers
 
 __all__ = [
+    "KEY_COLUMNS",
     "OPERATORS",
     "CampaignSpec",
     "Classifier",
@@ -73,10 +84,33 @@ __all__ = [
     "presets",
 ]
 
+#: Columns a rules file can never write, even with ``replace = true``: the customer id and the
+#: scores :func:`winback.campaign` reads (selection, priority, value level, quadrant, strategy), so
+#: a classifier cannot change whom a campaign targets behind its back (docs/methods.md#rules).
+KEY_COLUMNS = (
+    "customer_id",
+    "status",
+    "rank_ratio_group",
+    "silence_score",
+    "silence_band",
+    "recency_days",
+    "last_ts",
+    "n_occasions",
+    "tenure_days",
+    "total_amount",
+    "rfm_monetary",
+    "rfm_segment",
+    "quadrant",
+    "p_alive",
+    "expected_value",
+    "clv",
+    "value_tier",
+    "value_level",
+)
 #: Comparison operators of a rule's ``when`` table.
 OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "is_null")
 _TOP_KEYS = ("format", "name", "description", "thresholds", "classifier", "campaign")
-_CLASSIFIER_KEYS = ("column", "description", "inputs", "default", "rules")
+_CLASSIFIER_KEYS = ("column", "description", "inputs", "default", "rules", "replace")
 _RULE_KEYS = ("label", "when", "if_columns", "description")
 _CAMPAIGN_KEYS = ("segment", "exclude", "cadence", "description")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -114,6 +148,7 @@ class Classifier:
     default: str | None = None
     line: int | None = None
     description: str | None = None
+    replace: bool = False
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -156,6 +191,11 @@ class RuleSet:
                 raise WinbackConfigError(
                     f"{self.source}: no threshold {name!r} to override (thresholds: {known})"
                 )
+            if _non_finite(value):
+                raise WinbackConfigError(
+                    f"{self.source}: threshold {name!r} = {value!r} is not a finite number; "
+                    "NaN would match every comparison and inf every bound"
+                )
             if _kind(value) != _kind(merged[name]):
                 raise WinbackConfigError(
                     f"{self.source}: threshold {name!r} is a {_kind(merged[name])}, so "
@@ -175,9 +215,24 @@ class RuleSet:
         """``frame`` with every classifier's column added (Enum of its labels), in order."""
         out = frame
         for item in self.classifiers:
+            if item.column in frame.columns and not item.replace:
+                raise _Where(self.source, None).error(
+                    f"the table already has a column {item.column!r}; the classifier would "
+                    "overwrite it. Name the output column differently, drop the column first, or "
+                    "set replace = true in the classifier to overwrite it on purpose",
+                    column=item.column,
+                    line=item.line,
+                )
             expr = _compile(item, out.schema, self)
             out = out.with_columns(expr.alias(item.column))
         return out
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether ``value`` (or an item of a list) is a NaN or infinite float."""
+    if isinstance(value, list):
+        return any(_non_finite(v) for v in value)
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def _kind(value: Any) -> str:
@@ -254,6 +309,8 @@ def _check_value(value: Any, op: str, thresholds: Mapping[str, Any], fail: Any) 
             known = ", ".join(thresholds) or "none defined"
             raise fail(f"threshold {value!r} is not defined in [thresholds] ({known})")
         value = thresholds[name]
+    if _non_finite(value):
+        raise fail(f"{op} {value!r} is not a finite number; use a finite bound (or is_null)")
     if op == "is_null":
         if not isinstance(value, bool):
             raise fail(f"is_null takes true or false, not {value!r}")
@@ -332,6 +389,11 @@ def parse_rules(text: str, *, source: str = "<rules>") -> RuleSet:
                 f"threshold {name!r} = {value!r} must be a number, string, boolean, "
                 "date or a list of them"
             )
+        if _non_finite(value):
+            raise fail_top(
+                f"threshold {name!r} = {value!r} is not a finite number; NaN would match every "
+                "comparison and inf every bound"
+            )
     classifiers_raw = raw.get("classifier")
     if not isinstance(classifiers_raw, list) or not classifiers_raw:
         raise fail_top("the file defines no classifier; add at least one [[classifier]] table")
@@ -385,6 +447,15 @@ def _parse_classifier(
         raise fail(f"'column' must name the output column (letters, digits, _), not {column!r}")
     if any(c.column == column for c in earlier):
         raise fail(f"two classifiers write column {column!r}")
+    if column in KEY_COLUMNS:
+        raise fail(
+            f"column {column!r} is a key column winback reads ({', '.join(KEY_COLUMNS)}); a "
+            "rules file never writes it, even with replace = true — name the output column "
+            "differently"
+        )
+    replace_column = item.get("replace", False)
+    if not isinstance(replace_column, bool):
+        raise fail(f"'replace' must be true or false, not {replace_column!r}")
     inputs = _str_list(item.get("inputs"), "'inputs'", fail)
     default = item.get("default")
     if default is not None and (not isinstance(default, str) or not default):
@@ -398,7 +469,9 @@ def _parse_classifier(
         )
         for i, raw_rule in enumerate(rules_raw)
     ]
-    return Classifier(column, inputs, tuple(rules), default, line, item.get("description"))
+    return Classifier(
+        column, inputs, tuple(rules), default, line, item.get("description"), replace_column
+    )
 
 
 def _parse_rule(
@@ -648,7 +721,16 @@ def classify(
     Returns
     -------
     polars.DataFrame
-        ``scored`` with one Enum column per classifier (replacing columns of the same name).
+        ``scored`` with one Enum column per classifier. A column the table already has is an error
+        unless its classifier says ``replace = true`` (key columns, :data:`KEY_COLUMNS`, never).
+
+    Raises
+    ------
+    WinbackConfigError
+        A bad rules file or threshold, a classifier writing a column the table already has (without
+        ``replace = true``), a column a rule reads that the table lacks.
+    WinbackInputError
+        A table with a ``customer_id`` column holding a customer twice.
 
     Examples
     --------
@@ -667,4 +749,6 @@ def classify(
     else:
         converted = _io.to_polars(scored)
         frame = converted.collect() if isinstance(converted, pl.LazyFrame) else converted
+    if "customer_id" in frame.columns:
+        check_unique_customers(frame, "classify")
     return rule_set.apply(frame)

@@ -241,6 +241,22 @@ def test_nan_values_are_refused_by_quadrant_and_rfm() -> None:
         winback.rfm(table)
 
 
+def test_rfm_never_writes_an_overflowed_monetary_value() -> None:
+    tx = pl.DataFrame(
+        {
+            "customer_id": [1, 1, 2, 3],
+            "ts": [date(2024, 1, 1), date(2024, 2, 1), date(2024, 1, 5), date(2024, 1, 9)],
+            "amount": [1e308, 1e308, 1.0, 2.0],
+        }
+    )
+    with pytest.raises(
+        WinbackInputError,
+        match=r"rfm: column 'rfm_monetary' holds 1 NaN or infinite values \(customers 1\); the "
+        r"amounts are too large",
+    ):
+        winback.rfm(tx, as_of="2024-03-01")
+
+
 # --- evaluate windows with no data ------------------------------------------------------------
 
 
@@ -268,6 +284,8 @@ def test_evaluate_refuses_a_start_before_the_campaign() -> None:
         r"campaign_start\)",
     ):
         winback.evaluate(targets, tx, start="2024-02-01")
+    with pytest.raises(WinbackConfigError, match=r"window_days=1,000,000,000 runs past"):
+        winback.evaluate(targets, tx, window_days=10**9)
     later = winback.evaluate(targets, tx, start=START + timedelta(days=1), window_days=5)
     assert later.window_start == START + timedelta(days=1)
 

@@ -331,7 +331,12 @@ def evaluate(
         raise WinbackConfigError(f"confidence={confidence!r} must be in (0, 1)")
     frame = _read_targets(targets, by)
     begin = _start(frame, start)
-    end = begin + timedelta(days=window_days)
+    try:
+        end = begin + timedelta(days=window_days)
+    except OverflowError as exc:
+        raise WinbackConfigError(
+            f"window_days={window_days:,} runs past the last date Python can hold (9999-12-31)"
+        ) from exc
     prepared = _io.prepare(
         transactions,
         customer_col=customer_col,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Literal
@@ -142,11 +143,15 @@ def check_unique_customers(frame: pl.DataFrame, what: str, column: str = "custom
 
 
 def check_finite(
-    frame: pl.DataFrame, columns: Sequence[str], what: str, id_column: str = "customer_id"
+    frame: pl.DataFrame,
+    columns: Sequence[str],
+    what: str,
+    id_column: str = "customer_id",
+    advice: str | None = None,
 ) -> None:
     """Raises :class:`~winback.WinbackInputError` when a float column of ``columns`` (those present)
-    holds NaN or ±inf, naming the column, the count and the first customers. Nulls are fine: they
-    are the documented "unknown"."""
+    holds NaN or ±inf, naming the column, the count and the first customers, then ``advice``
+    (default: how to fix or null them). Nulls are fine: they are the documented "unknown"."""
     for name in columns:
         if name not in frame.columns or not frame.schema[name].is_float():
             continue
@@ -158,10 +163,12 @@ def check_finite(
         if id_column in frame.columns:
             ids = frame.filter(bad.fill_null(False)).get_column(id_column)
             shown = f" (customers {_first_ids(ids)})"
+        advice = advice or (
+            "nothing can be ranked or written from them. Fix or drop those rows, or make them "
+            f"null (pl.col({name!r}).fill_nan(None)) to treat them as unknown"
+        )
         raise WinbackInputError(
-            f"{what}: column {name!r} holds {count:,} NaN or infinite values{shown}; nothing can "
-            "be ranked or written from them. Fix or drop those rows, or make them null "
-            f"(pl.col({name!r}).fill_nan(None)) to treat them as unknown"
+            f"{what}: column {name!r} holds {count:,} NaN or infinite values{shown}; {advice}"
         )
 
 
@@ -170,7 +177,7 @@ def check_number(
 ) -> float:
     """``value`` as a float when it is a finite number (≥ ``minimum``, > 0 with ``positive``);
     else :class:`~winback.WinbackConfigError` naming the argument ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise WinbackConfigError(f"{name}={value!r} must be a number")
     number = float(value)
     if not math.isfinite(number):
@@ -530,6 +537,13 @@ def rfm(
         _score(m_value).alias("m_score"),
     )
     out = out.drop([c for c in ("__window", "__window_amount") if c in out.columns])
+    check_finite(
+        out,
+        ("rfm_monetary",),
+        "rfm",
+        advice="the amounts are too large to add up in 64-bit floats; check the amount column "
+        "(a unit error?) or scale it down",
+    )
     out = out.with_columns(
         ((pl.col("f_score") + pl.col("m_score")).cast(pl.Float64) / 2.0).alias("fm_score"),
         (

@@ -373,6 +373,8 @@ def silence_table(table: pa.Table, settings: ScoreSettings) -> pa.Table:
             order_col=settings.order_col,
             tz=settings.tz,
             on_invalid=settings.on_invalid,
+            time_format=settings.time_format,
+            id_type=settings.id_type,
             num_threads=settings.num_threads,
         )
     except WinbackInputError as exc:

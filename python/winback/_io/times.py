@@ -136,12 +136,12 @@ def snapshot_end_at(
 ISO_TIME_HINT = "ISO 8601 (YYYY-MM-DD, optionally THH:MM[:SS[.fff]] and Z or ±HH:MM)"
 
 _DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
-_CLOCK = r"[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,9})?)?"
-_OFFSET = r"(?:[Zz]|[+-][0-9]{2}:?[0-9]{2})"
+_CLOCK = r"[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?"
+_OFFSET = r"(?:Z|[+-][0-9]{2}:?[0-9]{2})"
 #: Naive ISO 8601: a date, or a date and a wall-clock time.
-_ISO_NAIVE = rf"^{_DATE}(?:[Tt ]{_CLOCK})?$"
+_ISO_NAIVE = rf"^\s*{_DATE}(?:[T ]{_CLOCK})?\s*$"
 #: ISO 8601 with an offset: an instant.
-_ISO_OFFSET = rf"^{_DATE}[Tt ]{_CLOCK}{_OFFSET}$"
+_ISO_OFFSET = rf"^\s*{_DATE}[T ]{_CLOCK}{_OFFSET}\s*$"
 #: Text that looks like a date in another layout (day or month first, slashes or dots, a year
 #: first with slashes or one-digit fields, or YYYYMMDD), with anything after it; ISO-shaped text
 #: (YYYY-MM-DD…) is excluded by :func:`foreign_date_expr`.
@@ -187,27 +187,35 @@ def iso_time_expr(text: pl.Expr, zone: str | None) -> pl.Expr:
     """ISO 8601 text as local wall-clock datetimes (µs), null where a row does not follow it.
 
     Accepted, row by row (surrounding spaces ignored): ``YYYY-MM-DD`` (midnight), a date and a
-    time joined by ``T`` or a space (``HH:MM``, ``HH:MM:SS``, fractions after ``.`` or ``,``
-    up to nanoseconds, truncated to µs), and the same with an offset (``Z``, ``±HH:MM``,
+    time joined by ``T`` or a space (``HH:MM``, ``HH:MM:SS``, a fraction after ``.`` up to
+    nanoseconds, truncated to µs), and the same with an offset (``Z``, ``±HH:MM``,
     ``±HHMM``). A naive time is local wall-clock time as it stands; a time with an offset is an
     instant, converted to ``zone`` (UTC when None) and read on its wall clock.
     """
-    stripped = text.str.strip_chars()
-    canonical = (
-        stripped.str.replace(rf"^({_DATE})$", "${1} 00:00:00")
-        .str.replace(rf"^({_DATE})[Tt ]", "${1} ")
-        .str.replace(rf"^({_DATE} [0-9]{{2}}:[0-9]{{2}})([^:0-9]|$)", "${1}:00${2}")
-        .str.replace(r"^([^,]*[0-9]{2}:[0-9]{2}:[0-9]{2}),", "${1}.")
-        .str.replace(r"[Zz]$", "+00:00")
+    length = text.str.len_bytes()
+    naive = text.str.contains(_ISO_NAIVE)
+    # The common layouts parse with fixed formats (fast); the rest is first made canonical.
+    seconds = pl.when(naive & (length == 19)).then(text).str.replace("T", " ", literal=True)
+    day = pl.when(naive & (length == 10)).then(text)
+    other = pl.when(naive & (length != 19) & (length != 10)).then(text)
+    offset = pl.when(text.str.contains(_ISO_OFFSET)).then(text)
+    aware = _canonical(offset).str.to_datetime(f"{_CANONICAL}%z", strict=False, time_unit="us")
+    return pl.coalesce(
+        seconds.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us"),
+        day.str.to_datetime("%Y-%m-%d", strict=False, time_unit="us"),
+        _canonical(other).str.to_datetime(_CANONICAL, strict=False, time_unit="us"),
+        _local(aware, zone),
     )
-    naive = canonical.str.to_datetime(_CANONICAL, strict=False, time_unit="us")
-    aware = canonical.str.to_datetime(f"{_CANONICAL}%z", strict=False, time_unit="us")
+
+
+def _canonical(text: pl.Expr) -> pl.Expr:
+    """ISO text as ``YYYY-MM-DD HH:MM:SS[.f][±HH:MM]`` (the layouts of :func:`iso_time_expr`)."""
     return (
-        pl.when(stripped.str.contains(_ISO_NAIVE))
-        .then(naive)
-        .when(stripped.str.contains(_ISO_OFFSET))
-        .then(_local(aware, zone))
-        .otherwise(None)
+        text.str.strip_chars()
+        .str.replace(rf"^({_DATE})$", "${1} 00:00:00")
+        .str.replace("T", " ", literal=True)
+        .str.replace(rf"^({_DATE} [0-9]{{2}}:[0-9]{{2}})([^:0-9]|$)", "${1}:00${2}")
+        .str.replace("Z", "+00:00", literal=True)
     )
 
 

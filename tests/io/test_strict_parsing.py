@@ -479,3 +479,15 @@ def test_csv_and_parquet_of_the_same_text_times_agree(tmp_path: Path) -> None:
     log.write_csv(tmp_path / "a.csv")
     log.write_parquet(tmp_path / "a.parquet")
     assert winback.silence(tmp_path / "a.csv").equals(winback.silence(tmp_path / "a.parquet"))
+
+
+def test_header_only_parts_do_not_make_files_disagree(tmp_path: Path) -> None:
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    (folder / "part-0.csv").write_text("customer_id,ts,amount\n")  # an empty partition
+    (folder / "part-1.csv").write_text("customer_id,ts,amount\n7,2024-01-01,2.5\n")
+    row = winback.silence(folder).row(0, named=True)
+    assert (row["customer_id"], row["total_amount"]) == ("7", 2.5)
+    (folder / "part-2.csv").write_text("customer_id,ts,amount\n8,2024-01-02,\n")
+    with pytest.raises(WinbackInputError, match=r"it is text \(String\) in .*part-2\.csv"):
+        winback.silence(folder)

@@ -118,39 +118,51 @@ def _kind(dtype: pl.DataType, numeric: bool) -> str:
     return str(dtype)
 
 
-def _check_file_schemas(
+def _is_empty(frame: pl.LazyFrame) -> bool:
+    return frame.head(1).collect().height == 0
+
+
+def _agreeing_files(
     paths: list[Path], frames: list[pl.LazyFrame], columns: Sequence[str], numeric: Sequence[str]
-) -> None:
-    """Files read together must agree on each used column: present in all or none, and of one
-    kind (docs/methods.md#input); otherwise the file that differs is named."""
+) -> list[int]:
+    """The files to read together: they must agree on each used column, present in all or none
+    and of one kind (docs/methods.md#input); otherwise the file that differs is named. A file
+    without rows that differs in kind (a header-only CSV, whose columns read as text) is
+    left out."""
     schemas = []
     for path, frame in zip(paths, frames, strict=True):
         try:
             schemas.append(frame.collect_schema())
         except pl.exceptions.PolarsError as exc:
             raise WinbackInputError(f"could not read {str(path)!r}: {first_line(exc)}") from exc
+    kept = list(range(len(paths)))
     for column in dict.fromkeys(columns):
-        having = [i for i, schema in enumerate(schemas) if column in schema]
+        having = [i for i in kept if column in schemas[i]]
         if not having:
             continue
-        if len(having) < len(schemas):
-            missing = next(i for i in range(len(schemas)) if i not in having)
+        if len(having) < len(kept):
+            missing = next(i for i in kept if i not in having)
             raise WinbackInputError(
                 f"the input files disagree: column {column!r} is in {str(paths[having[0]])!r} "
                 f"but not in {str(paths[missing])!r}. Files read together need the same "
                 "columns: fix that file, or read the files apart."
             )
+        kinds = {i: _kind(schemas[i][column], column in numeric) for i in having}
+        if len(set(kinds.values())) == 1:
+            continue
+        empty = {i for i in having if _is_empty(frames[i])}
+        kept = [i for i in kept if i not in empty or len(empty) == len(kept)]
+        having = [i for i in having if i in kept]
         first = having[0]
-        reference = _kind(schemas[first][column], column in numeric)
         for index in having[1:]:
-            kind = _kind(schemas[index][column], column in numeric)
-            if kind != reference:
+            if kinds[index] != kinds[first]:
                 raise WinbackInputError(
-                    f"the input files disagree on column {column!r}: it is {kind} "
-                    f"({schemas[index][column]}) in {str(paths[index])!r} but {reference} "
+                    f"the input files disagree on column {column!r}: it is {kinds[index]} "
+                    f"({schemas[index][column]}) in {str(paths[index])!r} but {kinds[first]} "
                     f"({schemas[first][column]}) in {str(paths[first])!r}. Files read together "
                     "need one type per column: convert that file, or read the files apart."
                 )
+    return kept
 
 
 def open_transactions(
@@ -173,7 +185,7 @@ def open_transactions(
         return frame
     frames = [_scan_file(path, (customer_col, time_col)) for path in paths]
     if len(frames) > 1:
-        _check_file_schemas(list(paths), frames, columns, numeric)
+        frames = [frames[i] for i in _agreeing_files(list(paths), frames, columns, numeric)]
     return _concat(frames)
 
 

@@ -491,3 +491,41 @@ def test_header_only_parts_do_not_make_files_disagree(tmp_path: Path) -> None:
     (folder / "part-2.csv").write_text("customer_id,ts,amount\n8,2024-01-02,\n")
     with pytest.raises(WinbackInputError, match=r"it is text \(String\) in .*part-2\.csv"):
         winback.silence(folder)
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    log=text_time_logs(),
+    foreign=st.sampled_from(["01/02/2024", "2024/01/02", "20240102", "1.2.24"]),
+    at=st.integers(0, 1000),
+    seed=st.integers(0, 2**32 - 1),
+    cuts=st.lists(st.integers(0, 60)),
+)
+def test_a_foreign_date_anywhere_refuses_the_column_in_any_order_and_split(
+    log: pl.DataFrame, foreign: str, at: int, seed: int, cuts: list[int]
+) -> None:
+    position = at % log.height
+    log = log.with_columns(
+        pl.when(pl.int_range(pl.len()) == position)
+        .then(pl.lit(foreign))
+        .otherwise("ts")
+        .alias("ts")
+    )
+    shuffled = log.sample(fraction=1.0, shuffle=True, seed=seed)
+    edges = sorted({0, log.height, *(c % (log.height + 1) for c in cuts)})
+    pieces = [shuffled.slice(a, b - a) for a, b in itertools.pairwise(edges)]
+    batches = [b for p in pieces for b in p.to_arrow().to_batches()]
+    for data in (
+        log,
+        shuffled,
+        pa.RecordBatchReader.from_batches(shuffled.to_arrow().schema, batches),
+    ):
+        with pytest.raises(WinbackInputError, match="not ISO 8601"):
+            winback.prepare(data, on_invalid="drop")
+    refused = 0
+    for piece in pieces:
+        try:
+            winback.prepare(piece, on_invalid="drop")
+        except WinbackInputError:
+            refused += 1
+    assert refused == 1  # the one engine chunk holding the foreign date

@@ -15,15 +15,18 @@ __all__ = [
     "AMOUNT_COL",
     "CUSTOMER_COL",
     "HORIZON_PERIODS",
+    "ID_TYPE",
     "MIN_OCCASIONS",
     "ON_INVALID",
     "PERIOD",
     "RESOLUTION",
     "S_CUTS",
     "TIME_COL",
+    "TIME_FORMAT",
     "TRF_CUTS",
     "UNIT",
     "AsOf",
+    "IdType",
     "OnInvalid",
     "TimeUnit",
 ]
@@ -58,3 +61,11 @@ UNIT: Final[TimeUnit] = "W"
 PERIOD: Final = "month"
 #: Periods the CLV sums over.
 HORIZON_PERIODS: Final = 12
+
+# Reading text times and ids (docs/methods.md#input, #time-zones).
+#: How customer ids are read: ``"auto"`` (CSV ids as text, typed sources keep their type),
+#: ``"int"`` (Int64; non-integers are invalid rows) or ``"str"`` (text).
+IdType = Literal["auto", "int", "str"]
+#: The strftime/chrono format of text times; None: ISO 8601 only.
+TIME_FORMAT: Final[str | None] = None
+ID_TYPE: Final[IdType] = "auto"

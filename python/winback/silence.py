@@ -18,13 +18,16 @@ from winback._io import spill as _spill
 from winback._options import (
     AMOUNT_COL,
     CUSTOMER_COL,
+    ID_TYPE,
     MIN_OCCASIONS,
     ON_INVALID,
     RESOLUTION,
     S_CUTS,
     TIME_COL,
+    TIME_FORMAT,
     TRF_CUTS,
     AsOf,
+    IdType,
     OnInvalid,
 )
 from winback.errors import WinbackConfigError
@@ -211,6 +214,8 @@ def silence(
     order_col: str | None = ...,
     tz: str | None = ...,
     on_invalid: OnInvalid = ...,
+    time_format: str | None = ...,
+    id_type: IdType = ...,
     num_threads: int | None = ...,
     memory_limit: int | str | None = ...,
     spill_dir: str | os.PathLike[str] | None = ...,
@@ -234,6 +239,8 @@ def silence(
     order_col: str | None = ...,
     tz: str | None = ...,
     on_invalid: OnInvalid = ...,
+    time_format: str | None = ...,
+    id_type: IdType = ...,
     num_threads: int | None = ...,
     memory_limit: int | str | None = ...,
     spill_dir: str | os.PathLike[str] | None = ...,
@@ -256,6 +263,8 @@ def silence(
     order_col: str | None = None,
     tz: str | None = None,
     on_invalid: OnInvalid = ON_INVALID,
+    time_format: str | None = TIME_FORMAT,
+    id_type: IdType = ID_TYPE,
     num_threads: int | None = None,
     memory_limit: int | str | None = None,
     spill_dir: str | os.PathLike[str] | None = None,
@@ -289,6 +298,10 @@ def silence(
     on_invalid
         ``"raise"`` (default): bad rows raise :class:`~winback.WinbackInputError`; ``"drop"``: they
         are removed and returned in ``info.rejects`` with a ``reason``.
+    time_format, id_type
+        How text times and customer ids are read, as in :func:`winback.prepare`: ISO 8601 or
+        exactly ``time_format``; CSV ids as text unless ``id_type="int"``
+        (docs/methods.md#input). Also on the out-of-core path.
     num_threads
         Worker threads (default: ``WINBACK_NUM_THREADS`` or all cores). Results never depend on it.
     memory_limit
@@ -354,6 +367,8 @@ def silence(
             order_col=order_col,
             tz=tz,
             on_invalid=on_invalid,
+            time_format=time_format,
+            id_type=id_type,
             num_threads=num_threads,
         )
         assert scored is not None
@@ -366,6 +381,8 @@ def silence(
         order_col=order_col,
         tz=tz,
         on_invalid=on_invalid,
+        time_format=time_format,
+        id_type=id_type,
     )
     as_of_us = _io.snapshot_end(prepared, as_of)
     frame, rows_used, rows_after = score_prepared(
@@ -414,6 +431,8 @@ def _silence_out_of_core(
     order_col: str | None,
     tz: str | None,
     on_invalid: OnInvalid,
+    time_format: str | None,
+    id_type: IdType,
     num_threads: int | None,
 ) -> tuple[pl.DataFrame | None, SilenceInfo]:
     """:func:`silence` by parts (docs/methods.md#out-of-core): spill, score each group of spill
@@ -431,6 +450,8 @@ def _silence_out_of_core(
             order_col=order_col,
             tz=tz,
             on_invalid=on_invalid,
+            time_format=time_format,
+            id_type=id_type,
         ) as spilled:
             as_of_us = _io.snapshot_end_at(as_of, spilled.time_zone, spilled.latest_ts)
             for prepared in spilled.groups():
@@ -480,6 +501,8 @@ def silence_to_file(
     order_col: str | None = None,
     tz: str | None = None,
     on_invalid: OnInvalid = ON_INVALID,
+    time_format: str | None = TIME_FORMAT,
+    id_type: IdType = ID_TYPE,
     num_threads: int | None = None,
     memory_limit: int | str | None = None,
     spill_dir: str | os.PathLike[str] | None = None,
@@ -508,6 +531,8 @@ def silence_to_file(
         "order_col": order_col,
         "tz": tz,
         "on_invalid": on_invalid,
+        "time_format": time_format,
+        "id_type": id_type,
         "num_threads": num_threads,
     }
     options = _spill.out_of_core_options(

@@ -23,12 +23,15 @@ from winback._io import spill as _spill
 from winback._options import (
     AMOUNT_COL,
     CUSTOMER_COL,
+    ID_TYPE,
     ON_INVALID,
     PERIOD,
     RESOLUTION,
     TIME_COL,
+    TIME_FORMAT,
     UNIT,
     AsOf,
+    IdType,
     OnInvalid,
     TimeUnit,
 )
@@ -326,6 +329,8 @@ def summary(
     order_col: str | None = ...,
     tz: str | None = ...,
     on_invalid: OnInvalid = ...,
+    time_format: str | None = ...,
+    id_type: IdType = ...,
     num_threads: int | None = ...,
     memory_limit: int | str | None = ...,
     spill_dir: str | os.PathLike[str] | None = ...,
@@ -350,6 +355,8 @@ def summary(
     order_col: str | None = ...,
     tz: str | None = ...,
     on_invalid: OnInvalid = ...,
+    time_format: str | None = ...,
+    id_type: IdType = ...,
     num_threads: int | None = ...,
     memory_limit: int | str | None = ...,
     spill_dir: str | os.PathLike[str] | None = ...,
@@ -373,6 +380,8 @@ def summary(
     order_col: str | None = None,
     tz: str | None = None,
     on_invalid: OnInvalid = ON_INVALID,
+    time_format: str | None = TIME_FORMAT,
+    id_type: IdType = ID_TYPE,
     num_threads: int | None = None,
     memory_limit: int | str | None = None,
     spill_dir: str | os.PathLike[str] | None = None,
@@ -419,6 +428,10 @@ def summary(
     on_invalid
         ``"raise"`` (default): bad rows raise :class:`~winback.WinbackInputError`; ``"drop"``: they
         are removed and returned in ``info.rejects`` with a ``reason``.
+    time_format, id_type
+        How text times and customer ids are read, as in :func:`winback.prepare`: ISO 8601 or
+        exactly ``time_format``; CSV ids as text unless ``id_type="int"``
+        (docs/methods.md#input). Also on the out-of-core path.
     num_threads
         Worker threads (default: ``WINBACK_NUM_THREADS`` or all cores). Results never depend on it.
     memory_limit, spill_dir, progress
@@ -494,6 +507,8 @@ def summary(
             order_col=order_col,
             tz=tz,
             on_invalid=on_invalid,
+            time_format=time_format,
+            id_type=id_type,
             num_threads=num_threads,
         )
         frame, counts, rows_read, rejects, extent, window = result
@@ -506,6 +521,8 @@ def summary(
             order_col=order_col,
             tz=tz,
             on_invalid=on_invalid,
+            time_format=time_format,
+            id_type=id_type,
         )
         extent = _Extent.of(prepared)
         window = _window(extent, as_of, calibration_end, holdout_end)
@@ -562,6 +579,8 @@ def _summary_out_of_core(
     order_col: str | None,
     tz: str | None,
     on_invalid: OnInvalid,
+    time_format: str | None,
+    id_type: IdType,
     num_threads: int | None,
 ) -> tuple[pl.DataFrame, dict[str, int], int, pl.DataFrame, _Extent, _Window]:
     """:func:`summary` by parts (docs/methods.md#out-of-core): the windows and panel edges come from
@@ -579,6 +598,8 @@ def _summary_out_of_core(
         order_col=order_col,
         tz=tz,
         on_invalid=on_invalid,
+        time_format=time_format,
+        id_type=id_type,
     ) as spilled:
         extent = _Extent(spilled.rows_clean, spilled.first_ts, spilled.latest_ts, spilled.time_zone)
         window = _window(extent, as_of, calibration_end, holdout_end)

@@ -88,7 +88,6 @@ def test_files_and_globs(tx: pl.DataFrame, expected: pl.DataFrame, tmp_path: Pat
     tx.slice(2).write_parquet(parts / "b.parquet")
     for source in (
         tmp_path / "all.parquet",
-        str(tmp_path / "all.csv"),
         tmp_path / "all.arrow",
         str(parts / "*.parquet"),
         parts,
@@ -96,6 +95,15 @@ def test_files_and_globs(tx: pl.DataFrame, expected: pl.DataFrame, tmp_path: Pat
     ):
         out = winback.silence(source, as_of=date(2024, 3, 31))
         assert_frame_equal(out, expected, check_dtypes=True)
+    # CSV ids are text unless id_type="int" (docs/methods.md#input).
+    csv = str(tmp_path / "all.csv")
+    as_int = winback.silence(winback.prepare(csv, id_type="int"), as_of=date(2024, 3, 31))
+    assert_frame_equal(as_int, expected, check_dtypes=True)
+    as_text = winback.silence(csv, as_of=date(2024, 3, 31))
+    assert as_text.schema["customer_id"] == pl.String
+    assert_frame_equal(
+        as_text.with_columns(pl.col("customer_id").cast(pl.Int64)).sort("customer_id"), expected
+    )
 
 
 def test_string_timestamps_are_parsed(tx: pl.DataFrame, expected: pl.DataFrame) -> None:

@@ -40,14 +40,17 @@ from winback import _io
 from winback._options import (
     AMOUNT_COL,
     CUSTOMER_COL,
+    ID_TYPE,
     MIN_OCCASIONS,
     ON_INVALID,
     PERIOD,
     RESOLUTION,
     S_CUTS,
     TIME_COL,
+    TIME_FORMAT,
     TRF_CUTS,
     UNIT,
+    IdType,
     OnInvalid,
     TimeUnit,
 )
@@ -179,6 +182,8 @@ class ReadSettings:
     order_col: str | None = None
     tz: str | None = None
     on_invalid: OnInvalid = ON_INVALID
+    time_format: str | None = TIME_FORMAT
+    id_type: IdType = ID_TYPE
 
     def read(self, table: Any) -> _io.PreparedTransactions:
         return _io.prepare(
@@ -189,6 +194,8 @@ class ReadSettings:
             order_col=self.order_col,
             tz=self.tz,
             on_invalid=self.on_invalid,
+            time_format=self.time_format,
+            id_type=self.id_type,
         )
 
 
@@ -366,6 +373,8 @@ def silence_table(table: pa.Table, settings: ScoreSettings) -> pa.Table:
             order_col=settings.order_col,
             tz=settings.tz,
             on_invalid=settings.on_invalid,
+            time_format=settings.time_format,
+            id_type=settings.id_type,
             num_threads=settings.num_threads,
         )
     except WinbackInputError as exc:

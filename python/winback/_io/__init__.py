@@ -1,8 +1,10 @@
 """The input edge: everything that reads transactions, once (docs/methods.md#input).
 
-- :mod:`~winback._io.sources`: containers and files → a Polars frame;
-- :mod:`~winback._io.hygiene`: columns, types, validity rules, rejects;
-- :mod:`~winback._io.times`: occasion buckets, ``as_of`` cut-offs, local wall-clock µs;
+- :mod:`~winback._io.sources`: containers and files → a Polars frame (CSV ids and times as
+  text; the files of one input checked to agree);
+- :mod:`~winback._io.hygiene`: columns, types, validity rules, refusals, rejects;
+- :mod:`~winback._io.times`: the text-time rule (ISO 8601 or ``time_format``), occasion
+  buckets, ``as_of`` cut-offs, local wall-clock µs;
 - :mod:`~winback._io.prepared`: :func:`prepare` → :class:`PreparedTransactions`, the one object
   every public function accepts;
 - :mod:`~winback._io.spill`: the out-of-core path (the in-memory/out-of-core decision is made
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from winback._io.hygiene import (
     ReadPlan,
+    check_id_type,
     check_on_invalid,
     empty_rejects,
     invalid_rows_error,
@@ -30,10 +33,18 @@ from winback._io.prepared import (
     prepare,
     snapshot_end,
 )
-from winback._io.sources import expand_paths, file_kind, read_schema, to_polars
+from winback._io.sources import (
+    expand_paths,
+    file_kind,
+    open_transactions,
+    read_schema,
+    to_polars,
+)
 from winback._io.times import (
     MICROS_PER_DAY,
     as_of_to_micros,
+    check_time_format,
+    check_time_zone,
     describe_moment,
     micros_to_datetime,
     parse_resolution,
@@ -47,8 +58,11 @@ __all__ = [
     "PreparedTransactions",
     "ReadPlan",
     "as_of_to_micros",
+    "check_id_type",
     "check_num_threads",
     "check_on_invalid",
+    "check_time_format",
+    "check_time_zone",
     "customer_ids",
     "describe_moment",
     "empty_rejects",
@@ -57,6 +71,7 @@ __all__ = [
     "invalid_rows_error",
     "merge_orders",
     "micros_to_datetime",
+    "open_transactions",
     "parse_resolution",
     "plan_read",
     "prepare",

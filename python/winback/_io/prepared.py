@@ -14,6 +14,8 @@ from typing import Any
 import polars as pl
 
 from winback._io.hygiene import (
+    RefusalTally,
+    check_id_type,
     check_on_invalid,
     empty_rejects,
     invalid_rows_error,
@@ -22,9 +24,18 @@ from winback._io.hygiene import (
     reject_reason,
     unreadable_columns_error,
 )
-from winback._io.sources import read_schema, to_polars
-from winback._io.times import snapshot_end_at
-from winback._options import AMOUNT_COL, CUSTOMER_COL, ON_INVALID, TIME_COL, OnInvalid
+from winback._io.sources import open_transactions, read_schema
+from winback._io.times import check_time_format, snapshot_end_at
+from winback._options import (
+    AMOUNT_COL,
+    CUSTOMER_COL,
+    ID_TYPE,
+    ON_INVALID,
+    TIME_COL,
+    TIME_FORMAT,
+    IdType,
+    OnInvalid,
+)
 from winback.errors import WinbackConfigError
 
 __all__ = [
@@ -97,6 +108,8 @@ def prepare(
     order_col: str | None = None,
     tz: str | None = None,
     on_invalid: OnInvalid = ON_INVALID,
+    time_format: str | None = TIME_FORMAT,
+    id_type: IdType = ID_TYPE,
 ) -> PreparedTransactions:
     """Read and check transactions once: the input edge of every winback function.
 
@@ -107,8 +120,9 @@ def prepare(
         anything with ``__arrow_c_stream__``, a path/glob/directory of Parquet, CSV or Arrow IPC
         files — or a :class:`PreparedTransactions`, returned as it is.
     customer_col, time_col
-        The customer id (integers or strings) and purchase time (dates or datetimes; tz-aware
-        times are read on their local calendar) columns.
+        The customer id (integers or strings) and purchase time (dates, datetimes or text)
+        columns. Tz-aware times are read on their local calendar; text times are ISO 8601 (or
+        ``time_format``), an offset making them instants (docs/methods.md#time-zones).
     amount_col
         The purchase amount. When it is the default ``"amount"`` and absent, the transactions
         have no amounts (enough for silence scoring); naming a missing column is an error.
@@ -123,6 +137,15 @@ def prepare(
         ``"raise"``: invalid rows (null ids or times, unparseable times, null/NaN/infinite
         amounts or costs) raise :class:`~winback.WinbackInputError` naming the column, count and
         first rows; ``"drop"``: they are set aside in ``rejects`` with a ``reason``.
+    time_format
+        The strftime/chrono format of text times (``"%d/%m/%Y"``, ``"%m/%d/%Y %H:%M"``); rows
+        that do not match it are invalid. Default: ISO 8601 only; dates in another layout
+        (``01/02/2024``) are refused with their possible readings, never guessed.
+    id_type
+        ``"auto"`` (default): ids of CSV files are text (``00123`` and ``123`` are two
+        customers), typed sources keep their type; ``"int"``: Int64, ids that are not integers
+        are invalid rows; ``"str"``: text. Unsigned 64-bit ids beyond Int64 are refused unless
+        ``"str"`` (docs/methods.md#input).
 
     Returns
     -------
@@ -141,9 +164,18 @@ def prepare(
     [2]
     """
     check_on_invalid(on_invalid)
+    check_id_type(id_type)
+    check_time_format(time_format)
     if isinstance(data, PreparedTransactions):
         return data
-    frame = to_polars(data)
+    named = [c for c in (customer_col, time_col, amount_col, cost_col, order_col) if c]
+    frame = open_transactions(
+        data,
+        customer_col=customer_col,
+        time_col=time_col,
+        columns=named,
+        numeric=[c for c in (amount_col, cost_col) if c],
+    )
     schema = read_schema(frame)
     plan = plan_read(
         schema,
@@ -153,6 +185,8 @@ def prepare(
         cost_col=cost_col,
         order_col=order_col,
         tz=tz,
+        time_format=time_format,
+        id_type=id_type,
     )
     used = plan.used
     try:
@@ -160,10 +194,17 @@ def prepare(
             collected = frame.select(used).collect(engine="streaming")
         else:
             collected = frame.select(used)
-        prepared = collected.select(*plan.exprs, *plan.checks)
+        prepared = collected.select(*plan.exprs, *plan.checks, *plan.refusals)
     except pl.exceptions.PolarsError as exc:
         raise unreadable_columns_error(used, exc) from exc
-    flags = [c for c in prepared.columns if c.startswith("__")]
+    if plan.refusals:
+        refusals = RefusalTally(plan)
+        refusals.add(collected, prepared, 0)
+        refused = refusals.error()
+        if refused is not None:
+            raise refused
+        prepared = prepared.drop(plan.refusal_flags)
+    flags = plan.flags
     bad_any = pl.any_horizontal(flags)
     bad_counts = prepared.select(pl.col(flags).sum()).row(0, named=True)
     if sum(bad_counts.values()) == 0:
@@ -177,7 +218,12 @@ def prepare(
                 for flag, count in bad_counts.items()
                 if count
             }
-            raise invalid_rows_error(plan, bad_counts, first_rows)
+            examples = {
+                flag: collected.get_column(plan.reasons[flag][0])[rows[0]]
+                for flag, rows in first_rows.items()
+                if flag in plan.hints
+            }
+            raise invalid_rows_error(plan, bad_counts, first_rows, examples)
         bad_mask = prepared.select(bad_any.alias("bad")).get_column("bad")
         rejects = (
             collected.with_row_index("row_index")

@@ -3,6 +3,12 @@
 Polars (lazy) and pandas frames, PyArrow tables and record-batch readers, DuckDB relations,
 anything with ``__arrow_c_stream__``, and paths, globs or directories of Parquet, CSV/TSV and
 Arrow IPC files (read lazily, so only the used columns are read).
+
+Transactions are opened with :func:`open_transactions` (docs/methods.md#input): the customer and
+time columns of CSV files are read as text (ids keep their leading zeros; times follow the one
+text-time rule of :mod:`winback._io.times` instead of a format Polars guesses from the data),
+and the files of a directory or glob must agree on the used columns' presence and kind before
+they are concatenated. :func:`to_polars` serves every other table (scored tables, targets).
 """
 
 from __future__ import annotations
@@ -17,7 +23,19 @@ import polars as pl
 
 from winback.errors import WinbackInputError
 
-__all__ = ["expand_paths", "file_kind", "first_line", "read_schema", "to_polars"]
+__all__ = [
+    "expand_paths",
+    "file_kind",
+    "first_line",
+    "open_transactions",
+    "read_schema",
+    "to_polars",
+]
+
+#: The attribute by which a lazy scan of files from :func:`to_polars` remembers its files, so
+#: that :func:`open_transactions` can read them again as transactions (a caller may convert
+#: the input with :func:`to_polars` first, to look at its columns).
+_FILES_ATTR = "_winback_files"
 
 
 def _is_pathlike(data: object) -> bool:
@@ -60,22 +78,115 @@ def file_kind(path: Path) -> str | None:
     return None
 
 
-def _scan_files(paths: list[Path]) -> pl.LazyFrame:
-    frames = []
-    for path in paths:
-        kind = file_kind(path)
-        if kind == "parquet":
-            frames.append(pl.scan_parquet(path))
-        elif kind == "csv":
-            sep = "\t" if path.suffix.lower() == ".tsv" else ","
-            frames.append(pl.scan_csv(path, separator=sep, try_parse_dates=True))
-        elif kind == "ipc":
-            frames.append(pl.scan_ipc(path))
-        else:
-            raise WinbackInputError(
-                f"cannot read {str(path)!r}: use a .parquet, .csv/.tsv or .arrow/.ipc file"
-            )
+def _scan_file(path: Path, text_columns: Sequence[str] = ()) -> pl.LazyFrame:
+    """One file, lazily; a CSV's ``text_columns`` (those it has) are read as text, the other
+    columns keep Polars' inference."""
+    kind = file_kind(path)
+    if kind == "parquet":
+        return pl.scan_parquet(path)
+    if kind == "csv":
+        sep = "\t" if path.suffix.lower() == ".tsv" else ","
+        overrides = dict.fromkeys(text_columns, pl.String)
+        return pl.scan_csv(path, separator=sep, try_parse_dates=True, schema_overrides=overrides)
+    if kind == "ipc":
+        return pl.scan_ipc(path)
+    raise WinbackInputError(
+        f"cannot read {str(path)!r}: use a .parquet, .csv/.tsv or .arrow/.ipc file"
+    )
+
+
+def _concat(frames: list[pl.LazyFrame]) -> pl.LazyFrame:
     return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+
+
+def _scan_files(paths: list[Path]) -> pl.LazyFrame:
+    frame = _concat([_scan_file(path) for path in paths])
+    setattr(frame, _FILES_ATTR, tuple(paths))
+    return frame
+
+
+def _kind(dtype: pl.DataType, numeric: bool) -> str:
+    """What a column holds, as far as reading it goes (widths and time units aside)."""
+    if dtype.is_numeric():
+        return "number" if numeric else ("integer" if dtype.is_integer() else "float")
+    if dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum | pl.Categorical):
+        return "text"
+    if isinstance(dtype, pl.Datetime):
+        return "datetime" if dtype.time_zone is None else f"datetime in {dtype.time_zone}"
+    if dtype == pl.Date:
+        return "date"
+    return str(dtype)
+
+
+def _is_empty(frame: pl.LazyFrame) -> bool:
+    return frame.head(1).collect().height == 0
+
+
+def _agreeing_files(
+    paths: list[Path], frames: list[pl.LazyFrame], columns: Sequence[str], numeric: Sequence[str]
+) -> list[int]:
+    """The files to read together: they must agree on each used column, present in all or none
+    and of one kind (docs/methods.md#input); otherwise the file that differs is named. A file
+    without rows that differs in kind (a header-only CSV, whose columns read as text) is
+    left out."""
+    schemas = []
+    for path, frame in zip(paths, frames, strict=True):
+        try:
+            schemas.append(frame.collect_schema())
+        except pl.exceptions.PolarsError as exc:
+            raise WinbackInputError(f"could not read {str(path)!r}: {first_line(exc)}") from exc
+    kept = list(range(len(paths)))
+    for column in dict.fromkeys(columns):
+        having = [i for i in kept if column in schemas[i]]
+        if not having:
+            continue
+        if len(having) < len(kept):
+            missing = next(i for i in kept if i not in having)
+            raise WinbackInputError(
+                f"the input files disagree: column {column!r} is in {str(paths[having[0]])!r} "
+                f"but not in {str(paths[missing])!r}. Files read together need the same "
+                "columns: fix that file, or read the files apart."
+            )
+        kinds = {i: _kind(schemas[i][column], column in numeric) for i in having}
+        if len(set(kinds.values())) == 1:
+            continue
+        empty = {i for i in having if _is_empty(frames[i])}
+        kept = [i for i in kept if i not in empty or len(empty) == len(kept)]
+        having = [i for i in having if i in kept]
+        first = having[0]
+        for index in having[1:]:
+            if kinds[index] != kinds[first]:
+                raise WinbackInputError(
+                    f"the input files disagree on column {column!r}: it is {kinds[index]} "
+                    f"({schemas[index][column]}) in {str(paths[index])!r} but {kinds[first]} "
+                    f"({schemas[first][column]}) in {str(paths[first])!r}. Files read together "
+                    "need one type per column: convert that file, or read the files apart."
+                )
+    return kept
+
+
+def open_transactions(
+    data: Any,
+    *,
+    customer_col: str,
+    time_col: str,
+    columns: Sequence[str],
+    numeric: Sequence[str] = (),
+) -> pl.DataFrame | pl.LazyFrame:
+    """Transactions as a Polars frame: :func:`to_polars`, except that files (also when ``data``
+    is :func:`to_polars`' scan of them) are read with the customer and time columns of CSV
+    files as text, after checking that they agree on the used ``columns`` (those in
+    ``numeric``, the amounts, may mix integers and floats)."""
+    frame = to_polars(data)
+    paths: tuple[Path, ...] = getattr(frame, _FILES_ATTR, ())
+    if not paths:
+        return frame
+    if len(paths) == 1 and file_kind(paths[0]) != "csv":
+        return frame
+    frames = [_scan_file(path, (customer_col, time_col)) for path in paths]
+    if len(frames) > 1:
+        frames = [frames[i] for i in _agreeing_files(list(paths), frames, columns, numeric)]
+    return _concat(frames)
 
 
 def to_polars(data: Any) -> pl.DataFrame | pl.LazyFrame:

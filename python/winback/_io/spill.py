@@ -32,10 +32,13 @@ when the input's size is known (Parquet metadata, file sizes) and while spilling
 too little is a :class:`~winback.WinbackConfigError` naming the directory and the sizes. Spill
 files are removed on success and on any failure, Ctrl-C included.
 
+Text times and ids are read by the in-memory path's rules (:func:`winback._io.hygiene.plan_read`:
+ISO 8601 or ``time_format``, row by row; ``id_type``), so every batch reads them alike and a
+refused column is refused with the same message.
+
 Limits: rows rejected with ``on_invalid="drop"`` are kept in memory (one frame, as in the
-in-memory path); a timestamp column of *strings* is parsed per batch, so its format is inferred
-per batch, not once for the whole column; a single customer larger than the group budget is
-scored whole; with ``order_col`` the default ``as_of`` needs one more pass over the spill files.
+in-memory path); a single customer larger than the group budget is scored whole; with
+``order_col`` the default ``as_of`` needs one more pass over the spill files.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ import pyarrow.ipc as pa_ipc
 
 from winback._io.hygiene import (
     ReadPlan,
+    RefusalTally,
+    check_id_type,
     check_on_invalid,
     empty_rejects,
     invalid_rows_error,
@@ -67,8 +72,9 @@ from winback._io.hygiene import (
     unreadable_columns_error,
 )
 from winback._io.prepared import PreparedTransactions
-from winback._io.sources import expand_paths, file_kind, read_schema, to_polars
-from winback._options import OnInvalid
+from winback._io.sources import expand_paths, file_kind, open_transactions, read_schema
+from winback._io.times import check_time_format
+from winback._options import ID_TYPE, TIME_FORMAT, IdType, OnInvalid
 from winback.errors import WinbackConfigError
 
 __all__ = [
@@ -381,6 +387,7 @@ class _Hygiene:
 
     counts: dict[str, int] = field(default_factory=dict)
     first_rows: dict[str, list[int]] = field(default_factory=dict)
+    examples: dict[str, Any] = field(default_factory=dict)
     rejects: list[pl.DataFrame] = field(default_factory=list)
 
     @property
@@ -497,9 +504,10 @@ class SpilledInput:
 
 
 def _source(
-    data: Any, batch_rows: int
+    data: Any, batch_rows: int, plan_columns: dict[str, Any]
 ) -> tuple[pl.Schema, Callable[[list[str]], Iterator[pl.DataFrame]]]:
-    """The input's schema and a function giving its batches of some columns, in input order."""
+    """The input's schema and a function giving its batches of some columns, in input order
+    (files opened as transactions: :func:`~winback._io.sources.open_transactions`)."""
     if isinstance(data, pa.RecordBatchReader) or (
         hasattr(data, "__arrow_c_stream__")
         and not isinstance(data, pl.DataFrame | pl.LazyFrame | pa.Table)
@@ -517,7 +525,14 @@ def _source(
                 yield pl.DataFrame(pl.from_arrow(batch.select(columns)))
 
         return schema, reader_batches
-    frame = to_polars(data)
+    names = ("customer_col", "time_col", "amount_col", "order_col")
+    frame = open_transactions(
+        data,
+        customer_col=plan_columns["customer_col"],
+        time_col=plan_columns["time_col"],
+        columns=[plan_columns[n] for n in names if plan_columns[n] is not None],
+        numeric=[plan_columns["amount_col"]] if plan_columns["amount_col"] else [],
+    )
     lazy = frame.lazy() if isinstance(frame, pl.DataFrame) else frame
     schema = read_schema(lazy)
 
@@ -546,14 +561,20 @@ def spill_input(
     order_col: str | None,
     tz: str | None,
     on_invalid: OnInvalid,
+    time_format: str | None = TIME_FORMAT,
+    id_type: IdType = ID_TYPE,
 ) -> Iterator[SpilledInput]:
     """Streams, validates and partitions the input into spill files (see the module docstring);
     the files are removed when the block ends, however it ends.
 
     Bad rows with ``on_invalid="raise"`` raise the in-memory path's
-    :class:`~winback.WinbackInputError` (global row indices) after the whole input is read.
+    :class:`~winback.WinbackInputError` (global row indices) after the whole input is read; a
+    refused column (:class:`~winback._io.hygiene.ReadPlan`) raises its error as soon as it is
+    settled, whatever ``on_invalid`` says.
     """
     check_on_invalid(on_invalid)
+    check_id_type(id_type)
+    check_time_format(time_format)
     columns = [c for c in (customer_col, time_col, amount_col, order_col) if c is not None]
     size = estimate_input_size(data, columns)
     parent = options.spill_dir
@@ -571,6 +592,8 @@ def spill_input(
             "amount_col": amount_col,
             "order_col": order_col,
             "tz": tz,
+            "time_format": time_format,
+            "id_type": id_type,
         }
         spilled = _partition(data, options, root, size, plan_columns, on_invalid)
         if spilled.has_order:
@@ -588,9 +611,10 @@ def _partition(
     plan_columns: dict[str, Any],
     on_invalid: OnInvalid,
 ) -> SpilledInput:
-    schema, batches = _source(data, options.batch_rows)
+    schema, batches = _source(data, options.batch_rows, plan_columns)
     plan = plan_read(schema, **plan_columns)
-    flags = [str(check.meta.output_name()) for check in plan.checks]
+    flags = plan.flags
+    refusals = RefusalTally(plan)
     count = _partition_count(size, options)
     log.info("partitioning into %d spill files under %s", count, root)
     writer = _PartitionWriter(root, "part", count, level=0)
@@ -604,9 +628,17 @@ def _partition(
     try:
         for raw in batches(plan.used):
             try:
-                prepared = raw.select(*plan.exprs, *plan.checks)
+                prepared = raw.select(*plan.exprs, *plan.checks, *plan.refusals)
             except pl.exceptions.PolarsError as exc:
                 raise unreadable_columns_error(plan.used, exc) from exc
+            if plan.refusals:
+                refusals.add(raw, prepared, rows_read)
+                if refusals.settled:
+                    break
+                if refusals.any:  # refused: only its values are still needed
+                    rows_read += raw.height
+                    continue
+                prepared = prepared.drop(plan.refusal_flags)
             clean = _screen(raw, prepared, plan, flags, hygiene, rows_read, on_invalid)
             rows_read += raw.height
             del raw, prepared
@@ -635,8 +667,11 @@ def _partition(
                 progress("partitioning", rows_read, total_rows)
     finally:
         partitions = writer.close()
+    refused = refusals.error()
+    if refused is not None:
+        raise refused
     if on_invalid == "raise" and hygiene.any_bad:
-        raise invalid_rows_error(plan, hygiene.counts, hygiene.first_rows)
+        raise invalid_rows_error(plan, hygiene.counts, hygiene.first_rows, hygiene.examples)
     empty = pl.DataFrame(schema={c: schema[c] for c in plan.used})
     rejects = pl.concat(hygiene.rejects) if hygiene.rejects else empty_rejects(empty)
     empty_core = empty.select(plan.exprs).with_columns(pl.col("ts").cast(pl.Int64))
@@ -678,6 +713,8 @@ def _screen(
         if len(listed) < 5:
             local = prepared.with_row_index("row_index").filter(pl.col(flag))
             indices = local.get_column("row_index").head(5 - len(listed)).to_list()
+            if not listed and flag in plan.hints:
+                hygiene.examples[flag] = raw.get_column(plan.reasons[flag][0])[indices[0]]
             listed.extend(offset + i for i in indices)
     bad_mask = prepared.select(pl.any_horizontal(flags).alias("bad")).get_column("bad")
     if on_invalid == "drop":

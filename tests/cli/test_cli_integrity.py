@@ -85,6 +85,25 @@ def test_csv_guard_can_be_turned_off_and_parquet_is_untouched(
     assert "=1+1" in pl.read_parquet(parquet)["customer_id"].to_list()
 
 
+def test_csv_guard_out_of_core_equals_in_memory(hostile: Path, tmp_path: Path) -> None:
+    in_memory = tmp_path / "memory.csv"
+    by_parts = tmp_path / "parts.csv"
+    assert run("score", str(hostile), "-o", str(in_memory)).returncode == 0
+    result = run("score", str(hostile), "-o", str(by_parts), "--memory-limit", "1MB")
+    assert result.returncode == 0, result.stderr
+    assert by_parts.read_bytes() == in_memory.read_bytes()
+    assert "'=1+1" in by_parts.read_text()
+
+
+def test_staff_names_are_guarded(sales: Path, tmp_path: Path) -> None:
+    out = tmp_path / "targets.csv"
+    args = ("--campaign-id", "x", "--as-of", "1997-12-31", "--staff", "=cmd|' /C calc'!A0")
+    result = run("campaign", str(sales), *args, "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    staff = pl.read_csv(out)["staff"].drop_nulls().unique().to_list()
+    assert staff == ["'=cmd|' /C calc'!A0"]
+
+
 def test_csv_guard_leaves_numbers_alone() -> None:
     frame = pl.DataFrame(
         {"name": ["-bo", "ann", None], "value": [-5, 3, 1], "x": [-1.5, 2.0, None]}

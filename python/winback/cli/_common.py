@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from winback._options import ON_INVALID, OnInvalid
-from winback.errors import WinbackConfigError, WinbackInputError
+from winback.errors import WinbackConfigError
 
 __all__ = [
     "CSV_GUARD_PREFIXES",
@@ -63,7 +63,6 @@ __all__ = [
     "prepare_input",
     "progress_bar",
     "read_options",
-    "require_column",
     "show",
     "stage",
     "state",
@@ -255,14 +254,6 @@ def input_columns(input: str) -> list[str]:
     from winback._io.sources import read_schema, to_polars
 
     return list(read_schema(to_polars(input)))
-
-
-def require_column(input: str, column: str, what: str, flag: str) -> None:
-    """A column the command needs and the input lacks: one line naming the flag."""
-    if column not in input_columns(input):
-        raise WinbackInputError(
-            f"column {column!r} ({what}) is not in the input; pass {flag} NAME to name it"
-        )
 
 
 def _input_paths(inputs: Iterable[str | Path | None]) -> list[Path]:

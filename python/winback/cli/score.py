@@ -3,6 +3,7 @@ across snapshots)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from pathlib import Path
@@ -137,12 +138,17 @@ def score(
     else:
         keywords = {**library_keywords(silence_to_file, reading), **arguments}
         guarded = output.suffix.lower() == ".csv" and state["csv_guard"]
+        if state["mkdir"]:
+            output.parent.mkdir(parents=True, exist_ok=True)
         with (
             progress_bar(f"scoring {input} by parts") as advance,
-            tempfile.TemporaryDirectory(dir=spill_dir) as scratch,
+            # A guarded CSV is streamed from a Parquet of the parts (memory stays bounded),
+            # written beside the output (a directory checked writable above).
+            tempfile.TemporaryDirectory(dir=output.parent, prefix=".winback-")
+            if guarded
+            else contextlib.nullcontext(None) as scratch,
         ):
-            # A guarded CSV is streamed from a Parquet of the parts (memory stays bounded).
-            target = Path(scratch) / "scores.parquet" if guarded else output
+            target = Path(scratch) / "scores.parquet" if scratch is not None else output
             info = silence_to_file(
                 input,
                 target,

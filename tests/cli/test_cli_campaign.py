@@ -142,7 +142,7 @@ def test_bad_arguments_exit_2_with_one_line(sales: Path, tmp_path: Path) -> None
         str(tmp_path / "t.csv"),
     )
     assert result.returncode == 2
-    assert "holdout=1.5 must be in [0, 1)" in result.stderr
+    assert "--holdout 1.5 must be in [0, 1)" in result.stderr  # CLI advice, not Python
     assert "Traceback" not in result.stderr
     rules = tmp_path / "mine.toml"
     rules.write_text(

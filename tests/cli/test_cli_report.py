@@ -31,7 +31,10 @@ def sales(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_report_writes_a_self_contained_page(sales: Path, tmp_path: Path) -> None:
     out = tmp_path / "out" / "report.html"
-    result = run("report", str(sales), "-o", str(out), "--as-of", "1998-06-30", "--no-models")
+    # A missing parent directory is created only when asked (--mkdir).
+    args = ("report", str(sales), "-o", str(out), "--as-of", "1998-06-30", "--no-models")
+    assert run(*args).returncode == 2
+    result = run(*args, "--mkdir")
     assert result.returncode == 0, result.stderr
     assert out.exists()
     assert f"Report written to {out.resolve()}" in result.stdout
@@ -63,8 +66,8 @@ def test_report_json_summary(sales: Path, tmp_path: Path) -> None:
         (["nope.parquet"], "does not exist"),
         (["SALES", "-o", "report.txt"], "must be an .html file"),
         (["SALES", "-m", "weibull"], "--model 'weibull' is not one of bgnbd, mbgnbd, pareto"),
-        (["SALES", "--as-of", "soon"], "as_of"),
-        (["SALES", "--top-n", "0"], "top_n=0 must be a positive integer"),
+        (["SALES", "--as-of", "soon"], "--as-of soon"),
+        (["SALES", "--top-n", "0"], "--top-n 0 must be a positive integer"),
         (["SALES", "--on-invalid", "ignore"], "--on-invalid 'ignore' must be 'raise' or 'drop'"),
         (["SALES", "--top-n", "many"], "Invalid value for '--top-n'"),
     ],

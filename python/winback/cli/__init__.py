@@ -3,8 +3,10 @@
 Exit codes: 0 success, 2 bad input or arguments, 3 a model could not be fitted, 1 anything else.
 Errors print one line (``--debug`` shows the traceback).
 
-- ``_app``: the Typer app, the global --debug/--quiet options, ``main`` and the exit codes;
-- ``_common``: option types, output writing, tables and progress shared by the commands;
+- ``_app``: the Typer app, the global --debug/--quiet/--mkdir/--no-csv-guard options, ``main``,
+  the exit codes and the translation of the library's keyword advice into flags;
+- ``_common``: option types (the reading flags defined once), reading the input once, output
+  checks before the work, output writing (CSV formula guard), tables and progress;
 - ``score``: ``winback score`` and ``winback migrate``;
 - ``fit``: ``winback fit``;
 - ``value``: ``winback value``;

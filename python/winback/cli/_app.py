@@ -1,20 +1,24 @@
-"""The Typer app, its global options (--debug, --quiet), and ``main``: the entry point that maps
-winback errors to one-line messages and exit codes.
+"""The Typer app, its global options (--debug, --quiet, --mkdir, --no-csv-guard), and ``main``:
+the entry point that maps errors to one-line messages and exit codes, with the library's
+``name='value'`` advice translated to the command's flags (``cli_advice``).
 
 Exit codes: 0 success, 2 bad input or arguments, 3 a model could not be fitted, 1 anything else.
 """
 
 from __future__ import annotations
 
+import re
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.core
+from rich.markup import escape
 
 from winback.cli._common import console, state
 from winback.errors import WinbackConfigError, WinbackError, WinbackFitError, WinbackInputError
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_FIT_FAILURE", "GLOBAL_FLAGS", "app", "main"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FIT_FAILURE", "GLOBAL_FLAGS", "app", "cli_advice", "main"]
 
 app = typer.Typer(
     name="winback",
@@ -27,13 +31,34 @@ EXIT_BAD_INPUT = 2
 EXIT_FIT_FAILURE = 3
 
 #: Options of the ``winback`` group that are also accepted after the command name.
-GLOBAL_FLAGS = ("--quiet", "-q", "--debug")
+GLOBAL_FLAGS = ("--quiet", "-q", "--debug", "--mkdir", "--no-csv-guard")
+
+#: Library keywords whose flag has another name (``num_threads=`` is ``--threads``).
+_KEYWORD_FLAGS = {"num_threads": "threads", "rule": "rules", "models": "model"}
+#: ``name='value'``, ``name="value"``, ``name=value`` or a bare ``name=`` in a library message.
+_KEYWORD = re.compile(
+    r"""\b([a-z][a-z0-9_]*)=(?:'([^']*)'|"([^"]*)"|([A-Za-z0-9_.:%/+-]+)|(?=[\s,;)]|$))"""
+)
+#: A Python call wrapped around a keyword hint: ``winback.prepare(..., amount_col='...')``.
+_CALL = re.compile(r"winback\.[a-z_.]+\(\.\.\., ([a-z_]+=[^)]*)\)")
+_SIMPLE_VALUE = re.compile(r"[A-Za-z0-9_.:%/+-]+")
 
 
 @app.callback()
 def _global_options(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    mkdir: Annotated[
+        bool, typer.Option("--mkdir", help="Create missing parent directories of outputs.")
+    ] = False,
+    no_csv_guard: Annotated[
+        bool,
+        typer.Option(
+            "--no-csv-guard",
+            help="Write CSV text cells as they are (by default a cell starting with = + - @, a "
+            "tab or a carriage return gets a leading ' so a spreadsheet does not run it).",
+        ),
+    ] = False,
 ) -> None:
     """Find customers going silent, say how silent they are, and win them back.
 
@@ -54,27 +79,61 @@ def _global_options(
     Errors print one line; winback --debug COMMAND … shows the traceback.
 
     --json (on each command) prints a JSON summary on stdout; --quiet prints only errors.
+
+    Outputs are checked before the work: an output equal to an input, a missing parent
+    directory (pass --mkdir to create it) or a path that cannot be written stops the run.
+
+    CSV outputs are guarded against formula injection: a text cell starting with = + - @, a
+    tab or a carriage return is written with a leading ' (--no-csv-guard turns this off;
+    Parquet is written as it is). See docs/methods.md#outputs.
+
+    --debug, --quiet, --mkdir and --no-csv-guard may also follow the command name.
     """
     state["debug"] = debug
     state["quiet"] = quiet
+    state["mkdir"] = mkdir
+    state["csv_guard"] = not no_csv_guard
 
 
 def main() -> None:
     """Entry point: runs the app and turns winback errors into one-line messages and exit codes."""
+    args = _hoist_global_flags(sys.argv[1:])
+    command = next((a for a in args if not a.startswith("-")), None)
     try:
-        app(args=_hoist_global_flags(sys.argv[1:]), prog_name="winback", standalone_mode=False)
+        code = app(args=args, prog_name="winback", standalone_mode=False)
+        # Without standalone mode, typer returns an exit code instead of exiting: an interrupt
+        # (Ctrl-C) comes back as 130 and must not end the process with 0.
+        if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+            if code == 130:
+                console.print("aborted")
+            sys.exit(code)
     except (WinbackInputError, WinbackConfigError) as exc:
-        _fail(exc, EXIT_BAD_INPUT)
+        _fail(exc, EXIT_BAD_INPUT, command)
     except WinbackFitError as exc:
-        _fail(exc, EXIT_FIT_FAILURE)
+        _fail(exc, EXIT_FIT_FAILURE, command)
     except WinbackError as exc:
-        _fail(exc, 1)
-    except typer.Abort:
+        _fail(exc, 1, command)
+    except (typer.Abort, KeyboardInterrupt):
         console.print("aborted")
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    except RecursionError as exc:
+        _fail(exc, EXIT_BAD_INPUT, message=f"the input is nested too deeply to read ({exc})")
+    except OverflowError as exc:
+        _fail(exc, EXIT_BAD_INPUT, message=f"a number is too large ({exc}); give a smaller one")
+    except UnicodeDecodeError as exc:
+        _fail(
+            exc,
+            EXIT_BAD_INPUT,
+            message=f"a file is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8",
+        )
+    except OSError as exc:
+        where = f" {exc.filename!r}" if exc.filename else ""
+        _fail(exc, EXIT_BAD_INPUT, message=f"cannot use{where}: {exc.strerror or exc}")
     except Exception as exc:
+        if _is_data_error(exc):
+            _fail(exc, EXIT_BAD_INPUT, message=f"the input cannot be read: {_first_line(exc)}")
         # Usage errors of the click that typer vendors: one line and exit code 2.
         exit_code = getattr(exc, "exit_code", None)
         if isinstance(exc, typer.exceptions.TyperException) and isinstance(exit_code, int):
@@ -104,9 +163,89 @@ def _hoist_global_flags(args: list[str]) -> list[str]:
     return flags + rest + args[end:]
 
 
-def _fail(exc: BaseException, code: int) -> None:
+def _is_data_error(exc: BaseException) -> bool:
+    """An Arrow or Polars error that escaped the library: bad data (mixed types, an unknown
+    time zone …), not a bug of winback."""
+    module = type(exc).__module__ or ""
+    return module.startswith(("pyarrow", "polars"))
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def _fail(
+    exc: BaseException, code: int, command: str | None = None, *, message: str | None = None
+) -> None:
     if state["debug"]:
         console.print_exception()
     else:
-        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        text = message if message is not None else cli_advice(str(exc), command)
+        text = escape(" ".join(text.split()))  # one line, always; brackets are not markup
+        console.print(f"[red]error:[/] {text}", highlight=False, soft_wrap=True)
     sys.exit(code)
+
+
+def _command_flags(command: str | None) -> dict[str, str]:
+    """The command's options as ``python name → --flag`` (hidden aliases left out)."""
+    if command is None:
+        return {}
+    group: Any = typer.main.get_command(app)
+    click_command = getattr(group, "commands", {}).get(command)
+    if click_command is None:
+        return {}
+    flags: dict[str, str] = {}
+    for param in click_command.params:
+        long = [o for o in getattr(param, "opts", []) if o.startswith("--")]
+        if param.name and long and not getattr(param, "hidden", False):
+            flags[param.name] = long[0]
+    return flags
+
+
+def cli_advice(message: str, command: str | None) -> str:
+    """A library message with its Python keyword advice as the command's flags:
+    ``pass on_invalid='drop'`` → ``pass --on-invalid drop``, ``amount_col='...'`` →
+    ``--amount-col ...``, ``spill_dir= (CLI: --spill-dir)`` → ``--spill-dir``. Keywords the
+    command has no flag for are left as they are."""
+    if "=" not in message:
+        return message
+    flags = _command_flags(command)
+
+    def flag_of(name: str) -> str | None:
+        return flags.get(name) or flags.get(_KEYWORD_FLAGS.get(name, ""))
+
+    def keyword(match: re.Match[str]) -> str:
+        flag = flag_of(match.group(1))
+        if flag is None:
+            return match.group(0)
+        quoted = match.group(2) if match.group(2) is not None else match.group(3)
+        value = quoted if quoted is not None else match.group(4)
+        if value is None:
+            return flag
+        if value and _SIMPLE_VALUE.fullmatch(value):
+            return f"{flag} {value}"
+        return f"{flag} {value!r}"
+
+    def call(match: re.Match[str]) -> str:
+        inner = match.group(1)
+        translated = _KEYWORD.sub(keyword, inner)
+        return translated if translated != inner else match.group(0)
+
+    text = _CALL.sub(call, message)
+    text = _KEYWORD.sub(keyword, text)
+    # The library's own "(CLI: --flag)" notes are redundant once the advice is a flag.
+    return re.sub(r"\s*\(CLI: [^)]*\)", "", text)
+
+
+def _flag_type_rich(self: Any, ctx: Any) -> str | None:
+    """No ``<bool>`` after a boolean flag in the help (``--json``, ``--help``): a flag takes no
+    value."""
+    if getattr(self, "is_flag", False):
+        return None
+    return _option_type_rich(self, ctx)
+
+
+# typer 0.2x shows a flag's Python type as if it took a value; the help must show it as a flag.
+_option_type_rich = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _flag_type_rich  # type: ignore[method-assign]

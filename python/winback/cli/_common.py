@@ -1,11 +1,17 @@
 """What the commands share: the run state, the consoles, the option types defined once (their
-defaults come from ``winback._options``), writing outputs, and the rich tables, printing, spinner
-and progress bar of the run summaries."""
+defaults come from ``winback._options``), reading transactions once (``prepare_input``), checking
+outputs before the work (``check_output_file``/``check_output_dir``), writing outputs (with the CSV
+formula guard, docs/methods.md#outputs), and the rich tables, printing, spinner and progress bar of
+the run summaries."""
 
 from __future__ import annotations
 
+import glob
+import inspect
+import os
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,29 +21,48 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from winback._options import OnInvalid
+from winback._options import ON_INVALID, OnInvalid
 from winback.errors import WinbackConfigError
 
 __all__ = [
+    "CSV_GUARD_PREFIXES",
     "AmountCol",
     "CustomerCol",
     "DataEnd",
+    "IdType",
     "JsonOut",
     "MinOccasions",
+    "OnInvalidOption",
     "OptionalAmountCol",
     "OutputDir",
     "OutputTable",
     "Resolution",
     "Snapshot",
     "TimeCol",
+    "TimeFormat",
+    "TimeZone",
     "Transactions",
+    "check_days",
+    "check_distinct",
+    "check_output_dir",
+    "check_output_file",
+    "check_period",
+    "check_resolution",
+    "check_time_zone",
     "console",
     "frame_table",
+    "guard_csv",
+    "guard_exprs",
     "info_table",
+    "input_columns",
+    "library_keywords",
+    "make_dir",
     "matrix_table",
     "on_invalid_mode",
     "out_console",
+    "prepare_input",
     "progress_bar",
+    "read_options",
     "show",
     "stage",
     "state",
@@ -46,7 +71,7 @@ __all__ = [
 ]
 
 #: The global flags of the run (set by the ``winback`` group callback).
-state: dict[str, bool] = {"debug": False, "quiet": False}
+state: dict[str, bool] = {"debug": False, "quiet": False, "csv_guard": True, "mkdir": False}
 #: Errors, spinners and progress go to stderr; tables and JSON to stdout.
 console = Console(stderr=True)
 out_console = Console()
@@ -55,7 +80,15 @@ out_console = Console()
 Transactions = Annotated[
     str, typer.Argument(help="Transactions: a Parquet/CSV/IPC file or a glob.")
 ]
-OutputTable = Annotated[Path, typer.Option("--output", "-o", help="Output .parquet or .csv.")]
+OutputTable = Annotated[
+    Path,
+    typer.Option(
+        "--output",
+        "-o",
+        help="Output .parquet or .csv (CSV text cells starting with = + - @ get a leading '; "
+        "see winback --help).",
+    ),
+]
 OutputDir = Annotated[Path, typer.Option("--output", "-o", help="Output directory.")]
 Snapshot = Annotated[str | None, typer.Option(help="Snapshot date (default: latest purchase).")]
 DataEnd = Annotated[
@@ -66,10 +99,36 @@ MinOccasions = Annotated[
 ]
 Resolution = Annotated[str, typer.Option(help="Occasion bucket: 1d, 12h, 7d…")]
 CustomerCol = Annotated[str, typer.Option(help="Customer id column.")]
+OnInvalidOption = Annotated[
+    str,
+    typer.Option(
+        "--on-invalid", help="raise: stop on bad rows; drop: set them aside and count them."
+    ),
+]
+TimeFormat = Annotated[
+    str | None,
+    typer.Option(
+        help="strftime format of text times, e.g. %m/%d/%Y (default: ISO 8601 dates/times)."
+    ),
+]
+IdType = Annotated[
+    str | None,
+    typer.Option(help="Read customer ids as int, str or auto (default: the library's)."),
+]
+TimeZone = Annotated[
+    str | None,
+    typer.Option("--tz", help="Read tz-aware times on this zone's calendar, e.g. Europe/Paris."),
+]
 TimeCol = Annotated[str, typer.Option(help="Purchase time column.")]
 AmountCol = Annotated[str, typer.Option(help="Amount column.")]
 OptionalAmountCol = Annotated[str, typer.Option(help="Amount column (optional in the data).")]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
+
+#: First characters that make a spreadsheet read a CSV cell as a formula (docs/methods.md#outputs).
+CSV_GUARD_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_CSV_GUARD_PATTERN = r"^[=+\-@\t\r]"
+_ID_TYPES = ("int", "str", "auto")
+_TABLE_SUFFIXES = (".parquet", ".pq", ".csv")
 
 
 def on_invalid_mode(value: str) -> OnInvalid:
@@ -79,6 +138,236 @@ def on_invalid_mode(value: str) -> OnInvalid:
     if value == "drop":
         return "drop"
     raise WinbackConfigError(f"--on-invalid {value!r} must be 'raise' or 'drop'")
+
+
+def read_options(
+    *,
+    customer_col: str,
+    time_col: str,
+    amount_col: str | None,
+    on_invalid: str = ON_INVALID,
+    time_format: str | None = None,
+    id_type: str | None = None,
+    tz: str | None = None,
+) -> dict[str, Any]:
+    """The transaction-reading flags, checked, as the keyword arguments of ``winback.prepare``.
+
+    ``tz``, ``time_format`` and ``id_type`` are passed only when given, so the library's defaults
+    apply otherwise.
+    """
+    options: dict[str, Any] = {
+        "customer_col": customer_col,
+        "time_col": time_col,
+        "amount_col": amount_col,
+        "on_invalid": on_invalid_mode(on_invalid),
+    }
+    if tz is not None:
+        options["tz"] = check_time_zone(tz)
+    if time_format is not None:
+        if not time_format.strip():
+            raise WinbackConfigError(
+                "--time-format is empty; give a strftime format, e.g. %Y-%m-%d"
+            )
+        options["time_format"] = time_format
+    if id_type is not None:
+        if id_type not in _ID_TYPES:
+            raise WinbackConfigError(f"--id-type {id_type!r} must be one of {', '.join(_ID_TYPES)}")
+        options["id_type"] = id_type
+    return options
+
+
+#: The longest duration a flag takes (a bucket, a period, a window): 100 years, in days.
+MAX_DAYS = 36_525
+_MICROS_PER_DAY = 86_400_000_000
+
+
+def check_resolution(resolution: str) -> str:
+    """``--resolution``: a duration the library can bucket with (at most 100 years)."""
+    from winback._io.times import parse_resolution
+
+    if parse_resolution(resolution) > MAX_DAYS * _MICROS_PER_DAY:
+        raise WinbackConfigError(
+            f"--resolution {resolution!r} is longer than {MAX_DAYS:,} days; use a bucket such as "
+            "1d or 7d"
+        )
+    return resolution
+
+
+def check_period(period: str) -> str:
+    """``--period``: month, week, quarter or Nd with N at most 100 years of days."""
+    from winback.summary import check_period as library_check
+
+    days = library_check(period)
+    if isinstance(days, int) and days > MAX_DAYS:
+        raise WinbackConfigError(
+            f"--period {period!r} is longer than {MAX_DAYS:,} days; use month, week, quarter "
+            "or a shorter Nd"
+        )
+    return period
+
+
+def check_days(days: int, flag: str) -> int:
+    """A count of days (``--window-days``) of at most 100 years."""
+    if days > MAX_DAYS:
+        raise WinbackConfigError(f"{flag} {days} is longer than {MAX_DAYS:,} days")
+    return days
+
+
+def check_time_zone(tz: str) -> str:
+    """``--tz``: a zone of the IANA database (checked here, before anything is read)."""
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise WinbackConfigError(
+            f"--tz {tz!r} is not a known time zone; use an IANA name such as Europe/Paris or UTC"
+        ) from None
+    return tz
+
+
+def library_keywords(function: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` for ``function``: a reading flag it does not take is a one-line error."""
+    parameters = inspect.signature(function).parameters
+    for key, flag in (("time_format", "--time-format"), ("id_type", "--id-type")):
+        if key in options and key not in parameters:
+            raise WinbackConfigError(
+                f"{flag} needs a winback whose {function.__name__}() takes {key}=; "
+                "upgrade winback or leave the flag out"
+            )
+    return options
+
+
+def prepare_input(input: str, options: dict[str, Any], *, cost_col: str | None = None) -> Any:
+    """Reads the transactions once with the command's reading flags (``winback.prepare``); the
+    prepared object is passed on to the library, which does not read it again."""
+    from winback._io.prepared import prepare
+
+    keywords = library_keywords(prepare, options)
+    if cost_col is not None:
+        keywords = {**keywords, "cost_col": cost_col}
+    return prepare(input, **keywords)
+
+
+def input_columns(input: str) -> list[str]:
+    """The column names of an input (its schema only)."""
+    from winback._io.sources import read_schema, to_polars
+
+    return list(read_schema(to_polars(input)))
+
+
+def _input_paths(inputs: Iterable[str | Path | None]) -> list[Path]:
+    paths: list[Path] = []
+    for item in inputs:
+        if item is None:
+            continue
+        text = str(item)
+        matches = glob.glob(text) if any(c in text for c in "*?[") else [text]
+        paths += [Path(m).resolve() for m in matches]
+    return paths
+
+
+def _same_as_input(path: Path, inputs: list[Path]) -> None:
+    resolved = path.resolve()
+    for source in inputs:
+        if resolved == source:
+            raise WinbackConfigError(
+                f"-o {str(path)!r} is an input of this command; write the output elsewhere"
+            )
+        if source.is_dir() and resolved.is_relative_to(source):
+            raise WinbackConfigError(
+                f"-o {str(path)!r} is inside the input directory {str(source)!r} (the next run "
+                "would read it as transactions); write the output elsewhere"
+            )
+
+
+def _check_parent(path: Path, flag: str) -> None:
+    """The directory that will hold ``path`` exists (or --mkdir) and can be written to."""
+    parent = path.parent
+    if not parent.exists():
+        if not state["mkdir"]:
+            raise WinbackConfigError(
+                f"{flag} {str(path)!r}: directory {str(parent)!r} does not exist; create it or "
+                "pass --mkdir"
+            )
+        existing = next(p for p in parent.parents if p.exists())
+        if not existing.is_dir():
+            raise WinbackConfigError(f"{flag} {str(path)!r}: {str(existing)!r} is not a directory")
+        _probe(existing, path, flag)
+        return
+    if not parent.is_dir():
+        raise WinbackConfigError(f"{flag} {str(path)!r}: {str(parent)!r} is not a directory")
+    _probe(parent, path, flag)
+
+
+def _probe(directory: Path, path: Path, flag: str) -> None:
+    """Creates and removes a file in ``directory``: the truthful test of writability (read-only
+    mounts and permissions alike)."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".winback-probe-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise WinbackConfigError(
+            f"{flag} {str(path)!r}: cannot write in {str(directory)!r} ({reason.lower()})"
+        ) from None
+
+
+def check_output_file(
+    path: Path | None,
+    *,
+    inputs: Iterable[str | Path | None] = (),
+    flag: str = "-o",
+    suffixes: tuple[str, ...] | None = _TABLE_SUFFIXES,
+) -> None:
+    """Refuses, before the work, an output file that cannot be written: a wrong suffix, an input
+    path, a directory, a missing parent (without --mkdir), or no write permission."""
+    if path is None:
+        return
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise WinbackConfigError(
+            f"cannot write {str(path)!r}: use a .parquet or .csv file name"
+            if suffixes == _TABLE_SUFFIXES
+            else f"{flag} {str(path)!r} must be an {suffixes[0]} file"
+        )
+    _same_as_input(path, _input_paths(inputs))
+    if path.is_dir():
+        raise WinbackConfigError(f"{flag} {str(path)!r} is a directory; give a file name")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise WinbackConfigError(f"{flag} {str(path)!r} is read-only")
+    _check_parent(path, flag)
+
+
+def check_output_dir(
+    path: Path, *, inputs: Iterable[str | Path | None] = (), flag: str = "-o"
+) -> None:
+    """Refuses, before the work, an output directory that cannot be written: an input path, an
+    existing file, a missing parent (without --mkdir), or no write permission. The directory
+    itself is created when missing."""
+    _same_as_input(path, _input_paths(inputs))
+    if path.exists():
+        if not path.is_dir():
+            raise WinbackConfigError(f"{flag} {str(path)!r} is a file; give a directory")
+        _probe(path, path, flag)
+        return
+    _check_parent(path, flag)
+
+
+def check_distinct(*paths: Path | None) -> None:
+    """Two outputs of one command on the same path: the second would overwrite the first."""
+    seen: set[Path] = set()
+    for path in paths:
+        if path is None:
+            continue
+        key = path.resolve()
+        if key in seen:
+            raise WinbackConfigError(f"{str(path)!r} is given for two outputs; use two paths")
+        seen.add(key)
+
+
+def make_dir(path: Path) -> None:
+    """Creates an output directory (its parents only with --mkdir; checked before the work)."""
+    path.mkdir(parents=state["mkdir"], exist_ok=True)
 
 
 @contextmanager
@@ -120,16 +409,41 @@ def progress_bar(label: str) -> Iterator[Any]:
     console.print(f"[green]✓[/] {label} ({time.perf_counter() - started:.1f} s)")
 
 
+def guard_csv(frame: pl.DataFrame) -> pl.DataFrame:
+    """Text cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
+    ``@``, a tab or a carriage return) get a leading ``'`` (docs/methods.md#outputs). Only text
+    columns change: numbers, dates and booleans are written as they are."""
+    return frame.with_columns(guard_exprs(frame.collect_schema()))
+
+
+def guard_exprs(schema: pl.Schema) -> list[pl.Expr]:
+    """The expressions of :func:`guard_csv` for the text columns of ``schema``."""
+    text = [
+        name
+        for name, dtype in schema.items()
+        if dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum)
+    ]
+    return [
+        pl.when(pl.col(name).cast(pl.String).str.contains(_CSV_GUARD_PATTERN))
+        .then(pl.lit("'") + pl.col(name).cast(pl.String))
+        .otherwise(pl.col(name).cast(pl.String))
+        .alias(name)
+        for name in text
+    ]
+
+
 def write_output(frame: pl.DataFrame, path: Path) -> None:
-    """Writes a frame as Parquet or CSV, by the file name's suffix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Writes a frame as Parquet or CSV, by the file name's suffix (CSV text cells guarded
+    against formula injection unless --no-csv-guard; docs/methods.md#outputs)."""
     suffix = path.suffix.lower()
+    if suffix not in _TABLE_SUFFIXES:
+        raise WinbackConfigError(f"cannot write {str(path)!r}: use a .parquet or .csv file name")
+    if state["mkdir"]:
+        path.parent.mkdir(parents=True, exist_ok=True)
     if suffix in (".parquet", ".pq"):
         frame.write_parquet(path)
-    elif suffix == ".csv":
-        frame.write_csv(path)
     else:
-        raise WinbackConfigError(f"cannot write {str(path)!r}: use a .parquet or .csv file name")
+        (guard_csv(frame) if state["csv_guard"] else frame).write_csv(path)
 
 
 def show(*renderables: Any) -> None:

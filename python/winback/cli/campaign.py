@@ -11,17 +11,27 @@ from typing import Annotated, Any, Literal
 import polars as pl
 import typer
 
-from winback._options import AMOUNT_COL, CUSTOMER_COL, TIME_COL
+from winback._options import AMOUNT_COL, CUSTOMER_COL, ON_INVALID, TIME_COL
 from winback.cli._app import app
 from winback.cli._common import (
     AmountCol,
     CustomerCol,
+    IdType,
     JsonOut,
+    OnInvalidOption,
     OutputDir,
     OutputTable,
     Snapshot,
     TimeCol,
+    TimeFormat,
+    TimeZone,
+    check_days,
+    check_output_dir,
+    check_output_file,
     frame_table,
+    make_dir,
+    prepare_input,
+    read_options,
     show,
     stage,
     write_output,
@@ -34,6 +44,8 @@ RulesOption = Annotated[
     list[str] | None,
     typer.Option("--rules", help="Rules preset (salon, auto_dealer) or .toml file (repeatable)."),
 ]
+#: ``campaign --rule``, the old name of ``--rules``: still read, not shown.
+RuleAlias = Annotated[str | None, typer.Option("--rule", hidden=True)]
 ThresholdOption = Annotated[
     list[str] | None,
     typer.Option("--threshold", help="Override a rules threshold: NAME=VALUE (repeatable)."),
@@ -52,6 +64,36 @@ def _parse_value(text: str) -> Any:
         except ValueError:
             pass
     return value
+
+
+def _check_rules_file(name: str | None, flag: str) -> None:
+    """A rules file that is not UTF-8 or not TOML (or nested too deeply for the parser) is a
+    one-line error naming the flag, before any work."""
+    import tomllib
+
+    from winback.segments import presets
+
+    if name is None or name in presets():
+        return
+    path = Path(name)
+    if not path.is_file():
+        return  # the library names the presets and the missing file
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WinbackConfigError(
+            f"{flag} {name!r} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise WinbackConfigError(f"{flag} {name!r} cannot be read ({exc.strerror})") from None
+    try:
+        tomllib.loads(text)
+    except RecursionError:
+        raise WinbackConfigError(
+            f"{flag} {name!r} is nested too deeply to be a rules file"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise WinbackConfigError(f"{flag} {name!r} is not valid TOML ({exc})") from None
 
 
 def _pairs(items: list[str] | None, option: str) -> dict[str, str]:
@@ -73,8 +115,10 @@ def _scored(
     customer_col: str = CUSTOMER_COL,
     time_col: str = TIME_COL,
     amount_col: str = AMOUNT_COL,
+    reading: dict[str, Any] | None = None,
 ) -> pl.DataFrame:
-    """Transactions → silence + RFM + quadrant; an already-scored table gets what it lacks."""
+    """Transactions → silence + RFM + quadrant; an already-scored table gets what it lacks.
+    Transactions are read once with the command's reading flags (``reading``)."""
     from winback import _io
     from winback.rfm import is_scored_table, quadrant, rfm
 
@@ -87,8 +131,13 @@ def _scored(
         if "rfm_segment" not in table.columns:
             table = rfm(table, monetary=mode)
     else:
+        options = reading or {
+            "customer_col": customer_col,
+            "time_col": time_col,
+            "amount_col": amount_col,
+        }
         table = rfm(
-            frame,
+            prepare_input(input, options),
             as_of=as_of,
             window=window,
             monetary=mode,
@@ -127,6 +176,10 @@ def segment(
     customer_col: CustomerCol = CUSTOMER_COL,
     time_col: TimeCol = TIME_COL,
     amount_col: AmountCol = AMOUNT_COL,
+    on_invalid: OnInvalidOption = ON_INVALID,
+    time_format: TimeFormat = None,
+    id_type: IdType = None,
+    tz: TimeZone = None,
     json_out: JsonOut = False,
 ) -> None:
     """RFM scores and named segments, the three tiers, quadrants and rule-based classes.
@@ -140,6 +193,18 @@ def segment(
     from winback.rfm import rfm
     from winback.segments import classify
 
+    reading = read_options(
+        customer_col=customer_col,
+        time_col=time_col,
+        amount_col=amount_col,
+        on_invalid=on_invalid,
+        time_format=time_format,
+        id_type=id_type,
+        tz=tz,
+    )
+    for name in rules or []:
+        _check_rules_file(name, "--rules")
+    check_output_file(output, inputs=[input, segment_map])
     with stage(f"segmenting {input}"):
         table = _scored(
             input,
@@ -149,6 +214,7 @@ def segment(
             customer_col=customer_col,
             time_col=time_col,
             amount_col=amount_col,
+            reading=reading,
         )
         if segment_map is not None:
             mapping = pl.read_csv(segment_map, schema_overrides={"rfm_cell": pl.String})
@@ -195,9 +261,13 @@ def campaign(
         str, typer.Option(help="Campaign name; seeds the holdout and staff assignment.")
     ],
     as_of: Snapshot = None,
-    rule: Annotated[
-        str, typer.Option(help="Selection rules: default, salon, auto_dealer or a .toml file.")
+    rules: Annotated[
+        str,
+        typer.Option(
+            "--rules", help="Selection rules: default, salon, auto_dealer or a .toml file."
+        ),
     ] = "default",
+    rule: RuleAlias = None,
     strategy_map: Annotated[
         str | None, typer.Option(help="Strategy rules: a preset name or .toml file.")
     ] = None,
@@ -218,6 +288,10 @@ def campaign(
     customer_col: CustomerCol = CUSTOMER_COL,
     time_col: TimeCol = TIME_COL,
     amount_col: AmountCol = AMOUNT_COL,
+    on_invalid: OnInvalidOption = ON_INVALID,
+    time_format: TimeFormat = None,
+    id_type: IdType = None,
+    tz: TimeZone = None,
     json_out: JsonOut = False,
 ) -> None:
     """Build the win-back target list: priority, strategy, staff, next contact, arm.
@@ -231,6 +305,22 @@ def campaign(
     """
     from winback.campaign import campaign as build
 
+    if rule is not None:
+        if rules != "default" and rules != rule:
+            raise WinbackConfigError("give the selection rules once, with --rules")
+        rules = rule
+    reading = read_options(
+        customer_col=customer_col,
+        time_col=time_col,
+        amount_col=amount_col,
+        on_invalid=on_invalid,
+        time_format=time_format,
+        id_type=id_type,
+        tz=tz,
+    )
+    _check_rules_file(rules, "--rules")
+    _check_rules_file(strategy_map, "--strategy-map")
+    check_output_file(output, inputs=[input])
     names: list[str] | None = None
     caps: dict[str, int] = {}
     for item in staff or []:
@@ -255,13 +345,18 @@ def campaign(
     overrides = {k: _parse_value(v) for k, v in _pairs(threshold, "--threshold").items()}
     with stage(f"scoring {input}"):
         table = _scored(
-            input, as_of=as_of, customer_col=customer_col, time_col=time_col, amount_col=amount_col
+            input,
+            as_of=as_of,
+            customer_col=customer_col,
+            time_col=time_col,
+            amount_col=amount_col,
+            reading=reading,
         )
     with stage("building the campaign"):
         targets = build(
             table,
             campaign_id=campaign_id,
-            rule=rule,
+            rule=rules,
             strategy_map=strategy_map,
             staff=names,
             capacity=caps or capacity,
@@ -275,6 +370,10 @@ def campaign(
     arms = _counts(targets, "arm").rows()
     if json_out:
         contacts = targets.filter(pl.col("contact"))
+        # Contacts without a staff member (no --staff) are not a staff member called "None".
+        staff_counts = {
+            str(k): int(v) for k, v in _counts(contacts, "staff").rows() if k is not None
+        }
         typer.echo(
             json.dumps(
                 {
@@ -282,7 +381,7 @@ def campaign(
                     "targets": targets.height,
                     "contacts": contacts.height,
                     "arms": {str(k): int(v) for k, v in arms},
-                    "staff": {str(k): int(v) for k, v in _counts(contacts, "staff").rows()},
+                    "staff": staff_counts or None,
                     "output": str(output),
                 }
             )
@@ -319,6 +418,10 @@ def evaluate(
     customer_col: CustomerCol = CUSTOMER_COL,
     time_col: TimeCol = TIME_COL,
     amount_col: AmountCol = AMOUNT_COL,
+    on_invalid: OnInvalidOption = ON_INVALID,
+    time_format: TimeFormat = None,
+    id_type: IdType = None,
+    tz: TimeZone = None,
     json_out: JsonOut = False,
 ) -> None:
     """Measure a campaign against its holdout: reactivation, revenue, uplift with 95 % intervals.
@@ -331,6 +434,17 @@ def evaluate(
     """
     from winback.evaluation import evaluate as measure
 
+    check_days(window_days, "--window-days")
+    reading = read_options(
+        customer_col=customer_col,
+        time_col=time_col,
+        amount_col=amount_col,
+        on_invalid=on_invalid,
+        time_format=time_format,
+        id_type=id_type,
+        tz=tz,
+    )
+    check_output_dir(output, inputs=[targets, transactions])
     if cost and cost_per_contact is not None:
         raise WinbackConfigError("give either --cost-per-contact or --cost STRATEGY=COST")
     costs: float | dict[str, float] | None = cost_per_contact
@@ -342,7 +456,7 @@ def evaluate(
     with stage("evaluating"):
         result = measure(
             targets,
-            transactions,
+            prepare_input(transactions, reading),
             window_days=window_days,
             start=start,
             by=by or None,
@@ -351,7 +465,7 @@ def evaluate(
             time_col=time_col,
             amount_col=amount_col,
         )
-    output.mkdir(parents=True, exist_ok=True)
+    make_dir(output)
     write_output(result.uplift, output / "uplift.csv")
     write_output(result.arms, output / "arms.csv")
     if result.migration is not None:
@@ -371,20 +485,46 @@ def evaluate(
             )
         )
         return
-    shown = result.uplift.select(
-        "segment",
-        "customers_treatment",
-        "customers_control",
-        "rate_treatment",
-        "rate_control",
-        "rate_uplift",
-        "rate_uplift_low",
-        "rate_uplift_high",
-        "revenue_uplift",
-        "incremental_revenue",
-    )
-    note = "" if result.window_complete else " — the data ends before the window does"
+    note = "" if result.window_complete else " (the data ends before the window does)"
     show(
-        frame_table(f"uplift, {result.window_start} → {result.window_end}{note}", shown),
+        _uplift_table(f"uplift, {result.window_start} → {result.window_end}{note}", result.uplift),
         f"Results written to {output.resolve()}",
     )
+
+
+def _uplift_table(title: str, uplift: pl.DataFrame) -> Any:
+    """The uplift per segment, readable at 80 columns: counts, rates in %, the uplift in
+    percentage points with its 95 % interval, and the incremental revenue (all in uplift.csv)."""
+    from rich import box
+    from rich.table import Table
+
+    def percent(value: float | None) -> str:
+        return "–" if value is None or value != value else f"{100 * value:.1f}%"
+
+    def points(value: float | None) -> str:
+        return "–" if value is None or value != value else f"{100 * value:+.1f}"
+
+    table = Table(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        caption="treated/control: customers per arm; rate: share who bought in the window; "
+        "uplift in percentage points (Newcombe 95 % interval); revenue: incremental.",
+    )
+    longest = max((len(str(s)) for s in uplift.get_column("segment").drop_nulls()), default=7)
+    table.add_column("segment", overflow="fold", min_width=min(max(longest, 7), 16))
+    for name in ("treated", "control", "rate T", "rate C", "uplift [95% CI]", "revenue"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for row in uplift.iter_rows(named=True):
+        revenue = row["incremental_revenue"]
+        table.add_row(
+            "" if row["segment"] is None else str(row["segment"]),
+            f"{row['customers_treatment']:,}",
+            f"{row['customers_control']:,}",
+            percent(row["rate_treatment"]),
+            percent(row["rate_control"]),
+            f"{points(row['rate_uplift'])} "
+            f"[{points(row['rate_uplift_low'])}, {points(row['rate_uplift_high'])}]",
+            "–" if revenue is None or revenue != revenue else f"{revenue:,.0f}",
+        )
+    return table

@@ -9,15 +9,34 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from winback._options import AMOUNT_COL, CUSTOMER_COL, PERIOD, RESOLUTION, TIME_COL, UNIT
+from winback._options import (
+    AMOUNT_COL,
+    CUSTOMER_COL,
+    ON_INVALID,
+    PERIOD,
+    RESOLUTION,
+    TIME_COL,
+    UNIT,
+)
 from winback.cli._app import app
 from winback.cli._common import (
     CustomerCol,
     DataEnd,
+    IdType,
     JsonOut,
+    OnInvalidOption,
     Resolution,
     TimeCol,
+    TimeFormat,
+    TimeZone,
     Transactions,
+    check_output_dir,
+    check_output_file,
+    check_period,
+    check_resolution,
+    make_dir,
+    prepare_input,
+    read_options,
     show,
     stage,
     write_output,
@@ -64,6 +83,10 @@ def fit(
     customer_col: CustomerCol = CUSTOMER_COL,
     time_col: TimeCol = TIME_COL,
     amount_col: Annotated[str, typer.Option(help="Amount column (needed for gg).")] = AMOUNT_COL,
+    on_invalid: OnInvalidOption = ON_INVALID,
+    time_format: TimeFormat = None,
+    id_type: IdType = None,
+    tz: TimeZone = None,
     summary_out: Annotated[
         Path | None, typer.Option(help="Also write the per-customer summary (.parquet/.csv).")
     ] = None,
@@ -81,21 +104,31 @@ def fit(
         raise WinbackConfigError(f"--model {unknown[0]!r} is not one of {', '.join(FIT_MODELS)}")
     if unit not in ("D", "W"):
         raise WinbackConfigError(f"--unit {unit!r} must be D or W")
+    check_period(period)
+    check_resolution(resolution)
+    reading = read_options(
+        customer_col=customer_col,
+        time_col=time_col,
+        amount_col=amount_col,
+        on_invalid=on_invalid,
+        time_format=time_format,
+        id_type=id_type,
+        tz=tz,
+    )
+    check_output_dir(output, inputs=[input])
+    check_output_file(summary_out, inputs=[input], flag="--summary-out")
     with stage(f"summarising {input}"):
         table = summary(
-            input,
+            prepare_input(input, reading),
             as_of=as_of,
             calibration_end=calibration_end,
             unit="W" if unit == "W" else "D",
             period=period,
             resolution=resolution,
-            customer_col=customer_col,
-            time_col=time_col,
-            amount_col=amount_col,
         )
     if summary_out is not None:
         write_output(table, summary_out)
-    output.mkdir(parents=True, exist_ok=True)
+    make_dir(output)
     fitted: dict[str, Any] = {}
     for name in dict.fromkeys(model):
         class_name, label = FIT_MODELS[name]

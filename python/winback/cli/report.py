@@ -21,17 +21,26 @@ from winback._options import (
 from winback.cli._app import app
 from winback.cli._common import (
     CustomerCol,
+    IdType,
     JsonOut,
     MinOccasions,
+    OnInvalidOption,
     OptionalAmountCol,
     Resolution,
     Snapshot,
     TimeCol,
+    TimeFormat,
+    TimeZone,
     Transactions,
+    check_output_dir,
+    check_output_file,
+    check_resolution,
     info_table,
+    make_dir,
     matrix_table,
-    on_invalid_mode,
+    prepare_input,
     progress_bar,
+    read_options,
     show,
     stage,
     state,
@@ -79,9 +88,10 @@ def report(
     customer_col: CustomerCol = CUSTOMER_COL,
     time_col: TimeCol = TIME_COL,
     amount_col: OptionalAmountCol = AMOUNT_COL,
-    on_invalid: Annotated[
-        str, typer.Option(help="raise: stop on bad rows; drop: set them aside and count them.")
-    ] = ON_INVALID,
+    on_invalid: OnInvalidOption = ON_INVALID,
+    time_format: TimeFormat = None,
+    id_type: IdType = None,
+    tz: TimeZone = None,
     json_out: JsonOut = False,
 ) -> None:
     """Write the HTML report: one self-contained file (charts work offline).
@@ -96,9 +106,20 @@ def report(
     unknown = [name for name in model if name not in REPORT_MODELS]
     if unknown:
         raise WinbackConfigError(f"--model {unknown[0]!r} is not one of {', '.join(REPORT_MODELS)}")
+    check_resolution(resolution)
+    reading = read_options(
+        customer_col=customer_col,
+        time_col=time_col,
+        amount_col=amount_col,
+        on_invalid=on_invalid,
+        time_format=time_format,
+        id_type=id_type,
+        tz=tz,
+    )
+    check_output_file(output, inputs=[input], suffixes=(".html", ".htm"))
     with progress_bar(f"report on {input}") as progress:
         page = build_report(
-            input,
+            prepare_input(input, reading),
             output=output,
             as_of=as_of,
             previous_as_of=previous_as_of,
@@ -111,7 +132,7 @@ def report(
             customer_col=customer_col,
             time_col=time_col,
             amount_col=amount_col,
-            on_invalid=on_invalid_mode(on_invalid),
+            on_invalid=reading["on_invalid"],
             progress=progress,
         )
     path = str(page.path.resolve()) if page.path else None
@@ -152,12 +173,13 @@ def demo(
     from winback.report import report as build_report
     from winback.silence import silence
 
+    check_output_dir(output)
     source = cdnow_path()
     as_of = date(1998, 6, 30)
     with stage("scoring the CDNOW sample"):
         scores, info = silence(source, as_of=as_of, return_info=True)
         moves = migration(source, as_of=[date(1997, 12, 31), as_of])
-    output.mkdir(parents=True, exist_ok=True)
+    make_dir(output)
     write_output(scores, output / "scores.parquet")
     write_output(scores, output / "scores.csv")
     write_output(moves.states, output / "migration_states.parquet")

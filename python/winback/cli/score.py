@@ -3,7 +3,9 @@ across snapshots)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,22 +25,35 @@ from winback._options import (
 from winback.cli._app import app
 from winback.cli._common import (
     CustomerCol,
+    IdType,
     JsonOut,
     MinOccasions,
+    OnInvalidOption,
     OptionalAmountCol,
     OutputDir,
     OutputTable,
     Resolution,
     Snapshot,
     TimeCol,
+    TimeFormat,
+    TimeZone,
     Transactions,
+    check_distinct,
+    check_output_dir,
+    check_output_file,
+    check_resolution,
     frame_table,
+    guard_exprs,
     info_table,
+    library_keywords,
+    make_dir,
     matrix_table,
-    on_invalid_mode,
+    prepare_input,
     progress_bar,
+    read_options,
     show,
     stage,
+    state,
     summary_tables,
     write_output,
 )
@@ -56,9 +71,10 @@ def score(
     customer_col: CustomerCol = CUSTOMER_COL,
     time_col: TimeCol = TIME_COL,
     amount_col: OptionalAmountCol = AMOUNT_COL,
-    on_invalid: Annotated[
-        str, typer.Option(help="raise: stop on bad rows; drop: set them aside.")
-    ] = ON_INVALID,
+    on_invalid: OnInvalidOption = ON_INVALID,
+    time_format: TimeFormat = None,
+    id_type: IdType = None,
+    tz: TimeZone = None,
     rejects: Annotated[Path | None, typer.Option(help="Where to write dropped rows.")] = None,
     threads: Annotated[
         int | None, typer.Option(help="Worker threads (default: all cores).")
@@ -87,15 +103,23 @@ def score(
     from winback._io import spill as _spill
     from winback.silence import check_parameters, silence, silence_to_file
 
-    check_parameters(resolution, min_occasions, TRF_CUTS, S_CUTS, threads)
+    check_parameters(check_resolution(resolution), min_occasions, TRF_CUTS, S_CUTS, threads)
+    reading = read_options(
+        customer_col=customer_col,
+        time_col=time_col,
+        amount_col=amount_col,
+        on_invalid=on_invalid,
+        time_format=time_format,
+        id_type=id_type,
+        tz=tz,
+    )
+    check_output_file(output, inputs=[input])
+    check_output_file(rejects, inputs=[input], flag="--rejects")
+    check_distinct(output, rejects)
     arguments: dict[str, Any] = {
         "as_of": as_of,
         "resolution": resolution,
         "min_occasions": min_occasions,
-        "customer_col": customer_col,
-        "time_col": time_col,
-        "amount_col": amount_col,
-        "on_invalid": on_invalid_mode(on_invalid),
         "num_threads": threads,
     }
     out_of_core = _spill.out_of_core_options(
@@ -107,19 +131,35 @@ def score(
     )
     if out_of_core is None:
         with stage(f"scoring {input}"):
-            scores, info = silence(input, return_info=True, **arguments)
+            prepared = prepare_input(input, reading)
+            scores, info = silence(prepared, return_info=True, **arguments)
         with stage(f"writing {output}"):
             write_output(scores, output)
     else:
-        with progress_bar(f"scoring {input} by parts") as advance:
+        keywords = {**library_keywords(silence_to_file, reading), **arguments}
+        guarded = output.suffix.lower() == ".csv" and state["csv_guard"]
+        if state["mkdir"]:
+            output.parent.mkdir(parents=True, exist_ok=True)
+        with (
+            progress_bar(f"scoring {input} by parts") as advance,
+            # A guarded CSV is streamed from a Parquet of the parts (memory stays bounded),
+            # written beside the output (a directory checked writable above).
+            tempfile.TemporaryDirectory(dir=output.parent, prefix=".winback-")
+            if guarded
+            else contextlib.nullcontext(None) as scratch,
+        ):
+            target = Path(scratch) / "scores.parquet" if scratch is not None else output
             info = silence_to_file(
                 input,
-                output,
+                target,
                 memory_limit=out_of_core.memory_limit,
                 spill_dir=spill_dir,
                 progress=advance,
-                **arguments,
+                **keywords,
             )
+            if guarded:
+                frame = pl.scan_parquet(target)
+                frame.with_columns(guard_exprs(frame.collect_schema())).sink_csv(output)
         scores = _read_scores(output)
     if rejects is not None:
         write_output(info.rejects, rejects)
@@ -144,6 +184,11 @@ def migrate(
     resolution: Resolution = RESOLUTION,
     customer_col: CustomerCol = CUSTOMER_COL,
     time_col: TimeCol = TIME_COL,
+    amount_col: OptionalAmountCol = AMOUNT_COL,
+    on_invalid: OnInvalidOption = ON_INVALID,
+    time_format: TimeFormat = None,
+    id_type: IdType = None,
+    tz: TimeZone = None,
     toward: Annotated[
         str, typer.Option(help="Group for the feature differences of those moving toward it.")
     ] = "e",
@@ -159,16 +204,25 @@ def migrate(
     """
     from winback.migrate import migration
 
+    reading = read_options(
+        customer_col=customer_col,
+        time_col=time_col,
+        amount_col=amount_col,
+        on_invalid=on_invalid,
+        time_format=time_format,
+        id_type=id_type,
+        tz=tz,
+    )
+    check_resolution(resolution)
+    check_output_dir(output, inputs=[input])
     with stage("scoring snapshots"):
         result = migration(
-            input,
+            prepare_input(input, reading),
             as_of=as_of,
             resolution=resolution,
             min_occasions=min_occasions,
-            customer_col=customer_col,
-            time_col=time_col,
         )
-    output.mkdir(parents=True, exist_ok=True)
+    make_dir(output)
     write_output(result.states, output / "states.parquet")
     write_output(result.transitions, output / "transitions.csv")
     differences = pl.concat(

@@ -14,6 +14,7 @@ from winback._options import (
     AMOUNT_COL,
     CUSTOMER_COL,
     HORIZON_PERIODS,
+    ON_INVALID,
     PERIOD,
     RESOLUTION,
     TIME_COL,
@@ -23,14 +24,26 @@ from winback.cli._common import (
     AmountCol,
     CustomerCol,
     DataEnd,
+    IdType,
     JsonOut,
+    OnInvalidOption,
     Resolution,
     TimeCol,
+    TimeFormat,
+    TimeZone,
     Transactions,
+    check_distinct,
+    check_output_file,
+    check_period,
+    check_resolution,
+    input_columns,
+    prepare_input,
+    read_options,
     show,
     stage,
     write_output,
 )
+from winback.errors import WinbackInputError
 
 __all__ = ["value_command"]
 
@@ -57,6 +70,10 @@ def value_command(
     time_col: TimeCol = TIME_COL,
     amount_col: AmountCol = AMOUNT_COL,
     cost_col: Annotated[str, typer.Option(help="Cost column (used when present).")] = "cost",
+    on_invalid: OnInvalidOption = ON_INVALID,
+    time_format: TimeFormat = None,
+    id_type: IdType = None,
+    tz: TimeZone = None,
     states_out: Annotated[
         Path | None, typer.Option(help="Also write the Markov states with V (.parquet/.csv).")
     ] = None,
@@ -69,9 +86,31 @@ def value_command(
     """
     from winback.value import value
 
+    check_period(period)
+    check_resolution(resolution)
+    reading = read_options(
+        customer_col=customer_col,
+        time_col=time_col,
+        amount_col=amount_col,
+        on_invalid=on_invalid,
+        time_format=time_format,
+        id_type=id_type,
+        tz=tz,
+    )
+    check_output_file(output, inputs=[input, expenses])
+    check_output_file(states_out, inputs=[input, expenses], flag="--states-out")
+    check_distinct(output, states_out)
+    columns = input_columns(input)
+    if amount_col not in columns:
+        raise WinbackInputError(
+            f"column {amount_col!r} (the amount) is not in the input; value needs amounts. "
+            "Pass --amount-col NAME to name it."
+        )
+    # As winback.value does: the default cost column is used only when present.
+    costs = cost_col if cost_col != "cost" or "cost" in columns else None
     with stage(f"valuing {input}"):
         result = value(
-            input,
+            prepare_input(input, reading, cost_col=costs),
             as_of=as_of,
             period=period,
             expenses=expenses,
@@ -79,10 +118,13 @@ def value_command(
             horizon=horizon,
             discount_rate=discount_rate,
             resolution=resolution,
+            # The expenses are read with the same column names.
             customer_col=customer_col,
             time_col=time_col,
             amount_col=amount_col,
             cost_col=cost_col,
+            tz=reading.get("tz"),
+            on_invalid=reading["on_invalid"],
         )
     with stage(f"writing {output}"):
         frame = result.frame.with_columns(pl.col("p_frequency").arr.to_list())
@@ -108,8 +150,12 @@ def value_command(
     if json_out:
         typer.echo(json.dumps(summary, allow_nan=True, default=str))
         return
-    table = Table(title="value tiers")
-    for column in ("tier", "customers", "expected value", "CLV"):
+    per = period if period in ("month", "week", "quarter") else f"{period} period"
+    table = Table(
+        title=f"value tiers: sums over each tier's customers (per {per}; CLV over "
+        f"{horizon} {per}s, discounted at {discount_rate:g} per {per})"
+    )
+    for column in ("tier", "customers", f"expected value, next {per} (sum)", "CLV (sum)"):
         table.add_column(column, justify="left" if column == "tier" else "right")
     for row in tiers.iter_rows(named=True):
         table.add_row(

@@ -58,17 +58,32 @@ def test_bgnbd_expected_purchases_for_a_huge_frequency_is_finite(cls: type) -> N
     assert expected[1] == ordinary
 
 
-def test_bgnbd_quadrature_agrees_with_the_closed_form() -> None:
+@pytest.mark.parametrize(
+    ("a", "b"), [(0.7929, 2.4259), (0.3, 5.0), (3.0, 1.0), (1.2, 0.4), (0.05, 40.0)]
+)
+def test_bgnbd_quadrature_agrees_with_the_closed_form(a: float, b: float) -> None:
     from winback.models.beta_geo import _expected_by_quadrature, fresh_expected
 
-    r = np.array([0.25, 2.25, 10.25, 1000.25])
-    alpha = np.array([40.0, 43.0, 30.0, 43.0])
-    a = np.full(4, 0.79)
-    b = np.array([2.4, 4.4, 12.4, 1002.4])
-    t = np.full(4, 39.0)
+    x = np.array([0.0, 2.0, 10.0, 1000.0, 10.0, 3.0])
+    T = np.array([39.0, 39.0, 30.0, 39.0, 1e5, 1.0])
+    t = np.array([39.0, 39.0, 39.0, 39.0, 39.0, 1000.0])
+    r, alpha = 0.2426 + x, 4.4136 + T
+    a_, b_ = np.full(x.size, a), b + x
     np.testing.assert_allclose(
-        _expected_by_quadrature(r, alpha, a, b, t), fresh_expected(r, alpha, a, b, t), rtol=1e-4
+        _expected_by_quadrature(r, alpha, a_, b_, t), fresh_expected(r, alpha, a_, b_, t), rtol=1e-9
     )
+
+
+def test_bgnbd_expectation_is_continuous_at_a_equal_one() -> None:
+    from winback.models.beta_geo import fresh_expected
+
+    # (a+b−1)/(a−1) · [...] is 0/0 at a = 1 (NaN before) and cancels next to it.
+    at, below, above = (
+        float(fresh_expected(2.25, 43.4, a, 4.4, 39.0)) for a in (1.0, 1.0 - 1e-9, 1.0 + 1e-4)
+    )
+    assert math.isfinite(at)
+    assert at == pytest.approx(below, rel=1e-9)
+    assert at == pytest.approx(above, rel=1e-3)
 
 
 _positive = st.floats(min_value=1e-3, max_value=1e3)
@@ -120,7 +135,11 @@ def test_every_prediction_is_finite(
         nbd.frequency_upside(data, cap=1e3),
     ]
     gg = _with_params(GammaGammaModel, {"p": params[0], "q": 1.0 + params[1], "gamma": params[2]})
-    outputs += [gg.expected_spend(data), gg.spend_cdf(50.0, 1.0, data)]
+    outputs += [
+        gg.expected_spend(data),
+        gg.spend_cdf(50.0, 1.0, data),
+        gg.spend_upside(data, cap=1e6),
+    ]
     for output in outputs:
         assert np.all(np.isfinite(np.asarray(output, dtype=np.float64)))
 

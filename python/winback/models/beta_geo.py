@@ -53,36 +53,61 @@ def fresh_expected(r: Any, alpha: Any, a: Any, b: Any, t: Any) -> FloatArray:
         bracket = 1.0 - np.exp(r * (np.log(alpha) - np.log(alpha + t))) * hyp
         out = (a + b - 1.0) / (a - 1.0) * bracket
         ceiling = r * t / alpha  # no dropout at all
-    bad = (t > 0) & ~(np.isfinite(out) & (out >= 0.0) & (out <= ceiling * (1.0 + 1e-9)))
+    # Near a = 1 the closed form cancels ((a+b−1)/(a−1) times a bracket of order a−1).
+    bad = (t > 0) & (
+        ~(np.isfinite(out) & (out >= 0.0) & (out <= ceiling * (1.0 + 1e-9)))
+        | (np.abs(a - 1.0) < 1e-6)
+    )
     if bad.any():
         out = np.array(out, dtype=np.float64, copy=True)
         out[bad] = _expected_by_quadrature(r[bad], alpha[bad], a[bad], b[bad], t[bad])
     return np.where(t > 0, out, 0.0)
 
 
-#: Gauss–Legendre nodes of the quadrature fallback of :func:`fresh_expected`.
-_NODES, _WEIGHTS = np.polynomial.legendre.leggauss(128)
+def _tanh_sinh(step: float, reach: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Tanh–sinh (double-exponential) rule on (0, 1): nodes u, their complements 1 − u (exact,
+    for the upper end) and weights. Robust to algebraic end-point singularities."""
+    k = np.arange(-reach / step, reach / step + 1.0) * step
+    s = np.pi / 2.0 * np.sinh(k)
+    u = 1.0 / (1.0 + np.exp(-2.0 * s))
+    complement = 1.0 / (1.0 + np.exp(2.0 * s))
+    weights = step * np.pi / 4.0 * np.cosh(k) / np.cosh(s) ** 2
+    keep = (u > 0) & (complement > 0) & (weights > 0)
+    return u[keep], complement[keep], weights[keep]
+
+
+#: Nodes of the quadrature fallback of :func:`fresh_expected` (193 nodes, ~1e−12 relative).
+_U, _U_COMPLEMENT, _U_WEIGHTS = _tanh_sinh(1.0 / 16.0, 6.0)
+_ROWS_PER_CHUNK = 4096
 
 
 def _expected_by_quadrature(
     r: FloatArray, alpha: FloatArray, a: FloatArray, b: FloatArray, t: FloatArray
 ) -> FloatArray:
     """E[X(t)] = E_p[(1 − (α/(α + p t))^r)/p], p ~ Beta(a, b) (given p, purchases stop after a
-    geometric number of them; λ integrated out), by Gauss–Legendre in the Beta CDF scale
-    u = I_p(a, b) with u = v^(a k), k = ⌈1.5/a⌉, which smooths the p^(a−1) end. Every term is
-    finite and positive for any valid input; agreement with the closed form ~1e−5 relative."""
-    k = np.maximum(np.ceil(1.5 / a), 1.0)
-    m = (a * k)[:, None]
-    v = (_NODES[None, :] + 1.0) / 2.0
-    with np.errstate(under="ignore"):
-        u = v**m
-        p = special.betaincinv(a[:, None], b[:, None], u)
-        p = np.maximum(p, 1e-300)
-        g = -np.expm1(-r[:, None] * np.log1p(p * (t / alpha)[:, None])) / p
-        g = np.where(p > 1e-300, g, (r * t / alpha)[:, None])  # the p → 0 limit
-        jacobian = m * v ** (m - 1.0)
-    values: FloatArray = (g * jacobian) @ _WEIGHTS / 2.0
-    return values
+    geometric number of them; λ integrated out), by tanh–sinh quadrature in the Beta CDF scale
+    u = I_p(a, b), where the integrand is bounded (0 < · ≤ r t/α) and smooth inside (0, 1).
+    Every term is finite for any valid input; agreement with the closed form ~1e−12 relative
+    where that is accurate (tested)."""
+    out = np.empty(r.shape, dtype=np.float64)
+    for lo in range(0, r.size, _ROWS_PER_CHUNK):
+        rows = slice(lo, lo + _ROWS_PER_CHUNK)
+        aa, bb = a[rows, None], b[rows, None]
+        lower = _U[None, :] <= 0.5
+        with np.errstate(under="ignore", invalid="ignore"):
+            p = np.where(
+                lower,
+                special.betaincinv(aa, bb, _U[None, :]),
+                special.betainccinv(aa, bb, _U_COMPLEMENT[None, :]),
+            )
+        # The inverse fails only at nodes within ~1e−200 of an end: those are the end.
+        p = np.where(np.isnan(p), np.where(lower, 0.0, 1.0), p)
+        ceiling = (r[rows] * t[rows] / alpha[rows])[:, None]
+        safe = np.maximum(p, 1e-300)
+        g = -np.expm1(-r[rows, None] * np.log1p(safe * (t[rows] / alpha[rows])[:, None])) / safe
+        g = np.where(p > 1e-300, np.minimum(g, ceiling), ceiling)  # p → 0: no dropout
+        out[rows] = g @ _U_WEIGHTS
+    return out
 
 
 def fresh_pmf(n: int, r: Any, alpha: Any, a: Any, b: Any, t: Any) -> FloatArray:

@@ -167,17 +167,16 @@ def saved_payload() -> dict[str, Any]:
     return model.to_dict()
 
 
-def _bad(change: Any) -> Any:
-    return change
-
-
 def _set(path: str, value: Any) -> Any:
     def edit(payload: dict[str, Any]) -> None:
         *parents, last = path.split(".")
-        target = payload
+        target: Any = payload
         for part in parents:
-            target = target[part]
-        target[last] = value
+            target = target[int(part)] if isinstance(target, list) else target[part]
+        if isinstance(target, list):
+            target[int(last)] = value
+        else:
+            target[last] = value
 
     return edit
 
@@ -218,6 +217,9 @@ PAYLOAD_CASES = {
     "n_customers float": (_set("n_customers", 2.5), r"'n_customers' must be a whole number"),
     "data summary nested": (_set("data_summary.mean_T", {"a": 1}), r"'data_summary.mean_T'"),
     "settings not strings": (_set("settings", {"T_col": 3}), r"'settings'"),
+    "huge integer parameter": (_set("params.r", 10**400), r"'params.r' must be a finite"),
+    "huge float parameter": (_set("params.r", 1e300 * 1e300), "non-number Infinity"),
+    "huge integer in covariance": (_set("covariance.0", [10**400, 0, 0, 0]), "'covariance'"),
     "unknown unit": (_set("unit", "M"), r"'unit' must be one of"),
     "bad resolution": (_set("resolution", "soon"), r"'resolution'"),
 }
@@ -375,3 +377,13 @@ def test_the_bundled_data_fits_are_not_degenerate(cdnow_summaries: dict[str, Any
         assert cls().fit(weekly).converged_
     assert NBDModel().fit(weekly).converged_
     assert GammaGammaModel().fit(weekly).converged_
+
+
+def test_an_integer_beyond_the_digit_limit_is_a_config_error(
+    saved_payload: dict[str, Any], tmp_path: Path
+) -> None:
+    text = json.dumps(saved_payload).replace('"n_iter": ', '"n_iter": 1' + "0" * 5000 + ', "x": ')
+    path = tmp_path / "model.json"
+    path.write_text(text)
+    with pytest.raises(WinbackConfigError, match="not a valid model file"):
+        load(path)

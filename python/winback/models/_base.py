@@ -703,9 +703,13 @@ class _Fields:
     def number(self, payload: Mapping[str, Any], name: str, parent: str = "") -> float:
         full = f"{parent}.{name}" if parent else name
         value = self.get(payload, name, (int, float), parent)  # type: ignore[arg-type]
-        if not math.isfinite(value):
-            raise self.error(full, f"must be a finite number, got {value!r}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # a JSON integer beyond the float range
+            number = math.inf
+        if not math.isfinite(number):
+            raise self.error(full, f"must be a finite number, got {number!r}")
+        return number
 
     def positive(self, payload: Mapping[str, Any], name: str, parent: str) -> float:
         value = self.number(payload, name, parent)
@@ -732,12 +736,7 @@ class _Fields:
     def covariance(self, payload: Mapping[str, Any], k: int) -> FloatArray:
         rows = self.get(payload, "covariance", list)
         if len(rows) != k or not all(
-            isinstance(row, list)
-            and len(row) == k
-            and all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                for v in row
-            )
+            isinstance(row, list) and len(row) == k and all(_finite_number(v) for v in row)
             for row in rows
         ):
             raise self.error("covariance", f"must be a {k}×{k} matrix of finite numbers")
@@ -758,6 +757,16 @@ class _Fields:
             except WinbackConfigError as exc:
                 raise self.error("resolution", str(exc)) from None
         return unit, resolution
+
+
+def _finite_number(value: Any) -> bool:
+    """A JSON number (not a boolean) within the float range and finite."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 _KIND_NAMES: dict[Any, str] = {
@@ -786,6 +795,8 @@ def _read_json(path: str | Path) -> dict[str, Any]:
         raise WinbackConfigError(
             f"{where} holds the non-number {exc.args[0]}: a model field must be finite"
         ) from None
+    except ValueError as exc:  # e.g. an integer literal beyond Python's digit limit
+        raise WinbackConfigError(f"{where} is not a valid model file: {exc}") from None
     except RecursionError:
         raise WinbackConfigError(f"{where} is nested too deeply to be a saved model") from None
     except OSError as exc:

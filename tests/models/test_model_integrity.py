@@ -328,7 +328,7 @@ def test_explicit_unit_and_resolution(cdnow_summaries: dict[str, Any]) -> None:
         BetaGeoModel().fit(cdnow_summaries["W"], unit="D")
     with pytest.raises(WinbackConfigError, match="unit='M'"):
         BetaGeoModel().fit(frame, unit="M")  # type: ignore[arg-type]
-    spend = GammaGammaModel().fit(cdnow_summaries["W"])
+    spend = GammaGammaModel().fit(cdnow_summaries["W"], unit="W")
     assert spend.unit_ is None
     assert spend.resolution_ == "1d"
     spend.expected_spend(cdnow_summaries["D"])  # spend has no time unit

@@ -20,6 +20,7 @@ from scipy import optimize, special
 
 from winback._kernels import likelihood as lik
 from winback._kernels import newton as kernels
+from winback._options import TimeUnit
 from winback.errors import WinbackConfigError, WinbackFitError, WinbackInputError
 from winback.models._base import (
     BaseModel,
@@ -196,6 +197,7 @@ class GammaGammaModel(BaseModel):
         frequency_col: str = "spend_frequency",
         monetary_col: str = "monetary_value",
         weights_col: str | None = None,
+        unit: TimeUnit | None = None,
         resolution: str | timedelta | None = None,
     ) -> Self:
         """Fits p, q, γ by maximum likelihood from several starts (docs/methods.md#gamma-gamma: one
@@ -207,11 +209,12 @@ class GammaGammaModel(BaseModel):
         rate is the same) or when q ≤ 1 (the mean spend would be infinite).
 
         ``resolution`` (what one occasion is, ``winback.summary``'s argument, or taken from a
-        ``(frame, info)`` pair) is saved with the model; spend has no time unit
+        ``(frame, info)`` pair) is saved with the model; spend has no time unit, so ``unit`` is
+        accepted (for one call that fits every model) but not recorded
         (docs/methods.md#fitting).
         """
         self.frequency_col, self.monetary_col = frequency_col, monetary_col
-        frame = frame_of(self._units_of_fit(data, None, resolution))
+        frame = frame_of(self._units_of_fit(data, unit, resolution))
         x, mean_amount = self._arrays(frame, for_fit=True)
         keep = x > 0
         if not keep.any():

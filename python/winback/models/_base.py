@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -12,11 +13,12 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from winback._io import to_polars
+from winback._io import parse_resolution, to_polars
 from winback._kernels.data import pps_rows, scatter
 from winback._winback import compress as compress_rows
 from winback.errors import WinbackConfigError, WinbackFitError, WinbackInputError
 from winback.models._fitting import (
+    LOG_BOUND,
     FitResult,
     LogLikGradHess,
     maximise,
@@ -33,16 +35,22 @@ __all__ = [
     "check_count",
     "check_horizon",
     "compress",
+    "finite_output",
     "frame_of",
     "load",
+    "split_summary",
 ]
 
 FloatArray = NDArray[np.float64]
+#: The time units of a model's data (``winback.summary``'s ``unit``; docs/methods.md#fitting).
+UNITS = ("D", "W")
 #: Version of the saved-model JSON layout; bumped on any incompatible change.
 FORMAT_VERSION = 1
 _FORMAT_NAME = "winback-model"
 #: Above this many distinct tuples, Newton fits start from a fit on a systematic sample.
 _WARM_START_TUPLES = 100_000
+#: A standard error above this many times its estimate marks a degenerate fit.
+_MAX_RELATIVE_SE = 1e3
 #: The models ``load`` can rebuild, by class name: every class of ``winback.models`` that sets its
 #: own ``model_name`` (filled as the classes are defined).
 _MODELS: dict[str, type[BaseModel]] = {}
@@ -239,7 +247,9 @@ class BaseModel:
     #: Run the optimiser from every start (surfaces with ridges), not just until one converges.
     multi_start: ClassVar[bool] = False
     #: What a flat likelihood usually means for this model (appended to the error).
-    _flat_hint: ClassVar[str] = "Try another model or more data."
+    _flat_hint: ClassVar[str] = (
+        "Fit on more customers or a longer calibration window, or try another model."
+    )
 
     params_: dict[str, float]
     params_se_: dict[str, float]
@@ -249,6 +259,12 @@ class BaseModel:
     n_iter_: int
     n_customers_: int
     data_summary_: dict[str, float]
+    #: Time unit ("D"/"W") and occasion resolution of the fitted summary; None when unknown.
+    unit_: str | None = None
+    resolution_: str | None = None
+    #: Whether the model's data hold durations (recency, T): a spend model has none, so only
+    #: the resolution (what an occasion is) matters to it.
+    _uses_time: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -341,18 +357,21 @@ class BaseModel:
         else:
             information = observed_information(loglik_grad, result.params)
         covariance = self._invert_information(information)
-        self.params_ = {n: float(v) for n, v in zip(self.param_names, result.params, strict=True)}
-        self.covariance_ = covariance
-        self.params_se_ = {
+        params_se = {
             n: _finite_or_inf(math.sqrt(v)) if v >= 0 else math.inf
             for n, v in zip(self.param_names, np.diag(covariance), strict=True)
         }
+        self._refuse_degenerate(result.params, params_se, data)
+        self.params_ = {n: float(v) for n, v in zip(self.param_names, result.params, strict=True)}
+        self.covariance_ = covariance
+        self.params_se_ = params_se
         self.log_likelihood_ = result.log_likelihood
         self.converged_ = result.converged
         self.n_iter_ = result.n_iter
         self.n_customers_ = round(data.n_customers)
         self.data_summary_ = self._describe_data(data)
         self.start_spread_ = result.start_spread
+        self._set_units()
         return self
 
     def _newton_fit(
@@ -400,6 +419,40 @@ class BaseModel:
             best.hessian,
         )
 
+    def _refuse_degenerate(
+        self, params: FloatArray, params_se: Mapping[str, float] | None, data: Compressed
+    ) -> None:
+        """Refuses a degenerate optimum (docs/methods.md#fitting): a parameter within e^2 of the
+        log-parameter search bounds, or a standard error over ``_MAX_RELATIVE_SE`` times its
+        estimate (a 95 % interval wider than e^±2000 on the log scale). Such "optima" appear on
+        data too thin to identify the model — one customer, say — where the likelihood keeps
+        rising as the parameters run off together; the Newton path can stop there with a tiny
+        gradient, so the optimiser's own checks do not see it."""
+        logs = np.log(params)
+        near_bound = [
+            f"{name} = {value:.3g}"
+            for name, value, u in zip(self.param_names, params, logs, strict=True)
+            if abs(u) >= LOG_BOUND - 2.0
+        ]
+        vague = [
+            f"{name} = {value:.3g} ± {(params_se or {}).get(name, math.inf):.3g}"
+            for name, value in zip(self.param_names, params, strict=True)
+            if params_se is not None and not params_se[name] <= _MAX_RELATIVE_SE * value
+        ]
+        if not near_bound and not vague:
+            return
+        problem = (
+            f"the estimate runs to the edge of the parameter space ({', '.join(near_bound)})"
+            if near_bound
+            else f"the standard errors are orders of magnitude above the estimates "
+            f"({', '.join(vague)})"
+        )
+        raise WinbackFitError(
+            f"{self.model_name}: degenerate fit on {data.n_customers:,.0f} customer(s): {problem}, "
+            "so the data do not identify the model's parameters. Fit on more customers or a "
+            "longer calibration window (or a simpler model)."
+        )
+
     def _invert_information(self, information: FloatArray) -> FloatArray:
         eigenvalues = np.linalg.eigvalsh(information)
         if not np.all(np.isfinite(eigenvalues)):
@@ -424,6 +477,45 @@ class BaseModel:
         covariance = np.asarray(np.linalg.inv(information), dtype=np.float64)
         return (covariance + covariance.T) / 2
 
+    # -- units ----------------------------------------------------------------------------------
+    def _units_of_fit(self, data: Any, unit: str | None, resolution: str | timedelta | None) -> Any:
+        """Records the fitted summary's unit and resolution (explicit arguments, or the
+        ``SummaryInfo`` of a ``(frame, info)`` pair) and returns the frame part of ``data``."""
+        frame, info_unit, info_resolution = split_summary(data)
+        unit = _agree("unit", unit, info_unit, self.model_name)
+        resolution = _agree("resolution", resolution, info_resolution, self.model_name)
+        if unit is not None and unit not in UNITS:
+            raise WinbackConfigError(
+                f"{self.model_name}: unit={unit!r} is not a time unit; use 'D' or 'W'"
+            )
+        if resolution is not None:
+            parse_resolution(resolution)
+        self._fit_units = (unit if self._uses_time else None, _resolution_text(resolution))
+        return frame
+
+    def _set_units(self) -> None:
+        self.unit_, self.resolution_ = getattr(self, "_fit_units", (None, None))
+
+    def _check_units(self, unit: str | None, resolution: str | None) -> None:
+        """Refuses a summary in another unit or resolution than the fit's (when both known)."""
+        if self._uses_time and unit is not None and self.unit_ is not None and unit != self.unit_:
+            raise WinbackConfigError(
+                f"{self.model_name}: the model was fitted on a summary in unit {self.unit_!r} "
+                f"but this summary is in unit {unit!r}; its recency and T (and t) would be read "
+                f"in the wrong unit. Rebuild the summary with unit={self.unit_!r}"
+            )
+        if (
+            resolution is not None
+            and self.resolution_ is not None
+            and parse_resolution(resolution) != parse_resolution(self.resolution_)
+        ):
+            raise WinbackConfigError(
+                f"{self.model_name}: the model was fitted on occasions at resolution "
+                f"{self.resolution_!r} but this summary uses {resolution!r}, so its purchase "
+                f"counts mean something else. Rebuild the summary with "
+                f"resolution={self.resolution_!r}"
+            )
+
     # -- fitted state ---------------------------------------------------------------------------
     @property
     def is_fitted(self) -> bool:
@@ -439,6 +531,8 @@ class BaseModel:
         """``data`` as a frame, or the frame given to ``fit`` when ``data`` is None."""
         self._check_fitted()
         if data is not None:
+            data, unit, resolution = split_summary(data)
+            self._check_units(unit, resolution)
             return frame_of(data)
         frame: pl.DataFrame | None = getattr(self, "_fit_frame", None)
         if frame is None:
@@ -508,6 +602,8 @@ class BaseModel:
             "n_customers": self.n_customers_,
             "data_summary": self.data_summary_,
             "settings": self._settings(),
+            "unit": self.unit_,
+            "resolution": self.resolution_,
         }
 
     def save(self, path: str | Path) -> Path:
@@ -517,66 +613,257 @@ class BaseModel:
         return path
 
     @classmethod
-    def from_dict(cls, payload: Mapping[str, Any]) -> Self:
-        """Rebuilds a fitted model from :meth:`to_dict` output, checking its format and type."""
+    def _check_params(cls, params: Mapping[str, float], field: _Fields) -> None:
+        """Hook for model-specific constraints on loaded parameters (e.g. Gamma–Gamma's q > 1)."""
+
+    @classmethod
+    def from_dict(cls, payload: Mapping[str, Any], *, source: str = "the model data") -> Self:
+        """Rebuilds a fitted model from :meth:`to_dict` output, checking its format, its type and
+        every field (docs/methods.md#fitting); ``source`` names the file in the errors."""
+        field = _Fields(source)
+        if not isinstance(payload, Mapping):
+            raise field.error("", "must be a JSON object holding a winback model")
         if payload.get("format") != _FORMAT_NAME:
-            raise WinbackConfigError("not a saved winback model (missing format='winback-model')")
-        if payload.get("format_version") != FORMAT_VERSION:
-            raise WinbackConfigError(
-                f"saved model format version {payload.get('format_version')} is not supported "
-                f"(this winback reads version {FORMAT_VERSION})"
+            raise field.error(
+                "format", "is missing or wrong: not a saved winback model (format='winback-model')"
+            )
+        version = payload.get("format_version")
+        if type(version) is not int or version != FORMAT_VERSION:
+            raise field.error(
+                "format_version",
+                f"{version!r} is not supported (this winback reads version {FORMAT_VERSION})",
             )
         if payload.get("model") != cls.__name__:
-            raise WinbackConfigError(
-                f"the file holds a {payload.get('model')}, not a {cls.__name__}; use "
-                "winback.models.load() to load any model"
+            raise field.error(
+                "model",
+                f"holds a {payload.get('model')!r}: the file holds a {payload.get('model')}, not a "
+                f"{cls.__name__}; use winback.models.load() to load any model",
             )
-        names = tuple(payload["param_names"])
-        if names != cls.param_names:
-            raise WinbackConfigError(
-                f"{cls.__name__}: saved parameters {names} do not match {cls.param_names}"
+        names = field.get(payload, "param_names", list)
+        if tuple(names) != cls.param_names:
+            raise field.error(
+                "param_names", f"{names!r} do not match {cls.__name__}'s {list(cls.param_names)}"
             )
+        params_in = field.get(payload, "params", dict)
+        extra = sorted(set(params_in) - set(names))
+        if extra:
+            raise field.error("params", f"has unknown parameter(s) {extra}")
+        params = {n: field.positive(params_in, n, "params") for n in names}
+        cls._check_params(params, field)
+        se_in = field.get(payload, "params_se", dict)
+        params_se = {n: field.standard_error(se_in, n) for n in names}
+        covariance = field.covariance(payload, len(names))
         model = cls()
-        model.params_ = {n: float(payload["params"][n]) for n in names}
-        model.params_se_ = {
-            n: math.inf if payload["params_se"][n] is None else float(payload["params_se"][n])
-            for n in names
+        model.params_ = params
+        model.params_se_ = params_se
+        model.covariance_ = covariance
+        model.log_likelihood_ = field.number(payload, "log_likelihood")
+        model.converged_ = field.get(payload, "converged", bool)
+        model.n_iter_ = field.count(payload, "n_iter")
+        model.n_customers_ = field.count(payload, "n_customers")
+        summary_in = field.get(payload, "data_summary", dict)
+        model.data_summary_ = {
+            str(k): field.number(summary_in, k, "data_summary") for k in summary_in
         }
-        model.covariance_ = np.asarray(payload["covariance"], dtype=np.float64)
-        model.log_likelihood_ = float(payload["log_likelihood"])
-        model.converged_ = bool(payload["converged"])
-        model.n_iter_ = int(payload["n_iter"])
-        model.n_customers_ = int(payload["n_customers"])
-        model.data_summary_ = {k: float(v) for k, v in payload["data_summary"].items()}
-        model._restore_settings(payload.get("settings", {}))
+        settings = payload.get("settings", {})
+        if not isinstance(settings, dict) or not all(isinstance(v, str) for v in settings.values()):
+            raise field.error("settings", "must be an object of column names (strings)")
+        model._restore_settings(settings)
+        model.unit_, model.resolution_ = field.units(payload)
         return model
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
-        """Reads a model written by :meth:`save`."""
-        return cls.from_dict(_read_json(path))
+        """Reads a model written by :meth:`save`; raises :class:`WinbackConfigError` naming the
+        file and the field when it is not a valid model file."""
+        return cls.from_dict(_read_json(path), source=f"model file {str(path)!r}")
+
+
+class _Fields:
+    """Typed access to a saved model's fields; every failure is a :class:`WinbackConfigError`
+    naming the file and the field."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def error(self, name: str, problem: str) -> WinbackConfigError:
+        where = f"field {name!r} " if name else ""
+        return WinbackConfigError(f"{self.source}: {where}{problem}")
+
+    def get(self, payload: Mapping[str, Any], name: str, kind: type, parent: str = "") -> Any:
+        full = f"{parent}.{name}" if parent else name
+        if name not in payload:
+            raise self.error(full, "is missing")
+        value = payload[name]
+        # bool is an int in Python: never accept one for the other.
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise self.error(full, f"must be a {_KIND_NAMES[kind]}, got {value!r}")
+        return value
+
+    def number(self, payload: Mapping[str, Any], name: str, parent: str = "") -> float:
+        full = f"{parent}.{name}" if parent else name
+        value = self.get(payload, name, (int, float), parent)  # type: ignore[arg-type]
+        try:
+            number = float(value)
+        except OverflowError:  # a JSON integer beyond the float range
+            number = math.inf
+        if not math.isfinite(number):
+            raise self.error(full, f"must be a finite number, got {number!r}")
+        return number
+
+    def positive(self, payload: Mapping[str, Any], name: str, parent: str) -> float:
+        value = self.number(payload, name, parent)
+        if not value > 0:
+            raise self.error(f"{parent}.{name}", f"must be a finite number > 0, got {value!r}")
+        return value
+
+    def count(self, payload: Mapping[str, Any], name: str) -> int:
+        value = self.get(payload, name, int)
+        if value < 0:
+            raise self.error(name, f"must be a whole number ≥ 0, got {value!r}")
+        return int(value)
+
+    def standard_error(self, payload: Mapping[str, Any], name: str) -> float:
+        if name not in payload:
+            raise self.error(f"params_se.{name}", "is missing")
+        if payload[name] is None:
+            return math.inf  # saved as null when not finite
+        value = self.number(payload, name, "params_se")
+        if value < 0:
+            raise self.error(f"params_se.{name}", f"must be ≥ 0 or null, got {value!r}")
+        return value
+
+    def covariance(self, payload: Mapping[str, Any], k: int) -> FloatArray:
+        rows = self.get(payload, "covariance", list)
+        if len(rows) != k or not all(
+            isinstance(row, list) and len(row) == k and all(_finite_number(v) for v in row)
+            for row in rows
+        ):
+            raise self.error("covariance", f"must be a {k}×{k} matrix of finite numbers")
+        return np.asarray(rows, dtype=np.float64)
+
+    def units(self, payload: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        """The time unit and resolution; absent in files written before they were saved
+        (unknown: predictions are not checked)."""
+        unit = payload.get("unit")
+        if unit is not None and unit not in UNITS:
+            raise self.error("unit", f"must be one of {list(UNITS)} or null, got {unit!r}")
+        resolution = payload.get("resolution")
+        if resolution is not None:
+            if not isinstance(resolution, str):
+                raise self.error("resolution", f"must be a duration string, got {resolution!r}")
+            try:
+                parse_resolution(resolution)
+            except WinbackConfigError as exc:
+                raise self.error("resolution", str(exc)) from None
+        return unit, resolution
+
+
+def _finite_number(value: Any) -> bool:
+    """A JSON number (not a boolean) within the float range and finite."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+_KIND_NAMES: dict[Any, str] = {
+    list: "list",
+    dict: "JSON object",
+    bool: "boolean",
+    int: "whole number",
+    (int, float): "number",
+}
 
 
 def _read_json(path: str | Path) -> dict[str, Any]:
+    where = f"model file {str(path)!r}"
     try:
-        payload = json.loads(Path(path).read_text())
+        text = Path(path).read_text(encoding="utf-8")
+        payload = json.loads(text, parse_constant=_refuse_constant)
     except FileNotFoundError:
-        raise WinbackConfigError(f"model file {str(path)!r} does not exist") from None
+        raise WinbackConfigError(f"{where} does not exist") from None
+    except IsADirectoryError:
+        raise WinbackConfigError(f"{where} is a directory; pass the .json file") from None
+    except UnicodeDecodeError:
+        raise WinbackConfigError(f"{where} is not UTF-8 text (not a saved model)") from None
     except json.JSONDecodeError as exc:
-        raise WinbackConfigError(f"model file {str(path)!r} is not valid JSON: {exc}") from None
+        raise WinbackConfigError(f"{where} is not valid JSON: {exc}") from None
+    except _NonFiniteConstantError as exc:
+        raise WinbackConfigError(
+            f"{where} holds the non-number {exc.args[0]}: a model field must be finite"
+        ) from None
+    except ValueError as exc:  # e.g. an integer literal beyond Python's digit limit
+        raise WinbackConfigError(f"{where} is not a valid model file: {exc}") from None
+    except RecursionError:
+        raise WinbackConfigError(f"{where} is nested too deeply to be a saved model") from None
+    except OSError as exc:
+        raise WinbackConfigError(f"{where} cannot be read: {exc.strerror or exc}") from None
     if not isinstance(payload, dict):
-        raise WinbackConfigError(f"model file {str(path)!r} does not hold a winback model")
+        raise WinbackConfigError(f"{where} does not hold a winback model (not a JSON object)")
     return payload
 
 
+class _NonFiniteConstantError(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NonFiniteConstantError(name)
+
+
 def load(path: str | Path) -> BaseModel:
-    """Loads any saved winback model, choosing the class recorded in the file."""
+    """Loads any saved winback model, choosing the class recorded in the file; raises
+    :class:`WinbackConfigError` naming the file and the field when it is not a valid model."""
     payload = _read_json(path)
     name = payload.get("model")
-    cls = _MODELS.get(str(name))
+    cls = _MODELS.get(name) if isinstance(name, str) else None
     if cls is None:
-        raise WinbackConfigError(f"model file {str(path)!r} names an unknown model {name!r}")
-    return cls.from_dict(payload)
+        raise WinbackConfigError(
+            f"model file {str(path)!r}: field 'model' names an unknown model {name!r} "
+            f"(known: {sorted(_MODELS)})"
+        )
+    return cls.from_dict(payload, source=f"model file {str(path)!r}")
+
+
+def split_summary(data: Any) -> tuple[Any, str | None, str | None]:
+    """``(frame, unit, resolution)`` for a ``(frame, SummaryInfo)`` pair — what
+    ``winback.summary(..., return_info=True)`` returns — and ``(data, None, None)`` for anything
+    else (a plain frame does not carry its unit)."""
+    if (
+        isinstance(data, tuple)
+        and len(data) == 2
+        and hasattr(data[1], "unit")
+        and hasattr(data[1], "resolution")
+    ):
+        info = data[1]
+        return data[0], str(info.unit), str(info.resolution)
+    return data, None, None
+
+
+def _resolution_text(resolution: str | timedelta | None) -> str | None:
+    if resolution is None or isinstance(resolution, str):
+        return resolution
+    return f"{parse_resolution(resolution)}us"
+
+
+def _agree(name: str, given: Any, carried: str | None, model: str) -> Any:
+    """The explicit argument, else the one the summary carries; refuses a contradiction."""
+    if given is None:
+        return carried
+    if carried is not None:
+        same = (
+            parse_resolution(given) == parse_resolution(carried)
+            if name == "resolution"
+            else given == carried
+        )
+        if not same:
+            raise WinbackConfigError(
+                f"{model}: {name}={given!r} contradicts the summary's own {name} {carried!r}"
+            )
+    return given
 
 
 def by_horizon(name: str, t: float | FloatArray, values: FloatArray) -> float | pl.Series:
@@ -589,6 +876,24 @@ def by_horizon(name: str, t: float | FloatArray, values: FloatArray) -> float | 
 def frame_of(data: Any) -> pl.DataFrame:
     """Any supported container as an eager Polars frame."""
     return _as_frame(data)
+
+
+def finite_output(model: str, name: str, values: Any) -> pl.Series:
+    """``values`` as a Float64 Series named ``name``; raises :class:`WinbackInputError` naming
+    the rows when any is NaN or infinite (docs/methods.md#fitting: no output is ever NaN/inf).
+
+    The formulas are evaluated in log space and fall back to quadrature where a closed form
+    overflows, so this only fires for inputs outside every model's domain."""
+    array = np.asarray(values, dtype=np.float64).reshape(-1)
+    bad = ~np.isfinite(array)
+    if bad.any():
+        rows = np.flatnonzero(bad)[:5].tolist()
+        raise WinbackInputError(
+            f"{model}: {name} cannot be computed for {int(bad.sum())} customer(s) (first at row "
+            f"{rows}): the result is not a finite number for their (frequency, recency, T) at "
+            "these parameters; check those rows and the model's unit"
+        )
+    return pl.Series(name, array)
 
 
 def check_horizon(t: float) -> float:

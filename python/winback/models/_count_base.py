@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Self
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from winback.models._base import BaseModel, Compressed, frame_of
+from winback._options import TimeUnit
+from winback.models._base import BaseModel, Compressed, finite_output, frame_of
 from winback.models._summary_data import checked_rft, compressed_rft, rft_arrays
 
 __all__ = ["CountModel"]
@@ -23,6 +25,8 @@ class CountModel(BaseModel):
     by default).
 
     Predictions take a summary frame (``data``); without one they use the frame given to ``fit``.
+    Given the ``(frame, info)`` pair of ``winback.summary(..., return_info=True)`` they refuse a
+    summary in another unit or resolution than the fit's (docs/methods.md#fitting).
     """
 
     frequency_col: str
@@ -38,14 +42,19 @@ class CountModel(BaseModel):
         recency_col: str = "recency",
         T_col: str = "T",
         weights_col: str | None = None,
+        unit: TimeUnit | None = None,
+        resolution: str | timedelta | None = None,
     ) -> Self:
         """Fits by maximum likelihood over the unique (x, t_x, T) tuples (docs/methods.md#fitting).
 
         ``weights_col`` names a column of customer counts when ``data`` is already compressed.
+        ``unit`` and ``resolution`` are the summary's (``winback.summary``'s arguments), saved
+        with the model so that predictions on a summary in another unit are refused; a
+        ``(frame, info)`` pair from ``winback.summary(..., return_info=True)`` carries them.
         Raises :class:`~winback.WinbackFitError` when the fit fails, with the reason.
         """
         self.frequency_col, self.recency_col, self.T_col = frequency_col, recency_col, T_col
-        frame = frame_of(data)
+        frame = frame_of(self._units_of_fit(data, unit, resolution))
         checked = checked_rft(
             frame,
             model=self.model_name,
@@ -107,9 +116,8 @@ class CountModel(BaseModel):
             "max_T": float(T.max()),
         }
 
-    @staticmethod
-    def _series(name: str, values: FloatArray) -> pl.Series:
-        return pl.Series(name, np.asarray(values, dtype=np.float64))
+    def _series(self, name: str, values: FloatArray) -> pl.Series:
+        return finite_output(self.model_name, name, values)
 
     # -- the prediction interface ---------------------------------------------------------------
     def probability_alive(self, data: Any | None = None) -> pl.Series:  # pragma: no cover

@@ -197,7 +197,8 @@ def maximise(
         raise WinbackFitError(
             f"{model}: the likelihood is maximised at the boundary ({', '.join(on_bound)} → "
             f"{'∞' if best_log[param_names.index(on_bound[0])] > 0 else '0'}); the data do not "
-            "identify this model's parameters. Try another model or more data."
+            "identify this model's parameters. Fit on more customers or a longer calibration "
+            "window, or try another model."
         )
     grad = loglik_grad(params)[1] * params
     gradient_norm = float(np.max(np.abs(grad)) / scale)

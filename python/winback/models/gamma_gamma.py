@@ -9,6 +9,8 @@ rate G = γ + x z̄), so E[M | z̄, x] = p G / (Q − 1).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
@@ -18,8 +20,16 @@ from scipy import optimize, special
 
 from winback._kernels import likelihood as lik
 from winback._kernels import newton as kernels
+from winback._options import TimeUnit
 from winback.errors import WinbackConfigError, WinbackFitError, WinbackInputError
-from winback.models._base import BaseModel, Compressed, check_columns, compress, frame_of
+from winback.models._base import (
+    BaseModel,
+    Compressed,
+    check_columns,
+    compress,
+    finite_output,
+    frame_of,
+)
 from winback.models._fitting import LogLikGradHess
 
 __all__ = ["GammaGammaModel"]
@@ -126,6 +136,15 @@ class GammaGammaModel(BaseModel):
     param_names: ClassVar[tuple[str, ...]] = ("p", "q", "gamma")
     model_name: ClassVar[str] = "Gamma–Gamma"
     multi_start: ClassVar[bool] = True
+    _uses_time: ClassVar[bool] = False
+
+    @classmethod
+    def _check_params(cls, params: Mapping[str, float], field: Any) -> None:
+        if not params["q"] > 1.0:
+            raise field.error(
+                "params.q",
+                f"must be > 1 (the mean spend pγ/(q−1) is infinite otherwise), got {params['q']!r}",
+            )
 
     def __init__(
         self,
@@ -178,6 +197,8 @@ class GammaGammaModel(BaseModel):
         frequency_col: str = "spend_frequency",
         monetary_col: str = "monetary_value",
         weights_col: str | None = None,
+        unit: TimeUnit | None = None,
+        resolution: str | timedelta | None = None,
     ) -> Self:
         """Fits p, q, γ by maximum likelihood from several starts (docs/methods.md#gamma-gamma: one
         start can run along the ridge where q and γ grow together). Customers with x = 0 are
@@ -186,9 +207,14 @@ class GammaGammaModel(BaseModel):
         Raises :class:`~winback.WinbackFitError` when the spend shows no customer-level
         heterogeneity (the maximum lies at q → ∞, γ → ∞ with γ/q fixed: every customer's spend
         rate is the same) or when q ≤ 1 (the mean spend would be infinite).
+
+        ``resolution`` (what one occasion is, ``winback.summary``'s argument, or taken from a
+        ``(frame, info)`` pair) is saved with the model; spend has no time unit, so ``unit`` is
+        accepted (for one call that fits every model) but not recorded
+        (docs/methods.md#fitting).
         """
         self.frequency_col, self.monetary_col = frequency_col, monetary_col
-        frame = frame_of(data)
+        frame = frame_of(self._units_of_fit(data, unit, resolution))
         x, mean_amount = self._arrays(frame, for_fit=True)
         keep = x > 0
         if not keep.any():
@@ -302,7 +328,7 @@ class GammaGammaModel(BaseModel):
         (docs/methods.md#gamma-gamma)."""
         p = self.params_["p"] if self.is_fitted else math.nan
         _, _, Q, G = self._posterior(data)
-        return pl.Series("expected_spend", p * G / (Q - 1.0))
+        return finite_output(self.model_name, "expected_spend", p * G / (Q - 1.0))
 
     def spend_cdf(
         self, m: float | FloatArray, c: float = 1.0, data: Any | None = None
@@ -316,7 +342,7 @@ class GammaGammaModel(BaseModel):
         m_arr = np.maximum(np.asarray(m, dtype=np.float64), 0.0)
         with np.errstate(invalid="ignore"):
             u = np.where(np.isinf(m_arr), 1.0, c * m_arr / (G + c * m_arr))
-        return pl.Series("spend_cdf", special.betainc(p * c, Q, u))
+        return finite_output(self.model_name, "spend_cdf", special.betainc(p * c, Q, u))
 
     def spend_upside(
         self,
@@ -338,4 +364,4 @@ class GammaGammaModel(BaseModel):
         else:
             upper = float(cap)
         value, _ = spend_upside_and_mass(p, c, z, Q, G, upper)
-        return pl.Series("spend_upside", value)
+        return finite_output(self.model_name, "spend_upside", value)

@@ -11,6 +11,7 @@ Posterior λ ~ Gamma(r' = r + X, rate α' = α + T); over the next t periods X' 
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -19,6 +20,7 @@ from numpy.typing import NDArray
 from scipy import special
 
 from winback._kernels import likelihood as lik
+from winback._options import TimeUnit
 from winback.errors import WinbackFitError, WinbackInputError
 from winback.models._base import (
     BaseModel,
@@ -28,6 +30,7 @@ from winback.models._base import (
     check_count,
     check_horizon,
     compress,
+    finite_output,
     frame_of,
 )
 
@@ -65,11 +68,15 @@ class NBDModel(BaseModel):
         frequency_col: str = "period_frequency",
         periods_col: str = "n_periods",
         weights_col: str | None = None,
+        unit: TimeUnit | None = None,
+        resolution: str | timedelta | None = None,
     ) -> Self:
         """Fits r, α by maximum likelihood on the unique (X, T) pairs (docs/methods.md#nbd).
-        Customers with T = 0 observed periods carry no information and are skipped."""
+        Customers with T = 0 observed periods carry no information and are skipped.
+        ``unit`` (of T when fitted in continuous time) and ``resolution`` are saved with the model
+        (docs/methods.md#fitting)."""
         self.frequency_col, self.periods_col = frequency_col, periods_col
-        frame = frame_of(data)
+        frame = frame_of(self._units_of_fit(data, unit, resolution))
         X, T = self._arrays(frame)
         stray = (T == 0) & (X > 0)
         if stray.any():
@@ -141,7 +148,7 @@ class NBDModel(BaseModel):
         """E[X' over the next t periods] = t (r + X)/(α + T) per customer."""
         t = check_horizon(t)
         _, _, r_post, alpha_post = self._posterior(data)
-        return pl.Series("expected_purchases", t * r_post / alpha_post)
+        return finite_output(self.model_name, "expected_purchases", t * r_post / alpha_post)
 
     def predictive_pmf(self, j: int, t: float = 1.0, data: Any | None = None) -> pl.Series:
         """P(X' = j) over the next t periods: Γ(r'+j)/(Γ(r') j!) π^{r'} (1−π)^j, π = α'/(α'+t)."""
@@ -149,7 +156,9 @@ class NBDModel(BaseModel):
         t = check_horizon(t)
         _, _, r_post, alpha_post = self._posterior(data)
         if t == 0:
-            return pl.Series("predictive_pmf", np.full(r_post.shape, 1.0 if j == 0 else 0.0))
+            return finite_output(
+                self.model_name, "predictive_pmf", np.full(r_post.shape, 1.0 if j == 0 else 0.0)
+            )
         log_pi = np.log(alpha_post) - np.log(alpha_post + t)
         log_one_minus = math.log(t) - np.log(alpha_post + t)
         value = np.exp(
@@ -159,7 +168,7 @@ class NBDModel(BaseModel):
             + r_post * log_pi
             + j * log_one_minus
         )
-        return pl.Series("predictive_pmf", value)
+        return finite_output(self.model_name, "predictive_pmf", value)
 
     def probability_of_n_purchases(self, t: float, n: int, data: Any | None = None) -> pl.Series:
         """P(exactly n purchases in the next t periods); the same as :meth:`predictive_pmf`."""
@@ -170,8 +179,10 @@ class NBDModel(BaseModel):
         j = check_count(j)
         t = check_horizon(t)
         _, _, r_post, alpha_post = self._posterior(data)
-        return pl.Series(
-            "predictive_cdf", special.betainc(r_post, j + 1.0, alpha_post / (alpha_post + t))
+        return finite_output(
+            self.model_name,
+            "predictive_cdf",
+            special.betainc(r_post, j + 1.0, alpha_post / (alpha_post + t)),
         )
 
     def expected_purchases_new_customer(self, t: float | FloatArray) -> float | pl.Series:
@@ -226,4 +237,6 @@ class NBDModel(BaseModel):
         with np.errstate(divide="ignore", invalid="ignore"):
             value = partial / probability
         ok = (probability > 1e-300) & np.isfinite(value)
-        return pl.Series("frequency_upside", np.where(ok, np.clip(value, lo, hi), lo))
+        return finite_output(
+            self.model_name, "frequency_upside", np.where(ok, np.clip(value, lo, hi), lo)
+        )

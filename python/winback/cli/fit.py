@@ -133,7 +133,10 @@ def fit(
     for name in dict.fromkeys(model):
         class_name, label = FIT_MODELS[name]
         with stage(f"fitting {label.split(':')[0]}"):
-            estimator = getattr(model_module, class_name)().fit(table)
+            # The unit and resolution travel with the model file (docs/methods.md#fitting).
+            estimator = getattr(model_module, class_name)().fit(
+                table, unit="W" if unit == "W" else "D", resolution=resolution
+            )
         path = estimator.save(output / f"{name}.json")
         fitted[name] = {
             "model": class_name,

@@ -88,6 +88,7 @@ def markov_section(ctx: ReportContext) -> SectionBody:
         )
         .group_by("from", "to")
         .agg(pl.col("mass").sum())
+        .sort("from", "to")  # group_by's row order varies between runs: the page must not
         .with_columns(probability=(pl.col("mass") / pl.col("mass").sum().over("from")).round(4))
     )
     top = int(recency.max())
@@ -137,6 +138,7 @@ def markov_section(ctx: ReportContext) -> SectionBody:
                 .alias("mean_value"),
             )
             .filter(pl.col("customers") > 0)
+            .sort("recency")
         )
         bars = sized(
             alt.Chart(per_recency)

@@ -179,3 +179,50 @@ def test_long_and_short_string_ids_match_integer_ids(
     ).sort("customer_id")
     assert_frame_equal(expected, as_str)
     assert as_str.get_column("customer_id").is_sorted()
+
+
+def test_amounts_that_sum_past_the_largest_float_are_refused() -> None:
+    tx = pl.DataFrame(
+        {
+            "customer_id": [1, 1, 2],
+            "ts": [date(2024, 1, 1), date(2024, 1, 5), date(2024, 1, 6)],
+            "amount": [1e308, 1e308, 5.0],
+        }
+    )
+    with pytest.raises(winback.WinbackInputError, match=r"1 customer\(s\) \(1\) add up beyond"):
+        winback.silence(tx)
+    with pytest.raises(winback.WinbackInputError, match="beyond the largest float"):
+        winback.rfm(tx)
+
+
+@given(
+    amounts=st.lists(
+        st.floats(-1.7e308, 1.7e308, allow_nan=False, allow_infinity=False),
+        min_size=1,
+        max_size=12,
+    )
+)
+@example(amounts=[1.7e308, 0.0, 0.0, 1.7e308])  # customer 0's sum overflows
+@example(amounts=[-1.7e308, 1.7e308, 0.0, -1.7e308])
+def test_outputs_are_finite_or_the_input_is_refused(amounts: list[float]) -> None:
+    """Any finite amounts: either a typed error, or no ±inf/NaN in any float output."""
+    n = len(amounts)
+    tx = pl.DataFrame(
+        {
+            "customer_id": [i % 3 for i in range(n)],
+            "ts": [date(2024, 1, 1) + timedelta(days=i) for i in range(n)],
+            "amount": amounts,
+        }
+    )
+    sums = (
+        tx.group_by("customer_id").agg(pl.col("amount").cum_sum().abs().max()).get_column("amount")
+    )
+    if sums.is_infinite().any():  # some running sum overflows: refused, naming the customers
+        with pytest.raises(winback.WinbackInputError, match="beyond the largest float"):
+            winback.silence(tx, as_of=date(2024, 3, 1))
+        return
+    scores = winback.silence(tx, as_of=date(2024, 3, 1))
+    floats = scores.select(pl.col(pl.Float64))
+    assert floats.select(pl.all().is_nan().any() | pl.all().is_infinite().any()).row(0) == tuple(
+        [False] * floats.width
+    )

@@ -241,7 +241,10 @@ def test_quadrant_defaults_cuts_and_fitted_columns() -> None:
     fitted = table.with_columns(
         clv=pl.Series([1.0, 2.0, 3.0, 4.0]), p_alive=pl.Series([0.9, 0.1, 0.8, 0.2])
     )
-    out = winback.quadrant(fitted)
+    # one definition: fitted columns in the table do not change the default quadrant ...
+    assert winback.quadrant(fitted).get_column("quadrant").equals(out.get_column("quadrant"))
+    # ... they are used when named
+    out = winback.quadrant(fitted, contribution="clv", loyalty="p_alive")
     assert out.get_column("quadrant").to_list() == ["butterfly", "mantis", "bee", "dragonfly"]
     with pytest.raises(WinbackInputError, match=r"loyalty column 'visits' is not in the table"):
         winback.quadrant(table, loyalty="visits")

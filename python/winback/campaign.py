@@ -306,13 +306,12 @@ def _prepare(frame: pl.DataFrame, value_col: str | None) -> pl.DataFrame:
         else:
             frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias("rfm_segment"))
     if "quadrant" not in frame.columns:
-        sources = {"clv", "expected_value", "rfm_monetary", "p_alive", "n_occasions"}
-        money = has_money or value_col is not None or "rfm_monetary" in frame.columns
-        if frame.height and money and sources & set(frame.columns):
-            try:
-                frame = quadrant(frame, contribution=value_col)
-            except WinbackInputError:
-                frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias("quadrant"))
+        # quadrant's one definition (M × occasions per year, docs/methods.md#quadrant), never
+        # the predicted value: the list's quadrant is the one the CLI and the report show
+        money = has_money or "rfm_monetary" in frame.columns
+        rate = {"n_occasions", "tenure_days"} <= set(frame.columns)
+        if frame.height and money and rate:
+            frame = quadrant(frame)
         else:
             frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias("quadrant"))
     if "value_level" not in frame.columns:

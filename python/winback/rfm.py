@@ -584,17 +584,24 @@ def quadrant(
     ``butterfly`` low contribution and high loyalty, ``mantis`` low and low. "High" means strictly
     above the cut (default: the median of the non-null values).
 
+    One definition by default, whatever else the table holds: contribution is M (``rfm_monetary``,
+    else ``total_amount``) and loyalty is purchase occasions per year of tenure. Predicted-value
+    columns (``clv``, ``p_alive`` …) are used only when named, so the same customer gets the same
+    quadrant from :func:`winback.campaign`, the command line and the report.
+
     Parameters
     ----------
     scored
-        A scored table (:func:`winback.silence`, :func:`rfm` or :func:`winback.value` output).
+        A scored table (:func:`winback.silence` or :func:`rfm` output, or any table with the
+        columns named below).
     contribution
-        Column of contribution. Default: predicted value when fitted (``clv``, else
-        ``expected_value``), else M (``rfm_monetary``, else ``total_amount``).
+        Column of contribution. Default: M, ``rfm_monetary`` (else ``total_amount``). Name
+        ``"clv"`` or ``"expected_value"`` for a predicted-value quadrant.
     loyalty
-        Column of loyalty. Default: ``p_alive`` when fitted, else purchase occasions per year of
-        tenure, ``n_occasions / (max(tenure_days, min_tenure_days) / 365.25)`` (the floor keeps a
-        first purchase last week from reading as fifty visits a year).
+        Column of loyalty. Default: purchase occasions per year of tenure,
+        ``n_occasions / (max(tenure_days, min_tenure_days) / 365.25)`` (the floor keeps a first
+        purchase last week from reading as fifty visits a year). Name ``"p_alive"`` for a
+        predicted-value quadrant.
     contribution_cut, loyalty_cut
         Fixed cuts instead of the medians (finite numbers).
     min_tenure_days
@@ -611,17 +618,22 @@ def quadrant(
     WinbackConfigError
         A cut or ``min_tenure_days`` that is not a finite number (``min_tenure_days`` ≤ 0).
     WinbackInputError
-        A missing column, a customer twice, or a NaN/infinite contribution or loyalty input
-        (nulls are fine: they get a null quadrant).
+        A missing column (the default needs ``rfm_monetary`` or ``total_amount``, and
+        ``n_occasions`` with ``tenure_days``), a customer twice, or a NaN/infinite contribution or
+        loyalty input (nulls are fine: they get a null quadrant).
 
     Examples
     --------
     >>> import polars as pl, winback
     >>> scored = pl.DataFrame({"customer_id": [1, 2, 3, 4],
     ...     "total_amount": [900.0, 800.0, 20.0, 10.0],
-    ...     "n_occasions": [12, 2, 10, 1], "tenure_days": [365.25] * 4})
-    >>> winback.quadrant(scored).get_column("quadrant").to_list()
+    ...     "n_occasions": [12, 2, 10, 1], "tenure_days": [365.25] * 4,
+    ...     "clv": [1.0, 2.0, 3.0, 4.0], "p_alive": [0.9, 0.1, 0.2, 0.8]})
+    >>> winback.quadrant(scored).get_column("quadrant").to_list()  # M × occasions per year
     ['bee', 'dragonfly', 'butterfly', 'mantis']
+    >>> winback.quadrant(scored, contribution="clv", loyalty="p_alive").get_column(
+    ...     "quadrant").to_list()
+    ['butterfly', 'mantis', 'dragonfly', 'bee']
     """
     if not isinstance(scored, pl.DataFrame):
         scored = pl.DataFrame(_io.to_polars(scored).lazy().collect())
@@ -634,30 +646,27 @@ def quadrant(
         check_unique_customers(scored, "quadrant")
     columns = scored.columns
     if contribution is None:
-        found = [
-            c for c in ("clv", "expected_value", "rfm_monetary", "total_amount") if c in columns
-        ]
+        found = [c for c in ("rfm_monetary", "total_amount") if c in columns]
         if not found:
             raise WinbackInputError(
-                "quadrant needs a contribution column: clv, expected_value, rfm_monetary or "
-                "total_amount (or name one with contribution=)"
+                "quadrant's default contribution is M: the table has neither rfm_monetary nor "
+                "total_amount (docs/methods.md#quadrant). Score transactions with an amount, or "
+                "name the columns: contribution='clv', loyalty='p_alive' for a predicted-value "
+                "quadrant"
             )
         contribution = found[0]
     elif contribution not in columns:
         raise WinbackInputError(f"contribution column {contribution!r} is not in the table")
     if loyalty is None:
-        if "p_alive" in columns:
-            loyalty_expr = pl.col("p_alive").cast(pl.Float64)
-            sources = ["p_alive"]
-        elif {"n_occasions", "tenure_days"} <= set(columns):
-            sources = ["n_occasions", "tenure_days"]
-            years = pl.max_horizontal(pl.col("tenure_days"), pl.lit(floor)) / 365.25
-            loyalty_expr = pl.col("n_occasions").cast(pl.Float64) / years
-        else:
+        if not {"n_occasions", "tenure_days"} <= set(columns):
             raise WinbackInputError(
-                "quadrant needs a loyalty column: p_alive, or n_occasions and tenure_days (or "
-                "name one with loyalty=)"
+                "quadrant's default loyalty is occasions per year of tenure: the table lacks "
+                "n_occasions or tenure_days (docs/methods.md#quadrant). Score transactions "
+                "first, or name a column: loyalty='p_alive'"
             )
+        sources = ["n_occasions", "tenure_days"]
+        years = pl.max_horizontal(pl.col("tenure_days"), pl.lit(floor)) / 365.25
+        loyalty_expr = pl.col("n_occasions").cast(pl.Float64) / years
     elif loyalty not in columns:
         raise WinbackInputError(f"loyalty column {loyalty!r} is not in the table")
     else:

@@ -142,41 +142,60 @@ def test_report_figures_and_sections(cdnow_report: winback.Report) -> None:
     assert "BG/NBD" in page
 
 
-def test_activation_list_follows_the_spec_priority(cdnow_report: winback.Report) -> None:
+def test_activation_list_shows_the_top_customers_to_contact(
+    cdnow_report: winback.Report,
+) -> None:
+    """Issue 19: the list showed the first 25 targets by priority, all ``no_action`` with
+    ``contact = false`` on CDNOW. It now lists customers to contact, by the rule it states."""
+    from winback.report._context import call_capability
+    from winback.report._sections import CAMPAIGN_ID, campaign_input
+    from winback.report._sections.campaign import top_contacts
+
     section = re.search(r'<section id="sec-activation".*?</section>', cdnow_report.html, re.S)
     assert section is not None
-    ids = re.findall(r"<tr><td>(\d+)</td><td>(\d+)</td>", section.group(0))
-    targets: pl.DataFrame | None = None
-    if callable(getattr(winback, "campaign", None)):
-        from winback.report._context import call_capability
-        from winback.report._sections import CAMPAIGN_ID, campaign_input
+    text = html.unescape(section.group(0))
+    assert "ranked by predicted value" in text and "descending, then by priority" in text
+    ids = [int(c) for c in re.findall(r"<tr><td>(\d+)</td>", section.group(0))]
+    assert len(ids) == 25
 
-        # The list is winback.campaign's, on the RFM scores with the predicted value joined.
-        ctx = _context(load_cdnow(), "1998-06-30")
-        try:
-            targets = call_capability(
-                "campaign", campaign_input(ctx), campaign_id=CAMPAIGN_ID, start=ctx.as_of
-            )
-        except Exception:  # the report falls back to the list below
-            targets = None
-    if targets is not None:
-        expected = targets.sort("priority").head(25).get_column("customer_id").to_list()
-    else:
-        scores = winback.silence(load_cdnow(), as_of="1998-06-30")
-        expected = (
-            scores.filter(
-                pl.col("rank_ratio_group").is_in(["d", "e"]) | (pl.col("silence_score") >= 1)
-            )
-            .sort(
-                [pl.col("rank_ratio_group").to_physical(), "silence_score", "customer_id"],
-                descending=[True, True, False],
-            )
-            .head(25)
-            .get_column("customer_id")
-            .to_list()
-        )
-    assert [int(c) for _, c in ids] == expected
-    assert [int(p) for p, _ in ids] == list(range(1, 26))
+    # the same list from winback.campaign on the report's input
+    ctx = _context(load_cdnow(), "1998-06-30")
+    targets = call_capability(
+        "campaign", campaign_input(ctx), campaign_id=CAMPAIGN_ID, start=ctx.as_of
+    )
+    top, _ = top_contacts(targets, 25)
+    assert top.get_column("customer_id").to_list() == ids
+    assert top.get_column("contact").all()
+    assert (top.get_column("strategy").cast(pl.String) != "no_action").all()
+    assert (top.get_column("arm").cast(pl.String) == "treatment").all()
+    # the stated order: predicted value descending, then priority
+    expected = (
+        targets.filter(pl.col("contact"))
+        .sort(["predicted_value", "priority"], descending=[True, False], nulls_last=True)
+        .head(25)
+    )
+    assert top.equals(expected)
+    values = top.get_column("predicted_value").to_list()
+    assert values == sorted(values, reverse=True)
+    # no contacted customer outside the list is worth more than the last one listed
+    rest = targets.filter(pl.col("contact") & ~pl.col("customer_id").is_in(ids))
+    assert rest.get_column("predicted_value").max() <= values[-1]
+
+
+def test_top_contacts_without_a_predicted_value_follow_the_priority() -> None:
+    from winback.report._sections.campaign import top_contacts
+
+    targets = pl.DataFrame(
+        {
+            "customer_id": [5, 6, 7, 8],
+            "priority": [1, 2, 3, 4],
+            "contact": [False, True, True, True],
+            "predicted_value": pl.Series([None] * 4, dtype=pl.Float64),
+        }
+    )
+    top, rule = top_contacts(targets, 2)
+    assert top.get_column("customer_id").to_list() == [6, 7]
+    assert "priority order" in rule
 
 
 def _context(data: Any, as_of: str) -> Any:

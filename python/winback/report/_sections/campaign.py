@@ -10,7 +10,13 @@ from winback.errors import WinbackError
 from winback.report._context import ReportContext, call_capability
 from winback.report._registry import SectionBody, TableBlock, register_section
 
-__all__ = ["CAMPAIGN_ID", "VALUE_COLUMNS", "activation_section", "campaign_input"]
+__all__ = [
+    "CAMPAIGN_ID",
+    "VALUE_COLUMNS",
+    "activation_section",
+    "campaign_input",
+    "top_contacts",
+]
 
 #: The campaign id of the report's activation list (it seeds the holdout and staff hashes).
 CAMPAIGN_ID = "winback-report"
@@ -82,20 +88,47 @@ def activation_section(ctx: ReportContext) -> SectionBody:
     )
 
 
+def top_contacts(targets: pl.DataFrame, top_n: int) -> tuple[pl.DataFrame, str]:
+    """The report's "Top customers to win back": the first ``top_n`` targets to contact
+    (``contact`` true: treatment arm, strategy not ``no_action``), ranked by predicted value
+    descending (nulls last), then priority; by priority alone when no target has a predicted value.
+    Returns the rows (every target column, best first) and the rule in words."""
+    contacts = targets.filter(pl.col("contact")) if "contact" in targets.columns else targets
+    valued = (
+        "predicted_value" in contacts.columns
+        and contacts.get_column("predicted_value").null_count() < contacts.height
+    )
+    if valued:
+        ranked = contacts.sort(
+            ["predicted_value", "priority"], descending=[True, False], nulls_last=True
+        )
+        rule = (
+            "ranked by predicted value (the 12-month CLV when winback.value ran, else the "
+            "expected value; docs/methods.md#value) descending, then by priority"
+        )
+    else:
+        ranked = contacts.sort("priority")
+        rule = "in priority order (docs/methods.md#priority): no predicted value is available"
+    return ranked.head(top_n), rule
+
+
 def _campaign_body(targets: pl.DataFrame, top_n: int) -> SectionBody:
-    if "priority" in targets.columns:
-        targets = targets.sort("priority")
-    constant = [c for c in ("campaign_id", "campaign_start") if c in targets.columns]
-    first = [c for c in ("priority", "customer_id") if c in targets.columns]
-    shown = targets.select(*first, pl.exclude(*first, *constant)).head(top_n)
+    top, rule = top_contacts(targets, top_n)
+    contacts = int(targets.get_column("contact").sum()) if "contact" in targets.columns else 0
+    constant = [c for c in ("campaign_id", "campaign_start", "contact") if c in top.columns]
+    first = [c for c in ("customer_id", "predicted_value", "priority") if c in top.columns]
+    shown = top.select(*first, pl.exclude(*first, *constant))
     shown = shown.with_columns(pl.col(pl.Float64).round(2))
     shown = shown.select(
         c for c in shown.columns if shown.get_column(c).null_count() < shown.height
     )
     body = SectionBody(
         text=(
-            f"The first {shown.height:,} of {targets.height:,} targets of winback.campaign "
-            "with its default rule, strategy map and holdout, in priority order."
+            f"winback.campaign with its default rule, strategy map and holdout "
+            f"(docs/methods.md#campaign) targets {targets.height:,} customers, {contacts:,} of "
+            f"them to contact (treatment arm, strategy not no_action). The table lists the "
+            f"first {shown.height:,} customers to contact, {rule}; the priority column is their "
+            "place in the full target list."
         ),
         tables=[TableBlock(shown, "Top customers to win back")],
     )

@@ -77,8 +77,23 @@ def test_cli_campaign_report_and_tutorial_agree_on_every_quadrant(
     tx.write_parquet(sales)
     out = tmp_path / "targets.csv"
     cli = subprocess.run(
-        [sys.executable, "-m", "winback.cli", "campaign", str(sales), "--as-of", AS_OF]
-        + ["--campaign-id", "summer98", "--staff", "ann", "--staff", "bo", "-o", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "winback.cli",
+            "campaign",
+            str(sales),
+            "--as-of",
+            AS_OF,
+            "--campaign-id",
+            "summer98",
+            "--staff",
+            "ann",
+            "--staff",
+            "bo",
+            "-o",
+            str(out),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -115,7 +130,8 @@ def test_cli_campaign_report_and_tutorial_agree_on_every_quadrant(
     )
     ctx = ReportContext(tx, params, scores, info)
     report_input = campaign_input(ctx)
-    assert "p_alive" in report_input.columns and "clv" in report_input.columns
+    assert "p_alive" in report_input.columns
+    assert "clv" in report_input.columns
     from_report = _quadrants(
         winback.campaign(report_input, campaign_id=CAMPAIGN_ID, start=ctx.as_of)
     )

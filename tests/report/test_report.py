@@ -154,7 +154,8 @@ def test_activation_list_shows_the_top_customers_to_contact(
     section = re.search(r'<section id="sec-activation".*?</section>', cdnow_report.html, re.S)
     assert section is not None
     text = html.unescape(section.group(0))
-    assert "ranked by predicted value" in text and "descending, then by priority" in text
+    assert "ranked by predicted value" in text
+    assert "descending, then by priority" in text
     ids = [int(c) for c in re.findall(r"<tr><td>(\d+)</td>", section.group(0))]
     assert len(ids) == 25
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -387,3 +388,33 @@ def test_an_integer_beyond_the_digit_limit_is_a_config_error(
     path.write_text(text)
     with pytest.raises(WinbackConfigError, match="not a valid model file"):
         load(path)
+
+
+def test_a_plain_frame_warns_once_that_the_unit_is_not_checked(
+    cdnow_summaries: dict[str, Any], tmp_path: Path
+) -> None:
+    """Issue 19: a weekly model given a plain daily frame predicted silently in the wrong unit.
+    A plain frame names no unit, so the model says it could not check, once."""
+    from winback.models import UnitNotCheckedWarning
+
+    weekly, daily = cdnow_summaries["W"], cdnow_summaries["D"]
+    model = BetaGeoModel().fit(weekly)
+    with pytest.warns(UnitNotCheckedWarning, match=r"unit 'W' and resolution '1d'.*return_info"):
+        model.expected_purchases(39.0 * 7, daily[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.probability_alive(daily[0])  # once per model
+        model.expected_purchases(39.0, weekly[0])  # the frame it was fitted on: nothing to say
+    loaded = load(model.save(tmp_path / "bgnbd.json"))
+    with pytest.warns(UnitNotCheckedWarning):
+        loaded.probability_alive(weekly[0])  # type: ignore[attr-defined]
+    # a model that does not know its unit has nothing to check and says nothing
+    unknown = BetaGeoModel().fit(weekly[0])
+    assert unknown.unit_ is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        unknown.expected_purchases(39.0, daily[0])
+    # Gamma–Gamma knows only its resolution
+    spend = GammaGammaModel().fit(weekly)
+    with pytest.warns(UnitNotCheckedWarning, match=r"fitted with resolution '1d'"):
+        spend.expected_spend(daily[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -30,6 +31,7 @@ __all__ = [
     "FORMAT_VERSION",
     "BaseModel",
     "Compressed",
+    "UnitNotCheckedWarning",
     "by_horizon",
     "check_columns",
     "check_count",
@@ -54,6 +56,13 @@ _MAX_RELATIVE_SE = 1e3
 #: The models ``load`` can rebuild, by class name: every class of ``winback.models`` that sets its
 #: own ``model_name`` (filled as the classes are defined).
 _MODELS: dict[str, type[BaseModel]] = {}
+
+
+class UnitNotCheckedWarning(UserWarning):
+    """A model that knows its time unit and resolution was given a plain summary frame, which
+    does not carry them, so they could not be checked (docs/methods.md#fitting). Pass the
+    ``(frame, info)`` pair of ``winback.summary(..., return_info=True)`` to check them. Issued
+    once per model."""
 
 
 class Compressed:
@@ -482,6 +491,7 @@ class BaseModel:
         """Records the fitted summary's unit and resolution (explicit arguments, or the
         ``SummaryInfo`` of a ``(frame, info)`` pair) and returns the frame part of ``data``."""
         frame, info_unit, info_resolution = split_summary(data)
+        self._fit_input = frame  # predicting on this same frame needs no unit check
         unit = _agree("unit", unit, info_unit, self.model_name)
         resolution = _agree("resolution", resolution, info_resolution, self.model_name)
         if unit is not None and unit not in UNITS:
@@ -495,6 +505,31 @@ class BaseModel:
 
     def _set_units(self) -> None:
         self.unit_, self.resolution_ = getattr(self, "_fit_units", (None, None))
+
+    def _warn_unchecked(self, data: Any) -> None:
+        """Warns once (per model) that a plain frame's unit and resolution cannot be checked:
+        a plain frame names no unit (``recency`` and ``T`` are the same columns in days and in
+        weeks), so only a model that knows its own can be wrong about it, and only a frame other
+        than the one it was fitted on."""
+        known = (self.unit_ if self._uses_time else None) or self.resolution_
+        if known is None or data is getattr(self, "_fit_input", None):
+            return
+        if getattr(self, "_unit_warned", False):
+            return
+        self._unit_warned = True
+        what = (
+            f"unit {self.unit_!r} and resolution {self.resolution_!r}"
+            if self._uses_time
+            else f"resolution {self.resolution_!r}"
+        )
+        warnings.warn(
+            UnitNotCheckedWarning(
+                f"{self.model_name}: the model was fitted with {what}, but a plain summary frame "
+                "carries neither, so they could not be checked. Pass the (frame, info) pair of "
+                "winback.summary(..., return_info=True) to check them"
+            ),
+            stacklevel=4,
+        )
 
     def _check_units(self, unit: str | None, resolution: str | None) -> None:
         """Refuses a summary in another unit or resolution than the fit's (when both known)."""
@@ -532,7 +567,10 @@ class BaseModel:
         self._check_fitted()
         if data is not None:
             data, unit, resolution = split_summary(data)
-            self._check_units(unit, resolution)
+            if unit is None and resolution is None:
+                self._warn_unchecked(data)
+            else:
+                self._check_units(unit, resolution)
             return frame_of(data)
         frame: pl.DataFrame | None = getattr(self, "_fit_frame", None)
         if frame is None:

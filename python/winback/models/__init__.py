@@ -4,8 +4,8 @@ Estimators follow scikit-learn: ``fit(summary)`` returns the model, fitted attri
 (``params_``, ``params_se_``, ``log_likelihood_``, ``converged_``, ``n_iter_``), ``summary()`` is
 the parameter table, and ``save``/``load`` write and read JSON (never pickle), validating every
 field. A fit records the summary's time unit and occasion resolution (``unit_``,
-``resolution_``) and predictions refuse a summary in another one (docs/methods.md#fitting); a plain frame, which
-carries neither, gives a :class:`UnitNotCheckedWarning` once per model.
+``resolution_``) and predictions refuse a summary in another one (docs/methods.md#fitting); a
+plain frame, which carries neither, gives a :class:`UnitNotCheckedWarning` once per model.
 
 - :class:`BetaGeoModel` (BG/NBD), :class:`ModifiedBetaGeoModel` (MBG/NBD) and
   :class:`ParetoNBDModel` — repeat purchases with dropout, on ``winback.summary`` output;

@@ -77,9 +77,10 @@ def quadrant_section(ctx: ReportContext) -> SectionBody:
     )
     body = SectionBody(
         text=(
-            "High/low contribution × high/low loyalty, split at the medians "
-            "(docs/methods.md#quadrant): bee high/high, dragonfly high contribution/low loyalty, "
-            "butterfly low/high, mantis low/low."
+            "High/low contribution (M, the spend) × high/low loyalty (purchase occasions per "
+            "year of tenure), split at the medians (docs/methods.md#quadrant): bee high/high, "
+            "dragonfly high contribution/low loyalty, butterfly low/high, mantis low/low. The "
+            "same definition gives the quadrant column of the activation list."
         ),
         tables=[TableBlock(counts, "Customers per quadrant")],
     )

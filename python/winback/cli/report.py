@@ -1,5 +1,5 @@
 """``winback report`` (the self-contained HTML report) and ``winback demo`` (score the bundled
-CDNOW sample and write every output, the report included)."""
+CDNOW data (the full 23,570-customer cohort) and write every output, the report included)."""
 
 from __future__ import annotations
 
@@ -162,7 +162,7 @@ def demo(
     ] = Path("winback-demo"),
     json_out: JsonOut = False,
 ) -> None:
-    """Score the bundled CDNOW sample (real transactions, 1997–1998) and write the results.
+    """Score the bundled CDNOW data (the full cohort, 1997–1998) and write the results.
 
     Writes scores, migration tables, summary.json and the HTML report (report.html).
 
@@ -176,7 +176,7 @@ def demo(
     check_output_dir(output)
     source = cdnow_path()
     as_of = date(1998, 6, 30)
-    with stage("scoring the CDNOW sample"):
+    with stage("scoring the bundled CDNOW data"):
         scores, info = silence(source, as_of=as_of, return_info=True)
         moves = migration(source, as_of=[date(1997, 12, 31), as_of])
     make_dir(output)

@@ -15,6 +15,7 @@ from winback.evaluation import Evaluation, evaluate
 from winback.migrate import Migration, migration
 from winback.report import Report, report  # Altair and vl-convert load on first use
 from winback.rfm import quadrant, rfm
+from winback.scorer import Scorer
 from winback.segments import RuleSet, classify, load_rules
 from winback.silence import SilenceInfo, silence
 from winback.summary import SummaryInfo, compress_summary, summary
@@ -26,6 +27,7 @@ __all__ = [
     "PreparedTransactions",
     "Report",
     "RuleSet",
+    "Scorer",
     "SilenceInfo",
     "SummaryInfo",
     "ValueResult",

@@ -12,6 +12,7 @@ __all__ = [
     "compress",
     "effective_threads",
     "panel",
+    "score_customer",
     "silence",
     "stable_hash",
     "summary",
@@ -66,6 +67,31 @@ def summary(
     without an amount column); ``counts`` has ``rows_used``, ``rows_after_max_time``,
     ``customers_born_after_calibration`` and ``rows_born_after_calibration``. Raises
     ``WinbackConfigError`` on invalid parameters and ``WinbackInputError`` on bad columns.
+    """
+
+def score_customer(
+    times_us: Any,
+    amounts: Any | None = None,
+    *,
+    as_of_us: int,
+    resolution_us: int,
+    min_occasions: int,
+    trf_cuts: tuple[float, float, float, float],
+    s_cuts: tuple[float, float],
+    unit_us: int,
+) -> tuple[Any, ...] | None:
+    """One customer's silence figures and summary from its own rows (docs/methods.md#scorer).
+
+    ``times_us`` (int64 local wall-clock µs) and ``amounts`` (float64, one per row) are objects
+    with the buffer protocol (numpy arrays); rows after ``as_of_us`` are left out. The rows are
+    bucketed, collapsed into occasions and scored by the same per-customer functions as
+    :func:`silence` and :func:`summary` (no calibration split, durations in ``unit_us``), so the
+    figures are theirs bit for bit. Returns None when no row is at or before ``as_of_us``, else
+    the tuple ``(status, n_occasions, first_us, last_us, tenure_days, recency_days,
+    max_gap_days, mean_gap_days, median_gap_days, recency_rank, rank_ratio, silence_score,
+    group, band, total_amount, mean_amount, frequency, recency, T, monetary_value,
+    spend_frequency)`` (status, group and band as codes). Raises ``WinbackConfigError`` on
+    invalid parameters and ``WinbackInputError`` when the lengths differ.
     """
 
 def panel(

@@ -120,6 +120,16 @@ class CountModel(BaseModel):
         return finite_output(self.model_name, name, values)
 
     # -- the prediction interface ---------------------------------------------------------------
+    def probability_alive_at(
+        self, x: FloatArray, t_x: FloatArray, T: FloatArray
+    ) -> FloatArray:  # pragma: no cover
+        raise NotImplementedError
+
+    def expected_purchases_at(
+        self, t: float, x: FloatArray, t_x: FloatArray, T: FloatArray
+    ) -> FloatArray:  # pragma: no cover
+        raise NotImplementedError
+
     def probability_alive(self, data: Any | None = None) -> pl.Series:  # pragma: no cover
         raise NotImplementedError
 

@@ -169,19 +169,34 @@ class _BetaGeoFamily(CountModel):
 
         return objective
 
+    def probability_alive_at(self, x: FloatArray, t_x: FloatArray, T: FloatArray) -> FloatArray:
+        """P(alive at T | x, t_x, T) on checked float64 arrays (what :meth:`probability_alive`
+        computes, without the frame: the in-process scorer's path, docs/methods.md#scorer)."""
+        alive: FloatArray = special.expit(-self._log_alive_odds(x, t_x, T))
+        return alive
+
+    def expected_purchases_at(
+        self, t: float, x: FloatArray, t_x: FloatArray, T: FloatArray
+    ) -> FloatArray:
+        """E[purchases in (T, T + t] | x, t_x, T] on checked float64 arrays (what
+        :meth:`expected_purchases` computes, without the frame)."""
+        r, alpha, a, b = self._param_array()
+        alive = self.probability_alive_at(x, t_x, T)
+        value: FloatArray = alive * fresh_expected(
+            r + x, alpha + T, a, b + x + self._alive_shift, t
+        )
+        return value
+
     def probability_alive(self, data: Any | None = None) -> pl.Series:
         """P(alive at T | x, t_x, T) per customer of ``data`` (default: the fitted summary)."""
         x, t_x, T = self._rft(data)
-        return self._series("probability_alive", special.expit(-self._log_alive_odds(x, t_x, T)))
+        return self._series("probability_alive", self.probability_alive_at(x, t_x, T))
 
     def expected_purchases(self, t: float, data: Any | None = None) -> pl.Series:
         """E[purchases in (T, T + t] | x, t_x, T] per customer (t in the summary's time unit)."""
         t = check_horizon(t)
         x, t_x, T = self._rft(data)
-        r, alpha, a, b = self._param_array()
-        alive = special.expit(-self._log_alive_odds(x, t_x, T))
-        value = alive * fresh_expected(r + x, alpha + T, a, b + x + self._alive_shift, t)
-        return self._series("expected_purchases", value)
+        return self._series("expected_purchases", self.expected_purchases_at(t, x, t_x, T))
 
     def probability_of_n_purchases(self, t: float, n: int, data: Any | None = None) -> pl.Series:
         """P(exactly n purchases in (T, T + t] | x, t_x, T) per customer."""

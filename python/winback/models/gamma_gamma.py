@@ -313,6 +313,11 @@ class GammaGammaModel(BaseModel):
     def _posterior(self, data: Any | None) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
         """(x, z̄, Q, G) per customer; customers with x = 0 keep the prior (Q = q, G = γ)."""
         x, z = self._arrays(self._prediction_frame(data), for_fit=False)
+        return self._posterior_at(x, z)
+
+    def _posterior_at(
+        self, x: FloatArray, z: FloatArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
         p, q, gamma = self._param_array()
         x = np.where(z > 0, x, 0.0)  # no positive spend: nothing learnt about ν
         return x, z, q + p * x, gamma + x * np.where(x > 0, z, 0.0)
@@ -329,6 +334,15 @@ class GammaGammaModel(BaseModel):
         p = self.params_["p"] if self.is_fitted else math.nan
         _, _, Q, G = self._posterior(data)
         return finite_output(self.model_name, "expected_spend", p * G / (Q - 1.0))
+
+    def expected_spend_at(self, x: FloatArray, z: FloatArray) -> FloatArray:
+        """E[M | z̄, x] on checked float64 arrays of x (``spend_frequency``) and z̄
+        (``monetary_value``): what :meth:`expected_spend` computes, without the frame (the
+        in-process scorer's path, docs/methods.md#scorer)."""
+        p = self.params_["p"]
+        _, _, Q, G = self._posterior_at(x, z)
+        spend: FloatArray = p * G / (Q - 1.0)
+        return spend
 
     def spend_cdf(
         self, m: float | FloatArray, c: float = 1.0, data: Any | None = None

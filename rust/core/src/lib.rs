@@ -9,6 +9,8 @@
 //! - [`panel`]: the customer × period panel of the value engine (docs/methods.md#periods, #value).
 //! - [`summary`]: per-customer sufficient statistics of the BTYD and period models
 //!   (docs/methods.md#summary).
+//! - [`customer`]: one customer's silence figures and summary from its rows, without a table
+//!   (docs/methods.md#scorer): the in-process scorer's fast path.
 //! - [`compress`]: distinct rows of sufficient statistics with counts (docs/methods.md#fitting).
 //! - [`hashing`]: stable per-customer hashes for campaign assignment
 //!   (docs/methods.md#campaign-hash).
@@ -19,6 +21,7 @@
 //! input row order and any thread count.
 
 pub mod compress;
+pub mod customer;
 pub mod error;
 pub mod hashing;
 pub mod keys;

@@ -51,7 +51,7 @@ impl SilenceParams {
         }
     }
 
-    fn validate(&self) -> Result<(), KernelError> {
+    pub(crate) fn validate(&self) -> Result<(), KernelError> {
         let invalid = |name, reason: &str| {
             Err(KernelError::InvalidParameter {
                 name,

@@ -51,7 +51,7 @@ impl SummaryParams {
         }
     }
 
-    fn validate(&self) -> Result<(), KernelError> {
+    pub(crate) fn validate(&self) -> Result<(), KernelError> {
         let invalid = |name, reason: String| Err(KernelError::InvalidParameter { name, reason });
         if self.resolution_us <= 0 {
             return invalid("resolution", "must be a positive duration".into());

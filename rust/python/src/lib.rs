@@ -7,10 +7,13 @@ mod errors;
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::PyTable;
 use winback_core::compress::compress_rows;
+use winback_core::customer::score_customer as score_one_customer;
 use winback_core::hashing::stable_hashes;
 use winback_core::panel::{build_panel, PanelParams};
 use winback_core::silence::{score as score_silence, SilenceParams};
@@ -127,6 +130,65 @@ fn panel(
     Ok((customers, rows, panel.rows_excluded))
 }
 
+/// One customer's silence figures and summary from its own rows, without a table
+/// (docs/methods.md#scorer); see `_winback.pyi`.
+#[pyfunction]
+#[pyo3(signature = (
+    times_us, amounts=None, *, as_of_us, resolution_us, min_occasions, trf_cuts, s_cuts, unit_us
+))]
+fn score_customer<'py>(
+    py: Python<'py>,
+    times_us: PyBuffer<i64>,
+    amounts: Option<PyBuffer<f64>>,
+    as_of_us: i64,
+    resolution_us: i64,
+    min_occasions: u32,
+    trf_cuts: [f64; 4],
+    s_cuts: [f64; 2],
+    unit_us: i64,
+) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    let times = times_us.to_vec(py)?;
+    let amounts = amounts.map(|values| values.to_vec(py)).transpose()?;
+    let params = SilenceParams {
+        as_of_us,
+        resolution_us,
+        min_occasions,
+        trf_cuts,
+        s_cuts,
+        num_threads: None,
+    };
+    let scored = run_kernel(py, "customer scoring", || {
+        score_one_customer(&times, amounts.as_deref(), &params, unit_us)
+    })?;
+    let Some((s, m)) = scored else {
+        return Ok(None);
+    };
+    let items: [Bound<'py, PyAny>; 21] = [
+        s.status.into_pyobject(py)?.into_any(),
+        s.n_occasions.into_pyobject(py)?.into_any(),
+        s.first_us.into_pyobject(py)?.into_any(),
+        s.last_us.into_pyobject(py)?.into_any(),
+        s.tenure_days.into_pyobject(py)?.into_any(),
+        s.recency_days.into_pyobject(py)?.into_any(),
+        s.max_gap_days.into_pyobject(py)?.into_any(),
+        s.mean_gap_days.into_pyobject(py)?.into_any(),
+        s.median_gap_days.into_pyobject(py)?.into_any(),
+        s.recency_rank.into_pyobject(py)?.into_any(),
+        s.rank_ratio.into_pyobject(py)?.into_any(),
+        s.silence_score.into_pyobject(py)?.into_any(),
+        s.group.into_pyobject(py)?.into_any(),
+        s.band.into_pyobject(py)?.into_any(),
+        s.total_amount.into_pyobject(py)?.into_any(),
+        s.mean_amount.into_pyobject(py)?.into_any(),
+        m.frequency.into_pyobject(py)?.into_any(),
+        m.recency.into_pyobject(py)?.into_any(),
+        m.t.into_pyobject(py)?.into_any(),
+        m.monetary_value.into_pyobject(py)?.into_any(),
+        m.spend_frequency.into_pyobject(py)?.into_any(),
+    ];
+    Ok(Some(PyTuple::new(py, items)?))
+}
+
 /// Distinct rows of numeric columns with their `count` (and ranks); see `_winback.pyi`.
 #[pyfunction]
 #[pyo3(signature = (data, *, ranks=false))]
@@ -185,6 +247,7 @@ fn _winback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(silence, m)?)?;
     m.add_function(wrap_pyfunction!(summary, m)?)?;
     m.add_function(wrap_pyfunction!(panel, m)?)?;
+    m.add_function(wrap_pyfunction!(score_customer, m)?)?;
     m.add_function(wrap_pyfunction!(compress, m)?)?;
     m.add_function(wrap_pyfunction!(stable_hash, m)?)?;
     m.add_function(wrap_pyfunction!(effective_threads, m)?)?;

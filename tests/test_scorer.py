@@ -1,0 +1,375 @@
+"""The in-process scorer (docs/methods.md#scorer): equal to the batch functions bit for bit,
+one customer equal to many, thread-safe, immutable, and every configuration error typed."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from polars.testing import assert_frame_equal
+
+import winback
+from tests.conftest import START, transaction_logs
+from winback.datasets import load_cdnow
+from winback.errors import WinbackConfigError, WinbackInputError
+from winback.models import BetaGeoModel, GammaGammaModel, ParetoNBDModel
+from winback.rfm import QUADRANT_LABELS
+from winback.scorer import SCORE_COLUMNS, CustomerScore, Scorer, ValueSettings
+from winback.silence import SILENCE_COLUMNS
+
+VALUE = {"horizon": 6, "value_levels": (20.0, 100.0), "quadrant_cuts": (50.0, 2.0)}
+
+
+@pytest.fixture(scope="module")
+def fitted() -> dict[str, Any]:
+    stats = winback.summary(load_cdnow(), as_of="1998-06-30", return_info=True)
+    return {
+        "bgnbd": BetaGeoModel().fit(stats),
+        "pareto": ParetoNBDModel().fit(stats),
+        "gg": GammaGammaModel().fit(stats),
+    }
+
+
+@pytest.fixture(scope="module")
+def scorer(fitted: dict[str, Any]) -> Scorer:
+    return Scorer(models={"bgnbd": fitted["bgnbd"], "gg": fitted["gg"]}, value=VALUE)
+
+
+@pytest.fixture(scope="module")
+def discounted(fitted: dict[str, Any]) -> Scorer:
+    value = {**VALUE, "discount_rate": 0.02, "margin": 0.3, "period": "week"}
+    return Scorer(models={"pareto": fitted["pareto"], "gg": fitted["gg"]}, value=value)
+
+
+def batch(scorer: Scorer, tx: pl.DataFrame, as_of: Any) -> pl.DataFrame:
+    """The scorer's columns the batch way: winback.silence, winback.summary, the models'
+    frame methods, winback.quadrant with the cuts and the rules through winback.classify."""
+    settings = scorer.value_settings
+    silent = winback.silence(tx, as_of=as_of, resolution=scorer.resolution)
+    stats = winback.summary(
+        tx, as_of=as_of, unit=scorer.unit, resolution=scorer.resolution, return_info=True
+    )
+    count, spend = scorer.purchase_model, scorer.spend_model
+    unit_days = 7.0 if scorer.unit == "W" else 1.0
+    step = settings.period_days() / unit_days
+    if settings.discount_rate == 0.0:
+        purchases = count.expected_purchases(settings.horizon * step, stats).to_numpy()
+        discounted = purchases
+    else:
+        previous = np.zeros(stats[0].height)
+        discounted = np.zeros(stats[0].height)
+        for k in range(1, settings.horizon + 1):
+            cumulative = count.expected_purchases(k * step, stats).to_numpy()
+            discounted = discounted + (cumulative - previous) / (1.0 + settings.discount_rate) ** k
+            previous = cumulative
+        purchases = previous
+    has_money = "amount" in tx.columns and spend is not None
+    frame = silent.with_columns(
+        stats[0].get_column("frequency"),
+        stats[0].get_column("recency"),
+        stats[0].get_column("T"),
+        count.probability_alive(stats).alias("p_alive"),
+        pl.Series("expected_purchases", purchases),
+    )
+    if has_money:
+        assert spend is not None
+        mean = spend.expected_spend(stats).to_numpy()
+        frame = frame.with_columns(
+            pl.Series("expected_mean_spend", mean),
+            pl.Series("expected_spend", purchases * mean),
+            pl.Series("expected_value", settings.margin * (discounted * mean)),
+        )
+    else:
+        frame = frame.with_columns(
+            pl.lit(None, dtype=pl.Float64).alias(c)
+            for c in ("expected_mean_spend", "expected_spend", "expected_value")
+        )
+    mid, high = settings.value_levels or (0.0, 0.0)
+    value = pl.col("expected_value")
+    frame = frame.with_columns(
+        pl.when(value >= high)
+        .then(pl.lit("high"))
+        .when(value >= mid)
+        .then(pl.lit("mid"))
+        .when(value.is_not_null())
+        .then(pl.lit("low"))
+        .cast(pl.Enum(["high", "mid", "low"]))
+        .alias("value_level")
+    )
+    cuts = settings.quadrant_cuts
+    assert cuts is not None
+    if frame.height:
+        frame = winback.quadrant(frame, contribution_cut=cuts[0], loyalty_cut=cuts[1]).drop(
+            "quadrant_contribution", "quadrant_loyalty"
+        )
+    else:
+        frame = frame.with_columns(
+            pl.lit(None, dtype=pl.Enum(QUADRANT_LABELS)).alias("quadrant")
+        )
+    return winback.classify(frame, scorer.rules).select(SCORE_COLUMNS)
+
+
+def assert_bits_equal(left: pl.DataFrame, right: pl.DataFrame) -> None:
+    assert left.columns == right.columns
+    assert_frame_equal(left, right, check_exact=True)
+    for name in left.columns:
+        if left.schema[name] == pl.Float64:  # bit for bit, not just ==
+            a = left.get_column(name).to_numpy().view(np.int64)
+            b = right.get_column(name).to_numpy().view(np.int64)
+            assert np.array_equal(a, b), name
+
+
+def as_of_of(day: int | None) -> Any:
+    return None if day is None else START + timedelta(days=day, hours=13)
+
+
+@given(log=transaction_logs(), day=st.none() | st.integers(-2, 45), amounts=st.booleans())
+def test_score_equals_the_batch_functions(
+    scorer: Scorer, discounted: Scorer, log: pl.DataFrame, day: int | None, amounts: bool
+) -> None:
+    tx = log if amounts else log.drop("amount")
+    for each in (scorer, discounted):
+        assert_bits_equal(each.score(tx, as_of=as_of_of(day)), batch(each, tx, as_of_of(day)))
+
+
+@given(log=transaction_logs(string_ids=False), day=st.integers(-2, 45), amounts=st.booleans())
+def test_score_one_equals_its_row_of_score(
+    scorer: Scorer, discounted: Scorer, log: pl.DataFrame, day: int, amounts: bool
+) -> None:
+    tx = log if amounts else log.drop("amount")
+    as_of = as_of_of(day)
+    for each in (scorer, discounted):
+        many = each.score(tx, as_of=as_of)
+        for row in many.iter_rows(named=True):
+            rows = tx.filter(pl.col("customer_id") == row.pop("customer_id"))
+            times = rows.get_column("ts").to_numpy()
+            money = rows.get_column("amount").to_numpy() if amounts else None
+            one = each.score_one(times, money, as_of=as_of).as_dict()
+            assert list(one) == list(row)
+            for name, value in row.items():
+                got = one[name]
+                assert got == value and type(got) is type(value), (name, got, value)
+                if isinstance(value, float):
+                    assert np.float64(got).view(np.int64) == np.float64(value).view(np.int64)
+
+
+def test_score_one_defaults_to_the_customers_latest_purchase(scorer: Scorer) -> None:
+    days = np.array(["2024-01-03", "2024-02-10", "2024-05-01"], dtype="datetime64[D]")
+    money = np.array([30.0, 12.5, 40.0])
+    one = scorer.score_one(days, money)
+    tx = pl.DataFrame({"customer_id": [7, 7, 7], "ts": days, "amount": money})
+    row = scorer.score(tx).drop("customer_id").row(0, named=True)
+    assert one.as_dict() == row
+    assert one.recency_days == 0.0 and isinstance(one, CustomerScore)
+
+
+def test_concurrent_scores_are_identical(scorer: Scorer) -> None:
+    tx = load_cdnow()
+    expected = scorer.score(tx, as_of="1998-06-30")
+    results: list[pl.DataFrame] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(2):
+                results.append(scorer.score(tx, as_of="1998-06-30"))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(results) == 16
+    for result in results:
+        assert_bits_equal(result, expected)
+
+
+def test_concurrent_score_one_is_identical(scorer: Scorer) -> None:
+    rng = np.random.default_rng(5)
+    histories = [
+        (
+            np.datetime64("2024-01-01") + np.sort(rng.integers(0, 400, 50)).astype("timedelta64[D]"),
+            rng.gamma(2.0, 20.0, 50),
+        )
+        for _ in range(40)
+    ]
+    expected = [scorer.score_one(t, a, as_of="2025-03-01") for t, a in histories]
+    outcomes: list[bool] = []
+
+    def work() -> None:
+        outcomes.append(
+            [scorer.score_one(t, a, as_of="2025-03-01") for t, a in histories] == expected
+        )
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes == [True] * 8
+
+
+def test_from_dir_reads_what_winback_fit_writes(
+    tmp_path: Path, fitted: dict[str, Any], scorer: Scorer
+) -> None:
+    for name in ("bgnbd", "gg"):
+        fitted[name].save(tmp_path / f"{name}.json")
+    loaded = Scorer.from_dir(tmp_path, value=VALUE)
+    tx = load_cdnow().filter(pl.col("customer_id") < 500)
+    assert_bits_equal(loaded.score(tx), scorer.score(tx))
+    assert loaded.describe()["purchase_model"]["name"] == "bgnbd"
+    json.dumps(loaded.describe())
+
+
+def test_from_dir_written_by_the_cli(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from winback.cli import app
+
+    data = tmp_path / "tx.parquet"
+    load_cdnow().filter(pl.col("customer_id") < 3000).write_parquet(data)
+    result = CliRunner().invoke(app, ["fit", str(data), "-o", str(tmp_path / "models")])
+    assert result.exit_code == 0, result.output
+    loaded = Scorer.from_dir(tmp_path / "models")
+    assert loaded.score(data).height == 3000 - 1
+
+
+def test_the_scorer_is_immutable_and_keeps_its_own_models(
+    fitted: dict[str, Any], scorer: Scorer
+) -> None:
+    with pytest.raises(AttributeError, match="immutable"):
+        scorer._count = None  # type: ignore[misc]
+    model = BetaGeoModel.from_dict(fitted["bgnbd"].to_dict())
+    mine = Scorer(models=[model])
+    before = mine.score_one(np.array(["2024-01-01", "2024-03-01"], dtype="datetime64[D]"))
+    model.params_["r"] = 50.0
+    mine.purchase_model.params_["r"] = 50.0
+    after = mine.score_one(np.array(["2024-01-01", "2024-03-01"], dtype="datetime64[D]"))
+    assert before == after
+    assert after.expected_value is None and after.strategy == "message"
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda d: None, "holds no .json model files"),
+        (lambda d: _write(d / "bgnbd.json", "{not json"), r"bgnbd\.json.*not valid JSON"),
+        (lambda d: _write(d / "gg.json", json.dumps({"format": "x"})), r"gg\.json': field 'model'"),
+    ],
+)
+def test_from_dir_errors_name_the_file(tmp_path: Path, setup: Any, message: str) -> None:
+    setup(tmp_path)
+    with pytest.raises(WinbackConfigError, match=message):
+        Scorer.from_dir(tmp_path)
+
+
+def test_configuration_errors(tmp_path: Path, fitted: dict[str, Any]) -> None:
+    bg, gg, pareto = fitted["bgnbd"], fitted["gg"], fitted["pareto"]
+    with pytest.raises(WinbackConfigError, match="does not exist"):
+        Scorer.from_dir(tmp_path / "missing")
+    with pytest.raises(WinbackConfigError, match="no purchase model"):
+        Scorer(models={"gg": gg})
+    with pytest.raises(WinbackConfigError, match="several models could be the purchase_model"):
+        Scorer(models={"bgnbd": bg, "pareto": pareto})
+    assert Scorer(models={"bgnbd": bg, "pareto": pareto}, purchase_model="pareto")
+    with pytest.raises(WinbackConfigError, match="purchase_model='gg' is a GammaGammaModel"):
+        Scorer(models={"bgnbd": bg, "gg": gg}, purchase_model="gg")
+    with pytest.raises(WinbackConfigError, match="not fitted"):
+        Scorer(models=[BetaGeoModel()])
+    with pytest.raises(WinbackConfigError, match="not a winback model"):
+        Scorer(models={"x": object()})  # type: ignore[dict-item]
+    old = bg.to_dict()
+    old["unit"] = None
+    with pytest.raises(WinbackConfigError, match="field 'unit' is missing"):
+        Scorer(models={"old": BetaGeoModel.from_dict(old)})
+    hourly = gg.to_dict()
+    hourly["resolution"] = "1h"
+    with pytest.raises(WinbackConfigError, match="field 'resolution' is '1h'"):
+        Scorer(models={"bgnbd": bg, "gg": GammaGammaModel.from_dict(hourly)})
+    with pytest.raises(WinbackConfigError, match="no classifier writes column 'strategy'"):
+        Scorer(models=[bg], rules="salon")
+    rules = _write(
+        tmp_path / "r.toml",
+        'format = 1\n[[classifier]]\ncolumn = "strategy"\ninputs = ["lifetime"]\n'
+        'rules = [{ label = "x", when = { lifetime = { gt = 1 } } }]\n',
+    )
+    with pytest.raises(WinbackConfigError, match="unknown column 'lifetime'"):
+        Scorer(models=[bg], rules=rules)
+    for bad, message in [
+        ({"horizon": 0}, "'horizon'"),
+        ({"period": "fortnight"}, "'period'"),
+        ({"discount_rate": -1.0}, "'discount_rate'"),
+        ({"margin": 1.5}, "'margin'"),
+        ({"value_levels": (100.0, 20.0)}, "'value_levels'"),
+        ({"quadrant_cuts": (1.0, float("nan"))}, "'quadrant_cuts'"),
+        ({"horizons": 3}, "'horizons' is unknown"),
+    ]:
+        with pytest.raises(WinbackConfigError, match=message):
+            Scorer(models=[bg], value=bad)
+    with pytest.raises(WinbackConfigError, match="min_occasions"):
+        Scorer(models=[bg], min_occasions=0)
+
+
+def test_a_numeric_strategy_rule_is_applied_per_customer(
+    tmp_path: Path, fitted: dict[str, Any]
+) -> None:
+    rules = _write(
+        tmp_path / "r.toml",
+        'format = 1\n[[classifier]]\ncolumn = "strategy"\ninputs = ["p_alive"]\n'
+        'default = "wait"\nrules = [{ label = "call", when = { p_alive = { lt = 0.3 } } }]\n',
+    )
+    scorer = Scorer(models=[fitted["bgnbd"]], rules=rules)
+    tx = load_cdnow().filter(pl.col("customer_id") < 200)
+    many = scorer.score(tx, as_of="1998-06-30")
+    assert set(many.get_column("strategy").cast(pl.String)) == {"call", "wait"}
+    for row in many.head(20).iter_rows(named=True):
+        times = tx.filter(pl.col("customer_id") == row["customer_id"]).get_column("ts")
+        assert scorer.score_one(times.to_numpy(), as_of="1998-06-30").strategy == row["strategy"]
+
+
+def test_score_one_refuses_bad_input(scorer: Scorer) -> None:
+    days = np.array(["2024-01-03", "2024-02-10"], dtype="datetime64[D]")
+    with pytest.raises(WinbackInputError, match="empty"):
+        scorer.score_one(np.array([], dtype="datetime64[D]"))
+    with pytest.raises(WinbackInputError, match="NaT"):
+        scorer.score_one(np.array(["2024-01-03", "NaT"], dtype="datetime64[D]"))
+    with pytest.raises(WinbackInputError, match="integers are ambiguous"):
+        scorer.score_one(np.array([1, 2]))
+    with pytest.raises(WinbackInputError, match="one amount per purchase"):
+        scorer.score_one(days, np.array([1.0]))
+    with pytest.raises(WinbackInputError, match="NaN or infinite"):
+        scorer.score_one(days, np.array([1.0, np.inf]))
+    with pytest.raises(WinbackInputError, match="no purchase at or before"):
+        scorer.score_one(days, as_of="2023-12-31")
+    with pytest.raises(WinbackConfigError, match="not an ISO date"):
+        scorer.score_one(days, as_of="yesterday")
+
+
+def test_value_settings_defaults_come_from_options() -> None:
+    from winback._options import HORIZON_PERIODS, PERIOD
+
+    settings = ValueSettings()
+    assert (settings.horizon, settings.period) == (HORIZON_PERIODS, PERIOD)
+    assert ValueSettings(period="14d").period_days() == 14.0
+
+
+def test_silence_columns_lead_the_output(scorer: Scorer) -> None:
+    assert SCORE_COLUMNS[: len(SILENCE_COLUMNS)] == SILENCE_COLUMNS
+    out = scorer.score(pl.DataFrame(schema={"customer_id": pl.Int64, "ts": pl.Datetime("us")}))
+    assert out.height == 0 and out.columns == list(SCORE_COLUMNS)

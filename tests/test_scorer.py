@@ -111,9 +111,7 @@ def batch(scorer: Scorer, tx: pl.DataFrame, as_of: Any) -> pl.DataFrame:
             "quadrant_contribution", "quadrant_loyalty"
         )
     else:
-        frame = frame.with_columns(
-            pl.lit(None, dtype=pl.Enum(QUADRANT_LABELS)).alias("quadrant")
-        )
+        frame = frame.with_columns(pl.lit(None, dtype=pl.Enum(QUADRANT_LABELS)).alias("quadrant"))
     return winback.classify(frame, scorer.rules).select(SCORE_COLUMNS)
 
 
@@ -156,7 +154,8 @@ def test_score_one_equals_its_row_of_score(
             assert list(one) == list(row)
             for name, value in row.items():
                 got = one[name]
-                assert got == value and type(got) is type(value), (name, got, value)
+                assert got == value, (name, got, value)
+                assert type(got) is type(value), (name, got, value)
                 if isinstance(value, float):
                     assert np.float64(got).view(np.int64) == np.float64(value).view(np.int64)
 
@@ -168,7 +167,8 @@ def test_score_one_defaults_to_the_customers_latest_purchase(scorer: Scorer) -> 
     tx = pl.DataFrame({"customer_id": [7, 7, 7], "ts": days, "amount": money})
     row = scorer.score(tx).drop("customer_id").row(0, named=True)
     assert one.as_dict() == row
-    assert one.recency_days == 0.0 and isinstance(one, CustomerScore)
+    assert one.recency_days == 0.0
+    assert isinstance(one, CustomerScore)
 
 
 def test_concurrent_scores_are_identical(scorer: Scorer) -> None:
@@ -199,7 +199,8 @@ def test_concurrent_score_one_is_identical(scorer: Scorer) -> None:
     rng = np.random.default_rng(5)
     histories = [
         (
-            np.datetime64("2024-01-01") + np.sort(rng.integers(0, 400, 50)).astype("timedelta64[D]"),
+            np.datetime64("2024-01-01")
+            + np.sort(rng.integers(0, 400, 50)).astype("timedelta64[D]"),
             rng.gamma(2.0, 20.0, 50),
         )
         for _ in range(40)
@@ -257,7 +258,8 @@ def test_the_scorer_is_immutable_and_keeps_its_own_models(
     mine.purchase_model.params_["r"] = 50.0
     after = mine.score_one(np.array(["2024-01-01", "2024-03-01"], dtype="datetime64[D]"))
     assert before == after
-    assert after.expected_value is None and after.strategy == "message"
+    assert after.expected_value is None
+    assert after.strategy == "message"
 
 
 def _write(path: Path, text: str) -> Path:
@@ -372,4 +374,5 @@ def test_value_settings_defaults_come_from_options() -> None:
 def test_silence_columns_lead_the_output(scorer: Scorer) -> None:
     assert SCORE_COLUMNS[: len(SILENCE_COLUMNS)] == SILENCE_COLUMNS
     out = scorer.score(pl.DataFrame(schema={"customer_id": pl.Int64, "ts": pl.Datetime("us")}))
-    assert out.height == 0 and out.columns == list(SCORE_COLUMNS)
+    assert out.height == 0
+    assert out.columns == list(SCORE_COLUMNS)

@@ -124,6 +124,8 @@ class ValueSettings:
     quadrant_cuts: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
+        """Checks every setting; a bad one is a ``WinbackConfigError`` naming the field."""
+
         def fail(name: str, problem: str) -> WinbackConfigError:
             return WinbackConfigError(f"value setting {name!r}: {problem}")
 
@@ -317,6 +319,24 @@ class Scorer:
         "_unit_us",
         "_value",
     )
+    _categorical_strategy: bool
+    _count: CountModel
+    _frozen: bool
+    _horizons: tuple[float, ...]
+    _min_occasions: int
+    _names: tuple[str, str | None]
+    _resolution: str
+    _resolution_us: int
+    _rules: RuleSet
+    _s_cuts: tuple[float, float]
+    _spend: GammaGammaModel | None
+    _strategy_columns: tuple[str, ...]
+    _strategy_labels: pl.DataType
+    _strategy_table: dict[tuple[str | None, ...], str | None]
+    _trf_cuts: tuple[float, float, float, float]
+    _unit: str
+    _unit_us: int
+    _value: ValueSettings
 
     def __init__(
         self,
@@ -347,7 +367,9 @@ class Scorer:
                     f"model {name!r} is a {type(model).__name__}, not a winback model"
                 )
         named = {k: _copy(m, f"model {k!r}") for k, m in named.items()}
-        self._init(named, rules, value, purchase_model, spend_model, min_occasions, trf_cuts, s_cuts)
+        self._init(
+            named, rules, value, purchase_model, spend_model, min_occasions, trf_cuts, s_cuts
+        )
 
     def _init(
         self,
@@ -400,7 +422,8 @@ class Scorer:
         )
         if settings is None:
             raise WinbackConfigError(
-                f"value must be ValueSettings or a mapping of its fields, not {type(value).__name__}"
+                "value must be ValueSettings or a mapping of its fields, not "
+                f"{type(value).__name__}"
             )
         unit_days = _UNIT_DAYS[count.unit_]
         step = settings.period_days() / unit_days
@@ -451,12 +474,15 @@ class Scorer:
         return dict(zip(combos, strategies, strict=True))
 
     def __setattr__(self, name: str, value: Any) -> None:
+        """Refused: a scorer never changes (threads share it)."""
         raise AttributeError(f"a Scorer is immutable; cannot set {name!r}")
 
     def __delattr__(self, name: str) -> None:
+        """Refused: a scorer never changes."""
         raise AttributeError(f"a Scorer is immutable; cannot delete {name!r}")
 
     def __repr__(self) -> str:
+        """The models' names, the unit, resolution, rules and value settings."""
         count, spend = self._names
         return (
             f"Scorer(purchase_model={count!r}, spend_model={spend!r}, unit={self._unit!r}, "
@@ -662,9 +688,7 @@ class Scorer:
                 )
         if times.shape[0] == 0:
             raise WinbackInputError("no purchases to score: timestamps is empty")
-        as_of_us = (
-            int(times.max()) if as_of is None else _io.as_of_to_micros(as_of, time_zone=None)
-        )
+        as_of_us = int(times.max()) if as_of is None else _io.as_of_to_micros(as_of, time_zone=None)
         row = _winback.score_customer(
             times,
             values,
@@ -744,23 +768,25 @@ class Scorer:
         arrays, through the models' array methods; the same operations for one customer and for
         many, so the bits agree."""
         count = self._count
-        p_alive = count.probability_alive_at(x, t_x, T)  # type: ignore[attr-defined]
+        p_alive = count.probability_alive_at(x, t_x, T)
         horizons = self._horizons
         settings = self._value
         if len(horizons) == 1:
-            purchases = count.expected_purchases_at(horizons[0], x, t_x, T)  # type: ignore[attr-defined]
+            purchases = count.expected_purchases_at(horizons[0], x, t_x, T)
             discounted = purchases
         else:
             previous = np.zeros_like(x)
             discounted = np.zeros_like(x)
             for k, t in enumerate(horizons, start=1):
-                cumulative = count.expected_purchases_at(t, x, t_x, T)  # type: ignore[attr-defined]
-                discounted = discounted + (cumulative - previous) / (1.0 + settings.discount_rate) ** k
+                cumulative = count.expected_purchases_at(t, x, t_x, T)
+                discounted = (
+                    discounted + (cumulative - previous) / (1.0 + settings.discount_rate) ** k
+                )
                 previous = cumulative
             purchases = previous
         if spend_x is None or spend_z is None or self._spend is None:
             return p_alive, purchases, None, None, None
-        mean_spend = self._spend.expected_spend_at(spend_x, spend_z)  # type: ignore[attr-defined]
+        mean_spend = self._spend.expected_spend_at(spend_x, spend_z)
         spend = purchases * mean_spend
         value = settings.margin * (discounted * mean_spend)
         return p_alive, purchases, mean_spend, spend, value
@@ -790,7 +816,9 @@ class Scorer:
     def _quadrant(self, frame: pl.DataFrame) -> pl.DataFrame:
         cuts = self._value.quadrant_cuts
         if cuts is None or frame.height == 0:
-            return frame.with_columns(pl.lit(None, dtype=pl.Enum(QUADRANT_LABELS)).alias("quadrant"))
+            return frame.with_columns(
+                pl.lit(None, dtype=pl.Enum(QUADRANT_LABELS)).alias("quadrant")
+            )
         out = quadrant(frame, contribution_cut=cuts[0], loyalty_cut=cuts[1])
         return out.drop("quadrant_contribution", "quadrant_loyalty")
 

@@ -57,8 +57,15 @@ from winback.silence import (
 from winback.summary import check_period, summary
 
 if TYPE_CHECKING:
-    from winback.models import BaseModel, GammaGammaModel
-    from winback.models._count_base import CountModel
+    from winback.models import (
+        BaseModel,
+        BetaGeoModel,
+        GammaGammaModel,
+        ModifiedBetaGeoModel,
+        ParetoNBDModel,
+    )
+
+    CountModel = BetaGeoModel | ModifiedBetaGeoModel | ParetoNBDModel
 
 __all__ = ["SCORE_COLUMNS", "CustomerScore", "Scorer", "ValueSettings"]
 

@@ -779,13 +779,13 @@ class Scorer:
         horizons = self._horizons
         settings = self._value
         if len(horizons) == 1:
-            purchases = count.expected_purchases_at(horizons[0], x, t_x, T)
+            purchases = count.expected_purchases_at(horizons[0], x, t_x, T, p_alive)
             discounted = purchases
         else:
             previous = np.zeros_like(x)
             discounted = np.zeros_like(x)
             for k, t in enumerate(horizons, start=1):
-                cumulative = count.expected_purchases_at(t, x, t_x, T)
+                cumulative = count.expected_purchases_at(t, x, t_x, T, p_alive)
                 discounted = (
                     discounted + (cumulative - previous) / (1.0 + settings.discount_rate) ** k
                 )

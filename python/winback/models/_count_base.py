@@ -126,7 +126,12 @@ class CountModel(BaseModel):
         raise NotImplementedError
 
     def expected_purchases_at(
-        self, t: float, x: FloatArray, t_x: FloatArray, T: FloatArray
+        self,
+        t: float,
+        x: FloatArray,
+        t_x: FloatArray,
+        T: FloatArray,
+        alive: FloatArray | None = None,
     ) -> FloatArray:  # pragma: no cover
         raise NotImplementedError
 

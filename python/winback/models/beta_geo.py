@@ -176,12 +176,19 @@ class _BetaGeoFamily(CountModel):
         return alive
 
     def expected_purchases_at(
-        self, t: float, x: FloatArray, t_x: FloatArray, T: FloatArray
+        self,
+        t: float,
+        x: FloatArray,
+        t_x: FloatArray,
+        T: FloatArray,
+        alive: FloatArray | None = None,
     ) -> FloatArray:
         """E[purchases in (T, T + t] | x, t_x, T] on checked float64 arrays (what
-        :meth:`expected_purchases` computes, without the frame)."""
+        :meth:`expected_purchases` computes, without the frame); ``alive``: the customers'
+        :meth:`probability_alive_at`, when the caller has it already."""
         r, alpha, a, b = self._param_array()
-        alive = self.probability_alive_at(x, t_x, T)
+        if alive is None:
+            alive = self.probability_alive_at(x, t_x, T)
         value: FloatArray = alive * fresh_expected(
             r + x, alpha + T, a, b + x + self._alive_shift, t
         )

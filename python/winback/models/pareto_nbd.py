@@ -137,12 +137,20 @@ class ParetoNBDModel(CountModel):
         return self._alive(x, t_x, T)
 
     def expected_purchases_at(
-        self, t: float, x: FloatArray, t_x: FloatArray, T: FloatArray
+        self,
+        t: float,
+        x: FloatArray,
+        t_x: FloatArray,
+        T: FloatArray,
+        alive: FloatArray | None = None,
     ) -> FloatArray:
         """E[purchases in (T, T + t] | x, t_x, T] on checked float64 arrays (what
-        :meth:`expected_purchases` computes, without the frame)."""
+        :meth:`expected_purchases` computes, without the frame); ``alive``: the customers'
+        :meth:`probability_alive_at`, when the caller has it already."""
         r, alpha, s, beta = self._param_array()
-        value: FloatArray = self._alive(x, t_x, T) * new_customer_expected(
+        if alive is None:
+            alive = self._alive(x, t_x, T)
+        value: FloatArray = alive * new_customer_expected(
             r + x, alpha + T, s, beta + T, t
         )
         return value

@@ -376,3 +376,22 @@ def test_silence_columns_lead_the_output(scorer: Scorer) -> None:
     out = scorer.score(pl.DataFrame(schema={"customer_id": pl.Int64, "ts": pl.Datetime("us")}))
     assert out.height == 0
     assert out.columns == list(SCORE_COLUMNS)
+
+
+def test_the_benchmark_runs_small() -> None:
+    import importlib.util
+    import sys
+
+    benches = Path(__file__).resolve().parents[1] / "benches"
+    sys.path.insert(0, str(benches))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_scorer", benches / "bench_scorer.py")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        result = module.run(calls=50, customers=300, repeat=2)
+    finally:
+        sys.path.remove(str(benches))
+    assert result["score_one"]["p50_us"] > 0
+    assert result["score"]["customers"] == 300

@@ -303,7 +303,7 @@ class Scorer:
     >>> days = np.array(["1997-01-03", "1997-02-10", "1997-05-01"], dtype="datetime64[D]")
     >>> one = scorer.score_one(days, np.array([30.0, 12.5, 40.0]), as_of="1998-06-30")
     >>> one.rank_ratio_group, one.silence_band, round(one.p_alive, 3), one.strategy
-    ('e', 'deep_silent', 0.266, 'message')
+    ('e', 'deep_silent', 0.254, 'no_action')
     """
 
     __slots__ = (

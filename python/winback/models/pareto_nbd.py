@@ -150,9 +150,7 @@ class ParetoNBDModel(CountModel):
         r, alpha, s, beta = self._param_array()
         if alive is None:
             alive = self._alive(x, t_x, T)
-        value: FloatArray = alive * new_customer_expected(
-            r + x, alpha + T, s, beta + T, t
-        )
+        value: FloatArray = alive * new_customer_expected(r + x, alpha + T, s, beta + T, t)
         return value
 
     def probability_alive(self, data: Any | None = None) -> pl.Series:

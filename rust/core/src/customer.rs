@@ -79,8 +79,13 @@ mod tests {
         assert_eq!(table.customers, vec![silence]);
         let mut summary_params = SummaryParams::new(params.as_of_us, 7 * DAY);
         summary_params.num_threads = Some(1);
-        let summaries =
-            summarise(&CustomerKeys::Int(&keys), &times, Some(&amounts), &summary_params).unwrap();
+        let summaries = summarise(
+            &CustomerKeys::Int(&keys),
+            &times,
+            Some(&amounts),
+            &summary_params,
+        )
+        .unwrap();
         assert_eq!(summaries.customers, vec![summary]);
     }
 
@@ -89,6 +94,12 @@ mod tests {
         let params = SilenceParams::new(0);
         assert_eq!(score_customer(&[DAY], None, &params, DAY).unwrap(), None);
         let err = score_customer(&[DAY], Some(&[]), &params, DAY).unwrap_err();
-        assert!(matches!(err, KernelError::LengthMismatch { column: "amount", .. }));
+        assert!(matches!(
+            err,
+            KernelError::LengthMismatch {
+                column: "amount",
+                ..
+            }
+        ));
     }
 }

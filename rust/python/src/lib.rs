@@ -133,6 +133,7 @@ fn panel(
 /// One customer's silence figures and summary from its own rows, without a table
 /// (docs/methods.md#scorer); see `_winback.pyi`.
 #[pyfunction]
+#[allow(clippy::needless_pass_by_value)] // pyo3 extracts the buffers by value
 #[pyo3(signature = (
     times_us, amounts=None, *, as_of_us, resolution_us, min_occasions, trf_cuts, s_cuts, unit_us
 ))]

@@ -87,6 +87,22 @@ def bench_one(scorer: winback.Scorer, calls: int) -> dict[str, float]:
     }
 
 
+def calibration(calls: int = 20_000) -> float:
+    """CPU time (µs, p50) of one numpy add of two 1-element arrays: about 0.4 µs on an idle
+    modern core; how much slower the machine is right now (``score_one`` is mostly such
+    operations)."""
+    one = np.ones(1)
+    for _ in range(500):
+        np.add(one, one)
+    cpu = np.empty(calls)
+    clock = time.thread_time_ns
+    for i in range(calls):
+        start = clock()
+        np.add(one, one)
+        cpu[i] = clock() - start
+    return float(np.percentile(cpu, 50)) / 1000.0
+
+
 def bench_many(scorer: winback.Scorer, customers: int, repeat: int) -> dict[str, float]:
     tx = generate(customers, seed=0)
     as_of = "2025-01-01"
@@ -110,6 +126,7 @@ def run(calls: int = 10_000, customers: int = 10_000, repeat: int = 20) -> dict[
     return {
         "score_one": bench_one(scorer, calls),
         "score": bench_many(scorer, customers, repeat),
+        "numpy_add_cpu_p50_us": calibration(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "polars": pl.__version__,
@@ -135,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  thread CPU time: p50 {one['cpu_p50_us']:.1f} µs  p99 {one['cpu_p99_us']:.1f} µs")
     print(f"score, {int(many['customers']):,} customers ({int(many['rows']):,} rows):")
     print(f"  best {many['best_ms']:.1f} ms  median {many['median_ms']:.1f} ms   (target < 30 ms)")
+    print(
+        f"calibration: a 1-element numpy add takes {result['numpy_add_cpu_p50_us']:.2f} µs of "
+        "CPU (≈ 0.4 µs on an idle core)"
+    )
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0

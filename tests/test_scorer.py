@@ -44,6 +44,25 @@ def scorer(fitted: dict[str, Any]) -> Scorer:
 
 
 @pytest.fixture(scope="module")
+def hourly(tmp_path_factory: pytest.TempPathFactory) -> Scorer:
+    """Models at a 6-hour resolution in days, and a strategy rule reading a number: the
+    one-customer path's frame fallback, with datetime timestamps."""
+    info = winback.summary(
+        load_cdnow(), as_of="1998-06-30", unit="D", resolution="6h", return_info=True
+    )
+    rules = tmp_path_factory.mktemp("rules") / "numeric.toml"
+    rules.write_text(
+        'format = 1\n[[classifier]]\ncolumn = "strategy"\ninputs = ["p_alive", "last_ts"]\n'
+        'default = "wait"\nrules = [{ label = "call", when = { p_alive = { lt = 0.6 } } }]\n'
+    )
+    return Scorer(
+        models=[BetaGeoModel().fit(info), GammaGammaModel().fit(info)],
+        rules=rules,
+        value={**VALUE, "discount_rate": 0.01, "period": "quarter", "horizon": 3},
+    )
+
+
+@pytest.fixture(scope="module")
 def discounted(fitted: dict[str, Any]) -> Scorer:
     value = {**VALUE, "discount_rate": 0.02, "margin": 0.3, "period": "week"}
     return Scorer(models={"pareto": fitted["pareto"], "gg": fitted["gg"]}, value=value)
@@ -131,20 +150,30 @@ def as_of_of(day: int | None) -> Any:
 
 @given(log=transaction_logs(), day=st.none() | st.integers(-2, 45), amounts=st.booleans())
 def test_score_equals_the_batch_functions(
-    scorer: Scorer, discounted: Scorer, log: pl.DataFrame, day: int | None, amounts: bool
+    scorer: Scorer,
+    discounted: Scorer,
+    hourly: Scorer,
+    log: pl.DataFrame,
+    day: int | None,
+    amounts: bool,
 ) -> None:
     tx = log if amounts else log.drop("amount")
-    for each in (scorer, discounted):
+    for each in (scorer, discounted, hourly):
         assert_bits_equal(each.score(tx, as_of=as_of_of(day)), batch(each, tx, as_of_of(day)))
 
 
 @given(log=transaction_logs(string_ids=False), day=st.integers(-2, 45), amounts=st.booleans())
 def test_score_one_equals_its_row_of_score(
-    scorer: Scorer, discounted: Scorer, log: pl.DataFrame, day: int, amounts: bool
+    scorer: Scorer,
+    discounted: Scorer,
+    hourly: Scorer,
+    log: pl.DataFrame,
+    day: int,
+    amounts: bool,
 ) -> None:
     tx = log if amounts else log.drop("amount")
     as_of = as_of_of(day)
-    for each in (scorer, discounted):
+    for each in (scorer, discounted, hourly):
         many = each.score(tx, as_of=as_of)
         for row in many.iter_rows(named=True):
             rows = tx.filter(pl.col("customer_id") == row.pop("customer_id"))

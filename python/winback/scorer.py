@@ -455,7 +455,8 @@ class Scorer:
         object.__setattr__(self, "_rules", rule_set)
         # A dry run on an empty frame of the output's schema: unknown columns, wrong value
         # types in the rules are found now, not on the first request.
-        labelled = rule_set.apply(_empty_scores())
+        whole_days = self._resolution_us % _MICROS_PER_DAY == 0
+        labelled = rule_set.apply(_empty_scores(whole_days))
         labels = labelled.schema["strategy"]
         object.__setattr__(self, "_strategy_labels", labels)
         inputs = {c for item in rule_set.classifiers for c in item.inputs}
@@ -472,7 +473,7 @@ class Scorer:
         if not self._categorical_strategy:
             return {}
         combos = list(itertools.product(*[(*_CATEGORIES[c], None) for c in columns]))
-        frame = _empty_scores().clear(len(combos))
+        frame = _empty_scores(self._resolution_us % _MICROS_PER_DAY == 0).clear(len(combos))
         frame = frame.with_columns(
             pl.Series(c, [combo[i] for combo in combos], dtype=frame.schema[c])
             for i, c in enumerate(columns)
@@ -844,7 +845,7 @@ class Scorer:
     def _strategy_of(self, row: dict[str, Any]) -> str | None:
         if self._categorical_strategy:
             return self._strategy_table[tuple(row[c] for c in self._strategy_columns)]
-        frame = _one_row(row)
+        frame = _one_row(row, self._resolution_us % _MICROS_PER_DAY == 0)
         label = self._rules.apply(frame).get_column("strategy")[0]
         return None if label is None else str(label)
 
@@ -921,14 +922,16 @@ def _micros(timestamps: Any) -> NDArray[np.int64]:
     return np.ascontiguousarray(times.view(np.int64))
 
 
-def _empty_scores() -> pl.DataFrame:
-    """A frame of :meth:`Scorer.score`'s schema before the strategy, with no rows."""
+def _empty_scores(whole_days: bool = True) -> pl.DataFrame:
+    """A frame of :meth:`Scorer.score`'s schema before the strategy, with no rows (timestamps
+    are dates at whole-day resolutions, datetimes otherwise, as :func:`winback.silence`'s)."""
+    moment = pl.Date if whole_days else pl.Datetime("us")
     schema: dict[str, Any] = {
         "customer_id": pl.Int64,
         "status": pl.Enum(STATUS_LABELS),
         "n_occasions": pl.Int64,
-        "first_ts": pl.Date,
-        "last_ts": pl.Date,
+        "first_ts": moment,
+        "last_ts": moment,
         "recency_rank": pl.Int64,
         "rank_ratio_group": pl.Enum(GROUP_LABELS),
         "silence_band": pl.Enum(BAND_LABELS),
@@ -940,7 +943,7 @@ def _empty_scores() -> pl.DataFrame:
     return pl.DataFrame(schema={c: schema.get(c, pl.Float64) for c in names})
 
 
-def _one_row(row: Mapping[str, Any]) -> pl.DataFrame:
-    empty = _empty_scores()
+def _one_row(row: Mapping[str, Any], whole_days: bool) -> pl.DataFrame:
+    empty = _empty_scores(whole_days)
     values = {c: [row.get(c)] for c in empty.columns}
     return pl.DataFrame(values, schema=empty.schema)

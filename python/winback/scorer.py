@@ -16,6 +16,7 @@ no per-call state, so one instance serves any number of threads; the kernels rel
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -688,15 +689,15 @@ class Scorer:
                     f"amounts has {values.size} values but timestamps has {times.shape[0]}: give "
                     "one amount per purchase"
                 )
-            bad = ~np.isfinite(values)
-            if bad.any():
+            if not np.isfinite(values).all():
+                bad = ~np.isfinite(values)
                 raise WinbackInputError(
                     f"amount {values[bad][0]!r} at position {int(np.flatnonzero(bad)[0])} is NaN "
                     "or infinite; every amount must be a finite number"
                 )
         if times.shape[0] == 0:
             raise WinbackInputError("no purchases to score: timestamps is empty")
-        as_of_us = int(times.max()) if as_of is None else _io.as_of_to_micros(as_of, time_zone=None)
+        as_of_us = int(times.max()) if as_of is None else _as_of_micros(as_of)
         row = _winback.score_customer(
             times,
             values,
@@ -715,16 +716,17 @@ class Scorer:
             :9
         ]
         rank, ratio, score, group, band, total, mean_amount, x, t_x, T, z, spend_x = row[9:]
-        one = np.empty(1)
         money = values is not None and self._spend is not None
         p_alive, purchases, mean_spend, spend, value = self._predict(
-            np.full_like(one, x),
-            np.full_like(one, t_x),
-            np.full_like(one, T),
-            np.full_like(one, spend_x) if money else None,
-            np.full_like(one, z) if money else None,
+            np.array([x], dtype=np.float64),
+            np.array([t_x], dtype=np.float64),
+            np.array([T], dtype=np.float64),
+            np.array([spend_x], dtype=np.float64) if money else None,
+            np.array([z], dtype=np.float64) if money else None,
         )
-        _check_finite(None, [p_alive, purchases, mean_spend, spend, value])
+        predicted = [p_alive, purchases, mean_spend, spend, value]
+        if not all(math.isfinite(v[0]) for v in predicted if v is not None):
+            _check_finite(None, predicted)
         scored = status == 0
         has_amount = values is not None
         expected_value = None if value is None else float(value[0])
@@ -855,6 +857,13 @@ class Scorer:
         return _EPOCH + timedelta(microseconds=micros)
 
 
+@functools.lru_cache(maxsize=1024)
+def _as_of_micros(as_of: AsOf) -> int:
+    """:func:`winback._io.as_of_to_micros` for naive local times (a pure function, cached: a
+    service passes the same few dates again and again)."""
+    return _io.as_of_to_micros(as_of, time_zone=None)
+
+
 def _whole(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise WinbackConfigError(f"{name}={value!r} must be a whole number")
@@ -904,7 +913,7 @@ def _micros(timestamps: Any) -> NDArray[np.int64]:
         array = np.asarray(timestamps)
         if array.dtype.kind in "iufb":
             raise TypeError
-        times = array.astype("datetime64[us]")
+        times = array.astype("datetime64[us]", copy=False)
     except (TypeError, ValueError) as exc:
         raise WinbackInputError(
             "timestamps must be datetime64 values, dates, naive datetimes or ISO text, not "

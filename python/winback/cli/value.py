@@ -169,7 +169,7 @@ def value_command(
             f"{row['expected_value'] or 0:,.2f}",
             f"{row['clv'] or 0:,.2f}",
         )
-    lines = [table]
+    lines: list[Table | str] = [table]
     if result.info.expense_rows_unmatched:
         lines.append(
             f"{result.info.expense_rows_unmatched:,} expense row(s) of "

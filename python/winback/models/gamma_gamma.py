@@ -274,7 +274,7 @@ class GammaGammaModel(BaseModel):
             weights = frame.get_column(weights_col).filter(pl.Series(keep))
         self._set_aside_outliers(frame, x, keep, weights)
         keep &= ~self.set_aside_
-        if weights is not None and self.set_aside_.any():
+        if weights_col is not None and self.set_aside_.any():
             weights = frame.get_column(weights_col).filter(pl.Series(keep))
         checked = pl.DataFrame({"x": x[keep], "mean_amount": mean_amount[keep]})
         compressed = compress(checked, weights)

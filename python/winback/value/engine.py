@@ -15,8 +15,7 @@ import numpy as np
 import polars as pl
 
 from winback.errors import WinbackFitError, WinbackInputError
-from winback.models import GammaGammaModel, NBDModel
-from winback.models._base import BaseModel
+from winback.models import BaseModel, GammaGammaModel, NBDModel
 from winback.value.forecast import next_period, probability_alive
 from winback.value.margins import expected_expenses, next_margins
 from winback.value.markov import build_chain, state_means

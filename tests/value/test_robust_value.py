@@ -284,3 +284,64 @@ def test_cli_refuses_negative_expenses_in_one_line(
     assert "negative" in run.stderr
     assert "'expense'" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+# -- other bad values that used to reach the outputs ----------------------------------------------
+def test_non_finite_spend_bins_are_refused(small_base: pl.DataFrame) -> None:
+    from winback.errors import WinbackConfigError
+
+    for bins in ([float("nan")], [10.0, float("inf")]):
+        with pytest.raises(WinbackConfigError, match="must be finite numbers"):
+            winback.value(small_base, as_of="2023-12-31", spend_bins=bins)
+
+
+@pytest.mark.parametrize(
+    ("times", "scope"),
+    [
+        ([datetime(2022, 3, 1), datetime(2022, 3, 2)], "a period's total of revenue"),
+        ([datetime(2022, 3, 1), datetime(2022, 5, 2)], "a customer's total of revenue_to_date"),
+    ],
+)
+def test_overflowing_totals_are_refused_naming_the_customer(
+    small_base: pl.DataFrame, times: list[datetime], scope: str
+) -> None:
+    # Before: value_to_date = inf and clv = NaN for everyone (the chain's rewards mix customers).
+    big = pl.DataFrame(
+        {
+            "customer_id": [5000] * 3,
+            "ts": [*times, datetime(2022, 6, 1)],
+            "amount": [1e308] * 2 + [5.0],
+        }
+    )
+    with pytest.raises(WinbackInputError, match=rf"{scope}.*1 customer\(s\) \(5000\)"):
+        winback.value(pl.concat([small_base, big]), as_of="2023-12-31")
+
+
+def test_overflowing_expenses_are_refused(small_base: pl.DataFrame) -> None:
+    expenses = pl.DataFrame(
+        {"customer_id": [1, 1], "ts": [datetime(2022, 3, 1)] * 2, "expense": [1e308, 1e308]}
+    )
+    with pytest.raises(WinbackInputError, match=r"total of expense overflows.*\(1\)"):
+        winback.value(small_base, as_of="2023-12-31", expenses=expenses)
+
+
+@pytest.mark.parametrize("rate", [0.0, -0.5])
+def test_infinite_horizon_value_is_null_when_it_diverges(
+    small_base: pl.DataFrame, rate: float
+) -> None:
+    # Before: d = 0 gave clv_infinite ≈ −1e18 (a near-singular solve), d < 0 finite nonsense.
+    result = winback.value(small_base, as_of="2023-12-31", discount_rate=rate)
+    modelled = result.frame.filter(pl.col("status") == "modelled")
+    assert modelled.get_column("clv_infinite").null_count() == modelled.height
+    assert modelled.get_column("clv").is_finite().all()
+    assert result.chain is not None
+    assert (
+        result.chain.states.get_column("value_infinite").null_count() == result.chain.states.height
+    )
+
+
+def test_overflowing_horizon_values_are_refused(small_base: pl.DataFrame) -> None:
+    from winback.errors import WinbackConfigError
+
+    with pytest.raises(WinbackConfigError, match=r"horizon=5000 with discount_rate=-0.5"):
+        winback.value(small_base, as_of="2023-12-31", discount_rate=-0.5, horizon=5000)

@@ -238,6 +238,8 @@ def fit_and_score(
         schema_overrides={"p_frequency": pl.Array(pl.Float64, PMF_MAX + 1)},
     )
     frame = _assemble(c, out).with_columns(pl.col("p_alive").fill_nan(None))
+    if discount_rate <= 0:  # the infinite-horizon value diverges: null (docs/methods.md#clv)
+        frame = frame.with_columns(pl.col("clv_infinite").fill_nan(None))
     if bg_nbd_error is not None:
         info = dataclasses.replace(info, bg_nbd_error=bg_nbd_error)
     return ValueResult(frame=frame, nbd=nbd, gamma_gamma=gg, chain=chain, info=info, bg_nbd=bg_nbd)

@@ -24,6 +24,7 @@ __all__ = [
     "customer_panel",
     "expense_panel",
     "read_value_input",
+    "refuse_overflow",
     "spend_bin_edges",
     "value_panel",
 ]
@@ -239,6 +240,7 @@ def value_panel(
         )
     else:
         panel = panel.with_columns(pl.lit(0.0).alias("expense"))
+    refuse_overflow(panel, ("revenue", "positive_revenue", "cost", "expense"), "a period's")
     panel = panel.with_columns(
         pl.when(pl.col("occasions") > 0)
         .then(pl.col("revenue") / pl.col("occasions"))
@@ -246,6 +248,23 @@ def value_panel(
         .alias("_mean")
     ).sort("customer_id", "period")
     return panel, excluded, unmatched, unmatched_customers
+
+
+def refuse_overflow(frame: pl.DataFrame, columns: Sequence[str], scope: str) -> None:
+    """Refuses sums of finite amounts that overflowed the float range (±inf, or NaN from
+    inf − inf), naming the customers: a value computed from them would be inf or NaN."""
+    present = [c for c in columns if c in frame.columns]
+    bad = frame.filter(pl.any_horizontal([~pl.col(c).is_finite() for c in present]))
+    if bad.height == 0:
+        return
+    customers = bad.get_column("customer_id").unique(maintain_order=True)
+    named = ", ".join(str(v) for v in customers.head(_NAMED).to_list())
+    which = [c.lstrip("_") for c in present if not bad.get_column(c).is_finite().all()]
+    raise WinbackInputError(
+        f"value: {scope} total of {', '.join(which)} overflows the float range (±1.8e308) for "
+        f"{customers.len()} customer(s) ({named}{' …' if customers.len() > _NAMED else ''}); "
+        "amounts, costs or expenses this large cannot be valued — check their units"
+    )
 
 
 # -- bins and per-customer aggregates -------------------------------------------------------------
@@ -272,6 +291,8 @@ def spend_bin_edges(
         if spend_bins is not None
         else [float(e) for e in quantile_edges(complete_means, 5)]
     )
+    if not all(np.isfinite(spend_edges)):
+        raise WinbackConfigError(f"spend_bins={spend_edges!r} must be finite numbers")
     if any(b <= a for a, b in itertools.pairwise(spend_edges)):
         raise WinbackConfigError(f"spend_bins={spend_edges!r} must be strictly increasing")
     return spend_edges
@@ -363,4 +384,8 @@ def customer_aggregates(
         pl.when(margin_ok).then(k * m_k).otherwise(0.0).alias("_skm"),
     ).cast(pl.Float64)
     sums = _ordered_sums(group, n_groups, weights)
-    return out.with_columns(pl.Series(name, values) for name, values in sums.items())
+    out = out.with_columns(pl.Series(name, values) for name, values in sums.items())
+    refuse_overflow(
+        out, ("_spend_sum", "revenue_to_date", "cost_to_date", "expense_to_date"), "a customer's"
+    )
+    return out

@@ -345,3 +345,35 @@ def test_overflowing_horizon_values_are_refused(small_base: pl.DataFrame) -> Non
 
     with pytest.raises(WinbackConfigError, match=r"horizon=5000 with discount_rate=-0.5"):
         winback.value(small_base, as_of="2023-12-31", discount_rate=-0.5, horizon=5000)
+
+
+def test_cli_values_two_customers_with_defaults(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    sales, out = tmp_path / "s.parquet", tmp_path / "v.csv"
+    TWO.write_parquet(sales)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "winback.cli",
+            "value",
+            str(sales),
+            "--as-of",
+            "2023-12-31",
+            "-o",
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["count_model"] == summary["spend_model"] == POPULATION_DEFAULT
+    assert summary["modelled"] == 2
+    assert "population defaults" in run.stderr
+    assert "Traceback" not in run.stderr

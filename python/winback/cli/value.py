@@ -150,6 +150,9 @@ def value_command(
         "expected_value": result.frame.get_column("expected_value").sum(),
         "clv": result.frame.get_column("clv").sum(),
         "expense_rows_unmatched": result.info.expense_rows_unmatched,
+        "count_model": result.info.count_model,
+        "spend_model": result.info.spend_model,
+        "spend_fit_set_aside": len(result.info.spend_fit_set_aside),
         "output": str(output),
     }
     if json_out:

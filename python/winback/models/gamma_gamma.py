@@ -3,7 +3,8 @@ docs/methods.md#gamma-gamma.
 
 An occasion's amount z | ν ~ Gamma(shape p, rate ν); ν ~ Gamma(shape q, rate γ) across customers.
 The seed calls (p, q, γ) "p, q, k"; ``params_["gamma"]`` is γ. Posterior ν ~ Gamma(Q = q + p x,
-rate G = γ + x z̄), so E[M | z̄, x] = p G / (Q − 1).
+rate G = γ + x z̄), so E[M | z̄, x] = p G / (Q − 1). Customers with an extreme number of occasions
+are set aside from the fit and still predicted (docs/methods.md#spend-outliers).
 """
 
 from __future__ import annotations

@@ -198,7 +198,7 @@ def value(
     start_us = as_of_us if first is None else int(first) - int(first) % resolution_us
     edges = period_edges(period, start_us, as_of_us + 1) or [start_us]
     n_complete = len(edges) - 1
-    panel, excluded, unmatched = value_panel(
+    panel, excluded, unmatched, unmatched_customers = value_panel(
         prepared,
         expenses,
         edges=edges,
@@ -227,6 +227,7 @@ def value(
         has_expenses=expenses is not None,
         spend_bin_edges=tuple(spend_edges),
         expense_rows_unmatched=unmatched,
+        expense_customers_unmatched=unmatched_customers,
         rejects=prepared.rejects,
     )
     alive_summary = None

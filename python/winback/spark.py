@@ -254,6 +254,7 @@ def _source(df: DataFrame, *, num_partitions: int | None, min_rows: int) -> Sour
 
     def require() -> None:
         _require_pyspark()
+        _check_partitions(num_partitions)
         check_workers(df)
 
     return Source(
@@ -317,19 +318,39 @@ def _rejects(df: DataFrame, plan: Plan[Any], min_rows: int) -> DataFrame:
     return source.mapInArrow(kernel, schema)
 
 
+def _check_partitions(num_partitions: int | None) -> None:
+    if num_partitions is not None and num_partitions < 1:
+        raise WinbackConfigError(f"num_partitions={num_partitions} must be at least 1")
+
+
 def _partitioned(
     df: DataFrame, used: list[str], read: _batches.ReadSettings, num_partitions: int | None
 ) -> DataFrame:
     """The used columns hash-partitioned by customer, sorted by (customer, time) in partitions."""
-    if num_partitions is not None and num_partitions < 1:
-        raise WinbackConfigError(f"num_partitions={num_partitions} must be at least 1")
+    _check_partitions(num_partitions)
     selected = df.select(used)
+    key = _key(selected, read)
+    if key != read.customer_col:  # ids parsed from text: shuffle on the parsed id
+        from pyspark.sql import types as spark_types
+
+        def keyed(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            for batch in batches:
+                yield from _batches.customer_key(batch, read).to_batches()
+
+        schema = selected.schema.add(_batches.KEY_COL, spark_types.LongType(), True)
+        selected = selected.mapInArrow(keyed, schema)
     parts = (
-        selected.repartition(num_partitions, read.customer_col)
+        selected.repartition(num_partitions, key)
         if num_partitions is not None
-        else selected.repartition(read.customer_col)
+        else selected.repartition(key)
     )
-    return parts.sortWithinPartitions(read.customer_col, read.time_col)
+    return parts.sortWithinPartitions(key, read.time_col)
+
+
+def _key(df: DataFrame, read: _batches.ReadSettings) -> str:
+    """The column the shuffle groups customers by (see :func:`~winback._engines.batches.needs_key`)."""
+    customer_type = df.select(read.customer_col).limit(0).toArrow().schema[0].type
+    return _batches.KEY_COL if _batches.needs_key(read, customer_type) else read.customer_col
 
 
 def _gathered(batches: Iterable[pa.RecordBatch], min_rows: int) -> Iterator[pa.Table]:
@@ -373,14 +394,13 @@ def _bounds(
 
     else:
         source = _partitioned(df, used, read, num_partitions)
+        key = _key(df, read)
 
         def bounds(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             def one(table: pa.Table) -> pa.Table:
                 return _batches.bounds_table([table], read)
 
-            yield from _batches.stream_batches(
-                batches, one, customer_col=read.customer_col, min_rows=min_rows
-            )
+            yield from _batches.stream_batches(batches, one, customer_col=key, min_rows=min_rows)
 
     totals = source.mapInArrow(bounds, schema).agg(
         sql.min("min_ts_us").alias("min_ts_us"),
@@ -492,8 +512,10 @@ def score(
     )
     settings = plan.settings
 
+    key = _key(df, plan.read)
+
     def kernel(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        yield from _batches.silence_batches(batches, settings, min_rows=min_rows)
+        yield from _batches.silence_batches(batches, settings, min_rows=min_rows, key_col=key)
 
     partitioned = _partitioned(df, plan.used, plan.read, num_partitions)
     result = partitioned.mapInArrow(kernel, spark_schema(plan.schema))
@@ -556,8 +578,10 @@ def summary(
     )
     settings = plan.settings
 
+    key = _key(df, plan.read)
+
     def kernel(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        yield from _batches.summary_batches(batches, settings, min_rows=min_rows)
+        yield from _batches.summary_batches(batches, settings, min_rows=min_rows, key_col=key)
 
     partitioned = _partitioned(df, plan.used, plan.read, num_partitions)
     result = partitioned.mapInArrow(kernel, spark_schema(plan.schema))

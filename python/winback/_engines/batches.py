@@ -62,6 +62,7 @@ from winback.summary import compress_summary, summary
 __all__ = [
     "BOUNDS_SCHEMA",
     "DEFAULT_MIN_ROWS",
+    "KEY_COL",
     "TALLY_SCHEMA",
     "GlobalWindow",
     "ReadSettings",
@@ -75,6 +76,8 @@ __all__ = [
     "combine_bounds",
     "combine_tallies",
     "customer_arrow_type",
+    "customer_key",
+    "needs_key",
     "data_bounds",
     "naive",
     "read_tally",
@@ -115,6 +118,10 @@ TALLY_SCHEMA = pa.schema(
         ("tally", pa.binary()),
     ]
 )
+
+#: The hidden column the engines shuffle and sort on when ids are parsed from text
+#: (``id_type="int"``: ``00123`` and ``123`` are one customer, so the raw text cannot be the key).
+KEY_COL = "__winback_customer"
 
 #: Rows listed per broken rule in the ``on_invalid="raise"`` error (as the local reader lists).
 _FIRST_ROWS = 5
@@ -318,6 +325,28 @@ def combine_bounds(bounds: pa.Table) -> dict[str, Any]:
         "rows_rejected": int(pc.sum(bounds.column("rows_rejected")).as_py() or 0),
         "time_zone": zones[0] if zones else None,
     }
+
+
+# -- the shuffle key ----------------------------------------------------------------------------
+def needs_key(settings: ReadSettings, customer_type: pa.DataType) -> bool:
+    """Whether the raw ids cannot key the shuffle: text ids read as integers (``id_type="int"``),
+    where several texts are one customer."""
+    text = (
+        pa.types.is_string(customer_type)
+        or pa.types.is_large_string(customer_type)
+        or pa.types.is_dictionary(customer_type)
+    )
+    return settings.id_type == "int" and text
+
+
+def customer_key(table: pa.Table | pa.RecordBatch, settings: ReadSettings) -> pa.Table:
+    """``table`` with :data:`KEY_COL`: each row's id as the local reader parses it (Int64; null
+    where it does not parse, such rows being invalid), the engines' shuffle key."""
+    used = pa.table(table) if isinstance(table, pa.RecordBatch) else table
+    plan, collected = settings.plan(used)
+    customer = next(e for e in plan.exprs if e.meta.output_name() == "customer")
+    key = collected.select(customer.cast(pl.Int64, strict=False)).to_series().to_arrow()
+    return used.append_column(pa.field(KEY_COL, pa.int64()), key.cast(pa.int64()))
 
 
 # -- hygiene over the input, with whole-input row numbers ----------------------------------------
@@ -587,13 +616,14 @@ def silence_batches(
     settings: ScoreSettings,
     *,
     min_rows: int = DEFAULT_MIN_ROWS,
+    key_col: str | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Silence scores (docs/methods.md#silence) of a customer-sorted batch stream, one row per
     customer."""
     yield from stream_batches(
         batches,
         lambda table: silence_table(table, settings),
-        customer_col=settings.customer_col,
+        customer_col=key_col or settings.customer_col,
         min_rows=min_rows,
     )
 
@@ -672,12 +702,13 @@ def summary_batches(
     settings: SummarySettings,
     *,
     min_rows: int = DEFAULT_MIN_ROWS,
+    key_col: str | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Per-customer BTYD statistics (docs/methods.md#summary) of a customer-sorted batch stream."""
     yield from stream_batches(
         batches,
         lambda table: summary_table(table, settings),
-        customer_col=settings.customer_col,
+        customer_col=key_col or settings.customer_col,
         min_rows=min_rows,
     )
 

@@ -337,7 +337,8 @@ def _partitioned(
             for batch in batches:
                 yield from _batches.customer_key(batch, read).to_batches()
 
-        schema = selected.schema.add(_batches.KEY_COL, spark_types.LongType(), True)
+        key_field = spark_types.StructField(_batches.KEY_COL, spark_types.LongType(), True)
+        schema = spark_types.StructType([*selected.schema.fields, key_field])  # a new one
         selected = selected.mapInArrow(keyed, schema)
     parts = (
         selected.repartition(num_partitions, key)

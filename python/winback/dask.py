@@ -121,8 +121,7 @@ def check_workers(client: Any = None) -> None:
         found = client.run(_probe)
     except Exception as exc:
         raise WinbackConfigError(
-            f"the Dask workers could not run winback's check: {type(exc).__name__}: {exc}. "
-            f"{advice}"
+            f"the Dask workers could not run winback's check: {type(exc).__name__}: {exc}. {advice}"
         ) from None
     for worker, (executable, missing, version) in sorted(found.items()):
         if missing:
@@ -242,7 +241,8 @@ def _shuffled(
 
 
 def _key(ddf: Any, read: _batches.ReadSettings) -> str:
-    """The column the shuffle groups customers by (see :func:`~winback._engines.batches.needs_key`)."""
+    """The column the shuffle groups customers by (see
+    :func:`~winback._engines.batches.needs_key`)."""
     customer_type = _arrow(ddf._meta[[read.customer_col]]).schema[0].type
     return _batches.KEY_COL if _batches.needs_key(read, customer_type) else read.customer_col
 
@@ -360,9 +360,9 @@ def summary(
     partition.
 
     Arguments are those of :func:`winback.summary`, plus ``npartitions``, ``num_threads``,
-    ``min_rows`` and ``return_rejects`` as in :func:`score`. One ``compute`` first finds the earliest and latest
-    purchase (the default ``as_of`` and the period grid's anchor); configuration errors are
-    raised then. Returns a lazy Dask DataFrame with the columns of
+    ``min_rows`` and ``return_rejects`` as in :func:`score`. One ``compute`` first finds the
+    earliest and latest purchase (the default ``as_of`` and the period grid's anchor);
+    configuration errors are raised then. Returns a lazy Dask DataFrame with the columns of
     :data:`winback.summary.SUMMARY_COLUMNS` (and the holdout columns with ``calibration_end``).
     """
     plan = summary_plan(

@@ -131,7 +131,7 @@ _PROBED: set[tuple[str, str]] = set()
 
 def _probe_function() -> Any:
     namespace: dict[str, Any] = {"__name__": "__main__"}  # pickled by value
-    exec(_PROBE_SOURCE, namespace)  # noqa: S102 - our own constant source
+    exec(_PROBE_SOURCE, namespace)
     return namespace["probe"]
 
 
@@ -286,7 +286,7 @@ def _tally(
 
     rows = _collect_arrow(df.select(used).mapInArrow(kernel, spark_schema(_batches.TALLY_SCHEMA)))
     return [
-        (int(r["partition"]), int(r["start"]), int(r["rows"]), pickle.loads(r["tally"]))  # noqa: S301 - our own job's output
+        (int(r["partition"]), int(r["start"]), int(r["rows"]), pickle.loads(r["tally"]))
         for r in rows.to_pylist()
     ]
 
@@ -349,7 +349,8 @@ def _partitioned(
 
 
 def _key(df: DataFrame, read: _batches.ReadSettings) -> str:
-    """The column the shuffle groups customers by (see :func:`~winback._engines.batches.needs_key`)."""
+    """The column the shuffle groups customers by (see
+    :func:`~winback._engines.batches.needs_key`)."""
     customer_type = df.select(read.customer_col).limit(0).toArrow().schema[0].type
     return _batches.KEY_COL if _batches.needs_key(read, customer_type) else read.customer_col
 
@@ -549,9 +550,10 @@ def summary(
     the executors.
 
     Arguments are those of :func:`winback.summary`, plus ``num_partitions``, ``num_threads``,
-    ``min_rows`` and ``return_rejects`` as in :func:`score`. One Spark job first finds the data's earliest and
-    latest purchase (the default ``as_of`` and the anchor of the period grid); configuration
-    errors (e.g. a ``calibration_end`` before the first purchase) are raised then, on the driver.
+    ``min_rows`` and ``return_rejects`` as in :func:`score`. One Spark job first finds the
+    data's earliest and latest purchase (the default ``as_of`` and the anchor of the period
+    grid); configuration errors (e.g. a ``calibration_end`` before the first purchase) are
+    raised then, on the driver.
 
     Returns a lazy DataFrame with the columns of :data:`winback.summary.SUMMARY_COLUMNS` (and
     :data:`~winback.summary.HOLDOUT_COLUMNS` with ``calibration_end``), schema

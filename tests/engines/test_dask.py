@@ -109,13 +109,14 @@ def test_invalid_rows_are_numbered_in_the_whole_input() -> None:
     with pytest.raises(WinbackInputError) as engine:
         winback_dask.score(ddf, as_of="2024-02-01")
     assert str(engine.value) == str(local.value)
-    assert "(rows 17)" in str(engine.value) and "(rows 23)" in str(engine.value)
+    assert "(rows 17)" in str(engine.value)
+    assert "(rows 23)" in str(engine.value)
     scores, rejects = winback_dask.score(ddf, on_invalid="drop", return_rejects=True)
     expected, info = winback.silence(tx, on_invalid="drop", return_info=True)
     got = pl.DataFrame(pl.from_arrow(pa.Table.from_pandas(rejects.compute(), preserve_index=False)))
     assert got.equals(info.rejects.with_columns(pl.col("row_index").cast(pl.Int64)))
     assert_same_bits(as_polars(scores), expected.with_columns(pl.col(ENUMS).cast(pl.String)))
-    summary, summary_rejects = winback_dask.summary(ddf, on_invalid="drop", return_rejects=True)
+    _summary, summary_rejects = winback_dask.summary(ddf, on_invalid="drop", return_rejects=True)
     assert summary_rejects.compute()["row_index"].tolist() == [17, 23, 31]
 
 
@@ -127,7 +128,14 @@ def test_reading_options_equal_local() -> None:
     tx = pl.DataFrame(
         {
             "customer_id": ["00123", "0123", "123", "00123", "0123", "7"],
-            "ts": ["01/02/2024", "03/04/2024", "01/12/2024", "02/01/2024", "05/06/2024", "01/03/2024"],
+            "ts": [
+                "01/02/2024",
+                "03/04/2024",
+                "01/12/2024",
+                "02/01/2024",
+                "05/06/2024",
+                "01/03/2024",
+            ],
         }
     )
     ddf = dd.from_pandas(tx.to_pandas(), npartitions=2, sort=False)
@@ -150,7 +158,13 @@ class _FakeClient:
         address = "tcp://fake-scheduler:8786"
 
     def run(self, function: object) -> dict[str, object]:
-        return {"tcp://10.0.0.5:40000": ("/usr/bin/python3", ["winback (ModuleNotFoundError: No module named 'winback')"], None)}
+        return {
+            "tcp://10.0.0.5:40000": (
+                "/usr/bin/python3",
+                ["winback (ModuleNotFoundError: No module named 'winback')"],
+                None,
+            )
+        }
 
 
 def test_distributed_workers_without_winback(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -299,5 +299,6 @@ def test_workers_without_winback_are_a_config_error(tmp_path: Path) -> None:
     assert lines[:1] == ["local 1 True"], done.stdout[-2000:] + done.stderr[-3000:]
     assert lines[1].startswith(f"error the Spark workers' Python '{plain}'"), lines
     assert f"spark.pyspark.python='{plain}'" in lines[1]
-    assert "cannot import" in lines[1] and "winback (ModuleNotFoundError" in lines[1]
+    assert "cannot import" in lines[1]
+    assert "winback (ModuleNotFoundError" in lines[1]
     assert "docs/spark.md#workers" in lines[1]

@@ -66,9 +66,9 @@ __all__ = [
     "TALLY_SCHEMA",
     "GlobalWindow",
     "ReadSettings",
-    "Tally",
     "ScoreSettings",
     "SummarySettings",
+    "Tally",
     "bin_compress",
     "bin_frame",
     "bin_width_for",
@@ -77,9 +77,9 @@ __all__ = [
     "combine_tallies",
     "customer_arrow_type",
     "customer_key",
-    "needs_key",
     "data_bounds",
     "naive",
+    "needs_key",
     "read_tally",
     "rejects_schema",
     "rejects_table",
@@ -216,7 +216,9 @@ class ReadSettings:
     def plan(self, table: pa.Table | pa.RecordBatch) -> tuple[ReadPlan, pl.DataFrame]:
         """The local reader's plan for ``table`` (its checks and refusals) and the used columns
         as the local reader reads them."""
-        named = [c for c in (self.customer_col, self.time_col, self.amount_col, self.order_col) if c]
+        named = [
+            c for c in (self.customer_col, self.time_col, self.amount_col, self.order_col) if c
+        ]
         frame = _io.open_transactions(
             table,
             customer_col=self.customer_col,
@@ -439,14 +441,16 @@ def combine_tallies(
     for partition, start, _, tally in ordered:
         at = offsets[partition] + start
         for flag, (row, values) in tally["refusals"].items():
-            first, seen = refused.setdefault(flag, (at + row, []))
+            _first, seen = refused.setdefault(flag, (at + row, []))
             seen.extend(values[: REFUSAL_SAMPLE - len(seen)])
         for flag, count in tally["counts"].items():
             counts[flag] += count
             listed = first_rows[flag]
             if count and not listed and flag in tally["examples"]:
                 examples[flag] = tally["examples"][flag]
-            listed.extend(at + r for r in tally["first_rows"].get(flag, [])[: _FIRST_ROWS - len(listed)])
+            listed.extend(
+                at + r for r in tally["first_rows"].get(flag, [])[: _FIRST_ROWS - len(listed)]
+            )
         rejected += tally["rows_rejected"]
         low += [tally["min_ts_us"]] if tally["min_ts_us"] is not None else []
         high += [tally["max_ts_us"]] if tally["max_ts_us"] is not None else []

@@ -124,9 +124,7 @@ def read_plan(
     return read, used, read.read(source.empty(used))
 
 
-def read_input(
-    source: Source, read: ReadSettings, used: list[str], rejects: bool
-) -> Tally | None:
+def read_input(source: Source, read: ReadSettings, used: list[str], rejects: bool) -> Tally | None:
     """Reads the whole input once in its own row order when row numbers matter: under
     ``on_invalid="raise"`` (so that invalid rows raise here, on the driver, with the local
     API's message and whole-input row numbers, docs/methods.md#hygiene) and when the rejects

@@ -16,6 +16,12 @@ the first purchase of all the data (it anchors the period grid and the calibrati
 :func:`data_bounds` computes those per batch; :mod:`winback._engines.plan` resolves them into a
 :class:`GlobalWindow` on the driver.
 
+Row numbers are those of the whole input (docs/methods.md#spark): :func:`read_tally` applies the
+local reader's rules to a chunk of the unshuffled input and :func:`combine_tallies` adds the
+chunks' offsets on the driver, raising the local API's error word for word; under
+``on_invalid="drop"`` :func:`rejects_table` returns a chunk's rejects numbered from its offset.
+Text ids read as integers (``id_type="int"``) are shuffled on :func:`customer_key`, the parsed id.
+
 Output schemas are fixed and declared (:func:`silence_schema`, :func:`summary_schema`): the local
 API's columns and dtypes in Arrow form. Polars ``Enum`` columns (``status``,
 ``rank_ratio_group``, ``silence_band``) become plain ``large_string`` (Spark ``string``, pandas

@@ -209,19 +209,23 @@ def _describe(value: AsOf) -> str:
 
 @dataclass(frozen=True)
 class _Extent:
-    """What the windows need of the data: valid rows, first and latest purchase (local
-    wall-clock µs, None without rows) and the time zone."""
+    """What the windows need of the data: the purchase dates (valid rows, first and latest
+    purchase in local wall-clock µs, the snapshot rule's figures) and the time zone."""
 
-    rows: int
-    first_us: int | None
-    latest_us: int | None
+    dates: _io.PurchaseDates
     time_zone: str | None
+
+    @property
+    def rows(self) -> int:
+        return self.dates.rows
+
+    @property
+    def first_us(self) -> int | None:
+        return self.dates.first_us
 
     @classmethod
     def of(cls, prepared: _io.PreparedTransactions) -> _Extent:
-        times = prepared.frame.get_column("ts")
-        first, latest = (int(times.min()), int(times.max())) if times.len() else (None, None)  # type: ignore[arg-type]
-        return cls(prepared.frame.height, first, latest, prepared.time_zone)
+        return cls(_io.purchase_dates(prepared), prepared.time_zone)
 
 
 def _window(
@@ -238,7 +242,7 @@ def _window(
                 "holdout_end is given without calibration_end; pass calibration_end= to split "
                 "the data into calibration and holdout periods"
             )
-        as_of_us = _io.snapshot_end_at(as_of, zone, extent.latest_us)
+        as_of_us = _io.snapshot_end_at(as_of, zone, extent.dates)
         return _Window(as_of_us, as_of_us, as_of_us, split=False)
     cal_us = _io.as_of_to_micros(calibration_end, zone)
     has_data = extent.rows > 0
@@ -248,7 +252,10 @@ def _window(
         as_of_us = cal_us
     else:
         as_of_us = _io.snapshot_end_at(
-            holdout_end if as_of is None else as_of, zone, extent.latest_us
+            holdout_end if as_of is None else as_of,
+            zone,
+            extent.dates,
+            name="holdout_end" if as_of is None else "as_of",
         )
     hold_us = as_of_us if holdout_end is None else _io.as_of_to_micros(holdout_end, zone)
     cal_text = _describe(calibration_end)
@@ -403,8 +410,10 @@ def summary(
         Transactions: a Polars/pandas DataFrame, PyArrow table or record-batch reader, DuckDB
         relation, anything with ``__arrow_c_stream__``, or a path/glob of Parquet/CSV/IPC files.
     as_of
-        End of the snapshot; default: the latest purchase (or ``holdout_end`` when given). Later
-        rows are left out and counted. A date means the end of that day.
+        End of the snapshot. A date means the end of that day; default: ``holdout_end`` when
+        given, else the end of the latest purchase's day (the same snapshot as passing that
+        date). Later rows are left out and counted. One before all the data is refused, and so
+        is a default set by rows dated far beyond the rest (docs/methods.md#as-of).
     unit
         Time unit of ``recency``, ``T`` and ``duration_holdout``: ``"W"`` weeks (default, as in
         the literature) or ``"D"`` days.
@@ -601,7 +610,7 @@ def _summary_out_of_core(
         time_format=time_format,
         id_type=id_type,
     ) as spilled:
-        extent = _Extent(spilled.rows_clean, spilled.first_ts, spilled.latest_ts, spilled.time_zone)
+        extent = _Extent(spilled.dates, spilled.time_zone)
         window = _window(extent, as_of, calibration_end, holdout_end)
         edges = _panel_edges(extent, window, resolution_us, period)
         for prepared in spilled.groups():

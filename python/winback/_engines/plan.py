@@ -283,12 +283,12 @@ def _in_local_time(moment: Any, zone: str | None) -> Any:
 
 
 def resolve_as_of(bounds: dict[str, Any], as_of: Any) -> int:
-    """The snapshot of :func:`winback.silence` over all the data (local wall-clock µs): ``as_of``
-    in the data's time zone, else the latest valid purchase (docs/methods.md#input), else 0 (no
-    data)."""
-    if as_of is not None:
-        return _io.as_of_to_micros(as_of, bounds["time_zone"])
-    return 0 if bounds["max_ts_us"] is None else int(bounds["max_ts_us"])
+    """The snapshot of :func:`winback.silence` over all the data (local wall-clock µs), by the
+    local rule (docs/methods.md#as-of): ``as_of`` in the data's time zone, else the end of the
+    latest valid purchase's day, else 0 (no data). The bounds hold only the first and latest
+    purchase, so of the far-future checks only the clock's applies here."""
+    dates = _io.PurchaseDates.bounds(bounds.get("min_ts_us"), bounds.get("max_ts_us"))
+    return _io.snapshot_end_at(as_of, bounds["time_zone"], dates)
 
 
 def resolve_window(

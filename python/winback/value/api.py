@@ -125,7 +125,10 @@ def value(
         Transactions with an amount (and optionally a ``cost``) column; any input
         :func:`winback.silence` accepts.
     as_of
-        End of the snapshot (default: the latest purchase). Later rows are excluded.
+        End of the snapshot: a date means the end of that day; default: the end of the latest
+        purchase's day (the same snapshot, periods and values as passing that date). Later rows
+        are excluded. One before all the data is refused, and so is a default set by rows dated
+        far beyond the rest (docs/methods.md#as-of).
     period
         ``"month"`` (calendar, default), ``"week"``, ``"quarter"`` or ``"Nd"``.
     expenses

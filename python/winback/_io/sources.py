@@ -204,18 +204,78 @@ def to_polars(data: Any) -> pl.DataFrame | pl.LazyFrame:
             "(winback.spark) to score it on the cluster, or convert a sample with .toArrow() first"
         )
     if module.startswith("pandas"):
-        return pl.from_pandas(data)
+        return _converted(pl.from_pandas, data)
     if module.startswith("duckdb"):
-        return pl.DataFrame(data.arrow())
+        return _converted(pl.DataFrame, data.arrow())
     if type(data).__name__ == "RecordBatchReader" and hasattr(data, "read_all"):
-        return pl.DataFrame(data.read_all())
+        return _converted(pl.DataFrame, data.read_all())
     if hasattr(data, "__arrow_c_stream__") or hasattr(data, "__arrow_c_array__"):
-        return pl.DataFrame(data)
+        return _converted(pl.DataFrame, data)
     raise WinbackInputError(
         f"unsupported input of type {type(data).__name__}: pass a Polars/pandas DataFrame, a "
         "PyArrow "
         "table or record-batch reader, a DuckDB relation, or a path/glob of Parquet/CSV/IPC files"
     )
+
+
+def _converted(convert: Any, data: Any) -> pl.DataFrame:
+    """``convert(data)`` (a container to Polars), its failures as a :class:`WinbackInputError`
+    naming the column that Polars cannot hold (docs/methods.md#input): a fixed-offset time
+    zone such as ``+05:30``, 256-bit decimals … Polars signals some of them with a Rust panic,
+    which is not an ``Exception``."""
+    for name, dtype in _fields(data):
+        if str(dtype).startswith("decimal256"):
+            # Checked before converting: Polars panics on them (and prints the panic).
+            raise WinbackInputError(
+                f"column {name!r} has type {dtype}, which cannot be read; convert it to float64 "
+                "or decimal128 first"
+            )
+    try:
+        frame: pl.DataFrame = convert(data)
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except BaseException as exc:
+        raise WinbackInputError(_conversion_problem(data, exc)) from None
+    return frame
+
+
+def _conversion_problem(data: Any, exc: BaseException) -> str:
+    """Which column of ``data`` Polars could not convert, and what to do."""
+    reason = first_line(exc)
+    fields = _fields(data)
+    for name, dtype in fields:
+        zone = getattr(dtype, "tz", None)
+        if zone is not None and not _known_zone(str(zone)):
+            return (
+                f"column {name!r} has the time zone {str(zone)!r}, which cannot be read (named "
+                "IANA zones and whole-hour offsets can); convert the column to a named zone "
+                "(e.g. 'Asia/Kolkata') or to UTC first"
+            )
+    return (
+        f"could not read the input: {reason}. Check the column types (ids: int64 integers or "
+        "strings; times: dates, datetimes or ISO text; amounts: numbers)"
+    )
+
+
+def _known_zone(zone: str) -> bool:
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(zone)
+    except (ValueError, OSError, LookupError):
+        return False
+    return True
+
+
+def _fields(data: Any) -> list[tuple[str, Any]]:
+    """The (name, Arrow or pandas type) pairs of a container, as far as they can be seen."""
+    schema = getattr(data, "schema", None)
+    if schema is not None and hasattr(schema, "names") and hasattr(schema, "types"):
+        return list(zip(schema.names, schema.types, strict=False))
+    dtypes = getattr(data, "dtypes", None)
+    if dtypes is not None and hasattr(dtypes, "items"):
+        return [(str(name), dtype) for name, dtype in dtypes.items()]
+    return []
 
 
 def read_schema(frame: pl.DataFrame | pl.LazyFrame) -> pl.Schema:

@@ -185,8 +185,26 @@ def open_transactions(
         return frame
     frames = [_scan_file(path, (customer_col, time_col)) for path in paths]
     if len(frames) > 1:
-        frames = [frames[i] for i in _agreeing_files(list(paths), frames, columns, numeric)]
-    return _concat(frames)
+        kept = _agreeing_files(list(paths), frames, columns, numeric)
+        frames, paths = [frames[i] for i in kept], tuple(paths[i] for i in kept)
+    elif file_kind(paths[0]) == "csv" and numeric:
+        frames = [_header_only_numbers(paths[0], frames[0], numeric)]
+    frame = _concat(frames)
+    setattr(frame, _FILES_ATTR, paths)
+    return frame
+
+
+def _header_only_numbers(path: Path, frame: pl.LazyFrame, numeric: Sequence[str]) -> pl.LazyFrame:
+    """A header-only CSV's columns read as text; its amount columns are then numbers (there is
+    no value to say otherwise), so it reads as empty transactions, like an empty table."""
+    try:
+        schema = frame.collect_schema()
+    except pl.exceptions.PolarsError as exc:
+        raise WinbackInputError(f"could not read {str(path)!r}: {first_line(exc)}") from exc
+    names = [c for c in numeric if schema.get(c) == pl.String]
+    if not names or not _is_empty(frame):
+        return frame
+    return frame.with_columns(pl.col(names).cast(pl.Float64))
 
 
 def to_polars(data: Any) -> pl.DataFrame | pl.LazyFrame:
@@ -283,7 +301,10 @@ def read_schema(frame: pl.DataFrame | pl.LazyFrame) -> pl.Schema:
     try:
         return frame.collect_schema()
     except pl.exceptions.PolarsError as exc:
-        raise WinbackInputError(f"could not read the input: {first_line(exc)}") from exc
+        paths: tuple[Path, ...] = getattr(frame, _FILES_ATTR, ())
+        where = ", ".join(repr(str(p)) for p in paths[:3]) + (", …" if len(paths) > 3 else "")
+        source = f"the input {where}" if paths else "the input"
+        raise WinbackInputError(f"could not read {source}: {first_line(exc)}") from exc
 
 
 def first_line(exc: BaseException) -> str:

@@ -314,6 +314,14 @@ CASES: list[Case] = [
         "WinbackInputError",
         "'amount'",
     ),
+    Case(
+        "fixed-offset zone +05:30 (Parquet)",
+        "types",
+        _typed(ts=lambda v: pa.array(v, pa.timestamp("us", tz="+05:30"))),
+        "refused: the file and the column named, convert to a named zone",
+        "WinbackInputError",
+        "column 'ts' has the time zone '+05:30'",
+    ),
     # -- rows -----------------------------------------------------------------------------------
     Case(
         "null customer id",

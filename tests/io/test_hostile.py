@@ -448,12 +448,21 @@ def test_value_on_hostile_logs(log: Log, seed: int) -> None:
 # -- what the suite found outside the edge (reported; fixed where the edge owns it) --------------
 
 
-def test_fixed_offset_zones_and_wide_decimals_are_named() -> None:
-    """Found by the suite: a ``+05:30`` Arrow zone was a raw Polars ComputeError and a
-    decimal256 amount a Rust panic (not even an ``Exception``); both now name the column."""
+def test_fixed_offset_zones_and_wide_decimals_are_named(tmp_path: Path) -> None:
+    """Found by the suite: a ``+05:30`` Arrow zone was a raw Polars ComputeError (in a Parquet
+    file, a Rust panic at the schema) and a decimal256 amount a Rust panic (not even an
+    ``Exception``); all now name the column (and the file)."""
     ts = pa.array([datetime(2024, 1, 1)] * 2, pa.timestamp("us", tz="+05:30"))
+    table = pa.table({"customer_id": [1, 1], "ts": ts})
     with pytest.raises(WinbackInputError, match="column 'ts' has the time zone '\\+05:30'"):
-        winback.prepare(pa.table({"customer_id": [1, 1], "ts": ts}))
+        winback.prepare(table)
+    pq.write_table(table, tmp_path / "a.parquet")
+    pq.write_table(table, tmp_path / "b.parquet")
+    for source in (tmp_path / "a.parquet", tmp_path):
+        with pytest.raises(WinbackInputError, match=r"a\.parquet'.*column 'ts' has the time zone"):
+            winback.silence(source)
+    whole = pa.array([datetime(2024, 1, 1)] * 2, pa.timestamp("us", tz="+01:00"))
+    assert winback.prepare(pa.table({"customer_id": [1, 1], "ts": whole})).time_zone == "Etc/GMT-1"
     wide = pa.array([Decimal("1.5")] * 2, pa.decimal256(40, 2))
     days = pa.array([date(2024, 1, 1), date(2024, 1, 2)], pa.date32())
     with pytest.raises(WinbackInputError, match="column 'amount' has type decimal256"):

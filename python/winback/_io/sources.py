@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,11 @@ def _scan_file(path: Path, text_columns: Sequence[str] = ()) -> pl.LazyFrame:
     """One file, lazily; a CSV's ``text_columns`` (those it has) are read as text, the other
     columns keep Polars' inference."""
     kind = file_kind(path)
+    if kind in ("parquet", "ipc"):
+        # Checked from the file's own schema first: Polars panics on some of these columns.
+        problem = _unreadable_field(_file_fields(path, kind))
+        if problem is not None:
+            raise WinbackInputError(f"cannot read {str(path)!r}: {problem}")
     if kind == "parquet":
         return pl.scan_parquet(path)
     if kind == "csv":
@@ -241,13 +247,10 @@ def _converted(convert: Any, data: Any) -> pl.DataFrame:
     naming the column that Polars cannot hold (docs/methods.md#input): a fixed-offset time
     zone such as ``+05:30``, 256-bit decimals … Polars signals some of them with a Rust panic,
     which is not an ``Exception``."""
-    for name, dtype in _fields(data):
-        if str(dtype).startswith("decimal256"):
-            # Checked before converting: Polars panics on them (and prints the panic).
-            raise WinbackInputError(
-                f"column {name!r} has type {dtype}, which cannot be read; convert it to float64 "
-                "or decimal128 first"
-            )
+    problem = _unreadable_field(_fields(data), zones=False)
+    if problem is not None:
+        # Checked before converting: Polars panics on some of these (and prints the panic).
+        raise WinbackInputError(problem)
     try:
         frame: pl.DataFrame = convert(data)
     except (KeyboardInterrupt, SystemExit, MemoryError):
@@ -257,18 +260,52 @@ def _converted(convert: Any, data: Any) -> pl.DataFrame:
     return frame
 
 
-def _conversion_problem(data: Any, exc: BaseException) -> str:
-    """Which column of ``data`` Polars could not convert, and what to do."""
-    reason = first_line(exc)
-    fields = _fields(data)
+_WHOLE_HOURS = re.compile(r"^[+-](0[0-9]|1[0-4]):00$")
+
+
+def _unreadable_field(fields: Sequence[tuple[str, Any]], zones: bool = True) -> str | None:
+    """What makes one of ``fields`` (name, Arrow or pandas type) unreadable by Polars: a 256-bit
+    decimal, or (with ``zones``) a time zone that is neither an IANA name nor a whole-hour
+    offset; else None."""
     for name, dtype in fields:
-        zone = getattr(dtype, "tz", None)
+        zone = getattr(dtype, "tz", None) if zones else None
         if zone is not None and not _known_zone(str(zone)):
             return (
                 f"column {name!r} has the time zone {str(zone)!r}, which cannot be read (named "
                 "IANA zones and whole-hour offsets can); convert the column to a named zone "
                 "(e.g. 'Asia/Kolkata') or to UTC first"
             )
+        if str(dtype).startswith("decimal256"):
+            return (
+                f"column {name!r} has type {dtype}, which cannot be read; convert it to float64 "
+                "or decimal128 first"
+            )
+    return None
+
+
+def _file_fields(path: Path, kind: str) -> list[tuple[str, Any]]:
+    """The Arrow fields of a Parquet or IPC file, from its footer; none if it cannot be read
+    (scanning it then gives the error)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        if kind == "parquet":
+            schema = pq.read_schema(path)
+        else:
+            with pa.memory_map(str(path)) as source:
+                schema = pa.ipc.open_file(source).schema
+    except (OSError, pa.ArrowException):
+        return []
+    return list(zip(schema.names, schema.types, strict=True))
+
+
+def _conversion_problem(data: Any, exc: BaseException) -> str:
+    """Which column of ``data`` Polars could not convert, and what to do."""
+    reason = first_line(exc)
+    problem = _unreadable_field(_fields(data))
+    if problem is not None:
+        return problem
     return (
         f"could not read the input: {reason}. Check the column types (ids: int64 integers or "
         "strings; times: dates, datetimes or ISO text; amounts: numbers)"
@@ -276,7 +313,11 @@ def _conversion_problem(data: Any, exc: BaseException) -> str:
 
 
 def _known_zone(zone: str) -> bool:
+    """An IANA zone name, or a whole-hour offset (which Polars reads as ``Etc/GMT±N``)."""
     from zoneinfo import ZoneInfo
+
+    if _WHOLE_HOURS.match(zone):
+        return True
 
     try:
         ZoneInfo(zone)

@@ -51,7 +51,7 @@ from winback.errors import WinbackError, WinbackFitError, WinbackInputError
 #: Examples per test: bounded under the CI profile (the default) and ``fast``; the profile's own
 #: count under ``slow`` and ``long`` (tests/conftest.py).
 _PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
-_EXAMPLES = {"fast": 12, "ci": 40}.get(_PROFILE, settings.default.max_examples)
+_EXAMPLES = {"fast": 12, "ci": 100}.get(_PROFILE, settings.default.max_examples)
 HOSTILE = settings(
     max_examples=_EXAMPLES,
     deadline=None,

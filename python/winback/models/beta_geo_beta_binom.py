@@ -51,14 +51,11 @@ class BetaGeoBetaBinomModel(BaseModel):
     Examples
     --------
     >>> import polars as pl
-    >>> from winback.models import BetaGeoBetaBinomModel
-    >>> patterns = pl.DataFrame({"frequency": [0, 1, 2, 3, 1, 2, 0, 3],
-    ...                          "recency": [0, 1, 2, 3, 3, 3, 0, 4],
-    ...                          "n": [4, 4, 4, 4, 4, 4, 4, 4],
-    ...                          "count": [300, 90, 60, 50, 40, 50, 100, 80]})
-    >>> model = BetaGeoBetaBinomModel().fit(patterns, weights_col="count")
+    >>> from winback.models import BetaGeoBetaBinomModel, simulate
+    >>> data = simulate.bgbb(5000, alpha=1.2, beta=0.75, gamma=0.66, delta=2.8, n_periods=6)
+    >>> model = BetaGeoBetaBinomModel().fit(data)
     >>> model.n_customers_
-    770
+    5000
     >>> m = BetaGeoBetaBinomModel.from_params(alpha=1.204, beta=0.750, gamma=0.657, delta=2.783)
     >>> one = pl.DataFrame({"frequency": [6], "recency": [6], "n": [6]})
     >>> round(m.probability_alive(one, periods_ahead=1)[0], 2)
@@ -242,6 +239,42 @@ class BetaGeoBetaBinomModel(BaseModel):
             [alpha / (alpha + beta) * kernels.bgbb_expected_sum(gamma, [delta], v)[0] for v in flat]
         ).reshape(counts.shape)
         return by_horizon("expected_purchases_new_customer", n, values)
+
+    def frequency_distribution_new_customer(self, n: int) -> pl.DataFrame:
+        """P(X(n) = x) for x = 0 … n: the distribution of transactions in the first n
+        opportunities after the first (their eq. 8), as ``frequency`` and ``probability``:
+        C(n,x) B(α+x, β+n−x)/B(α,β) · B(γ, δ+n)/B(γ,δ)
+        + Σ_{i=x}^{n−1} C(i,x) B(α+x, β+i−x)/B(α,β) · B(γ+1, δ+i)/B(γ,δ)."""
+        from scipy import special
+
+        count = int(_opportunities(n, "n"))
+        alpha, beta, gamma, delta = self._param_array()
+        x = np.arange(count + 1, dtype=np.float64)
+
+        def log_choose(top: Any, k: Any) -> Any:
+            return special.gammaln(top + 1) - special.gammaln(k + 1) - special.gammaln(top - k + 1)
+
+        base_ab, base_gd = special.betaln(alpha, beta), special.betaln(gamma, delta)
+        alive = np.exp(
+            log_choose(count, x)
+            + special.betaln(alpha + x, beta + count - x)
+            - base_ab
+            + special.betaln(gamma, delta + count)
+            - base_gd
+        )
+        died = np.zeros(count + 1)
+        for i in range(count):  # died at opportunity i + 1, after i opportunities alive
+            k = x[: i + 1]
+            died[: i + 1] += np.exp(
+                log_choose(float(i), k)
+                + special.betaln(alpha + k, beta + i - k)
+                - base_ab
+                + special.betaln(gamma + 1.0, delta + i)
+                - base_gd
+            )
+        return pl.DataFrame(
+            {"frequency": np.arange(count + 1, dtype=np.int64), "probability": alive + died}
+        )
 
 
 def _opportunities(value: Any, name: str) -> float:

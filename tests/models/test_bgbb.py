@@ -213,6 +213,15 @@ def test_expected_survival_sum_is_exact_and_continuous_at_gamma_one(gamma: float
             assert math.isclose(got, near, rel_tol=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("x", "t_x", "n"), [(3, 10, 5000), (500, 1000, 20_000), (0, 0, 30_000), (1, 1, 100_000)]
+)
+def test_long_patterns_match_the_direct_sum(x: int, t_x: int, n: int) -> None:
+    # the kernel steps from one dropout term to the next by recurrences; no drift over 10⁵ steps
+    got = kernels.bgbb_loglik_each(list(TRUTH.values()), [x], [t_x], [n])[0]
+    assert math.isclose(got, _reference_ll(TRUTH, x, t_x, n), rel_tol=1e-11)
+
+
 def test_large_n_gives_finite_results() -> None:
     model = BetaGeoBetaBinomModel.from_params(alpha=1.2, beta=0.75, gamma=0.66, delta=2.8)
     frame = pl.DataFrame(
@@ -368,6 +377,21 @@ def test_bgbb_summary_reproduces_simulated_patterns() -> None:
     model = BetaGeoBetaBinomModel().fit(patterns, weights_col="count")
     direct = BetaGeoBetaBinomModel().fit(data)
     assert math.isclose(model.log_likelihood_, direct.log_likelihood_, rel_tol=1e-12)
+
+
+def test_year_periods_start_on_the_first_of_january() -> None:
+    from winback._io import as_of_to_micros, micros_to_datetime
+    from winback.summary import period_edges
+
+    edges = period_edges(
+        "year", as_of_to_micros(date(2019, 6, 5), None), as_of_to_micros(date(2022, 3, 1), None)
+    )
+    assert [micros_to_datetime(e).date() for e in edges] == [
+        date(2019, 1, 1),
+        date(2020, 1, 1),
+        date(2021, 1, 1),
+        date(2022, 1, 1),
+    ]
 
 
 def test_bgbb_summary_refuses_a_bad_period_or_window() -> None:

@@ -54,65 +54,121 @@ def _log_beta_ratio(a: float, b: float, j: float, k: float) -> float:
 
 
 @jit
+def _accumulate(  # type: ignore[no-untyped-def]
+    state, acc_g, acc_h, log_term, g, h, want_hess
+):
+    """Adds e^(log_term) · (g, h + g gᵀ) to the running sums, scaled by e^(−max so far)
+    (``state`` = [max, Σ e^(s − max)]): log-sum-exp in one pass, without storing the terms."""
+    if log_term > state[0]:
+        scale = math.exp(state[0] - log_term) if state[1] > 0.0 else 0.0
+        state[0] = log_term
+        state[1] *= scale
+        for j in range(4):
+            acc_g[j] *= scale
+            if want_hess:
+                for l in range(4):  # noqa: E741
+                    acc_h[j, l] *= scale
+    share = math.exp(log_term - state[0])
+    state[1] += share
+    for j in range(4):
+        acc_g[j] += share * g[j]
+        if want_hess:
+            for l in range(4):  # noqa: E741
+                acc_h[j, l] += share * (h[j, l] + g[j] * g[l])
+
+
+@jit
 def _pattern(  # type: ignore[no-untyped-def]
     p, x, t_x, n, want_hess, grad_out, hess_out
 ):
-    """ℓ(x, t_x, n); gradient into grad_out[4]; with want_hess the Hessian into hess_out[4, 4]."""
+    """ℓ(x, t_x, n); gradient into grad_out[4]; with want_hess the Hessian into hess_out[4, 4].
+
+    Term 0 (alive through opportunity n) and the first dropout term are evaluated from lnΓ/ψ/ψ'
+    differences; each later dropout term (one more opportunity alive, one more without a
+    transaction) follows from the previous one by the recurrences lnΓ(z+1) = lnΓ(z) + ln z,
+    ψ(z+1) = ψ(z) + 1/z, ψ'(z+1) = ψ'(z) − 1/z², so a pattern costs O(1) special functions."""
     alpha, beta, gamma, delta = p[0], p[1], p[2], p[3]
-    n_terms = int(n - t_x) + 1
-    logs = np.empty(n_terms)
-    grads = np.empty((n_terms, 4))
-    hs = np.zeros((n_terms, 4, 4))
-    for k in range(n_terms):
-        if k == 0:
-            m = n - x  # β shift: opportunities without a transaction while alive
-            c = 0.0  # γ shift
-            e = n  # δ shift
-        else:
-            i = k - 1
-            m = t_x - x + i
-            c = 1.0
-            e = t_x + i
-        logs[k] = _log_beta_ratio(alpha, beta, x, m) + _log_beta_ratio(gamma, delta, c, e)
-        grads[k, 0] = digamma_diff(alpha, x) - digamma_diff(alpha + beta, x + m)
-        grads[k, 1] = digamma_diff(beta, m) - digamma_diff(alpha + beta, x + m)
-        grads[k, 2] = digamma_diff(gamma, c) - digamma_diff(gamma + delta, c + e)
-        grads[k, 3] = digamma_diff(delta, e) - digamma_diff(gamma + delta, c + e)
+    ab = alpha + beta
+    gd = gamma + delta
+    state = np.zeros(2)
+    state[0] = -math.inf
+    acc_g = np.zeros(4)
+    acc_h = np.zeros((4, 4))
+    g = np.empty(4)
+    h = np.zeros((4, 4))
+    g_alpha_x = digamma_diff(alpha, x)
+    tri_alpha = trigamma(alpha + x) - trigamma(alpha) if want_hess else 0.0
+    # Term 0: B(α+x, β+n−x)/B(α,β) · B(γ, δ+n)/B(γ,δ).
+    m = n - x
+    log_term = _log_beta_ratio(alpha, beta, x, m) + _log_beta_ratio(gamma, delta, 0.0, n)
+    g[0] = g_alpha_x - digamma_diff(ab, x + m)
+    g[1] = digamma_diff(beta, m) - digamma_diff(ab, x + m)
+    g[2] = -digamma_diff(gd, n)
+    g[3] = digamma_diff(delta, n) - digamma_diff(gd, n)
+    if want_hess:
+        t_ab = trigamma(ab) - trigamma(ab + x + m)
+        t_gd = trigamma(gd) - trigamma(gd + n)
+        h[0, 0] = tri_alpha + t_ab
+        h[1, 1] = trigamma(beta + m) - trigamma(beta) + t_ab
+        h[0, 1] = h[1, 0] = t_ab
+        h[2, 2] = t_gd
+        h[3, 3] = trigamma(delta + n) - trigamma(delta) + t_gd
+        h[2, 3] = h[3, 2] = t_gd
+    _accumulate(state, acc_g, acc_h, log_term, g, h, want_hess)
+    n_dropout = int(n - t_x)
+    if n_dropout > 0:
+        # Term i: B(α+x, β+m)/B(α,β) · B(γ+1, δ+e)/B(γ,δ), m = t_x − x + i, e = t_x + i.
+        m = t_x - x
+        e = t_x
+        log_term = _log_beta_ratio(alpha, beta, x, m) + _log_beta_ratio(gamma, delta, 1.0, e)
+        psi_b = digamma_diff(beta, m)  # ψ(β+m) − ψ(β)
+        psi_ab = digamma_diff(ab, x + m)  # ψ(α+β+x+m) − ψ(α+β)
+        psi_d = digamma_diff(delta, e)  # ψ(δ+e) − ψ(δ)
+        psi_gd = digamma_diff(gd, 1.0 + e)  # ψ(γ+δ+1+e) − ψ(γ+δ)
+        psi_g = 1.0 / gamma  # ψ(γ+1) − ψ(γ)
+        tri_b = tri_ab = tri_d = tri_gd = 0.0
+        tri_g = -1.0 / (gamma * gamma)  # ψ'(γ+1) − ψ'(γ)
         if want_hess:
-            t_ab = trigamma(alpha + beta) - trigamma(alpha + beta + x + m)
-            t_gd = trigamma(gamma + delta) - trigamma(gamma + delta + c + e)
-            hs[k, 0, 0] = trigamma(alpha + x) - trigamma(alpha) + t_ab
-            hs[k, 1, 1] = trigamma(beta + m) - trigamma(beta) + t_ab
-            hs[k, 0, 1] = t_ab
-            hs[k, 1, 0] = t_ab
-            hs[k, 2, 2] = trigamma(gamma + c) - trigamma(gamma) + t_gd
-            hs[k, 3, 3] = trigamma(delta + e) - trigamma(delta) + t_gd
-            hs[k, 2, 3] = t_gd
-            hs[k, 3, 2] = t_gd
-    top = logs[0]
-    for k in range(1, n_terms):
-        if logs[k] > top:
-            top = logs[k]
-    total = 0.0
-    for k in range(n_terms):
-        logs[k] = math.exp(logs[k] - top)
-        total += logs[k]
+            tri_b = trigamma(beta + m) - trigamma(beta)
+            tri_ab = trigamma(ab) - trigamma(ab + x + m)
+            tri_d = trigamma(delta + e) - trigamma(delta)
+            tri_gd = trigamma(gd) - trigamma(gd + 1.0 + e)
+        for i in range(n_dropout):
+            if i > 0:
+                # one step: m → m + 1 and e → e + 1 (previous m, e on the right)
+                z_b, z_ab, z_d, z_gd = beta + m, ab + x + m, delta + e, gd + 1.0 + e
+                log_term += math.log(z_b / z_ab) + math.log(z_d / z_gd)
+                psi_b += 1.0 / z_b
+                psi_ab += 1.0 / z_ab
+                psi_d += 1.0 / z_d
+                psi_gd += 1.0 / z_gd
+                if want_hess:
+                    tri_b -= 1.0 / (z_b * z_b)
+                    tri_ab += 1.0 / (z_ab * z_ab)
+                    tri_d -= 1.0 / (z_d * z_d)
+                    tri_gd += 1.0 / (z_gd * z_gd)
+                m += 1.0
+                e += 1.0
+            g[0] = g_alpha_x - psi_ab
+            g[1] = psi_b - psi_ab
+            g[2] = psi_g - psi_gd
+            g[3] = psi_d - psi_gd
+            if want_hess:
+                h[0, 0] = tri_alpha + tri_ab
+                h[1, 1] = tri_b + tri_ab
+                h[0, 1] = h[1, 0] = tri_ab
+                h[2, 2] = tri_g + tri_gd
+                h[3, 3] = tri_d + tri_gd
+                h[2, 3] = h[3, 2] = tri_gd
+            _accumulate(state, acc_g, acc_h, log_term, g, h, want_hess)
+    total = state[1]
     for j in range(4):
-        grad_out[j] = 0.0
-    for k in range(n_terms):
-        share = logs[k] / total
-        for j in range(4):
-            grad_out[j] += share * grads[k, j]
+        grad_out[j] = acc_g[j] / total
     if want_hess:
         for j in range(4):
             for l in range(4):  # noqa: E741
-                hess_out[j, l] = -grad_out[j] * grad_out[l]
-        for k in range(n_terms):
-            share = logs[k] / total
-            for j in range(4):
-                for l in range(4):  # noqa: E741
-                    hess_out[j, l] += share * (hs[k, j, l] + grads[k, j] * grads[k, l])
-    return top + math.log(total)
+                hess_out[j, l] = acc_h[j, l] / total - grad_out[j] * grad_out[l]
+    return state[0] + math.log(total)
 
 
 @jit

@@ -434,6 +434,14 @@ def test_invalid_patterns_are_input_errors(rows: dict[str, list[object]], match:
         BetaGeoBetaBinomModel().fit(pl.DataFrame(rows))
 
 
+def test_a_bad_weights_column_is_an_input_error() -> None:
+    frame = pl.DataFrame({"frequency": [1, 0], "recency": [1, 0], "n": [3, 3], "w": [2, -1]})
+    with pytest.raises(WinbackInputError, match="'w' has negative"):
+        BetaGeoBetaBinomModel().fit(frame, weights_col="w")
+    with pytest.raises(WinbackInputError, match="not found"):
+        BetaGeoBetaBinomModel().fit(frame, weights_col="count")
+
+
 def test_degenerate_data_are_fit_errors() -> None:
     with pytest.raises(WinbackFitError, match="nobody transacted"):
         BetaGeoBetaBinomModel().fit(

@@ -364,6 +364,16 @@ class GammaGammaModel(BaseModel):
         )
         return float(value), np.asarray(grad)
 
+    def _loglik_each(self, data: Any | None) -> FloatArray:
+        """Per customer; 0 for customers without a positive-amount repeat occasion (x = 0 or
+        z̄ ≤ 0), whom the fit leaves out."""
+        x, z = self._arrays(self._prediction_frame(data), for_fit=False)
+        used = (x > 0) & (z > 0)
+        out = np.zeros(x.shape[0])
+        if used.any():
+            out[used] = lik.gamma_gamma_loglik_each(self._param_array(), x[used], z[used])
+        return out
+
     def _check_fit(self, params: FloatArray, data: Compressed) -> None:
         q = float(params[1])
         if q <= 1.0:

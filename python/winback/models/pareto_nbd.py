@@ -127,6 +127,11 @@ class ParetoNBDModel(CountModel):
         )
         return float(value), np.asarray(grad)
 
+    def _loglik_rows(
+        self, params: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray
+    ) -> FloatArray:
+        return np.asarray(lik.pareto_nbd_loglik_each(params, x, t_x, T))
+
     def _alive(self, x: FloatArray, t_x: FloatArray, T: FloatArray) -> FloatArray:
         params = self._param_array()
         return np.exp(np.asarray(lik.pareto_nbd_log_p_alive(params, x, t_x, T)))

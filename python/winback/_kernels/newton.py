@@ -24,10 +24,29 @@ from typing import Any
 import numpy as np
 
 from winback._kernels import jit
-from winback._kernels.special import digamma, trigamma
+from winback._kernels.special import (
+    digamma,
+    digamma_diff,
+    hyp_jet,
+    jet_apply,
+    jet_axpby,
+    jet_compose,
+    jet_log,
+    jet_mul,
+    jet_recip,
+    lgamma_diff,
+    split_integral_jet,
+    trigamma,
+)
 from winback._parallel import chunk_bounds, map_chunks
 
-__all__ = ["CHUNK_TUPLES", "beta_geo_newton_terms", "gamma_gamma_newton_terms"]
+__all__ = [
+    "CHUNK_TUPLES",
+    "beta_geo_newton_terms",
+    "gamma_gamma_newton_terms",
+    "pareto_nbd_log_phi_jet",
+    "pareto_nbd_newton_terms",
+]
 
 #: Tuples per chunk of a pass. Chunks depend only on the data size, and their sums are added in
 #: chunk order, so a pass gives the same bits on any number of threads.
@@ -305,3 +324,241 @@ def _gamma_gamma_range(params, group_starts, x_values, mean_amount, w, lo, hi): 
         total[8] += sw / gamma - s_inv
         total[9] += -sw * q / (gamma * gamma) + shape * s_inv2
     return total
+
+
+# ---------------------------------------------------------------------------------------------
+# Pareto/NBD (docs/methods.md#pareto-nbd)
+# ---------------------------------------------------------------------------------------------
+#
+# Per customer (``likelihood``'s block comment on Pareto/NBD has the derivation)
+#     ℓ = lnΓ(r+x) − lnΓ(r) − x ln α + ln(e^h + e^k),
+#     h = ln s − ln β + v(t_x; r+x, s+1),   k = ln(r+x) − ln α + v(T; r+x+1, s),
+#     v(y; P, Q) = ln Φ(y; P, Q) + P ln α + Q ln β,  Φ = ∫_y^∞ (α+τ)^−P (β+τ)^−Q dτ,
+# where v is a ₂F₁ (or, near its singular end, a split integral) times elementary factors. h
+# depends on the tuple through (x, t_x) only and k through (x, T) only: a million customers at
+# day resolution hold ~580k distinct (x, t_x, T) tuples but only ~30k (x, t_x) and ~21k (x, T)
+# pairs. Tuples come sorted by (x, t_x, T), so h is computed once per run of equal t_x, and k once
+# per distinct T within an x group (a small cache indexed by T's rank). Each is a second-order
+# jet (value, gradient, Hessian in (r, α, s, β)); with p = e^h/(e^h+e^k):
+#     ∇²ℓ = ∇²A + p∇²h + (1−p)∇²k + p(1−p)(∇h−∇k)(∇h−∇k)ᵀ.
+#
+# Jets in (r, α, s, β) have 15 entries: 0 value; 1 r, 2 α, 3 s, 4 β; Hessian 5 rr, 6 rα, 7 rs,
+# 8 rβ, 9 αα, 10 αs, 11 αβ, 12 ss, 13 sβ, 14 ββ.
+
+_NV = 4
+_JET = 15
+#: Scratch rows of :func:`pareto_nbd_log_phi_jet` (rows 0-5 belong to the ₂F₁ pieces).
+_SCRATCH_ROWS = 20
+
+
+@jit
+def _variable(value, index, out):  # type: ignore[no-untyped-def]
+    """out = the jet of variable ``index`` (0 r, 1 α, 2 s, 3 β) plus a constant: ``value``."""
+    for i in range(_JET):
+        out[i] = 0.0
+    out[0] = value
+    out[1 + index] = 1.0
+
+
+@jit
+def _log1p_ratio(a, y, out):  # type: ignore[no-untyped-def]
+    """out = ln(1 + y/a) for a jet a > 0 and a constant y ≥ 0."""
+    v = a[0]
+    big = v + y
+    jet_apply(a, math.log1p(y / v), -y / (v * big), y * (big + v) / (v * big) ** 2, out, _NV)
+
+
+@jit
+def pareto_nbd_log_phi_jet(P, Q, alpha, beta, y, out, scratch):  # type: ignore[no-untyped-def]
+    """Jet in (r, α, s, β) of v = ln Φ(y; P, Q) + P ln α + Q ln β, where P = r + a constant and
+    Q = s + a constant; ``scratch`` is a (20, 15) float64 array.
+
+    Branches as ``likelihood._log_phi``: with M0 = max(α, β), m0 = min(α, β), R (R') the exponent
+    that goes with M0 (m0), N = R+R'−1, ε = (m0+y)/(M0+y) and w0 = min(½, 1/N):
+      ε ≥ w0:  v = ln m0 − R ln(1+y/M0) − (R'−1) ln(1+y/m0) − ln N + ln ₂F₁(1, R; R+R'; z),
+               z = (M0−m0)/(M0+y);
+      ε < w0:  v = ln(M0−m0) − R ln(1−m0/M0) − R'(ln(M0−m0) − ln m0) + ln I(ε).
+    The ₂F₁ and I come as jets in (R, R', z or ε) and are composed with those variables' jets.
+    """
+    Pj = scratch[6]
+    Qj = scratch[7]
+    Aj = scratch[8]
+    Bj = scratch[9]
+    _variable(P, 0, Pj)
+    _variable(alpha, 1, Aj)
+    _variable(Q, 2, Qj)
+    _variable(beta, 3, Bj)
+    if alpha >= beta:
+        M0, m0, R, Rp = Aj, Bj, Pj, Qj
+    else:
+        M0, m0, R, Rp = Bj, Aj, Qj, Pj
+    N = R[0] + Rp[0] - 1.0
+    Mv = M0[0] + y
+    eps = (m0[0] + y) / Mv
+    w0 = min(0.5, 1.0 / N)
+    f3 = scratch[10]
+    var3 = scratch[11]  # z or ε
+    t1 = scratch[12]
+    t2 = scratch[13]
+    t3 = scratch[14]
+    # 1/(M0 + y)
+    jet_axpby(1.0, M0, 0.0, M0, t1)
+    t1[0] += y
+    jet_recip(t1, t2, _NV)
+    if eps >= w0:
+        # z = (M0 − m0)/(M0 + y)
+        jet_axpby(1.0, M0, -1.0, m0, t1)
+        jet_mul(t1, t2, var3, _NV)
+        var3[0] = (M0[0] - m0[0]) / Mv
+        hyp_jet(R[0], Rp[0], var3[0], f3, scratch)
+        jet_compose(f3, R, Rp, var3, out, _NV)
+        # + ln m0 − R ln(1+y/M0) − (R'−1) ln(1+y/m0) − ln N
+        jet_log(m0, t1, _NV)
+        jet_axpby(1.0, out, 1.0, t1, out)
+        _log1p_ratio(M0, y, t1)
+        jet_mul(R, t1, t3, _NV)
+        jet_axpby(1.0, out, -1.0, t3, out)
+        _log1p_ratio(m0, y, t1)
+        jet_axpby(1.0, Rp, 0.0, Rp, t2)
+        t2[0] -= 1.0
+        jet_mul(t2, t1, t3, _NV)
+        jet_axpby(1.0, out, -1.0, t3, out)
+        jet_axpby(1.0, R, 1.0, Rp, t1)
+        t1[0] -= 1.0
+        jet_log(t1, t3, _NV)
+        jet_axpby(1.0, out, -1.0, t3, out)
+        return
+    # ε = (m0 + y)/(M0 + y)
+    jet_axpby(1.0, m0, 0.0, m0, t1)
+    t1[0] += y
+    jet_mul(t1, t2, var3, _NV)
+    var3[0] = eps
+    split_integral_jet(R[0], Rp[0], eps, w0, f3, scratch)
+    jet_compose(f3, R, Rp, var3, out, _NV)
+    # + ln(M0−m0) − R ln(1 − m0/M0) − R'(ln(M0−m0) − ln m0)
+    ldlt = scratch[15]
+    jet_axpby(1.0, M0, -1.0, m0, t1)
+    jet_log(t1, ldlt, _NV)
+    jet_axpby(1.0, out, 1.0, ldlt, out)
+    jet_log(M0, t1, _NV)
+    jet_axpby(1.0, ldlt, -1.0, t1, t2)  # ln(1 − m0/M0)
+    t2[0] = math.log1p(-m0[0] / M0[0])
+    jet_mul(R, t2, t3, _NV)
+    jet_axpby(1.0, out, -1.0, t3, out)
+    jet_log(m0, t1, _NV)
+    jet_axpby(1.0, ldlt, -1.0, t1, t2)
+    jet_mul(Rp, t2, t3, _NV)
+    jet_axpby(1.0, out, -1.0, t3, out)
+
+
+@jit
+def _pareto_range(  # type: ignore[no-untyped-def]
+    params, group_starts, x_values, t_x, T_rank, T_values, w, lo, hi
+):
+    """Sums of (ℓ, ∇ℓ, upper ∇²ℓ) of Pareto/NBD over tuples lo:hi, sorted by (x, t_x, T): group g
+    is tuples ``group_starts[g]:group_starts[g+1]``, all with frequency ``x_values[g]``; T of
+    tuple k is ``T_values[T_rank[k]]``. Zero-weight tuples contribute exactly 0."""
+    r, alpha, s, beta = params[0], params[1], params[2], params[3]
+    total = np.zeros(_JET)
+    scratch = np.zeros((_SCRATCH_ROWS, _JET))
+    h = np.zeros(_JET)
+    n_T = T_values.size
+    cache = np.zeros((n_T, _JET))
+    stamp = np.full(n_T, -1, dtype=np.int64)
+    log_s_over_beta = math.log(s) - math.log(beta)
+    log_alpha = math.log(alpha)
+    tri_r = trigamma(r)
+    comp = 0.0  # Neumaier compensation of the value
+    for g in range(x_values.size):
+        first = max(group_starts[g], lo)
+        stop = min(group_starts[g + 1], hi)
+        if first >= stop:
+            continue
+        x = x_values[g]
+        rx = r + x
+        sw = 0.0
+        have_h = False
+        last_tx = 0.0
+        for k in range(first, stop):
+            wk = w[k]
+            if wk == 0.0:
+                continue
+            sw += wk
+            tx = t_x[k]
+            if not have_h or tx != last_tx:
+                pareto_nbd_log_phi_jet(rx, s + 1.0, alpha, beta, tx, h, scratch)
+                h[0] += log_s_over_beta
+                h[3] += 1.0 / s
+                h[4] -= 1.0 / beta
+                h[12] -= 1.0 / (s * s)
+                h[14] += 1.0 / (beta * beta)
+                have_h = True
+                last_tx = tx
+            rank = T_rank[k]
+            kj = cache[rank]
+            if stamp[rank] != g:
+                pareto_nbd_log_phi_jet(rx + 1.0, s, alpha, beta, T_values[rank], kj, scratch)
+                kj[0] += math.log(rx) - log_alpha
+                kj[1] += 1.0 / rx
+                kj[2] -= 1.0 / alpha
+                kj[5] -= 1.0 / (rx * rx)
+                kj[9] += 1.0 / (alpha * alpha)
+                stamp[rank] = g
+            a = h[0]
+            b = kj[0]
+            if a > b:
+                ph = 1.0 / (1.0 + math.exp(b - a))
+                lse = a + math.log1p(math.exp(b - a))
+            else:
+                e = math.exp(a - b)
+                ph = e / (1.0 + e)
+                lse = b + math.log1p(e)
+            pk = 1.0 - ph
+            term = wk * lse
+            acc = total[0] + term
+            if abs(total[0]) >= abs(term):
+                comp += (total[0] - acc) + term
+            else:
+                comp += (term - acc) + total[0]
+            total[0] = acc
+            wph = wk * ph
+            wpk = wk * pk
+            wq = wph * pk
+            idx = 1 + _NV
+            for i in range(_NV):
+                di = h[1 + i] - kj[1 + i]
+                total[1 + i] += wph * h[1 + i] + wpk * kj[1 + i]
+                for j in range(i, _NV):
+                    total[idx] += wph * h[idx] + wpk * kj[idx] + wq * di * (h[1 + j] - kj[1 + j])
+                    idx += 1
+        if sw == 0.0:
+            continue
+        const = lgamma_diff(r, x) - x * log_alpha
+        term = sw * const
+        acc = total[0] + term
+        if abs(total[0]) >= abs(term):
+            comp += (total[0] - acc) + term
+        else:
+            comp += (term - acc) + total[0]
+        total[0] = acc
+        total[1] += sw * digamma_diff(r, x)
+        total[2] -= sw * x / alpha
+        if x > 0.0:
+            total[5] += sw * (trigamma(rx) - tri_r)
+            total[9] += sw * x / (alpha * alpha)
+    total[0] += comp
+    return total
+
+
+def pareto_nbd_newton_terms(
+    params: Any, group_starts: Any, x_values: Any, t_x: Any, T_rank: Any, T_values: Any, w: Any
+) -> tuple[float, Any, Any]:
+    """(ℓ, ∇ℓ, ∇²ℓ) of Pareto/NBD w.r.t. (r, α, s, β) over tuples sorted by (x, t_x, T): group g
+    is tuples ``group_starts[g]:group_starts[g+1]``, all with frequency ``x_values[g]``; T comes
+    as ranks into its sorted distinct values."""
+    return _chunked(
+        _pareto_range,
+        4,
+        w.size,
+        (params, group_starts, x_values, t_x, T_rank, T_values, w),
+    )

@@ -16,8 +16,10 @@ from numpy.typing import NDArray
 from scipy import special
 
 from winback._kernels import likelihood as lik
+from winback._kernels import newton as kernels
 from winback.models._base import Compressed, by_horizon, check_count, check_horizon
 from winback.models._count_base import CountModel
+from winback.models._fitting import LogLikGradHess
 
 __all__ = ["ParetoNBDModel"]
 
@@ -126,6 +128,20 @@ class ParetoNBDModel(CountModel):
             params, data["frequency"], data["recency"], data["T"], data.weights
         )
         return float(value), np.asarray(grad)
+
+    def _newton_objective(self, data: Compressed) -> LogLikGradHess | None:
+        """One pass gives ℓ, its gradient and its exact Hessian (docs/methods.md#pareto-nbd):
+        the lifetime integrals are evaluated once per distinct (x, t_x) and (x, T) pair."""
+        x_values, group_starts = data.runs("frequency")
+        tables = (data["recency"], data.rank("T"), data.distinct("T"), data.weights)
+
+        def objective(params: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+            value, grad, hess = kernels.pareto_nbd_newton_terms(
+                params, group_starts, x_values, *tables
+            )
+            return float(value), grad, hess
+
+        return objective
 
     def _alive(self, x: FloatArray, t_x: FloatArray, T: FloatArray) -> FloatArray:
         params = self._param_array()

@@ -4,6 +4,12 @@ and the differences lnΓ(a+b) − lnΓ(a), ψ(a+b) − ψ(a) formed without canc
 
 ``likelihood`` uses the differences (:func:`lgamma_diff`, :func:`digamma_diff`), ``newton`` uses
 :func:`digamma` and :func:`trigamma`. The kernels are scalar and compiled with ``jit``.
+
+Also the second-order jets (value, gradient, Hessian as one tuple) and the Gauss hypergeometric
+pieces of Pareto/NBD's exact-Hessian Newton pass: ln ₂F₁(1, R; R+R'; z) by power series or
+continued fraction (:func:`hyp_jet`) and the split lifetime integral near ₂F₁'s singular end
+(:func:`split_integral_jet`), each with its derivatives to second order in (R, R', z or ε)
+(docs/methods.md#pareto-nbd).
 """
 
 from __future__ import annotations
@@ -15,8 +21,22 @@ from winback._kernels import jit
 __all__ = [
     "digamma",
     "digamma_diff",
+    "hyp_cf_jet",
+    "hyp_jet",
+    "hyp_series_jet",
+    "jet3_apply",
+    "jet3_lin",
+    "jet3_log",
+    "jet3_mul",
+    "jet3_recip",
+    "jet3_shift",
+    "jet4_apply",
+    "jet4_compose",
+    "jet4_lin",
+    "jet4_mul",
     "lgamma_diff",
     "psi_asymptotic_tail",
+    "split_integral_jet",
     "trigamma",
 ]
 
@@ -140,106 +160,169 @@ def trigamma(x: float) -> float:
 # Second-order jets and the Gauss hypergeometric pieces of Pareto/NBD's Newton pass
 # ---------------------------------------------------------------------------------------------
 #
-# A jet of a function of nv variables is a float64 array [value, gradient (nv), upper triangle of
-# the Hessian (row-major, i ≤ j)]: 10 entries for 3 variables, 15 for 4. The operations below
-# write their result to ``out``, which may be one of the operands (each entry is read before it
-# is overwritten), so a kernel needs a few scratch rows and no allocation per operation.
+# A jet of a function of nv variables is a tuple (value, gradient (nv), upper triangle of the
+# Hessian, row-major, i ≤ j): 10 entries for 3 variables, 15 for 4. Tuples rather than arrays:
+# they live in registers, so a jet operation costs its few dozen flops and nothing else. The
+# operations are written out entry by entry (product and chain rules to second order).
 
 
 @jit
-def jet_size(nv: int) -> int:
-    """Entries of a jet in ``nv`` variables: 1 + nv + nv(nv+1)/2."""
-    return 1 + nv + nv * (nv + 1) // 2
+def jet3_mul(a, b):  # type: ignore[no-untyped-def]
+    """a · b for jets in 3 variables."""
+    return (
+        a[0] * b[0],
+        a[1] * b[0] + a[0] * b[1],
+        a[2] * b[0] + a[0] * b[2],
+        a[3] * b[0] + a[0] * b[3],
+        a[4] * b[0] + a[0] * b[4] + a[1] * b[1] + a[1] * b[1],
+        a[5] * b[0] + a[0] * b[5] + a[1] * b[2] + a[2] * b[1],
+        a[6] * b[0] + a[0] * b[6] + a[1] * b[3] + a[3] * b[1],
+        a[7] * b[0] + a[0] * b[7] + a[2] * b[2] + a[2] * b[2],
+        a[8] * b[0] + a[0] * b[8] + a[2] * b[3] + a[3] * b[2],
+        a[9] * b[0] + a[0] * b[9] + a[3] * b[3] + a[3] * b[3],
+    )
 
 
 @jit
-def jet_mul(a, b, out, nv):  # type: ignore[no-untyped-def]
-    """out = a · b."""
-    a0 = a[0]
-    b0 = b[0]
-    k = 1 + nv
-    for i in range(nv):
-        ai = a[1 + i]
-        bi = b[1 + i]
-        for j in range(i, nv):
-            out[k] = a[k] * b0 + a0 * b[k] + ai * b[1 + j] + a[1 + j] * bi
-            k += 1
-    for i in range(nv):
-        out[1 + i] = a[1 + i] * b0 + a0 * b[1 + i]
-    out[0] = a0 * b0
+def jet3_apply(a, f0, f1, f2):  # type: ignore[no-untyped-def]
+    """f(a) for a jet in 3 variables, given f(a₀), f'(a₀), f''(a₀)."""
+    return (
+        f0,
+        f1 * a[1],
+        f1 * a[2],
+        f1 * a[3],
+        f1 * a[4] + f2 * a[1] * a[1],
+        f1 * a[5] + f2 * a[1] * a[2],
+        f1 * a[6] + f2 * a[1] * a[3],
+        f1 * a[7] + f2 * a[2] * a[2],
+        f1 * a[8] + f2 * a[2] * a[3],
+        f1 * a[9] + f2 * a[3] * a[3],
+    )
 
 
 @jit
-def jet_apply(a, f0, f1, f2, out, nv):  # type: ignore[no-untyped-def]
-    """out = f(a), given f(a₀) = f0, f'(a₀) = f1, f''(a₀) = f2 (the chain rule to second order)."""
-    k = 1 + nv
-    for i in range(nv):
-        ai = a[1 + i]
-        for j in range(i, nv):
-            out[k] = f1 * a[k] + f2 * ai * a[1 + j]
-            k += 1
-    for i in range(nv):
-        out[1 + i] = f1 * a[1 + i]
-    out[0] = f0
+def jet3_lin(ca, a, cb, b):  # type: ignore[no-untyped-def]
+    """ca · a + cb · b for jets in 3 variables."""
+    return (
+        ca * a[0] + cb * b[0],
+        ca * a[1] + cb * b[1],
+        ca * a[2] + cb * b[2],
+        ca * a[3] + cb * b[3],
+        ca * a[4] + cb * b[4],
+        ca * a[5] + cb * b[5],
+        ca * a[6] + cb * b[6],
+        ca * a[7] + cb * b[7],
+        ca * a[8] + cb * b[8],
+        ca * a[9] + cb * b[9],
+    )
 
 
 @jit
-def jet_axpby(ca, a, cb, b, out):  # type: ignore[no-untyped-def]
-    """out = ca · a + cb · b, entry by entry."""
-    for k in range(out.shape[0]):
-        out[k] = ca * a[k] + cb * b[k]
+def jet4_mul(a, b):  # type: ignore[no-untyped-def]
+    """a · b for jets in 4 variables."""
+    return (
+        a[0] * b[0],
+        a[1] * b[0] + a[0] * b[1],
+        a[2] * b[0] + a[0] * b[2],
+        a[3] * b[0] + a[0] * b[3],
+        a[4] * b[0] + a[0] * b[4],
+        a[5] * b[0] + a[0] * b[5] + a[1] * b[1] + a[1] * b[1],
+        a[6] * b[0] + a[0] * b[6] + a[1] * b[2] + a[2] * b[1],
+        a[7] * b[0] + a[0] * b[7] + a[1] * b[3] + a[3] * b[1],
+        a[8] * b[0] + a[0] * b[8] + a[1] * b[4] + a[4] * b[1],
+        a[9] * b[0] + a[0] * b[9] + a[2] * b[2] + a[2] * b[2],
+        a[10] * b[0] + a[0] * b[10] + a[2] * b[3] + a[3] * b[2],
+        a[11] * b[0] + a[0] * b[11] + a[2] * b[4] + a[4] * b[2],
+        a[12] * b[0] + a[0] * b[12] + a[3] * b[3] + a[3] * b[3],
+        a[13] * b[0] + a[0] * b[13] + a[3] * b[4] + a[4] * b[3],
+        a[14] * b[0] + a[0] * b[14] + a[4] * b[4] + a[4] * b[4],
+    )
 
 
 @jit
-def jet_log(a, out, nv):  # type: ignore[no-untyped-def]
-    """out = ln a (a₀ > 0)."""
+def jet4_apply(a, f0, f1, f2):  # type: ignore[no-untyped-def]
+    """f(a) for a jet in 4 variables, given f(a₀), f'(a₀), f''(a₀)."""
+    return (
+        f0,
+        f1 * a[1],
+        f1 * a[2],
+        f1 * a[3],
+        f1 * a[4],
+        f1 * a[5] + f2 * a[1] * a[1],
+        f1 * a[6] + f2 * a[1] * a[2],
+        f1 * a[7] + f2 * a[1] * a[3],
+        f1 * a[8] + f2 * a[1] * a[4],
+        f1 * a[9] + f2 * a[2] * a[2],
+        f1 * a[10] + f2 * a[2] * a[3],
+        f1 * a[11] + f2 * a[2] * a[4],
+        f1 * a[12] + f2 * a[3] * a[3],
+        f1 * a[13] + f2 * a[3] * a[4],
+        f1 * a[14] + f2 * a[4] * a[4],
+    )
+
+
+@jit
+def jet4_lin(ca, a, cb, b):  # type: ignore[no-untyped-def]
+    """ca · a + cb · b for jets in 4 variables."""
+    return (
+        ca * a[0] + cb * b[0],
+        ca * a[1] + cb * b[1],
+        ca * a[2] + cb * b[2],
+        ca * a[3] + cb * b[3],
+        ca * a[4] + cb * b[4],
+        ca * a[5] + cb * b[5],
+        ca * a[6] + cb * b[6],
+        ca * a[7] + cb * b[7],
+        ca * a[8] + cb * b[8],
+        ca * a[9] + cb * b[9],
+        ca * a[10] + cb * b[10],
+        ca * a[11] + cb * b[11],
+        ca * a[12] + cb * b[12],
+        ca * a[13] + cb * b[13],
+        ca * a[14] + cb * b[14],
+    )
+
+
+@jit
+def jet4_compose(f, u0, u1, u2):  # type: ignore[no-untyped-def]
+    """f(u0, u1, u2): f a jet in 3 variables, u0..u2 jets in 4 variables."""
+    return (
+        f[0],
+        f[1] * u0[1] + f[2] * u1[1] + f[3] * u2[1],
+        f[1] * u0[2] + f[2] * u1[2] + f[3] * u2[2],
+        f[1] * u0[3] + f[2] * u1[3] + f[3] * u2[3],
+        f[1] * u0[4] + f[2] * u1[4] + f[3] * u2[4],
+        f[1] * u0[5] + f[2] * u1[5] + f[3] * u2[5] + f[4] * u0[1] * u0[1] + f[5] * u0[1] * u1[1] + f[6] * u0[1] * u2[1] + f[5] * u1[1] * u0[1] + f[7] * u1[1] * u1[1] + f[8] * u1[1] * u2[1] + f[6] * u2[1] * u0[1] + f[8] * u2[1] * u1[1] + f[9] * u2[1] * u2[1],
+        f[1] * u0[6] + f[2] * u1[6] + f[3] * u2[6] + f[4] * u0[1] * u0[2] + f[5] * u0[1] * u1[2] + f[6] * u0[1] * u2[2] + f[5] * u1[1] * u0[2] + f[7] * u1[1] * u1[2] + f[8] * u1[1] * u2[2] + f[6] * u2[1] * u0[2] + f[8] * u2[1] * u1[2] + f[9] * u2[1] * u2[2],
+        f[1] * u0[7] + f[2] * u1[7] + f[3] * u2[7] + f[4] * u0[1] * u0[3] + f[5] * u0[1] * u1[3] + f[6] * u0[1] * u2[3] + f[5] * u1[1] * u0[3] + f[7] * u1[1] * u1[3] + f[8] * u1[1] * u2[3] + f[6] * u2[1] * u0[3] + f[8] * u2[1] * u1[3] + f[9] * u2[1] * u2[3],
+        f[1] * u0[8] + f[2] * u1[8] + f[3] * u2[8] + f[4] * u0[1] * u0[4] + f[5] * u0[1] * u1[4] + f[6] * u0[1] * u2[4] + f[5] * u1[1] * u0[4] + f[7] * u1[1] * u1[4] + f[8] * u1[1] * u2[4] + f[6] * u2[1] * u0[4] + f[8] * u2[1] * u1[4] + f[9] * u2[1] * u2[4],
+        f[1] * u0[9] + f[2] * u1[9] + f[3] * u2[9] + f[4] * u0[2] * u0[2] + f[5] * u0[2] * u1[2] + f[6] * u0[2] * u2[2] + f[5] * u1[2] * u0[2] + f[7] * u1[2] * u1[2] + f[8] * u1[2] * u2[2] + f[6] * u2[2] * u0[2] + f[8] * u2[2] * u1[2] + f[9] * u2[2] * u2[2],
+        f[1] * u0[10] + f[2] * u1[10] + f[3] * u2[10] + f[4] * u0[2] * u0[3] + f[5] * u0[2] * u1[3] + f[6] * u0[2] * u2[3] + f[5] * u1[2] * u0[3] + f[7] * u1[2] * u1[3] + f[8] * u1[2] * u2[3] + f[6] * u2[2] * u0[3] + f[8] * u2[2] * u1[3] + f[9] * u2[2] * u2[3],
+        f[1] * u0[11] + f[2] * u1[11] + f[3] * u2[11] + f[4] * u0[2] * u0[4] + f[5] * u0[2] * u1[4] + f[6] * u0[2] * u2[4] + f[5] * u1[2] * u0[4] + f[7] * u1[2] * u1[4] + f[8] * u1[2] * u2[4] + f[6] * u2[2] * u0[4] + f[8] * u2[2] * u1[4] + f[9] * u2[2] * u2[4],
+        f[1] * u0[12] + f[2] * u1[12] + f[3] * u2[12] + f[4] * u0[3] * u0[3] + f[5] * u0[3] * u1[3] + f[6] * u0[3] * u2[3] + f[5] * u1[3] * u0[3] + f[7] * u1[3] * u1[3] + f[8] * u1[3] * u2[3] + f[6] * u2[3] * u0[3] + f[8] * u2[3] * u1[3] + f[9] * u2[3] * u2[3],
+        f[1] * u0[13] + f[2] * u1[13] + f[3] * u2[13] + f[4] * u0[3] * u0[4] + f[5] * u0[3] * u1[4] + f[6] * u0[3] * u2[4] + f[5] * u1[3] * u0[4] + f[7] * u1[3] * u1[4] + f[8] * u1[3] * u2[4] + f[6] * u2[3] * u0[4] + f[8] * u2[3] * u1[4] + f[9] * u2[3] * u2[4],
+        f[1] * u0[14] + f[2] * u1[14] + f[3] * u2[14] + f[4] * u0[4] * u0[4] + f[5] * u0[4] * u1[4] + f[6] * u0[4] * u2[4] + f[5] * u1[4] * u0[4] + f[7] * u1[4] * u1[4] + f[8] * u1[4] * u2[4] + f[6] * u2[4] * u0[4] + f[8] * u2[4] * u1[4] + f[9] * u2[4] * u2[4],
+    )
+
+
+@jit
+def jet3_shift(a, c):  # type: ignore[no-untyped-def]
+    """a + c for a jet in 3 variables and a constant c."""
+    return (a[0] + c, a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9])
+
+
+@jit
+def jet3_log(a):  # type: ignore[no-untyped-def]
+    """ln a (a₀ > 0) for a jet in 3 variables."""
     v = a[0]
-    jet_apply(a, math.log(v), 1.0 / v, -1.0 / (v * v), out, nv)
+    return jet3_apply(a, math.log(v), 1.0 / v, -1.0 / (v * v))
 
 
 @jit
-def jet_recip(a, out, nv):  # type: ignore[no-untyped-def]
-    """out = 1 / a."""
+def jet3_recip(a):  # type: ignore[no-untyped-def]
+    """1/a for a jet in 3 variables."""
     inv = 1.0 / a[0]
-    jet_apply(a, inv, -inv * inv, 2.0 * inv * inv * inv, out, nv)
-
-
-@jit
-def jet_compose(f, u0, u1, u2, out, nv):  # type: ignore[no-untyped-def]
-    """out = f(u0, u1, u2): f a jet in 3 variables, u0..u2 jets in ``nv`` variables."""
-    # f's gradient and Hessian (3-variable layout: 0 v, 1-3 grad, 4 00, 5 01, 6 02, 7 11, 8 12,
-    # 9 22)
-    g0 = f[1]
-    g1 = f[2]
-    g2 = f[3]
-    h00 = f[4]
-    h01 = f[5]
-    h02 = f[6]
-    h11 = f[7]
-    h12 = f[8]
-    h22 = f[9]
-    k = 1 + nv
-    for i in range(nv):
-        a0 = u0[1 + i]
-        a1 = u1[1 + i]
-        a2 = u2[1 + i]
-        # (∇²f) · (∂u/∂θ_i)
-        m0 = h00 * a0 + h01 * a1 + h02 * a2
-        m1 = h01 * a0 + h11 * a1 + h12 * a2
-        m2 = h02 * a0 + h12 * a1 + h22 * a2
-        for j in range(i, nv):
-            out[k] = (
-                g0 * u0[k]
-                + g1 * u1[k]
-                + g2 * u2[k]
-                + m0 * u0[1 + j]
-                + m1 * u1[1 + j]
-                + m2 * u2[1 + j]
-            )
-            k += 1
-    for i in range(nv):
-        out[1 + i] = g0 * u0[1 + i] + g1 * u1[1 + i] + g2 * u2[1 + i]
-    out[0] = f[0]
+    return jet3_apply(a, inv, -inv * inv, 2.0 * inv * inv * inv)
 
 
 _JET_TOL = 1e-17
@@ -247,7 +330,7 @@ _JET_MAX_ITER = 100_000
 
 
 @jit
-def hyp_series_jet(R: float, Rp: float, z: float, out) -> None:  # type: ignore[no-untyped-def]
+def hyp_series_jet(R: float, Rp: float, z: float):  # type: ignore[no-untyped-def]
     """Jet of ln F in (R, R', z), F = Σ_n (R)_n/(R+R')_n z^n = ₂F₁(1, R; R+R'; z), 0 ≤ z ≤ ½.
 
     Term n is c_n z^n with ln c_n = Σ_{k<n} [ln(R+k) − ln(R+R'+k)], whose derivatives are running
@@ -287,7 +370,7 @@ def hyp_series_jet(R: float, Rp: float, z: float, out) -> None:  # type: ignore[
             zn2 = zn1
             zn1 = zn1 * z
         t1 = n * coef * zn1  # ∂(c_n z^n)/∂z
-        t = t1 * z / n  # c_n z^n
+        t = coef * zn1 * z  # c_n z^n
         t2 = n * (n - 1.0) * coef * zn2 if n >= 2 else 0.0
         S += t
         SR += t * aR
@@ -302,11 +385,12 @@ def hyp_series_jet(R: float, Rp: float, z: float, out) -> None:  # type: ignore[
         SRz += t1 * aR
         SRpz += t1 * aRp
         Szz += t2
+        # Every sum's next terms are below 1e-17 of S (the ln F derivatives are sums over S).
         floor = _JET_TOL * S
         if (
             t <= floor
-            and abs(t * aR) <= _JET_TOL * abs(SR) + 1e-300
-            and abs(t * aRp) <= _JET_TOL * abs(SRp) + 1e-300
+            and t * aR <= _JET_TOL * SR + 1e-300
+            and -t * aRp <= -_JET_TOL * SRp + 1e-300
             and t1 <= _JET_TOL * Sz + 1e-300
             and abs(dRR) <= floor
             and abs(dRRp) <= floor
@@ -319,25 +403,25 @@ def hyp_series_jet(R: float, Rp: float, z: float, out) -> None:  # type: ignore[
     gR = SR / S
     gRp = SRp / S
     gz = Sz / S
-    out[0] = math.log(S)
-    out[1] = gR
-    out[2] = gRp
-    out[3] = gz
-    out[4] = SRR / S - gR * gR
-    out[5] = SRRp / S - gR * gRp
-    out[6] = SRz / S - gR * gz
-    out[7] = SRpRp / S - gRp * gRp
-    out[8] = SRpz / S - gRp * gz
-    out[9] = Szz / S - gz * gz
+    return (
+        math.log(S),
+        gR,
+        gRp,
+        gz,
+        SRR / S - gR * gR,
+        SRRp / S - gR * gRp,
+        SRz / S - gR * gz,
+        SRpRp / S - gRp * gRp,
+        SRpz / S - gRp * gz,
+        Szz / S - gz * gz,
+    )
 
 
 @jit
-def _cf_numerator(R: float, Rp: float, n: int, k):  # type: ignore[no-untyped-def]
-    """Jet in (R, R') (z-entries zero) of the n-th partial numerator k_n of Gauss's continued
-    fraction for ₂F₁(R, 1; N+1; z), N = R+R'−1 (see :func:`hyp_cf_jet`)."""
+def _cf_numerator(R: float, Rp: float, n: int):  # type: ignore[no-untyped-def]
+    """(k, ∂k/∂R, ∂k/∂R', ∂²k/∂R², ∂²k/∂R∂R', ∂²k/∂R'²) of the n-th partial numerator of Gauss's
+    continued fraction for ₂F₁(R, 1; N+1; z), N = R+R'−1 (see :func:`hyp_cf_jet`)."""
     N = R + Rp - 1.0
-    for i in range(10):
-        k[i] = 0.0
     if n == 1:
         # k = R/(R+R'): ln k = ln R − ln(R+R')
         c = R + Rp
@@ -345,13 +429,14 @@ def _cf_numerator(R: float, Rp: float, n: int, k):  # type: ignore[no-untyped-de
         lR = 1.0 / R - 1.0 / c
         lRp = -1.0 / c
         ic2 = 1.0 / (c * c)
-        k[0] = val
-        k[1] = val * lR
-        k[2] = val * lRp
-        k[4] = val * (lR * lR - 1.0 / (R * R) + ic2)
-        k[5] = val * (lR * lRp + ic2)
-        k[7] = val * (lRp * lRp + ic2)
-        return
+        return (
+            val,
+            val * lR,
+            val * lRp,
+            val * (lR * lR - 1.0 / (R * R) + ic2),
+            val * (lR * lRp + ic2),
+            val * (lRp * lRp + ic2),
+        )
     # g = 1/(u1 u2) with u1, u2 linear in N (∂N/∂R = ∂N/∂R' = 1)
     if n % 2 == 1:
         m = (n - 1) // 2
@@ -368,120 +453,93 @@ def _cf_numerator(R: float, Rp: float, n: int, k):  # type: ignore[no-untyped-de
         # k = b1 b2 g, b1 = R+m (∂R = 1), b2 = N+m (∂R = ∂R' = 1)
         b1 = R + m
         b2 = N + m
-        k[0] = b1 * b2 * g
-        k[1] = b2 * g + b1 * g + b1 * b2 * gN
-        k[2] = b1 * g + b1 * b2 * gN
-        k[4] = 2.0 * g + 2.0 * (b1 + b2) * gN + b1 * b2 * gNN
-        k[5] = g + (2.0 * b1 + b2) * gN + b1 * b2 * gNN
-        k[7] = 2.0 * b1 * gN + b1 * b2 * gNN
-    else:
-        # k = m a g, a = R'−1+m (∂R' = 1)
-        a = Rp - 1.0 + m
-        k[0] = m * a * g
-        k[1] = m * a * gN
-        k[2] = m * (g + a * gN)
-        k[4] = m * a * gNN
-        k[5] = m * (gN + a * gNN)
-        k[7] = m * (2.0 * gN + a * gNN)
+        return (
+            b1 * b2 * g,
+            b2 * g + b1 * g + b1 * b2 * gN,
+            b1 * g + b1 * b2 * gN,
+            2.0 * g + 2.0 * (b1 + b2) * gN + b1 * b2 * gNN,
+            g + (2.0 * b1 + b2) * gN + b1 * b2 * gNN,
+            2.0 * b1 * gN + b1 * b2 * gNN,
+        )
+    # k = m a g, a = R'−1+m (∂R' = 1)
+    a = Rp - 1.0 + m
+    return (
+        m * a * g,
+        m * a * gN,
+        m * (g + a * gN),
+        m * a * gNN,
+        m * (gN + a * gNN),
+        m * (2.0 * gN + a * gNN),
+    )
 
 
 @jit
-def hyp_cf_jet(R: float, Rp: float, z: float, out, scratch) -> None:  # type: ignore[no-untyped-def]
+def hyp_cf_jet(R: float, Rp: float, z: float):  # type: ignore[no-untyped-def]
     """Jet of ln F in (R, R', z), F = ₂F₁(R, 1; R+R'; z), by Gauss's continued fraction.
 
     F = 1/(1 − k1 z/(1 − k2 z/(1 − …))), N = R+R'−1, k1 = R/(N+1),
     k_{2m+1} = (R+m)(N+m)/((N+2m)(N+2m+1)), k_{2m} = m(R'−1+m)/((N+2m−1)(N+2m)),
     evaluated with the modified Lentz method carrying second-order jets (forward mode).
-    ``scratch`` is a (≥ 5, ≥ 10) float64 array.
     """
-    a = scratch[0]
-    C = scratch[1]
-    D = scratch[2]
-    t = scratch[3]
-    u = scratch[4]
-    for i in range(10):
-        C[i] = 0.0
-        D[i] = 0.0
-        out[i] = 0.0
-    C[0] = 1.0
+    zero = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    C = jet3_shift(zero, 1.0)
+    D = zero
+    out = zero
     for n in range(1, _JET_MAX_ITER):
-        _cf_numerator(R, Rp, n, a)
-        # a = −k z: the z-entries come from k's value and R, R' entries
-        a[3] = -a[0]
-        a[6] = -a[1]
-        a[8] = -a[2]
-        a[9] = 0.0
-        a[0] *= -z
-        a[1] *= -z
-        a[2] *= -z
-        a[4] *= -z
-        a[5] *= -z
-        a[7] *= -z
-        # D ← 1/(1 + a D)
-        jet_mul(a, D, t, 3)
-        t[0] += 1.0
-        jet_recip(t, D, 3)
-        # C ← 1 + a/C
-        jet_recip(C, u, 3)
-        jet_mul(a, u, C, 3)
-        C[0] += 1.0
-        # ln F −= ln(C D)
-        jet_mul(C, D, t, 3)
-        delta = t[0]
-        jet_log(t, u, 3)
-        converged = abs(delta - 1.0) <= 3e-16
-        for i in range(10):
-            out[i] -= u[i]
-            if i > 0 and abs(u[i]) > 3e-16 * (1.0 + abs(out[i])):
-                converged = False
-        if converged:
-            break
+        k, kR, kRp, kRR, kRRp, kRpRp = _cf_numerator(R, Rp, n)
+        # a = −k z as a jet in (R, R', z)
+        a = (-k * z, -kR * z, -kRp * z, -k, -kRR * z, -kRRp * z, -kR, -kRpRp * z, -kRp, 0.0)
+        D = jet3_recip(jet3_shift(jet3_mul(a, D), 1.0))
+        C = jet3_shift(jet3_mul(a, jet3_recip(C)), 1.0)
+        step = jet3_mul(C, D)
+        log_step = jet3_log(step)
+        out = jet3_lin(1.0, out, -1.0, log_step)
+        if abs(step[0] - 1.0) <= 3e-16:
+            converged = True
+            for i in range(1, 10):
+                if abs(log_step[i]) > 3e-16 * (1.0 + abs(out[i])):
+                    converged = False
+            if converged:
+                break
+    return out
 
 
 @jit
-def hyp_jet(R: float, Rp: float, z: float, out, scratch) -> None:  # type: ignore[no-untyped-def]
+def hyp_jet(R: float, Rp: float, z: float):  # type: ignore[no-untyped-def]
     """Jet of ln ₂F₁(1, R; R+R'; z) in (R, R', z): power series for z ≤ ½, else the continued
     fraction (the two methods of ``likelihood``'s first-order Pareto/NBD kernel)."""
     if z <= 0.5:
-        hyp_series_jet(R, Rp, z, out)
-    else:
-        hyp_cf_jet(R, Rp, z, out, scratch)
+        return hyp_series_jet(R, Rp, z)
+    return hyp_cf_jet(R, Rp, z)
 
 
 @jit
-def _expm1_ratio_curvature(t: float) -> float:
-    """d²/dt² ln((e^t − 1)/t) = 1/t² − 1/(4 sinh²(t/2)), stable for every real t (1/12 at 0)."""
-    if abs(t) < 0.25:
-        t2 = t * t
-        return 1.0 / 12.0 - t2 * (
-            1.0 / 240.0 - t2 * (1.0 / 6048.0 - t2 * (1.0 / 172800.0 - t2 / 5322240.0))
-        )
-    sh = math.sinh(0.5 * t)
-    return 1.0 / (t * t) - 1.0 / (4.0 * sh * sh)
-
-
-@jit
-def _expm1_ratio(t: float) -> tuple[float, float]:
-    """(ln((e^t − 1)/t), its derivative 1/(1 − e^−t) − 1/t), stable for every real t."""
+def _expm1_ratio(t: float) -> tuple[float, float, float]:
+    """ln((e^t − 1)/t) and its first two derivatives, 1/(1 − e^−t) − 1/t and
+    1/t² − 1/(4 sinh²(t/2)), stable for every real t (0, ½, 1/12 at t = 0)."""
+    t2 = t * t
     if abs(t) < 1e-3:
-        t2 = t * t
         value = t / 2.0 + t2 / 24.0 - t2 * t2 / 2880.0
     elif t > 0.0:
         value = t + math.log(-math.expm1(-t)) - math.log(t)
     else:
         value = math.log(-math.expm1(t)) - math.log(-t)
     if abs(t) < 0.1:
-        t2 = t * t
-        slope = 0.5 + t * (
-            1.0 / 12.0 - t2 * (1.0 / 720.0 - t2 * (1.0 / 30240.0 - t2 / 1209600.0))
-        )
+        slope = 0.5 + t * (1.0 / 12.0 - t2 * (1.0 / 720.0 - t2 * (1.0 / 30240.0 - t2 / 1209600.0)))
     else:
         slope = 1.0 / (-math.expm1(-t)) - 1.0 / t
-    return value, slope
+    if abs(t) < 0.25:
+        curvature = 1.0 / 12.0 - t2 * (
+            1.0 / 240.0 - t2 * (1.0 / 6048.0 - t2 * (1.0 / 172800.0 - t2 / 5322240.0))
+        )
+    else:
+        sh = math.sinh(0.5 * t)
+        curvature = 1.0 / t2 - 1.0 / (4.0 * sh * sh)
+    return value, slope, curvature
 
 
 @jit
-def split_integral_jet(R: float, Rp: float, eps: float, w0: float, out, scratch) -> None:  # type: ignore[no-untyped-def]
+def split_integral_jet(R: float, Rp: float, eps: float, w0: float):  # type: ignore[no-untyped-def]
     """Jet of ln I in (R, R', ε), I(ε) = ∫_ε^1 w^−R' (1−w)^(R+R'−2) dw, for ε < w0 ≤ ½.
 
     I = ∫_ε^w0 + I(w0): the first part is Σ_k c_k J_k with c_k = (1−N)_k/k! (N = R+R'−1) and
@@ -494,9 +552,8 @@ def split_integral_jet(R: float, Rp: float, eps: float, w0: float, out, scratch)
     L1 = math.log(eps)
     Dl = L0 - L1
     lnDl = math.log(Dl)
-    e = 1.0 - Rp
-    g0, _ = _expm1_ratio(e * Dl)
-    lnJ0 = e * L1 + lnDl + g0
+    g0, _, _ = _expm1_ratio((1.0 - Rp) * Dl)
+    lnJ0 = (1.0 - Rp) * L1 + lnDl + g0
     c = 1.0
     dc = 0.0  # ∂c_k/∂N
     d2c = 0.0  # ∂²c_k/∂N²
@@ -508,11 +565,10 @@ def split_integral_jet(R: float, Rp: float, eps: float, w0: float, out, scratch)
     SRpRp = 0.0
     for k in range(_JET_MAX_ITER):
         e = k + 1.0 - Rp
-        ed = e * Dl
-        gk, gk1 = _expm1_ratio(ed)
+        gk, gk1, gk2 = _expm1_ratio(e * Dl)
         rk = math.exp(e * L1 + lnDl + gk - lnJ0)
         a = -(L1 + Dl * gk1)  # ∂ ln J_k/∂R'
-        b = Dl * Dl * _expm1_ratio_curvature(ed)  # ∂² ln J_k/∂R'²
+        b = Dl * Dl * gk2  # ∂² ln J_k/∂R'²
         t0 = c * rk
         t1 = dc * rk
         t2 = d2c * rk
@@ -544,16 +600,12 @@ def split_integral_jet(R: float, Rp: float, eps: float, w0: float, out, scratch)
     aRRp = (SNN + SNRp) / SA - aR * aRp
     aRpRp = (SNN + 2.0 * SNRp + SRpRp) / SA - aRp * aRp
     # I(w0) = z0^N w0^(1−R') F(R, R'; z0) / N
-    F = scratch[5]
-    hyp_jet(R, Rp, 1.0 - w0, F, scratch)
+    F = hyp_jet(R, Rp, 1.0 - w0)
     l1w = math.log1p(-w0)
-    iN = 1.0 / N
+    iN2 = 1.0 / (N * N)
     lnIB = N * l1w + (1.0 - Rp) * L0 + F[0] - math.log(N)
-    bR = l1w + F[1] - iN
-    bRp = l1w - L0 + F[2] - iN
-    bRR = F[4] + iN * iN
-    bRRp = F[5] + iN * iN
-    bRpRp = F[7] + iN * iN
+    bR = l1w + F[1] - 1.0 / N
+    bRp = l1w - L0 + F[2] - 1.0 / N
     top = max(lnIA, lnIB)
     lnI = top + math.log(math.exp(lnIA - top) + math.exp(lnIB - top))
     pA = math.exp(lnIA - lnI)
@@ -562,19 +614,18 @@ def split_integral_jet(R: float, Rp: float, eps: float, w0: float, out, scratch)
     dRp = aRp - bRp
     gR = pA * aR + pB * bR
     gRp = pA * aRp + pB * bRp
-    hRR = pA * aRR + pB * bRR + pA * pB * dR * dR
-    hRRp = pA * aRRp + pB * bRRp + pA * pB * dR * dRp
-    hRpRp = pA * aRpRp + pB * bRpRp + pA * pB * dRp * dRp
-    # ε: I_ε = −ε^−R' (1−ε)^(N−1)/I, and its derivatives from ln(−I_ε)
+    # ε: I_ε = −ε^−R' (1−ε)^(N−1)/I; its derivatives follow from ln(−I_ε)
     l1e = math.log1p(-eps)
     ge = -math.exp(-Rp * L1 + (N - 1.0) * l1e - lnI)
-    out[0] = lnI
-    out[1] = gR
-    out[2] = gRp
-    out[3] = ge
-    out[4] = hRR
-    out[5] = hRRp
-    out[6] = ge * (l1e - gR)
-    out[7] = hRpRp
-    out[8] = ge * (l1e - L1 - gRp)
-    out[9] = ge * (-Rp / eps - (N - 1.0) / (1.0 - eps) - ge)
+    return (
+        lnI,
+        gR,
+        gRp,
+        ge,
+        pA * aRR + pB * (F[4] + iN2) + pA * pB * dR * dR,
+        pA * aRRp + pB * (F[5] + iN2) + pA * pB * dR * dRp,
+        ge * (l1e - gR),
+        pA * aRpRp + pB * (F[7] + iN2) + pA * pB * dRp * dRp,
+        ge * (l1e - L1 - gRp),
+        ge * (-Rp / eps - (N - 1.0) / (1.0 - eps) - ge),
+    )

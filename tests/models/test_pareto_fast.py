@@ -168,7 +168,9 @@ def _check_against_first_order(params: list[float], x: F64, t_x: F64, T: F64, w:
     p = np.asarray(params, dtype=np.float64)
     value, grad, hess = _pass(params, x, t_x, T, w)
     want_value, want_grad = _first_order(p, x, t_x, T, w)
-    assert math.isfinite(value) and np.all(np.isfinite(grad)) and np.all(np.isfinite(hess))
+    assert math.isfinite(value)
+    assert np.all(np.isfinite(grad))
+    assert np.all(np.isfinite(hess))
     assert abs(value - want_value) <= 1e-11 * max(1.0, abs(want_value))
     # in log-parameters, where every entry has the scale of ℓ
     grad_u = grad * p

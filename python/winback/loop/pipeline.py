@@ -448,7 +448,9 @@ class Pipeline:
                     rows = [tuple(r) for r in conn.execute(sa.select(table).order_by(*order))]
         finally:
             engine.dispose()
-        return pl.DataFrame(rows, schema=[c.name for c in table.columns], orient="row")
+        types = {int: pl.Int64, float: pl.Float64, bool: pl.Boolean, str: pl.String, date: pl.Date}
+        columns = {c.name: types[c.type.python_type] for c in table.columns}
+        return pl.DataFrame(rows, schema=columns, orient="row")
 
 
 def _refuse_past(conn: sa.Connection, day: date) -> bool:

@@ -1,0 +1,269 @@
+"""The daily loop's semantics on SQLite (docs/loop.md#a-daily-run): new entrants, stable arms
+and staff, the cool-down, follow-ups by cadence, the day's files, idempotent re-runs, refused
+past days and all-or-nothing runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+import winback.loop.pipeline as pipeline_module
+from tests.loop.conftest import config
+from winback.campaign import assignment_hash
+from winback.errors import WinbackConfigError
+from winback.loop import Pipeline
+
+DAYS = [date(2024, 3, 1) + timedelta(days=i) for i in range(4)]
+STATE = ("runs", "snapshots", "campaigns", "targets", "contacts")
+
+
+def state(pipeline: Pipeline) -> dict[str, pl.DataFrame]:
+    return {name: pipeline.table(name) for name in STATE}
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, sales_file: Path) -> Pipeline:
+    return Pipeline(config(tmp_path, sales_file))
+
+
+def test_entrants_are_new_to_the_selection(pipeline: Pipeline) -> None:
+    first = pipeline.run(DAYS[0])
+    assert first.entrants and len(first.entrants) == first.selected  # everyone is new on day 1
+    second = pipeline.run(DAYS[1])
+    snaps = pipeline.table("snapshots")
+    selected = {
+        d: set(snaps.filter((pl.col("run_date") == d) & pl.col("selected"))["customer_id"])
+        for d in DAYS[:2]
+    }
+    assert set(second.entrants) == selected[DAYS[1]] - selected[DAYS[0]]
+    assert second.entrants  # the data has customers falling silent every day
+    assert second.new_targets == len(second.entrants)  # none was a target before or cooling
+    entrants_file = pl.read_csv(
+        Path(pipeline.config.outputs) / "entrants-2024-03-02.csv", schema_overrides={"customer_id": pl.String}
+    )
+    assert entrants_file["customer_id"].to_list() == sorted(second.entrants)
+
+
+def test_arm_and_staff_are_kept_for_the_campaign(pipeline: Pipeline) -> None:
+    pipeline.run(DAYS[0])
+    day1 = pipeline.table("targets")
+    for day in DAYS[1:]:
+        pipeline.run(day)
+    later = pipeline.table("targets")
+    kept = day1.select("customer_id", "arm", "staff").join(
+        later.select("customer_id", "arm", "staff"), on="customer_id", suffix="_later"
+    )
+    assert kept.height == day1.height
+    assert (kept["arm"] == kept["arm_later"]).all()
+    assert kept.filter(pl.col("staff").ne_missing(pl.col("staff_later"))).height == 0
+    # the arm is the stable hash of (campaign, customer): control iff h < holdout · 2⁶⁴
+    campaign_id = later["campaign_id"][0]
+    hashes = assignment_hash(later["customer_id"].cast(pl.Int64), campaign_id)
+    control = hashes < int(0.2 * 2**64)
+    assert (later["arm"] == pl.Series(["treatment", "control"]).gather(control.cast(pl.UInt32))).all()
+    assert set(later["campaign_id"]) == {"wb-2024-03-01"}
+
+
+def test_contacted_customers_cool_down(tmp_path: Path, sales_file: Path) -> None:
+    pipeline = Pipeline(config(tmp_path, sales_file, length_days=2))
+    pipeline.run(DAYS[0])
+    targets = pipeline.table("targets")
+    contacted = targets.filter(pl.col("contact"))["customer_id"].to_list()[:5]
+    pipeline.record_contacts(
+        pl.DataFrame({"customer_id": contacted, "contact_date": [DAYS[1]] * 5})
+    )
+    pipeline.run(DAYS[1])
+    # day 3 starts a new campaign: customers contacted on day 2 (within 14 days) are not targeted
+    result = pipeline.run(DAYS[2])
+    assert result.campaign_id == "wb-2024-03-03"
+    new = pipeline.table("targets").filter(pl.col("campaign_id") == "wb-2024-03-03")
+    still_selected = set(
+        pipeline.table("snapshots")
+        .filter((pl.col("run_date") == DAYS[2]) & pl.col("selected"))["customer_id"]
+    )
+    cooling = set(contacted) & still_selected
+    assert cooling and result.cooled_down == len(cooling)
+    assert not cooling & set(new["customer_id"])
+    assert new.height == result.selected - len(cooling)
+    # the old campaign's targets have ended: no more follow-ups
+    old = pipeline.table("targets").filter(pl.col("campaign_id") == "wb-2024-03-01")
+    assert set(old["status"]) == {"ended"} and old["next_contact"].null_count() == old.height
+
+
+def test_follow_ups_by_cadence(tmp_path: Path, sales_file: Path) -> None:
+    cadence = {"group_e": 1, "group_d": 2, "silent": 2}
+    pipeline = Pipeline(config(tmp_path, sales_file, cadence=cadence, max_contacts=2))
+    pipeline.run(DAYS[0])
+    targets = pipeline.table("targets").filter(pl.col("contact"))
+    expected = targets.with_columns(
+        (pl.lit(DAYS[0]) + pl.duration(days=pl.col("segment").replace_strict(cadence))).alias("first")
+    )
+    assert (expected["next_contact"] == expected["first"].cast(pl.Date)).all()
+    day2 = pipeline.run(DAYS[1])
+    due_ids = set(expected.filter(pl.col("first").cast(pl.Date) <= DAYS[1])["customer_id"])
+    assert set(day2.due["customer_id"]) == due_ids and due_ids
+    # contact half of them on day 2: their next contact is one cadence after that
+    done = sorted(due_ids)[: len(due_ids) // 2]
+    pipeline.record_contacts(pl.DataFrame({"customer_id": done, "contact_date": [DAYS[1]] * len(done)}))
+    day3 = pipeline.run(DAYS[2])
+    rows = pipeline.table("targets").filter(pl.col("customer_id").is_in(done))
+    assert (rows["contacts_made"] == 1).all()
+    assert (
+        rows["next_contact"]
+        == rows.select(pl.lit(DAYS[1]) + pl.duration(days=pl.col("segment").replace_strict(cadence)))
+        .to_series()
+        .cast(pl.Date)
+    ).all()
+    # the ones not contacted are carried as overdue
+    carried = day3.due.filter(~pl.col("customer_id").is_in(done))
+    assert set(carried["customer_id"]) >= due_ids - set(done)
+    assert (carried.filter(pl.col("customer_id").is_in(list(due_ids)))["overdue_days"] >= 1).all()
+    # a second contact reaches max_contacts: done, nothing more due
+    pipeline.record_contacts(pl.DataFrame({"customer_id": done, "contact_date": [DAYS[2]] * len(done)}))
+    day4 = pipeline.run(DAYS[3])
+    finished = pipeline.table("targets").filter(pl.col("customer_id").is_in(done))
+    assert set(finished["status"]) <= {"done", "exited"} and finished["next_contact"].null_count() == len(done)
+    assert not set(day4.due["customer_id"]) & set(done)
+    # only treatment contacts are ever due: the control arm is never contacted
+    arms = pipeline.table("targets").join(day4.due.select("customer_id"), on="customer_id")
+    assert set(arms["arm"]) == {"treatment"}
+
+
+def test_the_days_files(pipeline: Pipeline) -> None:
+    pipeline.run(DAYS[0])
+    result = pipeline.run(DAYS[1])
+    out = Path(pipeline.config.outputs)
+    assert [p.name for p in result.files] == [
+        "targets-2024-03-02.csv",
+        "due-2024-03-02.csv",
+        "entrants-2024-03-02.csv",
+    ]
+    targets = pl.read_csv(out / "targets-2024-03-02.csv", schema_overrides={"customer_id": pl.String})
+    assert targets.columns == list(pipeline_module.TARGET_FILE_COLUMNS)
+    assert set(targets["status"]) == {"active"}
+    assert targets["new_target"].sum() == result.new_targets
+    due = pl.read_csv(out / "due-2024-03-02.csv", schema_overrides={"customer_id": pl.String})
+    assert due.columns == list(pipeline_module.DUE_FILE_COLUMNS)
+    assert due.height == result.due.height > 0
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_a_rerun_is_idempotent(tmp_path: Path, sales_file: Path) -> None:
+    pipeline = Pipeline(config(tmp_path, sales_file))
+    for day in DAYS[:3]:
+        pipeline.run(day)
+    before, written = state(pipeline), files(Path(pipeline.config.outputs))
+    again = pipeline.run(DAYS[2])
+    assert again.rerun
+    after = state(pipeline)
+    for name in STATE:
+        assert after[name].equals(before[name]), name
+    assert files(Path(pipeline.config.outputs)) == written
+    # and the state equals a fresh database's run on the same days
+    other = tmp_path / "other"
+    other.mkdir()
+    fresh = Pipeline(config(other, sales_file))
+    for day in DAYS[:3]:
+        fresh.run(day)
+    fresh_state = state(fresh)
+    for name in ("snapshots", "campaigns", "targets"):
+        assert fresh_state[name].equals(after[name]), name
+
+
+def test_a_day_before_the_latest_run_is_refused(pipeline: Pipeline) -> None:
+    pipeline.run(DAYS[2])
+    before = state(pipeline)
+    with pytest.raises(WinbackConfigError, match="2024-03-01 is refused.*2024-03-03"):
+        pipeline.run(DAYS[0])
+    after = state(pipeline)
+    assert all(after[n].equals(before[n]) for n in STATE)
+
+
+@pytest.mark.parametrize("point", ["migrated", "campaign", "targets", "snapshots", "files", "commit"])
+def test_a_failing_run_leaves_the_state_as_before(
+    tmp_path: Path, sales_file: Path, monkeypatch: pytest.MonkeyPatch, point: str
+) -> None:
+    pipeline = Pipeline(config(tmp_path, sales_file))
+    pipeline.run(DAYS[0])
+    before, written = state(pipeline), files(Path(pipeline.config.outputs))
+
+    def fail(name: str) -> None:
+        if name == point:
+            raise RuntimeError(f"injected at {name}")
+
+    monkeypatch.setattr(pipeline_module, "checkpoint", fail)
+    with pytest.raises(RuntimeError, match="injected"):
+        pipeline.run(DAYS[1])
+    after = state(pipeline)
+    assert all(after[n].equals(before[n]) for n in STATE)
+    assert files(Path(pipeline.config.outputs)) == written  # no day-2 files, no temporaries
+    monkeypatch.undo()
+    assert pipeline.run(DAYS[1]).run_date == DAYS[1]  # the next run completes
+
+
+def test_a_failing_first_run_leaves_no_schema(
+    tmp_path: Path, sales_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = Pipeline(config(tmp_path, sales_file))
+
+    def fail(name: str) -> None:
+        if name == "snapshots":
+            raise RuntimeError("injected")
+
+    monkeypatch.setattr(pipeline_module, "checkpoint", fail)
+    with pytest.raises(RuntimeError):
+        pipeline.run(DAYS[0])
+    assert pipeline.table("runs").height == 0
+    assert pipeline.table("schema_version").height == 0  # not even the schema was kept
+
+
+@pytest.mark.parametrize("point", ["targets", "files", "commit"])
+def test_a_killed_run_leaves_the_state_as_before(
+    tmp_path: Path, sales_file: Path, point: str
+) -> None:
+    pipeline = Pipeline(config(tmp_path, sales_file))
+    pipeline.run(DAYS[0])
+    before = state(pipeline)
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        import winback.loop.pipeline as module
+        from winback.loop import Pipeline
+
+        def kill(name):
+            if name == {point!r}:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        module.checkpoint = kill
+        Pipeline({config(tmp_path, sales_file)!r}).run("2024-03-02")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
+    assert done.returncode == -9, done.stderr.decode()
+    after = state(pipeline)
+    assert all(after[n].equals(before[n]) for n in STATE)
+    result = pipeline.run(DAYS[1])  # the next run completes, no target twice
+    targets = pipeline.table("targets")
+    assert targets.select("campaign_id", "customer_id").is_unique().all()
+    assert result.run_date == DAYS[1]
+
+
+def test_capacity_cuts_are_counted_not_warned(tmp_path: Path, sales_file: Path) -> None:
+    raw: dict[str, Any] = config(tmp_path, sales_file)
+    raw["staff"] = {"names": ["ann", "bo"], "capacity": 10}
+    result = Pipeline(raw).run(DAYS[0])
+    assert result.capacity_cut > 0
+    contacts = Pipeline(raw).table("targets").filter(pl.col("contact"))
+    assert contacts.height == 20
+    assert sorted(contacts.group_by("staff").len()["len"].to_list()) == [10, 10]

@@ -49,13 +49,13 @@ def with_(section: str, **keys: Any) -> dict[str, Any]:
     ],
 )
 def test_a_bad_config_names_its_key(raw: dict[str, Any], key: str) -> None:
-    with pytest.raises(WinbackConfigError, match=re.escape(f"config key {key}") + "[: ]"):
+    with pytest.raises(WinbackConfigError, match=re.escape(f"config key {key}") + r"[: ]"):
         parse_config(raw)
 
 
 def test_a_bad_database_url_names_the_key(tmp_path: Path) -> None:
     pipeline = Pipeline({**BASE, "database": {"url": "nodb://x"}})
-    with pytest.raises(WinbackConfigError, match="database.url"):
+    with pytest.raises(WinbackConfigError, match=r"database\.url"):
         pipeline.run("2024-03-01")
 
 
@@ -66,7 +66,9 @@ def test_relative_paths_are_read_from_the_config_folder(tmp_path: Path) -> None:
     assert config.sources == (str(tmp_path / "sales.parquet"),)
     assert config.outputs == str(tmp_path / "winback-out")
     assert config.database_url == f"sqlite:///{tmp_path / 'winback-state.db'}"
-    assert config.holdout == 0.1 and config.cool_down_days == 30 and config.rules == "default"
+    assert config.holdout == 0.1
+    assert config.cool_down_days == 30
+    assert config.rules == "default"
 
 
 @pytest.mark.parametrize(
@@ -85,10 +87,14 @@ def test_a_strategy_table_and_capacities_are_kept() -> None:
     config = parse_config(
         {
             **BASE,
-            "campaign": {"strategy_map": {"group_e": "call", "*": "mail"}, "cadence": {"group_e": [1, 3]}},
+            "campaign": {
+                "strategy_map": {"group_e": "call", "*": "mail"},
+                "cadence": {"group_e": [1, 3]},
+            },
             "staff": {"names": ["ann", "bo"], "capacity": {"ann": 5, "bo": 3}},
         }
     )
     assert config.strategy_map == {"group_e": "call", "*": "mail"}
     assert config.cadence == {"group_e": (1, 3)}
-    assert config.staff == ("ann", "bo") and config.capacity == {"ann": 5, "bo": 3}
+    assert config.staff == ("ann", "bo")
+    assert config.capacity == {"ann": 5, "bo": 3}

@@ -26,7 +26,7 @@ TABLES = {
 
 def test_migrations_are_ordered_from_one() -> None:
     assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
-    assert SCHEMA_VERSION == MIGRATIONS[-1].version
+    assert MIGRATIONS[-1].version == SCHEMA_VERSION
 
 
 def test_an_empty_database_gets_every_table(tmp_path: Path) -> None:
@@ -44,9 +44,14 @@ def test_an_empty_database_gets_every_table(tmp_path: Path) -> None:
 def test_a_failed_migration_leaves_the_file_empty(tmp_path: Path) -> None:
     """DDL runs inside the transaction (BEGIN IMMEDIATE on SQLite)."""
     engine = connect(f"sqlite:///{tmp_path / 's.db'}")
-    with pytest.raises(RuntimeError), engine.begin() as conn:
-        migrate(conn)
-        raise RuntimeError("boom")
+
+    def fail() -> None:
+        with engine.begin() as conn:
+            migrate(conn)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        fail()
     with engine.connect() as conn:
         assert sa.inspect(conn).get_table_names() == []
     engine.dispose()

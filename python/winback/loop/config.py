@@ -10,7 +10,9 @@ folder, so a config runs the same from any working directory.
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -124,7 +126,7 @@ def _cuts(key: str, value: Any, count: int) -> tuple[float, ...]:
     if not isinstance(value, list) or len(value) != count:
         raise _fail(key, f"{value!r} must be a list of {count} increasing numbers")
     cuts = tuple(_number(key, v) for v in value)
-    if any(b <= a for a, b in zip(cuts, cuts[1:], strict=False)):
+    if any(b <= a for a, b in itertools.pairwise(cuts)):
         raise _fail(key, f"{value!r} must be increasing")
     return cuts
 
@@ -186,7 +188,9 @@ def parse_config(raw: Mapping[str, Any], *, base: str | Path = ".") -> LoopConfi
             out[key] = _text(f"source.{key}", source[key])
     if "on_invalid" in source:
         if source["on_invalid"] not in _ON_INVALID:
-            raise _fail("source.on_invalid", f"{source['on_invalid']!r} must be one of raise, drop, warn")
+            raise _fail(
+                "source.on_invalid", f"{source['on_invalid']!r} must be one of raise, drop, warn"
+            )
         out["on_invalid"] = source["on_invalid"]
     if "tz" in source:
         out["tz"] = _text("source.tz", source["tz"])
@@ -329,7 +333,7 @@ def _staff(table: Mapping[str, Any], out: dict[str, Any]) -> None:
         out["capacity"] = _whole("staff.capacity", capacity, 1)
 
 
-def load_config(path: str | Path) -> LoopConfig:
+def load_config(path: str | os.PathLike[str]) -> LoopConfig:
     """Reads and validates a loop config file (TOML, UTF-8)."""
     file = Path(path)
     try:
@@ -379,7 +383,7 @@ name = "winback"                 # campaigns are named NAME-YYYY-MM-DD (their fi
 length_days = 90                 # a campaign's life: arms and staff are kept this long
 rules = "default"                # selection: default, salon, auto_dealer or a .toml file
 # thresholds = { min_s = 1.0 }   # override the rules' thresholds
-# strategy_map = "strategy"      # a rules preset/file, or a table { group_e = "call", "*" = "mail" }
+# strategy_map = "strategy"      # a rules file, or a table { group_e = "call", "*" = "mail" }
 # cadence = { group_e = 1, group_d = 3, silent = 7 }   # days between contacts, by segment
 holdout = 0.1                    # share kept uncontacted (the control arm)
 cool_down_days = 30              # a customer contacted this recently is not targeted again

@@ -187,7 +187,9 @@ class Pipeline:
             scored = scored.join(result.frame.select(columns), on="customer_id", how="left")
         return scored
 
-    def _select(self, scored: pl.DataFrame, campaign_id: str, day: date) -> tuple[pl.DataFrame, int]:
+    def _select(
+        self, scored: pl.DataFrame, campaign_id: str, day: date
+    ) -> tuple[pl.DataFrame, int]:
         cfg = self.config
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", CapacityWarning)
@@ -349,7 +351,9 @@ class Pipeline:
                 & pl.col("next_contact").is_not_null()
                 & (pl.col("next_contact") <= day)
             )
-            .with_columns((pl.lit(day) - pl.col("next_contact")).dt.total_days().alias("overdue_days"))
+            .with_columns(
+                (pl.lit(day) - pl.col("next_contact")).dt.total_days().alias("overdue_days")
+            )
             .sort("staff", "next_contact", "customer_id", nulls_last=True)
             .select(DUE_FILE_COLUMNS)
         )
@@ -399,9 +403,12 @@ class Pipeline:
     # reading and feeding the state
 
     def record_contacts(self, contacts: pl.DataFrame) -> int:
-        """Adds contacts made (``customer_id``, ``contact_date``; optional ``campaign_id``,
-        ``staff``, ``channel``) to the state: what the cool-down and the follow-ups read.
-        Returns the rows added. (Importing the CRM's CSV is docs/loop.md#remaining.)"""
+        """Adds contacts made to the state (what the cool-down and the follow-ups read).
+
+        ``contacts`` has ``customer_id`` and ``contact_date`` (optional ``campaign_id``,
+        ``staff``, ``channel``); returns the rows added. Importing the CRM's CSV from the command
+        line is still to come (docs/loop.md#what-is-not-built-yet).
+        """
         import winback.loop.schema as schema
 
         missing = [c for c in ("customer_id", "contact_date") if c not in contacts.columns]
@@ -410,9 +417,10 @@ class Pipeline:
         frame = contacts.with_columns(
             pl.col("customer_id").cast(pl.String), pl.col("contact_date").cast(pl.Date)
         )
-        if frame.get_column("customer_id").null_count() or frame.get_column(
-            "contact_date"
-        ).null_count():
+        if (
+            frame.get_column("customer_id").null_count()
+            or frame.get_column("contact_date").null_count()
+        ):
             raise WinbackConfigError("contacts have null customer ids or dates")
         keep = [c for c in ("customer_id", "contact_date", "campaign_id", "staff", "channel")]
         rows = frame.select([c for c in keep if c in frame.columns]).to_dicts()
@@ -527,7 +535,9 @@ def _update_targets(
     made: dict[str, tuple[int, date]] = {
         r.customer_id: (int(r.n), r.last)
         for r in conn.execute(
-            sa.select(k.customer_id, sa.func.count().label("n"), sa.func.max(k.contact_date).label("last"))
+            sa.select(
+                k.customer_id, sa.func.count().label("n"), sa.func.max(k.contact_date).label("last")
+            )
             .where(k.contact_date >= start)
             .where(k.contact_date <= day)
             .where(sa.or_(k.campaign_id.is_(None), k.campaign_id == campaign_id))
@@ -579,7 +589,9 @@ def _update_targets(
     )
 
 
-def _write_snapshots(conn: sa.Connection, scored: pl.DataFrame, sel: pl.DataFrame, day: date) -> None:
+def _write_snapshots(
+    conn: sa.Connection, scored: pl.DataFrame, sel: pl.DataFrame, day: date
+) -> None:
     import winback.loop.schema as schema
 
     value_col = next((c for c in ("clv", "expected_value") if c in scored.columns), None)

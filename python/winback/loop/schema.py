@@ -150,7 +150,9 @@ def _create_v1(conn: sa.Connection) -> None:
 
 #: The migration steps, oldest first; a new schema change appends a step (never edits one).
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "runs, snapshots, campaigns, targets, contacts, outcomes, evaluations", _create_v1),
+    Migration(
+        1, "runs, snapshots, campaigns, targets, contacts, outcomes, evaluations", _create_v1
+    ),
 )
 #: The schema version this winback writes.
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -17,7 +17,7 @@ import pytest
 import winback.loop.pipeline as pipeline_module
 from tests.loop.conftest import config
 from winback.campaign import assignment_hash
-from winback.errors import WinbackConfigError
+from winback.errors import WinbackConfigError, WinbackInputError
 from winback.loop import Pipeline
 
 DAYS = [date(2024, 3, 1) + timedelta(days=i) for i in range(4)]
@@ -280,11 +280,84 @@ def test_a_killed_run_leaves_the_state_as_before(
     assert result.run_date == DAYS[1]
 
 
-def test_capacity_cuts_are_counted_not_warned(tmp_path: Path, sales_file: Path) -> None:
+def test_capacity_limits_each_staff_members_open_targets(tmp_path: Path, sales_file: Path) -> None:
     raw: dict[str, Any] = config(tmp_path, sales_file)
-    raw["staff"] = {"names": ["ann", "bo"], "capacity": 10}
-    result = Pipeline(raw).run(DAYS[0])
-    assert result.capacity_cut > 0
-    contacts = Pipeline(raw).table("targets").filter(pl.col("contact"))
-    assert contacts.height == 20
-    assert sorted(contacts.group_by("staff").len()["len"].to_list()) == [10, 10]
+    raw["staff"] = {"names": ["ann", "bo"], "capacity": {"ann": 10, "bo": 6}}
+    pipeline = Pipeline(raw)
+    first = pipeline.run(DAYS[0])
+    assert first.capacity_cut > 0
+    targets = pipeline.table("targets")
+    load = dict(targets.filter(pl.col("contact")).group_by("staff").len().rows())
+    assert load == {"ann": 10, "bo": 6}
+    # the cut is at one priority: the control arm is not longer than the treatment's share
+    assert targets.height < first.selected
+    # day 2: the staff are full, so no new contact targets; nobody leaves for want of room
+    second = pipeline.run(DAYS[1])
+    after = pipeline.table("targets")
+    open_ = after.filter(pl.col("contact") & (pl.col("status") == "active"))
+    assert all(n <= {"ann": 10, "bo": 6}[s] for s, n in open_.group_by("staff").len().rows())
+    assert after.filter(pl.col("contact")).height == 16
+    assert second.capacity_cut > 0
+    still = set(
+        pipeline.table("snapshots").filter((pl.col("run_date") == DAYS[1]) & pl.col("selected"))[
+            "customer_id"
+        ]
+    )
+    exited = set(after.filter(pl.col("status") == "exited")["customer_id"])
+    assert not exited & still  # exits are customers who left the selection, never capacity
+
+
+@pytest.mark.parametrize(
+    ("contacts", "match"),
+    [
+        (pl.DataFrame({"customer_id": [1]}), "no 'contact_date' column"),
+        (pl.DataFrame({"customer_id": [1, None], "contact_date": ["2024-03-01", "2024-03-01"]}), "rows 2"),
+        (pl.DataFrame({"customer_id": [1, 2], "contact_date": ["2024-03-01", "01/03/2024"]}), "rows 2"),
+        (pl.DataFrame({"customer_id": [1], "contact_date": [3.5]}), "contact_date has type"),
+    ],
+)
+def test_bad_contacts_are_refused_and_nothing_is_added(
+    pipeline: Pipeline, contacts: pl.DataFrame, match: str
+) -> None:
+    with pytest.raises(WinbackInputError, match=match):
+        pipeline.record_contacts(contacts)
+    assert pipeline.table("contacts").height == 0
+
+
+# the generated spend has no customer-level heterogeneity: Gamma–Gamma falls back (a warning)
+@pytest.mark.filterwarnings("ignore::winback.value.result.ValueWarning")
+def test_value_columns_reach_the_snapshots(tmp_path: Path, sales_file: Path) -> None:
+    raw: dict[str, Any] = config(tmp_path, sales_file)
+    raw["value"] = {"enabled": True, "margin": 0.3}
+    pipeline = Pipeline(raw)
+    pipeline.run(DAYS[0])
+    snaps = pipeline.table("snapshots")
+    assert snaps["value"].null_count() < snaps.height
+    assert set(snaps["value_tier"].drop_nulls()) <= {"platinum", "gold", "silver", "bronze", "negative"}
+    assert snaps["value_tier"].null_count() < snaps.height
+
+
+def test_a_second_writer_waits_for_the_first(pipeline: Pipeline) -> None:
+    """SQLite: a run takes the write lock at BEGIN IMMEDIATE; another one waits for it."""
+    import sqlite3
+    import threading
+    import time
+
+    pipeline.run(DAYS[0])
+    path = pipeline.config.database_url.removeprefix("sqlite:///")
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    released = threading.Event()
+
+    def release() -> None:
+        time.sleep(2)
+        holder.execute("ROLLBACK")
+        released.set()
+
+    thread = threading.Thread(target=release)
+    thread.start()
+    result = pipeline.run(DAYS[1])
+    assert released.is_set()  # it finished only after the lock was released
+    thread.join()
+    holder.close()
+    assert result.run_date == DAYS[1]

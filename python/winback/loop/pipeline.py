@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -36,8 +35,8 @@ import polars.selectors as cs
 
 from winback._io.prepared import prepare
 from winback._version import __version__
-from winback.campaign import CapacityWarning, campaign
-from winback.errors import WinbackConfigError
+from winback.campaign import campaign
+from winback.errors import WinbackConfigError, WinbackInputError
 from winback.loop.config import LoopConfig, load_config, parse_config
 from winback.silence import silence
 from winback.value.api import value
@@ -187,31 +186,21 @@ class Pipeline:
             scored = scored.join(result.frame.select(columns), on="customer_id", how="left")
         return scored
 
-    def _select(
-        self, scored: pl.DataFrame, campaign_id: str, day: date
-    ) -> tuple[pl.DataFrame, int]:
+    def _select(self, scored: pl.DataFrame, campaign_id: str, day: date) -> pl.DataFrame:
+        """D's whole selection (both arms, in priority order) under the campaign's id; the
+        capacity is applied to the new targets only (:func:`_within_capacity`)."""
         cfg = self.config
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", CapacityWarning)
-            selection = campaign(
-                scored,
-                campaign_id=campaign_id,
-                rule=cfg.rules,
-                strategy_map=cfg.strategy_map,
-                staff=list(cfg.staff) if cfg.staff else None,
-                capacity=cfg.capacity,
-                cadence=cfg.cadence or None,
-                holdout=cfg.holdout,
-                start=day,
-                thresholds=cfg.thresholds or None,
-            )
-        cut = 0
-        for item in caught:
-            if isinstance(item.message, CapacityWarning):
-                cut += item.message.targets_cut
-            else:
-                warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
-        return selection, cut
+        return campaign(
+            scored,
+            campaign_id=campaign_id,
+            rule=cfg.rules,
+            strategy_map=cfg.strategy_map,
+            staff=list(cfg.staff) if cfg.staff else None,
+            cadence=cfg.cadence or None,
+            holdout=cfg.holdout,
+            start=day,
+            thresholds=cfg.thresholds or None,
+        )
 
     # ---------------------------------------------------------------------------------------
     # the run
@@ -236,8 +225,7 @@ class Pipeline:
         try:
             # refuse early (and cheaply) a day before the latest run; re-checked in the run
             with engine.connect() as conn:
-                if schema.schema_version(conn) > 0:
-                    schema.migrate(conn, cfg.database_url)  # only refuses a newer schema here
+                if schema.check_version(conn, cfg.database_url) > 0:
                     _refuse_past(conn, day)
                 conn.rollback()
             scored = self.score(day)
@@ -280,7 +268,7 @@ class Pipeline:
         campaign_id, start = _campaign_for(conn, cfg, day)
         checkpoint("campaign")
 
-        selection, capacity_cut = self._select(scored, campaign_id, day)
+        selection = self._select(scored, campaign_id, day)
         sel = selection.with_columns(
             pl.col("customer_id").cast(pl.String), cs.enum().cast(pl.String)
         )
@@ -306,6 +294,13 @@ class Pipeline:
         fresh = sel.filter(~pl.col("customer_id").is_in(list(existing)))
         cooling = fresh.filter(pl.col("customer_id").is_in(list(recent)))
         fresh = fresh.filter(~pl.col("customer_id").is_in(list(recent)))
+        _update_targets(conn, cfg, campaign_id, start, day, selected_ids)
+        if cfg.staff is not None and cfg.capacity is not None:
+            kept = _within_capacity(conn, cfg, campaign_id, fresh)
+            capacity_cut = fresh.height - kept.height
+            fresh = kept
+        else:
+            capacity_cut = 0
         new_rows = [
             {
                 "campaign_id": campaign_id,
@@ -411,19 +406,37 @@ class Pipeline:
         """
         import winback.loop.schema as schema
 
+        if not isinstance(contacts, pl.DataFrame):
+            raise WinbackConfigError("contacts must be a polars DataFrame")
         missing = [c for c in ("customer_id", "contact_date") if c not in contacts.columns]
         if missing:
-            raise WinbackConfigError(f"contacts need a {missing[0]!r} column")
-        frame = contacts.with_columns(
-            pl.col("customer_id").cast(pl.String), pl.col("contact_date").cast(pl.Date)
+            raise WinbackInputError(f"the contacts have no {missing[0]!r} column")
+        dates = pl.col("contact_date")
+        if contacts.schema["contact_date"] == pl.String:
+            dates = dates.str.strip_chars().str.to_date("%Y-%m-%d", strict=False)
+        elif contacts.schema["contact_date"] not in (pl.Date, pl.Datetime):
+            raise WinbackInputError(
+                f"contact_date has type {contacts.schema['contact_date']}; use dates or "
+                "YYYY-MM-DD text"
+            )
+        keep = ("customer_id", "contact_date", "campaign_id", "staff", "channel")
+        frame = contacts.select(
+            [
+                dates.cast(pl.Date) if c == "contact_date" else pl.col(c).cast(pl.String)
+                for c in keep
+                if c in contacts.columns
+            ]
         )
-        if (
-            frame.get_column("customer_id").null_count()
-            or frame.get_column("contact_date").null_count()
-        ):
-            raise WinbackConfigError("contacts have null customer ids or dates")
-        keep = [c for c in ("customer_id", "contact_date", "campaign_id", "staff", "channel")]
-        rows = frame.select([c for c in keep if c in frame.columns]).to_dicts()
+        bad = frame.with_row_index("row", offset=1).filter(
+            pl.col("customer_id").is_null() | pl.col("contact_date").is_null()
+        )
+        if bad.height:
+            rows_text = ", ".join(str(r) for r in bad.get_column("row").head(5).to_list())
+            raise WinbackInputError(
+                f"{bad.height} contact rows have no customer id or no valid contact_date "
+                f"(YYYY-MM-DD), e.g. rows {rows_text}"
+            )
+        rows = frame.to_dicts()
         engine = schema.connect(self.config.database_url)
         try:
             with engine.begin() as conn:
@@ -448,10 +461,9 @@ class Pipeline:
         engine = schema.connect(self.config.database_url)
         try:
             with engine.connect() as conn:
-                if schema.schema_version(conn) == 0:
+                if schema.check_version(conn, self.config.database_url) == 0:
                     rows: list[Any] = []
                 else:
-                    schema.migrate(conn, self.config.database_url)
                     order = [c for c in table.primary_key.columns] or list(table.columns)
                     rows = [tuple(r) for r in conn.execute(sa.select(table).order_by(*order))]
         finally:
@@ -515,6 +527,56 @@ def _campaign_for(conn: sa.Connection, cfg: LoopConfig, day: date) -> tuple[str,
         )
     )
     return campaign_id, day
+
+
+def _within_capacity(
+    conn: sa.Connection, cfg: LoopConfig, campaign_id: str, fresh: pl.DataFrame
+) -> pl.DataFrame:
+    """The new targets the staff can take (docs/loop.md#staff-and-capacity).
+
+    A staff member's room is their capacity less their open targets (active contact targets of
+    the campaign). The new targets are taken in priority order, both arms, until the contacts
+    among them fill the total room — the list is cut at one priority, so the arms stay
+    comparable — and a contact whose dealt staff member is full goes to the one with the most
+    room left (ties in ``staff.names`` order). The rest wait for a later day.
+    """
+    import sqlalchemy as sa
+
+    import winback.loop.schema as schema
+
+    assert cfg.staff is not None and cfg.capacity is not None
+    caps = (
+        dict.fromkeys(cfg.staff, cfg.capacity)
+        if isinstance(cfg.capacity, int)
+        else {name: int(cfg.capacity.get(name, 0)) for name in cfg.staff}
+    )
+    t = schema.targets.c
+    load = dict(
+        conn.execute(
+            sa.select(t.staff, sa.func.count())
+            .where(t.campaign_id == campaign_id)
+            .where(t.contact)
+            .where(t.status == "active")
+            .group_by(t.staff)
+        ).all()
+    )
+    room = {name: max(0, caps[name] - int(load.get(name, 0))) for name in cfg.staff}
+    total = sum(room.values())
+    contacts = fresh.get_column("contact").cum_sum()
+    keep = fresh.height
+    if fresh.height and int(contacts[-1]) > total:
+        keep = int((contacts <= total).arg_min() or 0)  # first row past the room
+    kept = fresh.head(keep)
+    staff = []
+    for who, contact in zip(kept.get_column("staff"), kept.get_column("contact"), strict=True):
+        if not contact:
+            staff.append(None)
+            continue
+        if who is None or room.get(who, 0) == 0:
+            who = max(cfg.staff, key=lambda name: (room[name], -cfg.staff.index(name)))
+        room[who] -= 1
+        staff.append(who)
+    return kept.with_columns(pl.Series("staff", staff, dtype=pl.String))
 
 
 def _update_targets(

@@ -21,7 +21,15 @@ import sqlalchemy as sa
 
 from winback.errors import WinbackConfigError
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "connect", "migrate", "schema_version"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Migration",
+    "check_version",
+    "connect",
+    "migrate",
+    "schema_version",
+]
 
 metadata = sa.MetaData()
 
@@ -166,15 +174,21 @@ def schema_version(conn: sa.Connection) -> int:
     return int(found or 0)
 
 
-def migrate(conn: sa.Connection, url: str = "") -> int:
-    """Brings the schema to :data:`SCHEMA_VERSION` in the caller's transaction; returns the
-    version found. A newer database is refused."""
+def check_version(conn: sa.Connection, url: str = "") -> int:
+    """The database's schema version; a version newer than this winback's is refused."""
     found = schema_version(conn)
     if found > SCHEMA_VERSION:
         raise WinbackConfigError(
             f"the state database {_safe(url)} has schema version {found}, newer than this "
             f"winback's ({SCHEMA_VERSION}); upgrade winback to use it"
         )
+    return found
+
+
+def migrate(conn: sa.Connection, url: str = "") -> int:
+    """Brings the schema to :data:`SCHEMA_VERSION` in the caller's transaction; returns the
+    version found. A newer database is refused."""
+    found = check_version(conn, url)
     if found == SCHEMA_VERSION:
         return found
     if found == 0:

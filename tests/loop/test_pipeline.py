@@ -278,6 +278,8 @@ def test_a_killed_run_leaves_the_state_as_before(
     targets = pipeline.table("targets")
     assert targets.select("campaign_id", "customer_id").is_unique().all()
     assert result.run_date == DAYS[1]
+    out = Path(pipeline.config.outputs)
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # stale temporaries gone
 
 
 def test_capacity_limits_each_staff_members_open_targets(tmp_path: Path, sales_file: Path) -> None:
@@ -311,8 +313,14 @@ def test_capacity_limits_each_staff_members_open_targets(tmp_path: Path, sales_f
     ("contacts", "match"),
     [
         (pl.DataFrame({"customer_id": [1]}), "no 'contact_date' column"),
-        (pl.DataFrame({"customer_id": [1, None], "contact_date": ["2024-03-01", "2024-03-01"]}), "rows 2"),
-        (pl.DataFrame({"customer_id": [1, 2], "contact_date": ["2024-03-01", "01/03/2024"]}), "rows 2"),
+        (
+            pl.DataFrame({"customer_id": [1, None], "contact_date": ["2024-03-01", "2024-03-01"]}),
+            "rows 2",
+        ),
+        (
+            pl.DataFrame({"customer_id": [1, 2], "contact_date": ["2024-03-01", "01/03/2024"]}),
+            "rows 2",
+        ),
         (pl.DataFrame({"customer_id": [1], "contact_date": [3.5]}), "contact_date has type"),
     ],
 )
@@ -333,7 +341,13 @@ def test_value_columns_reach_the_snapshots(tmp_path: Path, sales_file: Path) -> 
     pipeline.run(DAYS[0])
     snaps = pipeline.table("snapshots")
     assert snaps["value"].null_count() < snaps.height
-    assert set(snaps["value_tier"].drop_nulls()) <= {"platinum", "gold", "silver", "bronze", "negative"}
+    assert set(snaps["value_tier"].drop_nulls()) <= {
+        "platinum",
+        "gold",
+        "silver",
+        "bronze",
+        "negative",
+    }
     assert snaps["value_tier"].null_count() < snaps.height
 
 

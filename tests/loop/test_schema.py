@@ -70,3 +70,17 @@ def test_a_newer_schema_is_refused_in_one_line(tmp_path: Path, sales_file: Path)
     assert f"schema version {SCHEMA_VERSION + 1}" in str(info.value)
     with pytest.raises(WinbackConfigError, match="newer than this winback"):
         pipeline.table("runs")
+
+
+def test_a_file_that_is_not_a_database_is_one_line(tmp_path: Path, sales_file: Path) -> None:
+    raw = config(tmp_path, sales_file)
+    (tmp_path / "state.db").write_bytes(b"this is not SQLite\n" * 100)
+    with pytest.raises(WinbackConfigError, match="cannot be used: file is not a database") as info:
+        Pipeline(raw).run("2024-03-01")
+    assert "\n" not in str(info.value)
+
+
+def test_a_password_is_not_shown(tmp_path: Path) -> None:
+    from winback.loop.schema import safe_url
+
+    assert "secret" not in safe_url("postgresql://ann:secret@db.example/winback")

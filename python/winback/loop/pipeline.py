@@ -215,14 +215,11 @@ class Pipeline:
         WinbackInputError
             Bad transactions (as :func:`winback.silence`).
         """
-        import sqlalchemy as sa
-
         import winback.loop.schema as schema
 
         day = _day(as_of)
         cfg = self.config
-        engine = schema.connect(cfg.database_url)
-        try:
+        with schema.engine_for(cfg.database_url) as engine:
             # refuse early (and cheaply) a day before the latest run; re-checked in the run
             with engine.connect() as conn:
                 if schema.check_version(conn, cfg.database_url) > 0:
@@ -241,13 +238,6 @@ class Pipeline:
             for temp, final in staged:
                 os.replace(temp, final)
             return result
-        except sa.exc.OperationalError as exc:
-            raise WinbackConfigError(
-                f"the state database {cfg.database_url!r} cannot be used: "
-                f"{str(exc.orig).splitlines()[0] if exc.orig else exc}"
-            ) from None
-        finally:
-            engine.dispose()
 
     def _run_in(
         self, conn: sa.Connection, scored: pl.DataFrame, day: date, staged: list[tuple[Path, Path]]
@@ -437,14 +427,10 @@ class Pipeline:
                 f"(YYYY-MM-DD), e.g. rows {rows_text}"
             )
         rows = frame.to_dicts()
-        engine = schema.connect(self.config.database_url)
-        try:
-            with engine.begin() as conn:
-                schema.migrate(conn, self.config.database_url)
-                if rows:
-                    conn.execute(schema.contacts.insert(), rows)
-        finally:
-            engine.dispose()
+        with schema.engine_for(self.config.database_url) as engine, engine.begin() as conn:
+            schema.migrate(conn, self.config.database_url)
+            if rows:
+                conn.execute(schema.contacts.insert(), rows)
         return len(rows)
 
     def table(self, name: str) -> pl.DataFrame:
@@ -458,16 +444,12 @@ class Pipeline:
         if name not in tables:
             raise WinbackConfigError(f"no state table {name!r} (tables: {', '.join(tables)})")
         table = tables[name]
-        engine = schema.connect(self.config.database_url)
-        try:
-            with engine.connect() as conn:
-                if schema.check_version(conn, self.config.database_url) == 0:
-                    rows: list[Any] = []
-                else:
-                    order = [c for c in table.primary_key.columns] or list(table.columns)
-                    rows = [tuple(r) for r in conn.execute(sa.select(table).order_by(*order))]
-        finally:
-            engine.dispose()
+        with schema.engine_for(self.config.database_url) as engine, engine.connect() as conn:
+            if schema.check_version(conn, self.config.database_url) == 0:
+                rows: list[Any] = []
+            else:
+                order = [c for c in table.primary_key.columns] or list(table.columns)
+                rows = [tuple(r) for r in conn.execute(sa.select(table).order_by(*order))]
         types = {int: pl.Int64, float: pl.Float64, bool: pl.Boolean, str: pl.String, date: pl.Date}
         columns = {c.name: types[c.type.python_type] for c in table.columns}
         return pl.DataFrame(rows, schema=columns, orient="row")
@@ -544,36 +526,37 @@ def _within_capacity(
 
     import winback.loop.schema as schema
 
-    assert cfg.staff is not None and cfg.capacity is not None
+    names = cfg.staff or ()
+    capacity = cfg.capacity or 0
     caps = (
-        dict.fromkeys(cfg.staff, cfg.capacity)
-        if isinstance(cfg.capacity, int)
-        else {name: int(cfg.capacity.get(name, 0)) for name in cfg.staff}
+        dict.fromkeys(names, capacity)
+        if isinstance(capacity, int)
+        else {name: int(capacity.get(name, 0)) for name in names}
     )
     t = schema.targets.c
-    load = dict(
+    load: dict[str | None, int] = dict(
         conn.execute(
             sa.select(t.staff, sa.func.count())
             .where(t.campaign_id == campaign_id)
             .where(t.contact)
             .where(t.status == "active")
             .group_by(t.staff)
-        ).all()
+        ).tuples()
     )
-    room = {name: max(0, caps[name] - int(load.get(name, 0))) for name in cfg.staff}
+    room = {name: max(0, caps[name] - int(load.get(name, 0))) for name in names}
     total = sum(room.values())
     contacts = fresh.get_column("contact").cum_sum()
     keep = fresh.height
     if fresh.height and int(contacts[-1]) > total:
         keep = int((contacts <= total).arg_min() or 0)  # first row past the room
     kept = fresh.head(keep)
-    staff = []
+    staff: list[str | None] = []
     for who, contact in zip(kept.get_column("staff"), kept.get_column("contact"), strict=True):
         if not contact:
             staff.append(None)
             continue
         if who is None or room.get(who, 0) == 0:
-            who = max(cfg.staff, key=lambda name: (room[name], -cfg.staff.index(name)))
+            who = max(names, key=lambda name: (room[name], -names.index(name)))
         room[who] -= 1
         staff.append(who)
     return kept.with_columns(pl.Series("staff", staff, dtype=pl.String))
@@ -735,6 +718,8 @@ def _stage_files(
     finals = []
     for name, frame in frames.items():
         final = folder / f"{name}-{day.isoformat()}.csv"
+        for stale in folder.glob(f".{final.name}.*"):  # left by a run killed before its rename
+            stale.unlink(missing_ok=True)
         handle, temp_name = tempfile.mkstemp(prefix=f".{final.name}.", dir=folder)
         os.close(handle)
         temp = Path(temp_name)

@@ -13,7 +13,8 @@ its decimal digits); ``runs.id_type`` says how to read them back.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ __all__ = [
     "Migration",
     "check_version",
     "connect",
+    "engine_for",
     "migrate",
     "schema_version",
 ]
@@ -179,7 +181,7 @@ def check_version(conn: sa.Connection, url: str = "") -> int:
     found = schema_version(conn)
     if found > SCHEMA_VERSION:
         raise WinbackConfigError(
-            f"the state database {_safe(url)} has schema version {found}, newer than this "
+            f"the state database {safe_url(url)} has schema version {found}, newer than this "
             f"winback's ({SCHEMA_VERSION}); upgrade winback to use it"
         )
     return found
@@ -200,7 +202,7 @@ def migrate(conn: sa.Connection, url: str = "") -> int:
     return found
 
 
-def _safe(url: str) -> str:
+def safe_url(url: str) -> str:
     """The URL without a password, for messages."""
     if not url:
         return "(in use)"
@@ -208,6 +210,25 @@ def _safe(url: str) -> str:
         return repr(sa.make_url(url).render_as_string(hide_password=True))
     except (sa.exc.ArgumentError, ValueError):
         return "(unparsable URL)"
+
+
+@contextmanager
+def engine_for(url: str) -> Iterator[sa.Engine]:
+    """:func:`connect`, disposed at the end; a database that cannot be opened, read or locked
+    (missing server, wrong password, not a database file, locked past the timeout) is a one-line
+    :class:`~winback.errors.WinbackConfigError` naming the URL (without its password)."""
+    engine = connect(url)
+    try:
+        yield engine
+    except sa.exc.DatabaseError as exc:
+        if isinstance(exc, sa.exc.IntegrityError | sa.exc.ProgrammingError):
+            raise
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise WinbackConfigError(
+            f"the state database {safe_url(url)} cannot be used: {reason}"
+        ) from None
+    finally:
+        engine.dispose()
 
 
 def connect(url: str) -> sa.Engine:
@@ -218,7 +239,8 @@ def connect(url: str) -> sa.Engine:
         engine = sa.create_engine(url)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
         raise WinbackConfigError(
-            f"config key database.url: {_safe(url)} is not a database URL winback can open ({exc})"
+            f"config key database.url: {safe_url(url)} is not a database URL winback can open "
+            f"({exc})"
         ) from None
     if engine.dialect.name == "sqlite":
         _sqlite_transactions(engine)

@@ -534,15 +534,16 @@ def _within_capacity(
         else {name: int(capacity.get(name, 0)) for name in names}
     )
     t = schema.targets.c
-    load: dict[str | None, int] = dict(
-        conn.execute(
+    load = {
+        who: int(count)
+        for who, count in conn.execute(
             sa.select(t.staff, sa.func.count())
             .where(t.campaign_id == campaign_id)
             .where(t.contact)
             .where(t.status == "active")
             .group_by(t.staff)
-        ).tuples()
-    )
+        )
+    }
     room = {name: max(0, caps[name] - int(load.get(name, 0))) for name in names}
     total = sum(room.values())
     contacts = fresh.get_column("contact").cum_sum()

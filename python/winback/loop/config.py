@@ -363,7 +363,7 @@ paths = ["sales.parquet"]        # transaction file(s) or globs: Parquet, CSV, I
 # customer_col = "customer_id"
 # time_col = "ts"
 # amount_col = "amount"
-# on_invalid = "raise"           # raise | drop | warn (docs/methods.md#input-hygiene)
+# on_invalid = "raise"           # raise | drop | warn (docs/methods.md#invalid-rows-and-hygiene)
 # tz = "Europe/Berlin"
 
 [scoring]                        # docs/methods.md#silence

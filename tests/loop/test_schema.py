@@ -84,3 +84,16 @@ def test_a_password_is_not_shown(tmp_path: Path) -> None:
     from winback.loop.schema import safe_url
 
     assert "secret" not in safe_url("postgresql://ann:secret@db.example/winback")
+
+
+def test_the_ddl_compiles_for_postgresql() -> None:
+    """The schema is dialect-neutral: every table compiles for PostgreSQL (running on a real
+    server is the next step, docs/loop.md#what-is-not-built-yet)."""
+    from sqlalchemy.dialects import postgresql
+
+    from winback.loop.schema import metadata
+
+    for table in metadata.sorted_tables:
+        ddl = str(sa.schema.CreateTable(table).compile(dialect=postgresql.dialect()))
+        assert ddl.startswith(f"\nCREATE TABLE {table.name}")
+        assert "VARCHAR(" not in ddl  # no length limit cuts an id

@@ -6,8 +6,8 @@ applied. :func:`migrate` applies the missing steps in order inside the caller's 
 database written by a newer winback (a version above :data:`SCHEMA_VERSION`) is refused with a
 one-line :class:`~winback.errors.WinbackConfigError` before anything is read or written.
 
-Only portable Core types are used (String, Integer, Float, Date, Boolean, DateTime), so the same
-tables are created on SQLite and PostgreSQL. Customer ids are stored as text (an integer id as
+Only portable Core types are used (String without a length, Integer, Float, Date, Boolean), so
+the same tables are created on SQLite and PostgreSQL and no id is cut to a length. Customer ids are stored as text (an integer id as
 its decimal digits); ``runs.id_type`` says how to read them back.
 """
 
@@ -46,16 +46,16 @@ runs = sa.Table(
     "runs",
     metadata,
     sa.Column("run_date", sa.Date, primary_key=True),
-    sa.Column("campaign_id", sa.String(200), nullable=False),
-    sa.Column("id_type", sa.String(8), nullable=False),
+    sa.Column("campaign_id", sa.String(), nullable=False),
+    sa.Column("id_type", sa.String(), nullable=False),
     sa.Column("customers", sa.Integer, nullable=False),
     sa.Column("selected", sa.Integer, nullable=False),
     sa.Column("entrants", sa.Integer, nullable=False),
     sa.Column("new_targets", sa.Integer, nullable=False),
     sa.Column("cooled_down", sa.Integer, nullable=False),
     sa.Column("due", sa.Integer, nullable=False),
-    sa.Column("config_fingerprint", sa.String(32), nullable=False),
-    sa.Column("winback_version", sa.String(40), nullable=False),
+    sa.Column("config_fingerprint", sa.String(), nullable=False),
+    sa.Column("winback_version", sa.String(), nullable=False),
 )
 
 #: Every scored customer on every run date: the history migration analysis reads.
@@ -63,26 +63,26 @@ snapshots = sa.Table(
     "snapshots",
     metadata,
     sa.Column("run_date", sa.Date, primary_key=True),
-    sa.Column("customer_id", sa.String(200), primary_key=True),
-    sa.Column("rank_ratio_group", sa.String(4)),
-    sa.Column("silence_band", sa.String(16)),
+    sa.Column("customer_id", sa.String(), primary_key=True),
+    sa.Column("rank_ratio_group", sa.String()),
+    sa.Column("silence_band", sa.String()),
     sa.Column("silence_score", sa.Float),
     sa.Column("recency_days", sa.Float),
     sa.Column("value", sa.Float),
-    sa.Column("value_tier", sa.String(16)),
-    sa.Column("segment", sa.String(200)),
+    sa.Column("value_tier", sa.String()),
+    sa.Column("segment", sa.String()),
     sa.Column("selected", sa.Boolean, nullable=False),
 )
 
 campaigns = sa.Table(
     "campaigns",
     metadata,
-    sa.Column("campaign_id", sa.String(200), primary_key=True),
-    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("campaign_id", sa.String(), primary_key=True),
+    sa.Column("name", sa.String(), nullable=False),
     sa.Column("start_date", sa.Date, nullable=False),
     sa.Column("end_date", sa.Date, nullable=False),
     sa.Column("holdout", sa.Float, nullable=False),
-    sa.Column("rules", sa.String(1000), nullable=False),
+    sa.Column("rules", sa.String(), nullable=False),
 )
 
 #: One row per customer per campaign: arm, staff and strategy fixed at entry; ``next_contact``,
@@ -90,18 +90,18 @@ campaigns = sa.Table(
 targets = sa.Table(
     "targets",
     metadata,
-    sa.Column("campaign_id", sa.String(200), primary_key=True),
-    sa.Column("customer_id", sa.String(200), primary_key=True),
-    sa.Column("arm", sa.String(16), nullable=False),
+    sa.Column("campaign_id", sa.String(), primary_key=True),
+    sa.Column("customer_id", sa.String(), primary_key=True),
+    sa.Column("arm", sa.String(), nullable=False),
     sa.Column("contact", sa.Boolean, nullable=False),
-    sa.Column("staff", sa.String(200)),
-    sa.Column("strategy", sa.String(200)),
-    sa.Column("segment", sa.String(200)),
+    sa.Column("staff", sa.String()),
+    sa.Column("strategy", sa.String()),
+    sa.Column("segment", sa.String()),
     sa.Column("entered_on", sa.Date, nullable=False),
     sa.Column("interval_days", sa.Integer),
     sa.Column("next_contact", sa.Date),
     sa.Column("contacts_made", sa.Integer, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(), nullable=False),
 )
 
 #: Contacts made (imported from the CRM): what the cool-down and the follow-ups read.
@@ -109,30 +109,30 @@ contacts = sa.Table(
     "contacts",
     metadata,
     sa.Column("contact_key", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("customer_id", sa.String(200), nullable=False, index=True),
+    sa.Column("customer_id", sa.String(), nullable=False, index=True),
     sa.Column("contact_date", sa.Date, nullable=False),
-    sa.Column("campaign_id", sa.String(200)),
-    sa.Column("staff", sa.String(200)),
-    sa.Column("channel", sa.String(40)),
+    sa.Column("campaign_id", sa.String()),
+    sa.Column("staff", sa.String()),
+    sa.Column("channel", sa.String()),
 )
 
 outcomes = sa.Table(
     "outcomes",
     metadata,
     sa.Column("outcome_key", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("customer_id", sa.String(200), nullable=False, index=True),
+    sa.Column("customer_id", sa.String(), nullable=False, index=True),
     sa.Column("outcome_date", sa.Date, nullable=False),
-    sa.Column("campaign_id", sa.String(200)),
-    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("campaign_id", sa.String()),
+    sa.Column("kind", sa.String(), nullable=False),
     sa.Column("amount", sa.Float),
 )
 
 evaluations = sa.Table(
     "evaluations",
     metadata,
-    sa.Column("campaign_id", sa.String(200), primary_key=True),
+    sa.Column("campaign_id", sa.String(), primary_key=True),
     sa.Column("evaluated_on", sa.Date, primary_key=True),
-    sa.Column("segment", sa.String(200), primary_key=True),
+    sa.Column("segment", sa.String(), primary_key=True),
     sa.Column("window_days", sa.Integer, nullable=False),
     sa.Column("treated", sa.Integer, nullable=False),
     sa.Column("control", sa.Integer, nullable=False),

@@ -7,8 +7,9 @@ database written by a newer winback (a version above :data:`SCHEMA_VERSION`) is 
 one-line :class:`~winback.errors.WinbackConfigError` before anything is read or written.
 
 Only portable Core types are used (String without a length, Integer, Float, Date, Boolean), so
-the same tables are created on SQLite and PostgreSQL and no id is cut to a length. Customer ids are stored as text (an integer id as
-its decimal digits); ``runs.id_type`` says how to read them back.
+the same tables are created on SQLite and PostgreSQL and no id is cut to a length. Customer ids
+are stored as text (an integer id as its decimal digits); ``runs.id_type`` says how to read them
+back.
 """
 
 from __future__ import annotations

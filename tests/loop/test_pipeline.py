@@ -375,3 +375,45 @@ def test_a_second_writer_waits_for_the_first(pipeline: Pipeline) -> None:
     thread.join()
     holder.close()
     assert result.run_date == DAYS[1]
+
+
+def test_two_weeks_of_daily_runs_keep_their_invariants(tmp_path: Path, sales_file: Path) -> None:
+    """Fourteen daily runs; each day the staff make every due contact (recorded the same day)."""
+    raw: dict[str, Any] = config(tmp_path, sales_file, length_days=10, max_contacts=3)
+    raw["staff"] = {"names": ["ann", "bo", "cy"], "capacity": 40}
+    pipeline = Pipeline(raw)
+    first_seen: dict[tuple[str, str], tuple[str, str | None]] = {}
+    for i in range(14):
+        day = date(2024, 3, 1) + timedelta(days=i)
+        result = pipeline.run(day)
+        due = result.due
+        if due.height:
+            pipeline.record_contacts(
+                due.select("customer_id", "campaign_id", "staff").with_columns(
+                    pl.lit(day).alias("contact_date")
+                )
+            )
+        targets = pipeline.table("targets")
+        assert targets.select("campaign_id", "customer_id").is_unique().all()
+        for row in targets.iter_rows(named=True):
+            key = (row["campaign_id"], row["customer_id"])
+            first_seen.setdefault(key, (row["arm"], row["staff"]))
+            assert first_seen[key] == (row["arm"], row["staff"]), key
+        assert targets["contacts_made"].max() <= 3
+        assert set(due["customer_id"]) <= set(
+            targets.filter(pl.col("arm") == "treatment")["customer_id"]
+        )
+        open_ = targets.filter(pl.col("contact") & (pl.col("status") == "active"))
+        assert all(n <= 40 for _, n in open_.group_by("staff").len().rows())
+    runs = pipeline.table("runs")
+    assert runs.height == 14
+    assert runs["campaign_id"].unique().to_list() == ["wb-2024-03-01", "wb-2024-03-11"]
+    # nobody contacted in the first campaign's last 14 days was targeted by the second one
+    contacts = pipeline.table("contacts")
+    second = pipeline.table("targets").filter(pl.col("campaign_id") == "wb-2024-03-11")
+    recent = contacts.filter(pl.col("contact_date") > date(2024, 2, 26))
+    early = recent.filter(pl.col("contact_date") < date(2024, 3, 11))
+    entered = second.join(early, on="customer_id").filter(
+        (pl.col("entered_on") - pl.col("contact_date")).dt.total_days() < 14
+    )
+    assert entered.height == 0

@@ -387,17 +387,21 @@ class Pipeline:
     # ---------------------------------------------------------------------------------------
     # reading and feeding the state
 
-    def record_contacts(self, contacts: pl.DataFrame) -> int:
-        """Adds contacts made to the state (what the cool-down and the follow-ups read).
+    def record_contacts(self, contacts: pl.DataFrame | str | os.PathLike[str]) -> int:
+        """Adds contacts made to the state (what the cool-down and the follow-ups read), all or
+        none.
 
-        ``contacts`` has ``customer_id`` and ``contact_date`` (optional ``campaign_id``,
-        ``staff``, ``channel``); returns the rows added. Importing the CRM's CSV from the command
-        line is still to come (docs/loop.md#what-is-not-built-yet).
+        ``contacts`` — a Polars frame or the CRM's CSV file (UTF-8, a header row) — has
+        ``customer_id`` and ``contact_date`` (``YYYY-MM-DD``), optionally ``campaign_id``,
+        ``staff``, ``channel``; other columns are ignored. Returns the rows added. A command
+        for it is still to come (docs/loop.md#what-is-not-built-yet).
         """
         import winback.loop.schema as schema
 
+        if isinstance(contacts, str | os.PathLike):
+            contacts = _read_contacts_csv(Path(contacts))
         if not isinstance(contacts, pl.DataFrame):
-            raise WinbackConfigError("contacts must be a polars DataFrame")
+            raise WinbackConfigError("contacts must be a polars DataFrame or a CSV file")
         missing = [c for c in ("customer_id", "contact_date") if c not in contacts.columns]
         if missing:
             raise WinbackInputError(f"the contacts have no {missing[0]!r} column")
@@ -453,6 +457,19 @@ class Pipeline:
         types = {int: pl.Int64, float: pl.Float64, bool: pl.Boolean, str: pl.String, date: pl.Date}
         columns = {c.name: types[c.type.python_type] for c in table.columns}
         return pl.DataFrame(rows, schema=columns, orient="row")
+
+
+def _read_contacts_csv(path: Path) -> pl.DataFrame:
+    """The CRM's contacts CSV, every column as text (ids keep their leading zeros)."""
+    try:
+        return pl.read_csv(path, infer_schema=False)
+    except FileNotFoundError:
+        raise WinbackConfigError(f"contacts file {str(path)!r} does not exist") from None
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WinbackInputError(
+            f"contacts file {str(path)!r} cannot be read as CSV: {first}"
+        ) from None
 
 
 def _refuse_past(conn: sa.Connection, day: date) -> bool:

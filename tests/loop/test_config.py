@@ -98,3 +98,25 @@ def test_a_strategy_table_and_capacities_are_kept() -> None:
     assert config.cadence == {"group_e": (1, 3)}
     assert config.staff == ("ann", "bo")
     assert config.capacity == {"ann": 5, "bo": 3}
+
+
+def test_without_sqlalchemy_a_run_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "sqlalchemy" else real(name, *a),
+    )
+    with pytest.raises(WinbackConfigError, match=r"pip install 'winback\[loop\]'"):
+        Pipeline(BASE).run("2024-03-01")
+
+
+def test_import_winback_does_not_load_sqlalchemy() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, winback; winback.Pipeline; print('sqlalchemy' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

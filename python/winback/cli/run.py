@@ -35,13 +35,6 @@ def run(
 
     Example: winback run --config winback.toml --as-of 2024-06-30
     """
-    try:
-        import sqlalchemy  # noqa: F401
-    except ImportError:
-        raise WinbackConfigError(
-            "winback run keeps its state with SQLAlchemy, which is not installed: "
-            "pip install 'winback[loop]'"
-        ) from None
     from winback.loop import Pipeline
 
     result = Pipeline(config).run(as_of)

@@ -44,7 +44,7 @@ from winback.value.api import value
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["Pipeline", "RunResult", "checkpoint"]
+__all__ = ["Pipeline", "RunResult", "checkpoint", "require_sqlalchemy"]
 
 #: Columns of ``targets-D.csv``.
 TARGET_FILE_COLUMNS = (
@@ -72,6 +72,17 @@ DUE_FILE_COLUMNS = (
     "overdue_days",
     "contacts_made",
 )
+
+
+def require_sqlalchemy() -> None:
+    """The state database needs SQLAlchemy, an optional dependency: a clear error without it."""
+    import importlib.util
+
+    if importlib.util.find_spec("sqlalchemy") is None:
+        raise WinbackConfigError(
+            "the daily loop keeps its state with SQLAlchemy, which is not installed: "
+            "pip install 'winback[loop]'"
+        )
 
 
 def checkpoint(name: str) -> None:
@@ -215,6 +226,7 @@ class Pipeline:
         WinbackInputError
             Bad transactions (as :func:`winback.silence`).
         """
+        require_sqlalchemy()
         import winback.loop.schema as schema
 
         day = _day(as_of)
@@ -396,6 +408,7 @@ class Pipeline:
         ``staff``, ``channel``; other columns are ignored. Returns the rows added. A command
         for it is still to come (docs/loop.md#what-is-not-built-yet).
         """
+        require_sqlalchemy()
         import winback.loop.schema as schema
 
         if isinstance(contacts, str | os.PathLike):
@@ -440,6 +453,7 @@ class Pipeline:
     def table(self, name: str) -> pl.DataFrame:
         """A state table as a Polars frame (``runs``, ``snapshots``, ``campaigns``,
         ``targets``, ``contacts``, ``outcomes``, ``evaluations``, ``schema_version``)."""
+        require_sqlalchemy()
         import sqlalchemy as sa
 
         import winback.loop.schema as schema

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +121,11 @@ def test_import_winback_does_not_load_sqlalchemy() -> None:
     code = "import sys, winback; winback.Pipeline; print('sqlalchemy' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_a_missing_source_names_the_key(tmp_path: Path) -> None:
+    pipeline = Pipeline(
+        {"source": {"paths": [str(tmp_path / "nope.parquet")]}, "outputs": {"dir": str(tmp_path)}}
+    )
+    with pytest.raises(WinbackConfigError, match=r"config key source\.paths: .*nope\.parquet"):
+        pipeline.score(date(2024, 3, 1))

@@ -173,6 +173,13 @@ class Pipeline:
     def score(self, day: date) -> pl.DataFrame:
         """The scored table for D: silence (and value) up to the end of D; ids as read."""
         cfg = self.config
+        for source in cfg.sources:
+            plain = "://" not in source and not any(c in source for c in "*?[")
+            if plain and not Path(source).exists():
+                raise WinbackConfigError(
+                    f"config key source.paths: {source!r} does not exist (relative paths are "
+                    "read from the config file's folder)"
+                )
         prepared = prepare(
             list(cfg.sources),
             customer_col=cfg.customer_col,

@@ -303,6 +303,8 @@ class Pipeline:
         fresh = sel.filter(~pl.col("customer_id").is_in(list(existing)))
         cooling = fresh.filter(pl.col("customer_id").is_in(list(recent)))
         fresh = fresh.filter(~pl.col("customer_id").is_in(list(recent)))
+        # the existing targets' statuses first: the capacity counts the open ones; once more
+        # below, so the new targets' contacts made (a contact on D itself) are counted too
         _update_targets(conn, cfg, campaign_id, start, day, selected_ids)
         if cfg.staff is not None and cfg.capacity is not None:
             kept = _within_capacity(conn, cfg, campaign_id, fresh)

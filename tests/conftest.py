@@ -1,4 +1,4 @@
-"""Shared fixtures and hypothesis profiles (pick one with HYPOTHESIS_PROFILE=fast|ci|slow)."""
+"""Shared fixtures and hypothesis profiles (pick one with HYPOTHESIS_PROFILE=fast|ci|slow|long)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,13 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile("slow", max_examples=2000, deadline=None, derandomize=True)
+# A long local run (e.g. of tests/io/test_hostile.py): not derandomized, so each run explores anew.
+settings.register_profile(
+    "long",
+    max_examples=5000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # Modules whose tests need a JVM / cluster engine: marked ``spark`` so `make test-fast` skips them.

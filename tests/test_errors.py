@@ -165,10 +165,10 @@ def test_empty_input_gives_the_full_schema() -> None:
     assert out.schema["customer_id"] == pl.Int64
 
 
-def test_as_of_before_all_data_gives_an_empty_result_and_counts_rows() -> None:
-    out, info = winback.silence(_tx(), as_of=date(2023, 12, 31), return_info=True)
-    assert out.height == 0
-    assert info.rows_after_as_of == 5
+def test_as_of_before_all_data_is_refused() -> None:
+    # Issue 19 item 5 (docs/methods.md#as-of): it gave an empty result before.
+    with pytest.raises(WinbackConfigError, match=r"as_of=2023-12-31 is before the first purchase"):
+        winback.silence(_tx(), as_of=date(2023, 12, 31), return_info=True)
 
 
 def test_pyspark_frames_are_pointed_to_the_spark_path() -> None:

@@ -123,6 +123,11 @@ def test_summary_matches_reference(
         with pytest.raises(WinbackConfigError, match="is before the first purchase"):
             winback.summary(log, calibration_end=calibration_end, holdout_end=holdout_end)
         return
+    if holdout_end is None and log.height and log.get_column("ts").min() > calibration_end:  # type: ignore[operator]
+        # docs/methods.md#as-of: a snapshot before all the data is refused, not empty.
+        with pytest.raises(WinbackConfigError, match="is before the first purchase"):
+            winback.summary(log, as_of=calibration_end)
+        return
     assert_matches_reference(
         log,
         calibration_end=calibration_end,
@@ -207,6 +212,11 @@ def test_frequency_and_recency_agree_with_silence(log: pl.DataFrame, as_of_day: 
     """Without a split the summary is the silence snapshot in other units (docs/methods.md#silence,
     #summary)."""
     as_of = START + timedelta(days=as_of_day, hours=6)
+    if log.height and as_of < log.get_column("ts").min():  # type: ignore[operator]
+        for scoring in (winback.summary, winback.silence):  # docs/methods.md#as-of
+            with pytest.raises(WinbackConfigError, match="is before the first purchase"):
+                scoring(log, as_of=as_of)
+        return
     summ = winback.summary(log, as_of=as_of, unit="D")
     sil = winback.silence(log, as_of=as_of)
     joined = summ.join(sil, on="customer_id", how="full", coalesce=True)

@@ -12,6 +12,7 @@ from winback._version import __version__
 from winback.campaign import campaign
 from winback.errors import WinbackConfigError, WinbackError, WinbackFitError, WinbackInputError
 from winback.evaluation import Evaluation, evaluate
+from winback.loop import Pipeline  # SQLAlchemy loads when a run starts
 from winback.migrate import Migration, migration
 from winback.report import Report, report  # Altair and vl-convert load on first use
 from winback.rfm import quadrant, rfm
@@ -24,6 +25,7 @@ from winback.value import ValueResult, value
 __all__ = [
     "Evaluation",
     "Migration",
+    "Pipeline",
     "PreparedTransactions",
     "Report",
     "RuleSet",

@@ -238,7 +238,9 @@ def migration(
     (docs/methods.md#migration).
 
     Each snapshot is scored as :func:`winback.silence` would with ``as_of=d`` (the data is read
-    and validated once). A customer with no purchase yet at ``d`` is ``not_yet_customer`` there.
+    and validated once; a date means the end of that day, and dates before the first purchase
+    are refused, docs/methods.md#as-of). A customer with no purchase yet at ``d`` is
+    ``not_yet_customer`` there.
 
     Examples
     --------
@@ -267,6 +269,8 @@ def migration(
     cutoffs = [_io.as_of_to_micros(d, prepared.time_zone) for d in as_of]
     if any(b <= a for a, b in pairwise(cutoffs)):
         raise WinbackConfigError(f"as_of dates must be strictly increasing, got {list(as_of)!r}")
+    # The one snapshot rule (docs/methods.md#as-of): a first date before all the data is refused.
+    _io.snapshot_end_at(as_of[0], prepared.time_zone, _io.purchase_dates(prepared))
     moments = [datetime(1970, 1, 1) + timedelta(microseconds=c) for c in cutoffs]
     labels = [_io.describe_moment(m) for m in moments]
     if len(set(labels)) != len(labels):

@@ -298,8 +298,10 @@ def silence(
         Transactions: a Polars/pandas DataFrame, PyArrow table or record-batch reader, DuckDB
         relation, anything with ``__arrow_c_stream__``, or a path/glob of Parquet/CSV/IPC files.
     as_of
-        Snapshot time (the seed's "Today"); default: the latest purchase. Rows after it are left
-        out and counted. A date means the end of that day.
+        Snapshot time (the seed's "Today"). A date means the end of that day; default: the end
+        of the latest purchase's day (the same snapshot as passing that date). Rows after it are
+        left out and counted. An ``as_of`` before all the data is refused, and so is a default
+        set by rows dated far beyond the rest (docs/methods.md#as-of).
     resolution
         Occasion bucket: ``"1d"`` (default), ``"1h"``, ``"7d"``… Buckets follow the local calendar.
     min_occasions
@@ -469,7 +471,7 @@ def _silence_out_of_core(
             time_format=time_format,
             id_type=id_type,
         ) as spilled:
-            as_of_us = _io.snapshot_end_at(as_of, spilled.time_zone, spilled.latest_ts)
+            as_of_us = _io.snapshot_end_at(as_of, spilled.time_zone, spilled.dates)
             for prepared in spilled.groups():
                 frame, used, after = score_prepared(
                     prepared,

@@ -26,7 +26,10 @@ purchases with the fitted parameters in another ``mapInArrow``.
 
 from __future__ import annotations
 
+import os
+import pickle
 import re
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -36,31 +39,35 @@ import pyarrow as pa
 
 from winback import _io
 from winback._engines import batches as _batches
-from winback._engines.plan import Source, score_plan, summary_plan
+from winback._engines.plan import Plan, Source, score_plan, summary_plan
 from winback._options import (
     AMOUNT_COL,
     CUSTOMER_COL,
+    ID_TYPE,
     MIN_OCCASIONS,
     ON_INVALID,
     PERIOD,
     RESOLUTION,
     S_CUTS,
     TIME_COL,
+    TIME_FORMAT,
     TRF_CUTS,
     UNIT,
     AsOf,
+    IdType,
     OnInvalid,
     TimeUnit,
 )
 from winback.errors import WinbackConfigError, WinbackError, WinbackFitError, WinbackInputError
 
 if TYPE_CHECKING:
+    from pyspark.core.context import SparkContext
     from pyspark.sql import DataFrame
     from pyspark.sql.types import StructType
 
     from winback.models import BaseModel
 
-__all__ = ["DEFAULT_MAX_DISTINCT", "fit", "predict", "score", "summary"]
+__all__ = ["DEFAULT_MAX_DISTINCT", "check_workers", "fit", "predict", "score", "summary"]
 
 #: Most distinct (x, t_x, T) rows :func:`fit` gathers to the driver before it asks for wider bins.
 DEFAULT_MAX_DISTINCT = 1_000_000
@@ -99,6 +106,104 @@ def _reraise(exc: Exception) -> None:
     raise exc
 
 
+# -- the workers' Python -------------------------------------------------------------------------
+#: Run on the workers by value (never by reference to this module, which they may lack): which
+#: of winback and its libraries their Python imports, and winback's version.
+_PROBE_SOURCE = """
+def probe(_):
+    import sys
+    missing = []
+    for name in ("pyarrow", "polars", "winback"):
+        try:
+            __import__(name)
+        except Exception as exc:
+            missing.append(name + " (" + type(exc).__name__ + ": " + str(exc) + ")")
+    version = None
+    if not missing:
+        import winback._version
+        version = winback._version.__version__
+    return sys.executable, missing, version
+"""
+
+#: The (application, workers' Python) pairs already probed in this driver.
+_PROBED: set[tuple[str, str]] = set()
+
+
+def _probe_function() -> Any:
+    namespace: dict[str, Any] = {"__name__": "__main__"}  # pickled by value
+    exec(_PROBE_SOURCE, namespace)
+    return namespace["probe"]
+
+
+def _workers_python(sc: SparkContext) -> str:
+    """The Python the workers run, chosen as documented (docs/spark.md#workers):
+    ``PYSPARK_PYTHON`` when set; else ``spark.pyspark.python`` (which PySpark itself applies
+    only under spark-submit); else, on a ``local`` master, the driver's interpreter."""
+    conf = sc.getConf().get("spark.pyspark.python")
+    if os.environ.get("PYSPARK_PYTHON"):
+        return str(sc.pythonExec)
+    if conf:
+        sc.pythonExec = conf
+    elif (sc.master or "").startswith("local"):
+        sc.pythonExec = sys.executable
+    return str(sc.pythonExec)
+
+
+def _where_set(sc: SparkContext) -> str:
+    if os.environ.get("PYSPARK_PYTHON"):
+        return f"PYSPARK_PYTHON={os.environ['PYSPARK_PYTHON']!r}"
+    conf = sc.getConf().get("spark.pyspark.python")
+    if conf:
+        return f"spark.pyspark.python={conf!r}"
+    if (sc.master or "").startswith("local"):
+        return f"the driver's interpreter ({sys.executable!r}, winback's default on a local master)"
+    return "neither PYSPARK_PYTHON nor spark.pyspark.python is set, so Spark runs 'python3'"
+
+
+def check_workers(df: DataFrame) -> None:
+    """Checks once per Spark application (and workers' Python) that the workers import winback
+    and its libraries, by a tiny probe job, so that a missing install is one clear
+    :class:`~winback.WinbackConfigError` here rather than a long worker stack trace at the
+    first action (docs/spark.md#workers). On a ``local`` master the workers default to the
+    driver's interpreter. Nothing is checked on Spark Connect (no SparkContext)."""
+    from winback._version import __version__
+
+    try:
+        sc = df.sparkSession.sparkContext
+    except Exception:  # Spark Connect: no SparkContext, the server manages the workers
+        return
+    python = _workers_python(sc)
+    key = (str(sc.applicationId), python)
+    if key in _PROBED:
+        return
+    advice = (
+        "Install winback (the same wheel as the driver's) into the workers' Python, or point "
+        "PYSPARK_PYTHON (or spark.pyspark.python under spark-submit) to a Python that has it; "
+        "see docs/spark.md#workers"
+    )
+    tasks = max(1, min(int(sc.defaultParallelism), 64))
+    try:
+        found = sc.parallelize(range(tasks), tasks).map(_probe_function()).collect()
+    except Exception as exc:
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise WinbackConfigError(
+            f"the Spark workers could not run Python {python!r} ({_where_set(sc)}): "
+            f"{first.strip()[:300]}. {advice}"
+        ) from None
+    for executable, missing, version in found:
+        if missing:
+            raise WinbackConfigError(
+                f"the Spark workers' Python {executable!r} ({_where_set(sc)}) cannot import "
+                f"{'; '.join(missing)}. {advice}"
+            )
+        if version != __version__:
+            raise WinbackConfigError(
+                f"the Spark workers' Python {executable!r} has winback {version}, the driver "
+                f"{__version__}: results could differ. {advice}"
+            )
+    _PROBED.add(key)
+
+
 def _collect_arrow(df: DataFrame) -> pa.Table:
     try:
         return df.toArrow()
@@ -123,6 +228,8 @@ def _spark_type(arrow_type: pa.DataType) -> Any:
         return spark_types.DateType()
     if pa.types.is_timestamp(arrow_type) and arrow_type.tz is None:
         return spark_types.TimestampNTZType()
+    if pa.types.is_binary(arrow_type):
+        return spark_types.BinaryType()
     raise TypeError(f"no Spark type for Arrow {arrow_type}")  # pragma: no cover
 
 
@@ -142,27 +249,110 @@ def _source(df: DataFrame, *, num_partitions: int | None, min_rows: int) -> Sour
     def bounds(read: _batches.ReadSettings, used: list[str]) -> dict[str, Any]:
         return _bounds(df, used, read, num_partitions=num_partitions, min_rows=min_rows)
 
+    def tally(read: _batches.ReadSettings, used: list[str]) -> list[Any]:
+        return _tally(df, used, read, min_rows=min_rows)
+
+    def require() -> None:
+        _require_pyspark()
+        _check_partitions(num_partitions)
+        check_workers(df)
+
     return Source(
-        require=_require_pyspark,
+        require=require,
         columns=lambda: df.columns,
         empty=lambda used: df.select(used).limit(0).toArrow(),
         bounds=bounds,
+        tally=tally,
     )
+
+
+def _tally(
+    df: DataFrame, used: list[str], read: _batches.ReadSettings, *, min_rows: int
+) -> list[tuple[int, int, int, dict[str, Any]]]:
+    """:func:`~winback._engines.batches.read_tally` of every chunk of every input partition, in
+    the input's own partitions (one narrow ``mapInArrow`` job; Spark's partition index orders
+    the rows as ``collect`` would)."""
+    from pyspark import TaskContext
+
+    def kernel(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        context = TaskContext.get()
+        partition = context.partitionId() if context is not None else 0
+        start = 0
+        for table in _gathered(batches, min_rows):
+            found = pickle.dumps(_batches.read_tally(table, read))
+            row = {"partition": partition, "start": start, "rows": table.num_rows, "tally": found}
+            yield pa.RecordBatch.from_pylist([row], schema=_batches.TALLY_SCHEMA)
+            start += table.num_rows
+
+    rows = _collect_arrow(df.select(used).mapInArrow(kernel, spark_schema(_batches.TALLY_SCHEMA)))
+    return [
+        (int(r["partition"]), int(r["start"]), int(r["rows"]), pickle.loads(r["tally"]))
+        for r in rows.to_pylist()
+    ]
+
+
+def _rejects(df: DataFrame, plan: Plan[Any], min_rows: int) -> DataFrame:
+    """The rows ``on_invalid="drop"`` sets aside, with their whole-input ``row_index`` and
+    ``reason``: a narrow ``mapInArrow`` over the input, each partition numbered from its offset
+    in the driver's tally."""
+    from pyspark import TaskContext
+    from pyspark.sql import types as spark_types
+
+    read, offsets = plan.read, plan.tally.offsets if plan.tally is not None else {}
+    source = df.select(plan.used)
+    schema = spark_types.StructType(
+        [
+            spark_types.StructField("row_index", spark_types.LongType(), False),
+            *source.schema.fields,
+            spark_types.StructField("reason", spark_types.StringType(), True),
+        ]
+    )
+
+    def kernel(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        context = TaskContext.get()
+        start = offsets.get(context.partitionId() if context is not None else 0, 0)
+        for table in _gathered(batches, min_rows):
+            yield from _batches.rejects_table(table, read, start).to_batches()
+            start += table.num_rows
+
+    return source.mapInArrow(kernel, schema)
+
+
+def _check_partitions(num_partitions: int | None) -> None:
+    if num_partitions is not None and num_partitions < 1:
+        raise WinbackConfigError(f"num_partitions={num_partitions} must be at least 1")
 
 
 def _partitioned(
     df: DataFrame, used: list[str], read: _batches.ReadSettings, num_partitions: int | None
 ) -> DataFrame:
     """The used columns hash-partitioned by customer, sorted by (customer, time) in partitions."""
-    if num_partitions is not None and num_partitions < 1:
-        raise WinbackConfigError(f"num_partitions={num_partitions} must be at least 1")
+    _check_partitions(num_partitions)
     selected = df.select(used)
+    key = _key(selected, read)
+    if key != read.customer_col:  # ids parsed from text: shuffle on the parsed id
+        from pyspark.sql import types as spark_types
+
+        def keyed(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            for batch in batches:
+                yield from _batches.customer_key(batch, read).to_batches()
+
+        key_field = spark_types.StructField(_batches.KEY_COL, spark_types.LongType(), True)
+        schema = spark_types.StructType([*selected.schema.fields, key_field])  # a new one
+        selected = selected.mapInArrow(keyed, schema)
     parts = (
-        selected.repartition(num_partitions, read.customer_col)
+        selected.repartition(num_partitions, key)
         if num_partitions is not None
-        else selected.repartition(read.customer_col)
+        else selected.repartition(key)
     )
-    return parts.sortWithinPartitions(read.customer_col, read.time_col)
+    return parts.sortWithinPartitions(key, read.time_col)
+
+
+def _key(df: DataFrame, read: _batches.ReadSettings) -> str:
+    """The column the shuffle groups customers by (see
+    :func:`~winback._engines.batches.needs_key`)."""
+    customer_type = df.select(read.customer_col).limit(0).toArrow().schema[0].type
+    return _batches.KEY_COL if _batches.needs_key(read, customer_type) else read.customer_col
 
 
 def _gathered(batches: Iterable[pa.RecordBatch], min_rows: int) -> Iterator[pa.Table]:
@@ -206,14 +396,13 @@ def _bounds(
 
     else:
         source = _partitioned(df, used, read, num_partitions)
+        key = _key(df, read)
 
         def bounds(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             def one(table: pa.Table) -> pa.Table:
                 return _batches.bounds_table([table], read)
 
-            yield from _batches.stream_batches(
-                batches, one, customer_col=read.customer_col, min_rows=min_rows
-            )
+            yield from _batches.stream_batches(batches, one, customer_col=key, min_rows=min_rows)
 
     totals = source.mapInArrow(bounds, schema).agg(
         sql.min("min_ts_us").alias("min_ts_us"),
@@ -279,24 +468,31 @@ def score(
     order_col: str | None = None,
     tz: str | None = None,
     on_invalid: OnInvalid = ON_INVALID,
+    time_format: str | None = TIME_FORMAT,
+    id_type: IdType = ID_TYPE,
     num_partitions: int | None = None,
     num_threads: int | None = 1,
     min_rows: int = _batches.DEFAULT_MIN_ROWS,
-) -> DataFrame:
+    return_rejects: bool = False,
+) -> Any:
     """:func:`winback.silence` (docs/methods.md#silence) of a Spark DataFrame of transactions, on
     the executors.
 
-    Arguments are those of :func:`winback.silence`, plus ``num_partitions`` (the customer
-    partitions; default ``spark.sql.shuffle.partitions``), ``num_threads`` (Rust threads per
-    task; default 1 since Spark already runs one task per core) and ``min_rows`` (rows gathered
-    per kernel call). Without ``as_of`` a Spark job finds the latest purchase first, so every
-    partition scores at the same snapshot.
+    Arguments are those of :func:`winback.silence` (with its reading options ``time_format``
+    and ``id_type``), plus ``num_partitions`` (the customer partitions; default
+    ``spark.sql.shuffle.partitions``), ``num_threads`` (Rust threads per task; default 1 since
+    Spark already runs one task per core), ``min_rows`` (rows gathered per kernel call) and
+    ``return_rejects``. Without ``as_of`` a Spark job finds the latest purchase first, so every
+    partition scores at the same snapshot. A first call checks that the workers' Python has
+    winback (docs/spark.md#workers).
 
     Returns a lazy DataFrame with one row per customer and the columns of
     :data:`winback.silence.SILENCE_COLUMNS` (schema:
-    :func:`winback._engines.batches.silence_schema`). Bad rows raise on the executors as in the
-    local API (``on_invalid="raise"``; row numbers count within a chunk of the partition);
-    ``"drop"`` drops them (no rejects table).
+    :func:`winback._engines.batches.silence_schema`). With ``on_invalid="raise"`` a job reads
+    the input first and raises the local API's :class:`~winback.WinbackInputError`, word for
+    word (row numbers count in the whole input, in its partition order); ``"drop"`` drops
+    them, and ``return_rejects=True`` returns ``(scores, rejects)``, the rejects a lazy
+    DataFrame as the local ``info.rejects``: ``row_index``, the used columns, ``reason``.
     """
     plan = score_plan(
         _source(df, num_partitions=num_partitions, min_rows=min_rows),
@@ -312,14 +508,20 @@ def score(
         tz=tz,
         on_invalid=on_invalid,
         num_threads=num_threads,
+        time_format=time_format,
+        id_type=id_type,
+        rejects=return_rejects,
     )
     settings = plan.settings
 
+    key = _key(df, plan.read)
+
     def kernel(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        yield from _batches.silence_batches(batches, settings, min_rows=min_rows)
+        yield from _batches.silence_batches(batches, settings, min_rows=min_rows, key_col=key)
 
     partitioned = _partitioned(df, plan.used, plan.read, num_partitions)
-    return partitioned.mapInArrow(kernel, spark_schema(plan.schema))
+    result = partitioned.mapInArrow(kernel, spark_schema(plan.schema))
+    return (result, _rejects(df, plan, min_rows)) if return_rejects else result
 
 
 def summary(
@@ -337,21 +539,26 @@ def summary(
     order_col: str | None = None,
     tz: str | None = None,
     on_invalid: OnInvalid = ON_INVALID,
+    time_format: str | None = TIME_FORMAT,
+    id_type: IdType = ID_TYPE,
     num_partitions: int | None = None,
     num_threads: int | None = 1,
     min_rows: int = _batches.DEFAULT_MIN_ROWS,
-) -> DataFrame:
+    return_rejects: bool = False,
+) -> Any:
     """:func:`winback.summary` (docs/methods.md#summary) of a Spark DataFrame of transactions, on
     the executors.
 
-    Arguments are those of :func:`winback.summary`, plus ``num_partitions``, ``num_threads``
-    and ``min_rows`` as in :func:`score`. One Spark job first finds the data's earliest and
-    latest purchase (the default ``as_of`` and the anchor of the period grid); configuration
-    errors (e.g. a ``calibration_end`` before the first purchase) are raised then, on the driver.
+    Arguments are those of :func:`winback.summary`, plus ``num_partitions``, ``num_threads``,
+    ``min_rows`` and ``return_rejects`` as in :func:`score`. One Spark job first finds the
+    data's earliest and latest purchase (the default ``as_of`` and the anchor of the period
+    grid); configuration errors (e.g. a ``calibration_end`` before the first purchase) are
+    raised then, on the driver.
 
     Returns a lazy DataFrame with the columns of :data:`winback.summary.SUMMARY_COLUMNS` (and
     :data:`~winback.summary.HOLDOUT_COLUMNS` with ``calibration_end``), schema
-    :func:`winback._engines.batches.summary_schema`.
+    :func:`winback._engines.batches.summary_schema`; with ``return_rejects=True`` also the
+    rejects, as in :func:`score`.
     """
     plan = summary_plan(
         _source(df, num_partitions=num_partitions, min_rows=min_rows),
@@ -368,14 +575,20 @@ def summary(
         tz=tz,
         on_invalid=on_invalid,
         num_threads=num_threads,
+        time_format=time_format,
+        id_type=id_type,
+        rejects=return_rejects,
     )
     settings = plan.settings
 
+    key = _key(df, plan.read)
+
     def kernel(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        yield from _batches.summary_batches(batches, settings, min_rows=min_rows)
+        yield from _batches.summary_batches(batches, settings, min_rows=min_rows, key_col=key)
 
     partitioned = _partitioned(df, plan.used, plan.read, num_partitions)
-    return partitioned.mapInArrow(kernel, spark_schema(plan.schema))
+    result = partitioned.mapInArrow(kernel, spark_schema(plan.schema))
+    return (result, _rejects(df, plan, min_rows)) if return_rejects else result
 
 
 def _model_columns(model: BaseModel) -> tuple[str, ...]:
@@ -421,6 +634,7 @@ def fit(
     from pyspark.sql import functions as sql
 
     _require_pyspark()
+    check_workers(df)
     columns = _model_columns(model)
     if not all(c in df.columns for c in columns):
         df = summary(df, unit=unit, min_rows=min_rows, **summary_args)
@@ -481,6 +695,7 @@ def predict(
     from winback.models import BetaGeoModel, ModifiedBetaGeoModel, ParetoNBDModel
 
     _require_pyspark()
+    check_workers(df)
     if not isinstance(model, BetaGeoModel | ModifiedBetaGeoModel | ParetoNBDModel):
         raise WinbackConfigError(
             f"winback.spark.predict needs BetaGeoModel, ModifiedBetaGeoModel or ParetoNBDModel, "

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, overload
 
+import numpy as np
 import polars as pl
 
 from winback import _io, _winback
@@ -42,6 +43,7 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "UNITS",
     "SummaryInfo",
+    "bgbb_summary",
     "check_period",
     "compress_summary",
     "period_edges",
@@ -136,14 +138,14 @@ def _check_unit(unit: str) -> int:
 
 
 def check_period(period: str) -> str | int:
-    """``"month"``, ``"week"``, ``"quarter"``, or a number of days (from ``"Nd"``)."""
-    if period in ("month", "week", "quarter"):
+    """``"month"``, ``"week"``, ``"quarter"``, ``"year"``, or a number of days (from ``"Nd"``)."""
+    if period in ("month", "week", "quarter", "year"):
         return period
     match = _PERIOD_RE.match(str(period))
     if match is None or int(match.group(1)) < 1:
         raise WinbackConfigError(
-            f"period={period!r} is not a period; use 'month', 'week', 'quarter' or a number of "
-            "days such as '30d'"
+            f"period={period!r} is not a period; use 'month', 'week', 'quarter', 'year' or a "
+            "number of days such as '30d'"
         )
     return int(match.group(1))
 
@@ -154,6 +156,8 @@ def _period_start(moment: datetime, kind: str | int) -> datetime:
         return day.replace(day=1)
     if kind == "quarter":
         return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
+    if kind == "year":
+        return day.replace(month=1, day=1)
     if kind == "week":
         return day - timedelta(days=day.weekday())
     return day
@@ -164,7 +168,8 @@ def _next_period(start: datetime, kind: str | int) -> datetime:
         return start + timedelta(days=kind)
     if kind == "week":
         return start + timedelta(days=7)
-    months = start.year * 12 + start.month - 1 + (3 if kind == "quarter" else 1)
+    step = {"quarter": 3, "year": 12}.get(kind, 1)
+    months = start.year * 12 + start.month - 1 + step
     return start.replace(year=months // 12, month=months % 12 + 1)
 
 
@@ -209,19 +214,23 @@ def _describe(value: AsOf) -> str:
 
 @dataclass(frozen=True)
 class _Extent:
-    """What the windows need of the data: valid rows, first and latest purchase (local
-    wall-clock µs, None without rows) and the time zone."""
+    """What the windows need of the data: the purchase dates (valid rows, first and latest
+    purchase in local wall-clock µs, the snapshot rule's figures) and the time zone."""
 
-    rows: int
-    first_us: int | None
-    latest_us: int | None
+    dates: _io.PurchaseDates
     time_zone: str | None
+
+    @property
+    def rows(self) -> int:
+        return self.dates.rows
+
+    @property
+    def first_us(self) -> int | None:
+        return self.dates.first_us
 
     @classmethod
     def of(cls, prepared: _io.PreparedTransactions) -> _Extent:
-        times = prepared.frame.get_column("ts")
-        first, latest = (int(times.min()), int(times.max())) if times.len() else (None, None)  # type: ignore[arg-type]
-        return cls(prepared.frame.height, first, latest, prepared.time_zone)
+        return cls(_io.purchase_dates(prepared), prepared.time_zone)
 
 
 def _window(
@@ -238,7 +247,7 @@ def _window(
                 "holdout_end is given without calibration_end; pass calibration_end= to split "
                 "the data into calibration and holdout periods"
             )
-        as_of_us = _io.snapshot_end_at(as_of, zone, extent.latest_us)
+        as_of_us = _io.snapshot_end_at(as_of, zone, extent.dates)
         return _Window(as_of_us, as_of_us, as_of_us, split=False)
     cal_us = _io.as_of_to_micros(calibration_end, zone)
     has_data = extent.rows > 0
@@ -248,7 +257,10 @@ def _window(
         as_of_us = cal_us
     else:
         as_of_us = _io.snapshot_end_at(
-            holdout_end if as_of is None else as_of, zone, extent.latest_us
+            holdout_end if as_of is None else as_of,
+            zone,
+            extent.dates,
+            name="holdout_end" if as_of is None else "as_of",
         )
     hold_us = as_of_us if holdout_end is None else _io.as_of_to_micros(holdout_end, zone)
     cal_text = _describe(calibration_end)
@@ -403,8 +415,10 @@ def summary(
         Transactions: a Polars/pandas DataFrame, PyArrow table or record-batch reader, DuckDB
         relation, anything with ``__arrow_c_stream__``, or a path/glob of Parquet/CSV/IPC files.
     as_of
-        End of the snapshot; default: the latest purchase (or ``holdout_end`` when given). Later
-        rows are left out and counted. A date means the end of that day.
+        End of the snapshot. A date means the end of that day; default: ``holdout_end`` when
+        given, else the end of the latest purchase's day (the same snapshot as passing that
+        date). Later rows are left out and counted. One before all the data is refused, and so
+        is a default set by rows dated far beyond the rest (docs/methods.md#as-of).
     unit
         Time unit of ``recency``, ``T`` and ``duration_holdout``: ``"W"`` weeks (default, as in
         the literature) or ``"D"`` days.
@@ -601,7 +615,7 @@ def _summary_out_of_core(
         time_format=time_format,
         id_type=id_type,
     ) as spilled:
-        extent = _Extent(spilled.rows_clean, spilled.first_ts, spilled.latest_ts, spilled.time_zone)
+        extent = _Extent(spilled.dates, spilled.time_zone)
         window = _window(extent, as_of, calibration_end, holdout_end)
         edges = _panel_edges(extent, window, resolution_us, period)
         for prepared in spilled.groups():
@@ -678,3 +692,123 @@ def compress_summary(
         *(pl.col(name).cast(dtype) for name, dtype in selected.schema.items()),
         pl.col("count").cast(pl.Int64),
     )
+
+
+def bgbb_summary(
+    data: Any,
+    *,
+    period: str = PERIOD,
+    n_periods: int | None = None,
+    as_of: AsOf | None = None,
+    customer_col: str = CUSTOMER_COL,
+    time_col: str = TIME_COL,
+    tz: str | None = None,
+    on_invalid: OnInvalid = ON_INVALID,
+    time_format: str | None = TIME_FORMAT,
+    id_type: IdType = ID_TYPE,
+) -> pl.DataFrame:
+    """The (x, t_x, n) pattern of each customer for the discrete-time BG/BB model
+    (docs/methods.md#bg-bb): transactions counted as opportunities taken, one per period.
+
+    Periods are those of the period panel (docs/methods.md#periods): calendar months, ISO weeks,
+    quarters, years or N-day periods, indexed from the period of the data's first transaction;
+    only **complete** periods (up to ``as_of``) count. A customer's first transaction opens
+    their relationship in their birth period; each complete period after it is one
+    opportunity. x = opportunities with at least one transaction, t_x = the last of them
+    (numbered 1 … n from the birth period; 0 when x = 0) and n = the opportunities observed.
+
+    Parameters
+    ----------
+    data
+        Transactions, in any form :func:`winback.prepare` reads (or a ``PreparedTransactions``).
+    period
+        ``"month"`` (default), ``"week"``, ``"quarter"``, ``"year"`` or ``"Nd"``.
+    n_periods
+        A calibration window: only each customer's first ``n_periods`` opportunities make the
+        pattern, and the complete periods after them are the holdout (``frequency_holdout``
+        opportunities taken of ``n_holdout``). Default: every complete period, no holdout.
+    as_of
+        End of observation (default: the latest transaction); later rows are left out.
+    customer_col, time_col, tz, on_invalid, time_format, id_type
+        As in :func:`winback.prepare`.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``customer_id``, ``frequency`` (x), ``recency`` (t_x), ``n`` (all Int64), one row per
+        customer sorted by id; with ``n_periods`` also ``frequency_holdout`` and ``n_holdout``.
+        :func:`compress_summary` with ``columns=("frequency", "recency", "n")`` gives the
+        pattern table with counts that ``BetaGeoBetaBinomModel.fit(..., weights_col="count")``
+        takes.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from datetime import date
+    >>> from winback.summary import bgbb_summary
+    >>> tx = pl.DataFrame({"customer_id": [1, 1, 1, 2, 3],
+    ...     "ts": [date(2020, 3, 1), date(2021, 5, 1), date(2023, 1, 9), date(2020, 7, 1),
+    ...            date(2024, 2, 1)]})
+    >>> bgbb_summary(tx, period="year").rows()
+    [(1, 2, 3, 3), (2, 0, 0, 3), (3, 0, 0, 0)]
+    """
+    check_period(period)
+    if n_periods is not None and (
+        isinstance(n_periods, bool) or not isinstance(n_periods, int) or n_periods < 0
+    ):
+        raise WinbackConfigError(f"n_periods must be a whole number ≥ 0, got {n_periods!r}")
+    prepared = _io.prepare(
+        data,
+        customer_col=customer_col,
+        time_col=time_col,
+        amount_col=None,
+        tz=tz,
+        on_invalid=on_invalid,
+        time_format=time_format,
+        id_type=id_type,
+    )
+    end_us = _io.snapshot_end(prepared, as_of)
+    rows = prepared.frame.filter(pl.col("ts") <= end_us)
+    columns = ["customer_id", "frequency", "recency", "n"]
+    if n_periods is not None:
+        columns += ["frequency_holdout", "n_holdout"]
+    if rows.height == 0:
+        customer = prepared.frame.schema["customer"]
+        return pl.DataFrame(
+            schema={name: (customer if name == "customer_id" else pl.Int64) for name in columns}
+        )
+    times = rows.get_column("ts").to_numpy()
+    edges = period_edges(period, int(times.min()), end_us + 1)
+    complete = len(edges) - 1  # periods 0 … complete − 1 are complete
+    index = np.searchsorted(np.asarray(edges, dtype=np.int64), times, side="right") - 1
+    panel = pl.DataFrame({"customer": rows.get_column("customer"), "k": index.astype(np.int64)})
+    panel = panel.with_columns(pl.col("k").min().over("customer").alias("birth"))
+    observed = pl.max_horizontal(pl.lit(complete - 1) - pl.col("birth"), pl.lit(0))
+    calibration = observed if n_periods is None else pl.min_horizontal(observed, pl.lit(n_periods))
+    taken = (
+        panel.with_columns((pl.col("k") - pl.col("birth")).alias("rel"))
+        .filter((pl.col("rel") >= 1) & (pl.col("k") < complete))
+        .select("customer", "rel")
+        .unique()
+    )
+    births = panel.group_by("customer").agg(pl.col("birth").first())
+    births = births.with_columns(calibration.alias("n"), observed.alias("observed"))
+    joined = taken.join(births.select("customer", "n"), on="customer")
+    counted = joined.group_by("customer").agg(
+        (pl.col("rel") <= pl.col("n")).sum().alias("frequency"),
+        pl.col("rel").filter(pl.col("rel") <= pl.col("n")).max().alias("recency"),
+        (pl.col("rel") > pl.col("n")).sum().alias("frequency_holdout"),
+    )
+    out = (
+        births.join(counted, on="customer", how="left")
+        .with_columns(
+            pl.col("customer").alias("customer_id"),
+            pl.col("frequency").fill_null(0).cast(pl.Int64),
+            pl.col("recency").fill_null(0).cast(pl.Int64),
+            pl.col("n").cast(pl.Int64),
+            pl.col("frequency_holdout").fill_null(0).cast(pl.Int64),
+            (pl.col("observed") - pl.col("n")).cast(pl.Int64).alias("n_holdout"),
+        )
+        .sort("customer_id")
+    )
+    return out.select(columns)

@@ -328,3 +328,69 @@ def with_awkward_customers(tx: pl.DataFrame) -> pl.DataFrame:
         schema=tx.schema,
     )
     return pl.concat([tx, extra])
+
+
+# -- hygiene over the input with whole-input row numbers (issue 19) ----------------------------
+def bad_transactions() -> pl.DataFrame:
+    """40 rows, three of them invalid (an unparseable time, a null id, a NaN amount)."""
+    ts = [f"2024-01-{d:02d}" for d in range(1, 29)] * 2
+    frame = pl.DataFrame(
+        {
+            "customer_id": [i % 7 for i in range(40)],
+            "ts": ts[:40],
+            "amount": [float(i) for i in range(40)],
+        }
+    )
+    return frame.with_columns(
+        pl.when(pl.int_range(40) == 17).then(pl.lit("17/02/2024")).otherwise("ts").alias("ts"),
+        pl.when(pl.int_range(40) == 23).then(None).otherwise("customer_id").alias("customer_id"),
+        pl.when(pl.int_range(40) == 31).then(float("nan")).otherwise("amount").alias("amount"),
+    )
+
+
+def chunks_of(table: pa.Table, read: _batches.ReadSettings, cuts: list[int]) -> list[object]:
+    """read_tally of ``table`` cut into partitions at ``cuts`` (each partition one chunk)."""
+    edges = [0, *cuts, table.num_rows]
+    return [
+        (number, 0, high - low, _batches.read_tally(table.slice(low, high - low), read))
+        for number, (low, high) in enumerate(pairwise(edges))
+    ]
+
+
+def test_tallies_give_the_local_error_word_for_word() -> None:
+    """Invalid rows at whole-input rows 17, 23 and 31 are reported as 17, 23 and 31 whatever
+    the partitions, with the local API's message; the rejects carry the same row numbers."""
+    tx = bad_transactions().with_columns(
+        pl.col("ts").replace("17/02/2024", "not a date")  # a row rule, not a refusal
+    )
+    table = tx.to_arrow()
+    with pytest.raises(WinbackInputError) as local:
+        winback.silence(tx)
+    read = _batches.ReadSettings()
+    plan, _ = read.plan(table.slice(0, 0))
+    for cuts in ([], [5, 20], [18, 24, 32]):
+        with pytest.raises(WinbackInputError) as engine:
+            _batches.combine_tallies(chunks_of(table, read, cuts)[::-1], plan, "raise")  # type: ignore[arg-type]
+        assert str(engine.value) == str(local.value)
+        assert "(rows 17)" in str(engine.value)
+    drop = _batches.ReadSettings(on_invalid="drop")
+    tally = _batches.combine_tallies(chunks_of(table, drop, [18, 24]), plan, "drop")  # type: ignore[arg-type]
+    assert tally.offsets == {0: 0, 1: 18, 2: 24}
+    rejects = pl.concat(
+        pl.DataFrame(pl.from_arrow(_batches.rejects_table(table.slice(low, n), drop, low)))
+        for low, n in ((0, 18), (18, 6), (24, 16))
+    )
+    _, info = winback.silence(tx, on_invalid="drop", return_info=True)
+    assert rejects.equals(info.rejects.with_columns(pl.col("row_index").cast(pl.Int64)))
+
+
+def test_tallies_refuse_foreign_dates_at_their_whole_input_row() -> None:
+    table = bad_transactions().to_arrow()
+    with pytest.raises(WinbackInputError) as local:
+        winback.silence(table, on_invalid="drop")
+    read = _batches.ReadSettings(on_invalid="drop")
+    plan, _ = read.plan(table.slice(0, 0))
+    with pytest.raises(WinbackInputError) as engine:
+        _batches.combine_tallies(chunks_of(table, read, [10, 30]), plan, "drop")  # type: ignore[arg-type]
+    assert str(engine.value) == str(local.value)
+    assert "(row 17)" in str(engine.value)

@@ -11,7 +11,12 @@ import pytest
 
 import winback
 from benches.gen_data import generate
-from tests.engines.test_batches import ENUMS, assert_same_bits, with_awkward_customers
+from tests.engines.test_batches import (
+    ENUMS,
+    assert_same_bits,
+    bad_transactions,
+    with_awkward_customers,
+)
 from winback.errors import WinbackConfigError, WinbackInputError
 
 dd = pytest.importorskip("dask.dataframe")
@@ -89,3 +94,86 @@ def test_errors_are_raised_on_the_client() -> None:
         winback_dask.score(ddf)
     with pytest.raises(WinbackConfigError, match="npartitions"):
         winback_dask.score(ddf, as_of="2024-01-01", npartitions=0)
+
+
+def test_invalid_rows_are_numbered_in_the_whole_input() -> None:
+    """Issue 19: an invalid row at whole-input row k is reported as k (the local API's message
+    word for word), and with drop the rejects come back as locally, numbered the same."""
+    from winback import dask as winback_dask
+
+    tx = bad_transactions().with_columns(pl.col("ts").replace("17/02/2024", "not a date"))
+    pdf = tx.to_pandas(use_pyarrow_extension_array=True)
+    ddf = dd.from_pandas(pdf, npartitions=4, sort=False)
+    with pytest.raises(WinbackInputError) as local:
+        winback.silence(tx)
+    with pytest.raises(WinbackInputError) as engine:
+        winback_dask.score(ddf, as_of="2024-02-01")
+    assert str(engine.value) == str(local.value)
+    assert "(rows 17)" in str(engine.value)
+    assert "(rows 23)" in str(engine.value)
+    scores, rejects = winback_dask.score(ddf, on_invalid="drop", return_rejects=True)
+    expected, info = winback.silence(tx, on_invalid="drop", return_info=True)
+    got = pl.DataFrame(pl.from_arrow(pa.Table.from_pandas(rejects.compute(), preserve_index=False)))
+    assert got.equals(info.rejects.with_columns(pl.col("row_index").cast(pl.Int64)))
+    assert_same_bits(as_polars(scores), expected.with_columns(pl.col(ENUMS).cast(pl.String)))
+    _summary, summary_rejects = winback_dask.summary(ddf, on_invalid="drop", return_rejects=True)
+    assert summary_rejects.compute()["row_index"].tolist() == [17, 23, 31]
+
+
+def test_reading_options_equal_local() -> None:
+    """time_format and id_type give the local results: month-first dates, ids with leading
+    zeros kept apart as text or merged as integers."""
+    from winback import dask as winback_dask
+
+    tx = pl.DataFrame(
+        {
+            "customer_id": ["00123", "0123", "123", "00123", "0123", "7"],
+            "ts": [
+                "01/02/2024",
+                "03/04/2024",
+                "01/12/2024",
+                "02/01/2024",
+                "05/06/2024",
+                "01/03/2024",
+            ],
+        }
+    )
+    ddf = dd.from_pandas(tx.to_pandas(), npartitions=2, sort=False)
+    with pytest.raises(WinbackInputError, match="time_format"):
+        winback_dask.score(ddf)  # ambiguous dates are refused, as locally
+    for id_type in ("auto", "str", "int"):
+        arguments = {"time_format": "%m/%d/%Y", "id_type": id_type}
+        got = as_polars(winback_dask.score(ddf, **arguments))  # type: ignore[arg-type]
+        expected = winback.silence(tx, **arguments).with_columns(pl.col(ENUMS).cast(pl.String))  # type: ignore[arg-type]
+        assert_same_bits(got, expected)
+        assert got.height == (2 if id_type == "int" else 4)
+        summary = as_polars(winback_dask.summary(ddf, unit="D", **arguments))  # type: ignore[arg-type]
+        assert_same_bits(summary, winback.summary(tx, unit="D", **arguments))  # type: ignore[arg-type]
+
+
+class _FakeClient:
+    """A distributed Client whose one worker lacks winback (client.run's answer)."""
+
+    class scheduler:  # noqa: N801 - mimics client.scheduler.address
+        address = "tcp://fake-scheduler:8786"
+
+    def run(self, function: object) -> dict[str, object]:
+        return {
+            "tcp://10.0.0.5:40000": (
+                "/usr/bin/python3",
+                ["winback (ModuleNotFoundError: No module named 'winback')"],
+                None,
+            )
+        }
+
+
+def test_distributed_workers_without_winback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from winback import dask as winback_dask
+
+    assert winback_dask._probe()[1:] == ([], winback.__version__)  # this Python has it all
+    monkeypatch.setattr(winback_dask, "_distributed_client", lambda: _FakeClient())
+    ddf = dd.from_pandas(pl.DataFrame({"customer_id": [1], "ts": [date(2024, 1, 1)]}).to_pandas())
+    with pytest.raises(WinbackConfigError, match=r"tcp://10.0.0.5:40000.*cannot import winback"):
+        winback_dask.score(ddf)
+    monkeypatch.setattr(winback_dask, "_distributed_client", lambda: None)
+    assert as_polars(winback_dask.score(ddf)).height == 1  # local schedulers: nothing to check

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -22,7 +24,12 @@ import pytest
 import winback
 import winback._engines.batches as _batches
 from benches.gen_data import generate
-from tests.engines.test_batches import ENUMS, assert_same_bits, with_awkward_customers
+from tests.engines.test_batches import (
+    ENUMS,
+    assert_same_bits,
+    bad_transactions,
+    with_awkward_customers,
+)
 from winback.errors import WinbackConfigError, WinbackInputError
 from winback.models import BetaGeoModel, NBDModel, ParetoNBDModel
 
@@ -169,9 +176,129 @@ def test_bad_rows_raise_a_winback_error(spark: object) -> None:
     with pytest.raises(WinbackInputError, match="'when'"):
         winback_spark.score(aware, time_col="when")
     naive = spark.createDataFrame(rows, "customer_id long, ts timestamp_ntz")  # type: ignore[attr-defined]
-    scored = winback_spark.score(naive)  # Spark's own max: the rows are read when scoring
-    with pytest.raises(Exception, match=r"WinbackInputError.*null timestamp"):
-        scored.toArrow()
+    with pytest.raises(WinbackInputError, match=r"null timestamp \(rows 1\)"):
+        winback_spark.score(naive, as_of="2024-02-01")  # the input is read first under raise
     dropped = as_polars(winback_spark.score(naive, on_invalid="drop"))
     assert dropped.get_column("customer_id").to_list() == [1, 2]
     assert dropped.get_column("recency_days").to_list() == [1.0, 0.0]
+
+
+def test_invalid_rows_are_numbered_in_the_whole_input(spark: object) -> None:
+    """Issue 19: an invalid row at whole-input row k is reported as k (the local API's message
+    word for word) whatever the partitions, and with drop the rejects come back as locally."""
+    from winback import spark as winback_spark
+
+    tx = bad_transactions().with_columns(pl.col("ts").replace("17/02/2024", "not a date"))
+    df = spark.createDataFrame(tx.to_arrow()).repartition(3)  # type: ignore[attr-defined]
+    df = df.sortWithinPartitions("amount").cache()  # one fixed layout for every job
+    seen = pl.DataFrame(pl.from_arrow(df.toArrow()))  # the rows in the input's own order
+    with pytest.raises(WinbackInputError) as local:
+        winback.silence(seen)
+    for as_of in (None, "2024-02-01"):
+        with pytest.raises(WinbackInputError) as engine:
+            winback_spark.score(df, as_of=as_of)
+        assert str(engine.value) == str(local.value)
+    with pytest.raises(WinbackInputError) as engine:
+        winback_spark.summary(df)
+    assert str(engine.value) == str(local.value)
+    scores, rejects = winback_spark.score(df, on_invalid="drop", return_rejects=True, min_rows=7)
+    expected, info = winback.silence(seen, on_invalid="drop", return_info=True)
+    got = pl.DataFrame(pl.from_arrow(rejects.toArrow()))
+    assert got.equals(info.rejects.with_columns(pl.col("row_index").cast(pl.Int64)))
+    assert_same_bits(as_polars(scores), expected.with_columns(pl.col(ENUMS).cast(pl.String)))
+    df.unpersist()
+
+
+def test_reading_options_equal_local(spark: object) -> None:
+    """time_format and id_type give the local results: month-first dates, ids with leading
+    zeros kept apart as text or merged as integers (the shuffle then keys on the parsed id)."""
+    from winback import spark as winback_spark
+
+    tx = pl.DataFrame(
+        {
+            "customer_id": ["00123", "0123", "123", "00123", "0123", "7", " 123"],
+            "ts": [
+                "01/02/2024",
+                "03/04/2024",
+                "01/12/2024",
+                "02/01/2024",
+                "05/06/2024",
+                "01/03/2024",
+                "07/08/2024",
+            ],
+        }
+    )
+    df = spark.createDataFrame(tx.to_arrow())  # type: ignore[attr-defined]
+    with pytest.raises(WinbackInputError, match="time_format"):
+        winback_spark.score(df)  # ambiguous dates are refused, as locally
+    for id_type in ("auto", "int"):
+        arguments = {"time_format": "%m/%d/%Y", "id_type": id_type}
+        got = as_polars(winback_spark.score(df, min_rows=2, **arguments))  # type: ignore[arg-type]
+        assert got.height == (2 if id_type == "int" else 5)
+        assert_same_bits(got, local_silence(tx, **arguments))
+        summary = as_polars(winback_spark.summary(df, unit="D", **arguments))  # type: ignore[arg-type]
+        assert_same_bits(summary, winback.summary(tx, unit="D", **arguments))  # type: ignore[arg-type]
+
+
+_WORKERS_SCRIPT = """
+import os, sys
+os.environ.pop("PYSPARK_PYTHON", None)
+os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+from datetime import date
+from pyspark.sql import SparkSession
+import winback.spark as ws
+from winback.errors import WinbackConfigError
+
+def session(**conf):
+    builder = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false")
+    builder = builder.config("spark.driver.bindAddress", "127.0.0.1")
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("OFF")
+    return spark
+
+spark = session()
+df = spark.createDataFrame([(1, date(2024, 1, 1))], "customer_id long, ts date")
+print("local", ws.score(df).count(), spark.sparkContext.pythonExec == sys.executable)
+spark.stop()
+spark = session(**{"spark.pyspark.python": sys.argv[1]})
+df = spark.createDataFrame([(1, date(2024, 1, 1))], "customer_id long, ts date")
+try:
+    ws.score(df)
+except WinbackConfigError as exc:
+    print("error", exc)
+spark.stop()
+"""
+
+
+@pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="needs a plain system Python")
+def test_workers_without_winback_are_a_config_error(tmp_path: Path) -> None:
+    """Issue 19: on a local master the workers default to the driver's Python; a workers'
+    Python without winback is one WinbackConfigError naming spark.pyspark.python, not a worker
+    stack trace at the first action. Own Spark application (a subprocess): the setting is
+    per SparkContext."""
+    plain = "/usr/bin/python3"
+    has = subprocess.run([plain, "-c", "import winback"], capture_output=True, check=False)
+    if has.returncode == 0:
+        pytest.skip(f"{plain} has winback")
+    script = tmp_path / "workers.py"
+    script.write_text(textwrap.dedent(_WORKERS_SCRIPT))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_PYTHON",)}
+    # winback's own tree only: the venv's site-packages must not leak to the plain Python
+    env["PYTHONPATH"] = str(Path(winback.__file__).parents[1])
+    done = subprocess.run(
+        [sys.executable, str(script), plain],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith(("local", "error"))]
+    assert lines[:1] == ["local 1 True"], done.stdout[-2000:] + done.stderr[-3000:]
+    assert lines[1].startswith(f"error the Spark workers' Python '{plain}'"), lines
+    assert f"spark.pyspark.python='{plain}'" in lines[1]
+    assert "cannot import" in lines[1]
+    assert "winback (ModuleNotFoundError" in lines[1]
+    assert "docs/spark.md#workers" in lines[1]

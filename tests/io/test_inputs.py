@@ -155,9 +155,10 @@ def test_datetime_as_of_excludes_later_rows_of_that_day(tx: pl.DataFrame) -> Non
     assert out.filter(pl.col("customer_id") == 5).row(0, named=True)["n_occasions"] == 1
 
 
-def test_default_as_of_is_the_latest_purchase(tx: pl.DataFrame) -> None:
+def test_default_as_of_is_the_end_of_the_latest_purchase_day(tx: pl.DataFrame) -> None:
+    # docs/methods.md#as-of: the default is the cut-off of as_of = the latest purchase's date.
     _, info = winback.silence(tx, return_info=True)
-    assert info.as_of == datetime(2024, 3, 1, 8)
+    assert info.as_of == datetime(2024, 3, 1, 23, 59, 59, 999999)
     assert info.rows_after_as_of == 0
 
 

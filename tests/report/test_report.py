@@ -354,7 +354,7 @@ def test_rejected_rows_are_counted(tmp_path: Path) -> None:
         ({"models": ("weibull",)}, r"models='weibull' is not one of bgnbd, mbgnbd, pareto"),
         ({"top_n": 0}, r"top_n=0 must be a positive integer"),
         ({"min_occasions": 0}, r"min_occasions=0 must be at least 1"),
-        ({"as_of": "2023-01-01"}, r"no transactions at or before as_of"),
+        ({"as_of": "2023-01-01"}, r"as_of=2023-01-01 is before the first purchase \(2024-01-01\)"),
     ],
 )
 def test_bad_arguments_raise_config_errors(kwargs: dict[str, Any], message: str) -> None:

@@ -2,7 +2,8 @@
 
 :mod:`winback._engines.batches` runs on the workers: it cuts a customer-sorted stream of Arrow
 record batches into chunks of whole customers and scores each with the local API, in declared
-output schemas. :mod:`winback._engines.plan` runs on the driver: it checks the arguments, picks
-the columns to ship and resolves the settings that depend on all the data. The public engines,
-:mod:`winback.spark` and :mod:`winback.dask`, keep only their engine's own calls.
+output schemas, and reads the unshuffled input for hygiene with whole-input row numbers.
+:mod:`winback._engines.plan` runs on the driver: it checks the arguments, picks the columns to
+ship, raises the input's errors and resolves the settings that depend on all the data. The
+public engines, :mod:`winback.spark` and :mod:`winback.dask`, keep only their engine's own calls.
 """

@@ -16,6 +16,12 @@ the first purchase of all the data (it anchors the period grid and the calibrati
 :func:`data_bounds` computes those per batch; :mod:`winback._engines.plan` resolves them into a
 :class:`GlobalWindow` on the driver.
 
+Row numbers are those of the whole input (docs/methods.md#spark): :func:`read_tally` applies the
+local reader's rules to a chunk of the unshuffled input and :func:`combine_tallies` adds the
+chunks' offsets on the driver, raising the local API's error word for word; under
+``on_invalid="drop"`` :func:`rejects_table` returns a chunk's rejects numbered from its offset.
+Text ids read as integers (``id_type="int"``) are shuffled on :func:`customer_key`, the parsed id.
+
 Output schemas are fixed and declared (:func:`silence_schema`, :func:`summary_schema`): the local
 API's columns and dtypes in Arrow form. Polars ``Enum`` columns (``status``,
 ``rank_ratio_group``, ``silence_band``) become plain ``large_string`` (Spark ``string``, pandas
@@ -37,6 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from winback import _io
+from winback._io.hygiene import REFUSAL_SAMPLE, ReadPlan, refusal_error
 from winback._options import (
     AMOUNT_COL,
     CUSTOMER_COL,
@@ -61,18 +68,27 @@ from winback.summary import compress_summary, summary
 __all__ = [
     "BOUNDS_SCHEMA",
     "DEFAULT_MIN_ROWS",
+    "KEY_COL",
+    "TALLY_SCHEMA",
     "GlobalWindow",
     "ReadSettings",
     "ScoreSettings",
     "SummarySettings",
+    "Tally",
     "bin_compress",
     "bin_frame",
     "bin_width_for",
     "bounds_table",
     "combine_bounds",
+    "combine_tallies",
     "customer_arrow_type",
+    "customer_key",
     "data_bounds",
     "naive",
+    "needs_key",
+    "read_tally",
+    "rejects_schema",
+    "rejects_table",
     "silence_batches",
     "silence_schema",
     "silence_table",
@@ -97,6 +113,24 @@ BOUNDS_SCHEMA = pa.schema(
         ("time_zone", pa.large_string()),
     ]
 )
+
+#: One row per chunk of an input partition from :func:`read_tally`: the partition's number, the
+#: chunk's first row within the partition, its rows and its pickled tally.
+TALLY_SCHEMA = pa.schema(
+    [
+        ("partition", pa.int64()),
+        ("start", pa.int64()),
+        ("rows", pa.int64()),
+        ("tally", pa.binary()),
+    ]
+)
+
+#: The hidden column the engines shuffle and sort on when ids are parsed from text
+#: (``id_type="int"``: ``00123`` and ``123`` are one customer, so the raw text cannot be the key).
+KEY_COL = "__winback_customer"
+
+#: Rows listed per broken rule in the ``on_invalid="raise"`` error (as the local reader lists).
+_FIRST_ROWS = 5
 
 _ENUM_COLUMNS = ("status", "rank_ratio_group", "silence_band")
 
@@ -185,6 +219,34 @@ class ReadSettings:
     time_format: str | None = TIME_FORMAT
     id_type: IdType = ID_TYPE
 
+    def plan(self, table: pa.Table | pa.RecordBatch) -> tuple[ReadPlan, pl.DataFrame]:
+        """The local reader's plan for ``table`` (its checks and refusals) and the used columns
+        as the local reader reads them."""
+        named = [
+            c for c in (self.customer_col, self.time_col, self.amount_col, self.order_col) if c
+        ]
+        frame = _io.open_transactions(
+            table,
+            customer_col=self.customer_col,
+            time_col=self.time_col,
+            columns=named,
+            numeric=[self.amount_col] if self.amount_col else [],
+        )
+        plan = _io.plan_read(
+            _io.read_schema(frame),
+            customer_col=self.customer_col,
+            time_col=self.time_col,
+            amount_col=self.amount_col,
+            order_col=self.order_col,
+            tz=self.tz,
+            time_format=self.time_format,
+            id_type=self.id_type,
+        )
+        collected = frame.select(plan.used)
+        if isinstance(collected, pl.LazyFrame):
+            collected = collected.collect()
+        return plan, collected
+
     def read(self, table: Any) -> _io.PreparedTransactions:
         return _io.prepare(
             table,
@@ -271,6 +333,179 @@ def combine_bounds(bounds: pa.Table) -> dict[str, Any]:
         "rows_rejected": int(pc.sum(bounds.column("rows_rejected")).as_py() or 0),
         "time_zone": zones[0] if zones else None,
     }
+
+
+# -- the shuffle key ----------------------------------------------------------------------------
+def needs_key(settings: ReadSettings, customer_type: pa.DataType) -> bool:
+    """Whether the raw ids cannot key the shuffle: text ids read as integers (``id_type="int"``),
+    where several texts are one customer."""
+    text = (
+        pa.types.is_string(customer_type)
+        or pa.types.is_large_string(customer_type)
+        or pa.types.is_dictionary(customer_type)
+    )
+    return settings.id_type == "int" and text
+
+
+def customer_key(table: pa.Table | pa.RecordBatch, settings: ReadSettings) -> pa.Table:
+    """``table`` with :data:`KEY_COL`: each row's id as the local reader parses it (Int64; null
+    where it does not parse, such rows being invalid), the engines' shuffle key."""
+    used = pa.table(table) if isinstance(table, pa.RecordBatch) else table
+    plan, collected = settings.plan(used)
+    customer = next(e for e in plan.exprs if e.meta.output_name() == "customer")
+    key = collected.select(customer.cast(pl.Int64, strict=False)).to_series().to_arrow()
+    return used.append_column(pa.field(KEY_COL, pa.int64()), key.cast(pa.int64()))
+
+
+# -- hygiene over the input, with whole-input row numbers ----------------------------------------
+def read_tally(table: pa.Table | pa.RecordBatch, settings: ReadSettings) -> dict[str, Any]:
+    """What the local reader finds in one chunk of the input (docs/methods.md#hygiene), with row
+    numbers counted from the chunk's start: per refusal its first row and first values, per
+    row rule its count, first rows and the first bad value, the valid rows' earliest and latest
+    purchase (local wall-clock µs) and the time zone. :func:`combine_tallies` adds the chunks'
+    offsets and raises the local API's error on the driver, word for word."""
+    plan, collected = settings.plan(table)
+    try:
+        prepared = collected.select(*plan.exprs, *plan.checks, *plan.refusals)
+    except pl.exceptions.PolarsError as exc:
+        raise _io.unreadable_columns_error(plan.used, exc) from exc
+    refusals: dict[str, tuple[int, list[Any]]] = {}
+    for flag in plan.refusal_flags:
+        rows = prepared.select(pl.arg_where(pl.col(flag))).to_series().head(REFUSAL_SAMPLE)
+        if rows.len():
+            column = collected.get_column(plan.reasons[_refusal_reason(flag)][0])
+            refusals[flag] = (int(rows[0]), column.gather(rows).to_list())
+    counts: dict[str, int] = {}
+    first_rows: dict[str, list[int]] = {}
+    examples: dict[str, Any] = {}
+    flags = plan.flags
+    for flag, count in prepared.select(pl.col(flags).sum()).row(0, named=True).items():
+        counts[flag] = int(count)
+        if count:
+            rows = prepared.select(pl.arg_where(pl.col(flag))).to_series().head(_FIRST_ROWS)
+            first_rows[flag] = [int(r) for r in rows]
+            if flag in plan.hints:
+                examples[flag] = collected.get_column(plan.reasons[flag][0])[int(rows[0])]
+    valid = prepared.filter(~pl.any_horizontal(flags)) if flags else prepared
+    ts = valid.get_column("ts").cast(pl.Datetime("us")).cast(pl.Int64)
+    return {
+        "rows": collected.height,
+        "refusals": refusals,
+        "counts": counts,
+        "first_rows": first_rows,
+        "examples": examples,
+        "rows_rejected": collected.height - valid.height,
+        "min_ts_us": None if valid.height == 0 else int(ts.min()),  # type: ignore[arg-type]
+        "max_ts_us": None if valid.height == 0 else int(ts.max()),  # type: ignore[arg-type]
+        "time_zone": plan.time_zone,
+    }
+
+
+def _refusal_reason(flag: str) -> str:
+    """The reason key naming a refusal's column (as :mod:`winback._io.hygiene` names it)."""
+    return "__null_ts" if flag == "__refuse_foreign_ts" else "__null_customer"
+
+
+@dataclass(frozen=True)
+class Tally:
+    """The input read once over all its partitions: each partition's first row in the whole
+    input (``offsets``), the global bounds (as :func:`combine_bounds`) and the rows read."""
+
+    offsets: dict[int, int]
+    bounds: dict[str, Any]
+    rows_read: int
+
+
+def combine_tallies(
+    chunks: Sequence[tuple[int, int, int, dict[str, Any]]],
+    plan: ReadPlan,
+    on_invalid: OnInvalid,
+) -> Tally:
+    """The whole input's tally from its chunks' :func:`read_tally` (``(partition, start within
+    the partition, rows, tally)``, in any order). Partitions follow each other in their number
+    order, as the engine lays out the input (Spark's partition index, Dask's partition number).
+
+    Raises the local reader's error (docs/methods.md#hygiene) with whole-input row numbers: a
+    refusal whatever ``on_invalid`` says, the invalid rows under ``on_invalid="raise"``.
+    """
+    ordered = sorted(chunks, key=lambda chunk: (chunk[0], chunk[1]))
+    sizes: dict[int, int] = {}
+    for partition, _, rows, _ in ordered:
+        sizes[partition] = sizes.get(partition, 0) + rows
+    offsets, total = {}, 0
+    for partition in sorted(sizes):
+        offsets[partition] = total
+        total += sizes[partition]
+    refused: dict[str, tuple[int, list[Any]]] = {}
+    counts = dict.fromkeys(plan.flags, 0)
+    first_rows: dict[str, list[int]] = {flag: [] for flag in plan.flags}
+    examples: dict[str, Any] = {}
+    low: list[int] = []
+    high: list[int] = []
+    zones: list[str] = []
+    rejected = 0
+    for partition, start, _, tally in ordered:
+        at = offsets[partition] + start
+        for flag, (row, values) in tally["refusals"].items():
+            _first, seen = refused.setdefault(flag, (at + row, []))
+            seen.extend(values[: REFUSAL_SAMPLE - len(seen)])
+        for flag, count in tally["counts"].items():
+            counts[flag] += count
+            listed = first_rows[flag]
+            if count and not listed and flag in tally["examples"]:
+                examples[flag] = tally["examples"][flag]
+            listed.extend(
+                at + r for r in tally["first_rows"].get(flag, [])[: _FIRST_ROWS - len(listed)]
+            )
+        rejected += tally["rows_rejected"]
+        low += [tally["min_ts_us"]] if tally["min_ts_us"] is not None else []
+        high += [tally["max_ts_us"]] if tally["max_ts_us"] is not None else []
+        zones += [tally["time_zone"]] if tally["time_zone"] is not None else []
+    for flag in plan.refusal_flags:
+        if flag in refused:
+            raise refusal_error(plan, flag, refused[flag][0], refused[flag][1])
+    if on_invalid == "raise" and any(counts.values()):
+        raise _io.invalid_rows_error(plan, counts, first_rows, examples)
+    bounds = {
+        "min_ts_us": min(low) if low else None,
+        "max_ts_us": max(high) if high else None,
+        "rows_read": total,
+        "rows_rejected": rejected,
+        "time_zone": zones[0] if zones else plan.time_zone,
+    }
+    return Tally(offsets=offsets, bounds=bounds, rows_read=total)
+
+
+def rejects_schema(input_schema: pa.Schema) -> pa.Schema:
+    """The rejects' schema, as the local API's ``rejects``: ``row_index`` (whole-input position,
+    int64), the input's used columns in their types, ``reason``."""
+    return pa.schema(
+        [pa.field("row_index", pa.int64()), *input_schema, pa.field("reason", pa.large_string())]
+    )
+
+
+def rejects_table(
+    table: pa.Table | pa.RecordBatch, settings: ReadSettings, offset: int
+) -> pa.Table:
+    """The rows of one chunk of the input that ``on_invalid="drop"`` sets aside, with their
+    ``reason`` and their ``row_index`` in the whole input (the chunk starts at ``offset``), in
+    :func:`rejects_schema` of the chunk's columns."""
+    used = pa.table(table) if isinstance(table, pa.RecordBatch) else table
+    plan, collected = settings.plan(used)
+    try:
+        prepared = collected.select(*plan.exprs, *plan.checks)
+    except pl.exceptions.PolarsError as exc:
+        raise _io.unreadable_columns_error(plan.used, exc) from exc
+    schema = rejects_schema(used.select(plan.used).schema)
+    flags = plan.flags
+    if not flags:
+        return schema.empty_table()
+    bad = prepared.select(pl.any_horizontal(flags).alias("bad")).get_column("bad")
+    positions = pa.array(np.flatnonzero(bad.to_numpy()), pa.int64())
+    reasons = prepared.filter(bad).select(_io.reject_reason(plan, flags)).to_series()
+    rejected = used.select(plan.used).take(positions)
+    columns = [pc.add(positions, offset), *rejected.columns, reasons.to_arrow()]
+    return pa.Table.from_arrays(columns, names=schema.names).cast(schema)
 
 
 # -- the stream ----------------------------------------------------------------------------------
@@ -391,13 +626,14 @@ def silence_batches(
     settings: ScoreSettings,
     *,
     min_rows: int = DEFAULT_MIN_ROWS,
+    key_col: str | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Silence scores (docs/methods.md#silence) of a customer-sorted batch stream, one row per
     customer."""
     yield from stream_batches(
         batches,
         lambda table: silence_table(table, settings),
-        customer_col=settings.customer_col,
+        customer_col=key_col or settings.customer_col,
         min_rows=min_rows,
     )
 
@@ -476,12 +712,13 @@ def summary_batches(
     settings: SummarySettings,
     *,
     min_rows: int = DEFAULT_MIN_ROWS,
+    key_col: str | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Per-customer BTYD statistics (docs/methods.md#summary) of a customer-sorted batch stream."""
     yield from stream_batches(
         batches,
         lambda table: summary_table(table, settings),
-        customer_col=settings.customer_col,
+        customer_col=key_col or settings.customer_col,
         min_rows=min_rows,
     )
 

@@ -24,12 +24,14 @@ from winback._engines.batches import (
     ReadSettings,
     ScoreSettings,
     SummarySettings,
+    Tally,
+    combine_tallies,
     customer_arrow_type,
     naive,
     silence_schema,
     summary_schema,
 )
-from winback._options import AMOUNT_COL, AsOf, OnInvalid, TimeUnit
+from winback._options import AMOUNT_COL, ID_TYPE, TIME_FORMAT, AsOf, IdType, OnInvalid, TimeUnit
 from winback.errors import WinbackConfigError
 from winback.silence import check_parameters
 from winback.summary import UNITS, summary
@@ -37,6 +39,8 @@ from winback.summary import UNITS, summary
 __all__ = [
     "Plan",
     "Source",
+    "data_bounds_of",
+    "read_input",
     "read_plan",
     "resolution_text",
     "resolve_as_of",
@@ -60,6 +64,9 @@ class Source:
     empty: Callable[[list[str]], pa.Table]
     #: The :func:`~winback._engines.batches.combine_bounds` of all the data (one engine job).
     bounds: Callable[[ReadSettings, list[str]], dict[str, Any]]
+    #: The :func:`~winback._engines.batches.read_tally` of every chunk of the input in its own
+    #: row order, as ``(partition, start within it, rows, tally)`` (one engine job).
+    tally: Callable[[ReadSettings, list[str]], list[tuple[int, int, int, dict[str, Any]]]]
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,9 @@ class Plan(Generic[S]):
     used: list[str]
     settings: S
     schema: pa.Schema
+    #: The input's tally when it was read on the driver (``on_invalid="raise"``, or rejects
+    #: asked for): its partitions' offsets number the rejects.
+    tally: Tally | None = None
 
 
 def resolution_text(resolution: str | timedelta) -> str:
@@ -87,6 +97,8 @@ def read_plan(
     order_col: str | None,
     tz: str | None,
     on_invalid: OnInvalid,
+    time_format: str | None,
+    id_type: IdType,
 ) -> tuple[ReadSettings, list[str], _io.PreparedTransactions]:
     """Checks the columns before any job (an empty read through the local reader) and returns
     the read settings, the columns to ship and the empty prepared frame (customer type, time
@@ -102,12 +114,35 @@ def read_plan(
         order_col=order_col,
         tz=tz,
         on_invalid=on_invalid,
+        time_format=time_format,
+        id_type=id_type,
     )
     wanted = [c for c in (customer_col, time_col, amount_col, order_col) if c is not None]
     used = list(dict.fromkeys(wanted))
     if any(c not in columns for c in used):  # raises, naming the missing column
         read.read(pa.table({str(c): pa.array([], pa.int64()) for c in columns}))
     return read, used, read.read(source.empty(used))
+
+
+def read_input(source: Source, read: ReadSettings, used: list[str], rejects: bool) -> Tally | None:
+    """Reads the whole input once in its own row order when row numbers matter: under
+    ``on_invalid="raise"`` (so that invalid rows raise here, on the driver, with the local
+    API's message and whole-input row numbers, docs/methods.md#hygiene) and when the rejects
+    are asked for (their ``row_index``). None otherwise."""
+    if read.on_invalid == "raise" or rejects:
+        plan, _ = read.plan(source.empty(used))
+        return combine_tallies(source.tally(read, used), plan, read.on_invalid)
+    return None
+
+
+def data_bounds_of(
+    source: Source, read: ReadSettings, used: list[str], tally: Tally | None
+) -> dict[str, Any]:
+    """The input's bounds: the tally's when it was read and no ``order_col`` changes the
+    dating (an order is dated at its first row after the customer shuffle), else one job."""
+    if tally is not None and read.order_col is None:
+        return dict(tally.bounds)
+    return source.bounds(read, used)
 
 
 def score_plan(
@@ -125,6 +160,9 @@ def score_plan(
     tz: str | None,
     on_invalid: OnInvalid,
     num_threads: int | None,
+    time_format: str | None = TIME_FORMAT,
+    id_type: IdType = ID_TYPE,
+    rejects: bool = False,
 ) -> Plan[ScoreSettings]:
     """The plan of an engine's ``score`` (:func:`winback.silence` on every chunk). Without
     ``as_of`` the source's bounds give the latest purchase, so every task scores at the same
@@ -140,9 +178,12 @@ def score_plan(
         order_col=order_col,
         tz=tz,
         on_invalid=on_invalid,
+        time_format=time_format,
+        id_type=id_type,
     )
+    tally = read_input(source, read, used, rejects)
     if as_of is None:
-        bounds = source.bounds(read, used)
+        bounds = data_bounds_of(source, read, used, tally)
     else:
         bounds = {"time_zone": empty.time_zone, "max_ts_us": None}
     settings = ScoreSettings(
@@ -158,7 +199,7 @@ def score_plan(
         customer_arrow_type(empty.frame.schema["customer"]),
         whole_days=resolution_us % _io.MICROS_PER_DAY == 0,
     )
-    return Plan(read, used, settings, schema)
+    return Plan(read, used, settings, schema, tally)
 
 
 def summary_plan(
@@ -177,6 +218,9 @@ def summary_plan(
     tz: str | None,
     on_invalid: OnInvalid,
     num_threads: int | None,
+    time_format: str | None = TIME_FORMAT,
+    id_type: IdType = ID_TYPE,
+    rejects: bool = False,
 ) -> Plan[SummarySettings]:
     """The plan of an engine's ``summary`` (:func:`winback.summary` on every chunk, with the
     window of all the data). The source's bounds give the default ``as_of`` and the period
@@ -194,8 +238,11 @@ def summary_plan(
         order_col=order_col,
         tz=tz,
         on_invalid=on_invalid,
+        time_format=time_format,
+        id_type=id_type,
     )
-    bounds = source.bounds(read, used)
+    tally = read_input(source, read, used, rejects)
+    bounds = data_bounds_of(source, read, used, tally)
     if bounds["time_zone"] is None:  # no valid row: the input column's zone
         bounds["time_zone"] = empty.time_zone
     window = resolve_window(
@@ -219,7 +266,7 @@ def summary_plan(
         customer_arrow_type(empty.frame.schema["customer"]),
         split=window.calibration_end_us is not None,
     )
-    return Plan(read, used, settings, schema)
+    return Plan(read, used, settings, schema, tally)
 
 
 def _in_local_time(moment: Any, zone: str | None) -> Any:
@@ -236,12 +283,12 @@ def _in_local_time(moment: Any, zone: str | None) -> Any:
 
 
 def resolve_as_of(bounds: dict[str, Any], as_of: Any) -> int:
-    """The snapshot of :func:`winback.silence` over all the data (local wall-clock µs): ``as_of``
-    in the data's time zone, else the latest valid purchase (docs/methods.md#input), else 0 (no
-    data)."""
-    if as_of is not None:
-        return _io.as_of_to_micros(as_of, bounds["time_zone"])
-    return 0 if bounds["max_ts_us"] is None else int(bounds["max_ts_us"])
+    """The snapshot of :func:`winback.silence` over all the data (local wall-clock µs), by the
+    local rule (docs/methods.md#as-of): ``as_of`` in the data's time zone, else the end of the
+    latest valid purchase's day, else 0 (no data). The bounds hold only the first and latest
+    purchase, so of the far-future checks only the clock's applies here."""
+    dates = _io.PurchaseDates.bounds(bounds.get("min_ts_us"), bounds.get("max_ts_us"))
+    return _io.snapshot_end_at(as_of, bounds["time_zone"], dates)
 
 
 def resolve_window(

@@ -4,7 +4,8 @@
   text; the files of one input checked to agree);
 - :mod:`~winback._io.hygiene`: columns, types, validity rules, refusals, rejects;
 - :mod:`~winback._io.times`: the text-time rule (ISO 8601 or ``time_format``), occasion
-  buckets, ``as_of`` cut-offs, local wall-clock µs;
+  buckets, the one ``as_of`` rule (:func:`snapshot_end_at`, over :class:`PurchaseDates`),
+  local wall-clock µs;
 - :mod:`~winback._io.prepared`: :func:`prepare` → :class:`PreparedTransactions`, the one object
   every public function accepts;
 - :mod:`~winback._io.spill`: the out-of-core path (the in-memory/out-of-core decision is made
@@ -31,6 +32,7 @@ from winback._io.prepared import (
     check_num_threads,
     customer_ids,
     prepare,
+    purchase_dates,
     snapshot_end,
 )
 from winback._io.sources import (
@@ -42,10 +44,13 @@ from winback._io.sources import (
 )
 from winback._io.times import (
     MICROS_PER_DAY,
+    PurchaseDates,
     as_of_to_micros,
+    check_default_snapshot,
     check_time_format,
     check_time_zone,
     describe_moment,
+    end_of_day,
     micros_to_datetime,
     parse_resolution,
     snapshot_end_at,
@@ -56,8 +61,10 @@ __all__ = [
     "MICROS_PER_DAY",
     "OnInvalid",
     "PreparedTransactions",
+    "PurchaseDates",
     "ReadPlan",
     "as_of_to_micros",
+    "check_default_snapshot",
     "check_id_type",
     "check_num_threads",
     "check_on_invalid",
@@ -66,6 +73,7 @@ __all__ = [
     "customer_ids",
     "describe_moment",
     "empty_rejects",
+    "end_of_day",
     "expand_paths",
     "file_kind",
     "invalid_rows_error",
@@ -75,6 +83,7 @@ __all__ = [
     "parse_resolution",
     "plan_read",
     "prepare",
+    "purchase_dates",
     "read_schema",
     "reject_reason",
     "snapshot_end",

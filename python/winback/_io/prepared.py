@@ -25,7 +25,7 @@ from winback._io.hygiene import (
     unreadable_columns_error,
 )
 from winback._io.sources import open_transactions, read_schema
-from winback._io.times import check_time_format, snapshot_end_at
+from winback._io.times import PurchaseDates, check_time_format, snapshot_end_at
 from winback._options import (
     AMOUNT_COL,
     CUSTOMER_COL,
@@ -43,6 +43,7 @@ __all__ = [
     "check_num_threads",
     "customer_ids",
     "prepare",
+    "purchase_dates",
     "snapshot_end",
 ]
 
@@ -245,10 +246,16 @@ def prepare(
 
 
 def snapshot_end(prepared: PreparedTransactions, as_of: date | datetime | str | None) -> int:
-    """The snapshot cut-off in local wall-clock µs: ``as_of`` (see :func:`as_of_to_micros`), by
-    default the latest purchase; 0 for empty input without ``as_of``."""
-    latest = int(prepared.frame.get_column("ts").max()) if prepared.frame.height else None  # type: ignore[arg-type]
-    return snapshot_end_at(as_of, prepared.time_zone, latest)
+    """The snapshot cut-off in local wall-clock µs by the one rule of docs/methods.md#as-of
+    (:func:`~winback._io.times.snapshot_end_at`): ``as_of`` (a date is the end of that day; one
+    before all the data is refused), by default the end of the latest purchase's day (refused
+    when far-future rows would set it); 0 for empty input without ``as_of``."""
+    return snapshot_end_at(as_of, prepared.time_zone, purchase_dates(prepared))
+
+
+def purchase_dates(prepared: PreparedTransactions) -> PurchaseDates:
+    """The purchase times of ``prepared`` as the snapshot rule needs them."""
+    return PurchaseDates.of(prepared.frame)
 
 
 def check_num_threads(num_threads: int | None) -> None:

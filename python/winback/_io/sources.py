@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,11 @@ def _scan_file(path: Path, text_columns: Sequence[str] = ()) -> pl.LazyFrame:
     """One file, lazily; a CSV's ``text_columns`` (those it has) are read as text, the other
     columns keep Polars' inference."""
     kind = file_kind(path)
+    if kind in ("parquet", "ipc"):
+        # Checked from the file's own schema first: Polars panics on some of these columns.
+        problem = _unreadable_field(_file_fields(path, kind))
+        if problem is not None:
+            raise WinbackInputError(f"cannot read {str(path)!r}: {problem}")
     if kind == "parquet":
         return pl.scan_parquet(path)
     if kind == "csv":
@@ -185,8 +191,26 @@ def open_transactions(
         return frame
     frames = [_scan_file(path, (customer_col, time_col)) for path in paths]
     if len(frames) > 1:
-        frames = [frames[i] for i in _agreeing_files(list(paths), frames, columns, numeric)]
-    return _concat(frames)
+        kept = _agreeing_files(list(paths), frames, columns, numeric)
+        frames, paths = [frames[i] for i in kept], tuple(paths[i] for i in kept)
+    elif file_kind(paths[0]) == "csv" and numeric:
+        frames = [_header_only_numbers(paths[0], frames[0], numeric)]
+    frame = _concat(frames)
+    setattr(frame, _FILES_ATTR, paths)
+    return frame
+
+
+def _header_only_numbers(path: Path, frame: pl.LazyFrame, numeric: Sequence[str]) -> pl.LazyFrame:
+    """A header-only CSV's columns read as text; its amount columns are then numbers (there is
+    no value to say otherwise), so it reads as empty transactions, like an empty table."""
+    try:
+        schema = frame.collect_schema()
+    except pl.exceptions.PolarsError as exc:
+        raise WinbackInputError(f"could not read {str(path)!r}: {first_line(exc)}") from exc
+    names = [c for c in numeric if schema.get(c) == pl.String]
+    if not names or not _is_empty(frame):
+        return frame
+    return frame.with_columns(pl.col(names).cast(pl.Float64))
 
 
 def to_polars(data: Any) -> pl.DataFrame | pl.LazyFrame:
@@ -204,13 +228,13 @@ def to_polars(data: Any) -> pl.DataFrame | pl.LazyFrame:
             "(winback.spark) to score it on the cluster, or convert a sample with .toArrow() first"
         )
     if module.startswith("pandas"):
-        return pl.from_pandas(data)
+        return _converted(pl.from_pandas, data)
     if module.startswith("duckdb"):
-        return pl.DataFrame(data.arrow())
+        return _converted(pl.DataFrame, data.arrow())
     if type(data).__name__ == "RecordBatchReader" and hasattr(data, "read_all"):
-        return pl.DataFrame(data.read_all())
+        return _converted(pl.DataFrame, data.read_all())
     if hasattr(data, "__arrow_c_stream__") or hasattr(data, "__arrow_c_array__"):
-        return pl.DataFrame(data)
+        return _converted(pl.DataFrame, data)
     raise WinbackInputError(
         f"unsupported input of type {type(data).__name__}: pass a Polars/pandas DataFrame, a "
         "PyArrow "
@@ -218,12 +242,110 @@ def to_polars(data: Any) -> pl.DataFrame | pl.LazyFrame:
     )
 
 
+def _converted(convert: Any, data: Any) -> pl.DataFrame:
+    """``convert(data)`` (a container to Polars), its failures as a :class:`WinbackInputError`
+    naming the column that Polars cannot hold (docs/methods.md#input): a fixed-offset time
+    zone such as ``+05:30``, 256-bit decimals … Polars signals some of them with a Rust panic,
+    which is not an ``Exception``."""
+    problem = _unreadable_field(_fields(data), zones=False)
+    if problem is not None:
+        # Checked before converting: Polars panics on some of these (and prints the panic).
+        raise WinbackInputError(problem)
+    try:
+        frame: pl.DataFrame = convert(data)
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except BaseException as exc:
+        raise WinbackInputError(_conversion_problem(data, exc)) from None
+    return frame
+
+
+_WHOLE_HOURS = re.compile(r"^[+-](0[0-9]|1[0-4]):00$")
+
+
+def _unreadable_field(fields: Sequence[tuple[str, Any]], zones: bool = True) -> str | None:
+    """What makes one of ``fields`` (name, Arrow or pandas type) unreadable by Polars: a 256-bit
+    decimal, or (with ``zones``) a time zone that is neither an IANA name nor a whole-hour
+    offset; else None."""
+    for name, dtype in fields:
+        zone = getattr(dtype, "tz", None) if zones else None
+        if zone is not None and not _known_zone(str(zone)):
+            return (
+                f"column {name!r} has the time zone {str(zone)!r}, which cannot be read (named "
+                "IANA zones and whole-hour offsets can); convert the column to a named zone "
+                "(e.g. 'Asia/Kolkata') or to UTC first"
+            )
+        if str(dtype).startswith("decimal256"):
+            return (
+                f"column {name!r} has type {dtype}, which cannot be read; convert it to float64 "
+                "or decimal128 first"
+            )
+    return None
+
+
+def _file_fields(path: Path, kind: str) -> list[tuple[str, Any]]:
+    """The Arrow fields of a Parquet or IPC file, from its footer; none if it cannot be read
+    (scanning it then gives the error)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        if kind == "parquet":
+            schema = pq.read_schema(path)
+        else:
+            with pa.memory_map(str(path)) as source:
+                schema = pa.ipc.open_file(source).schema
+    except (OSError, pa.ArrowException):
+        return []
+    return list(zip(schema.names, schema.types, strict=True))
+
+
+def _conversion_problem(data: Any, exc: BaseException) -> str:
+    """Which column of ``data`` Polars could not convert, and what to do."""
+    reason = first_line(exc)
+    problem = _unreadable_field(_fields(data))
+    if problem is not None:
+        return problem
+    return (
+        f"could not read the input: {reason}. Check the column types (ids: int64 integers or "
+        "strings; times: dates, datetimes or ISO text; amounts: numbers)"
+    )
+
+
+def _known_zone(zone: str) -> bool:
+    """An IANA zone name, or a whole-hour offset (which Polars reads as ``Etc/GMT±N``)."""
+    from zoneinfo import ZoneInfo
+
+    if _WHOLE_HOURS.match(zone):
+        return True
+
+    try:
+        ZoneInfo(zone)
+    except (ValueError, OSError, LookupError):
+        return False
+    return True
+
+
+def _fields(data: Any) -> list[tuple[str, Any]]:
+    """The (name, Arrow or pandas type) pairs of a container, as far as they can be seen."""
+    schema = getattr(data, "schema", None)
+    if schema is not None and hasattr(schema, "names") and hasattr(schema, "types"):
+        return list(zip(schema.names, schema.types, strict=False))
+    dtypes = getattr(data, "dtypes", None)
+    if dtypes is not None and hasattr(dtypes, "items"):
+        return [(str(name), dtype) for name, dtype in dtypes.items()]
+    return []
+
+
 def read_schema(frame: pl.DataFrame | pl.LazyFrame) -> pl.Schema:
     """The input's schema; an unreadable input is a :class:`WinbackInputError`."""
     try:
         return frame.collect_schema()
     except pl.exceptions.PolarsError as exc:
-        raise WinbackInputError(f"could not read the input: {first_line(exc)}") from exc
+        paths: tuple[Path, ...] = getattr(frame, _FILES_ATTR, ())
+        where = ", ".join(repr(str(p)) for p in paths[:3]) + (", …" if len(paths) > 3 else "")
+        source = f"the input {where}" if paths else "the input"
+        raise WinbackInputError(f"could not read {source}: {first_line(exc)}") from exc
 
 
 def first_line(exc: BaseException) -> str:

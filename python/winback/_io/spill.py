@@ -11,7 +11,10 @@ The out-of-core path of :func:`winback.silence`, :func:`winback.summary` and ``w
    the file is ``hash(customer) mod P`` with Polars' hash under fixed seeds (stable within a Polars
    version, which is all a spill needs; the BLAKE2b-64 of :mod:`winback.campaign` was measured at
    2.5M rows/s on this machine's two cores, the slowest step by far). The pass also keeps what is
-   global: rows read, rejects, the first and latest purchase (the default ``as_of``).
+   global: rows read, rejects, and the purchase dates the snapshot rule needs
+   (:class:`~winback._io.times.PurchaseDates`: first and latest purchase, a histogram of days and
+   the latest few rows, the same for any row order or batch split), so the default ``as_of`` is
+   decided exactly as in memory (docs/methods.md#as-of).
 2. **Score**: spill files are read back in groups whose size fits the memory budget (a file
    that does not fit is split again with another seed) and scored with the in-memory code. A
    customer's result depends on its own rows only, so scoring by parts and concatenating gives
@@ -73,7 +76,7 @@ from winback._io.hygiene import (
 )
 from winback._io.prepared import PreparedTransactions
 from winback._io.sources import expand_paths, file_kind, open_transactions, read_schema
-from winback._io.times import check_time_format
+from winback._io.times import PurchaseDates, check_time_format
 from winback._options import ID_TYPE, TIME_FORMAT, IdType, OnInvalid
 from winback.errors import WinbackConfigError
 
@@ -400,8 +403,9 @@ class SpilledInput:
     """The spilled, validated input: global figures and the spill files.
 
     ``rows_read`` counts input rows, ``rejects`` the rows dropped by ``on_invalid="drop"``
-    (with their global ``row_index`` and ``reason``), ``first_ts``/``latest_ts`` the earliest and
-    latest valid purchase (local wall-clock µs; None without rows), ``rows_clean`` the valid rows.
+    (with their global ``row_index`` and ``reason``), ``dates`` the valid purchases' dates (the
+    snapshot rule's figures; ``first_ts``/``latest_ts`` the earliest and latest, local wall-clock
+    µs, None without rows), ``rows_clean`` the valid rows.
     """
 
     root: Path
@@ -412,10 +416,19 @@ class SpilledInput:
     has_amount: bool
     has_order: bool
     time_zone: str | None
-    first_ts: int | None
-    latest_ts: int | None
+    dates: PurchaseDates
     partitions: list[_Partition]
     empty: pl.DataFrame
+
+    @property
+    def first_ts(self) -> int | None:
+        """The earliest valid purchase (local wall-clock µs), None without rows."""
+        return self.dates.first_us
+
+    @property
+    def latest_ts(self) -> int | None:
+        """The latest valid purchase (local wall-clock µs), None without rows."""
+        return self.dates.latest_us
 
     def groups(self) -> Iterator[PreparedTransactions]:
         """:meth:`parts`, or one empty frame of the core's columns when no row is valid."""
@@ -448,14 +461,13 @@ class SpilledInput:
 
     def merge_orders_latest(self) -> None:
         """With an order column a purchase is dated at its first row, so the latest purchase
-        (the default ``as_of``) is known only after merging orders: one more pass over the
-        spill files finds it. The earliest is the earliest row either way."""
-        latest = None
+        (the default ``as_of``) and the dates the snapshot rule counts (one per purchase, as in
+        memory) are known only after merging orders: one more pass over the spill files counts
+        them."""
+        dates = PurchaseDates()
         for prepared in self.parts("dating orders"):
-            high = prepared.frame.get_column("ts").max()
-            if high is not None:
-                latest = int(high) if latest is None else max(latest, int(high))  # type: ignore[arg-type]
-        self.latest_ts = latest
+            dates.add(prepared.frame)
+        self.dates = dates
 
     def _fitting(self, parts: list[_Partition], budget: int) -> list[_Partition]:
         fitting: list[_Partition] = []
@@ -620,8 +632,7 @@ def _partition(
     writer = _PartitionWriter(root, "part", count, level=0)
     hygiene = _Hygiene(counts=dict.fromkeys(flags, 0), first_rows={f: [] for f in flags})
     rows_read = rows_clean = 0
-    first_ts: int | None = None
-    latest_ts: int | None = None
+    dates = PurchaseDates()
     spilled_since_check = 0
     total_rows = None if size is None else size.rows
     progress = options.progress
@@ -648,11 +659,7 @@ def _partition(
                     clean.schema["order"], pl.Categorical | pl.Enum
                 ):
                     clean = clean.with_columns(pl.col("order").cast(pl.String))
-                low, high = clean.select(
-                    pl.col("ts").min().alias("low"), pl.col("ts").max().alias("high")
-                ).row(0)
-                first_ts = low if first_ts is None else min(first_ts, low)
-                latest_ts = high if latest_ts is None else max(latest_ts, high)
+                dates.add(clean)
                 rows_clean += clean.height
                 if not (on_invalid == "raise" and hygiene.any_bad):
                     batch_bytes = int(clean.estimated_size())
@@ -685,8 +692,7 @@ def _partition(
         has_amount=plan.has_amount,
         has_order=plan_columns["order_col"] is not None,
         time_zone=plan.time_zone,
-        first_ts=first_ts,
-        latest_ts=latest_ts,
+        dates=dates,
         partitions=partitions,
         empty=empty_core,
     )

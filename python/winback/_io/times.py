@@ -2,7 +2,9 @@
 
 Timestamps reach the core as local wall-clock microseconds since 1970-01-01 (Int64), so buckets
 and dates follow the customer's calendar (docs/methods.md#input). A snapshot cut-off ``as_of`` is
-inclusive: a date means the end of that day.
+inclusive: a date means the end of that day, and the default is the end of the latest purchase's
+day; :func:`snapshot_end_at` is the one rule every function applies (docs/methods.md#as-of), over
+the figures of :class:`PurchaseDates`.
 
 Text times are read by one rule, row by row, whatever the row order, batch split or engine
 (docs/methods.md#time-zones): ISO 8601 by default (:func:`iso_time_expr`), or exactly one
@@ -19,16 +21,22 @@ from datetime import date, datetime, time, timedelta
 
 import polars as pl
 
-from winback.errors import WinbackConfigError
+from winback.errors import WinbackConfigError, WinbackInputError
 
 __all__ = [
     "ISO_TIME_HINT",
+    "LATE_DAYS",
+    "LATE_SHARE",
     "MICROS_PER_DAY",
+    "SHOWN_LATE",
+    "PurchaseDates",
     "as_of_to_micros",
+    "check_default_snapshot",
     "check_time_format",
     "check_time_zone",
     "describe_foreign_times",
     "describe_moment",
+    "end_of_day",
     "foreign_date_expr",
     "format_time_expr",
     "iso_time_expr",
@@ -119,14 +127,238 @@ def micros_to_datetime(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
+# --------------------------------------------------------------------------------------------
+# The snapshot time as_of (docs/methods.md#as-of)
+
+#: The default ``as_of`` is refused when it would come from purchases dated more than this many
+#: days after the 99.9th percentile of the purchase dates (docs/methods.md#as-of).
+LATE_DAYS = 365
+#: The 99.9th percentile (nearest rank): ``rows // LATE_SHARE`` purchases may lie above it.
+LATE_SHARE = 1000
+#: Late purchases named in the message.
+SHOWN_LATE = 5
+#: Day histograms kept before they are merged (a streaming pass adds one per batch).
+_MERGE_EVERY = 64
+
+
+def end_of_day(micros: int) -> int:
+    """The last µs of the local day holding ``micros``: the cut-off a date stands for."""
+    return (micros // MICROS_PER_DAY + 1) * MICROS_PER_DAY - 1
+
+
+class PurchaseDates:
+    """What the snapshot rule needs of the purchase times (docs/methods.md#as-of): how many,
+    the first and the latest, a histogram of their days and the latest few purchases.
+
+    :meth:`of` wraps a whole prepared frame (the histogram is made only when needed);
+    :meth:`add` takes a streaming pass's batches. The figures are exact and depend only on the
+    set of purchases, never on their order or on the batch split, and the memory held is one
+    count per distinct day plus :data:`SHOWN_LATE` rows.
+    """
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.first_us: int | None = None
+        self.latest_us: int | None = None
+        self._whole: pl.DataFrame | None = None
+        self._days: list[pl.DataFrame] = []
+        self._latest: list[pl.DataFrame] = []
+
+    @classmethod
+    def of(cls, frame: pl.DataFrame) -> PurchaseDates:
+        """The purchases of a frame with ``customer`` and ``ts`` (local wall-clock µs)."""
+        dates = cls()
+        if frame.height:
+            times = frame.get_column("ts")
+            dates.rows = frame.height
+            dates.first_us = int(times.min())  # type: ignore[arg-type]
+            dates.latest_us = int(times.max())  # type: ignore[arg-type]
+            dates._whole = frame.select("customer", "ts")
+        return dates
+
+    @classmethod
+    def bounds(cls, first_us: int | None, latest_us: int | None) -> PurchaseDates:
+        """Only the first and latest purchase known (an engine's bounds job): the percentile
+        cannot be told, so only the clock's limit applies to the default ``as_of``."""
+        dates = cls()
+        if first_us is not None and latest_us is not None:
+            dates.rows = 2
+            dates.first_us, dates.latest_us = first_us, latest_us
+            dates._days = [
+                pl.DataFrame(
+                    {
+                        "day": [first_us // MICROS_PER_DAY, latest_us // MICROS_PER_DAY],
+                        "rows": [1, 1],
+                    },
+                    schema={"day": pl.Int64, "rows": pl.Int64},
+                )
+            ]
+        return dates
+
+    def add(self, frame: pl.DataFrame) -> None:
+        """Counts a batch of purchases (``customer``, ``ts``)."""
+        if not frame.height:
+            return
+        times = frame.get_column("ts")
+        low, high = int(times.min()), int(times.max())  # type: ignore[arg-type]
+        self.rows += frame.height
+        self.first_us = low if self.first_us is None else min(self.first_us, low)
+        self.latest_us = high if self.latest_us is None else max(self.latest_us, high)
+        self._days.append(_day_counts(frame))
+        self._latest.append(_latest_rows(frame.select("customer", "ts")))
+        if len(self._days) >= _MERGE_EVERY:
+            self._days = [_merge_days(self._days)]
+            self._latest = [_latest_rows(pl.concat(self._latest))]
+
+    def rows_from(self, day: int) -> int:
+        """Purchases on or after ``day`` (local days since 1970-01-01)."""
+        if self._whole is not None:
+            return int((self._whole.get_column("ts") >= day * MICROS_PER_DAY).sum())
+        if not self._days:
+            return 0
+        days = _merge_days(self._days)
+        return int(days.filter(pl.col("day") >= day).get_column("rows").sum())
+
+    def day_from_top(self, rank: int) -> int:
+        """The day of the ``rank``-th latest purchase (1 = the latest; at most :attr:`rows`)."""
+        if self._whole is not None:
+            return int(self._whole.get_column("ts").top_k(rank).min()) // MICROS_PER_DAY  # type: ignore[arg-type]
+        days = _merge_days(self._days).sort("day", descending=True)
+        reached = days.get_column("rows").cum_sum() >= rank
+        return int(days.get_column("day").filter(reached)[0])
+
+    def latest(self) -> pl.DataFrame:
+        """The :data:`SHOWN_LATE` latest purchases (``customer``, ``ts``): latest first, ties by
+        customer id."""
+        if self._whole is not None:
+            return _latest_rows(self._whole)
+        if not self._latest:
+            return pl.DataFrame(schema={"customer": pl.Int64, "ts": pl.Int64})
+        return _latest_rows(pl.concat(self._latest))
+
+    def describe_span(self) -> str:
+        """``"from 1997-01-01 to 1998-06-30"``, the dates of the first and latest purchase."""
+        if self.first_us is None or self.latest_us is None:
+            return "none"
+        first = micros_to_datetime(self.first_us)
+        latest = micros_to_datetime(self.latest_us)
+        return f"from {_show(first)} to {_show(latest)}"
+
+
+def _day_counts(frame: pl.DataFrame) -> pl.DataFrame:
+    day = (pl.col("ts") // MICROS_PER_DAY).alias("day")
+    return frame.lazy().group_by(day).agg(pl.len().cast(pl.Int64).alias("rows")).collect()
+
+
+def _merge_days(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    return pl.concat(parts).group_by("day").agg(pl.col("rows").sum())
+
+
+def _latest_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """The :data:`SHOWN_LATE` latest rows, latest first, ties by customer id: a total order on
+    (ts, customer), so the rows kept from batches merge to the rows of the whole."""
+    times = frame.get_column("ts")
+    if frame.height > SHOWN_LATE:  # the rows at or after the k-th latest time first (cheap)
+        frame = frame.filter(times >= times.top_k(SHOWN_LATE).min())
+    top = frame.sort(["ts", "customer"], descending=[True, False])
+    return top.head(SHOWN_LATE)
+
+
+def _describe_value(value: object) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def _today(time_zone: str | None) -> date:
+    if time_zone is None:
+        return date.today()
+    from zoneinfo import ZoneInfo
+
+    return datetime.now(ZoneInfo(time_zone)).date()
+
+
+def check_default_snapshot(
+    dates: PurchaseDates, time_zone: str | None, *, today: date | None = None
+) -> None:
+    """Refuses a default ``as_of`` set by purchases dated far beyond the rest of the data
+    (docs/methods.md#as-of): more than :data:`LATE_DAYS` days after the day of the 99.9th
+    percentile (nearest rank) of the purchases, or after tomorrow by the machine's clock (in the
+    data's zone; the day of slack covers a naive input written in another zone than the
+    machine's). Such rows are most often typos (2204 for 2024); the error names how many, the
+    latest few with their customers, and how to pass ``as_of``."""
+    if dates.latest_us is None or dates.first_us is None:
+        return
+    day_one = _EPOCH.date()
+    clock_day = ((today or _today(time_zone)) - day_one).days + 1
+    latest_day = dates.latest_us // MICROS_PER_DAY
+    above = dates.rows // LATE_SHARE  # purchases allowed above the percentile (nearest rank)
+    if latest_day <= clock_day:
+        # The percentile is on or after the first day, and it is on or after a day d exactly
+        # when more than ``above`` purchases are on or after d: two cheap tests settle most data.
+        if latest_day <= dates.first_us // MICROS_PER_DAY + LATE_DAYS:
+            return
+        if dates.rows_from(latest_day - LATE_DAYS) > above:
+            return
+    percentile_day = dates.day_from_top(above + 1)
+    limit = min(percentile_day + LATE_DAYS, clock_day)
+    count = dates.rows_from(limit + 1)
+    if not count:
+        return
+    limit_date = day_one + timedelta(days=limit)
+    reasons = []
+    if percentile_day + LATE_DAYS <= limit:
+        pct = _show(micros_to_datetime(percentile_day * MICROS_PER_DAY))
+        reasons.append(
+            f"more than {LATE_DAYS} days after the 99.9th percentile of the purchase dates ({pct})"
+        )
+    if clock_day <= limit:
+        reasons.append(f"after tomorrow by this machine's clock ({limit_date.isoformat()})")
+    shown = dates.latest().filter(pl.col("ts") > end_of_day(limit * MICROS_PER_DAY))
+    listed = ", ".join(
+        f"customer {_describe_value(customer)} on {_show(micros_to_datetime(ts))}"
+        for customer, ts in shown.iter_rows()
+    )
+    more = f" and {count - shown.height} more" if count > shown.height else ""
+    latest = _show(micros_to_datetime(dates.latest_us))
+    raise WinbackInputError(
+        f"{count} purchase(s) dated after {limit_date.isoformat()} ("
+        f"{' and '.join(reasons)}) would set the default as_of ({latest}): {listed}{more}. "
+        "They look like typos in the purchase time; correct or remove them, or pass as_of= "
+        "(CLI: --as-of) with the snapshot date you mean (rows after it are left out and "
+        "counted as rows_after_as_of). See docs/methods.md#as-of."
+    )
+
+
 def snapshot_end_at(
-    as_of: date | datetime | str | None, time_zone: str | None, latest_us: int | None
+    as_of: date | datetime | str | None,
+    time_zone: str | None,
+    dates: PurchaseDates,
+    *,
+    name: str = "as_of",
 ) -> int:
-    """:func:`snapshot_end` from the latest purchase time alone (local wall-clock µs, None for
-    no rows): what a streaming pass over the input keeps."""
+    """The snapshot cut-off in local wall-clock µs, by the one rule of docs/methods.md#as-of:
+    rows at or before it are in the snapshot.
+
+    ``as_of`` given: :func:`as_of_to_micros` (a date is the end of that day); a cut-off before
+    the first purchase is refused (the snapshot would hold nobody). Default: the end of the
+    latest purchase's day, the same cut-off as ``as_of`` = that date, after
+    :func:`check_default_snapshot`; 0 when there is no purchase. ``name`` is the argument the
+    explicit value came from, for messages.
+    """
     if as_of is not None:
-        return as_of_to_micros(as_of, time_zone)
-    return 0 if latest_us is None else latest_us
+        cut = as_of_to_micros(as_of, time_zone)
+        if dates.first_us is not None and cut < dates.first_us:
+            shown = as_of if isinstance(as_of, str) else as_of.isoformat()
+            first = _show(micros_to_datetime(dates.first_us))
+            raise WinbackConfigError(
+                f"{name}={shown} is before the first purchase ({first}): the purchases run "
+                f"{dates.describe_span()}, so the snapshot would hold no customer; pass "
+                f"{name}= (CLI: --{name.replace('_', '-')}) on or after {first}"
+            )
+        return cut
+    if dates.latest_us is None:
+        return 0
+    check_default_snapshot(dates, time_zone)
+    return end_of_day(dates.latest_us)
 
 
 # --------------------------------------------------------------------------------------------

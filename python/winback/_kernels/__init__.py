@@ -5,8 +5,8 @@ same bits on every machine and run: docs/methods.md#determinism) and ``nogil`` (
 pool in ``winback._parallel`` runs chunks on real threads). Nothing outside this package imports
 ``numba``; kernels here import nothing from winback but each other and ``winback._parallel``.
 Modules: ``special`` (digamma and friends), ``likelihood`` (per-model log-likelihoods and
-gradients), ``newton`` (exact Hessian passes), ``data`` (input checks and compression helpers),
-``value`` (the value engine's loops).
+gradients), ``newton`` (exact Hessian passes), ``bgbb`` (the BG/BB model), ``data`` (input checks
+and compression helpers), ``value`` (the value engine's loops).
 """
 
 from __future__ import annotations

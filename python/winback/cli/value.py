@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -108,7 +109,8 @@ def value_command(
         )
     # As winback.value does: the default cost column is used only when present.
     costs = cost_col if cost_col != "cost" or "cost" in columns else None
-    with stage(f"valuing {input}"):
+    with stage(f"valuing {input}"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         result = value(
             prepare_input(input, reading, cost_col=costs),
             as_of=as_of,
@@ -126,6 +128,8 @@ def value_command(
             tz=reading.get("tz"),
             on_invalid=reading["on_invalid"],
         )
+    for warning in caught:  # one line each, not Python's file:line form
+        typer.echo(f"warning: {warning.message}", err=True)
     with stage(f"writing {output}"):
         frame = result.frame.with_columns(pl.col("p_frequency").arr.to_list())
         write_output(
@@ -145,6 +149,10 @@ def value_command(
         "kappa": None if result.chain is None else result.chain.kappa,
         "expected_value": result.frame.get_column("expected_value").sum(),
         "clv": result.frame.get_column("clv").sum(),
+        "expense_rows_unmatched": result.info.expense_rows_unmatched,
+        "count_model": result.info.count_model,
+        "spend_model": result.info.spend_model,
+        "spend_fit_set_aside": len(result.info.spend_fit_set_aside),
         "output": str(output),
     }
     if json_out:
@@ -164,4 +172,11 @@ def value_command(
             f"{row['expected_value'] or 0:,.2f}",
             f"{row['clv'] or 0:,.2f}",
         )
-    show(table, f"Values written to {output.resolve()}")
+    lines: list[Table | str] = [table]
+    if result.info.expense_rows_unmatched:
+        lines.append(
+            f"{result.info.expense_rows_unmatched:,} expense row(s) of "
+            f"{result.info.expense_customers_unmatched:,} customer(s) without transactions "
+            "were left out"
+        )
+    show(*lines, f"Values written to {output.resolve()}")

@@ -3,12 +3,15 @@
 Estimators follow scikit-learn: ``fit(summary)`` returns the model, fitted attributes end in ``_``
 (``params_``, ``params_se_``, ``log_likelihood_``, ``converged_``, ``n_iter_``), ``summary()`` is
 the parameter table, and ``save``/``load`` write and read JSON (never pickle), validating every
-field. A fit records the summary's time unit and occasion resolution (``unit_``,
+field. ``Model.from_params(...)`` builds a model from known parameters and ``log_likelihood(data)``
+scores each customer. A fit records the summary's time unit and occasion resolution (``unit_``,
 ``resolution_``) and predictions refuse a summary in another one (docs/methods.md#fitting); a
 plain frame, which carries neither, gives a :class:`UnitNotCheckedWarning` once per model.
 
 - :class:`BetaGeoModel` (BG/NBD), :class:`ModifiedBetaGeoModel` (MBG/NBD) and
   :class:`ParetoNBDModel` — repeat purchases with dropout, on ``winback.summary`` output;
+- :class:`BetaGeoBetaBinomModel` (BG/BB) — transactions at discrete opportunities with
+  dropout, on (x, t_x, n) patterns;
 - :class:`NBDModel` — purchases per period without dropout (the seed's model);
 - :class:`GammaGammaModel` — spend per occasion.
 
@@ -19,12 +22,14 @@ from __future__ import annotations
 
 from winback.models._base import BaseModel, UnitNotCheckedWarning, load
 from winback.models.beta_geo import BetaGeoModel, ModifiedBetaGeoModel
+from winback.models.beta_geo_beta_binom import BetaGeoBetaBinomModel
 from winback.models.gamma_gamma import GammaGammaModel
 from winback.models.nbd import NBDModel
 from winback.models.pareto_nbd import ParetoNBDModel
 
 __all__ = [
     "BaseModel",
+    "BetaGeoBetaBinomModel",
     "BetaGeoModel",
     "GammaGammaModel",
     "ModifiedBetaGeoModel",

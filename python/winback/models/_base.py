@@ -304,6 +304,11 @@ class BaseModel:
     def _describe_data(self, data: Compressed) -> dict[str, float]:
         return {"n_customers": data.n_customers, "n_unique": float(data.n_unique)}
 
+    def _loglik_each(self, data: Any | None) -> FloatArray:  # pragma: no cover - abstract
+        """Each row's log-likelihood at the model's parameters, in the fit's convention, for
+        ``data`` (None: the fitted frame)."""
+        raise NotImplementedError
+
     # -- fitting --------------------------------------------------------------------------------
     def _fit_compressed(self, data: Compressed) -> Self:
         if data.n_customers <= 0:
@@ -551,6 +556,77 @@ class BaseModel:
                 f"resolution={self.resolution_!r}"
             )
 
+    # -- construction from known parameters and scoring ----------------------------------------
+    @classmethod
+    def from_params(
+        cls,
+        params: Mapping[str, float] | None = None,
+        /,
+        *,
+        unit: str | None = None,
+        resolution: str | timedelta | None = None,
+        **named: float,
+    ) -> Self:
+        """A model holding known parameters (fitted elsewhere, say), ready to predict and save
+        (docs/methods.md#fitting): ``Model.from_params(r=0.24, alpha=4.41, ...)`` or
+        ``Model.from_params({"r": 0.24, ...})``. Every parameter is required, a finite number
+        > 0 (and model-specific constraints hold, e.g. Gamma–Gamma's q > 1); otherwise a
+        :class:`~winback.WinbackConfigError` names it. Nothing was estimated, so the standard
+        errors, covariance and log-likelihood are NaN, ``converged_`` is False and
+        ``n_customers_`` 0; ``unit`` and ``resolution`` are recorded as ``fit`` records them."""
+        where = f"{cls.__name__}.from_params"
+        if params is not None and named:
+            raise WinbackConfigError(f"{where}: pass the parameters as a mapping or as keywords")
+        given = dict(params) if params is not None else dict(named)
+        unknown = sorted(str(k) for k in set(given) - set(cls.param_names))
+        missing = [n for n in cls.param_names if n not in given]
+        if unknown or missing:
+            raise WinbackConfigError(
+                f"{where}: {cls.model_name} takes exactly {list(cls.param_names)}; "
+                + "; ".join(
+                    part
+                    for part in (
+                        f"missing {missing}" if missing else "",
+                        f"unknown {unknown}" if unknown else "",
+                    )
+                    if part
+                )
+            )
+        values: dict[str, float] = {}
+        for name in cls.param_names:
+            value = given[name]
+            ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+                value, bool
+            )
+            number = float(value) if ok else math.nan
+            if not (math.isfinite(number) and number > 0):
+                raise WinbackConfigError(
+                    f"{where}: parameter {name!r} must be a finite number > 0, got {value!r}"
+                )
+            values[name] = number
+        cls._check_params(values, _ParamErrors(where))
+        model = cls()
+        k = len(cls.param_names)
+        model.params_ = values
+        model.params_se_ = dict.fromkeys(cls.param_names, math.nan)
+        model.covariance_ = np.full((k, k), math.nan)
+        model.log_likelihood_ = math.nan
+        model.converged_ = False
+        model.n_iter_ = 0
+        model.n_customers_ = 0
+        model.data_summary_ = {}
+        model._units_of_fit(None, unit, resolution)  # checks and records them
+        model._set_units()
+        return model
+
+    def log_likelihood(self, data: Any | None = None) -> pl.Series:
+        """Each customer's log-likelihood at the model's parameters (one value per row of
+        ``data``, default the fitted frame), in the convention of the fit: on the data of a fit
+        they sum to ``log_likelihood_`` (docs/methods.md#fitting)."""
+        self._check_fitted()
+        values = self._loglik_each(data)
+        return finite_output(self.model_name, "log_likelihood", values)
+
     # -- fitted state ---------------------------------------------------------------------------
     @property
     def is_fitted(self) -> bool:
@@ -633,8 +709,13 @@ class BaseModel:
             "param_names": list(self.param_names),
             "params": self.params_,
             "params_se": {k: (v if math.isfinite(v) else None) for k, v in self.params_se_.items()},
-            "covariance": self.covariance_.tolist(),
-            "log_likelihood": self.log_likelihood_,
+            # null for a model built from known parameters (nothing was estimated)
+            "covariance": (
+                self.covariance_.tolist() if np.all(np.isfinite(self.covariance_)) else None
+            ),
+            "log_likelihood": (
+                self.log_likelihood_ if math.isfinite(self.log_likelihood_) else None
+            ),
             "converged": self.converged_,
             "n_iter": self.n_iter_,
             "n_customers": self.n_customers_,
@@ -690,12 +771,21 @@ class BaseModel:
         cls._check_params(params, field)
         se_in = field.get(payload, "params_se", dict)
         params_se = {n: field.standard_error(se_in, n) for n in names}
-        covariance = field.covariance(payload, len(names))
+        k = len(names)
+        estimated = payload.get("covariance") is not None
+        # A model built from known parameters (from_params) has no covariance nor likelihood.
+        covariance = field.covariance(payload, k) if estimated else np.full((k, k), math.nan)
+        if not estimated:
+            params_se = dict.fromkeys(names, math.nan)
         model = cls()
         model.params_ = params
         model.params_se_ = params_se
         model.covariance_ = covariance
-        model.log_likelihood_ = field.number(payload, "log_likelihood")
+        model.log_likelihood_ = (
+            field.number(payload, "log_likelihood")
+            if estimated or payload.get("log_likelihood") is not None
+            else math.nan
+        )
         model.converged_ = field.get(payload, "converged", bool)
         model.n_iter_ = field.count(payload, "n_iter")
         model.n_customers_ = field.count(payload, "n_customers")
@@ -795,6 +885,16 @@ class _Fields:
             except WinbackConfigError as exc:
                 raise self.error("resolution", str(exc)) from None
         return unit, resolution
+
+
+class _ParamErrors(_Fields):
+    """What ``_check_params`` needs of :class:`_Fields` for :meth:`BaseModel.from_params`:
+    errors naming the call and the parameter."""
+
+    def error(self, name: str, problem: str) -> WinbackConfigError:
+        return WinbackConfigError(
+            f"{self.source}: parameter {name.removeprefix('params.')!r} {problem}"
+        )
 
 
 def _finite_number(value: Any) -> bool:

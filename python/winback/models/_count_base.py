@@ -116,6 +116,16 @@ class CountModel(BaseModel):
             "max_T": float(T.max()),
         }
 
+    def _loglik_each(self, data: Any | None) -> FloatArray:
+        x, t_x, T = self._rft(data)
+        return self._loglik_rows(self._param_array(), x, t_x, T)
+
+    def _loglik_rows(
+        self, params: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray
+    ) -> FloatArray:  # pragma: no cover - abstract
+        """The likelihood kernel's per-row (unweighted) values."""
+        raise NotImplementedError
+
     def _series(self, name: str, values: FloatArray) -> pl.Series:
         return finite_output(self.model_name, name, values)
 

@@ -243,6 +243,11 @@ class BetaGeoModel(_BetaGeoFamily):
         )
         return float(value), np.asarray(grad)
 
+    def _loglik_rows(
+        self, params: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray
+    ) -> FloatArray:
+        return np.asarray(lik.bgnbd_loglik_each(params, x, t_x, T))
+
     def _log_alive_odds(self, x: FloatArray, t_x: FloatArray, T: FloatArray) -> FloatArray:
         """ln[(1 − P(alive))/P(alive)] = ln(a/(b+x−1)) + (r+x) ln((α+T)/(α+t_x)) for x > 0;
         −∞ at x = 0 (FHL 2005 eq. 13)."""
@@ -275,6 +280,11 @@ class ModifiedBetaGeoModel(_BetaGeoFamily):
             params, data["frequency"], data["recency"], data["T"], data.weights
         )
         return float(value), np.asarray(grad)
+
+    def _loglik_rows(
+        self, params: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray
+    ) -> FloatArray:
+        return np.asarray(lik.mbgnbd_loglik_each(params, x, t_x, T))
 
     def _log_alive_odds(self, x: FloatArray, t_x: FloatArray, T: FloatArray) -> FloatArray:
         """ln(a/(b+x)) + (r+x) ln((α+T)/(α+t_x))."""

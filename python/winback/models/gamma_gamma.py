@@ -3,12 +3,14 @@ docs/methods.md#gamma-gamma.
 
 An occasion's amount z | ν ~ Gamma(shape p, rate ν); ν ~ Gamma(shape q, rate γ) across customers.
 The seed calls (p, q, γ) "p, q, k"; ``params_["gamma"]`` is γ. Posterior ν ~ Gamma(Q = q + p x,
-rate G = γ + x z̄), so E[M | z̄, x] = p G / (Q − 1).
+rate G = γ + x z̄), so E[M | z̄, x] = p G / (Q − 1). Customers with an extreme number of occasions
+are set aside from the fit and still predicted (docs/methods.md#spend-outliers).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar, Literal, Self
@@ -32,9 +34,48 @@ from winback.models._base import (
 )
 from winback.models._fitting import LogLikGradHess
 
-__all__ = ["GammaGammaModel"]
+__all__ = [
+    "EXTREME_FREQUENCY_FACTOR",
+    "EXTREME_FREQUENCY_MIN",
+    "GammaGammaModel",
+    "SpendOutlierWarning",
+    "extreme_frequency_cap",
+]
 
 FloatArray = NDArray[np.float64]
+
+#: Spend outliers (docs/methods.md#spend-outliers): a customer with more positive-amount occasions
+#: than max(EXTREME_FREQUENCY_MIN, EXTREME_FREQUENCY_FACTOR × the 99th percentile of x) is set
+#: aside from the fit (and still predicted from the fitted parameters).
+EXTREME_FREQUENCY_FACTOR: float = 10.0
+EXTREME_FREQUENCY_MIN: float = 100.0
+
+
+class SpendOutlierWarning(UserWarning):
+    """Customers with an extreme number of occasions were set aside from the Gamma–Gamma fit
+    (docs/methods.md#spend-outliers); they are still predicted from the fitted parameters."""
+
+
+def extreme_frequency_cap(x: FloatArray, weights: FloatArray | None = None) -> float:
+    """The spend-outlier cap on x (docs/methods.md#spend-outliers): max(EXTREME_FREQUENCY_MIN,
+    EXTREME_FREQUENCY_FACTOR × the 99th percentile of x). The percentile is the inverted CDF
+    (the smallest x whose cumulative weight share reaches 0.99), so weighted, compressed data
+    give the cap of the rows they stand for.
+
+    >>> extreme_frequency_cap(np.array([1.0, 2.0, 3.0, 100_000.0]))
+    1000000.0
+    >>> extreme_frequency_cap(np.arange(1.0, 1001.0))
+    9900.0
+    >>> extreme_frequency_cap(np.array([1.0] * 200 + [100_000.0]))
+    100.0
+    """
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
+    if x.size == 0:
+        return EXTREME_FREQUENCY_MIN
+    order = np.argsort(x, kind="stable")
+    share = np.cumsum(w[order]) / float(w.sum())
+    at = min(int(np.searchsorted(share, 0.99, side="left")), x.size - 1)
+    return max(EXTREME_FREQUENCY_MIN, EXTREME_FREQUENCY_FACTOR * float(x[order][at]))
 
 
 def _homogeneous_fit(data: Compressed) -> tuple[float, float, float]:
@@ -208,6 +249,13 @@ class GammaGammaModel(BaseModel):
         heterogeneity (the maximum lies at q → ∞, γ → ∞ with γ/q fixed: every customer's spend
         rate is the same) or when q ≤ 1 (the mean spend would be infinite).
 
+        Customers with more positive-amount occasions than :func:`extreme_frequency_cap` (10 × the
+        99th percentile of x, at least 100) are set aside from the fit with a
+        :class:`SpendOutlierWarning` naming them (``set_aside_``: a boolean per row of ``data``;
+        ``frequency_cap_``: the cap), and are still predicted from the fitted parameters
+        (docs/methods.md#spend-outliers): one such customer's mean amount is a point measurement
+        of their spend rate and would otherwise decide the fit for everyone.
+
         ``resolution`` (what one occasion is, ``winback.summary``'s argument, or taken from a
         ``(frame, info)`` pair) is saved with the model; spend has no time unit, so ``unit`` is
         accepted (for one call that fits every model) but not recorded
@@ -225,6 +273,10 @@ class GammaGammaModel(BaseModel):
         weights = None
         if weights_col is not None:
             weights = frame.get_column(weights_col).filter(pl.Series(keep))
+        self._set_aside_outliers(frame, x, keep, weights)
+        keep &= ~self.set_aside_
+        if weights_col is not None and self.set_aside_.any():
+            weights = frame.get_column(weights_col).filter(pl.Series(keep))
         checked = pl.DataFrame({"x": x[keep], "mean_amount": mean_amount[keep]})
         compressed = compress(checked, weights)
         try:
@@ -235,6 +287,35 @@ class GammaGammaModel(BaseModel):
         self._raise_if_homogeneous(compressed, interior=self.log_likelihood_)
         self._fit_frame = frame
         return self
+
+    def _set_aside_outliers(
+        self, frame: pl.DataFrame, x: FloatArray, keep: NDArray[np.bool_], weights: pl.Series | None
+    ) -> None:
+        """Marks the spend outliers (docs/methods.md#spend-outliers) in ``set_aside_`` and warns
+        naming them (by ``customer_id`` when the frame has it, else by row)."""
+        w = None if weights is None else weights.cast(pl.Float64).to_numpy()
+        self.frequency_cap_ = extreme_frequency_cap(x[keep], w)
+        self.set_aside_ = keep & (x > self.frequency_cap_)
+        n = int(self.set_aside_.sum())
+        if n == 0:
+            return
+        rows = np.flatnonzero(self.set_aside_)
+        if "customer_id" in frame.columns:
+            named = "customer_id " + ", ".join(
+                str(v) for v in frame.get_column("customer_id").gather(rows[:5]).to_list()
+            )
+        else:
+            named = "rows " + ", ".join(str(int(r)) for r in rows[:5])
+        more = " …" if n > 5 else ""
+        warnings.warn(
+            SpendOutlierWarning(
+                f"{self.model_name}: {n} customer(s) with more than {self.frequency_cap_:.0f} "
+                f"positive-amount occasions (10 × the 99th percentile, at least "
+                f"{EXTREME_FREQUENCY_MIN:.0f}) were set aside from the fit ({named}{more}); "
+                "they are predicted from the fitted parameters (docs/methods.md#spend-outliers)"
+            ),
+            stacklevel=3,
+        )
 
     def _raise_if_homogeneous(self, data: Compressed, interior: float | None) -> None:
         """Raises when the no-heterogeneity limit (q, γ → ∞ with γ/q fixed: one spend rate ν for
@@ -282,6 +363,16 @@ class GammaGammaModel(BaseModel):
             params, data["x"], data["mean_amount"], data.weights
         )
         return float(value), np.asarray(grad)
+
+    def _loglik_each(self, data: Any | None) -> FloatArray:
+        """Per customer; 0 for customers without a positive-amount repeat occasion (x = 0 or
+        z̄ ≤ 0), whom the fit leaves out."""
+        x, z = self._arrays(self._prediction_frame(data), for_fit=False)
+        used = (x > 0) & (z > 0)
+        out = np.zeros(x.shape[0])
+        if used.any():
+            out[used] = lik.gamma_gamma_loglik_each(self._param_array(), x[used], z[used])
+        return out
 
     def _check_fit(self, params: FloatArray, data: Compressed) -> None:
         q = float(params[1])

@@ -119,6 +119,11 @@ class NBDModel(BaseModel):
         value, grad = lik.nbd_loglik_grad(params, data["X"], data["T"], data.weights)
         return float(value), np.asarray(grad)
 
+    def _loglik_each(self, data: Any | None) -> FloatArray:
+        """Per customer, without the constant Σ ln x_k! (as the fit); 0 for T = 0."""
+        X, T = self._arrays(self._prediction_frame(data))
+        return np.asarray(lik.nbd_loglik_each(self._param_array(), X, T))
+
     def _describe_data(self, data: Compressed) -> dict[str, float]:
         w = data.weights
         return {

@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from winback.errors import WinbackConfigError
 
-__all__ = ["bgnbd", "gamma_gamma", "mbgnbd", "nbd_periods", "pareto_nbd"]
+__all__ = ["bgbb", "bgnbd", "gamma_gamma", "mbgnbd", "nbd_periods", "pareto_nbd"]
 
 FloatArray = NDArray[np.float64]
 
@@ -148,3 +148,63 @@ def gamma_gamma(
             "monetary_value": mean_amount,
         }
     )
+
+
+#: Customer × opportunity cells drawn at once by :func:`bgbb` (bounds its memory).
+_BGBB_CELLS = 1 << 22
+
+
+def bgbb(
+    n: int,
+    *,
+    alpha: float,
+    beta: float,
+    gamma: float,
+    delta: float,
+    n_periods: ArrayLike,
+    n_holdout: int = 0,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """n customers from BG/BB(α, β, γ, δ) (docs/methods.md#bg-bb), each with ``n_periods``
+    opportunities after the first (scalar or per customer): ``frequency`` (x), ``recency``
+    (t_x, the last opportunity with a transaction, 0 without one) and ``n``; with
+    ``n_holdout`` > 0 also ``frequency_holdout``, the transactions in the next ``n_holdout``
+    opportunities.
+
+    p ~ Beta(α, β) and θ ~ Beta(γ, δ) per customer; at the start of each opportunity an alive
+    customer drops out with probability θ, and an alive customer transacts with probability p.
+
+    >>> bgbb(3, alpha=1.2, beta=0.75, gamma=0.66, delta=2.8, n_periods=6, seed=1).columns
+    ['customer_id', 'frequency', 'recency', 'n']
+    """
+    _positive(alpha=alpha, beta=beta, gamma=gamma, delta=delta)
+    rng = np.random.default_rng(seed)
+    counts = np.broadcast_to(np.asarray(n_periods, dtype=np.int64), (n,)).copy()
+    if np.any(counts < 0) or int(n_holdout) != n_holdout or n_holdout < 0:
+        raise WinbackConfigError("n_periods and n_holdout must be ≥ 0")
+    p = rng.beta(alpha, beta, n)
+    theta = rng.beta(gamma, delta, n)
+    # Opportunities survived: P(alive at opportunity t) = (1 − θ)^t.
+    survived = np.minimum(rng.geometric(np.maximum(theta, 1e-300)) - 1, counts + n_holdout)
+    x = np.zeros(n, dtype=np.int64)
+    last = np.zeros(n, dtype=np.int64)
+    later = np.zeros(n, dtype=np.int64)
+    width = (int(counts.max()) if n else 0) + int(n_holdout)
+    step = max(1, _BGBB_CELLS // max(width, 1))
+    t = np.arange(1, width + 1)[None, :]
+    for lo in range(0, n, step):
+        hi = min(lo + step, n)
+        buys = (t <= survived[lo:hi, None]) & (rng.random((hi - lo, width)) < p[lo:hi, None])
+        calibration = t <= counts[lo:hi, None]
+        x[lo:hi] = (buys & calibration).sum(axis=1)
+        last[lo:hi] = np.where(buys & calibration, t, 0).max(axis=1, initial=0)
+        later[lo:hi] = (buys & ~calibration & (t <= counts[lo:hi, None] + n_holdout)).sum(axis=1)
+    frame = pl.DataFrame(
+        {
+            "customer_id": np.arange(n, dtype=np.int64),
+            "frequency": x,
+            "recency": last,
+            "n": counts,
+        }
+    )
+    return frame.with_columns(frequency_holdout=later) if n_holdout else frame

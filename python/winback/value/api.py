@@ -125,7 +125,10 @@ def value(
         Transactions with an amount (and optionally a ``cost``) column; any input
         :func:`winback.silence` accepts.
     as_of
-        End of the snapshot (default: the latest purchase). Later rows are excluded.
+        End of the snapshot: a date means the end of that day; default: the end of the latest
+        purchase's day (the same snapshot, periods and values as passing that date). Later rows
+        are excluded. One before all the data is refused, and so is a default set by rows dated
+        far beyond the rest (docs/methods.md#as-of).
     period
         ``"month"`` (calendar, default), ``"week"``, ``"quarter"`` or ``"Nd"``.
     expenses
@@ -198,7 +201,7 @@ def value(
     start_us = as_of_us if first is None else int(first) - int(first) % resolution_us
     edges = period_edges(period, start_us, as_of_us + 1) or [start_us]
     n_complete = len(edges) - 1
-    panel, excluded, unmatched = value_panel(
+    panel, excluded, unmatched, unmatched_customers = value_panel(
         prepared,
         expenses,
         edges=edges,
@@ -227,6 +230,7 @@ def value(
         has_expenses=expenses is not None,
         spend_bin_edges=tuple(spend_edges),
         expense_rows_unmatched=unmatched,
+        expense_customers_unmatched=unmatched_customers,
         rejects=prepared.rejects,
     )
     alive_summary = None

@@ -6,22 +6,97 @@ assembles the result. Imported on first use (numba, scipy and the models load he
 from __future__ import annotations
 
 import dataclasses
+import math
+import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
 
-from winback.models import GammaGammaModel, NBDModel
+from winback.errors import WinbackFitError, WinbackInputError
+from winback.models import BaseModel, GammaGammaModel, NBDModel
 from winback.value.forecast import next_period, probability_alive
 from winback.value.margins import expected_expenses, next_margins
 from winback.value.markov import build_chain, state_means
-from winback.value.result import PMF_MAX, VALUE_COLUMNS, ValueInfo, ValueResult
+from winback.value.result import (
+    FITTED,
+    PMF_MAX,
+    POPULATION_DEFAULT,
+    VALUE_COLUMNS,
+    ValueInfo,
+    ValueResult,
+    ValueWarning,
+)
 from winback.value.tiers import tier_codes, tier_names, tier_series
 
 __all__ = ["fit_and_score"]
 
 _NOT_MODELLED = "first purchase in the incomplete current period: no complete period to model"
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _fixed_model(
+    model: _Model, params: dict[str, float], data_summary: dict[str, float], n: int
+) -> _Model:
+    """``model`` holding fixed (not fitted) parameters: no standard errors, not converged."""
+    model.params_ = params
+    model.params_se_ = dict.fromkeys(params, math.nan)
+    model.covariance_ = np.full((len(params), len(params)), math.nan)
+    model.log_likelihood_ = math.nan
+    model.converged_ = False
+    model.n_iter_ = 0
+    model.n_customers_ = n
+    model.data_summary_ = data_summary
+    return model
+
+
+def default_nbd(m: pl.DataFrame) -> NBDModel:
+    """The count model's population default (docs/methods.md#population-defaults): λ ~ Gamma(r =
+    1, rate α = 1/λ̄), λ̄ = (ΣX + N)/(ΣT + N) the pooled rate per period with each customer's birth
+    period counted as one period with one occasion (so λ̄ > 0 and finite)."""
+    X = m.get_column("period_frequency").to_numpy().astype(np.float64)
+    T = m.get_column("n_periods").to_numpy().astype(np.float64)
+    rate = (float(X.sum()) + m.height) / (float(T.sum()) + m.height)
+    observed = T > 0
+    max_rate = float((X[observed] / T[observed]).max()) if observed.any() else rate
+    model = NBDModel()
+    model.frequency_col, model.periods_col = "period_frequency", "n_periods"
+    return _fixed_model(model, {"r": 1.0, "alpha": 1.0 / rate}, {"max_rate": max_rate}, m.height)
+
+
+def default_gamma_gamma(m: pl.DataFrame, panel: pl.DataFrame, n_complete: int) -> GammaGammaModel:
+    """The spend model's population default (docs/methods.md#population-defaults): p = 1, q = 2,
+    γ = m̄, the mean positive occasion amount of the modelled customers' complete periods, so
+    E[M | x, z̄] = (m̄ + x z̄)/(x + 1): the customer's own mean shrunk by one occasion at m̄."""
+    rows = panel.filter(pl.col("period") < n_complete).join(
+        m.select("customer_id"), on="customer_id", how="semi"
+    )
+    occasions = float(rows.get_column("positive_occasions").sum())
+    if occasions == 0:
+        raise WinbackInputError(
+            "value: no modelled customer has a positive amount in a complete period, so there is "
+            "no spend to forecast; check the amount column (docs/methods.md#population-defaults)"
+        )
+    mean = float(rows.get_column("positive_revenue").sum()) / occasions
+    spenders = m.filter(pl.col("spend_frequency") > 0).get_column("monetary_value")
+    max_amount = float(spenders.max()) if spenders.len() else mean  # type: ignore[arg-type]
+    model = GammaGammaModel()
+    model.frequency_col, model.monetary_col = "spend_frequency", "monetary_value"
+    return _fixed_model(
+        model, {"p": 1.0, "q": 2.0, "gamma": mean}, {"max_amount": max(max_amount, mean)}, m.height
+    )
+
+
+def _fallback_warning(which: str, error: WinbackFitError, n: int) -> None:
+    warnings.warn(
+        ValueWarning(
+            f"value: the {which} model could not be fitted on {n} modelled customer(s) ({error}); "
+            "using its population defaults instead (docs/methods.md#population-defaults)"
+        ),
+        stacklevel=4,
+    )
 
 
 def fit_and_score(
@@ -54,8 +129,32 @@ def fit_and_score(
     m = c.filter(pl.col("_modelled"))
     if m.height == 0:
         return _empty_result(c, info, customer_dtype)
-    nbd = NBDModel().fit(m, frequency_col="period_frequency", periods_col="n_periods")
-    gg = GammaGammaModel().fit(m, frequency_col="spend_frequency", monetary_col="monetary_value")
+    count_basis = spend_basis = FITTED
+    fallback_reasons: list[str] = []
+    try:
+        nbd = NBDModel().fit(m, frequency_col="period_frequency", periods_col="n_periods")
+    except WinbackFitError as error:
+        _fallback_warning("count (period NBD)", error, m.height)
+        nbd, count_basis = default_nbd(m), POPULATION_DEFAULT
+        fallback_reasons.append(f"count: {error}")
+    set_aside: tuple[Any, ...] = ()
+    try:
+        gg = GammaGammaModel().fit(
+            m, frequency_col="spend_frequency", monetary_col="monetary_value"
+        )
+        set_aside = tuple(m.get_column("customer_id").filter(pl.Series(gg.set_aside_)).to_list())
+    except WinbackFitError as error:
+        _fallback_warning("spend (Gamma–Gamma)", error, m.height)
+        gg, spend_basis = default_gamma_gamma(m, panel, n_complete), POPULATION_DEFAULT
+        fallback_reasons.append(f"spend: {error}")
+    if count_basis != FITTED or spend_basis != FITTED or set_aside:
+        info = dataclasses.replace(
+            info,
+            count_model=count_basis,
+            spend_model=spend_basis,
+            model_fallbacks=tuple(fallback_reasons),
+            spend_fit_set_aside=set_aside,
+        )
     spend_edges = list(info.spend_bin_edges)
     forecast = next_period(m, nbd, gg, frequency_buckets, spend_edges)
     p_alive, bg_nbd, bg_nbd_error = probability_alive(alive_summary, m.get_column("customer_id"))
@@ -139,6 +238,8 @@ def fit_and_score(
         schema_overrides={"p_frequency": pl.Array(pl.Float64, PMF_MAX + 1)},
     )
     frame = _assemble(c, out).with_columns(pl.col("p_alive").fill_nan(None))
+    if discount_rate <= 0:  # the infinite-horizon value diverges: null (docs/methods.md#clv)
+        frame = frame.with_columns(pl.col("clv_infinite").fill_nan(None))
     if bg_nbd_error is not None:
         info = dataclasses.replace(info, bg_nbd_error=bg_nbd_error)
     return ValueResult(frame=frame, nbd=nbd, gamma_gamma=gg, chain=chain, info=info, bg_nbd=bg_nbd)

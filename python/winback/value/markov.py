@@ -14,6 +14,7 @@ from scipy import optimize, sparse, special
 from scipy.sparse import linalg as sparse_linalg
 
 from winback._kernels import value as kernels
+from winback.errors import WinbackConfigError
 from winback.value.panel import bin_expr
 from winback.value.result import MarkovChain
 
@@ -190,16 +191,28 @@ def build_chain(
     delta = 1.0 / (1.0 + discount_rate)
     P_sparse = sparse.csr_array(P)
     v = np.zeros(n_states)
-    for _ in range(horizon):
-        v = delta * (reward + P_sparse @ v)
-    identity = sparse.identity(n_states, format="csc")
-    v_inf = sparse_linalg.spsolve((identity - delta * P_sparse).tocsc(), delta * reward)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused just below
+        for _ in range(horizon):
+            v = delta * (reward + P_sparse @ v)
+    if not np.isfinite(v).all():
+        raise WinbackConfigError(
+            f"horizon={horizon} with discount_rate={discount_rate!r}: the discounted values "
+            "overflow the float range (δ^H = (1 + d)^−H grows without bound for d < 0); use a "
+            "shorter horizon or a discount rate ≥ 0 (docs/methods.md#markov)"
+        )
+    value_infinite = pl.Series("value_infinite", [None] * n_states, dtype=pl.Float64)
+    if discount_rate > 0:
+        # δ < 1: the infinite sum converges. For d ≤ 0 it diverges (P is stochastic), and a
+        # solve would return a meaningless finite number: the value is left null instead.
+        identity = sparse.identity(n_states, format="csc")
+        v_inf = sparse_linalg.spsolve((identity - delta * P_sparse).tocsc(), delta * reward)
+        value_infinite = pl.Series("value_infinite", np.asarray(v_inf, dtype=np.float64))
     states = _state_labels(R, buckets, n_m).with_columns(
         pl.Series("customers", in_state.astype(np.int64)),
         pl.Series("transitions", n_s),
         pl.Series("reward", reward),
         pl.Series("value", v),
-        pl.Series("value_infinite", np.asarray(v_inf, dtype=np.float64)),
+        value_infinite,
     )
     return MarkovChain(
         states=states,

@@ -5,6 +5,7 @@ spend-bin edges and the per-customer aggregates the models are fitted on."""
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ from numpy.typing import NDArray
 from winback import _io, _winback
 from winback._options import OnInvalid
 from winback.errors import WinbackConfigError, WinbackInputError
+from winback.value.result import ValueWarning
 
 __all__ = [
     "bin_expr",
@@ -22,9 +24,13 @@ __all__ = [
     "customer_panel",
     "expense_panel",
     "read_value_input",
+    "refuse_overflow",
     "spend_bin_edges",
     "value_panel",
 ]
+
+#: How many customer ids a warning or an error names.
+_NAMED = 5
 
 FloatArray = NDArray[np.float64]
 
@@ -117,7 +123,10 @@ def expense_panel(
     edges: list[int],
     as_of_us: int,
 ) -> pl.DataFrame:
-    """Expenses per customer and period (Polars): ``customer_id``, ``period``, ``expense``."""
+    """Expenses per customer and period (Polars): ``customer_id``, ``period``, ``expense`` and
+    ``_rows`` (the expense rows behind it). A negative expense is refused (docs/methods.md#expense:
+    a marketing expense is money spent, never a refund); rows set aside by
+    ``on_invalid="drop"`` are counted in a :class:`ValueWarning`."""
     prepared = _io.prepare(
         expenses,
         customer_col=customer_col,
@@ -128,6 +137,24 @@ def expense_panel(
     )
     if not prepared.has_amount:
         raise WinbackInputError(f"column {expense_col!r} (the expense) is not in the expenses")
+    negative = prepared.frame.filter(pl.col("amount") < 0)
+    if negative.height:
+        customers = negative.get_column("customer").unique(maintain_order=True)
+        named = ", ".join(str(v) for v in customers.head(_NAMED).to_list())
+        raise WinbackInputError(
+            f"expenses: column {expense_col!r} has {negative.height} negative value(s) (customers "
+            f"{named}{' …' if customers.len() > _NAMED else ''}); an expense is money spent on a "
+            "customer and cannot be negative — remove the rows or net them against positive "
+            "expenses of the same period (docs/methods.md#expense)"
+        )
+    if prepared.rows_rejected:
+        warnings.warn(
+            ValueWarning(
+                f"expenses: {prepared.rows_rejected} invalid expense row(s) were set aside "
+                '(on_invalid="drop"); the rest are used'
+            ),
+            stacklevel=4,
+        )
     edge_series = pl.Series(edges, dtype=pl.Int64)
     frame = prepared.frame.filter(pl.col("ts") <= as_of_us)
     return (
@@ -140,7 +167,7 @@ def expense_panel(
         .group_by(pl.col("customer").alias("customer_id"), "period")
         # added one by one in ascending order within each group (sort + cum_sum: a plain
         # sort().sum() may be rewritten to sum()), so the bits do not depend on row order
-        .agg(pl.col("amount").sort().cum_sum().last().alias("expense"))
+        .agg(pl.col("amount").sort().cum_sum().last().alias("expense"), pl.len().alias("_rows"))
     )
 
 
@@ -157,11 +184,12 @@ def value_panel(
     expense_col: str,
     tz: str | None,
     on_invalid: OnInvalid,
-) -> tuple[pl.DataFrame, int, int]:
+) -> tuple[pl.DataFrame, int, int, int]:
     """The customer × period panel with ``revenue``, ``cost`` (from the cost column, else
     revenue × (1 − ``margin``), else 0), ``expense`` (0 without expenses) and ``_mean`` (revenue
     per occasion), sorted by ``customer_id`` then ``period``; the rows after ``as_of_us``; the
-    expense rows of customers without transactions (left out)."""
+    expense rows of customers without transactions (left out, with a :class:`ValueWarning`
+    naming how many rows and customers) and the number of those customers."""
     panel, excluded = customer_panel(prepared, edges, as_of_us, resolution_us, "revenue")
     if prepared.has_cost:
         cost_panel, _ = customer_panel(prepared, edges, as_of_us, resolution_us, "cost", "cost")
@@ -174,7 +202,7 @@ def value_panel(
         panel = panel.with_columns((pl.col("revenue") * (1.0 - margin)).alias("cost"))
     else:
         panel = panel.with_columns(pl.lit(0.0).alias("cost"))
-    unmatched = 0
+    unmatched = unmatched_customers = 0
     if expenses is not None:
         exp = expense_panel(
             expenses,
@@ -186,22 +214,57 @@ def value_panel(
             edges=edges,
             as_of_us=as_of_us,
         )
-        known = exp.join(panel.select("customer_id").unique(), on="customer_id", how="semi")
-        unmatched = exp.height - known.height
-        panel = panel.join(known, on=["customer_id", "period"], how="full", coalesce=True)
+        customers = panel.select("customer_id").unique()
+        known = exp.join(customers, on="customer_id", how="semi")
+        unknown = exp.join(customers, on="customer_id", how="anti")
+        unmatched = int(unknown.get_column("_rows").sum())
+        if unmatched:
+            ids = unknown.get_column("customer_id").unique().sort()
+            unmatched_customers = ids.len()
+            named = ", ".join(str(v) for v in ids.head(_NAMED).to_list())
+            warnings.warn(
+                ValueWarning(
+                    f"expenses: {unmatched} expense row(s) of {unmatched_customers} customer(s) "
+                    f"without transactions up to as_of ({named}"
+                    f"{' …' if unmatched_customers > _NAMED else ''}) are left out "
+                    "(docs/methods.md#expense)"
+                ),
+                stacklevel=3,
+            )
+        panel = panel.join(
+            known.drop("_rows"), on=["customer_id", "period"], how="full", coalesce=True
+        )
         panel = panel.with_columns(
             pl.col("occasions", "positive_occasions").fill_null(0),
             pl.col("revenue", "positive_revenue", "cost", "expense").fill_null(0.0),
         )
     else:
         panel = panel.with_columns(pl.lit(0.0).alias("expense"))
+    refuse_overflow(panel, ("revenue", "positive_revenue", "cost", "expense"), "a period's")
     panel = panel.with_columns(
         pl.when(pl.col("occasions") > 0)
         .then(pl.col("revenue") / pl.col("occasions"))
         .otherwise(None)
         .alias("_mean")
     ).sort("customer_id", "period")
-    return panel, excluded, unmatched
+    return panel, excluded, unmatched, unmatched_customers
+
+
+def refuse_overflow(frame: pl.DataFrame, columns: Sequence[str], scope: str) -> None:
+    """Refuses sums of finite amounts that overflowed the float range (±inf, or NaN from
+    inf − inf), naming the customers: a value computed from them would be inf or NaN."""
+    present = [c for c in columns if c in frame.columns]
+    bad = frame.filter(pl.any_horizontal([~pl.col(c).is_finite() for c in present]))
+    if bad.height == 0:
+        return
+    customers = bad.get_column("customer_id").unique(maintain_order=True)
+    named = ", ".join(str(v) for v in customers.head(_NAMED).to_list())
+    which = [c.lstrip("_") for c in present if not bad.get_column(c).is_finite().all()]
+    raise WinbackInputError(
+        f"value: {scope} total of {', '.join(which)} overflows the float range (±1.8e308) for "
+        f"{customers.len()} customer(s) ({named}{' …' if customers.len() > _NAMED else ''}); "
+        "amounts, costs or expenses this large cannot be valued — check their units"
+    )
 
 
 # -- bins and per-customer aggregates -------------------------------------------------------------
@@ -228,6 +291,8 @@ def spend_bin_edges(
         if spend_bins is not None
         else [float(e) for e in quantile_edges(complete_means, 5)]
     )
+    if not all(np.isfinite(spend_edges)):
+        raise WinbackConfigError(f"spend_bins={spend_edges!r} must be finite numbers")
     if any(b <= a for a, b in itertools.pairwise(spend_edges)):
         raise WinbackConfigError(f"spend_bins={spend_edges!r} must be strictly increasing")
     return spend_edges
@@ -319,4 +384,8 @@ def customer_aggregates(
         pl.when(margin_ok).then(k * m_k).otherwise(0.0).alias("_skm"),
     ).cast(pl.Float64)
     sums = _ordered_sums(group, n_groups, weights)
-    return out.with_columns(pl.Series(name, values) for name, values in sums.items())
+    out = out.with_columns(pl.Series(name, values) for name, values in sums.items())
+    refuse_overflow(
+        out, ("_spend_sum", "revenue_to_date", "cost_to_date", "expense_to_date"), "a customer's"
+    )
+    return out

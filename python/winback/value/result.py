@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -18,13 +18,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_TIERS",
+    "FITTED",
     "NEGATIVE_TIER",
     "PMF_MAX",
+    "POPULATION_DEFAULT",
     "REST_TIER",
     "VALUE_COLUMNS",
     "MarkovChain",
     "ValueInfo",
     "ValueResult",
+    "ValueWarning",
 ]
 
 #: Value tiers (docs/methods.md#value-tiers): the top 5 % platinum, next 15 % gold, next 30 %
@@ -32,6 +35,18 @@ __all__ = [
 DEFAULT_TIERS: dict[str, float] = {"platinum": 0.05, "gold": 0.15, "silver": 0.30}
 NEGATIVE_TIER = "negative"
 REST_TIER = "bronze"
+#: How a value run's count and spend models were obtained (``ValueInfo.count_model``,
+#: ``spend_model``): fitted by maximum likelihood, or the documented population defaults
+#: (docs/methods.md#population-defaults).
+FITTED = "fitted"
+POPULATION_DEFAULT = "population_default"
+
+
+class ValueWarning(UserWarning):
+    """A value run went on with a documented fall-back (population defaults for a model that
+    could not be fitted) or left input out (expense rows of customers without transactions)."""
+
+
 #: ``p_frequency`` holds P(X' = j) for j = 0 … PMF_MAX.
 PMF_MAX = 10
 
@@ -136,6 +151,17 @@ class ValueInfo:
     rejects: pl.DataFrame = field(repr=False)
     #: Why the BG/NBD behind ``p_alive`` could not be fitted (then ``p_alive`` is null).
     bg_nbd_error: str | None = None
+    #: ``"fitted"`` or ``"population_default"`` (docs/methods.md#population-defaults): the basis
+    #: of the period NBD (``count_model``) and of the Gamma–Gamma (``spend_model``).
+    count_model: str = FITTED
+    spend_model: str = FITTED
+    #: Why a model fell back to its population defaults (one line per model).
+    model_fallbacks: tuple[str, ...] = ()
+    #: Customers set aside from the Gamma–Gamma fit as spend outliers (still predicted from the
+    #: fitted parameters; docs/methods.md#spend-outliers).
+    spend_fit_set_aside: tuple[Any, ...] = ()
+    #: Customers of the expense table without transactions (their rows are left out).
+    expense_customers_unmatched: int = 0
 
 
 @dataclass(frozen=True)

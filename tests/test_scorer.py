@@ -159,7 +159,14 @@ def test_score_equals_the_batch_functions(
 ) -> None:
     tx = log if amounts else log.drop("amount")
     for each in (scorer, discounted, hourly):
-        assert_bits_equal(each.score(tx, as_of=as_of_of(day)), batch(each, tx, as_of_of(day)))
+        try:
+            expected = batch(each, tx, as_of_of(day))
+        except WinbackConfigError as refused:  # an as_of before every purchase: refused alike
+            with pytest.raises(WinbackConfigError) as raised:
+                each.score(tx, as_of=as_of_of(day))
+            assert str(raised.value) == str(refused)
+            continue
+        assert_bits_equal(each.score(tx, as_of=as_of_of(day)), expected)
 
 
 @given(log=transaction_logs(string_ids=False), day=st.integers(-2, 45), amounts=st.booleans())
@@ -174,6 +181,13 @@ def test_score_one_equals_its_row_of_score(
     tx = log if amounts else log.drop("amount")
     as_of = as_of_of(day)
     for each in (scorer, discounted, hourly):
+        if tx.height and as_of < tx.get_column("ts").min():
+            with pytest.raises(WinbackConfigError, match="before the first purchase"):
+                each.score(tx, as_of=as_of)
+            first = tx.sort("ts").row(0, named=True)
+            with pytest.raises(WinbackConfigError, match="before the first purchase"):
+                each.score_one(np.array([first["ts"]], dtype="datetime64[us]"), as_of=as_of)
+            continue
         many = each.score(tx, as_of=as_of)
         for row in many.iter_rows(named=True):
             rows = tx.filter(pl.col("customer_id") == row.pop("customer_id"))
@@ -196,7 +210,13 @@ def test_score_one_defaults_to_the_customers_latest_purchase(scorer: Scorer) -> 
     tx = pl.DataFrame({"customer_id": [7, 7, 7], "ts": days, "amount": money})
     row = scorer.score(tx).drop("customer_id").row(0, named=True)
     assert one.as_dict() == row
-    assert one.recency_days == 0.0
+    assert one.recency_days == 0.0  # as_of: the end of that day, floored to its bucket
+    typo = np.array(["2024-01-03", "2024-02-10", "2204-05-01"], dtype="datetime64[D]")
+    with pytest.raises(WinbackInputError, match="look like typos") as batch_error:
+        scorer.score(pl.DataFrame({"customer_id": [7, 7, 7], "ts": typo}))
+    with pytest.raises(WinbackInputError, match="look like typos") as one_error:
+        scorer.score_one(typo, customer_id=7)
+    assert str(one_error.value) == str(batch_error.value)
     assert isinstance(one, CustomerScore)
 
 
@@ -386,7 +406,7 @@ def test_score_one_refuses_bad_input(scorer: Scorer) -> None:
         scorer.score_one(days, np.array([1.0]))
     with pytest.raises(WinbackInputError, match="NaN or infinite"):
         scorer.score_one(days, np.array([1.0, np.inf]))
-    with pytest.raises(WinbackInputError, match="no purchase at or before"):
+    with pytest.raises(WinbackConfigError, match="before the first purchase"):
         scorer.score_one(days, as_of="2023-12-31")
     with pytest.raises(WinbackConfigError, match="not an ISO date"):
         scorer.score_one(days, as_of="yesterday")

@@ -16,7 +16,6 @@ no per-call state, so one instance serves any number of threads; the kernels rel
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -103,6 +102,8 @@ _CATEGORIES: Final = {
     "value_level": VALUE_LEVELS,
     "quadrant": QUADRANT_LABELS,
 }
+#: :func:`_purchase_dates`' marker of a given ``as_of`` (no customer to name).
+_NOT_NEEDED: Final = object()
 _PURCHASE_MODELS: Final = ("BetaGeoModel", "ModifiedBetaGeoModel", "ParetoNBDModel")
 
 
@@ -599,8 +600,8 @@ class Scorer:
         data
             Transactions: anything :func:`winback.prepare` accepts, or its result.
         as_of
-            The snapshot time (default: the latest purchase in ``data``), as in
-            :func:`winback.silence`.
+            The snapshot time (default: the end of the latest purchase's day in ``data``), by
+            the rule of :func:`winback.silence` (docs/methods.md#as-of).
         customer_col, time_col, amount_col, tz, on_invalid
             As in :func:`winback.prepare` (ignored for a prepared input).
 
@@ -668,17 +669,20 @@ class Scorer:
         amounts: Any | None = None,
         *,
         as_of: AsOf | None = None,
+        customer_id: int | str | None = None,
     ) -> CustomerScore:
         """Score one customer from arrays, without frames (docs/methods.md#scorer).
 
         ``timestamps``: their purchase times as a numpy ``datetime64`` array (or anything
         ``numpy.asarray(..., dtype="datetime64[us]")`` reads: dates, naive datetimes, ISO text),
         local wall-clock times as in :func:`winback.prepare`; ``amounts``: one number per purchase
-        (optional); ``as_of``: as in :meth:`score` (default: the customer's latest purchase).
+        (optional); ``as_of``: as in :meth:`score` (default: the end of the day of the customer's
+        latest purchase; pass it in a service); ``customer_id``: named in error messages.
         Equals the customer's row of :meth:`score` on the same history, bit for bit.
 
-        Raises :class:`~winback.WinbackInputError` for no purchase (at or before ``as_of``), a
-        missing time, a non-finite amount or arrays of different lengths.
+        Raises :class:`~winback.WinbackInputError` for no purchase, a missing time, a non-finite
+        amount or arrays of different lengths, and :class:`~winback.WinbackConfigError` for an
+        ``as_of`` before the first purchase (as :func:`winback.silence` does).
         """
         times = _micros(timestamps)
         values = None
@@ -697,7 +701,8 @@ class Scorer:
                 )
         if times.shape[0] == 0:
             raise WinbackInputError("no purchases to score: timestamps is empty")
-        as_of_us = int(times.max()) if as_of is None else _as_of_micros(as_of)
+        dates = _purchase_dates(times, customer_id if as_of is None else _NOT_NEEDED)
+        as_of_us = _io.snapshot_end_at(as_of, None, dates)
         row = _winback.score_customer(
             times,
             values,
@@ -857,11 +862,20 @@ class Scorer:
         return _EPOCH + timedelta(microseconds=micros)
 
 
-@functools.lru_cache(maxsize=1024)
-def _as_of_micros(as_of: AsOf) -> int:
-    """:func:`winback._io.as_of_to_micros` for naive local times (a pure function, cached: a
-    service passes the same few dates again and again)."""
-    return _io.as_of_to_micros(as_of, time_zone=None)
+def _purchase_dates(times: NDArray[np.int64], customer: Any) -> _io.PurchaseDates:
+    """What the snapshot rule (docs/methods.md#as-of) needs of one customer's purchase times:
+    for a given ``as_of`` (``customer`` is :data:`_NOT_NEEDED`) only the first purchase (a
+    cut-off before it is refused); for the default ``as_of`` (the end of the latest purchase's
+    day, refused when far-future rows would set it, naming ``customer``) the whole set, as
+    :func:`winback.prepare`'s frame holds it."""
+    if customer is not _NOT_NEEDED:
+        name = "the scored customer" if customer is None else customer
+        frame = pl.DataFrame({"customer": [name] * times.shape[0], "ts": times})
+        return _io.PurchaseDates.of(frame)
+    dates = _io.PurchaseDates()
+    dates.rows = int(times.shape[0])
+    dates.first_us, dates.latest_us = int(times.min()), int(times.max())
+    return dates
 
 
 def _whole(value: Any, name: str) -> int:

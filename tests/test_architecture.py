@@ -25,7 +25,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"silence", "models"}),
     frozenset({"summary", "rfm", "segments"}),
     frozenset({"migrate", "value"}),
-    frozenset({"campaign", "evaluation"}),
+    frozenset({"campaign", "evaluation", "backtest"}),
     frozenset({"report", "_engines"}),
     frozenset({"spark", "dask"}),
     frozenset({"cli"}),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from winback._io.prepared import PreparedTransactions, prepare
 from winback._version import __version__
+from winback.backtest import BacktestResult, backtest
 from winback.campaign import campaign
 from winback.errors import WinbackConfigError, WinbackError, WinbackFitError, WinbackInputError
 from winback.evaluation import Evaluation, evaluate
@@ -21,6 +22,7 @@ from winback.summary import SummaryInfo, compress_summary, summary
 from winback.value import ValueResult, value
 
 __all__ = [
+    "BacktestResult",
     "Evaluation",
     "Migration",
     "PreparedTransactions",
@@ -34,6 +36,7 @@ __all__ = [
     "WinbackFitError",
     "WinbackInputError",
     "__version__",
+    "backtest",
     "campaign",
     "classify",
     "compress_summary",

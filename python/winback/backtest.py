@@ -116,6 +116,18 @@ _HORIZON_RE = re.compile(r"^\s*(\d+)\s*[Mm]\s*$")
 _NAIVE_RE = re.compile(r"^naive_mean(\d+)$")
 #: The daily count models (fitted on winback.summary in days), by method.
 _COUNT_MODELS = frozenset({"bgnbd_gg", "mbgnbd_gg", "pareto_gg"})
+#: What the back-test takes of winback.value's frame.
+_VALUE_COLUMNS = (
+    "status",
+    "n_periods",
+    "period_frequency",
+    "expected_frequency",
+    "p_active_next",
+    "p_alive",
+    "expected_mean_amount",
+    "expected_amount",
+    "p_active_next_markov",
+)
 #: Methods that give a probability of at least one occasion over the horizon.
 _PROBABILISTIC = frozenset({"nbd_gg", "nbd_gg_alive", "markov", *_COUNT_MODELS})
 #: Share of customers whose actual revenue the top-decile capture counts.
@@ -435,8 +447,8 @@ class _Origin:
 
     day: date
     end_us: int
-    base: pl.DataFrame  # value's per-customer columns, sorted by customer_id
-    result: ValueResult
+    base: pl.DataFrame  # the customers (sorted by id) and value's columns when value ran
+    result: ValueResult | None
     daily: tuple[pl.DataFrame, Any]
     models: dict[str, BaseModel | str]
     naive: dict[int, tuple[FloatArray, FloatArray]]
@@ -499,21 +511,19 @@ def _calibrate(
     res_us: int,
 ) -> _Origin:
     end_us = _io.as_of_to_micros(origin, None)
-    result = value(prepared, as_of=origin, resolution=resolution)
-    base = result.frame.select(
-        "customer_id",
-        "status",
-        "n_periods",
-        "period_frequency",
-        "expected_frequency",
-        "p_active_next",
-        "p_alive",
-        "expected_mean_amount",
-        "expected_amount",
-        "p_active_next_markov",
-    ).sort("customer_id")
     frame, info = summary(prepared, as_of=origin, unit="D", resolution=resolution, return_info=True)
     daily = (frame.sort("customer_id"), info)
+    base = daily[0].select("customer_id")
+    result = None
+    if any(_naive_k(m) is None and m != "zero" for m in methods):
+        # The value-based methods, and the spend side (Gamma–Gamma) of the count models.
+        result = value(prepared, as_of=origin, resolution=resolution)
+        base = base.join(
+            result.frame.select("customer_id", *_VALUE_COLUMNS),
+            on="customer_id",
+            how="left",
+            maintain_order="left",
+        )
     models: dict[str, BaseModel | str] = {}
     wanted = [m for m in methods if m in _COUNT_MODELS]
     if wanted:
@@ -544,13 +554,19 @@ def _forecast(cal: _Origin, method: str, months: int, days: int) -> _Forecast | 
     """The method's forecast over the horizon for every customer of the origin, or why it has
     none (docs/methods.md#backtest)."""
     base, n = cal.base, cal.base.height
-    spend = _column(base, "expected_mean_amount")
     k = _naive_k(method)
     if method == "zero":
         return _Forecast(np.zeros(n), np.zeros(n), None)
     if k is not None:
         revenue, count = cal.naive[k]
         return _Forecast(revenue * months, count * months, None)
+    result = cal.result
+    if result is None or result.nbd is None:
+        return "value could not model any customer at this origin"
+    unmodelled = int((base.get_column("status") != "modelled").sum())
+    if unmodelled:  # cannot happen at a month end (the origin's month is complete): a guard
+        return f"value did not model {unmodelled} customer(s) at this origin"
+    spend = _column(base, "expected_mean_amount")
     if method in _COUNT_MODELS:
         model = cal.models[method]
         if isinstance(model, str):
@@ -563,32 +579,29 @@ def _forecast(cal: _Origin, method: str, months: int, days: int) -> _Forecast | 
         )
         count = _aligned(base, counts, "count")
         return _Forecast(count * spend, count, _aligned(base, counts, "p"))
-    nbd = cal.result.nbd
-    if nbd is None:
-        return "value could not model any customer at this origin"
     if months == 1:  # value's own next-period columns, bit for bit
         count = _column(base, "expected_frequency")
         amount = _column(base, "expected_amount")
         p_active = _column(base, "p_active_next")
     else:
-        count = nbd.expected_purchases(months, base).to_numpy()
+        count = result.nbd.expected_purchases(months, base).to_numpy()
         amount = count * spend
-        p_active = 1.0 - nbd.predictive_pmf(0, months, base).to_numpy()
+        p_active = 1.0 - result.nbd.predictive_pmf(0, months, base).to_numpy()
     if method == "nbd_gg":
         return _Forecast(amount, count, p_active)
     if method == "nbd_gg_alive":
         if base.get_column("p_alive").null_count():
-            why = cal.result.info.bg_nbd_error or "P(alive) is missing"
+            why = result.info.bg_nbd_error or "P(alive) is missing"
             return f"no BG/NBD P(alive) at this origin: {why}"
         alive = _column(base, "p_alive")
         return _Forecast(amount * alive, count * alive, p_active * alive)
     # markov: the chain gives the next period only.
     if months != 1:
         return "the Markov chain's figure is for the next month only"
-    if cal.result.chain is None:
+    if result.chain is None:
         return "value built no Markov chain at this origin"
     chain = _column(base, "p_active_next_markov")
-    ratio = chain / p_active
+    ratio = chain / p_active  # p_active_next = P(X' ≥ 1) > 0 under the NBD
     return _Forecast(amount * ratio, count * ratio, chain)
 
 

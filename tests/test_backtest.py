@@ -101,7 +101,8 @@ def test_metrics_of_the_naive_baselines_by_hand() -> None:
     assert last["mae"] == pytest.approx(15.0)
     assert last["spearman"] == pytest.approx(-0.25 / 4.5)
     assert last["top_decile_capture"] == pytest.approx(0.0)  # 0.4 of c3, who bought nothing
-    assert last["brier"] is None and last["note"] is None
+    assert last["brier"] is None
+    assert last["note"] is None
     # Feb + Mar over the months each was a customer (at most 2): c1 20/2, c2 10/2, c3 40/1, c4 0.
     mean2 = rows["naive_mean2"]
     assert mean2["forecast_total"] == pytest.approx(10 + 5 + 40 + 0)
@@ -227,7 +228,8 @@ def test_same_bits_for_shuffled_rows() -> None:
     assert_frame_equal(a.frame, b.frame, check_exact=True)
     assert_frame_equal(a.summary, b.summary, check_exact=True)
     assert_frame_equal(a.reliability, b.reliability, check_exact=True)
-    assert a.details is not None and b.details is not None
+    assert a.details is not None
+    assert b.details is not None
     assert_frame_equal(a.details, b.details, check_exact=True)
 
 

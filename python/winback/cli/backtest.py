@@ -185,6 +185,8 @@ def backtest_command(
     if json_out:
         payload = {
             "origins": [o.isoformat() for o in result.origins.get_column("origin").to_list()],
+            "customers": result.origins.get_column("customers").to_list(),
+            "customers_born_after": result.origins.get_column("customers_born_after").to_list(),
             "horizons": list(result.horizons),
             "methods": list(result.methods),
             "summary": [
@@ -202,6 +204,12 @@ def backtest_command(
         tables.append(f"{row['method']} ({row['horizon']}): {row['note']}")
     dates = result.origins.get_column("origin").to_list()
     first, last = dates[0], dates[-1]
+    born = result.origins.get_column("customers_born_after").to_list()
+    customers = result.origins.get_column("customers").to_list()
+    tables.append(
+        f"customers forecast: {customers[0]:,} from {first} … {customers[-1]:,} from {last}; "
+        f"{born[0]:,} first bought after {first} and are not forecast from it"
+    )
     tables.append(
         f"origins {first} … {last}; pooled = Σ forecast / Σ actual − 1; top10% = share of the "
         "actual revenue from the 10% ranked highest (docs/methods.md#backtest)"

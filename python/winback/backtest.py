@@ -27,6 +27,8 @@ from numpy.typing import NDArray
 from winback import _io
 from winback._options import (
     AMOUNT_COL,
+    BACKTEST_HORIZONS,
+    BACKTEST_ORIGINS,
     CUSTOMER_COL,
     ID_TYPE,
     ON_INVALID,
@@ -46,8 +48,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKTEST_COLUMNS",
-    "DEFAULT_HORIZONS",
-    "DEFAULT_ORIGINS",
     "METHODS",
     "SUMMARY_COLUMNS",
     "BacktestResult",
@@ -70,9 +70,6 @@ METHODS: dict[str, str] = {
     "naive_last": "each customer's last month, × the horizon",
     "zero": "zero for everyone",
 }
-#: Forecast origins by default: the last 6 month ends that leave every horizon inside the data.
-DEFAULT_ORIGINS = 6
-DEFAULT_HORIZONS = ("1M", "3M")
 
 #: Columns of :attr:`BacktestResult.frame`, in order.
 BACKTEST_COLUMNS = (
@@ -632,8 +629,8 @@ def _actuals(
 def backtest(
     data: Any,
     *,
-    origins: int | Sequence[AsOf] = DEFAULT_ORIGINS,
-    horizons: Sequence[str | int] | str = DEFAULT_HORIZONS,
+    origins: int | Sequence[AsOf] = BACKTEST_ORIGINS,
+    horizons: Sequence[str | int] | str = BACKTEST_HORIZONS,
     methods: Sequence[str] | str | None = None,
     as_of: AsOf | None = None,
     details: bool = True,

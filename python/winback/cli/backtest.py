@@ -12,7 +12,15 @@ import polars as pl
 import typer
 from rich.table import Table
 
-from winback._options import AMOUNT_COL, CUSTOMER_COL, ON_INVALID, RESOLUTION, TIME_COL
+from winback._options import (
+    AMOUNT_COL,
+    BACKTEST_HORIZONS,
+    BACKTEST_ORIGINS,
+    CUSTOMER_COL,
+    ON_INVALID,
+    RESOLUTION,
+    TIME_COL,
+)
 from winback.cli._app import app
 from winback.cli._common import (
     AmountCol,
@@ -109,10 +117,10 @@ def backtest_command(
             help="A number N (the last N month ends leaving every horizon inside the data) or "
             "month-end dates, comma-separated: 1997-09-30,1997-10-31."
         ),
-    ] = "6",
+    ] = str(BACKTEST_ORIGINS),
     horizons: Annotated[
         str, typer.Option(help="Horizons in months, comma-separated: 1M,3M.")
-    ] = "1M,3M",
+    ] = ",".join(BACKTEST_HORIZONS),
     methods: Annotated[
         str | None,
         typer.Option(

@@ -10,7 +10,13 @@ from __future__ import annotations
 from winback._io.prepared import PreparedTransactions, prepare
 from winback._version import __version__
 from winback.campaign import campaign
-from winback.errors import WinbackConfigError, WinbackError, WinbackFitError, WinbackInputError
+from winback.errors import (
+    WinbackConfigError,
+    WinbackError,
+    WinbackFitError,
+    WinbackInputError,
+    WinbackWarning,
+)
 from winback.evaluation import Evaluation, evaluate
 from winback.loop import Pipeline  # SQLAlchemy loads when a run starts
 from winback.migrate import Migration, migration
@@ -35,6 +41,7 @@ __all__ = [
     "WinbackError",
     "WinbackFitError",
     "WinbackInputError",
+    "WinbackWarning",
     "__version__",
     "campaign",
     "classify",

@@ -123,8 +123,15 @@ def as_of_to_micros(as_of: date | datetime | str, time_zone: str | None) -> int:
 
 
 def micros_to_datetime(micros: int) -> datetime:
-    """Local wall-clock µs since the epoch as a naive datetime."""
-    return _EPOCH + timedelta(microseconds=micros)
+    """Local wall-clock µs since the epoch as a naive datetime; a time outside Python's years
+    1–9999 (a year-1 purchase read in a zone west of UTC) is a :class:`WinbackInputError`."""
+    try:
+        return _EPOCH + timedelta(microseconds=micros)
+    except OverflowError:
+        raise WinbackInputError(
+            f"a purchase time lies outside the years 1–9999 in the data's local time "
+            f"({micros} µs from 1970-01-01); check the time column and its zone"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------

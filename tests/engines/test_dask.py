@@ -96,6 +96,26 @@ def test_errors_are_raised_on_the_client() -> None:
         winback_dask.score(ddf, as_of="2024-01-01", npartitions=0)
 
 
+def test_an_as_of_before_the_data_is_refused_by_score() -> None:
+    """The same refusal as the local API's (docs/methods.md#as-of), from the driver's read pass."""
+    from winback import dask as winback_dask
+
+    pdf = pl.DataFrame(
+        {
+            "customer_id": [1, 1, 2],
+            "ts": [datetime(2024, 1, 1), datetime(2024, 2, 1), datetime(2024, 1, 15)],
+        },
+        schema={"customer_id": pl.Int64, "ts": pl.Datetime("us")},
+    ).to_pandas()
+    ddf = dd.from_pandas(pdf, npartitions=2)
+    with pytest.raises(WinbackConfigError, match="before the first purchase") as remote:
+        winback_dask.score(ddf, as_of="1990-01-01")
+    with pytest.raises(WinbackConfigError, match="before the first purchase") as local:
+        winback.silence(pl.from_pandas(pdf), as_of="1990-01-01")
+    assert str(remote.value) == str(local.value)
+    assert winback_dask.score(ddf, as_of="2024-03-01").compute().shape[0] == 2
+
+
 def test_invalid_rows_are_numbered_in_the_whole_input() -> None:
     """Issue 19: an invalid row at whole-input row k is reported as k (the local API's message
     word for word), and with drop the rejects come back as locally, numbered the same."""

@@ -182,7 +182,9 @@ def score_plan(
         id_type=id_type,
     )
     tally = read_input(source, read, used, rejects)
-    if as_of is None:
+    # with an explicit as_of the bounds cost nothing when the input was read on the driver
+    # anyway, and they let the local rule refuse an as_of before all the data
+    if as_of is None or (tally is not None and read.order_col is None):
         bounds = data_bounds_of(source, read, used, tally)
     else:
         bounds = {"time_zone": empty.time_zone, "max_ts_us": None}

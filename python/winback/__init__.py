@@ -11,8 +11,15 @@ from winback._io.prepared import PreparedTransactions, prepare
 from winback._version import __version__
 from winback.backtest import BacktestResult, backtest
 from winback.campaign import campaign
-from winback.errors import WinbackConfigError, WinbackError, WinbackFitError, WinbackInputError
+from winback.errors import (
+    WinbackConfigError,
+    WinbackError,
+    WinbackFitError,
+    WinbackInputError,
+    WinbackWarning,
+)
 from winback.evaluation import Evaluation, evaluate
+from winback.loop import Pipeline  # SQLAlchemy loads when a run starts
 from winback.migrate import Migration, migration
 from winback.report import Report, report  # Altair and vl-convert load on first use
 from winback.rfm import quadrant, rfm
@@ -25,6 +32,7 @@ __all__ = [
     "BacktestResult",
     "Evaluation",
     "Migration",
+    "Pipeline",
     "PreparedTransactions",
     "Report",
     "RuleSet",
@@ -35,6 +43,7 @@ __all__ = [
     "WinbackError",
     "WinbackFitError",
     "WinbackInputError",
+    "WinbackWarning",
     "__version__",
     "backtest",
     "campaign",

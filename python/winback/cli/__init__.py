@@ -12,7 +12,8 @@ Errors print one line (``--debug`` shows the traceback).
 - ``value``: ``winback value``;
 - ``backtest``: ``winback backtest``;
 - ``campaign``: ``winback segment``, ``winback campaign`` and ``winback evaluate``;
-- ``report``: ``winback report`` and ``winback demo``.
+- ``report``: ``winback report`` and ``winback demo``;
+- ``run``: ``winback run`` and ``winback init`` (the daily loop).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import winback.cli.fit
 import winback.cli.value
 import winback.cli.backtest
 import winback.cli.campaign
-import winback.cli.report  # noqa: F401 - imported to register its commands
+import winback.cli.report
+import winback.cli.run  # noqa: F401 - imported to register its commands
 
 # isort: on
 

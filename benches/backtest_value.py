@@ -1,28 +1,27 @@
-"""Back-test of `winback.value`'s next-period forecast on CDNOW, next to lifetimes' BG/NBD +
-Gamma–Gamma on the same splits (docs/methods.md#value; issue 4).
+"""Back-test of winback's forecasts on CDNOW through `winback.backtest` (docs/methods.md#backtest),
+next to lifetimes' BG/NBD + Gamma–Gamma on the same origins (issues 4 and 13).
 
 For each split date (a month end) both sides are calibrated on the transactions up to and
-including it and forecast every calibration customer's amount in the next calendar month; the
-forecasts are compared with what the customers spent in that month (0 for most):
+including it and forecast every calibration customer's amount over the horizon (by default the
+next calendar month); the forecasts are compared with what the customers spent then (0 for most).
 
-- **winback expected_amount** — the forecast (docs/methods.md#forecasts) E[X']·E[M'] from the
-  monthly NBD and the Gamma–Gamma model (no dropout: assumptions 3–6).
-- **winback chain-adjusted** — the same amount given a purchase, E[X'M' | X' ≥ 1], times the
-  Markov chain's probability of a purchase next period (docs/methods.md#p-active,
-  ``p_active_next_markov``): ``expected_amount × p_active_next_markov / p_active_next``. The chain
-  over recency is what brings lapse in (docs/methods.md#markov).
-- **winback P(alive)-adjusted** — ``expected_amount × p_alive`` (value's ``p_alive``: the
-  BG/NBD posterior that the customer has not dropped out, fitted on the same calibration data).
+- **winback** — every method `winback.backtest` offers: `nbd_gg` (value's `expected_amount`,
+  monthly NBD × Gamma–Gamma, no dropout), `nbd_gg_alive` (× the BG/NBD P(alive)), `bgnbd_gg`,
+  `mbgnbd_gg`, `pareto_gg` (the daily models × value's Gamma–Gamma), `markov` (the chain's next
+  month: ``expected_amount × p_active_next_markov / p_active_next``), and the naive baselines
+  `naive_mean3`, `naive_last`, `zero`.
 - **lifetimes BG/NBD × GG** — `BetaGeoFitter` on lifetimes' daily summary,
   `conditional_expected_number_of_purchases_up_to_time(days in the next month)` ×
   `GammaGammaFitter.conditional_expected_average_profit` (fitted on the customers with a positive
-  repeat mean), run in `.venv-bench` through lifetimes_side.py.
+  repeat mean), run in `.venv-bench` through lifetimes_side.py; scored with the back-test's
+  metrics on its actual amounts (1M only).
 
-Metrics per split over all calibration customers: MAE and RMSE of the per-customer amount,
-forecast and actual totals with the total's relative error, and Spearman's rank correlation.
+Metrics (docs/methods.md#backtest): pooled total error, mean |per-origin total error|, RMSE, MAE,
+Spearman's ρ, top-decile capture and (winback) the Brier score of P(active).
+``winback_forecasts``/``evaluate`` keep the older per-split view of value's three columns.
 
     .venv/bin/python benches/backtest_value.py                 # 9 monthly splits, Sep 1997 – May 1998
-    .venv/bin/python benches/backtest_value.py --splits 1998-05-31 --json out.json
+    .venv/bin/python benches/backtest_value.py --horizons 1M,3M --splits 1997-09-30,1998-03-31
     .venv/bin/python benches/backtest_value.py --no-lifetimes  # winback's side only
 """
 
@@ -142,74 +141,121 @@ def evaluate(forecasts: pl.DataFrame, actual: pl.DataFrame, methods: list[str]) 
     return {m: metrics(joined.get_column(m).to_numpy(), truth) for m in methods}
 
 
-def run(splits: list[date], *, with_lifetimes: bool = True) -> dict[str, Any]:
-    """The back-test on CDNOW: per split, each method's metrics; and their means over splits."""
+def lifetimes_rows(
+    theirs: pl.DataFrame, details: pl.DataFrame, splits: list[date]
+) -> list[dict[str, Any]]:
+    """lifetimes' next-month forecasts scored by winback.backtest's metrics, per split, over the
+    same customers and actual amounts (the back-test's details at horizon 1M)."""
+    from winback.backtest import spearman, top_share_capture
+
+    rows = []
+    for split in splits:
+        part = details.filter((pl.col("origin") == split) & (pl.col("horizon") == "1M"))
+        side = theirs.filter(pl.col("split") == split).select("customer_id", "forecast")
+        joined = part.select("customer_id", "actual_amount").join(
+            side, on="customer_id", how="left", maintain_order="left"
+        )
+        forecast = joined.get_column("forecast").fill_null(0.0).to_numpy()
+        actual = joined.get_column("actual_amount").to_numpy()
+        m = metrics(forecast, actual)
+        rows.append(
+            {
+                "origin": split,
+                "horizon": "1M",
+                "method": LIFETIMES_METHOD,
+                "customers": part.height,
+                "actual_total": m["total_actual"],
+                "forecast_total": m["total_forecast"],
+                "total_error": m["total_error"],
+                "rmse": m["rmse"],
+                "mae": m["mae"],
+                "spearman": spearman(forecast, actual),
+                "top_decile_capture": top_share_capture(forecast, actual),
+            }
+        )
+    return rows
+
+
+def run(
+    splits: list[date], *, with_lifetimes: bool = True, horizons: tuple[str, ...] = ("1M",)
+) -> dict[str, Any]:
+    """The back-test on CDNOW: winback's forecasts through `winback.backtest` (every method it
+    offers), lifetimes' BG/NBD × GG next to them at 1M; per origin and pooled over origins."""
     tx = load()
     began = time.perf_counter()
     theirs = lifetimes_forecasts(tx, splits) if with_lifetimes else None
     lifetimes_seconds = time.perf_counter() - began
-    per_split: dict[str, dict[str, Any]] = {}
-    winback_seconds = 0.0
-    for split in splits:
-        began = time.perf_counter()
-        ours = winback_forecasts(tx, split)
-        winback_seconds += time.perf_counter() - began
-        methods = list(WINBACK_METHODS)
-        if theirs is not None:
-            side = theirs.filter(pl.col("split") == split).select(
-                "customer_id", pl.col("forecast").alias(LIFETIMES_METHOD)
-            )
-            ours = ours.join(side, on="customer_id", how="left")
-            methods.append(LIFETIMES_METHOD)
-        per_split[split.isoformat()] = {
-            "customers": ours.height,
-            **evaluate(ours, actual_amounts(tx, split), methods),
-        }
-    methods = [m for m in per_split[splits[0].isoformat()] if m != "customers"]
-    summary = {}
-    for method in methods:
-        rows = [per_split[s.isoformat()][method] for s in splits]
-        summary[method] = {
-            key: float(np.mean([r[key] for r in rows])) for key in ("mae", "rmse", "spearman")
-        } | {
-            "mean_abs_total_error": float(np.mean([abs(r["total_error"]) for r in rows])),
-            "pooled_total_error": sum(r["total_forecast"] for r in rows)
-            / sum(r["total_actual"] for r in rows)
-            - 1.0,
-        }
+    began = time.perf_counter()
+    result = winback.backtest(
+        tx, origins=splits, horizons=horizons, details=theirs is not None and "1M" in horizons
+    )
+    winback_seconds = time.perf_counter() - began
+    frame = result.frame
+    if theirs is not None and result.details is not None:
+        extra = pl.DataFrame(lifetimes_rows(theirs, result.details, splits))
+        frame = pl.concat([frame, extra], how="diagonal_relaxed")
+    summary = (
+        frame.group_by("horizon", "method", maintain_order=True)
+        .agg(
+            pl.len().alias("origins"),
+            (pl.col("forecast_total").sum() / pl.col("actual_total").sum() - 1).alias(
+                "pooled_total_error"
+            ),
+            pl.col("total_error").abs().mean().alias("mean_abs_total_error"),
+            pl.col("rmse").mean(),
+            pl.col("mae").mean(),
+            pl.col("spearman").mean(),
+            pl.col("top_decile_capture").mean(),
+            pl.col("brier").mean(),
+        )
+        .sort("horizon", maintain_order=True)
+    )
     return {
         "splits": [s.isoformat() for s in splits],
-        "per_split": per_split,
-        "summary": summary,
+        "per_split": frame.with_columns(pl.col("origin").cast(pl.String)).to_dicts(),
+        "summary": summary.to_dicts(),
+        "reliability": result.reliability.to_dicts(),
         "winback_seconds": winback_seconds,
         "lifetimes_seconds": lifetimes_seconds if theirs is not None else None,
     }
 
 
+def _pct(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{value:+.1%}" if signed else f"{value:.1%}"
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
 def format_tables(result: dict[str, Any]) -> str:
     lines = [
-        "| method | mean MAE | mean RMSE | mean Spearman | mean abs total error | pooled total error |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| horizon | forecast | pooled total error | mean \\|total error\\| | RMSE | MAE "
+        "| Spearman | top-decile capture | Brier |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for method, s in result["summary"].items():
+    for s in result["summary"]:
         lines.append(
-            f"| {method} | {s['mae']:.3f} | {s['rmse']:.3f} | {s['spearman']:.3f} "
-            f"| {s['mean_abs_total_error']:.1%} | {s['pooled_total_error']:+.1%} |"
+            f"| {s['horizon']} | {s['method']} | {_pct(s['pooled_total_error'], True)} "
+            f"| {_pct(s['mean_abs_total_error'])} | {_num(s['rmse'], 2)} | {_num(s['mae'], 2)} "
+            f"| {_num(s['spearman'], 3)} | {_pct(s['top_decile_capture'])} "
+            f"| {_num(s['brier'], 4)} |"
         )
     lines += [
         "",
-        "| split | customers | actual total | method | forecast total | total error | MAE | RMSE | Spearman |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|",
+        "| origin | horizon | method | actual total | forecast total | total error |",
+        "|---|---|---|---:|---:|---:|",
     ]
-    for split, row in result["per_split"].items():
-        for method, m in row.items():
-            if method == "customers":
-                continue
-            lines.append(
-                f"| {split} | {row['customers']:,} | {m['total_actual']:,.0f} | {method} "
-                f"| {m['total_forecast']:,.0f} | {m['total_error']:+.1%} | {m['mae']:.3f} "
-                f"| {m['rmse']:.3f} | {m['spearman']:.3f} |"
-            )
+    for row in result["per_split"]:
+        if row.get("note"):
+            continue
+        lines.append(
+            f"| {row['origin']} | {row['horizon']} | {row['method']} "
+            f"| {row['actual_total']:,.0f} | {row['forecast_total']:,.0f} "
+            f"| {_pct(row['total_error'], True)} |"
+        )
     return "\n".join(lines)
 
 
@@ -219,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--splits", default=DEFAULT_SPLITS, help="comma list of month ends")
     parser.add_argument("--no-lifetimes", action="store_true")
+    parser.add_argument("--horizons", default="1M", help="comma list: 1M,3M")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     if not CDNOW_MASTER.exists():
@@ -227,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     splits = [date.fromisoformat(s) for s in args.splits.split(",")]
     if not args.no_lifetimes and not LIFETIMES_PYTHON.exists():
         print(f"note: {LIFETIMES_PYTHON} not found (make bench-env); winback only")
-    result = run(splits, with_lifetimes=not args.no_lifetimes)
+    horizons = tuple(h.strip() for h in args.horizons.split(","))
+    result = run(splits, with_lifetimes=not args.no_lifetimes, horizons=horizons)
     print(format_tables(result))
     print(
         f"\nwinback {result['winback_seconds']:.1f} s for {len(splits)} splits"
@@ -238,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=2))
+        args.json.write_text(json.dumps(result, indent=2, default=str))
     return 0
 
 

@@ -25,7 +25,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"silence", "models"}),
     frozenset({"summary", "rfm", "segments"}),
     frozenset({"migrate", "value"}),
-    frozenset({"campaign", "evaluation", "scorer"}),
+    frozenset({"campaign", "evaluation", "scorer", "backtest"}),
     frozenset({"report", "_engines", "loop"}),
     frozenset({"spark", "dask"}),
     frozenset({"cli"}),

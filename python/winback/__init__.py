@@ -9,8 +9,15 @@ from __future__ import annotations
 
 from winback._io.prepared import PreparedTransactions, prepare
 from winback._version import __version__
+from winback.backtest import BacktestResult, backtest
 from winback.campaign import campaign
-from winback.errors import WinbackConfigError, WinbackError, WinbackFitError, WinbackInputError
+from winback.errors import (
+    WinbackConfigError,
+    WinbackError,
+    WinbackFitError,
+    WinbackInputError,
+    WinbackWarning,
+)
 from winback.evaluation import Evaluation, evaluate
 from winback.loop import Pipeline  # SQLAlchemy loads when a run starts
 from winback.migrate import Migration, migration
@@ -23,6 +30,7 @@ from winback.summary import SummaryInfo, compress_summary, summary
 from winback.value import ValueResult, value
 
 __all__ = [
+    "BacktestResult",
     "Evaluation",
     "Migration",
     "Pipeline",
@@ -37,7 +45,9 @@ __all__ = [
     "WinbackError",
     "WinbackFitError",
     "WinbackInputError",
+    "WinbackWarning",
     "__version__",
+    "backtest",
     "campaign",
     "classify",
     "compress_summary",

@@ -69,3 +69,9 @@ IdType = Literal["auto", "int", "str"]
 #: The strftime/chrono format of text times; None: ISO 8601 only.
 TIME_FORMAT: Final[str | None] = None
 ID_TYPE: Final[IdType] = "auto"
+
+# Back-test of the forecasts (docs/methods.md#backtest).
+#: Forecast origins: the last N month ends that leave every horizon inside the data.
+BACKTEST_ORIGINS: Final = 6
+#: Horizons in calendar months after each origin.
+BACKTEST_HORIZONS: Final[tuple[str, ...]] = ("1M", "3M")

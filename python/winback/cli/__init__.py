@@ -10,6 +10,7 @@ Errors print one line (``--debug`` shows the traceback).
 - ``score``: ``winback score`` and ``winback migrate``;
 - ``fit``: ``winback fit``;
 - ``value``: ``winback value``;
+- ``backtest``: ``winback backtest``;
 - ``campaign``: ``winback segment``, ``winback campaign`` and ``winback evaluate``;
 - ``report``: ``winback report`` and ``winback demo``;
 - ``run``: ``winback run`` and ``winback init`` (the daily loop).
@@ -25,6 +26,7 @@ from winback.cli._app import app, main
 import winback.cli.score
 import winback.cli.fit
 import winback.cli.value
+import winback.cli.backtest
 import winback.cli.campaign
 import winback.cli.report
 import winback.cli.run  # noqa: F401 - imported to register its commands

@@ -252,5 +252,7 @@ def test_ids_beyond_int64_are_an_input_error() -> None:
 def test_a_corrupt_file_is_an_input_error(tmp_path: Path) -> None:
     path = tmp_path / "broken.parquet"
     path.write_bytes(b"PAR1 this is not parquet")
-    with pytest.raises(WinbackInputError, match="could not read the input: parquet"):
+    with pytest.raises(
+        WinbackInputError, match=r"could not read the input .*broken\.parquet.: parquet"
+    ):
         winback.silence(path)

@@ -69,3 +69,8 @@ IdType = Literal["auto", "int", "str"]
 #: The strftime/chrono format of text times; None: ISO 8601 only.
 TIME_FORMAT: Final[str | None] = None
 ID_TYPE: Final[IdType] = "auto"
+
+# Cold-start customers (docs/methods.md#cold-start).
+#: Days N of ``p_next_within``: the chance of a next purchase within N days, given none so far.
+COLD_START_HORIZON_DAYS: Final = 90.0
+__all__ += ["COLD_START_HORIZON_DAYS"]

@@ -13,10 +13,11 @@ from typing import Any, Literal, overload
 
 import polars as pl
 
-from winback import _io, _winback
+from winback import _io, _winback, coldstart
 from winback._io import spill as _spill
 from winback._options import (
     AMOUNT_COL,
+    COLD_START_HORIZON_DAYS,
     CUSTOMER_COL,
     ID_TYPE,
     MIN_OCCASIONS,
@@ -236,6 +237,8 @@ def silence(
     memory_limit: int | str | None = ...,
     spill_dir: str | os.PathLike[str] | None = ...,
     progress: _spill.Progress | None = ...,
+    cold_start: bool = ...,
+    cold_start_horizon_days: float = ...,
     return_info: Literal[False] = ...,
 ) -> pl.DataFrame: ...
 
@@ -261,6 +264,8 @@ def silence(
     memory_limit: int | str | None = ...,
     spill_dir: str | os.PathLike[str] | None = ...,
     progress: _spill.Progress | None = ...,
+    cold_start: bool = ...,
+    cold_start_horizon_days: float = ...,
     return_info: Literal[True],
 ) -> tuple[pl.DataFrame, SilenceInfo]: ...
 
@@ -285,6 +290,8 @@ def silence(
     memory_limit: int | str | None = None,
     spill_dir: str | os.PathLike[str] | None = None,
     progress: _spill.Progress | None = None,
+    cold_start: bool = False,
+    cold_start_horizon_days: float = COLD_START_HORIZON_DAYS,
     return_info: bool = False,
 ) -> pl.DataFrame | tuple[pl.DataFrame, SilenceInfo]:
     """Score how silent each customer is (docs/methods.md#silence), one row per customer.
@@ -334,6 +341,14 @@ def silence(
         ``progress(stage, done, total)`` called on the out-of-core path after each batch
         (``"partitioning"``, rows) and group of spill files (``"scoring"``); ``total`` is None
         when unknown. Quiet by default (also logged at INFO on ``winback.spill``).
+    cold_start, cold_start_horizon_days
+        Also measure the customers with fewer than ``min_occasions`` occasions against the
+        population (docs/methods.md#cold-start): adds :data:`winback.coldstart.COLD_START_COLUMNS`
+        (``population_trf``, ``population_trf_group``, ``p_next_so_far``, ``p_next_within`` over
+        the next ``cold_start_horizon_days`` days, ``cold_start_extrapolated``), null for scored
+        customers; the other columns are unchanged. Off by default: the Kaplan–Meier reference is
+        population-wide, so it needs every customer in memory at once (refused on the
+        out-of-core path), and the default output keeps its columns.
     return_info
         Also return a :class:`SilenceInfo` with rows read, rejected and after ``as_of``.
 
@@ -362,6 +377,8 @@ def silence(
     [(1, 'scored', 30.0, 1.0, 1.5), (2, 'single_purchase', 56.0, None, None)]
     """
     resolution_us, _, _ = check_parameters(resolution, min_occasions, trf_cuts, s_cuts, num_threads)
+    if cold_start:  # cold-start (docs/methods.md#cold-start)
+        coldstart.check_horizon(cold_start_horizon_days)
     options = _spill.out_of_core_options(
         data,
         columns=_used_columns(customer_col, time_col, amount_col, order_col),
@@ -369,6 +386,12 @@ def silence(
         spill_dir=spill_dir,
         progress=progress,
     )
+    if options is not None and cold_start:  # cold-start (docs/methods.md#cold-start)
+        raise WinbackConfigError(
+            "cold_start=True needs every customer in memory (its Kaplan–Meier reference is "
+            "population-wide), but this input takes the out-of-core path; pass a larger "
+            "memory_limit or score with cold_start=False"
+        )
     if options is not None:
         scored, info = _silence_out_of_core(
             data,
@@ -412,6 +435,18 @@ def silence(
         s_cuts=s_cuts,
         num_threads=num_threads,
     )
+    if cold_start:  # cold-start (docs/methods.md#cold-start): new columns appended
+        frame = frame.hstack(
+            coldstart.cold_start_columns(
+                prepared,
+                frame,
+                as_of_us=as_of_us,
+                resolution_us=resolution_us,
+                min_occasions=min_occasions,
+                trf_cuts=trf_cuts,
+                horizon_days=cold_start_horizon_days,
+            )
+        )
     if not return_info:
         return frame
     info = SilenceInfo(

@@ -1,0 +1,233 @@
+"""Cold-start silence (docs/methods.md#cold-start): customers with too few occasions to be scored
+against their own gaps, measured against the population instead.
+
+For a customer with n < ``min_occasions`` occasions, the reference is the population's time from
+an n-th occasion to the next one (for n = 1: the time to the second purchase), estimated by
+Kaplan–Meier with right-censoring: customers with more than n occasions contribute the observed
+gap t_{n+1} − t_n, customers with exactly n are censored at their current recency Tr. This module
+holds the estimator (:class:`KaplanMeier`) and the columns :func:`winback.silence` attaches with
+``cold_start=True`` (:data:`COLD_START_COLUMNS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+
+from winback import _io
+from winback._options import COLD_START_HORIZON_DAYS
+from winback.errors import WinbackConfigError
+
+__all__ = [
+    "COLD_START_COLUMNS",
+    "KaplanMeier",
+    "check_horizon",
+    "cold_start_columns",
+    "kaplan_meier",
+]
+
+#: Columns added by ``winback.silence(..., cold_start=True)``, in order (null for scored customers).
+COLD_START_COLUMNS = (
+    "population_trf",
+    "population_trf_group",
+    "p_next_so_far",
+    "p_next_within",
+    "cold_start_extrapolated",
+)
+
+FloatArray = npt.NDArray[np.float64]
+#: The TrF group labels (as in docs/methods.md#silence-groups), for ``population_trf_group``.
+GROUP_LABELS = ("a", "b", "c", "d", "e")
+GROUPS = pl.Series(GROUP_LABELS, dtype=pl.Enum(GROUP_LABELS))
+
+
+@dataclass(frozen=True)
+class KaplanMeier:
+    """A Kaplan–Meier survival curve S(t) = Π_{t_i ≤ t} (1 − d_i / r_i) over the distinct event
+    times t_i (d_i events at t_i, r_i subjects with a time ≥ t_i; a censoring at t_i counts as
+    still at risk at t_i, the usual convention). Right-continuous step function, S = 1 before the
+    first event.
+
+    Attributes
+    ----------
+    times : the distinct event times, increasing.
+    survival : S just after each event time (same length as ``times``).
+    last_time : the largest time observed (event or censoring); beyond it S is held at its last
+        value (Gill's convention), so probabilities there are lower bounds.
+    subjects : the number of subjects the curve was estimated from.
+    """
+
+    times: FloatArray
+    survival: FloatArray
+    last_time: float
+    subjects: int
+
+    def survival_at(self, t: FloatArray) -> FloatArray:
+        """S(t) at each of ``t`` (S = 1 before the first event, held past ``last_time``)."""
+        index = np.searchsorted(self.times, np.asarray(t, dtype=np.float64), side="right") - 1
+        values = np.ones(index.shape, dtype=np.float64)
+        inside = index >= 0
+        values[inside] = self.survival[index[inside]]
+        return values
+
+    @property
+    def last_event_time(self) -> float | None:
+        """The largest event time, or None without events."""
+        return float(self.times[-1]) if self.times.size else None
+
+
+def kaplan_meier(
+    durations: Sequence[float] | FloatArray, observed: Sequence[bool] | npt.NDArray[np.bool_]
+) -> KaplanMeier:
+    """The Kaplan–Meier estimate from ``durations`` (≥ 0, finite) and ``observed`` (True: the
+    event happened at that time; False: censored then). Independent of the subjects' order.
+
+    Examples
+    --------
+    >>> km = kaplan_meier([1.0, 2.0, 2.0, 3.0], [True, True, False, False])
+    >>> km.times.tolist(), km.survival.tolist()
+    ([1.0, 2.0], [0.75, 0.5])
+    """
+    d = np.asarray(durations, dtype=np.float64)
+    e = np.asarray(observed, dtype=bool)
+    if d.shape != e.shape or d.ndim != 1:
+        raise WinbackConfigError("durations and observed must be 1-d and of one length")
+    if d.size and not (np.isfinite(d).all() and (d >= 0).all()):
+        raise WinbackConfigError("durations must be finite and non-negative")
+    ordered = np.sort(d)
+    times = np.unique(d[e])
+    # r_i = #{d ≥ t_i}; d_i = #{events at t_i}.
+    at_risk = ordered.size - np.searchsorted(ordered, times, side="left")
+    events_sorted = np.sort(d[e])
+    deaths = np.searchsorted(events_sorted, times, side="right") - np.searchsorted(
+        events_sorted, times, side="left"
+    )
+    survival = np.cumprod(1.0 - deaths / at_risk) if times.size else np.empty(0)
+    last = float(ordered[-1]) if ordered.size else 0.0
+    return KaplanMeier(times, survival.astype(np.float64), last, int(d.size))
+
+
+def check_horizon(horizon_days: float) -> float:
+    """The cold-start horizon N (days) as a float, refused unless finite and positive."""
+    value = float(horizon_days)
+    if not (np.isfinite(value) and value > 0):
+        raise WinbackConfigError(
+            f"cold_start_horizon_days={horizon_days!r} must be a finite positive number of days"
+        )
+    return value
+
+
+def _first_occasions(
+    prepared: _io.PreparedTransactions, as_of_us: int, resolution_us: int, count: int
+) -> pl.DataFrame:
+    """customer, k (1-based), t_k (bucket start, µs) of each customer's first ``count`` occasions
+    up to ``as_of`` (docs/methods.md#occasions: rows after ``as_of`` are left out)."""
+    ts = pl.col("ts")
+    return (
+        prepared.frame.lazy()
+        .filter(ts <= as_of_us)
+        .select(pl.col("customer"), (ts - ts % resolution_us).alias("t"))
+        .unique()
+        .sort("customer", "t")
+        .with_columns(pl.int_range(1, pl.len() + 1).over("customer").alias("k"))
+        .filter(pl.col("k") <= count)
+        .collect()
+    )
+
+
+def cold_start_columns(
+    prepared: _io.PreparedTransactions,
+    scores: pl.DataFrame,
+    *,
+    as_of_us: int,
+    resolution_us: int,
+    min_occasions: int,
+    trf_cuts: Sequence[float],
+    horizon_days: float = COLD_START_HORIZON_DAYS,
+) -> pl.DataFrame:
+    """:data:`COLD_START_COLUMNS` for each row of ``scores`` (a silence frame of ``prepared`` at
+    ``as_of_us``), in its row order: filled for customers with n < ``min_occasions``, null for the
+    rest (docs/methods.md#cold-start).
+
+    For a customer with n occasions and recency Tr, with Ŝ the Kaplan–Meier curve of the time from
+    an n-th occasion to the next over every customer with ≥ n occasions, F̂ = 1 − Ŝ, and τ the
+    largest observed such gap: ``p_next_so_far`` = F̂(Tr); ``population_trf`` = F̂(Tr) / F̂(τ) (the
+    rank of Tr among the repeaters' gaps, in [0, 1]; null when no one has a next occasion);
+    ``p_next_within`` = (Ŝ(Tr) − Ŝ(Tr + N)) / Ŝ(Tr), with Ŝ held past the last observed time
+    (``cold_start_extrapolated`` is True when Tr + N lies beyond it: a lower bound).
+    """
+    horizon = check_horizon(horizon_days)
+    height = scores.height
+    trf = np.full(height, np.nan)
+    so_far = np.full(height, np.nan)
+    within = np.full(height, np.nan)
+    extrapolated = np.zeros(height, dtype=bool)
+    filled = np.zeros(height, dtype=bool)
+    n_all = scores.get_column("n_occasions").to_numpy()
+    recency_all = scores.get_column("recency_days").to_numpy().astype(np.float64)
+    cold = n_all < min_occasions
+    if cold.any():
+        occasions = _first_occasions(prepared, as_of_us, resolution_us, min_occasions)
+        # t_k per customer as a wide table aligned to the scores' rows.
+        wide = occasions.pivot(on="k", index="customer", values="t")
+        aligned = (
+            scores.select(pl.col("customer_id").alias("customer"))
+            .with_row_index("row")
+            .join(wide, on="customer", how="left")
+            .sort("row")
+        )
+        for k in range(1, min_occasions):
+            at_k = n_all == k
+            if not at_k.any():
+                continue
+            has = n_all >= k
+            later = n_all > k
+            t_k = aligned.get_column(str(k)).to_numpy()
+            gaps = np.zeros(height, dtype=np.float64)
+            if later.any():
+                t_next = aligned.get_column(str(k + 1)).to_numpy()
+                gaps[later] = (t_next[later] - t_k[later]) / _io.MICROS_PER_DAY
+            durations = np.where(later, gaps, recency_all)[has]
+            km = kaplan_meier(durations, later[has])
+            tr = recency_all[at_k]
+            s_tr = km.survival_at(tr)
+            s_next = km.survival_at(tr + horizon)
+            so_far[at_k] = 1.0 - s_tr
+            last_event = km.last_event_time
+            if last_event is not None:
+                top = 1.0 - float(km.survival_at(np.array([last_event]))[0])
+                trf[at_k] = np.minimum((1.0 - s_tr) / top, 1.0)
+            # S(Tr) > 0 for a subject censored at Tr (it is at risk there and had no event);
+            # kept as a guard for hand-made inputs.
+            safe = s_tr > 0
+            ratio = np.full(tr.shape, np.nan)
+            ratio[safe] = (s_tr[safe] - s_next[safe]) / s_tr[safe]
+            within[at_k] = ratio
+            extrapolated[at_k] = tr + horizon > km.last_time
+            filled[at_k] = True
+
+    def column(name: str, values: FloatArray) -> pl.Series:
+        return pl.Series(name, values, dtype=pl.Float64).fill_nan(None)
+
+    codes = np.searchsorted(np.asarray([float(c) for c in trf_cuts]), np.nan_to_num(trf), "right")
+    mask = pl.Series(filled)
+    return pl.DataFrame(
+        [
+            column("population_trf", trf),
+            column("p_next_so_far", so_far),
+            column("p_next_within", within),
+            pl.Series("cold_start_extrapolated", extrapolated),
+        ]
+    ).select(
+        pl.col("population_trf"),
+        pl.when(pl.col("population_trf").is_not_null())
+        .then(GROUPS.gather(pl.Series(codes.astype(np.uint32))))
+        .alias("population_trf_group"),
+        pl.col("p_next_so_far"),
+        pl.col("p_next_within"),
+        pl.when(mask).then(pl.col("cold_start_extrapolated")).alias("cold_start_extrapolated"),
+    )

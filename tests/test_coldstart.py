@@ -1,0 +1,250 @@
+"""Cold-start silence (docs/methods.md#cold-start): the Kaplan–Meier estimator against a slow
+reference, the columns on hand-made and random logs, and every CDNOW customer scored once."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import winback
+from winback import coldstart
+from winback.coldstart import COLD_START_COLUMNS, kaplan_meier
+from winback.datasets import load_cdnow
+from winback.silence import SILENCE_COLUMNS
+
+from .conftest import transaction_logs
+
+AS_OF = "1998-06-30"
+
+
+def reference_survival(durations: list[float], observed: list[bool], t: float) -> float:
+    """Kaplan–Meier by its definition: a loop over the distinct event times up to t."""
+    s = 1.0
+    for time in sorted({d for d, e in zip(durations, observed, strict=True) if e}):
+        if time > t:
+            break
+        at_risk = sum(1 for d in durations if d >= time)
+        events = sum(1 for d, e in zip(durations, observed, strict=True) if e and d == time)
+        s *= 1.0 - events / at_risk
+    return s
+
+
+samples = st.integers(0, 40).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.integers(0, 30).map(float), min_size=n, max_size=n),
+        st.lists(st.booleans(), min_size=n, max_size=n),
+    )
+)
+
+
+@given(samples, st.randoms(use_true_random=False))
+def test_kaplan_meier_matches_the_slow_reference_with_censoring(
+    sample: tuple[list[float], list[bool]], rnd: object
+) -> None:
+    durations, observed = sample
+    km = kaplan_meier(durations, observed)
+    queries = np.arange(-1.0, 33.0, 0.5)
+    got = km.survival_at(queries)
+    for q, value in zip(queries, got, strict=True):
+        assert value == pytest.approx(reference_survival(durations, observed, q), abs=1e-12)
+    assert np.isfinite(got).all()
+    assert ((got >= 0) & (got <= 1)).all()
+    # The subjects' order does not matter, bit for bit.
+    order = list(range(len(durations)))
+    rnd.shuffle(order)  # type: ignore[attr-defined]
+    again = kaplan_meier([durations[i] for i in order], [observed[i] for i in order])
+    assert np.array_equal(again.survival_at(queries), got)
+
+
+def test_kaplan_meier_refuses_bad_durations() -> None:
+    with pytest.raises(winback.WinbackConfigError, match="durations"):
+        kaplan_meier([1.0, math.nan], [True, False])
+    with pytest.raises(winback.WinbackConfigError, match="durations"):
+        kaplan_meier([-1.0], [True])
+
+
+def hand_log() -> pl.DataFrame:
+    start = date(2024, 1, 1)
+    rows = [("A", 0), ("A", 10), ("B", 0), ("B", 20), ("B", 25), ("C", 0), ("D", 15)]
+    return pl.DataFrame(
+        {
+            "customer_id": [c for c, _ in rows],
+            "ts": [start + timedelta(days=d) for _, d in rows],
+            "amount": [1.0] * len(rows),
+        }
+    )
+
+
+def test_hand_made_log() -> None:
+    """Time to a second purchase: A 10 and B 20 observed, C censored at 30 and D at 15, so
+    Ŝ = 0.75 after 10 and 0.375 after 20; F̂ at the last event is 0.625."""
+    out = winback.silence(
+        hand_log(), as_of=date(2024, 1, 31), cold_start=True, cold_start_horizon_days=10
+    )
+    rows = {r["customer_id"]: r for r in out.iter_rows(named=True)}
+    for scored in ("A", "B"):
+        assert all(rows[scored][c] is None for c in COLD_START_COLUMNS)
+    d = rows["D"]
+    assert d["recency_days"] == 15.0
+    assert d["p_next_so_far"] == pytest.approx(0.25)
+    assert d["population_trf"] == pytest.approx(0.25 / 0.625)
+    assert d["population_trf_group"] == "b"  # 0.4 is group b's lower bound
+    assert d["p_next_within"] == pytest.approx((0.75 - 0.375) / 0.75)
+    assert d["cold_start_extrapolated"] is False
+    c = rows["C"]
+    assert c["p_next_so_far"] == pytest.approx(0.625)
+    assert c["population_trf"] == 1.0
+    assert c["population_trf_group"] == "e"
+    # Beyond the last follow-up (30 days) Ŝ is held: no further purchase is assumed.
+    assert c["p_next_within"] == 0.0
+    assert c["cold_start_extrapolated"] is True
+
+
+def test_below_min_occasions_use_the_next_occasion_curve() -> None:
+    """With min_occasions=3, a two-occasion customer is measured against the time from a
+    second occasion to a third (B: 5 days observed; A censored at its recency 20)."""
+    out = winback.silence(hand_log(), as_of=date(2024, 1, 31), min_occasions=3, cold_start=True)
+    rows = {r["customer_id"]: r for r in out.iter_rows(named=True)}
+    assert rows["A"]["status"] == "below_min_occasions"
+    assert rows["A"]["p_next_so_far"] == pytest.approx(0.5)  # B's 5-day gap; A at risk at 20
+    assert rows["A"]["population_trf"] == 1.0
+    assert rows["B"]["status"] == "scored"
+    assert rows["B"]["population_trf"] is None
+    # One-purchase customers still use the time to the second purchase (A 10, B 20).
+    assert rows["D"]["p_next_so_far"] == pytest.approx(0.25)
+
+
+def test_no_customers_and_only_scored_customers() -> None:
+    empty = pl.DataFrame(
+        {"customer_id": [], "ts": [], "amount": []},
+        schema={"customer_id": pl.Int64, "ts": pl.Datetime("us"), "amount": pl.Float64},
+    )
+    out = winback.silence(empty, as_of=date(2024, 1, 1), cold_start=True)
+    assert out.columns == [*SILENCE_COLUMNS, *COLD_START_COLUMNS]
+    assert out.height == 0
+    two = hand_log().filter(pl.col("customer_id") == "A")
+    out = winback.silence(two, as_of=date(2024, 1, 31), cold_start=True)
+    assert out.select(COLD_START_COLUMNS).null_count().row(0) == (1,) * len(COLD_START_COLUMNS)
+
+
+def test_only_one_purchase_customers_have_no_reference() -> None:
+    """Nobody has a second purchase: F̂ is 0, population_trf is null (no repeaters to rank
+    against), p_next_within 0 and extrapolated."""
+    log = hand_log().filter(pl.col("customer_id").is_in(["C", "D"]))
+    out = winback.silence(log, as_of=date(2024, 1, 31), cold_start=True)
+    assert out.get_column("population_trf").null_count() == 2
+    assert out.get_column("population_trf_group").null_count() == 2
+    assert out.get_column("p_next_so_far").to_list() == [0.0, 0.0]
+    assert out.get_column("p_next_within").to_list() == [0.0, 0.0]
+
+
+@given(transaction_logs(), st.integers(1, 4), st.floats(0.5, 400.0))
+def test_random_logs_finite_in_range_and_order_free(
+    tx: pl.DataFrame, min_occasions: int, horizon: float
+) -> None:
+    as_of = datetime(2023, 2, 15)
+    kwargs = {"as_of": as_of, "min_occasions": min_occasions, "cold_start_horizon_days": horizon}
+    out = winback.silence(tx, cold_start=True, **kwargs)
+    plain = winback.silence(tx, as_of=as_of, min_occasions=min_occasions)
+    assert out.select(SILENCE_COLUMNS).equals(plain)  # existing columns untouched
+    cold = pl.col("n_occasions") < min_occasions
+    assert out.filter(cold).get_column("p_next_so_far").null_count() == 0
+    assert out.filter(cold).get_column("p_next_within").null_count() == 0
+    assert out.filter(~cold).select(COLD_START_COLUMNS).null_count().row(0) == (
+        out.filter(~cold).height,
+    ) * len(COLD_START_COLUMNS)
+    for name in ("population_trf", "p_next_so_far", "p_next_within"):
+        values = out.get_column(name).drop_nulls().to_numpy()
+        assert np.isfinite(values).all(), name
+        assert ((values >= 0) & (values <= 1)).all(), name
+    shuffled = tx.sample(fraction=1.0, shuffle=True, seed=3)
+    assert winback.silence(shuffled, cold_start=True, num_threads=1, **kwargs).equals(out)
+
+
+@pytest.fixture(scope="module")
+def cdnow() -> pl.DataFrame:
+    return load_cdnow()
+
+
+@pytest.fixture(scope="module")
+def cdnow_cold(cdnow: pl.DataFrame) -> pl.DataFrame:
+    return winback.silence(cdnow, as_of=AS_OF, cold_start=True)
+
+
+def test_cdnow_every_one_purchase_customer_scored(
+    cdnow: pl.DataFrame, cdnow_cold: pl.DataFrame
+) -> None:
+    out = cdnow_cold
+    assert out.height == 23_570 == cdnow.get_column("customer_id").n_unique()
+    assert out.get_column("customer_id").is_unique().all()
+    assert set(out.get_column("customer_id")) == set(cdnow.get_column("customer_id"))
+    single = out.filter(pl.col("status") == "single_purchase")
+    assert single.height == 12_054
+    assert single.select(COLD_START_COLUMNS).null_count().row(0) == (0,) * len(COLD_START_COLUMNS)
+    scored = out.filter(pl.col("status") == "scored")
+    assert scored.height == 11_516
+    assert scored.select(COLD_START_COLUMNS).null_count().row(0) == (11_516,) * len(
+        COLD_START_COLUMNS
+    )
+    # The existing columns keep their bits; only the cold-start columns are added.
+    assert out.select(SILENCE_COLUMNS).equals(winback.silence(cdnow, as_of=AS_OF))
+    # CDNOW is one cohort (first purchases in 1997 Q1) seen for 15–18 months: about 49% have
+    # come back, and a one-purchase customer is near the end of the repeaters' times.
+    assert single.get_column("p_next_so_far").is_between(0.48, 0.50).all()
+    assert single.get_column("p_next_within").is_between(0.0, 0.02).all()
+
+
+def test_cdnow_input_form_and_order_do_not_matter(
+    cdnow: pl.DataFrame, cdnow_cold: pl.DataFrame
+) -> None:
+    shuffled = cdnow.sample(fraction=1.0, shuffle=True, seed=11)
+    assert winback.silence(shuffled, as_of=AS_OF, cold_start=True, num_threads=1).equals(cdnow_cold)
+    reader = pa.RecordBatchReader.from_batches(
+        cdnow.to_arrow().schema, cdnow.to_arrow().to_batches(max_chunksize=5_000)
+    )
+    assert winback.silence(reader, as_of=AS_OF, cold_start=True).equals(cdnow_cold)
+    prepared = winback.prepare(cdnow)
+    assert winback.silence(prepared, as_of=AS_OF, cold_start=True).equals(cdnow_cold)
+
+
+def test_cdnow_campaign_lists_each_customer_at_most_once(cdnow_cold: pl.DataFrame) -> None:
+    """The target list is a selection: no customer twice, none unknown. (The default rule
+    selects by TrF group and S, so one-purchase customers are not targeted yet: see
+    docs/methods.md#cold-start.)"""
+    targets = winback.campaign(cdnow_cold, campaign_id="c1")
+    ids = targets.get_column("customer_id")
+    assert ids.is_unique().all()
+    assert set(ids) <= set(cdnow_cold.get_column("customer_id"))
+
+
+def test_refusals(tmp_path: object) -> None:
+    with pytest.raises(winback.WinbackConfigError, match="cold_start_horizon_days"):
+        winback.silence(hand_log(), cold_start=True, cold_start_horizon_days=0)
+    with pytest.raises(winback.WinbackConfigError, match="cold_start_horizon_days"):
+        winback.silence(hand_log(), cold_start=True, cold_start_horizon_days=math.inf)
+    with pytest.raises(winback.WinbackConfigError, match="out-of-core"):
+        winback.silence(hand_log(), cold_start=True, memory_limit="1MB")
+
+
+def test_first_occasions_agree_with_the_kernel(cdnow: pl.DataFrame) -> None:
+    """The occasion dates this module reads (bucket starts up to as_of) are the kernel's."""
+    prepared = winback.prepare(cdnow)
+    scores = winback.silence(prepared, as_of=AS_OF)
+    from winback import _io
+
+    as_of_us = _io.snapshot_end(prepared, AS_OF)
+    day = 86_400_000_000
+    first = coldstart._first_occasions(prepared, as_of_us, day, 10**9)
+    counts = first.group_by("customer").agg(pl.len().alias("n"), pl.col("t").min().alias("t1"))
+    joined = scores.join(counts, left_on="customer_id", right_on="customer")
+    assert joined.height == scores.height
+    assert (joined.get_column("n") == joined.get_column("n_occasions")).all()
+    firsts = (joined.get_column("t1") // day).cast(pl.Int32).cast(pl.Date)
+    assert (firsts == joined.get_column("first_ts")).all()

@@ -13,21 +13,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 
 from winback import _io
-from winback._options import COLD_START_HORIZON_DAYS
-from winback.errors import WinbackConfigError
+from winback._options import COLD_START_HORIZON_DAYS, CUSTOMER_COL
+from winback.errors import WinbackConfigError, WinbackFitError, WinbackInputError
 
 __all__ = [
     "COLD_START_COLUMNS",
     "KaplanMeier",
+    "SecondPurchaseModel",
     "check_horizon",
     "cold_start_columns",
     "kaplan_meier",
+    "second_purchase_model",
 ]
 
 #: Columns added by ``winback.silence(..., cold_start=True)``, in order (null for scored customers).
@@ -231,3 +234,218 @@ def cold_start_columns(
         pl.col("p_next_within"),
         pl.when(mask).then(pl.col("cold_start_extrapolated")).alias("cold_start_extrapolated"),
     )
+
+
+@dataclass(frozen=True)
+class SecondPurchaseModel:
+    """A calibrated P(second purchase within N days of the first | the first's features)
+    (docs/methods.md#second-purchase), made by :func:`second_purchase_model`.
+
+    Attributes
+    ----------
+    frame : one row per customer, sorted by ``customer_id``: ``first_ts`` (first occasion's
+        bucket start, µs as a local datetime), ``observed`` (first occasion at least N days
+        before ``as_of``: in the training set), ``second_within`` (the label; null when not
+        observed), ``p_second_within`` (the fitted model's probability, every customer) and
+        ``p_second_within_oof`` (out-of-fold probability for the training customers, null
+        otherwise; what ``auc`` and ``brier`` are measured on).
+    auc : the out-of-fold ROC AUC (0.5 = no better than the base rate).
+    brier, brier_base : out-of-fold Brier score, and that of predicting the base rate.
+    base_rate : the share of training customers with a second purchase within N days.
+    customers_trained : training customers.
+    horizon_days : N.
+    features : the model's input columns, in order.
+    """
+
+    frame: pl.DataFrame
+    auc: float
+    brier: float
+    brier_base: float
+    base_rate: float
+    customers_trained: int
+    horizon_days: float
+    features: tuple[str, ...]
+
+
+def _feature_matrix(
+    table: pl.DataFrame, numeric: Sequence[str], categorical: Sequence[str]
+) -> tuple[FloatArray, tuple[str, ...]]:
+    """Numeric columns as they are, categorical ones one-hot (levels in sorted order, so the
+    matrix does not depend on row order)."""
+    columns: list[FloatArray] = []
+    names: list[str] = []
+    for name in numeric:
+        columns.append(table.get_column(name).cast(pl.Float64).to_numpy())
+        names.append(name)
+    for name in categorical:
+        values = table.get_column(name).cast(pl.String).fill_null("(missing)")
+        for level in sorted(values.unique().to_list()):
+            columns.append((values == level).cast(pl.Float64).to_numpy())
+            names.append(f"{name}={level}")
+    if not columns:
+        return np.zeros((table.height, 0)), ()
+    return np.column_stack(columns), tuple(names)
+
+
+def second_purchase_model(
+    prepared: _io.PreparedTransactions,
+    *,
+    as_of_us: int,
+    resolution_us: int,
+    horizon_days: float = COLD_START_HORIZON_DAYS,
+    features: pl.DataFrame | None = None,
+    customer_col: str = CUSTOMER_COL,
+    folds: int = 5,
+    seed: int = 0,
+) -> SecondPurchaseModel:
+    """Fit P(second purchase within ``horizon_days`` of the first | the first purchase's
+    features) on the customers whose first occasion is at least that old
+    (docs/methods.md#second-purchase).
+
+    Features: log(1 + first occasion's amount) (when amounts were read), the rows in the first
+    occasion, its weekday (one-hot), and the columns of ``features`` — one row per customer,
+    keyed by ``customer_col``, e.g. the first purchase's channel, store or product (numeric
+    columns as they are, text/categorical ones one-hot; a null is its own level for text and an
+    error for numbers). The model is scikit-learn's ``LogisticRegression`` (optional extra
+    ``winback[coldstart]``), on standardised inputs; AUC and Brier are measured out of fold
+    (``folds``-fold stratified, seeded by ``seed``).
+    """
+    try:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold, cross_val_predict
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise WinbackConfigError(
+            "the second-purchase model needs scikit-learn: pip install 'winback[coldstart]'"
+        ) from exc
+    horizon = check_horizon(horizon_days)
+    if folds < 2:
+        raise WinbackConfigError(f"folds={folds} must be at least 2")
+    ts = pl.col("ts")
+    day = _io.MICROS_PER_DAY
+    amount = [pl.col("amount").sum()] if prepared.has_amount else []
+    occasions = (
+        prepared.frame.lazy()
+        .filter(ts <= as_of_us)
+        .with_columns((ts - ts % resolution_us).alias("t"))
+        # A canonical row order before summing, so the amount has the same bits for any input
+        # order (docs/methods.md#occasions).
+        .sort("customer", "t", "ts", *(["amount"] if prepared.has_amount else []))
+        .group_by("customer", "t", maintain_order=True)
+        .agg(pl.len().alias("rows"), *amount)
+        .sort("customer", "t")
+        .with_columns(pl.int_range(1, pl.len() + 1).over("customer").alias("k"))
+        .filter(pl.col("k") <= 2)
+        .collect()
+    )
+    first = occasions.filter(pl.col("k") == 1).drop("k")
+    second = occasions.filter(pl.col("k") == 2).select("customer", pl.col("t").alias("t2"))
+    as_of_bucket = as_of_us - as_of_us % resolution_us
+    table = (
+        first.join(second, on="customer", how="left")
+        .sort("customer")
+        .with_columns(
+            (pl.col("t") <= as_of_bucket - horizon * day).alias("observed"),
+            ((pl.col("t2") - pl.col("t")) <= horizon * day).fill_null(False).alias("label"),
+            (((pl.col("t") // day) + 3) % 7).alias("weekday"),  # 0 = Monday (1970-01-01: Thu)
+        )
+    )
+    numeric = ["rows"]
+    if prepared.has_amount:
+        table = table.with_columns(pl.col("amount").clip(lower_bound=0).log1p().alias("log_amount"))
+        numeric.insert(0, "log_amount")
+    categorical = ["weekday"]
+    if features is not None:
+        table, extra_numeric, extra_categorical = _join_features(table, features, customer_col)
+        numeric += extra_numeric
+        categorical += extra_categorical
+    x, names = _feature_matrix(table, numeric, categorical)
+    observed = table.get_column("observed").to_numpy()
+    y = table.get_column("label").to_numpy()[observed]
+    positives = int(y.sum())
+    if min(positives, y.size - positives) < folds:
+        raise WinbackFitError(
+            f"the second-purchase model needs at least {folds} customers with and without a "
+            f"second purchase within {horizon:g} days among those first seen at least that long "
+            f"before as_of; found {positives} with and {y.size - positives} without"
+        )
+
+    def model() -> Any:
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+
+    x_train = x[observed]
+    split = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    oof = cross_val_predict(model(), x_train, y, cv=split, method="predict_proba")[:, 1]
+    fitted = model().fit(x_train, y)
+    p_all = fitted.predict_proba(x)[:, 1]
+    base = float(y.mean())
+    oof_full = np.full(table.height, np.nan)
+    oof_full[observed] = oof
+    frame = table.select(
+        pl.col("customer").alias("customer_id"),
+        pl.col("t").cast(pl.Datetime("us")).alias("first_ts"),
+        pl.col("observed"),
+        pl.when(pl.col("observed")).then(pl.col("label")).alias("second_within"),
+        pl.Series("p_second_within", p_all, dtype=pl.Float64),
+        pl.Series("p_second_within_oof", oof_full, dtype=pl.Float64).fill_nan(None),
+    )
+    return SecondPurchaseModel(
+        frame=frame,
+        auc=_auc(y, oof),
+        brier=float(np.mean((oof - y) ** 2)),
+        brier_base=float(np.mean((base - y) ** 2)),
+        base_rate=base,
+        customers_trained=int(y.size),
+        horizon_days=horizon,
+        features=names,
+    )
+
+
+def _auc(y: npt.NDArray[np.bool_], score: FloatArray) -> float:
+    """ROC AUC by the rank-sum (Mann–Whitney) formula, ties counted half."""
+    order = np.argsort(score, kind="stable")
+    ranks = np.empty(score.size, dtype=np.float64)
+    sorted_scores = score[order]
+    # Average ranks over ties.
+    _, first_index, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    average = first_index + (counts + 1) / 2.0
+    ranks[order] = np.repeat(average, counts)
+    positives = int(y.sum())
+    negatives = y.size - positives
+    return float((ranks[y].sum() - positives * (positives + 1) / 2.0) / (positives * negatives))
+
+
+def _join_features(
+    table: pl.DataFrame, features: pl.DataFrame, customer_col: str
+) -> tuple[pl.DataFrame, list[str], list[str]]:
+    """The user's per-customer feature columns joined to the first purchases; typed errors for a
+    missing key, a customer twice or a non-finite / missing number."""
+    if customer_col not in features.columns:
+        raise WinbackInputError(f"features has no {customer_col!r} column (one row per customer)")
+    keys = features.get_column(customer_col)
+    if not keys.is_unique().all():
+        twice = keys.filter(keys.is_duplicated()).unique().sort().head(5).to_list()
+        raise WinbackInputError(f"features lists customer(s) {twice} more than once")
+    columns = [c for c in features.columns if c != customer_col]
+    clashes = [c for c in columns if c in table.columns]
+    if clashes:
+        raise WinbackInputError(f"features column(s) {clashes} clash with built-in ones; rename")
+    numeric = [c for c in columns if features.schema[c].is_numeric()]
+    categorical = [c for c in columns if c not in numeric]
+    keyed = features.rename({customer_col: "customer"})
+    try:
+        joined = table.join(keyed, on="customer", how="left")
+    except pl.exceptions.PolarsError as exc:
+        raise WinbackInputError(
+            f"features' {customer_col!r} column cannot be matched to the customer ids ({exc})"
+        ) from exc
+    for name in numeric:
+        values = joined.get_column(name).cast(pl.Float64)
+        bad = values.is_null() | values.is_nan() | values.is_infinite()
+        if bad.any():
+            raise WinbackInputError(
+                f"features column {name!r} is missing, NaN or infinite for {int(bad.sum())} "
+                "customer(s); give every customer a finite value (or make it a text column)"
+            )
+    return joined, numeric, categorical

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -335,3 +336,47 @@ def test_second_purchase_model_refusals() -> None:
         second_purchase(big, features=pl.DataFrame({"id": [1]}))
     with pytest.raises(winback.WinbackConfigError, match="folds"):
         second_purchase(big, folds=1)
+
+
+COLD_START_RULE = """
+format = 1
+name = "with_cold_start"
+description = "The default selection plus one-purchase customers late against the population."
+
+[thresholds]
+min_s = 1.0
+
+[[classifier]]
+column = "segment"
+description = "Why the customer is targeted."
+inputs = ["rank_ratio_group", "silence_score", "population_trf_group"]
+default = "none"
+rules = [
+  { label = "group_e", when = { rank_ratio_group = { eq = "e" } } },
+  { label = "group_d", when = { rank_ratio_group = { eq = "d" } } },
+  { label = "silent", when = { silence_score = { ge = "$min_s" } } },
+  { label = "cold_start_e", when = { population_trf_group = { eq = "e" } } },
+]
+
+[campaign]
+segment = "segment"
+exclude = ["none"]
+cadence = { group_e = 1, group_d = 3, silent = 7, cold_start_e = 14 }
+"""
+
+
+def test_cdnow_campaign_can_target_every_one_purchase_customer_once(
+    cdnow_cold: pl.DataFrame, tmp_path: Path
+) -> None:
+    """A rules file that reads ``population_trf_group`` puts the one-purchase customers on the
+    list (after the scored ones: their TrF group and S are null), each exactly once."""
+    rule = tmp_path / "cold.toml"
+    rule.write_text(COLD_START_RULE)
+    targets = winback.campaign(cdnow_cold, campaign_id="c1", rule=rule, staff=["ann", "bo"])
+    assert targets.get_column("customer_id").is_unique().all()
+    counts = dict(targets.get_column("segment").value_counts().iter_rows())
+    assert counts == {"group_e": 5_714, "group_d": 781, "cold_start_e": 12_054}
+    single = cdnow_cold.filter(pl.col("status") == "single_purchase").get_column("customer_id")
+    cold = targets.filter(pl.col("segment") == "cold_start_e")
+    assert set(cold.get_column("customer_id")) == set(single)
+    assert cold.get_column("priority").min() == 5_714 + 781 + 1

@@ -30,6 +30,7 @@ __all__ = [
     "check_horizon",
     "cold_start_columns",
     "kaplan_meier",
+    "next_gaps",
     "second_purchase_model",
 ]
 
@@ -142,19 +143,35 @@ def _first_occasions(
     )
 
 
+def next_gaps(
+    prepared: _io.PreparedTransactions, *, as_of_us: int, resolution_us: int, min_occasions: int
+) -> pl.DataFrame:
+    """``customer``, ``k``, ``gap_days`` = t_{k+1} − t_k (days) for k = 1 … ``min_occasions`` − 1
+    and each customer with more than k occasions up to ``as_of``: the observed times of the
+    cold-start reference curves (docs/methods.md#cold-start). One part of the population per
+    call, so it can be built group by group on the out-of-core path and concatenated."""
+    occasions = _first_occasions(prepared, as_of_us, resolution_us, min_occasions)
+    t = pl.col("t")
+    return (
+        occasions.with_columns(
+            ((t.shift(-1).over("customer") - t) / _io.MICROS_PER_DAY).alias("gap_days")
+        )
+        .filter(pl.col("gap_days").is_not_null())
+        .select("customer", "k", "gap_days")
+    )
+
+
 def cold_start_columns(
-    prepared: _io.PreparedTransactions,
     scores: pl.DataFrame,
+    gaps: pl.DataFrame,
     *,
-    as_of_us: int,
-    resolution_us: int,
     min_occasions: int,
     trf_cuts: Sequence[float],
     horizon_days: float = COLD_START_HORIZON_DAYS,
 ) -> pl.DataFrame:
-    """:data:`COLD_START_COLUMNS` for each row of ``scores`` (a silence frame of ``prepared`` at
-    ``as_of_us``), in its row order: filled for customers with n < ``min_occasions``, null for the
-    rest (docs/methods.md#cold-start).
+    """:data:`COLD_START_COLUMNS` for each row of ``scores`` (a whole silence frame), in its row
+    order, from the :func:`next_gaps` of the same data: filled for customers with n <
+    ``min_occasions``, null for the rest (docs/methods.md#cold-start).
 
     For a customer with n occasions and recency Tr, with Ŝ the Kaplan–Meier curve of the time from
     an n-th occasion to the next over every customer with ≥ n occasions, F̂ = 1 − Ŝ, and τ the
@@ -172,46 +189,41 @@ def cold_start_columns(
     filled = np.zeros(height, dtype=bool)
     n_all = scores.get_column("n_occasions").to_numpy()
     recency_all = scores.get_column("recency_days").to_numpy().astype(np.float64)
-    cold = n_all < min_occasions
-    if cold.any():
-        occasions = _first_occasions(prepared, as_of_us, resolution_us, min_occasions)
-        # t_k per customer as a wide table aligned to the scores' rows.
-        wide = occasions.pivot(on="k", index="customer", values="t")
-        aligned = (
-            scores.select(pl.col("customer_id").alias("customer"))
-            .with_row_index("row")
-            .join(wide, on="customer", how="left")
+    ids = scores.select("customer_id").with_row_index("row")
+    keyed = gaps.rename({"customer": "customer_id"}).with_columns(
+        pl.col("customer_id").cast(ids.schema["customer_id"])
+    )
+    for k in range(1, min_occasions):
+        at_k = n_all == k
+        if not at_k.any():
+            continue
+        has = n_all >= k
+        later = n_all > k
+        observed_gap = (
+            ids.join(keyed.filter(pl.col("k") == k).drop("k"), on="customer_id", how="left")
             .sort("row")
+            .get_column("gap_days")
+            .to_numpy()
+            .astype(np.float64)
         )
-        for k in range(1, min_occasions):
-            at_k = n_all == k
-            if not at_k.any():
-                continue
-            has = n_all >= k
-            later = n_all > k
-            t_k = aligned.get_column(str(k)).to_numpy()
-            gaps = np.zeros(height, dtype=np.float64)
-            if later.any():
-                t_next = aligned.get_column(str(k + 1)).to_numpy()
-                gaps[later] = (t_next[later] - t_k[later]) / _io.MICROS_PER_DAY
-            durations = np.where(later, gaps, recency_all)[has]
-            km = kaplan_meier(durations, later[has])
-            tr = recency_all[at_k]
-            s_tr = km.survival_at(tr)
-            s_next = km.survival_at(tr + horizon)
-            so_far[at_k] = 1.0 - s_tr
-            last_event = km.last_event_time
-            if last_event is not None:
-                top = 1.0 - float(km.survival_at(np.array([last_event]))[0])
-                trf[at_k] = np.minimum((1.0 - s_tr) / top, 1.0)
-            # S(Tr) > 0 for a subject censored at Tr (it is at risk there and had no event);
-            # kept as a guard for hand-made inputs.
-            safe = s_tr > 0
-            ratio = np.full(tr.shape, np.nan)
-            ratio[safe] = (s_tr[safe] - s_next[safe]) / s_tr[safe]
-            within[at_k] = ratio
-            extrapolated[at_k] = tr + horizon > km.last_time
-            filled[at_k] = True
+        durations = np.where(later, observed_gap, recency_all)[has]
+        km = kaplan_meier(durations, later[has])
+        tr = recency_all[at_k]
+        s_tr = km.survival_at(tr)
+        s_next = km.survival_at(tr + horizon)
+        so_far[at_k] = 1.0 - s_tr
+        last_event = km.last_event_time
+        if last_event is not None:
+            top = 1.0 - float(km.survival_at(np.array([last_event]))[0])
+            trf[at_k] = np.minimum((1.0 - s_tr) / top, 1.0)
+        # S(Tr) > 0 for a subject censored at Tr (it is at risk there and had no event);
+        # kept as a guard for hand-made inputs.
+        safe = s_tr > 0
+        ratio = np.full(tr.shape, np.nan)
+        ratio[safe] = (s_tr[safe] - s_next[safe]) / s_tr[safe]
+        within[at_k] = ratio
+        extrapolated[at_k] = tr + horizon > km.last_time
+        filled[at_k] = True
 
     def column(name: str, values: FloatArray) -> pl.Series:
         return pl.Series(name, values, dtype=pl.Float64).fill_nan(None)

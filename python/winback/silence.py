@@ -436,12 +436,13 @@ def silence(
         num_threads=num_threads,
     )
     if cold_start:  # cold-start (docs/methods.md#cold-start): new columns appended
+        gaps = coldstart.next_gaps(
+            prepared, as_of_us=as_of_us, resolution_us=resolution_us, min_occasions=min_occasions
+        )
         frame = frame.hstack(
             coldstart.cold_start_columns(
-                prepared,
                 frame,
-                as_of_us=as_of_us,
-                resolution_us=resolution_us,
+                gaps,
                 min_occasions=min_occasions,
                 trf_cuts=trf_cuts,
                 horizon_days=cold_start_horizon_days,

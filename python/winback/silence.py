@@ -346,9 +346,10 @@ def silence(
         population (docs/methods.md#cold-start): adds :data:`winback.coldstart.COLD_START_COLUMNS`
         (``population_trf``, ``population_trf_group``, ``p_next_so_far``, ``p_next_within`` over
         the next ``cold_start_horizon_days`` days, ``cold_start_extrapolated``), null for scored
-        customers; the other columns are unchanged. Off by default: the Kaplan–Meier reference is
-        population-wide, so it needs every customer in memory at once (refused on the
-        out-of-core path), and the default output keeps its columns.
+        customers; the other columns are unchanged. Off by default, so the default output keeps
+        its columns. The Kaplan–Meier reference is population-wide: on the out-of-core path each
+        part's observed gaps are kept (at most ``min_occasions`` − 1 rows per customer) and the
+        columns are added once all parts are scored; the result is identical.
     return_info
         Also return a :class:`SilenceInfo` with rows read, rejected and after ``as_of``.
 
@@ -386,12 +387,6 @@ def silence(
         spill_dir=spill_dir,
         progress=progress,
     )
-    if options is not None and cold_start:  # cold-start (docs/methods.md#cold-start)
-        raise WinbackConfigError(
-            "cold_start=True needs every customer in memory (its Kaplan–Meier reference is "
-            "population-wide), but this input takes the out-of-core path; pass a larger "
-            "memory_limit or score with cold_start=False"
-        )
     if options is not None:
         scored, info = _silence_out_of_core(
             data,
@@ -411,6 +406,8 @@ def silence(
             time_format=time_format,
             id_type=id_type,
             num_threads=num_threads,
+            cold_start=cold_start,
+            cold_start_horizon_days=cold_start_horizon_days,
         )
         assert scored is not None
         return (scored, info) if return_info else scored
@@ -488,12 +485,15 @@ def _silence_out_of_core(
     time_format: str | None,
     id_type: IdType,
     num_threads: int | None,
+    cold_start: bool = False,
+    cold_start_horizon_days: float = COLD_START_HORIZON_DAYS,
 ) -> tuple[pl.DataFrame | None, SilenceInfo]:
     """:func:`silence` by parts (docs/methods.md#out-of-core): spill, score each group of spill
     files with the global ``as_of``, and collect the results (or append them to ``output``)."""
     resolution_us, _, _ = check_parameters(resolution, min_occasions, trf_cuts, s_cuts, num_threads)
     sink = _spill.ResultSink(output)
     rows_used = rows_after = 0
+    gap_parts: list[pl.DataFrame] = []  # cold-start (docs/methods.md#cold-start)
     try:
         with _spill.spill_input(
             data,
@@ -518,12 +518,31 @@ def _silence_out_of_core(
                     s_cuts=s_cuts,
                     num_threads=num_threads,
                 )
+                if cold_start:  # cold-start: this part's observed gaps, one row per customer and k
+                    gap_parts.append(
+                        coldstart.next_gaps(
+                            prepared,
+                            as_of_us=as_of_us,
+                            resolution_us=resolution_us,
+                            min_occasions=min_occasions,
+                        )
+                    )
                 del prepared
                 rows_used += used
                 rows_after += after
                 sink.add(frame)
             customers = sink.rows
             scored = sink.finish(pl.DataFrame())
+            if cold_start and scored is not None and gap_parts:  # cold-start: population-wide
+                scored = scored.hstack(
+                    coldstart.cold_start_columns(
+                        scored,
+                        pl.concat(gap_parts),
+                        min_occasions=min_occasions,
+                        trf_cuts=trf_cuts,
+                        horizon_days=cold_start_horizon_days,
+                    )
+                )
     except BaseException:
         sink.abort()
         raise

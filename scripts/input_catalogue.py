@@ -175,10 +175,6 @@ CASES: list[Case] = [
         "refused: the file has no header",
         "WinbackInputError",
         "tx.csv",
-        xfail={
-            "campaign": "python/winback/cli/campaign.py reads the schema with "
-            "frame.collect_schema() instead of winback._io.read_schema, so the file is not named"
-        },
     ),
     Case(
         "header-only CSV",
@@ -193,10 +189,6 @@ CASES: list[Case] = [
             "value": (0, ""),
             "campaign": (2, "--start"),
             "fit": (2, "no customers"),
-        },
-        xfail={
-            "fit": "python/winback/cli/fit.py, models/: a fit on empty input is a "
-            "WinbackFitError (exit 3), not an input error (exit 2)"
         },
     ),
     Case(
@@ -378,12 +370,6 @@ CASES: list[Case] = [
         "refused: the customer whose total overflows is named",
         "WinbackInputError",
         "99999999",
-        xfail={
-            "fit": "python/winback/summary.py, models/gamma_gamma.py: the amounts reach the "
-            "Gamma–Gamma fit (WinbackFitError, exit 3) instead of a refusal naming the customer",
-            "value": "python/winback/value/: value_to_date is inf (the amounts' sum overflows "
-            "float64) and the run exits 0",
-        },
     ),
     # -- good but odd: exit 0 ----------------------------------------------------------------
     Case(

@@ -26,7 +26,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"summary", "rfm", "segments"}),
     frozenset({"migrate", "value"}),
     frozenset({"campaign", "evaluation"}),
-    frozenset({"report", "_engines"}),
+    frozenset({"report", "_engines", "loop"}),
     frozenset({"spark", "dask"}),
     frozenset({"cli"}),
 )

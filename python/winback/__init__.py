@@ -10,8 +10,15 @@ from __future__ import annotations
 from winback._io.prepared import PreparedTransactions, prepare
 from winback._version import __version__
 from winback.campaign import campaign
-from winback.errors import WinbackConfigError, WinbackError, WinbackFitError, WinbackInputError
+from winback.errors import (
+    WinbackConfigError,
+    WinbackError,
+    WinbackFitError,
+    WinbackInputError,
+    WinbackWarning,
+)
 from winback.evaluation import Evaluation, evaluate
+from winback.loop import Pipeline  # SQLAlchemy loads when a run starts
 from winback.migrate import Migration, migration
 from winback.report import Report, report  # Altair and vl-convert load on first use
 from winback.rfm import quadrant, rfm
@@ -23,6 +30,7 @@ from winback.value import ValueResult, value
 __all__ = [
     "Evaluation",
     "Migration",
+    "Pipeline",
     "PreparedTransactions",
     "Report",
     "RuleSet",
@@ -33,6 +41,7 @@ __all__ = [
     "WinbackError",
     "WinbackFitError",
     "WinbackInputError",
+    "WinbackWarning",
     "__version__",
     "campaign",
     "classify",

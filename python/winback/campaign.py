@@ -32,7 +32,7 @@ import numpy as np
 import polars as pl
 
 from winback import _io, _winback
-from winback.errors import WinbackConfigError, WinbackInputError
+from winback.errors import CapacityWarning, WinbackConfigError, WinbackInputError
 from winback.rfm import (
     check_finite,
     check_unique_customers,
@@ -92,23 +92,6 @@ _NUMERIC_READS = (
     "total_amount",
     "tenure_days",
 )
-
-
-class CapacityWarning(UserWarning):
-    """The staff capacity cut the target list short (docs/methods.md#holdout).
-
-    Attributes
-    ----------
-    capacity : the staff's total capacity (contacts).
-    targets_cut : targets left off the list (both arms, past the priority where capacity ran out).
-    contacts_cut : of those, the customers who would have been contacted.
-    """
-
-    def __init__(self, message: str, *, capacity: int, targets_cut: int, contacts_cut: int):
-        super().__init__(message)
-        self.capacity = capacity
-        self.targets_cut = targets_cut
-        self.contacts_cut = contacts_cut
 
 
 def assignment_hash(

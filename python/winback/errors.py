@@ -1,8 +1,20 @@
-"""Exceptions of winback: the one place they are defined (the Rust extension raises these too)."""
+"""Exceptions and warnings of winback: the one place they are defined (the Rust extension raises
+these errors too). Every warning derives from :class:`WinbackWarning`, so
+``warnings.simplefilter("ignore", WinbackWarning)`` silences winback's notices and nothing else."""
 
 from __future__ import annotations
 
-__all__ = ["WinbackConfigError", "WinbackError", "WinbackFitError", "WinbackInputError"]
+__all__ = [
+    "CapacityWarning",
+    "SpendOutlierWarning",
+    "UnitNotCheckedWarning",
+    "ValueWarning",
+    "WinbackConfigError",
+    "WinbackError",
+    "WinbackFitError",
+    "WinbackInputError",
+    "WinbackWarning",
+]
 
 
 class WinbackError(Exception):
@@ -19,3 +31,42 @@ class WinbackConfigError(WinbackError, ValueError):
 
 class WinbackFitError(WinbackError, RuntimeError):
     """A model could not be fitted: the message carries the optimiser's reason and a hint."""
+
+
+class WinbackWarning(UserWarning):
+    """Base class of every warning winback issues: a documented fall-back or a notice that
+    input was left out, never a silent change."""
+
+
+class ValueWarning(WinbackWarning):
+    """A value run went on with a documented fall-back (population defaults for a model that
+    could not be fitted) or left input out (expense rows of customers without transactions)."""
+
+
+class SpendOutlierWarning(WinbackWarning):
+    """Customers with an extreme number of occasions were set aside from the Gamma–Gamma fit
+    (docs/methods.md#spend-outliers); they are still predicted from the fitted parameters."""
+
+
+class UnitNotCheckedWarning(WinbackWarning):
+    """A model that knows its time unit and resolution was given a plain summary frame, which
+    does not carry them, so they could not be checked (docs/methods.md#fitting). Pass the
+    ``(frame, info)`` pair of ``winback.summary(..., return_info=True)`` to check them. Issued
+    once per model."""
+
+
+class CapacityWarning(WinbackWarning):
+    """The staff capacity cut the target list short (docs/methods.md#holdout).
+
+    Attributes
+    ----------
+    capacity : the staff's total capacity (contacts).
+    targets_cut : targets left off the list (both arms, past the priority where capacity ran out).
+    contacts_cut : of those, the customers who would have been contacted.
+    """
+
+    def __init__(self, message: str, *, capacity: int, targets_cut: int, contacts_cut: int):
+        super().__init__(message)
+        self.capacity = capacity
+        self.targets_cut = targets_cut
+        self.contacts_cut = contacts_cut

@@ -31,7 +31,7 @@ from winback._options import (
     IdType,
     OnInvalid,
 )
-from winback.errors import WinbackConfigError, WinbackInputError
+from winback.errors import WinbackConfigError
 
 __all__ = [
     "BAND_LABELS",
@@ -197,23 +197,8 @@ def score_prepared(
             raw.get_column("mean_amount"),
         ]
     )
-    _check_amount_sums(frame)
+    _io.refuse_overflowing_amounts(frame, ["total_amount", "mean_amount"])
     return frame, int(rows_used), int(rows_after)
-
-
-def _check_amount_sums(frame: pl.DataFrame) -> None:
-    """Finite amounts can still sum past the largest float64 (±1.8e308): such a customer's
-    ``total_amount`` would be ±inf, so the input is refused, naming the customers
-    (docs/methods.md#hygiene)."""
-    overflow = frame.filter(pl.col("total_amount").is_infinite())
-    if overflow.height:
-        shown = ", ".join(repr(c) for c in overflow.get_column("customer_id").head(5).to_list())
-        more = ", …" if overflow.height > 5 else ""
-        raise WinbackInputError(
-            f"the amounts of {overflow.height} customer(s) ({shown}{more}) add up beyond the "
-            "largest float (±1.8e308), so their total_amount would be infinite; check the amount "
-            "column's scale (a unit or parsing error?)"
-        )
 
 
 @overload

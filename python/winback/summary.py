@@ -315,6 +315,13 @@ def _summary_frame(
         raw.get_column("monetary_value_holdout"),
     ]
     frame = pl.DataFrame(columns)
+    # the same refusal as silence's: a customer whose amounts add up past float64 (the first
+    # occasion's plus the repeat occasions' sum, x · z̄) is named rather than fitted
+    spend_total = pl.col("first_amount") + pl.col("monetary_value") * pl.col("frequency")
+    _io.refuse_overflowing_amounts(
+        frame.with_columns(spend_total.alias("_amount_total")),
+        ["monetary_value", "first_amount", "monetary_value_holdout", "_amount_total"],
+    )
     if not window.split:
         return frame.select(SUMMARY_COLUMNS)
     duration_us = _bucket(window.max_time_us, resolution_us) - _bucket(

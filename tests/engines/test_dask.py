@@ -3,7 +3,7 @@ sorting)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import polars as pl
 import pyarrow as pa
@@ -94,6 +94,48 @@ def test_errors_are_raised_on_the_client() -> None:
         winback_dask.score(ddf)
     with pytest.raises(WinbackConfigError, match="npartitions"):
         winback_dask.score(ddf, as_of="2024-01-01", npartitions=0)
+
+
+def test_an_as_of_before_the_data_is_refused_by_score() -> None:
+    """The same refusal as the local API's (docs/methods.md#as-of), from the driver's read pass."""
+    from winback import dask as winback_dask
+
+    pdf = pl.DataFrame(
+        {
+            "customer_id": [1, 1, 2],
+            "ts": [datetime(2024, 1, 1), datetime(2024, 2, 1), datetime(2024, 1, 15)],
+        },
+        schema={"customer_id": pl.Int64, "ts": pl.Datetime("us")},
+    ).to_pandas()
+    ddf = dd.from_pandas(pdf, npartitions=2)
+    with pytest.raises(WinbackConfigError, match="before the first purchase") as remote:
+        winback_dask.score(ddf, as_of="1990-01-01")
+    with pytest.raises(WinbackConfigError, match="before the first purchase") as local:
+        winback.silence(pl.from_pandas(pdf), as_of="1990-01-01")
+    assert str(remote.value) == str(local.value)
+    assert winback_dask.score(ddf, as_of="2024-03-01").compute().shape[0] == 2
+
+
+def test_a_far_future_row_stops_the_default_as_of_as_locally() -> None:
+    """The percentile half of the far-future rule (docs/methods.md#as-of), not just the clock's:
+    2,000 purchases in 2000–2001 and one typo dated 2010 (before today's clock)."""
+    from winback import dask as winback_dask
+
+    days = [datetime(2000, 1, 1) + timedelta(days=i % 700) for i in range(2000)]
+    frame = pl.DataFrame(
+        {"customer_id": [i % 300 for i in range(2000)] + [7], "ts": [*days, datetime(2010, 5, 5)]},
+        schema={"customer_id": pl.Int64, "ts": pl.Datetime("us")},
+    )
+    with pytest.raises(WinbackInputError, match="2010-05-05") as local:
+        winback.silence(frame)
+    for npartitions in (1, 3):
+        ddf = dd.from_pandas(frame.to_pandas(), npartitions=npartitions)
+        with pytest.raises(WinbackInputError, match="2010-05-05") as remote:
+            winback_dask.score(ddf)
+        assert str(remote.value) == str(local.value)
+        with pytest.raises(WinbackInputError, match="2010-05-05"):
+            winback_dask.summary(ddf)
+    assert winback_dask.score(ddf, as_of="2001-12-31").compute().shape[0] == 300
 
 
 def test_invalid_rows_are_numbered_in_the_whole_input() -> None:

@@ -31,6 +31,7 @@ import math
 import os
 import random
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -46,7 +47,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 import winback
-from winback.errors import WinbackError, WinbackFitError, WinbackInputError
+from winback.errors import WinbackError, WinbackFitError, WinbackInputError, WinbackWarning
 
 #: Examples per test: bounded under the CI profile (the default) and ``fast``; the profile's own
 #: count under ``slow`` and ``long`` (tests/conftest.py).
@@ -431,7 +432,15 @@ def test_hostile_logs_are_refused_typed_or_read_whole(
 )
 def test_value_on_hostile_logs(log: Log, seed: int) -> None:
     rows = list(range(len(log.ids)))
-    status, result = _outcome(lambda: winback.value(log.table(rows), on_invalid="drop"))
+
+    def run(order: list[int]) -> Any:
+        # tiny or degenerate logs fall back to the documented population defaults with a
+        # warning (docs/methods.md#population-defaults): that is a result, not a failure
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", WinbackWarning)
+            return winback.value(log.table(order), on_invalid="drop")
+
+    status, result = _outcome(lambda: run(rows))
     event(f"value: {status}")
     if status == "error":
         _check_error(result, log)
@@ -441,7 +450,7 @@ def test_value_on_hostile_logs(log: Log, seed: int) -> None:
     _once(customers, log)
     _finite(customers)
     random.Random(seed).shuffle(rows)
-    again = winback.value(log.table(rows), on_invalid="drop").frame
+    again = run(rows).frame
     assert_frame_equal(_canonical(again), _canonical(customers))
 
 
@@ -469,23 +478,12 @@ def test_fixed_offset_zones_and_wide_decimals_are_named(tmp_path: Path) -> None:
         winback.silence(pa.table({"customer_id": [1, 1], "ts": days, "amount": wide}))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="python/winback/summary.py (_next_period / period_edges): data in December 9999 "
-    "make the period after it year 10000, a raw ValueError",
-)
 def test_summary_of_data_in_the_last_month_of_year_9999() -> None:
     ts = pa.array([datetime(9999, 12, 1), datetime(9999, 12, 31)], pa.timestamp("us"))
     with contextlib.suppress(WinbackError):
         winback.summary(pa.table({"customer_id": [1, 1], "ts": ts}))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="python/winback/summary.py (period_edges) via _io/times.py (micros_to_datetime): "
-    "year-1 rows read in a zone west of UTC fall before "
-    "0001-01-01 (local time) and the period panel raises a raw OverflowError",
-)
 def test_summary_of_year_one_rows_west_of_utc() -> None:
     ts = pa.array(
         [datetime(1, 1, 1), datetime(1900, 1, 1), datetime(2024, 12, 31)],
@@ -495,11 +493,6 @@ def test_summary_of_year_one_rows_west_of_utc() -> None:
         winback.summary(pa.table({"customer_id": [1, 1, 2], "ts": ts}))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="python/winback/value/: amounts whose sum overflows float64 give value_to_date = inf "
-    "(silence refuses them naming the customer; value does not)",
-)
 def test_value_refuses_amounts_whose_sum_overflows() -> None:
     days = [date(2024, 1, 1), date(2024, 2, 1), date(2024, 1, 5), date(2024, 3, 1)]
     table = pa.table(

@@ -388,7 +388,12 @@ def read_tally(table: pa.Table | pa.RecordBatch, settings: ReadSettings) -> dict
                 examples[flag] = collected.get_column(plan.reasons[flag][0])[int(rows[0])]
     valid = prepared.filter(~pl.any_horizontal(flags)) if flags else prepared
     ts = valid.get_column("ts").cast(pl.Datetime("us")).cast(pl.Int64)
+    # the day histogram and latest rows the default as_of's far-future rule needs
+    # (docs/methods.md#as-of): one count per distinct day, so the tally stays small
+    dates = _io.PurchaseDates()
+    dates.add(pl.DataFrame([valid.get_column("customer"), ts]))
     return {
+        "dates": dates,
         "rows": collected.height,
         "refusals": refusals,
         "counts": counts,
@@ -442,6 +447,7 @@ def combine_tallies(
     examples: dict[str, Any] = {}
     low: list[int] = []
     high: list[int] = []
+    dates: list[_io.PurchaseDates] = []
     zones: list[str] = []
     rejected = 0
     for partition, start, _, tally in ordered:
@@ -458,6 +464,7 @@ def combine_tallies(
                 at + r for r in tally["first_rows"].get(flag, [])[: _FIRST_ROWS - len(listed)]
             )
         rejected += tally["rows_rejected"]
+        dates += [tally["dates"]] if "dates" in tally else []
         low += [tally["min_ts_us"]] if tally["min_ts_us"] is not None else []
         high += [tally["max_ts_us"]] if tally["max_ts_us"] is not None else []
         zones += [tally["time_zone"]] if tally["time_zone"] is not None else []
@@ -472,6 +479,7 @@ def combine_tallies(
         "rows_read": total,
         "rows_rejected": rejected,
         "time_zone": zones[0] if zones else plan.time_zone,
+        "dates": _io.PurchaseDates.merge(dates),
     }
     return Tally(offsets=offsets, bounds=bounds, rows_read=total)
 

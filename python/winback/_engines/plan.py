@@ -182,7 +182,9 @@ def score_plan(
         id_type=id_type,
     )
     tally = read_input(source, read, used, rejects)
-    if as_of is None:
+    # with an explicit as_of the bounds cost nothing when the input was read on the driver
+    # anyway, and they let the local rule refuse an as_of before all the data
+    if as_of is None or (tally is not None and read.order_col is None):
         bounds = data_bounds_of(source, read, used, tally)
     else:
         bounds = {"time_zone": empty.time_zone, "max_ts_us": None}
@@ -285,9 +287,12 @@ def _in_local_time(moment: Any, zone: str | None) -> Any:
 def resolve_as_of(bounds: dict[str, Any], as_of: Any) -> int:
     """The snapshot of :func:`winback.silence` over all the data (local wall-clock µs), by the
     local rule (docs/methods.md#as-of): ``as_of`` in the data's time zone, else the end of the
-    latest valid purchase's day, else 0 (no data). The bounds hold only the first and latest
-    purchase, so of the far-future checks only the clock's applies here."""
-    dates = _io.PurchaseDates.bounds(bounds.get("min_ts_us"), bounds.get("max_ts_us"))
+    latest valid purchase's day, else 0 (no data). Bounds from the driver's read pass carry the
+    day histogram (``dates``), so the far-future rule is the local one; bounds from an engine's
+    min/max job hold only the first and latest purchase, so there only the clock applies."""
+    dates = bounds.get("dates") or _io.PurchaseDates.bounds(
+        bounds.get("min_ts_us"), bounds.get("max_ts_us")
+    )
     return _io.snapshot_end_at(as_of, bounds["time_zone"], dates)
 
 
@@ -308,6 +313,9 @@ def resolve_window(
     raises the same :class:`~winback.WinbackConfigError` as it would on all the data.
     """
     zone = bounds["time_zone"]
+    if as_of is None and holdout_end is None and bounds.get("dates") is not None:
+        # the default as_of's far-future rule needs the day histogram the probe lacks
+        _io.snapshot_end_at(None, zone, bounds["dates"])
     micros = [m for m in (bounds["min_ts_us"], bounds["max_ts_us"]) if m is not None]
     probe = pl.DataFrame(
         {"customer": [0] * len(micros), "ts": [_io.micros_to_datetime(m) for m in micros]},

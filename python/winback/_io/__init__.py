@@ -24,6 +24,7 @@ from winback._io.hygiene import (
     invalid_rows_error,
     merge_orders,
     plan_read,
+    refuse_overflowing_amounts,
     reject_reason,
     unreadable_columns_error,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "prepare",
     "purchase_dates",
     "read_schema",
+    "refuse_overflowing_amounts",
     "reject_reason",
     "snapshot_end",
     "snapshot_end_at",

@@ -38,6 +38,7 @@ __all__ = [
     "merge_orders",
     "plan_read",
     "refusal_error",
+    "refuse_overflowing_amounts",
     "reject_reason",
     "unreadable_columns_error",
 ]
@@ -390,3 +391,26 @@ def empty_rejects(collected: pl.DataFrame) -> pl.DataFrame:
         .with_row_index("row_index")
         .with_columns(pl.lit(None, dtype=pl.String).alias("reason"))
     )
+
+
+def refuse_overflowing_amounts(
+    frame: pl.DataFrame, columns: Sequence[str], customer_col: str = "customer_id"
+) -> None:
+    """Refuse finite amounts that sum past the largest float64 (±1.8e308) within a customer.
+
+    Such a customer's totals and means come out ±inf (or NaN), so the input is refused naming
+    the customers (docs/methods.md#hygiene) rather than passing a non-finite number on.
+    ``columns`` are the per-customer money columns to check (nulls are fine)."""
+    present = [c for c in columns if c in frame.columns]
+    if not present or frame.height == 0:
+        return
+    bad = pl.any_horizontal([pl.col(c).is_infinite() | pl.col(c).is_nan() for c in present])
+    overflow = frame.filter(bad.fill_null(False))
+    if overflow.height:
+        shown = ", ".join(repr(c) for c in overflow.get_column(customer_col).head(5).to_list())
+        more = ", …" if overflow.height > 5 else ""
+        raise WinbackInputError(
+            f"the amounts of {overflow.height} customer(s) ({shown}{more}) add up beyond the "
+            "largest float (±1.8e308), so their totals would be infinite; check the amount "
+            "column's scale (a unit or parsing error?)"
+        )

@@ -16,7 +16,7 @@ could read and which ``time_format`` to pass.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time, timedelta
 
 import polars as pl
@@ -123,8 +123,15 @@ def as_of_to_micros(as_of: date | datetime | str, time_zone: str | None) -> int:
 
 
 def micros_to_datetime(micros: int) -> datetime:
-    """Local wall-clock µs since the epoch as a naive datetime."""
-    return _EPOCH + timedelta(microseconds=micros)
+    """Local wall-clock µs since the epoch as a naive datetime; a time outside Python's years
+    1–9999 (a year-1 purchase read in a zone west of UTC) is a :class:`WinbackInputError`."""
+    try:
+        return _EPOCH + timedelta(microseconds=micros)
+    except OverflowError:
+        raise WinbackInputError(
+            f"a purchase time lies outside the years 1–9999 in the data's local time "
+            f"({micros} µs from 1970-01-01); check the time column and its zone"
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,6 +201,30 @@ class PurchaseDates:
                 )
             ]
         return dates
+
+    @classmethod
+    def merge(cls, parts: Iterable[PurchaseDates]) -> PurchaseDates:
+        """The purchases of several parts together (an engine's chunks, read apart): the same
+        figures as one pass over all of them, in any order of the parts."""
+        merged = cls()
+        for part in parts:
+            if part.first_us is None or part.latest_us is None:
+                continue
+            merged.rows += part.rows
+            if merged.first_us is None or merged.latest_us is None:
+                merged.first_us, merged.latest_us = part.first_us, part.latest_us
+            else:
+                merged.first_us = min(merged.first_us, part.first_us)
+                merged.latest_us = max(merged.latest_us, part.latest_us)
+            if part._whole is not None:
+                merged._days.append(_day_counts(part._whole))
+                merged._latest.append(_latest_rows(part._whole))
+            merged._days.extend(part._days)
+            merged._latest.extend(part._latest)
+        if merged._days:
+            merged._days = [_merge_days(merged._days)]
+            merged._latest = [_latest_rows(pl.concat(merged._latest))]
+        return merged
 
     def add(self, frame: pl.DataFrame) -> None:
         """Counts a batch of purchases (``customer``, ``ts``)."""

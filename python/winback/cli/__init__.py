@@ -11,7 +11,8 @@ Errors print one line (``--debug`` shows the traceback).
 - ``fit``: ``winback fit``;
 - ``value``: ``winback value``;
 - ``campaign``: ``winback segment``, ``winback campaign`` and ``winback evaluate``;
-- ``report``: ``winback report`` and ``winback demo``.
+- ``report``: ``winback report`` and ``winback demo``;
+- ``run``: ``winback run`` and ``winback init`` (the daily loop).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import winback.cli.score
 import winback.cli.fit
 import winback.cli.value
 import winback.cli.campaign
-import winback.cli.report  # noqa: F401 - imported to register its commands
+import winback.cli.report
+import winback.cli.run  # noqa: F401 - imported to register its commands
 
 # isort: on
 

@@ -74,6 +74,8 @@ def _global_options(
 
       winback fit sales.parquet -m bgnbd -m gg -o models/
 
+      winback init winback.toml; winback run --config winback.toml --as-of 2024-06-30
+
     Exit codes: 0 success, 2 bad input or arguments, 3 a model could not be fitted, 1 other.
 
     Errors print one line; winback --debug COMMAND … shows the traceback.

@@ -126,7 +126,7 @@ def _scored(
         raise WinbackConfigError(f"--monetary {monetary!r} must be 'total' or 'mean'")
     mode: Literal["total", "mean"] = "total" if monetary == "total" else "mean"
     frame = _io.to_polars(input)
-    if is_scored_table(frame.collect_schema().names()):
+    if is_scored_table(_io.read_schema(frame).names()):
         table = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
         if "rfm_segment" not in table.columns:
             table = rfm(table, monetary=mode)

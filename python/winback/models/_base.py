@@ -17,7 +17,12 @@ from numpy.typing import NDArray
 from winback._io import parse_resolution, to_polars
 from winback._kernels.data import pps_rows, scatter
 from winback._winback import compress as compress_rows
-from winback.errors import WinbackConfigError, WinbackFitError, WinbackInputError
+from winback.errors import (
+    UnitNotCheckedWarning,
+    WinbackConfigError,
+    WinbackFitError,
+    WinbackInputError,
+)
 from winback.models._fitting import (
     LOG_BOUND,
     FitResult,
@@ -56,13 +61,6 @@ _MAX_RELATIVE_SE = 1e3
 #: The models ``load`` can rebuild, by class name: every class of ``winback.models`` that sets its
 #: own ``model_name`` (filled as the classes are defined).
 _MODELS: dict[str, type[BaseModel]] = {}
-
-
-class UnitNotCheckedWarning(UserWarning):
-    """A model that knows its time unit and resolution was given a plain summary frame, which
-    does not carry them, so they could not be checked (docs/methods.md#fitting). Pass the
-    ``(frame, info)`` pair of ``winback.summary(..., return_info=True)`` to check them. Issued
-    once per model."""
 
 
 class Compressed:

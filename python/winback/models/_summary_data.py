@@ -75,7 +75,10 @@ def _valid_rft(frame: pl.DataFrame, names: dict[str, str]) -> pl.DataFrame | Non
 def compressed_rft(checked: pl.DataFrame, weights: pl.Series | None, *, model: str) -> Compressed:
     """Unique (x, t_x, T) tuples with counts; refuses data where nobody purchased again."""
     if checked.height == 0:
-        raise WinbackFitError(f"{model}: the summary has no customers")
+        # nothing to fit is a property of the input, not of the optimiser: exit 2, not 3
+        raise WinbackInputError(
+            f"{model}: the summary has no customers (the input has no valid transactions)"
+        )
     if not (checked["frequency"] > 0).any():
         raise WinbackFitError(
             f"{model}: no customer made a repeat purchase (every frequency is 0), so the purchase "

@@ -23,7 +23,12 @@ from scipy import optimize, special
 from winback._kernels import likelihood as lik
 from winback._kernels import newton as kernels
 from winback._options import TimeUnit
-from winback.errors import WinbackConfigError, WinbackFitError, WinbackInputError
+from winback.errors import (
+    SpendOutlierWarning,
+    WinbackConfigError,
+    WinbackFitError,
+    WinbackInputError,
+)
 from winback.models._base import (
     BaseModel,
     Compressed,
@@ -49,11 +54,6 @@ FloatArray = NDArray[np.float64]
 #: aside from the fit (and still predicted from the fitted parameters).
 EXTREME_FREQUENCY_FACTOR: float = 10.0
 EXTREME_FREQUENCY_MIN: float = 100.0
-
-
-class SpendOutlierWarning(UserWarning):
-    """Customers with an extreme number of occasions were set aside from the Gamma–Gamma fit
-    (docs/methods.md#spend-outliers); they are still predicted from the fitted parameters."""
 
 
 def extreme_frequency_cap(x: FloatArray, weights: FloatArray | None = None) -> float:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from winback.errors import ValueWarning
+
 if TYPE_CHECKING:
     from scipy import sparse
 
@@ -40,11 +42,6 @@ REST_TIER = "bronze"
 #: (docs/methods.md#population-defaults).
 FITTED = "fitted"
 POPULATION_DEFAULT = "population_default"
-
-
-class ValueWarning(UserWarning):
-    """A value run went on with a documented fall-back (population defaults for a model that
-    could not be fitted) or left input out (expense rows of customers without transactions)."""
 
 
 #: ``p_frequency`` holds P(X' = j) for j = 0 … PMF_MAX.

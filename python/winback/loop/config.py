@@ -1,0 +1,401 @@
+"""The daily loop's configuration (docs/loop.md#the-config-file): the TOML file of
+``winback run --config``, parsed and validated up front into a :class:`LoopConfig`, and the
+commented example ``winback init`` writes (:data:`EXAMPLE_CONFIG`).
+
+Every mistake is a :class:`~winback.errors.WinbackConfigError` naming the key
+(``campaign.holdout``, ``staff.capacity.ann`` …) before any data is read or any state written.
+Relative paths (sources, the outputs folder, a SQLite file) are taken from the config file's
+folder, so a config runs the same from any working directory.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from winback._options import (
+    AMOUNT_COL,
+    CUSTOMER_COL,
+    HORIZON_PERIODS,
+    MIN_OCCASIONS,
+    ON_INVALID,
+    PERIOD,
+    RESOLUTION,
+    S_CUTS,
+    TIME_COL,
+    TRF_CUTS,
+)
+from winback.errors import WinbackConfigError
+from winback.segments import load_rules, parse_cadence
+
+__all__ = ["DEFAULT_DATABASE_URL", "EXAMPLE_CONFIG", "LoopConfig", "load_config", "parse_config"]
+
+#: The state database when the config names none: a SQLite file next to the config.
+DEFAULT_DATABASE_URL = "sqlite:///winback-state.db"
+
+_SECTIONS: dict[str, tuple[str, ...]] = {
+    "source": ("paths", "customer_col", "time_col", "amount_col", "on_invalid", "tz"),
+    "scoring": ("resolution", "min_occasions", "trf_cuts", "s_cuts"),
+    "value": ("enabled", "period", "margin", "horizon"),
+    "campaign": (
+        "name",
+        "length_days",
+        "rules",
+        "thresholds",
+        "strategy_map",
+        "cadence",
+        "holdout",
+        "cool_down_days",
+        "max_contacts",
+    ),
+    "staff": ("names", "capacity"),
+    "outputs": ("dir",),
+    "database": ("url",),
+}
+_ON_INVALID = ("raise", "drop", "warn")
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """A validated loop configuration (see :data:`EXAMPLE_CONFIG` for every key)."""
+
+    sources: tuple[str, ...]
+    customer_col: str = CUSTOMER_COL
+    time_col: str = TIME_COL
+    amount_col: str = AMOUNT_COL
+    on_invalid: str = ON_INVALID
+    tz: str | None = None
+    resolution: str = RESOLUTION
+    min_occasions: int = MIN_OCCASIONS
+    trf_cuts: tuple[float, ...] = TRF_CUTS
+    s_cuts: tuple[float, ...] = S_CUTS
+    value: bool = False
+    period: str = PERIOD
+    margin: float | None = None
+    horizon: int = HORIZON_PERIODS
+    name: str = "winback"
+    length_days: int = 90
+    rules: str = "default"
+    thresholds: Mapping[str, Any] = field(default_factory=dict)
+    strategy_map: str | Mapping[str, str] | None = None
+    cadence: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    holdout: float = 0.1
+    cool_down_days: int = 30
+    max_contacts: int = 3
+    staff: tuple[str, ...] | None = None
+    capacity: int | Mapping[str, int] | None = None
+    outputs: str = "winback-out"
+    database_url: str = DEFAULT_DATABASE_URL
+
+    def fingerprint(self) -> str:
+        """A short hash of the settings, stored with every run (a changed config shows)."""
+        import hashlib
+
+        return hashlib.blake2b(repr(self).encode("utf-8"), digest_size=8).hexdigest()
+
+
+def _fail(key: str, message: str) -> WinbackConfigError:
+    return WinbackConfigError(f"config key {key}: {message}")
+
+
+def _whole(key: str, value: Any, low: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise _fail(key, f"{value!r} must be a whole number ≥ {low}")
+    return value
+
+
+def _text(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(key, f"{value!r} must be a non-empty string")
+    return value
+
+
+def _number(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _fail(key, f"{value!r} must be a finite number")
+    return float(value)
+
+
+def _cuts(key: str, value: Any, count: int) -> tuple[float, ...]:
+    if not isinstance(value, list) or len(value) != count:
+        raise _fail(key, f"{value!r} must be a list of {count} increasing numbers")
+    cuts = tuple(_number(key, v) for v in value)
+    if any(b <= a for a, b in itertools.pairwise(cuts)):
+        raise _fail(key, f"{value!r} must be increasing")
+    return cuts
+
+
+def _resolve(path: str, base: Path) -> str:
+    if "://" in path:
+        return path
+    candidate = Path(path).expanduser()
+    return str(candidate if candidate.is_absolute() else base / candidate)
+
+
+def _database_url(url: str, base: Path) -> str:
+    """A relative SQLite file is taken from the config's folder; other URLs are kept."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        rest = url[len("sqlite:///") :]
+        if rest and rest != ":memory:" and not rest.startswith(("/", ":")):
+            return "sqlite:///" + str(base / rest)
+    return url
+
+
+def parse_config(raw: Mapping[str, Any], *, base: str | Path = ".") -> LoopConfig:
+    """A :class:`LoopConfig` from the parsed TOML tables; relative paths resolved from ``base``.
+
+    Examples
+    --------
+    >>> from winback.loop.config import parse_config
+    >>> parse_config({"source": {"paths": ["sales.csv"]}}, base="/data").sources
+    ('/data/sales.csv',)
+    >>> parse_config({"source": {"paths": ["s.csv"]}, "campaign": {"holdout": 1.5}})
+    Traceback (most recent call last):
+    winback.errors.WinbackConfigError: config key campaign.holdout: 1.5 must be in [0, 1) ...
+    """
+    folder = Path(base)
+    if not isinstance(raw, Mapping):
+        raise WinbackConfigError("the config must be a TOML document of tables")
+    for section, table in raw.items():
+        if section not in _SECTIONS:
+            raise _fail(section, f"unknown section (sections: {', '.join(_SECTIONS)})")
+        if not isinstance(table, Mapping):
+            raise _fail(section, "must be a table [" + section + "]")
+        for key in table:
+            if key not in _SECTIONS[section]:
+                raise _fail(
+                    f"{section}.{key}",
+                    f"unknown key (keys of [{section}]: {', '.join(_SECTIONS[section])})",
+                )
+    source = raw.get("source")
+    if source is None or "paths" not in source:
+        raise _fail("source.paths", "is missing: name the transaction file(s) to read")
+    paths = source["paths"]
+    if isinstance(paths, str):
+        paths = [paths]
+    if not isinstance(paths, list) or not paths:
+        raise _fail("source.paths", f"{paths!r} must be a file name or a non-empty list of them")
+    sources = tuple(_resolve(_text("source.paths", p), folder) for p in paths)
+    out: dict[str, Any] = {"sources": sources}
+    for key in ("customer_col", "time_col", "amount_col"):
+        if key in source:
+            out[key] = _text(f"source.{key}", source[key])
+    if "on_invalid" in source:
+        if source["on_invalid"] not in _ON_INVALID:
+            raise _fail(
+                "source.on_invalid", f"{source['on_invalid']!r} must be one of raise, drop, warn"
+            )
+        out["on_invalid"] = source["on_invalid"]
+    if "tz" in source:
+        out["tz"] = _text("source.tz", source["tz"])
+
+    scoring = raw.get("scoring", {})
+    if "resolution" in scoring:
+        out["resolution"] = _text("scoring.resolution", scoring["resolution"])
+    if "min_occasions" in scoring:
+        out["min_occasions"] = _whole("scoring.min_occasions", scoring["min_occasions"], 2)
+    if "trf_cuts" in scoring:
+        out["trf_cuts"] = _cuts("scoring.trf_cuts", scoring["trf_cuts"], 4)
+    if "s_cuts" in scoring:
+        out["s_cuts"] = _cuts("scoring.s_cuts", scoring["s_cuts"], 2)
+
+    value = raw.get("value", {})
+    if "enabled" in value:
+        if not isinstance(value["enabled"], bool):
+            raise _fail("value.enabled", f"{value['enabled']!r} must be true or false")
+        out["value"] = value["enabled"]
+    if "period" in value:
+        out["period"] = _text("value.period", value["period"])
+    if "margin" in value:
+        margin = _number("value.margin", value["margin"])
+        if not 0 <= margin <= 1:
+            raise _fail("value.margin", f"{margin!r} must be in [0, 1]")
+        out["margin"] = margin
+    if "horizon" in value:
+        out["horizon"] = _whole("value.horizon", value["horizon"], 1)
+
+    _campaign(raw.get("campaign", {}), out, folder)
+    _staff(raw.get("staff", {}), out)
+    if "dir" in raw.get("outputs", {}):
+        out["outputs"] = _resolve(_text("outputs.dir", raw["outputs"]["dir"]), folder)
+    else:
+        out["outputs"] = str(folder / "winback-out")
+    url = raw.get("database", {}).get("url", DEFAULT_DATABASE_URL)
+    out["database_url"] = _database_url(_text("database.url", url), folder)
+    return LoopConfig(**out)
+
+
+def _campaign(table: Mapping[str, Any], out: dict[str, Any], folder: Path) -> None:
+    if "name" in table:
+        name = _text("campaign.name", table["name"])
+        if any(c in name for c in "\x00\n\r"):
+            raise _fail("campaign.name", f"{name!r} must be one line of text")
+        out["name"] = name
+    if "length_days" in table:
+        out["length_days"] = _whole("campaign.length_days", table["length_days"], 1)
+    if "holdout" in table:
+        holdout = _number("campaign.holdout", table["holdout"])
+        if not 0 <= holdout < 1:
+            raise _fail(
+                "campaign.holdout",
+                f"{table['holdout']!r} must be in [0, 1) ... the share kept uncontacted as the "
+                "control arm (0.1 = 10 %)",
+            )
+        out["holdout"] = holdout
+    if "cool_down_days" in table:
+        out["cool_down_days"] = _whole("campaign.cool_down_days", table["cool_down_days"])
+    if "max_contacts" in table:
+        out["max_contacts"] = _whole("campaign.max_contacts", table["max_contacts"], 1)
+    thresholds = table.get("thresholds", {})
+    if not isinstance(thresholds, Mapping):
+        raise _fail("campaign.thresholds", "must be a table name = value")
+    out["thresholds"] = dict(thresholds)
+    rules_name = _text("campaign.rules", table.get("rules", "default"))
+    rules_path = rules_name if rules_name.endswith(".toml") else None
+    if rules_path is not None:
+        rules_name = _resolve(rules_path, folder)
+    try:
+        rules = load_rules(rules_name, thresholds=out["thresholds"] or None)
+    except WinbackConfigError as exc:
+        raise _fail("campaign.rules", str(exc)) from None
+    if rules.campaign is None:
+        raise _fail("campaign.rules", f"{rules.source} has no [campaign] table to select targets")
+    out["rules"] = rules_name
+    labels = rules.classifier(rules.campaign.segment).labels
+    if "cadence" in table:
+        if not isinstance(table["cadence"], Mapping):
+            raise _fail("campaign.cadence", "must be a table segment = days or [min, max]")
+        cadence = parse_cadence(table["cadence"], where="config key campaign.cadence")
+        for label in cadence:
+            if label not in labels and label != "*":
+                raise _fail(
+                    f"campaign.cadence.{label}",
+                    f"{rules.source} never labels a segment {label!r} "
+                    f"(segments: {', '.join(labels)}; '*' for any other)",
+                )
+        out["cadence"] = cadence
+    if "strategy_map" in table:
+        strategy = table["strategy_map"]
+        if isinstance(strategy, Mapping):
+            bad = [k for k, v in strategy.items() if not isinstance(v, str) or not v]
+            if bad:
+                raise _fail(f"campaign.strategy_map.{bad[0]}", "must be a strategy name")
+            unknown = [k for k in strategy if k not in labels and k != "*"]
+            if unknown:
+                raise _fail(
+                    f"campaign.strategy_map.{unknown[0]}",
+                    f"{rules.source} never labels a segment {unknown[0]!r} "
+                    f"(segments: {', '.join(labels)}; '*' for any other)",
+                )
+            out["strategy_map"] = dict(strategy)
+        else:
+            name = _text("campaign.strategy_map", strategy)
+            if name.endswith(".toml"):
+                name = _resolve(name, folder)
+            try:
+                load_rules(name).classifier("strategy")
+            except WinbackConfigError as exc:
+                raise _fail("campaign.strategy_map", str(exc)) from None
+            out["strategy_map"] = name
+
+
+def _staff(table: Mapping[str, Any], out: dict[str, Any]) -> None:
+    names = table.get("names")
+    if names is None:
+        if "capacity" in table:
+            raise _fail("staff.capacity", "needs staff.names: capacity is per staff member")
+        return
+    if not isinstance(names, list) or not names:
+        raise _fail("staff.names", f"{names!r} must be a non-empty list of names")
+    checked = [_text("staff.names", n) for n in names]
+    twice = [n for n in checked if checked.count(n) > 1]
+    if twice:
+        raise _fail("staff.names", f"lists {twice[0]!r} twice")
+    out["staff"] = tuple(checked)
+    if "capacity" not in table:
+        return
+    capacity = table["capacity"]
+    if isinstance(capacity, Mapping):
+        for name, cap in capacity.items():
+            if name not in checked:
+                raise _fail(f"staff.capacity.{name}", "is not in staff.names")
+            _whole(f"staff.capacity.{name}", cap)
+        if sum(capacity.values()) == 0:
+            raise _fail("staff.capacity", "the total capacity is 0: nobody can be contacted")
+        out["capacity"] = dict(capacity)
+    else:
+        out["capacity"] = _whole("staff.capacity", capacity, 1)
+
+
+def load_config(path: str | os.PathLike[str]) -> LoopConfig:
+    """Reads and validates a loop config file (TOML, UTF-8)."""
+    file = Path(path)
+    try:
+        text = file.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise WinbackConfigError(
+            f"config {str(file)!r} does not exist; `winback init` writes an example"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise WinbackConfigError(f"config {str(file)!r} is not UTF-8 (byte {exc.start})") from None
+    except OSError as exc:
+        raise WinbackConfigError(f"config {str(file)!r} cannot be read ({exc.strerror})") from None
+    try:
+        raw = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, RecursionError) as exc:
+        raise WinbackConfigError(f"config {str(file)!r} is not valid TOML ({exc})") from None
+    return parse_config(raw, base=file.resolve().parent)
+
+
+#: What ``winback init`` writes: every key, commented, with its default.
+EXAMPLE_CONFIG = """\
+# winback daily loop (docs/loop.md). Run it every day:  winback run --config winback.toml
+# Relative paths are read from this file's folder.
+
+[source]
+paths = ["sales.parquet"]        # transaction file(s) or globs: Parquet, CSV, IPC
+# customer_col = "customer_id"
+# time_col = "ts"
+# amount_col = "amount"
+# on_invalid = "raise"           # raise | drop | warn (docs/methods.md#invalid-rows-and-hygiene)
+# tz = "Europe/Berlin"
+
+[scoring]                        # docs/methods.md#silence
+# resolution = "1d"
+# min_occasions = 2
+# trf_cuts = [0.4, 0.6, 0.8, 0.95]
+# s_cuts = [1.0, 2.0]
+
+[value]                          # docs/methods.md#value: adds value tiers and the CLV
+enabled = false
+# period = "month"
+# margin = 0.3
+# horizon = 12
+
+[campaign]
+name = "winback"                 # campaigns are named NAME-YYYY-MM-DD (their first day)
+length_days = 90                 # a campaign's life: arms and staff are kept this long
+rules = "default"                # selection: default, salon, auto_dealer or a .toml file
+# thresholds = { min_s = 1.0 }   # override the rules' thresholds
+# strategy_map = "strategy"      # a rules file, or a table { group_e = "call", "*" = "mail" }
+# cadence = { group_e = 1, group_d = 3, silent = 7 }   # days between contacts, by segment
+holdout = 0.1                    # share kept uncontacted (the control arm)
+cool_down_days = 30              # a customer contacted this recently is not targeted again
+max_contacts = 3                 # contacts per target in a campaign (first + follow-ups)
+
+[staff]
+# names = ["ann", "bo"]
+# capacity = 200                 # or { ann = 120, bo = 80 }
+
+[outputs]
+dir = "winback-out"              # targets-YYYY-MM-DD.csv, due-YYYY-MM-DD.csv
+
+[database]
+url = "sqlite:///winback-state.db"   # the state; PostgreSQL URLs in a later release
+"""

@@ -1,0 +1,770 @@
+"""The daily win-back loop (docs/loop.md): :class:`Pipeline` runs one day — score, select,
+remember — with its state in a database.
+
+A run for date D (docs/loop.md#a-daily-run):
+
+1. scores the transactions up to the end of D with :func:`winback.silence` (and
+   :func:`winback.value` when ``[value] enabled``), and builds the day's selection with
+   :func:`winback.campaign.campaign` under the active campaign's id;
+2. in one database transaction: brings the schema up to date, starts a campaign when none is
+   running on D, adds the customers who are selected but not yet targets of the campaign
+   (**new targets**; their arm is the campaign's stable hash, their staff the one dealt on their
+   first day, both kept for the campaign's life), except those contacted within the
+   **cool-down**; recomputes every target's status and **next contact** from the contacts
+   recorded so far (the cadence after the last contact, up to ``max_contacts``); stores every
+   customer's snapshot and the run;
+3. writes the day's files (``targets-D.csv``, ``due-D.csv``, ``entrants-D.csv``) to temporary
+   names inside the transaction and renames them once it has committed.
+
+Re-running D (the latest run) first removes what D's run added, then runs again: the same state
+and the same files. A run for a date before the latest run is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+import polars.selectors as cs
+
+from winback._io.prepared import prepare
+from winback._version import __version__
+from winback.campaign import campaign
+from winback.errors import WinbackConfigError, WinbackInputError
+from winback.loop.config import LoopConfig, load_config, parse_config
+from winback.silence import silence
+from winback.value.api import value
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+__all__ = ["Pipeline", "RunResult", "checkpoint", "require_sqlalchemy"]
+
+#: Columns of ``targets-D.csv``.
+TARGET_FILE_COLUMNS = (
+    "campaign_id",
+    "customer_id",
+    "arm",
+    "contact",
+    "staff",
+    "strategy",
+    "segment",
+    "entered_on",
+    "next_contact",
+    "contacts_made",
+    "status",
+    "new_target",
+)
+#: Columns of ``due-D.csv``: the contacts to make on D (overdue ones carried).
+DUE_FILE_COLUMNS = (
+    "campaign_id",
+    "customer_id",
+    "staff",
+    "strategy",
+    "segment",
+    "next_contact",
+    "overdue_days",
+    "contacts_made",
+)
+
+
+def require_sqlalchemy() -> None:
+    """The state database needs SQLAlchemy, an optional dependency: a clear error without it."""
+    import importlib.util
+
+    if importlib.util.find_spec("sqlalchemy") is None:
+        raise WinbackConfigError(
+            "the daily loop keeps its state with SQLAlchemy, which is not installed: "
+            "pip install 'winback[loop]'"
+        )
+
+
+def checkpoint(name: str) -> None:
+    """A named point of a run (``migrated``, ``campaign``, ``targets``, ``snapshots``,
+    ``files``, ``commit``). Does nothing; tests replace it to fail or kill a run there."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one daily run did.
+
+    Attributes
+    ----------
+    run_date : the day D.
+    campaign_id : the campaign running on D.
+    rerun : D had been run before; its state was replaced.
+    customers : customers scored.
+    selected : customers in D's selection (both arms).
+    entrants : customer ids (text) in D's selection that were not in the previous run's.
+    new_targets : customers who became targets of the campaign on D.
+    cooled_down : selected customers not targeted because of a contact within the cool-down.
+    due : the contact targets due on D (``due-D.csv``).
+    capacity_cut : selected customers left off by the staff capacity (0 without a capacity).
+    files : the day's files.
+    """
+
+    run_date: date
+    campaign_id: str
+    rerun: bool
+    customers: int
+    selected: int
+    entrants: tuple[str, ...]
+    new_targets: int
+    cooled_down: int
+    due: pl.DataFrame
+    capacity_cut: int
+    files: tuple[Path, ...]
+
+
+def _day(as_of: date | datetime | str | None) -> date:
+    if as_of is None:
+        return date.today()
+    if isinstance(as_of, datetime):
+        return as_of.date()
+    if isinstance(as_of, date):
+        return as_of
+    try:
+        return date.fromisoformat(str(as_of).strip())
+    except ValueError:
+        raise WinbackConfigError(
+            f"as_of={as_of!r} is not an ISO date (YYYY-MM-DD): a run is for one day"
+        ) from None
+
+
+class Pipeline:
+    """The daily win-back loop over a validated configuration (docs/loop.md).
+
+    Parameters
+    ----------
+    config
+        A :class:`~winback.loop.config.LoopConfig`, a path to a TOML config, or the parsed TOML
+        tables as a dict (relative paths from the working directory).
+
+    Examples
+    --------
+    >>> from winback.loop import Pipeline
+    >>> Pipeline({"source": {"paths": ["sales.csv"]}, "value": {"enable": True}})
+    Traceback (most recent call last):
+    winback.errors.WinbackConfigError: config key value.enable: unknown key ...
+    """
+
+    def __init__(self, config: LoopConfig | str | os.PathLike[str] | Mapping[str, Any]):
+        if isinstance(config, LoopConfig):
+            self.config = config
+        elif isinstance(config, Mapping):
+            self.config = parse_config(config, base=Path.cwd())
+        else:
+            self.config = load_config(config)
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str]) -> Pipeline:
+        """The pipeline of a config file."""
+        return cls(load_config(path))
+
+    # ---------------------------------------------------------------------------------------
+    # scoring (no state)
+
+    def score(self, day: date) -> pl.DataFrame:
+        """The scored table for D: silence (and value) up to the end of D; ids as read."""
+        cfg = self.config
+        for source in cfg.sources:
+            plain = "://" not in source and not any(c in source for c in "*?[")
+            if plain and not Path(source).exists():
+                raise WinbackConfigError(
+                    f"config key source.paths: {source!r} does not exist (relative paths are "
+                    "read from the config file's folder)"
+                )
+        prepared = prepare(
+            list(cfg.sources),
+            customer_col=cfg.customer_col,
+            time_col=cfg.time_col,
+            amount_col=cfg.amount_col,
+            tz=cfg.tz,
+            on_invalid=cfg.on_invalid,  # type: ignore[arg-type]
+        )
+        scored = silence(
+            prepared,
+            as_of=day,
+            resolution=cfg.resolution,
+            min_occasions=cfg.min_occasions,
+            trf_cuts=cfg.trf_cuts,
+            s_cuts=cfg.s_cuts,
+        )
+        if cfg.value:
+            result = value(
+                prepared, as_of=day, period=cfg.period, margin=cfg.margin, horizon=cfg.horizon
+            )
+            columns = ["customer_id", "expected_value", "clv", "p_alive", "value_tier"]
+            scored = scored.join(result.frame.select(columns), on="customer_id", how="left")
+        return scored
+
+    def _select(self, scored: pl.DataFrame, campaign_id: str, day: date) -> pl.DataFrame:
+        """D's whole selection (both arms, in priority order) under the campaign's id; the
+        capacity is applied to the new targets only (:func:`_within_capacity`)."""
+        cfg = self.config
+        return campaign(
+            scored,
+            campaign_id=campaign_id,
+            rule=cfg.rules,
+            strategy_map=cfg.strategy_map,
+            staff=list(cfg.staff) if cfg.staff else None,
+            cadence=cfg.cadence or None,
+            holdout=cfg.holdout,
+            start=day,
+            thresholds=cfg.thresholds or None,
+        )
+
+    # ---------------------------------------------------------------------------------------
+    # the run
+
+    def run(self, as_of: date | datetime | str | None = None) -> RunResult:
+        """Runs the loop for the day ``as_of`` (default: today); see the module documentation.
+
+        Raises
+        ------
+        WinbackConfigError
+            A date before the latest run, a database of a newer winback, a bad URL.
+        WinbackInputError
+            Bad transactions (as :func:`winback.silence`).
+        """
+        require_sqlalchemy()
+        import winback.loop.schema as schema
+
+        day = _day(as_of)
+        cfg = self.config
+        with schema.engine_for(cfg.database_url) as engine:
+            # refuse early (and cheaply) a day before the latest run; re-checked in the run
+            with engine.connect() as conn:
+                if schema.check_version(conn, cfg.database_url) > 0:
+                    _refuse_past(conn, day)
+                conn.rollback()
+            scored = self.score(day)
+            staged: list[tuple[Path, Path]] = []
+            try:
+                with engine.begin() as conn:
+                    result = self._run_in(conn, scored, day, staged)
+                    checkpoint("commit")
+            except BaseException:
+                for temp, _ in staged:
+                    temp.unlink(missing_ok=True)
+                raise
+            for temp, final in staged:
+                os.replace(temp, final)
+            return result
+
+    def _run_in(
+        self, conn: sa.Connection, scored: pl.DataFrame, day: date, staged: list[tuple[Path, Path]]
+    ) -> RunResult:
+        import sqlalchemy as sa
+
+        import winback.loop.schema as schema
+
+        cfg = self.config
+        schema.migrate(conn, cfg.database_url)
+        checkpoint("migrated")
+        rerun = _refuse_past(conn, day)
+        if rerun:
+            _undo(conn, day)
+        previous = conn.execute(
+            sa.select(sa.func.max(schema.runs.c.run_date)).where(schema.runs.c.run_date < day)
+        ).scalar()
+        campaign_id, start = _campaign_for(conn, cfg, day)
+        checkpoint("campaign")
+
+        selection = self._select(scored, campaign_id, day)
+        sel = selection.with_columns(
+            pl.col("customer_id").cast(pl.String), cs.enum().cast(pl.String)
+        )
+        selected_ids = set(sel.get_column("customer_id").to_list())
+        existing = {
+            row.customer_id: row
+            for row in conn.execute(
+                sa.select(schema.targets).where(schema.targets.c.campaign_id == campaign_id)
+            )
+        }
+        recent: set[str] = set()
+        if cfg.cool_down_days > 0:
+            since = day - timedelta(days=cfg.cool_down_days)
+            recent = {
+                r[0]
+                for r in conn.execute(
+                    sa.select(schema.contacts.c.customer_id)
+                    .where(schema.contacts.c.contact_date > since)
+                    .where(schema.contacts.c.contact_date <= day)
+                    .distinct()
+                )
+            }
+        fresh = sel.filter(~pl.col("customer_id").is_in(list(existing)))
+        cooling = fresh.filter(pl.col("customer_id").is_in(list(recent)))
+        fresh = fresh.filter(~pl.col("customer_id").is_in(list(recent)))
+        # the existing targets' statuses first: the capacity counts the open ones; once more
+        # below, so the new targets' contacts made (a contact on D itself) are counted too
+        _update_targets(conn, cfg, campaign_id, start, day, selected_ids)
+        if cfg.staff is not None and cfg.capacity is not None:
+            kept = _within_capacity(conn, cfg, campaign_id, fresh)
+            capacity_cut = fresh.height - kept.height
+            fresh = kept
+        else:
+            capacity_cut = 0
+        new_rows = [
+            {
+                "campaign_id": campaign_id,
+                "customer_id": row["customer_id"],
+                "arm": row["arm"],
+                "contact": bool(row["contact"]),
+                "staff": row["staff"],
+                "strategy": row["strategy"],
+                "segment": row["segment"],
+                "entered_on": day,
+                "interval_days": (row["next_contact"] - day).days if row["contact"] else None,
+                "next_contact": row["next_contact"],
+                "contacts_made": 0,
+                "status": "active",
+            }
+            for row in fresh.iter_rows(named=True)
+        ]
+        if new_rows:
+            conn.execute(schema.targets.insert(), new_rows)
+        checkpoint("targets")
+        _update_targets(conn, cfg, campaign_id, start, day, selected_ids)
+
+        prev_selected: set[str] = set()
+        if previous is not None:
+            prev_selected = {
+                r[0]
+                for r in conn.execute(
+                    sa.select(schema.snapshots.c.customer_id)
+                    .where(schema.snapshots.c.run_date == previous)
+                    .where(schema.snapshots.c.selected)
+                )
+            }
+        entrants = tuple(sorted(selected_ids - prev_selected))
+        id_type = "int" if scored.schema["customer_id"].is_integer() else "str"
+        _write_snapshots(conn, scored, sel, day)
+        checkpoint("snapshots")
+
+        targets_frame = _targets_frame(conn, campaign_id, day)
+        due = (
+            targets_frame.filter(
+                pl.col("contact")
+                & (pl.col("status") == "active")
+                & pl.col("next_contact").is_not_null()
+                & (pl.col("next_contact") <= day)
+            )
+            .with_columns(
+                (pl.lit(day) - pl.col("next_contact")).dt.total_days().alias("overdue_days")
+            )
+            .sort("staff", "next_contact", "customer_id", nulls_last=True)
+            .select(DUE_FILE_COLUMNS)
+        )
+        conn.execute(
+            schema.runs.insert().values(
+                run_date=day,
+                campaign_id=campaign_id,
+                id_type=id_type,
+                customers=scored.height,
+                selected=len(selected_ids),
+                entrants=len(entrants),
+                new_targets=len(new_rows),
+                cooled_down=cooling.height,
+                due=due.height,
+                config_fingerprint=cfg.fingerprint(),
+                winback_version=__version__,
+            )
+        )
+        entrant_frame = (
+            sel.filter(pl.col("customer_id").is_in(list(entrants)))
+            .select("customer_id", "segment", "rank_ratio_group", "silence_score", "recency_days")
+            .sort("customer_id")
+        )
+        active = targets_frame.filter(pl.col("status") == "active").select(TARGET_FILE_COLUMNS)
+        files = _stage_files(
+            Path(cfg.outputs),
+            day,
+            {"targets": active, "due": due, "entrants": entrant_frame},
+            staged,
+        )
+        checkpoint("files")
+        return RunResult(
+            run_date=day,
+            campaign_id=campaign_id,
+            rerun=rerun,
+            customers=scored.height,
+            selected=len(selected_ids),
+            entrants=entrants,
+            new_targets=len(new_rows),
+            cooled_down=cooling.height,
+            due=due,
+            capacity_cut=capacity_cut,
+            files=files,
+        )
+
+    # ---------------------------------------------------------------------------------------
+    # reading and feeding the state
+
+    def record_contacts(self, contacts: pl.DataFrame | str | os.PathLike[str]) -> int:
+        """Adds contacts made to the state (what the cool-down and the follow-ups read), all or
+        none.
+
+        ``contacts`` — a Polars frame or the CRM's CSV file (UTF-8, a header row) — has
+        ``customer_id`` and ``contact_date`` (``YYYY-MM-DD``), optionally ``campaign_id``,
+        ``staff``, ``channel``; other columns are ignored. Returns the rows added. A command
+        for it is still to come (docs/loop.md#what-is-not-built-yet).
+        """
+        require_sqlalchemy()
+        import winback.loop.schema as schema
+
+        if isinstance(contacts, str | os.PathLike):
+            contacts = _read_contacts_csv(Path(contacts))
+        if not isinstance(contacts, pl.DataFrame):
+            raise WinbackConfigError("contacts must be a polars DataFrame or a CSV file")
+        missing = [c for c in ("customer_id", "contact_date") if c not in contacts.columns]
+        if missing:
+            raise WinbackInputError(f"the contacts have no {missing[0]!r} column")
+        dates = pl.col("contact_date")
+        if contacts.schema["contact_date"] == pl.String:
+            dates = dates.str.strip_chars().str.to_date("%Y-%m-%d", strict=False)
+        elif contacts.schema["contact_date"] not in (pl.Date, pl.Datetime):
+            raise WinbackInputError(
+                f"contact_date has type {contacts.schema['contact_date']}; use dates or "
+                "YYYY-MM-DD text"
+            )
+        keep = ("customer_id", "contact_date", "campaign_id", "staff", "channel")
+        frame = contacts.select(
+            [
+                dates.cast(pl.Date) if c == "contact_date" else pl.col(c).cast(pl.String)
+                for c in keep
+                if c in contacts.columns
+            ]
+        )
+        bad = frame.with_row_index("row", offset=1).filter(
+            pl.col("customer_id").is_null() | pl.col("contact_date").is_null()
+        )
+        if bad.height:
+            rows_text = ", ".join(str(r) for r in bad.get_column("row").head(5).to_list())
+            raise WinbackInputError(
+                f"{bad.height} contact rows have no customer id or no valid contact_date "
+                f"(YYYY-MM-DD), e.g. rows {rows_text}"
+            )
+        rows = frame.to_dicts()
+        with schema.engine_for(self.config.database_url) as engine, engine.begin() as conn:
+            schema.migrate(conn, self.config.database_url)
+            if rows:
+                conn.execute(schema.contacts.insert(), rows)
+        return len(rows)
+
+    def table(self, name: str) -> pl.DataFrame:
+        """A state table as a Polars frame (``runs``, ``snapshots``, ``campaigns``,
+        ``targets``, ``contacts``, ``outcomes``, ``evaluations``, ``schema_version``)."""
+        require_sqlalchemy()
+        import sqlalchemy as sa
+
+        import winback.loop.schema as schema
+
+        tables = schema.metadata.tables
+        if name not in tables:
+            raise WinbackConfigError(f"no state table {name!r} (tables: {', '.join(tables)})")
+        table = tables[name]
+        with schema.engine_for(self.config.database_url) as engine, engine.connect() as conn:
+            if schema.check_version(conn, self.config.database_url) == 0:
+                rows: list[Any] = []
+            else:
+                order = [c for c in table.primary_key.columns] or list(table.columns)
+                rows = [tuple(r) for r in conn.execute(sa.select(table).order_by(*order))]
+        types = {int: pl.Int64, float: pl.Float64, bool: pl.Boolean, str: pl.String, date: pl.Date}
+        columns = {c.name: types[c.type.python_type] for c in table.columns}
+        return pl.DataFrame(rows, schema=columns, orient="row")
+
+
+def _read_contacts_csv(path: Path) -> pl.DataFrame:
+    """The CRM's contacts CSV, every column as text (ids keep their leading zeros)."""
+    try:
+        return pl.read_csv(path, infer_schema=False)
+    except FileNotFoundError:
+        raise WinbackConfigError(f"contacts file {str(path)!r} does not exist") from None
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WinbackInputError(
+            f"contacts file {str(path)!r} cannot be read as CSV: {first}"
+        ) from None
+
+
+def _refuse_past(conn: sa.Connection, day: date) -> bool:
+    """Refuses a day before the latest run; True when ``day`` is the latest run (a re-run)."""
+    import sqlalchemy as sa
+
+    import winback.loop.schema as schema
+
+    latest = conn.execute(sa.select(sa.func.max(schema.runs.c.run_date))).scalar()
+    if latest is not None and day < latest:
+        raise WinbackConfigError(
+            f"a run for {day} is refused: the state already holds the run of {latest}, and runs go "
+            f"forward in time (re-run {latest}, or run a later day)"
+        )
+    return latest == day
+
+
+def _undo(conn: sa.Connection, day: date) -> None:
+    """Removes what the run of ``day`` added (it is re-run next)."""
+    import winback.loop.schema as schema
+
+    conn.execute(schema.runs.delete().where(schema.runs.c.run_date == day))
+    conn.execute(schema.snapshots.delete().where(schema.snapshots.c.run_date == day))
+    conn.execute(schema.targets.delete().where(schema.targets.c.entered_on == day))
+    conn.execute(schema.campaigns.delete().where(schema.campaigns.c.start_date == day))
+
+
+def _campaign_for(conn: sa.Connection, cfg: LoopConfig, day: date) -> tuple[str, date]:
+    """The campaign running on ``day``; a new one (NAME-YYYY-MM-DD) when none is."""
+    import sqlalchemy as sa
+
+    import winback.loop.schema as schema
+
+    c = schema.campaigns.c
+    row = conn.execute(
+        sa.select(c.campaign_id, c.start_date)
+        .where(c.name == cfg.name)
+        .where(c.start_date <= day)
+        .where(c.end_date > day)
+        .order_by(c.start_date.desc())
+        .limit(1)
+    ).first()
+    if row is not None:
+        return str(row.campaign_id), row.start_date
+    campaign_id = f"{cfg.name}-{day.isoformat()}"
+    conn.execute(
+        schema.campaigns.insert().values(
+            campaign_id=campaign_id,
+            name=cfg.name,
+            start_date=day,
+            end_date=day + timedelta(days=cfg.length_days),
+            holdout=cfg.holdout,
+            rules=cfg.rules,
+        )
+    )
+    return campaign_id, day
+
+
+def _within_capacity(
+    conn: sa.Connection, cfg: LoopConfig, campaign_id: str, fresh: pl.DataFrame
+) -> pl.DataFrame:
+    """The new targets the staff can take (docs/loop.md#staff-and-capacity).
+
+    A staff member's room is their capacity less their open targets (active contact targets of
+    the campaign). The new targets are taken in priority order, both arms, until the contacts
+    among them fill the total room — the list is cut at one priority, so the arms stay
+    comparable — and a contact whose dealt staff member is full goes to the one with the most
+    room left (ties in ``staff.names`` order). The rest wait for a later day.
+    """
+    import sqlalchemy as sa
+
+    import winback.loop.schema as schema
+
+    names = cfg.staff or ()
+    capacity = cfg.capacity or 0
+    caps = (
+        dict.fromkeys(names, capacity)
+        if isinstance(capacity, int)
+        else {name: int(capacity.get(name, 0)) for name in names}
+    )
+    t = schema.targets.c
+    load = {
+        who: int(count)
+        for who, count in conn.execute(
+            sa.select(t.staff, sa.func.count())
+            .where(t.campaign_id == campaign_id)
+            .where(t.contact)
+            .where(t.status == "active")
+            .group_by(t.staff)
+        )
+    }
+    room = {name: max(0, caps[name] - int(load.get(name, 0))) for name in names}
+    total = sum(room.values())
+    contacts = fresh.get_column("contact").cum_sum()
+    keep = fresh.height
+    if fresh.height and int(contacts[-1]) > total:
+        keep = int((contacts <= total).arg_min() or 0)  # first row past the room
+    kept = fresh.head(keep)
+    staff: list[str | None] = []
+    for who, contact in zip(kept.get_column("staff"), kept.get_column("contact"), strict=True):
+        if not contact:
+            staff.append(None)
+            continue
+        if who is None or room.get(who, 0) == 0:
+            who = max(names, key=lambda name: (room[name], -names.index(name)))
+        room[who] -= 1
+        staff.append(who)
+    return kept.with_columns(pl.Series("staff", staff, dtype=pl.String))
+
+
+def _update_targets(
+    conn: sa.Connection,
+    cfg: LoopConfig,
+    campaign_id: str,
+    start: date,
+    day: date,
+    selected: set[str],
+) -> None:
+    """Status and next contact of every target of the campaign, from D's selection and the
+    contacts recorded in the campaign up to D (docs/loop.md#follow-ups)."""
+    import sqlalchemy as sa
+
+    import winback.loop.schema as schema
+
+    t, k = schema.targets.c, schema.contacts.c
+    made: dict[str, tuple[int, date]] = {
+        r.customer_id: (int(r.n), r.last)
+        for r in conn.execute(
+            sa.select(
+                k.customer_id, sa.func.count().label("n"), sa.func.max(k.contact_date).label("last")
+            )
+            .where(k.contact_date >= start)
+            .where(k.contact_date <= day)
+            .where(sa.or_(k.campaign_id.is_(None), k.campaign_id == campaign_id))
+            .group_by(k.customer_id)
+        )
+    }
+    updates = []
+    for row in conn.execute(sa.select(schema.targets).where(t.campaign_id == campaign_id)):
+        count, last = made.get(row.customer_id, (0, None))
+        status = "active" if row.customer_id in selected else "exited"
+        next_contact = None
+        if row.contact:
+            if count >= cfg.max_contacts:
+                status = "done" if status == "active" else status
+            elif status == "active":
+                interval = int(row.interval_days or 0)
+                if last is None:
+                    next_contact = row.entered_on + timedelta(days=interval)
+                else:
+                    next_contact = last + timedelta(days=max(interval, 1))
+        updates.append(
+            {
+                "b_campaign": campaign_id,
+                "b_customer": row.customer_id,
+                "b_next": next_contact,
+                "b_made": count,
+                "b_status": status,
+            }
+        )
+    if updates:
+        conn.execute(
+            schema.targets.update()
+            .where(t.campaign_id == sa.bindparam("b_campaign"))
+            .where(t.customer_id == sa.bindparam("b_customer"))
+            .values(
+                next_contact=sa.bindparam("b_next"),
+                contacts_made=sa.bindparam("b_made"),
+                status=sa.bindparam("b_status"),
+            ),
+            updates,
+        )
+    # targets of campaigns that ended by D: no more follow-ups
+    ended = sa.select(schema.campaigns.c.campaign_id).where(schema.campaigns.c.end_date <= day)
+    conn.execute(
+        schema.targets.update()
+        .where(t.campaign_id.in_(ended))
+        .where(t.status.in_(("active", "exited", "done")))
+        .values(status="ended", next_contact=None)
+    )
+
+
+def _write_snapshots(
+    conn: sa.Connection, scored: pl.DataFrame, sel: pl.DataFrame, day: date
+) -> None:
+    import winback.loop.schema as schema
+
+    value_col = next((c for c in ("clv", "expected_value") if c in scored.columns), None)
+    frame = scored.select(
+        pl.col("customer_id").cast(pl.String),
+        pl.col("rank_ratio_group").cast(pl.String),
+        pl.col("silence_band").cast(pl.String),
+        pl.col("silence_score").cast(pl.Float64),
+        pl.col("recency_days").cast(pl.Float64),
+        (pl.col(value_col) if value_col else pl.lit(None)).cast(pl.Float64).alias("value"),
+        (pl.col("value_tier") if "value_tier" in scored.columns else pl.lit(None))
+        .cast(pl.String)
+        .alias("value_tier"),
+    ).join(sel.select("customer_id", "segment"), on="customer_id", how="left")
+    frame = frame.with_columns(
+        pl.col("segment").is_not_null().alias("selected"), pl.lit(day).alias("run_date")
+    )
+    # NaN is not a portable SQL value (and never an output): stored as null
+    frame = frame.with_columns(pl.col(pl.Float64).fill_nan(None))
+    rows = frame.to_dicts()
+    for start in range(0, len(rows), 10_000):
+        conn.execute(schema.snapshots.insert(), rows[start : start + 10_000])
+
+
+def _targets_frame(conn: sa.Connection, campaign_id: str, day: date) -> pl.DataFrame:
+    import sqlalchemy as sa
+
+    import winback.loop.schema as schema
+
+    t = schema.targets.c
+    rows = [
+        tuple(r)
+        for r in conn.execute(
+            sa.select(
+                t.campaign_id,
+                t.customer_id,
+                t.arm,
+                t.contact,
+                t.staff,
+                t.strategy,
+                t.segment,
+                t.entered_on,
+                t.next_contact,
+                t.contacts_made,
+                t.status,
+                (t.entered_on == day).label("new_target"),
+            )
+            .where(t.campaign_id == campaign_id)
+            .order_by(t.entered_on, t.customer_id)
+        )
+    ]
+    schema_ = {
+        "campaign_id": pl.String,
+        "customer_id": pl.String,
+        "arm": pl.String,
+        "contact": pl.Boolean,
+        "staff": pl.String,
+        "strategy": pl.String,
+        "segment": pl.String,
+        "entered_on": pl.Date,
+        "next_contact": pl.Date,
+        "contacts_made": pl.Int64,
+        "status": pl.String,
+        "new_target": pl.Boolean,
+    }
+    return pl.DataFrame(rows, schema=schema_, orient="row")
+
+
+def _stage_files(
+    folder: Path, day: date, frames: Mapping[str, pl.DataFrame], staged: list[tuple[Path, Path]]
+) -> tuple[Path, ...]:
+    """Writes each frame to a temporary file next to its final name (renamed after commit)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WinbackConfigError(
+            f"config key outputs.dir: {str(folder)!r} cannot be created ({exc.strerror})"
+        ) from None
+    finals = []
+    for name, frame in frames.items():
+        final = folder / f"{name}-{day.isoformat()}.csv"
+        for stale in folder.glob(f".{final.name}.*"):  # left by a run killed before its rename
+            stale.unlink(missing_ok=True)
+        handle, temp_name = tempfile.mkstemp(prefix=f".{final.name}.", dir=folder)
+        os.close(handle)
+        temp = Path(temp_name)
+        staged.append((temp, final))
+        frame.write_csv(temp)
+        finals.append(final)
+    return tuple(finals)

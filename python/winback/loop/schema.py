@@ -1,0 +1,264 @@
+"""The state database's schema (docs/loop.md#the-state-database): the tables as SQLAlchemy Core
+metadata, the ordered migration steps, and the engine the loop opens.
+
+The schema is versioned: ``schema_version`` holds one row, the number of migration steps
+applied. :func:`migrate` applies the missing steps in order inside the caller's transaction; a
+database written by a newer winback (a version above :data:`SCHEMA_VERSION`) is refused with a
+one-line :class:`~winback.errors.WinbackConfigError` before anything is read or written.
+
+Only portable Core types are used (String without a length, Integer, Float, Date, Boolean), so
+the same tables are created on SQLite and PostgreSQL and no id is cut to a length. Customer ids
+are stored as text (an integer id as its decimal digits); ``runs.id_type`` says how to read them
+back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from winback.errors import WinbackConfigError
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Migration",
+    "check_version",
+    "connect",
+    "engine_for",
+    "migrate",
+    "schema_version",
+]
+
+metadata = sa.MetaData()
+
+schema_version_table = sa.Table(
+    "schema_version",
+    metadata,
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+#: One row per completed daily run.
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_date", sa.Date, primary_key=True),
+    sa.Column("campaign_id", sa.String(), nullable=False),
+    sa.Column("id_type", sa.String(), nullable=False),
+    sa.Column("customers", sa.Integer, nullable=False),
+    sa.Column("selected", sa.Integer, nullable=False),
+    sa.Column("entrants", sa.Integer, nullable=False),
+    sa.Column("new_targets", sa.Integer, nullable=False),
+    sa.Column("cooled_down", sa.Integer, nullable=False),
+    sa.Column("due", sa.Integer, nullable=False),
+    sa.Column("config_fingerprint", sa.String(), nullable=False),
+    sa.Column("winback_version", sa.String(), nullable=False),
+)
+
+#: Every scored customer on every run date: the history migration analysis reads.
+snapshots = sa.Table(
+    "snapshots",
+    metadata,
+    sa.Column("run_date", sa.Date, primary_key=True),
+    sa.Column("customer_id", sa.String(), primary_key=True),
+    sa.Column("rank_ratio_group", sa.String()),
+    sa.Column("silence_band", sa.String()),
+    sa.Column("silence_score", sa.Float),
+    sa.Column("recency_days", sa.Float),
+    sa.Column("value", sa.Float),
+    sa.Column("value_tier", sa.String()),
+    sa.Column("segment", sa.String()),
+    sa.Column("selected", sa.Boolean, nullable=False),
+)
+
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("campaign_id", sa.String(), primary_key=True),
+    sa.Column("name", sa.String(), nullable=False),
+    sa.Column("start_date", sa.Date, nullable=False),
+    sa.Column("end_date", sa.Date, nullable=False),
+    sa.Column("holdout", sa.Float, nullable=False),
+    sa.Column("rules", sa.String(), nullable=False),
+)
+
+#: One row per customer per campaign: arm, staff and strategy fixed at entry; ``next_contact``,
+#: ``contacts_made`` and ``status`` recomputed by each run.
+targets = sa.Table(
+    "targets",
+    metadata,
+    sa.Column("campaign_id", sa.String(), primary_key=True),
+    sa.Column("customer_id", sa.String(), primary_key=True),
+    sa.Column("arm", sa.String(), nullable=False),
+    sa.Column("contact", sa.Boolean, nullable=False),
+    sa.Column("staff", sa.String()),
+    sa.Column("strategy", sa.String()),
+    sa.Column("segment", sa.String()),
+    sa.Column("entered_on", sa.Date, nullable=False),
+    sa.Column("interval_days", sa.Integer),
+    sa.Column("next_contact", sa.Date),
+    sa.Column("contacts_made", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(), nullable=False),
+)
+
+#: Contacts made (imported from the CRM): what the cool-down and the follow-ups read.
+contacts = sa.Table(
+    "contacts",
+    metadata,
+    sa.Column("contact_key", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("customer_id", sa.String(), nullable=False, index=True),
+    sa.Column("contact_date", sa.Date, nullable=False),
+    sa.Column("campaign_id", sa.String()),
+    sa.Column("staff", sa.String()),
+    sa.Column("channel", sa.String()),
+)
+
+outcomes = sa.Table(
+    "outcomes",
+    metadata,
+    sa.Column("outcome_key", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("customer_id", sa.String(), nullable=False, index=True),
+    sa.Column("outcome_date", sa.Date, nullable=False),
+    sa.Column("campaign_id", sa.String()),
+    sa.Column("kind", sa.String(), nullable=False),
+    sa.Column("amount", sa.Float),
+)
+
+evaluations = sa.Table(
+    "evaluations",
+    metadata,
+    sa.Column("campaign_id", sa.String(), primary_key=True),
+    sa.Column("evaluated_on", sa.Date, primary_key=True),
+    sa.Column("segment", sa.String(), primary_key=True),
+    sa.Column("window_days", sa.Integer, nullable=False),
+    sa.Column("treated", sa.Integer, nullable=False),
+    sa.Column("control", sa.Integer, nullable=False),
+    sa.Column("rate_treatment", sa.Float),
+    sa.Column("rate_control", sa.Float),
+    sa.Column("uplift", sa.Float),
+    sa.Column("uplift_low", sa.Float),
+    sa.Column("uplift_high", sa.Float),
+)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step: applied once, in order, to bring version ``version - 1`` to ``version``."""
+
+    version: int
+    description: str
+    apply: Callable[[sa.Connection], None]
+
+
+def _create_v1(conn: sa.Connection) -> None:
+    tables = [runs, snapshots, campaigns, targets, contacts, outcomes, evaluations]
+    metadata.create_all(conn, tables=tables)
+
+
+#: The migration steps, oldest first; a new schema change appends a step (never edits one).
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1, "runs, snapshots, campaigns, targets, contacts, outcomes, evaluations", _create_v1
+    ),
+)
+#: The schema version this winback writes.
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+def schema_version(conn: sa.Connection) -> int:
+    """The database's schema version (0 for an empty database)."""
+    if not sa.inspect(conn).has_table("schema_version"):
+        return 0
+    found = conn.execute(sa.select(schema_version_table.c.version)).scalar()
+    return int(found or 0)
+
+
+def check_version(conn: sa.Connection, url: str = "") -> int:
+    """The database's schema version; a version newer than this winback's is refused."""
+    found = schema_version(conn)
+    if found > SCHEMA_VERSION:
+        raise WinbackConfigError(
+            f"the state database {safe_url(url)} has schema version {found}, newer than this "
+            f"winback's ({SCHEMA_VERSION}); upgrade winback to use it"
+        )
+    return found
+
+
+def migrate(conn: sa.Connection, url: str = "") -> int:
+    """Brings the schema to :data:`SCHEMA_VERSION` in the caller's transaction; returns the
+    version found. A newer database is refused."""
+    found = check_version(conn, url)
+    if found == SCHEMA_VERSION:
+        return found
+    if found == 0:
+        metadata.create_all(conn, tables=[schema_version_table])
+        conn.execute(schema_version_table.insert().values(version=0))
+    for step in MIGRATIONS[found:]:
+        step.apply(conn)
+        conn.execute(schema_version_table.update().values(version=step.version))
+    return found
+
+
+def safe_url(url: str) -> str:
+    """The URL without a password, for messages."""
+    if not url:
+        return "(in use)"
+    try:
+        return repr(sa.make_url(url).render_as_string(hide_password=True))
+    except (sa.exc.ArgumentError, ValueError):
+        return "(unparsable URL)"
+
+
+@contextmanager
+def engine_for(url: str) -> Iterator[sa.Engine]:
+    """:func:`connect`, disposed at the end; a database that cannot be opened, read or locked
+    (missing server, wrong password, not a database file, locked past the timeout) is a one-line
+    :class:`~winback.errors.WinbackConfigError` naming the URL (without its password)."""
+    engine = connect(url)
+    try:
+        yield engine
+    except sa.exc.DatabaseError as exc:
+        if isinstance(exc, sa.exc.IntegrityError | sa.exc.ProgrammingError):
+            raise
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise WinbackConfigError(
+            f"the state database {safe_url(url)} cannot be used: {reason}"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def connect(url: str) -> sa.Engine:
+    """The engine for ``url``. On SQLite every transaction starts with ``BEGIN IMMEDIATE`` (the
+    write lock is taken at once, and DDL is inside the transaction, so a failed run leaves the
+    file as it was); a second writer waits up to 30 s, then fails."""
+    try:
+        engine = sa.create_engine(url)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+        raise WinbackConfigError(
+            f"config key database.url: {safe_url(url)} is not a database URL winback can open "
+            f"({exc})"
+        ) from None
+    if engine.dialect.name == "sqlite":
+        _sqlite_transactions(engine)
+    return engine
+
+
+def _sqlite_transactions(engine: sa.Engine) -> None:
+    """The documented SQLAlchemy recipe: turn off pysqlite's own transaction handling and emit
+    BEGIN ourselves."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

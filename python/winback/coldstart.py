@@ -128,17 +128,32 @@ def check_horizon(horizon_days: float) -> float:
 def _first_occasions(
     prepared: _io.PreparedTransactions, as_of_us: int, resolution_us: int, count: int
 ) -> pl.DataFrame:
-    """customer, k (1-based), t_k (bucket start, µs) of each customer's first ``count`` occasions
-    up to ``as_of`` (docs/methods.md#occasions: rows after ``as_of`` are left out)."""
+    """customer, k (1-based), t_k (bucket start, µs) and ``gap_days`` = t_{k+1} − t_k (null for
+    the last) of each customer's first ``count`` occasions up to ``as_of``
+    (docs/methods.md#occasions: rows after ``as_of`` are left out)."""
     ts = pl.col("ts")
+    customer = pl.col("customer")
+    index = pl.col("i")
+    # Sorted by (customer, t): a customer's occasions are consecutive rows, so k and the next
+    # gap come from shifts (a window ``over`` a million customers is ~10× slower).
+    first_row = (customer != customer.shift(1)).fill_null(True)
+    same_next = (customer.shift(-1) == customer).fill_null(False)
     return (
         prepared.frame.lazy()
         .filter(ts <= as_of_us)
-        .select(pl.col("customer"), (ts - ts % resolution_us).alias("t"))
-        .unique()
+        .select(customer, (ts - ts % resolution_us).alias("t"))
         .sort("customer", "t")
-        .with_columns(pl.int_range(1, pl.len() + 1).over("customer").alias("k"))
+        # One row per occasion: drop a row equal to the one before (cheaper than ``unique``).
+        .filter(first_row | (pl.col("t") != pl.col("t").shift(1)).fill_null(True))
+        .with_row_index("i")
+        .with_columns(
+            (index - pl.when(first_row).then(index).forward_fill() + 1).cast(pl.Int64).alias("k"),
+            pl.when(same_next)
+            .then((pl.col("t").shift(-1) - pl.col("t")) / _io.MICROS_PER_DAY)
+            .alias("gap_days"),
+        )
         .filter(pl.col("k") <= count)
+        .select("customer", "k", "t", "gap_days")
         .collect()
     )
 
@@ -151,14 +166,9 @@ def next_gaps(
     cold-start reference curves (docs/methods.md#cold-start). One part of the population per
     call, so it can be built group by group on the out-of-core path and concatenated."""
     occasions = _first_occasions(prepared, as_of_us, resolution_us, min_occasions)
-    t = pl.col("t")
-    return (
-        occasions.with_columns(
-            ((t.shift(-1).over("customer") - t) / _io.MICROS_PER_DAY).alias("gap_days")
-        )
-        .filter(pl.col("gap_days").is_not_null())
-        .select("customer", "k", "gap_days")
-    )
+    return occasions.filter(
+        pl.col("gap_days").is_not_null() & (pl.col("k") < min_occasions)
+    ).select("customer", "k", "gap_days")
 
 
 def cold_start_columns(

@@ -75,3 +75,8 @@ ID_TYPE: Final[IdType] = "auto"
 BACKTEST_ORIGINS: Final = 6
 #: Horizons in calendar months after each origin.
 BACKTEST_HORIZONS: Final[tuple[str, ...]] = ("1M", "3M")
+
+# Cold-start customers (docs/methods.md#cold-start).
+#: Days N of ``p_next_within``: the chance of a next purchase within N days, given none so far.
+COLD_START_HORIZON_DAYS: Final = 90.0
+__all__ += ["BACKTEST_HORIZONS", "BACKTEST_ORIGINS", "COLD_START_HORIZON_DAYS"]

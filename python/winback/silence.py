@@ -13,10 +13,11 @@ from typing import Any, Literal, overload
 
 import polars as pl
 
-from winback import _io, _winback
+from winback import _io, _winback, coldstart
 from winback._io import spill as _spill
 from winback._options import (
     AMOUNT_COL,
+    COLD_START_HORIZON_DAYS,
     CUSTOMER_COL,
     ID_TYPE,
     MIN_OCCASIONS,
@@ -221,6 +222,8 @@ def silence(
     memory_limit: int | str | None = ...,
     spill_dir: str | os.PathLike[str] | None = ...,
     progress: _spill.Progress | None = ...,
+    cold_start: bool = ...,
+    cold_start_horizon_days: float = ...,
     return_info: Literal[False] = ...,
 ) -> pl.DataFrame: ...
 
@@ -246,6 +249,8 @@ def silence(
     memory_limit: int | str | None = ...,
     spill_dir: str | os.PathLike[str] | None = ...,
     progress: _spill.Progress | None = ...,
+    cold_start: bool = ...,
+    cold_start_horizon_days: float = ...,
     return_info: Literal[True],
 ) -> tuple[pl.DataFrame, SilenceInfo]: ...
 
@@ -270,6 +275,8 @@ def silence(
     memory_limit: int | str | None = None,
     spill_dir: str | os.PathLike[str] | None = None,
     progress: _spill.Progress | None = None,
+    cold_start: bool = False,
+    cold_start_horizon_days: float = COLD_START_HORIZON_DAYS,
     return_info: bool = False,
 ) -> pl.DataFrame | tuple[pl.DataFrame, SilenceInfo]:
     """Score how silent each customer is (docs/methods.md#silence), one row per customer.
@@ -319,6 +326,15 @@ def silence(
         ``progress(stage, done, total)`` called on the out-of-core path after each batch
         (``"partitioning"``, rows) and group of spill files (``"scoring"``); ``total`` is None
         when unknown. Quiet by default (also logged at INFO on ``winback.spill``).
+    cold_start, cold_start_horizon_days
+        Also measure the customers with fewer than ``min_occasions`` occasions against the
+        population (docs/methods.md#cold-start): adds :data:`winback.coldstart.COLD_START_COLUMNS`
+        (``population_trf``, ``population_trf_group``, ``p_next_so_far``, ``p_next_within`` over
+        the next ``cold_start_horizon_days`` days, ``cold_start_extrapolated``), null for scored
+        customers; the other columns are unchanged. Off by default, so the default output keeps
+        its columns. The Kaplan–Meier reference is population-wide: on the out-of-core path each
+        part's observed gaps are kept (at most ``min_occasions`` − 1 rows per customer) and the
+        columns are added once all parts are scored; the result is identical.
     return_info
         Also return a :class:`SilenceInfo` with rows read, rejected and after ``as_of``.
 
@@ -347,6 +363,8 @@ def silence(
     [(1, 'scored', 30.0, 1.0, 1.5), (2, 'single_purchase', 56.0, None, None)]
     """
     resolution_us, _, _ = check_parameters(resolution, min_occasions, trf_cuts, s_cuts, num_threads)
+    if cold_start:  # cold-start (docs/methods.md#cold-start)
+        coldstart.check_horizon(cold_start_horizon_days)
     options = _spill.out_of_core_options(
         data,
         columns=_used_columns(customer_col, time_col, amount_col, order_col),
@@ -373,6 +391,8 @@ def silence(
             time_format=time_format,
             id_type=id_type,
             num_threads=num_threads,
+            cold_start=cold_start,
+            cold_start_horizon_days=cold_start_horizon_days,
         )
         assert scored is not None
         return (scored, info) if return_info else scored
@@ -397,6 +417,19 @@ def silence(
         s_cuts=s_cuts,
         num_threads=num_threads,
     )
+    if cold_start:  # cold-start (docs/methods.md#cold-start): new columns appended
+        gaps = coldstart.next_gaps(
+            prepared, as_of_us=as_of_us, resolution_us=resolution_us, min_occasions=min_occasions
+        )
+        frame = frame.hstack(
+            coldstart.cold_start_columns(
+                frame,
+                gaps,
+                min_occasions=min_occasions,
+                trf_cuts=trf_cuts,
+                horizon_days=cold_start_horizon_days,
+            )
+        )
     if not return_info:
         return frame
     info = SilenceInfo(
@@ -437,12 +470,15 @@ def _silence_out_of_core(
     time_format: str | None,
     id_type: IdType,
     num_threads: int | None,
+    cold_start: bool = False,
+    cold_start_horizon_days: float = COLD_START_HORIZON_DAYS,
 ) -> tuple[pl.DataFrame | None, SilenceInfo]:
     """:func:`silence` by parts (docs/methods.md#out-of-core): spill, score each group of spill
     files with the global ``as_of``, and collect the results (or append them to ``output``)."""
     resolution_us, _, _ = check_parameters(resolution, min_occasions, trf_cuts, s_cuts, num_threads)
     sink = _spill.ResultSink(output)
     rows_used = rows_after = 0
+    gap_parts: list[pl.DataFrame] = []  # cold-start (docs/methods.md#cold-start)
     try:
         with _spill.spill_input(
             data,
@@ -467,12 +503,31 @@ def _silence_out_of_core(
                     s_cuts=s_cuts,
                     num_threads=num_threads,
                 )
+                if cold_start:  # cold-start: this part's observed gaps, one row per customer and k
+                    gap_parts.append(
+                        coldstart.next_gaps(
+                            prepared,
+                            as_of_us=as_of_us,
+                            resolution_us=resolution_us,
+                            min_occasions=min_occasions,
+                        )
+                    )
                 del prepared
                 rows_used += used
                 rows_after += after
                 sink.add(frame)
             customers = sink.rows
             scored = sink.finish(pl.DataFrame())
+            if cold_start and scored is not None and gap_parts:  # cold-start: population-wide
+                scored = scored.hstack(
+                    coldstart.cold_start_columns(
+                        scored,
+                        pl.concat(gap_parts),
+                        min_occasions=min_occasions,
+                        trf_cuts=trf_cuts,
+                        horizon_days=cold_start_horizon_days,
+                    )
+                )
     except BaseException:
         sink.abort()
         raise

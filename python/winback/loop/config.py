@@ -53,6 +53,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
         "holdout",
         "cool_down_days",
         "max_contacts",
+        "evaluation_days",
     ),
     "staff": ("names", "capacity"),
     "outputs": ("dir",),
@@ -88,10 +89,16 @@ class LoopConfig:
     holdout: float = 0.1
     cool_down_days: int = 30
     max_contacts: int = 3
+    evaluation_days: int | None = None
     staff: tuple[str, ...] | None = None
     capacity: int | Mapping[str, int] | None = None
     outputs: str = "winback-out"
     database_url: str = DEFAULT_DATABASE_URL
+
+    @property
+    def window_days(self) -> int:
+        """The evaluation window of a campaign, in days after its start."""
+        return self.evaluation_days or self.length_days
 
     def fingerprint(self) -> str:
         """A short hash of the settings, stored with every run (a changed config shows)."""
@@ -252,6 +259,8 @@ def _campaign(table: Mapping[str, Any], out: dict[str, Any], folder: Path) -> No
         out["cool_down_days"] = _whole("campaign.cool_down_days", table["cool_down_days"])
     if "max_contacts" in table:
         out["max_contacts"] = _whole("campaign.max_contacts", table["max_contacts"], 1)
+    if "evaluation_days" in table:
+        out["evaluation_days"] = _whole("campaign.evaluation_days", table["evaluation_days"], 1)
     thresholds = table.get("thresholds", {})
     if not isinstance(thresholds, Mapping):
         raise _fail("campaign.thresholds", "must be a table name = value")
@@ -388,6 +397,7 @@ rules = "default"                # selection: default, salon, auto_dealer or a .
 holdout = 0.1                    # share kept uncontacted (the control arm)
 cool_down_days = 30              # a customer contacted this recently is not targeted again
 max_contacts = 3                 # contacts per target in a campaign (first + follow-ups)
+# evaluation_days = 90           # the evaluation window after the start (default: length_days)
 
 [staff]
 # names = ["ann", "bo"]

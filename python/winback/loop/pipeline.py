@@ -33,10 +33,11 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import polars.selectors as cs
 
-from winback._io.prepared import prepare
+from winback._io.prepared import PreparedTransactions, prepare
 from winback._version import __version__
 from winback.campaign import campaign
 from winback.errors import WinbackConfigError, WinbackInputError
+from winback.evaluation import evaluate
 from winback.loop.config import LoopConfig, load_config, parse_config
 from winback.silence import silence
 from winback.value.api import value
@@ -60,6 +61,20 @@ TARGET_FILE_COLUMNS = (
     "contacts_made",
     "status",
     "new_target",
+)
+#: Columns of ``evaluations-D.csv`` (and of the ``evaluations`` table).
+EVALUATION_FILE_COLUMNS = (
+    "campaign_id",
+    "evaluated_on",
+    "segment",
+    "window_days",
+    "treated",
+    "control",
+    "rate_treatment",
+    "rate_control",
+    "uplift",
+    "uplift_low",
+    "uplift_high",
 )
 #: Columns of ``due-D.csv``: the contacts to make on D (overdue ones carried).
 DUE_FILE_COLUMNS = (
@@ -87,7 +102,8 @@ def require_sqlalchemy() -> None:
 
 def checkpoint(name: str) -> None:
     """A named point of a run (``migrated``, ``campaign``, ``targets``, ``snapshots``,
-    ``files``, ``commit``). Does nothing; tests replace it to fail or kill a run there."""
+    ``evaluations``, ``files``, ``commit``). Does nothing; tests replace it to fail or kill a
+    run there."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +123,8 @@ class RunResult:
     due : the contact targets due on D (``due-D.csv``).
     capacity_cut : selected customers left off by the staff capacity (0 without a capacity).
     files : the day's files.
+    evaluations : the campaigns evaluated on D (their windows ended), one row per campaign and
+        segment (``"all"`` first): :data:`EVALUATION_FILE_COLUMNS`; empty on most days.
     """
 
     run_date: date
@@ -120,6 +138,7 @@ class RunResult:
     due: pl.DataFrame
     capacity_cut: int
     files: tuple[Path, ...]
+    evaluations: pl.DataFrame
 
 
 def _day(as_of: date | datetime | str | None) -> date:
@@ -170,8 +189,8 @@ class Pipeline:
     # ---------------------------------------------------------------------------------------
     # scoring (no state)
 
-    def score(self, day: date) -> pl.DataFrame:
-        """The scored table for D: silence (and value) up to the end of D; ids as read."""
+    def prepare(self) -> PreparedTransactions:
+        """The config's transactions, read and checked (:func:`winback.prepare`)."""
         cfg = self.config
         for source in cfg.sources:
             plain = "://" not in source and not any(c in source for c in "*?[")
@@ -180,7 +199,7 @@ class Pipeline:
                     f"config key source.paths: {source!r} does not exist (relative paths are "
                     "read from the config file's folder)"
                 )
-        prepared = prepare(
+        return prepare(
             list(cfg.sources),
             customer_col=cfg.customer_col,
             time_col=cfg.time_col,
@@ -188,6 +207,12 @@ class Pipeline:
             tz=cfg.tz,
             on_invalid=cfg.on_invalid,  # type: ignore[arg-type]
         )
+
+    def score(self, day: date, prepared: PreparedTransactions | None = None) -> pl.DataFrame:
+        """The scored table for D: silence (and value) up to the end of D; ids as read."""
+        cfg = self.config
+        if prepared is None:
+            prepared = self.prepare()
         scored = silence(
             prepared,
             as_of=day,
@@ -244,11 +269,12 @@ class Pipeline:
                 if schema.check_version(conn, cfg.database_url) > 0:
                     _refuse_past(conn, day)
                 conn.rollback()
-            scored = self.score(day)
+            prepared = self.prepare()
+            scored = self.score(day, prepared)
             staged: list[tuple[Path, Path]] = []
             try:
                 with engine.begin() as conn:
-                    result = self._run_in(conn, scored, day, staged)
+                    result = self._run_in(conn, prepared, scored, day, staged)
                     checkpoint("commit")
             except BaseException:
                 for temp, _ in staged:
@@ -259,7 +285,12 @@ class Pipeline:
             return result
 
     def _run_in(
-        self, conn: sa.Connection, scored: pl.DataFrame, day: date, staged: list[tuple[Path, Path]]
+        self,
+        conn: sa.Connection,
+        prepared: PreparedTransactions,
+        scored: pl.DataFrame,
+        day: date,
+        staged: list[tuple[Path, Path]],
     ) -> RunResult:
         import sqlalchemy as sa
 
@@ -348,6 +379,8 @@ class Pipeline:
         id_type = "int" if scored.schema["customer_id"].is_integer() else "str"
         _write_snapshots(conn, scored, sel, day)
         checkpoint("snapshots")
+        evaluations = _evaluate_ended(conn, cfg, day, prepared)
+        checkpoint("evaluations")
 
         targets_frame = _targets_frame(conn, campaign_id, day)
         due = (
@@ -384,12 +417,10 @@ class Pipeline:
             .sort("customer_id")
         )
         active = targets_frame.filter(pl.col("status") == "active").select(TARGET_FILE_COLUMNS)
-        files = _stage_files(
-            Path(cfg.outputs),
-            day,
-            {"targets": active, "due": due, "entrants": entrant_frame},
-            staged,
-        )
+        day_files = {"targets": active, "due": due, "entrants": entrant_frame}
+        if evaluations.height:
+            day_files["evaluations"] = evaluations
+        files = _stage_files(Path(cfg.outputs), day, day_files, staged)
         checkpoint("files")
         return RunResult(
             run_date=day,
@@ -403,6 +434,7 @@ class Pipeline:
             due=due,
             capacity_cut=capacity_cut,
             files=files,
+            evaluations=evaluations,
         )
 
     # ---------------------------------------------------------------------------------------
@@ -518,6 +550,7 @@ def _undo(conn: sa.Connection, day: date) -> None:
     conn.execute(schema.snapshots.delete().where(schema.snapshots.c.run_date == day))
     conn.execute(schema.targets.delete().where(schema.targets.c.entered_on == day))
     conn.execute(schema.campaigns.delete().where(schema.campaigns.c.start_date == day))
+    conn.execute(schema.evaluations.delete().where(schema.evaluations.c.evaluated_on == day))
 
 
 def _campaign_for(conn: sa.Connection, cfg: LoopConfig, day: date) -> tuple[str, date]:
@@ -549,6 +582,94 @@ def _campaign_for(conn: sa.Connection, cfg: LoopConfig, day: date) -> tuple[str,
         )
     )
     return campaign_id, day
+
+
+def _evaluate_ended(
+    conn: sa.Connection, cfg: LoopConfig, day: date, prepared: PreparedTransactions
+) -> pl.DataFrame:
+    """Evaluates every campaign whose window has ended by D and has no evaluation yet
+    (docs/loop.md#evaluation), with :func:`winback.evaluate` over its targets (both arms, as
+    they entered) and the transactions; stores and returns the rows.
+
+    The window is ``evaluation_days`` (default ``length_days``) after the campaign's first day;
+    a target who entered later is measured from that day too — both arms alike, since the arm
+    does not depend on the day of entry.
+    """
+    import sqlalchemy as sa
+
+    import winback.loop.schema as schema
+
+    c, t, e = schema.campaigns.c, schema.targets.c, schema.evaluations.c
+    window = cfg.window_days
+    done = sa.select(e.campaign_id).distinct()
+    due = conn.execute(
+        sa.select(c.campaign_id, c.start_date)
+        .where(c.name == cfg.name)
+        .where(c.campaign_id.not_in(done))
+        .order_by(c.start_date, c.campaign_id)
+    ).all()
+    rows: list[dict[str, Any]] = []
+    integer_ids = prepared.frame.schema["customer"].is_integer()
+    for campaign_id, start in due:
+        if start + timedelta(days=window) > day:
+            continue
+        listed = [
+            tuple(r)
+            for r in conn.execute(
+                sa.select(t.customer_id, t.arm, t.contact, t.strategy, t.segment)
+                .where(t.campaign_id == campaign_id)
+                .order_by(t.customer_id)
+            )
+        ]
+        if not listed:
+            continue
+        frame = pl.DataFrame(
+            listed,
+            schema={
+                "customer_id": pl.String,
+                "arm": pl.String,
+                "contact": pl.Boolean,
+                "strategy": pl.String,
+                "segment": pl.String,
+            },
+            orient="row",
+        )
+        if integer_ids:
+            frame = frame.with_columns(pl.col("customer_id").cast(pl.Int64))
+        result = evaluate(frame, prepared, window_days=window, start=start, migration_states=False)
+        uplift = result.uplift.with_columns(pl.col(pl.Float64).fill_nan(None))
+        for r in uplift.iter_rows(named=True):
+            rows.append(
+                {
+                    "campaign_id": campaign_id,
+                    "evaluated_on": day,
+                    "segment": r["segment"] if r["segment"] is not None else "(none)",
+                    "window_days": window,
+                    "treated": int(r["customers_treatment"] or 0),
+                    "control": int(r["customers_control"] or 0),
+                    "rate_treatment": r["rate_treatment"],
+                    "rate_control": r["rate_control"],
+                    "uplift": r["rate_uplift"],
+                    "uplift_low": r["rate_uplift_low"],
+                    "uplift_high": r["rate_uplift_high"],
+                }
+            )
+    if rows:
+        conn.execute(schema.evaluations.insert(), rows)
+    schema_ = {
+        "campaign_id": pl.String,
+        "evaluated_on": pl.Date,
+        "segment": pl.String,
+        "window_days": pl.Int64,
+        "treated": pl.Int64,
+        "control": pl.Int64,
+        "rate_treatment": pl.Float64,
+        "rate_control": pl.Float64,
+        "uplift": pl.Float64,
+        "uplift_low": pl.Float64,
+        "uplift_high": pl.Float64,
+    }
+    return pl.DataFrame(rows, schema=schema_).select(EVALUATION_FILE_COLUMNS)
 
 
 def _within_capacity(

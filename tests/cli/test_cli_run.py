@@ -73,3 +73,22 @@ def test_a_missing_config_says_winback_init(tmp_path: Path) -> None:
     done = run("run", cwd=tmp_path)
     assert done.returncode == 2
     assert "winback init" in done.stderr
+
+
+def test_contacts_import_is_idempotent_and_names_bad_rows(tmp_path: Path) -> None:
+    transactions().write_parquet(tmp_path / "sales.parquet")
+    assert run("init", "winback.toml", cwd=tmp_path).returncode == 0
+    crm = tmp_path / "crm.csv"
+    crm.write_text(
+        "customer,date,staff,channel,outcome\n7,2024-03-02,ann,call,purchase\n", encoding="utf-8"
+    )
+    first = run("contacts", "import", str(crm), "--config", "winback.toml", "--json", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) == {"rows": 1, "contacts": 1, "outcomes": 1, "known": 0}
+    again = run("contacts", "import", str(crm), "--config", "winback.toml", "--json", cwd=tmp_path)
+    assert json.loads(again.stdout) == {"rows": 1, "contacts": 0, "outcomes": 0, "known": 1}
+    crm.write_text("customer,date\n7,2024-03-02\n8,02/03/2024\n", encoding="utf-8")
+    bad = run("contacts", "import", str(crm), "--config", "winback.toml", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "row 2" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

@@ -13,7 +13,13 @@ from winback.cli._app import app
 from winback.cli._common import JsonOut, show
 from winback.errors import WinbackConfigError
 
-__all__ = ["init", "run"]
+__all__ = ["contacts_app", "import_contacts", "init", "run"]
+
+contacts_app = typer.Typer(
+    help="The CRM's contacts and outcomes in the loop's state (docs/loop.md).",
+    no_args_is_help=True,
+)
+app.add_typer(contacts_app, name="contacts")
 
 
 @app.command()
@@ -85,3 +91,40 @@ def init(
         raise WinbackConfigError(f"the folder of {str(output)!r} does not exist")
     output.write_text(EXAMPLE_CONFIG, encoding="utf-8")
     show(f"wrote {output}; edit [source] paths, then: winback run --config {output}")
+
+
+@contacts_app.command("import")
+def import_contacts(
+    file: Annotated[Path, typer.Argument(help="The CRM's CSV: customer, date, staff, …")],
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="The loop's TOML config (winback init).")
+    ] = Path("winback.toml"),
+    json_out: JsonOut = False,
+) -> None:
+    """Import the contacts made and their outcomes from the CRM's CSV into the loop's state.
+
+    Columns: customer and date (YYYY-MM-DD) required; staff, channel, outcome, amount,
+    campaign optional. A bad row is refused by its number and nothing is added; rows already
+    imported are skipped, so importing a file twice adds it once.
+
+    Example: winback contacts import crm-2024-06-30.csv --config winback.toml
+    """
+    from winback.loop import Pipeline
+
+    done = Pipeline(config).import_contacts(file)
+    if json_out:
+        typer.echo(
+            json.dumps(
+                {
+                    "rows": done.rows,
+                    "contacts": done.contacts,
+                    "outcomes": done.outcomes,
+                    "known": done.known,
+                }
+            )
+        )
+        return
+    show(
+        f"{done.rows:,} rows read: {done.contacts:,} contacts and {done.outcomes:,} outcomes "
+        f"added, {done.known:,} already in the state"
+    )

@@ -39,6 +39,7 @@ from winback.campaign import campaign
 from winback.errors import WinbackConfigError, WinbackInputError
 from winback.evaluation import evaluate
 from winback.loop.config import LoopConfig, load_config, parse_config
+from winback.loop.crm import ImportResult, import_crm, read_crm
 from winback.silence import silence
 from winback.value.api import value
 
@@ -490,6 +491,20 @@ class Pipeline:
             if rows:
                 conn.execute(schema.contacts.insert(), rows)
         return len(rows)
+
+    def import_contacts(self, source: pl.DataFrame | str | os.PathLike[str]) -> ImportResult:
+        """Adds the CRM's contacts and their outcomes to the state, once
+        (docs/loop.md#contacts-and-outcomes-from-the-crm): every row is checked first (a bad
+        row is a :class:`~winback.errors.WinbackInputError` naming it, and nothing is added);
+        rows the state already holds are skipped, so importing a file twice adds it once."""
+        require_sqlalchemy()
+        import winback.loop.schema as schema
+
+        frame = read_crm(source)
+        url = self.config.database_url
+        with schema.engine_for(url) as engine, engine.begin() as conn:
+            schema.migrate(conn, url)
+            return import_crm(conn, frame, self.config.name)
 
     def table(self, name: str) -> pl.DataFrame:
         """A state table as a Polars frame (``runs``, ``snapshots``, ``campaigns``,

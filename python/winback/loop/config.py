@@ -56,6 +56,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
         "evaluation_days",
     ),
     "staff": ("names", "capacity"),
+    "messages": ("templates", "language", "offers", "customers"),
     "outputs": ("dir",),
     "database": ("url",),
 }
@@ -92,6 +93,10 @@ class LoopConfig:
     evaluation_days: int | None = None
     staff: tuple[str, ...] | None = None
     capacity: int | Mapping[str, int] | None = None
+    templates: str | None = None
+    language: str = "en"
+    offers: Mapping[str, str] = field(default_factory=dict)
+    customers: str | None = None
     outputs: str = "winback-out"
     database_url: str = DEFAULT_DATABASE_URL
 
@@ -229,6 +234,7 @@ def parse_config(raw: Mapping[str, Any], *, base: str | Path = ".") -> LoopConfi
 
     _campaign(raw.get("campaign", {}), out, folder)
     _staff(raw.get("staff", {}), out)
+    _messages(raw.get("messages", {}), out, folder)
     if "dir" in raw.get("outputs", {}):
         out["outputs"] = _resolve(_text("outputs.dir", raw["outputs"]["dir"]), folder)
     else:
@@ -312,6 +318,35 @@ def _campaign(table: Mapping[str, Any], out: dict[str, Any], folder: Path) -> No
             except WinbackConfigError as exc:
                 raise _fail("campaign.strategy_map", str(exc)) from None
             out["strategy_map"] = name
+
+
+def _messages(table: Mapping[str, Any], out: dict[str, Any], folder: Path) -> None:
+    from winback.loop.messages import BUNDLED, load_templates
+    from winback.loop.silence_words import LANGUAGES
+
+    if "language" in table:
+        if table["language"] not in LANGUAGES:
+            raise _fail(
+                "messages.language", f"{table['language']!r} must be one of {', '.join(LANGUAGES)}"
+            )
+        out["language"] = table["language"]
+    offers = table.get("offers", {})
+    if not isinstance(offers, Mapping):
+        raise _fail("messages.offers", "must be a table strategy = offer text ('*' for the rest)")
+    for strategy, text in offers.items():
+        _text(f"messages.offers.{strategy}", text)
+    out["offers"] = dict(offers)
+    if "customers" in table:
+        out["customers"] = _resolve(_text("messages.customers", table["customers"]), folder)
+    if "templates" in table:
+        name = _text("messages.templates", table["templates"])
+        templates = name if name in BUNDLED else _resolve(name, folder)
+        load_templates(templates)  # syntax and unknown names: refused with the config
+        out["templates"] = templates
+        if name in BUNDLED and "language" not in table:
+            out["language"] = name  # the bundled set's own language
+    elif len(table):
+        raise _fail("messages.templates", "is missing: name a folder of templates, or en / zh")
 
 
 def _staff(table: Mapping[str, Any], out: dict[str, Any]) -> None:
@@ -402,6 +437,12 @@ max_contacts = 3                 # contacts per target in a campaign (first + fo
 [staff]
 # names = ["ann", "bo"]
 # capacity = 200                 # or { ann = 120, bo = 80 }
+
+[messages]                       # contact messages (docs/loop.md#contact-messages)
+# templates = "en"               # a folder of STRATEGY.CHANNEL.j2 templates, or the bundled en / zh
+# language = "en"                # the silence in words: en ("2 months and 7 days") or zh
+# offers = { coupon = "10% off your next visit", "*" = "" }
+# customers = "customers.csv"    # customer_id plus fields the templates use (name, email …)
 
 [outputs]
 dir = "winback-out"              # targets-YYYY-MM-DD.csv, due-YYYY-MM-DD.csv

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -126,6 +126,9 @@ class RunResult:
     files : the day's files.
     evaluations : the campaigns evaluated on D (their windows ended), one row per campaign and
         segment (``"all"`` first): :data:`EVALUATION_FILE_COLUMNS`; empty on most days.
+    outbox : the day's messages (``outbox-D.csv``) when ``[messages]`` names templates, else
+        None.
+    unrendered : due contacts whose strategy has no template (nor a ``default`` one).
     """
 
     run_date: date
@@ -140,6 +143,8 @@ class RunResult:
     capacity_cut: int
     files: tuple[Path, ...]
     evaluations: pl.DataFrame
+    outbox: pl.DataFrame | None = None
+    unrendered: int = 0
 
 
 def _day(as_of: date | datetime | str | None) -> date:
@@ -249,8 +254,15 @@ class Pipeline:
     # ---------------------------------------------------------------------------------------
     # the run
 
-    def run(self, as_of: date | datetime | str | None = None) -> RunResult:
+    def run(
+        self,
+        as_of: date | datetime | str | None = None,
+        *,
+        guard: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+    ) -> RunResult:
         """Runs the loop for the day ``as_of`` (default: today); see the module documentation.
+        ``guard`` is applied to every frame before it is written as CSV (the CLI passes its
+        formula guard, docs/methods.md#outputs).
 
         Raises
         ------
@@ -270,12 +282,20 @@ class Pipeline:
                 if schema.check_version(conn, cfg.database_url) > 0:
                     _refuse_past(conn, day)
                 conn.rollback()
+            templates = customers = None
+            if cfg.templates is not None:
+                from winback.loop.messages import load_templates
+
+                templates = load_templates(cfg.templates)
+                customers = _read_customers(cfg.customers) if cfg.customers else None
             prepared = self.prepare()
             scored = self.score(day, prepared)
             staged: list[tuple[Path, Path]] = []
             try:
                 with engine.begin() as conn:
-                    result = self._run_in(conn, prepared, scored, day, staged)
+                    result = self._run_in(
+                        conn, prepared, scored, day, staged, (templates, customers), guard
+                    )
                     checkpoint("commit")
             except BaseException:
                 for temp, _ in staged:
@@ -292,6 +312,8 @@ class Pipeline:
         scored: pl.DataFrame,
         day: date,
         staged: list[tuple[Path, Path]],
+        messages: tuple[Any, pl.DataFrame | None] = (None, None),
+        guard: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
     ) -> RunResult:
         import sqlalchemy as sa
 
@@ -421,6 +443,32 @@ class Pipeline:
         day_files = {"targets": active, "due": due, "entrants": entrant_frame}
         if evaluations.height:
             day_files["evaluations"] = evaluations
+        outbox, unrendered = None, 0
+        templates, customers = messages
+        if templates is not None:
+            from winback.loop.messages import render_outbox
+
+            value_col = next((c for c in ("clv", "expected_value") if c in scored.columns), None)
+            facts = scored.select(
+                pl.col("customer_id").cast(pl.String),
+                pl.col("recency_days").cast(pl.Float64),
+                pl.col("silence_score").cast(pl.Float64),
+                (pl.col(value_col) if value_col else pl.lit(None)).cast(pl.Float64).alias("value"),
+                (pl.col("value_tier") if "value_tier" in scored.columns else pl.lit(None))
+                .cast(pl.String)
+                .alias("value_tier"),
+            ).with_columns(pl.col(pl.Float64).fill_nan(None))
+            outbox, unrendered = render_outbox(
+                templates,
+                due.join(facts, on="customer_id", how="left"),
+                day=day,
+                language=cfg.language,
+                offers=cfg.offers,
+                customers=customers,
+            )
+            day_files["outbox"] = outbox
+        if guard is not None:
+            day_files = {name: guard(frame) for name, frame in day_files.items()}
         files = _stage_files(Path(cfg.outputs), day, day_files, staged)
         checkpoint("files")
         return RunResult(
@@ -436,6 +484,8 @@ class Pipeline:
             capacity_cut=capacity_cut,
             files=files,
             evaluations=evaluations,
+            outbox=outbox,
+            unrendered=unrendered,
         )
 
     # ---------------------------------------------------------------------------------------
@@ -540,6 +590,31 @@ def _read_contacts_csv(path: Path) -> pl.DataFrame:
         raise WinbackInputError(
             f"contacts file {str(path)!r} cannot be read as CSV: {first}"
         ) from None
+
+
+def _read_customers(path: str) -> pl.DataFrame:
+    """The customers file of ``[messages] customers``: every column as text, ``customer_id``
+    once per customer."""
+    try:
+        frame = pl.read_csv(path, infer_schema=False)
+    except FileNotFoundError:
+        raise WinbackConfigError(
+            f"config key messages.customers: {path!r} does not exist"
+        ) from None
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WinbackInputError(f"customers file {path!r} cannot be read as CSV: {first}") from None
+    if "customer_id" not in frame.columns:
+        raise WinbackInputError(
+            f"customers file {path!r} has no 'customer_id' column (columns: "
+            f"{', '.join(frame.columns)})"
+        )
+    twice = frame.filter(pl.col("customer_id").is_duplicated())
+    if twice.height:
+        raise WinbackInputError(
+            f"customers file {path!r} lists customer {twice['customer_id'][0]!r} twice"
+        )
+    return frame
 
 
 def _refuse_past(conn: sa.Connection, day: date) -> bool:

@@ -86,3 +86,23 @@ def test_a_bad_evaluation_window_names_the_key(tmp_path: Path, sales_file: Path)
 
     with pytest.raises(WinbackConfigError, match=r"campaign\.evaluation_days"):
         Pipeline(config(tmp_path, sales_file, evaluation_days=0))
+
+
+def test_a_failed_run_on_the_evaluation_day_stores_no_evaluation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import winback.loop.pipeline as pipeline_module
+
+    pipeline, _, _ = planted(tmp_path, n=400)
+    end = START + timedelta(days=WINDOW)
+
+    def fail(name: str) -> None:
+        if name == "files":
+            raise RuntimeError("injected")
+
+    monkeypatch.setattr(pipeline_module, "checkpoint", fail)
+    with pytest.raises(RuntimeError, match="injected"):
+        pipeline.run(end)
+    assert pipeline.table("evaluations").height == 0
+    monkeypatch.undo()
+    assert pipeline.run(end).evaluations.height > 0

@@ -130,7 +130,7 @@ def test_the_sandbox_keeps_templates_from_python_internals(tmp_path: Path) -> No
     folder = templates(
         tmp_path, coupon__sms__j2="{{ customer.id.__class__.__mro__[1].__subclasses__() }}"
     )
-    with pytest.raises(WinbackConfigError, match=r"coupon\.sms\.j2.*unsafe|coupon\.sms\.j2"):
+    with pytest.raises(WinbackConfigError, match=r"coupon\.sms\.j2.*unsafe"):
         render_outbox(
             load_templates(str(folder)), DUE, day=date(2024, 3, 30), language="en", offers={}
         )

@@ -73,3 +73,48 @@ def test_a_missing_config_says_winback_init(tmp_path: Path) -> None:
     done = run("run", cwd=tmp_path)
     assert done.returncode == 2
     assert "winback init" in done.stderr
+
+
+def test_contacts_import_is_idempotent_and_names_bad_rows(tmp_path: Path) -> None:
+    transactions().write_parquet(tmp_path / "sales.parquet")
+    assert run("init", "winback.toml", cwd=tmp_path).returncode == 0
+    crm = tmp_path / "crm.csv"
+    crm.write_text(
+        "customer,date,staff,channel,outcome\n7,2024-03-02,ann,call,purchase\n", encoding="utf-8"
+    )
+    first = run("contacts", "import", str(crm), "--config", "winback.toml", "--json", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout) == {"rows": 1, "contacts": 1, "outcomes": 1, "known": 0}
+    again = run("contacts", "import", str(crm), "--config", "winback.toml", "--json", cwd=tmp_path)
+    assert json.loads(again.stdout) == {"rows": 1, "contacts": 0, "outcomes": 0, "known": 1}
+    crm.write_text("customer,date\n7,2024-03-02\n8,02/03/2024\n", encoding="utf-8")
+    bad = run("contacts", "import", str(crm), "--config", "winback.toml", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "row 2" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_the_outbox_is_guarded_against_formulas(tmp_path: Path) -> None:
+    transactions().write_parquet(tmp_path / "sales.parquet")
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "default.sms.j2").write_text('=HYPERLINK("x") {{ silence }}', encoding="utf-8")
+    config = tmp_path / "winback.toml"
+    config.write_text(
+        'source.paths = ["sales.parquet"]\n[campaign]\nholdout = 0.2\n'
+        '[messages]\ntemplates = "templates"\n',
+        encoding="utf-8",
+    )
+    for day in ("2024-03-01", "2024-03-08"):
+        done = run("run", "--config", str(config), "--as-of", day, "--json", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["messages"] > 0
+    text = (tmp_path / "winback-out" / "outbox-2024-03-08.csv").read_text(encoding="utf-8")
+    assert "'=HYPERLINK" in text
+    assert "\n=HYPERLINK" not in text
+    assert ",=HYPERLINK" not in text
+    (folder / "default.sms.j2").write_text("{{ silence }\n", encoding="utf-8")
+    bad = run("run", "--config", str(config), "--as-of", "2024-03-09", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert "'default.sms.j2', line 1" in bad.stderr
+    assert not (tmp_path / "winback-out" / "outbox-2024-03-09.csv").exists()

@@ -21,7 +21,7 @@ from winback.errors import WinbackConfigError, WinbackInputError
 from winback.loop import Pipeline
 
 DAYS = [date(2024, 3, 1) + timedelta(days=i) for i in range(4)]
-STATE = ("runs", "snapshots", "campaigns", "targets", "contacts")
+STATE = ("runs", "snapshots", "campaigns", "targets", "contacts", "outcomes", "evaluations")
 
 
 def state(pipeline: Pipeline) -> dict[str, pl.DataFrame]:
@@ -210,7 +210,7 @@ def test_a_day_before_the_latest_run_is_refused(pipeline: Pipeline) -> None:
 
 
 @pytest.mark.parametrize(
-    "point", ["migrated", "campaign", "targets", "snapshots", "files", "commit"]
+    "point", ["migrated", "campaign", "targets", "snapshots", "evaluations", "files", "commit"]
 )
 def test_a_failing_run_leaves_the_state_as_before(
     tmp_path: Path, sales_file: Path, monkeypatch: pytest.MonkeyPatch, point: str

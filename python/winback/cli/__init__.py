@@ -13,7 +13,7 @@ Errors print one line (``--debug`` shows the traceback).
 - ``backtest``: ``winback backtest``;
 - ``campaign``: ``winback segment``, ``winback campaign`` and ``winback evaluate``;
 - ``report``: ``winback report`` and ``winback demo``;
-- ``run``: ``winback run`` and ``winback init`` (the daily loop).
+- ``run``: ``winback run``, ``winback init`` and ``winback contacts import`` (the daily loop).
 """
 
 from __future__ import annotations

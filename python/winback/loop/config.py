@@ -53,8 +53,10 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
         "holdout",
         "cool_down_days",
         "max_contacts",
+        "evaluation_days",
     ),
     "staff": ("names", "capacity"),
+    "messages": ("templates", "language", "offers", "customers"),
     "outputs": ("dir",),
     "database": ("url",),
 }
@@ -88,10 +90,20 @@ class LoopConfig:
     holdout: float = 0.1
     cool_down_days: int = 30
     max_contacts: int = 3
+    evaluation_days: int | None = None
     staff: tuple[str, ...] | None = None
     capacity: int | Mapping[str, int] | None = None
+    templates: str | None = None
+    language: str = "en"
+    offers: Mapping[str, str] = field(default_factory=dict)
+    customers: str | None = None
     outputs: str = "winback-out"
     database_url: str = DEFAULT_DATABASE_URL
+
+    @property
+    def window_days(self) -> int:
+        """The evaluation window of a campaign, in days after its start."""
+        return self.evaluation_days or self.length_days
 
     def fingerprint(self) -> str:
         """A short hash of the settings, stored with every run (a changed config shows)."""
@@ -222,6 +234,7 @@ def parse_config(raw: Mapping[str, Any], *, base: str | Path = ".") -> LoopConfi
 
     _campaign(raw.get("campaign", {}), out, folder)
     _staff(raw.get("staff", {}), out)
+    _messages(raw.get("messages", {}), out, folder)
     if "dir" in raw.get("outputs", {}):
         out["outputs"] = _resolve(_text("outputs.dir", raw["outputs"]["dir"]), folder)
     else:
@@ -252,6 +265,8 @@ def _campaign(table: Mapping[str, Any], out: dict[str, Any], folder: Path) -> No
         out["cool_down_days"] = _whole("campaign.cool_down_days", table["cool_down_days"])
     if "max_contacts" in table:
         out["max_contacts"] = _whole("campaign.max_contacts", table["max_contacts"], 1)
+    if "evaluation_days" in table:
+        out["evaluation_days"] = _whole("campaign.evaluation_days", table["evaluation_days"], 1)
     thresholds = table.get("thresholds", {})
     if not isinstance(thresholds, Mapping):
         raise _fail("campaign.thresholds", "must be a table name = value")
@@ -303,6 +318,35 @@ def _campaign(table: Mapping[str, Any], out: dict[str, Any], folder: Path) -> No
             except WinbackConfigError as exc:
                 raise _fail("campaign.strategy_map", str(exc)) from None
             out["strategy_map"] = name
+
+
+def _messages(table: Mapping[str, Any], out: dict[str, Any], folder: Path) -> None:
+    from winback.loop.messages import BUNDLED, load_templates
+    from winback.loop.silence_words import LANGUAGES
+
+    if "language" in table:
+        if table["language"] not in LANGUAGES:
+            raise _fail(
+                "messages.language", f"{table['language']!r} must be one of {', '.join(LANGUAGES)}"
+            )
+        out["language"] = table["language"]
+    offers = table.get("offers", {})
+    if not isinstance(offers, Mapping):
+        raise _fail("messages.offers", "must be a table strategy = offer text ('*' for the rest)")
+    for strategy, text in offers.items():
+        _text(f"messages.offers.{strategy}", text)
+    out["offers"] = dict(offers)
+    if "customers" in table:
+        out["customers"] = _resolve(_text("messages.customers", table["customers"]), folder)
+    if "templates" in table:
+        name = _text("messages.templates", table["templates"])
+        templates = name if name in BUNDLED else _resolve(name, folder)
+        load_templates(templates)  # syntax and unknown names: refused with the config
+        out["templates"] = templates
+        if name in BUNDLED and "language" not in table:
+            out["language"] = name  # the bundled set's own language
+    elif len(table):
+        raise _fail("messages.templates", "is missing: name a folder of templates, or en / zh")
 
 
 def _staff(table: Mapping[str, Any], out: dict[str, Any]) -> None:
@@ -388,10 +432,17 @@ rules = "default"                # selection: default, salon, auto_dealer or a .
 holdout = 0.1                    # share kept uncontacted (the control arm)
 cool_down_days = 30              # a customer contacted this recently is not targeted again
 max_contacts = 3                 # contacts per target in a campaign (first + follow-ups)
+# evaluation_days = 90           # the evaluation window after the start (default: length_days)
 
 [staff]
 # names = ["ann", "bo"]
 # capacity = 200                 # or { ann = 120, bo = 80 }
+
+[messages]                       # contact messages (docs/loop.md#contact-messages)
+# templates = "en"               # a folder of STRATEGY.CHANNEL.j2 templates, or the bundled en / zh
+# language = "en"                # the silence in words: en ("2 months and 7 days") or zh
+# offers = { coupon = "10% off your next visit", "*" = "" }
+# customers = "customers.csv"    # customer_id plus fields the templates use (name, email …)
 
 [outputs]
 dir = "winback-out"              # targets-YYYY-MM-DD.csv, due-YYYY-MM-DD.csv

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -33,11 +33,13 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import polars.selectors as cs
 
-from winback._io.prepared import prepare
+from winback._io.prepared import PreparedTransactions, prepare
 from winback._version import __version__
 from winback.campaign import campaign
 from winback.errors import WinbackConfigError, WinbackInputError
+from winback.evaluation import evaluate
 from winback.loop.config import LoopConfig, load_config, parse_config
+from winback.loop.crm import ImportResult, import_crm, read_crm
 from winback.silence import silence
 from winback.value.api import value
 
@@ -60,6 +62,20 @@ TARGET_FILE_COLUMNS = (
     "contacts_made",
     "status",
     "new_target",
+)
+#: Columns of ``evaluations-D.csv`` (and of the ``evaluations`` table).
+EVALUATION_FILE_COLUMNS = (
+    "campaign_id",
+    "evaluated_on",
+    "segment",
+    "window_days",
+    "treated",
+    "control",
+    "rate_treatment",
+    "rate_control",
+    "uplift",
+    "uplift_low",
+    "uplift_high",
 )
 #: Columns of ``due-D.csv``: the contacts to make on D (overdue ones carried).
 DUE_FILE_COLUMNS = (
@@ -87,7 +103,8 @@ def require_sqlalchemy() -> None:
 
 def checkpoint(name: str) -> None:
     """A named point of a run (``migrated``, ``campaign``, ``targets``, ``snapshots``,
-    ``files``, ``commit``). Does nothing; tests replace it to fail or kill a run there."""
+    ``evaluations``, ``files``, ``commit``). Does nothing; tests replace it to fail or kill a
+    run there."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +124,11 @@ class RunResult:
     due : the contact targets due on D (``due-D.csv``).
     capacity_cut : selected customers left off by the staff capacity (0 without a capacity).
     files : the day's files.
+    evaluations : the campaigns evaluated on D (their windows ended), one row per campaign and
+        segment (``"all"`` first): :data:`EVALUATION_FILE_COLUMNS`; empty on most days.
+    outbox : the day's messages (``outbox-D.csv``) when ``[messages]`` names templates, else
+        None.
+    unrendered : due contacts whose strategy has no template (nor a ``default`` one).
     """
 
     run_date: date
@@ -120,6 +142,9 @@ class RunResult:
     due: pl.DataFrame
     capacity_cut: int
     files: tuple[Path, ...]
+    evaluations: pl.DataFrame
+    outbox: pl.DataFrame | None = None
+    unrendered: int = 0
 
 
 def _day(as_of: date | datetime | str | None) -> date:
@@ -170,8 +195,8 @@ class Pipeline:
     # ---------------------------------------------------------------------------------------
     # scoring (no state)
 
-    def score(self, day: date) -> pl.DataFrame:
-        """The scored table for D: silence (and value) up to the end of D; ids as read."""
+    def prepare(self) -> PreparedTransactions:
+        """The config's transactions, read and checked (:func:`winback.prepare`)."""
         cfg = self.config
         for source in cfg.sources:
             plain = "://" not in source and not any(c in source for c in "*?[")
@@ -180,7 +205,7 @@ class Pipeline:
                     f"config key source.paths: {source!r} does not exist (relative paths are "
                     "read from the config file's folder)"
                 )
-        prepared = prepare(
+        return prepare(
             list(cfg.sources),
             customer_col=cfg.customer_col,
             time_col=cfg.time_col,
@@ -188,6 +213,12 @@ class Pipeline:
             tz=cfg.tz,
             on_invalid=cfg.on_invalid,  # type: ignore[arg-type]
         )
+
+    def score(self, day: date, prepared: PreparedTransactions | None = None) -> pl.DataFrame:
+        """The scored table for D: silence (and value) up to the end of D; ids as read."""
+        cfg = self.config
+        if prepared is None:
+            prepared = self.prepare()
         scored = silence(
             prepared,
             as_of=day,
@@ -223,8 +254,15 @@ class Pipeline:
     # ---------------------------------------------------------------------------------------
     # the run
 
-    def run(self, as_of: date | datetime | str | None = None) -> RunResult:
+    def run(
+        self,
+        as_of: date | datetime | str | None = None,
+        *,
+        guard: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+    ) -> RunResult:
         """Runs the loop for the day ``as_of`` (default: today); see the module documentation.
+        ``guard`` is applied to every frame before it is written as CSV (the CLI passes its
+        formula guard, docs/methods.md#outputs).
 
         Raises
         ------
@@ -244,11 +282,20 @@ class Pipeline:
                 if schema.check_version(conn, cfg.database_url) > 0:
                     _refuse_past(conn, day)
                 conn.rollback()
-            scored = self.score(day)
+            templates = customers = None
+            if cfg.templates is not None:
+                from winback.loop.messages import load_templates
+
+                templates = load_templates(cfg.templates)
+                customers = _read_customers(cfg.customers) if cfg.customers else None
+            prepared = self.prepare()
+            scored = self.score(day, prepared)
             staged: list[tuple[Path, Path]] = []
             try:
                 with engine.begin() as conn:
-                    result = self._run_in(conn, scored, day, staged)
+                    result = self._run_in(
+                        conn, prepared, scored, day, staged, (templates, customers), guard
+                    )
                     checkpoint("commit")
             except BaseException:
                 for temp, _ in staged:
@@ -259,7 +306,14 @@ class Pipeline:
             return result
 
     def _run_in(
-        self, conn: sa.Connection, scored: pl.DataFrame, day: date, staged: list[tuple[Path, Path]]
+        self,
+        conn: sa.Connection,
+        prepared: PreparedTransactions,
+        scored: pl.DataFrame,
+        day: date,
+        staged: list[tuple[Path, Path]],
+        messages: tuple[Any, pl.DataFrame | None] = (None, None),
+        guard: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
     ) -> RunResult:
         import sqlalchemy as sa
 
@@ -348,6 +402,8 @@ class Pipeline:
         id_type = "int" if scored.schema["customer_id"].is_integer() else "str"
         _write_snapshots(conn, scored, sel, day)
         checkpoint("snapshots")
+        evaluations = _evaluate_ended(conn, cfg, day, prepared)
+        checkpoint("evaluations")
 
         targets_frame = _targets_frame(conn, campaign_id, day)
         due = (
@@ -384,12 +440,36 @@ class Pipeline:
             .sort("customer_id")
         )
         active = targets_frame.filter(pl.col("status") == "active").select(TARGET_FILE_COLUMNS)
-        files = _stage_files(
-            Path(cfg.outputs),
-            day,
-            {"targets": active, "due": due, "entrants": entrant_frame},
-            staged,
-        )
+        day_files = {"targets": active, "due": due, "entrants": entrant_frame}
+        if evaluations.height:
+            day_files["evaluations"] = evaluations
+        outbox, unrendered = None, 0
+        templates, customers = messages
+        if templates is not None:
+            from winback.loop.messages import render_outbox
+
+            value_col = next((c for c in ("clv", "expected_value") if c in scored.columns), None)
+            facts = scored.select(
+                pl.col("customer_id").cast(pl.String),
+                pl.col("recency_days").cast(pl.Float64),
+                pl.col("silence_score").cast(pl.Float64),
+                (pl.col(value_col) if value_col else pl.lit(None)).cast(pl.Float64).alias("value"),
+                (pl.col("value_tier") if "value_tier" in scored.columns else pl.lit(None))
+                .cast(pl.String)
+                .alias("value_tier"),
+            ).with_columns(pl.col(pl.Float64).fill_nan(None))
+            outbox, unrendered = render_outbox(
+                templates,
+                due.join(facts, on="customer_id", how="left"),
+                day=day,
+                language=cfg.language,
+                offers=cfg.offers,
+                customers=customers,
+            )
+            day_files["outbox"] = outbox
+        if guard is not None:
+            day_files = {name: guard(frame) for name, frame in day_files.items()}
+        files = _stage_files(Path(cfg.outputs), day, day_files, staged)
         checkpoint("files")
         return RunResult(
             run_date=day,
@@ -403,6 +483,9 @@ class Pipeline:
             due=due,
             capacity_cut=capacity_cut,
             files=files,
+            evaluations=evaluations,
+            outbox=outbox,
+            unrendered=unrendered,
         )
 
     # ---------------------------------------------------------------------------------------
@@ -459,6 +542,20 @@ class Pipeline:
                 conn.execute(schema.contacts.insert(), rows)
         return len(rows)
 
+    def import_contacts(self, source: pl.DataFrame | str | os.PathLike[str]) -> ImportResult:
+        """Adds the CRM's contacts and their outcomes to the state, once
+        (docs/loop.md#contacts-and-outcomes-from-the-crm): every row is checked first (a bad
+        row is a :class:`~winback.errors.WinbackInputError` naming it, and nothing is added);
+        rows the state already holds are skipped, so importing a file twice adds it once."""
+        require_sqlalchemy()
+        import winback.loop.schema as schema
+
+        frame = read_crm(source)
+        url = self.config.database_url
+        with schema.engine_for(url) as engine, engine.begin() as conn:
+            schema.migrate(conn, url)
+            return import_crm(conn, frame, self.config.name)
+
     def table(self, name: str) -> pl.DataFrame:
         """A state table as a Polars frame (``runs``, ``snapshots``, ``campaigns``,
         ``targets``, ``contacts``, ``outcomes``, ``evaluations``, ``schema_version``)."""
@@ -495,6 +592,31 @@ def _read_contacts_csv(path: Path) -> pl.DataFrame:
         ) from None
 
 
+def _read_customers(path: str) -> pl.DataFrame:
+    """The customers file of ``[messages] customers``: every column as text, ``customer_id``
+    once per customer."""
+    try:
+        frame = pl.read_csv(path, infer_schema=False)
+    except FileNotFoundError:
+        raise WinbackConfigError(
+            f"config key messages.customers: {path!r} does not exist"
+        ) from None
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WinbackInputError(f"customers file {path!r} cannot be read as CSV: {first}") from None
+    if "customer_id" not in frame.columns:
+        raise WinbackInputError(
+            f"customers file {path!r} has no 'customer_id' column (columns: "
+            f"{', '.join(frame.columns)})"
+        )
+    twice = frame.filter(pl.col("customer_id").is_duplicated())
+    if twice.height:
+        raise WinbackInputError(
+            f"customers file {path!r} lists customer {twice['customer_id'][0]!r} twice"
+        )
+    return frame
+
+
 def _refuse_past(conn: sa.Connection, day: date) -> bool:
     """Refuses a day before the latest run; True when ``day`` is the latest run (a re-run)."""
     import sqlalchemy as sa
@@ -518,6 +640,7 @@ def _undo(conn: sa.Connection, day: date) -> None:
     conn.execute(schema.snapshots.delete().where(schema.snapshots.c.run_date == day))
     conn.execute(schema.targets.delete().where(schema.targets.c.entered_on == day))
     conn.execute(schema.campaigns.delete().where(schema.campaigns.c.start_date == day))
+    conn.execute(schema.evaluations.delete().where(schema.evaluations.c.evaluated_on == day))
 
 
 def _campaign_for(conn: sa.Connection, cfg: LoopConfig, day: date) -> tuple[str, date]:
@@ -549,6 +672,94 @@ def _campaign_for(conn: sa.Connection, cfg: LoopConfig, day: date) -> tuple[str,
         )
     )
     return campaign_id, day
+
+
+def _evaluate_ended(
+    conn: sa.Connection, cfg: LoopConfig, day: date, prepared: PreparedTransactions
+) -> pl.DataFrame:
+    """Evaluates every campaign whose window has ended by D and has no evaluation yet
+    (docs/loop.md#evaluation), with :func:`winback.evaluate` over its targets (both arms, as
+    they entered) and the transactions; stores and returns the rows.
+
+    The window is ``evaluation_days`` (default ``length_days``) after the campaign's first day;
+    a target who entered later is measured from that day too — both arms alike, since the arm
+    does not depend on the day of entry.
+    """
+    import sqlalchemy as sa
+
+    import winback.loop.schema as schema
+
+    c, t, e = schema.campaigns.c, schema.targets.c, schema.evaluations.c
+    window = cfg.window_days
+    done = sa.select(e.campaign_id).distinct()
+    due = conn.execute(
+        sa.select(c.campaign_id, c.start_date)
+        .where(c.name == cfg.name)
+        .where(c.campaign_id.not_in(done))
+        .order_by(c.start_date, c.campaign_id)
+    ).all()
+    rows: list[dict[str, Any]] = []
+    integer_ids = prepared.frame.schema["customer"].is_integer()
+    for campaign_id, start in due:
+        if start + timedelta(days=window) > day:
+            continue
+        listed = [
+            tuple(r)
+            for r in conn.execute(
+                sa.select(t.customer_id, t.arm, t.contact, t.strategy, t.segment)
+                .where(t.campaign_id == campaign_id)
+                .order_by(t.customer_id)
+            )
+        ]
+        if not listed:
+            continue
+        frame = pl.DataFrame(
+            listed,
+            schema={
+                "customer_id": pl.String,
+                "arm": pl.String,
+                "contact": pl.Boolean,
+                "strategy": pl.String,
+                "segment": pl.String,
+            },
+            orient="row",
+        )
+        if integer_ids:
+            frame = frame.with_columns(pl.col("customer_id").cast(pl.Int64))
+        result = evaluate(frame, prepared, window_days=window, start=start, migration_states=False)
+        uplift = result.uplift.with_columns(pl.col(pl.Float64).fill_nan(None))
+        for r in uplift.iter_rows(named=True):
+            rows.append(
+                {
+                    "campaign_id": campaign_id,
+                    "evaluated_on": day,
+                    "segment": r["segment"] if r["segment"] is not None else "(none)",
+                    "window_days": window,
+                    "treated": int(r["customers_treatment"] or 0),
+                    "control": int(r["customers_control"] or 0),
+                    "rate_treatment": r["rate_treatment"],
+                    "rate_control": r["rate_control"],
+                    "uplift": r["rate_uplift"],
+                    "uplift_low": r["rate_uplift_low"],
+                    "uplift_high": r["rate_uplift_high"],
+                }
+            )
+    if rows:
+        conn.execute(schema.evaluations.insert(), rows)
+    schema_ = {
+        "campaign_id": pl.String,
+        "evaluated_on": pl.Date,
+        "segment": pl.String,
+        "window_days": pl.Int64,
+        "treated": pl.Int64,
+        "control": pl.Int64,
+        "rate_treatment": pl.Float64,
+        "rate_control": pl.Float64,
+        "uplift": pl.Float64,
+        "uplift_low": pl.Float64,
+        "uplift_high": pl.Float64,
+    }
+    return pl.DataFrame(rows, schema=schema_).select(EVALUATION_FILE_COLUMNS)
 
 
 def _within_capacity(

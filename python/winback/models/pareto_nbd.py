@@ -180,7 +180,7 @@ class ParetoNBDModel(CountModel):
         if data.n_unique <= _WARM_START_ABOVE:
             return super()._newton_fit(newton, data, starts)
         sample = data.systematic_sample(_WARM_START_SAMPLE)
-        sample_newton = self._newton_objective(sample)
+        sample_newton = self._objective_newton(sample)
         assert sample_newton is not None
         warm = super()._newton_fit(sample_newton, sample, starts)
         if warm is None:

@@ -105,3 +105,26 @@ def test_refuses_a_bad_penalizer(bad: object) -> None:
         BetaGeoModel().fit(ONE, penalizer=bad)  # type: ignore[arg-type]
     with pytest.raises(WinbackConfigError, match="penalize"):
         BetaGeoModel().fit(ONE, penalizer=0.1, penalize="l1")  # type: ignore[arg-type]
+
+
+def test_bgbb_penalizer() -> None:
+    """BG/BB's fit takes the same penalty: 0 is bit-identical, > 0 shrinks."""
+    from winback.models import BetaGeoBetaBinomModel
+
+    patterns = pl.DataFrame(
+        {
+            "frequency": [0, 1, 1, 2, 3, 6],
+            "recency": [0, 1, 6, 4, 6, 6],
+            "n": [6] * 6,
+            "count": [3464, 1091, 129, 155, 357, 1203],
+        }
+    )
+    plain = BetaGeoBetaBinomModel().fit(patterns, weights_col="count")
+    zero = BetaGeoBetaBinomModel().fit(patterns, weights_col="count", penalizer=0.0)
+    assert plain.params_ == zero.params_
+    assert plain.log_likelihood_ == zero.log_likelihood_
+    shrunk = BetaGeoBetaBinomModel().fit(patterns, weights_col="count", penalizer=0.05)
+    assert sum(v**2 for v in shrunk.params_.values()) < sum(v**2 for v in plain.params_.values())
+    assert shrunk.log_likelihood_ < plain.log_likelihood_
+    with pytest.raises(WinbackConfigError, match="penalizer"):
+        BetaGeoBetaBinomModel().fit(patterns, weights_col="count", penalizer=-1.0)

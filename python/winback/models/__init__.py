@@ -13,7 +13,8 @@ plain frame, which carries neither, gives a :class:`UnitNotCheckedWarning` once 
 - :class:`BetaGeoBetaBinomModel` (BG/BB) — transactions at discrete opportunities with
   dropout, on (x, t_x, n) patterns;
 - :class:`NBDModel` — purchases per period without dropout (the seed's model);
-- :class:`GammaGammaModel` — spend per occasion.
+- :class:`GammaGammaModel` — spend per occasion;
+- :func:`customer_lifetime_value` — a count model × Gamma–Gamma, discounted per month.
 
 numba compiles the likelihoods on first use (cached on disk afterwards).
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 from winback.models._base import BaseModel, UnitNotCheckedWarning, load
 from winback.models.beta_geo import BetaGeoModel, ModifiedBetaGeoModel
 from winback.models.beta_geo_beta_binom import BetaGeoBetaBinomModel
+from winback.models.clv import customer_lifetime_value
 from winback.models.gamma_gamma import GammaGammaModel
 from winback.models.nbd import NBDModel
 from winback.models.pareto_nbd import ParetoNBDModel
@@ -36,5 +38,6 @@ __all__ = [
     "NBDModel",
     "ParetoNBDModel",
     "UnitNotCheckedWarning",
+    "customer_lifetime_value",
     "load",
 ]

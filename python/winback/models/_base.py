@@ -41,6 +41,7 @@ __all__ = [
     "check_columns",
     "check_count",
     "check_horizon",
+    "check_penalizer",
     "compress",
     "finite_output",
     "frame_of",
@@ -296,6 +297,55 @@ class BaseModel:
         del data
         return None
 
+    #: L2 penalty coefficient c of the last ``fit`` (docs/methods.md#penalizer): the fit maximises
+    #: ℓ(θ) − N c Σθ² (N customers), lifetimes' ``penalizer_coef``. 0: plain maximum likelihood.
+    penalizer_: float = 0.0
+    #: What the penalty squares: the parameters ("natural", lifetimes' definition) or their logs
+    #: ("log": c Σ(ln θ)², which also keeps parameters away from 0).
+    penalize_: str = "natural"
+
+    def _objective_grad(self, params: FloatArray, data: Compressed) -> tuple[float, FloatArray]:
+        """The fit's objective and gradient: the log-likelihood, minus the L2 penalty when
+        ``penalizer_`` > 0 (docs/methods.md#penalizer)."""
+        if self.penalizer_ == 0.0:
+            return self._loglik_grad(params, data)
+        value, grad = self._loglik_grad(params, data)
+        penalty, penalty_grad, _ = self._penalty(params, data)
+        return value - penalty, grad - penalty_grad
+
+    def _penalty(
+        self, params: FloatArray, data: Compressed
+    ) -> tuple[float, FloatArray, FloatArray]:
+        """N c Σθ² (or N c Σ(ln θ)²), its gradient and its diagonal Hessian in θ."""
+        weight = self.penalizer_ * data.n_customers
+        if self.penalize_ == "log":
+            logs = np.log(params)
+            return (
+                weight * float(logs @ logs),
+                2.0 * weight * logs / params,
+                np.diag(2.0 * weight * (1.0 - logs) / params**2),
+            )
+        return (
+            weight * float(params @ params),
+            2.0 * weight * params,
+            2.0 * weight * np.eye(params.size),
+        )
+
+    def _objective_newton(self, data: Compressed) -> LogLikGradHess | None:
+        """:meth:`_newton_objective` with the L2 penalty's value, gradient and (constant,
+        diagonal) Hessian −2 N c I subtracted when ``penalizer_`` > 0."""
+        newton = self._newton_objective(data)
+        if newton is None or self.penalizer_ == 0.0:
+            return newton
+        plain = newton
+
+        def penalised(params: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+            value, grad, hess = plain(params)
+            penalty, penalty_grad, penalty_hess = self._penalty(params, data)
+            return value - penalty, grad - penalty_grad, hess - penalty_hess
+
+        return penalised
+
     def _check_fit(self, params: FloatArray, data: Compressed) -> None:
         """Hook for model-specific validity checks of the optimum (e.g. Gamma–Gamma's q > 1)."""
 
@@ -330,9 +380,9 @@ class BaseModel:
             starts = [given, *starts]
 
         def loglik_grad(params: FloatArray) -> tuple[float, FloatArray]:
-            return self._loglik_grad(params, data)
+            return self._objective_grad(params, data)
 
-        newton = self._newton_objective(data)
+        newton = self._objective_newton(data)
         result: FitResult | None = None
         if newton is not None:
             result = self._newton_fit(newton, data, starts)
@@ -342,7 +392,7 @@ class BaseModel:
                 sample = data.systematic_sample(_WARM_START_TUPLES // 4)
                 try:
                     warm = maximise(
-                        lambda params: self._loglik_grad(params, sample),
+                        lambda params: self._objective_grad(params, sample),
                         starts,
                         n_observations=sample.n_customers,
                         model=self.model_name,
@@ -378,6 +428,8 @@ class BaseModel:
         self.covariance_ = covariance
         self.params_se_ = params_se
         self.log_likelihood_ = result.log_likelihood
+        if self.penalizer_ > 0.0:  # the data's log-likelihood at the penalised optimum
+            self.log_likelihood_ = float(self._loglik_grad(result.params, data)[0])
         self.converged_ = result.converged
         self.n_iter_ = result.n_iter
         self.n_customers_ = round(data.n_customers)
@@ -395,7 +447,7 @@ class BaseModel:
         pass roughly doubles the correct digits."""
         large = data.n_unique > _WARM_START_TUPLES
         stage = data.systematic_sample(_WARM_START_TUPLES // 4) if large else data
-        stage_newton = self._newton_objective(stage) if large else newton
+        stage_newton = self._objective_newton(stage) if large else newton
         assert stage_newton is not None
         found: list[FitResult] = []
         for start in starts:
@@ -1040,6 +1092,20 @@ def check_horizon(t: float) -> float:
             f"t must be a finite duration ≥ 0 in the summary's unit, got {t!r}"
         )
     return value
+
+
+def check_penalizer(value: Any, penalize: Any = "natural") -> float:
+    """``value`` as a float, refused unless it is a finite number ≥ 0, and ``penalize`` one of
+    "natural" and "log" (docs/methods.md#penalizer)."""
+    if penalize not in ("natural", "log"):
+        raise WinbackConfigError(f"penalize must be 'natural' or 'log', got {penalize!r}")
+    try:
+        penalizer = float(value)
+    except (TypeError, ValueError):
+        penalizer = math.nan
+    if isinstance(value, bool) or not (math.isfinite(penalizer) and penalizer >= 0.0):
+        raise WinbackConfigError(f"penalizer must be a finite number ≥ 0, got {value!r}")
+    return penalizer
 
 
 def check_count(n: int) -> int:

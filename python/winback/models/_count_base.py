@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
 from winback._options import TimeUnit
-from winback.models._base import BaseModel, Compressed, finite_output, frame_of
+from winback.models._base import BaseModel, Compressed, check_penalizer, finite_output, frame_of
 from winback.models._summary_data import checked_rft, compressed_rft, rft_arrays
 
 __all__ = ["CountModel"]
@@ -44,6 +44,8 @@ class CountModel(BaseModel):
         weights_col: str | None = None,
         unit: TimeUnit | None = None,
         resolution: str | timedelta | None = None,
+        penalizer: float = 0.0,
+        penalize: Literal["natural", "log"] = "natural",
     ) -> Self:
         """Fits by maximum likelihood over the unique (x, t_x, T) tuples (docs/methods.md#fitting).
 
@@ -51,8 +53,15 @@ class CountModel(BaseModel):
         ``unit`` and ``resolution`` are the summary's (``winback.summary``'s arguments), saved
         with the model so that predictions on a summary in another unit are refused; a
         ``(frame, info)`` pair from ``winback.summary(..., return_info=True)`` carries them.
+        ``penalizer`` c ≥ 0 adds lifetimes' L2 penalty c · Σθ² per customer to the negative
+        log-likelihood (docs/methods.md#penalizer), for small or degenerate data; 0 (default) is
+        plain maximum likelihood. ``penalize="log"`` squares the log-parameters instead
+        (c · Σ(ln θ)², shrinking toward 1 from both sides), which also keeps a parameter from
+        running to 0 on degenerate data.
         Raises :class:`~winback.WinbackFitError` when the fit fails, with the reason.
         """
+        self.penalizer_ = check_penalizer(penalizer, penalize)
+        self.penalize_ = penalize
         self.frequency_col, self.recency_col, self.T_col = frequency_col, recency_col, T_col
         frame = frame_of(self._units_of_fit(data, unit, resolution))
         checked = checked_rft(

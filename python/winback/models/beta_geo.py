@@ -10,6 +10,7 @@ so every conditional expectation is P(alive) times the new-customer formula at t
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,6 +20,7 @@ from scipy import special
 
 from winback._kernels import likelihood as lik
 from winback._kernels import newton as kernels
+from winback.errors import WinbackConfigError
 from winback.models._base import Compressed, by_horizon, check_count, check_horizon
 from winback.models._count_base import CountModel
 from winback.models._fitting import LogLikGradHess
@@ -107,6 +109,84 @@ def _expected_by_quadrature(
         g = -np.expm1(-r[rows, None] * np.log1p(safe * (t[rows] / alpha[rows])[:, None])) / safe
         g = np.where(p > 1e-300, np.minimum(g, ceiling), ceiling)  # p → 0: no dropout
         out[rows] = g @ _U_WEIGHTS
+    return out
+
+
+def check_discount_rate(discount_rate: float) -> float:
+    """A continuous discount rate δ per unit of time, refused unless finite and > 0
+    (docs/methods.md#dert)."""
+    try:
+        value = float(discount_rate)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0.0):
+        raise WinbackConfigError(
+            f"discount_rate must be a finite continuous rate > 0 per unit of the summary's time "
+            f"(e.g. 0.15 a year → ln(1.15)/52 ≈ 0.0027 a week), got {discount_rate!r}; without "
+            "discounting the residual count of a customer who never leaves is infinite"
+        )
+    return value
+
+
+def gamma_nodes(shape: float) -> FloatArray:
+    """Quantiles of Gamma(shape, rate 1) at the tanh–sinh nodes ``_U`` (the upper half from the
+    complement, so the tail is exact); a node whose inverse under- or overflows is its end
+    (0 or the largest float)."""
+    lower = _U <= 0.5
+    with np.errstate(under="ignore", invalid="ignore", over="ignore"):
+        q = np.where(
+            lower,
+            special.gammaincinv(shape, _U),
+            special.gammainccinv(shape, _U_COMPLEMENT),
+        )
+    q = np.where(np.isnan(q), np.where(lower, 0.0, np.finfo(np.float64).max), q)
+    return np.asarray(q, dtype=np.float64)
+
+
+def beta_nodes(a: float, b: float) -> FloatArray:
+    """Quantiles of Beta(a, b) at the tanh–sinh nodes ``_U`` (complement for the upper half)."""
+    lower = _U <= 0.5
+    with np.errstate(under="ignore", invalid="ignore"):
+        p = np.where(lower, special.betaincinv(a, b, _U), special.betainccinv(a, b, _U_COMPLEMENT))
+    p = np.where(np.isnan(p), np.where(lower, 0.0, 1.0), p)
+    return np.asarray(p, dtype=np.float64)
+
+
+#: Rows of the (customers × λ nodes × p nodes) block in :func:`fresh_dert`.
+_DERT_BLOCK = 32
+
+
+def fresh_dert(
+    r: FloatArray, alpha: FloatArray, a: float, b: FloatArray, delta: float
+) -> FloatArray:
+    """∫_0^∞ e^{−δt} dE[X(t)] for a BG/NBD customer alive at time 0 (docs/methods.md#dert).
+
+    Given λ and p the customer makes purchase j at the j-th Poisson epoch S_j if none of the
+    j − 1 before ended their life, so the discounted count is
+    Σ_j (1−p)^{j−1} E[e^{−δ S_j}] = Σ_j (1−p)^{j−1} (λ/(λ+δ))^j = λ/(δ + pλ). Its mean over
+    λ ~ Gamma(r, α), p ~ Beta(a, b) is taken by tanh–sinh quadrature in both CDF scales
+    (λ = G/α with G ~ Gamma(r, 1)): the integrand λ/(δ+pλ) ≤ λ/δ is smooth inside the square
+    and its end singularities are algebraic. r and b depend on the frequency only, so the nodes
+    are computed once per distinct (r, b)."""
+    r, alpha, b = (np.asarray(v, dtype=np.float64).reshape(-1) for v in (r, alpha, b))
+    # Customers share (r, α, b) when they share (x, T): compute each distinct triple once.
+    triples, back = np.unique(np.stack([r, b, alpha], axis=1), axis=0, return_inverse=True)
+    values = np.empty(triples.shape[0], dtype=np.float64)
+    weights_2d = (_U_WEIGHTS[:, None] * _U_WEIGHTS[None, :]).reshape(-1)
+    starts = np.flatnonzero(np.r_[True, np.any(np.diff(triples[:, :2], axis=0) != 0, axis=1)])
+    for first, stop in zip(starts, [*starts[1:], triples.shape[0]], strict=True):
+        rr, bb = triples[first, 0], triples[first, 1]
+        g = gamma_nodes(float(rr))[:, None]  # λ α
+        p = beta_nodes(a, float(bb))[None, :]
+        huge = ~(g < 1e300)
+        for lo in range(first, stop, _DERT_BLOCK):
+            hi = min(lo + _DERT_BLOCK, stop)
+            da = (delta * triples[lo:hi, 2])[:, None, None]
+            with np.errstate(over="ignore", invalid="ignore"):
+                # λ/(δ + pλ) = G/(δα + pG); G → ∞ gives 1/p.
+                block = np.where(huge, 1.0 / np.maximum(p, 1e-300), g / (da + p * g))
+            values[lo:hi] = block.reshape(hi - lo, -1) @ weights_2d
+    out: FloatArray = values[back.reshape(-1)]
     return out
 
 
@@ -216,6 +296,18 @@ class _BetaGeoFamily(CountModel):
         if n == 0:
             value = value + (1.0 - alive)
         return self._series("probability_of_n_purchases", value)
+
+    def dert(self, discount_rate: float, data: Any | None = None) -> pl.Series:
+        """Discounted expected residual transactions per customer (docs/methods.md#dert):
+        E[∫_T^∞ e^{−δ(t−T)} dX(t) | x, t_x, T] with ``discount_rate`` δ a continuous rate per
+        unit of the summary's time (> 0): P(alive) times the new-customer value at the
+        posterior parameters."""
+        delta = check_discount_rate(discount_rate)
+        x, t_x, T = self._rft(data)
+        r, alpha, a, b = self._param_array()
+        alive = special.expit(-self._log_alive_odds(x, t_x, T))
+        value = alive * fresh_dert(r + x, alpha + T, float(a), b + x + self._alive_shift, delta)
+        return self._series("dert", value)
 
     def _loglik_grad(self, params: FloatArray, data: Compressed) -> tuple[float, FloatArray]:
         raise NotImplementedError  # pragma: no cover

@@ -14,7 +14,7 @@ opportunities ahead (``winback._kernels.bgbb``).
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 import numpy as np
 import polars as pl
@@ -28,6 +28,7 @@ from winback.models._base import (
     by_horizon,
     check_columns,
     check_count,
+    check_penalizer,
     finite_output,
     frame_of,
 )
@@ -111,11 +112,17 @@ class BetaGeoBetaBinomModel(BaseModel):
         recency_col: str = "recency",
         n_col: str = "n",
         weights_col: str | None = None,
+        penalizer: float = 0.0,
+        penalize: Literal["natural", "log"] = "natural",
     ) -> Self:
         """Fits α, β, γ, δ by maximum likelihood over the distinct (x, t_x, n) patterns
         (docs/methods.md#bg-bb); ``weights_col`` names a column of customer counts when ``data``
         is a pattern table. Raises :class:`~winback.WinbackFitError` when the fit fails, with
-        the reason (no opportunities, nobody transacted, a maximum on the boundary)."""
+        the reason (no opportunities, nobody transacted, a maximum on the boundary).
+        ``penalizer``/``penalize``: the L2 penalty of docs/methods.md#penalizer (lifetimes'
+        ``penalizer_coef``); 0 (default) is plain maximum likelihood."""
+        self.penalizer_ = check_penalizer(penalizer, penalize)
+        self.penalize_ = penalize
         self.frequency_col, self.recency_col, self.n_col = frequency_col, recency_col, n_col
         frame = frame_of(data)
         checked = self._checked(frame)

@@ -20,6 +20,7 @@ from winback._kernels import newton as kernels
 from winback.models._base import Compressed, by_horizon, check_count, check_horizon
 from winback.models._count_base import CountModel
 from winback.models._fitting import FitResult, LogLikGradHess, newton_maximise
+from winback.models.beta_geo import _U_WEIGHTS, check_discount_rate, gamma_nodes
 
 __all__ = ["ParetoNBDModel"]
 
@@ -107,6 +108,22 @@ def _pmf_chunk(
     return probability
 
 
+def discounted_lifetime(s: float, theta: FloatArray, delta: float) -> FloatArray:
+    """E[1/(δ + μ)] = ∫_0^∞ e^{−δt} (θ/(θ+t))^s dt for μ ~ Gamma(s, rate θ): the discounted
+    expected lifetime of a customer alive now (docs/methods.md#dert). Equal to
+    θ^s δ^{s−1} U(s, s; δθ) (Tricomi's U; FHL 2005), which scipy evaluates slowly and not at all
+    for large s, so it is taken by tanh–sinh quadrature in μ's CDF scale (μ = G/θ, G ~
+    Gamma(s, 1), nodes once per fit since s is shared): the integrand θ/(δθ + G) ≤ 1/δ."""
+    g = gamma_nodes(s)[None, :]
+    theta = np.asarray(theta, dtype=np.float64).reshape(-1)[:, None]
+    out = np.empty(theta.shape[0], dtype=np.float64)
+    for lo in range(0, out.size, _CHUNK // 8):
+        rows = slice(lo, lo + _CHUNK // 8)
+        with np.errstate(over="ignore"):
+            out[rows] = (theta[rows] / (delta * theta[rows] + g)) @ _U_WEIGHTS
+    return out
+
+
 class ParetoNBDModel(CountModel):
     """Pareto/NBD: ``params_`` has ``r, alpha`` (purchase rate λ ~ Gamma(r, rate α)) and
     ``s, beta`` (dropout rate μ ~ Gamma(s, rate β)); docs/methods.md#pareto-nbd."""
@@ -163,7 +180,7 @@ class ParetoNBDModel(CountModel):
         if data.n_unique <= _WARM_START_ABOVE:
             return super()._newton_fit(newton, data, starts)
         sample = data.systematic_sample(_WARM_START_SAMPLE)
-        sample_newton = self._newton_objective(sample)
+        sample_newton = self._objective_newton(sample)
         assert sample_newton is not None
         warm = super()._newton_fit(sample_newton, sample, starts)
         if warm is None:
@@ -230,6 +247,21 @@ class ParetoNBDModel(CountModel):
         if n == 0:
             value = value + (1.0 - alive)
         return self._series("probability_of_n_purchases", value)
+
+    def dert(self, discount_rate: float, data: Any | None = None) -> pl.Series:
+        """Discounted expected residual transactions per customer (Fader, Hardie & Lee 2005,
+        "RFM and CLV"; docs/methods.md#dert): E[∫_T^∞ e^{−δ(t−T)} dX(t) | x, t_x, T] with
+        ``discount_rate`` δ a continuous rate per unit of the summary's time (> 0)."""
+        delta = check_discount_rate(discount_rate)
+        x, t_x, T = self._rft(data)
+        r, alpha, s, beta = self._param_array()
+        value = (
+            self._alive(x, t_x, T)
+            * (r + x)
+            / (alpha + T)
+            * discounted_lifetime(float(s), beta + T, delta)
+        )
+        return self._series("dert", value)
 
     def expected_purchases_new_customer(self, t: float | FloatArray) -> float | pl.Series:
         """E[X(t)] for a customer just acquired: r β/(α (s−1)) · [1 − (β/(β+t))^{s−1}]."""

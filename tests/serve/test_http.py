@@ -353,3 +353,23 @@ def test_other_routes_and_types_are_problems(server: tuple[str, int]) -> None:
     )
     assert status == 415
     assert json.loads(raw)["status"] == 415
+
+
+def test_concurrent_requests_each_get_their_own_answer(
+    server: tuple[str, int], model_dir: Path
+) -> None:
+    """Eight requests at once (scored in the server's thread pool): each answer is its own
+    customers' scores, equal to the scorer's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    scorer = Scorer.from_dir(model_dir)
+    batches = [list(range(100 + 10 * k, 110 + 10 * k)) for k in range(8)]
+    requests = [histories(ids) for ids in batches]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda r: post(server, r[1]), requests))
+    for (tx, _), (status, _, body) in zip(requests, answers, strict=True):
+        assert status == 200, body
+        expected = scorer.score(tx, as_of=AS_OF)
+        assert body["customers"] == [
+            {k: as_json(v) for k, v in row.items()} for row in expected.to_dicts()
+        ]

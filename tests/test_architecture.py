@@ -26,7 +26,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"summary", "rfm", "segments"}),
     frozenset({"migrate", "value"}),
     frozenset({"campaign", "evaluation", "scorer", "backtest"}),
-    frozenset({"report", "_engines", "loop"}),
+    frozenset({"report", "_engines", "loop", "serve"}),
     frozenset({"spark", "dask"}),
     frozenset({"cli"}),
 )

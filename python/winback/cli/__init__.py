@@ -13,7 +13,8 @@ Errors print one line (``--debug`` shows the traceback).
 - ``backtest``: ``winback backtest``;
 - ``campaign``: ``winback segment``, ``winback campaign`` and ``winback evaluate``;
 - ``report``: ``winback report`` and ``winback demo``;
-- ``run``: ``winback run``, ``winback init`` and ``winback contacts import`` (the daily loop).
+- ``run``: ``winback run``, ``winback init`` and ``winback contacts import`` (the daily loop);
+- ``serve``: ``winback serve`` (the HTTP scoring service).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ import winback.cli.value
 import winback.cli.backtest
 import winback.cli.campaign
 import winback.cli.report
-import winback.cli.run  # noqa: F401 - imported to register its commands
+import winback.cli.run
+import winback.cli.serve  # noqa: F401 - imported to register its commands
 
 # isort: on
 

@@ -1,0 +1,68 @@
+"""``winback serve``: the HTTP scoring service (docs/serving.md#http) on a model directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from winback.cli._app import app
+from winback.errors import WinbackConfigError
+
+__all__ = ["serve"]
+
+
+@app.command()
+def serve(
+    models: Annotated[
+        Path, typer.Option("--models", help="Directory of model files (winback fit -o DIR).")
+    ],
+    host: Annotated[
+        str, typer.Option(help="Address to bind (default: this machine only).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Server processes.")] = 1,
+    rules: Annotated[
+        str, typer.Option(help="Strategy rules: a preset name or a .toml file.")
+    ] = "strategy",
+    value: Annotated[
+        Path | None,
+        typer.Option(help="JSON file of value settings (horizon, period, margin, …)."),
+    ] = None,
+    max_body_bytes: Annotated[
+        int, typer.Option(help="Largest request body in bytes (larger: 413).")
+    ] = 8 * 1024 * 1024,
+    max_customers: Annotated[
+        int, typer.Option(help="Most customers per request (more: 413).")
+    ] = 10_000,
+    max_purchases: Annotated[
+        int, typer.Option(help="Most purchases per customer (more: 413).")
+    ] = 100_000,
+) -> None:
+    """Serve the models over HTTP: POST /v1/score, GET /v1/models, /healthz, /readyz.
+
+    Example: winback serve --models models/ --port 8000
+    """
+    from winback.serve import Limits, ServeConfig, run
+
+    settings: dict[str, Any] | None = None
+    if value is not None:
+        try:
+            settings = json.loads(value.read_text())
+        except (OSError, ValueError) as exc:
+            raise WinbackConfigError(f"--value {str(value)!r}: cannot read JSON ({exc})") from None
+        if not isinstance(settings, dict):
+            raise WinbackConfigError(f"--value {str(value)!r} must hold a JSON object")
+    config = ServeConfig(
+        models=str(models),
+        rules=rules,
+        value=settings,
+        limits=Limits(
+            max_body_bytes=max_body_bytes,
+            max_customers=max_customers,
+            max_purchases=max_purchases,
+        ),
+    )
+    run(config, host=host, port=port, workers=workers)

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from winback._kernels import jit
+from winback._kernels.likelihood import _neumaier  # the same compensated sum as the BG family
 from winback._kernels.special import digamma_diff, lgamma_diff, trigamma
 from winback._parallel import chunk_bounds, map_chunks
 
@@ -191,24 +192,6 @@ def _terms(  # type: ignore[no-untyped-def]
             grad[i, j] = g[j] if math.isfinite(g[j]) else 0.0
             for l in range(4):  # noqa: E741
                 hess[i, j, l] = h[j, l] if want_hess else 0.0
-
-
-@jit
-def _neumaier(v: F64, w: F64) -> float:
-    """Σ w_i v_i in index order with Neumaier compensation; w_i = 0 terms are skipped."""
-    s = 0.0
-    c = 0.0
-    for i in range(v.shape[0]):
-        if w[i] == 0.0:
-            continue
-        t = w[i] * v[i]
-        u = s + t
-        if abs(s) >= abs(t):
-            c += (s - u) + t
-        else:
-            c += (t - u) + s
-        s = u
-    return s + c
 
 
 def _as_f64(a: ArrayLike) -> F64:

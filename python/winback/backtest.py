@@ -64,6 +64,8 @@ METHODS: dict[str, str] = {
     "bgnbd_gg": "BG/NBD × Gamma–Gamma",
     "mbgnbd_gg": "MBG/NBD × Gamma–Gamma",
     "pareto_gg": "Pareto/NBD × Gamma–Gamma",
+    "dropout_gg": "the periodic BG/NBD (monthly, with dropout) × Gamma–Gamma: "
+    "value(forecast='dropout')'s dropout_expected_amount",
     "markov": "the Markov chain's next month (expected_amount × p_active_next_markov / "
     "p_active_next); next month only",
     "naive_mean3": "each customer's mean month over the last 3 months, × the horizon",
@@ -126,7 +128,15 @@ _VALUE_COLUMNS = (
     "p_active_next_markov",
 )
 #: Methods that give a probability of at least one occasion over the horizon.
-_PROBABILISTIC = frozenset({"nbd_gg", "nbd_gg_alive", "markov", *_COUNT_MODELS})
+_PROBABILISTIC = frozenset({"nbd_gg", "nbd_gg_alive", "dropout_gg", "markov", *_COUNT_MODELS})
+#: What the back-test takes of value's frame for ``dropout_gg``.
+_DROPOUT_COLUMNS = (
+    "last_active_offset",
+    "active_periods",
+    "dropout_p_active_next",
+    "dropout_expected_frequency",
+    "dropout_expected_amount",
+)
 #: Share of customers whose actual revenue the top-decile capture counts.
 TOP_SHARE = 0.1
 DECILES = 10
@@ -514,9 +524,17 @@ def _calibrate(
     result = None
     if any(_naive_k(m) is None and m != "zero" for m in methods):
         # The value-based methods, and the spend side (Gamma–Gamma) of the count models.
-        result = value(prepared, as_of=origin, resolution=resolution)
+        dropout = "dropout_gg" in methods
+        result = value(
+            prepared,
+            as_of=origin,
+            resolution=resolution,
+            forecast="dropout" if dropout else "nbd",
+        )
         base = base.join(
-            result.frame.select("customer_id", *_VALUE_COLUMNS),
+            result.frame.select(
+                "customer_id", *_VALUE_COLUMNS, *(_DROPOUT_COLUMNS if dropout else ())
+            ),
             on="customer_id",
             how="left",
             maintain_order="left",
@@ -576,6 +594,18 @@ def _forecast(cal: _Origin, method: str, months: int, days: int) -> _Forecast | 
         )
         count = _aligned(base, counts, "count")
         return _Forecast(count * spend, count, _aligned(base, counts, "p"))
+    if method == "dropout_gg":
+        if result.dropout is None:
+            return f"the periodic BG/NBD could not be fitted: {result.forecast_reason}"
+        if months == 1:  # value's own columns, bit for bit
+            count = _column(base, "dropout_expected_frequency")
+            return _Forecast(
+                _column(base, "dropout_expected_amount"),
+                count,
+                _column(base, "dropout_p_active_next"),
+            )
+        count = result.dropout.expected_count(months, base)
+        return _Forecast(count * spend, count, result.dropout.probability_active(months, base))
     if months == 1:  # value's own next-period columns, bit for bit
         count = _column(base, "expected_frequency")
         amount = _column(base, "expected_amount")

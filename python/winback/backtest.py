@@ -66,6 +66,9 @@ METHODS: dict[str, str] = {
     "pareto_gg": "Pareto/NBD × Gamma–Gamma",
     "dropout_gg": "the periodic BG/NBD (monthly, with dropout) × Gamma–Gamma: "
     "value(forecast='dropout')'s dropout_expected_amount",
+    "stacked_gg": "gradient-boosted trees over the models' quantities and the customer's rhythm, "
+    "fitted by rolling origin (value(forecast='stacked')'s stacked_expected_amount); next month "
+    "only",
     "markov": "the Markov chain's next month (expected_amount × p_active_next_markov / "
     "p_active_next); next month only",
     "naive_mean3": "each customer's mean month over the last 3 months, × the horizon",
@@ -128,7 +131,9 @@ _VALUE_COLUMNS = (
     "p_active_next_markov",
 )
 #: Methods that give a probability of at least one occasion over the horizon.
-_PROBABILISTIC = frozenset({"nbd_gg", "nbd_gg_alive", "dropout_gg", "markov", *_COUNT_MODELS})
+_PROBABILISTIC = frozenset(
+    {"nbd_gg", "nbd_gg_alive", "dropout_gg", "stacked_gg", "markov", *_COUNT_MODELS}
+)
 #: What the back-test takes of value's frame for ``dropout_gg``.
 _DROPOUT_COLUMNS = (
     "last_active_offset",
@@ -137,6 +142,7 @@ _DROPOUT_COLUMNS = (
     "dropout_expected_frequency",
     "dropout_expected_amount",
 )
+_STACKED_COLUMNS = ("stacked_expected_amount", "stacked_p_active_next")
 #: Share of customers whose actual revenue the top-decile capture counts.
 TOP_SHARE = 0.1
 DECILES = 10
@@ -524,16 +530,20 @@ def _calibrate(
     result = None
     if any(_naive_k(m) is None and m != "zero" for m in methods):
         # The value-based methods, and the spend side (Gamma–Gamma) of the count models.
-        dropout = "dropout_gg" in methods
+        stacked = "stacked_gg" in methods
+        dropout = stacked or "dropout_gg" in methods
         result = value(
             prepared,
             as_of=origin,
             resolution=resolution,
-            forecast="dropout" if dropout else "nbd",
+            forecast="stacked" if stacked else "dropout" if dropout else "nbd",
         )
         base = base.join(
             result.frame.select(
-                "customer_id", *_VALUE_COLUMNS, *(_DROPOUT_COLUMNS if dropout else ())
+                "customer_id",
+                *_VALUE_COLUMNS,
+                *(_DROPOUT_COLUMNS if dropout else ()),
+                *(_STACKED_COLUMNS if stacked else ()),
             ),
             on="customer_id",
             how="left",
@@ -594,6 +604,14 @@ def _forecast(cal: _Origin, method: str, months: int, days: int) -> _Forecast | 
         )
         count = _aligned(base, counts, "count")
         return _Forecast(count * spend, count, _aligned(base, counts, "p"))
+    if method == "stacked_gg":
+        if months != 1:
+            return "the stacked forecast is for the next month only"
+        if base.get_column("stacked_expected_amount").null_count():
+            return f"no stacked forecast at this origin: {result.forecast_reason}"
+        amount = _column(base, "stacked_expected_amount")
+        spend_or_one = np.where(spend > 0, spend, 1.0)
+        return _Forecast(amount, amount / spend_or_one, _column(base, "stacked_p_active_next"))
     if method == "dropout_gg":
         if result.dropout is None:
             return f"the periodic BG/NBD could not be fitted: {result.forecast_reason}"

@@ -108,7 +108,7 @@ def value(
     spend_bins: Sequence[float] | None = None,
     tiers: Mapping[str, float] | None = None,
     tier_by: Literal["expected_value", "clv"] = "expected_value",
-    forecast: Literal["nbd", "dropout", "auto"] = FORECAST,
+    forecast: Literal["nbd", "dropout", "stacked", "auto"] = FORECAST,
     resolution: str | timedelta = RESOLUTION,
     customer_col: str = CUSTOMER_COL,
     time_col: str = TIME_COL,
@@ -155,10 +155,13 @@ def value(
     forecast
         The headline next-period forecast (docs/methods.md#headline-forecast): ``"nbd"``
         (default: the frame as ever, ``expected_amount``), ``"dropout"`` (the periodic BG/NBD,
-        docs/methods.md#periodic-bg-nbd) or ``"auto"`` (whichever of the two forecast the
-        data's own last periods better). Other than ``"nbd"``, the frame gains the columns
-        ``last_active_offset``, ``active_periods``, ``dropout_p_alive``,
-        ``dropout_p_active_next``, ``dropout_expected_frequency``, ``dropout_expected_amount``
+        docs/methods.md#periodic-bg-nbd), ``"stacked"`` (gradient-boosted trees over the
+        models' quantities and the customer's rhythm, fitted by rolling origin on these data,
+        docs/methods.md#stacked-forecast; needs scikit-learn) or ``"auto"`` (whichever of the
+        three forecast the data's own last periods best). Other than ``"nbd"``, the frame
+        gains the columns ``last_active_offset``, ``active_periods``, ``dropout_p_alive``,
+        ``dropout_p_active_next``, ``dropout_expected_frequency``,
+        ``dropout_expected_amount``, ``stacked_expected_amount``, ``stacked_p_active_next``
         and ``forecast_amount`` (the chosen headline); ``ValueResult.forecast`` and
         ``forecast_reason`` say which was chosen and why (also logged on ``winback.value``).
     resolution, customer_col, time_col, amount_col, cost_col, expense_col, order_col, tz,
@@ -280,4 +283,9 @@ def value(
         return result
     from winback.value.headline import add_headline
 
-    return add_headline(result, panel, n_complete, forecast)
+    months = (
+        [_io.micros_to_datetime(e).month for e in edges]
+        if period == "month" and first is not None
+        else None
+    )
+    return add_headline(result, panel, n_complete, forecast, months)

@@ -182,6 +182,9 @@ class ValueResult:
     #: ``"nbd"`` or ``"dropout"``, and why (``forecast="auto"`` gives the back-test's figures).
     forecast: str = "nbd"
     forecast_reason: str = "the default forecast (period NBD × Gamma–Gamma)"
+    #: ``forecast="auto"``'s back-test per held-out period and method (``period``, ``method``,
+    #: ``actual``, ``forecast``, ``total_error``, ``rmse``); None otherwise.
+    forecast_evidence: pl.DataFrame | None = None
 
     @property
     def transition_matrix(self) -> sparse.csr_array | None:

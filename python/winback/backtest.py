@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKTEST_COLUMNS",
+    "DEFAULT_METHODS",
     "METHODS",
     "SUMMARY_COLUMNS",
     "BacktestResult",
@@ -75,6 +76,10 @@ METHODS: dict[str, str] = {
     "naive_last": "each customer's last month, × the horizon",
     "zero": "zero for everyone",
 }
+
+#: The methods run by default: all but ``stacked_gg``, which trains trees at every origin
+#: (ask for it by name).
+DEFAULT_METHODS: tuple[str, ...] = tuple(m for m in METHODS if m != "stacked_gg")
 
 #: Columns of :attr:`BacktestResult.frame`, in order.
 BACKTEST_COLUMNS = (
@@ -220,7 +225,7 @@ def _naive_k(method: str) -> int | None:
 
 def _check_methods(methods: Sequence[str] | str | None) -> list[str]:
     if methods is None:
-        return list(METHODS)
+        return list(DEFAULT_METHODS)
     items = [methods] if isinstance(methods, str) else list(methods)
     if not items:
         raise WinbackConfigError(f"methods is empty; give some of {', '.join(METHODS)}")
@@ -716,7 +721,8 @@ def backtest(
     horizons
         Whole numbers of calendar months after the origin: ``"1M"``, ``"3M"`` … (or ints).
     methods
-        Names from :data:`METHODS` (default: all of them), ``naive_mean<k>`` for any k ≥ 1.
+        Names from :data:`METHODS` (default: :data:`DEFAULT_METHODS`, all but ``stacked_gg``),
+        ``naive_mean<k>`` for any k ≥ 1.
     as_of
         The end of the data (a date is the end of that day); default: the end of the latest
         purchase's day (docs/methods.md#as-of).

@@ -99,9 +99,23 @@ def _arrays(data: Any) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
 
 
 def _distinct(*columns: FloatArray) -> tuple[FloatArray, NDArray[np.int64], FloatArray]:
-    """Distinct rows of the columns: (the rows, the inverse mapping, how many of each)."""
-    stacked = np.stack(columns, axis=1)
-    unique, inverse, counts = np.unique(stacked, axis=0, return_inverse=True, return_counts=True)
+    """Distinct rows of whole-number columns: (the rows, the inverse mapping, how many of
+    each). The rows are packed into one integer key (exact: each column's range fits), which
+    is much faster than ``np.unique(axis=0)``; the distinct rows come in key order, the same
+    for any row order."""
+    ints = [np.asarray(c, dtype=np.int64) for c in columns]
+    if math.prod(int(c.max(initial=0)) + 1 for c in ints) >= 2**62:  # too wide to pack
+        unique, inverse, counts = np.unique(
+            np.stack(columns, axis=1), axis=0, return_inverse=True, return_counts=True
+        )
+        return unique, inverse.ravel().astype(np.int64), counts.astype(np.float64)
+    key = np.zeros(ints[0].shape[0], dtype=np.int64)
+    for column in ints:
+        key = key * (int(column.max(initial=0)) + 1) + column
+    _, first, inverse, counts = np.unique(
+        key, return_index=True, return_inverse=True, return_counts=True
+    )
+    unique = np.stack([c[first] for c in columns], axis=1).astype(np.float64)
     return unique, inverse.ravel().astype(np.int64), counts.astype(np.float64)
 
 

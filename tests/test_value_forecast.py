@@ -152,3 +152,34 @@ def test_backtest_dropout_method_is_values_column(sample: pl.DataFrame) -> None:
     notes = dict(zip(three.get_column("method"), three.get_column("note"), strict=True))
     assert notes["dropout_gg"] is None
     assert notes["stacked_gg"] == "the stacked forecast is for the next month only"
+
+
+def test_cli_value_forecast_option(tmp_path: Path, sample: pl.DataFrame) -> None:
+    import json
+    import subprocess
+    import sys
+
+    sales, out = tmp_path / "sales.parquet", tmp_path / "value.parquet"
+    sample.write_parquet(sales)
+    done = subprocess.run(
+        [sys.executable, "-m", "winback.cli", "value", str(sales), "-o", str(out)]
+        + ["--as-of", AS_OF, "--forecast", "dropout", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["forecast"] == "dropout"
+    written = pl.read_parquet(out)
+    assert written.get_column("forecast_amount").equals(
+        written.get_column("dropout_expected_amount"), check_names=False
+    )
+    bad = subprocess.run(
+        [sys.executable, "-m", "winback.cli", "value", str(sales), "-o", str(tmp_path / "x.csv")]
+        + ["--forecast", "best"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert "--forecast best must be one of" in bad.stderr

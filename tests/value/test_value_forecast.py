@@ -11,13 +11,14 @@ import polars as pl
 import pytest
 
 import winback
+from tests.conftest import SHARED_DATA
 from winback.datasets import read_cdnow_text
 from winback.errors import WinbackConfigError
 from winback.value import VALUE_COLUMNS, ValueResult
 from winback.value.headline import HEADLINE_COLUMNS
 from winback.value.stacked import cutoff_features
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "CDNOW_sample.txt"
+SAMPLE = SHARED_DATA / "CDNOW_sample.txt"
 AS_OF = "1997-12-31"
 
 
@@ -161,9 +162,9 @@ def test_cli_value_forecast_option(tmp_path: Path, sample: pl.DataFrame) -> None
 
     sales, out = tmp_path / "sales.parquet", tmp_path / "value.parquet"
     sample.write_parquet(sales)
+    cli = [sys.executable, "-m", "winback.cli", "value"]
     done = subprocess.run(
-        [sys.executable, "-m", "winback.cli", "value", str(sales), "-o", str(out)]
-        + ["--as-of", AS_OF, "--forecast", "dropout", "--json"],
+        [*cli, str(sales), "-o", str(out), "--as-of", AS_OF, "--forecast", "dropout", "--json"],
         capture_output=True,
         text=True,
         check=False,
@@ -175,8 +176,7 @@ def test_cli_value_forecast_option(tmp_path: Path, sample: pl.DataFrame) -> None
         written.get_column("dropout_expected_amount"), check_names=False
     )
     bad = subprocess.run(
-        [sys.executable, "-m", "winback.cli", "value", str(sales), "-o", str(tmp_path / "x.csv")]
-        + ["--forecast", "best"],
+        [*cli, str(sales), "-o", str(tmp_path / "x.csv"), "--forecast", "best"],
         capture_output=True,
         text=True,
         check=False,

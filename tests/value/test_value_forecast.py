@@ -52,8 +52,11 @@ def test_every_customer_once_with_the_chosen_headline(
     assert frame.height == sample.get_column("customer_id").n_unique()
     assert frame.get_column("customer_id").is_unique().all()
     modelled = frame.filter(pl.col("status") == "modelled")
+    stacked = {"stacked_expected_amount", "stacked_p_active_next"}
     for name in HEADLINE_COLUMNS:
-        assert modelled.get_column(name).null_count() == 0, name
+        # the trees run for the next period only when they are the headline
+        filled = name not in stacked or auto.forecast == "stacked"
+        assert modelled.get_column(name).null_count() == (0 if filled else modelled.height), name
     source = {
         "nbd": "expected_amount",
         "dropout": "dropout_expected_amount",

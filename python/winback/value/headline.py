@@ -206,8 +206,14 @@ def add_headline(
         **{name: columns.get(name, pl.lit(None, pl.Float64)) for name in HEADLINE_COLUMNS[2:6]}
     )
     frame = frame.join(extra, on="customer_id", how="left", maintain_order="left")
+    if forecast == "auto":
+        choice = choose_forecast(panel, n_complete, period_months, cache)
+    else:
+        choice = Choice(forecast, f"forecast={forecast!r} was asked for", pl.DataFrame())
     stacked = None
-    if forecast in ("stacked", "auto") and modelled.height:
+    # The trees are trained for the next period only when they are the headline (with "auto",
+    # only when chosen: they are the costly candidate).
+    if choice.method == "stacked" and modelled.height:
         try:
             stacked = stacked_forecast(panel, n_complete, period_months, cache)
         except WinbackFitError as error:
@@ -230,10 +236,6 @@ def add_headline(
             pl.lit(None, pl.Float64).alias("stacked_expected_amount"),
             pl.lit(None, pl.Float64).alias("stacked_p_active_next"),
         )
-    if forecast == "auto":
-        choice = choose_forecast(panel, n_complete, period_months, cache)
-    else:
-        choice = Choice(forecast, f"forecast={forecast!r} was asked for", pl.DataFrame())
     method, reason = choice.method, choice.reason
     if (method == "dropout" and model is None) or (method == "stacked" and stacked is None):
         method, reason = "nbd", f"{reason}; {'; '.join(problems)}: kept the period NBD"
@@ -250,5 +252,5 @@ def add_headline(
         dropout=model,
         forecast=method,
         forecast_reason=reason,
-        forecast_evidence=choice.evidence,
+        forecast_evidence=choice.evidence if forecast == "auto" else None,
     )

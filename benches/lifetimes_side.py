@@ -6,9 +6,10 @@ Reads a transactions Parquet file (customer_id, ts, amount) and, optionally, win
 
     .venv-bench/bin/python benches/lifetimes_side.py tx.parquet --end 2025-01-01 --out side.json
 
-With ``--backtest SPLIT:DAYS,...`` it forecasts instead (backtest_value.py): for each split date,
+With ``--backtest SPLIT:DAYS[:LABEL],...`` it forecasts instead (backtest_value.py): for each split date,
 BG/NBD + Gamma–Gamma calibrated on the days up to and including it, and each customer's expected
-amount over the next DAYS days, written to ``--out`` as Parquet (split, customer_id, forecast).
+amount over the next DAYS days, written to ``--out`` as Parquet (split, label, customer_id,
+forecast, expected_purchases, p_alive, p_active = P(≥ 1 purchase in the DAYS)).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def _timed(label: str, results: dict[str, Any], work: Any) -> Any:
     return value
 
 
-def backtest(tx: pd.DataFrame, splits: list[tuple[str, int]], out: str) -> None:
+def backtest(tx: pd.DataFrame, splits: list[tuple[str, int, str]], out: str) -> None:
     """Per split: BetaGeoFitter on lifetimes' daily summary up to the split, GammaGammaFitter on
     the customers with a positive repeat mean; forecast = E[purchases in the next ``days``]
     × E[mean spend] (the standard lifetimes CLV recipe without discounting)."""
@@ -46,7 +47,7 @@ def backtest(tx: pd.DataFrame, splits: list[tuple[str, int]], out: str) -> None:
     from lifetimes.utils import summary_data_from_transaction_data
 
     frames = []
-    for split, days in splits:
+    for split, days, label in splits:
         end = pd.Timestamp(split)
         calibration = tx[tx["ts"] < end + pd.Timedelta(days=1)]
         summary = summary_data_from_transaction_data(
@@ -67,19 +68,22 @@ def backtest(tx: pd.DataFrame, splits: list[tuple[str, int]], out: str) -> None:
         mean_spend = ggf.conditional_expected_average_profit(
             summary["frequency"], summary["monetary_value"]
         )
+        alive = bgf.conditional_probability_alive(
+            summary["frequency"], summary["recency"], summary["T"]
+        )
+        # P(no purchase in the next `days` | alive) = ((α+T)/(α+T+t))^(r+x) under the BG/NBD
+        r, a = bgf.params_["r"], bgf.params_["alpha"]
+        silent = ((a + summary["T"]) / (a + summary["T"] + days)) ** (r + summary["frequency"])
         frames.append(
             pd.DataFrame(
                 {
                     "split": split,
+                    "label": label,
                     "customer_id": summary.index.to_numpy(),
                     "forecast": np.asarray(purchases * mean_spend, dtype=float),
                     "expected_purchases": np.asarray(purchases, dtype=float),
-                    "p_alive": np.asarray(
-                        bgf.conditional_probability_alive(
-                            summary["frequency"], summary["recency"], summary["T"]
-                        ),
-                        dtype=float,
-                    ),
+                    "p_alive": np.asarray(alive, dtype=float),
+                    "p_active": np.asarray(alive * (1.0 - silent), dtype=float),
                     "fit_seconds": time.perf_counter() - started,
                 }
             )
@@ -100,9 +104,8 @@ def main() -> None:
     parser.add_argument("--backtest", help="SPLIT:DAYS,...: forecast instead (see the doc)")
     args = parser.parse_args()
     if args.backtest:
-        splits = [
-            (item.split(":")[0], int(item.split(":")[1])) for item in args.backtest.split(",")
-        ]
+        parts = [item.split(":") for item in args.backtest.split(",")]
+        splits = [(p[0], int(p[1]), p[2] if len(p) > 2 else "1M") for p in parts]
         backtest(pd.read_parquet(args.transactions), splits, args.out)
         return
 

@@ -14,6 +14,8 @@ from typing import Final, Literal
 __all__ = [
     "AMOUNT_COL",
     "CUSTOMER_COL",
+    "FORECAST",
+    "FORECASTS",
     "HORIZON_PERIODS",
     "ID_TYPE",
     "MIN_OCCASIONS",
@@ -61,6 +63,10 @@ UNIT: Final[TimeUnit] = "W"
 PERIOD: Final = "month"
 #: Periods the CLV sums over.
 HORIZON_PERIODS: Final = 12
+#: The headline forecast of winback.value (docs/methods.md#headline-forecast).
+FORECAST: Final = "nbd"
+#: The headline forecasts winback.value accepts.
+FORECASTS: Final[tuple[str, ...]] = ("nbd", "dropout", "stacked", "auto")
 
 # Reading text times and ids (docs/methods.md#input, #time-zones).
 #: How customer ids are read: ``"auto"`` (CSV ids as text, typed sources keep their type),

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKTEST_COLUMNS",
+    "DEFAULT_METHODS",
     "METHODS",
     "SUMMARY_COLUMNS",
     "BacktestResult",
@@ -64,12 +65,21 @@ METHODS: dict[str, str] = {
     "bgnbd_gg": "BG/NBD × Gamma–Gamma",
     "mbgnbd_gg": "MBG/NBD × Gamma–Gamma",
     "pareto_gg": "Pareto/NBD × Gamma–Gamma",
+    "dropout_gg": "the periodic BG/NBD (monthly, with dropout) × Gamma–Gamma: "
+    "value(forecast='dropout')'s dropout_expected_amount",
+    "stacked_gg": "gradient-boosted trees over the models' quantities and the customer's rhythm, "
+    "fitted by rolling origin (value(forecast='stacked')'s stacked_expected_amount); next month "
+    "only",
     "markov": "the Markov chain's next month (expected_amount × p_active_next_markov / "
     "p_active_next); next month only",
     "naive_mean3": "each customer's mean month over the last 3 months, × the horizon",
     "naive_last": "each customer's last month, × the horizon",
     "zero": "zero for everyone",
 }
+
+#: The methods run by default: all but ``stacked_gg``, which trains trees at every origin
+#: (ask for it by name).
+DEFAULT_METHODS: tuple[str, ...] = tuple(m for m in METHODS if m != "stacked_gg")
 
 #: Columns of :attr:`BacktestResult.frame`, in order.
 BACKTEST_COLUMNS = (
@@ -126,7 +136,18 @@ _VALUE_COLUMNS = (
     "p_active_next_markov",
 )
 #: Methods that give a probability of at least one occasion over the horizon.
-_PROBABILISTIC = frozenset({"nbd_gg", "nbd_gg_alive", "markov", *_COUNT_MODELS})
+_PROBABILISTIC = frozenset(
+    {"nbd_gg", "nbd_gg_alive", "dropout_gg", "stacked_gg", "markov", *_COUNT_MODELS}
+)
+#: What the back-test takes of value's frame for ``dropout_gg``.
+_DROPOUT_COLUMNS = (
+    "last_active_offset",
+    "active_periods",
+    "dropout_p_active_next",
+    "dropout_expected_frequency",
+    "dropout_expected_amount",
+)
+_STACKED_COLUMNS = ("stacked_expected_amount", "stacked_p_active_next")
 #: Share of customers whose actual revenue the top-decile capture counts.
 TOP_SHARE = 0.1
 DECILES = 10
@@ -204,7 +225,7 @@ def _naive_k(method: str) -> int | None:
 
 def _check_methods(methods: Sequence[str] | str | None) -> list[str]:
     if methods is None:
-        return list(METHODS)
+        return list(DEFAULT_METHODS)
     items = [methods] if isinstance(methods, str) else list(methods)
     if not items:
         raise WinbackConfigError(f"methods is empty; give some of {', '.join(METHODS)}")
@@ -514,9 +535,21 @@ def _calibrate(
     result = None
     if any(_naive_k(m) is None and m != "zero" for m in methods):
         # The value-based methods, and the spend side (Gamma–Gamma) of the count models.
-        result = value(prepared, as_of=origin, resolution=resolution)
+        stacked = "stacked_gg" in methods
+        dropout = stacked or "dropout_gg" in methods
+        result = value(
+            prepared,
+            as_of=origin,
+            resolution=resolution,
+            forecast="stacked" if stacked else "dropout" if dropout else "nbd",
+        )
         base = base.join(
-            result.frame.select("customer_id", *_VALUE_COLUMNS),
+            result.frame.select(
+                "customer_id",
+                *_VALUE_COLUMNS,
+                *(_DROPOUT_COLUMNS if dropout else ()),
+                *(_STACKED_COLUMNS if stacked else ()),
+            ),
             on="customer_id",
             how="left",
             maintain_order="left",
@@ -576,6 +609,26 @@ def _forecast(cal: _Origin, method: str, months: int, days: int) -> _Forecast | 
         )
         count = _aligned(base, counts, "count")
         return _Forecast(count * spend, count, _aligned(base, counts, "p"))
+    if method == "stacked_gg":
+        if months != 1:
+            return "the stacked forecast is for the next month only"
+        if base.get_column("stacked_expected_amount").null_count():
+            return f"no stacked forecast at this origin: {result.forecast_reason}"
+        amount = _column(base, "stacked_expected_amount")
+        spend_or_one = np.where(spend > 0, spend, 1.0)
+        return _Forecast(amount, amount / spend_or_one, _column(base, "stacked_p_active_next"))
+    if method == "dropout_gg":
+        if result.dropout is None:
+            return f"the periodic BG/NBD could not be fitted: {result.forecast_reason}"
+        if months == 1:  # value's own columns, bit for bit
+            count = _column(base, "dropout_expected_frequency")
+            return _Forecast(
+                _column(base, "dropout_expected_amount"),
+                count,
+                _column(base, "dropout_p_active_next"),
+            )
+        count = result.dropout.expected_count(months, base)
+        return _Forecast(count * spend, count, result.dropout.probability_active(months, base))
     if months == 1:  # value's own next-period columns, bit for bit
         count = _column(base, "expected_frequency")
         amount = _column(base, "expected_amount")
@@ -668,7 +721,8 @@ def backtest(
     horizons
         Whole numbers of calendar months after the origin: ``"1M"``, ``"3M"`` … (or ints).
     methods
-        Names from :data:`METHODS` (default: all of them), ``naive_mean<k>`` for any k ≥ 1.
+        Names from :data:`METHODS` (default: :data:`DEFAULT_METHODS`, all but ``stacked_gg``),
+        ``naive_mean<k>`` for any k ≥ 1.
     as_of
         The end of the data (a date is the end of that day); default: the end of the latest
         purchase's day (docs/methods.md#as-of).

@@ -124,8 +124,9 @@ def backtest_command(
     methods: Annotated[
         str | None,
         typer.Option(
-            help="Methods, comma-separated (default: all): nbd_gg, nbd_gg_alive, bgnbd_gg, "
-            "mbgnbd_gg, pareto_gg, markov, naive_mean3 (naive_mean<k>), naive_last, zero."
+            help="Methods, comma-separated (default: all but stacked_gg): nbd_gg, nbd_gg_alive, "
+            "bgnbd_gg, mbgnbd_gg, pareto_gg, dropout_gg, stacked_gg, markov, naive_mean3 "
+            "(naive_mean<k>), naive_last, zero."
         ),
     ] = None,
     output: Annotated[

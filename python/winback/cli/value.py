@@ -14,6 +14,7 @@ from rich.table import Table
 from winback._options import (
     AMOUNT_COL,
     CUSTOMER_COL,
+    FORECAST,
     HORIZON_PERIODS,
     ON_INVALID,
     PERIOD,
@@ -66,6 +67,13 @@ def value_command(
     ] = None,
     horizon: Annotated[int, typer.Option(help="CLV horizon in periods.")] = HORIZON_PERIODS,
     discount_rate: Annotated[float, typer.Option(help="Discount rate per period.")] = 0.01,
+    forecast: Annotated[
+        str,
+        typer.Option(
+            help="Headline forecast: nbd, dropout, stacked or auto "
+            "(docs/methods.md#headline-forecast)."
+        ),
+    ] = FORECAST,
     resolution: Resolution = RESOLUTION,
     customer_col: CustomerCol = CUSTOMER_COL,
     time_col: TimeCol = TIME_COL,
@@ -119,6 +127,7 @@ def value_command(
             margin=margin,
             horizon=horizon,
             discount_rate=discount_rate,
+            forecast=forecast,  # type: ignore[arg-type]  # checked by value()
             resolution=resolution,
             # The expenses are read with the same column names.
             customer_col=customer_col,
@@ -153,6 +162,8 @@ def value_command(
         "count_model": result.info.count_model,
         "spend_model": result.info.spend_model,
         "spend_fit_set_aside": len(result.info.spend_fit_set_aside),
+        "forecast": result.forecast,
+        "forecast_reason": result.forecast_reason,
         "output": str(output),
     }
     if json_out:
@@ -173,6 +184,10 @@ def value_command(
             f"{row['clv'] or 0:,.2f}",
         )
     lines: list[Table | str] = [table]
+    if forecast != FORECAST:
+        lines.append(
+            f"headline forecast (forecast_amount): {result.forecast} — {result.forecast_reason}"
+        )
     if result.info.expense_rows_unmatched:
         lines.append(
             f"{result.info.expense_rows_unmatched:,} expense row(s) of "

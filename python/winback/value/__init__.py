@@ -12,7 +12,12 @@ Modules, each importing only those above it:
 - ``forecast``: the NBD and Gamma–Gamma next-period predictives and P(alive);
 - ``markov``: the recency chain and its Dirichlet weight κ (docs/methods.md#markov);
 - ``engine``: model fits, forecasts, rules, chain and CLV into a :class:`ValueResult`;
-- ``api``: :func:`value` (argument checks, the panel, then ``engine`` on first use).
+- ``dropout``: the periodic BG/NBD (docs/methods.md#periodic-bg-nbd);
+- ``stacked``: the stacked trees fitted by rolling origin (docs/methods.md#stacked-forecast);
+- ``headline``: ``forecast=`` — their columns, ``forecast_amount`` and the choice of
+  ``"auto"`` (docs/methods.md#headline-forecast);
+- ``api``: :func:`value` (argument checks, the panel, then ``engine`` — and ``headline`` when
+  ``forecast`` is not ``"nbd"`` — on first use).
 """
 
 from __future__ import annotations

@@ -34,6 +34,8 @@ from winback import _io
 from winback._options import (
     AMOUNT_COL,
     CUSTOMER_COL,
+    FORECAST,
+    FORECASTS,
     HORIZON_PERIODS,
     ON_INVALID,
     PERIOD,
@@ -106,6 +108,7 @@ def value(
     spend_bins: Sequence[float] | None = None,
     tiers: Mapping[str, float] | None = None,
     tier_by: Literal["expected_value", "clv"] = "expected_value",
+    forecast: Literal["nbd", "dropout", "stacked", "auto"] = FORECAST,
     resolution: str | timedelta = RESOLUTION,
     customer_col: str = CUSTOMER_COL,
     time_col: str = TIME_COL,
@@ -149,6 +152,18 @@ def value(
         lower bounds; interior spend-bin edges (default: quintile edges of the period means).
     tiers, tier_by
         Value tiers (docs/methods.md#value-tiers) by ``expected_value`` (default) or ``clv``.
+    forecast
+        The headline next-period forecast (docs/methods.md#headline-forecast): ``"nbd"``
+        (default: the frame as ever, ``expected_amount``), ``"dropout"`` (the periodic BG/NBD,
+        docs/methods.md#periodic-bg-nbd), ``"stacked"`` (gradient-boosted trees over the
+        models' quantities and the customer's rhythm, fitted by rolling origin on these data,
+        docs/methods.md#stacked-forecast; needs scikit-learn) or ``"auto"`` (whichever of the
+        three forecast the data's own last periods best). Other than ``"nbd"``, the frame
+        gains the columns ``last_active_offset``, ``active_periods``, ``dropout_p_alive``,
+        ``dropout_p_active_next``, ``dropout_expected_frequency``,
+        ``dropout_expected_amount``, ``stacked_expected_amount``, ``stacked_p_active_next``
+        and ``forecast_amount`` (the chosen headline); ``ValueResult.forecast`` and
+        ``forecast_reason`` say which was chosen and why (also logged on ``winback.value``).
     resolution, customer_col, time_col, amount_col, cost_col, expense_col, order_col, tz,
     on_invalid
         As for :func:`winback.summary`.
@@ -182,6 +197,10 @@ def value(
     """
     tiers = dict(DEFAULT_TIERS if tiers is None else tiers)
     _check_args(horizon, discount_rate, kappa, max_recency, frequency_buckets, tiers, margin)
+    if forecast not in FORECASTS:
+        raise WinbackConfigError(
+            f"forecast={forecast!r} must be one of {', '.join(map(repr, FORECASTS))}"
+        )
     if tier_by not in ("expected_value", "clv"):
         raise WinbackConfigError(f"tier_by={tier_by!r} must be 'expected_value' or 'clv'")
     check_period(period)
@@ -244,7 +263,7 @@ def value(
         ).select("customer_id", "frequency", "recency", "T")
     from winback.value.engine import fit_and_score  # numba and the models load here
 
-    return fit_and_score(
+    result = fit_and_score(
         alive_summary=alive_summary,
         panel=panel,
         customers=customers,
@@ -260,3 +279,13 @@ def value(
         tier_by=tier_by,
         customer_dtype=pl.String if prepared.frame.schema["customer"] == pl.String else pl.Int64,
     )
+    if forecast == "nbd":
+        return result
+    from winback.value.headline import add_headline
+
+    months = (
+        [_io.micros_to_datetime(e).month for e in edges]
+        if period == "month" and first is not None
+        else None
+    )
+    return add_headline(result, panel, n_complete, forecast, months)

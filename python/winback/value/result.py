@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from scipy import sparse
 
     from winback.models import BetaGeoModel, GammaGammaModel, NBDModel
+    from winback.value.dropout import PeriodicBGNBD
 
 __all__ = [
     "DEFAULT_TIERS",
@@ -174,6 +175,16 @@ class ValueResult:
     chain: MarkovChain | None
     info: ValueInfo
     bg_nbd: BetaGeoModel | None = None
+    #: The periodic BG/NBD behind the ``dropout_*`` columns (docs/methods.md#periodic-bg-nbd),
+    #: fitted when ``forecast`` is not ``"nbd"``; None otherwise.
+    dropout: PeriodicBGNBD | None = None
+    #: The headline forecast behind ``forecast_amount`` (docs/methods.md#headline-forecast):
+    #: ``"nbd"`` or ``"dropout"``, and why (``forecast="auto"`` gives the back-test's figures).
+    forecast: str = "nbd"
+    forecast_reason: str = "the default forecast (period NBD × Gamma–Gamma)"
+    #: ``forecast="auto"``'s back-test per held-out period and method (``period``, ``method``,
+    #: ``actual``, ``forecast``, ``total_error``, ``rmse``); None otherwise.
+    forecast_evidence: pl.DataFrame | None = None
 
     @property
     def transition_matrix(self) -> sparse.csr_array | None:

@@ -1,0 +1,240 @@
+"""The stacked next-period forecast (docs/methods.md#stacked-forecast): gradient-boosted trees
+fitted by rolling origin on the user's own history, over the models' posterior quantities and the
+customer's rhythm.
+
+For a cut-off c (the periods before c are known, period c is forecast) every customer born before
+c gets the features of :data:`FEATURES`: the periodic BG/NBD's P(alive), E[occasions] and
+P(active) (docs/methods.md#periodic-bg-nbd) and the Gamma–Gamma E[spend]
+(docs/methods.md#gamma-gamma),
+each fitted on the periods before c; occasions X, active periods k, tenure T, recency T − t_x;
+revenue per active period, in the last period and in the last three; the longest gap between
+active periods and the gaps' coefficient of variation (regularity); and, only when the training
+targets cover every calendar month, the month of year of period c. The training set stacks the
+cut-offs n−1, n−2, …, n−L (their period's revenue and activity known); the fitted trees then
+forecast period n from the features at cut-off n. Revenue is fitted with the Poisson loss (its
+fitted total matches the training total), activity with the log-loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from winback.errors import WinbackConfigError, WinbackFitError
+from winback.models import GammaGammaModel
+from winback.value.dropout import PeriodicBGNBD
+
+__all__ = ["FEATURES", "STACK_ORIGINS", "StackedForecast", "cutoff_features", "stacked_forecast"]
+
+FloatArray = NDArray[np.float64]
+
+#: Training cut-offs stacked (the last STACK_ORIGINS complete periods, when each has at least
+#: STACK_MIN_HISTORY complete periods before it).
+STACK_ORIGINS = 6
+STACK_MIN_HISTORY = 3
+#: The features, in order (``month_of_year`` only when the training covers all twelve).
+FEATURES = (
+    "model_p_alive",
+    "model_expected_count",
+    "model_p_active",
+    "model_mean_spend",
+    "model_expected_amount",
+    "period_frequency",
+    "active_periods",
+    "n_periods",
+    "recency",
+    "revenue_per_active_period",
+    "last_revenue",
+    "revenue_last3",
+    "longest_gap",
+    "gap_regularity",
+)
+
+
+def cutoff_features(panel: pl.DataFrame, cutoff: int) -> pl.DataFrame:
+    """Per customer born before period ``cutoff``, in ``customer_id`` order: the history
+    statistics (no model) over the periods before it and the target period's ``actual_revenue``
+    and ``actual_occasions`` (0 when ``cutoff`` is not in the panel)."""
+    known = pl.col("period") < cutoff
+    active = (pl.col("occasions") > 0) & known
+    rows = panel.filter(pl.col("period") <= cutoff).with_columns(
+        pl.col("period").filter(active).min().over("customer_id").alias("_birth")
+    )
+    rows = rows.filter(pl.col("_birth").is_not_null())
+    after = active & (pl.col("period") > pl.col("_birth"))
+    gaps = (
+        rows.filter(active)
+        .sort("customer_id", "period")
+        .with_columns(pl.col("period").diff().over("customer_id").alias("_gap"))
+        .group_by("customer_id")
+        .agg(
+            pl.col("_gap").max().fill_null(0).cast(pl.Float64).alias("longest_gap"),
+            pl.when(pl.col("_gap").count() >= 2)
+            .then(pl.col("_gap").std(ddof=0) / pl.col("_gap").mean())
+            .otherwise(0.0)
+            .alias("gap_regularity"),
+        )
+    )
+    out = (
+        rows.group_by("customer_id")
+        .agg(
+            pl.col("occasions").filter(after).sum().cast(pl.Int64).alias("period_frequency"),
+            (pl.col("period").filter(active).max() - pl.col("_birth").first())
+            .cast(pl.Int64)
+            .alias("last_active_offset"),
+            active.sum().cast(pl.Int64).alias("active_periods"),
+            (cutoff - 1 - pl.col("_birth").first()).cast(pl.Int64).alias("n_periods"),
+            pl.col("positive_occasions").filter(after).sum().cast(pl.Float64).alias("_sx"),
+            pl.col("positive_revenue").filter(after).sum().alias("_sz"),
+            pl.col("revenue").filter(known).sum().alias("_revenue"),
+            pl.col("revenue").filter(pl.col("period") == cutoff - 1).sum().alias("last_revenue"),
+            pl.col("revenue")
+            .filter(known & (pl.col("period") >= cutoff - 3))
+            .sum()
+            .alias("revenue_last3"),
+            pl.col("revenue").filter(pl.col("period") == cutoff).sum().alias("actual_revenue"),
+            pl.col("occasions")
+            .filter(pl.col("period") == cutoff)
+            .sum()
+            .cast(pl.Float64)
+            .alias("actual_occasions"),
+        )
+        .join(gaps, on="customer_id", how="left")
+        .sort("customer_id")
+    )
+    return out.with_columns(
+        (pl.col("n_periods") - pl.col("last_active_offset")).cast(pl.Float64).alias("recency"),
+        (pl.col("_revenue") / pl.col("active_periods")).alias("revenue_per_active_period"),
+        pl.col("_sx").alias("spend_frequency"),
+        pl.when(pl.col("_sx") > 0)
+        .then(pl.col("_sz") / pl.col("_sx"))
+        .otherwise(0.0)
+        .alias("monetary_value"),
+    ).drop("_sx", "_sz", "_revenue")
+
+
+def with_model_features(features: pl.DataFrame) -> pl.DataFrame:
+    """``features`` with the periodic BG/NBD and Gamma–Gamma quantities, both fitted on these
+    customers (raises :class:`~winback.WinbackFitError` when a fit fails)."""
+    dropout = PeriodicBGNBD().fit(features)
+    count = dropout.expected_count(1, features)
+    spenders = features.filter(pl.col("spend_frequency") > 0)
+    if spenders.height < 2:
+        raise WinbackFitError("stacked forecast: fewer than 2 customers with a repeat spend")
+    gg = GammaGammaModel().fit(
+        features, frequency_col="spend_frequency", monetary_col="monetary_value"
+    )
+    spend = gg.expected_spend(features).to_numpy()
+    return features.with_columns(
+        model_p_alive=pl.Series(dropout.probability_alive(features)),
+        model_expected_count=pl.Series(count),
+        model_p_active=pl.Series(dropout.probability_active(1, features)),
+        model_mean_spend=pl.Series(spend),
+        model_expected_amount=pl.Series(count * spend),
+    )
+
+
+@dataclass(frozen=True)
+class StackedForecast:
+    """Per customer of the forecast cut-off (``customer_id`` order): the stacked revenue and
+    P(active) of the next period, the features used and the training cut-offs."""
+
+    customer_id: pl.Series
+    expected_amount: FloatArray
+    p_active: FloatArray
+    features: tuple[str, ...]
+    training_cutoffs: tuple[int, ...]
+
+
+def _matrix(frame: pl.DataFrame, names: Sequence[str]) -> FloatArray:
+    return frame.select(pl.col(n).cast(pl.Float64) for n in names).to_numpy()
+
+
+def stacked_forecast(
+    panel: pl.DataFrame,
+    n_complete: int,
+    period_months: Sequence[int] | None = None,
+    cache: dict[int, pl.DataFrame] | None = None,
+) -> StackedForecast:
+    """The stacked forecast of period ``n_complete`` (docs/methods.md#stacked-forecast).
+
+    ``period_months`` gives the month of year (1 … 12) of each period index 0 … n_complete
+    (None for periods that are not calendar months): the calendar feature is used only when
+    the training targets cover all twelve months. Raises :class:`~winback.WinbackFitError`
+    when there is no training cut-off with enough history or no activity to learn from.
+    ``cache`` keeps the features per cut-off between calls on the same panel."""
+    try:  # sklearn loads here
+        from sklearn.ensemble import (
+            HistGradientBoostingClassifier,
+            HistGradientBoostingRegressor,
+        )
+        from threadpoolctl import threadpool_limits
+    except ImportError as error:
+        raise WinbackConfigError(
+            "the stacked forecast needs scikit-learn: pip install 'winback[forecast]' "
+            "(or use forecast='dropout')"
+        ) from error
+
+    cutoffs = [
+        c
+        for c in range(n_complete - 1, n_complete - 1 - STACK_ORIGINS, -1)
+        if c >= STACK_MIN_HISTORY
+    ]
+    if not cutoffs:
+        raise WinbackFitError(
+            f"stacked forecast: needs at least {STACK_MIN_HISTORY + 1} complete periods"
+        )
+    names = list(FEATURES)
+    months_seen = {period_months[c] for c in cutoffs} if period_months is not None else set()
+    if len(months_seen) == 12:
+        names.append("month_of_year")
+    cache = {} if cache is None else cache
+
+    def features(cutoff: int) -> pl.DataFrame:
+        if cutoff not in cache:
+            cache[cutoff] = with_model_features(cutoff_features(panel, cutoff))
+        return cache[cutoff]
+
+    training = []
+    for cutoff in sorted(cutoffs):
+        frame = features(cutoff)
+        if period_months is not None:
+            frame = frame.with_columns(month_of_year=pl.lit(period_months[cutoff]))
+        training.append(frame)
+    train = pl.concat(training, how="vertical_relaxed")
+    X = _matrix(train, names)
+    revenue = train.get_column("actual_revenue").to_numpy()
+    active = (train.get_column("actual_occasions").to_numpy() > 0).astype(np.int64)
+    if revenue.sum() <= 0 or active.min() == active.max():
+        raise WinbackFitError("stacked forecast: no variation in the training periods' activity")
+    settings = {
+        "learning_rate": 0.1,
+        "max_iter": 100,
+        "max_leaf_nodes": 15,
+        "min_samples_leaf": 100,
+        "l2_regularization": 1.0,
+        "early_stopping": False,  # no random validation split: the same fit every run
+        "random_state": 0,
+    }
+    # One thread: the same bits for any thread count (and no OpenMP spinning on a busy machine).
+    with threadpool_limits(limits=1):
+        regressor = HistGradientBoostingRegressor(loss="poisson", **settings).fit(X, revenue)
+        classifier = HistGradientBoostingClassifier(**settings).fit(X, active)
+    target = features(n_complete)
+    if period_months is not None:
+        target = target.with_columns(month_of_year=pl.lit(period_months[n_complete]))
+    Xt = _matrix(target, names)
+    with threadpool_limits(limits=1):
+        amount = np.asarray(regressor.predict(Xt), dtype=np.float64)
+        p_active = np.asarray(classifier.predict_proba(Xt)[:, 1], dtype=np.float64)
+    return StackedForecast(
+        customer_id=target.get_column("customer_id"),
+        expected_amount=amount,
+        p_active=p_active,
+        features=tuple(names),
+        training_cutoffs=tuple(sorted(cutoffs)),
+    )

@@ -332,6 +332,34 @@ def _summary_frame(
     ).select(*SUMMARY_COLUMNS, *HOLDOUT_COLUMNS)
 
 
+def _with_litt(
+    frame: pl.DataFrame,
+    transactions: pl.DataFrame,
+    window: _Window,
+    resolution_us: int,
+    unit_us: int,
+) -> pl.DataFrame:
+    """``frame`` with ``litt`` appended: per customer Σ ln(t_j − t_{j−1}) over the calibration
+    occasions (the summary's: distinct ``resolution`` buckets of the rows at or before the
+    calibration end, dated at the bucket start), in ``unit``; 0 with one occasion."""
+    occasions = (
+        transactions.lazy()
+        .filter(pl.col("ts") <= window.calibration_end_us)
+        .select(
+            pl.col("customer").alias("customer_id"),
+            ((pl.col("ts") // resolution_us) * resolution_us).alias("bucket"),
+        )
+        .unique()
+        .sort("customer_id", "bucket")
+    )
+    gaps = pl.col("bucket").diff().over("customer_id").cast(pl.Float64) / float(unit_us)
+    sums = occasions.select("customer_id", gaps.log().alias("litt")).group_by("customer_id").agg(
+        pl.col("litt").sum()  # the first occasion's null gap is skipped
+    )
+    joined = frame.lazy().join(sums, on="customer_id", how="left", maintain_order="left")
+    return joined.with_columns(pl.col("litt").fill_null(0.0)).collect()
+
+
 @overload
 def summary(
     data: Any,
@@ -354,6 +382,7 @@ def summary(
     memory_limit: int | str | None = ...,
     spill_dir: str | os.PathLike[str] | None = ...,
     progress: _spill.Progress | None = ...,
+    litt: bool = ...,
     return_info: Literal[False] = ...,
 ) -> pl.DataFrame: ...
 
@@ -380,6 +409,7 @@ def summary(
     memory_limit: int | str | None = ...,
     spill_dir: str | os.PathLike[str] | None = ...,
     progress: _spill.Progress | None = ...,
+    litt: bool = ...,
     return_info: Literal[True],
 ) -> tuple[pl.DataFrame, SummaryInfo]: ...
 
@@ -405,6 +435,7 @@ def summary(
     memory_limit: int | str | None = None,
     spill_dir: str | os.PathLike[str] | None = None,
     progress: _spill.Progress | None = None,
+    litt: bool = False,
     return_info: bool = False,
 ) -> pl.DataFrame | tuple[pl.DataFrame, SummaryInfo]:
     """Per-customer sufficient statistics of the frequency and spend models
@@ -461,6 +492,11 @@ def summary(
         RAM, the input is partitioned by customer into spill files under ``spill_dir`` and
         summarised a part at a time, with the same cut-offs and panel edges as a whole; the
         result is identical.
+    litt
+        Also return ``litt`` (Float64, last column): the sum of the logs of the customer's
+        calibration inter-occasion times t_j − t_{j−1} in ``unit`` (0 without a repeat
+        occasion), which the regularity models BG/CNBD-k and MBG/CNBD-k need
+        (docs/methods.md#cnbd-k). The other columns are unchanged.
     return_info
         Also return a :class:`SummaryInfo` with the rows read, rejected and excluded, and the
         customers born after the calibration end.
@@ -531,6 +567,7 @@ def summary(
             time_format=time_format,
             id_type=id_type,
             num_threads=num_threads,
+            litt=litt,
         )
         frame, counts, rows_read, rejects, extent, window = result
     else:
@@ -557,6 +594,8 @@ def summary(
             num_threads=num_threads,
         )
         frame = _summary_frame(pl.DataFrame(table), window, resolution_us, unit_us)
+        if litt:
+            frame = _with_litt(frame, prepared.frame, window, resolution_us, unit_us)
         rows_read, rejects = prepared.rows_read, prepared.rejects
     if not return_info:
         return frame
@@ -603,6 +642,7 @@ def _summary_out_of_core(
     time_format: str | None,
     id_type: IdType,
     num_threads: int | None,
+    litt: bool = False,
 ) -> tuple[pl.DataFrame, dict[str, int], int, pl.DataFrame, _Extent, _Window]:
     """:func:`summary` by parts (docs/methods.md#out-of-core): the windows and panel edges come from
     the whole input's first and latest purchase, then each group of spill files is summarised with
@@ -635,10 +675,13 @@ def _summary_out_of_core(
                 period_edges_us=edges,
                 num_threads=num_threads,
             )
+            part = _summary_frame(pl.DataFrame(table), window, resolution_us, unit_us)
+            if litt:
+                part = _with_litt(part, prepared.frame, window, resolution_us, unit_us)
             del prepared
             for key, value in counts.items():
                 totals[key] = totals.get(key, 0) + int(value)
-            sink.add(_summary_frame(pl.DataFrame(table), window, resolution_us, unit_us))
+            sink.add(part)
         frame = sink.finish(pl.DataFrame())
     assert frame is not None
     return frame, totals, spilled.rows_read, spilled.rejects, extent, window

@@ -353,8 +353,12 @@ def _with_litt(
         .sort("customer_id", "bucket")
     )
     gaps = pl.col("bucket").diff().over("customer_id").cast(pl.Float64) / float(unit_us)
-    sums = occasions.select("customer_id", gaps.log().alias("litt")).group_by("customer_id").agg(
-        pl.col("litt").sum()  # the first occasion's null gap is skipped
+    sums = (
+        occasions.select("customer_id", gaps.log().alias("litt"))
+        .group_by("customer_id")
+        .agg(
+            pl.col("litt").sum()  # the first occasion's null gap is skipped
+        )
     )
     joined = frame.lazy().join(sums, on="customer_id", how="left", maintain_order="left")
     return joined.with_columns(pl.col("litt").fill_null(0.0)).collect()

@@ -221,7 +221,15 @@ def cnbd_log_alive(
 
 @jit
 def _expected_one(
-    r: float, alpha: float, a: float, b: float, k: int, x: float, tx: float, T: float, t: float,
+    r: float,
+    alpha: float,
+    a: float,
+    b: float,
+    k: int,
+    x: float,
+    tx: float,
+    T: float,
+    t: float,
     modified: bool,
 ) -> float:
     if t <= 0.0:

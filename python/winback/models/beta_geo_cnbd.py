@@ -287,7 +287,7 @@ class _CNBDFamily(CountModel):
         zero = np.zeros(1)
         values = np.array(
             [self.expected_purchases_at(float(h), zero, zero, zero)[0] for h in horizons]
-        )
+        ).reshape(np.shape(t))
         return by_horizon("expected_purchases_new_customer", t, values)
 
     def probability_of_n_purchases(self, t: float, n: int, data: Any | None = None) -> pl.Series:

@@ -342,6 +342,10 @@ def _with_litt(
     """``frame`` with ``litt`` appended: per customer Σ ln(t_j − t_{j−1}) over the calibration
     occasions (the summary's: distinct ``resolution`` buckets of the rows at or before the
     calibration end, dated at the bucket start), in ``unit``; 0 with one occasion."""
+    customer, bucket = pl.col("customer_id"), pl.col("bucket")
+    # Rows sorted by (customer, bucket): a positive step within a customer is a gap between
+    # consecutive occasions; rows of one occasion step by 0 and are skipped.
+    step = bucket - bucket.shift(1)
     occasions = (
         transactions.lazy()
         .filter(pl.col("ts") <= window.calibration_end_us)
@@ -349,16 +353,15 @@ def _with_litt(
             pl.col("customer").alias("customer_id"),
             ((pl.col("ts") // resolution_us) * resolution_us).alias("bucket"),
         )
-        .unique()
-        .sort("customer_id", "bucket")
+        .collect()
+        .sort("customer_id", "bucket")  # eager: about twice as fast as in the lazy plan here
     )
-    gaps = pl.col("bucket").diff().over("customer_id").cast(pl.Float64) / float(unit_us)
     sums = (
-        occasions.select("customer_id", gaps.log().alias("litt"))
+        occasions.lazy()
+        .select(customer, step.alias("step"), (customer == customer.shift(1)).alias("same"))
+        .filter(pl.col("same") & (pl.col("step") > 0))
         .group_by("customer_id")
-        .agg(
-            pl.col("litt").sum()  # the first occasion's null gap is skipped
-        )
+        .agg((pl.col("step").cast(pl.Float64) / float(unit_us)).log().sum().alias("litt"))
     )
     joined = frame.lazy().join(sums, on="customer_id", how="left", maintain_order="left")
     return joined.with_columns(pl.col("litt").fill_null(0.0)).collect()

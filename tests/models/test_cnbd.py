@@ -18,6 +18,7 @@ from scipy import integrate, special
 
 import winback
 from winback._kernels import cnbd as kernels
+from winback.datasets import read_cdnow_text
 from winback.errors import WinbackConfigError, WinbackInputError
 from winback.models import (
     BetaGeoCNBDModel,
@@ -27,7 +28,6 @@ from winback.models import (
     load,
     simulate,
 )
-from winback.datasets import read_cdnow_text
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 PARAMS = {"r": 0.2426, "alpha": 4.414, "a": 0.7929, "b": 2.426}
@@ -241,7 +241,8 @@ def test_save_load_from_params_and_errors(tmp_path: Path, cdnow: pl.DataFrame) -
     data = cdnow.with_columns(litt=pl.when(pl.col("frequency") > 0).then(0.5).otherwise(0.0))
     path = model.save(tmp_path / "m.json")
     back = load(path)
-    assert isinstance(back, BetaGeoCNBDModel) and back.k_ == 3
+    assert isinstance(back, BetaGeoCNBDModel)
+    assert back.k_ == 3
     np.testing.assert_array_equal(
         back.probability_alive(data).to_numpy(), model.probability_alive(data).to_numpy()
     )

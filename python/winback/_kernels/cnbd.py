@@ -30,7 +30,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from winback._kernels import jit
 from winback._kernels.likelihood import _clean, _logaddexp, _params_ok, _weighted_total
-from winback._kernels.special import digamma_diff, lgamma_diff
+from winback._kernels.special import digamma_diff, lgamma_diff, trigamma
 from winback._parallel import chunk_bounds, map_chunks
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "cnbd_log_alive",
     "cnbd_loglik_each",
     "cnbd_loglik_grad",
+    "cnbd_newton_terms",
 ]
 
 F64 = NDArray[np.float64]
@@ -310,3 +311,220 @@ def cnbd_conditional_expected(
 
     map_chunks(work, chunk_bounds(xs.shape[0], 1024))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Newton pass: value, gradient and exact Hessian in one sweep (docs/methods.md#fitting)
+# ---------------------------------------------------------------------------------------------
+#
+# ℓ = A(x) + ln(e^{e1} + [m > 0] e^{e2}) with
+#   A(x) = lnΓ(r+K) − lnΓ(r) + r ln α + ln B(a, b+m) − ln B(a, b) − x lnΓ(k),
+#   e1 = −(r+K) ln(α+T) + ln S,   e2 = ln a − ln(b+m−1) − (r+K) ln(α+t_x).
+# ln S = ln Σ ρ_i is a log-sum over terms with ∂ln ρ_i/∂r = D_i = Σ_{j≤i} 1/(r+K+j−1),
+# ∂²/∂r² = −E_i = −Σ 1/(r+K+j−1)², ∂/∂α = −i/(α+T), ∂²/∂α² = i/(α+T)², so with π_i = ρ_i/S its
+# derivatives are the π-means of those plus the π-covariances of the first derivatives.
+# With s = e^{e2}/(e^{e1}+e^{e2}): ∇ℓ = ∇A + (1−s)∇e1 + s∇e2,
+# ∇²ℓ = ∇²A + (1−s)∇²e1 + s∇²e2 + s(1−s)(∇e2−∇e1)(∇e2−∇e1)ᵀ.
+# Hessian layout (upper triangle): r-r, r-α, r-a, r-b, α-α, α-a, α-b, a-a, a-b, b-b.
+
+_NEWTON_CHUNK = 1 << 15
+
+
+@jit
+def _newton_range(  # type: ignore[no-untyped-def]
+    params, k, modified, group_starts, x_values, t_x_rank, T_rank, log_tx, inv_tx, log_T, inv_T,
+    T_values, t_x_values, w, lo, hi,
+):
+    r, alpha, a, b = params[0], params[1], params[2], params[3]
+    shift = 1.0 if modified else 0.0
+    total = np.zeros(15)
+    g = np.zeros(4)
+    h = np.zeros(10)
+    for grp in range(x_values.size):
+        first = max(group_starts[grp], lo)
+        stop = min(group_starts[grp + 1], hi)
+        if first >= stop:
+            continue
+        x = x_values[grp]
+        m = x + shift
+        K = k * x
+        rK = r + K
+        has_v = m > 0.0
+        log_ratio_v = 0.0
+        inv_bv = 0.0
+        if has_v:
+            log_ratio_v = math.log(a) - math.log(b + m - 1.0)
+            inv_bv = 1.0 / (b + m - 1.0)
+        sw = 0.0
+        for j in range(4):
+            g[j] = 0.0
+        for j in range(10):
+            h[j] = 0.0
+        s_ll = 0.0
+        for t in range(first, stop):
+            wt = w[t]
+            if wt == 0.0:
+                continue
+            sw += wt
+            lT = log_T[T_rank[t]]
+            iT = inv_T[T_rank[t]]
+            e1 = -rK * lT
+            g1r = -lT
+            g1a = -rK * iT
+            h1rr = 0.0
+            h1ra = -iT
+            h1aa = rK * iT * iT
+            if k > 1:
+                delta = T_values[T_rank[t]] - t_x_values[t_x_rank[t]]
+                if delta > 0.0:
+                    rho = 1.0
+                    d_cum = 0.0
+                    e_cum = 0.0
+                    s0 = 1.0
+                    s_d = 0.0
+                    s_dd = 0.0
+                    s_i = 0.0
+                    s_ii = 0.0
+                    s_di = 0.0
+                    for i in range(1, k):
+                        c = rK + i - 1.0
+                        rho *= delta * c * iT / i
+                        d_cum += 1.0 / c
+                        e_cum += 1.0 / (c * c)
+                        s0 += rho
+                        s_d += rho * d_cum
+                        s_dd += rho * (d_cum * d_cum - e_cum)
+                        s_i += rho * i
+                        s_ii += rho * i * i
+                        s_di += rho * d_cum * i
+                    l_r = s_d / s0
+                    l_a = -iT * s_i / s0
+                    e1 += math.log(s0)
+                    g1r += l_r
+                    g1a += l_a
+                    h1rr += s_dd / s0 - l_r * l_r
+                    h1ra += -iT * s_di / s0 - l_r * l_a
+                    h1aa += iT * iT * (s_ii + s_i) / s0 - l_a * l_a
+            if has_v:
+                ltx = log_tx[t_x_rank[t]]
+                itx = inv_tx[t_x_rank[t]]
+                e2 = log_ratio_v - rK * ltx
+                if e2 > e1:
+                    ee = math.exp(e1 - e2)
+                    lse = e2 + math.log1p(ee)
+                    s = 1.0 / (1.0 + ee)
+                else:
+                    ee = math.exp(e2 - e1)
+                    lse = e1 + math.log1p(ee)
+                    s = ee / (1.0 + ee)
+                g2r = -ltx
+                g2a = -rK * itx
+                g2aa = 1.0 / a
+                g2bb = -inv_bv
+                q = s * (1.0 - s)
+                dr = g2r - g1r
+                dal = g2a - g1a
+                da = g2aa
+                db = g2bb
+                s_ll += wt * lse
+                g[0] += wt * ((1.0 - s) * g1r + s * g2r)
+                g[1] += wt * ((1.0 - s) * g1a + s * g2a)
+                g[2] += wt * s * g2aa
+                g[3] += wt * s * g2bb
+                h[0] += wt * ((1.0 - s) * h1rr + q * dr * dr)
+                h[1] += wt * ((1.0 - s) * h1ra + s * (-itx) + q * dr * dal)
+                h[2] += wt * q * dr * da
+                h[3] += wt * q * dr * db
+                h[4] += wt * ((1.0 - s) * h1aa + s * rK * itx * itx + q * dal * dal)
+                h[5] += wt * q * dal * da
+                h[6] += wt * q * dal * db
+                h[7] += wt * (s * (-g2aa * g2aa) + q * da * da)
+                h[8] += wt * q * da * db
+                h[9] += wt * (s * inv_bv * inv_bv + q * db * db)
+            else:
+                s_ll += wt * e1
+                g[0] += wt * g1r
+                g[1] += wt * g1a
+                h[0] += wt * h1rr
+                h[1] += wt * h1ra
+                h[4] += wt * h1aa
+        if sw == 0.0:
+            continue
+        bm = b + m
+        const = (
+            lgamma_diff(r, K)
+            + r * math.log(alpha)
+            + lgamma_diff(b, m)
+            - lgamma_diff(a + b, m)
+            - x * math.lgamma(k)
+        )
+        dab = digamma_diff(a + b, m)
+        tri_ab = trigamma(a + b) - trigamma(a + bm)
+        total[0] += s_ll + sw * const
+        total[1] += g[0] + sw * (digamma_diff(r, K) + math.log(alpha))
+        total[2] += g[1] + sw * (r / alpha)
+        total[3] += g[2] - sw * dab
+        total[4] += g[3] + sw * (digamma_diff(b, m) - dab)
+        total[5] += h[0] + sw * (trigamma(r + K) - trigamma(r))
+        total[6] += h[1] + sw / alpha
+        total[7] += h[2]
+        total[8] += h[3]
+        total[9] += h[4] - sw * r / (alpha * alpha)
+        total[10] += h[5]
+        total[11] += h[6]
+        total[12] += h[7] + sw * tri_ab
+        total[13] += h[8] + sw * tri_ab
+        total[14] += h[9] + sw * (trigamma(bm) - trigamma(b) + tri_ab)
+    return total
+
+
+def cnbd_newton_terms(
+    params: ArrayLike,
+    k: int,
+    modified: bool,
+    group_starts: NDArray[np.int64],
+    x_values: F64,
+    t_x_rank: NDArray[np.uint32],
+    t_x_values: F64,
+    T_rank: NDArray[np.uint32],
+    T_values: F64,
+    w: F64,
+) -> tuple[float, F64, F64]:
+    """(ℓ, ∇ℓ, ∇²ℓ) w.r.t. [r, alpha, a, b] over tuples sorted by x (group g: tuples
+    ``group_starts[g]:group_starts[g+1]`` with frequency ``x_values[g]``; t_x and T as ranks into
+    their distinct values), without the (k−1) Σ litt term. Chunks of fixed size summed in
+    chunk order: the same bits on any number of threads."""
+    p = _f64(params)
+    if not _params_ok(p):
+        return -math.inf, np.zeros(4), np.zeros((4, 4))
+    alpha = float(p[1])
+    tables = (
+        np.log(alpha + t_x_values),
+        1.0 / (alpha + t_x_values),
+        np.log(alpha + T_values),
+        1.0 / (alpha + T_values),
+    )
+    bounds = chunk_bounds(w.size, _NEWTON_CHUNK) or [(0, 0)]
+
+    def work(lo: int, hi: int) -> F64:
+        out: F64 = _newton_range(
+            p, int(k), modified, group_starts, x_values, t_x_rank, T_rank, *tables,
+            T_values, t_x_values, w, lo, hi,
+        )
+        return out
+
+    parts = map_chunks(work, bounds)
+    total = parts[0].copy()
+    for part in parts[1:]:
+        total += part
+    grad = total[1:5].copy()
+    hess = np.empty((4, 4))
+    index = 5
+    for i in range(4):
+        for j in range(i, 4):
+            hess[i, j] = hess[j, i] = total[index]
+            index += 1
+    value = float(total[0])
+    if not math.isfinite(value):
+        return -math.inf, np.zeros(4), np.zeros((4, 4))
+    return value, grad, hess

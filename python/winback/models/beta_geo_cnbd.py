@@ -30,6 +30,7 @@ from winback.models._base import (
     split_summary,
 )
 from winback.models._count_base import CountModel
+from winback.models._fitting import LogLikGradHess
 
 __all__ = ["BetaGeoCNBDModel", "ModifiedBetaGeoCNBDModel"]
 
@@ -168,6 +169,26 @@ class _CNBDFamily(CountModel):
             data.weights,
         )
         return float(value) + (self._k_fit - 1) * self._litt_total, grad
+
+    def _newton_objective(self, data: Compressed) -> LogLikGradHess | None:
+        x_values, group_starts = data.runs("frequency")
+        tables = (
+            data.rank("recency"),
+            data.distinct("recency"),
+            data.rank("T"),
+            data.distinct("T"),
+            data.weights,
+        )
+        k = self._k_fit
+        constant = (k - 1) * self._litt_total
+
+        def objective(params: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+            value, grad, hess = kernels.cnbd_newton_terms(
+                params, k, self._modified, group_starts, x_values, *tables
+            )
+            return value + constant, grad, hess
+
+        return objective
 
     def _fit_compressed(self, data: Compressed) -> Self:
         best: dict[str, Any] | None = None

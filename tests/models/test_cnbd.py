@@ -257,3 +257,62 @@ def test_save_load_from_params_and_errors(tmp_path: Path, cdnow: pl.DataFrame) -
     # per-customer log-likelihoods add up to the fit's (litt term included)
     fitted = BetaGeoCNBDModel(k=2).fit(data)
     assert fitted.log_likelihood().sum() == pytest.approx(fitted.log_likelihood_, rel=1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    k=st.integers(1, 5),
+    modified=st.booleans(),
+    log_params=st.lists(st.floats(-1.5, 1.5), min_size=4, max_size=4),
+    seed=st.integers(0, 10_000),
+)
+def test_newton_pass_against_gradient_kernel_and_finite_differences(
+    k: int, modified: bool, log_params: list[float], seed: int
+) -> None:
+    """The fast pass's value and gradient equal the per-tuple kernel's; its Hessian matches
+    central differences of that kernel's gradient."""
+    from winback.models._base import compress
+
+    rng = np.random.default_rng(seed)
+    n = 60
+    x = rng.integers(0, 6, n).astype(float)
+    T = np.round(rng.uniform(1.0, 30.0, n), 1)
+    t_x = np.where(x > 0, np.round(T * rng.uniform(0.0, 1.0, n), 1), 0.0)
+    data = compress(pl.DataFrame({"frequency": x, "recency": t_x, "T": T}), ranked=True)
+    cols = (data["frequency"], data["recency"], data["T"], data.weights)
+    x_values, starts = data.runs("frequency")
+    params = np.exp(np.array(log_params))
+    value, grad, hess = kernels.cnbd_newton_terms(
+        params,
+        k,
+        modified,
+        starts,
+        x_values,
+        data.rank("recency"),
+        data.distinct("recency"),
+        data.rank("T"),
+        data.distinct("T"),
+        data.weights,
+    )
+    ref_value, ref_grad = kernels.cnbd_loglik_grad(params, k, modified, *cols)
+    assert value == pytest.approx(ref_value, rel=1e-12)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-9, atol=1e-9 * abs(ref_value))
+    for j in range(4):
+        h = 1e-6 * params[j]
+        up, down = params.copy(), params.copy()
+        up[j] += h
+        down[j] -= h
+        fd = (
+            kernels.cnbd_loglik_grad(up, k, modified, *cols)[1]
+            - kernels.cnbd_loglik_grad(down, k, modified, *cols)[1]
+        ) / (2 * h)
+        np.testing.assert_allclose(hess[j], fd, rtol=2e-5, atol=1e-6 * max(1.0, abs(ref_value)))
+
+
+def test_search_skips_a_degenerate_k() -> None:
+    """On very regular data k = 1 runs to a boundary: the search records it as −inf and goes on."""
+    data = simulate.mbgcnbd(20_000, k=4, r=3.0, alpha=30.0, a=0.5, b=3.0, T=104.0, seed=5)
+    fitted = ModifiedBetaGeoCNBDModel(max_k=6).fit(data)
+    assert fitted.k_ == 4
+    finite = {k: v for k, v in fitted.k_log_likelihoods_.items() if math.isfinite(v)}
+    assert max(finite, key=finite.__getitem__) == 4

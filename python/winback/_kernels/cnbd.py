@@ -332,8 +332,22 @@ _NEWTON_CHUNK = 1 << 15
 
 @jit
 def _newton_range(  # type: ignore[no-untyped-def]
-    params, k, modified, group_starts, x_values, t_x_rank, T_rank, log_tx, inv_tx, log_T, inv_T,
-    T_values, t_x_values, w, lo, hi,
+    params,
+    k,
+    modified,
+    group_starts,
+    x_values,
+    t_x_rank,
+    T_rank,
+    log_tx,
+    inv_tx,
+    log_T,
+    inv_T,
+    T_values,
+    t_x_values,
+    w,
+    lo,
+    hi,
 ):
     r, alpha, a, b = params[0], params[1], params[2], params[3]
     shift = 1.0 if modified else 0.0
@@ -508,8 +522,19 @@ def cnbd_newton_terms(
 
     def work(lo: int, hi: int) -> F64:
         out: F64 = _newton_range(
-            p, int(k), modified, group_starts, x_values, t_x_rank, T_rank, *tables,
-            T_values, t_x_values, w, lo, hi,
+            p,
+            int(k),
+            modified,
+            group_starts,
+            x_values,
+            t_x_rank,
+            T_rank,
+            *tables,
+            T_values,
+            t_x_values,
+            w,
+            lo,
+            hi,
         )
         return out
 

@@ -30,11 +30,13 @@ from winback.models._base import (
     split_summary,
 )
 from winback.models._count_base import CountModel
-from winback.models._fitting import LogLikGradHess
+from winback.models._fitting import FitResult, LogLikGradHess
 
 __all__ = ["BetaGeoCNBDModel", "ModifiedBetaGeoCNBDModel"]
 
 FloatArray = NDArray[np.float64]
+#: Newton passes (per data stage) after which the k search gives up on a k.
+_SEARCH_PASSES = 150
 
 
 def _check_k(k: Any, max_k: Any) -> tuple[int | None, int]:
@@ -86,7 +88,8 @@ class _CNBDFamily(CountModel):
     ) -> Self:
         """Fits (r, α, a, b) by maximum likelihood for the fixed ``k``, or for k = 1, 2, … up to
         ``max_k`` (stopping at the first k whose likelihood is lower than its predecessor's)
-        keeping the most likely (docs/methods.md#cnbd-k). ``litt_col`` names each customer's
+        keeping the most likely (docs/methods.md#cnbd-k); a k whose fit fails (degenerate for a
+        wrong k) is recorded with log-likelihood −inf in ``k_log_likelihoods_`` and skipped. ``litt_col`` names each customer's
         sum of log inter-purchase times in the summary's unit (0 with no repeat purchase); it
         is not needed for ``k=1``. The other arguments are :meth:`CountModel.fit`'s; with
         ``weights_col`` each row's ``litt`` is that of one of its customers.
@@ -172,13 +175,16 @@ class _CNBDFamily(CountModel):
 
     def _newton_objective(self, data: Compressed) -> LogLikGradHess | None:
         x_values, group_starts = data.runs("frequency")
-        tables = (
-            data.rank("recency"),
-            data.distinct("recency"),
-            data.rank("T"),
-            data.distinct("T"),
-            data.weights,
-        )
+
+        def table(name: str) -> tuple[NDArray[np.uint32], FloatArray]:
+            # A pass computes ln(α+·) per distinct value; a sample indexes its population's
+            # distinct values, which with continuous times outnumber its own tuples.
+            values = data.distinct(name)
+            if values.size <= data.n_unique:
+                return data.rank(name), values
+            return np.arange(data.n_unique, dtype=np.uint32), data[name]
+
+        tables = (*table("recency"), *table("T"), data.weights)
         k = self._k_fit
         constant = (k - 1) * self._litt_total
 
@@ -190,6 +196,35 @@ class _CNBDFamily(CountModel):
 
         return objective
 
+    def _objective_newton(self, data: Compressed) -> LogLikGradHess | None:
+        objective = super()._objective_newton(data)
+        if objective is None or len(self._k_candidates) == 1:
+            return objective
+        plain = objective
+        passes = [0]
+
+        def budgeted(params: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+            # In the search a k whose Newton fit has not converged in _SEARCH_PASSES passes is
+            # a wrong k whose likelihood runs to a boundary (say a → 0 for k = 1 on regular
+            # data): it is skipped rather than chased for hundreds of passes and a fallback.
+            passes[0] += 1
+            if passes[0] > _SEARCH_PASSES:
+                raise WinbackFitError(
+                    f"{self.model_name}: no interior optimum for k = {self._k_fit} within "
+                    f"{_SEARCH_PASSES} Newton passes"
+                )
+            return plain(params)
+
+        return budgeted
+
+    def _newton_fit(
+        self, newton: LogLikGradHess, data: Compressed, starts: list[list[float]]
+    ) -> FitResult | None:
+        result = super()._newton_fit(newton, data, starts)
+        if result is None and len(self._k_candidates) > 1:
+            raise WinbackFitError(f"{self.model_name}: no interior optimum for k = {self._k_fit}")
+        return result
+
     def _fit_compressed(self, data: Compressed) -> Self:
         best: dict[str, Any] | None = None
         tried: dict[int, float] = {}
@@ -200,8 +235,11 @@ class _CNBDFamily(CountModel):
             try:
                 super()._fit_compressed(data)
             except WinbackFitError as exc:
+                # A wrong k can be degenerate (say k = 1 on very regular data, where a → 0):
+                # it is left out of the comparison and the search goes on.
                 failure = exc
-                break
+                tried[k] = -math.inf
+                continue
             tried[k] = self.log_likelihood_
             if best is not None and self.log_likelihood_ < best["log_likelihood_"]:
                 break

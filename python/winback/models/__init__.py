@@ -16,7 +16,9 @@ plain frame, which carries neither, gives a :class:`UnitNotCheckedWarning` once 
   dropout, on (x, t_x, n) patterns;
 - :class:`NBDModel` — purchases per period without dropout (the seed's model);
 - :class:`GammaGammaModel` — spend per occasion;
-- :func:`customer_lifetime_value` — a count model × Gamma–Gamma, discounted per month.
+- :func:`customer_lifetime_value` — a count model × Gamma–Gamma, discounted per month;
+- :func:`regularity` — Wheat & Morrison's purchase-regularity estimate per customer and for
+  the population.
 
 numba compiles the likelihoods on first use (cached on disk afterwards).
 """
@@ -31,6 +33,7 @@ from winback.models.clv import customer_lifetime_value
 from winback.models.gamma_gamma import GammaGammaModel
 from winback.models.nbd import NBDModel
 from winback.models.pareto_nbd import ParetoNBDModel
+from winback.models.regularity import Regularity, regularity
 
 __all__ = [
     "BaseModel",
@@ -42,7 +45,9 @@ __all__ = [
     "ModifiedBetaGeoModel",
     "NBDModel",
     "ParetoNBDModel",
+    "Regularity",
     "UnitNotCheckedWarning",
     "customer_lifetime_value",
     "load",
+    "regularity",
 ]

@@ -89,6 +89,7 @@ LITT_COL: Final = "litt"
 #: Cap of the Wheat–Morrison regularity estimate k (docs/methods.md#regularity): equal gaps give
 #: an infinite k; beyond 100 (gap coefficient of variation 0.1) the difference is not readable.
 REGULARITY_MAX_K: Final = 100.0
-#: Fewest consecutive gap pairs for a customer's own regularity estimate (docs/methods.md#regularity).
+#: Fewest consecutive gap pairs for a customer's own regularity estimate
+#: (docs/methods.md#regularity).
 REGULARITY_MIN_PAIRS: Final = 3
 __all__ += ["CNBD_MAX_K", "LITT_COL", "REGULARITY_MAX_K", "REGULARITY_MIN_PAIRS"]

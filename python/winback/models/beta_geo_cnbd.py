@@ -71,7 +71,7 @@ class _CNBDFamily(CountModel):
         self.max_k = max_k
 
     # -- fitting --------------------------------------------------------------------------------
-    def fit(  # type: ignore[override]
+    def fit(
         self,
         data: Any,
         /,
@@ -89,10 +89,11 @@ class _CNBDFamily(CountModel):
         """Fits (r, α, a, b) by maximum likelihood for the fixed ``k``, or for k = 1, 2, … up to
         ``max_k`` (stopping at the first k whose likelihood is lower than its predecessor's)
         keeping the most likely (docs/methods.md#cnbd-k); a k whose fit fails (degenerate for a
-        wrong k) is recorded with log-likelihood −inf in ``k_log_likelihoods_`` and skipped. ``litt_col`` names each customer's
-        sum of log inter-purchase times in the summary's unit (0 with no repeat purchase); it
-        is not needed for ``k=1``. The other arguments are :meth:`CountModel.fit`'s; with
-        ``weights_col`` each row's ``litt`` is that of one of its customers.
+        wrong k) is recorded with log-likelihood −inf in ``k_log_likelihoods_`` and skipped.
+        ``litt_col`` names each customer's sum of log inter-purchase times in the summary's
+        unit (0 with no repeat purchase); it is not needed for ``k=1``. The other arguments are
+        :meth:`CountModel.fit`'s; with ``weights_col`` each row's ``litt`` is that of one of its
+        customers.
         Raises :class:`~winback.WinbackFitError` when no k can be fitted."""
         fixed, max_k = _check_k(self.k, self.max_k)
         self.litt_col = litt_col

@@ -178,6 +178,7 @@ def regularity(
             f"regularity: {last.len()} customer(s) with three or more occasions; the estimator "
             "needs consecutive gap pairs from at least two customers"
         )
-    variance = float(last.var() or 0.0)
+    spread = last.var()
+    variance = float(spread) if isinstance(spread, (int, float)) else 0.0
     k = pl.select(_k_of_variance(pl.lit(variance))).item()
     return Regularity(k=float(k), n_customers=int(last.len()), customers=customers)

@@ -232,9 +232,12 @@ def _expected_one(
     T: float,
     t: float,
     modified: bool,
+    survival: bool,
 ) -> float:
+    """E[purchases in (T, T+t] | alive at T], or with ``survival`` P(still alive at T+t |
+    alive at T) = E[(1−p)^M] (dropout happens only at purchases)."""
     if t <= 0.0:
-        return 0.0
+        return 1.0 if survival else 0.0
     m = x + 1.0 if modified else x
     K = k * x
     bp = b + m
@@ -269,12 +272,13 @@ def _expected_one(
                     g += c
                     c *= (bp + clocks - 1.0) / (a + bp + clocks - 1.0)
             pmf = math.exp(log_pmf)
-            acc += pmf * g
+            acc += pmf * (c if survival else g)  # c = E[(1−p)^M] after M clocks
             if n > mean:
                 ratio = q * (rj + n) / (n + 1.0)
                 bound = max(ratio, q)
                 if bound < 1.0:
-                    tail = pmf * bound / (1.0 - bound) * (g + (n + 1.0) / k + 1.0 / (1.0 - bound))
+                    size = 1.0 if survival else g + (n + 1.0) / k + 1.0 / (1.0 - bound)
+                    tail = pmf * bound / (1.0 - bound) * size
                     if tail <= _TAIL * acc or (acc == 0.0 and pmf == 0.0):
                         break
         total += rho * acc
@@ -284,10 +288,20 @@ def _expected_one(
 
 @jit
 def _expected_rows(
-    p: F64, k: int, t: float, X: F64, TX: F64, T: F64, modified: bool, out: F64, lo: int, hi: int
+    p: F64,
+    k: int,
+    t: float,
+    X: F64,
+    TX: F64,
+    T: F64,
+    modified: bool,
+    survival: bool,
+    out: F64,
+    lo: int,
+    hi: int,
 ) -> None:
     for i in range(lo, hi):
-        out[i] = _expected_one(p[0], p[1], p[2], p[3], k, X[i], TX[i], T[i], t, modified)
+        out[i] = _expected_one(p[0], p[1], p[2], p[3], k, X[i], TX[i], T[i], t, modified, survival)
 
 
 def cnbd_conditional_expected(
@@ -298,16 +312,18 @@ def cnbd_conditional_expected(
     x: ArrayLike,
     t_x: ArrayLike,
     T: ArrayLike,
+    *,
+    survival: bool = False,
 ) -> F64:
     """E[purchases in (T, T + t] | alive at T, x, t_x, T] per customer (multiply by P(alive)
     for the conditional expectation); at x = t_x = T = 0 the new customer's E[X(t)] given
-    alive at 0."""
+    alive at 0. With ``survival``: P(alive at T + t | alive at T, x, t_x, T) instead."""
     p = _f64(params)
     xs, txs, Ts = _f64(x), _f64(t_x), _f64(T)
     out = np.empty(xs.shape[0])
 
     def work(lo: int, hi: int) -> None:
-        _expected_rows(p, int(k), float(t), xs, txs, Ts, modified, out, lo, hi)
+        _expected_rows(p, int(k), float(t), xs, txs, Ts, modified, survival, out, lo, hi)
 
     map_chunks(work, chunk_bounds(xs.shape[0], 1024))
     return out

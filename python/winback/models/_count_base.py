@@ -154,7 +154,9 @@ class CountModel(BaseModel):
     ) -> FloatArray:  # pragma: no cover
         raise NotImplementedError
 
-    def probability_alive(self, data: Any | None = None) -> pl.Series:  # pragma: no cover
+    def probability_alive(
+        self, data: Any | None = None, *, future_t: float = 0.0
+    ) -> pl.Series:  # pragma: no cover
         raise NotImplementedError
 
     def expected_purchases(
@@ -171,6 +173,24 @@ class CountModel(BaseModel):
         self, t: float | FloatArray
     ) -> float | pl.Series:  # pragma: no cover
         raise NotImplementedError
+
+    def probability_of_n_purchases_up_to_time(self, t: float, n: int) -> float:
+        """P(X(t) = n): the chance that a customer just acquired (first purchase at 0) makes
+        exactly n repeat purchases in (0, t] — lifetimes' name and meaning (docs/methods.md#models);
+        :meth:`probability_of_n_purchases` at x = t_x = T = 0."""
+        names = self._settings()
+        frame = pl.DataFrame(
+            {
+                names["frequency_col"]: [0],
+                names["recency_col"]: [0.0],
+                names["T_col"]: [0.0],
+            }
+        )
+        self._internal_frame = frame  # no unit to check: nothing in it is in any unit
+        try:
+            return float(self.probability_of_n_purchases(t, n, frame)[0])
+        finally:
+            self._internal_frame = None
 
     def conditional_expected_purchases(self, t: float, data: Any | None = None) -> pl.Series:
         """The name lifetimes uses (docs/methods.md#bg-nbd) for :meth:`expected_purchases`."""

@@ -326,10 +326,19 @@ class _CNBDFamily(CountModel):
         value: FloatArray = alive * given_alive
         return value
 
-    def probability_alive(self, data: Any | None = None) -> pl.Series:
-        """P(alive at T | x, t_x, T) per customer of ``data`` (default: the fitted summary)."""
+    def probability_alive(self, data: Any | None = None, *, future_t: float = 0.0) -> pl.Series:
+        """P(alive at T | x, t_x, T) per customer of ``data`` (default: the fitted summary);
+        with ``future_t`` = t > 0, P(alive at T + t | x, t_x, T): dropout happens only at
+        purchases, so times E[(1−p)^M] over the purchase clocks M completed in (T, T + t]
+        (docs/methods.md#cnbd-k)."""
+        future_t = check_horizon(future_t)
         x, t_x, T = self._rft(data)
-        return self._series("probability_alive", self.probability_alive_at(x, t_x, T))
+        alive = self.probability_alive_at(x, t_x, T)
+        if future_t > 0:
+            alive = alive * kernels.cnbd_conditional_expected(
+                self._param_array(), self.k_, self._modified, future_t, x, t_x, T, survival=True
+            )
+        return self._series("probability_alive", alive)
 
     def expected_purchases(self, t: float, data: Any | None = None) -> pl.Series:
         """E[purchases in (T, T + t] | x, t_x, T] per customer (t in the summary's time unit):

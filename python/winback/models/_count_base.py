@@ -32,6 +32,8 @@ class CountModel(BaseModel):
     frequency_col: str
     recency_col: str
     T_col: str
+    #: A frame the model builds for itself (no unit to check), while it is being scored.
+    _internal_frame: pl.DataFrame | None = None
 
     def fit(
         self,

@@ -46,6 +46,7 @@ __all__ = [
     "bgbb_summary",
     "check_period",
     "compress_summary",
+    "expected_cumulative_transactions",
     "period_edges",
     "summary",
 ]
@@ -869,3 +870,111 @@ def bgbb_summary(
         .sort("customer_id")
     )
     return out.select(columns)
+
+
+def expected_cumulative_transactions(
+    model: Any,
+    data: Any,
+    *,
+    periods: int,
+    period: str = "7d",
+    unit: TimeUnit | None = None,
+    resolution: str | timedelta = RESOLUTION,
+    customer_col: str = CUSTOMER_COL,
+    time_col: str = TIME_COL,
+    tz: str | None = None,
+    on_invalid: OnInvalid = ON_INVALID,
+    time_format: str | None = TIME_FORMAT,
+    id_type: IdType = ID_TYPE,
+) -> pl.DataFrame:
+    """The tracking curve (docs/methods.md#tracking): cumulative repeat purchases, actual and
+    as a fitted count model expects them, at the end of each of ``periods`` periods.
+
+    Every customer is born at their first occasion b (as in :func:`summary`); at a period end
+    e the model expects Σ_{b < e} E[X(e − b)] repeat occasions (``expected_purchases_new_customer``
+    at each customer's age, in the model's unit) and the data have the repeat occasions dated
+    before e. lifetimes' ``expected_cumulative_transactions``.
+
+    Parameters
+    ----------
+    model
+        A fitted count model with ``expected_purchases_new_customer`` (BG/NBD, MBG/NBD,
+        Pareto/NBD, the CNBD-k models).
+    data
+        Transactions (any input :func:`winback.prepare` reads), typically calibration and
+        holdout together.
+    periods
+        Number of periods after the first (period 0 holds the data's first occasion).
+    period
+        ``"7d"`` (default: 7-day buckets from the day of the first occasion, lifetimes'
+        ``freq="D", freq_multiplier=7``), ``"week"`` (calendar weeks from Monday, lifetimes'
+        ``freq="W"``), ``"Nd"``, ``"month"``, ``"quarter"`` or ``"year"``.
+    unit
+        The model's time unit; default the one recorded by its fit (``model.unit_``), else
+        weeks.
+    resolution, customer_col, time_col, tz, on_invalid, time_format, id_type
+        As in :func:`summary`.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``period`` (Int64, 1 … periods), ``period_end`` (Datetime µs, local), ``actual``
+        (Int64) and ``predicted`` (Float64), both cumulative.
+    """
+    if isinstance(periods, bool) or not isinstance(periods, int) or periods < 1:
+        raise WinbackConfigError(f"periods must be a whole number ≥ 1, got {periods!r}")
+    known = getattr(model, "unit_", None)
+    if unit is not None and known is not None and unit != known:
+        raise WinbackConfigError(
+            f"unit={unit!r} contradicts the model's own unit {known!r} (from its fit)"
+        )
+    unit_us = _check_unit(unit or known or UNIT)
+    kind = check_period(period)
+    resolution_us = _io.parse_resolution(resolution)
+    prepared = _io.prepare(
+        data,
+        customer_col=customer_col,
+        time_col=time_col,
+        amount_col=None,
+        tz=tz,
+        on_invalid=on_invalid,
+        time_format=time_format,
+        id_type=id_type,
+    )
+    occasions = prepared.frame.select(
+        "customer", ((pl.col("ts") // resolution_us) * resolution_us).alias("bucket")
+    ).unique()
+    if occasions.height == 0:
+        raise WinbackInputError("expected_cumulative_transactions: the input has no transactions")
+    births = occasions.group_by("customer").agg(pl.col("bucket").min().alias("birth"))
+    repeats = (
+        occasions.join(births, on="customer")
+        .filter(pl.col("bucket") > pl.col("birth"))
+        .get_column("bucket")
+        .sort()
+        .to_numpy()
+    )
+    birth_days = births.group_by("birth").len().sort("birth")
+    birth_us = birth_days.get_column("birth").to_numpy()
+    birth_count = birth_days.get_column("len").to_numpy().astype(np.float64)
+    edge = _period_start(_io.micros_to_datetime(int(birth_us[0])), kind)
+    ends: list[datetime] = []
+    for _ in range(periods):
+        edge = _next_period(edge, kind)
+        ends.append(edge)
+    actual, predicted = [], []
+    for end in ends:
+        end_us = _io.as_of_to_micros(end, None)
+        actual.append(int(np.searchsorted(repeats, end_us, side="left")))
+        born = birth_us < end_us
+        ages = (end_us - birth_us[born]) / unit_us
+        expected = np.asarray(model.expected_purchases_new_customer(ages), dtype=np.float64)
+        predicted.append(float(expected @ birth_count[born]))
+    return pl.DataFrame(
+        {
+            "period": np.arange(1, periods + 1, dtype=np.int64),
+            "period_end": pl.Series(ends, dtype=pl.Datetime("us")),
+            "actual": np.asarray(actual, dtype=np.int64),
+            "predicted": np.asarray(predicted, dtype=np.float64),
+        }
+    )

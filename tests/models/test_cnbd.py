@@ -316,3 +316,11 @@ def test_search_skips_a_degenerate_k() -> None:
     assert fitted.k_ == 4
     finite = {k: v for k, v in fitted.k_log_likelihoods_.items() if math.isfinite(v)}
     assert max(finite, key=finite.__getitem__) == 4
+
+
+def test_summary_litt_out_of_core_equals_in_memory() -> None:
+    tx = read_cdnow_text(DATA / "CDNOW_sample.txt")
+    kwargs = {"calibration_end": date(1997, 9, 30), "unit": "W", "time_col": "ts", "litt": True}
+    whole = winback.summary(tx, **kwargs)
+    parts = winback.summary(tx, memory_limit="1MB", **kwargs)
+    assert parts.sort("customer_id").equals(whole)

@@ -324,3 +324,54 @@ def test_summary_litt_out_of_core_equals_in_memory() -> None:
     whole = winback.summary(tx, **kwargs)
     parts = winback.summary(tx, memory_limit="1MB", **kwargs)
     assert parts.sort("customer_id").equals(whole)
+
+
+@pytest.mark.parametrize("modified", [False, True])
+def test_probability_alive_against_quadrature(modified: bool) -> None:
+    """P(alive) = the "alive at T" part of the likelihood over the whole, both by quadrature."""
+    params = (1.3, 3.0, 0.7, 2.2)
+    r, alpha, a, b = params
+    k = 3
+    model_class = ModifiedBetaGeoCNBDModel if modified else BetaGeoCNBDModel
+    model = model_class.from_params(dict(zip(("r", "alpha", "a", "b"), params, strict=True)), k=k)
+    for x, gaps, T in [(1, [2.0], 6.5), (3, [1.0, 0.5, 2.5], 4.0), (2, [3.0, 1.5], 9.0)]:
+        t_x = sum(gaps)
+        m = x + (1 if modified else 0)
+        alive_beta = math.exp(special.betaln(a, b + m) - special.betaln(a, b))
+
+        def alive_part(
+            lam: float,
+            gaps: list[float] = gaps,
+            t_x: float = t_x,
+            T: float = T,
+            ab: float = alive_beta,
+        ) -> float:
+            density = math.prod(lam**k * g ** (k - 1) * math.exp(-lam * g) for g in gaps)
+            survive = sum((lam * (T - t_x)) ** i / math.factorial(i) for i in range(k))
+            prior = lam ** (r - 1) * math.exp(-alpha * lam)
+            return prior * density * survive * math.exp(-lam * (T - t_x)) * ab
+
+        def gone_part(lam: float, gaps: list[float] = gaps, m: int = m) -> float:
+            density = math.prod(lam**k * g ** (k - 1) * math.exp(-lam * g) for g in gaps)
+            gone = math.exp(special.betaln(a + 1, b + m - 1) - special.betaln(a, b))
+            return lam ** (r - 1) * math.exp(-alpha * lam) * density * gone
+
+        alive, _ = integrate.quad(alive_part, 0, math.inf, epsrel=1e-12, limit=400)
+        gone, _ = integrate.quad(gone_part, 0, math.inf, epsrel=1e-12, limit=400)
+        frame = pl.DataFrame({"frequency": [x], "recency": [t_x], "T": [T]})
+        assert model.probability_alive(frame)[0] == pytest.approx(alive / (alive + gone), rel=1e-9)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 1000))
+def test_row_order_does_not_change_a_bit(seed: int) -> None:
+    data = simulate.bgcnbd(600, k=2, r=2.0, alpha=4.0, a=0.7, b=3.0, T=30.0, seed=seed)
+    shuffled = data.sample(fraction=1.0, shuffle=True, seed=seed)
+    one, two = BetaGeoCNBDModel(k=2).fit(data), BetaGeoCNBDModel(k=2).fit(shuffled)
+    assert one.params_ == two.params_
+    assert one.log_likelihood_ == two.log_likelihood_
+    order = shuffled["customer_id"].to_numpy()
+    np.testing.assert_array_equal(
+        one.expected_purchases(10.0, data).to_numpy()[order],
+        two.expected_purchases(10.0, shuffled).to_numpy(),
+    )

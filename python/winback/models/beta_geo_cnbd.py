@@ -107,7 +107,9 @@ class _CNBDFamily(CountModel):
                 if weights_col is not None and weights_col in frame.columns
                 else None
             )
-            self._litt_total = float(litt @ weights) if weights is not None else float(litt.sum())
+            # fsum is exactly rounded, so the total (and the fit's log-likelihood) does not
+            # depend on the row order.
+            self._litt_total = math.fsum(litt * weights if weights is not None else litt)
         self._k_candidates = [fixed] if fixed is not None else list(range(1, max_k + 1))
         return super().fit(
             data,

@@ -39,6 +39,7 @@ from winback.errors import WinbackFitError
 from winback.models import (
     BetaGeoModel,
     GammaGammaModel,
+    ModifiedBetaGeoCNBDModel,
     ModifiedBetaGeoModel,
     NBDModel,
     ParetoNBDModel,
@@ -122,6 +123,9 @@ def warm_up() -> float:
         simulate.gamma_gamma(2_000, p=5.0, q=4.0, gamma=20.0, frequency=3, seed=1)
     )
     NBDModel().fit(simulate.nbd_periods(2_000, r=0.5, alpha=2.0, periods=12, seed=1))
+    ModifiedBetaGeoCNBDModel().fit(
+        simulate.mbgcnbd(2_000, k=2, r=2.0, alpha=6.0, a=0.5, b=3.0, T=52.0, seed=1)
+    )
     return time.perf_counter() - start
 
 
@@ -221,6 +225,17 @@ def run(size: str, *, models: set[str], lifetimes_models: set[str]) -> dict[str,
     _, end = window()
     summary, summary_seconds = _timed(lambda: winback.summary(data, as_of=end, unit="D"))
     fits = _winback_fits(summary, models)
+    if "mbgcnbd" in models:
+        # MBG/CNBD-k with the k search needs the summary's litt column (an extra pass). No
+        # Python library fits it (BTYDplus in R does); MBG/NBD above is the reference.
+        with_litt, litt_summary_s = _timed(
+            lambda: winback.summary(data, as_of=end, unit="D", litt=True)
+        )
+        cnbd = ModifiedBetaGeoCNBDModel()
+        fits["mbgcnbd"] = _fit(cnbd, lambda: cnbd.fit(with_litt))
+        fits["mbgcnbd"]["summary_with_litt_s"] = litt_summary_s
+        fits["mbgcnbd"]["k"] = cnbd.k_
+        fits["mbgcnbd"]["k_log_likelihoods"] = cnbd.k_log_likelihoods_
     side = None
     if lifetimes_models and LIFETIMES_PYTHON.exists():
         with tempfile.TemporaryDirectory() as tmp:
@@ -260,6 +275,19 @@ def run(size: str, *, models: set[str], lifetimes_models: set[str]) -> dict[str,
             "speedup": theirs / ours,
         }
     return result
+
+
+def run_cnbd_regular(n: int) -> dict[str, Any]:
+    """MBG/CNBD-k with the k search on n customers simulated with k = 3 (continuous times: every
+    tuple distinct, the hardest case for the compression; k = 1 runs to a boundary)."""
+    from winback.models import simulate
+
+    data = simulate.mbgcnbd(n, k=3, r=3.0, alpha=30.0, a=0.5, b=3.0, T=104.0, seed=5)
+    model = ModifiedBetaGeoCNBDModel()
+    fit = _fit(model, lambda: model.fit(data))
+    fit["k"] = model.k_
+    fit["k_log_likelihoods"] = model.k_log_likelihoods_
+    return fit
 
 
 def _print(result: dict[str, Any], title: str) -> None:
@@ -316,10 +344,15 @@ def main() -> None:
         f"warm-up (Numba kernels loaded or compiled once per process): {report['warm_up_s']:.2f} s"
     )
     if not args.no_cdnow:
-        cdnow = run_cdnow(models)
+        cdnow = run_cdnow(models - {"mbgcnbd"})
         if cdnow is not None:
             report["cdnow"] = cdnow
             _print({**cdnow}, "CDNOW (2,357 customers, weeks)")
+    if "mbgcnbd" in models:
+        regular = run_cnbd_regular(SIZES[args.size])
+        report["cnbd_regular"] = regular
+        print(f"\n== MBG/CNBD-k, k search, simulated k = 3, {SIZES[args.size]:,} customers")
+        print(f"   {regular}")
     result = run(args.size, models=models, lifetimes_models=lifetimes_models)
     report["synthetic"] = result
     _print(result, f"synthetic {args.size}")

@@ -86,3 +86,16 @@ BACKTEST_HORIZONS: Final[tuple[str, ...]] = ("1M", "3M")
 #: Days N of ``p_next_within``: the chance of a next purchase within N days, given none so far.
 COLD_START_HORIZON_DAYS: Final = 90.0
 __all__ += ["BACKTEST_HORIZONS", "BACKTEST_ORIGINS", "COLD_START_HORIZON_DAYS"]
+
+#: Largest Erlang order k the CNBD-k models try when choosing k by likelihood
+#: (docs/methods.md#cnbd-k); the search also stops at the first k whose likelihood falls.
+CNBD_MAX_K: Final = 12
+#: Summary column with each customer's sum of log inter-purchase times (docs/methods.md#cnbd-k).
+LITT_COL: Final = "litt"
+#: Cap of the Wheat–Morrison regularity estimate k (docs/methods.md#regularity): equal gaps give
+#: an infinite k; beyond 100 (gap coefficient of variation 0.1) the difference is not readable.
+REGULARITY_MAX_K: Final = 100.0
+#: Fewest consecutive gap pairs for a customer's own regularity estimate
+#: (docs/methods.md#regularity).
+REGULARITY_MIN_PAIRS: Final = 3
+__all__ += ["CNBD_MAX_K", "LITT_COL", "REGULARITY_MAX_K", "REGULARITY_MIN_PAIRS"]

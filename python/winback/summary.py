@@ -46,6 +46,7 @@ __all__ = [
     "bgbb_summary",
     "check_period",
     "compress_summary",
+    "expected_cumulative_transactions",
     "period_edges",
     "summary",
 ]
@@ -332,6 +333,41 @@ def _summary_frame(
     ).select(*SUMMARY_COLUMNS, *HOLDOUT_COLUMNS)
 
 
+def _with_litt(
+    frame: pl.DataFrame,
+    transactions: pl.DataFrame,
+    window: _Window,
+    resolution_us: int,
+    unit_us: int,
+) -> pl.DataFrame:
+    """``frame`` with ``litt`` appended: per customer Σ ln(t_j − t_{j−1}) over the calibration
+    occasions (the summary's: distinct ``resolution`` buckets of the rows at or before the
+    calibration end, dated at the bucket start), in ``unit``; 0 with one occasion."""
+    customer, bucket = pl.col("customer_id"), pl.col("bucket")
+    # Rows sorted by (customer, bucket): a positive step within a customer is a gap between
+    # consecutive occasions; rows of one occasion step by 0 and are skipped.
+    step = bucket - bucket.shift(1)
+    occasions = (
+        transactions.lazy()
+        .filter(pl.col("ts") <= window.calibration_end_us)
+        .select(
+            pl.col("customer").alias("customer_id"),
+            ((pl.col("ts") // resolution_us) * resolution_us).alias("bucket"),
+        )
+        .collect()
+        .sort("customer_id", "bucket")  # eager: about twice as fast as in the lazy plan here
+    )
+    sums = (
+        occasions.lazy()
+        .select(customer, step.alias("step"), (customer == customer.shift(1)).alias("same"))
+        .filter(pl.col("same") & (pl.col("step") > 0))
+        .group_by("customer_id")
+        .agg((pl.col("step").cast(pl.Float64) / float(unit_us)).log().sum().alias("litt"))
+    )
+    joined = frame.lazy().join(sums, on="customer_id", how="left", maintain_order="left")
+    return joined.with_columns(pl.col("litt").fill_null(0.0)).collect()
+
+
 @overload
 def summary(
     data: Any,
@@ -354,6 +390,7 @@ def summary(
     memory_limit: int | str | None = ...,
     spill_dir: str | os.PathLike[str] | None = ...,
     progress: _spill.Progress | None = ...,
+    litt: bool = ...,
     return_info: Literal[False] = ...,
 ) -> pl.DataFrame: ...
 
@@ -380,6 +417,7 @@ def summary(
     memory_limit: int | str | None = ...,
     spill_dir: str | os.PathLike[str] | None = ...,
     progress: _spill.Progress | None = ...,
+    litt: bool = ...,
     return_info: Literal[True],
 ) -> tuple[pl.DataFrame, SummaryInfo]: ...
 
@@ -405,6 +443,7 @@ def summary(
     memory_limit: int | str | None = None,
     spill_dir: str | os.PathLike[str] | None = None,
     progress: _spill.Progress | None = None,
+    litt: bool = False,
     return_info: bool = False,
 ) -> pl.DataFrame | tuple[pl.DataFrame, SummaryInfo]:
     """Per-customer sufficient statistics of the frequency and spend models
@@ -461,6 +500,11 @@ def summary(
         RAM, the input is partitioned by customer into spill files under ``spill_dir`` and
         summarised a part at a time, with the same cut-offs and panel edges as a whole; the
         result is identical.
+    litt
+        Also return ``litt`` (Float64, last column): the sum of the logs of the customer's
+        calibration inter-occasion times t_j − t_{j−1} in ``unit`` (0 without a repeat
+        occasion), which the regularity models BG/CNBD-k and MBG/CNBD-k need
+        (docs/methods.md#cnbd-k). The other columns are unchanged.
     return_info
         Also return a :class:`SummaryInfo` with the rows read, rejected and excluded, and the
         customers born after the calibration end.
@@ -531,6 +575,7 @@ def summary(
             time_format=time_format,
             id_type=id_type,
             num_threads=num_threads,
+            litt=litt,
         )
         frame, counts, rows_read, rejects, extent, window = result
     else:
@@ -557,6 +602,8 @@ def summary(
             num_threads=num_threads,
         )
         frame = _summary_frame(pl.DataFrame(table), window, resolution_us, unit_us)
+        if litt:
+            frame = _with_litt(frame, prepared.frame, window, resolution_us, unit_us)
         rows_read, rejects = prepared.rows_read, prepared.rejects
     if not return_info:
         return frame
@@ -603,6 +650,7 @@ def _summary_out_of_core(
     time_format: str | None,
     id_type: IdType,
     num_threads: int | None,
+    litt: bool = False,
 ) -> tuple[pl.DataFrame, dict[str, int], int, pl.DataFrame, _Extent, _Window]:
     """:func:`summary` by parts (docs/methods.md#out-of-core): the windows and panel edges come from
     the whole input's first and latest purchase, then each group of spill files is summarised with
@@ -635,10 +683,13 @@ def _summary_out_of_core(
                 period_edges_us=edges,
                 num_threads=num_threads,
             )
+            part = _summary_frame(pl.DataFrame(table), window, resolution_us, unit_us)
+            if litt:
+                part = _with_litt(part, prepared.frame, window, resolution_us, unit_us)
             del prepared
             for key, value in counts.items():
                 totals[key] = totals.get(key, 0) + int(value)
-            sink.add(_summary_frame(pl.DataFrame(table), window, resolution_us, unit_us))
+            sink.add(part)
         frame = sink.finish(pl.DataFrame())
     assert frame is not None
     return frame, totals, spilled.rows_read, spilled.rejects, extent, window
@@ -819,3 +870,111 @@ def bgbb_summary(
         .sort("customer_id")
     )
     return out.select(columns)
+
+
+def expected_cumulative_transactions(
+    model: Any,
+    data: Any,
+    *,
+    periods: int,
+    period: str = "7d",
+    unit: TimeUnit | None = None,
+    resolution: str | timedelta = RESOLUTION,
+    customer_col: str = CUSTOMER_COL,
+    time_col: str = TIME_COL,
+    tz: str | None = None,
+    on_invalid: OnInvalid = ON_INVALID,
+    time_format: str | None = TIME_FORMAT,
+    id_type: IdType = ID_TYPE,
+) -> pl.DataFrame:
+    """The tracking curve (docs/methods.md#tracking): cumulative repeat purchases, actual and
+    as a fitted count model expects them, at the end of each of ``periods`` periods.
+
+    Every customer is born at their first occasion b (as in :func:`summary`); at a period end
+    e the model expects Σ_{b < e} E[X(e − b)] repeat occasions (``expected_purchases_new_customer``
+    at each customer's age, in the model's unit) and the data have the repeat occasions dated
+    before e. lifetimes' ``expected_cumulative_transactions``.
+
+    Parameters
+    ----------
+    model
+        A fitted count model with ``expected_purchases_new_customer`` (BG/NBD, MBG/NBD,
+        Pareto/NBD, the CNBD-k models).
+    data
+        Transactions (any input :func:`winback.prepare` reads), typically calibration and
+        holdout together.
+    periods
+        Number of periods after the first (period 0 holds the data's first occasion).
+    period
+        ``"7d"`` (default: 7-day buckets from the day of the first occasion, lifetimes'
+        ``freq="D", freq_multiplier=7``), ``"week"`` (calendar weeks from Monday, lifetimes'
+        ``freq="W"``), ``"Nd"``, ``"month"``, ``"quarter"`` or ``"year"``.
+    unit
+        The model's time unit; default the one recorded by its fit (``model.unit_``), else
+        weeks.
+    resolution, customer_col, time_col, tz, on_invalid, time_format, id_type
+        As in :func:`summary`.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``period`` (Int64, 1 … periods), ``period_end`` (Datetime µs, local), ``actual``
+        (Int64) and ``predicted`` (Float64), both cumulative.
+    """
+    if isinstance(periods, bool) or not isinstance(periods, int) or periods < 1:
+        raise WinbackConfigError(f"periods must be a whole number ≥ 1, got {periods!r}")
+    known = getattr(model, "unit_", None)
+    if unit is not None and known is not None and unit != known:
+        raise WinbackConfigError(
+            f"unit={unit!r} contradicts the model's own unit {known!r} (from its fit)"
+        )
+    unit_us = _check_unit(unit or known or UNIT)
+    kind = check_period(period)
+    resolution_us = _io.parse_resolution(resolution)
+    prepared = _io.prepare(
+        data,
+        customer_col=customer_col,
+        time_col=time_col,
+        amount_col=None,
+        tz=tz,
+        on_invalid=on_invalid,
+        time_format=time_format,
+        id_type=id_type,
+    )
+    occasions = prepared.frame.select(
+        "customer", ((pl.col("ts") // resolution_us) * resolution_us).alias("bucket")
+    ).unique()
+    if occasions.height == 0:
+        raise WinbackInputError("expected_cumulative_transactions: the input has no transactions")
+    births = occasions.group_by("customer").agg(pl.col("bucket").min().alias("birth"))
+    repeats = (
+        occasions.join(births, on="customer")
+        .filter(pl.col("bucket") > pl.col("birth"))
+        .get_column("bucket")
+        .sort()
+        .to_numpy()
+    )
+    birth_days = births.group_by("birth").len().sort("birth")
+    birth_us = birth_days.get_column("birth").to_numpy()
+    birth_count = birth_days.get_column("len").to_numpy().astype(np.float64)
+    edge = _period_start(_io.micros_to_datetime(int(birth_us[0])), kind)
+    ends: list[datetime] = []
+    for _ in range(periods):
+        edge = _next_period(edge, kind)
+        ends.append(edge)
+    actual, predicted = [], []
+    for end in ends:
+        end_us = _io.as_of_to_micros(end, None)
+        actual.append(int(np.searchsorted(repeats, end_us, side="left")))
+        born = birth_us < end_us
+        ages = (end_us - birth_us[born]) / unit_us
+        expected = np.asarray(model.expected_purchases_new_customer(ages), dtype=np.float64)
+        predicted.append(float(expected @ birth_count[born]))
+    return pl.DataFrame(
+        {
+            "period": np.arange(1, periods + 1, dtype=np.int64),
+            "period_end": pl.Series(ends, dtype=pl.Datetime("us")),
+            "actual": np.asarray(actual, dtype=np.int64),
+            "predicted": np.asarray(predicted, dtype=np.float64),
+        }
+    )

@@ -567,7 +567,9 @@ class BaseModel:
         weeks), so only a model that knows its own can be wrong about it, and only a frame other
         than the one it was fitted on."""
         known = (self.unit_ if self._uses_time else None) or self.resolution_
-        if known is None or data is getattr(self, "_fit_input", None):
+        if known is None or any(
+            data is getattr(self, name, None) for name in ("_fit_input", "_internal_frame")
+        ):
             return
         if getattr(self, "_unit_warned", False):
             return

@@ -10,7 +10,14 @@ import polars as pl
 from numpy.typing import NDArray
 
 from winback._options import TimeUnit
-from winback.models._base import BaseModel, Compressed, check_penalizer, finite_output, frame_of
+from winback.models._base import (
+    BaseModel,
+    Compressed,
+    check_horizon,
+    check_penalizer,
+    finite_output,
+    frame_of,
+)
 from winback.models._summary_data import checked_rft, compressed_rft, rft_arrays
 
 __all__ = ["CountModel"]
@@ -32,6 +39,8 @@ class CountModel(BaseModel):
     frequency_col: str
     recency_col: str
     T_col: str
+    #: A frame the model builds for itself (no unit to check), while it is being scored.
+    _internal_frame: pl.DataFrame | None = None
 
     def fit(
         self,
@@ -154,7 +163,9 @@ class CountModel(BaseModel):
     ) -> FloatArray:  # pragma: no cover
         raise NotImplementedError
 
-    def probability_alive(self, data: Any | None = None) -> pl.Series:  # pragma: no cover
+    def probability_alive(
+        self, data: Any | None = None, *, future_t: float = 0.0
+    ) -> pl.Series:  # pragma: no cover
         raise NotImplementedError
 
     def expected_purchases(
@@ -171,6 +182,74 @@ class CountModel(BaseModel):
         self, t: float | FloatArray
     ) -> float | pl.Series:  # pragma: no cover
         raise NotImplementedError
+
+    def probability_of_n_purchases_up_to_time(self, t: float, n: int) -> float:
+        """P(X(t) = n): the chance that a customer just acquired (first purchase at 0) makes
+        exactly n repeat purchases in (0, t] — lifetimes' name and meaning (docs/methods.md#models);
+        :meth:`probability_of_n_purchases` at x = t_x = T = 0."""
+        names = self._settings()
+        frame = pl.DataFrame(
+            {
+                names["frequency_col"]: [0],
+                names["recency_col"]: [0.0],
+                names["T_col"]: [0.0],
+            }
+        )
+        self._internal_frame = frame  # no unit to check: nothing in it is in any unit
+        try:
+            return float(self.probability_of_n_purchases(t, n, frame)[0])
+        finally:
+            self._internal_frame = None
+
+    def expected_purchases_interval(
+        self, t: float, data: Any | None = None, *, level: float = 0.95
+    ) -> pl.DataFrame:
+        """:meth:`expected_purchases` per customer with its standard error and a ``level``
+        interval from the parameters' uncertainty (docs/methods.md#intervals): the delta method,
+        Var E ≈ ∇E' Σ ∇E with Σ the fit's ``covariance_`` and ∇E by central differences
+        (relative step 1e-5), the interval on the log scale (so it stays positive). This is the
+        uncertainty of the expectation, not the spread of the purchase count itself.
+        Columns ``expected``, ``std_error``, ``lower``, ``upper``."""
+        from scipy.stats import norm
+
+        from winback.errors import WinbackConfigError
+
+        t = check_horizon(t)
+        if not (0.0 < float(level) < 1.0):
+            raise WinbackConfigError(f"level must be in (0, 1), got {level!r}")
+        self._check_fitted()
+        if not np.all(np.isfinite(self.covariance_)):
+            raise WinbackConfigError(
+                f"{self.model_name}: the model has no covariance (built with from_params or "
+                "loaded without one), so there is no parameter uncertainty to propagate; fit it"
+            )
+        x, t_x, T = self._rft(data)
+        expected = self.expected_purchases_at(t, x, t_x, T)
+        base = dict(self.params_)
+        grads = np.empty((len(self.param_names), x.size))
+        try:
+            for j, name in enumerate(self.param_names):
+                step = 1e-5 * base[name]
+                self.params_ = {**base, name: base[name] + step}
+                up = self.expected_purchases_at(t, x, t_x, T)
+                self.params_ = {**base, name: base[name] - step}
+                down = self.expected_purchases_at(t, x, t_x, T)
+                grads[j] = (up - down) / (2.0 * step)
+        finally:
+            self.params_ = base
+        variance = np.einsum("ic,ij,jc->c", grads, self.covariance_, grads)
+        se = np.sqrt(np.maximum(variance, 0.0))
+        z = float(norm.ppf(0.5 + float(level) / 2.0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            spread = np.where(expected > 0, np.exp(z * se / expected), 1.0)
+        return pl.DataFrame(
+            {
+                "expected": self._series("expected", expected),
+                "std_error": self._series("std_error", se),
+                "lower": self._series("lower", expected / spread),
+                "upper": self._series("upper", expected * spread),
+            }
+        )
 
     def conditional_expected_purchases(self, t: float, data: Any | None = None) -> pl.Series:
         """The name lifetimes uses (docs/methods.md#bg-nbd) for :meth:`expected_purchases`."""

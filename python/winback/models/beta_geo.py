@@ -112,6 +112,40 @@ def _expected_by_quadrature(
     return out
 
 
+def survival_given_alive(r: Any, alpha: Any, a: Any, b: Any, t: float) -> FloatArray:
+    """P(alive at t | alive at 0) of a BG/NBD customer with (r, α, a, b) — the posterior ones
+    for a customer alive at T (docs/methods.md#bg-nbd): dropout happens only at purchases, so it
+    is E[(1−p)^N(t)] = E_p[(1 + p t/α)^−r] = ₂F₁(r, a; a+b; −t/α), evaluated after Pfaff's
+    transformation as (1 + t/α)^−r ₂F₁(r, b; a+b; z), z = t/(α+t) ∈ [0, 1) (a series of
+    positive terms); where that is not finite or leaves [0, 1], by tanh–sinh quadrature over p."""
+    r, alpha, a, b = np.broadcast_arrays(
+        *(np.asarray(v, dtype=np.float64) for v in (r, alpha, a, b))
+    )
+    z = t / (alpha + t)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        out = np.exp(-r * np.log1p(t / alpha) + np.log(special.hyp2f1(r, b, a + b, z)))
+    bad = ~(np.isfinite(out) & (out >= 0.0) & (out <= 1.0 + 1e-12))
+    if bad.any():
+        out = np.array(out, dtype=np.float64, copy=True)
+        rb, alb, ab, bb = r[bad], alpha[bad], a[bad], b[bad]
+        value = np.empty(rb.shape)
+        for lo in range(0, rb.size, _ROWS_PER_CHUNK):
+            rows = slice(lo, lo + _ROWS_PER_CHUNK)
+            aa, bbb = ab[rows, None], bb[rows, None]
+            lower = _U[None, :] <= 0.5
+            with np.errstate(under="ignore", invalid="ignore"):
+                p = np.where(
+                    lower,
+                    special.betaincinv(aa, bbb, _U[None, :]),
+                    special.betainccinv(aa, bbb, _U_COMPLEMENT[None, :]),
+                )
+            p = np.where(np.isnan(p), np.where(lower, 0.0, 1.0), p)
+            f = np.exp(-rb[rows, None] * np.log1p(p * (t / alb[rows])[:, None]))
+            value[rows] = f @ _U_WEIGHTS
+        out[bad] = value
+    return np.where(t > 0, np.minimum(out, 1.0), 1.0)
+
+
 def check_discount_rate(discount_rate: float) -> float:
     """A continuous discount rate δ per unit of time, refused unless finite and > 0
     (docs/methods.md#dert)."""
@@ -274,10 +308,19 @@ class _BetaGeoFamily(CountModel):
         )
         return value
 
-    def probability_alive(self, data: Any | None = None) -> pl.Series:
-        """P(alive at T | x, t_x, T) per customer of ``data`` (default: the fitted summary)."""
+    def probability_alive(self, data: Any | None = None, *, future_t: float = 0.0) -> pl.Series:
+        """P(alive at T | x, t_x, T) per customer of ``data`` (default: the fitted summary);
+        with ``future_t`` = t > 0, P(alive at T + t | x, t_x, T) (no purchases observed after T):
+        P(alive at T) × the survival of the posterior customer (docs/methods.md#bg-nbd)."""
+        future_t = check_horizon(future_t)
         x, t_x, T = self._rft(data)
-        return self._series("probability_alive", self.probability_alive_at(x, t_x, T))
+        alive = self.probability_alive_at(x, t_x, T)
+        if future_t > 0:
+            r, alpha, a, b = self._param_array()
+            alive = alive * survival_given_alive(
+                r + x, alpha + T, a, b + x + self._alive_shift, future_t
+            )
+        return self._series("probability_alive", alive)
 
     def expected_purchases(self, t: float, data: Any | None = None) -> pl.Series:
         """E[purchases in (T, T + t] | x, t_x, T] per customer (t in the summary's time unit)."""

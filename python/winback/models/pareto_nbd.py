@@ -226,9 +226,17 @@ class ParetoNBDModel(CountModel):
         value: FloatArray = alive * new_customer_expected(r + x, alpha + T, s, beta + T, t)
         return value
 
-    def probability_alive(self, data: Any | None = None) -> pl.Series:
-        """P(alive at T | x, t_x, T) per customer of ``data`` (default: the fitted summary)."""
-        return self._series("probability_alive", self.probability_alive_at(*self._rft(data)))
+    def probability_alive(self, data: Any | None = None, *, future_t: float = 0.0) -> pl.Series:
+        """P(alive at T | x, t_x, T) per customer; with ``future_t`` = t > 0, P(alive at T + t |
+        x, t_x, T): times ((β+T)/(β+T+t))^s, the posterior survival of the exponential lifetime
+        (docs/methods.md#pareto-nbd)."""
+        future_t = check_horizon(future_t)
+        x, t_x, T = self._rft(data)
+        alive = self.probability_alive_at(x, t_x, T)
+        if future_t > 0:
+            s, beta = self.params_["s"], self.params_["beta"]
+            alive = alive * np.exp(-s * np.log1p(future_t / (beta + T)))
+        return self._series("probability_alive", alive)
 
     def expected_purchases(self, t: float, data: Any | None = None) -> pl.Series:
         """E[purchases in (T, T + t] | x, t_x, T] per customer (t in the summary's time unit)."""

@@ -20,7 +20,16 @@ from numpy.typing import ArrayLike, NDArray
 
 from winback.errors import WinbackConfigError
 
-__all__ = ["bgbb", "bgnbd", "gamma_gamma", "mbgnbd", "nbd_periods", "pareto_nbd"]
+__all__ = [
+    "bgbb",
+    "bgcnbd",
+    "bgnbd",
+    "gamma_gamma",
+    "mbgcnbd",
+    "mbgnbd",
+    "nbd_periods",
+    "pareto_nbd",
+]
 
 FloatArray = NDArray[np.float64]
 
@@ -208,3 +217,87 @@ def bgbb(
         }
     )
     return frame.with_columns(frequency_holdout=later) if n_holdout else frame
+
+
+def _cnbd(
+    n: int,
+    k: int,
+    r: float,
+    alpha: float,
+    a: float,
+    b: float,
+    T: ArrayLike,
+    holdout: float,
+    seed: int,
+    modified: bool,
+) -> pl.DataFrame:
+    _positive(r=r, alpha=alpha, a=a, b=b)
+    if isinstance(k, bool) or int(k) != k or k < 1:
+        raise WinbackConfigError(f"k must be a whole number ≥ 1, got {k!r}")
+    if not (np.isfinite(holdout) and holdout >= 0):
+        raise WinbackConfigError(f"holdout must be a finite duration ≥ 0, got {holdout!r}")
+    k = int(k)
+    rng = np.random.default_rng(seed)
+    durations = _durations(n, T)
+    rate = rng.gamma(r, 1.0 / alpha, n)
+    p = rng.beta(a, b, n)
+    lifetime_purchases = rng.geometric(p) - (1 if modified else 0)
+    # Phases: a Poisson process of rate λ on [0, T + holdout]; every k-th phase is a purchase.
+    horizon = durations + holdout
+    phases = rng.poisson(rate * horizon)
+    owner = np.repeat(np.arange(n), phases)
+    times = rng.random(owner.size) * horizon[owner]
+    order = np.lexsort((times, owner))
+    owner, times = owner[order], times[order]
+    first = np.concatenate([[0], np.cumsum(phases)[:-1]])
+    index = np.arange(owner.size) - first[owner] + 1  # phase number within its customer
+    is_purchase = (index % k == 0) & (index // k <= lifetime_purchases[owner])
+    owner, times, number = owner[is_purchase], times[is_purchase], index[is_purchase] // k
+    gaps = times - np.where(number > 1, np.roll(times, 1), 0.0)
+    calibration = times <= durations[owner]
+    x = np.bincount(owner[calibration], minlength=n).astype(np.int64)
+    recency = np.zeros(n)
+    np.maximum.at(recency, owner[calibration], times[calibration])
+    litt = np.bincount(owner[calibration], weights=np.log(gaps[calibration]), minlength=n)
+    frame = _frame(x, recency, durations).with_columns(pl.Series("litt", litt))
+    if holdout > 0:
+        later = np.bincount(owner[~calibration], minlength=n).astype(np.int64)
+        frame = frame.with_columns(
+            pl.Series("frequency_holdout", later), pl.lit(float(holdout)).alias("duration_holdout")
+        )
+    return frame
+
+
+def bgcnbd(
+    n: int,
+    *,
+    k: int,
+    r: float,
+    alpha: float,
+    a: float,
+    b: float,
+    T: ArrayLike,
+    holdout: float = 0.0,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """n customers from BG/CNBD-k(r, α, a, b) (docs/methods.md#cnbd-k), each observed for T
+    (scalar or per customer), with ``litt`` (sum of log inter-purchase times); with
+    ``holdout`` > 0 also ``frequency_holdout``, the purchases in (T, T + holdout]."""
+    return _cnbd(n, k, r, alpha, a, b, T, holdout, seed, modified=False)
+
+
+def mbgcnbd(
+    n: int,
+    *,
+    k: int,
+    r: float,
+    alpha: float,
+    a: float,
+    b: float,
+    T: ArrayLike,
+    holdout: float = 0.0,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """n customers from MBG/CNBD-k(r, α, a, b), as :func:`bgcnbd` (the customer may also drop
+    out right after the first purchase)."""
+    return _cnbd(n, k, r, alpha, a, b, T, holdout, seed, modified=True)

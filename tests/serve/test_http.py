@@ -33,6 +33,7 @@ from tests.serve.helpers import (
     serving,
 )
 from winback.scorer import SCORE_COLUMNS, Scorer
+from winback.serve import ServeConfig
 
 MAX_BODY = 200_000
 MAX_CUSTOMERS = 50
@@ -397,3 +398,45 @@ def test_truncated_arrow_stream_is_400_never_a_partial_answer(
     tx, _ = histories([1, 2, 3])
     body = arrow_body(tx)
     assert_problem(post_arrow(server, body[:-cut]), 400)
+
+
+def test_admin_reload_is_off_without_a_token(server: tuple[str, int]) -> None:
+    headers = {"Authorization": "Bearer anything"}
+    assert_problem(request(server, "POST", "/v1/admin/reload", b"", headers), 404)
+
+
+def test_openapi_describes_every_route(server: tuple[str, int], model_dir: Path) -> None:
+    from starlette.routing import Route
+
+    from winback.serve import create_app
+
+    status, kind, raw = request(server, "GET", "/openapi.json")
+    assert status == 200
+    assert kind.startswith("application/json")
+    spec = json.loads(raw)
+    assert spec["openapi"].startswith("3.")
+    described = {(path, method.upper()) for path, item in spec["paths"].items() for method in item}
+    # The app's own routes (built in-process, never served): each described, nothing more.
+    app = create_app(ServeConfig(models=str(model_dir)))
+    routes = {
+        (route.path, method)
+        for route in app.routes
+        if isinstance(route, Route)
+        for method in (route.methods or set()) - {"HEAD"}
+    }
+    assert len(routes) == 7
+    assert routes == described
+    for path, method in described:
+        operation = spec["paths"][path][method.lower()]
+        assert operation["summary"]
+        assert operation["responses"]
+
+
+def test_after_all_the_abuse_no_answer_was_a_500(server: tuple[str, int]) -> None:
+    """The last test of the module: of every request above, none was a 500 and the refusals
+    were counted (GET /metrics)."""
+    raw = request(server, "GET", "/metrics")[2].decode()
+    lines = [line for line in raw.splitlines() if line.startswith("winback_http_requests_total{")]
+    assert any('status="422"' in line for line in lines)
+    assert any('status="413"' in line for line in lines)
+    assert not any('status="500"' in line for line in lines), lines

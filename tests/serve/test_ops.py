@@ -123,11 +123,6 @@ def test_admin_reload_needs_the_token(server: Server) -> None:
         assert TOKEN not in json.dumps(body)
 
 
-def test_admin_reload_is_off_without_a_token(model_dir: Path, tmp_path: Path) -> None:
-    with serving(model_dir, tmp_path / "log") as other:
-        assert_problem(request(other.address, "POST", "/v1/admin/reload", b"", AUTH), 404)
-
-
 def _rewrite_purchase_model(folder: Path, factor: float) -> None:
     path = folder / "bgnbd.json"
     data = json.loads(path.read_text())

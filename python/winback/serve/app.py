@@ -337,11 +337,14 @@ def run(
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise WinbackConfigError(f"workers={workers!r} must be a whole number ≥ 1")
     first = load_model_set(config, 1)  # a WinbackReloadError (a WinbackConfigError) stops here
+    # The workers (and the header deadline of winback.serve.protocol) read the configuration
+    # from the environment.
+    os.environ[ENV_CONFIG] = config.to_json()
+    protocol = "winback.serve.protocol:HeaderTimeoutH11"
     if workers == 1:
         app = create_app(config, admin_token=admin_token, models=Models(config, first))
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, http=protocol)
         return
-    os.environ[ENV_CONFIG] = config.to_json()
     if admin_token:
         os.environ[ENV_ADMIN_TOKEN] = admin_token
     uvicorn.run(
@@ -352,4 +355,5 @@ def run(
         workers=workers,
         log_level=log_level,
         access_log=False,
+        http=protocol,
     )

@@ -432,6 +432,46 @@ def test_openapi_describes_every_route(server: tuple[str, int], model_dir: Path)
         assert operation["responses"]
 
 
+@pytest.mark.parametrize("batch", [1, 5, 16, 17])
+def test_json_answer_does_not_depend_on_how_customers_are_batched(
+    server: tuple[str, int], model_dir: Path, batch: int
+) -> None:
+    """Small requests are scored customer by customer (Scorer.score_one), larger ones as a
+    frame: split a request any way, the rows are the same and equal Scorer.score's."""
+    ids = list(range(300, 334))
+    tx, payload = histories(ids)
+    expected = as_json_rows(Scorer.from_dir(model_dir).score(tx, as_of=AS_OF))
+    rows = []
+    customers = payload["customers"][::-1]  # any order in, sorted out
+    for k in range(0, len(customers), batch):
+        status, _, body = post(server, {"as_of": AS_OF, "customers": customers[k : k + batch]})
+        assert status == 200, body
+        assert all(list(row) == list(SCORE_COLUMNS) for row in body["customers"])
+        rows.extend(body["customers"])
+    assert sorted(rows, key=lambda row: row["customer_id"]) == expected
+
+
+def test_string_ids_on_the_frame_path(server: tuple[str, int], model_dir: Path) -> None:
+    tx, payload = histories(list(range(400, 430)))
+    for customer in payload["customers"]:
+        customer["customer_id"] = f"c{customer['customer_id']}"
+    tx = tx.with_columns(pl.format("c{}", "customer_id").alias("customer_id"))
+    status, _, body = post(server, payload)
+    assert status == 200, body
+    assert body["customers"] == as_json_rows(Scorer.from_dir(model_dir).score(tx, as_of=AS_OF))
+
+
+@pytest.mark.parametrize("amount", ["10" + "0" * 400, "1e400"])
+def test_amounts_beyond_a_float_are_422(server: tuple[str, int], amount: str) -> None:
+    for n in (1, 20):  # both scoring paths
+        customers = ",".join(
+            f'{{"customer_id":{i},"purchases":[{{"ts":"1997-01-01","amount":{amount if i == n - 1 else 1}}}]}}'
+            for i in range(n)
+        )
+        body = f'{{"as_of":"1998-01-01","customers":[{customers}]}}'.encode()
+        assert_problem(post(server, body), 422)
+
+
 def test_after_all_the_abuse_no_answer_was_a_500(server: tuple[str, int]) -> None:
     """The last test of the module: of every request above, none was a 500 and the refusals
     were counted (GET /metrics)."""

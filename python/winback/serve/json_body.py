@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+import numpy as np
 import polars as pl
 
 from winback.errors import WinbackError
@@ -18,12 +20,15 @@ from winback.serve.config import Limits
 from winback.serve.modelset import json_safe
 from winback.serve.problems import ProblemError, moment
 
-__all__ = ["decode", "parse_request", "score_json"]
+__all__ = ["ONE_BY_ONE", "Parsed", "decode", "parse_request", "score_json"]
 
 _INT64: Final = 2**63
 _TOP_FIELDS: Final = frozenset({"as_of", "customers"})
 _CUSTOMER_FIELDS: Final = frozenset({"customer_id", "purchases"})
 _PURCHASE_FIELDS: Final = frozenset({"ts", "amount"})
+#: Up to this many customers (with ``as_of`` given) are scored one by one
+#: (:meth:`Scorer.score_one`): below it the frame path's fixed cost is the larger.
+ONE_BY_ONE: Final = 16
 
 
 def _reject_constant(name: str) -> Any:
@@ -50,9 +55,92 @@ def _unknown(obj: Mapping[str, Any], allowed: frozenset[str], where: str, **who:
         )
 
 
-def parse_request(payload: Any, limits: Limits) -> tuple[pl.DataFrame, str | None, bool]:
-    """The transactions frame, ``as_of`` and whether amounts were sent, from a decoded JSON
-    body; a :class:`ProblemError` (413/422) naming the field and customer otherwise."""
+def _integer_too_large(where: str, who: dict[str, Any]) -> ProblemError:
+    return ProblemError(422, f"an amount of {where} is too large for a number", field=where, **who)
+
+
+def _purchase_problem(
+    purchases: list[Any], where: str, who: dict[str, Any], with_amount: bool | None
+) -> ProblemError:
+    """The precise refusal of a customer's purchases that the fast pass of
+    :func:`parse_request` found irregular: field path, customer and what is wrong."""
+    i = who["index"]
+    times: list[datetime] = []
+    amounts: list[float] = []
+    for j, purchase in enumerate(purchases):
+        at = f"{where}.purchases[{j}]"
+        if not isinstance(purchase, dict):
+            return ProblemError(
+                422,
+                f"{at} must be an object with 'ts' (and 'amount'), not {type(purchase).__name__}",
+                field=at,
+                **who,
+            )
+        _unknown(purchase, _PURCHASE_FIELDS, at, **who)
+        if "ts" not in purchase:
+            return ProblemError(422, f"{at}.ts is missing", field=f"{at}.ts", **who)
+        times.append(moment(purchase["ts"], f"{at}.ts", i, who["customer_id"]))
+        amount = purchase.get("amount")
+        has = amount is not None
+        if with_amount is None:
+            with_amount = has
+        elif has is not with_amount:
+            return ProblemError(
+                422,
+                f"{at}.amount is {'given' if has else 'missing'} but "
+                f"{'not ' if has else ''}on earlier purchases; send an amount with every "
+                "purchase or with none",
+                field=f"{at}.amount",
+                **who,
+            )
+        if has:
+            if isinstance(amount, bool) or not isinstance(amount, int | float):
+                return ProblemError(
+                    422,
+                    f"{at}.amount must be a number, not {type(amount).__name__}",
+                    field=f"{at}.amount",
+                    **who,
+                )
+            try:
+                amounts.append(float(amount))
+            except OverflowError:
+                return _integer_too_large(at, who)
+    return ProblemError(422, f"{where}.purchases are not valid", field=f"{where}.purchases", **who)
+
+
+@dataclass
+class Parsed:
+    """A checked request: one row per purchase (``ids``, ``times``, ``amounts``), customer k's
+    purchases at ``starts[k]:starts[k + 1]``, and ``as_of``."""
+
+    ids: list[Any]
+    id_type: type
+    starts: list[int]
+    times: list[datetime]
+    amounts: list[float] | None
+    as_of: str | None
+
+    @property
+    def customers(self) -> int:
+        """How many customers."""
+        return len(self.starts) - 1
+
+    def frame(self) -> pl.DataFrame:
+        """The transactions as :meth:`Scorer.score` takes them."""
+        columns: dict[str, Any] = {
+            "customer_id": pl.Series(
+                "customer_id", self.ids, dtype=pl.Int64 if self.id_type is int else pl.String
+            ),
+            "ts": pl.Series("ts", self.times, dtype=pl.Datetime("us")),
+        }
+        if self.amounts is not None:
+            columns["amount"] = pl.Series("amount", self.amounts, dtype=pl.Float64)
+        return pl.DataFrame(columns)
+
+
+def parse_request(payload: Any, limits: Limits) -> Parsed:
+    """The purchases and ``as_of`` of a decoded JSON body, checked; a :class:`ProblemError`
+    (413/422) naming the field and customer otherwise."""
     if not isinstance(payload, dict):
         raise ProblemError(422, f"the body must be a JSON object, not {type(payload).__name__}")
     _unknown(payload, _TOP_FIELDS, "")
@@ -77,8 +165,10 @@ def parse_request(payload: Any, limits: Limits) -> tuple[pl.DataFrame, str | Non
         )
     ids: list[Any] = []
     times: list[datetime] = []
-    amounts: list[float | None] = []
+    amounts: list[float] = []
     seen: set[Any] = set()
+    starts: list[int] = [0]
+    fromiso = datetime.fromisoformat
     id_type: type | None = None
     with_amount: bool | None = None
     for i, customer in enumerate(customers):
@@ -145,68 +235,87 @@ def parse_request(payload: Any, limits: Limits) -> tuple[pl.DataFrame, str | Non
                 field=f"{where}.purchases",
                 **who,
             )
-        for j, purchase in enumerate(purchases):
-            at = f"{where}.purchases[{j}]"
-            if not isinstance(purchase, dict):
-                raise ProblemError(
-                    422,
-                    f"{at} must be an object with 'ts' (and 'amount'), not "
-                    f"{type(purchase).__name__}",
-                    field=at,
-                    **who,
-                )
-            _unknown(purchase, _PURCHASE_FIELDS, at, **who)
-            if "ts" not in purchase:
-                raise ProblemError(422, f"{at}.ts is missing", field=f"{at}.ts", **who)
-            times.append(moment(purchase["ts"], f"{at}.ts", i, who["customer_id"]))
+        # The fast pass: no per-purchase field path is built unless something is wrong.
+        for purchase in purchases:
+            if type(purchase) is not dict or not purchase.keys() <= _PURCHASE_FIELDS:
+                raise _purchase_problem(purchases, where, who, with_amount)
+            ts = purchase.get("ts")
+            if type(ts) is not str:
+                raise _purchase_problem(purchases, where, who, with_amount)
+            try:
+                at = fromiso(ts)
+            except ValueError:
+                raise _purchase_problem(purchases, where, who, with_amount) from None
+            if at.tzinfo is not None:
+                raise _purchase_problem(purchases, where, who, with_amount)
+            times.append(at)
             amount = purchase.get("amount")
-            has = amount is not None
             if with_amount is None:
-                with_amount = has
-            elif has is not with_amount:
-                raise ProblemError(
-                    422,
-                    f"{at}.amount is {'given' if has else 'missing'} but "
-                    f"{'not ' if has else ''}on earlier purchases; send an amount with every "
-                    "purchase or with none",
-                    field=f"{at}.amount",
-                    **who,
-                )
-            if has:
-                if isinstance(amount, bool) or not isinstance(amount, int | float):
-                    raise ProblemError(
-                        422,
-                        f"{at}.amount must be a number, not {type(amount).__name__}",
-                        field=f"{at}.amount",
-                        **who,
-                    )
-                amounts.append(float(amount))
-            ids.append(cid)
-    id_dtype = pl.Int64 if id_type is int else pl.String
-    columns: dict[str, Any] = {
-        "customer_id": pl.Series("customer_id", ids, dtype=id_dtype),
-        "ts": pl.Series("ts", times, dtype=pl.Datetime("us")),
-    }
-    if with_amount:
-        columns["amount"] = pl.Series("amount", amounts, dtype=pl.Float64)
-    return pl.DataFrame(columns), as_of, bool(with_amount)
+                with_amount = amount is not None
+            if with_amount:
+                if type(amount) is not float and type(amount) is not int:
+                    raise _purchase_problem(purchases, where, who, with_amount)
+                try:
+                    amounts.append(float(amount))
+                except OverflowError:  # an integer beyond any float
+                    raise _integer_too_large(where, who) from None
+            elif amount is not None:
+                raise _purchase_problem(purchases, where, who, with_amount)
+        ids.extend([cid] * len(purchases))
+        starts.append(len(times))
+    return Parsed(
+        ids=ids,
+        id_type=int if id_type is int else str,
+        starts=starts,
+        times=times,
+        amounts=amounts if with_amount else None,
+        as_of=as_of,
+    )
+
+
+def _frame_json(scores: pl.DataFrame) -> bytes:
+    """Rows as JSON objects, by Polars (the values Python's ``json`` would write; times as
+    ``datetime.isoformat`` writes them)."""
+    iso = pl.col(pl.Datetime).dt.to_string("%Y-%m-%dT%H:%M:%S%.6f").str.replace(r"\.000000$", "")
+    return scores.with_columns(iso).write_json().encode()
+
+
+def _score_each(scorer: Scorer, parsed: Parsed) -> bytes:
+    """Score customer by customer with :meth:`Scorer.score_one` (equal to :meth:`Scorer.score`'s
+    rows bit for bit, without its per-call frame work): rows sorted by ``customer_id``."""
+    rows = []
+    starts = parsed.starts
+    for k in range(parsed.customers):
+        a, b = starts[k], starts[k + 1]
+        cid = parsed.ids[a]
+        times = np.array(parsed.times[a:b], dtype="datetime64[us]")
+        amounts = None if parsed.amounts is None else np.array(parsed.amounts[a:b])
+        one = scorer.score_one(times, amounts, as_of=parsed.as_of, customer_id=cid)
+        rows.append({"customer_id": cid, **json_safe(one.as_dict())})
+    rows.sort(key=lambda row: row["customer_id"])
+    return json.dumps(rows, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 def score_json(scorer: Scorer, body: bytes, limits: Limits) -> tuple[bytes, int]:
     """Decode, check and score a JSON request body: the answer ``{"customers": [...]}`` (one
-    JSON-safe object per customer, sorted by ``customer_id`` as :meth:`Scorer.score`) as
-    UTF-8 bytes, and the number of customers. The scorer's typed errors become a 422. Blocking
-    (decoding and encoding a large body takes a while): run it off the event loop."""
-    frame, as_of, with_amount = parse_request(decode(body), limits)
-    rows: list[dict[str, Any]] = []
-    if frame.height:
-        try:
-            scores = scorer.score(frame, as_of=as_of, amount_col="amount" if with_amount else None)
-        except WinbackError as exc:
-            field = "as_of" if "as_of" in str(exc) else None
-            raise ProblemError(422, str(exc), field=field) from None
-        rows = [json_safe(row) for row in scores.to_dicts()]
-    answer = json.dumps(
-        {"customers": rows}, ensure_ascii=False, allow_nan=False, separators=(",", ":")
-    )
-    return answer.encode(), len(rows)
+    object per customer with :meth:`Scorer.score`'s columns, sorted by ``customer_id``) as UTF-8
+    bytes, and the number of customers. The scorer's typed errors become a 422. Blocking
+    (decoding and encoding a large body takes a while): run it off the event loop.
+
+    With ``as_of`` given and at most :data:`ONE_BY_ONE` customers, each is scored by
+    :meth:`Scorer.score_one`; otherwise all at once by :meth:`Scorer.score` (the same values,
+    bit for bit: docs/methods.md#scorer)."""
+    parsed = parse_request(decode(body), limits)
+    try:
+        if parsed.customers == 0:
+            rows = b"[]"
+        elif parsed.as_of is not None and parsed.customers <= ONE_BY_ONE:
+            rows = _score_each(scorer, parsed)
+        else:
+            amount_col = None if parsed.amounts is None else "amount"
+            scores = scorer.score(parsed.frame(), as_of=parsed.as_of, amount_col=amount_col)
+            rows = _frame_json(scores)
+    except WinbackError as exc:
+        field = "as_of" if "as_of" in str(exc) else None
+        raise ProblemError(422, str(exc), field=field) from None
+    return b'{"customers":' + rows + b"}", parsed.customers

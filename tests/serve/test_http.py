@@ -472,6 +472,28 @@ def test_amounts_beyond_a_float_are_422(server: tuple[str, int], amount: str) ->
         assert_problem(post(server, body), 422)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_damaged_arrow_streams_are_refused_never_a_500(server: tuple[str, int], seed: int) -> None:
+    """Bytes of a valid stream flipped at random (seeded): every answer is a 200 or a
+    problem+json 4xx (a damaged date once made Polars panic)."""
+    import random
+
+    rng = random.Random(seed)
+    tx, _ = histories([1, 2, 3])
+    raw = arrow_body(tx)
+    for _ in range(25):
+        body = bytearray(raw)
+        for _ in range(rng.randint(1, 4)):
+            body[rng.randrange(len(body) - 8)] = rng.randrange(256)
+        status, kind, answer = post_arrow(server, bytes(body))
+        assert status == 200 or (
+            400 <= status < 500 and kind.startswith("application/problem+json")
+        ), (
+            status,
+            answer[:300],
+        )
+
+
 def test_after_all_the_abuse_no_answer_was_a_500(server: tuple[str, int]) -> None:
     """The last test of the module: of every request above, none was a 500 and the refusals
     were counted (GET /metrics)."""

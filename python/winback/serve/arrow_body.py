@@ -8,6 +8,7 @@ import io
 from typing import Any, Final
 
 import polars as pl
+from polars.exceptions import PanicException
 
 from winback.errors import WinbackError
 from winback.scorer import Scorer
@@ -44,7 +45,7 @@ def parse_arrow(body: bytes, limits: Limits) -> tuple[pl.DataFrame, bool]:
         )
     try:
         frame = pl.read_ipc_stream(io.BytesIO(body))
-    except Exception as exc:  # polars raises several types for a damaged stream
+    except (Exception, PanicException) as exc:  # several types for a damaged stream
         raise ProblemError(
             400, f"the body is not an Arrow IPC stream ({type(exc).__name__}: {exc})"[:500]
         ) from None
@@ -139,12 +140,23 @@ def score_arrow(
     stream, and the number of customers. Blocking: run it off the event loop."""
     if as_of is not None:
         moment(as_of, "as_of")
-    frame, with_amount = parse_arrow(body, limits)
+    try:
+        frame, with_amount = parse_arrow(body, limits)
+    except PanicException as exc:
+        raise ProblemError(
+            400, f"the body is not a readable Arrow IPC stream ({str(exc)[:200]})"
+        ) from None
     try:
         scores = scorer.score(frame, as_of=as_of, amount_col="amount" if with_amount else None)
     except WinbackError as exc:
         field = "as_of" if "as_of" in str(exc) else None
         raise ProblemError(422, str(exc), field=field) from None
+    except PanicException as exc:
+        # A value the stream's type allows but no calendar holds (a date beyond year 262,143):
+        # Polars stops on it; the client gets a refusal, never a 500.
+        raise ProblemError(
+            422, f"the stream holds a value winback cannot read ({str(exc)[:200]})"
+        ) from None
     out = io.BytesIO()
     scores.write_ipc_stream(out)
     return out.getvalue(), scores.height

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import numpy as np
 import polars as pl
+from polars.exceptions import PanicException
 
 from winback.errors import WinbackError
 from winback.scorer import Scorer
@@ -318,4 +319,6 @@ def score_json(scorer: Scorer, body: bytes, limits: Limits) -> tuple[bytes, int]
     except WinbackError as exc:
         field = "as_of" if "as_of" in str(exc) else None
         raise ProblemError(422, str(exc), field=field) from None
+    except PanicException as exc:  # a value Polars cannot hold: a refusal, never a 500
+        raise ProblemError(422, f"the request holds a value winback cannot read ({exc})") from None
     return b'{"customers":' + rows + b"}", parsed.customers

@@ -356,4 +356,8 @@ def run(
         log_level=log_level,
         access_log=False,
         http=protocol,
+        # A new worker loads and probes the models before it is ready; on SIGHUP uvicorn waits
+        # this long for it before keeping the old worker (its default, 5 s, is short for that
+        # on a busy machine).
+        timeout_worker_healthcheck=30,
     )

@@ -27,7 +27,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"migrate", "value"}),
     frozenset({"campaign", "evaluation", "scorer", "backtest"}),
     frozenset({"report", "_engines", "loop", "serve"}),
-    frozenset({"spark", "dask"}),
+    frozenset({"spark", "dask", "mlflow"}),
     frozenset({"cli"}),
 )
 LAYER_OF = {room: level for level, rooms in enumerate(LAYERS) for room in rooms}
@@ -38,6 +38,7 @@ CONFINED = {
     "vl_convert": {"report"},
     "pyspark": {"spark"},
     "dask": {"dask"},
+    "mlflow": {"mlflow"},
     "typer": {"cli"},
 }
 

@@ -99,3 +99,22 @@ REGULARITY_MAX_K: Final = 100.0
 #: (docs/methods.md#regularity).
 REGULARITY_MIN_PAIRS: Final = 3
 __all__ += ["CNBD_MAX_K", "LITT_COL", "REGULARITY_MAX_K", "REGULARITY_MIN_PAIRS"]
+
+# The HTTP scoring service (docs/serving.md#http-limits).
+#: Largest request body in bytes (larger: 413).
+SERVE_MAX_BODY_BYTES: Final = 8 * 1024 * 1024
+#: Most customers in one request (more: 413).
+SERVE_MAX_CUSTOMERS: Final = 10_000
+#: Most purchases of one customer in one request (more: 413).
+SERVE_MAX_PURCHASES: Final = 100_000
+#: Seconds a request may take, body upload included (slower upload: 408; slower scoring: 503).
+SERVE_TIMEOUT_S: Final = 30.0
+#: Requests (other than health, readiness and metrics) served at once; more: 503 + Retry-After.
+SERVE_MAX_CONCURRENCY: Final = 64
+__all__ += [
+    "SERVE_MAX_BODY_BYTES",
+    "SERVE_MAX_CONCURRENCY",
+    "SERVE_MAX_CUSTOMERS",
+    "SERVE_MAX_PURCHASES",
+    "SERVE_TIMEOUT_S",
+]

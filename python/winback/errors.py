@@ -13,6 +13,7 @@ __all__ = [
     "WinbackError",
     "WinbackFitError",
     "WinbackInputError",
+    "WinbackReloadError",
     "WinbackWarning",
 ]
 
@@ -31,6 +32,12 @@ class WinbackConfigError(WinbackError, ValueError):
 
 class WinbackFitError(WinbackError, RuntimeError):
     """A model could not be fitted: the message carries the optimiser's reason and a hint."""
+
+
+class WinbackReloadError(WinbackConfigError):
+    """A model set was refused by the scoring service (a file missing, corrupt or invalid, a
+    probe score failing, files changing while read): the message names the file and field; the
+    models already serving keep serving."""
 
 
 class WinbackWarning(UserWarning):

@@ -6,162 +6,46 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import io
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
+pytest.importorskip("prometheus_client")
 
-from winback.datasets import cdnow_path, load_cdnow
+from tests.serve.helpers import (
+    ARROW,
+    AS_OF,
+    as_json,
+    as_json_rows,
+    assert_problem,
+    histories,
+    post,
+    request,
+    serving,
+)
 from winback.scorer import SCORE_COLUMNS, Scorer
+from winback.serve import ServeConfig
 
 MAX_BODY = 200_000
 MAX_CUSTOMERS = 50
 MAX_PURCHASES = 40
-AS_OF = "1998-06-30"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Models written by ``winback fit`` on the bundled CDNOW data."""
-    out = tmp_path_factory.mktemp("models")
-    subprocess.run(
-        [sys.executable, "-m", "winback.cli", "-q", "fit", str(cdnow_path()), "-o", str(out)],
-        check=True,
-        env=os.environ.copy(),
-        timeout=300,
-    )
-    assert sorted(p.name for p in out.glob("*.json")) == ["bgnbd.json", "gg.json"]
-    return out
-
-
-@pytest.fixture(scope="module")
-def server(model_dir: Path) -> Iterator[tuple[str, int]]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "winback.cli",
-            "serve",
-            "--models",
-            str(model_dir),
-            "--port",
-            str(port),
-            "--max-body-bytes",
-            str(MAX_BODY),
-            "--max-customers",
-            str(MAX_CUSTOMERS),
-            "--max-purchases",
-            str(MAX_PURCHASES),
-        ],
-        env=os.environ.copy(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            status, _, _ = request(("127.0.0.1", port), "GET", "/readyz")
-            if status == 200:
-                break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            pytest.fail(f"winback serve did not start: {err[-2000:]}")
-        time.sleep(0.2)
-    try:
-        yield ("127.0.0.1", port)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
-
-
-def request(
-    address: tuple[str, int],
-    method: str,
-    path: str,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, str, bytes]:
-    conn = http.client.HTTPConnection(*address, timeout=60)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, response.getheader("content-type", ""), response.read()
-    finally:
-        conn.close()
-
-
-def post(address: tuple[str, int], payload: Any) -> tuple[int, str, Any]:
-    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    status, kind, raw = request(
-        address, "POST", "/v1/score", body, {"Content-Type": "application/json"}
-    )
-    return status, kind, json.loads(raw)
-
-
-def histories(ids: list[int]) -> tuple[pl.DataFrame, dict[str, Any]]:
-    tx = load_cdnow().filter(pl.col("customer_id").is_in(ids)).select("customer_id", "ts", "amount")
-    customers = [
-        {
-            "customer_id": int(cid),
-            "purchases": [
-                {"ts": ts.isoformat(), "amount": amount}
-                for ts, amount in zip(group["ts"], group["amount"], strict=True)
-            ],
-        }
-        for (cid,), group in tx.group_by("customer_id", maintain_order=True)
-    ]
-    return tx, {"as_of": AS_OF, "customers": customers}
-
-
-def as_json(value: Any) -> Any:
-    if isinstance(value, date | datetime):
-        return value.isoformat()
-    return value
-
-
-def assert_problem(
-    result: tuple[int, str, Any], status: int, field: str | None = None, customer: Any = None
-) -> dict[str, Any]:
-    code, kind, body = result
-    assert code == status, body
-    assert kind.startswith("application/problem+json")
-    assert body["status"] == status
-    assert body["title"]
-    assert body["detail"]
-    assert body["type"]
-    if field is not None:
-        assert body["field"] == field, body
-    if customer is not None:
-        assert body["customer_id"] == customer, body
-    return body
+def server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    log = tmp_path_factory.mktemp("serve-log") / "stderr.log"
+    limits = ["--max-body-bytes", str(MAX_BODY), "--max-customers", str(MAX_CUSTOMERS)]
+    with serving(model_dir, log, *limits, "--max-purchases", str(MAX_PURCHASES)) as running:
+        yield running.address
 
 
 def test_round_trip_equals_the_scorer(server: tuple[str, int], model_dir: Path) -> None:
@@ -195,9 +79,7 @@ def test_without_amounts_and_with_string_ids(server: tuple[str, int], model_dir:
         }
     )
     expected = Scorer.from_dir(model_dir).score(tx, as_of=AS_OF, amount_col=None)
-    assert body["customers"] == [
-        {k: as_json(v) for k, v in row.items()} for row in expected.to_dicts()
-    ]
+    assert body["customers"] == as_json_rows(expected)
     assert body["customers"][0]["expected_value"] is None  # null, never NaN
 
 
@@ -206,10 +88,10 @@ def test_empty_customer_list(server: tuple[str, int]) -> None:
 
 
 def test_health_and_models(server: tuple[str, int], model_dir: Path) -> None:
-    for path, answer in (("/healthz", "ok"), ("/readyz", "ready")):
-        status, _, raw = request(server, "GET", path)
-        assert status == 200
-        assert json.loads(raw) == {"status": answer}
+    status, _, raw = request(server, "GET", "/healthz")
+    assert (status, json.loads(raw)) == (200, {"status": "ok"})
+    status, _, raw = request(server, "GET", "/readyz")
+    assert (status, json.loads(raw)) == (200, {"status": "ready", "generation": 1})
     status, _, raw = request(server, "GET", "/v1/models")
     assert status == 200
     models = json.loads(raw)
@@ -370,6 +252,253 @@ def test_concurrent_requests_each_get_their_own_answer(
     for (tx, _), (status, _, body) in zip(requests, answers, strict=True):
         assert status == 200, body
         expected = scorer.score(tx, as_of=AS_OF)
-        assert body["customers"] == [
-            {k: as_json(v) for k, v in row.items()} for row in expected.to_dicts()
-        ]
+        assert body["customers"] == as_json_rows(expected)
+
+
+def arrow_body(frame: pl.DataFrame) -> bytes:
+    out = io.BytesIO()
+    frame.write_ipc_stream(out)
+    return out.getvalue()
+
+
+def post_arrow(
+    address: tuple[str, int], body: bytes, query: str = f"?as_of={AS_OF}"
+) -> tuple[int, str, bytes]:
+    return request(address, "POST", "/v1/score" + query, body, {"Content-Type": ARROW})
+
+
+def test_arrow_round_trip_equals_the_scorer(server: tuple[str, int], model_dir: Path) -> None:
+    tx, payload = histories(list(range(1, 41)))
+    status, kind, raw = post_arrow(server, arrow_body(tx))
+    assert status == 200, raw[:500]
+    assert kind.startswith(ARROW)
+    got = pl.read_ipc_stream(io.BytesIO(raw))
+    expected = Scorer.from_dir(model_dir).score(tx, as_of=AS_OF)
+    assert got.schema == expected.schema
+    assert_frame_equal(got, expected, check_exact=True)
+    # The JSON answer for the same histories carries the same values.
+    assert post(server, payload)[2]["customers"] == as_json_rows(got)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_arrow_answer_ignores_row_order_and_batches(server: tuple[str, int], seed: int) -> None:
+    """Rows shuffled and sent as several record batches: the same answer, byte for byte."""
+    tx, _ = histories(list(range(100, 130)))
+    reference = post_arrow(server, arrow_body(tx))[2]
+    shuffled = tx.sample(fraction=1.0, shuffle=True, seed=seed)
+    parts = [shuffled.slice(0, 7), shuffled.slice(7, 20), shuffled.slice(27)]
+    status, _, raw = post_arrow(server, arrow_body(pl.concat(parts, rechunk=False)))
+    assert status == 200
+    assert raw == reference
+
+
+def test_arrow_string_ids_dates_without_amounts(server: tuple[str, int], model_dir: Path) -> None:
+    tx = pl.DataFrame(
+        {
+            "customer_id": ["b", "b", "a"],
+            "ts": [date(1997, 3, 1), date(1997, 5, 2), date(1997, 1, 10)],
+        }
+    )
+    status, _, raw = post_arrow(server, arrow_body(tx))
+    assert status == 200, raw[:500]
+    expected = Scorer.from_dir(model_dir).score(tx, as_of=AS_OF, amount_col=None)
+    assert_frame_equal(pl.read_ipc_stream(io.BytesIO(raw)), expected, check_exact=True)
+
+
+def _arrow_case(name: str) -> tuple[bytes, int, str | None, Any]:
+    base = pl.DataFrame(
+        {"customer_id": [5, 5, 6], "ts": [date(1997, 1, 1), date(1997, 2, 1), date(1997, 3, 1)]}
+    )
+    if name == "garbage":
+        return b"\xff\xff\xff\xff garbage", 400, None, None
+    if name == "truncated":
+        return arrow_body(base)[:-20], 400, None, None
+    if name == "json as arrow":
+        return b'{"customers": []}', 400, None, None
+    if name == "unknown column":
+        return arrow_body(base.with_columns(qty=pl.lit(1))), 422, "qty", None
+    if name == "no ts":
+        return arrow_body(base.drop("ts")), 422, "ts", None
+    if name == "float ids":
+        return arrow_body(base.with_columns(pl.col("customer_id") * 1.5)), 422, "customer_id", None
+    if name == "text ts":
+        return arrow_body(base.with_columns(pl.col("ts").cast(pl.String))), 422, "ts", None
+    if name == "zoned ts":
+        zoned = pl.col("ts").cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+        return arrow_body(base.with_columns(zoned)), 422, "ts", None
+    if name == "null ts":
+        nulls = pl.Series("ts", [date(1997, 1, 1), None, date(1997, 3, 1)])
+        return arrow_body(base.with_columns(nulls)), 422, "ts[1]", 5
+    if name == "nan amount":
+        amounts = pl.Series("amount", [1.0, 2.0, float("nan")])
+        return arrow_body(base.with_columns(amounts)), 422, "amount[2]", 6
+    if name == "text amount":
+        return arrow_body(base.with_columns(amount=pl.lit("5"))), 422, "amount", None
+    if name == "too many purchases":
+        many = pl.DataFrame(
+            {
+                "customer_id": [9] * (MAX_PURCHASES + 1),
+                "ts": [date(1997, 1, 1)] * (MAX_PURCHASES + 1),
+            }
+        )
+        return arrow_body(pl.concat([base, many])), 413, "ts", 9
+    if name == "too many customers":
+        ids = list(range(MAX_CUSTOMERS + 1))
+        return (
+            arrow_body(pl.DataFrame({"customer_id": ids, "ts": [date(1997, 1, 1)] * len(ids)})),
+            413,
+            "customer_id",
+            None,
+        )
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "garbage",
+        "truncated",
+        "json as arrow",
+        "unknown column",
+        "no ts",
+        "float ids",
+        "text ts",
+        "zoned ts",
+        "null ts",
+        "nan amount",
+        "text amount",
+        "too many purchases",
+        "too many customers",
+    ],
+)
+def test_bad_arrow_bodies_are_problems(server: tuple[str, int], name: str) -> None:
+    body, status, field, customer = _arrow_case(name)
+    assert_problem(post_arrow(server, body), status, field, customer)
+
+
+def test_arrow_as_of_is_checked(server: tuple[str, int]) -> None:
+    tx, _ = histories([1, 2])
+    assert_problem(post_arrow(server, arrow_body(tx), "?as_of=soon"), 422, "as_of")
+    assert_problem(post_arrow(server, arrow_body(tx), "?as_of=1990-01-01"), 422)
+    # The query parameter is for Arrow bodies; JSON carries as_of in the body.
+    status, kind, raw = request(
+        server,
+        "POST",
+        "/v1/score?as_of=1998-01-01",
+        b'{"customers": []}',
+        {"Content-Type": "application/json"},
+    )
+    assert_problem((status, kind, raw), 422, "as_of")
+
+
+@pytest.mark.parametrize("cut", [8, 9, 40, 64, 200])
+def test_truncated_arrow_stream_is_400_never_a_partial_answer(
+    server: tuple[str, int], cut: int
+) -> None:
+    tx, _ = histories([1, 2, 3])
+    body = arrow_body(tx)
+    assert_problem(post_arrow(server, body[:-cut]), 400)
+
+
+def test_admin_reload_is_off_without_a_token(server: tuple[str, int]) -> None:
+    headers = {"Authorization": "Bearer anything"}
+    assert_problem(request(server, "POST", "/v1/admin/reload", b"", headers), 404)
+
+
+def test_openapi_describes_every_route(server: tuple[str, int], model_dir: Path) -> None:
+    from starlette.routing import Route
+
+    from winback.serve import create_app
+
+    status, kind, raw = request(server, "GET", "/openapi.json")
+    assert status == 200
+    assert kind.startswith("application/json")
+    spec = json.loads(raw)
+    assert spec["openapi"].startswith("3.")
+    described = {(path, method.upper()) for path, item in spec["paths"].items() for method in item}
+    # The app's own routes (built in-process, never served): each described, nothing more.
+    app = create_app(ServeConfig(models=str(model_dir)))
+    routes = {
+        (route.path, method)
+        for route in app.routes
+        if isinstance(route, Route)
+        for method in (route.methods or set()) - {"HEAD"}
+    }
+    assert len(routes) == 7
+    assert routes == described
+    for path, method in described:
+        operation = spec["paths"][path][method.lower()]
+        assert operation["summary"]
+        assert operation["responses"]
+
+
+@pytest.mark.parametrize("batch", [1, 5, 16, 17])
+def test_json_answer_does_not_depend_on_how_customers_are_batched(
+    server: tuple[str, int], model_dir: Path, batch: int
+) -> None:
+    """Small requests are scored customer by customer (Scorer.score_one), larger ones as a
+    frame: split a request any way, the rows are the same and equal Scorer.score's."""
+    ids = list(range(300, 334))
+    tx, payload = histories(ids)
+    expected = as_json_rows(Scorer.from_dir(model_dir).score(tx, as_of=AS_OF))
+    rows = []
+    customers = payload["customers"][::-1]  # any order in, sorted out
+    for k in range(0, len(customers), batch):
+        status, _, body = post(server, {"as_of": AS_OF, "customers": customers[k : k + batch]})
+        assert status == 200, body
+        assert all(list(row) == list(SCORE_COLUMNS) for row in body["customers"])
+        rows.extend(body["customers"])
+    assert sorted(rows, key=lambda row: row["customer_id"]) == expected
+
+
+def test_string_ids_on_the_frame_path(server: tuple[str, int], model_dir: Path) -> None:
+    tx, payload = histories(list(range(400, 430)))
+    for customer in payload["customers"]:
+        customer["customer_id"] = f"c{customer['customer_id']}"
+    tx = tx.with_columns(pl.format("c{}", "customer_id").alias("customer_id"))
+    status, _, body = post(server, payload)
+    assert status == 200, body
+    assert body["customers"] == as_json_rows(Scorer.from_dir(model_dir).score(tx, as_of=AS_OF))
+
+
+@pytest.mark.parametrize("amount", ["10" + "0" * 400, "1e400"])
+def test_amounts_beyond_a_float_are_422(server: tuple[str, int], amount: str) -> None:
+    for n in (1, 20):  # both scoring paths
+        customers = ",".join(
+            f'{{"customer_id":{i},"purchases":[{{"ts":"1997-01-01","amount":{amount if i == n - 1 else 1}}}]}}'
+            for i in range(n)
+        )
+        body = f'{{"as_of":"1998-01-01","customers":[{customers}]}}'.encode()
+        assert_problem(post(server, body), 422)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_damaged_arrow_streams_are_refused_never_a_500(server: tuple[str, int], seed: int) -> None:
+    """Bytes of a valid stream flipped at random (seeded): every answer is a 200 or a
+    problem+json 4xx (a damaged date once made Polars panic)."""
+    import random
+
+    rng = random.Random(seed)
+    tx, _ = histories([1, 2, 3])
+    raw = arrow_body(tx)
+    for _ in range(25):
+        body = bytearray(raw)
+        for _ in range(rng.randint(1, 4)):
+            body[rng.randrange(len(body) - 8)] = rng.randrange(256)
+        status, kind, answer = post_arrow(server, bytes(body))
+        assert status == 200 or (
+            400 <= status < 500 and kind.startswith("application/problem+json")
+        ), (
+            status,
+            answer[:300],
+        )
+
+
+def test_after_all_the_abuse_no_answer_was_a_500(server: tuple[str, int]) -> None:
+    """The last test of the module: of every request above, none was a 500 and the refusals
+    were counted (GET /metrics)."""
+    raw = request(server, "GET", "/metrics")[2].decode()
+    lines = [line for line in raw.splitlines() if line.startswith("winback_http_requests_total{")]
+    assert any('status="422"' in line for line in lines)
+    assert any('status="413"' in line for line in lines)
+    assert not any('status="500"' in line for line in lines), lines

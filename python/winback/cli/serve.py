@@ -8,6 +8,13 @@ from typing import Annotated, Any
 
 import typer
 
+from winback._options import (
+    SERVE_MAX_BODY_BYTES,
+    SERVE_MAX_CONCURRENCY,
+    SERVE_MAX_CUSTOMERS,
+    SERVE_MAX_PURCHASES,
+    SERVE_TIMEOUT_S,
+)
 from winback.cli._app import app
 from winback.errors import WinbackConfigError
 
@@ -33,15 +40,35 @@ def serve(
     ] = None,
     max_body_bytes: Annotated[
         int, typer.Option(help="Largest request body in bytes (larger: 413).")
-    ] = 8 * 1024 * 1024,
+    ] = SERVE_MAX_BODY_BYTES,
     max_customers: Annotated[
         int, typer.Option(help="Most customers per request (more: 413).")
-    ] = 10_000,
+    ] = SERVE_MAX_CUSTOMERS,
     max_purchases: Annotated[
         int, typer.Option(help="Most purchases per customer (more: 413).")
-    ] = 100_000,
+    ] = SERVE_MAX_PURCHASES,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            help="Seconds a request may take, upload included (slow upload: 408; slow score: 503)."
+        ),
+    ] = SERVE_TIMEOUT_S,
+    max_concurrency: Annotated[
+        int, typer.Option(help="Requests served at once (more: 503 with Retry-After).")
+    ] = SERVE_MAX_CONCURRENCY,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="WINBACK_ADMIN_TOKEN",
+            show_envvar=True,
+            help="Turns on POST /v1/admin/reload for 'Authorization: Bearer <token>' (prefer the "
+            "environment variable: a flag shows in the process list).",
+        ),
+    ] = None,
 ) -> None:
-    """Serve the models over HTTP: POST /v1/score, GET /v1/models, /healthz, /readyz.
+    """Serve the models over HTTP: POST /v1/score (JSON or Arrow IPC), GET /v1/models,
+    /healthz, /readyz, /metrics, /openapi.json. SIGHUP reloads the models (the old ones keep
+    serving if the new ones are refused).
 
     Example: winback serve --models models/ --port 8000
     """
@@ -63,6 +90,8 @@ def serve(
             max_body_bytes=max_body_bytes,
             max_customers=max_customers,
             max_purchases=max_purchases,
+            timeout_s=timeout,
+            max_concurrency=max_concurrency,
         ),
     )
-    run(config, host=host, port=port, workers=workers)
+    run(config, host=host, port=port, workers=workers, admin_token=admin_token)

@@ -1,391 +1,94 @@
 """The HTTP service's app (docs/serving.md#http): :func:`create_app` builds a Starlette app
-around one :class:`~winback.scorer.Scorer`; :func:`run` serves it with uvicorn.
+around the process's :class:`~winback.serve.modelset.Models`; :func:`run` serves it with uvicorn.
 
-Routes: ``POST /v1/score`` (JSON histories in, one JSON object per customer out, the
-scorer's columns), ``GET /v1/models`` (model names, parameters, file checksums), ``GET /healthz``
-and ``GET /readyz``. Every client error is a 4xx with an RFC 9457 ``application/problem+json``
-body naming the field (a JSON path such as ``customers[3].purchases[0].ts``) and the customer;
-a request is answered whole or refused, never partly.
+Routes: ``POST /v1/score`` (JSON or Arrow IPC stream histories in, the scorer's columns out in
+the same format), ``GET /v1/models``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics``
+(Prometheus), ``GET /openapi.json`` and, when an admin token is set, ``POST /v1/admin/reload``.
+Every refusal is an RFC 9457 ``application/problem+json`` body naming the field (a JSON path
+such as ``customers[3].purchases[0].ts``) and the customer; a request is answered whole or
+refused, never partly, and never with a 500 for anything a client sent.
 
-Starlette and uvicorn are imported inside the functions that need them (the optional extra
-``winback[serve]``), so importing :mod:`winback.serve` stays light.
+Decoding, checking, scoring and encoding run in worker threads (the kernels release the GIL),
+so the event loop only moves bytes: a slow client or a large request blocks nobody else.
+Starlette, uvicorn and prometheus_client are imported inside the functions that need them (the
+optional extra ``winback[serve]``), so importing :mod:`winback.serve` stays light.
 """
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import json
-import math
 import os
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+import signal
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Final
 
-import polars as pl
-
-from winback.errors import WinbackConfigError, WinbackError
-from winback.scorer import Scorer
+from winback.errors import WinbackConfigError
+from winback.serve.arrow_body import ARROW_STREAM, score_arrow
+from winback.serve.config import Limits, ServeConfig
+from winback.serve.json_body import score_json
+from winback.serve.modelset import Models, ReloadOutcome, load_model_set
+from winback.serve.observe import EVENT_LOGGER, Metrics, Observe, json_logger
+from winback.serve.openapi import openapi_spec
+from winback.serve.problems import PROBLEM_TYPE, ProblemError
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
 
-__all__ = ["ENV_CONFIG", "Limits", "ServeConfig", "app_from_env", "create_app", "run"]
+__all__ = ["ENV_ADMIN_TOKEN", "ENV_CONFIG", "app_from_env", "create_app", "run"]
 
 #: The environment variable through which :func:`run` hands the configuration to each uvicorn
 #: worker process (:func:`app_from_env`).
 ENV_CONFIG: Final = "WINBACK_SERVE_CONFIG"
-PROBLEM_TYPE: Final = "application/problem+json"
-#: Problem ``type`` URIs (relative, resolved against the service: RFC 9457 §3.1.1).
-_TYPES: Final = {
-    400: "/problems/malformed-json",
-    404: "/problems/not-found",
-    405: "/problems/method-not-allowed",
-    413: "/problems/too-large",
-    415: "/problems/unsupported-media-type",
-    422: "/problems/invalid-request",
-    500: "/problems/server-error",
-}
-_TITLES: Final = {
-    400: "Malformed JSON",
-    404: "Not found",
-    405: "Method not allowed",
-    413: "Request too large",
-    415: "Unsupported media type",
-    422: "Invalid request",
-    500: "Server error",
-}
-_INT64: Final = 2**63
-_TOP_FIELDS: Final = frozenset({"as_of", "customers"})
-_CUSTOMER_FIELDS: Final = frozenset({"customer_id", "purchases"})
-_PURCHASE_FIELDS: Final = frozenset({"ts", "amount"})
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one request may hold (docs/serving.md#http-limits).
-
-    Attributes
-    ----------
-    max_body_bytes : request body size; larger is 413.
-    max_customers : customers per request; more is 413.
-    max_purchases : purchases per customer; more is 413.
-    """
-
-    max_body_bytes: int = 8 * 1024 * 1024
-    max_customers: int = 10_000
-    max_purchases: int = 100_000
-
-    def __post_init__(self) -> None:
-        """Each limit must be a whole number ≥ 1 (``WinbackConfigError`` naming it)."""
-        for name, value in asdict(self).items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise WinbackConfigError(f"serve limit {name}={value!r} must be a whole number ≥ 1")
-
-
-@dataclass(frozen=True)
-class ServeConfig:
-    """What a server process builds its app from: the model directory, the scorer's rules and
-    value settings (as for :meth:`Scorer.from_dir`) and the :class:`Limits`."""
-
-    models: str
-    rules: str = "strategy"
-    value: Mapping[str, Any] | None = None
-    limits: Limits = field(default_factory=Limits)
-
-    def to_json(self) -> str:
-        """The configuration as JSON (what :func:`run` puts in :data:`ENV_CONFIG`)."""
-        return json.dumps({**asdict(self), "limits": asdict(self.limits)})
-
-    @classmethod
-    def from_json(cls, text: str) -> ServeConfig:
-        """The configuration :meth:`to_json` wrote."""
-        raw = json.loads(text)
-        return cls(
-            models=raw["models"],
-            rules=raw["rules"],
-            value=raw["value"],
-            limits=Limits(**raw["limits"]),
-        )
-
-    def scorer(self) -> Scorer:
-        """The scorer, every file validated (errors name the file and field)."""
-        return Scorer.from_dir(self.models, rules=self.rules, value=self.value)
-
-
-class ProblemError(Exception):
-    """A refused request: its status and the RFC 9457 members (``field``, ``customer_id``)."""
-
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        *,
-        field: str | None = None,
-        customer_id: Any = None,
-        index: int | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.field = field
-        self.customer_id = customer_id
-        self.index = index
-
-    def body(self, instance: str) -> dict[str, Any]:
-        """The problem+json body."""
-        out: dict[str, Any] = {
-            "type": _TYPES.get(self.status, "about:blank"),
-            "title": _TITLES.get(self.status, "Error"),
-            "status": self.status,
-            "detail": self.detail,
-            "instance": instance,
-        }
-        if self.field is not None:
-            out["field"] = self.field
-        if self.index is not None:
-            out["customer_index"] = self.index
-            out["customer_id"] = self.customer_id
-        return out
-
-
-def _checksums(folder: Path) -> list[dict[str, Any]]:
-    out = []
-    for path in sorted(folder.glob("*.json")):
-        data = path.read_bytes()
-        out.append(
-            {"file": path.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-        )
-    return out
-
-
-def json_safe(value: Any) -> Any:
-    """A value ready for strict JSON: dates and datetimes as ISO text, NaN and infinities as
-    null (the scorer refuses them; this is the last guard), containers converted inside."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value
-
-
-def _moment(value: Any, where: str, index: int | None = None, customer: Any = None) -> datetime:
-    """An ISO date or naive datetime (local wall-clock time, as :func:`winback.prepare` reads)."""
-    if not isinstance(value, str):
-        raise ProblemError(
-            422,
-            f"{where} must be an ISO date or datetime string, not {type(value).__name__}",
-            field=where,
-            index=index,
-            customer_id=customer,
-        )
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ProblemError(
-            422,
-            f"{where}={value[:64]!r} is not an ISO date or datetime (e.g. 2024-06-30 or "
-            "2024-06-30T14:05:00)",
-            field=where,
-            index=index,
-            customer_id=customer,
-        ) from None
-    if moment.tzinfo is not None:
-        raise ProblemError(
-            422,
-            f"{where}={value[:64]!r} has a time zone offset; send local wall-clock times "
-            "without an offset (docs/serving.md#http)",
-            field=where,
-            index=index,
-            customer_id=customer,
-        )
-    return moment
-
-
-def _unknown(obj: Mapping[str, Any], allowed: frozenset[str], where: str, **who: Any) -> None:
-    extra = sorted(set(obj) - allowed)
-    if extra:
-        name = f"{where}.{extra[0]}" if where else extra[0]
-        raise ProblemError(
-            422,
-            f"unknown field {name!r}; allowed: {', '.join(sorted(allowed))}",
-            field=name,
-            **who,
-        )
-
-
-def parse_request(payload: Any, limits: Limits) -> tuple[pl.DataFrame, str | None, bool]:
-    """The transactions frame, ``as_of`` and whether amounts were sent, from a decoded JSON
-    body; a :class:`ProblemError` (413/422) naming the field and customer otherwise."""
-    if not isinstance(payload, dict):
-        raise ProblemError(422, f"the body must be a JSON object, not {type(payload).__name__}")
-    _unknown(payload, _TOP_FIELDS, "")
-    as_of = payload.get("as_of")
-    if as_of is not None:
-        _moment(as_of, "as_of")
-    if "customers" not in payload:
-        raise ProblemError(422, "the field 'customers' is missing", field="customers")
-    customers = payload["customers"]
-    if not isinstance(customers, list):
-        raise ProblemError(
-            422,
-            f"customers must be a list, not {type(customers).__name__}",
-            field="customers",
-        )
-    if len(customers) > limits.max_customers:
-        raise ProblemError(
-            413,
-            f"{len(customers)} customers in one request; the limit is {limits.max_customers} "
-            "(split the request, or raise --max-customers)",
-            field="customers",
-        )
-    ids: list[Any] = []
-    times: list[datetime] = []
-    amounts: list[float | None] = []
-    seen: set[Any] = set()
-    id_type: type | None = None
-    with_amount: bool | None = None
-    for i, customer in enumerate(customers):
-        where = f"customers[{i}]"
-        if not isinstance(customer, dict):
-            raise ProblemError(
-                422,
-                f"{where} must be an object, not {type(customer).__name__}",
-                field=where,
-                index=i,
-            )
-        cid = customer.get("customer_id")
-        named = cid if isinstance(cid, str | int) else None
-        who: dict[str, Any] = {"index": i, "customer_id": named}
-        _unknown(customer, _CUSTOMER_FIELDS, where, **who)
-        if isinstance(cid, bool) or not isinstance(cid, str | int):
-            raise ProblemError(
-                422,
-                f"{where}.customer_id must be a string or an integer, not "
-                f"{type(cid).__name__ if cid is not None else 'missing'}",
-                field=f"{where}.customer_id",
-                **who,
-            )
-        if isinstance(cid, int) and not -_INT64 <= cid < _INT64:
-            raise ProblemError(
-                422,
-                f"{where}.customer_id={cid} does not fit a 64-bit integer; send it as a string",
-                field=f"{where}.customer_id",
-                **who,
-            )
-        if id_type is None:
-            id_type = type(cid)
-        elif type(cid) is not id_type:
-            raise ProblemError(
-                422,
-                f"{where}.customer_id is a {type(cid).__name__} but earlier ids are "
-                f"{id_type.__name__}s; send every id as the same type",
-                field=f"{where}.customer_id",
-                **who,
-            )
-        if cid in seen:
-            raise ProblemError(
-                422,
-                f"{where}.customer_id={cid!r} appears twice; send each customer once with all "
-                "her purchases",
-                field=f"{where}.customer_id",
-                **who,
-            )
-        seen.add(cid)
-        purchases = customer.get("purchases")
-        if not isinstance(purchases, list) or not purchases:
-            raise ProblemError(
-                422,
-                f"{where}.purchases must be a non-empty list of purchases (a customer is scored "
-                "from at least one)",
-                field=f"{where}.purchases",
-                **who,
-            )
-        if len(purchases) > limits.max_purchases:
-            raise ProblemError(
-                413,
-                f"{where} has {len(purchases)} purchases; the limit is {limits.max_purchases} "
-                "per customer (raise --max-purchases)",
-                field=f"{where}.purchases",
-                **who,
-            )
-        for j, purchase in enumerate(purchases):
-            at = f"{where}.purchases[{j}]"
-            if not isinstance(purchase, dict):
-                raise ProblemError(
-                    422,
-                    f"{at} must be an object with 'ts' (and 'amount'), not "
-                    f"{type(purchase).__name__}",
-                    field=at,
-                    **who,
-                )
-            _unknown(purchase, _PURCHASE_FIELDS, at, **who)
-            if "ts" not in purchase:
-                raise ProblemError(422, f"{at}.ts is missing", field=f"{at}.ts", **who)
-            times.append(_moment(purchase["ts"], f"{at}.ts", i, who["customer_id"]))
-            amount = purchase.get("amount")
-            has = amount is not None
-            if with_amount is None:
-                with_amount = has
-            elif has is not with_amount:
-                raise ProblemError(
-                    422,
-                    f"{at}.amount is {'given' if has else 'missing'} but "
-                    f"{'not ' if has else ''}on earlier purchases; send an amount with every "
-                    "purchase or with none",
-                    field=f"{at}.amount",
-                    **who,
-                )
-            if has:
-                if isinstance(amount, bool) or not isinstance(amount, int | float):
-                    raise ProblemError(
-                        422,
-                        f"{at}.amount must be a number, not {type(amount).__name__}",
-                        field=f"{at}.amount",
-                        **who,
-                    )
-                amounts.append(float(amount))
-            ids.append(cid)
-    id_dtype = pl.Int64 if id_type is int else pl.String
-    columns: dict[str, Any] = {
-        "customer_id": pl.Series("customer_id", ids, dtype=id_dtype),
-        "ts": pl.Series("ts", times, dtype=pl.Datetime("us")),
+#: The environment variable holding the admin token (``POST /v1/admin/reload`` is off without).
+ENV_ADMIN_TOKEN: Final = "WINBACK_ADMIN_TOKEN"
+#: The paths of the app (the metrics' route label).
+ROUTES: Final = frozenset(
+    {
+        "/v1/score",
+        "/v1/models",
+        "/v1/admin/reload",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
     }
-    if with_amount:
-        columns["amount"] = pl.Series("amount", amounts, dtype=pl.Float64)
-    return pl.DataFrame(columns), as_of, bool(with_amount)
-
-
-def score_payload(scorer: Scorer, payload: Any, limits: Limits) -> list[dict[str, Any]]:
-    """Score a decoded request body: one JSON-safe object per customer (sorted by
-    ``customer_id``, as :meth:`Scorer.score`); the scorer's typed errors become a 422."""
-    frame, as_of, with_amount = parse_request(payload, limits)
-    if frame.height == 0:
-        return []
-    try:
-        scores = scorer.score(frame, as_of=as_of, amount_col="amount" if with_amount else None)
-    except WinbackError as exc:
-        raise ProblemError(422, str(exc), field="as_of" if "as_of" in str(exc) else None) from None
-    return [json_safe(row) for row in scores.to_dicts()]
+)
 
 
 def _problem_response(problem: ProblemError, request: Request) -> Response:
-    from starlette.responses import JSONResponse
+    from starlette.responses import Response
 
-    return JSONResponse(
-        problem.body(request.url.path), status_code=problem.status, media_type=PROBLEM_TYPE
+    request.state.reject_reason = problem.reason
+    return Response(
+        problem.encode(request.url.path),
+        status_code=problem.status,
+        media_type=PROBLEM_TYPE,
+        headers=problem.headers,
     )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it passes ``limit`` (the declared length first)."""
+def _deadline(request: Request, limits: Limits) -> float:
+    """Seconds left of the request's time (set by the middleware at its arrival)."""
+    import asyncio
+
+    now = asyncio.get_running_loop().time()
+    deadline = request.scope.get("state", {}).get("deadline", now + limits.timeout_s)
+    return float(deadline) - now
+
+
+async def _read_body(request: Request, limits: Limits) -> bytes:
+    """The body, refused with 413 as soon as it passes the size limit (the declared length
+    first), 408 when it has not all arrived within the request's time (a client trickling
+    bytes holds no thread: only this coroutine waits), 499 when the client goes away."""
+    import anyio
+    from starlette.requests import ClientDisconnect
+
+    limit = limits.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ProblemError(
@@ -393,107 +96,223 @@ async def _read_body(request: Request, limit: int) -> bytes:
         )
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ProblemError(
-                413, f"the body passes the limit of {limit} bytes (--max-body-bytes)"
-            )
-        chunks.append(chunk)
+    try:
+        with anyio.fail_after(max(_deadline(request, limits), 0.0)):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ProblemError(
+                        413, f"the body passes the limit of {limit} bytes (--max-body-bytes)"
+                    )
+                chunks.append(chunk)
+    except TimeoutError:
+        raise ProblemError(
+            408,
+            f"the body did not arrive within {limits.timeout_s:g} s (--timeout); {size} bytes came",
+            headers={"Connection": "close"},
+        ) from None
+    except ClientDisconnect:
+        raise ProblemError(499, "the client closed the connection while sending") from None
     return b"".join(chunks)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def create_app(
-    scorer: Scorer,
+    config: ServeConfig,
     *,
-    limits: Limits | None = None,
-    model_dir: str | Path | None = None,
+    admin_token: str | None = None,
+    models: Models | None = None,
 ) -> Starlette:
-    """The Starlette app serving ``scorer`` (docs/serving.md#http).
+    """The Starlette app serving ``config`` (docs/serving.md#http), wrapped in the metrics,
+    access-log and load-shedding middleware.
 
     Parameters
     ----------
-    scorer
-        The scorer every request uses (immutable, shared by all threads).
-    limits
-        Body size, customers and purchases per request (default :class:`Limits`).
-    model_dir
-        The directory the models came from: ``GET /v1/models`` lists its files' checksums.
+    config
+        Model directory, rules, value settings and :class:`Limits`.
+    admin_token
+        Turns on ``POST /v1/admin/reload`` for requests carrying ``Authorization: Bearer
+        <token>``; None (the default) leaves it off (404).
+    models
+        The loaded models (default: loaded from ``config`` now, every file validated).
     """
+    import anyio
     from starlette.applications import Starlette
-    from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException
-    from starlette.responses import JSONResponse
+    from starlette.middleware import Middleware
+    from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    limits = Limits() if limits is None else limits
-    models = json_safe(
-        {
-            **scorer.describe(),
-            "files": [] if model_dir is None else _checksums(Path(model_dir)),
-            "limits": asdict(limits),
-        }
-    )
+    if models is None:
+        models = Models(config, load_model_set(config, 1))
+    limits = config.limits
+    metrics = Metrics()
+    metrics.generation.set(models.current.generation)
+    events = json_logger(EVENT_LOGGER)
+    token = None if not admin_token else admin_token.encode()
+    spec = json.dumps(openapi_spec()).encode()
 
     async def score(request: Request) -> Response:
+        current = models.current  # this request's model set, whatever reloads happen meanwhile
+        request.state.generation = current.generation
         try:
             kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
-            if kind not in ("application/json", ""):
-                raise ProblemError(415, f"content type {kind!r}: send application/json")
-            body = await _read_body(request, limits.max_body_bytes)
+            if kind not in ("application/json", "", ARROW_STREAM):
+                raise ProblemError(
+                    415, f"content type {kind!r}: send application/json or {ARROW_STREAM}"
+                )
+            as_of = request.query_params.get("as_of")
+            if as_of is not None and kind != ARROW_STREAM:
+                raise ProblemError(
+                    422,
+                    'as_of goes in the JSON body ({"as_of": ...}); the query parameter is for '
+                    "Arrow bodies",
+                    field="as_of",
+                )
+            body = await _read_body(request, limits)
             try:
-                payload = json.loads(body, parse_constant=_reject_constant)
-            except (ValueError, RecursionError) as exc:
-                raise ProblemError(400, f"the body is not valid JSON: {exc}") from None
-            rows = await run_in_threadpool(score_payload, scorer, payload, limits)
+                with anyio.fail_after(max(_deadline(request, limits), 0.0)):
+                    if kind == ARROW_STREAM:
+                        answer, n = await anyio.to_thread.run_sync(
+                            score_arrow, current.scorer, body, limits, as_of, abandon_on_cancel=True
+                        )
+                    else:
+                        answer, n = await anyio.to_thread.run_sync(
+                            score_json, current.scorer, body, limits, abandon_on_cancel=True
+                        )
+            except TimeoutError:
+                raise ProblemError(
+                    503,
+                    f"scoring did not finish within {limits.timeout_s:g} s (--timeout); send "
+                    "fewer customers per request or retry",
+                    reason="timeout",
+                    headers={"Retry-After": "1"},
+                ) from None
         except ProblemError as problem:
             return _problem_response(problem, request)
-        return JSONResponse({"customers": rows})
+        request.state.customers = n
+        media = ARROW_STREAM if kind == ARROW_STREAM else "application/json"
+        return Response(answer, media_type=media)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        # The scorer is built and validated before the app exists: a serving process is ready.
-        return JSONResponse({"status": "ready"})
+        # The models are loaded and probed before the app exists; a reload swaps them whole.
+        return JSONResponse({"status": "ready", "generation": models.current.generation})
 
     async def list_models(request: Request) -> Response:
-        return JSONResponse(models)
+        return JSONResponse({**models.describe(), "limits": asdict(limits)})
+
+    async def metrics_text(request: Request) -> Response:
+        body, kind = metrics.render()
+        return Response(body, headers={"Content-Type": kind})
+
+    async def openapi(request: Request) -> Response:
+        return Response(spec, media_type="application/json")
+
+    async def reload_models(trigger: str) -> ReloadOutcome:
+        outcome = await anyio.to_thread.run_sync(models.reload)
+        metrics.reloads.labels("ok" if outcome.ok else "failed").inc()
+        metrics.generation.set(models.current.generation)
+        line = {"event": "reload", "trigger": trigger, **outcome.as_dict()}
+        (events.info if outcome.ok else events.error)(json.dumps(line))
+        return outcome
+
+    async def admin_reload(request: Request) -> Response:
+        try:
+            if token is None:
+                raise ProblemError(
+                    404, "the admin endpoints are off: start the service with an admin token"
+                )
+            given = request.headers.get("authorization", "")
+            scheme, _, credential = given.partition(" ")
+            # Constant-time comparison: the answer's timing tells nothing about the token.
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                credential.strip().encode(), token
+            ):
+                raise ProblemError(
+                    401,
+                    "send the admin token as Authorization: Bearer <token>",
+                    headers={"WWW-Authenticate": 'Bearer realm="winback-admin"'},
+                )
+            outcome = await reload_models("admin")
+            if not outcome.ok:
+                raise ProblemError(
+                    422,
+                    f"the reload was refused and generation {outcome.generation} keeps serving: "
+                    f"{outcome.error}",
+                    reason="reload_failed",
+                    extra={"reload": outcome.as_dict()},
+                )
+        except ProblemError as problem:
+            return _problem_response(problem, request)
+        return JSONResponse({"reload": outcome.as_dict(), "models": models.describe()})
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        problem = ProblemError(exc.status_code, str(exc.detail))
-        response = _problem_response(problem, request)
-        if exc.headers:
-            response.headers.update(exc.headers)
-        return response
+        problem = ProblemError(exc.status_code, str(exc.detail), headers=dict(exc.headers or {}))
+        return _problem_response(problem, request)
 
     async def server_error(request: Request, exc: Exception) -> Response:
         problem = ProblemError(500, "the server failed on this request; it is logged")
         return _problem_response(problem, request)
 
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        tasks: set[asyncio.Task[ReloadOutcome]] = set()
+
+        def on_hup() -> None:
+            task = loop.create_task(reload_models("SIGHUP"))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        try:
+            loop.add_signal_handler(signal.SIGHUP, on_hup)
+            installed = True
+        except (ValueError, RuntimeError, NotImplementedError, AttributeError):
+            installed = False  # not the main thread (an embedding test) or no SIGHUP here
+        try:
+            yield
+        finally:
+            if installed:
+                loop.remove_signal_handler(signal.SIGHUP)
+
     return Starlette(
         routes=[
             Route("/v1/score", score, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
+            Route("/v1/admin/reload", admin_reload, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_text, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
+        ],
+        middleware=[
+            Middleware(
+                Observe,
+                metrics=metrics,
+                routes=ROUTES,
+                max_concurrency=limits.max_concurrency,
+                timeout_s=limits.timeout_s,
+            )
         ],
         exception_handlers={HTTPException: http_error, Exception: server_error},
+        lifespan=lifespan,
     )
 
 
 def app_from_env() -> Starlette:
-    """The app a uvicorn worker builds (``factory=True``) from :data:`ENV_CONFIG`."""
+    """The app a uvicorn worker builds (``factory=True``) from :data:`ENV_CONFIG` and
+    :data:`ENV_ADMIN_TOKEN`."""
     text = os.environ.get(ENV_CONFIG)
     if not text:
         raise WinbackConfigError(f"{ENV_CONFIG} is not set; start the service with winback serve")
-    config = ServeConfig.from_json(text)
-    return create_app(config.scorer(), limits=config.limits, model_dir=config.models)
+    return create_app(ServeConfig.from_json(text), admin_token=os.environ.get(ENV_ADMIN_TOKEN))
 
 
 def run(
@@ -503,9 +322,12 @@ def run(
     port: int = 8000,
     workers: int = 1,
     log_level: str = "info",
+    admin_token: str | None = None,
 ) -> None:
-    """Serve ``config`` with uvicorn (blocks until stopped). The models are loaded and
-    validated here first, so a bad directory fails before any port is bound."""
+    """Serve ``config`` with uvicorn (blocks until stopped). The models are loaded, validated
+    and probed here first, so a bad directory fails before any port is bound. uvicorn's own
+    access log is off: the app writes one JSON line per request (docs/serving.md#http-monitor).
+    """
     try:
         import uvicorn
     except ImportError:
@@ -514,12 +336,17 @@ def run(
         ) from None
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise WinbackConfigError(f"workers={workers!r} must be a whole number ≥ 1")
-    scorer = config.scorer()
-    if workers == 1:
-        app = create_app(scorer, limits=config.limits, model_dir=config.models)
-        uvicorn.run(app, host=host, port=port, log_level=log_level)
-        return
+    first = load_model_set(config, 1)  # a WinbackReloadError (a WinbackConfigError) stops here
+    # The workers (and the header deadline of winback.serve.protocol) read the configuration
+    # from the environment.
     os.environ[ENV_CONFIG] = config.to_json()
+    protocol = "winback.serve.protocol:HeaderTimeoutH11"
+    if workers == 1:
+        app = create_app(config, admin_token=admin_token, models=Models(config, first))
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, http=protocol)
+        return
+    if admin_token:
+        os.environ[ENV_ADMIN_TOKEN] = admin_token
     uvicorn.run(
         "winback.serve.app:app_from_env",
         factory=True,
@@ -527,4 +354,10 @@ def run(
         port=port,
         workers=workers,
         log_level=log_level,
+        access_log=False,
+        http=protocol,
+        # A new worker loads and probes the models before it is ready; on SIGHUP uvicorn waits
+        # this long for it before keeping the old worker (its default, 5 s, is short for that
+        # on a busy machine).
+        timeout_worker_healthcheck=30,
     )

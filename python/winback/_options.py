@@ -80,3 +80,21 @@ BACKTEST_HORIZONS: Final[tuple[str, ...]] = ("1M", "3M")
 #: Days N of ``p_next_within``: the chance of a next purchase within N days, given none so far.
 COLD_START_HORIZON_DAYS: Final = 90.0
 __all__ += ["BACKTEST_HORIZONS", "BACKTEST_ORIGINS", "COLD_START_HORIZON_DAYS"]
+
+# The calibrated silence probability (docs/methods.md#p-lapse).
+#: The model behind p_lapse: a monotone gradient-boosted classifier or a logistic regression.
+LapseModelKind = Literal["hgb", "logistic"]
+#: Days H of p_lapse = P(no purchase in the next H days).
+LAPSE_HORIZON_DAYS: Final = 90.0
+LAPSE_MODEL: Final[LapseModelKind] = "hgb"
+#: The most recent labelled month-end snapshots held out for the isotonic calibration.
+LAPSE_CALIBRATION_SNAPSHOTS: Final = 2
+#: Smallest group, as a share of the rows, of the data-driven TrF cuts (docs/methods.md#outcome-cuts).
+OUTCOME_CUTS_MIN_SHARE: Final = 0.05
+__all__ += [
+    "LAPSE_CALIBRATION_SNAPSHOTS",
+    "LAPSE_HORIZON_DAYS",
+    "LAPSE_MODEL",
+    "OUTCOME_CUTS_MIN_SHARE",
+    "LapseModelKind",
+]

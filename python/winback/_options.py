@@ -8,7 +8,9 @@ its meaning.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
+from types import MappingProxyType
 from typing import Final, Literal
 
 __all__ = [
@@ -88,7 +90,7 @@ LapseModelKind = Literal["hgb", "logistic"]
 LAPSE_HORIZON_DAYS: Final = 90.0
 LAPSE_MODEL: Final[LapseModelKind] = "hgb"
 #: The most recent labelled month-end snapshots held out for the isotonic calibration.
-LAPSE_CALIBRATION_SNAPSHOTS: Final = 2
+LAPSE_CALIBRATION_SNAPSHOTS: Final = 1
 #: Smallest group, as a share of the rows, of the data-driven TrF cuts (docs/methods.md#outcome-cuts).
 OUTCOME_CUTS_MIN_SHARE: Final = 0.05
 __all__ += [
@@ -98,3 +100,15 @@ __all__ += [
     "OUTCOME_CUTS_MIN_SHARE",
     "LapseModelKind",
 ]
+
+# The campaign's priority (docs/methods.md#priority, #priority-blend).
+#: ``"group"``: TrF group, S, value (the seed's order); ``"lapse_value"``: p_lapse × value;
+#: ``"blend"``: the weighted combination of PRIORITY_WEIGHTS' components.
+PriorityKind = Literal["group", "lapse_value", "blend"]
+PRIORITY: Final[PriorityKind] = "group"
+#: Weights of the blended priority's components (normalised to sum 1; "business" counts only
+#: when a business score column is given).
+PRIORITY_WEIGHTS: Final[Mapping[str, float]] = MappingProxyType(
+    {"p_lapse": 0.5, "value": 0.3, "business": 0.2}
+)
+__all__ += ["PRIORITY", "PRIORITY_WEIGHTS", "PriorityKind"]

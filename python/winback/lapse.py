@@ -44,6 +44,7 @@ from winback.errors import WinbackConfigError, WinbackFitError
 from winback.silence import check_parameters, score_prepared
 
 __all__ = [
+    "DEFAULT_FEATURES",
     "LAPSE_COLUMNS",
     "LAPSE_FEATURES",
     "LapseModel",
@@ -68,6 +69,9 @@ LAPSE_FEATURES: tuple[tuple[str, int], ...] = (
     ("total_amount", 0),
     ("mean_amount", 0),
 )
+#: The inputs used by default: all but ``tenure_days``, which out of time lies beyond the
+#: training range on a young customer base and degraded calibration on CDNOW (benches/README.md).
+DEFAULT_FEATURES = tuple(name for name, _ in LAPSE_FEATURES if name != "tenure_days")
 #: ``lapse_reason`` of a customer with no occasion by ``as_of`` (only rows after it).
 NOT_YET_CUSTOMER = "not_yet_customer"
 _DAY = _io.MICROS_PER_DAY
@@ -90,10 +94,11 @@ def month_end_snapshots(first_us: int, last_us: int, time_zone: str | None) -> l
         month = following
 
 
-def _features(frame: pl.DataFrame) -> FloatArray:
-    """The feature matrix of silence rows (NaN where a column is null: not scored, no amount)."""
+def _features(frame: pl.DataFrame, names: Sequence[str]) -> FloatArray:
+    """The feature matrix of silence rows over ``names`` (NaN where a column is null: not
+    scored, no amount)."""
     columns = []
-    for name, _ in LAPSE_FEATURES:
+    for name in names:
         values = frame.get_column(name).cast(pl.Float64)
         if name in _LOG_FEATURES:
             values = values.clip(lower_bound=0.0).log1p()
@@ -261,6 +266,9 @@ class LapseModel:
     calibration_snapshots
         The most recent labelled snapshots held out to fit the isotonic calibration (the model
         is fitted on the older ones); 0 fits the model on all and skips the calibration.
+    features
+        The inputs, a subset of :data:`LAPSE_FEATURES`' names (default
+        :data:`DEFAULT_FEATURES`: all but ``tenure_days``).
     max_snapshots
         Use only the latest this many labelled snapshots (None: all).
     resolution, min_occasions, trf_cuts, s_cuts
@@ -281,6 +289,8 @@ class LapseModel:
     clip_ : p_lapse is held in [clip_, 1 − clip_] (half a row of the calibration set), so that
         log loss stays finite.
     as_of_ : the cut-off the model was fitted up to (local datetime).
+    features_ : the inputs used, in :data:`LAPSE_FEATURES` order (those of ``features`` not null
+        throughout the training rows).
     """
 
     def __init__(
@@ -289,6 +299,7 @@ class LapseModel:
         horizon_days: float = LAPSE_HORIZON_DAYS,
         model: LapseModelKind = LAPSE_MODEL,
         calibration_snapshots: int = LAPSE_CALIBRATION_SNAPSHOTS,
+        features: Sequence[str] = DEFAULT_FEATURES,
         max_snapshots: int | None = None,
         resolution: str | timedelta = RESOLUTION,
         min_occasions: int = MIN_OCCASIONS,
@@ -297,6 +308,7 @@ class LapseModel:
         seed: int = 0,
         num_threads: int | None = None,
     ) -> None:
+        self.features = features
         self.horizon_days = horizon_days
         self.model = model
         self.calibration_snapshots = calibration_snapshots
@@ -319,6 +331,12 @@ class LapseModel:
             raise WinbackConfigError(
                 f"calibration_snapshots={calibration!r} must be a whole number ≥ 0"
             )
+        known = dict(LAPSE_FEATURES)
+        unknown = [f for f in self.features if f not in known]
+        if unknown or not self.features or isinstance(self.features, str):
+            raise WinbackConfigError(
+                f"features={self.features!r} must be a non-empty list of {', '.join(known)}"
+            )
         if self.max_snapshots is not None and self.max_snapshots < 1:
             raise WinbackConfigError(f"max_snapshots={self.max_snapshots!r} must be at least 1")
         return resolution_us, _check_horizon(self.horizon_days)
@@ -335,8 +353,9 @@ class LapseModel:
             ) from exc
         if self.model == "logistic":
             return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+        directions = dict(LAPSE_FEATURES)
         return HistGradientBoostingClassifier(
-            monotonic_cst=[direction for _, direction in LAPSE_FEATURES],
+            monotonic_cst=[directions[name] for name in self.features_],
             max_iter=200,
             learning_rate=0.1,
             max_leaf_nodes=15,
@@ -347,12 +366,12 @@ class LapseModel:
         )
 
     def _design(self, frame: pl.DataFrame) -> FloatArray:
-        x = _features(frame)
+        x = _features(frame, self.features_)
         if self.model == "hgb":
             return x  # the booster routes NaN (not scored, no amount) itself
         # Logistic: log of the skewed durations, NaN as 0 with an indicator per column.
         x = x.copy()
-        for j, (name, _) in enumerate(LAPSE_FEATURES):
+        for j, name in enumerate(self.features_):
             if name in ("recency_days", "tenure_days", "n_occasions", "silence_score"):
                 x[:, j] = np.log1p(np.clip(x[:, j], 0.0, None))
         missing = np.isnan(x)
@@ -417,6 +436,12 @@ class LapseModel:
                 f"({'lapsed' if y_train.all() else 'bought'} within {horizon:g} days); there is "
                 "nothing to learn"
             )
+        # A column null throughout (no amount column; nobody scored yet) carries nothing.
+        self.features_ = tuple(
+            name
+            for name, _ in LAPSE_FEATURES
+            if name in self.features and train.get_column(name).null_count() < train.height
+        )
         estimator = self._estimator().fit(self._design(train), y_train)
         self.calibrator_: Any = None
         self.clip_ = 1e-6

@@ -144,14 +144,16 @@ def main() -> None:
         sides["BG/NBD"].append(p)
         print(
             f"origin {origin}: {y.size:,} customers, lapse rate {y.mean():.3f}; "
-            + ", ".join(
-                f"{name} Brier {brier(v[-1], y):.4f}" for name, v in sides.items()
-            )
+            + ", ".join(f"{name} Brier {brier(v[-1], y):.4f}" for name, v in sides.items())
         )
     y_all = np.concatenate(outcomes)
-    print(f"\npooled over {len(origins)} origins: {y_all.size:,} customer-origins, "
-          f"lapse rate {y_all.mean():.4f}\n")
-    print("| side | Brier | log loss | max decile gap (pts) | deciles within ±3 pts | fit+predict s |")
+    print(
+        f"\npooled over {len(origins)} origins: {y_all.size:,} customer-origins, "
+        f"lapse rate {y_all.mean():.4f}\n"
+    )
+    print(
+        "| side | Brier | log loss | max decile gap (pts) | deciles within ±3 pts | fit+predict s |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for name, parts in sides.items():
         p = np.concatenate(parts)

@@ -82,7 +82,7 @@ def test_default_priority_has_the_old_columns_and_order(scored: pl.DataFrame) ->
 
 
 def test_refusals(scored: pl.DataFrame) -> None:
-    with pytest.raises(WinbackInputError, match="winback.lapse"):
+    with pytest.raises(WinbackInputError, match=r"winback\.lapse"):
         winback.campaign(scored.drop("p_lapse"), campaign_id="x", priority="lapse_value")
     with pytest.raises(WinbackConfigError, match="priority="):
         winback.campaign(scored, campaign_id="x", priority="random")  # type: ignore[arg-type]

@@ -81,7 +81,8 @@ def test_every_customer_once_with_a_reason_where_not_computed(
     assert scored.columns == [*SILENCE_COLUMNS, "p_lapse", "lapse_reason"]
     assert scored.get_column("customer_id").to_list() == sorted(set(tx["customer_id"].to_list()))
     p = scored.get_column("p_lapse")
-    assert p.null_count() == 0 and ((p > 0) & (p < 1)).all()
+    assert p.null_count() == 0
+    assert ((p > 0) & (p < 1)).all()
     assert scored.get_column("lapse_reason").null_count() == scored.height
     # Customers whose rows all lie after as_of are listed with a reason, not dropped.
     early = cutoff - timedelta(days=200)
@@ -111,7 +112,8 @@ def test_fitted_attributes_and_the_logistic_variant(
     model = LapseModel(model="logistic", calibration_snapshots=1)
     assert model.fit(tx, as_of=cutoff) is model
     assert model.calibration_from_ == model.snapshots_[-1]
-    assert 0 < model.base_rate_ < 1 and model.rows_ > 0
+    assert 0 < model.base_rate_ < 1
+    assert model.rows_ > 0
     p = model.predict(tx, as_of=cutoff).get_column("p_lapse").to_numpy()
     assert np.isfinite(p).all()
     assert p.mean() == pytest.approx(np.mean(list(truth.values())), abs=0.05)
@@ -190,7 +192,8 @@ def test_outcome_cuts_match_a_brute_force_search(rows: list[tuple[float, bool]])
         return
     found = outcome_cuts(table)
     assert found.separation == pytest.approx(reference, abs=1e-12)
-    assert list(found.cuts) == sorted(found.cuts) and len(set(found.cuts)) == 4
+    assert list(found.cuts) == sorted(found.cuts)
+    assert len(set(found.cuts)) == 4
     assert found.groups.get_column("rows").sum() == x.size
     assert found.groups.get_column("rows").min() >= 0.05 * x.size
     shuffled = table.sample(fraction=1.0, shuffle=True, seed=1)

@@ -91,7 +91,8 @@ LAPSE_HORIZON_DAYS: Final = 90.0
 LAPSE_MODEL: Final[LapseModelKind] = "hgb"
 #: The most recent labelled month-end snapshots held out for the isotonic calibration.
 LAPSE_CALIBRATION_SNAPSHOTS: Final = 1
-#: Smallest group, as a share of the rows, of the data-driven TrF cuts (docs/methods.md#outcome-cuts).
+#: Smallest group of the data-driven TrF cuts, as a share of the rows
+#: (docs/methods.md#outcome-cuts).
 OUTCOME_CUTS_MIN_SHARE: Final = 0.05
 __all__ += [
     "LAPSE_CALIBRATION_SNAPSHOTS",

@@ -594,9 +594,7 @@ def _priority_weights(
     """The checked, normalised blend weights (docs/methods.md#priority-blend); refuses a
     priority whose inputs the table lacks."""
     if priority not in ("group", "lapse_value", "blend"):
-        raise WinbackConfigError(
-            f"priority={priority!r} must be 'group', 'lapse_value' or 'blend'"
-        )
+        raise WinbackConfigError(f"priority={priority!r} must be 'group', 'lapse_value' or 'blend'")
     if business_score_col is not None and business_score_col not in frame.columns:
         raise WinbackInputError(
             f"business_score_col {business_score_col!r} is not in the scored table"
@@ -616,8 +614,10 @@ def _priority_weights(
             f"{', '.join(PRIORITY_COMPONENTS)}"
         )
     for name, weight in given.items():
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not (
-            np.isfinite(weight) and weight >= 0
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, int | float)
+            or not (np.isfinite(weight) and weight >= 0)
         ):
             raise WinbackConfigError(f"priority weight of {name!r} is {weight!r}; use a number ≥ 0")
     if business_score_col is None:

@@ -13,6 +13,7 @@ TrF cut points that separate the outcomes best (docs/methods.md#outcome-cuts).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -83,7 +84,7 @@ def month_end_snapshots(first_us: int, last_us: int, time_zone: str | None) -> l
     ``first_us`` ≤ cut-off(d) ≤ ``last_us``, in order."""
     start = _io.micros_to_datetime(first_us).date()
     month = date(start.year, start.month, 1)
-    cutoffs = []
+    cutoffs: list[int] = []
     while True:
         following = date(month.year + month.month // 12, month.month % 12 + 1, 1)
         cutoff = _io.as_of_to_micros(following - timedelta(days=1), time_zone)
@@ -217,7 +218,7 @@ def lapse_snapshots(
     cutoffs = [_io.as_of_to_micros(d, prepared.time_zone) for d in as_of]
     if not cutoffs:
         raise WinbackConfigError("lapse_snapshots needs at least one as_of date")
-    if any(b <= a for a, b in zip(cutoffs, cutoffs[1:], strict=False)):
+    if any(b <= a for a, b in itertools.pairwise(cutoffs)):
         raise WinbackConfigError(f"as_of dates must be strictly increasing, got {list(as_of)!r}")
     _io.snapshot_end_at(as_of[0], prepared.time_zone, _io.purchase_dates(prepared))
     data_end = _io.snapshot_end(prepared, None)
@@ -427,7 +428,11 @@ class LapseModel:
             s_cuts=self.s_cuts,
             num_threads=self.num_threads,
         )
-        split = cutoffs[len(cutoffs) - self.calibration_snapshots] if self.calibration_snapshots else None
+        split = (
+            cutoffs[len(cutoffs) - self.calibration_snapshots]
+            if self.calibration_snapshots
+            else None
+        )
         train = table if split is None else table.filter(pl.col("snapshot") < split)
         y_train = train.get_column("lapsed").to_numpy()
         if y_train.all() or not y_train.any():
@@ -458,7 +463,7 @@ class LapseModel:
         self.snapshots_ = [_io.micros_to_datetime(c) for c in cutoffs]
         self.calibration_from_ = None if split is None else _io.micros_to_datetime(split)
         self.rows_ = table.height
-        self.base_rate_ = float(table.get_column("lapsed").mean() or 0.0)
+        self.base_rate_ = float(table.get_column("lapsed").cast(pl.Float64).to_numpy().mean())
         self.as_of_ = _io.micros_to_datetime(as_of_us)
         self._fitted_with = (resolution_us, horizon)
         return self
@@ -470,7 +475,8 @@ class LapseModel:
         p = self.estimator_.predict_proba(self._design(frame))[:, 1].astype(np.float64)
         if self.calibrator_ is not None:
             p = np.asarray(self.calibrator_.predict(p), dtype=np.float64)
-        return np.clip(p, self.clip_, 1.0 - self.clip_)
+        clipped: FloatArray = np.clip(p, self.clip_, 1.0 - self.clip_)
+        return clipped
 
     def predict(
         self,
@@ -719,4 +725,3 @@ def outcome_cuts(
         groups=groups,
         rows=rows.height,
     )
-

@@ -40,13 +40,19 @@ def test_score_cold_start_writes_the_population_columns(
     assert written.equals(expected)
     assert written.columns[-len(COLD_START_COLUMNS) :] == list(COLD_START_COLUMNS)
     single = written.filter(pl.col("status") == "single_purchase")
-    assert single.height > 0 and single.get_column("population_trf").null_count() == 0
+    assert single.height > 0
+    assert single.get_column("population_trf").null_count() == 0
 
 
 def test_score_cold_start_refuses_a_bad_horizon(sales: Path, tmp_path: Path) -> None:
     result = run(
-        "score", str(sales), "-o", str(tmp_path / "s.parquet"), "--cold-start",
-        "--cold-start-horizon-days", "0",
+        "score",
+        str(sales),
+        "-o",
+        str(tmp_path / "s.parquet"),
+        "--cold-start",
+        "--cold-start-horizon-days",
+        "0",
     )
     assert result.returncode != 0
     assert "--cold-start-horizon-days" in result.stderr

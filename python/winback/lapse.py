@@ -14,6 +14,7 @@ TrF cut points that separate the outcomes best (docs/methods.md#outcome-cuts).
 from __future__ import annotations
 
 import itertools
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -277,7 +278,8 @@ class LapseModel:
     seed
         Seeds the booster's early-stopping split (results are identical run to run).
     num_threads
-        Threads of the silence scoring (results never depend on it).
+        Threads of the silence scoring and of the booster (default: all cores; results never
+        depend on it).
 
     Attributes
     ----------
@@ -366,6 +368,15 @@ class LapseModel:
             random_state=self.seed,
         )
 
+    def _threads(self) -> contextlib.AbstractContextManager[Any]:
+        """The booster's OpenMP threads held to ``num_threads`` (threadpoolctl ships with
+        scikit-learn); the result does not depend on them (docs/methods.md#determinism)."""
+        if self.num_threads is None:
+            return contextlib.nullcontext()
+        from threadpoolctl import threadpool_limits
+
+        return threadpool_limits(limits=self.num_threads, user_api="openmp")
+
     def _design(self, frame: pl.DataFrame) -> FloatArray:
         x = _features(frame, self.features_)
         if self.model == "hgb":
@@ -447,14 +458,16 @@ class LapseModel:
             for name, _ in LAPSE_FEATURES
             if name in self.features and train.get_column(name).null_count() < train.height
         )
-        estimator = self._estimator().fit(self._design(train), y_train)
+        with self._threads():
+            estimator = self._estimator().fit(self._design(train), y_train)
         self.calibrator_: Any = None
         self.clip_ = 1e-6
         if split is not None:
             from sklearn.isotonic import IsotonicRegression
 
             held = table.filter(pl.col("snapshot") >= split)
-            raw = estimator.predict_proba(self._design(held))[:, 1]
+            with self._threads():
+                raw = estimator.predict_proba(self._design(held))[:, 1]
             self.calibrator_ = IsotonicRegression(
                 y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip"
             ).fit(raw, held.get_column("lapsed").to_numpy().astype(np.float64))
@@ -472,7 +485,8 @@ class LapseModel:
         """p_lapse of silence rows (:func:`winback.silence` columns), in their order."""
         if not hasattr(self, "estimator_"):
             raise WinbackConfigError("this LapseModel is not fitted; call fit(data) first")
-        p = self.estimator_.predict_proba(self._design(frame))[:, 1].astype(np.float64)
+        with self._threads():
+            p = self.estimator_.predict_proba(self._design(frame))[:, 1].astype(np.float64)
         if self.calibrator_ is not None:
             p = np.asarray(self.calibrator_.predict(p), dtype=np.float64)
         clipped: FloatArray = np.clip(p, self.clip_, 1.0 - self.clip_)
@@ -560,11 +574,12 @@ def lapse(
 
     Examples
     --------
-    >>> import winback
+    >>> import polars as pl, winback
     >>> from winback.datasets import load_cdnow
-    >>> out = winback.lapse(load_cdnow(), as_of="1998-03-31")
+    >>> tx = load_cdnow().filter(pl.col("customer_id") <= 2000)
+    >>> out = winback.lapse(tx, as_of="1998-03-31", num_threads=1)
     >>> out.height, out.get_column("p_lapse").null_count()
-    (23570, 0)
+    (2000, 0)
     """
     prepared = _io.prepare(
         data,

@@ -13,8 +13,8 @@ TrF cut points that separate the outcomes best (docs/methods.md#outcome-cuts).
 
 from __future__ import annotations
 
-import itertools
 import contextlib
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -375,7 +375,10 @@ class LapseModel:
             return contextlib.nullcontext()
         from threadpoolctl import threadpool_limits
 
-        return threadpool_limits(limits=self.num_threads, user_api="openmp")
+        limits: contextlib.AbstractContextManager[Any] = threadpool_limits(
+            limits=self.num_threads, user_api="openmp"
+        )
+        return limits
 
     def _design(self, frame: pl.DataFrame) -> FloatArray:
         x = _features(frame, self.features_)

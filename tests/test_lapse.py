@@ -196,3 +196,28 @@ def test_outcome_cuts_match_a_brute_force_search(rows: list[tuple[float, bool]])
     assert found.groups.get_column("rows").min() >= 0.05 * x.size
     shuffled = table.sample(fraction=1.0, shuffle=True, seed=1)
     assert outcome_cuts(shuffled).cuts == found.cuts
+
+
+def test_drift_correction_carries_the_lapse_rate_trend_forward() -> None:
+    from winback import _io
+    from winback.lapse import _drift
+
+    # Six month-end snapshots whose lapse rate rises by exactly 0.1 on the logit scale a month.
+    ends = [date(2024, m, d) for m, d in ((1, 31), (3, 31), (5, 31), (7, 31), (9, 30), (11, 30))]
+    cutoffs = [_io.as_of_to_micros(d, None) for d in ends]
+    rows = 200_000
+    pieces = []
+    for cutoff in cutoffs:
+        month = (cutoff - cutoffs[0]) / (365.25 / 12 * 86_400e6)
+        lapsed = round(rows / (1 + np.exp(-(0.2 + 0.1 * month))))
+        pieces.append(
+            pl.DataFrame(
+                {"snapshot": [cutoff] * rows, "lapsed": [True] * lapsed + [False] * (rows - lapsed)}
+            )
+        )
+    table = pl.concat(pieces)
+    as_of = _io.as_of_to_micros(date(2025, 2, 28), None)  # three months after the last
+    months = (as_of - cutoffs[-1]) / (365.25 / 12 * 86_400e6)
+    assert _drift(table, cutoffs, as_of, 6) == pytest.approx(0.1 * months, rel=0.01)
+    assert _drift(table, cutoffs, as_of, 2) == 0.0  # too few snapshots: off
+    assert _drift(table, cutoffs, as_of, 0) == 0.0

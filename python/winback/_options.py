@@ -91,11 +91,16 @@ LAPSE_HORIZON_DAYS: Final = 90.0
 LAPSE_MODEL: Final[LapseModelKind] = "hgb"
 #: The most recent labelled month-end snapshots held out for the isotonic calibration.
 LAPSE_CALIBRATION_SNAPSHOTS: Final = 1
+#: The latest labelled snapshots whose lapse-rate trend is carried forward to as_of (0: off; an
+#: extrapolation that helps while a trend persists and hurts when it stops;
+#: docs/methods.md#p-lapse).
+LAPSE_DRIFT_SNAPSHOTS: Final = 0
 #: Smallest group of the data-driven TrF cuts, as a share of the rows
 #: (docs/methods.md#outcome-cuts).
 OUTCOME_CUTS_MIN_SHARE: Final = 0.05
 __all__ += [
     "LAPSE_CALIBRATION_SNAPSHOTS",
+    "LAPSE_DRIFT_SNAPSHOTS",
     "LAPSE_HORIZON_DAYS",
     "LAPSE_MODEL",
     "OUTCOME_CUTS_MIN_SHARE",

@@ -29,6 +29,7 @@ from winback._options import (
     AMOUNT_COL,
     CUSTOMER_COL,
     LAPSE_CALIBRATION_SNAPSHOTS,
+    LAPSE_DRIFT_SNAPSHOTS,
     LAPSE_HORIZON_DAYS,
     LAPSE_MODEL,
     MIN_OCCASIONS,
@@ -252,6 +253,28 @@ def _check_horizon(horizon_days: float) -> float:
     return value
 
 
+def _drift(table: pl.DataFrame, cutoffs: Sequence[int], as_of_us: int, count: int) -> float:
+    """The drift correction's logit shift (docs/methods.md#p-lapse): the least-squares slope of
+    logit(lapse rate) on the month index over the last ``count`` labelled snapshots, times the
+    months (of 365.25 / 12 days) from the last of them to ``as_of``; 0.0 with fewer than 3."""
+    recent = list(cutoffs[-count:]) if count else []
+    if len(recent) < 3:
+        return 0.0
+    rates = (
+        table.filter(pl.col("snapshot").is_in(recent))
+        .group_by("snapshot")
+        .agg(pl.col("lapsed").cast(pl.Float64).mean().alias("rate"), pl.len().alias("rows"))
+        .sort("snapshot")
+    )
+    rows = rates.get_column("rows").to_numpy().astype(np.float64)
+    # Half a row toward ½ keeps the logit finite when a snapshot is all one outcome.
+    rate = (rates.get_column("rate").to_numpy() * rows + 0.5) / (rows + 1.0)
+    month_us = 365.25 / 12 * _DAY
+    months = (rates.get_column("snapshot").to_numpy().astype(np.float64) - recent[-1]) / month_us
+    slope = float(np.polyfit(months, np.log(rate / (1.0 - rate)), 1)[0])
+    return slope * (as_of_us - recent[-1]) / month_us
+
+
 class LapseModel:
     """p_lapse = P(no purchase in the next ``horizon_days`` days | TrF, S, recency, n, tenure,
     amounts), learned from rolling month-end snapshots of the user's own history
@@ -268,6 +291,10 @@ class LapseModel:
     calibration_snapshots
         The most recent labelled snapshots held out to fit the isotonic calibration (the model
         is fitted on the older ones); 0 fits the model on all and skips the calibration.
+    drift_snapshots
+        The latest labelled snapshots whose lapse-rate trend is carried forward to ``as_of``
+        (the drift correction of docs/methods.md#p-lapse); fewer than 3 (e.g. the default 0)
+        turns it off.
     features
         The inputs, a subset of :data:`LAPSE_FEATURES`' names (default
         :data:`DEFAULT_FEATURES`: all but ``tenure_days``).
@@ -289,6 +316,9 @@ class LapseModel:
     base_rate_ : the share of those rows that lapsed.
     estimator_ : the fitted scikit-learn model.
     calibrator_ : the fitted ``IsotonicRegression`` (None when ``calibration_snapshots=0``).
+    drift_ : the logit shift of the drift correction (0.0 when off): the slope of
+        logit(lapse rate) per month over the last ``drift_snapshots`` labelled snapshots × the
+        months from the last of them to ``as_of``.
     clip_ : p_lapse is held in [clip_, 1 − clip_] (half a row of the calibration set), so that
         log loss stays finite.
     as_of_ : the cut-off the model was fitted up to (local datetime).
@@ -302,6 +332,7 @@ class LapseModel:
         horizon_days: float = LAPSE_HORIZON_DAYS,
         model: LapseModelKind = LAPSE_MODEL,
         calibration_snapshots: int = LAPSE_CALIBRATION_SNAPSHOTS,
+        drift_snapshots: int = LAPSE_DRIFT_SNAPSHOTS,
         features: Sequence[str] = DEFAULT_FEATURES,
         max_snapshots: int | None = None,
         resolution: str | timedelta = RESOLUTION,
@@ -315,6 +346,7 @@ class LapseModel:
         self.horizon_days = horizon_days
         self.model = model
         self.calibration_snapshots = calibration_snapshots
+        self.drift_snapshots = drift_snapshots
         self.max_snapshots = max_snapshots
         self.resolution = resolution
         self.min_occasions = min_occasions
@@ -340,6 +372,9 @@ class LapseModel:
             raise WinbackConfigError(
                 f"features={self.features!r} must be a non-empty list of {', '.join(known)}"
             )
+        drift = self.drift_snapshots
+        if isinstance(drift, bool) or not isinstance(drift, int) or drift < 0:
+            raise WinbackConfigError(f"drift_snapshots={drift!r} must be a whole number ≥ 0")
         if self.max_snapshots is not None and self.max_snapshots < 1:
             raise WinbackConfigError(f"max_snapshots={self.max_snapshots!r} must be at least 1")
         return resolution_us, _check_horizon(self.horizon_days)
@@ -481,6 +516,7 @@ class LapseModel:
         self.rows_ = table.height
         self.base_rate_ = float(table.get_column("lapsed").cast(pl.Float64).to_numpy().mean())
         self.as_of_ = _io.micros_to_datetime(as_of_us)
+        self.drift_ = _drift(table, cutoffs, as_of_us, self.drift_snapshots)
         self._fitted_with = (resolution_us, horizon)
         return self
 
@@ -492,6 +528,9 @@ class LapseModel:
             p = self.estimator_.predict_proba(self._design(frame))[:, 1].astype(np.float64)
         if self.calibrator_ is not None:
             p = np.asarray(self.calibrator_.predict(p), dtype=np.float64)
+        p = np.clip(p, self.clip_, 1.0 - self.clip_)
+        if self.drift_:
+            p = 1.0 / (1.0 + np.exp(-(np.log(p / (1.0 - p)) + self.drift_)))
         clipped: FloatArray = np.clip(p, self.clip_, 1.0 - self.clip_)
         return clipped
 
@@ -556,6 +595,7 @@ def lapse(
     horizon_days: float = LAPSE_HORIZON_DAYS,
     model: LapseModelKind = LAPSE_MODEL,
     calibration_snapshots: int = LAPSE_CALIBRATION_SNAPSHOTS,
+    drift_snapshots: int = LAPSE_DRIFT_SNAPSHOTS,
     resolution: str | timedelta = RESOLUTION,
     min_occasions: int = MIN_OCCASIONS,
     trf_cuts: Sequence[float] = TRF_CUTS,
@@ -596,6 +636,7 @@ def lapse(
         horizon_days=horizon_days,
         model=model,
         calibration_snapshots=calibration_snapshots,
+        drift_snapshots=drift_snapshots,
         resolution=resolution,
         min_occasions=min_occasions,
         trf_cuts=trf_cuts,

@@ -19,6 +19,7 @@ from winback.errors import (
     WinbackWarning,
 )
 from winback.evaluation import Evaluation, evaluate
+from winback.lapse import LapseModel, lapse, lapse_snapshots
 from winback.loop import Pipeline  # SQLAlchemy loads when a run starts
 from winback.migrate import Migration, migration
 from winback.report import Report, report  # Altair and vl-convert load on first use
@@ -32,6 +33,7 @@ from winback.value import ValueResult, value
 __all__ = [
     "BacktestResult",
     "Evaluation",
+    "LapseModel",
     "Migration",
     "Pipeline",
     "PreparedTransactions",
@@ -52,6 +54,8 @@ __all__ = [
     "classify",
     "compress_summary",
     "evaluate",
+    "lapse",
+    "lapse_snapshots",
     "load_rules",
     "migration",
     "prepare",

@@ -8,7 +8,9 @@ its meaning.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
+from types import MappingProxyType
 from typing import Final, Literal
 
 __all__ = [
@@ -118,3 +120,39 @@ __all__ += [
     "SERVE_MAX_PURCHASES",
     "SERVE_TIMEOUT_S",
 ]
+
+# The calibrated silence probability (docs/methods.md#p-lapse).
+#: The model behind p_lapse: a monotone gradient-boosted classifier or a logistic regression.
+LapseModelKind = Literal["hgb", "logistic"]
+#: Days H of p_lapse = P(no purchase in the next H days).
+LAPSE_HORIZON_DAYS: Final = 90.0
+LAPSE_MODEL: Final[LapseModelKind] = "hgb"
+#: The most recent labelled month-end snapshots held out for the isotonic calibration.
+LAPSE_CALIBRATION_SNAPSHOTS: Final = 1
+#: The latest labelled snapshots whose lapse-rate trend is carried forward to as_of (0: off; an
+#: extrapolation that helps while a trend persists and hurts when it stops;
+#: docs/methods.md#p-lapse).
+LAPSE_DRIFT_SNAPSHOTS: Final = 0
+#: Smallest group of the data-driven TrF cuts, as a share of the rows
+#: (docs/methods.md#outcome-cuts).
+OUTCOME_CUTS_MIN_SHARE: Final = 0.05
+__all__ += [
+    "LAPSE_CALIBRATION_SNAPSHOTS",
+    "LAPSE_DRIFT_SNAPSHOTS",
+    "LAPSE_HORIZON_DAYS",
+    "LAPSE_MODEL",
+    "OUTCOME_CUTS_MIN_SHARE",
+    "LapseModelKind",
+]
+
+# The campaign's priority (docs/methods.md#priority, #priority-blend).
+#: ``"group"``: TrF group, S, value (the seed's order); ``"lapse_value"``: p_lapse × value;
+#: ``"blend"``: the weighted combination of PRIORITY_WEIGHTS' components.
+PriorityKind = Literal["group", "lapse_value", "blend"]
+PRIORITY: Final[PriorityKind] = "group"
+#: Weights of the blended priority's components (normalised to sum 1; "business" counts only
+#: when a business score column is given).
+PRIORITY_WEIGHTS: Final[Mapping[str, float]] = MappingProxyType(
+    {"p_lapse": 0.5, "value": 0.3, "business": 0.2}
+)
+__all__ += ["PRIORITY", "PRIORITY_WEIGHTS", "PriorityKind"]

@@ -32,6 +32,7 @@ import numpy as np
 import polars as pl
 
 from winback import _io, _winback
+from winback._options import PRIORITY, PRIORITY_WEIGHTS, PriorityKind
 from winback.errors import CapacityWarning, WinbackConfigError, WinbackInputError
 from winback.rfm import (
     check_finite,
@@ -91,7 +92,10 @@ _NUMERIC_READS = (
     "rfm_monetary",
     "total_amount",
     "tenure_days",
+    "p_lapse",
 )
+#: Components of the blended priority (docs/methods.md#priority-blend).
+PRIORITY_COMPONENTS = ("p_lapse", "value", "business")
 
 
 def assignment_hash(
@@ -325,6 +329,9 @@ def campaign(
     start: date | datetime | str | None = None,
     thresholds: Mapping[str, Any] | None = None,
     value_col: str | None = None,
+    priority: PriorityKind = PRIORITY,
+    priority_weights: Mapping[str, float] | None = None,
+    business_score_col: str | None = None,
     num_threads: int | None = None,
 ) -> pl.DataFrame:
     """Build the win-back target list (docs/methods.md#campaign), one row per targeted customer.
@@ -369,6 +376,20 @@ def campaign(
     value_col
         Predicted-value column for the priority and ``value_level`` (default: ``clv``, else
         ``expected_value`` when present).
+    priority
+        The order of the list (docs/methods.md#priority): ``"group"`` (default: TrF group, S,
+        predicted value, customer id); ``"lapse_value"``: ``p_lapse`` × value descending (the
+        value the list is likely to lose; ``p_lapse`` from :func:`winback.lapse`); ``"blend"``:
+        the weighted combination of ``priority_weights`` (docs/methods.md#priority-blend). The
+        value is ``predicted_value`` when a value column exists, else ``total_amount``. With a
+        priority other than ``"group"`` the list ends with a ``priority_score`` column.
+    priority_weights
+        Weights of the ``"blend"`` components ``p_lapse``, ``value`` and ``business`` (≥ 0;
+        default ``PRIORITY_WEIGHTS``); normalised to sum 1. ``business`` counts only with
+        ``business_score_col``.
+    business_score_col
+        A column of the scored table holding the business's own score (higher = contact
+        sooner), blended as its percentile rank among the targets.
     num_threads
         Threads for the hashing.
 
@@ -430,7 +451,12 @@ def campaign(
         value_col = next((c for c in ("clv", "expected_value") if c in frame.columns), None)
     elif value_col not in frame.columns:
         raise WinbackInputError(f"value_col {value_col!r} is not in the scored table")
-    check_finite(frame, [*_NUMERIC_READS, *([value_col] if value_col else [])], "campaign")
+    weights = _priority_weights(frame, priority, priority_weights, business_score_col)
+    check_finite(
+        frame,
+        [*_NUMERIC_READS, *([value_col] if value_col else []), *_optional(business_score_col)],
+        "campaign",
+    )
     begin = _campaign_start(frame, start)
     selection = load_rules(rule, thresholds=thresholds)
     if selection.campaign is None:
@@ -470,6 +496,7 @@ def campaign(
         pl.col("rfm_segment"),
         recency.alias("recency_days"),
         value_expr.alias("predicted_value"),
+        *_priority_inputs(labelled, priority, value_col, business_score_col),
         pl.col(spec.segment).alias("__segment"),
         code.alias("__segment_code"),
     ).filter(pl.col("__segment_code").is_not_null() & ~pl.col("__segment_code").is_in(excluded))
@@ -496,8 +523,14 @@ def campaign(
         "recency_days",
         "predicted_value",
     ]
+    if priority != "group":
+        keep += ["__p_lapse", "__value", "__business"]
     targets = targets.select(keep).with_columns(hashes.alias("__hash"))
-    targets = targets.select(pl.all().gather(_priority_order(targets)))
+    if priority == "group":
+        targets = targets.select(pl.all().gather(_priority_order(targets)))
+    else:
+        targets = targets.with_columns(_priority_score(priority, weights).alias("priority_score"))
+        targets = targets.select(pl.all().gather(_score_order(targets)))
     control = pl.col("__hash") < cut
     targets = targets.with_columns(
         pl.lit(pl.Series(ARM_LABELS, dtype=ARM_DTYPE)).gather(control.cast(pl.UInt32)).alias("arm"),
@@ -544,7 +577,125 @@ def campaign(
         "quadrant",
         "rfm_segment",
         pl.lit(begin, dtype=pl.Date).alias("campaign_start"),
+        *(["priority_score"] if priority != "group" else []),
     )
+
+
+def _optional(name: str | None) -> list[str]:
+    return [name] if name is not None else []
+
+
+def _priority_weights(
+    frame: pl.DataFrame,
+    priority: str,
+    weights: Mapping[str, float] | None,
+    business_score_col: str | None,
+) -> dict[str, float]:
+    """The checked, normalised blend weights (docs/methods.md#priority-blend); refuses a
+    priority whose inputs the table lacks."""
+    if priority not in ("group", "lapse_value", "blend"):
+        raise WinbackConfigError(f"priority={priority!r} must be 'group', 'lapse_value' or 'blend'")
+    if business_score_col is not None and business_score_col not in frame.columns:
+        raise WinbackInputError(
+            f"business_score_col {business_score_col!r} is not in the scored table"
+        )
+    if business_score_col is not None and not frame.schema[business_score_col].is_numeric():
+        raise WinbackInputError(
+            f"business_score_col {business_score_col!r} must be numeric, not "
+            f"{frame.schema[business_score_col]}"
+        )
+    if weights is not None and priority != "blend":
+        raise WinbackConfigError("priority_weights= is read only with priority='blend'")
+    given = dict(PRIORITY_WEIGHTS if weights is None else weights)
+    unknown = [k for k in given if k not in PRIORITY_COMPONENTS]
+    if unknown:
+        raise WinbackConfigError(
+            f"priority_weights names {unknown[0]!r}; the components are "
+            f"{', '.join(PRIORITY_COMPONENTS)}"
+        )
+    for name, weight in given.items():
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, int | float)
+            or not (np.isfinite(weight) and weight >= 0)
+        ):
+            raise WinbackConfigError(f"priority weight of {name!r} is {weight!r}; use a number ≥ 0")
+    if business_score_col is None:
+        given.pop("business", None)
+    elif weights is not None and given.get("business", 0) == 0:
+        raise WinbackConfigError(
+            "business_score_col is given but its priority weight is 0; give 'business' a weight"
+        )
+    total = sum(given.values())
+    if priority == "blend" and total <= 0:
+        raise WinbackConfigError("the priority weights sum to 0; give one component a weight")
+    normalised = {k: float(v) / total for k, v in given.items() if v > 0} if total > 0 else {}
+    needs_lapse = priority == "lapse_value" or (priority == "blend" and "p_lapse" in normalised)
+    if needs_lapse and "p_lapse" not in frame.columns:
+        raise WinbackInputError(
+            f"priority={priority!r} reads p_lapse, which the scored table lacks; score it with "
+            "winback.lapse(tx) (docs/methods.md#p-lapse)"
+        )
+    return normalised
+
+
+def _priority_inputs(
+    frame: pl.DataFrame, priority: str, value_col: str | None, business_score_col: str | None
+) -> list[pl.Expr]:
+    """The inputs of a non-default priority, carried through the selection as ``__p_lapse``,
+    ``__value`` (the predicted value, else ``total_amount``) and ``__business``."""
+    if priority == "group":
+        return []
+    value = value_col or ("total_amount" if "total_amount" in frame.columns else None)
+
+    def column(name: str | None) -> pl.Expr:
+        if name is None or name not in frame.columns:
+            return pl.lit(None, dtype=pl.Float64)
+        return pl.col(name).cast(pl.Float64)
+
+    return [
+        column("p_lapse").alias("__p_lapse"),
+        column(value).alias("__value"),
+        column(business_score_col).alias("__business"),
+    ]
+
+
+def _priority_score(priority: str, weights: Mapping[str, float]) -> pl.Expr:
+    """``priority_score`` (docs/methods.md#priority-blend): p_lapse × value, or Σ wₖ·cₖ over
+    the components in [0, 1] (p_lapse itself; value and business as percentile ranks among the
+    targets, ties averaged). Null when an input it reads is null."""
+    if priority == "lapse_value":
+        return pl.col("__p_lapse") * pl.col("__value")
+
+    def percentile(name: str) -> pl.Expr:
+        column = pl.col(name)
+        return (column.rank("average") - 0.5) / column.count()
+
+    parts = {
+        "p_lapse": pl.col("__p_lapse"),
+        "value": percentile("__value"),
+        "business": percentile("__business"),
+    }
+    score = pl.lit(0.0)
+    for name, weight in weights.items():
+        score = score + weight * parts[name]
+    return score
+
+
+def _score_order(targets: pl.DataFrame) -> pl.Series:
+    """Row order of a scored priority: ``priority_score`` descending (nulls last), then the
+    default order's keys (TrF group, S, predicted value), then customer id."""
+    group = pl.col("rank_ratio_group").to_physical().cast(pl.Int16)
+    last = float("inf")
+    return targets.select(
+        pl.arg_sort_by(
+            (-pl.col("priority_score")).fill_null(last),
+            (-group).fill_null(1),
+            (-pl.col("silence_score")).fill_null(last),
+            (-pl.col("predicted_value")).fill_null(last),
+            pl.col("customer_id"),
+        )
+    ).to_series()
 
 
 def _map_strategies(

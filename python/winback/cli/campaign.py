@@ -6,12 +6,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import polars as pl
 import typer
 
-from winback._options import AMOUNT_COL, CUSTOMER_COL, ON_INVALID, TIME_COL
+from winback._options import (
+    AMOUNT_COL,
+    CUSTOMER_COL,
+    ON_INVALID,
+    PRIORITY,
+    PRIORITY_WEIGHTS,
+    TIME_COL,
+    PriorityKind,
+)
 from winback.cli._app import app
 from winback.cli._common import (
     AmountCol,
@@ -116,9 +124,11 @@ def _scored(
     time_col: str = TIME_COL,
     amount_col: str = AMOUNT_COL,
     reading: dict[str, Any] | None = None,
+    with_lapse: bool = False,
 ) -> pl.DataFrame:
-    """Transactions → silence + RFM + quadrant; an already-scored table gets what it lacks.
-    Transactions are read once with the command's reading flags (``reading``)."""
+    """Transactions → silence + RFM + quadrant (+ ``p_lapse`` with ``with_lapse``,
+    docs/methods.md#p-lapse); an already-scored table gets what it lacks. Transactions are read
+    once with the command's reading flags (``reading``)."""
     from winback import _io
     from winback.rfm import is_scored_table, quadrant, rfm
 
@@ -136,8 +146,9 @@ def _scored(
             "time_col": time_col,
             "amount_col": amount_col,
         }
+        prepared = prepare_input(input, options)
         table = rfm(
-            prepare_input(input, options),
+            prepared,
             as_of=as_of,
             window=window,
             monetary=mode,
@@ -145,6 +156,11 @@ def _scored(
             time_col=time_col,
             amount_col=amount_col,
         )
+        if with_lapse:
+            from winback.lapse import lapse
+
+            scores = lapse(prepared, as_of=as_of).select("customer_id", "p_lapse")
+            table = table.join(scores, on="customer_id", how="left", maintain_order="left")
     return table if "quadrant" in table.columns else quadrant(table)
 
 
@@ -285,6 +301,25 @@ def campaign(
     start: Annotated[
         str | None, typer.Option(help="Campaign start date (default: the as_of).")
     ] = None,
+    priority: Annotated[
+        str,
+        typer.Option(
+            help="Order of the list: group (TrF group, S, value), lapse_value (p_lapse × value) "
+            "or blend (docs/methods.md#priority-blend). p_lapse is learned from the "
+            "transactions' history, or read from a scored table's p_lapse column."
+        ),
+    ] = PRIORITY,
+    priority_weight: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--priority-weight",
+            help="Weight of a blend component: p_lapse=W, value=W, business=W (repeatable).",
+        ),
+    ] = None,
+    business_score_col: Annotated[
+        str | None,
+        typer.Option(help="Column of the scored table with the business's own score (blend)."),
+    ] = None,
     customer_col: CustomerCol = CUSTOMER_COL,
     time_col: TimeCol = TIME_COL,
     amount_col: AmountCol = AMOUNT_COL,
@@ -343,6 +378,18 @@ def campaign(
         except ValueError as exc:
             raise WinbackConfigError(f"--cadence {label}={value!r}: use DAYS or MIN-MAX") from exc
     overrides = {k: _parse_value(v) for k, v in _pairs(threshold, "--threshold").items()}
+    weights: dict[str, float] = {}
+    for name, value in _pairs(priority_weight, "--priority-weight").items():
+        try:
+            weights[name] = float(value)
+        except ValueError as exc:
+            raise WinbackConfigError(f"--priority-weight {name}={value!r}: not a number") from exc
+    blend_weights = weights or None
+    if priority not in ("group", "lapse_value", "blend"):
+        raise WinbackConfigError(f"--priority {priority!r} must be group, lapse_value or blend")
+    needs_lapse = priority == "lapse_value" or (
+        priority == "blend" and (blend_weights or PRIORITY_WEIGHTS).get("p_lapse", 0) > 0
+    )
     with stage(f"scoring {input}"):
         table = _scored(
             input,
@@ -351,6 +398,7 @@ def campaign(
             time_col=time_col,
             amount_col=amount_col,
             reading=reading,
+            with_lapse=needs_lapse,
         )
     with stage("building the campaign"):
         targets = build(
@@ -364,6 +412,9 @@ def campaign(
             holdout=holdout,
             start=start,
             thresholds=overrides or None,
+            priority=cast(PriorityKind, priority),
+            priority_weights=blend_weights,
+            business_score_col=business_score_col,
         )
     with stage(f"writing {output}"):
         write_output(targets, output)

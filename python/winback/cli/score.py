@@ -14,6 +14,7 @@ import typer
 
 from winback._options import (
     AMOUNT_COL,
+    COLD_START_HORIZON_DAYS,
     CUSTOMER_COL,
     MIN_OCCASIONS,
     ON_INVALID,
@@ -90,6 +91,17 @@ def score(
         Path | None,
         typer.Option(help="Directory for the temporary spill files (default: the system's)."),
     ] = None,
+    cold_start: Annotated[
+        bool,
+        typer.Option(
+            "--cold-start",
+            help="Also measure customers below --min-occasions against the population "
+            "(population TrF, p_next_within; docs/methods.md#cold-start).",
+        ),
+    ] = False,
+    cold_start_horizon_days: Annotated[
+        float, typer.Option(help="Days N of p_next_within with --cold-start.")
+    ] = COLD_START_HORIZON_DAYS,
     json_out: JsonOut = False,
 ) -> None:
     """Score how silent each customer is (TrF, S, groups a–e, bands).
@@ -98,9 +110,13 @@ def score(
     is partitioned by customer into spill files and scored by parts; the output is then
     written as each part is done, sorted by customer within each part.
 
-    Example: winback score sales.parquet --as-of 2024-06-30 -o scores.parquet
+    With --cold-start the one-purchase (and below --min-occasions) customers get the
+    population columns too; by parts, the output is then written once all parts are scored.
+
+    Example: winback score sales.parquet --as-of 2024-06-30 -o scores.parquet --cold-start
     """
     from winback._io import spill as _spill
+    from winback.coldstart import check_horizon
     from winback.silence import check_parameters, silence, silence_to_file
 
     check_parameters(check_resolution(resolution), min_occasions, TRF_CUTS, S_CUTS, threads)
@@ -129,10 +145,23 @@ def score(
         spill_dir=spill_dir,
         progress=None,
     )
-    if out_of_core is None:
+    if cold_start:  # cold-start (docs/methods.md#cold-start)
+        check_horizon(cold_start_horizon_days)
+        arguments |= {"cold_start": True, "cold_start_horizon_days": cold_start_horizon_days}
+    if out_of_core is None or cold_start:
         with stage(f"scoring {input}"):
-            prepared = prepare_input(input, reading)
-            scores, info = silence(prepared, return_info=True, **arguments)
+            if out_of_core is None:
+                prepared = prepare_input(input, reading)
+                scores, info = silence(prepared, return_info=True, **arguments)
+            else:  # by parts; the population columns need every part, so the frame is kept
+                scores, info = silence(
+                    input,
+                    return_info=True,
+                    memory_limit=out_of_core.memory_limit,
+                    spill_dir=spill_dir,
+                    **library_keywords(silence, reading),
+                    **arguments,
+                )
         with stage(f"writing {output}"):
             write_output(scores, output)
     else:

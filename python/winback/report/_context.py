@@ -158,6 +158,17 @@ class ReportContext:
         )
 
     @cached_property
+    def cold_start(self) -> pl.DataFrame:
+        """:func:`winback.silence` at ``as_of`` with the cold-start columns
+        (docs/methods.md#cold-start)."""
+        from winback.silence import silence
+
+        table: pl.DataFrame = silence(
+            self.data, as_of=self.as_of, cold_start=True, **self.scoring_kwargs()
+        )
+        return table
+
+    @cached_property
     def holdout_summary(self) -> pl.DataFrame:
         """:func:`winback.summary` in weeks with the calibration / holdout split."""
         if self.calibration_end is None:

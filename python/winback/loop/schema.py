@@ -232,12 +232,32 @@ def engine_for(url: str) -> Iterator[sa.Engine]:
         engine.dispose()
 
 
+def driver_url(url: str) -> str:
+    """``url`` with PostgreSQL's driver made explicit: a plain ``postgresql://`` (or
+    ``postgres://``) URL is read with psycopg 3, the driver winback installs
+    (``pip install 'winback[postgres]'``), not SQLAlchemy's default psycopg2."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain) :]
+    return url
+
+
 def connect(url: str) -> sa.Engine:
     """The engine for ``url``. On SQLite every transaction starts with ``BEGIN IMMEDIATE`` (the
     write lock is taken at once, and DDL is inside the transaction, so a failed run leaves the
-    file as it was); a second writer waits up to 30 s, then fails."""
+    file as it was); a second writer waits up to 30 s, then fails. PostgreSQL URLs go through
+    psycopg 3 (:func:`driver_url`); there the lock is an advisory lock (:func:`lock`)."""
+    full = driver_url(url)
+    if full.startswith("postgresql+psycopg:"):
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg") is None:
+            raise WinbackConfigError(
+                f"config key database.url: {safe_url(url)} needs the PostgreSQL driver psycopg, "
+                "which is not installed: pip install 'winback[postgres]'"
+            )
     try:
-        engine = sa.create_engine(url)
+        engine = sa.create_engine(full)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
         raise WinbackConfigError(
             f"config key database.url: {safe_url(url)} is not a database URL winback can open "

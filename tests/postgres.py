@@ -45,8 +45,8 @@ class Server:
             f"postgresql://{USER}:{password}@/{database}?host={self.socket_dir}&port={self.port}"
         )
 
-    def admin(self, sql: str) -> None:
-        """Runs one statement outside a transaction (CREATE/DROP DATABASE)."""
+    def admin(self, sql: str, database: str = "postgres") -> None:
+        """Runs one statement outside a transaction (CREATE DATABASE, CREATE SCHEMA)."""
         import psycopg
 
         with psycopg.connect(
@@ -54,7 +54,7 @@ class Server:
             port=self.port,
             user=USER,
             password=PASSWORD,
-            dbname="postgres",
+            dbname=database,
             autocommit=True,
         ) as conn:
             conn.execute(sql)  # type: ignore[arg-type]

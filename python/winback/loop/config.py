@@ -448,5 +448,7 @@ max_contacts = 3                 # contacts per target in a campaign (first + fo
 dir = "winback-out"              # targets-YYYY-MM-DD.csv, due-YYYY-MM-DD.csv
 
 [database]
-url = "sqlite:///winback-state.db"   # the state; PostgreSQL URLs in a later release
+url = "sqlite:///winback-state.db"   # the state: a SQLite file, or PostgreSQL (pip install
+# 'winback[postgres]'): url = "postgresql://winback@db.example/winback" (the password from
+# PGPASSWORD or ~/.pgpass rather than in this file)
 """

@@ -41,9 +41,7 @@ class Server:
     port: int
 
     def url(self, database: str = "postgres", password: str = PASSWORD) -> str:
-        return (
-            f"postgresql://{USER}:{password}@/{database}?host={self.socket_dir}&port={self.port}"
-        )
+        return f"postgresql://{USER}:{password}@/{database}?host={self.socket_dir}&port={self.port}"
 
     def admin(self, sql: str, database: str = "postgres") -> None:
         """Runs one statement outside a transaction (CREATE DATABASE, CREATE SCHEMA)."""
@@ -127,7 +125,9 @@ def server() -> Iterator[Server]:
             "-c synchronous_commit=off -c full_page_writes=off"
         )
         started = True
-        call(str(binaries / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start")
+        call(
+            str(binaries / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"
+        )
         yield Server(socket_dir=sockets, port=port)
     finally:
         if started:

@@ -16,6 +16,7 @@ __all__ = [
     "CUSTOMER_COL",
     "HORIZON_PERIODS",
     "ID_TYPE",
+    "LOCK_WAIT_SECONDS",
     "MIN_OCCASIONS",
     "ON_INVALID",
     "PERIOD",
@@ -80,3 +81,7 @@ BACKTEST_HORIZONS: Final[tuple[str, ...]] = ("1M", "3M")
 #: Days N of ``p_next_within``: the chance of a next purchase within N days, given none so far.
 COLD_START_HORIZON_DAYS: Final = 90.0
 __all__ += ["BACKTEST_HORIZONS", "BACKTEST_ORIGINS", "COLD_START_HORIZON_DAYS"]
+
+# The daily loop's state database (docs/loop.md#two-runs-at-once).
+#: How long a run waits for another run (or import) holding the state database, in seconds.
+LOCK_WAIT_SECONDS: Final = 30

@@ -13,6 +13,7 @@ __all__ = [
     "WinbackError",
     "WinbackFitError",
     "WinbackInputError",
+    "WinbackStateError",
     "WinbackWarning",
 ]
 
@@ -27,6 +28,13 @@ class WinbackInputError(WinbackError, ValueError):
 
 class WinbackConfigError(WinbackError, ValueError):
     """An argument or configuration value is invalid: the message names it and its valid range."""
+
+
+class WinbackStateError(WinbackConfigError):
+    """The daily loop's state database cannot be used: the server is down or refuses the
+    credentials, the schema is from a newer winback, or another run holds the database's lock
+    past the wait (docs/loop.md#errors). One line, naming the database URL without its password;
+    the CLI exits with code 2 as for any configuration error."""
 
 
 class WinbackFitError(WinbackError, RuntimeError):

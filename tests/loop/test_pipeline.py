@@ -4,9 +4,6 @@ past days and all-or-nothing runs."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -255,39 +252,6 @@ def test_a_failing_first_run_leaves_no_schema(
     assert pipeline.table("schema_version").height == 0  # not even the schema was kept
 
 
-@pytest.mark.parametrize("point", ["targets", "files", "commit"])
-def test_a_killed_run_leaves_the_state_as_before(
-    tmp_path: Path, sales_file: Path, point: str, database: Database
-) -> None:
-    pipeline = Pipeline(config(tmp_path, sales_file, database))
-    pipeline.run(DAYS[0])
-    before = state(pipeline)
-    script = textwrap.dedent(
-        f"""
-        import os, signal
-        import winback.loop.pipeline as module
-        from winback.loop import Pipeline
-
-        def kill(name):
-            if name == {point!r}:
-                os.kill(os.getpid(), signal.SIGKILL)
-
-        module.checkpoint = kill
-        Pipeline({config(tmp_path, sales_file, database)!r}).run("2024-03-02")
-        """
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
-    assert done.returncode == -9, done.stderr.decode()
-    after = state(pipeline)
-    assert all(after[n].equals(before[n]) for n in STATE)
-    result = pipeline.run(DAYS[1])  # the next run completes, no target twice
-    targets = pipeline.table("targets")
-    assert targets.select("campaign_id", "customer_id").is_unique().all()
-    assert result.run_date == DAYS[1]
-    out = Path(pipeline.config.outputs)
-    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # stale temporaries gone
-
-
 def test_capacity_limits_each_staff_members_open_targets(
     tmp_path: Path, sales_file: Path, database: Database
 ) -> None:
@@ -375,32 +339,6 @@ def test_value_columns_reach_the_snapshots(
         "negative",
     }
     assert snaps["value_tier"].null_count() < snaps.height
-
-
-def test_a_second_writer_waits_for_the_first(pipeline: Pipeline) -> None:
-    """SQLite: a run takes the write lock at BEGIN IMMEDIATE; another one waits for it."""
-    import sqlite3
-    import threading
-    import time
-
-    pipeline.run(DAYS[0])
-    path = pipeline.config.database_url.removeprefix("sqlite:///")
-    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    holder.execute("BEGIN IMMEDIATE")
-    released = threading.Event()
-
-    def release() -> None:
-        time.sleep(2)
-        holder.execute("ROLLBACK")
-        released.set()
-
-    thread = threading.Thread(target=release)
-    thread.start()
-    result = pipeline.run(DAYS[1])
-    assert released.is_set()  # it finished only after the lock was released
-    thread.join()
-    holder.close()
-    assert result.run_date == DAYS[1]
 
 
 def test_two_weeks_of_daily_runs_keep_their_invariants(

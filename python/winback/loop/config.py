@@ -23,6 +23,7 @@ from winback._options import (
     AMOUNT_COL,
     CUSTOMER_COL,
     HORIZON_PERIODS,
+    LOCK_WAIT_SECONDS,
     MIN_OCCASIONS,
     ON_INVALID,
     PERIOD,
@@ -58,7 +59,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "staff": ("names", "capacity"),
     "messages": ("templates", "language", "offers", "customers"),
     "outputs": ("dir",),
-    "database": ("url",),
+    "database": ("url", "lock_wait_seconds"),
 }
 _ON_INVALID = ("raise", "drop", "warn")
 
@@ -99,6 +100,7 @@ class LoopConfig:
     customers: str | None = None
     outputs: str = "winback-out"
     database_url: str = DEFAULT_DATABASE_URL
+    lock_wait_seconds: int = LOCK_WAIT_SECONDS
 
     @property
     def window_days(self) -> int:
@@ -241,6 +243,9 @@ def parse_config(raw: Mapping[str, Any], *, base: str | Path = ".") -> LoopConfi
         out["outputs"] = str(folder / "winback-out")
     url = raw.get("database", {}).get("url", DEFAULT_DATABASE_URL)
     out["database_url"] = _database_url(_text("database.url", url), folder)
+    if "lock_wait_seconds" in raw.get("database", {}):
+        wait = raw["database"]["lock_wait_seconds"]
+        out["lock_wait_seconds"] = _whole("database.lock_wait_seconds", wait)
     return LoopConfig(**out)
 
 
@@ -451,4 +456,5 @@ dir = "winback-out"              # targets-YYYY-MM-DD.csv, due-YYYY-MM-DD.csv
 url = "sqlite:///winback-state.db"   # the state: a SQLite file, or PostgreSQL (pip install
 # 'winback[postgres]'): url = "postgresql://winback@db.example/winback" (the password from
 # PGPASSWORD or ~/.pgpass rather than in this file)
+# lock_wait_seconds = 30         # how long a run waits for another one on the same database
 """

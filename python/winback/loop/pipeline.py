@@ -23,6 +23,7 @@ and the same files. A run for a date before the latest run is refused.
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from winback.value.api import value
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["Pipeline", "RunResult", "checkpoint", "require_sqlalchemy"]
+__all__ = ["KILL_AT_ENV", "Pipeline", "RunResult", "checkpoint", "require_sqlalchemy"]
 
 #: Columns of ``targets-D.csv``.
 TARGET_FILE_COLUMNS = (
@@ -101,10 +102,18 @@ def require_sqlalchemy() -> None:
         )
 
 
+#: A test hook: with this environment variable set to a checkpoint's name, a run kills its own
+#: process (SIGKILL) there — how tests/loop/ show that a killed run leaves the state as before
+#: or as after it (docs/loop.md#a-killed-run). Never set it in production.
+KILL_AT_ENV = "WINBACK_TEST_KILL_AT"
+
+
 def checkpoint(name: str) -> None:
-    """A named point of a run (``migrated``, ``campaign``, ``targets``, ``snapshots``,
-    ``evaluations``, ``files``, ``commit``). Does nothing; tests replace it to fail or kill a
-    run there."""
+    """A named point of a run (``locked``, ``migrated``, ``campaign``, ``targets``,
+    ``snapshots``, ``evaluations``, ``files``, ``commit``, ``committed``). Does nothing unless
+    :data:`KILL_AT_ENV` names it; tests also replace it to fail a run there."""
+    if os.environ.get(KILL_AT_ENV) == name:
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
 
 @dataclass(frozen=True)
@@ -276,7 +285,7 @@ class Pipeline:
 
         day = _day(as_of)
         cfg = self.config
-        with schema.engine_for(cfg.database_url) as engine:
+        with schema.engine_for(cfg.database_url, cfg.lock_wait_seconds) as engine:
             # refuse early (and cheaply) a day before the latest run; re-checked in the run
             with engine.connect() as conn:
                 if schema.check_version(conn, cfg.database_url) > 0:
@@ -301,6 +310,7 @@ class Pipeline:
                 for temp, _ in staged:
                     temp.unlink(missing_ok=True)
                 raise
+            checkpoint("committed")  # the state is written; the day's files not yet renamed
             for temp, final in staged:
                 os.replace(temp, final)
             return result
@@ -320,6 +330,8 @@ class Pipeline:
         import winback.loop.schema as schema
 
         cfg = self.config
+        schema.lock(conn, cfg.lock_wait_seconds)
+        checkpoint("locked")
         schema.migrate(conn, cfg.database_url)
         checkpoint("migrated")
         rerun = _refuse_past(conn, day)
@@ -536,8 +548,11 @@ class Pipeline:
                 f"(YYYY-MM-DD), e.g. rows {rows_text}"
             )
         rows = frame.to_dicts()
-        with schema.engine_for(self.config.database_url) as engine, engine.begin() as conn:
-            schema.migrate(conn, self.config.database_url)
+        cfg = self.config
+        wait = cfg.lock_wait_seconds
+        with schema.engine_for(cfg.database_url, wait) as engine, engine.begin() as conn:
+            schema.lock(conn, wait)
+            schema.migrate(conn, cfg.database_url)
             if rows:
                 conn.execute(schema.contacts.insert(), rows)
         return len(rows)
@@ -551,8 +566,9 @@ class Pipeline:
         import winback.loop.schema as schema
 
         frame = read_crm(source)
-        url = self.config.database_url
-        with schema.engine_for(url) as engine, engine.begin() as conn:
+        url, wait = self.config.database_url, self.config.lock_wait_seconds
+        with schema.engine_for(url, wait) as engine, engine.begin() as conn:
+            schema.lock(conn, wait)
             schema.migrate(conn, url)
             return import_crm(conn, frame, self.config.name)
 
@@ -568,7 +584,8 @@ class Pipeline:
         if name not in tables:
             raise WinbackConfigError(f"no state table {name!r} (tables: {', '.join(tables)})")
         table = tables[name]
-        with schema.engine_for(self.config.database_url) as engine, engine.connect() as conn:
+        url, wait = self.config.database_url, self.config.lock_wait_seconds
+        with schema.engine_for(url, wait) as engine, engine.connect() as conn:
             if schema.check_version(conn, self.config.database_url) == 0:
                 rows: list[Any] = []
             else:
@@ -970,12 +987,32 @@ def _stage_files(
     finals = []
     for name, frame in frames.items():
         final = folder / f"{name}-{day.isoformat()}.csv"
-        for stale in folder.glob(f".{final.name}.*"):  # left by a run killed before its rename
-            stale.unlink(missing_ok=True)
-        handle, temp_name = tempfile.mkstemp(prefix=f".{final.name}.", dir=folder)
+        # left by a run killed before its rename; a live process's may be about to be renamed
+        # (its run committed and released the lock), so only a dead process's are removed
+        for stale in folder.glob(f".{final.name}.*"):
+            if not _alive(stale.name[len(final.name) + 2 :].split(".", 1)[0]):
+                stale.unlink(missing_ok=True)
+        handle, temp_name = tempfile.mkstemp(prefix=f".{final.name}.{os.getpid()}.", dir=folder)
         os.close(handle)
         temp = Path(temp_name)
         staged.append((temp, final))
         frame.write_csv(temp)
         finals.append(final)
     return tuple(finals)
+
+
+def _alive(pid_text: str) -> bool:
+    """Whether the process of a temporary file's name still runs (False for a name without
+    one)."""
+    if not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by another user
+        return True
+    return True

@@ -164,6 +164,7 @@ def test_the_days_files(pipeline: Pipeline) -> None:
         "targets-2024-03-02.csv",
         "due-2024-03-02.csv",
         "entrants-2024-03-02.csv",
+        "scorecards-2024-03-02.csv",
     ]
     targets = pl.read_csv(
         out / "targets-2024-03-02.csv", schema_overrides={"customer_id": pl.String}

@@ -138,6 +138,8 @@ class RunResult:
     outbox : the day's messages (``outbox-D.csv``) when ``[messages]`` names templates, else
         None.
     unrendered : due contacts whose strategy has no template (nor a ``default`` one).
+    scorecards : with ``[staff] names``, the staff scorecards to D (``scorecards-D.csv``,
+        :func:`winback.loop.scorecards.scorecards`), else None.
     """
 
     run_date: date
@@ -154,6 +156,7 @@ class RunResult:
     evaluations: pl.DataFrame
     outbox: pl.DataFrame | None = None
     unrendered: int = 0
+    scorecards: pl.DataFrame | None = None
 
 
 def _day(as_of: date | datetime | str | None) -> date:
@@ -248,6 +251,8 @@ class Pipeline:
         """D's whole selection (both arms, in priority order) under the campaign's id; the
         capacity is applied to the new targets only (:func:`_within_capacity`)."""
         cfg = self.config
+        if cfg.causes is not None:
+            scored = _with_causes(scored, _read_causes(cfg.causes))
         return campaign(
             scored,
             campaign_id=campaign_id,
@@ -479,6 +484,10 @@ class Pipeline:
                 customers=customers,
             )
             day_files["outbox"] = outbox
+        cards = None
+        if cfg.staff is not None:
+            cards = _scorecards_in(conn, cfg, prepared, day)
+            day_files["scorecards"] = cards
         if guard is not None:
             day_files = {name: guard(frame) for name, frame in day_files.items()}
         files = _stage_files(Path(cfg.outputs), day, day_files, staged)
@@ -498,6 +507,7 @@ class Pipeline:
             evaluations=evaluations,
             outbox=outbox,
             unrendered=unrendered,
+            scorecards=cards,
         )
 
     # ---------------------------------------------------------------------------------------
@@ -572,6 +582,24 @@ class Pipeline:
             schema.migrate(conn, url)
             return import_crm(conn, frame, self.config.name)
 
+    def scorecards(self, as_of: date | datetime | str | None = None) -> pl.DataFrame:
+        """The staff scorecards up to ``as_of`` (default: today) from the state and the
+        transactions (docs/methods.md#staff-scorecards): one row per campaign and staff member,
+        :data:`~winback.loop.scorecards.SCORECARD_COLUMNS`. The same frame a run for that day
+        writes as ``scorecards-D.csv``."""
+        require_sqlalchemy()
+        import winback.loop.schema as schema
+
+        day = _day(as_of)
+        url, wait = self.config.database_url, self.config.lock_wait_seconds
+        prepared = self.prepare()
+        with schema.engine_for(url, wait) as engine, engine.connect() as conn:
+            if schema.check_version(conn, url) == 0:
+                from winback.loop.scorecards import SCORECARD_SCHEMA
+
+                return pl.DataFrame(schema=SCORECARD_SCHEMA)
+            return _scorecards_in(conn, self.config, prepared, day)
+
     def table(self, name: str) -> pl.DataFrame:
         """A state table as a Polars frame (``runs``, ``snapshots``, ``campaigns``,
         ``targets``, ``contacts``, ``outcomes``, ``evaluations``, ``schema_version``)."""
@@ -612,26 +640,112 @@ def _read_contacts_csv(path: Path) -> pl.DataFrame:
 def _read_customers(path: str) -> pl.DataFrame:
     """The customers file of ``[messages] customers``: every column as text, ``customer_id``
     once per customer."""
+    return _read_customers_like(path, "messages.customers", "customers")
+
+
+def _read_customers_like(path: str, key: str, what: str) -> pl.DataFrame:
+    """A CSV keyed by ``customer_id``: every column as text, each customer once."""
     try:
         frame = pl.read_csv(path, infer_schema=False)
     except FileNotFoundError:
-        raise WinbackConfigError(
-            f"config key messages.customers: {path!r} does not exist"
-        ) from None
+        raise WinbackConfigError(f"config key {key}: {path!r} does not exist") from None
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WinbackInputError(f"customers file {path!r} cannot be read as CSV: {first}") from None
+        raise WinbackInputError(f"{what} file {path!r} cannot be read as CSV: {first}") from None
     if "customer_id" not in frame.columns:
         raise WinbackInputError(
-            f"customers file {path!r} has no 'customer_id' column (columns: "
+            f"{what} file {path!r} has no 'customer_id' column (columns: "
             f"{', '.join(frame.columns)})"
         )
     twice = frame.filter(pl.col("customer_id").is_duplicated())
     if twice.height:
         raise WinbackInputError(
-            f"customers file {path!r} lists customer {twice['customer_id'][0]!r} twice"
+            f"{what} file {path!r} lists customer {twice['customer_id'][0]!r} twice"
         )
     return frame
+
+
+def _read_causes(path: str) -> pl.DataFrame:
+    """The causes file of ``[campaign] causes``: ``customer_id`` and ``cause`` as text, each
+    customer once (docs/methods.md#cause-matrix)."""
+    frame = _read_customers_like(path, "campaign.causes", "causes")
+    if "cause" not in frame.columns:
+        raise WinbackInputError(
+            f"causes file {path!r} has no 'cause' column (columns: {', '.join(frame.columns)})"
+        )
+    return frame.select("customer_id", pl.col("cause").str.strip_chars())
+
+
+def _with_causes(scored: pl.DataFrame, causes: pl.DataFrame) -> pl.DataFrame:
+    """The scored table with the ``cause`` column (null for a customer the file does not list)."""
+    key = pl.col("customer_id").cast(pl.String).alias("__key")
+    joined = scored.with_columns(key).join(
+        causes.rename({"customer_id": "__key"}), on="__key", how="left"
+    )
+    return joined.drop("__key")
+
+
+def _scorecards_in(
+    conn: sa.Connection, cfg: LoopConfig, prepared: PreparedTransactions, day: date
+) -> pl.DataFrame:
+    """:func:`~winback.loop.scorecards.scorecards` over the state read on ``conn``."""
+    import sqlalchemy as sa
+
+    import winback.loop.schema as schema
+    from winback.loop.scorecards import purchase_days, scorecards
+
+    t, c, k = schema.targets.c, schema.campaigns.c, schema.contacts.c
+    targets = pl.DataFrame(
+        [
+            tuple(r)
+            for r in conn.execute(
+                sa.select(t.campaign_id, t.customer_id, t.arm, t.contact, t.staff, t.strategy)
+                .where(t.entered_on <= day)
+                .order_by(t.campaign_id, t.customer_id)
+            )
+        ],
+        schema={
+            "campaign_id": pl.String,
+            "customer_id": pl.String,
+            "arm": pl.String,
+            "contact": pl.Boolean,
+            "staff": pl.String,
+            "strategy": pl.String,
+        },
+        orient="row",
+    )
+    campaigns = pl.DataFrame(
+        [
+            tuple(r)
+            for r in conn.execute(
+                sa.select(c.campaign_id, c.start_date)
+                .where(c.name == cfg.name)
+                .where(c.start_date <= day)
+            )
+        ],
+        schema={"campaign_id": pl.String, "start_date": pl.Date},
+        orient="row",
+    )
+    contacts = pl.DataFrame(
+        [
+            tuple(r)
+            for r in conn.execute(
+                sa.select(k.customer_id, k.contact_date, k.campaign_id).where(k.contact_date <= day)
+            )
+        ],
+        schema={"customer_id": pl.String, "contact_date": pl.Date, "campaign_id": pl.String},
+        orient="row",
+    )
+    return scorecards(
+        targets,
+        campaigns,
+        contacts,
+        purchase_days(prepared.frame),
+        window_days=cfg.window_days,
+        as_of=day,
+        reward_per_visit=cfg.reward_per_visit,
+        reward_revenue_share=cfg.reward_revenue_share,
+    )
 
 
 def _refuse_past(conn: sa.Connection, day: date) -> bool:

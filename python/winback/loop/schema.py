@@ -21,6 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from winback._io.sources import database_driver_url
 from winback._options import LOCK_WAIT_SECONDS
 from winback.errors import WinbackConfigError, WinbackStateError
 
@@ -290,10 +291,7 @@ def driver_url(url: str) -> str:
     """``url`` with PostgreSQL's driver made explicit: a plain ``postgresql://`` (or
     ``postgres://``) URL is read with psycopg 3, the driver winback installs
     (``pip install 'winback[postgres]'``), not SQLAlchemy's default psycopg2."""
-    for plain in ("postgresql://", "postgres://"):
-        if url.startswith(plain):
-            return "postgresql+psycopg://" + url[len(plain) :]
-    return url
+    return database_driver_url(url)
 
 
 def connect(url: str, wait_seconds: int = LOCK_WAIT_SECONDS) -> sa.Engine:

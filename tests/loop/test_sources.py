@@ -12,10 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 from tests import postgres
-from tests.loop.conftest import TEST_DATABASE, transactions
+from tests.loop.conftest import TEST_DATABASE, config, transactions
 from winback import silence
 from winback._io.sources import read_database_url
 from winback.errors import WinbackInputError
+from winback.loop import Pipeline
 from winback.loop.schema import driver_url
 
 AS_OF = "2024-03-01"
@@ -82,12 +83,19 @@ def test_sqlite_duckdb_and_a_query_score_as_the_file(tmp_path: Path, sales: pl.D
     assert pl.read_parquet(out).equals(expected)
 
 
-def test_a_postgresql_table(sales: pl.DataFrame, pg_server: postgres.Server) -> None:
+def test_a_postgresql_table_feeds_the_loop(
+    tmp_path: Path, sales: pl.DataFrame, pg_server: postgres.Server
+) -> None:
     url = pg_server.url(TEST_DATABASE) + "&options=-csearch_path%3Dsources"
     pg_server.admin("CREATE SCHEMA IF NOT EXISTS sources", TEST_DATABASE)
     write_table(url, sales)
     got = silence(url + "&table=sales", as_of=AS_OF)
     assert got.equals(silence(sales, as_of=AS_OF))
+    # the daily loop reads its transactions from the same table
+    raw = config(tmp_path, tmp_path / "unused.parquet")
+    raw["source"] = {"paths": [url + "&table=sales"]}
+    result = Pipeline(raw).run(AS_OF)
+    assert result.customers == sales["customer_id"].n_unique()
 
 
 @pytest.mark.parametrize(

@@ -326,6 +326,8 @@ def to_polars(data: Any) -> pl.DataFrame | pl.LazyFrame:
         return data
     if is_database_url(data):
         return read_database_url(data)
+    if isinstance(data, list | tuple) and data and all(is_database_url(d) for d in data):
+        return _concat([read_database_url(d).lazy() for d in data]).collect()
     if _is_pathlike(data) or (
         isinstance(data, list | tuple) and data and all(_is_pathlike(d) for d in data)
     ):

@@ -36,7 +36,7 @@ lint: build ## ruff, mypy, rustfmt, clippy
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-test: build lint browser-check ## everything: lint, cargo test, pytest (browser + Spark tests too)
+test: build lint browser-check postgres-check ## everything: lint, cargo test, pytest (browser, PostgreSQL, Spark)
 	cargo test -p winback-core --quiet
 	$(BIN)/python -m pytest
 
@@ -54,6 +54,18 @@ browser-check:
 	elif ! command -v chromium >/dev/null 2>&1; then \
 		echo "note: chromium is not installed, so the report's browser tests will be skipped;" \
 		     "'make browser' installs it (Debian's package, through apt-get)" >&2; \
+	fi
+
+postgres: ## install Debian's postgresql for the loop's state tests (apt-get; root or sudo)
+	@bash scripts/ensure_postgres.sh
+
+# The same for PostgreSQL: CI installs the server package (the tests start their own cluster);
+# elsewhere the PostgreSQL variants of the loop's tests are skipped without it.
+postgres-check:
+	@if [ -n "$$CI" ]; then bash scripts/ensure_postgres.sh; \
+	elif ! command -v initdb >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then \
+		echo "note: PostgreSQL is not installed, so the loop's PostgreSQL tests will be skipped;" \
+		     "'make postgres' installs it (Debian's package, through apt-get)" >&2; \
 	fi
 
 bench: build ## benchmark silence scoring against Polars and DuckDB (size S)
@@ -87,4 +99,4 @@ format: $(VENV)/.deps ## format Python and Rust sources
 clean: ## remove build outputs and the virtualenv
 	rm -rf $(VENV) .venv-bench target winback-demo
 
-.PHONY: help venv build demo lint test test-fast browser browser-check bench bench-models bench-value bench-spill bench-spark bench-env format clean
+.PHONY: help venv build demo lint test test-fast browser browser-check postgres postgres-check bench bench-models bench-value bench-spill bench-spark bench-env format clean

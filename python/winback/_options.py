@@ -20,6 +20,7 @@ __all__ = [
     "FORECASTS",
     "HORIZON_PERIODS",
     "ID_TYPE",
+    "LOCK_WAIT_SECONDS",
     "MIN_OCCASIONS",
     "ON_INVALID",
     "PERIOD",
@@ -156,3 +157,7 @@ PRIORITY_WEIGHTS: Final[Mapping[str, float]] = MappingProxyType(
     {"p_lapse": 0.5, "value": 0.3, "business": 0.2}
 )
 __all__ += ["PRIORITY", "PRIORITY_WEIGHTS", "PriorityKind"]
+
+# The daily loop's state database (docs/loop.md#two-runs-at-once).
+#: How long a run waits for another run (or import) holding the state database, in seconds.
+LOCK_WAIT_SECONDS: Final = 30

@@ -14,6 +14,7 @@ __all__ = [
     "WinbackFitError",
     "WinbackInputError",
     "WinbackReloadError",
+    "WinbackStateError",
     "WinbackWarning",
 ]
 
@@ -28,6 +29,13 @@ class WinbackInputError(WinbackError, ValueError):
 
 class WinbackConfigError(WinbackError, ValueError):
     """An argument or configuration value is invalid: the message names it and its valid range."""
+
+
+class WinbackStateError(WinbackConfigError):
+    """The daily loop's state database cannot be used: the server is down or refuses the
+    credentials, the schema is from a newer winback, or another run holds the database's lock
+    past the wait (docs/loop.md#errors). One line, naming the database URL without its password;
+    the CLI exits with code 2 as for any configuration error."""
 
 
 class WinbackFitError(WinbackError, RuntimeError):

@@ -640,10 +640,12 @@ def _condition_expr(cond: Condition, dtype: pl.DataType, rules: RuleSet, fail: A
     if dtype == pl.Boolean and cond.op in ("lt", "le", "gt", "ge"):
         raise fail(f"column {cond.column!r} is Boolean; use eq, ne, in or is_null, not {cond.op}")
     if cond.op in ("in", "not_in"):
+        # a one-element list column (implode): Polars deprecates is_in with a plain collection
+        # of the column's own type as ambiguous, and prints that on every call
         if dtype.is_numeric():
-            member = col.cast(pl.Float64).is_in(pl.Series([float(v) for v in items]))
+            member = col.cast(pl.Float64).is_in(pl.Series([float(v) for v in items]).implode())
         else:
-            member = col.is_in(pl.Series(items, dtype=dtype))
+            member = col.is_in(pl.Series(items, dtype=dtype).implode())
         return member if cond.op == "in" else ~member
     literal = pl.lit(value, dtype=dtype) if isinstance(dtype, pl.Enum) else pl.lit(value)
     return {

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.loop.conftest import config
+from tests.loop.conftest import Database, config
 from winback.errors import WinbackConfigError, WinbackInputError
 from winback.loop import Pipeline
 
@@ -22,8 +22,8 @@ CRM = (
 
 
 @pytest.fixture
-def pipeline(tmp_path: Path, sales_file: Path) -> Pipeline:
-    return Pipeline(config(tmp_path, sales_file))
+def pipeline(tmp_path: Path, sales_file: Path, database: Database) -> Pipeline:
+    return Pipeline(config(tmp_path, sales_file, database))
 
 
 def write(tmp_path: Path, text: str, name: str = "crm.csv") -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.loop.conftest import config, transactions
+from tests.loop.conftest import Database, config, transactions
 from winback.loop import Pipeline
 from winback.loop.simulate import simulate_responses
 
@@ -19,7 +19,9 @@ WINDOW = 30
 BASE, UPLIFT = 0.15, 0.25
 
 
-def planted(tmp_path: Path, n: int = 1500) -> tuple[Pipeline, Path, pl.DataFrame]:
+def planted(
+    tmp_path: Path, database: Database, n: int = 1500
+) -> tuple[Pipeline, Path, pl.DataFrame]:
     """A campaign run from START to its window's last day but one over transactions cut at
     START (nobody buys afterwards on their own), then the simulated responses of its targets
     appended to the source."""
@@ -27,7 +29,7 @@ def planted(tmp_path: Path, n: int = 1500) -> tuple[Pipeline, Path, pl.DataFrame
     cut = datetime.combine(START + timedelta(days=1), datetime.min.time())
     base = transactions(n=n, seed=11).filter(pl.col("ts") < cut)
     base.write_parquet(sales)
-    pipeline = Pipeline(config(tmp_path, sales, holdout=0.5, length_days=WINDOW))
+    pipeline = Pipeline(config(tmp_path, sales, database, holdout=0.5, length_days=WINDOW))
     pipeline.run(START)
     before = pipeline.run(START + timedelta(days=WINDOW - 1))
     assert before.evaluations.height == 0
@@ -40,8 +42,8 @@ def planted(tmp_path: Path, n: int = 1500) -> tuple[Pipeline, Path, pl.DataFrame
     return pipeline, sales, targets
 
 
-def test_the_planted_uplift_is_recovered(tmp_path: Path) -> None:
-    pipeline, _, targets = planted(tmp_path)
+def test_the_planted_uplift_is_recovered(tmp_path: Path, database: Database) -> None:
+    pipeline, _, targets = planted(tmp_path, database)
     assert targets.height > 150
     result = pipeline.run(START + timedelta(days=WINDOW))
     stored = pipeline.table("evaluations")
@@ -59,8 +61,10 @@ def test_the_planted_uplift_is_recovered(tmp_path: Path) -> None:
     assert written.height == stored.height
 
 
-def test_an_evaluation_is_stored_once_and_a_rerun_gives_the_same_rows(tmp_path: Path) -> None:
-    pipeline, _, _ = planted(tmp_path, n=400)
+def test_an_evaluation_is_stored_once_and_a_rerun_gives_the_same_rows(
+    tmp_path: Path, database: Database
+) -> None:
+    pipeline, _, _ = planted(tmp_path, database, n=400)
     end = START + timedelta(days=WINDOW)
     pipeline.run(end)
     first = pipeline.table("evaluations")
@@ -71,8 +75,10 @@ def test_an_evaluation_is_stored_once_and_a_rerun_gives_the_same_rows(tmp_path: 
     assert pipeline.table("evaluations").equals(first)
 
 
-def test_evaluation_days_sets_the_window(tmp_path: Path, sales_file: Path) -> None:
-    pipeline = Pipeline(config(tmp_path, sales_file, length_days=10, evaluation_days=5))
+def test_evaluation_days_sets_the_window(
+    tmp_path: Path, sales_file: Path, database: Database
+) -> None:
+    pipeline = Pipeline(config(tmp_path, sales_file, database, length_days=10, evaluation_days=5))
     assert pipeline.config.window_days == 5
     pipeline.run("2024-03-01")
     assert pipeline.run("2024-03-05").evaluations.height == 0
@@ -89,11 +95,11 @@ def test_a_bad_evaluation_window_names_the_key(tmp_path: Path, sales_file: Path)
 
 
 def test_a_failed_run_on_the_evaluation_day_stores_no_evaluation(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database: Database
 ) -> None:
     import winback.loop.pipeline as pipeline_module
 
-    pipeline, _, _ = planted(tmp_path, n=400)
+    pipeline, _, _ = planted(tmp_path, database, n=400)
     end = START + timedelta(days=WINDOW)
 
     def fail(name: str) -> None:

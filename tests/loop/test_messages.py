@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.loop.conftest import config
+from tests.loop.conftest import Database, config
 from winback.errors import WinbackConfigError
 from winback.loop import Pipeline
 from winback.loop.messages import load_templates, render_outbox
@@ -152,8 +152,10 @@ def test_a_bad_template_stops_the_config_before_any_run(tmp_path: Path, sales_fi
     assert not (tmp_path / "out").exists()
 
 
-def test_the_outbox_of_a_run_with_the_bundled_templates(tmp_path: Path, sales_file: Path) -> None:
-    raw = config(tmp_path, sales_file)
+def test_the_outbox_of_a_run_with_the_bundled_templates(
+    tmp_path: Path, sales_file: Path, database: Database
+) -> None:
+    raw = config(tmp_path, sales_file, database)
     raw["messages"] = {"templates": "zh", "offers": {"coupon": "九折券"}}
     pipeline = Pipeline(raw)
     assert pipeline.config.language == "zh"

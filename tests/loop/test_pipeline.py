@@ -4,9 +4,6 @@ past days and all-or-nothing runs."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +12,7 @@ import polars as pl
 import pytest
 
 import winback.loop.pipeline as pipeline_module
-from tests.loop.conftest import config
+from tests.loop.conftest import Database, config
 from winback.campaign import assignment_hash
 from winback.errors import WinbackConfigError, WinbackInputError
 from winback.loop import Pipeline
@@ -33,8 +30,8 @@ def files(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def pipeline(tmp_path: Path, sales_file: Path) -> Pipeline:
-    return Pipeline(config(tmp_path, sales_file))
+def pipeline(tmp_path: Path, sales_file: Path, database: Database) -> Pipeline:
+    return Pipeline(config(tmp_path, sales_file, database))
 
 
 def test_entrants_are_new_to_the_selection(pipeline: Pipeline) -> None:
@@ -79,8 +76,10 @@ def test_arm_and_staff_are_kept_for_the_campaign(pipeline: Pipeline) -> None:
     assert set(later["campaign_id"]) == {"wb-2024-03-01"}
 
 
-def test_contacted_customers_cool_down(tmp_path: Path, sales_file: Path) -> None:
-    pipeline = Pipeline(config(tmp_path, sales_file, length_days=2))
+def test_contacted_customers_cool_down(
+    tmp_path: Path, sales_file: Path, database: Database
+) -> None:
+    pipeline = Pipeline(config(tmp_path, sales_file, database, length_days=2))
     pipeline.run(DAYS[0])
     targets = pipeline.table("targets")
     contacted = targets.filter(pl.col("contact"))["customer_id"].to_list()[:5]
@@ -108,9 +107,9 @@ def test_contacted_customers_cool_down(tmp_path: Path, sales_file: Path) -> None
     assert old["next_contact"].null_count() == old.height
 
 
-def test_follow_ups_by_cadence(tmp_path: Path, sales_file: Path) -> None:
+def test_follow_ups_by_cadence(tmp_path: Path, sales_file: Path, database: Database) -> None:
     cadence = {"group_e": 1, "group_d": 2, "silent": 2}
-    pipeline = Pipeline(config(tmp_path, sales_file, cadence=cadence, max_contacts=2))
+    pipeline = Pipeline(config(tmp_path, sales_file, database, cadence=cadence, max_contacts=2))
     pipeline.run(DAYS[0])
     targets = pipeline.table("targets").filter(pl.col("contact"))
     expected = targets.with_columns(
@@ -165,6 +164,7 @@ def test_the_days_files(pipeline: Pipeline) -> None:
         "targets-2024-03-02.csv",
         "due-2024-03-02.csv",
         "entrants-2024-03-02.csv",
+        "scorecards-2024-03-02.csv",
     ]
     targets = pl.read_csv(
         out / "targets-2024-03-02.csv", schema_overrides={"customer_id": pl.String}
@@ -178,8 +178,8 @@ def test_the_days_files(pipeline: Pipeline) -> None:
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
-def test_a_rerun_is_idempotent(tmp_path: Path, sales_file: Path) -> None:
-    pipeline = Pipeline(config(tmp_path, sales_file))
+def test_a_rerun_is_idempotent(tmp_path: Path, sales_file: Path, database: Database) -> None:
+    pipeline = Pipeline(config(tmp_path, sales_file, database))
     for day in DAYS[:3]:
         pipeline.run(day)
     before, written = state(pipeline), files(Path(pipeline.config.outputs))
@@ -192,7 +192,7 @@ def test_a_rerun_is_idempotent(tmp_path: Path, sales_file: Path) -> None:
     # and the state equals a fresh database's run on the same days
     other = tmp_path / "other"
     other.mkdir()
-    fresh = Pipeline(config(other, sales_file))
+    fresh = Pipeline(config(other, sales_file, database))
     for day in DAYS[:3]:
         fresh.run(day)
     fresh_state = state(fresh)
@@ -213,9 +213,13 @@ def test_a_day_before_the_latest_run_is_refused(pipeline: Pipeline) -> None:
     "point", ["migrated", "campaign", "targets", "snapshots", "evaluations", "files", "commit"]
 )
 def test_a_failing_run_leaves_the_state_as_before(
-    tmp_path: Path, sales_file: Path, monkeypatch: pytest.MonkeyPatch, point: str
+    tmp_path: Path,
+    sales_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    point: str,
+    database: Database,
 ) -> None:
-    pipeline = Pipeline(config(tmp_path, sales_file))
+    pipeline = Pipeline(config(tmp_path, sales_file, database))
     pipeline.run(DAYS[0])
     before, written = state(pipeline), files(Path(pipeline.config.outputs))
 
@@ -234,9 +238,9 @@ def test_a_failing_run_leaves_the_state_as_before(
 
 
 def test_a_failing_first_run_leaves_no_schema(
-    tmp_path: Path, sales_file: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sales_file: Path, monkeypatch: pytest.MonkeyPatch, database: Database
 ) -> None:
-    pipeline = Pipeline(config(tmp_path, sales_file))
+    pipeline = Pipeline(config(tmp_path, sales_file, database))
 
     def fail(name: str) -> None:
         if name == "snapshots":
@@ -249,41 +253,10 @@ def test_a_failing_first_run_leaves_no_schema(
     assert pipeline.table("schema_version").height == 0  # not even the schema was kept
 
 
-@pytest.mark.parametrize("point", ["targets", "files", "commit"])
-def test_a_killed_run_leaves_the_state_as_before(
-    tmp_path: Path, sales_file: Path, point: str
+def test_capacity_limits_each_staff_members_open_targets(
+    tmp_path: Path, sales_file: Path, database: Database
 ) -> None:
-    pipeline = Pipeline(config(tmp_path, sales_file))
-    pipeline.run(DAYS[0])
-    before = state(pipeline)
-    script = textwrap.dedent(
-        f"""
-        import os, signal
-        import winback.loop.pipeline as module
-        from winback.loop import Pipeline
-
-        def kill(name):
-            if name == {point!r}:
-                os.kill(os.getpid(), signal.SIGKILL)
-
-        module.checkpoint = kill
-        Pipeline({config(tmp_path, sales_file)!r}).run("2024-03-02")
-        """
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
-    assert done.returncode == -9, done.stderr.decode()
-    after = state(pipeline)
-    assert all(after[n].equals(before[n]) for n in STATE)
-    result = pipeline.run(DAYS[1])  # the next run completes, no target twice
-    targets = pipeline.table("targets")
-    assert targets.select("campaign_id", "customer_id").is_unique().all()
-    assert result.run_date == DAYS[1]
-    out = Path(pipeline.config.outputs)
-    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # stale temporaries gone
-
-
-def test_capacity_limits_each_staff_members_open_targets(tmp_path: Path, sales_file: Path) -> None:
-    raw: dict[str, Any] = config(tmp_path, sales_file)
+    raw: dict[str, Any] = config(tmp_path, sales_file, database)
     raw["staff"] = {"names": ["ann", "bo"], "capacity": {"ann": 10, "bo": 6}}
     pipeline = Pipeline(raw)
     first = pipeline.run(DAYS[0])
@@ -350,8 +323,10 @@ def test_contacts_from_the_crms_csv(pipeline: Pipeline, tmp_path: Path) -> None:
 
 # the generated spend has no customer-level heterogeneity: Gamma–Gamma falls back (a warning)
 @pytest.mark.filterwarnings("ignore::winback.value.result.ValueWarning")
-def test_value_columns_reach_the_snapshots(tmp_path: Path, sales_file: Path) -> None:
-    raw: dict[str, Any] = config(tmp_path, sales_file)
+def test_value_columns_reach_the_snapshots(
+    tmp_path: Path, sales_file: Path, database: Database
+) -> None:
+    raw: dict[str, Any] = config(tmp_path, sales_file, database)
     raw["value"] = {"enabled": True, "margin": 0.3}
     pipeline = Pipeline(raw)
     pipeline.run(DAYS[0])
@@ -367,35 +342,11 @@ def test_value_columns_reach_the_snapshots(tmp_path: Path, sales_file: Path) -> 
     assert snaps["value_tier"].null_count() < snaps.height
 
 
-def test_a_second_writer_waits_for_the_first(pipeline: Pipeline) -> None:
-    """SQLite: a run takes the write lock at BEGIN IMMEDIATE; another one waits for it."""
-    import sqlite3
-    import threading
-    import time
-
-    pipeline.run(DAYS[0])
-    path = pipeline.config.database_url.removeprefix("sqlite:///")
-    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    holder.execute("BEGIN IMMEDIATE")
-    released = threading.Event()
-
-    def release() -> None:
-        time.sleep(2)
-        holder.execute("ROLLBACK")
-        released.set()
-
-    thread = threading.Thread(target=release)
-    thread.start()
-    result = pipeline.run(DAYS[1])
-    assert released.is_set()  # it finished only after the lock was released
-    thread.join()
-    holder.close()
-    assert result.run_date == DAYS[1]
-
-
-def test_two_weeks_of_daily_runs_keep_their_invariants(tmp_path: Path, sales_file: Path) -> None:
+def test_two_weeks_of_daily_runs_keep_their_invariants(
+    tmp_path: Path, sales_file: Path, database: Database
+) -> None:
     """Fourteen daily runs; each day the staff make every due contact (recorded the same day)."""
-    raw: dict[str, Any] = config(tmp_path, sales_file, length_days=10, max_contacts=3)
+    raw: dict[str, Any] = config(tmp_path, sales_file, database, length_days=10, max_contacts=3)
     raw["staff"] = {"names": ["ann", "bo", "cy"], "capacity": 40}
     pipeline = Pipeline(raw)
     first_seen: dict[tuple[str, str], tuple[str, str | None]] = {}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.loop.conftest import config
+from tests.loop.conftest import Database, config
 from winback.errors import WinbackConfigError
 from winback.loop import Pipeline
 from winback.loop.schema import MIGRATIONS, SCHEMA_VERSION, connect, migrate, schema_version
@@ -29,8 +29,8 @@ def test_migrations_are_ordered_from_one() -> None:
     assert MIGRATIONS[-1].version == SCHEMA_VERSION
 
 
-def test_an_empty_database_gets_every_table(tmp_path: Path) -> None:
-    engine = connect(f"sqlite:///{tmp_path / 's.db'}")
+def test_an_empty_database_gets_every_table(tmp_path: Path, database: Database) -> None:
+    engine = connect(database(tmp_path))
     with engine.begin() as conn:
         assert schema_version(conn) == 0
         assert migrate(conn) == 0
@@ -41,9 +41,10 @@ def test_an_empty_database_gets_every_table(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_a_failed_migration_leaves_the_file_empty(tmp_path: Path) -> None:
-    """DDL runs inside the transaction (BEGIN IMMEDIATE on SQLite)."""
-    engine = connect(f"sqlite:///{tmp_path / 's.db'}")
+def test_a_failed_migration_leaves_the_database_empty(tmp_path: Path, database: Database) -> None:
+    """DDL runs inside the transaction (BEGIN IMMEDIATE on SQLite; PostgreSQL's DDL is
+    transactional)."""
+    engine = connect(database(tmp_path))
 
     def fail() -> None:
         with engine.begin() as conn:
@@ -57,8 +58,10 @@ def test_a_failed_migration_leaves_the_file_empty(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_a_newer_schema_is_refused_in_one_line(tmp_path: Path, sales_file: Path) -> None:
-    pipeline = Pipeline(config(tmp_path, sales_file))
+def test_a_newer_schema_is_refused_in_one_line(
+    tmp_path: Path, sales_file: Path, database: Database
+) -> None:
+    pipeline = Pipeline(config(tmp_path, sales_file, database))
     pipeline.run("2024-03-01")
     engine = connect(pipeline.config.database_url)
     with engine.begin() as conn:

@@ -1,8 +1,10 @@
 """Where transactions come from: containers and files turned into a Polars frame.
 
 Polars (lazy) and pandas frames, PyArrow tables and record-batch readers, DuckDB relations,
-anything with ``__arrow_c_stream__``, and paths, globs or directories of Parquet, CSV/TSV and
-Arrow IPC files (read lazily, so only the used columns are read).
+anything with ``__arrow_c_stream__``, paths, globs or directories of Parquet, CSV/TSV and
+Arrow IPC files (read lazily, so only the used columns are read), and database tables or
+queries by URL (:func:`read_database_url`: SQLite and PostgreSQL through SQLAlchemy, DuckDB
+files through DuckDB's Arrow).
 
 Transactions are opened with :func:`open_transactions` (docs/methods.md#input): the customer and
 time columns of CSV files are read as text (ids keep their leading zeros; times follow the one
@@ -25,10 +27,13 @@ import polars as pl
 from winback.errors import WinbackInputError
 
 __all__ = [
+    "database_driver_url",
     "expand_paths",
     "file_kind",
     "first_line",
+    "is_database_url",
     "open_transactions",
+    "read_database_url",
     "read_schema",
     "to_polars",
 ]
@@ -40,7 +45,109 @@ _FILES_ATTR = "_winback_files"
 
 
 def _is_pathlike(data: object) -> bool:
-    return isinstance(data, str | os.PathLike)
+    return isinstance(data, str | os.PathLike) and not is_database_url(data)
+
+
+_DATABASE_URL = re.compile(r"^(sqlite|postgresql|postgres|duckdb)(\+[A-Za-z0-9_]+)?://", re.I)
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
+
+
+def is_database_url(data: object) -> bool:
+    """Whether ``data`` is a database URL (``sqlite://``, ``postgresql://``, ``duckdb://``)."""
+    return isinstance(data, str) and _DATABASE_URL.match(data) is not None
+
+
+def database_driver_url(url: str) -> str:
+    """``url`` with PostgreSQL's driver made explicit: a plain ``postgresql://`` (or
+    ``postgres://``) URL is read with psycopg 3 (``pip install 'winback[postgres]'``), not
+    SQLAlchemy's default psycopg2."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg://" + url[len(plain) :]
+    return url
+
+
+def read_database_url(url: str, query: str | None = None) -> pl.DataFrame:
+    """A table or query of a database as a Polars frame (docs/methods.md#input).
+
+    ``url`` is ``sqlite:///sales.db?table=sales``, ``postgresql://user@host/db?table=sales``
+    (or ``schema.sales``), or ``duckdb:///sales.duckdb?table=sales``; instead of ``table``, a
+    ``query`` (``SELECT …``, as the argument or the URL's ``query=``, URL-encoded). SQLite and
+    PostgreSQL are read through SQLAlchemy (PostgreSQL with psycopg 3) into Polars directly,
+    DuckDB files through DuckDB's own Arrow result (read-only) — never through pandas. A table
+    name is checked (letters, digits, ``_``; ``schema.table``) and quoted; a query is run as
+    given, so only pass queries you trust.
+    """
+    from urllib.parse import parse_qsl, urlencode, urlsplit
+
+    parts = urlsplit(url)
+    params = parse_qsl(parts.query, keep_blank_values=True)
+    table = next((v for k, v in params if k == "table"), None)
+    query = query if query is not None else next((v for k, v in params if k == "query"), None)
+    rest = [(k, v) for k, v in params if k not in ("table", "query")]
+    # rebuilt by hand: urlunsplit drops the "//" of an empty host (sqlite:///file.db)
+    head = url.split("?", 1)[0]
+    base = head + ("?" + urlencode(rest) if rest else "")
+    shown = re.sub(r"://[^/@]*@", "://", head)  # no user or password in messages
+    if (table is None) == (query is None):
+        raise WinbackInputError(
+            f"the database source {shown!r} needs a table (…?table=sales) or a query "
+            "(--query 'SELECT …'), one of them"
+        )
+    if table is not None:
+        if not _TABLE_NAME.match(table):
+            raise WinbackInputError(
+                f"table={table!r} is not a table name (letters, digits, _; schema.table)"
+            )
+        query = "SELECT * FROM " + ".".join(f'"{part}"' for part in table.split("."))
+    assert query is not None
+    if parts.scheme.lower().startswith("duckdb"):
+        return _read_duckdb(base, query, shown)
+    return _read_sqlalchemy(base, query, shown)
+
+
+def _read_duckdb(url: str, query: str, shown: str) -> pl.DataFrame:
+    try:
+        import duckdb
+    except ImportError:
+        raise WinbackInputError(
+            f"reading {shown!r} needs DuckDB, which is not installed: pip install duckdb"
+        ) from None
+    path = url.split("://", 1)[1].split("?", 1)[0]
+    path = path[1:] if path.startswith("/") else path  # duckdb:///x.duckdb → x.duckdb
+    if not path or not Path(path).is_file():
+        raise WinbackInputError(f"the DuckDB file of {shown!r} ({path!r}) does not exist")
+    try:
+        with duckdb.connect(path, read_only=True) as conn:
+            table = conn.sql(query).to_arrow_table()
+    except duckdb.Error as exc:
+        raise WinbackInputError(f"cannot read {shown!r}: {first_line(exc)}") from None
+    return _converted(pl.DataFrame, table)
+
+
+def _read_sqlalchemy(url: str, query: str, shown: str) -> pl.DataFrame:
+    try:
+        import sqlalchemy as sa
+    except ImportError:
+        raise WinbackInputError(
+            f"reading {shown!r} needs SQLAlchemy, which is not installed: "
+            "pip install 'winback[loop]' (PostgreSQL: 'winback[postgres]')"
+        ) from None
+    full = database_driver_url(url)
+    if full.lower().startswith("sqlite:///") and not Path(full[10:].split("?")[0]).is_file():
+        raise WinbackInputError(f"the SQLite file of {shown!r} does not exist")
+    try:
+        engine = sa.create_engine(full)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+        raise WinbackInputError(f"cannot open {shown!r}: {first_line(exc)}") from None
+    try:
+        with engine.connect() as conn:
+            return pl.read_database(sa.text(query), conn)
+    except sa.exc.DBAPIError as exc:
+        reason = first_line(exc.orig) if exc.orig is not None else first_line(exc)
+        raise WinbackInputError(f"cannot read {shown!r}: {reason}") from None
+    finally:
+        engine.dispose()
 
 
 def expand_paths(data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -217,6 +324,10 @@ def to_polars(data: Any) -> pl.DataFrame | pl.LazyFrame:
     """Any supported input as a Polars frame (lazy for files, so only used columns are read)."""
     if isinstance(data, pl.DataFrame | pl.LazyFrame):
         return data
+    if is_database_url(data):
+        return read_database_url(data)
+    if isinstance(data, list | tuple) and data and all(is_database_url(d) for d in data):
+        return _concat([read_database_url(d).lazy() for d in data]).collect()
     if _is_pathlike(data) or (
         isinstance(data, list | tuple) and data and all(_is_pathlike(d) for d in data)
     ):

@@ -75,7 +75,13 @@ from winback._io.hygiene import (
     unreadable_columns_error,
 )
 from winback._io.prepared import PreparedTransactions
-from winback._io.sources import expand_paths, file_kind, open_transactions, read_schema
+from winback._io.sources import (
+    expand_paths,
+    file_kind,
+    is_database_url,
+    open_transactions,
+    read_schema,
+)
 from winback._io.times import PurchaseDates, check_time_format
 from winback._options import ID_TYPE, TIME_FORMAT, IdType, OnInvalid
 from winback.errors import WinbackConfigError
@@ -212,6 +218,8 @@ class OutOfCoreOptions:
 
 
 def _is_path_input(data: Any) -> bool:
+    if is_database_url(data):  # a table or query is read whole (docs/methods.md#input)
+        return False
     if isinstance(data, str | os.PathLike):
         return True
     return (

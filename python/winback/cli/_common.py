@@ -67,6 +67,7 @@ __all__ = [
     "stage",
     "state",
     "summary_tables",
+    "with_query",
     "write_output",
 ]
 
@@ -247,6 +248,22 @@ def prepare_input(input: str, options: dict[str, Any], *, cost_col: str | None =
     if cost_col is not None:
         keywords = {**keywords, "cost_col": cost_col}
     return prepare(input, **keywords)
+
+
+def with_query(input: str, query: str) -> str:
+    """A database URL input with ``--query`` as its ``query=`` parameter; refused for files."""
+    from urllib.parse import quote
+
+    from winback._io.sources import is_database_url
+
+    if not is_database_url(input):
+        raise WinbackConfigError(
+            "--query needs a database URL as input (sqlite:///file.db, postgresql://…, "
+            "duckdb:///file.duckdb), not a file"
+        )
+    if "table=" in input.split("?", 1)[-1] and "?" in input:
+        raise WinbackConfigError("give ?table= or --query, not both")
+    return input + ("&" if "?" in input else "?") + "query=" + quote(query, safe="")
 
 
 def input_columns(input: str) -> list[str]:

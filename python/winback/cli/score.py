@@ -56,6 +56,7 @@ from winback.cli._common import (
     stage,
     state,
     summary_tables,
+    with_query,
     write_output,
 )
 
@@ -102,9 +103,20 @@ def score(
     cold_start_horizon_days: Annotated[
         float, typer.Option(help="Days N of p_next_within with --cold-start.")
     ] = COLD_START_HORIZON_DAYS,
+    query: Annotated[
+        str | None,
+        typer.Option(
+            "--query",
+            help="With a database URL as input: the SQL query to read (instead of ?table=).",
+        ),
+    ] = None,
     json_out: JsonOut = False,
 ) -> None:
     """Score how silent each customer is (TrF, S, groups a–e, bands).
+
+    The input may be a database: sqlite:///sales.db?table=sales, postgresql://user@host/db
+    ?table=sales (pip install 'winback[postgres]'), duckdb:///sales.duckdb?table=sales, or the
+    URL without ?table= and --query "SELECT …".
 
     Input larger than memory (--memory-limit, or a file too large for half the available RAM)
     is partitioned by customer into spill files and scored by parts; the output is then
@@ -120,6 +132,8 @@ def score(
     from winback.silence import check_parameters, silence, silence_to_file
 
     check_parameters(check_resolution(resolution), min_occasions, TRF_CUTS, S_CUTS, threads)
+    if query is not None:
+        input = with_query(input, query)
     reading = read_options(
         customer_col=customer_col,
         time_col=time_col,

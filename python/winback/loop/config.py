@@ -23,6 +23,7 @@ from winback._options import (
     AMOUNT_COL,
     CUSTOMER_COL,
     HORIZON_PERIODS,
+    LOCK_WAIT_SECONDS,
     MIN_OCCASIONS,
     ON_INVALID,
     PERIOD,
@@ -54,11 +55,12 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
         "cool_down_days",
         "max_contacts",
         "evaluation_days",
+        "causes",
     ),
-    "staff": ("names", "capacity"),
+    "staff": ("names", "capacity", "reward_per_visit", "reward_revenue_share"),
     "messages": ("templates", "language", "offers", "customers"),
     "outputs": ("dir",),
-    "database": ("url",),
+    "database": ("url", "lock_wait_seconds"),
 }
 _ON_INVALID = ("raise", "drop", "warn")
 
@@ -91,14 +93,18 @@ class LoopConfig:
     cool_down_days: int = 30
     max_contacts: int = 3
     evaluation_days: int | None = None
+    causes: str | None = None
     staff: tuple[str, ...] | None = None
     capacity: int | Mapping[str, int] | None = None
+    reward_per_visit: float = 0.0
+    reward_revenue_share: float = 0.0
     templates: str | None = None
     language: str = "en"
     offers: Mapping[str, str] = field(default_factory=dict)
     customers: str | None = None
     outputs: str = "winback-out"
     database_url: str = DEFAULT_DATABASE_URL
+    lock_wait_seconds: int = LOCK_WAIT_SECONDS
 
     @property
     def window_days(self) -> int:
@@ -241,6 +247,9 @@ def parse_config(raw: Mapping[str, Any], *, base: str | Path = ".") -> LoopConfi
         out["outputs"] = str(folder / "winback-out")
     url = raw.get("database", {}).get("url", DEFAULT_DATABASE_URL)
     out["database_url"] = _database_url(_text("database.url", url), folder)
+    if "lock_wait_seconds" in raw.get("database", {}):
+        wait = raw["database"]["lock_wait_seconds"]
+        out["lock_wait_seconds"] = _whole("database.lock_wait_seconds", wait)
     return LoopConfig(**out)
 
 
@@ -267,6 +276,8 @@ def _campaign(table: Mapping[str, Any], out: dict[str, Any], folder: Path) -> No
         out["max_contacts"] = _whole("campaign.max_contacts", table["max_contacts"], 1)
     if "evaluation_days" in table:
         out["evaluation_days"] = _whole("campaign.evaluation_days", table["evaluation_days"], 1)
+    if "causes" in table:
+        out["causes"] = _resolve(_text("campaign.causes", table["causes"]), folder)
     thresholds = table.get("thresholds", {})
     if not isinstance(thresholds, Mapping):
         raise _fail("campaign.thresholds", "must be a table name = value")
@@ -351,9 +362,16 @@ def _messages(table: Mapping[str, Any], out: dict[str, Any], folder: Path) -> No
 
 def _staff(table: Mapping[str, Any], out: dict[str, Any]) -> None:
     names = table.get("names")
+    for key in ("reward_per_visit", "reward_revenue_share"):
+        if key in table:
+            reward = _number(f"staff.{key}", table[key])
+            if reward < 0:
+                raise _fail(f"staff.{key}", f"{table[key]!r} must be ≥ 0")
+            out[key] = float(reward)
     if names is None:
-        if "capacity" in table:
-            raise _fail("staff.capacity", "needs staff.names: capacity is per staff member")
+        for key in ("capacity", "reward_per_visit", "reward_revenue_share"):
+            if key in table:
+                raise _fail(f"staff.{key}", "needs staff.names: it is per staff member")
         return
     if not isinstance(names, list) or not names:
         raise _fail("staff.names", f"{names!r} must be a non-empty list of names")
@@ -427,7 +445,9 @@ name = "winback"                 # campaigns are named NAME-YYYY-MM-DD (their fi
 length_days = 90                 # a campaign's life: arms and staff are kept this long
 rules = "default"                # selection: default, salon, auto_dealer or a .toml file
 # thresholds = { min_s = 1.0 }   # override the rules' thresholds
-# strategy_map = "strategy"      # a rules file, or a table { group_e = "call", "*" = "mail" }
+# strategy_map = "strategy"      # a rules file, or a table { group_e = "call", "*" = "mail" };
+#                                # "cause_matrix": why they left × value (methods.md#cause-matrix)
+# causes = "causes.csv"          # customer_id, cause (product_problem, moved, competitor …)
 # cadence = { group_e = 1, group_d = 3, silent = 7 }   # days between contacts, by segment
 holdout = 0.1                    # share kept uncontacted (the control arm)
 cool_down_days = 30              # a customer contacted this recently is not targeted again
@@ -437,6 +457,8 @@ max_contacts = 3                 # contacts per target in a campaign (first + fo
 [staff]
 # names = ["ann", "bo"]
 # capacity = 200                 # or { ann = 120, bo = 80 }
+# reward_per_visit = 20          # the scorecards' reward: per visit of a reactivated target …
+# reward_revenue_share = 0.05    # … and/or a share of their revenue (scorecards-DAY.csv)
 
 [messages]                       # contact messages (docs/loop.md#contact-messages)
 # templates = "en"               # a folder of STRATEGY.CHANNEL.j2 templates, or the bundled en / zh
@@ -448,5 +470,8 @@ max_contacts = 3                 # contacts per target in a campaign (first + fo
 dir = "winback-out"              # targets-YYYY-MM-DD.csv, due-YYYY-MM-DD.csv
 
 [database]
-url = "sqlite:///winback-state.db"   # the state; PostgreSQL URLs in a later release
+url = "sqlite:///winback-state.db"   # the state: a SQLite file, or PostgreSQL (pip install
+# 'winback[postgres]'): url = "postgresql://winback@db.example/winback" (the password from
+# PGPASSWORD or ~/.pgpass rather than in this file)
+# lock_wait_seconds = 30         # how long a run waits for another one on the same database
 """

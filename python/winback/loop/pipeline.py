@@ -23,6 +23,7 @@ and the same files. A run for a date before the latest run is refused.
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from winback.value.api import value
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["Pipeline", "RunResult", "checkpoint", "require_sqlalchemy"]
+__all__ = ["KILL_AT_ENV", "Pipeline", "RunResult", "checkpoint", "require_sqlalchemy"]
 
 #: Columns of ``targets-D.csv``.
 TARGET_FILE_COLUMNS = (
@@ -101,10 +102,18 @@ def require_sqlalchemy() -> None:
         )
 
 
+#: A test hook: with this environment variable set to a checkpoint's name, a run kills its own
+#: process (SIGKILL) there — how tests/loop/ show that a killed run leaves the state as before
+#: or as after it (docs/loop.md#a-killed-run). Never set it in production.
+KILL_AT_ENV = "WINBACK_TEST_KILL_AT"
+
+
 def checkpoint(name: str) -> None:
-    """A named point of a run (``migrated``, ``campaign``, ``targets``, ``snapshots``,
-    ``evaluations``, ``files``, ``commit``). Does nothing; tests replace it to fail or kill a
-    run there."""
+    """A named point of a run (``locked``, ``migrated``, ``campaign``, ``targets``,
+    ``snapshots``, ``evaluations``, ``files``, ``commit``, ``committed``). Does nothing unless
+    :data:`KILL_AT_ENV` names it; tests also replace it to fail a run there."""
+    if os.environ.get(KILL_AT_ENV) == name:
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,8 @@ class RunResult:
     outbox : the day's messages (``outbox-D.csv``) when ``[messages]`` names templates, else
         None.
     unrendered : due contacts whose strategy has no template (nor a ``default`` one).
+    scorecards : with ``[staff] names``, the staff scorecards to D (``scorecards-D.csv``,
+        :func:`winback.loop.scorecards.scorecards`), else None.
     """
 
     run_date: date
@@ -145,6 +156,7 @@ class RunResult:
     evaluations: pl.DataFrame
     outbox: pl.DataFrame | None = None
     unrendered: int = 0
+    scorecards: pl.DataFrame | None = None
 
 
 def _day(as_of: date | datetime | str | None) -> date:
@@ -239,6 +251,8 @@ class Pipeline:
         """D's whole selection (both arms, in priority order) under the campaign's id; the
         capacity is applied to the new targets only (:func:`_within_capacity`)."""
         cfg = self.config
+        if cfg.causes is not None:
+            scored = _with_causes(scored, _read_causes(cfg.causes))
         return campaign(
             scored,
             campaign_id=campaign_id,
@@ -276,7 +290,7 @@ class Pipeline:
 
         day = _day(as_of)
         cfg = self.config
-        with schema.engine_for(cfg.database_url) as engine:
+        with schema.engine_for(cfg.database_url, cfg.lock_wait_seconds) as engine:
             # refuse early (and cheaply) a day before the latest run; re-checked in the run
             with engine.connect() as conn:
                 if schema.check_version(conn, cfg.database_url) > 0:
@@ -301,6 +315,7 @@ class Pipeline:
                 for temp, _ in staged:
                     temp.unlink(missing_ok=True)
                 raise
+            checkpoint("committed")  # the state is written; the day's files not yet renamed
             for temp, final in staged:
                 os.replace(temp, final)
             return result
@@ -320,6 +335,8 @@ class Pipeline:
         import winback.loop.schema as schema
 
         cfg = self.config
+        schema.lock(conn, cfg.lock_wait_seconds)
+        checkpoint("locked")
         schema.migrate(conn, cfg.database_url)
         checkpoint("migrated")
         rerun = _refuse_past(conn, day)
@@ -467,6 +484,10 @@ class Pipeline:
                 customers=customers,
             )
             day_files["outbox"] = outbox
+        cards = None
+        if cfg.staff is not None:
+            cards = _scorecards_in(conn, cfg, prepared, day)
+            day_files["scorecards"] = cards
         if guard is not None:
             day_files = {name: guard(frame) for name, frame in day_files.items()}
         files = _stage_files(Path(cfg.outputs), day, day_files, staged)
@@ -486,6 +507,7 @@ class Pipeline:
             evaluations=evaluations,
             outbox=outbox,
             unrendered=unrendered,
+            scorecards=cards,
         )
 
     # ---------------------------------------------------------------------------------------
@@ -536,8 +558,11 @@ class Pipeline:
                 f"(YYYY-MM-DD), e.g. rows {rows_text}"
             )
         rows = frame.to_dicts()
-        with schema.engine_for(self.config.database_url) as engine, engine.begin() as conn:
-            schema.migrate(conn, self.config.database_url)
+        cfg = self.config
+        wait = cfg.lock_wait_seconds
+        with schema.engine_for(cfg.database_url, wait) as engine, engine.begin() as conn:
+            schema.lock(conn, wait)
+            schema.migrate(conn, cfg.database_url)
             if rows:
                 conn.execute(schema.contacts.insert(), rows)
         return len(rows)
@@ -551,10 +576,29 @@ class Pipeline:
         import winback.loop.schema as schema
 
         frame = read_crm(source)
-        url = self.config.database_url
-        with schema.engine_for(url) as engine, engine.begin() as conn:
+        url, wait = self.config.database_url, self.config.lock_wait_seconds
+        with schema.engine_for(url, wait) as engine, engine.begin() as conn:
+            schema.lock(conn, wait)
             schema.migrate(conn, url)
             return import_crm(conn, frame, self.config.name)
+
+    def scorecards(self, as_of: date | datetime | str | None = None) -> pl.DataFrame:
+        """The staff scorecards up to ``as_of`` (default: today) from the state and the
+        transactions (docs/methods.md#staff-scorecards): one row per campaign and staff member,
+        :data:`~winback.loop.scorecards.SCORECARD_COLUMNS`. The same frame a run for that day
+        writes as ``scorecards-D.csv``."""
+        require_sqlalchemy()
+        import winback.loop.schema as schema
+
+        day = _day(as_of)
+        url, wait = self.config.database_url, self.config.lock_wait_seconds
+        prepared = self.prepare()
+        with schema.engine_for(url, wait) as engine, engine.connect() as conn:
+            if schema.check_version(conn, url) == 0:
+                from winback.loop.scorecards import SCORECARD_SCHEMA
+
+                return pl.DataFrame(schema=SCORECARD_SCHEMA)
+            return _scorecards_in(conn, self.config, prepared, day)
 
     def table(self, name: str) -> pl.DataFrame:
         """A state table as a Polars frame (``runs``, ``snapshots``, ``campaigns``,
@@ -568,7 +612,8 @@ class Pipeline:
         if name not in tables:
             raise WinbackConfigError(f"no state table {name!r} (tables: {', '.join(tables)})")
         table = tables[name]
-        with schema.engine_for(self.config.database_url) as engine, engine.connect() as conn:
+        url, wait = self.config.database_url, self.config.lock_wait_seconds
+        with schema.engine_for(url, wait) as engine, engine.connect() as conn:
             if schema.check_version(conn, self.config.database_url) == 0:
                 rows: list[Any] = []
             else:
@@ -595,26 +640,112 @@ def _read_contacts_csv(path: Path) -> pl.DataFrame:
 def _read_customers(path: str) -> pl.DataFrame:
     """The customers file of ``[messages] customers``: every column as text, ``customer_id``
     once per customer."""
+    return _read_customers_like(path, "messages.customers", "customers")
+
+
+def _read_customers_like(path: str, key: str, what: str) -> pl.DataFrame:
+    """A CSV keyed by ``customer_id``: every column as text, each customer once."""
     try:
         frame = pl.read_csv(path, infer_schema=False)
     except FileNotFoundError:
-        raise WinbackConfigError(
-            f"config key messages.customers: {path!r} does not exist"
-        ) from None
+        raise WinbackConfigError(f"config key {key}: {path!r} does not exist") from None
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise WinbackInputError(f"customers file {path!r} cannot be read as CSV: {first}") from None
+        raise WinbackInputError(f"{what} file {path!r} cannot be read as CSV: {first}") from None
     if "customer_id" not in frame.columns:
         raise WinbackInputError(
-            f"customers file {path!r} has no 'customer_id' column (columns: "
+            f"{what} file {path!r} has no 'customer_id' column (columns: "
             f"{', '.join(frame.columns)})"
         )
     twice = frame.filter(pl.col("customer_id").is_duplicated())
     if twice.height:
         raise WinbackInputError(
-            f"customers file {path!r} lists customer {twice['customer_id'][0]!r} twice"
+            f"{what} file {path!r} lists customer {twice['customer_id'][0]!r} twice"
         )
     return frame
+
+
+def _read_causes(path: str) -> pl.DataFrame:
+    """The causes file of ``[campaign] causes``: ``customer_id`` and ``cause`` as text, each
+    customer once (docs/methods.md#cause-matrix)."""
+    frame = _read_customers_like(path, "campaign.causes", "causes")
+    if "cause" not in frame.columns:
+        raise WinbackInputError(
+            f"causes file {path!r} has no 'cause' column (columns: {', '.join(frame.columns)})"
+        )
+    return frame.select("customer_id", pl.col("cause").str.strip_chars())
+
+
+def _with_causes(scored: pl.DataFrame, causes: pl.DataFrame) -> pl.DataFrame:
+    """The scored table with the ``cause`` column (null for a customer the file does not list)."""
+    key = pl.col("customer_id").cast(pl.String).alias("__key")
+    joined = scored.with_columns(key).join(
+        causes.rename({"customer_id": "__key"}), on="__key", how="left"
+    )
+    return joined.drop("__key")
+
+
+def _scorecards_in(
+    conn: sa.Connection, cfg: LoopConfig, prepared: PreparedTransactions, day: date
+) -> pl.DataFrame:
+    """:func:`~winback.loop.scorecards.scorecards` over the state read on ``conn``."""
+    import sqlalchemy as sa
+
+    import winback.loop.schema as schema
+    from winback.loop.scorecards import purchase_days, scorecards
+
+    t, c, k = schema.targets.c, schema.campaigns.c, schema.contacts.c
+    targets = pl.DataFrame(
+        [
+            tuple(r)
+            for r in conn.execute(
+                sa.select(t.campaign_id, t.customer_id, t.arm, t.contact, t.staff, t.strategy)
+                .where(t.entered_on <= day)
+                .order_by(t.campaign_id, t.customer_id)
+            )
+        ],
+        schema={
+            "campaign_id": pl.String,
+            "customer_id": pl.String,
+            "arm": pl.String,
+            "contact": pl.Boolean,
+            "staff": pl.String,
+            "strategy": pl.String,
+        },
+        orient="row",
+    )
+    campaigns = pl.DataFrame(
+        [
+            tuple(r)
+            for r in conn.execute(
+                sa.select(c.campaign_id, c.start_date)
+                .where(c.name == cfg.name)
+                .where(c.start_date <= day)
+            )
+        ],
+        schema={"campaign_id": pl.String, "start_date": pl.Date},
+        orient="row",
+    )
+    contacts = pl.DataFrame(
+        [
+            tuple(r)
+            for r in conn.execute(
+                sa.select(k.customer_id, k.contact_date, k.campaign_id).where(k.contact_date <= day)
+            )
+        ],
+        schema={"customer_id": pl.String, "contact_date": pl.Date, "campaign_id": pl.String},
+        orient="row",
+    )
+    return scorecards(
+        targets,
+        campaigns,
+        contacts,
+        purchase_days(prepared.frame),
+        window_days=cfg.window_days,
+        as_of=day,
+        reward_per_visit=cfg.reward_per_visit,
+        reward_revenue_share=cfg.reward_revenue_share,
+    )
 
 
 def _refuse_past(conn: sa.Connection, day: date) -> bool:
@@ -970,12 +1101,32 @@ def _stage_files(
     finals = []
     for name, frame in frames.items():
         final = folder / f"{name}-{day.isoformat()}.csv"
-        for stale in folder.glob(f".{final.name}.*"):  # left by a run killed before its rename
-            stale.unlink(missing_ok=True)
-        handle, temp_name = tempfile.mkstemp(prefix=f".{final.name}.", dir=folder)
+        # left by a run killed before its rename; a live process's may be about to be renamed
+        # (its run committed and released the lock), so only a dead process's are removed
+        for stale in folder.glob(f".{final.name}.*"):
+            if not _alive(stale.name[len(final.name) + 2 :].split(".", 1)[0]):
+                stale.unlink(missing_ok=True)
+        handle, temp_name = tempfile.mkstemp(prefix=f".{final.name}.{os.getpid()}.", dir=folder)
         os.close(handle)
         temp = Path(temp_name)
         staged.append((temp, final))
         frame.write_csv(temp)
         finals.append(final)
     return tuple(finals)
+
+
+def _alive(pid_text: str) -> bool:
+    """Whether the process of a temporary file's name still runs (False for a name without
+    one)."""
+    if not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by another user
+        return True
+    return True

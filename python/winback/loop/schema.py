@@ -21,7 +21,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from winback.errors import WinbackConfigError
+from winback._io.sources import database_driver_url
+from winback._options import LOCK_WAIT_SECONDS
+from winback.errors import WinbackConfigError, WinbackStateError
 
 __all__ = [
     "MIGRATIONS",
@@ -29,7 +31,9 @@ __all__ = [
     "Migration",
     "check_version",
     "connect",
+    "driver_url",
     "engine_for",
+    "lock",
     "migrate",
     "schema_version",
 ]
@@ -181,7 +185,7 @@ def check_version(conn: sa.Connection, url: str = "") -> int:
     """The database's schema version; a version newer than this winback's is refused."""
     found = schema_version(conn)
     if found > SCHEMA_VERSION:
-        raise WinbackConfigError(
+        raise WinbackStateError(
             f"the state database {safe_url(url)} has schema version {found}, newer than this "
             f"winback's ({SCHEMA_VERSION}); upgrade winback to use it"
         )
@@ -214,41 +218,110 @@ def safe_url(url: str) -> str:
 
 
 @contextmanager
-def engine_for(url: str) -> Iterator[sa.Engine]:
+def engine_for(url: str, wait_seconds: int = LOCK_WAIT_SECONDS) -> Iterator[sa.Engine]:
     """:func:`connect`, disposed at the end; a database that cannot be opened, read or locked
-    (missing server, wrong password, not a database file, locked past the timeout) is a one-line
-    :class:`~winback.errors.WinbackConfigError` naming the URL (without its password)."""
-    engine = connect(url)
+    (server down, wrong credentials, not a database file, locked past ``wait_seconds``) is a
+    one-line :class:`~winback.errors.WinbackStateError` naming the URL (without its password)
+    and what to do."""
+    engine = connect(url, wait_seconds)
     try:
         yield engine
     except sa.exc.DatabaseError as exc:
         if isinstance(exc, sa.exc.IntegrityError | sa.exc.ProgrammingError):
             raise
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-        raise WinbackConfigError(
-            f"the state database {safe_url(url)} cannot be used: {reason}"
+        raise WinbackStateError(
+            f"the state database {safe_url(url)} cannot be used: {_reason(exc, wait_seconds)}"
         ) from None
     finally:
         engine.dispose()
 
 
-def connect(url: str) -> sa.Engine:
+def _reason(exc: sa.exc.DatabaseError, wait_seconds: int) -> str:
+    """The driver's reason in one line, with the likely fix for the common cases."""
+    text = str(exc.orig) if exc.orig is not None else type(exc).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = " ".join((lines[0] if lines else type(exc).__name__).split())
+    low = text.lower()
+    if "lock timeout" in low or "database is locked" in low:
+        return (
+            f"another winback run or import holds it (waited {wait_seconds} s); run again when "
+            "that one has finished, or raise database.lock_wait_seconds"
+        )
+    if "password authentication failed" in low or "no password supplied" in low:
+        return (
+            f"the server refused the credentials ({first}); check the user and password of "
+            "database.url, PGPASSWORD or ~/.pgpass"
+        )
+    unreachable = ("connection refused", "no such file or directory", "could not translate")
+    if any(word in low for word in unreachable) or "timeout expired" in low:
+        return (
+            f"the database server cannot be reached ({first}); is it running, and are the "
+            "host and port of database.url right?"
+        )
+    return first
+
+
+#: The first key of the loop's PostgreSQL advisory lock ("winb"); the second is the schema's
+#: hash, so states in different schemas of one database do not wait for each other.
+_LOCK_KEY = 0x77696E62
+
+
+def lock(conn: sa.Connection, wait_seconds: int = LOCK_WAIT_SECONDS) -> None:
+    """Takes the state database's write lock for the caller's transaction, waiting up to
+    ``wait_seconds`` for another run or import that holds it (docs/loop.md#two-runs-at-once).
+
+    PostgreSQL: a transaction-level advisory lock (``pg_advisory_xact_lock``), released at
+    commit or rollback — also when the process holding it is killed, since the server ends
+    the session. SQLite: the transaction began with ``BEGIN IMMEDIATE`` (:func:`connect`), which
+    holds the file's write lock already. Call it first in a transaction that writes: before
+    :func:`migrate`, so two first runs do not both create the tables.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    timeout = f"{max(1, wait_seconds * 1000)}ms"  # 0 would mean "wait forever"
+    conn.execute(sa.text("SELECT set_config('lock_timeout', :t, true)"), {"t": timeout})
+    conn.execute(
+        sa.text("SELECT pg_advisory_xact_lock(:key, hashtext(current_schema()))"),
+        {"key": _LOCK_KEY},
+    )
+    conn.execute(sa.text("SELECT set_config('lock_timeout', '0', true)"))
+
+
+def driver_url(url: str) -> str:
+    """``url`` with PostgreSQL's driver made explicit: a plain ``postgresql://`` (or
+    ``postgres://``) URL is read with psycopg 3, the driver winback installs
+    (``pip install 'winback[postgres]'``), not SQLAlchemy's default psycopg2."""
+    return database_driver_url(url)
+
+
+def connect(url: str, wait_seconds: int = LOCK_WAIT_SECONDS) -> sa.Engine:
     """The engine for ``url``. On SQLite every transaction starts with ``BEGIN IMMEDIATE`` (the
     write lock is taken at once, and DDL is inside the transaction, so a failed run leaves the
-    file as it was); a second writer waits up to 30 s, then fails."""
+    file as it was); a second writer waits up to ``wait_seconds``, then fails. PostgreSQL URLs
+    go through psycopg 3 (:func:`driver_url`); there the lock is an advisory lock
+    (:func:`lock`)."""
+    full = driver_url(url)
+    if full.startswith("postgresql+psycopg:"):
+        import importlib.util
+
+        if importlib.util.find_spec("psycopg") is None:
+            raise WinbackConfigError(
+                f"config key database.url: {safe_url(url)} needs the PostgreSQL driver psycopg, "
+                "which is not installed: pip install 'winback[postgres]'"
+            )
     try:
-        engine = sa.create_engine(url)
+        engine = sa.create_engine(full)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
         raise WinbackConfigError(
             f"config key database.url: {safe_url(url)} is not a database URL winback can open "
             f"({exc})"
         ) from None
     if engine.dialect.name == "sqlite":
-        _sqlite_transactions(engine)
+        _sqlite_transactions(engine, wait_seconds)
     return engine
 
 
-def _sqlite_transactions(engine: sa.Engine) -> None:
+def _sqlite_transactions(engine: sa.Engine, wait_seconds: int) -> None:
     """The documented SQLAlchemy recipe: turn off pysqlite's own transaction handling and emit
     BEGIN ourselves."""
 
@@ -256,7 +329,7 @@ def _sqlite_transactions(engine: sa.Engine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute(f"PRAGMA busy_timeout = {int(wait_seconds) * 1000}")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")

@@ -1,0 +1,123 @@
+"""Transactions read from databases (docs/methods.md#input): a SQLite table, a PostgreSQL table
+on the session's real server, a DuckDB file and a query give the same scores as the file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+
+from tests import postgres
+from tests.loop.conftest import TEST_DATABASE, config, transactions
+from winback import silence
+from winback._io.sources import read_database_url
+from winback.errors import WinbackInputError
+from winback.loop import Pipeline
+from winback.loop.schema import driver_url
+
+AS_OF = "2024-03-01"
+
+
+@pytest.fixture(scope="module")
+def sales() -> pl.DataFrame:
+    return transactions(n=150, seed=3)
+
+
+def write_table(url: str, frame: pl.DataFrame) -> None:
+    engine = sa.create_engine(driver_url(url))
+    table = sa.Table(
+        "sales",
+        sa.MetaData(),
+        sa.Column("customer_id", sa.BigInteger),
+        sa.Column("ts", sa.DateTime),
+        sa.Column("amount", sa.Float),
+    )
+    with engine.begin() as conn:
+        table.create(conn)
+        conn.execute(table.insert(), frame.to_dicts())
+    engine.dispose()
+
+
+def test_sqlite_duckdb_and_a_query_score_as_the_file(tmp_path: Path, sales: pl.DataFrame) -> None:
+    import duckdb
+
+    expected = silence(sales, as_of=AS_OF)
+    write_table(f"sqlite:///{tmp_path / 's.db'}", sales)
+    with duckdb.connect(str(tmp_path / "s.duckdb")) as conn:
+        conn.register("frame", sales.to_arrow())
+        conn.execute("CREATE TABLE sales AS SELECT * FROM frame")
+    for url in (
+        f"sqlite:///{tmp_path / 's.db'}?table=sales",
+        f"duckdb:///{tmp_path / 's.duckdb'}?table=sales",
+    ):
+        assert silence(url, as_of=AS_OF).equals(expected), url
+    few = read_database_url(
+        f"sqlite:///{tmp_path / 's.db'}", "SELECT * FROM sales WHERE customer_id <= 10"
+    )
+    assert set(few["customer_id"]) == set(range(1, 11))
+    # the CLI: --query instead of ?table=
+    out = tmp_path / "scores.parquet"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "winback.cli",
+            "score",
+            f"duckdb:///{tmp_path / 's.duckdb'}",
+            "--query",
+            "SELECT * FROM sales WHERE amount > 0",
+            "--as-of",
+            AS_OF,
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert pl.read_parquet(out).equals(expected)
+
+
+def test_a_postgresql_table_feeds_the_loop(
+    tmp_path: Path, sales: pl.DataFrame, pg_server: postgres.Server
+) -> None:
+    url = pg_server.url(TEST_DATABASE) + "&options=-csearch_path%3Dsources"
+    pg_server.admin("CREATE SCHEMA IF NOT EXISTS sources", TEST_DATABASE)
+    write_table(url, sales)
+    got = silence(url + "&table=sales", as_of=AS_OF)
+    assert got.equals(silence(sales, as_of=AS_OF))
+    # the daily loop reads its transactions from the same table
+    raw = config(tmp_path, tmp_path / "unused.parquet")
+    raw["source"] = {"paths": [url + "&table=sales"]}
+    result = Pipeline(raw).run(AS_OF)
+    assert result.customers == sales["customer_id"].n_unique()
+
+
+@pytest.mark.parametrize(
+    ("suffix", "match"),
+    [
+        ("", "needs a table"),
+        ("?table=sales&query=SELECT%201", "needs a table"),
+        ("?table=nope", "no such table: nope"),
+        ("?table=sales;DROP", "is not a table name"),
+    ],
+)
+def test_bad_database_sources_are_one_line(
+    tmp_path: Path, sales: pl.DataFrame, suffix: str, match: str
+) -> None:
+    write_table(f"sqlite:///{tmp_path / 's.db'}", sales)
+    with pytest.raises(WinbackInputError, match=match) as info:
+        silence(f"sqlite:///{tmp_path / 's.db'}{suffix}", as_of=AS_OF)
+    assert "\n" not in str(info.value)
+
+
+def test_a_missing_database_file(tmp_path: Path) -> None:
+    with pytest.raises(WinbackInputError, match="does not exist"):
+        silence(f"sqlite:///{tmp_path / 'none.db'}?table=sales", as_of=AS_OF)
+    with pytest.raises(WinbackInputError, match="does not exist"):
+        silence(f"duckdb:///{tmp_path / 'none.duckdb'}?table=sales", as_of=AS_OF)

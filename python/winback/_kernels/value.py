@@ -83,3 +83,115 @@ def log_evidence(kappa: float, counts: np.ndarray, prior: np.ndarray) -> float:
             elif n > 0.0:
                 return -np.inf
     return total
+
+
+@jit
+def customer_totals(
+    starts: np.ndarray,
+    period: np.ndarray,
+    occasions: np.ndarray,
+    positive_occasions: np.ndarray,
+    revenue: np.ndarray,
+    positive_revenue: np.ndarray,
+    cost: np.ndarray,
+    expense: np.ndarray,
+    mean: np.ndarray,
+    f_edges: np.ndarray,
+    m_edges: np.ndarray,
+    n_complete: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One pass over a panel sorted by customer then period: the per-customer aggregates of
+    ``winback.value.panel.customer_aggregates`` (docs/methods.md#value, #margin, #expense).
+
+    ``starts[c]:starts[c+1]`` are customer c's rows. Missing values are NaN in the float inputs
+    (``revenue`` NaN counts as 0 in the totals, as a null did). Returns three (C, k) arrays:
+
+    - int64 ``[birth, period_frequency, spend_frequency, last_active, f_bin, m_bin,
+      last_occasions, margin_n, last_margin_period]`` (−1 for "none" where the value is an
+      index: birth, last_active, f_bin, m_bin, last_occasions, last_margin_period);
+    - float64 ``[expense_floor, sk, skk, last_margin]`` (NaN for "none");
+    - float64 ``[spend_sum, revenue, cost, expense, sm, skm]``: each a sum in row order starting
+      from 0.0 with every row added (0.0 for rows outside its filter), as a weighted
+      ``np.bincount`` adds them, so the bits are the same.
+    """
+    n = starts.shape[0] - 1
+    ints = np.full((n, 9), -1, dtype=np.int64)
+    flts = np.full((n, 4), np.nan)
+    sums = np.zeros((n, 6))
+    for c in range(n):
+        lo, hi = starts[c], starts[c + 1]
+        birth = -1
+        for i in range(lo, hi):
+            if occasions[i] > 0:
+                if birth < 0 or period[i] < birth:
+                    birth = period[i]
+        after = birth if birth >= 0 else n_complete
+        frequency = 0
+        spend_frequency = 0
+        margin_n = 0
+        sk = 0.0
+        skk = 0.0
+        floor = np.nan
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        s4 = 0.0
+        s5 = 0.0
+        for i in range(lo, hi):
+            k = period[i]
+            active = occasions[i] > 0
+            complete = k < n_complete
+            model = active and complete and k > after
+            if model:
+                frequency += occasions[i]
+                spend_frequency += positive_occasions[i]
+            if active and complete:
+                if ints[c, 3] < 0 or k > ints[c, 3]:
+                    ints[c, 3] = k
+                f_bin = 0
+                for e in range(f_edges.shape[0]):
+                    if occasions[i] >= f_edges[e]:
+                        f_bin += 1
+                m_bin = 0
+                for e in range(m_edges.shape[0]):
+                    if mean[i] >= m_edges[e]:
+                        m_bin += 1
+                ints[c, 4] = f_bin
+                ints[c, 5] = m_bin
+                ints[c, 6] = occasions[i]
+            e_i = expense[i]
+            if e_i > 0.0 and not (floor <= e_i):
+                floor = e_i
+            r_i = revenue[i]
+            kf = float(k)
+            ok = active and complete and r_i > 0.0
+            m_k = 0.0
+            if ok:
+                m_k = (r_i - cost[i]) / r_i
+                margin_n += 1
+                sk += kf
+                skk += kf * kf
+                flts[c, 3] = m_k
+                if ints[c, 8] < 0 or k > ints[c, 8]:
+                    ints[c, 8] = k
+            s0 += positive_revenue[i] if model else 0.0
+            s1 += 0.0 if np.isnan(r_i) else r_i
+            s2 += 0.0 if np.isnan(cost[i]) else cost[i]
+            s3 += 0.0 if np.isnan(e_i) else e_i
+            s4 += m_k if ok else 0.0
+            s5 += kf * m_k if ok else 0.0
+        ints[c, 0] = birth
+        ints[c, 1] = frequency
+        ints[c, 2] = spend_frequency
+        ints[c, 7] = margin_n
+        flts[c, 0] = floor
+        flts[c, 1] = sk
+        flts[c, 2] = skk
+        sums[c, 0] = s0
+        sums[c, 1] = s1
+        sums[c, 2] = s2
+        sums[c, 3] = s3
+        sums[c, 4] = s4
+        sums[c, 5] = s5
+    return ints, flts, sums

@@ -193,11 +193,13 @@ def value_panel(
     panel, excluded = customer_panel(prepared, edges, as_of_us, resolution_us, "revenue")
     if prepared.has_cost:
         cost_panel, _ = customer_panel(prepared, edges, as_of_us, resolution_us, "cost", "cost")
-        panel = panel.join(
-            cost_panel.select("customer_id", "period", "cost"),
-            on=["customer_id", "period"],
-            how="left",
-        )
+        # Both panels come from the same rows, so they have the same (customer, period) rows in
+        # the same order: the cost column is taken as it is (the join is kept for safety).
+        keys = ["customer_id", "period"]
+        if cost_panel.select(keys).equals(panel.select(keys)):
+            panel = panel.with_columns(cost_panel.get_column("cost"))
+        else:
+            panel = panel.join(cost_panel.select(*keys, "cost"), on=keys, how="left")
     elif margin is not None:
         panel = panel.with_columns((pl.col("revenue") * (1.0 - margin)).alias("cost"))
     else:
@@ -246,8 +248,22 @@ def value_panel(
         .then(pl.col("revenue") / pl.col("occasions"))
         .otherwise(None)
         .alias("_mean")
-    ).sort("customer_id", "period")
-    return panel, excluded, unmatched, unmatched_customers
+    )
+    return _by_customer_period(panel), excluded, unmatched, unmatched_customers
+
+
+def _by_customer_period(panel: pl.DataFrame) -> pl.DataFrame:
+    """``panel`` sorted by ``customer_id`` then ``period`` (unique pairs: one order). The Rust
+    panel comes in that order already; a join may not keep it. Checking is one pass, where a
+    sort of the whole panel is a copy of every column."""
+    ids = panel.get_column("customer_id")
+    if ids.is_sorted():
+        group = panel.select(pl.col("customer_id").rle_id()).to_series().to_numpy()
+        period = panel.get_column("period").to_numpy()
+        same = group[1:] == group[:-1]
+        if not np.any(same & (period[1:] <= period[:-1])):
+            return panel
+    return panel.sort("customer_id", "period")
 
 
 def refuse_overflow(frame: pl.DataFrame, columns: Sequence[str], scope: str) -> None:

@@ -25,7 +25,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"silence", "models", "coldstart"}),
     frozenset({"summary", "rfm", "segments"}),
     frozenset({"migrate", "value"}),
-    frozenset({"campaign", "evaluation", "scorer", "backtest"}),
+    frozenset({"campaign", "evaluation", "scorer", "backtest", "preload"}),
     frozenset({"report", "_engines", "loop", "serve"}),
     frozenset({"spark", "dask"}),
     frozenset({"cli"}),

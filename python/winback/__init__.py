@@ -21,6 +21,7 @@ from winback.errors import (
 from winback.evaluation import Evaluation, evaluate
 from winback.loop import Pipeline  # SQLAlchemy loads when a run starts
 from winback.migrate import Migration, migration
+from winback.preload import preload
 from winback.report import Report, report  # Altair and vl-convert load on first use
 from winback.rfm import quadrant, rfm
 from winback.scorer import Scorer
@@ -54,6 +55,7 @@ __all__ = [
     "evaluate",
     "load_rules",
     "migration",
+    "preload",
     "prepare",
     "quadrant",
     "report",

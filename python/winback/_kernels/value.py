@@ -122,9 +122,8 @@ def customer_totals(
         lo, hi = starts[c], starts[c + 1]
         birth = -1
         for i in range(lo, hi):
-            if occasions[i] > 0:
-                if birth < 0 or period[i] < birth:
-                    birth = period[i]
+            if occasions[i] > 0 and (birth < 0 or period[i] < birth):
+                birth = period[i]
         after = birth if birth >= 0 else n_complete
         frequency = 0
         spend_frequency = 0

@@ -371,7 +371,7 @@ def customer_aggregates(
 
     def index(column: int) -> pl.Series:  # −1: none (a null, as the group-by's empty filter)
         values = pl.Series(whole[:, column])
-        return values.set(values < 0, None)  # type: ignore[arg-type]
+        return values.set(values < 0, None)
 
     def maybe(column: int) -> pl.Series:
         return pl.Series(real[:, column]).fill_nan(None)

@@ -104,7 +104,7 @@ def customer_totals(
     ``winback.value.panel.customer_aggregates`` (docs/methods.md#value, #margin, #expense).
 
     ``starts[c]:starts[c+1]`` are customer c's rows. Missing values are NaN in the float inputs
-    (``revenue`` NaN counts as 0 in the totals, as a null did). Returns three (C, k) arrays:
+    (``revenue`` NaN counts as 0 in the totals, as a null did). Returns three (k, C) arrays (one contiguous row per aggregate):
 
     - int64 ``[birth, period_frequency, spend_frequency, last_active, f_bin, m_bin,
       last_occasions, margin_n, last_margin_period]`` (−1 for "none" where the value is an
@@ -115,9 +115,9 @@ def customer_totals(
       ``np.bincount`` adds them, so the bits are the same.
     """
     n = starts.shape[0] - 1
-    ints = np.full((n, 9), -1, dtype=np.int64)
-    flts = np.full((n, 4), np.nan)
-    sums = np.zeros((n, 6))
+    ints = np.full((9, n), -1, dtype=np.int64)
+    flts = np.full((4, n), np.nan)
+    sums = np.zeros((6, n))
     for c in range(n):
         lo, hi = starts[c], starts[c + 1]
         birth = -1
@@ -146,8 +146,8 @@ def customer_totals(
                 frequency += occasions[i]
                 spend_frequency += positive_occasions[i]
             if active and complete:
-                if ints[c, 3] < 0 or k > ints[c, 3]:
-                    ints[c, 3] = k
+                if ints[3, c] < 0 or k > ints[3, c]:
+                    ints[3, c] = k
                 f_bin = 0
                 for e in range(f_edges.shape[0]):
                     if occasions[i] >= f_edges[e]:
@@ -156,9 +156,9 @@ def customer_totals(
                 for e in range(m_edges.shape[0]):
                     if mean[i] >= m_edges[e]:
                         m_bin += 1
-                ints[c, 4] = f_bin
-                ints[c, 5] = m_bin
-                ints[c, 6] = occasions[i]
+                ints[4, c] = f_bin
+                ints[5, c] = m_bin
+                ints[6, c] = occasions[i]
             e_i = expense[i]
             if e_i > 0.0 and not (floor <= e_i):
                 floor = e_i
@@ -171,26 +171,26 @@ def customer_totals(
                 margin_n += 1
                 sk += kf
                 skk += kf * kf
-                flts[c, 3] = m_k
-                if ints[c, 8] < 0 or k > ints[c, 8]:
-                    ints[c, 8] = k
+                flts[3, c] = m_k
+                if ints[8, c] < 0 or k > ints[8, c]:
+                    ints[8, c] = k
             s0 += positive_revenue[i] if model else 0.0
             s1 += 0.0 if np.isnan(r_i) else r_i
             s2 += 0.0 if np.isnan(cost[i]) else cost[i]
             s3 += 0.0 if np.isnan(e_i) else e_i
             s4 += m_k if ok else 0.0
             s5 += kf * m_k if ok else 0.0
-        ints[c, 0] = birth
-        ints[c, 1] = frequency
-        ints[c, 2] = spend_frequency
-        ints[c, 7] = margin_n
-        flts[c, 0] = floor
-        flts[c, 1] = sk
-        flts[c, 2] = skk
-        sums[c, 0] = s0
-        sums[c, 1] = s1
-        sums[c, 2] = s2
-        sums[c, 3] = s3
-        sums[c, 4] = s4
-        sums[c, 5] = s5
+        ints[0, c] = birth
+        ints[1, c] = frequency
+        ints[2, c] = spend_frequency
+        ints[7, c] = margin_n
+        flts[0, c] = floor
+        flts[1, c] = sk
+        flts[2, c] = skk
+        sums[0, c] = s0
+        sums[1, c] = s1
+        sums[2, c] = s2
+        sums[3, c] = s3
+        sums[4, c] = s4
+        sums[5, c] = s5
     return ints, flts, sums

@@ -370,34 +370,34 @@ def customer_aggregates(
     )
 
     def index(column: int) -> pl.Series:  # −1: none (a null, as the group-by's empty filter)
-        values = pl.Series(whole[:, column])
+        values = pl.Series(whole[column])
         return values.set(values < 0, None)
 
     def maybe(column: int) -> pl.Series:
-        return pl.Series(real[:, column]).fill_nan(None)
+        return pl.Series(real[column]).fill_nan(None)
 
     out = pl.DataFrame(
         {
             "customer_id": ids,
             "birth": index(0),
-            "period_frequency": whole[:, 1],
-            "spend_frequency": whole[:, 2],
+            "period_frequency": whole[1],
+            "spend_frequency": whole[2],
             "last_active": index(3),
             "f_bin": index(4),
             "m_bin": index(5) if has_mean else index(5).cast(pl.Int32),
             "last_occasions": index(6),
             "expense_floor": maybe(0),
-            "_mn": pl.Series(whole[:, 7]).cast(pl.UInt32),
-            "_sk": real[:, 1],
-            "_skk": real[:, 2],
+            "_mn": pl.Series(whole[7]).cast(pl.UInt32),
+            "_sk": real[1],
+            "_skk": real[2],
             "last_margin": maybe(3),
             "last_margin_period": index(8),
-            "_spend_sum": sums[:, 0],
-            "revenue_to_date": sums[:, 1],
-            "cost_to_date": sums[:, 2],
-            "expense_to_date": sums[:, 3],
-            "_sm": sums[:, 4],
-            "_skm": sums[:, 5],
+            "_spend_sum": sums[0],
+            "revenue_to_date": sums[1],
+            "cost_to_date": sums[2],
+            "expense_to_date": sums[3],
+            "_sm": sums[4],
+            "_skm": sums[5],
         }
     )
     refuse_overflow(

@@ -465,7 +465,9 @@ def _aggregates_reference(
     return out.with_columns(
         pl.Series(
             name,
-            np.bincount(group, weights=panel.select(w).to_series().to_numpy(), minlength=out.height),
+            np.bincount(
+                group, weights=panel.select(w).to_series().to_numpy(), minlength=out.height
+            ),
         )
         for name, w in weights.items()
     )

@@ -104,7 +104,8 @@ def customer_totals(
     ``winback.value.panel.customer_aggregates`` (docs/methods.md#value, #margin, #expense).
 
     ``starts[c]:starts[c+1]`` are customer c's rows. Missing values are NaN in the float inputs
-    (``revenue`` NaN counts as 0 in the totals, as a null did). Returns three (k, C) arrays (one contiguous row per aggregate):
+    (``revenue`` NaN counts as 0 in the totals, as a null did). Returns three (k, C) arrays, one
+    contiguous row per aggregate:
 
     - int64 ``[birth, period_frequency, spend_frequency, last_active, f_bin, m_bin,
       last_occasions, margin_n, last_margin_period]`` (−1 for "none" where the value is an

@@ -25,7 +25,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"silence", "models", "coldstart"}),
     frozenset({"summary", "rfm", "segments"}),
     frozenset({"migrate", "value"}),
-    frozenset({"campaign", "evaluation", "scorer", "backtest", "lapse"}),
+    frozenset({"campaign", "evaluation", "scorer", "backtest", "lapse", "preload"}),
     frozenset({"report", "_engines", "loop", "serve"}),
     frozenset({"spark", "dask", "mlflow"}),
     frozenset({"cli"}),

@@ -22,6 +22,7 @@ from winback.evaluation import Evaluation, evaluate
 from winback.lapse import LapseModel, lapse, lapse_snapshots
 from winback.loop import Pipeline  # SQLAlchemy loads when a run starts
 from winback.migrate import Migration, migration
+from winback.preload import preload
 from winback.report import Report, report  # Altair and vl-convert load on first use
 from winback.rfm import quadrant, rfm
 from winback.scorer import Scorer
@@ -58,6 +59,7 @@ __all__ = [
     "lapse_snapshots",
     "load_rules",
     "migration",
+    "preload",
     "prepare",
     "quadrant",
     "report",

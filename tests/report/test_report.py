@@ -418,3 +418,28 @@ def test_the_page_is_the_same_on_every_run() -> None:
     first = page()
     assert "Markov" in first
     assert all(page() == first for _ in range(2))
+
+
+def test_every_chart_spec_is_valid_vega_lite(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The page builder does not validate the specs (it cost ~1 s a report): this test does, for
+    # every chart of the CDNOW report, against the Vega-Lite schema Altair ships.
+    import importlib
+
+    from altair.utils.schemapi import validate_jsonschema
+    from altair.vegalite.v6.schema.core import load_schema
+
+    page = importlib.import_module("winback.report._html")
+    specs: list[dict[str, Any]] = []
+    build = page._spec
+
+    def capture(chart: Any) -> dict[str, Any]:
+        spec = build(chart)
+        specs.append(spec)
+        return spec
+
+    monkeypatch.setattr(page, "_spec", capture)
+    winback.report(load_cdnow(), as_of="1998-06-30")
+    assert len(specs) >= 5
+    schema = load_schema()
+    for spec in specs:
+        validate_jsonschema(spec, schema, rootschema=schema)

@@ -408,3 +408,107 @@ def test_p_alive_is_missing_with_a_reason_when_the_bg_nbd_cannot_be_fitted() -> 
     values, model, reason = probability_alive(None, pl.Series([1]))
     assert np.isnan(values).all()
     assert reason == "no complete period to fit the BG/NBD on"
+
+
+# -- per-customer aggregates: the one-pass kernel against a Polars reference ----------------------
+def _aggregates_reference(
+    panel: pl.DataFrame, n_complete: int, buckets: list[int], edges: list[float]
+) -> pl.DataFrame:
+    """The per-customer aggregates as a Polars group-by (the implementation before the kernel),
+    money sums by ``np.bincount`` in row order."""
+
+    def bins(column: str, cuts: list[float] | list[int]) -> pl.Expr:
+        expr = pl.lit(0, dtype=pl.Int64)
+        for cut in cuts:
+            expr = expr + (pl.col(column) >= cut).cast(pl.Int64)
+        return expr
+
+    active, complete = pl.col("occasions") > 0, pl.col("period") < n_complete
+    birth = pl.col("period").filter(active).min().over("customer_id").fill_null(n_complete)
+    panel = panel.with_columns(
+        (pl.col("period") > birth).alias("_after"),
+        bins("occasions", buckets[1:]).alias("f_bin"),
+        bins("_mean", edges).alias("m_bin"),
+    )
+    model = active & complete & pl.col("_after")
+    ok = active & complete & (pl.col("revenue") > 0)
+    m_k = (pl.col("revenue") - pl.col("cost")) / pl.col("revenue")
+    k = pl.col("period").cast(pl.Float64)
+    out = (
+        panel.group_by("customer_id")
+        .agg(
+            pl.col("period").filter(active).min().alias("birth"),
+            pl.col("occasions").filter(model).sum().alias("period_frequency"),
+            pl.col("positive_occasions").filter(model).sum().alias("spend_frequency"),
+            pl.col("period").filter(active & complete).max().alias("last_active"),
+            pl.col("f_bin").filter(active & complete).last().alias("f_bin"),
+            pl.col("m_bin").filter(active & complete).last().alias("m_bin"),
+            pl.col("occasions").filter(active & complete).last().alias("last_occasions"),
+            pl.col("expense").filter(pl.col("expense") > 0).min().alias("expense_floor"),
+            ok.sum().alias("_mn"),
+            k.filter(ok).sum().alias("_sk"),
+            (k * k).filter(ok).sum().alias("_skk"),
+            m_k.filter(ok).last().alias("last_margin"),
+            pl.col("period").filter(ok).max().alias("last_margin_period"),
+        )
+        .sort("customer_id")
+    )
+    group = panel.select(pl.col("customer_id").rle_id()).to_series().to_numpy()
+    weights = {
+        "_spend_sum": pl.when(model).then(pl.col("positive_revenue")).otherwise(0.0),
+        "revenue_to_date": pl.col("revenue"),
+        "cost_to_date": pl.col("cost"),
+        "expense_to_date": pl.col("expense"),
+        "_sm": pl.when(ok).then(m_k).otherwise(0.0),
+        "_skm": pl.when(ok).then(k * m_k).otherwise(0.0),
+    }
+    return out.with_columns(
+        pl.Series(
+            name,
+            np.bincount(
+                group, weights=panel.select(w).to_series().to_numpy(), minlength=out.height
+            ),
+        )
+        for name, w in weights.items()
+    )
+
+
+_money = st.sampled_from([0.0, 0.1, 1 / 3, 2.5, 7.25, -3.0, 1e-3 / 7, 99.99])
+
+
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(1, 6),  # customer
+            st.integers(0, 7),  # period
+            st.integers(0, 4),  # occasions (0: an expense-only period)
+            _money,  # revenue
+            _money,  # cost
+            st.sampled_from([0.0, 0.0, 2.0, 1 / 7, 5.5]),  # expense
+        ),
+        min_size=1,
+        max_size=50,
+        unique_by=lambda r: (r[0], r[1]),
+    ),
+    n_complete=st.integers(1, 8),
+)
+def test_customer_aggregates_match_the_group_by_reference(rows: list, n_complete: int) -> None:
+    panel = (
+        pl.DataFrame(
+            rows,
+            schema=["customer_id", "period", "occasions", "revenue", "cost", "expense"],
+            orient="row",
+        )
+        .with_columns(
+            pl.col("occasions").alias("positive_occasions"),
+            pl.col("revenue").clip(lower_bound=0).alias("positive_revenue"),
+            pl.when(pl.col("occasions") > 0)
+            .then(pl.col("revenue") / pl.col("occasions"))
+            .alias("_mean"),
+        )
+        .sort("customer_id", "period")
+    )
+    buckets, edges = [1, 2, 3, 5], [0.5, 2.0, 6.0]
+    got = customer_aggregates(panel, n_complete, buckets, edges)
+    want = _aggregates_reference(panel, n_complete, buckets, edges)
+    assert_frame_equal(got, want.select(got.columns), check_exact=True)

@@ -83,3 +83,115 @@ def log_evidence(kappa: float, counts: np.ndarray, prior: np.ndarray) -> float:
             elif n > 0.0:
                 return -np.inf
     return total
+
+
+@jit
+def customer_totals(
+    starts: np.ndarray,
+    period: np.ndarray,
+    occasions: np.ndarray,
+    positive_occasions: np.ndarray,
+    revenue: np.ndarray,
+    positive_revenue: np.ndarray,
+    cost: np.ndarray,
+    expense: np.ndarray,
+    mean: np.ndarray,
+    f_edges: np.ndarray,
+    m_edges: np.ndarray,
+    n_complete: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One pass over a panel sorted by customer then period: the per-customer aggregates of
+    ``winback.value.panel.customer_aggregates`` (docs/methods.md#value, #margin, #expense).
+
+    ``starts[c]:starts[c+1]`` are customer c's rows. Missing values are NaN in the float inputs
+    (``revenue`` NaN counts as 0 in the totals, as a null did). Returns three (k, C) arrays, one
+    contiguous row per aggregate:
+
+    - int64 ``[birth, period_frequency, spend_frequency, last_active, f_bin, m_bin,
+      last_occasions, margin_n, last_margin_period]`` (−1 for "none" where the value is an
+      index: birth, last_active, f_bin, m_bin, last_occasions, last_margin_period);
+    - float64 ``[expense_floor, sk, skk, last_margin]`` (NaN for "none");
+    - float64 ``[spend_sum, revenue, cost, expense, sm, skm]``: each a sum in row order starting
+      from 0.0 with every row added (0.0 for rows outside its filter), as a weighted
+      ``np.bincount`` adds them, so the bits are the same.
+    """
+    n = starts.shape[0] - 1
+    ints = np.full((9, n), -1, dtype=np.int64)
+    flts = np.full((4, n), np.nan)
+    sums = np.zeros((6, n))
+    for c in range(n):
+        lo, hi = starts[c], starts[c + 1]
+        birth = -1
+        for i in range(lo, hi):
+            if occasions[i] > 0 and (birth < 0 or period[i] < birth):
+                birth = period[i]
+        after = birth if birth >= 0 else n_complete
+        frequency = 0
+        spend_frequency = 0
+        margin_n = 0
+        sk = 0.0
+        skk = 0.0
+        floor = np.nan
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        s4 = 0.0
+        s5 = 0.0
+        for i in range(lo, hi):
+            k = period[i]
+            active = occasions[i] > 0
+            complete = k < n_complete
+            model = active and complete and k > after
+            if model:
+                frequency += occasions[i]
+                spend_frequency += positive_occasions[i]
+            if active and complete:
+                if ints[3, c] < 0 or k > ints[3, c]:
+                    ints[3, c] = k
+                f_bin = 0
+                for e in range(f_edges.shape[0]):
+                    if occasions[i] >= f_edges[e]:
+                        f_bin += 1
+                m_bin = 0
+                for e in range(m_edges.shape[0]):
+                    if mean[i] >= m_edges[e]:
+                        m_bin += 1
+                ints[4, c] = f_bin
+                ints[5, c] = m_bin
+                ints[6, c] = occasions[i]
+            e_i = expense[i]
+            if e_i > 0.0 and not (floor <= e_i):
+                floor = e_i
+            r_i = revenue[i]
+            kf = float(k)
+            ok = active and complete and r_i > 0.0
+            m_k = 0.0
+            if ok:
+                m_k = (r_i - cost[i]) / r_i
+                margin_n += 1
+                sk += kf
+                skk += kf * kf
+                flts[3, c] = m_k
+                if ints[8, c] < 0 or k > ints[8, c]:
+                    ints[8, c] = k
+            s0 += positive_revenue[i] if model else 0.0
+            s1 += 0.0 if np.isnan(r_i) else r_i
+            s2 += 0.0 if np.isnan(cost[i]) else cost[i]
+            s3 += 0.0 if np.isnan(e_i) else e_i
+            s4 += m_k if ok else 0.0
+            s5 += kf * m_k if ok else 0.0
+        ints[0, c] = birth
+        ints[1, c] = frequency
+        ints[2, c] = spend_frequency
+        ints[7, c] = margin_n
+        flts[0, c] = floor
+        flts[1, c] = sk
+        flts[2, c] = skk
+        sums[0, c] = s0
+        sums[1, c] = s1
+        sums[2, c] = s2
+        sums[3, c] = s3
+        sums[4, c] = s4
+        sums[5, c] = s5
+    return ints, flts, sums

@@ -156,7 +156,9 @@ def _table(block: TableBlock) -> str:
 
 
 def _spec(chart: Any) -> dict[str, Any]:
-    spec = chart if isinstance(chart, dict) else chart.to_dict()
+    # Not validated against the Vega-Lite schema here: that costs ~1 s on a report and changes
+    # nothing in the spec; the tests validate every chart (tests/report).
+    spec = chart if isinstance(chart, dict) else chart.to_dict(validate=False)
     return dict(spec)
 
 

@@ -178,7 +178,11 @@ def fit_and_score(
     m_bin = m.get_column("m_bin").to_numpy().astype(np.int64)
     state = ((recency * n_f + f_bin) * n_m + m_bin).astype(np.int64)
     if m.height < c.height:
-        panel = panel.join(m.select("customer_id"), on="customer_id", how="semi")
+        # The chain reads the active complete periods only: filtered first, so the semi join
+        # copies those rows rather than the whole panel.
+        panel = panel.filter((pl.col("occasions") > 0) & (pl.col("period") < n_complete)).join(
+            m.select("customer_id"), on="customer_id", how="semi"
+        )
     chain = build_chain(
         panel=panel,
         current_state=state,

@@ -158,8 +158,9 @@ def build_chain(
             row = global_cells
         row = np.maximum(row, 1e-300)
         row = row / row.sum()
-        prior[s, kernels.state_index(min(r + 1, R), f, m, n_f, n_m)] = row[0]
-        prior[s, kernels.state_index(0, 0, 0, n_f, n_m) : n_f * n_m] = row[1:]
+        # The kernel's plain-Python twin: a call from Python would compile a specialisation.
+        prior[s, kernels.state_index.py_func(min(r + 1, R), f, m, n_f, n_m)] = row[0]
+        prior[s, kernels.state_index.py_func(0, 0, 0, n_f, n_m) : n_f * n_m] = row[1:]
     kappa_value = evidence_kappa(counts, prior) if kappa == "evidence" else float(kappa)
     n_s = counts.sum(axis=1)
     P = (counts + kappa_value * prior) / (n_s + kappa_value)[:, None]

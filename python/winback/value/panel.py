@@ -193,11 +193,13 @@ def value_panel(
     panel, excluded = customer_panel(prepared, edges, as_of_us, resolution_us, "revenue")
     if prepared.has_cost:
         cost_panel, _ = customer_panel(prepared, edges, as_of_us, resolution_us, "cost", "cost")
-        panel = panel.join(
-            cost_panel.select("customer_id", "period", "cost"),
-            on=["customer_id", "period"],
-            how="left",
-        )
+        # Both panels come from the same rows, so they have the same (customer, period) rows in
+        # the same order: the cost column is taken as it is (the join is kept for safety).
+        keys = ["customer_id", "period"]
+        if cost_panel.select(keys).equals(panel.select(keys)):
+            panel = panel.with_columns(cost_panel.get_column("cost"))
+        else:
+            panel = panel.join(cost_panel.select(*keys, "cost"), on=keys, how="left")
     elif margin is not None:
         panel = panel.with_columns((pl.col("revenue") * (1.0 - margin)).alias("cost"))
     else:
@@ -246,8 +248,22 @@ def value_panel(
         .then(pl.col("revenue") / pl.col("occasions"))
         .otherwise(None)
         .alias("_mean")
-    ).sort("customer_id", "period")
-    return panel, excluded, unmatched, unmatched_customers
+    )
+    return _by_customer_period(panel), excluded, unmatched, unmatched_customers
+
+
+def _by_customer_period(panel: pl.DataFrame) -> pl.DataFrame:
+    """``panel`` sorted by ``customer_id`` then ``period`` (unique pairs: one order). The Rust
+    panel comes in that order already; a join may not keep it. Checking is one pass, where a
+    sort of the whole panel is a copy of every column."""
+    ids = panel.get_column("customer_id")
+    if ids.is_sorted():
+        group = panel.select(pl.col("customer_id").rle_id()).to_series().to_numpy()
+        period = panel.get_column("period").to_numpy()
+        same = group[1:] == group[:-1]
+        if not np.any(same & (period[1:] <= period[:-1])):
+            return panel
+    return panel.sort("customer_id", "period")
 
 
 def refuse_overflow(frame: pl.DataFrame, columns: Sequence[str], scope: str) -> None:
@@ -306,21 +322,6 @@ def bin_expr(column: str, edges: Sequence[float]) -> pl.Expr:
     return expr
 
 
-def _ordered_sums(
-    group: NDArray[np.int64], n_groups: int, weights: pl.DataFrame
-) -> dict[str, FloatArray]:
-    """Per group, each column of ``weights`` summed by numpy in row order (one sequential
-    ``bincount`` pass): the bits depend on the rows' order only, never on threads or Polars'
-    aggregation strategy."""
-    return {
-        name: np.asarray(
-            np.bincount(group, weights=weights.get_column(name).to_numpy(), minlength=n_groups),
-            dtype=np.float64,
-        )
-        for name in weights.columns
-    }
-
-
 def customer_aggregates(
     panel: pl.DataFrame,
     n_complete: int,
@@ -331,60 +332,74 @@ def customer_aggregates(
     and its buckets, totals and the margin regression terms.
 
     ``panel`` must be sorted by ``customer_id`` then ``period`` (its rows are unique per pair, so
-    that order does not depend on the input's): the money totals are numpy sums in that order.
+    that order does not depend on the input's): the money totals are sums in that order, and
+    everything comes from one pass of :func:`winback._kernels.value.customer_totals`.
     """
-    active = pl.col("occasions") > 0
-    complete = pl.col("period") < n_complete
-    panel = panel.with_columns(
-        (
-            pl.col("period")
-            > pl.col("period").filter(active).min().over("customer_id").fill_null(n_complete)
-        ).alias("_after_birth"),
-        bin_expr("occasions", list(frequency_buckets[1:])).alias("f_bin"),
-        bin_expr("_mean", spend_edges).alias("m_bin")
-        if "_mean" in panel.columns
-        else pl.lit(0).alias("m_bin"),
-    )
-    model = active & complete & pl.col("_after_birth")
-    margin_ok = active & complete & (pl.col("revenue") > 0)
-    m_k = (pl.col("revenue") - pl.col("cost")) / pl.col("revenue")
-    k = pl.col("period").cast(pl.Float64)
-    last_active = pl.col("period").filter(active & complete).max()
-    out = (
-        panel.group_by("customer_id")
-        .agg(
-            pl.col("period").filter(active).min().alias("birth"),
-            pl.col("occasions").filter(model).sum().alias("period_frequency"),
-            pl.col("positive_occasions").filter(model).sum().alias("spend_frequency"),
-            last_active.alias("last_active"),
-            pl.col("f_bin").filter(active & complete).last().alias("f_bin"),
-            pl.col("m_bin").filter(active & complete).last().alias("m_bin"),
-            pl.col("occasions").filter(active & complete).last().alias("last_occasions"),
-            pl.col("expense").filter(pl.col("expense") > 0).min().alias("expense_floor"),
-            # margin regression over active complete periods with positive revenue (counts and
-            # sums of whole period indices: exact in any order)
-            margin_ok.sum().alias("_mn"),
-            k.filter(margin_ok).sum().alias("_sk"),
-            (k * k).filter(margin_ok).sum().alias("_skk"),
-            m_k.filter(margin_ok).last().alias("last_margin"),
-            pl.col("period").filter(margin_ok).max().alias("last_margin_period"),
-        )
-        .sort("customer_id")
-    )
-    group = panel.select(pl.col("customer_id").rle_id()).to_series().to_numpy().astype(np.int64)
-    n_groups = int(group[-1]) + 1 if group.size else 0
-    if n_groups != out.height:
+    from winback._kernels import value as kernels  # numba loads on first use, not on import
+
+    group = panel.select(pl.col("customer_id").rle_id()).to_series().to_numpy()
+    n_rows = panel.height
+    change = np.flatnonzero(np.diff(group)) + 1 if n_rows else np.zeros(0, dtype=np.int64)
+    starts = np.concatenate([[0], change, [n_rows]] if n_rows else [[0]]).astype(np.int64)
+    ids = panel.get_column("customer_id").gather(pl.Series(starts[:-1], dtype=pl.Int64))
+    if not ids.is_sorted():
         raise AssertionError("the value panel must be sorted by customer_id and period")
-    weights = panel.select(
-        pl.when(model).then(pl.col("positive_revenue")).otherwise(0.0).alias("_spend_sum"),
-        pl.col("revenue").fill_null(0.0).alias("revenue_to_date"),
-        pl.col("cost").fill_null(0.0).alias("cost_to_date"),
-        pl.col("expense").fill_null(0.0).alias("expense_to_date"),
-        pl.when(margin_ok).then(m_k).otherwise(0.0).alias("_sm"),
-        pl.when(margin_ok).then(k * m_k).otherwise(0.0).alias("_skm"),
-    ).cast(pl.Float64)
-    sums = _ordered_sums(group, n_groups, weights)
-    out = out.with_columns(pl.Series(name, values) for name, values in sums.items())
+    has_mean = "_mean" in panel.columns
+
+    def floats(name: str) -> FloatArray:
+        return np.ascontiguousarray(
+            panel.get_column(name).cast(pl.Float64).fill_null(np.nan).to_numpy()
+        )
+
+    def ints(name: str) -> NDArray[np.int64]:
+        return np.ascontiguousarray(panel.get_column(name).cast(pl.Int64).to_numpy())
+
+    whole, real, sums = kernels.customer_totals(
+        starts,
+        ints("period"),
+        ints("occasions"),
+        ints("positive_occasions"),
+        floats("revenue"),
+        floats("positive_revenue"),
+        floats("cost"),
+        floats("expense"),
+        floats("_mean") if has_mean else np.zeros(n_rows),
+        np.asarray(list(frequency_buckets[1:]), dtype=np.int64),
+        np.asarray(list(spend_edges) if has_mean else [], dtype=np.float64),
+        n_complete,
+    )
+
+    def index(column: int) -> pl.Series:  # −1: none (a null, as the group-by's empty filter)
+        values = pl.Series(whole[column])
+        return values.set(values < 0, None)
+
+    def maybe(column: int) -> pl.Series:
+        return pl.Series(real[column]).fill_nan(None)
+
+    out = pl.DataFrame(
+        {
+            "customer_id": ids,
+            "birth": index(0),
+            "period_frequency": whole[1],
+            "spend_frequency": whole[2],
+            "last_active": index(3),
+            "f_bin": index(4),
+            "m_bin": index(5) if has_mean else index(5).cast(pl.Int32),
+            "last_occasions": index(6),
+            "expense_floor": maybe(0),
+            "_mn": pl.Series(whole[7]).cast(pl.UInt32),
+            "_sk": real[1],
+            "_skk": real[2],
+            "last_margin": maybe(3),
+            "last_margin_period": index(8),
+            "_spend_sum": sums[0],
+            "revenue_to_date": sums[1],
+            "cost_to_date": sums[2],
+            "expense_to_date": sums[3],
+            "_sm": sums[4],
+            "_skm": sums[5],
+        }
+    )
     refuse_overflow(
         out, ("_spend_sum", "revenue_to_date", "cost_to_date", "expense_to_date"), "a customer's"
     )

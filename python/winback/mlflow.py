@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import polars as pl
 
 with warnings.catch_warnings():
@@ -38,35 +39,34 @@ __all__ = ["WinbackPyfunc", "log_model", "save_model", "score_rows"]
 _SETTINGS = "winback_settings.json"
 
 
-# Defining a PythonModel subclass makes MLflow inspect its predict method and warn that it has
-# no type hints (on purpose: see predict).
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
+class WinbackPyfunc(PythonModel):
+    """The pyfunc model: builds the :class:`~winback.Scorer` from the stored artifacts."""
 
-    class WinbackPyfunc(PythonModel):
-        """The pyfunc model: builds the :class:`~winback.Scorer` from the stored artifacts."""
+    def load_context(self, context: Any) -> None:
+        """Build the scorer from the ``models`` and ``settings`` artifacts."""
+        settings = json.loads(Path(context.artifacts["settings"]).read_text())
+        rules = settings["rules"]
+        if settings.get("rules_file"):
+            rules = context.artifacts["rules"]
+        self.scorer = Scorer.from_dir(
+            context.artifacts["models"], rules=rules, value=settings["value"]
+        )
 
-        def load_context(self, context: Any) -> None:
-            """Build the scorer from the ``models`` and ``settings`` artifacts."""
-            settings = json.loads(Path(context.artifacts["settings"]).read_text())
-            rules = settings["rules"]
-            if settings.get("rules_file"):
-                rules = context.artifacts["rules"]
-            self.scorer = Scorer.from_dir(
-                context.artifacts["models"], rules=rules, value=settings["value"]
-            )
-
-        # No type hints: MLflow reads them to validate inputs, and a frame of lists is not a type
-        # it can express (it warns); the signature saved with the model declares ``as_of``.
-        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
-            """Score one customer per input row (see the module docstring); a pandas frame."""
-            frame = (
-                model_input
-                if isinstance(model_input, pl.DataFrame)
-                else pl.from_pandas(model_input)
-            )
-            as_of = (params or {}).get("as_of") or None
-            return score_rows(self.scorer, frame, as_of).to_pandas()
+    # MLflow reads these hints to validate inputs: a pandas frame it passes through as is (a
+    # frame of lists has no column schema it could check); without hints it warns on every
+    # load. The signature saved with the model declares ``as_of``.
+    def predict(
+        self,
+        context: Any,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """Score one customer per input row (see the module docstring); a pandas frame."""
+        frame = (
+            model_input if isinstance(model_input, pl.DataFrame) else pl.from_pandas(model_input)
+        )
+        as_of = (params or {}).get("as_of") or None
+        return score_rows(self.scorer, frame, as_of).to_pandas()
 
 
 def score_rows(scorer: Scorer, frame: pl.DataFrame, as_of: str | None) -> pl.DataFrame:

@@ -294,3 +294,20 @@ def server_models(server: Server) -> Path:
     args = server.proc.args
     assert isinstance(args, list | tuple)
     return Path(args[list(args).index("--models") + 1])
+
+
+def test_preload_warms_the_process_before_it_reports_ready(model_dir: Path, tmp_path: Path) -> None:
+    """``--preload`` runs winback.preload in the server process before it binds: by the time
+    /readyz answers, the event log holds the preload line, and answers are unchanged."""
+    log = tmp_path / "stderr.log"
+    with serving(model_dir, log, "--preload") as running:
+        events = [json.loads(line) for line in running.log_lines() if '"preload"' in line]
+        assert len(events) == 1
+        assert events[0]["event"] == "preload"
+        assert events[0]["pid"] == running.proc.pid
+        assert events[0]["seconds"] > 0
+        tx, payload = histories([1, 2, 3])
+        status, _, body = post(running.address, payload)
+        assert status == 200, body
+        expected = Scorer.from_dir(model_dir).score(tx, as_of=AS_OF)
+        assert body["customers"] == as_json_rows(expected)

@@ -65,6 +65,15 @@ def serve(
             "environment variable: a flag shows in the process list).",
         ),
     ] = None,
+    preload: Annotated[
+        bool,
+        typer.Option(
+            "--preload",
+            help="Load (or compile and cache) the model and value kernels in each server "
+            "process before it reports ready, so the first requests start warm "
+            "(docs/serving.md#start-up).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the models over HTTP: POST /v1/score (JSON or Arrow IPC), GET /v1/models,
     /healthz, /readyz, /metrics, /openapi.json. SIGHUP reloads the models (the old ones keep
@@ -94,4 +103,11 @@ def serve(
             max_concurrency=max_concurrency,
         ),
     )
-    run(config, host=host, port=port, workers=workers, admin_token=admin_token)
+    run(
+        config,
+        host=host,
+        port=port,
+        workers=workers,
+        admin_token=admin_token,
+        preload=preload,
+    )

@@ -39,13 +39,24 @@ if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
 
-__all__ = ["ENV_ADMIN_TOKEN", "ENV_CONFIG", "app_from_env", "create_app", "run"]
+__all__ = [
+    "ENV_ADMIN_TOKEN",
+    "ENV_CONFIG",
+    "ENV_PRELOAD",
+    "app_from_env",
+    "create_app",
+    "run",
+    "warm_up",
+]
 
 #: The environment variable through which :func:`run` hands the configuration to each uvicorn
 #: worker process (:func:`app_from_env`).
 ENV_CONFIG: Final = "WINBACK_SERVE_CONFIG"
 #: The environment variable holding the admin token (``POST /v1/admin/reload`` is off without).
 ENV_ADMIN_TOKEN: Final = "WINBACK_ADMIN_TOKEN"
+#: The environment variable that tells each uvicorn worker to run :func:`winback.preload.preload`
+#: before it serves (``winback serve --preload``).
+ENV_PRELOAD: Final = "WINBACK_SERVE_PRELOAD"
 #: The paths of the app (the metrics' route label).
 ROUTES: Final = frozenset(
     {
@@ -312,7 +323,26 @@ def app_from_env() -> Starlette:
     text = os.environ.get(ENV_CONFIG)
     if not text:
         raise WinbackConfigError(f"{ENV_CONFIG} is not set; start the service with winback serve")
-    return create_app(ServeConfig.from_json(text), admin_token=os.environ.get(ENV_ADMIN_TOKEN))
+    config = ServeConfig.from_json(text)
+    if os.environ.get(ENV_PRELOAD) == "1":
+        warm_up()
+    return create_app(config, admin_token=os.environ.get(ENV_ADMIN_TOKEN))
+
+
+def warm_up() -> None:
+    """Load (or compile and cache) the model and value kernels before the process serves, so
+    the first requests do not pay for them (docs/serving.md#start-up); one JSON event line
+    says how long it took."""
+    import time
+
+    from winback.preload import preload
+
+    started = time.perf_counter()
+    preload()
+    seconds = round(time.perf_counter() - started, 3)
+    json_logger(EVENT_LOGGER).info(
+        json.dumps({"event": "preload", "pid": os.getpid(), "seconds": seconds})
+    )
 
 
 def run(
@@ -323,9 +353,12 @@ def run(
     workers: int = 1,
     log_level: str = "info",
     admin_token: str | None = None,
+    preload: bool = False,
 ) -> None:
     """Serve ``config`` with uvicorn (blocks until stopped). The models are loaded, validated
-    and probed here first, so a bad directory fails before any port is bound. uvicorn's own
+    and probed here first, so a bad directory fails before any port is bound. With
+    ``preload``, each server process runs :func:`warm_up` before it binds or answers
+    ``/readyz`` (docs/serving.md#start-up). uvicorn's own
     access log is off: the app writes one JSON line per request (docs/serving.md#http-monitor).
     """
     try:
@@ -342,11 +375,15 @@ def run(
     os.environ[ENV_CONFIG] = config.to_json()
     protocol = "winback.serve.protocol:HeaderTimeoutH11"
     if workers == 1:
+        if preload:
+            warm_up()
         app = create_app(config, admin_token=admin_token, models=Models(config, first))
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, http=protocol)
         return
     if admin_token:
         os.environ[ENV_ADMIN_TOKEN] = admin_token
+    if preload:
+        os.environ[ENV_PRELOAD] = "1"
     uvicorn.run(
         "winback.serve.app:app_from_env",
         factory=True,

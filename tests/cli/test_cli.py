@@ -108,6 +108,14 @@ def test_demo_runs_on_the_bundled_data(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert summary["customers"] == 23_570
     assert "deep_silent" in result.stdout
+    # No customer is left out: the 12,054 one-purchase customers are ranked against the
+    # population (docs/methods.md#cold-start), in the file and on the terminal.
+    scores = pl.read_parquet(tmp_path / "demo" / "scores.parquet")
+    single = scores.filter(pl.col("status") == "single_purchase")
+    assert single.height == 12_054
+    assert single.get_column("population_trf_group").null_count() == 0
+    assert single.get_column("p_next_within").is_between(0.0, 1.0).all()
+    assert "Too few purchases" in result.stdout
 
 
 def test_help_lists_commands_with_examples() -> None:

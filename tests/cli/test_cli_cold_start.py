@@ -42,6 +42,9 @@ def test_score_cold_start_writes_the_population_columns(
     single = written.filter(pl.col("status") == "single_purchase")
     assert single.height > 0
     assert single.get_column("population_trf").null_count() == 0
+    # The terminal shows them too, by population group, with their count.
+    assert "Too few purchases" in result.stdout
+    assert f"{single.height:,}" in result.stdout
 
 
 def test_score_cold_start_refuses_a_bad_horizon(sales: Path, tmp_path: Path) -> None:

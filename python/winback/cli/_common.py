@@ -49,6 +49,7 @@ __all__ = [
     "check_period",
     "check_resolution",
     "check_time_zone",
+    "cold_start_table",
     "console",
     "frame_table",
     "guard_csv",
@@ -468,6 +469,30 @@ def show(*renderables: Any) -> None:
     if not state["quiet"]:
         for item in renderables:
             out_console.print(item)
+
+
+def cold_start_table(scores: pl.DataFrame) -> Table | None:
+    """The customers with too few purchases for their own TrF, by population TrF group
+    (docs/methods.md#cold-start); None when the scores carry no cold-start columns."""
+    if "population_trf_group" not in scores.columns:
+        return None
+    cold = scores.filter(pl.col("population_trf_group").is_not_null())
+    table = Table(
+        title="Too few purchases for their own TrF: ranked against the population "
+        "(population TrF groups; p_next_within = chance of a next purchase in the horizon)"
+    )
+    for name in ("population group", "customers", "share", "median p_next_within"):
+        table.add_column(name, justify="right" if name != "population group" else "left")
+    total = max(scores.height, 1)
+    by_group = (
+        cold.group_by("population_trf_group")
+        .agg(pl.len().alias("n"), pl.col("p_next_within").median().alias("p"))
+        .sort("population_trf_group")
+    )
+    for row in by_group.iter_rows(named=True):
+        p = "" if row["p"] is None else f"{row['p']:.3f}"
+        table.add_row(row["population_trf_group"], f"{row['n']:,}", f"{row['n'] / total:.1%}", p)
+    return table
 
 
 def summary_tables(scores: pl.DataFrame) -> tuple[Table, Table]:

@@ -35,6 +35,7 @@ from winback.cli._common import (
     check_output_dir,
     check_output_file,
     check_resolution,
+    cold_start_table,
     info_table,
     make_dir,
     matrix_table,
@@ -177,7 +178,9 @@ def demo(
     source = cdnow_path()
     as_of = date(1998, 6, 30)
     with stage("scoring the bundled CDNOW data"):
-        scores, info = silence(source, as_of=as_of, return_info=True)
+        # cold_start: the one-purchase half of CDNOW is ranked against the population rather
+        # than left unscored (docs/methods.md#cold-start).
+        scores, info = silence(source, as_of=as_of, return_info=True, cold_start=True)
         moves = migration(source, as_of=[date(1997, 12, 31), as_of])
     make_dir(output)
     write_output(scores, output / "scores.parquet")
@@ -207,6 +210,7 @@ def demo(
         info_table(summary),
         groups_table,
         bands_table,
+        *([cold_table] if (cold_table := cold_start_table(scores)) else []),
         matrix_table(moves, 0),
         f"Outputs written to {output.resolve()}",
     )

@@ -43,6 +43,7 @@ from winback.cli._common import (
     check_output_dir,
     check_output_file,
     check_resolution,
+    cold_start_table,
     frame_table,
     guard_exprs,
     info_table,
@@ -213,7 +214,8 @@ def score(
         typer.echo(json.dumps(summary))
         return
     groups_table, bands_table = summary_tables(scores)
-    show(info_table(summary), groups_table, bands_table)
+    cold_table = cold_start_table(scores)
+    show(info_table(summary), groups_table, bands_table, *([cold_table] if cold_table else []))
 
 
 @app.command()

@@ -121,3 +121,30 @@ def test_a_missing_database_file(tmp_path: Path) -> None:
         silence(f"sqlite:///{tmp_path / 'none.db'}?table=sales", as_of=AS_OF)
     with pytest.raises(WinbackInputError, match="does not exist"):
         silence(f"duckdb:///{tmp_path / 'none.duckdb'}?table=sales", as_of=AS_OF)
+
+
+@pytest.mark.parametrize("scheme", ["sqlite", "duckdb"])
+def test_a_relative_database_file_is_taken_from_the_config_folder(
+    tmp_path: Path, sales: pl.DataFrame, scheme: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sqlite:///sales.db?table=…`` in a config means the file next to the config, whatever
+    the working directory (as every other relative path in it)."""
+    from winback.loop.config import parse_config
+
+    folder = tmp_path / "config"
+    folder.mkdir()
+    if scheme == "sqlite":
+        write_table(f"sqlite:///{folder / 'sales.db'}", sales)
+    else:
+        import duckdb
+
+        with duckdb.connect(str(folder / "sales.db")) as conn:
+            conn.register("frame", sales.to_arrow())
+            conn.execute("CREATE TABLE sales AS SELECT * FROM frame")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    parsed = parse_config({"source": {"paths": [f"{scheme}:///sales.db?table=sales"]}}, base=folder)
+    (url,) = parsed.sources
+    assert url == f"{scheme}:///{folder / 'sales.db'}?table=sales"
+    assert silence(url, as_of=AS_OF).equals(silence(sales, as_of=AS_OF))

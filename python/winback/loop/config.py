@@ -151,17 +151,19 @@ def _cuts(key: str, value: Any, count: int) -> tuple[float, ...]:
 
 def _resolve(path: str, base: Path) -> str:
     if "://" in path:
-        return path
+        return _database_url(path, base)
     candidate = Path(path).expanduser()
     return str(candidate if candidate.is_absolute() else base / candidate)
 
 
 def _database_url(url: str, base: Path) -> str:
-    """A relative SQLite file is taken from the config's folder; other URLs are kept."""
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        rest = url[len("sqlite:///") :]
-        if rest and rest != ":memory:" and not rest.startswith(("/", ":")):
-            return "sqlite:///" + str(base / rest)
+    """A relative SQLite or DuckDB file (``sqlite:///state.db``, ``duckdb:///sales.duckdb?…``)
+    is taken from the config's folder, like every other relative path; other URLs are kept."""
+    for prefix in ("sqlite:///", "duckdb:///"):
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            rest = url[len(prefix) :]
+            if rest and rest != ":memory:" and not rest.startswith(("/", ":")):
+                return prefix + str(base / rest)
     return url
 
 
@@ -173,6 +175,9 @@ def parse_config(raw: Mapping[str, Any], *, base: str | Path = ".") -> LoopConfi
     >>> from winback.loop.config import parse_config
     >>> parse_config({"source": {"paths": ["sales.csv"]}}, base="/data").sources
     ('/data/sales.csv',)
+    >>> url = "sqlite:///sales.db?table=sales"  # a relative database file, likewise
+    >>> parse_config({"source": {"paths": [url]}}, base="/data").sources
+    ('sqlite:////data/sales.db?table=sales',)
     >>> parse_config({"source": {"paths": ["s.csv"]}, "campaign": {"holdout": 1.5}})
     Traceback (most recent call last):
     winback.errors.WinbackConfigError: config key campaign.holdout: 1.5 must be in [0, 1) ...

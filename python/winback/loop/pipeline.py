@@ -23,7 +23,6 @@ and the same files. A run for a date before the latest run is refused.
 from __future__ import annotations
 
 import os
-import signal
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ from winback.value.api import value
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["KILL_AT_ENV", "Pipeline", "RunResult", "checkpoint", "require_sqlalchemy"]
+__all__ = ["Pipeline", "RunResult", "checkpoint", "require_sqlalchemy"]
 
 #: Columns of ``targets-D.csv``.
 TARGET_FILE_COLUMNS = (
@@ -102,18 +101,15 @@ def require_sqlalchemy() -> None:
         )
 
 
-#: A test hook: with this environment variable set to a checkpoint's name, a run kills its own
-#: process (SIGKILL) there — how tests/loop/ show that a killed run leaves the state as before
-#: or as after it (docs/loop.md#a-killed-run). Never set it in production.
-KILL_AT_ENV = "WINBACK_TEST_KILL_AT"
-
-
 def checkpoint(name: str) -> None:
     """A named point of a run (``locked``, ``migrated``, ``campaign``, ``targets``,
-    ``snapshots``, ``evaluations``, ``files``, ``commit``, ``committed``). Does nothing unless
-    :data:`KILL_AT_ENV` names it; tests also replace it to fail a run there."""
-    if os.environ.get(KILL_AT_ENV) == name:
-        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+    ``snapshots``, ``evaluations``, ``files``, ``commit``, ``committed``): does nothing.
+
+    A private seam for the crash tests (docs/loop.md#a-killed-run): they replace this function
+    of the module — in their own process, or in a child started through
+    ``tests/loop/killed_run.py`` — to fail or SIGKILL a run at that point. Nothing in winback
+    reads the environment or any setting to trigger it."""
+    del name
 
 
 @dataclass(frozen=True)

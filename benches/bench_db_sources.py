@@ -12,7 +12,8 @@ process (so its peak memory is its own), best of ``--repeat`` runs:
 - ``connectorx``: ``polars.read_database_uri(engine="connectorx")``, when connectorx is
   installed (it is not a winback dependency).
 
-Printed: wall seconds (best), rows/s and the child's peak RSS above its start (MB). Timings
+Printed: wall seconds (best), rows/s, the child's peak RSS above its RSS before the read (MB;
+every module imported first) and the size of the frame read (MB). Timings
 depend on the machine's load: the load average is printed with them.
 
 Usage::
@@ -39,22 +40,34 @@ sys.path.insert(0, str(ROOT))
 READERS = ("adbc", "sqlalchemy", "connectorx")
 
 
-def one(reader: str, url: str) -> dict[str, float]:
-    """Reads the table once in this process: seconds, rows and the peak RSS growth (MB)."""
-    import polars as pl
+def _rss_mb() -> float:
+    """The process's resident memory now (MB)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
-    start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def one(reader: str, url: str) -> dict[str, float]:
+    """Reads the table once in this process: seconds, rows and the peak RSS above the RSS
+    before the read (MB). Every module is imported before the clock starts."""
+    import polars as pl
+    import sqlalchemy as sa
+
+    from winback._io.sources import database_driver_url, read_database_url
+
+    if reader == "adbc":
+        import adbc_driver_postgresql.dbapi  # noqa: F401
+        import adbc_driver_sqlite.dbapi  # noqa: F401
+    elif reader == "sqlalchemy" and url.startswith("postgres"):
+        import psycopg  # noqa: F401
+    elif reader == "connectorx":
+        import connectorx  # noqa: F401
+
     table_url = url + ("&" if "?" in url else "?") + "table=sales"
+    before = _rss_mb()
     t0 = time.perf_counter()
     if reader == "adbc":
-        from winback._io.sources import read_database_url
-
         frame = read_database_url(table_url)
     elif reader == "sqlalchemy":
-        import sqlalchemy as sa
-
-        from winback._io.sources import database_driver_url
-
         engine = sa.create_engine(database_driver_url(url))
         with engine.connect() as conn:
             frame = pl.read_database(sa.text("SELECT * FROM sales"), conn)
@@ -63,13 +76,17 @@ def one(reader: str, url: str) -> dict[str, float]:
         uri = url.replace("sqlite:///", "sqlite://")
         frame = pl.read_database_uri("SELECT * FROM sales", uri, engine="connectorx")
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"seconds": seconds, "rows": frame.height, "peak_mb": (peak - start_rss) / 1024}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "seconds": seconds,
+        "rows": frame.height,
+        "peak_mb": peak - before,
+        "frame_mb": frame.estimated_size() / 2**20,
+    }
 
 
 def write_tables(customers: int, folder: Path, pg_url: str | None) -> tuple[str, str | None, int]:
     import adbc_driver_sqlite.dbapi as sqlite_dbapi
-
     from gen_data import generate
 
     frame = generate(customers, seed=0)
@@ -111,11 +128,12 @@ def run(args: argparse.Namespace, pg_url: str | None) -> None:
                         best = got
                 if best is not None:
                     results.append((name, reader, best))
-        print(f"{'database':<11}{'reader':<12}{'seconds':>9}{'Mrows/s':>9}{'peak MB':>9}")
+        head = f"{'database':<11}{'reader':<12}{'seconds':>9}{'Mrows/s':>9}"
+        print(head + f"{'peak MB':>9}{'frame MB':>9}")
         for name, reader, r in results:
             print(
                 f"{name:<11}{reader:<12}{r['seconds']:>9.2f}"
-                f"{r['rows'] / r['seconds'] / 1e6:>9.2f}{r['peak_mb']:>9.0f}"
+                f"{r['rows'] / r['seconds'] / 1e6:>9.2f}{r['peak_mb']:>9.0f}{r['frame_mb']:>9.0f}"
             )
         print(f"load after: {os.getloadavg()}")
 

@@ -6,7 +6,6 @@ a server that is down, refused credentials and a newer schema are one-line error
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading

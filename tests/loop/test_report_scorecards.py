@@ -75,7 +75,9 @@ def section_table(page: str) -> list[dict[str, str]]:
     heads = re.findall(r"<th>(.*?)</th>", section.group(0))
     rows = re.findall(r"<tr>((?:<td>.*?</td>)+)</tr>", section.group(0))
     return [
-        dict(zip(heads, [html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", row)], strict=True))
+        dict(
+            zip(heads, [html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", row)], strict=True)
+        )
         for row in rows
     ]
 
@@ -135,15 +137,18 @@ def test_report_loop_reads_the_state(tmp_path: Path, sales_file: Path) -> None:
     toml = tmp_path / "winback.toml"
     toml.write_text(
         "\n".join(
-            [f"[{t}]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in keys.items()) for t, keys in raw.items()]
+            [
+                f"[{t}]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in keys.items())
+                for t, keys in raw.items()
+            ]
         )
         + "\n",
         encoding="utf-8",
     )
     pipeline = Pipeline(toml)
-    with pytest.raises(WinbackConfigError, match="holds no run yet"):
-        from winback.cli.report import _loop_scorecards
+    from winback.cli.report import _loop_scorecards
 
+    with pytest.raises(WinbackConfigError, match="holds no run yet"):
         _loop_scorecards(toml, None)
     pipeline.run(D(2024, 3, 1))
     pipeline.run(D(2024, 3, 20))

@@ -211,8 +211,7 @@ def test_postgresql_numeric_dates_and_bad_sources(
     url = pg_server.url(TEST_DATABASE) + "&options=-csearch_path%3Dtyped"
     with psycopg.connect(driver_url(url).replace("postgresql+psycopg", "postgresql")) as conn:
         conn.execute(
-            "CREATE TABLE sales (customer_id text, day date, amount numeric(10, 2), "
-            "total numeric)"
+            "CREATE TABLE sales (customer_id text, day date, amount numeric(10, 2), total numeric)"
         )
         conn.execute(
             "INSERT INTO sales VALUES ('007', '2024-01-02', 12.34, 1.5), "
@@ -248,7 +247,8 @@ def test_postgresql_numeric_dates_and_bad_sources(
             read_database_url(source)
         message = str(info.value)
         assert "\n" not in message
-        assert "wrong" not in message and "secret" not in message  # no password shown
+        assert "wrong" not in message
+        assert "secret" not in message
     # the CLI: one line, exit 2
     done = subprocess.run(
         [

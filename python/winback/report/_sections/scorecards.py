@@ -54,13 +54,25 @@ def scorecard_table(cards: pl.DataFrame) -> pl.DataFrame:
             *[pl.col(c).sort().sum() for c in summed],
             pl.col("control_rate").first(),
             # null when the period has no holdout (then every member's is null)
-            *[pl.when(pl.col(c).is_null().all()).then(None).otherwise(pl.col(c).sort().sum()).alias(c) for c in incremental],
+            *[
+                pl.when(pl.col(c).is_null().all())
+                .then(None)
+                .otherwise(pl.col(c).sort().sum())
+                .alias(c)
+                for c in incremental
+            ],
         )
         .select(rows.columns)
     )
     order = pl.int_range(pl.len()).alias("__row")
     table = (
-        pl.concat([rows.with_columns(order, pl.lit(0).alias("__total")), totals.with_columns(order, pl.lit(1).alias("__total"))], how="vertical_relaxed")
+        pl.concat(
+            [
+                rows.with_columns(order, pl.lit(0).alias("__total")),
+                totals.with_columns(order, pl.lit(1).alias("__total")),
+            ],
+            how="vertical_relaxed",
+        )
         .sort([*period, "__total", "__row"], maintain_order=True)
         .drop("__row", "__total")
     )
@@ -128,7 +140,8 @@ def scorecard_section(ctx: ReportContext) -> SectionBody:
     return SectionBody(
         text=(
             f"{n_staff:,} staff members over {n_periods:,} campaign period"
-            f"{'s' if n_periods != 1 else ''} of the daily loop (docs/methods.md#staff-scorecards): "
+            f"{'s' if n_periods != 1 else ''} of the daily loop "
+            "(docs/methods.md#staff-scorecards): "
             "each one's contact targets (treatment arm, dealt to them on entry), the contacts "
             "recorded, how many of those targets bought again in the campaign's window and their "
             "revenue. The holdout's rate (control arm, same rules) gives what as many customers "

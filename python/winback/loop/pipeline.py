@@ -131,8 +131,8 @@ class RunResult:
     files : the day's files.
     evaluations : the campaigns evaluated on D (their windows ended), one row per campaign and
         segment (``"all"`` first): :data:`EVALUATION_FILE_COLUMNS`; empty on most days.
-    outbox : the day's messages (``outbox-D.csv``) when ``[messages]`` names templates, else
-        None.
+    outbox : the day's messages (``outbox-D.csv``, and ``outbox-D.jsonl`` as JSON lines) when
+        ``[messages]`` names templates, else None.
     unrendered : due contacts whose strategy has no template (nor a ``default`` one).
     scorecards : with ``[staff] names``, the staff scorecards to D (``scorecards-D.csv``,
         :func:`winback.loop.scorecards.scorecards`), else None.
@@ -480,6 +480,7 @@ class Pipeline:
                 customers=customers,
             )
             day_files["outbox"] = outbox
+            day_files["outbox.jsonl"] = outbox  # one JSON object a line, for a mailer or gateway
         cards = None
         if cfg.staff is not None:
             cards = _scorecards_in(conn, cfg, prepared, day)
@@ -1087,7 +1088,8 @@ def _targets_frame(conn: sa.Connection, campaign_id: str, day: date) -> pl.DataF
 def _stage_files(
     folder: Path, day: date, frames: Mapping[str, pl.DataFrame], staged: list[tuple[Path, Path]]
 ) -> tuple[Path, ...]:
-    """Writes each frame to a temporary file next to its final name (renamed after commit)."""
+    """Writes each frame to a temporary file next to its final name (renamed after commit):
+    ``NAME-D.csv``, or ``NAME-D.jsonl`` (JSON lines) for a name ending in ``.jsonl``."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -1096,7 +1098,8 @@ def _stage_files(
         ) from None
     finals = []
     for name, frame in frames.items():
-        final = folder / f"{name}-{day.isoformat()}.csv"
+        stem, _, kind = name.partition(".")
+        final = folder / f"{stem}-{day.isoformat()}.{kind or 'csv'}"
         # left by a run killed before its rename; a live process's may be about to be renamed
         # (its run committed and released the lock), so only a dead process's are removed
         for stale in folder.glob(f".{final.name}.*"):
@@ -1106,7 +1109,10 @@ def _stage_files(
         os.close(handle)
         temp = Path(temp_name)
         staged.append((temp, final))
-        frame.write_csv(temp)
+        if kind == "jsonl":
+            frame.write_ndjson(temp)
+        else:
+            frame.write_csv(temp)
         finals.append(final)
     return tuple(finals)
 

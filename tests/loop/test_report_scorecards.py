@@ -182,3 +182,51 @@ def test_report_loop_reads_the_state(tmp_path: Path, sales_file: Path) -> None:
     )
     assert [int(r["targets"].replace(",", "")) for r in staff] == expected["targets"].to_list()
     assert [float(r["reward"].replace(",", "")) for r in staff] == expected["reward"].to_list()
+
+
+def two_periods() -> pl.DataFrame:
+    """The hand campaign and a second period of it (a later campaign), for the faceted chart."""
+    first = hand_cards()
+    second = first.with_columns(
+        pl.lit("c2").alias("campaign_id"),
+        pl.lit(D(2024, 3, 16)).alias("period_start"),
+        pl.lit(D(2024, 3, 25)).alias("period_end"),
+    )
+    return pl.concat([first, second])
+
+
+def test_the_charts_are_valid_vega_lite() -> None:
+    from types import SimpleNamespace
+
+    from winback.report._sections.scorecards import scorecard_section
+
+    for cards in (hand_cards(), two_periods()):
+        body = scorecard_section(SimpleNamespace(params=SimpleNamespace(scorecards=cards)))  # type: ignore[arg-type]
+        ((chart, _),) = body.charts
+        spec = chart.to_dict(validate=True)  # against the Vega-Lite schema
+        assert ("facet" in spec) == (cards["campaign_id"].n_unique() > 1)
+        (table,) = body.tables
+        assert (
+            table.frame["staff"].to_list()
+            == ["ann", "bo", "all staff"] * cards["campaign_id"].n_unique()
+        )
+
+
+def test_the_section_is_drawn_in_a_browser(tmp_path: Path) -> None:
+    from tests.chromium import render
+
+    page = winback.report(
+        transactions(n=40, seed=2),
+        models=(),
+        scorecards=two_periods(),
+        output=tmp_path / "report.html",
+    )
+    assert page.path is not None
+    drawn = render(page.path)
+    assert drawn.console_errors == []
+    assert drawn.exceptions == []
+    chart = next(c for c in drawn.charts if c["id"] == "chart-scorecards-1")
+    assert chart["rendered"] == "true"
+    assert chart["marks"] > 0
+    assert chart["width"] > 50
+    assert chart["height"] > 50

@@ -4,6 +4,7 @@ template and line), the sandbox, the day's outbox."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -175,3 +176,61 @@ def test_the_outbox_of_a_run_with_the_bundled_templates(
 def test_every_bundled_template_set_loads() -> None:
     for name in ("en", "zh"):
         assert load_templates(name).sources
+
+
+def test_dates_and_numbers_in_the_messages_language(tmp_path: Path) -> None:
+    """The date, number and money filters (Babel's CLDR data), by hand: the last purchase of
+    DUE is 67 days before 2024-03-30, 2024-01-23."""
+    folder = templates(
+        tmp_path,
+        coupon__sms__j2="{{ customer.last_purchase | date }} | {{ customer.last_purchase | "
+        "date('short') }} | {{ 1234.5 | number }} | {{ 1234.5 | number(2) }} | "
+        "{{ 1234.5 | money('CNY') }} | {{ customer.value | number }}",
+    )
+    loaded = load_templates(str(folder))
+    shown = {
+        language: render_outbox(loaded, DUE, day=date(2024, 3, 30), language=language, offers={})[
+            0
+        ]["message"][0]
+        for language in ("en", "zh")
+    }
+    assert shown["en"] == "January 23, 2024 | 1/23/24 | 1,234.5 | 1,234.50 | CN¥1,234.50 | "
+    assert shown["zh"] == "2024年1月23日 | 2024/1/23 | 1,234.5 | 1,234.50 | ¥1,234.50 | "
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("a\n{{ customer.id | date }}", r"'coupon.sms.j2', line 2: date: '0012' is not a date"),
+        ("{{ customer.id | number }}", r"line 1: number: '0012' is not a number"),
+        ("{{ 1 | money('XXXX') }}", r"line 1: money: 'XXXX'"),
+    ],
+)
+def test_a_filter_given_a_wrong_value_names_the_line(tmp_path: Path, text: str, match: str) -> None:
+    folder = templates(tmp_path, coupon__sms__j2=text)
+    with pytest.raises(WinbackConfigError, match=match):
+        render_outbox(
+            load_templates(str(folder)), DUE, day=date(2024, 3, 30), language="en", offers={}
+        )
+
+
+def test_an_unknown_filter_is_found_when_the_templates_load(tmp_path: Path) -> None:
+    folder = templates(tmp_path, coupon__sms__j2="a\n\n{{ customer.id | shout }}")
+    with pytest.raises(WinbackConfigError, match=r"line 3: No filter named 'shout'"):
+        load_templates(str(folder))
+
+
+def test_the_outbox_is_also_json_lines(tmp_path: Path, sales_file: Path) -> None:
+    raw = config(tmp_path, sales_file)
+    raw["messages"] = {"templates": "en", "offers": {"*": "10% off"}}
+    pipeline = Pipeline(raw)
+    pipeline.run("2024-03-01")
+    result = pipeline.run("2024-03-08")
+    assert result.outbox is not None
+    assert result.outbox.height > 0
+    out = Path(pipeline.config.outputs)
+    lines = (out / "outbox-2024-03-08.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert [r["message"] for r in rows] == result.outbox["message"].to_list()
+    assert [r["customer_id"] for r in rows] == result.outbox["customer_id"].to_list()
+    assert set(rows[0]) == set(result.outbox.columns)

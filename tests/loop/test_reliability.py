@@ -6,7 +6,6 @@ a server that is down, refused credentials and a newer schema are one-line error
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -23,7 +22,6 @@ from tests import postgres
 from tests.loop.conftest import TEST_DATABASE, Database, config
 from winback.errors import WinbackStateError
 from winback.loop import Pipeline, RunResult
-from winback.loop.pipeline import KILL_AT_ENV
 from winback.loop.schema import SCHEMA_VERSION, connect, lock
 
 DAY1, DAY2 = date(2024, 3, 1), date(2024, 3, 2)
@@ -48,12 +46,17 @@ def toml(raw: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+KILLED_RUN = Path(__file__).with_name("killed_run.py")
+
+
+def cli(*args: str, kill_at: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``winback ARGS`` in a child process; with ``kill_at``, through tests/loop/killed_run.py,
+    whose runs SIGKILL themselves at that checkpoint."""
+    command = [str(KILLED_RUN), kill_at] if kill_at else ["-m", "winback.cli"]
     return subprocess.run(
-        [sys.executable, "-m", "winback.cli", *args],
+        [sys.executable, *command, *args],
         capture_output=True,
         text=True,
-        env={**os.environ, **(env or {})},
         timeout=300,
         check=False,
     )
@@ -71,7 +74,7 @@ def test_a_killed_run_leaves_the_state_as_before_or_after(
     before = state(pipeline)
     path = tmp_path / "winback.toml"
     path.write_text(toml(raw), encoding="utf-8")
-    killed = cli("run", "-c", str(path), "--as-of", str(DAY2), env={KILL_AT_ENV: point})
+    killed = cli("run", "-c", str(path), "--as-of", str(DAY2), kill_at=point)
     assert killed.returncode == -9, killed.stderr
     at_kill = state(pipeline)
     result = pipeline.run(DAY2)  # the next run completes

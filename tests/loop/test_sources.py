@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
@@ -148,3 +150,115 @@ def test_a_relative_database_file_is_taken_from_the_config_folder(
     (url,) = parsed.sources
     assert url == f"{scheme}:///{folder / 'sales.db'}?table=sales"
     assert silence(url, as_of=AS_OF).equals(silence(sales, as_of=AS_OF))
+
+
+# -- Arrow batches (docs/loop.md#database-sources) ---------------------------------------------
+
+
+def test_any_batch_size_reads_the_same_frame(
+    tmp_path: Path, sales: pl.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows come in record batches; how they are cut changes nothing (row order, values,
+    every row once)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    import winback._io.sources as sources
+
+    write_table(f"sqlite:///{tmp_path / 's.db'}", sales)
+    url = f"sqlite:///{tmp_path / 's.db'}?table=sales"
+    whole = read_database_url(url)
+    assert whole.height == sales.height
+    assert whole["customer_id"].to_list() == sales["customer_id"].to_list()  # insertion order
+    assert whole["amount"].to_list() == sales["amount"].to_list()
+
+    @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.integers(min_value=1, max_value=sales.height + 5))
+    def check(rows: int) -> None:
+        with monkeypatch.context() as patch:
+            patch.setattr(sources, "SQLITE_BATCH_ROWS", rows)
+            got = read_database_url(url)
+        assert got.equals(whole)
+        assert got.n_chunks() == -(-sales.height // rows)  # one chunk per batch, none copied
+
+    check()
+
+
+def test_a_sqlite_column_of_mixed_types_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    import winback._io.sources as sources
+
+    with sqlite3.connect(tmp_path / "m.db") as conn:
+        conn.execute("CREATE TABLE sales (customer_id INTEGER, ts TEXT, amount REAL)")
+        rows = [(i, "2024-01-01", 1.5) for i in range(40)]
+        rows[30] = (30, "2024-01-01", "n/a")  # SQLite keeps text in a REAL column
+        conn.executemany("INSERT INTO sales VALUES (?, ?, ?)", rows)
+    monkeypatch.setattr(sources, "SQLITE_BATCH_ROWS", 8)  # the text comes in a later batch
+    with pytest.raises(WinbackInputError, match=r"Type mismatch in column 2.*CAST") as info:
+        read_database_url(f"sqlite:///{tmp_path / 'm.db'}?table=sales")
+    assert "\n" not in str(info.value)
+
+
+def test_postgresql_numeric_dates_and_bad_sources(
+    tmp_path: Path, pg_server: postgres.Server
+) -> None:
+    import psycopg
+
+    pg_server.admin("CREATE SCHEMA IF NOT EXISTS typed", TEST_DATABASE)
+    url = pg_server.url(TEST_DATABASE) + "&options=-csearch_path%3Dtyped"
+    with psycopg.connect(driver_url(url).replace("postgresql+psycopg", "postgresql")) as conn:
+        conn.execute(
+            "CREATE TABLE sales (customer_id text, day date, amount numeric(10, 2), total numeric)"
+        )
+        conn.execute(
+            "INSERT INTO sales VALUES ('007', '2024-01-02', 12.34, 1.5), "
+            "('008', '2024-01-03', NULL, NULL)"
+        )
+    got = read_database_url(url + "&table=sales")
+    assert got.schema == pl.Schema(
+        {
+            "customer_id": pl.String,
+            "day": pl.Date,
+            "amount": pl.Decimal(10, 2),
+            "total": pl.Float64,  # numeric without precision: a float
+        }
+    )
+    assert got.rows() == [
+        ("007", date(2024, 1, 2), Decimal("12.34"), 1.5),
+        ("008", date(2024, 1, 3), None, None),
+    ]
+    cases = [
+        (url + "&table=nope", r'relation "nope" does not exist'),
+        (url + "&query=SELEC%201", r'syntax error at or near "SELEC"'),
+        (
+            pg_server.url(TEST_DATABASE, password="wrong") + "&table=sales",
+            r"cannot connect to .*password authentication failed",
+        ),
+        (
+            f"postgresql://winback:secret@/{TEST_DATABASE}?host={tmp_path}&port=1&table=sales",
+            r"cannot connect to .*(No such file|Is the server running)",
+        ),
+    ]
+    for source, match in cases:
+        with pytest.raises(WinbackInputError, match=match) as info:
+            read_database_url(source)
+        message = str(info.value)
+        assert "\n" not in message
+        assert "wrong" not in message
+        assert "secret" not in message
+    # the CLI: one line, exit 2
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "winback.cli", "score", cases[2][0]),
+            *("--as-of", AS_OF, "-o", str(tmp_path / "out.parquet")),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "password authentication failed" in done.stderr
+    assert "wrong" not in done.stderr

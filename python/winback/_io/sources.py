@@ -3,8 +3,8 @@
 Polars (lazy) and pandas frames, PyArrow tables and record-batch readers, DuckDB relations,
 anything with ``__arrow_c_stream__``, paths, globs or directories of Parquet, CSV/TSV and
 Arrow IPC files (read lazily, so only the used columns are read), and database tables or
-queries by URL (:func:`read_database_url`: SQLite and PostgreSQL through SQLAlchemy, DuckDB
-files through DuckDB's Arrow).
+queries by URL (:func:`read_database_url`: SQLite and PostgreSQL through their ADBC drivers,
+DuckDB files through DuckDB's Arrow stream; record batches straight into Polars).
 
 Transactions are opened with :func:`open_transactions` (docs/methods.md#input): the customer and
 time columns of CSV files are read as text (ids keep their leading zeros; times follow the one
@@ -67,16 +67,29 @@ def database_driver_url(url: str) -> str:
     return url
 
 
+#: Rows per Arrow batch read from SQLite (the driver's default, 1,024, makes many small
+#: batches); PostgreSQL's driver sizes its batches by bytes (16 MB by default).
+SQLITE_BATCH_ROWS = 65_536
+
+
 def read_database_url(url: str, query: str | None = None) -> pl.DataFrame:
     """A table or query of a database as a Polars frame (docs/methods.md#input).
 
     ``url`` is ``sqlite:///sales.db?table=sales``, ``postgresql://user@host/db?table=sales``
     (or ``schema.sales``), or ``duckdb:///sales.duckdb?table=sales``; instead of ``table``, a
-    ``query`` (``SELECT …``, as the argument or the URL's ``query=``, URL-encoded). SQLite and
-    PostgreSQL are read through SQLAlchemy (PostgreSQL with psycopg 3) into Polars directly,
-    DuckDB files through DuckDB's own Arrow result (read-only) — never through pandas. A table
-    name is checked (letters, digits, ``_``; ``schema.table``) and quoted; a query is run as
-    given, so only pass queries you trust.
+    ``query`` (``SELECT …``, as the argument or the URL's ``query=``, URL-encoded). The rows
+    come as Arrow record batches, each turned into Polars as it arrives (never through pandas
+    or Python objects, and never held twice): SQLite and PostgreSQL through their ADBC drivers
+    (``pip install 'winback[sql]'``; PostgreSQL's binary COPY), DuckDB files through DuckDB's
+    own Arrow stream (read-only). A table name is checked (letters, digits, ``_``;
+    ``schema.table``) and quoted; a query is run as given, so only pass queries you trust.
+
+    Raises
+    ------
+    WinbackInputError
+        One line naming the source (without its password) and what to do: a URL without a
+        table or query, a bad table name, a missing file, a server that cannot be reached or
+        refuses the credentials, a table that does not exist, a query the database rejects.
     """
     from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -101,9 +114,19 @@ def read_database_url(url: str, query: str | None = None) -> pl.DataFrame:
             )
         query = "SELECT * FROM " + ".".join(f'"{part}"' for part in table.split("."))
     assert query is not None
-    if parts.scheme.lower().startswith("duckdb"):
+    scheme = parts.scheme.lower()
+    if scheme.startswith("duckdb"):
         return _read_duckdb(base, query, shown)
-    return _read_sqlalchemy(base, query, shown)
+    if scheme.startswith("sqlite"):
+        return _read_sqlite(base, query, shown)
+    return _read_postgresql(base, query, shown)
+
+
+def _local_path(url: str) -> str:
+    """The file of ``sqlite:///x.db`` / ``duckdb:///x.duckdb`` (``x.db``; ``/abs/x.db`` for
+    ``sqlite:////abs/x.db``), without the URL's parameters."""
+    path = url.split("://", 1)[1].split("?", 1)[0]
+    return path[1:] if path.startswith("/") else path
 
 
 def _read_duckdb(url: str, query: str, shown: str) -> pl.DataFrame:
@@ -113,41 +136,164 @@ def _read_duckdb(url: str, query: str, shown: str) -> pl.DataFrame:
         raise WinbackInputError(
             f"reading {shown!r} needs DuckDB, which is not installed: pip install duckdb"
         ) from None
-    path = url.split("://", 1)[1].split("?", 1)[0]
-    path = path[1:] if path.startswith("/") else path  # duckdb:///x.duckdb → x.duckdb
+    path = _local_path(url)
     if not path or not Path(path).is_file():
         raise WinbackInputError(f"the DuckDB file of {shown!r} ({path!r}) does not exist")
     try:
         with duckdb.connect(path, read_only=True) as conn:
-            table = conn.sql(query).to_arrow_table()
+            return _from_batches(conn.sql(query).to_arrow_reader(), shown, duckdb.Error)
     except duckdb.Error as exc:
         raise WinbackInputError(f"cannot read {shown!r}: {first_line(exc)}") from None
-    return _converted(pl.DataFrame, table)
 
 
-def _read_sqlalchemy(url: str, query: str, shown: str) -> pl.DataFrame:
+def _adbc(module: str, shown: str) -> Any:
+    """The ADBC driver module ``adbc_driver_<module>.dbapi``, or a one-line error to install it."""
+    import importlib
+
     try:
-        import sqlalchemy as sa
+        return importlib.import_module(f"adbc_driver_{module}.dbapi")
     except ImportError:
         raise WinbackInputError(
-            f"reading {shown!r} needs SQLAlchemy, which is not installed: "
-            "pip install 'winback[loop]' (PostgreSQL: 'winback[postgres]')"
+            f"reading {shown!r} needs the ADBC {module} driver, which is not installed: "
+            "pip install 'winback[sql]'"
         ) from None
-    full = database_driver_url(url)
-    if full.lower().startswith("sqlite:///") and not Path(full[10:].split("?")[0]).is_file():
+
+
+def _read_sqlite(url: str, query: str, shown: str) -> pl.DataFrame:
+    dbapi = _adbc("sqlite", shown)
+    path = _local_path(url)
+    if not path or not Path(path).is_file():
         raise WinbackInputError(f"the SQLite file of {shown!r} does not exist")
+    from urllib.parse import quote
+
+    # read-only: a source is never written (and a missing file is not created)
+    uri = "file:" + quote(str(Path(path).resolve())) + "?mode=ro"
+    return _read_adbc(
+        dbapi,
+        uri,
+        query,
+        shown,
+        {"adbc.sqlite.query.batch_rows": str(SQLITE_BATCH_ROWS)},
+    )
+
+
+def _read_postgresql(url: str, query: str, shown: str) -> pl.DataFrame:
+    dbapi = _adbc("postgresql", shown)
+    # libpq's own URI: the scheme without SQLAlchemy's "+driver"; host, port, options … as given
+    uri = re.sub(r"^[A-Za-z]+(\+[A-Za-z0-9_]+)?://", "postgresql://", url)
+    return _read_adbc(dbapi, uri, query, shown, {})
+
+
+def _read_adbc(
+    dbapi: Any, uri: str, query: str, shown: str, statement_options: dict[str, str]
+) -> pl.DataFrame:
+    """``query`` on the ADBC connection to ``uri``, batch by batch into Polars."""
     try:
-        engine = sa.create_engine(full)
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
-        raise WinbackInputError(f"cannot open {shown!r}: {first_line(exc)}") from None
+        conn = dbapi.connect(uri)
+    except dbapi.Error as exc:
+        raise WinbackInputError(
+            f"cannot connect to {shown!r}: {_driver_reason(exc)} (check the URL, the server "
+            "and the credentials)"
+        ) from None
     try:
-        with engine.connect() as conn:
-            return pl.read_database(sa.text(query), conn)
-    except sa.exc.DBAPIError as exc:
-        reason = first_line(exc.orig) if exc.orig is not None else first_line(exc)
-        raise WinbackInputError(f"cannot read {shown!r}: {reason}") from None
+        with conn.cursor() as cursor:
+            for key, value in statement_options.items():
+                cursor.adbc_statement.set_options(**{key: value})
+            cursor.execute(query)
+            return _from_batches(cursor.fetch_record_batch(), shown, dbapi.Error)
+    except dbapi.Error as exc:
+        raise WinbackInputError(f"cannot read {shown!r}: {_driver_reason(exc)}") from None
     finally:
-        engine.dispose()
+        conn.close()
+
+
+def _driver_reason(exc: BaseException) -> str:
+    """A driver's message on one line, without its status prefixes (``INVALID_ARGUMENT:
+    [SQLite] Failed to prepare query: …``, libpq's ``ERROR:`` / ``FATAL:``)."""
+    reason = first_line(exc)
+    reason = re.sub(r"^[A-Z_]+: (\[[^\]]*\] )?", "", reason)
+    for prefix in ("Failed to prepare query: ", "Failed to connect: "):
+        reason = reason.removeprefix(prefix)
+    reason = re.split(r"(?:ERROR|FATAL):\s+", reason)[-1]
+    return reason.strip() or type(exc).__name__
+
+
+def _numeric_type(field: Any) -> Any:
+    """The Arrow type a PostgreSQL ``numeric`` column (which the ADBC driver hands over as text
+    in an opaque extension type) is read as: ``decimal128(p, s)`` from the column's declared
+    precision and scale, else (unconstrained, or wider than 38 digits) ``float64``."""
+    import pyarrow as pa
+
+    meta = field.metadata or {}
+    try:
+        typmod = int(meta.get(b"POSTGRESQL:typmod", b"-1"))
+    except ValueError:
+        typmod = -1
+    if typmod >= 4:
+        precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
+        if 0 < precision <= 38 and scale <= precision:
+            return pa.decimal128(precision, scale)
+    return pa.float64()
+
+
+def _plain_types(schema: Any) -> dict[int, Any]:
+    """The columns of a driver's schema held in extension types (PostgreSQL's ``numeric``,
+    ``uuid``, ``json`` … as opaque text), by position, with the plain Arrow type to read each
+    as: numbers for ``numeric`` (:func:`_numeric_type`), their text otherwise."""
+    import pyarrow as pa
+
+    plain: dict[int, Any] = {}
+    for i, field in enumerate(schema):
+        if isinstance(field.type, pa.BaseExtensionType):
+            name = getattr(field.type, "type_name", "")
+            meta = field.metadata or {}
+            numeric = name == "numeric" or meta.get(b"ADBC:postgresql:typname") == b"numeric"
+            plain[i] = _numeric_type(field) if numeric else field.type.storage_type
+    return plain
+
+
+def _plain_batch(batch: Any, plain: dict[int, Any]) -> Any:
+    """``batch`` as a table whose extension columns are read as the types in ``plain``."""
+    import pyarrow as pa
+
+    if not plain:
+        return pa.Table.from_batches([batch])
+    columns = list(batch.columns)
+    for i, target in plain.items():
+        column = columns[i]
+        storage = column.storage if isinstance(column, pa.ExtensionArray) else column
+        columns[i] = storage.cast(target)
+    return pa.Table.from_arrays(columns, names=batch.schema.names)
+
+
+def _from_batches(reader: Any, shown: str, errors: Any) -> pl.DataFrame:
+    """An Arrow record-batch stream as one Polars frame: each batch converted as it arrives and
+    dropped (the rows are held once, in Polars), chunks kept as they came. A column Polars
+    cannot hold is refused first (:func:`_unreadable_field`)."""
+    import pyarrow as pa
+
+    schema = reader.schema
+    plain = _plain_types(schema)
+    fields = [(f.name, plain.get(i, f.type)) for i, f in enumerate(schema)]
+    problem = _unreadable_field(fields, zones=False)
+    if problem is not None:
+        raise WinbackInputError(f"cannot read {shown!r}: {problem}")
+    empty = pa.schema([pa.field(name, dtype) for name, dtype in fields]).empty_table()
+    frames = [_converted(pl.DataFrame, empty)]
+    try:
+        for batch in reader:
+            frames.append(_converted(pl.DataFrame, _plain_batch(batch, plain)))
+    except (errors, pa.ArrowException, OSError) as exc:
+        # a driver's failure mid-stream (SQLite: a value of another type than the column's
+        # first rows) comes as the driver's error or as Arrow's I/O error
+        reason = re.sub(r"^\[[^\]]*\] ", "", _driver_reason(exc))
+        if "type mismatch" in reason.lower():
+            reason += (
+                " (a SQLite column holds values of several types: CAST it in a query, e.g. "
+                "--query 'SELECT customer_id, ts, CAST(amount AS REAL) AS amount FROM sales')"
+            )
+        raise WinbackInputError(f"cannot read {shown!r}: {reason}") from None
+    return pl.concat(frames, how="vertical", rechunk=False)
 
 
 def expand_paths(data: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -56,6 +56,23 @@ __all__ = ["REPORT_MODELS", "demo", "report"]
 REPORT_MODELS = ("bgnbd", "mbgnbd", "pareto")
 
 
+def _loop_scorecards(config: Path, as_of: str | None) -> Any:
+    """The staff scorecards of the loop configured in ``config``, from its state database, up
+    to ``as_of`` (default: the state's latest run)."""
+    from winback.loop import Pipeline
+
+    pipeline = Pipeline(config)
+    day: str | date | None = as_of
+    if day is None:
+        day = pipeline.table("runs").get_column("run_date").max()  # type: ignore[assignment]
+        if day is None:
+            raise WinbackConfigError(
+                f"--loop {str(config)!r}: the loop's state holds no run yet, so it has no "
+                "scorecards (winback run -c CONFIG --as-of DAY first)"
+            )
+    return pipeline.scorecards(day)
+
+
 @app.command()
 def report(
     input: Transactions,
@@ -94,6 +111,17 @@ def report(
     id_type: IdType = None,
     tz: TimeZone = None,
     json_out: JsonOut = False,
+    loop: Annotated[
+        Path | None,
+        typer.Option(
+            "--loop",
+            help=(
+                "A daily loop's config (winback.toml): add its staff scorecards, read from "
+                "its state database, up to --as-of or the latest run "
+                "(docs/methods.md#staff-scorecards)."
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Write the HTML report: one self-contained file (charts work offline).
 
@@ -118,6 +146,7 @@ def report(
         tz=tz,
     )
     check_output_file(output, inputs=[input], suffixes=(".html", ".htm"))
+    cards = _loop_scorecards(loop, as_of) if loop is not None else None
     with progress_bar(f"report on {input}") as progress:
         page = build_report(
             prepare_input(input, reading),
@@ -135,6 +164,7 @@ def report(
             amount_col=amount_col,
             on_invalid=reading["on_invalid"],
             progress=progress,
+            scorecards=cards,
         )
     path = str(page.path.resolve()) if page.path else None
     if json_out:

@@ -12,7 +12,12 @@ channel its strategy (or the default) has. The templates see:
 - ``silence``: the time since the last purchase in words, in the config's language
   (``silence_en`` and ``silence_zh`` both);
 - ``offer``: the strategy's offer (``[messages] offers``), ``staff``, ``channel``,
-  ``campaign_id``, ``day``.
+  ``campaign_id``, ``day``;
+- three filters that write dates and numbers as the message's language does, with Babel's
+  CLDR data (:data:`LOCALES`): ``{{ customer.last_purchase | date }}`` ("January 23, 2024" /
+  "2024年1月23日"; ``date("medium")``, ``"short"``, ``"full"`` or a CLDR pattern),
+  ``{{ customer.value | number }}`` ("1,234.5"; ``number(2)``: two decimals) and
+  ``{{ customer.value | money("CNY") }}`` ("CN¥1,234.50" / "¥1,234.50").
 
 The engine is Jinja2's :class:`~jinja2.sandbox.SandboxedEnvironment` with ``StrictUndefined``:
 a template cannot reach Python objects' internals or the file system (templates are read by
@@ -40,6 +45,7 @@ __all__ = [
     "BUNDLED",
     "CONTEXT_NAMES",
     "CUSTOMER_FIELDS",
+    "LOCALES",
     "OUTBOX_COLUMNS",
     "Templates",
     "load_templates",
@@ -76,6 +82,61 @@ OUTBOX_COLUMNS = (
     "message",
 )
 _SUFFIX = ".j2"
+#: The Babel (CLDR) locale of each message language: dates and numbers in the templates.
+LOCALES = {"en": "en", "zh": "zh_Hans_CN"}
+#: The filters the templates get (:func:`_filters`).
+FILTERS = ("date", "number", "money")
+
+
+def _filters(language: str) -> dict[str, Any]:
+    """The ``date``, ``number`` and ``money`` filters in the language's locale (Babel). A
+    value of the wrong kind is a template error (named with its line by the caller); None
+    (a missing value) gives an empty text."""
+    import jinja2
+
+    locale = LOCALES.get(language, "en")
+
+    def babel() -> Any:
+        try:
+            import babel.dates
+            import babel.numbers
+        except ImportError:
+            raise jinja2.TemplateRuntimeError(
+                "the date, number and money filters need Babel: pip install 'winback[loop]'"
+            ) from None
+        return babel
+
+    def date_(value: Any, format: str = "long") -> str:
+        if value is None:
+            return ""
+        if not isinstance(value, date):
+            raise jinja2.TemplateRuntimeError(f"date: {value!r} is not a date")
+        try:
+            return str(babel().dates.format_date(value, format=format, locale=locale))
+        except (ValueError, KeyError) as exc:
+            raise jinja2.TemplateRuntimeError(f"date: bad format {format!r} ({exc})") from None
+
+    def number(value: Any, decimals: int | None = None) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise jinja2.TemplateRuntimeError(f"number: {value!r} is not a number")
+        pattern = None if decimals is None else "#,##0" + ("." + "0" * decimals if decimals else "")
+        return str(babel().numbers.format_decimal(value, format=pattern, locale=locale))
+
+    def money(value: Any, currency: str) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise jinja2.TemplateRuntimeError(f"money: {value!r} is not a number")
+        numbers = babel().numbers
+        if not isinstance(currency, str) or not numbers.is_currency(currency):
+            raise jinja2.TemplateRuntimeError(
+                f"money: {currency!r} is not an ISO 4217 currency code (CNY, USD, EUR …)"
+            )
+        return str(numbers.format_currency(value, currency, locale=locale))
+
+    return {"date": date_, "number": number, "money": money}
 
 
 def _folder(templates: str) -> Path:
@@ -93,18 +154,21 @@ class Templates:
     sources: Mapping[str, str]
     by_strategy: Mapping[str, Mapping[str, str]]
 
-    def environment(self) -> Any:
+    def environment(self, language: str = "en") -> Any:
         """The sandboxed Jinja2 environment over these templates (StrictUndefined, no
-        autoescape: the messages are text, not HTML)."""
+        autoescape: the messages are text, not HTML), with the ``date``, ``number`` and
+        ``money`` filters in ``language``'s locale."""
         import jinja2
         import jinja2.sandbox
 
-        return jinja2.sandbox.SandboxedEnvironment(
+        env = jinja2.sandbox.SandboxedEnvironment(
             loader=jinja2.DictLoader(dict(self.sources)),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             keep_trailing_newline=False,
         )
+        env.filters.update(_filters(language))
+        return env
 
     def channels(self, strategy: str | None) -> Mapping[str, str]:
         """The channel → template name of a strategy (its own, else ``default``'s)."""
@@ -166,6 +230,12 @@ def load_templates(templates: str, *, key: str = "messages.templates") -> Templa
             raise WinbackConfigError(
                 f"template {name!r}, line {exc.lineno}: {exc.message}"
             ) from None
+        try:
+            env.compile(tree, name=name, filename=name)  # an unknown filter or test
+        except jinja2.TemplateSyntaxError as exc:
+            raise WinbackConfigError(
+                f"template {name!r}, line {exc.lineno}: {exc.message}"
+            ) from None
         unknown = meta.find_undeclared_variables(tree) - CONTEXT_NAMES
         if unknown:
             first = min(
@@ -211,7 +281,9 @@ def _line_of(template: str) -> int | None:
     tb = sys.exc_info()[2]
     line = None
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename == template:
+        # a template read from text (DictLoader) has no file: Jinja2 names its frames
+        # "<template>"; only the rendered template's frames are in the traceback
+        if tb.tb_frame.f_code.co_filename in (template, "<template>"):
             line = tb.tb_lineno
         tb = tb.tb_next
     return line
@@ -237,7 +309,7 @@ def render_outbox(
     """
     import jinja2
 
-    env = templates.environment()
+    env = templates.environment(language)
     extra: dict[str, dict[str, Any]] = {}
     fields = list(CUSTOMER_FIELDS)
     if customers is not None:

@@ -23,7 +23,6 @@ and the same files. A run for a date before the latest run is refused.
 from __future__ import annotations
 
 import os
-import signal
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ from winback.value.api import value
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-__all__ = ["KILL_AT_ENV", "Pipeline", "RunResult", "checkpoint", "require_sqlalchemy"]
+__all__ = ["Pipeline", "RunResult", "checkpoint", "require_sqlalchemy"]
 
 #: Columns of ``targets-D.csv``.
 TARGET_FILE_COLUMNS = (
@@ -102,18 +101,15 @@ def require_sqlalchemy() -> None:
         )
 
 
-#: A test hook: with this environment variable set to a checkpoint's name, a run kills its own
-#: process (SIGKILL) there — how tests/loop/ show that a killed run leaves the state as before
-#: or as after it (docs/loop.md#a-killed-run). Never set it in production.
-KILL_AT_ENV = "WINBACK_TEST_KILL_AT"
-
-
 def checkpoint(name: str) -> None:
     """A named point of a run (``locked``, ``migrated``, ``campaign``, ``targets``,
-    ``snapshots``, ``evaluations``, ``files``, ``commit``, ``committed``). Does nothing unless
-    :data:`KILL_AT_ENV` names it; tests also replace it to fail a run there."""
-    if os.environ.get(KILL_AT_ENV) == name:
-        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+    ``snapshots``, ``evaluations``, ``files``, ``commit``, ``committed``): does nothing.
+
+    A private seam for the crash tests (docs/loop.md#a-killed-run): they replace this function
+    of the module — in their own process, or in a child started through
+    ``tests/loop/killed_run.py`` — to fail or SIGKILL a run at that point. Nothing in winback
+    reads the environment or any setting to trigger it."""
+    del name
 
 
 @dataclass(frozen=True)
@@ -135,8 +131,8 @@ class RunResult:
     files : the day's files.
     evaluations : the campaigns evaluated on D (their windows ended), one row per campaign and
         segment (``"all"`` first): :data:`EVALUATION_FILE_COLUMNS`; empty on most days.
-    outbox : the day's messages (``outbox-D.csv``) when ``[messages]`` names templates, else
-        None.
+    outbox : the day's messages (``outbox-D.csv``, and ``outbox-D.jsonl`` as JSON lines) when
+        ``[messages]`` names templates, else None.
     unrendered : due contacts whose strategy has no template (nor a ``default`` one).
     scorecards : with ``[staff] names``, the staff scorecards to D (``scorecards-D.csv``,
         :func:`winback.loop.scorecards.scorecards`), else None.
@@ -484,6 +480,7 @@ class Pipeline:
                 customers=customers,
             )
             day_files["outbox"] = outbox
+            day_files["outbox.jsonl"] = outbox  # one JSON object a line, for a mailer or gateway
         cards = None
         if cfg.staff is not None:
             cards = _scorecards_in(conn, cfg, prepared, day)
@@ -1091,7 +1088,8 @@ def _targets_frame(conn: sa.Connection, campaign_id: str, day: date) -> pl.DataF
 def _stage_files(
     folder: Path, day: date, frames: Mapping[str, pl.DataFrame], staged: list[tuple[Path, Path]]
 ) -> tuple[Path, ...]:
-    """Writes each frame to a temporary file next to its final name (renamed after commit)."""
+    """Writes each frame to a temporary file next to its final name (renamed after commit):
+    ``NAME-D.csv``, or ``NAME-D.jsonl`` (JSON lines) for a name ending in ``.jsonl``."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -1100,7 +1098,8 @@ def _stage_files(
         ) from None
     finals = []
     for name, frame in frames.items():
-        final = folder / f"{name}-{day.isoformat()}.csv"
+        stem, _, kind = name.partition(".")
+        final = folder / f"{stem}-{day.isoformat()}.{kind or 'csv'}"
         # left by a run killed before its rename; a live process's may be about to be renamed
         # (its run committed and released the lock), so only a dead process's are removed
         for stale in folder.glob(f".{final.name}.*"):
@@ -1110,7 +1109,10 @@ def _stage_files(
         os.close(handle)
         temp = Path(temp_name)
         staged.append((temp, final))
-        frame.write_csv(temp)
+        if kind == "jsonl":
+            frame.write_ndjson(temp)
+        else:
+            frame.write_csv(temp)
         finals.append(final)
     return tuple(finals)
 

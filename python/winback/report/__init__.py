@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from winback._options import (
     AMOUNT_COL,
@@ -41,6 +41,9 @@ from winback.report._registry import (
     unregister_section,
 )
 from winback.report._result import Progress, Report
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = [
     "Report",
@@ -76,6 +79,7 @@ def report(
     on_invalid: OnInvalid = ON_INVALID,
     num_threads: int | None = None,
     progress: Progress | None = None,
+    scorecards: pl.DataFrame | None = None,
 ) -> Report:
     """Build the HTML report of docs/methods.md#outputs for a transaction log.
 
@@ -107,6 +111,10 @@ def report(
         the summary counts the rejected rows.
     progress
         ``progress(step, done, total)``, called before each step (the CLI's progress bar).
+    scorecards
+        The daily loop's staff scorecards (docs/methods.md#staff-scorecards), e.g.
+        ``winback.Pipeline(config).scorecards(day)``: shown as the "Staff scorecards" section
+        (left out when not given). ``winback report --loop winback.toml`` passes them.
 
     Returns
     -------
@@ -142,4 +150,5 @@ def report(
         on_invalid=on_invalid,
         num_threads=num_threads,
         progress=progress,
+        scorecards=scorecards,
     )

@@ -40,6 +40,29 @@ def _check(models: Sequence[str], top_n: int, output: str | Path | None) -> tupl
     return tuple(dict.fromkeys(models))
 
 
+def _checked_scorecards(cards: Any) -> Any:
+    """``scorecards=`` as given (None or a frame with the scorecards' columns), else a
+    :class:`WinbackConfigError` naming what is wrong."""
+    import polars as pl
+
+    from winback.report._sections.scorecards import SCORECARD_REQUIRED
+
+    if cards is None:
+        return None
+    if not isinstance(cards, pl.DataFrame):
+        raise WinbackConfigError(
+            f"scorecards= must be a Polars DataFrame (Pipeline.scorecards(day)), not "
+            f"{type(cards).__name__}"
+        )
+    missing = [c for c in SCORECARD_REQUIRED if c not in cards.columns]
+    if missing:
+        raise WinbackConfigError(
+            f"scorecards= lacks the column(s) {', '.join(missing)}: pass the frame of "
+            "Pipeline.scorecards(day) (docs/methods.md#staff-scorecards)"
+        )
+    return cards
+
+
 def build_report(
     data: Any,
     *,
@@ -60,6 +83,7 @@ def build_report(
     on_invalid: OnInvalid,
     num_threads: int | None,
     progress: Progress | None,
+    scorecards: Any = None,
 ) -> Report:
     model_names = _check(models, top_n, output)
     check_parameters(resolution, min_occasions, trf_cuts, s_cuts, num_threads)
@@ -78,6 +102,7 @@ def build_report(
         amount_col=amount_col,
         on_invalid=on_invalid,
         num_threads=num_threads,
+        scorecards=_checked_scorecards(scorecards),
     )
     todo = registered_sections()
     total = len(todo) + 2

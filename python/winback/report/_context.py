@@ -67,6 +67,8 @@ class ReportParameters:
     amount_col: str | None
     on_invalid: OnInvalid
     num_threads: int | None
+    #: The daily loop's staff scorecards (docs/methods.md#staff-scorecards), when given.
+    scorecards: pl.DataFrame | None = None
 
     def input_kwargs(self) -> dict[str, Any]:
         """Column and hygiene arguments shared by every winback function."""

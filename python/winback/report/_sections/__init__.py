@@ -5,7 +5,8 @@ The report shows them by their registered ``order``, not by module: :mod:`.overv
 summary, 100 the parameters used), :mod:`.silence` (20 TrF, 30 S), :mod:`.cold_start` (35 the
 customers below the minimum), :mod:`.rfm` (40 the RFM grid, 50 the quadrants), :mod:`.migration`
 (60), :mod:`.value` (70 the value tiers, 75 the Markov chain), :mod:`.models` (80 calibration vs
-holdout) and :mod:`.campaign` (90 the activation list).
+holdout), :mod:`.campaign` (90 the activation list) and :mod:`.scorecards` (95 the daily
+loop's staff scorecards, when given).
 :mod:`.common` holds what they share.
 """
 
@@ -17,6 +18,7 @@ from winback.report._sections.migration import migration_section
 from winback.report._sections.models import calibration_section
 from winback.report._sections.overview import data_summary, parameters_section, summary_figures
 from winback.report._sections.rfm import quadrant_section, rfm_section
+from winback.report._sections.scorecards import scorecard_section
 from winback.report._sections.silence import silence_score_section, trf_section
 from winback.report._sections.value import markov_section, value_section
 
@@ -32,6 +34,7 @@ __all__ = [
     "parameters_section",
     "quadrant_section",
     "rfm_section",
+    "scorecard_section",
     "silence_score_section",
     "summary_figures",
     "trf_section",

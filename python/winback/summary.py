@@ -290,23 +290,55 @@ def _window(
     return _Window(as_of_us, cal_us, hold_us, split=True)
 
 
-def _bucket(t_us: int, resolution_us: int) -> int:
-    return t_us - t_us % resolution_us
+def _bucket(t_us: int, resolution_us: int, origin_us: int = 0) -> int:
+    """The start of the bucket holding ``t_us``: buckets start at origin + k · width."""
+    return t_us - (t_us - origin_us) % resolution_us
 
 
-def _panel_edges(extent: _Extent, window: _Window, resolution_us: int, period: str) -> list[int]:
+def _panel_edges(
+    extent: _Extent, window: _Window, resolution_us: int, period: str, origin_us: int = 0
+) -> list[int]:
     """Edges of the complete periods up to the calibration end, from the period of the data's
     first occasion (its bucket start) at or before the end of observation."""
     # The earliest row at or before the end is the earliest row, if that one is.
     first = extent.first_us
     if first is None or first > window.max_time_us:
         return []
-    start = _bucket(first, resolution_us)
+    start = _bucket(first, resolution_us, origin_us)
     return period_edges(period, start, window.calibration_end_us + 1)
 
 
+def _kernel_summary(
+    frame: pl.DataFrame,
+    window: _Window,
+    *,
+    resolution_us: int,
+    origin_us: int,
+    unit_us: int,
+    edges: list[int],
+    num_threads: int | None,
+) -> tuple[Any, dict[str, int]]:
+    """The Rust summary kernel, whose buckets start at multiples of ``resolution_us`` from the
+    epoch. Buckets from another origin (``resolution="week"``: Mondays) are the same buckets of
+    times moved back by the origin; every output is a difference of two moved times (or a
+    comparison of two), so moving the times, the cut-offs and the panel edges alike gives the
+    summary of the anchored buckets, and origin 0 calls the kernel exactly as before."""
+    if origin_us:
+        frame = frame.with_columns(pl.col("ts") - origin_us)
+        edges = [edge - origin_us for edge in edges]
+    return _winback.summary(  # type: ignore[no-any-return]
+        frame,
+        calibration_end_us=window.calibration_end_us - origin_us,
+        max_time_us=window.max_time_us - origin_us,
+        resolution_us=resolution_us,
+        unit_us=unit_us,
+        period_edges_us=edges,
+        num_threads=num_threads,
+    )
+
+
 def _summary_frame(
-    raw: pl.DataFrame, window: _Window, resolution_us: int, unit_us: int
+    raw: pl.DataFrame, window: _Window, resolution_us: int, unit_us: int, origin_us: int = 0
 ) -> pl.DataFrame:
     counts = [pl.col(name).cast(pl.Int64) for name in _COUNT_COLUMNS]
     floats = [pl.col(name) for name in ("recency", "T", "monetary_value", "first_amount")]
@@ -325,8 +357,8 @@ def _summary_frame(
     )
     if not window.split:
         return frame.select(SUMMARY_COLUMNS)
-    duration_us = _bucket(window.max_time_us, resolution_us) - _bucket(
-        window.calibration_end_us, resolution_us
+    duration_us = _bucket(window.max_time_us, resolution_us, origin_us) - _bucket(
+        window.calibration_end_us, resolution_us, origin_us
     )
     return frame.with_columns(
         pl.lit(duration_us / unit_us, dtype=pl.Float64).alias("duration_holdout")
@@ -339,6 +371,7 @@ def _with_litt(
     window: _Window,
     resolution_us: int,
     unit_us: int,
+    origin_us: int = 0,
 ) -> pl.DataFrame:
     """``frame`` with ``litt`` appended: per customer Σ ln(t_j − t_{j−1}) over the calibration
     occasions (the summary's: distinct ``resolution`` buckets of the rows at or before the
@@ -352,7 +385,7 @@ def _with_litt(
         .filter(pl.col("ts") <= window.calibration_end_us)
         .select(
             pl.col("customer").alias("customer_id"),
-            ((pl.col("ts") // resolution_us) * resolution_us).alias("bucket"),
+            (((pl.col("ts") - origin_us) // resolution_us) * resolution_us).alias("bucket"),
         )
         .collect()
         .sort("customer_id", "bucket")  # eager: about twice as fast as in the lazy plan here
@@ -474,8 +507,11 @@ def summary(
     holdout_end
         End of the holdout period (default: ``as_of``); must be after ``calibration_end``.
     resolution
-        Occasion bucket: ``"1d"`` (default), ``"1h"``, ``"7d"``… A bucket holding the
-        calibration end is cut there: its later rows form a holdout occasion of their own.
+        Occasion bucket: ``"1d"`` (default), ``"1h"``, ``"7d"``… (durations: buckets from the
+        epoch, so ``"7d"`` weeks start on Thursdays), or ``"week"``: calendar weeks from Monday
+        00:00, which with ``unit="W"`` is lifetimes' ``freq="W"`` (docs/methods.md#occasions). A
+        bucket holding the calibration end is cut there: its later rows form a holdout occasion
+        of their own.
     period
         Periods of the panel (docs/methods.md#periods): ``"month"`` (calendar, default), ``"week"``
         (ISO, from Monday), ``"quarter"`` or ``"Nd"`` (N days from the day of the data's first
@@ -546,7 +582,7 @@ def summary(
     [(1, 1, 2.0, 5.0, 30.0, 1, 4.0), (2, 0, 0.0, 4.0, 0.0, 0, 4.0)]
     """
     unit_us = _check_unit(unit)
-    resolution_us = _io.parse_resolution(resolution)
+    resolution_us, origin_us = _io.parse_buckets(resolution)
     check_period(period)
     _io.check_num_threads(num_threads)
     options = _spill.out_of_core_options(
@@ -576,6 +612,7 @@ def summary(
             id_type=id_type,
             num_threads=num_threads,
             litt=litt,
+            origin_us=origin_us,
         )
         frame, counts, rows_read, rejects, extent, window = result
     else:
@@ -592,18 +629,18 @@ def summary(
         )
         extent = _Extent.of(prepared)
         window = _window(extent, as_of, calibration_end, holdout_end)
-        table, counts = _winback.summary(
+        table, counts = _kernel_summary(
             prepared.frame,
-            calibration_end_us=window.calibration_end_us,
-            max_time_us=window.max_time_us,
+            window,
             resolution_us=resolution_us,
+            origin_us=origin_us,
             unit_us=unit_us,
-            period_edges_us=_panel_edges(extent, window, resolution_us, period),
+            edges=_panel_edges(extent, window, resolution_us, period, origin_us),
             num_threads=num_threads,
         )
-        frame = _summary_frame(pl.DataFrame(table), window, resolution_us, unit_us)
+        frame = _summary_frame(pl.DataFrame(table), window, resolution_us, unit_us, origin_us)
         if litt:
-            frame = _with_litt(frame, prepared.frame, window, resolution_us, unit_us)
+            frame = _with_litt(frame, prepared.frame, window, resolution_us, unit_us, origin_us)
         rows_read, rejects = prepared.rows_read, prepared.rejects
     if not return_info:
         return frame
@@ -651,6 +688,7 @@ def _summary_out_of_core(
     id_type: IdType,
     num_threads: int | None,
     litt: bool = False,
+    origin_us: int = 0,
 ) -> tuple[pl.DataFrame, dict[str, int], int, pl.DataFrame, _Extent, _Window]:
     """:func:`summary` by parts (docs/methods.md#out-of-core): the windows and panel edges come from
     the whole input's first and latest purchase, then each group of spill files is summarised with
@@ -672,20 +710,22 @@ def _summary_out_of_core(
     ) as spilled:
         extent = _Extent(spilled.dates, spilled.time_zone)
         window = _window(extent, as_of, calibration_end, holdout_end)
-        edges = _panel_edges(extent, window, resolution_us, period)
+        edges = _panel_edges(extent, window, resolution_us, period, origin_us)
         for prepared in spilled.groups():
-            table, counts = _winback.summary(
+            table, counts = _kernel_summary(
                 prepared.frame,
-                calibration_end_us=window.calibration_end_us,
-                max_time_us=window.max_time_us,
+                window,
                 resolution_us=resolution_us,
+                origin_us=origin_us,
                 unit_us=unit_us,
-                period_edges_us=edges,
+                edges=edges,
                 num_threads=num_threads,
             )
-            part = _summary_frame(pl.DataFrame(table), window, resolution_us, unit_us)
+            part = _summary_frame(pl.DataFrame(table), window, resolution_us, unit_us, origin_us)
             if litt:
-                part = _with_litt(part, prepared.frame, window, resolution_us, unit_us)
+                part = _with_litt(
+                    part, prepared.frame, window, resolution_us, unit_us, origin_us
+                )
             del prepared
             for key, value in counts.items():
                 totals[key] = totals.get(key, 0) + int(value)
@@ -930,7 +970,7 @@ def expected_cumulative_transactions(
         )
     unit_us = _check_unit(unit or known or UNIT)
     kind = check_period(period)
-    resolution_us = _io.parse_resolution(resolution)
+    resolution_us, origin_us = _io.parse_buckets(resolution)
     prepared = _io.prepare(
         data,
         customer_col=customer_col,
@@ -942,7 +982,8 @@ def expected_cumulative_transactions(
         id_type=id_type,
     )
     occasions = prepared.frame.select(
-        "customer", ((pl.col("ts") // resolution_us) * resolution_us).alias("bucket")
+        "customer",
+        (((pl.col("ts") - origin_us) // resolution_us) * resolution_us + origin_us).alias("bucket"),
     ).unique()
     if occasions.height == 0:
         raise WinbackInputError("expected_cumulative_transactions: the input has no transactions")

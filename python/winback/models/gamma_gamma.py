@@ -435,6 +435,18 @@ class GammaGammaModel(BaseModel):
         spend: FloatArray = p * G / (Q - 1.0)
         return spend
 
+    def expected_spend_interval(
+        self, data: Any | None = None, *, level: float = 0.95
+    ) -> pl.DataFrame:
+        """:meth:`expected_spend` per customer with its standard error and a ``level`` interval
+        from the parameters' uncertainty (docs/methods.md#intervals): the delta method with the
+        fit's ``covariance_`` of (p, q, γ), the interval on the log scale (it stays positive).
+        The uncertainty of the expected mean amount, not the spread of the amounts themselves.
+        Columns ``expected`` (in the amounts' currency), ``std_error``, ``lower``, ``upper``."""
+        self._check_fitted()
+        x, z = self._arrays(self._prediction_frame(data), for_fit=False)
+        return self._delta_interval(lambda: self.expected_spend_at(x, z), level, name="expected")
+
     def spend_cdf(
         self, m: float | FloatArray, c: float = 1.0, data: Any | None = None
     ) -> pl.Series:

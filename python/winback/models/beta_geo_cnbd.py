@@ -90,7 +90,8 @@ def cnbd_dert_given_alive(
     for first, stop in zip(starts, [*starts[1:], pairs.shape[0]], strict=True):
         xx = pairs[first, 0]
         p = beta_nodes(a, b + (xx + 1.0 if modified else xx))[None, None, :]
-        log_keep = np.log1p(-np.minimum(p, 1.0))  # ln(1 − p); −inf at p = 1
+        with np.errstate(divide="ignore"):
+            log_keep = np.log1p(-np.minimum(p, 1.0))  # ln(1 − p); −inf at p = 1
         for j in range(k):
             g = gamma_nodes(r + k * xx + j)[None, :, None]  # λ (α+T), G ~ Gamma(shape, 1)
             huge = ~(g < 1e300)

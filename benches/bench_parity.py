@@ -63,6 +63,7 @@ DATA = ROOT.parent / "shared" / "data"
 LIFETIMES_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 CALIBRATION_END, OBSERVATION_END = date(1997, 9, 30), date(1998, 6, 30)
 HORIZON, PERIODS, N_MAX = 39.0, 78, 10
+AGES = np.arange(1.0, PERIODS + 1.0)
 COUNT_MODELS: dict[str, Any] = {
     "bgnbd": BetaGeoModel,
     "mbgnbd": ModifiedBetaGeoModel,
@@ -161,9 +162,9 @@ def run(repeat: int = 5) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         paths = {name: str(Path(tmp) / f"{name}.parquet") for name in ("tx", "spend", "clv")}
         tx.with_columns(pl.col("ts").cast(pl.Datetime("us"))).write_parquet(paths["tx"])
-        spend.select(
-            pl.col("spend_frequency").alias("frequency"), "monetary_value"
-        ).write_parquet(paths["spend"])
+        spend.select(pl.col("spend_frequency").alias("frequency"), "monetary_value").write_parquet(
+            paths["spend"]
+        )
         spend_summary.select(
             pl.col("spend_frequency").alias("frequency"), "recency", "T", "monetary_value"
         ).write_parquet(paths["clv"])
@@ -207,14 +208,27 @@ def run(repeat: int = 5) -> dict[str, Any]:
                 unit=freq,
                 resolution=resolution,
             ),
-            lambda value: _their_columns(value, their_cal),
-            lambda frame: _columns(frame, [*cal, "duration_holdout"]),
+            lambda value, their_cal=their_cal: _their_columns(value, their_cal),
+            lambda frame, cal=cal: _columns(frame, [*cal, "duration_holdout"]),
             note="frequency, recency, T, monetary_value (cal), frequency_holdout, duration",
         )
         their = side.get(f"calibration_and_holdout_data[{freq}]", {}).get("value")
         if their is not None:
             table.rows[-1]["monetary_value_holdout_max_rel_diff"] = _rel(
                 split["monetary_value_holdout"].to_numpy(), their["monetary_value_holdout"]
+            )
+            # lifetimes' holdout mean is per row, not per occasion (its calibration mean is per
+            # period): the per-row mean, by Polars, shows the difference is only that.
+            rows = (
+                tx.filter((pl.col("ts") > CALIBRATION_END) & (pl.col("ts") <= OBSERVATION_END))
+                .group_by("customer_id")
+                .agg(pl.col("amount").mean().alias("row_mean"))
+            )
+            row_mean = split.select("customer_id").join(
+                rows, on="customer_id", how="left", maintain_order="left"
+            )
+            table.rows[-1]["holdout_row_mean_max_rel_diff"] = _rel(
+                row_mean["row_mean"].fill_null(0.0).to_numpy(), their["monetary_value_holdout"]
             )
 
     models: dict[str, Any] = {}
@@ -230,7 +244,7 @@ def run(repeat: int = 5) -> dict[str, Any]:
         theirs = side.get(f"{name}.fit", {}).get("value")
         if theirs is None:
             continue
-        at_theirs = factory.from_params({k: theirs[v] for k, v in NAMES[name].items()}, unit="W")
+        at_theirs = factory.from_params({k: theirs[v] for k, v in NAMES[name].items()})
         table.rows[-1]["loglik_gain"] = fitted.log_likelihood_ - float(
             at_theirs.log_likelihood(rft).sum()
         )
@@ -246,11 +260,10 @@ def run(repeat: int = 5) -> dict[str, Any]:
             prefix + "conditional_probability_alive",
             lambda m=at_theirs: m.probability_alive(rft),
         )
-        ages = np.arange(1.0, PERIODS + 1.0)
         table.add(
             f"{name}: expected_number_of_purchases_up_to_time(1…78)",
             prefix + "expected_number_of_purchases_up_to_time",
-            lambda m=at_theirs: m.expected_purchases_new_customer(ages),
+            lambda m=at_theirs: m.expected_purchases_new_customer(AGES),
         )
         table.add(
             f"{name}: probability_of_n_purchases_up_to_time(39, 0…10)",
@@ -297,7 +310,7 @@ def run(repeat: int = 5) -> dict[str, Any]:
                 "gg: customer_lifetime_value(BG/NBD, 12 months, 1 %/month, W)",
                 "gg.customer_lifetime_value",
                 lambda: customer_lifetime_value(
-                    models["bgnbd"], gg_at, spend_summary, months=12, discount_rate=0.01
+                    models["bgnbd"], gg_at, spend_summary, months=12, discount_rate=0.01, freq="W"
                 ),
             )
     if "bgnbd" in models:
@@ -305,7 +318,7 @@ def run(repeat: int = 5) -> dict[str, Any]:
             'expected_cumulative_transactions(BG/NBD, t=78, freq="W")',
             "expected_cumulative_transactions[W]",
             lambda: expected_cumulative_transactions(
-                models["bgnbd"], tx, periods=PERIODS, period="week", resolution="week"
+                models["bgnbd"], tx, periods=PERIODS, period="week", unit="W", resolution="week"
             ),
             lambda value: np.column_stack([value["actual"], value["predicted"]]),
             lambda frame: _columns(frame, ["actual", "predicted"]),
@@ -370,9 +383,16 @@ def _format(row: dict[str, Any]) -> str:
         g(row.get("lifetimes_s"), ".3g"),
     ]
     extra = {k: v for k, v in row.items() if k in ("loglik_gain", "note") and v}
-    extra.update({k: v for k, v in row.items() if k.startswith("monetary")})
-    return "| " + " | ".join(parts) + " | " + "; ".join(f"{k} {v:.3g}" if isinstance(v, float)
-                                                        else f"{k}: {v}" for k, v in extra.items()) + " |"
+    extra.update({k: v for k, v in row.items() if k.startswith(("monetary", "holdout"))})
+    return (
+        "| "
+        + " | ".join(parts)
+        + " | "
+        + "; ".join(
+            f"{k} {v:.3g}" if isinstance(v, float) else f"{k}: {v}" for k, v in extra.items()
+        )
+        + " |"
+    )
 
 
 def main() -> None:
@@ -385,8 +405,10 @@ def main() -> None:
     load_before = os.getloadavg()
     result = run(args.repeat)
     result["load_average_before"] = load_before
-    print(f"lifetimes {result['lifetimes_version']}, winback {result['winback_version']}, "
-          f"load {load_before[0]:.1f} → {result['load_average'][0]:.1f}")
+    print(
+        f"lifetimes {result['lifetimes_version']}, winback {result['winback_version']}, "
+        f"load {load_before[0]:.1f} → {result['load_average'][0]:.1f}"
+    )
     print("| function | max rel. diff | speed ratio | winback s | lifetimes s | notes |")
     print("|---|---:|---:|---:|---:|---|")
     for row in result["rows"]:

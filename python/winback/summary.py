@@ -723,9 +723,7 @@ def _summary_out_of_core(
             )
             part = _summary_frame(pl.DataFrame(table), window, resolution_us, unit_us, origin_us)
             if litt:
-                part = _with_litt(
-                    part, prepared.frame, window, resolution_us, unit_us, origin_us
-                )
+                part = _with_litt(part, prepared.frame, window, resolution_us, unit_us, origin_us)
             del prepared
             for key, value in counts.items():
                 totals[key] = totals.get(key, 0) + int(value)

@@ -64,13 +64,12 @@ def test_dert_matches_integration_over_parameters(
 ) -> None:
     model = ModifiedBetaGeoCNBDModel.from_params(dict(r=r, alpha=alpha, a=a, b=b), k=2)
     row = CUSTOMERS[[2]]  # Δ = T − t_x > 0: both phase states weigh in
-    assert model.dert(delta, row)[0] == pytest.approx(
-        _by_integration(model, row, delta), rel=1e-7
-    )
+    assert model.dert(delta, row)[0] == pytest.approx(_by_integration(model, row, delta), rel=1e-7)
 
 
 @pytest.mark.parametrize(
-    ("cnbd", "plain"), [(BetaGeoCNBDModel, BetaGeoModel), (ModifiedBetaGeoCNBDModel, ModifiedBetaGeoModel)]
+    ("cnbd", "plain"),
+    [(BetaGeoCNBDModel, BetaGeoModel), (ModifiedBetaGeoCNBDModel, ModifiedBetaGeoModel)],
 )
 def test_k1_equals_bg_and_mbg(cnbd: type, plain: type) -> None:
     params = dict(r=0.24, alpha=4.41, a=0.79, b=2.43)

@@ -68,7 +68,7 @@ def test_delta_method_against_parametric_bootstrap(spend: pl.DataFrame) -> None:
     )
     np.testing.assert_allclose(out["std_error"].to_numpy(), values.std(axis=0), rtol=0.1)
     lower, expected, upper = (out[c].to_numpy() for c in ("lower", "expected", "upper"))
-    assert np.all((0 < lower) & (lower < expected) & (expected < upper))
+    assert np.all((lower > 0) & (lower < expected) & (expected < upper))
 
 
 def test_needs_a_covariance_and_a_level(spend: pl.DataFrame) -> None:

@@ -29,8 +29,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from winback._kernels import jit
-from winback._kernels.newton import chunked_terms, rank_tables
 from winback._kernels.likelihood import _clean, _logaddexp, _params_ok, _weighted_total
+from winback._kernels.newton import chunked_terms, rank_tables
 from winback._kernels.special import digamma_diff, lgamma_diff, trigamma
 from winback._parallel import chunk_bounds, map_chunks
 
@@ -343,6 +343,7 @@ def cnbd_conditional_expected(
 # With s = e^{e2}/(e^{e1}+e^{e2}): ∇ℓ = ∇A + (1−s)∇e1 + s∇e2,
 # ∇²ℓ = ∇²A + (1−s)∇²e1 + s∇²e2 + s(1−s)(∇e2−∇e1)(∇e2−∇e1)ᵀ.
 # Hessian layout (upper triangle): r-r, r-α, r-a, r-b, α-α, α-a, α-b, a-a, a-b, b-b.
+
 
 @jit
 def _newton_range(  # type: ignore[no-untyped-def]

@@ -117,7 +117,9 @@ def gamma_gamma_newton_terms(
     params: Any, group_starts: Any, x_values: Any, mean_amount: Any, w: Any
 ) -> tuple[float, Any, Any]:
     """(ℓ, ∇ℓ, ∇²ℓ) of Gamma–Gamma w.r.t. (p, q, γ) over tuples sorted by x (all x > 0)."""
-    return chunked_terms(_gamma_gamma_range, 3, w.size, (params, group_starts, x_values, mean_amount, w))
+    return chunked_terms(
+        _gamma_gamma_range, 3, w.size, (params, group_starts, x_values, mean_amount, w)
+    )
 
 
 @jit

@@ -30,8 +30,8 @@ from winback.models._base import (
     split_summary,
 )
 from winback.models._count_base import CountModel
-from winback.models.beta_geo import U_WEIGHTS, beta_nodes, check_discount_rate, gamma_nodes
 from winback.models._fitting import FitResult, LogLikGradHess
+from winback.models.beta_geo import U_WEIGHTS, beta_nodes, check_discount_rate, gamma_nodes
 
 __all__ = ["BetaGeoCNBDModel", "ModifiedBetaGeoCNBDModel"]
 
@@ -76,7 +76,6 @@ def cnbd_dert_given_alive(
     is taken by tanh–sinh quadrature in both CDF scales, as for BG/NBD, once per distinct
     (x, T) and j."""
     r, alpha, a, b = (float(v) for v in params)
-    m = x + 1.0 if modified else x
     weights_2d = (U_WEIGHTS[:, None] * U_WEIGHTS[None, :]).reshape(-1)
     # ρ_j / S per customer: ρ_0 = 1, ρ_j = ρ_{j−1} Δ (r+kx+j−1) / (j (α+T)), Δ = T − t_x.
     rho = np.ones((x.size, k))

@@ -326,7 +326,7 @@ def _kernel_summary(
     if origin_us:
         frame = frame.with_columns(pl.col("ts") - origin_us)
         edges = [edge - origin_us for edge in edges]
-    return _winback.summary(  # type: ignore[no-any-return]
+    return _winback.summary(
         frame,
         calibration_end_us=window.calibration_end_us - origin_us,
         max_time_us=window.max_time_us - origin_us,

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import norm
 
 import winback
@@ -78,3 +80,31 @@ def test_needs_a_covariance_and_a_level(spend: pl.DataFrame) -> None:
     fitted = GammaGammaModel().fit(spend)
     with pytest.raises(WinbackConfigError, match="level"):
         fitted.expected_spend_interval(spend, level=0.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    x=st.lists(st.integers(0, 300), min_size=1, max_size=400),
+    weighted=st.booleans(),
+    seed=st.integers(0, 10_000),
+)
+def test_frequency_cap_by_value_counts_equals_the_sorted_rows(
+    x: list[int], weighted: bool, seed: int
+) -> None:
+    """The cap from weight per value (whole counts) is the cap from sorting every row."""
+    from winback.models import gamma_gamma
+
+    values = np.asarray(x, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    w = rng.integers(1, 50, values.size).astype(np.float64) if weighted else None
+    fast = gamma_gamma.extreme_frequency_cap(values, w)
+    weights = np.ones_like(values) if w is None else w
+    order = np.argsort(values, kind="stable")
+    share = np.cumsum(weights[order]) / weights.sum()
+    at = min(int(np.searchsorted(share, 0.99, side="left")), values.size - 1)
+    expected = max(gamma_gamma.EXTREME_FREQUENCY_MIN, 10.0 * float(values[order][at]))
+    assert fast == expected
+    # non-whole values take the sorting path and agree with it too
+    assert gamma_gamma.extreme_frequency_cap(values + 0.5, w) == max(
+        gamma_gamma.EXTREME_FREQUENCY_MIN, 10.0 * (float(values[order][at]) + 0.5)
+    )

@@ -56,6 +56,11 @@ EXTREME_FREQUENCY_FACTOR: float = 10.0
 EXTREME_FREQUENCY_MIN: float = 100.0
 
 
+#: Largest whole x for which :func:`extreme_frequency_cap` counts weight per value (a bincount
+#: of this length is cheap); larger x fall back to sorting.
+_BINCOUNT_MAX = 1 << 24
+
+
 def extreme_frequency_cap(x: FloatArray, weights: FloatArray | None = None) -> float:
     """The spend-outlier cap on x (docs/methods.md#spend-outliers): max(EXTREME_FREQUENCY_MIN,
     EXTREME_FREQUENCY_FACTOR × the 99th percentile of x). The percentile is the inverted CDF
@@ -72,6 +77,19 @@ def extreme_frequency_cap(x: FloatArray, weights: FloatArray | None = None) -> f
     w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
     if x.size == 0:
         return EXTREME_FREQUENCY_MIN
+    top = float(x.max())
+    if (
+        float(x.min()) >= 0.0
+        and top < _BINCOUNT_MAX
+        and np.all(x == np.floor(x))
+        and np.all(w == np.floor(w))
+    ):
+        # Whole counts with whole weights: the same inverted CDF from the weight per value
+        # (the partial sums are exact integers either way), without sorting every row.
+        per_value = np.bincount(x.astype(np.int64), weights=w)
+        share_by_value = np.cumsum(per_value) / float(w.sum())
+        value = min(int(np.searchsorted(share_by_value, 0.99, side="left")), int(top))
+        return max(EXTREME_FREQUENCY_MIN, EXTREME_FREQUENCY_FACTOR * float(value))
     order = np.argsort(x, kind="stable")
     share = np.cumsum(w[order]) / float(w.sum())
     at = min(int(np.searchsorted(share, 0.99, side="left")), x.size - 1)

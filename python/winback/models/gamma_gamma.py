@@ -74,22 +74,21 @@ def extreme_frequency_cap(x: FloatArray, weights: FloatArray | None = None) -> f
     >>> extreme_frequency_cap(np.array([1.0] * 200 + [100_000.0]))
     100.0
     """
-    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
     if x.size == 0:
         return EXTREME_FREQUENCY_MIN
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
     top = float(x.max())
-    if (
-        float(x.min()) >= 0.0
-        and top < _BINCOUNT_MAX
-        and np.all(x == np.floor(x))
-        and np.all(w == np.floor(w))
-    ):
-        # Whole counts with whole weights: the same inverted CDF from the weight per value
-        # (the partial sums are exact integers either way), without sorting every row.
-        per_value = np.bincount(x.astype(np.int64), weights=w)
-        share_by_value = np.cumsum(per_value) / float(w.sum())
-        value = min(int(np.searchsorted(share_by_value, 0.99, side="left")), int(top))
-        return max(EXTREME_FREQUENCY_MIN, EXTREME_FREQUENCY_FACTOR * float(value))
+    if float(x.min()) >= 0.0 and top < _BINCOUNT_MAX:
+        whole = x.astype(np.int64)
+        if np.array_equal(whole, x) and (w is None or np.array_equal(w, np.floor(w))):
+            # Whole counts with whole weights: the same inverted CDF from the weight per value
+            # (the partial sums are exact integers either way), without sorting every row.
+            per_value = np.bincount(whole, weights=w)
+            total = float(x.size) if w is None else float(w.sum())
+            share_by_value = np.cumsum(per_value) / total
+            value = min(int(np.searchsorted(share_by_value, 0.99, side="left")), int(top))
+            return max(EXTREME_FREQUENCY_MIN, EXTREME_FREQUENCY_FACTOR * float(value))
+    w = np.ones_like(x) if w is None else w
     order = np.argsort(x, kind="stable")
     share = np.cumsum(w[order]) / float(w.sum())
     at = min(int(np.searchsorted(share, 0.99, side="left")), x.size - 1)

@@ -43,6 +43,7 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "UNITS",
     "SummaryInfo",
+    "alive_path",
     "bgbb_summary",
     "check_period",
     "compress_summary",
@@ -1015,5 +1016,98 @@ def expected_cumulative_transactions(
             "period_end": pl.Series(ends, dtype=pl.Datetime("us")),
             "actual": np.asarray(actual, dtype=np.int64),
             "predicted": np.asarray(predicted, dtype=np.float64),
+        }
+    )
+
+
+def alive_path(
+    model: Any,
+    data: Any,
+    customer_id: Any,
+    *,
+    as_of: AsOf | None = None,
+    unit: TimeUnit | None = None,
+    resolution: str | timedelta = RESOLUTION,
+    customer_col: str = CUSTOMER_COL,
+    time_col: str = TIME_COL,
+    tz: str | None = None,
+    on_invalid: OnInvalid = ON_INVALID,
+    time_format: str | None = TIME_FORMAT,
+    id_type: IdType = ID_TYPE,
+) -> pl.DataFrame:
+    """One customer's P(alive) path (docs/methods.md#alive-path): a fitted count model's
+    P(alive) as the customer's history stood at each whole time unit after their first occasion
+    — lifetimes' ``calculate_alive_path``.
+
+    With the first occasion at b (a bucket start, as in :func:`summary`) and e_i = b + i units
+    (i = 0, 1, … while e_i is at or before the bucket of ``as_of``), point i uses the occasions
+    dated at or before e_i: x_i repeat occasions, t_x the last one's age and T = i; it is the
+    summary's (x, t_x, T) as of the end of day e_i at whole-day resolutions.
+
+    Parameters
+    ----------
+    model
+        A fitted count model with ``probability_alive_at`` (BG/NBD, MBG/NBD, Pareto/NBD,
+        the CNBD-k models).
+    data
+        Transactions (any input :func:`winback.prepare` reads).
+    customer_id
+        The customer (refused when not in ``data`` up to ``as_of``).
+    as_of, resolution, customer_col, time_col, tz, on_invalid, time_format, id_type
+        As in :func:`summary`.
+    unit
+        The model's time unit (the step of the path); default the one recorded by its fit
+        (``model.unit_``), else weeks.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``T`` (Float64, age in ``unit``), ``moment`` (Datetime µs, local: e_i), ``frequency``,
+        ``recency`` and ``probability_alive`` (Float64), one row per point.
+    """
+    known = getattr(model, "unit_", None)
+    if unit is not None and known is not None and unit != known:
+        raise WinbackConfigError(
+            f"unit={unit!r} contradicts the model's own unit {known!r} (from its fit)"
+        )
+    unit_us = _check_unit(unit or known or UNIT)
+    resolution_us, origin_us = _io.parse_buckets(resolution)
+    prepared = _io.prepare(
+        data,
+        customer_col=customer_col,
+        time_col=time_col,
+        amount_col=None,
+        tz=tz,
+        on_invalid=on_invalid,
+        time_format=time_format,
+        id_type=id_type,
+    )
+    end_us = _io.snapshot_end(prepared, as_of)
+    mine = prepared.frame.filter(
+        (pl.col("customer") == customer_id) & (pl.col("ts") <= end_us)
+    ).get_column("ts")
+    if mine.len() == 0:
+        raise WinbackInputError(
+            f"alive_path: customer {customer_id!r} has no transaction in the data up to the "
+            "end of observation; check the id and its type (ids are read as in winback.prepare)"
+        )
+    ts = mine.to_numpy()
+    buckets = np.unique(ts - (ts - origin_us) % resolution_us)
+    birth = int(buckets[0])
+    points = (_bucket(end_us, resolution_us, origin_us) - birth) // unit_us
+    edges = birth + np.arange(points + 1, dtype=np.int64) * unit_us
+    # occasions at or before each edge, the first included
+    seen = np.searchsorted(buckets, edges, side="right")
+    x = (seen - 1).astype(np.float64)
+    t_x = (buckets[seen - 1] - birth) / unit_us
+    T = np.arange(points + 1, dtype=np.float64)
+    alive = np.asarray(model.probability_alive_at(x, t_x, T), dtype=np.float64)
+    return pl.DataFrame(
+        {
+            "T": T,
+            "moment": pl.Series(edges, dtype=pl.Int64).cast(pl.Datetime("us")),
+            "frequency": x,
+            "recency": t_x,
+            "probability_alive": alive,
         }
     )

@@ -43,6 +43,7 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "UNITS",
     "SummaryInfo",
+    "alive_path",
     "bgbb_summary",
     "check_period",
     "compress_summary",
@@ -290,23 +291,55 @@ def _window(
     return _Window(as_of_us, cal_us, hold_us, split=True)
 
 
-def _bucket(t_us: int, resolution_us: int) -> int:
-    return t_us - t_us % resolution_us
+def _bucket(t_us: int, resolution_us: int, origin_us: int = 0) -> int:
+    """The start of the bucket holding ``t_us``: buckets start at origin + k · width."""
+    return t_us - (t_us - origin_us) % resolution_us
 
 
-def _panel_edges(extent: _Extent, window: _Window, resolution_us: int, period: str) -> list[int]:
+def _panel_edges(
+    extent: _Extent, window: _Window, resolution_us: int, period: str, origin_us: int = 0
+) -> list[int]:
     """Edges of the complete periods up to the calibration end, from the period of the data's
     first occasion (its bucket start) at or before the end of observation."""
     # The earliest row at or before the end is the earliest row, if that one is.
     first = extent.first_us
     if first is None or first > window.max_time_us:
         return []
-    start = _bucket(first, resolution_us)
+    start = _bucket(first, resolution_us, origin_us)
     return period_edges(period, start, window.calibration_end_us + 1)
 
 
+def _kernel_summary(
+    frame: pl.DataFrame,
+    window: _Window,
+    *,
+    resolution_us: int,
+    origin_us: int,
+    unit_us: int,
+    edges: list[int],
+    num_threads: int | None,
+) -> tuple[Any, dict[str, int]]:
+    """The Rust summary kernel, whose buckets start at multiples of ``resolution_us`` from the
+    epoch. Buckets from another origin (``resolution="week"``: Mondays) are the same buckets of
+    times moved back by the origin; every output is a difference of two moved times (or a
+    comparison of two), so moving the times, the cut-offs and the panel edges alike gives the
+    summary of the anchored buckets, and origin 0 calls the kernel exactly as before."""
+    if origin_us:
+        frame = frame.with_columns(pl.col("ts") - origin_us)
+        edges = [edge - origin_us for edge in edges]
+    return _winback.summary(
+        frame,
+        calibration_end_us=window.calibration_end_us - origin_us,
+        max_time_us=window.max_time_us - origin_us,
+        resolution_us=resolution_us,
+        unit_us=unit_us,
+        period_edges_us=edges,
+        num_threads=num_threads,
+    )
+
+
 def _summary_frame(
-    raw: pl.DataFrame, window: _Window, resolution_us: int, unit_us: int
+    raw: pl.DataFrame, window: _Window, resolution_us: int, unit_us: int, origin_us: int = 0
 ) -> pl.DataFrame:
     counts = [pl.col(name).cast(pl.Int64) for name in _COUNT_COLUMNS]
     floats = [pl.col(name) for name in ("recency", "T", "monetary_value", "first_amount")]
@@ -325,8 +358,8 @@ def _summary_frame(
     )
     if not window.split:
         return frame.select(SUMMARY_COLUMNS)
-    duration_us = _bucket(window.max_time_us, resolution_us) - _bucket(
-        window.calibration_end_us, resolution_us
+    duration_us = _bucket(window.max_time_us, resolution_us, origin_us) - _bucket(
+        window.calibration_end_us, resolution_us, origin_us
     )
     return frame.with_columns(
         pl.lit(duration_us / unit_us, dtype=pl.Float64).alias("duration_holdout")
@@ -339,6 +372,7 @@ def _with_litt(
     window: _Window,
     resolution_us: int,
     unit_us: int,
+    origin_us: int = 0,
 ) -> pl.DataFrame:
     """``frame`` with ``litt`` appended: per customer Σ ln(t_j − t_{j−1}) over the calibration
     occasions (the summary's: distinct ``resolution`` buckets of the rows at or before the
@@ -352,7 +386,7 @@ def _with_litt(
         .filter(pl.col("ts") <= window.calibration_end_us)
         .select(
             pl.col("customer").alias("customer_id"),
-            ((pl.col("ts") // resolution_us) * resolution_us).alias("bucket"),
+            (((pl.col("ts") - origin_us) // resolution_us) * resolution_us).alias("bucket"),
         )
         .collect()
         .sort("customer_id", "bucket")  # eager: about twice as fast as in the lazy plan here
@@ -474,8 +508,11 @@ def summary(
     holdout_end
         End of the holdout period (default: ``as_of``); must be after ``calibration_end``.
     resolution
-        Occasion bucket: ``"1d"`` (default), ``"1h"``, ``"7d"``… A bucket holding the
-        calibration end is cut there: its later rows form a holdout occasion of their own.
+        Occasion bucket: ``"1d"`` (default), ``"1h"``, ``"7d"``… (durations: buckets from the
+        epoch, so ``"7d"`` weeks start on Thursdays), or ``"week"``: calendar weeks from Monday
+        00:00, which with ``unit="W"`` is lifetimes' ``freq="W"`` (docs/methods.md#occasions). A
+        bucket holding the calibration end is cut there: its later rows form a holdout occasion
+        of their own.
     period
         Periods of the panel (docs/methods.md#periods): ``"month"`` (calendar, default), ``"week"``
         (ISO, from Monday), ``"quarter"`` or ``"Nd"`` (N days from the day of the data's first
@@ -546,7 +583,7 @@ def summary(
     [(1, 1, 2.0, 5.0, 30.0, 1, 4.0), (2, 0, 0.0, 4.0, 0.0, 0, 4.0)]
     """
     unit_us = _check_unit(unit)
-    resolution_us = _io.parse_resolution(resolution)
+    resolution_us, origin_us = _io.parse_buckets(resolution)
     check_period(period)
     _io.check_num_threads(num_threads)
     options = _spill.out_of_core_options(
@@ -576,6 +613,7 @@ def summary(
             id_type=id_type,
             num_threads=num_threads,
             litt=litt,
+            origin_us=origin_us,
         )
         frame, counts, rows_read, rejects, extent, window = result
     else:
@@ -592,18 +630,18 @@ def summary(
         )
         extent = _Extent.of(prepared)
         window = _window(extent, as_of, calibration_end, holdout_end)
-        table, counts = _winback.summary(
+        table, counts = _kernel_summary(
             prepared.frame,
-            calibration_end_us=window.calibration_end_us,
-            max_time_us=window.max_time_us,
+            window,
             resolution_us=resolution_us,
+            origin_us=origin_us,
             unit_us=unit_us,
-            period_edges_us=_panel_edges(extent, window, resolution_us, period),
+            edges=_panel_edges(extent, window, resolution_us, period, origin_us),
             num_threads=num_threads,
         )
-        frame = _summary_frame(pl.DataFrame(table), window, resolution_us, unit_us)
+        frame = _summary_frame(pl.DataFrame(table), window, resolution_us, unit_us, origin_us)
         if litt:
-            frame = _with_litt(frame, prepared.frame, window, resolution_us, unit_us)
+            frame = _with_litt(frame, prepared.frame, window, resolution_us, unit_us, origin_us)
         rows_read, rejects = prepared.rows_read, prepared.rejects
     if not return_info:
         return frame
@@ -651,6 +689,7 @@ def _summary_out_of_core(
     id_type: IdType,
     num_threads: int | None,
     litt: bool = False,
+    origin_us: int = 0,
 ) -> tuple[pl.DataFrame, dict[str, int], int, pl.DataFrame, _Extent, _Window]:
     """:func:`summary` by parts (docs/methods.md#out-of-core): the windows and panel edges come from
     the whole input's first and latest purchase, then each group of spill files is summarised with
@@ -672,20 +711,20 @@ def _summary_out_of_core(
     ) as spilled:
         extent = _Extent(spilled.dates, spilled.time_zone)
         window = _window(extent, as_of, calibration_end, holdout_end)
-        edges = _panel_edges(extent, window, resolution_us, period)
+        edges = _panel_edges(extent, window, resolution_us, period, origin_us)
         for prepared in spilled.groups():
-            table, counts = _winback.summary(
+            table, counts = _kernel_summary(
                 prepared.frame,
-                calibration_end_us=window.calibration_end_us,
-                max_time_us=window.max_time_us,
+                window,
                 resolution_us=resolution_us,
+                origin_us=origin_us,
                 unit_us=unit_us,
-                period_edges_us=edges,
+                edges=edges,
                 num_threads=num_threads,
             )
-            part = _summary_frame(pl.DataFrame(table), window, resolution_us, unit_us)
+            part = _summary_frame(pl.DataFrame(table), window, resolution_us, unit_us, origin_us)
             if litt:
-                part = _with_litt(part, prepared.frame, window, resolution_us, unit_us)
+                part = _with_litt(part, prepared.frame, window, resolution_us, unit_us, origin_us)
             del prepared
             for key, value in counts.items():
                 totals[key] = totals.get(key, 0) + int(value)
@@ -930,7 +969,7 @@ def expected_cumulative_transactions(
         )
     unit_us = _check_unit(unit or known or UNIT)
     kind = check_period(period)
-    resolution_us = _io.parse_resolution(resolution)
+    resolution_us, origin_us = _io.parse_buckets(resolution)
     prepared = _io.prepare(
         data,
         customer_col=customer_col,
@@ -942,7 +981,8 @@ def expected_cumulative_transactions(
         id_type=id_type,
     )
     occasions = prepared.frame.select(
-        "customer", ((pl.col("ts") // resolution_us) * resolution_us).alias("bucket")
+        "customer",
+        (((pl.col("ts") - origin_us) // resolution_us) * resolution_us + origin_us).alias("bucket"),
     ).unique()
     if occasions.height == 0:
         raise WinbackInputError("expected_cumulative_transactions: the input has no transactions")
@@ -976,5 +1016,98 @@ def expected_cumulative_transactions(
             "period_end": pl.Series(ends, dtype=pl.Datetime("us")),
             "actual": np.asarray(actual, dtype=np.int64),
             "predicted": np.asarray(predicted, dtype=np.float64),
+        }
+    )
+
+
+def alive_path(
+    model: Any,
+    data: Any,
+    customer_id: Any,
+    *,
+    as_of: AsOf | None = None,
+    unit: TimeUnit | None = None,
+    resolution: str | timedelta = RESOLUTION,
+    customer_col: str = CUSTOMER_COL,
+    time_col: str = TIME_COL,
+    tz: str | None = None,
+    on_invalid: OnInvalid = ON_INVALID,
+    time_format: str | None = TIME_FORMAT,
+    id_type: IdType = ID_TYPE,
+) -> pl.DataFrame:
+    """One customer's P(alive) path (docs/methods.md#alive-path): a fitted count model's
+    P(alive) as the customer's history stood at each whole time unit after their first occasion
+    — lifetimes' ``calculate_alive_path``.
+
+    With the first occasion at b (a bucket start, as in :func:`summary`) and e_i = b + i units
+    (i = 0, 1, … while e_i is at or before the bucket of ``as_of``), point i uses the occasions
+    dated at or before e_i: x_i repeat occasions, t_x the last one's age and T = i; it is the
+    summary's (x, t_x, T) as of the end of day e_i at whole-day resolutions.
+
+    Parameters
+    ----------
+    model
+        A fitted count model with ``probability_alive_at`` (BG/NBD, MBG/NBD, Pareto/NBD,
+        the CNBD-k models).
+    data
+        Transactions (any input :func:`winback.prepare` reads).
+    customer_id
+        The customer (refused when not in ``data`` up to ``as_of``).
+    as_of, resolution, customer_col, time_col, tz, on_invalid, time_format, id_type
+        As in :func:`summary`.
+    unit
+        The model's time unit (the step of the path); default the one recorded by its fit
+        (``model.unit_``), else weeks.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``T`` (Float64, age in ``unit``), ``moment`` (Datetime µs, local: e_i), ``frequency``,
+        ``recency`` and ``probability_alive`` (Float64), one row per point.
+    """
+    known = getattr(model, "unit_", None)
+    if unit is not None and known is not None and unit != known:
+        raise WinbackConfigError(
+            f"unit={unit!r} contradicts the model's own unit {known!r} (from its fit)"
+        )
+    unit_us = _check_unit(unit or known or UNIT)
+    resolution_us, origin_us = _io.parse_buckets(resolution)
+    prepared = _io.prepare(
+        data,
+        customer_col=customer_col,
+        time_col=time_col,
+        amount_col=None,
+        tz=tz,
+        on_invalid=on_invalid,
+        time_format=time_format,
+        id_type=id_type,
+    )
+    end_us = _io.snapshot_end(prepared, as_of)
+    mine = prepared.frame.filter(
+        (pl.col("customer") == customer_id) & (pl.col("ts") <= end_us)
+    ).get_column("ts")
+    if mine.len() == 0:
+        raise WinbackInputError(
+            f"alive_path: customer {customer_id!r} has no transaction in the data up to the "
+            "end of observation; check the id and its type (ids are read as in winback.prepare)"
+        )
+    ts = mine.to_numpy()
+    buckets = np.unique(ts - (ts - origin_us) % resolution_us)
+    birth = int(buckets[0])
+    points = (_bucket(end_us, resolution_us, origin_us) - birth) // unit_us
+    edges = birth + np.arange(points + 1, dtype=np.int64) * unit_us
+    # occasions at or before each edge, the first included
+    seen = np.searchsorted(buckets, edges, side="right")
+    x = (seen - 1).astype(np.float64)
+    t_x = (buckets[seen - 1] - birth) / unit_us
+    T = np.arange(points + 1, dtype=np.float64)
+    alive = np.asarray(model.probability_alive_at(x, t_x, T), dtype=np.float64)
+    return pl.DataFrame(
+        {
+            "T": T,
+            "moment": pl.Series(edges, dtype=pl.Int64).cast(pl.Datetime("us")),
+            "frequency": x,
+            "recency": t_x,
+            "probability_alive": alive,
         }
     )

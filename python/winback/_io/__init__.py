@@ -53,6 +53,7 @@ from winback._io.times import (
     describe_moment,
     end_of_day,
     micros_to_datetime,
+    parse_buckets,
     parse_resolution,
     snapshot_end_at,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "merge_orders",
     "micros_to_datetime",
     "open_transactions",
+    "parse_buckets",
     "parse_resolution",
     "plan_read",
     "prepare",

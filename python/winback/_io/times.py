@@ -41,6 +41,7 @@ __all__ = [
     "format_time_expr",
     "iso_time_expr",
     "micros_to_datetime",
+    "parse_buckets",
     "parse_resolution",
     "snapshot_end_at",
 ]
@@ -82,6 +83,28 @@ def parse_resolution(resolution: str | timedelta) -> int:
     if micros <= 0:
         raise WinbackConfigError(f"resolution={resolution!r} must be a positive duration")
     return micros
+
+
+#: Resolutions that are calendar buckets: name → (width, origin) in µs. ``"week"``: weeks from
+#: Monday 00:00 (1970-01-05 is the first Monday after the epoch, a Thursday).
+_CALENDAR_BUCKETS = {"week": (7 * MICROS_PER_DAY, 4 * MICROS_PER_DAY)}
+
+
+def parse_buckets(resolution: str | timedelta) -> tuple[int, int]:
+    """Occasion buckets as (width, origin) in µs (docs/methods.md#occasions): a bucket starts
+    at origin + k · width. Every duration :func:`parse_resolution` reads has origin 0 (buckets
+    from the epoch, 1970-01-01 00:00, so ``"7d"`` weeks start on Thursdays); ``"week"`` is the
+    calendar week from Monday 00:00 (lifetimes' ``freq="W"``)."""
+    if isinstance(resolution, str) and resolution.strip().lower() in _CALENDAR_BUCKETS:
+        return _CALENDAR_BUCKETS[resolution.strip().lower()]
+    try:
+        return parse_resolution(resolution), 0
+    except WinbackConfigError as exc:
+        if "is not a duration" not in str(exc):
+            raise
+        raise WinbackConfigError(
+            f"{exc}, or 'week' (calendar weeks from Monday, lifetimes' freq='W')"
+        ) from None
 
 
 def describe_moment(moment: datetime) -> str:

@@ -30,6 +30,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from winback._kernels import jit
 from winback._kernels.likelihood import _clean, _logaddexp, _params_ok, _weighted_total
+from winback._kernels.newton import chunked_terms, rank_tables
 from winback._kernels.special import digamma_diff, lgamma_diff, trigamma
 from winback._parallel import chunk_bounds, map_chunks
 
@@ -343,8 +344,6 @@ def cnbd_conditional_expected(
 # ∇²ℓ = ∇²A + (1−s)∇²e1 + s∇²e2 + s(1−s)(∇e2−∇e1)(∇e2−∇e1)ᵀ.
 # Hessian layout (upper triangle): r-r, r-α, r-a, r-b, α-α, α-a, α-b, a-a, a-b, b-b.
 
-_NEWTON_CHUNK = 1 << 15
-
 
 @jit
 def _newton_range(  # type: ignore[no-untyped-def]
@@ -527,45 +526,14 @@ def cnbd_newton_terms(
     p = _f64(params)
     if not _params_ok(p):
         return -math.inf, np.zeros(4), np.zeros((4, 4))
-    alpha = float(p[1])
-    tables = (
-        np.log(alpha + t_x_values),
-        1.0 / (alpha + t_x_values),
-        np.log(alpha + T_values),
-        1.0 / (alpha + T_values),
-    )
-    bounds = chunk_bounds(w.size, _NEWTON_CHUNK) or [(0, 0)]
-
-    def work(lo: int, hi: int) -> F64:
-        out: F64 = _newton_range(
-            p,
-            int(k),
-            modified,
-            group_starts,
-            x_values,
-            t_x_rank,
-            T_rank,
-            *tables,
-            T_values,
-            t_x_values,
-            w,
-            lo,
-            hi,
-        )
-        return out
-
-    parts = map_chunks(work, bounds)
-    total = parts[0].copy()
-    for part in parts[1:]:
-        total += part
-    grad = total[1:5].copy()
-    hess = np.empty((4, 4))
-    index = 5
-    for i in range(4):
-        for j in range(i, 4):
-            hess[i, j] = hess[j, i] = total[index]
-            index += 1
-    value = float(total[0])
+    tables = rank_tables(float(p[1]), t_x_values, T_values)
+    value, grad, hess = chunked_terms(
+        _newton_range,
+        4,
+        w.size,
+        (p, int(k), modified, group_starts, x_values, t_x_rank, T_rank, *tables, T_values,
+         t_x_values, w),
+    )  # fmt: skip
     if not math.isfinite(value):
         return -math.inf, np.zeros(4), np.zeros((4, 4))
     return value, grad, hess

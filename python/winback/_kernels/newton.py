@@ -41,9 +41,11 @@ from winback._parallel import chunk_bounds, map_chunks
 __all__ = [
     "CHUNK_TUPLES",
     "beta_geo_newton_terms",
+    "chunked_terms",
     "gamma_gamma_newton_terms",
     "pareto_nbd_log_phi_jet",
     "pareto_nbd_newton_terms",
+    "rank_tables",
 ]
 
 #: Tuples per chunk of a pass. Chunks depend only on the data size, and their sums are added in
@@ -51,7 +53,7 @@ __all__ = [
 CHUNK_TUPLES = 1 << 15
 
 
-def _chunked(
+def chunked_terms(
     kernel: Any, n_params: int, n_tuples: int, args: tuple[Any, ...]
 ) -> tuple[float, Any, Any]:
     """Runs ``kernel(*args, lo, hi)`` over fixed chunks (on the shared pool when there are
@@ -76,6 +78,17 @@ def _chunked(
     return float(total[0]), grad, hess
 
 
+def rank_tables(alpha: float, t_x_values: Any, T_values: Any) -> tuple[Any, Any, Any, Any]:
+    """ln(α+t_x), 1/(α+t_x), ln(α+T), 1/(α+T) per distinct value: what the BG-family passes
+    look up by rank instead of computing per tuple."""
+    return (
+        np.log(alpha + t_x_values),
+        1.0 / (alpha + t_x_values),
+        np.log(alpha + T_values),
+        1.0 / (alpha + T_values),
+    )
+
+
 def beta_geo_newton_terms(
     params: Any,
     modified: bool,
@@ -91,14 +104,8 @@ def beta_geo_newton_terms(
     is tuples ``group_starts[g]:group_starts[g+1]``, all with frequency ``x_values[g]``.
     t_x and T come as ranks into their distinct values: ln(α+·) and 1/(α+·) are computed once
     per distinct value (a few thousand days) instead of once per tuple."""
-    alpha = float(params[1])
-    tables = (
-        np.log(alpha + t_x_values),
-        1.0 / (alpha + t_x_values),
-        np.log(alpha + T_values),
-        1.0 / (alpha + T_values),
-    )
-    return _chunked(
+    tables = rank_tables(float(params[1]), t_x_values, T_values)
+    return chunked_terms(
         _beta_geo_range,
         4,
         w.size,
@@ -110,7 +117,9 @@ def gamma_gamma_newton_terms(
     params: Any, group_starts: Any, x_values: Any, mean_amount: Any, w: Any
 ) -> tuple[float, Any, Any]:
     """(ℓ, ∇ℓ, ∇²ℓ) of Gamma–Gamma w.r.t. (p, q, γ) over tuples sorted by x (all x > 0)."""
-    return _chunked(_gamma_gamma_range, 3, w.size, (params, group_starts, x_values, mean_amount, w))
+    return chunked_terms(
+        _gamma_gamma_range, 3, w.size, (params, group_starts, x_values, mean_amount, w)
+    )
 
 
 @jit
@@ -596,7 +605,7 @@ def pareto_nbd_newton_terms(
     """(ℓ, ∇ℓ, ∇²ℓ) of Pareto/NBD w.r.t. (r, α, s, β) over tuples sorted by (x, t_x, T): group g
     is tuples ``group_starts[g]:group_starts[g+1]``, all with frequency ``x_values[g]``; T comes
     as ranks into its sorted distinct values."""
-    return _chunked(
+    return chunked_terms(
         _pareto_range,
         4,
         w.size,

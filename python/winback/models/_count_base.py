@@ -210,45 +210,11 @@ class CountModel(BaseModel):
         (relative step 1e-5), the interval on the log scale (so it stays positive). This is the
         uncertainty of the expectation, not the spread of the purchase count itself.
         Columns ``expected``, ``std_error``, ``lower``, ``upper``."""
-        from scipy.stats import norm
-
-        from winback.errors import WinbackConfigError
-
         t = check_horizon(t)
-        if not (0.0 < float(level) < 1.0):
-            raise WinbackConfigError(f"level must be in (0, 1), got {level!r}")
         self._check_fitted()
-        if not np.all(np.isfinite(self.covariance_)):
-            raise WinbackConfigError(
-                f"{self.model_name}: the model has no covariance (built with from_params or "
-                "loaded without one), so there is no parameter uncertainty to propagate; fit it"
-            )
         x, t_x, T = self._rft(data)
-        expected = self.expected_purchases_at(t, x, t_x, T)
-        base = dict(self.params_)
-        grads = np.empty((len(self.param_names), x.size))
-        try:
-            for j, name in enumerate(self.param_names):
-                step = 1e-5 * base[name]
-                self.params_ = {**base, name: base[name] + step}
-                up = self.expected_purchases_at(t, x, t_x, T)
-                self.params_ = {**base, name: base[name] - step}
-                down = self.expected_purchases_at(t, x, t_x, T)
-                grads[j] = (up - down) / (2.0 * step)
-        finally:
-            self.params_ = base
-        variance = np.einsum("ic,ij,jc->c", grads, self.covariance_, grads)
-        se = np.sqrt(np.maximum(variance, 0.0))
-        z = float(norm.ppf(0.5 + float(level) / 2.0))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            spread = np.where(expected > 0, np.exp(z * se / expected), 1.0)
-        return pl.DataFrame(
-            {
-                "expected": self._series("expected", expected),
-                "std_error": self._series("std_error", se),
-                "lower": self._series("lower", expected / spread),
-                "upper": self._series("upper", expected * spread),
-            }
+        return self._delta_interval(
+            lambda: self.expected_purchases_at(t, x, t_x, T), level, name="expected"
         )
 
     def conditional_expected_purchases(self, t: float, data: Any | None = None) -> pl.Series:

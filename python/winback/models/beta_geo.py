@@ -80,6 +80,8 @@ def _tanh_sinh(step: float, reach: float) -> tuple[FloatArray, FloatArray, Float
 
 #: Nodes of the quadrature fallback of :func:`fresh_expected` (193 nodes, ~1e−12 relative).
 _U, _U_COMPLEMENT, _U_WEIGHTS = _tanh_sinh(1.0 / 16.0, 6.0)
+#: The quadrature weights of the nodes ``_U`` (Σ = 1), shared with the CNBD-k DERT.
+U_WEIGHTS = _U_WEIGHTS
 _ROWS_PER_CHUNK = 4096
 
 

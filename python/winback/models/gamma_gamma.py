@@ -56,6 +56,11 @@ EXTREME_FREQUENCY_FACTOR: float = 10.0
 EXTREME_FREQUENCY_MIN: float = 100.0
 
 
+#: Largest whole x for which :func:`extreme_frequency_cap` counts weight per value (a bincount
+#: of this length is cheap); larger x fall back to sorting.
+_BINCOUNT_MAX = 1 << 24
+
+
 def extreme_frequency_cap(x: FloatArray, weights: FloatArray | None = None) -> float:
     """The spend-outlier cap on x (docs/methods.md#spend-outliers): max(EXTREME_FREQUENCY_MIN,
     EXTREME_FREQUENCY_FACTOR × the 99th percentile of x). The percentile is the inverted CDF
@@ -69,9 +74,21 @@ def extreme_frequency_cap(x: FloatArray, weights: FloatArray | None = None) -> f
     >>> extreme_frequency_cap(np.array([1.0] * 200 + [100_000.0]))
     100.0
     """
-    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64)
     if x.size == 0:
         return EXTREME_FREQUENCY_MIN
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
+    top = float(x.max())
+    if float(x.min()) >= 0.0 and top < _BINCOUNT_MAX:
+        whole = x.astype(np.int64)
+        if np.array_equal(whole, x) and (w is None or np.array_equal(w, np.floor(w))):
+            # Whole counts with whole weights: the same inverted CDF from the weight per value
+            # (the partial sums are exact integers either way), without sorting every row.
+            per_value = np.bincount(whole, weights=w)
+            total = float(x.size) if w is None else float(w.sum())
+            share_by_value = np.cumsum(per_value) / total
+            value = min(int(np.searchsorted(share_by_value, 0.99, side="left")), int(top))
+            return max(EXTREME_FREQUENCY_MIN, EXTREME_FREQUENCY_FACTOR * float(value))
+    w = np.ones_like(x) if w is None else w
     order = np.argsort(x, kind="stable")
     share = np.cumsum(w[order]) / float(w.sum())
     at = min(int(np.searchsorted(share, 0.99, side="left")), x.size - 1)
@@ -434,6 +451,18 @@ class GammaGammaModel(BaseModel):
         _, _, Q, G = self._posterior_at(x, z)
         spend: FloatArray = p * G / (Q - 1.0)
         return spend
+
+    def expected_spend_interval(
+        self, data: Any | None = None, *, level: float = 0.95
+    ) -> pl.DataFrame:
+        """:meth:`expected_spend` per customer with its standard error and a ``level`` interval
+        from the parameters' uncertainty (docs/methods.md#intervals): the delta method with the
+        fit's ``covariance_`` of (p, q, γ), the interval on the log scale (it stays positive).
+        The uncertainty of the expected mean amount, not the spread of the amounts themselves.
+        Columns ``expected`` (in the amounts' currency), ``std_error``, ``lower``, ``upper``."""
+        self._check_fitted()
+        x, z = self._arrays(self._prediction_frame(data), for_fit=False)
+        return self._delta_interval(lambda: self.expected_spend_at(x, z), level, name="expected")
 
     def spend_cdf(
         self, m: float | FloatArray, c: float = 1.0, data: Any | None = None

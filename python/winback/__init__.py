@@ -19,6 +19,8 @@ from winback.errors import (
     WinbackWarning,
 )
 from winback.evaluation import Evaluation, evaluate
+from winback import events  # engagement events (docs/methods.md#events)
+from winback.events import PreparedEvents, prepare_events
 from winback.lapse import LapseModel, lapse, lapse_snapshots
 from winback.loop import Pipeline  # SQLAlchemy loads when a run starts
 from winback.migrate import Migration, migration
@@ -37,6 +39,7 @@ __all__ = [
     "LapseModel",
     "Migration",
     "Pipeline",
+    "PreparedEvents",
     "PreparedTransactions",
     "Report",
     "RuleSet",
@@ -55,12 +58,14 @@ __all__ = [
     "classify",
     "compress_summary",
     "evaluate",
+    "events",
     "lapse",
     "lapse_snapshots",
     "load_rules",
     "migration",
     "preload",
     "prepare",
+    "prepare_events",
     "quadrant",
     "report",
     "rfm",

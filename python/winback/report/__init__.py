@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from winback._options import (
+    ENGAGEMENT_TYPES,
     AMOUNT_COL,
     CUSTOMER_COL,
     MIN_OCCASIONS,
@@ -76,6 +77,8 @@ def report(
     on_invalid: OnInvalid = ON_INVALID,
     num_threads: int | None = None,
     progress: Progress | None = None,
+    events: Any = None,
+    engagement_types: Sequence[str] = ENGAGEMENT_TYPES,
 ) -> Report:
     """Build the HTML report of docs/methods.md#outputs for a transaction log.
 
@@ -107,6 +110,14 @@ def report(
         the summary counts the rejected rows.
     progress
         ``progress(step, done, total)``, called before each step (the CLI's progress bar).
+    events
+        An optional events table (or ``PreparedEvents``; docs/methods.md#events): given, the
+        report adds the funnels-and-paths section (purchase vs engagement silence, funnel
+        conversion per TrF group, the weeks before silence). Read with the default columns
+        (``customer_id``, ``ts``, ``event``); prepare it with ``winback.prepare_events`` for
+        others.
+    engagement_types
+        The event types whose silence is compared with purchase silence.
 
     Returns
     -------
@@ -142,4 +153,6 @@ def report(
         on_invalid=on_invalid,
         num_threads=num_threads,
         progress=progress,
+        events=events,
+        engagement_types=tuple(engagement_types),
     )

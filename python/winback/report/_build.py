@@ -60,6 +60,8 @@ def build_report(
     on_invalid: OnInvalid,
     num_threads: int | None,
     progress: Progress | None,
+    events: Any = None,
+    engagement_types: tuple[str, ...] = (),
 ) -> Report:
     model_names = _check(models, top_n, output)
     check_parameters(resolution, min_occasions, trf_cuts, s_cuts, num_threads)
@@ -78,6 +80,8 @@ def build_report(
         amount_col=amount_col,
         on_invalid=on_invalid,
         num_threads=num_threads,
+        events=events,
+        engagement_types=engagement_types,
     )
     todo = registered_sections()
     total = len(todo) + 2

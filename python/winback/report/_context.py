@@ -67,6 +67,8 @@ class ReportParameters:
     amount_col: str | None
     on_invalid: OnInvalid
     num_threads: int | None
+    events: Any = None
+    engagement_types: tuple[str, ...] = ()
 
     def input_kwargs(self) -> dict[str, Any]:
         """Column and hygiene arguments shared by every winback function."""

@@ -43,7 +43,7 @@ import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import gen_data  # noqa: E402
+import gen_data
 
 __all__ = ["CHANNELS", "EVENT_TYPES", "generate", "generate_pair"]
 

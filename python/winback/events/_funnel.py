@@ -219,17 +219,14 @@ def funnel(
         labelled = per_customer.join(keys, on="customer_id", how="left").with_columns(
             pl.col("segment").fill_null("(none)")
         )
-    grid = (
-        labelled.select(pl.col("segment").unique().sort())
-        .join(
-            pl.DataFrame(
-                {
-                    "stage_index": pl.Series(range(1, len(chosen) + 1), dtype=pl.Int32),
-                    "stage": pl.Series(chosen, dtype=pl.Enum(chosen)),
-                }
-            ),
-            how="cross",
-        )
+    grid = labelled.select(pl.col("segment").unique().sort()).join(
+        pl.DataFrame(
+            {
+                "stage_index": pl.Series(range(1, len(chosen) + 1), dtype=pl.Int32),
+                "stage": pl.Series(chosen, dtype=pl.Enum(chosen)),
+            }
+        ),
+        how="cross",
     )
     sizes = labelled.group_by("segment").agg(pl.len().cast(pl.Int64).alias("customers"))
     reached = (

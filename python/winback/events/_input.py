@@ -229,7 +229,9 @@ def prepare_events(
                     rows = indexed.filter(pl.col(flag)).get_column("row_index").head(_MAX_LISTED)
                     column, what = reasons[flag]
                     listed = ", ".join(str(r) for r in rows.to_list())
-                    parts.append(f"{count:,} rows with a {what} in column {column!r} (rows {listed})")
+                    parts.append(
+                        f"{count:,} rows with a {what} in column {column!r} (rows {listed})"
+                    )
             raise WinbackInputError(
                 "invalid event rows: " + "; ".join(parts) + ". Fix them, or pass "
                 "on_invalid='drop' to set them aside."

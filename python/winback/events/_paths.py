@@ -167,8 +167,10 @@ def paths(
     events_types = pl.Series("event", prepared.event_types, dtype=pl.Enum(prepared.event_types))
     grid = (
         pl.DataFrame({"outcome": pl.Series(OUTCOME_LABELS, dtype=pl.Enum(OUTCOME_LABELS))})
-        .join(pl.DataFrame({"week_before": pl.Series(range(1, weeks + 1), dtype=pl.Int32)}),
-              how="cross")
+        .join(
+            pl.DataFrame({"week_before": pl.Series(range(1, weeks + 1), dtype=pl.Int32)}),
+            how="cross",
+        )
         .join(events_types.to_frame(), how="cross")
     )
     counts = (
@@ -213,9 +215,7 @@ def paths(
         pairs.join(cohort, on="outcome", how="left")
         .with_columns(
             (pl.col("count") / pl.col("cohort")).alias("per_customer"),
-            (pl.col("count") / pl.col("count").sum().over("outcome", "from_event")).alias(
-                "share"
-            ),
+            (pl.col("count") / pl.col("count").sum().over("outcome", "from_event")).alias("share"),
         )
         .select("outcome", "from_event", "to_event", "count", "per_customer", "share")
         .sort("outcome", "from_event", "to_event")

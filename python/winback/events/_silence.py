@@ -21,7 +21,7 @@ from winback._options import (
 from winback.errors import WinbackInputError
 from winback.events._input import prepare_events
 
-__all__ = ["COMPARE_COLUMNS", "PATTERN_LABELS", "EVENT_SILENCE_COLUMNS", "compare", "silence"]
+__all__ = ["COMPARE_COLUMNS", "EVENT_SILENCE_COLUMNS", "PATTERN_LABELS", "compare", "silence"]
 
 #: Output columns of :func:`silence`: :data:`winback.silence.SILENCE_COLUMNS` without amounts.
 EVENT_SILENCE_COLUMNS = tuple(

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from winback._options import (
-    ENGAGEMENT_TYPES,
     AMOUNT_COL,
     CUSTOMER_COL,
+    ENGAGEMENT_TYPES,
     MIN_OCCASIONS,
     ON_INVALID,
     RESOLUTION,

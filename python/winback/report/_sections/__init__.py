@@ -4,8 +4,9 @@ package registers them all.
 The report shows them by their registered ``order``, not by module: :mod:`.overview` (10 the data
 summary, 100 the parameters used), :mod:`.silence` (20 TrF, 30 S), :mod:`.cold_start` (35 the
 customers below the minimum), :mod:`.rfm` (40 the RFM grid, 50 the quadrants), :mod:`.migration`
-(60), :mod:`.funnels` (65 engagement events, only when given), :mod:`.value` (70 the value tiers, 75 the Markov chain), :mod:`.models` (80 calibration vs
-holdout) and :mod:`.campaign` (90 the activation list).
+(60), :mod:`.funnels` (65 engagement events, only when given), :mod:`.value` (70 the value
+tiers, 75 the Markov chain), :mod:`.models` (80 calibration vs holdout) and :mod:`.campaign`
+(90 the activation list).
 :mod:`.common` holds what they share.
 """
 

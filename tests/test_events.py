@@ -259,8 +259,13 @@ def test_selection_errors() -> None:
         events.funnel(PATHS, segments=pl.DataFrame({"customer_id": [1]}))
     with pytest.raises(WinbackInputError, match="'group' is not in segments"):
         events.funnel(PATHS, segments=pl.DataFrame({"customer_id": [1]}), by="group")
-    with pytest.raises(WinbackConfigError, match="end before as_of"):
+    with pytest.raises(WinbackConfigError, match="end before the day as_of"):
         events.paths(PATHS, as_of=D(2024, 2, 1))
+    # the last event is on Feb 20: a 30-day horizon from Jan 21 ends that day (allowed), from
+    # Jan 22 a day later (refused)
+    assert events.paths(PATHS, as_of=D(2024, 1, 21), horizon_days=30).outcomes.height == 2
+    with pytest.raises(WinbackConfigError, match="end before the day as_of"):
+        events.paths(PATHS, as_of=D(2024, 1, 22), horizon_days=30)
     with pytest.raises(WinbackConfigError, match="weeks="):
         events.paths(PATHS, as_of=D(2024, 1, 1), weeks=0)
 

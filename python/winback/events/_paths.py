@@ -76,7 +76,7 @@ def paths(
         An events table or :class:`PreparedEvents`.
     as_of
         The snapshot (a date is the end of that day). The data must reach ``horizon_days``
-        past it, unless ``outcomes`` is given.
+        past it (an event on that day or later), unless ``outcomes`` is given.
     weeks
         Weeks before ``as_of`` compared (≥ 1).
     horizon_days
@@ -122,10 +122,11 @@ def paths(
     if outcomes is None:
         horizon_end = end + round(horizon_days * _DAY_US)
         latest = tx.frame.get_column("ts").max()
-        if latest is None or int(latest) < horizon_end:  # type: ignore[arg-type]
+        # the data must reach the horizon's last day (a date as_of ends at the day's end)
+        if latest is None or int(latest) // _DAY_US < horizon_end // _DAY_US:  # type: ignore[arg-type]
             raise WinbackConfigError(
-                f"the events end before as_of + horizon_days ({horizon_days} days), so who went "
-                "silent is not known yet; choose an earlier as_of or pass outcomes="
+                f"the events end before the day as_of + horizon_days ({horizon_days} days), so "
+                "who went silent is not known yet; choose an earlier as_of or pass outcomes="
             )
         buyers = frame.filter(is_purchase & (pl.col("ts") <= end)).select("customer").unique()
         later = (

@@ -10,7 +10,6 @@ from typing import Any
 import polars as pl
 
 from winback import _io
-from winback import silence as _silence
 from winback._options import (
     MIN_OCCASIONS,
     RESOLUTION,
@@ -20,12 +19,14 @@ from winback._options import (
 )
 from winback.errors import WinbackInputError
 from winback.events._input import prepare_events
+from winback.silence import SILENCE_COLUMNS
+from winback.silence import silence as silence_scores
 
 __all__ = ["COMPARE_COLUMNS", "EVENT_SILENCE_COLUMNS", "PATTERN_LABELS", "compare", "silence"]
 
 #: Output columns of :func:`silence`: :data:`winback.silence.SILENCE_COLUMNS` without amounts.
 EVENT_SILENCE_COLUMNS = tuple(
-    c for c in _silence.SILENCE_COLUMNS if c not in ("total_amount", "mean_amount")
+    c for c in SILENCE_COLUMNS if c not in ("total_amount", "mean_amount")
 )
 #: Labels of :func:`compare`'s ``pattern`` (docs/methods.md#events-silence).
 PATTERN_LABELS = (
@@ -115,7 +116,7 @@ def silence(
     """
     prepared = prepare_events(events, **read)
     chosen = prepared.check_types(event_types, "event_types")
-    frame = _silence.silence(
+    frame = silence_scores(
         prepared.as_transactions(chosen),
         as_of=as_of,
         resolution=resolution,
@@ -203,8 +204,8 @@ def compare(
         "s_cuts": s_cuts,
         "num_threads": num_threads,
     }
-    bought = _silence.silence(prepared_tx, **options).select(_COMPARED_WITH_ID)
-    engaged = _silence.silence(engaged_tx, **options).select(_COMPARED_WITH_ID)
+    bought = silence_scores(prepared_tx, **options).select(_COMPARED_WITH_ID)
+    engaged = silence_scores(engaged_tx, **options).select(_COMPARED_WITH_ID)
     tx_ids, ev_ids = (f.get_column("customer_id").dtype for f in (bought, engaged))
     if bought.height and engaged.height and tx_ids != ev_ids:
         raise WinbackInputError(

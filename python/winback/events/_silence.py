@@ -204,8 +204,8 @@ def compare(
         "s_cuts": s_cuts,
         "num_threads": num_threads,
     }
-    bought = silence_scores(prepared_tx, **options).select(_COMPARED_WITH_ID)
-    engaged = silence_scores(engaged_tx, **options).select(_COMPARED_WITH_ID)
+    bought: pl.DataFrame = silence_scores(prepared_tx, **options).select(_COMPARED_WITH_ID)
+    engaged: pl.DataFrame = silence_scores(engaged_tx, **options).select(_COMPARED_WITH_ID)
     tx_ids, ev_ids = (f.get_column("customer_id").dtype for f in (bought, engaged))
     if bought.height and engaged.height and tx_ids != ev_ids:
         raise WinbackInputError(

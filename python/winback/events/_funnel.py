@@ -110,7 +110,9 @@ def funnel_stage(
     events
         An events table or :class:`PreparedEvents`.
     stages
-        Ordered, distinct event types of the vocabulary.
+        Ordered, distinct event types of the vocabulary (a stage outside it is refused as a
+        likely typo; name it in ``event_types=`` of :func:`prepare_events` when it merely has
+        no events).
     as_of
         End of the window (a date is the end of that day; default: the end of the latest event's
         day). Later events are left out.
@@ -131,10 +133,10 @@ def funnel_stage(
     >>> import polars as pl
     >>> from datetime import date
     >>> from winback import events
-    >>> ev = pl.DataFrame({"customer_id": [1, 1, 2, 3],
-    ...     "ts": [date(2024, 1, 1)] * 4, "event": ["visit", "cart", "view", "email_open"]})
+    >>> ev = pl.DataFrame({"customer_id": [1, 1, 2, 3, 4], "ts": [date(2024, 1, 1)] * 5,
+    ...     "event": ["visit", "cart", "view", "email_open", "order"]})
     >>> events.funnel_stage(ev).rows()
-    [(1, 2, 3, 'cart'), (2, 1, 2, 'view'), (3, 1, 0, None)]
+    [(1, 2, 3, 'cart'), (2, 1, 2, 'view'), (3, 1, 0, None), (4, 1, 4, 'order')]
     """
     prepared = prepare_events(events, **read)
     chosen = _check_stages(prepared, stages)

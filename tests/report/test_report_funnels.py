@@ -74,3 +74,39 @@ def test_funnels_section_skipped_without_events() -> None:
     ev = tx.with_columns(pl.lit("visit").alias("event"))
     shown = winback.report(tx, models=(), as_of="2024-06-30", events=ev)
     assert "funnels" in shown.sections
+
+
+def test_funnels_charts_are_valid_vega_lite() -> None:
+    import importlib
+
+    from altair.utils.schemapi import validate_jsonschema
+    from altair.vegalite.v6.schema.core import load_schema
+
+    page = importlib.import_module("winback.report._html")
+    tx, ev = _gen_events().generate_pair(400, seed=5)  # type: ignore[attr-defined]
+    built = winback.report(tx, models=(), events=ev)
+    assert "funnels" in built.sections, built.skipped.get("funnels")
+    params = ReportParameters(
+        as_of=None,
+        previous_as_of=None,
+        calibration_end=None,
+        models=(),
+        top_n=25,
+        min_occasions=2,
+        resolution="1d",
+        trf_cuts=TRF_CUTS,
+        s_cuts=S_CUTS,
+        customer_col="customer_id",
+        time_col="ts",
+        amount_col="amount",
+        on_invalid="raise",
+        num_threads=None,
+        events=ev,
+        engagement_types=ENGAGEMENT_TYPES,
+    )
+    scores, info = winback.silence(tx, return_info=True)
+    body = funnels_section(ReportContext(tx, params, scores, info))
+    schema = load_schema()
+    for chart, _ in body.charts:
+        spec = page._spec(chart)
+        validate_jsonschema(spec, schema, rootschema=schema)

@@ -339,3 +339,14 @@ def test_row_order_invariance_and_every_customer_once(
         ids = both.get_column("customer_id").to_list()
         engaged = {r[0] for r in rows if r[2] in ("visit", "view")}
         assert ids == sorted(engaged | {r[0] + 3 for r in rows})
+
+
+def test_compare_with_no_selected_events() -> None:
+    # app_open is in the vocabulary but has no events: every purchaser is "no_events"
+    vocabulary = ["visit", "view", "cart", "order", "email_open", "app_open"]
+    ev = events.prepare_events(PATHS, event_types=vocabulary)
+    tx = pl.DataFrame(
+        {"customer_id": [1, 1, 9], "ts": [D(2024, 1, 1), D(2024, 1, 9), D(2024, 1, 2)]}
+    )
+    out = events.compare(tx, ev, event_types=["app_open"], as_of=D(2024, 2, 1))
+    assert out.select("customer_id", "pattern").rows() == [(1, "no_events"), (9, "no_events")]

@@ -207,7 +207,13 @@ def compare(
     bought: pl.DataFrame = silence_scores(prepared_tx, **options).select(_COMPARED_WITH_ID)
     engaged: pl.DataFrame = silence_scores(engaged_tx, **options).select(_COMPARED_WITH_ID)
     tx_ids, ev_ids = (f.get_column("customer_id").dtype for f in (bought, engaged))
-    if bought.height and engaged.height and tx_ids != ev_ids:
+    if tx_ids != ev_ids and not (bought.height and engaged.height):
+        # one side is empty: its id column takes the other's type
+        if bought.height:
+            engaged = engaged.with_columns(pl.col("customer_id").cast(tx_ids))
+        else:
+            bought = bought.with_columns(pl.col("customer_id").cast(ev_ids))
+    elif tx_ids != ev_ids:
         raise WinbackInputError(
             f"the customer ids are {tx_ids} in the transactions but {ev_ids} in the events; "
             "read both the same way (id_type='str' or id_type='int' on both)"

@@ -94,6 +94,14 @@ def report(
     id_type: IdType = None,
     tz: TimeZone = None,
     json_out: JsonOut = False,
+    events: Annotated[
+        Path | None,
+        typer.Option(
+            "--events",
+            help="An events table (customer_id, ts, event; Parquet/CSV) for the engagement "
+            "section: funnels and paths before silence (docs/methods.md#events).",
+        ),
+    ] = None,
 ) -> None:
     """Write the HTML report: one self-contained file (charts work offline).
 
@@ -135,6 +143,7 @@ def report(
             amount_col=amount_col,
             on_invalid=reading["on_invalid"],
             progress=progress,
+            events=None if events is None else str(events),
         )
     path = str(page.path.resolve()) if page.path else None
     if json_out:

@@ -25,7 +25,9 @@ __all__ = ["funnels_section"]
 def funnels_section(ctx: ReportContext) -> SectionBody:
     if ctx.params.events is None:
         raise SkipSection("no events table given (events=...)")
-    prepared = events.prepare_events(ctx.params.events)
+    # the events' ids are read as the transactions' are (a CSV's text ids beside integer ones)
+    id_type = "int" if ctx.scores.get_column("customer_id").dtype == pl.Int64 else "str"
+    prepared = events.prepare_events(ctx.params.events, id_type=id_type)
     as_of = ctx.info.as_of
     body = SectionBody()
     kinds = [t for t in ctx.params.engagement_types if t in prepared.event_types]

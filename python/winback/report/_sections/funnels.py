@@ -10,7 +10,7 @@ import altair as alt
 import polars as pl
 
 from winback import events
-from winback._options import FUNNEL_STAGES, PATH_HORIZON_DAYS, PATH_WEEKS
+from winback._options import FUNNEL_STAGES, PATH_HORIZON_DAYS, PATH_WEEKS, IdType
 from winback.errors import WinbackConfigError
 from winback.report._context import ReportContext
 from winback.report._registry import SectionBody, SkipSection, TableBlock, register_section
@@ -26,7 +26,7 @@ def funnels_section(ctx: ReportContext) -> SectionBody:
     if ctx.params.events is None:
         raise SkipSection("no events table given (events=...)")
     # the events' ids are read as the transactions' are (a CSV's text ids beside integer ones)
-    id_type = "int" if ctx.scores.get_column("customer_id").dtype == pl.Int64 else "str"
+    id_type: IdType = "int" if ctx.scores.get_column("customer_id").dtype == pl.Int64 else "str"
     prepared = events.prepare_events(ctx.params.events, id_type=id_type)
     as_of = ctx.info.as_of
     body = SectionBody()

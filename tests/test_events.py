@@ -350,3 +350,17 @@ def test_compare_with_no_selected_events() -> None:
     )
     out = events.compare(tx, ev, event_types=["app_open"], as_of=D(2024, 2, 1))
     assert out.select("customer_id", "pattern").rows() == [(1, "no_events"), (9, "no_events")]
+
+
+def test_funnel_in_a_window_counts_every_customer() -> None:
+    # window Dec 6 … Jan 5 (as test_funnel_stage_window): stages 1 cart, 2 order, 3 none,
+    # 4 none (no event in the window), 5 view. All five are the segment's customers.
+    out = events.funnel(PATHS, as_of=D(2024, 1, 5), days=30)
+    assert out.select("stage", "customers", "reached").rows() == [
+        ("visit", 5, 3),
+        ("view", 5, 3),
+        ("cart", 5, 2),
+        ("order", 5, 1),
+    ]
+    assert out.get_column("share_reached").to_list() == pytest.approx([0.6, 0.6, 0.4, 0.2])
+    assert out.get_column("step_conversion").to_list() == pytest.approx([0.6, 1.0, 2 / 3, 0.5])

@@ -179,7 +179,8 @@ def funnel(
     -------
     polars.DataFrame
         Columns :data:`FUNNEL_COLUMNS`, one row per (segment, stage), segments in sorted order:
-        ``customers`` (in the segment, with events), ``reached``, ``share_reached`` and
+        ``customers`` (the segment's customers in the events table, also those without an
+        event in the window), ``reached``, ``share_reached`` and
         ``step_conversion`` (fractions in [0, 1]; null when the denominator is 0).
 
     Examples

@@ -322,6 +322,14 @@ def test_row_order_invariance_and_every_customer_once(
         lambda e: events.paths(e, as_of=D(2024, 2, 1), weeks=3, outcomes=OUTCOMES).transitions,
     ):
         assert make(a).equals(make(b))
+    chosen = [r for r in rows if r[2] in ("visit", "view")]
+    if chosen:  # silence over events = silence over a purchase-like table of those rows
+        table = pl.DataFrame(
+            {"customer_id": [r[0] for r in chosen], "ts": [r[1] for r in chosen]},
+            schema={"customer_id": pl.Int64, "ts": pl.Date},
+        )
+        expected = winback.silence(table, as_of=as_of).drop("total_amount", "mean_amount")
+        assert events.silence(b, event_types=["view", "visit"], as_of=as_of).equals(expected)
     stages = events.funnel_stage(a)
     customers = sorted({r[0] for r in rows})
     assert stages.get_column("customer_id").to_list() == customers

@@ -10,8 +10,9 @@ event at exactly its time. Around them each customer browses, opens e-mails and 
   each ``[app_open,] visit, view × (1 + Poisson(1.5)), [cart with probability 0.35]`` (an
   abandoned cart);
 - **the signature before silence**: after the last purchase the customer keeps browsing for a
-  tail of ``Exponential(mean tail_days)`` days (cut at the window's end) at the same session
-  rate, but almost never adds to the cart (probability 0.02) — still browsing, no longer
+  tail of ``Exponential(mean tail_days)`` days (cut at the window's end) at the customer's
+  session rate while buying (sessions ÷ max(days from first to last purchase, 30), at most one
+  a day), but almost never adds to the cart (probability 0.02) — still browsing, no longer
   buying;
 - **channels**: a customer uses the app with probability 0.5; an app user's session is on the
   ``app`` channel with probability 0.6 and starts with an ``app_open`` event, others are ``web``;

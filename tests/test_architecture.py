@@ -23,7 +23,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"_kernels"}),
     frozenset({"_io", "datasets"}),
     frozenset({"silence", "models", "coldstart"}),
-    frozenset({"summary", "rfm", "segments"}),
+    frozenset({"summary", "rfm", "segments", "events"}),
     frozenset({"migrate", "value"}),
     frozenset({"campaign", "evaluation", "scorer", "backtest", "lapse", "preload"}),
     frozenset({"report", "_engines", "loop", "serve"}),

@@ -7,6 +7,7 @@ The public API (docs/methods.md): :func:`silence` scores every customer's silenc
 
 from __future__ import annotations
 
+from winback import events  # engagement events (docs/methods.md#events)
 from winback._io.prepared import PreparedTransactions, prepare
 from winback._version import __version__
 from winback.backtest import BacktestResult, backtest
@@ -19,6 +20,7 @@ from winback.errors import (
     WinbackWarning,
 )
 from winback.evaluation import Evaluation, evaluate
+from winback.events import PreparedEvents, prepare_events
 from winback.lapse import LapseModel, lapse, lapse_snapshots
 from winback.loop import Pipeline  # SQLAlchemy loads when a run starts
 from winback.migrate import Migration, migration
@@ -37,6 +39,7 @@ __all__ = [
     "LapseModel",
     "Migration",
     "Pipeline",
+    "PreparedEvents",
     "PreparedTransactions",
     "Report",
     "RuleSet",
@@ -55,12 +58,14 @@ __all__ = [
     "classify",
     "compress_summary",
     "evaluate",
+    "events",
     "lapse",
     "lapse_snapshots",
     "load_rules",
     "migration",
     "preload",
     "prepare",
+    "prepare_events",
     "quadrant",
     "report",
     "rfm",

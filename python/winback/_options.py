@@ -161,3 +161,26 @@ __all__ += ["PRIORITY", "PRIORITY_WEIGHTS", "PriorityKind"]
 # The daily loop's state database (docs/loop.md#two-runs-at-once).
 #: How long a run waits for another run (or import) holding the state database, in seconds.
 LOCK_WAIT_SECONDS: Final = 30
+
+# Engagement events (docs/methods.md#events).
+#: The events table's event-type column.
+EVENT_COL: Final = "event"
+#: The funnel stages of ``winback.events.funnel_stage`` and ``funnel``, first to last.
+FUNNEL_STAGES: Final[tuple[str, ...]] = ("visit", "view", "cart", "order")
+#: The event types whose silence the report compares with purchase silence.
+ENGAGEMENT_TYPES: Final[tuple[str, ...]] = ("visit", "view")
+#: The event type that is a purchase (the outcome of ``winback.events.paths``).
+PURCHASE_EVENT: Final = "order"
+#: Weeks before the snapshot that ``winback.events.paths`` compares.
+PATH_WEEKS: Final = 8
+#: Days after the snapshot without a purchase event that make a customer "went silent" in
+#: ``winback.events.paths``.
+PATH_HORIZON_DAYS: Final = 90
+__all__ += [
+    "ENGAGEMENT_TYPES",
+    "EVENT_COL",
+    "FUNNEL_STAGES",
+    "PATH_HORIZON_DAYS",
+    "PATH_WEEKS",
+    "PURCHASE_EVENT",
+]

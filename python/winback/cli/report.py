@@ -122,6 +122,14 @@ def report(
             ),
         ),
     ] = None,
+    events: Annotated[
+        Path | None,
+        typer.Option(
+            "--events",
+            help="An events table (customer_id, ts, event; Parquet/CSV) for the engagement "
+            "section: funnels and paths before silence (docs/methods.md#events).",
+        ),
+    ] = None,
 ) -> None:
     """Write the HTML report: one self-contained file (charts work offline).
 
@@ -165,6 +173,7 @@ def report(
             on_invalid=reading["on_invalid"],
             progress=progress,
             scorecards=cards,
+            events=None if events is None else str(events),
         )
     path = str(page.path.resolve()) if page.path else None
     if json_out:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from winback._options import (
     AMOUNT_COL,
     CUSTOMER_COL,
+    ENGAGEMENT_TYPES,
     MIN_OCCASIONS,
     ON_INVALID,
     RESOLUTION,
@@ -80,6 +81,8 @@ def report(
     num_threads: int | None = None,
     progress: Progress | None = None,
     scorecards: pl.DataFrame | None = None,
+    events: Any = None,
+    engagement_types: Sequence[str] = ENGAGEMENT_TYPES,
 ) -> Report:
     """Build the HTML report of docs/methods.md#outputs for a transaction log.
 
@@ -115,6 +118,14 @@ def report(
         The daily loop's staff scorecards (docs/methods.md#staff-scorecards), e.g.
         ``winback.Pipeline(config).scorecards(day)``: shown as the "Staff scorecards" section
         (left out when not given). ``winback report --loop winback.toml`` passes them.
+    events
+        An optional events table (or ``PreparedEvents``; docs/methods.md#events): given, the
+        report adds the funnels-and-paths section (purchase vs engagement silence, funnel
+        conversion per TrF group, the weeks before silence). Read with the default columns
+        (``customer_id``, ``ts``, ``event``); prepare it with ``winback.prepare_events`` for
+        others.
+    engagement_types
+        The event types whose silence is compared with purchase silence.
 
     Returns
     -------
@@ -151,4 +162,6 @@ def report(
         num_threads=num_threads,
         progress=progress,
         scorecards=scorecards,
+        events=events,
+        engagement_types=tuple(engagement_types),
     )

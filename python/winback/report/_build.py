@@ -84,6 +84,8 @@ def build_report(
     num_threads: int | None,
     progress: Progress | None,
     scorecards: Any = None,
+    events: Any = None,
+    engagement_types: tuple[str, ...] = (),
 ) -> Report:
     model_names = _check(models, top_n, output)
     check_parameters(resolution, min_occasions, trf_cuts, s_cuts, num_threads)
@@ -103,6 +105,8 @@ def build_report(
         on_invalid=on_invalid,
         num_threads=num_threads,
         scorecards=_checked_scorecards(scorecards),
+        events=events,
+        engagement_types=engagement_types,
     )
     todo = registered_sections()
     total = len(todo) + 2

@@ -69,6 +69,8 @@ class ReportParameters:
     num_threads: int | None
     #: The daily loop's staff scorecards (docs/methods.md#staff-scorecards), when given.
     scorecards: pl.DataFrame | None = None
+    events: Any = None
+    engagement_types: tuple[str, ...] = ()
 
     def input_kwargs(self) -> dict[str, Any]:
         """Column and hygiene arguments shared by every winback function."""

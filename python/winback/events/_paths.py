@@ -1,0 +1,231 @@
+"""Behaviour paths before silence: what customers who went silent did in the weeks before,
+compared with those who did not (docs/methods.md#paths)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from winback import _io
+from winback._options import PATH_HORIZON_DAYS, PATH_WEEKS, PURCHASE_EVENT, AsOf
+from winback.errors import WinbackConfigError, WinbackInputError
+from winback.events._input import prepare_events
+
+__all__ = ["OUTCOME_LABELS", "EventPaths", "paths"]
+
+#: The two groups compared by :func:`paths`.
+OUTCOME_LABELS = ("went_silent", "stayed")
+
+_DAY_US = 86_400_000_000
+_WEEK_US = 7 * _DAY_US
+
+
+@dataclass(frozen=True)
+class EventPaths:
+    """What :func:`paths` returns (docs/methods.md#paths).
+
+    Attributes
+    ----------
+    outcomes : polars.DataFrame
+        The cohort, one row per customer: ``customer_id``, ``outcome`` (``went_silent`` /
+        ``stayed``), ``n_events`` in the weeks compared.
+    weekly : polars.DataFrame
+        Per ``outcome``, ``week_before`` (1 = the 7 days up to ``as_of``) and ``event``:
+        ``events``, ``customers`` (with at least one such event that week), ``cohort`` (the
+        group's size), ``events_per_customer`` (events ÷ cohort) and ``share`` (of the group's
+        events that week; null when it has none).
+    transitions : polars.DataFrame
+        Per ``outcome``, ``from_event`` and ``to_event``: ``count`` of consecutive events of one
+        customer in the weeks compared (in time order, ties by event type), ``per_customer``
+        (count ÷ cohort) and ``share`` (of the transitions leaving ``from_event``).
+    as_of : datetime
+        The snapshot: the weeks before it are compared.
+    """
+
+    outcomes: pl.DataFrame
+    weekly: pl.DataFrame
+    transitions: pl.DataFrame
+    as_of: Any
+
+
+def paths(
+    events: Any,
+    *,
+    as_of: AsOf,
+    weeks: int = PATH_WEEKS,
+    horizon_days: float = PATH_HORIZON_DAYS,
+    purchase_event: str = PURCHASE_EVENT,
+    outcomes: pl.DataFrame | None = None,
+    **read: Any,
+) -> EventPaths:
+    """The paths of customers who went silent against those who did not (docs/methods.md#paths).
+
+    The cohort are the customers with a purchase event (``purchase_event``) at or before
+    ``as_of`` and at least one event of any type in the ``weeks`` weeks up to it. A customer
+    *went silent* when they have no purchase event in the ``horizon_days`` days after
+    ``as_of``; otherwise they *stayed*. For each group, week before ``as_of`` and event type the
+    result counts events and customers, and over the whole window the transitions between
+    consecutive events; comparing the groups shows the signature before silence (e.g. visits
+    and views go on while carts stop).
+
+    Parameters
+    ----------
+    events
+        An events table or :class:`PreparedEvents`.
+    as_of
+        The snapshot (a date is the end of that day). The data must reach ``horizon_days``
+        past it (an event on that day or later), unless ``outcomes`` is given.
+    weeks
+        Weeks before ``as_of`` compared (≥ 1).
+    horizon_days
+        Days after ``as_of`` without a purchase event that make a customer silent (> 0).
+    purchase_event
+        The event type that is a purchase.
+    outcomes
+        Instead of the horizon rule: a frame with ``customer_id`` and a boolean
+        ``went_silent``; its customers with an event in the window are the cohort.
+    **read
+        Reading options of :func:`prepare_events`.
+
+    Returns
+    -------
+    EventPaths
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from datetime import date
+    >>> from winback import events
+    >>> ev = pl.DataFrame({"customer_id": [1, 1, 1, 2, 2, 2],
+    ...     "ts": [date(2024, 1, 1), date(2024, 1, 25), date(2024, 2, 10),
+    ...            date(2024, 1, 1), date(2024, 1, 25), date(2024, 5, 1)],
+    ...     "event": ["order", "cart", "order", "order", "view", "visit"]})
+    >>> out = events.paths(ev, as_of=date(2024, 1, 31), weeks=1, horizon_days=30)
+    >>> out.outcomes.rows()
+    [(1, 'stayed', 1), (2, 'went_silent', 1)]
+    """
+    prepared = prepare_events(events, **read)
+    if not isinstance(weeks, int) or weeks < 1:
+        raise WinbackConfigError(f"weeks={weeks!r} must be a whole number of weeks, at least 1")
+    if not horizon_days > 0:
+        raise WinbackConfigError(f"horizon_days={horizon_days!r} must be positive")
+    (purchase,) = prepared.check_types([purchase_event], "purchase_event")
+    code = prepared.codes([purchase])[0]
+    tx = prepared.as_transactions(list(prepared.event_types))
+    end = _io.as_of_to_micros(as_of, prepared.time_zone)
+    start = end - weeks * _WEEK_US
+    frame = prepared.frame.lazy()
+    is_purchase = pl.col("event").to_physical() == code
+    window = frame.filter((pl.col("ts") > start) & (pl.col("ts") <= end))
+    if outcomes is None:
+        horizon_end = end + round(horizon_days * _DAY_US)
+        latest = tx.frame.get_column("ts").max()
+        # the data must reach the horizon's last day (a date as_of ends at the day's end)
+        if latest is None or int(latest) // _DAY_US < horizon_end // _DAY_US:  # type: ignore[arg-type]
+            raise WinbackConfigError(
+                f"the events end before the day as_of + horizon_days ({horizon_days} days), so "
+                "who went silent is not known yet; choose an earlier as_of or pass outcomes="
+            )
+        buyers = frame.filter(is_purchase & (pl.col("ts") <= end)).select("customer").unique()
+        later = (
+            frame.filter(is_purchase & (pl.col("ts") > end) & (pl.col("ts") <= horizon_end))
+            .select("customer")
+            .unique()
+            .with_columns(pl.lit(False).alias("went_silent"))
+        )
+        labels = buyers.join(later, on="customer", how="left").with_columns(
+            pl.col("went_silent").fill_null(True)
+        )
+    else:
+        for name in ("customer_id", "went_silent"):
+            if name not in outcomes.columns:
+                raise WinbackInputError(
+                    f"column {name!r} is not in outcomes (columns: {outcomes.columns[:20]!r})"
+                )
+        if outcomes.get_column("went_silent").dtype != pl.Boolean:
+            raise WinbackInputError("outcomes' went_silent must be a boolean column")
+        if outcomes.get_column("went_silent").null_count():
+            raise WinbackInputError("outcomes' went_silent has nulls; say True or False")
+        if outcomes.get_column("customer_id").is_duplicated().any():
+            raise WinbackInputError("outcomes has a customer_id more than once; one row each")
+        labels = outcomes.lazy().select(pl.col("customer_id").alias("customer"), "went_silent")
+    outcome = (
+        pl.when(pl.col("went_silent")).then(pl.lit("went_silent")).otherwise(pl.lit("stayed"))
+    ).cast(pl.Enum(OUTCOME_LABELS))
+    in_window = window.join(labels, on="customer", how="inner").with_columns(
+        outcome.alias("outcome")
+    )
+    cohort_frame = (
+        in_window.group_by("customer")
+        .agg(pl.col("outcome").first(), pl.len().cast(pl.Int64).alias("n_events"))
+        .sort("customer")
+        .collect()
+    )
+    cohort = cohort_frame.group_by("outcome").agg(pl.len().cast(pl.Int64).alias("cohort"))
+    week = ((pl.lit(end) - pl.col("ts")) // _WEEK_US + 1).cast(pl.Int32).alias("week_before")
+    events_types = pl.Series("event", prepared.event_types, dtype=pl.Enum(prepared.event_types))
+    grid = (
+        pl.DataFrame({"outcome": pl.Series(OUTCOME_LABELS, dtype=pl.Enum(OUTCOME_LABELS))})
+        .join(
+            pl.DataFrame({"week_before": pl.Series(range(1, weeks + 1), dtype=pl.Int32)}),
+            how="cross",
+        )
+        .join(events_types.to_frame(), how="cross")
+    )
+    counts = (
+        in_window.with_columns(week)
+        .group_by("outcome", "week_before", "event")
+        .agg(
+            pl.len().cast(pl.Int64).alias("events"),
+            pl.col("customer").n_unique().cast(pl.Int64).alias("customers"),
+        )
+        .collect()
+    )
+    weekly = (
+        grid.join(counts, on=["outcome", "week_before", "event"], how="left")
+        .join(cohort, on="outcome", how="left")
+        .with_columns(pl.col("events", "customers", "cohort").fill_null(0))
+        .with_columns(
+            pl.when(pl.col("cohort") > 0)
+            .then(pl.col("events") / pl.col("cohort"))
+            .alias("events_per_customer"),
+            pl.col("events").sum().over("outcome", "week_before").alias("_week_total"),
+        )
+        .with_columns(
+            pl.when(pl.col("_week_total") > 0)
+            .then(pl.col("events") / pl.col("_week_total"))
+            .alias("share")
+        )
+        .drop("_week_total")
+        .sort("outcome", "week_before", "event")
+    )
+    ordered = in_window.select("customer", "outcome", "ts", "event").sort(
+        "customer", "ts", pl.col("event").to_physical()
+    )
+    same = pl.col("customer") == pl.col("customer").shift(-1)
+    pairs = (
+        ordered.with_columns(pl.col("event").shift(-1).alias("to_event"), same.alias("_same"))
+        .filter(pl.col("_same"))
+        .group_by("outcome", pl.col("event").alias("from_event"), "to_event")
+        .agg(pl.len().cast(pl.Int64).alias("count"))
+        .collect()
+    )
+    transitions = (
+        pairs.join(cohort, on="outcome", how="left")
+        .with_columns(
+            (pl.col("count") / pl.col("cohort")).alias("per_customer"),
+            (pl.col("count") / pl.col("count").sum().over("outcome", "from_event")).alias("share"),
+        )
+        .select("outcome", "from_event", "to_event", "count", "per_customer", "share")
+        .sort("outcome", "from_event", "to_event")
+    )
+    return EventPaths(
+        outcomes=cohort_frame.select(
+            pl.col("customer").alias("customer_id"), "outcome", "n_events"
+        ),
+        weekly=weekly,
+        transitions=transitions,
+        as_of=_io.micros_to_datetime(end),
+    )

@@ -161,3 +161,14 @@ __all__ += ["PRIORITY", "PRIORITY_WEIGHTS", "PriorityKind"]
 # The daily loop's state database (docs/loop.md#two-runs-at-once).
 #: How long a run waits for another run (or import) holding the state database, in seconds.
 LOCK_WAIT_SECONDS: Final = 30
+
+# Recommendations for the win-back targets (docs/methods.md#recommendations).
+#: The product id column of the transactions.
+PRODUCT_COL: Final = "product_id"
+#: Products recommended per customer.
+RECOMMEND_N: Final = 10
+#: Similar products kept per product (the item–item neighbour lists).
+RECOMMEND_NEIGHBOURS: Final = 50
+#: d of sim(i, j) = c_ij / (n_i^(1−d) · n_j^d): 0 is P(j | i), 0.5 the cosine.
+RECOMMEND_DAMPING: Final = 0.5
+__all__ += ["PRODUCT_COL", "RECOMMEND_DAMPING", "RECOMMEND_N", "RECOMMEND_NEIGHBOURS"]

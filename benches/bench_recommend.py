@@ -65,7 +65,7 @@ def popularity_hits(history: pl.DataFrame, held: pl.DataFrame, n: int = N) -> fl
         pairs.group_by("product_id")
         .len()
         .with_columns(
-            pl.struct(-pl.col("len"), "product_id").rank("ordinal").alias("pop_rank")
+            pl.struct(-pl.col("len").cast(pl.Int64), "product_id").rank("ordinal").alias("pop_rank")
         )
         .select("product_id", "pop_rank")
     )

@@ -20,7 +20,6 @@ import numpy as np
 import polars as pl
 
 from winback import _io, _parallel
-from winback._kernels.recommend import item_neighbours, score_customers
 from winback._options import (
     CUSTOMER_COL,
     PRODUCT_COL,
@@ -142,6 +141,8 @@ def recommend(
     WinbackConfigError
         ``n``, ``neighbours`` or ``damping`` out of range.
     """
+    from winback._kernels.recommend import item_neighbours, score_customers  # Numba on first use
+
     _check_options(n, neighbours, damping)
     _io.check_num_threads(num_threads)
     pairs = _pairs(transactions, customer_col, product_col)

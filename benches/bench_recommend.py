@@ -70,12 +70,11 @@ def popularity_hits(history: pl.DataFrame, held: pl.DataFrame, n: int = N) -> fl
         .select("product_id", "pop_rank")
     )
     held_rank = held.join(ranks, on="product_id", how="left")
-    bought = pairs.join(held_rank.select("customer_id", pl.col("pop_rank").alias("held_rank")),
-                        on="customer_id").join(ranks, on="product_id")
+    bought = pairs.join(
+        held_rank.select("customer_id", pl.col("pop_rank").alias("held_rank")), on="customer_id"
+    ).join(ranks, on="product_id")
     above = bought.filter(pl.col("pop_rank") < pl.col("held_rank")).group_by("customer_id").len()
-    repeat = pairs.join(held, on=["customer_id", "product_id"], how="semi").select(
-        "customer_id"
-    )
+    repeat = pairs.join(held, on=["customer_id", "product_id"], how="semi").select("customer_id")
     scored = held_rank.join(above, on="customer_id", how="left").with_columns(
         pl.col("len").fill_null(0)
     )
@@ -100,8 +99,9 @@ def _implicit_side(history: pl.DataFrame, held: pl.DataFrame, threads: int) -> l
     items = pairs.get_column("product_id").unique().sort()
     u = users.search_sorted(pairs.get_column("customer_id")).to_numpy()
     i = items.search_sorted(pairs.get_column("product_id")).to_numpy()
-    matrix = sparse.csr_matrix((np.ones(u.size, dtype=np.float32), (u, i)),
-                               shape=(users.len(), items.len()))
+    matrix = sparse.csr_matrix(
+        (np.ones(u.size, dtype=np.float32), (u, i)), shape=(users.len(), items.len())
+    )
     who = users.search_sorted(held.get_column("customer_id")).to_numpy()
     rows = []
     models = {
@@ -141,8 +141,9 @@ def run(size: str = "M", *, implicit_side: bool = True, speed: bool = True) -> d
     rows: list[dict[str, Any]] = []
     began = time.perf_counter()
     pop = popularity_hits(history, held)
-    rows.append({"recommender": "popularity", "hit@10": pop,
-                 "seconds": time.perf_counter() - began})
+    rows.append(
+        {"recommender": "popularity", "hit@10": pop, "seconds": time.perf_counter() - began}
+    )
     for damping in (0.0, 0.25, 0.5):
         began = time.perf_counter()
         recs = recommend(history, customers=held.get_column("customer_id"), damping=damping)

@@ -33,7 +33,9 @@ HAND = pl.DataFrame(
 
 
 def _lists(frame: pl.DataFrame) -> dict[Any, list[Any]]:
-    return dict(zip(frame["customer_id"].to_list(), frame["recommended_products"].to_list(), strict=True))
+    return dict(
+        zip(frame["customer_id"].to_list(), frame["recommended_products"].to_list(), strict=True)
+    )
 
 
 def test_hand_computed_cosine() -> None:
@@ -136,9 +138,9 @@ def test_matches_dense_reference(d: float, exclude: bool) -> None:
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    st.lists(
-        st.tuples(st.integers(0, 12), st.integers(0, 9)), min_size=3, max_size=60
-    ).filter(lambda pairs: len({p for _, p in pairs}) >= 2),
+    st.lists(st.tuples(st.integers(0, 12), st.integers(0, 9)), min_size=3, max_size=60).filter(
+        lambda pairs: len({p for _, p in pairs}) >= 2
+    ),
     st.randoms(use_true_random=False),
 )
 def test_row_order_threads_and_chunks_do_not_matter(
@@ -197,7 +199,8 @@ def _load(name: str) -> Any:
     if str(BENCHES) not in sys.path:
         sys.path.insert(0, str(BENCHES))
     spec = importlib.util.spec_from_file_location(name, BENCHES / f"{name}.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
@@ -209,7 +212,8 @@ def test_generator_is_seeded_and_planted() -> None:
     a = gen.generate_with_products(2_000, n_products=300, n_categories=10, seed=4)
     assert a.equals(gen.generate_with_products(2_000, n_products=300, n_categories=10, seed=4))
     assert not a.equals(gen.generate_with_products(2_000, n_products=300, n_categories=10, seed=5))
-    assert a["product_id"].min() >= 1 and a["product_id"].max() <= 300
+    assert a["product_id"].min() >= 1
+    assert a["product_id"].max() <= 300
 
 
 def test_planted_affinities_are_recovered() -> None:
@@ -250,8 +254,14 @@ def test_campaign_adds_recommended_products() -> None:
             {
                 "customer_id": [1, 1, 1, 2, 2, 2],
                 "ts": pl.Series(
-                    ["2024-01-01", "2024-01-10", "2024-01-20", "2024-01-01", "2024-02-01",
-                     "2024-03-01"]
+                    [
+                        "2024-01-01",
+                        "2024-01-10",
+                        "2024-01-20",
+                        "2024-01-01",
+                        "2024-02-01",
+                        "2024-03-01",
+                    ]
                 ).str.to_datetime(),
                 "amount": [10.0] * 6,
             }

@@ -38,7 +38,8 @@ def test_example_config_parses_with_the_new_blocks() -> None:
     import tomllib
 
     raw = tomllib.loads(EXAMPLE_CONFIG)
-    assert "priority" in raw and "recommend" in raw
+    assert "priority" in raw
+    assert "recommend" in raw
     parse_config(raw, base="/data")
 
 
@@ -102,7 +103,9 @@ def _scored() -> pl.DataFrame:
     tx = load_cdnow().filter(pl.col("customer_id") <= 1500)
     scored = winback.silence(tx, as_of="1998-06-30")
     # a business score with ties and a spread unrelated to the scores
-    return scored.with_columns(((pl.col("customer_id") * 7919) % 13).cast(pl.Float64).alias("expert"))
+    return scored.with_columns(
+        ((pl.col("customer_id") * 7919) % 13).cast(pl.Float64).alias("expert")
+    )
 
 
 def test_config_weights_give_the_python_priority(tmp_path: Path) -> None:
@@ -139,8 +142,13 @@ def test_config_weights_give_the_python_priority(tmp_path: Path) -> None:
     )
     # and the weights matter: another blend orders the list differently
     other = winback.campaign(
-        scored, campaign_id="c-1998-06-30", holdout=0.2, start=day, priority="blend",
-        priority_weights={"value": 0.1, "business": 0.9}, business_score_col="expert",
+        scored,
+        campaign_id="c-1998-06-30",
+        holdout=0.2,
+        start=day,
+        priority="blend",
+        priority_weights={"value": 0.1, "business": 0.9},
+        business_score_col="expert",
     )
     assert not other["customer_id"].equals(via_python["customer_id"])
 
@@ -168,8 +176,6 @@ def test_templates_see_recommended_products() -> None:
         },
         schema_overrides={"staff": pl.String},
     )
-    outbox, missing = render_outbox(
-        templates, due, day=date(2024, 1, 1), language="en", offers={}
-    )
+    outbox, missing = render_outbox(templates, due, day=date(2024, 1, 1), language="en", offers={})
     assert missing == 0
     assert outbox["message"].to_list() == ["You might like: 7, 3", "Hello"]

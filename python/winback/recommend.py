@@ -195,9 +195,7 @@ def recommend(
             item_ptr, item_users, user_ptr, user_items, lo, hi, d, nb_idx[lo:hi], nb_sim[lo:hi]
         )
 
-    _parallel.map_chunks(
-        neighbour_chunk, _parallel.chunk_bounds(n_items, _ITEM_CHUNK), num_threads
-    )
+    _parallel.map_chunks(neighbour_chunk, _parallel.chunk_bounds(n_items, _ITEM_CHUNK), num_threads)
     popular = np.lexsort((np.arange(n_items), -counts)).astype(np.int64)
 
     rows = all_customers.search_sorted(targets).to_numpy().astype(np.int64)
@@ -239,7 +237,9 @@ def recommend(
         }
     )
     if (out_items < 0).any():
-        frame = frame.with_columns(pl.col("recommended_products", "recommendation_scores").list.drop_nulls())
+        frame = frame.with_columns(
+            pl.col("recommended_products", "recommendation_scores").list.drop_nulls()
+        )
     return frame
 
 

@@ -431,7 +431,9 @@ def _priority(table: Mapping[str, Any], out: dict[str, Any], folder: Path) -> No
         raise _fail("priority.kind", f"{kind!r} must be one of group, lapse_value, blend")
     out["priority"] = kind
     if "business_score_col" in table:
-        out["business_score_col"] = _text("priority.business_score_col", table["business_score_col"])
+        out["business_score_col"] = _text(
+            "priority.business_score_col", table["business_score_col"]
+        )
         if "business_scores" not in table:
             raise _fail(
                 "priority.business_scores",
@@ -447,7 +449,7 @@ def _priority(table: Mapping[str, Any], out: dict[str, Any], folder: Path) -> No
         return
     weights = table["weights"]
     if kind != "blend":
-        raise _fail("priority.weights", f"is read only with kind = \"blend\" (kind is {kind!r})")
+        raise _fail("priority.weights", f'is read only with kind = "blend" (kind is {kind!r})')
     if not isinstance(weights, Mapping) or not weights:
         raise _fail("priority.weights", "must be a table component = weight")
     for name, weight in weights.items():

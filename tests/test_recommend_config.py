@@ -179,3 +179,62 @@ def test_templates_see_recommended_products() -> None:
     outbox, missing = render_outbox(templates, due, day=date(2024, 1, 1), language="en", offers={})
     assert missing == 0
     assert outbox["message"].to_list() == ["You might like: 7, 3", "Hello"]
+
+
+def test_loop_recommendations_read_the_sources(tmp_path: Path) -> None:
+    from winback.loop.pipeline import _recommendations_for
+
+    sales = tmp_path / "sales.csv"
+    pl.DataFrame(
+        {
+            "customer_id": [1, 1, 2, 2, 2, 3, 3, 4, 4, 5],
+            "ts": ["2024-01-0" + str(d) for d in range(1, 10)] + ["2024-01-09"],
+            "amount": [1.0] * 10,
+            "sku": ["A", "B", "A", "B", "C", "A", "C", "B", "D", "A"],
+        }
+    ).write_csv(sales)
+    cfg = parse_config(
+        {"source": {"paths": ["sales.csv"]}, "recommend": {"enabled": True, "product_col": "sku"}},
+        base=tmp_path,
+    )
+    recs = _recommendations_for(cfg, pl.Series([5, 4]))
+    # the hand-computed lists of tests/test_recommend.py (cosine): ids as text
+    assert recs.rows() == [("4", ["A", "C"]), ("5", ["C", "B", "D"])]
+
+
+def test_a_run_renders_recommendations_into_the_outbox(tmp_path: Path) -> None:
+    pytest.importorskip("sqlalchemy")
+    pytest.importorskip("jinja2")
+    from tests.loop.conftest import config, transactions
+
+    tx = transactions(n=120)
+    # product = customer mod 6 … plus the neighbour's: every customer buys two products
+    tx = tx.with_columns(
+        pl.when(pl.int_range(pl.len()).over("customer_id") % 2 == 0)
+        .then(pl.col("customer_id") % 6)
+        .otherwise((pl.col("customer_id") + 1) % 6)
+        .alias("product_id")
+    )
+    sales = tmp_path / "sales.parquet"
+    tx.write_parquet(sales)
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "default.sms.j2").write_text(
+        "{{ customer.id }}: {{ customer.recommended_products | join(',') }}", encoding="utf-8"
+    )
+    raw = config(tmp_path, sales)
+    raw["messages"] = {"templates": str(folder)}
+    raw["recommend"] = {"enabled": True, "n": 2}
+    pipeline = Pipeline(raw)
+    pipeline.run("2024-03-01")
+    result = pipeline.run("2024-03-08")
+    assert result.outbox is not None
+    assert result.outbox.height > 0
+    want = winback.recommend(tx, n=2)
+    lists = {
+        str(c): ",".join(str(p) for p in ps)
+        for c, ps in want.select("customer_id", "recommended_products").iter_rows()
+    }
+    for message in result.outbox["message"]:
+        customer, products = message.split(": ")
+        assert products == lists[customer]

@@ -78,6 +78,7 @@ def _pairs(transactions: Any, customer_col: str, product_col: str) -> pl.DataFra
         frame.lazy()
         .select(pl.col(customer_col).alias("customer_id"), pl.col(product_col).alias("product"))
         .unique()
+        .sort("customer_id", "product")
         .collect()
     )
     for column, shown in (("customer_id", customer_col), ("product", product_col)):
@@ -174,16 +175,17 @@ def recommend(
     user = user.astype(np.int64)
     item = item.astype(np.int64)
     n_users, n_items = all_customers.len(), products.len()
-    by_user = np.lexsort((item, user))
+    # the pairs come sorted by (customer, product): the customers' lists are the products as
+    # they are, and a stable sort by product gives each product's customers in order
     user_ptr = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(np.bincount(user, minlength=n_users), out=user_ptr[1:])
-    user_items = np.ascontiguousarray(item[by_user])
-    by_item = np.lexsort((user, item))
+    user_items = np.ascontiguousarray(item)
+    by_item = np.argsort(item, kind="stable")
     counts = np.bincount(item, minlength=n_items)
     item_ptr = np.zeros(n_items + 1, dtype=np.int64)
     np.cumsum(counts, out=item_ptr[1:])
     item_users = np.ascontiguousarray(user[by_item])
-    del by_user, by_item, user, item
+    del by_item, user, item
 
     m = min(neighbours, n_items - 1)
     nb_idx = np.empty((n_items, m), dtype=np.int64)

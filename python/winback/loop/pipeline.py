@@ -482,7 +482,9 @@ class Pipeline:
             ).with_columns(pl.col(pl.Float64).fill_nan(None))
             if cfg.recommend:
                 ids = scored.get_column("customer_id")
-                wanted = ids.filter(ids.cast(pl.String).is_in(due.get_column("customer_id")))
+                wanted = ids.filter(
+                    ids.cast(pl.String).is_in(due.get_column("customer_id").implode())
+                )
                 facts = facts.join(_recommendations_for(cfg, wanted), on="customer_id", how="left")
             outbox, unrendered = render_outbox(
                 templates,

@@ -141,6 +141,13 @@ def recommend(
         A missing customer or product column, null ids, fewer than 2 distinct products.
     WinbackConfigError
         ``n``, ``neighbours`` or ``damping`` out of range.
+
+    Examples
+    --------
+    >>> import polars as pl, winback
+    >>> tx = pl.DataFrame({"customer_id": [1, 1, 2, 2, 3], "product_id": [10, 20, 10, 30, 10]})
+    >>> winback.recommend(tx, n=2).select("customer_id", "recommended_products").rows()
+    [(1, [30]), (2, [20]), (3, [20, 30])]
     """
     from winback._kernels.recommend import item_neighbours, score_customers  # Numba on first use
 

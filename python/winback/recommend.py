@@ -29,7 +29,7 @@ from winback._options import (
 )
 from winback.errors import WinbackConfigError, WinbackInputError
 
-__all__ = ["RECOMMEND_COLUMNS", "recommend", "recommendation_text"]
+__all__ = ["RECOMMEND_COLUMNS", "recommend"]
 
 #: Columns of :func:`recommend`'s output, in order.
 RECOMMEND_COLUMNS = ("customer_id", "recommended_products", "recommendation_scores")
@@ -250,12 +250,3 @@ def recommend(
             pl.col("recommended_products", "recommendation_scores").list.drop_nulls()
         )
     return frame
-
-
-def recommendation_text(recommendations: pl.DataFrame, separator: str = ", ") -> pl.DataFrame:
-    """``customer_id, recommended_products`` with the list joined into one text (for CSV files
-    and message templates)."""
-    return recommendations.select(
-        "customer_id",
-        pl.col("recommended_products").list.eval(pl.element().cast(pl.String)).list.join(separator),
-    )

@@ -80,6 +80,9 @@ def test_customers_argument_every_customer_once() -> None:
     assert recs["customer_id"].to_list() == [1, 5, 99]
     # 99 bought nothing: the two most-bought products
     assert _lists(recs)[99] == ["A", "B"]
+    empty = recommend_room(HAND, customers=[])
+    assert empty.height == 0
+    assert empty.schema["customer_id"] == pl.Int64
 
 
 def _reference(tx: pl.DataFrame, n: int, m: int, d: float, exclude: bool) -> dict[Any, list[Any]]:

@@ -172,7 +172,7 @@ def recommend(
                 ) from exc
         if wanted.null_count():
             raise WinbackInputError("customers= holds null ids")
-        targets = wanted.unique().sort()
+        targets = wanted.cast(known.dtype).unique().sort()
     else:
         targets = known
     all_customers = pl.concat([known, targets.cast(known.dtype)]).unique().sort()

@@ -282,3 +282,16 @@ def test_campaign_adds_recommended_products() -> None:
     assert got == {1: ["y", "z"], 2: ["x"]}
     with pytest.raises(WinbackInputError, match="recommended_products"):
         winback.campaign(scored, campaign_id="c", recommendations=recs.drop("recommended_products"))
+
+
+def test_csv_files_keep_text_ids(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    pl.DataFrame({"customer_id": ["007", "007", "8"], "sku": ["01", "02", "01"]}).write_csv(a)
+    pl.DataFrame({"customer_id": ["9"], "sku": ["03"]}).write_csv(b)
+    recs = recommend_room([a, b], product_col="sku")
+    # 8 bought 01, which 007 bought with 02 (cosine 1/√2); then the most-bought 03 (ties by id)
+    assert recs.rows() == [
+        ("007", ["03"], [0.0]),
+        ("8", ["02", "03"], [pytest.approx(2**-0.5), 0.0]),
+        ("9", ["01", "02"], [0.0, 0.0]),
+    ]

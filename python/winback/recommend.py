@@ -54,7 +54,14 @@ def _check_options(n: Any, neighbours: Any, damping: Any) -> None:
 
 def _pairs(transactions: Any, customer_col: str, product_col: str) -> pl.DataFrame:
     """The distinct (customer_id, product) pairs, checked."""
-    frame = _io.to_polars(transactions)
+    # CSV files: both id columns read as text, as winback reads customer ids (leading zeros
+    # kept); other containers keep their types
+    frame = _io.open_transactions(
+        transactions,
+        customer_col=customer_col,
+        time_col=product_col,
+        columns=[customer_col, product_col],
+    )
     schema = frame.collect_schema()
     for column, what in ((customer_col, "customer"), (product_col, "product")):
         if column not in schema:

@@ -22,7 +22,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"errors", "_options", "_version", "_winback", "_parallel"}),
     frozenset({"_kernels"}),
     frozenset({"_io", "datasets"}),
-    frozenset({"silence", "models", "coldstart"}),
+    frozenset({"silence", "models", "coldstart", "recommend"}),
     frozenset({"summary", "rfm", "segments", "events"}),
     frozenset({"migrate", "value"}),
     frozenset({"campaign", "evaluation", "scorer", "backtest", "lapse", "preload"}),

@@ -25,6 +25,7 @@ from winback.lapse import LapseModel, lapse, lapse_snapshots
 from winback.loop import Pipeline  # SQLAlchemy loads when a run starts
 from winback.migrate import Migration, migration
 from winback.preload import preload
+from winback.recommend import recommend
 from winback.report import Report, report  # Altair and vl-convert load on first use
 from winback.rfm import quadrant, rfm
 from winback.scorer import Scorer
@@ -67,6 +68,7 @@ __all__ = [
     "prepare",
     "prepare_events",
     "quadrant",
+    "recommend",
     "report",
     "rfm",
     "silence",

@@ -184,3 +184,13 @@ __all__ += [
     "PATH_WEEKS",
     "PURCHASE_EVENT",
 ]
+# Recommendations for the win-back targets (docs/methods.md#recommendations).
+#: The product id column of the transactions.
+PRODUCT_COL: Final = "product_id"
+#: Products recommended per customer.
+RECOMMEND_N: Final = 10
+#: Similar products kept per product (the item–item neighbour lists).
+RECOMMEND_NEIGHBOURS: Final = 50
+#: d of sim(i, j) = c_ij / (n_i^(1−d) · n_j^d): 0 is P(j | i), 0.5 the cosine.
+RECOMMEND_DAMPING: Final = 0.5
+__all__ += ["PRODUCT_COL", "RECOMMEND_DAMPING", "RECOMMEND_N", "RECOMMEND_NEIGHBOURS"]

@@ -332,6 +332,7 @@ def campaign(
     priority: PriorityKind = PRIORITY,
     priority_weights: Mapping[str, float] | None = None,
     business_score_col: str | None = None,
+    recommendations: pl.DataFrame | None = None,
     num_threads: int | None = None,
 ) -> pl.DataFrame:
     """Build the win-back target list (docs/methods.md#campaign), one row per targeted customer.
@@ -390,6 +391,11 @@ def campaign(
     business_score_col
         A column of the scored table holding the business's own score (higher = contact
         sooner), blended as its percentile rank among the targets.
+    recommendations
+        :func:`winback.recommend` output (``customer_id``, ``recommended_products``; extra
+        columns ignored): the list ends with a ``recommended_products`` column (a list of
+        product ids, best first; null for a target without recommendations;
+        docs/methods.md#recommendations).
     num_threads
         Threads for the hashing.
 
@@ -431,6 +437,7 @@ def campaign(
     [('ann', 2923), ('bo', 2923)]
     """
     staff_names, caps = _check_arguments(campaign_id, holdout, staff, capacity)
+    products = _check_recommendations(recommendations)
     if isinstance(scored, pl.LazyFrame):
         frame = scored.collect()
     elif isinstance(scored, pl.DataFrame):
@@ -559,7 +566,7 @@ def campaign(
     )
     targets = _assign_staff(targets, staff_names, caps, len(labels))
     targets = _schedule(targets, cadence_table, labels, begin)
-    return targets.select(
+    listed = targets.select(
         pl.lit(campaign_id).alias("campaign_id"),
         "customer_id",
         "priority",
@@ -579,6 +586,44 @@ def campaign(
         pl.lit(begin, dtype=pl.Date).alias("campaign_start"),
         *(["priority_score"] if priority != "group" else []),
     )
+    return listed if products is None else _with_recommendations(listed, products)
+
+
+def _check_recommendations(recommendations: Any) -> pl.DataFrame | None:
+    """``customer_id, recommended_products`` of a :func:`winback.recommend` table, checked
+    (docs/methods.md#recommendations)."""
+    if recommendations is None:
+        return None
+    if not isinstance(recommendations, pl.DataFrame):
+        raise WinbackConfigError(
+            "recommendations= must be a Polars DataFrame from winback.recommend, not "
+            f"{type(recommendations).__name__}"
+        )
+    missing = [
+        c for c in ("customer_id", "recommended_products") if c not in recommendations.columns
+    ]
+    if missing:
+        raise WinbackInputError(
+            f"recommendations has no column {missing[0]!r}; pass winback.recommend(tx) output"
+        )
+    products = recommendations.select("customer_id", "recommended_products")
+    check_unique_customers(products, "recommendations")
+    return products
+
+
+def _with_recommendations(listed: pl.DataFrame, products: pl.DataFrame) -> pl.DataFrame:
+    """The list with ``recommended_products`` last, joined on the customer id (row order
+    kept)."""
+    ids = listed.schema["customer_id"]
+    if products.schema["customer_id"] != ids:
+        try:
+            products = products.with_columns(pl.col("customer_id").cast(ids, strict=True))
+        except pl.exceptions.PolarsError as exc:
+            raise WinbackInputError(
+                f"recommendations has customer ids of type {products.schema['customer_id']}, "
+                f"the scored table {ids}"
+            ) from exc
+    return listed.join(products, on="customer_id", how="left", maintain_order="left")
 
 
 def _optional(name: str | None) -> list[str]:

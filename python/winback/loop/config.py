@@ -27,6 +27,11 @@ from winback._options import (
     MIN_OCCASIONS,
     ON_INVALID,
     PERIOD,
+    PRIORITY,
+    PRODUCT_COL,
+    RECOMMEND_DAMPING,
+    RECOMMEND_N,
+    RECOMMEND_NEIGHBOURS,
     RESOLUTION,
     S_CUTS,
     TIME_COL,
@@ -61,6 +66,8 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
     "messages": ("templates", "language", "offers", "customers"),
     "outputs": ("dir",),
     "database": ("url", "lock_wait_seconds"),
+    "priority": ("kind", "weights", "business_score_col", "business_scores"),
+    "recommend": ("enabled", "product_col", "n", "exclude_bought", "neighbours", "damping"),
 }
 _ON_INVALID = ("raise", "drop", "warn")
 
@@ -105,6 +112,18 @@ class LoopConfig:
     outputs: str = "winback-out"
     database_url: str = DEFAULT_DATABASE_URL
     lock_wait_seconds: int = LOCK_WAIT_SECONDS
+    # [priority] (docs/methods.md#priority-blend)
+    priority: str = PRIORITY
+    priority_weights: Mapping[str, float] | None = None
+    business_score_col: str | None = None
+    business_scores: str | None = None
+    # [recommend] (docs/methods.md#recommendations)
+    recommend: bool = False
+    product_col: str = PRODUCT_COL
+    recommend_n: int = RECOMMEND_N
+    recommend_exclude_bought: bool = True
+    recommend_neighbours: int = RECOMMEND_NEIGHBOURS
+    recommend_damping: float = RECOMMEND_DAMPING
 
     @property
     def window_days(self) -> int:
@@ -246,6 +265,8 @@ def parse_config(raw: Mapping[str, Any], *, base: str | Path = ".") -> LoopConfi
     _campaign(raw.get("campaign", {}), out, folder)
     _staff(raw.get("staff", {}), out)
     _messages(raw.get("messages", {}), out, folder)
+    _priority(raw.get("priority", {}), out, folder)
+    _recommend(raw.get("recommend", {}), out)
     if "dir" in raw.get("outputs", {}):
         out["outputs"] = _resolve(_text("outputs.dir", raw["outputs"]["dir"]), folder)
     else:
@@ -400,6 +421,79 @@ def _staff(table: Mapping[str, Any], out: dict[str, Any]) -> None:
         out["capacity"] = _whole("staff.capacity", capacity, 1)
 
 
+def _priority(table: Mapping[str, Any], out: dict[str, Any], folder: Path) -> None:
+    """``[priority]``: the campaign's order and the blend weights (docs/methods.md#priority-blend),
+    checked here as :func:`winback.campaign` checks them, naming the key."""
+    from winback.campaign import PRIORITY_COMPONENTS
+
+    kind = table.get("kind", PRIORITY)
+    if kind not in ("group", "lapse_value", "blend"):
+        raise _fail("priority.kind", f"{kind!r} must be one of group, lapse_value, blend")
+    out["priority"] = kind
+    if "business_score_col" in table:
+        out["business_score_col"] = _text(
+            "priority.business_score_col", table["business_score_col"]
+        )
+        if "business_scores" not in table:
+            raise _fail(
+                "priority.business_scores",
+                "is missing: name the file of customer_id and the business score column",
+            )
+    if "business_scores" in table:
+        if "business_score_col" not in table:
+            raise _fail("priority.business_score_col", "is missing: name the score column")
+        out["business_scores"] = _resolve(
+            _text("priority.business_scores", table["business_scores"]), folder
+        )
+    if "weights" not in table:
+        return
+    weights = table["weights"]
+    if kind != "blend":
+        raise _fail("priority.weights", f'is read only with kind = "blend" (kind is {kind!r})')
+    if not isinstance(weights, Mapping) or not weights:
+        raise _fail("priority.weights", "must be a table component = weight")
+    for name, weight in weights.items():
+        if name not in PRIORITY_COMPONENTS:
+            raise _fail(
+                f"priority.weights.{name}",
+                f"unknown component (components: {', '.join(PRIORITY_COMPONENTS)})",
+            )
+        if _number(f"priority.weights.{name}", weight) < 0:
+            raise _fail(f"priority.weights.{name}", f"{weight!r} must be ≥ 0")
+    if sum(float(w) for w in weights.values()) <= 0:
+        raise _fail("priority.weights", "the weights sum to 0; give one component a weight")
+    business = float(weights.get("business", 0))
+    if business > 0 and "business_score_col" not in out:
+        raise _fail("priority.weights.business", "needs priority.business_score_col")
+    if business == 0 and "business_score_col" in out:
+        raise _fail(
+            "priority.weights.business",
+            "is 0 (or missing) but priority.business_score_col is given; give it a weight",
+        )
+    out["priority_weights"] = {k: float(v) for k, v in weights.items()}
+
+
+def _recommend(table: Mapping[str, Any], out: dict[str, Any]) -> None:
+    """``[recommend]``: product recommendations on the target list and in the messages
+    (docs/methods.md#recommendations)."""
+    for key, name in (("enabled", "recommend"), ("exclude_bought", "recommend_exclude_bought")):
+        if key in table:
+            if not isinstance(table[key], bool):
+                raise _fail(f"recommend.{key}", f"{table[key]!r} must be true or false")
+            out[name] = table[key]
+    if "product_col" in table:
+        out["product_col"] = _text("recommend.product_col", table["product_col"])
+    if "n" in table:
+        out["recommend_n"] = _whole("recommend.n", table["n"], 1)
+    if "neighbours" in table:
+        out["recommend_neighbours"] = _whole("recommend.neighbours", table["neighbours"], 1)
+    if "damping" in table:
+        damping = _number("recommend.damping", table["damping"])
+        if not 0 <= damping <= 1:
+            raise _fail("recommend.damping", f"{damping!r} must be in [0, 1]")
+        out["recommend_damping"] = damping
+
+
 def load_config(path: str | os.PathLike[str]) -> LoopConfig:
     """Reads and validates a loop config file (TOML, UTF-8)."""
     file = Path(path)
@@ -470,6 +564,20 @@ max_contacts = 3                 # contacts per target in a campaign (first + fo
 # language = "en"                # the silence in words: en ("2 months and 7 days") or zh
 # offers = { coupon = "10% off your next visit", "*" = "" }
 # customers = "customers.csv"    # customer_id plus fields the templates use (name, email …)
+
+[priority]                       # the list's order (docs/methods.md#priority-blend)
+# kind = "group"                 # group | lapse_value (p_lapse × value) | blend
+# weights = { p_lapse = 0.5, value = 0.3, business = 0.2 }   # blend only; normalised to sum 1
+# business_score_col = "expert_score"   # the business's own score (higher = contact sooner) …
+# business_scores = "scores.csv"        # … read from this file (customer_id, expert_score)
+
+[recommend]                      # products for each target (docs/methods.md#recommendations)
+# enabled = false                # needs a product id on every transaction row
+# product_col = "product_id"
+# n = 10                         # products per target; templates: customer.recommended_products
+# exclude_bought = true          # leave out what the customer already bought
+# neighbours = 50                # similar products kept per product
+# damping = 0.5                  # 0: P(j | i) … 0.5: cosine
 
 [outputs]
 dir = "winback-out"              # targets-YYYY-MM-DD.csv, due-YYYY-MM-DD.csv

@@ -7,8 +7,9 @@ A template is a file ``STRATEGY.CHANNEL.j2`` (``coupon.sms.j2``) in the template
 channel its strategy (or the default) has. The templates see:
 
 - ``customer``: ``id``, ``segment``, ``strategy``, ``recency_days``, ``silence_score``,
-  ``value``, ``value_tier``, ``last_purchase`` (a date), and every column of the optional
-  customers file (``name``, ``email`` …);
+  ``value``, ``value_tier``, ``last_purchase`` (a date), ``recommended_products`` (a list of
+  product ids with ``[recommend] enabled``, else None; docs/methods.md#recommendations), and
+  every column of the optional customers file (``name``, ``email`` …);
 - ``silence``: the time since the last purchase in words, in the config's language
   (``silence_en`` and ``silence_zh`` both);
 - ``offer``: the strategy's offer (``[messages] offers``), ``staff``, ``channel``,
@@ -69,6 +70,7 @@ CUSTOMER_FIELDS = (
     "value",
     "value_tier",
     "last_purchase",
+    "recommended_products",
 )
 #: Columns of ``outbox-D.csv``.
 OUTBOX_COLUMNS = (
@@ -334,6 +336,8 @@ def render_outbox(
             "value": target.get("value"),
             "value_tier": target.get("value_tier"),
             "last_purchase": last,
+            # a list of product ids with [recommend] enabled, else None
+            "recommended_products": target.get("recommended_products"),
             **{f: None for f in fields[len(CUSTOMER_FIELDS) :]},
             **extra.get(str(target["customer_id"]), {}),
         }

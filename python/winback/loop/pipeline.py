@@ -249,6 +249,8 @@ class Pipeline:
         cfg = self.config
         if cfg.causes is not None:
             scored = _with_causes(scored, _read_causes(cfg.causes))
+        if cfg.business_scores is not None and cfg.business_score_col is not None:
+            scored = _with_business_scores(scored, cfg.business_scores, cfg.business_score_col)
         return campaign(
             scored,
             campaign_id=campaign_id,
@@ -259,6 +261,9 @@ class Pipeline:
             holdout=cfg.holdout,
             start=day,
             thresholds=cfg.thresholds or None,
+            priority=cfg.priority,  # type: ignore[arg-type]
+            priority_weights=cfg.priority_weights,
+            business_score_col=cfg.business_score_col,
         )
 
     # ---------------------------------------------------------------------------------------
@@ -471,6 +476,12 @@ class Pipeline:
                 .cast(pl.String)
                 .alias("value_tier"),
             ).with_columns(pl.col(pl.Float64).fill_nan(None))
+            if cfg.recommend:
+                ids = scored.get_column("customer_id")
+                wanted = ids.filter(
+                    ids.cast(pl.String).is_in(due.get_column("customer_id").implode())
+                )
+                facts = facts.join(_recommendations_for(cfg, wanted), on="customer_id", how="left")
             outbox, unrendered = render_outbox(
                 templates,
                 due.join(facts, on="customer_id", how="left"),
@@ -680,6 +691,57 @@ def _with_causes(scored: pl.DataFrame, causes: pl.DataFrame) -> pl.DataFrame:
         causes.rename({"customer_id": "__key"}), on="__key", how="left"
     )
     return joined.drop("__key")
+
+
+def _with_business_scores(scored: pl.DataFrame, path: str, column: str) -> pl.DataFrame:
+    """The scored table with the business's score column of ``[priority] business_scores``
+    (Float64; null for a customer the file does not list; docs/methods.md#priority-blend)."""
+    frame = _read_customers_like(path, "priority.business_scores", "business scores")
+    if column not in frame.columns:
+        raise WinbackInputError(
+            f"business scores file {path!r} has no {column!r} column (columns: "
+            f"{', '.join(frame.columns)}); config key priority.business_score_col"
+        )
+    try:
+        frame = frame.select(
+            pl.col("customer_id").alias("__key"),
+            pl.col(column).str.strip_chars().cast(pl.Float64, strict=True),
+        )
+    except pl.exceptions.PolarsError:
+        raise WinbackInputError(
+            f"business scores file {path!r}: column {column!r} holds values that are not numbers"
+        ) from None
+    bad = frame.filter(~pl.col(column).is_finite())
+    if bad.height:
+        raise WinbackInputError(
+            f"business scores file {path!r}: {column!r} is NaN or infinite for customer "
+            f"{bad['__key'][0]!r}"
+        )
+    key = pl.col("customer_id").cast(pl.String).alias("__key")
+    drop = [column] if column in scored.columns else []
+    joined = scored.drop(drop).with_columns(key).join(frame, on="__key", how="left")
+    return joined.drop("__key")
+
+
+def _recommendations_for(cfg: LoopConfig, customers: pl.Series) -> pl.DataFrame:
+    """``customer_id`` (text) and ``recommended_products`` (a list of product ids as text) for
+    ``customers``, from the config's sources (``[recommend]``; docs/methods.md#recommendations)."""
+    from winback.recommend import recommend
+
+    recs = recommend(
+        list(cfg.sources),
+        customers=customers,
+        n=cfg.recommend_n,
+        customer_col=cfg.customer_col,
+        product_col=cfg.product_col,
+        exclude_bought=cfg.recommend_exclude_bought,
+        neighbours=cfg.recommend_neighbours,
+        damping=cfg.recommend_damping,
+    )
+    return recs.select(
+        pl.col("customer_id").cast(pl.String),
+        pl.col("recommended_products").list.eval(pl.element().cast(pl.String)),
+    )
 
 
 def _scorecards_in(

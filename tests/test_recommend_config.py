@@ -238,3 +238,29 @@ def test_a_run_renders_recommendations_into_the_outbox(tmp_path: Path) -> None:
     for message in result.outbox["message"]:
         customer, products = message.split(": ")
         assert products == lists[customer]
+
+
+def test_a_lapse_value_config_scores_p_lapse_in_the_loop(tmp_path: Path) -> None:
+    """``[priority] kind = "lapse_value"`` makes the run score p_lapse itself (it used to fail
+    at run time: the scored table had no p_lapse); the column equals winback.lapse's."""
+    pytest.importorskip("sqlalchemy")
+    from tests.loop.conftest import config, transactions
+
+    tx = transactions(n=150)
+    sales = tmp_path / "sales.parquet"
+    tx.write_parquet(sales)
+    raw = config(tmp_path, sales)
+    raw["priority"] = {"kind": "lapse_value"}
+    pipeline = Pipeline(raw)
+    day = date(2024, 3, 1)
+    scored = pipeline.score(day)
+    want = winback.lapse(tx, as_of=day).select("customer_id", "p_lapse")
+    got = scored.select("customer_id", "p_lapse").sort("customer_id")
+    assert got.height == tx["customer_id"].n_unique()
+    assert got["customer_id"].cast(pl.Int64).to_list() == want["customer_id"].to_list()
+    assert got["p_lapse"].to_list() == want["p_lapse"].to_list()
+    result = pipeline.run(day)
+    assert result.selected > 0 and result.new_targets > 0
+    # a blend without a p_lapse weight does not fit the lapse model
+    raw["priority"] = {"kind": "blend", "weights": {"value": 1.0}}
+    assert "p_lapse" not in Pipeline(raw).score(day).columns

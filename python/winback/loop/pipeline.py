@@ -33,11 +33,13 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import polars.selectors as cs
 
+from winback._options import PRIORITY_WEIGHTS
 from winback._io.prepared import PreparedTransactions, prepare
 from winback._version import __version__
 from winback.campaign import campaign
 from winback.errors import WinbackConfigError, WinbackInputError
 from winback.evaluation import evaluate
+from winback.lapse import lapse
 from winback.loop.config import LoopConfig, load_config, parse_config
 from winback.loop.crm import ImportResult, import_crm, read_crm
 from winback.silence import silence
@@ -241,6 +243,20 @@ class Pipeline:
             )
             columns = ["customer_id", "expected_value", "clv", "p_alive", "value_tier"]
             scored = scored.join(result.frame.select(columns), on="customer_id", how="left")
+        if _reads_p_lapse(cfg):
+            # The lapse model is fitted on D's own history (docs/methods.md#p-lapse); its
+            # silence columns equal the ones above, so only p_lapse is taken.
+            lapsed = lapse(
+                prepared,
+                as_of=day,
+                resolution=cfg.resolution,
+                min_occasions=cfg.min_occasions,
+                trf_cuts=cfg.trf_cuts,
+                s_cuts=cfg.s_cuts,
+            )
+            scored = scored.join(
+                lapsed.select("customer_id", "p_lapse"), on="customer_id", how="left"
+            )
         return scored
 
     def _select(self, scored: pl.DataFrame, campaign_id: str, day: date) -> pl.DataFrame:
@@ -1194,3 +1210,12 @@ def _alive(pid_text: str) -> bool:
     except OSError:  # exists, owned by another user
         return True
     return True
+
+
+def _reads_p_lapse(cfg: LoopConfig) -> bool:
+    """Whether ``[priority]`` orders the list by p_lapse (``kind = "lapse_value"``, or a blend
+    with a p_lapse weight above 0; docs/methods.md#priority-blend)."""
+    if cfg.priority == "lapse_value":
+        return True
+    weights = PRIORITY_WEIGHTS if cfg.priority_weights is None else cfg.priority_weights
+    return cfg.priority == "blend" and float(weights.get("p_lapse", 0.0)) > 0

@@ -260,7 +260,8 @@ def test_a_lapse_value_config_scores_p_lapse_in_the_loop(tmp_path: Path) -> None
     assert got["customer_id"].cast(pl.Int64).to_list() == want["customer_id"].to_list()
     assert got["p_lapse"].to_list() == want["p_lapse"].to_list()
     result = pipeline.run(day)
-    assert result.selected > 0 and result.new_targets > 0
+    assert result.selected > 0
+    assert result.new_targets > 0
     # a blend without a p_lapse weight does not fit the lapse model
     raw["priority"] = {"kind": "blend", "weights": {"value": 1.0}}
     assert "p_lapse" not in Pipeline(raw).score(day).columns

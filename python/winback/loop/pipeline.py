@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import polars.selectors as cs
 
-from winback._options import PRIORITY_WEIGHTS
 from winback._io.prepared import PreparedTransactions, prepare
+from winback._options import PRIORITY_WEIGHTS
 from winback._version import __version__
 from winback.campaign import campaign
 from winback.errors import WinbackConfigError, WinbackInputError

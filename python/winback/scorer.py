@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
+from scipy import special
 
 from winback import _io, _winback
 from winback._options import (
@@ -104,6 +105,11 @@ _CATEGORIES: Final = {
 }
 #: :func:`_purchase_dates`' marker of a given ``as_of`` (no customer to name).
 _NOT_NEEDED: Final = object()
+#: The ufuncs the models' array methods use, called by the one-customer path on arrays.
+_LOG: Final = np.log
+_EXP: Final = np.exp
+_EXPIT: Final = special.expit
+_HYP2F1: Final = special.hyp2f1
 _PURCHASE_MODELS: Final = ("BetaGeoModel", "ModifiedBetaGeoModel", "ParetoNBDModel")
 
 
@@ -311,6 +317,8 @@ class Scorer:
     __slots__ = (
         "_categorical_strategy",
         "_count",
+        "_fast_count",
+        "_fast_spend",
         "_frozen",
         "_horizons",
         "_min_occasions",
@@ -330,6 +338,8 @@ class Scorer:
     )
     _categorical_strategy: bool
     _count: CountModel
+    _fast_count: tuple[float, float, float, float, float, bool] | None
+    _fast_spend: tuple[float, float, float] | None
     _frozen: bool
     _horizons: tuple[float, ...]
     _min_occasions: int
@@ -455,6 +465,8 @@ class Scorer:
         object.__setattr__(self, "_value", settings)
         object.__setattr__(self, "_horizons", horizons)
         object.__setattr__(self, "_rules", rule_set)
+        object.__setattr__(self, "_fast_count", _scalar_count_params(count))
+        object.__setattr__(self, "_fast_spend", _scalar_spend_params(spend[1] if spend else None))
         # A dry run on an empty frame of the output's schema: unknown columns, wrong value
         # types in the rules are found now, not on the first request.
         whole_days = self._resolution_us % _MICROS_PER_DAY == 0
@@ -722,19 +734,22 @@ class Scorer:
         ]
         rank, ratio, score, group, band, total, mean_amount, x, t_x, T, z, spend_x = row[9:]
         money = values is not None and self._spend is not None
-        p_alive, purchases, mean_spend, spend, value = self._predict(
-            np.array([x], dtype=np.float64),
-            np.array([t_x], dtype=np.float64),
-            np.array([T], dtype=np.float64),
-            np.array([spend_x], dtype=np.float64) if money else None,
-            np.array([z], dtype=np.float64) if money else None,
-        )
-        predicted = [p_alive, purchases, mean_spend, spend, value]
-        if not all(math.isfinite(v[0]) for v in predicted if v is not None):
-            _check_finite(None, predicted)
+        fast = self._predict_scalar(x, t_x, T, spend_x if money else None, z if money else None)
+        if fast is None:  # a model without a scalar path, or outside the closed forms' range
+            predicted = self._predict(
+                np.array([x], dtype=np.float64),
+                np.array([t_x], dtype=np.float64),
+                np.array([T], dtype=np.float64),
+                np.array([spend_x], dtype=np.float64) if money else None,
+                np.array([z], dtype=np.float64) if money else None,
+            )
+            if not all(math.isfinite(v[0]) for v in predicted if v is not None):
+                _check_finite(None, predicted)
+            fast = tuple(None if v is None else float(v[0]) for v in predicted)  # type: ignore[assignment]
+        p_alive, purchases, mean_spend, spend, value = fast
         scored = status == 0
         has_amount = values is not None
-        expected_value = None if value is None else float(value[0])
+        expected_value = value
         level = self._level_of(expected_value)
         total_amount = float(total) if has_amount else None
         quadrant_label = self._quadrant_of(total_amount, n, tenure)
@@ -758,10 +773,10 @@ class Scorer:
             "frequency": x,
             "recency": t_x,
             "T": T,
-            "p_alive": float(p_alive[0]),
-            "expected_purchases": float(purchases[0]),
-            "expected_mean_spend": None if mean_spend is None else float(mean_spend[0]),
-            "expected_spend": None if spend is None else float(spend[0]),
+            "p_alive": p_alive,
+            "expected_purchases": purchases,
+            "expected_mean_spend": mean_spend,
+            "expected_spend": spend,
             "expected_value": expected_value,
             "value_level": level,
             "quadrant": quadrant_label,
@@ -804,6 +819,43 @@ class Scorer:
         mean_spend = self._spend.expected_spend_at(spend_x, spend_z)
         spend = purchases * mean_spend
         value = settings.margin * (discounted * mean_spend)
+        return p_alive, purchases, mean_spend, spend, value
+
+    def _predict_scalar(
+        self, x: float, t_x: float, T: float, spend_x: float | None, spend_z: float | None
+    ) -> tuple[float, float, float | None, float | None, float | None] | None:
+        """:meth:`_predict` for one customer on Python floats (docs/methods.md#scorer): the
+        same operations in the same order — IEEE arithmetic rounds alike on floats and arrays —
+        with every transcendental function taken by the same numpy/SciPy ufunc as the models'
+        array methods, all of one kind in one call, so the bits agree (``tests/test_scorer.py``
+        checks it). None where that path does not apply: a model other than BG/NBD or MBG/NBD,
+        or a history where the closed form needs the quadrature fallback (the array path then)."""
+        params = self._fast_count
+        if params is None:
+            return None
+        settings = self._value
+        found = _bg_scalar(params, self._horizons, float(x), float(t_x), float(T))
+        if found is None:
+            return None
+        p_alive, cumulative = found
+        if len(cumulative) == 1:
+            purchases = discounted = cumulative[0]
+        else:
+            previous = discounted = 0.0
+            for k, value_k in enumerate(cumulative, start=1):
+                discounted = discounted + (value_k - previous) / (1.0 + settings.discount_rate) ** k
+                previous = value_k
+            purchases = previous
+        spend_params = self._fast_spend
+        if spend_x is None or spend_z is None or spend_params is None:
+            return p_alive, purchases, None, None, None
+        p, q, gamma = spend_params
+        n = float(spend_x) if spend_z > 0 else 0.0  # no positive spend: the prior
+        mean_spend = p * (gamma + n * (spend_z if n > 0 else 0.0)) / ((q + p * n) - 1.0)
+        spend = purchases * mean_spend
+        value = settings.margin * (discounted * mean_spend)
+        if not (math.isfinite(mean_spend) and math.isfinite(spend) and math.isfinite(value)):
+            return None
         return p_alive, purchases, mean_spend, spend, value
 
     def _value_level(self, value: pl.Expr) -> pl.Expr:
@@ -860,6 +912,74 @@ class Scorer:
         if self._resolution_us % _MICROS_PER_DAY == 0:
             return _EPOCH_DAY + timedelta(days=micros // _MICROS_PER_DAY)
         return _EPOCH + timedelta(microseconds=micros)
+
+
+def _scalar_count_params(model: Any) -> tuple[float, float, float, float, float, bool] | None:
+    """(r, α, a, b, ln a, modified) of a BG/NBD or MBG/NBD model (exactly those classes, whose
+    formulas :func:`_bg_scalar` repeats; ln a as their ``_log_alive_odds`` takes it, on the
+    parameter scalar); None for any other purchase model."""
+    from winback.models import BetaGeoModel, ModifiedBetaGeoModel
+
+    kind = type(model)
+    if kind is not BetaGeoModel and kind is not ModifiedBetaGeoModel:
+        return None
+    params = model._param_array()
+    r, alpha, a, b = (float(v) for v in params)
+    return r, alpha, a, b, float(np.log(params[2])), kind is ModifiedBetaGeoModel
+
+
+def _scalar_spend_params(model: Any) -> tuple[float, float, float] | None:
+    """(p, q, γ) of a Gamma–Gamma model (exactly that class), or None."""
+    from winback.models import GammaGammaModel
+
+    if model is None or type(model) is not GammaGammaModel:
+        return None
+    p, q, gamma = (float(v) for v in model._param_array())
+    return p, q, gamma
+
+
+def _bg_scalar(
+    params: tuple[float, float, float, float, float, bool],
+    horizons: Sequence[float],
+    x: float,
+    t_x: float,
+    T: float,
+) -> tuple[float, list[float]] | None:
+    """P(alive) and E[purchases in (T, T + t]] for each horizon t of one BG/NBD (MBG/NBD)
+    customer (docs/methods.md#bg-nbd), on floats: the operations of the models'
+    ``_log_alive_odds``, ``probability_alive_at``, ``expected_purchases_at`` and
+    ``fresh_expected`` in their order. Every logarithm is one ``numpy.log`` call on an array,
+    ₂F₁ one ``scipy.special.hyp2f1`` call, the powers one ``numpy.exp`` call, so each value is
+    the bits the array path gives. None where ``fresh_expected`` would take its quadrature
+    fallback (the caller then uses the array path)."""
+    r, alpha, a, b, log_a, modified = params
+    shift = 1.0 if modified else 0.0
+    big_a = alpha + T
+    ends = [big_a + t for t in horizons]
+    scored = modified or x > 0  # BG/NBD: odds −∞ (P(alive) = 1) without a repeat purchase
+    alive_inputs = (b + x if modified else b + x - 1.0, alpha + t_x) if scored else (1.0, 1.0)
+    logs = _LOG(np.array([*alive_inputs, big_a, *ends]))
+    log_b, log_tx, log_big_a = (float(v) for v in logs[:3])
+    odds = log_a - log_b + (r + x) * (log_big_a - log_tx) if scored else -math.inf
+    p_alive = float(_EXPIT(-odds))
+    if not math.isfinite(p_alive):
+        return None
+    big_r = r + x
+    big_b = b + x + shift
+    c = a + big_b - 1.0
+    zs = np.array([t / (big_a + t) for t in horizons])
+    hyp = _HYP2F1(big_r, big_b, c, zs)
+    powers = _EXP(np.array([big_r * (log_big_a - float(v)) for v in logs[3:]]))
+    factor = c / (a - 1.0)
+    near_one = abs(a - 1.0) < 1e-6
+    out = []
+    for t, h, e in zip(horizons, hyp.tolist(), powers.tolist(), strict=True):
+        value = factor * (1.0 - e * h)
+        ceiling = big_r * t / big_a
+        if near_one or not (math.isfinite(value) and value >= 0.0 and value <= ceiling * (1.0 + 1e-9)):
+            return None
+        out.append(p_alive * value)
+    return p_alive, out
 
 
 def _purchase_dates(times: NDArray[np.int64], customer: Any) -> _io.PurchaseDates:

@@ -19,18 +19,28 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import shutil
 import signal
+import tempfile
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from winback.errors import WinbackConfigError
 from winback.serve.arrow_body import ARROW_STREAM, score_arrow
 from winback.serve.config import Limits, ServeConfig
 from winback.serve.json_body import score_json
 from winback.serve.modelset import Models, ReloadOutcome, load_model_set
-from winback.serve.observe import EVENT_LOGGER, Metrics, Observe, json_logger
+from winback.serve.observe import (
+    EVENT_LOGGER,
+    MULTIPROC_ENV,
+    Metrics,
+    Observe,
+    json_logger,
+    multiprocess_dir,
+)
 from winback.serve.openapi import openapi_spec
 from winback.serve.problems import PROBLEM_TYPE, ProblemError
+from winback.serve.workers import ENV_STATE_DIR, WATCH_INTERVAL_S, ReloadBoard
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -161,6 +171,8 @@ def create_app(
     events = json_logger(EVENT_LOGGER)
     token = None if not admin_token else admin_token.encode()
     spec = json.dumps(openapi_spec()).encode()
+    # With several worker processes: the board through which an admin reload reaches them all.
+    board = ReloadBoard.from_env()
 
     async def score(request: Request) -> Response:
         current = models.current  # this request's model set, whatever reloads happen meanwhile
@@ -247,6 +259,8 @@ def create_app(
                     headers={"WWW-Authenticate": 'Bearer realm="winback-admin"'},
                 )
             outcome = await reload_models("admin")
+            if outcome.ok and board is not None:
+                board.post()  # the other workers reload too (winback.serve.workers)
             if not outcome.ok:
                 raise ProblemError(
                     422,
@@ -282,16 +296,26 @@ def create_app(
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
+        async def watch(board: ReloadBoard) -> None:
+            while True:
+                await asyncio.sleep(WATCH_INTERVAL_S)
+                if board.news():
+                    await reload_models("another worker")
+
         try:
             loop.add_signal_handler(signal.SIGHUP, on_hup)
             installed = True
         except (ValueError, RuntimeError, NotImplementedError, AttributeError):
             installed = False  # not the main thread (an embedding test) or no SIGHUP here
+        watcher = None if board is None else loop.create_task(watch(board))
         try:
             yield
         finally:
             if installed:
                 loop.remove_signal_handler(signal.SIGHUP)
+            if watcher is not None:
+                watcher.cancel()
+            metrics.process_ended()
 
     return Starlette(
         routes=[
@@ -384,6 +408,23 @@ def run(
         os.environ[ENV_ADMIN_TOKEN] = admin_token
     if preload:
         os.environ[ENV_PRELOAD] = "1"
+    # What the workers share (winback.serve.workers): the reload board and, unless the caller
+    # chose a directory, prometheus_client's multiprocess metrics, so /metrics adds up all the
+    # workers whichever one answers. Removed when the server stops.
+    state = tempfile.mkdtemp(prefix="winback-serve-")
+    os.environ[ENV_STATE_DIR] = state
+    if not multiprocess_dir():
+        os.environ[MULTIPROC_ENV] = os.path.join(state, "metrics")
+        os.mkdir(os.environ[MULTIPROC_ENV])
+    try:
+        _run_workers(uvicorn, host, port, workers, log_level, protocol)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _run_workers(
+    uvicorn: Any, host: str, port: int, workers: int, log_level: str, protocol: str
+) -> None:
     uvicorn.run(
         "winback.serve.app:app_from_env",
         factory=True,

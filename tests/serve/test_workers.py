@@ -73,9 +73,13 @@ def value(found: dict[Any, float], name: str, **labels: str) -> float:
     return found.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
+def json_lines(server: Server) -> list[dict[str, Any]]:
+    """The JSON lines of the server's stderr (uvicorn writes plain lines there too)."""
+    return [json.loads(line) for line in server.log_lines() if line.startswith("{")]
+
+
 def events(server: Server, name: str) -> list[dict[str, Any]]:
-    lines = [json.loads(line) for line in server.log_lines() if line.startswith("{")]
-    return [line for line in lines if line.get("event") == name]
+    return [line for line in json_lines(server) if line.get("event") == name]
 
 
 def scored_ok(found: dict[Any, float]) -> float:
@@ -92,7 +96,7 @@ def test_metrics_add_up_every_worker(server: Server) -> None:
     assert statuses == [200] * sent
     served_by = {
         line["pid"]
-        for line in map(json.loads, server.log_lines())
+        for line in json_lines(server)
         if line.get("path") == "/v1/score" and line.get("status") == 200
     }
     assert len(served_by) == 2, "the requests did not reach both workers"

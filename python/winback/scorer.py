@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
-from scipy import special
 
 from winback import _io, _winback
 from winback._options import (
@@ -105,11 +104,6 @@ _CATEGORIES: Final = {
 }
 #: :func:`_purchase_dates`' marker of a given ``as_of`` (no customer to name).
 _NOT_NEEDED: Final = object()
-#: The ufuncs the models' array methods use, called by the one-customer path on arrays.
-_LOG: Final = np.log
-_EXP: Final = np.exp
-_EXPIT: Final = special.expit
-_HYP2F1: Final = special.hyp2f1
 _PURCHASE_MODELS: Final = ("BetaGeoModel", "ModifiedBetaGeoModel", "ParetoNBDModel")
 
 
@@ -338,7 +332,7 @@ class Scorer:
     )
     _categorical_strategy: bool
     _count: CountModel
-    _fast_count: tuple[float, float, float, float, float, bool] | None
+    _fast_count: _BetaGeoFloats | None
     _fast_spend: tuple[float, float, float] | None
     _frozen: bool
     _horizons: tuple[float, ...]
@@ -914,10 +908,27 @@ class Scorer:
         return _EPOCH + timedelta(microseconds=micros)
 
 
-def _scalar_count_params(model: Any) -> tuple[float, float, float, float, float, bool] | None:
-    """(r, α, a, b, ln a, modified) of a BG/NBD or MBG/NBD model (exactly those classes, whose
-    formulas :func:`_bg_scalar` repeats; ln a as their ``_log_alive_odds`` takes it, on the
-    parameter scalar); None for any other purchase model."""
+@dataclass(frozen=True)
+class _BetaGeoFloats:
+    """What :func:`_bg_scalar` needs of a BG/NBD or MBG/NBD model: its parameters as floats,
+    ln a as the models' ``_log_alive_odds`` takes it (on the parameter scalar), and the SciPy
+    ufuncs the models call (SciPy is imported when a scorer is built, not with the module)."""
+
+    r: float
+    alpha: float
+    a: float
+    b: float
+    log_a: float
+    modified: bool
+    expit: Any
+    hyp2f1: Any
+
+
+def _scalar_count_params(model: Any) -> _BetaGeoFloats | None:
+    """The float form of a BG/NBD or MBG/NBD model (exactly those classes, whose formulas
+    :func:`_bg_scalar` repeats); None for any other purchase model."""
+    from scipy import special
+
     from winback.models import BetaGeoModel, ModifiedBetaGeoModel
 
     kind = type(model)
@@ -925,7 +936,9 @@ def _scalar_count_params(model: Any) -> tuple[float, float, float, float, float,
         return None
     params = model._param_array()
     r, alpha, a, b = (float(v) for v in params)
-    return r, alpha, a, b, float(np.log(params[2])), kind is ModifiedBetaGeoModel
+    log_a = float(np.log(params[2]))
+    modified = kind is ModifiedBetaGeoModel
+    return _BetaGeoFloats(r, alpha, a, b, log_a, modified, special.expit, special.hyp2f1)
 
 
 def _scalar_spend_params(model: Any) -> tuple[float, float, float] | None:
@@ -939,7 +952,7 @@ def _scalar_spend_params(model: Any) -> tuple[float, float, float] | None:
 
 
 def _bg_scalar(
-    params: tuple[float, float, float, float, float, bool],
+    params: _BetaGeoFloats,
     horizons: Sequence[float],
     x: float,
     t_x: float,
@@ -952,31 +965,40 @@ def _bg_scalar(
     ₂F₁ one ``scipy.special.hyp2f1`` call, the powers one ``numpy.exp`` call, so each value is
     the bits the array path gives. None where ``fresh_expected`` would take its quadrature
     fallback (the caller then uses the array path)."""
-    r, alpha, a, b, log_a, modified = params
+    r, alpha, a, b, log_a, modified = (
+        params.r,
+        params.alpha,
+        params.a,
+        params.b,
+        params.log_a,
+        params.modified,
+    )
     shift = 1.0 if modified else 0.0
     big_a = alpha + T
     ends = [big_a + t for t in horizons]
     scored = modified or x > 0  # BG/NBD: odds −∞ (P(alive) = 1) without a repeat purchase
     alive_inputs = (b + x if modified else b + x - 1.0, alpha + t_x) if scored else (1.0, 1.0)
-    logs = _LOG(np.array([*alive_inputs, big_a, *ends]))
+    logs = np.log(np.array([*alive_inputs, big_a, *ends]))
     log_b, log_tx, log_big_a = (float(v) for v in logs[:3])
     odds = log_a - log_b + (r + x) * (log_big_a - log_tx) if scored else -math.inf
-    p_alive = float(_EXPIT(-odds))
+    p_alive = float(params.expit(-odds))
     if not math.isfinite(p_alive):
         return None
     big_r = r + x
     big_b = b + x + shift
     c = a + big_b - 1.0
     zs = np.array([t / (big_a + t) for t in horizons])
-    hyp = _HYP2F1(big_r, big_b, c, zs)
-    powers = _EXP(np.array([big_r * (log_big_a - float(v)) for v in logs[3:]]))
+    hyp = params.hyp2f1(big_r, big_b, c, zs)
+    powers = np.exp(np.array([big_r * (log_big_a - float(v)) for v in logs[3:]]))
     factor = c / (a - 1.0)
     near_one = abs(a - 1.0) < 1e-6
     out = []
     for t, h, e in zip(horizons, hyp.tolist(), powers.tolist(), strict=True):
         value = factor * (1.0 - e * h)
         ceiling = big_r * t / big_a
-        if near_one or not (math.isfinite(value) and value >= 0.0 and value <= ceiling * (1.0 + 1e-9)):
+        if near_one or not (
+            math.isfinite(value) and value >= 0.0 and value <= ceiling * (1.0 + 1e-9)
+        ):
             return None
         out.append(p_alive * value)
     return p_alive, out

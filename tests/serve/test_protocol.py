@@ -128,7 +128,8 @@ def test_answered_requests_rearm_the_deadline_and_serving_ones_are_never_cut() -
         # The request is being served (the app waits) well past the header deadline: the
         # connection stays open.
         await _settle(DEADLINE_S * 4)
-        assert proto.cycle is not None and not proto.cycle.response_complete
+        assert proto.cycle is not None
+        assert not proto.cycle.response_complete
         assert not transport.closed
         gate.set()
         await _settle(0.01)

@@ -83,7 +83,9 @@ def events(server: Server, name: str) -> list[dict[str, Any]]:
 
 
 def scored_ok(found: dict[Any, float]) -> float:
-    return value(found, "winback_http_requests_total", route="/v1/score", method="POST", status="200")
+    return value(
+        found, "winback_http_requests_total", route="/v1/score", method="POST", status="200"
+    )
 
 
 def test_metrics_add_up_every_worker(server: Server) -> None:
@@ -104,12 +106,16 @@ def test_metrics_add_up_every_worker(server: Server) -> None:
     for _ in range(6):
         after = samples(server)
         assert scored_ok(after) - scored_ok(before) == sent
-        assert value(after, "winback_customers_scored_total") - value(
-            before, "winback_customers_scored_total"
-        ) == 3 * sent
-        assert value(
-            after, "winback_http_request_duration_seconds_count", route="/v1/score"
-        ) - value(before, "winback_http_request_duration_seconds_count", route="/v1/score") == sent
+        assert (
+            value(after, "winback_customers_scored_total")
+            - value(before, "winback_customers_scored_total")
+            == 3 * sent
+        )
+        assert (
+            value(after, "winback_http_request_duration_seconds_count", route="/v1/score")
+            - value(before, "winback_http_request_duration_seconds_count", route="/v1/score")
+            == sent
+        )
         assert value(after, "winback_http_requests_in_flight") == 0
         assert value(after, "winback_model_generation") == 1
 
@@ -145,8 +151,10 @@ def test_admin_reload_reaches_every_worker(server: Server, models: Path) -> None
     new = [body["customers"] for _, _, body in answers]
     assert all(customers == new[0] for customers in new)
     assert new[0] != old
-    assert all(int(json.loads(request(server.address, "GET", "/readyz")[2])["generation"]) == 2
-               for _ in range(8))
+    assert all(
+        int(json.loads(request(server.address, "GET", "/readyz")[2])["generation"]) == 2
+        for _ in range(8)
+    )
 
 
 def slow_body() -> bytes:
@@ -167,7 +175,9 @@ def test_scoring_beyond_the_timeout_is_503_and_blocks_nobody(server: Server) -> 
     body = slow_body()
     assert len(body) < 16 * 1024 * 1024
     before = samples(server)
-    result = request(server.address, "POST", "/v1/score?as_of=1998-06-30", body, {"Content-Type": ARROW})
+    result = request(
+        server.address, "POST", "/v1/score?as_of=1998-06-30", body, {"Content-Type": ARROW}
+    )
     problem = assert_problem(result, 503)
     assert "--timeout" in problem["detail"]
     # The service keeps answering meanwhile (the abandoned scoring holds one thread, not a
@@ -176,6 +186,8 @@ def test_scoring_beyond_the_timeout_is_503_and_blocks_nobody(server: Server) -> 
     assert post(server.address, payload)[0] == 200
     assert request(server.address, "GET", "/healthz")[0] == 200
     after = samples(server)
-    assert value(after, "winback_http_rejects_total", reason="timeout") - value(
-        before, "winback_http_rejects_total", reason="timeout"
-    ) == 1
+    assert (
+        value(after, "winback_http_rejects_total", reason="timeout")
+        - value(before, "winback_http_rejects_total", reason="timeout")
+        == 1
+    )

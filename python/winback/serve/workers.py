@@ -4,9 +4,9 @@ stops, holding prometheus_client's multiprocess metrics (``metrics/``) and the r
 
 The reload board is a file counting the reloads asked of the server. ``POST /v1/admin/reload``
 reaches one worker (whichever accepted the connection); that worker validates and swaps its own
-model set first and, when the new set is accepted, adds one to the board. Every worker watches
-the board (every :data:`WATCH_INTERVAL_S` seconds: one small read) and reloads when the count passes the
-one it has seen, so every worker serves the new set within a fraction of a second; each reload
+model set first and, when the new set is accepted, adds one to the board. Every worker reads the
+board every :data:`WATCH_INTERVAL_S` seconds and reloads when the count passes the one it has
+seen, so every worker serves the new set within a fraction of a second; each reload
 is validated in full by the worker doing it, and a worker whose reload fails keeps its old set
 and logs the error. The count is updated under an exclusive ``flock`` so two workers posting
 at once both count.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -537,3 +537,19 @@ def test_float_path_declines_where_the_closed_form_fails(scalar_scorers: list[Sc
             v is not None and np.isfinite(v)
             for v in _array_path(scorer, 20_000.0, 400.0, 401.0, 20_000.0, 30.0)
         )
+
+
+def test_score_one_reads_an_aware_as_of_each_time(scorer: Scorer) -> None:
+    """The same instant in two zones is two wall-clock cut-offs (docs/methods.md#as-of): the
+    one-customer path's memory of as_of values must not mix them up."""
+    days = np.array(["2024-01-03", "2024-02-10"], dtype="datetime64[D]")
+    utc = datetime(2024, 3, 1, 23, 0, tzinfo=UTC)
+    east = utc.astimezone(timezone(timedelta(hours=2)))  # 2024-03-02 01:00 on the wall clock
+    tx = pl.DataFrame({"customer_id": [1, 1], "ts": days})
+    seen = []
+    for as_of in (utc, east, utc, "2024-03-01", date(2024, 3, 1)):
+        one = scorer.score_one(days, as_of=as_of).as_dict()
+        assert one == scorer.score(tx, as_of=as_of).drop("customer_id").row(0, named=True)
+        seen.append(one["recency_days"])
+    assert seen[1] == seen[0] + 1.0
+    assert seen[0] == seen[2] == seen[3] == seen[4]

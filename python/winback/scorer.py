@@ -16,6 +16,7 @@ no per-call state, so one instance serves any number of threads; the kernels rel
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -227,8 +228,9 @@ class CustomerScore:
     strategy: str | None
 
     def as_dict(self) -> dict[str, Any]:
-        """The fields as a plain dict (JSON-ready but for the two timestamps)."""
-        return asdict(self)
+        """The fields as a plain dict, in order (JSON-ready but for the two timestamps); every
+        value is immutable, so a shallow copy is a full one."""
+        return dict(self.__dict__)
 
 
 def _copy(model: BaseModel, source: str) -> BaseModel:
@@ -708,7 +710,16 @@ class Scorer:
         if times.shape[0] == 0:
             raise WinbackInputError("no purchases to score: timestamps is empty")
         dates = _purchase_dates(times, customer_id if as_of is None else _NOT_NEEDED)
-        as_of_us = _io.snapshot_end_at(as_of, None, dates)
+        # Text and naive dates/datetimes are remembered; an aware datetime equals its instant in
+        # any zone but reads as its own wall clock, so it is converted each time.
+        memo = isinstance(as_of, str) or (
+            isinstance(as_of, date) and getattr(as_of, "tzinfo", None) is None
+        )
+        cut = _as_of_micros(as_of) if memo else None
+        if cut is not None and dates.first_us is not None and cut >= dates.first_us:
+            as_of_us = cut
+        else:  # the default as_of, or the refusal of one before the first purchase
+            as_of_us = _io.snapshot_end_at(as_of, None, dates)
         row = _winback.score_customer(
             times,
             values,
@@ -739,7 +750,14 @@ class Scorer:
             )
             if not all(math.isfinite(v[0]) for v in predicted if v is not None):
                 _check_finite(None, predicted)
-            fast = tuple(None if v is None else float(v[0]) for v in predicted)  # type: ignore[assignment]
+            alive_a, purchases_a, mean_a, spend_a, value_a = predicted
+            fast = (
+                float(alive_a[0]),
+                float(purchases_a[0]),
+                None if mean_a is None else float(mean_a[0]),
+                None if spend_a is None else float(spend_a[0]),
+                None if value_a is None else float(value_a[0]),
+            )
         p_alive, purchases, mean_spend, spend, value = fast
         scored = status == 0
         has_amount = values is not None
@@ -1002,6 +1020,13 @@ def _bg_scalar(
             return None
         out.append(p_alive * value)
     return p_alive, out
+
+
+@functools.lru_cache(maxsize=256)
+def _as_of_micros(as_of: AsOf) -> int:
+    """:func:`winback._io.as_of_to_micros` of an ``as_of`` (no time zone), remembered: a service
+    passes the same few snapshot times again and again (docs/methods.md#as-of)."""
+    return _io.as_of_to_micros(as_of, None)
 
 
 def _purchase_dates(times: NDArray[np.int64], customer: Any) -> _io.PurchaseDates:

@@ -144,7 +144,7 @@ class Metrics:
         from prometheus_client.multiprocess import MultiProcessCollector
 
         every_worker = CollectorRegistry()
-        MultiProcessCollector(every_worker)
+        MultiProcessCollector(every_worker)  # type: ignore[no-untyped-call]
         return generate_latest(every_worker), CONTENT_TYPE_LATEST
 
     def process_ended(self) -> None:
@@ -152,7 +152,7 @@ class Metrics:
         if self.multiprocess:
             from prometheus_client import multiprocess
 
-            multiprocess.mark_process_dead(os.getpid())
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 def json_logger(name: str) -> logging.Logger:

@@ -45,7 +45,7 @@ from winback._options import (
 )
 from winback.campaign import VALUE_LEVELS
 from winback.errors import WinbackConfigError, WinbackInputError
-from winback.rfm import QUADRANT_LABELS, quadrant
+from winback.rfm import QUADRANT_LABELS
 from winback.segments import RuleSet, load_rules
 from winback.silence import (
     BAND_LABELS,
@@ -325,6 +325,7 @@ class Scorer:
         "_s_cuts",
         "_spend",
         "_strategy_columns",
+        "_strategy_frame",
         "_strategy_labels",
         "_strategy_table",
         "_trf_cuts",
@@ -346,6 +347,7 @@ class Scorer:
     _s_cuts: tuple[float, float]
     _spend: GammaGammaModel | None
     _strategy_columns: tuple[str, ...]
+    _strategy_frame: pl.DataFrame | None
     _strategy_labels: pl.DataType
     _strategy_table: dict[tuple[str | None, ...], str | None]
     _trf_cuts: tuple[float, float, float, float]
@@ -475,6 +477,7 @@ class Scorer:
         object.__setattr__(self, "_categorical_strategy", categorical)
         object.__setattr__(self, "_strategy_columns", tuple(columns))
         object.__setattr__(self, "_strategy_table", self._lookup_table(columns))
+        object.__setattr__(self, "_strategy_frame", self._lookup_frame(columns))
         object.__setattr__(self, "_frozen", True)
 
     def _lookup_table(self, columns: list[str]) -> dict[tuple[str | None, ...], str | None]:
@@ -490,6 +493,25 @@ class Scorer:
         )
         strategies = self._rules.apply(frame).get_column("strategy").cast(pl.String).to_list()
         return dict(zip(combos, strategies, strict=True))
+
+    def _lookup_frame(self, columns: list[str]) -> pl.DataFrame | None:
+        """:meth:`_lookup_table` as a frame to join (used by :meth:`score`), the strategy in the
+        rules engine's dtype; None when the rules read a number or no column at all."""
+        if not self._categorical_strategy or not columns:
+            return None
+        schema = _empty_scores(self._resolution_us % _MICROS_PER_DAY == 0).schema
+        combos = list(self._strategy_table.items())
+        return pl.DataFrame(
+            [
+                *(
+                    pl.Series(c, [key[i] for key, _ in combos], dtype=schema[c])
+                    for i, c in enumerate(columns)
+                ),
+                pl.Series("strategy", [label for _, label in combos], dtype=pl.String).cast(
+                    self._strategy_labels
+                ),
+            ]
+        )
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Refused: a scorer never changes (threads share it)."""
@@ -669,7 +691,14 @@ class Scorer:
         )
         frame = frame.with_columns(self._value_level(pl.col("expected_value")).alias("value_level"))
         frame = self._quadrant(frame)
-        return self._rules.apply(frame).select(SCORE_COLUMNS)
+        table = self._strategy_frame
+        if table is None:
+            return self._rules.apply(frame).select(SCORE_COLUMNS)
+        # The rules read only categorical columns: their answer for every combination was
+        # computed by the rules engine at construction; a join looks each row's up.
+        columns = list(self._strategy_columns)
+        found = frame.join(table, on=columns, how="left", nulls_equal=True, maintain_order="left")
+        return found.select(SCORE_COLUMNS)
 
     def score_one(
         self,
@@ -893,13 +922,31 @@ class Scorer:
         return "high" if value >= cuts[1] else "mid" if value >= cuts[0] else "low"
 
     def _quadrant(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """:func:`winback.quadrant`'s default quadrant with the fixed cuts, by its expressions:
+        M (``total_amount``) × occasions per year of tenure floored at 30 days, "high" strictly
+        above the cut, null where either is null (its checks hold by construction here: one row
+        per customer, finite amounts)."""
         cuts = self._value.quadrant_cuts
         if cuts is None or frame.height == 0:
             return frame.with_columns(
                 pl.lit(None, dtype=pl.Enum(QUADRANT_LABELS)).alias("quadrant")
             )
-        out = quadrant(frame, contribution_cut=cuts[0], loyalty_cut=cuts[1])
-        return out.drop("quadrant_contribution", "quadrant_loyalty")
+        contribution = pl.col("total_amount").cast(pl.Float64)
+        years = pl.max_horizontal(pl.col("tenure_days"), pl.lit(30.0)) / 365.25
+        loyalty = pl.col("n_occasions").cast(pl.Float64) / years
+        high_c, high_l = contribution > cuts[0], loyalty > cuts[1]
+        label = (
+            pl.when(contribution.is_null() | loyalty.is_null())
+            .then(None)
+            .when(high_c & high_l)
+            .then(pl.lit("bee"))
+            .when(high_c)
+            .then(pl.lit("dragonfly"))
+            .when(high_l)
+            .then(pl.lit("butterfly"))
+            .otherwise(pl.lit("mantis"))
+        )
+        return frame.with_columns(label.cast(pl.Enum(QUADRANT_LABELS)).alias("quadrant"))
 
     def _quadrant_of(self, total: float | None, n: int, tenure: float) -> str | None:
         """:func:`winback.quadrant`'s default quadrant with fixed cuts for one customer: M

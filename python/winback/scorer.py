@@ -4,10 +4,12 @@ level, quadrant and the recommended strategy — without re-reading data or re-f
 
 :meth:`Scorer.score` takes many customers (any input :func:`winback.prepare` accepts) and runs the
 batch functions' kernels: :func:`winback.silence`'s and :func:`winback.summary`'s Rust kernels,
-the models' prediction methods, :func:`winback.quadrant` with fixed cuts and the rules engine of
-:mod:`winback.segments`. :meth:`Scorer.score_one` scores one customer from numpy arrays through
+the models' prediction methods, :func:`winback.quadrant`'s expressions with fixed cuts and the
+rules engine of :mod:`winback.segments` (for rules reading only categorical columns, its answers
+for every combination, computed at construction, joined to the rows). :meth:`Scorer.score_one` scores one customer from numpy arrays through
 the same per-customer kernels (``_winback.score_customer``: the same Rust functions on the same
-occasions) and the models' array methods, so both paths give the batch functions' bits
+occasions) and the models' formulas on floats with their own ufuncs (or their array methods), so
+both paths give the batch functions' bits
 (``tests/test_scorer.py`` checks this on random histories).
 
 A :class:`Scorer` is immutable (its models are private copies; attributes cannot be set) and holds

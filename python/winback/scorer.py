@@ -6,11 +6,11 @@ level, quadrant and the recommended strategy — without re-reading data or re-f
 batch functions' kernels: :func:`winback.silence`'s and :func:`winback.summary`'s Rust kernels,
 the models' prediction methods, :func:`winback.quadrant`'s expressions with fixed cuts and the
 rules engine of :mod:`winback.segments` (for rules reading only categorical columns, its answers
-for every combination, computed at construction, joined to the rows). :meth:`Scorer.score_one` scores one customer from numpy arrays through
-the same per-customer kernels (``_winback.score_customer``: the same Rust functions on the same
-occasions) and the models' formulas on floats with their own ufuncs (or their array methods), so
-both paths give the batch functions' bits
-(``tests/test_scorer.py`` checks this on random histories).
+for every combination, computed at construction, joined to the rows). :meth:`Scorer.score_one`
+scores one customer from numpy arrays through the same per-customer kernels
+(``_winback.score_customer``: the same Rust functions on the same occasions) and the models'
+formulas on floats with their own ufuncs (or their array methods), so both paths give the batch
+functions' bits (``tests/test_scorer.py`` checks this on random histories).
 
 A :class:`Scorer` is immutable (its models are private copies; attributes cannot be set) and holds
 no per-call state, so one instance serves any number of threads; the kernels release the GIL.

@@ -433,12 +433,17 @@ def run(
     # workers whichever one answers. Removed when the server stops.
     state = tempfile.mkdtemp(prefix="winback-serve-")
     os.environ[ENV_STATE_DIR] = state
-    if not multiprocess_dir():
+    ours = not multiprocess_dir()
+    if ours:
         os.environ[MULTIPROC_ENV] = os.path.join(state, "metrics")
         os.mkdir(os.environ[MULTIPROC_ENV])
     try:
         _run_workers(uvicorn, host, port, workers, log_level, protocol)
     finally:
+        # Nothing of this server outlives it (a caller running several in one process).
+        os.environ.pop(ENV_STATE_DIR, None)
+        if ours:
+            os.environ.pop(MULTIPROC_ENV, None)
         shutil.rmtree(state, ignore_errors=True)
 
 

@@ -19,8 +19,10 @@ Scenarios, each at 1, 16 and 64 connections (``--connections``):
   purchases each; JSON), and ``bulk-arrow`` the same as an Arrow IPC stream.
 
 Reported per run: requests, errors (anything but 200, or a broken connection), req/s, p50, p90,
-p99 and max latency in ms, and the server's RSS (MiB) at the start and the end of the run (and
-its maximum, sampled every 0.5 s). Targets of issue 15: ``one`` at 64 connections ≥ half of
+p99 and max latency in ms, the server's RSS (MiB) at the start and the end of the run (and
+its maximum, sampled every 0.5 s), and the CPU time per request of the server process and of
+the load generator (what a request costs without the wait for a core, which the machine's load
+does not change). Targets of issue 15: ``one`` at 64 connections ≥ half of
 ``hello``'s req/s with p99 < 20 ms; ``bulk`` p99 < 50 ms.
 
 Usage::
@@ -131,6 +133,12 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_server(folder: Path, port: int, log: Any) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [
@@ -214,6 +222,7 @@ def run_one(
     port: int, pid: int, payload: bytes, connections: int, seconds: float
 ) -> dict[str, Any]:
     samples = [rss_mib(pid)]
+    server_cpu, client_cpu = cpu_seconds(pid), time.process_time()
 
     async def main() -> Result:
         task = asyncio.create_task(load("127.0.0.1", port, payload, connections, seconds))
@@ -223,7 +232,9 @@ def run_one(
         return await task
 
     result = asyncio.run(main())
+    server_cpu, client_cpu = cpu_seconds(pid) - server_cpu, time.process_time() - client_cpu
     ms = np.array(result.latencies) * 1000.0
+    done = max(len(result.latencies), 1)
     return {
         "connections": connections,
         "requests": len(result.latencies),
@@ -236,6 +247,9 @@ def run_one(
         "rss_start_mib": samples[0],
         "rss_end_mib": samples[-1],
         "rss_max_mib": max(samples),
+        # CPU time per request (not waiting for a core): what the load does not change.
+        "server_cpu_ms": 1000.0 * server_cpu / done,
+        "client_cpu_ms": 1000.0 * client_cpu / done,
     }
 
 
@@ -271,7 +285,8 @@ def main() -> None:
                         f"{name:>10} c={connections:<3} {row['req_s']:8.1f} req/s  "
                         f"p50 {row['p50_ms']:7.2f}  p90 {row['p90_ms']:7.2f}  p99 {row['p99_ms']:7.2f} ms  "
                         f"errors {row['errors']}  RSS {row['rss_start_mib']:.0f}→{row['rss_end_mib']:.0f} "
-                        f"(max {row['rss_max_mib']:.0f}) MiB",
+                        f"(max {row['rss_max_mib']:.0f}) MiB  CPU/request server "
+                        f"{row['server_cpu_ms']:.3f} client {row['client_cpu_ms']:.3f} ms",
                         flush=True,
                     )
         finally:
@@ -281,15 +296,17 @@ def main() -> None:
     hello = {r["connections"]: r["req_s"] for r in rows if r["scenario"] == "hello"}
     print()
     print(
-        "| scenario | conns | req/s | vs hello | p50 ms | p90 ms | p99 ms | errors | RSS start→end (max) MiB |"
+        "| scenario | conns | req/s | vs hello | p50 ms | p90 ms | p99 ms | errors | "
+        "RSS start→end (max) MiB | CPU ms/request server, client |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for r in rows:
         ratio = r["req_s"] / hello[r["connections"]] if r["connections"] in hello else float("nan")
         print(
             f"| {r['scenario']} | {r['connections']} | {r['req_s']:.0f} | {ratio:.2f} | "
             f"{r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | "
-            f"{r['rss_start_mib']:.0f}→{r['rss_end_mib']:.0f} ({r['rss_max_mib']:.0f}) |"
+            f"{r['rss_start_mib']:.0f}→{r['rss_end_mib']:.0f} ({r['rss_max_mib']:.0f}) | "
+            f"{r['server_cpu_ms']:.3f}, {r['client_cpu_ms']:.3f} |"
         )
     meta = {
         "duration_s": args.duration,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import winback
 from tests.conftest import START, transaction_logs
 from winback.datasets import load_cdnow
 from winback.errors import WinbackConfigError, WinbackInputError
-from winback.models import BetaGeoModel, GammaGammaModel, ParetoNBDModel
+from winback.models import BetaGeoModel, GammaGammaModel, ModifiedBetaGeoModel, ParetoNBDModel
 from winback.rfm import QUADRANT_LABELS
 from winback.scorer import SCORE_COLUMNS, CustomerScore, Scorer, ValueSettings
 from winback.silence import SILENCE_COLUMNS
@@ -446,3 +446,110 @@ def test_the_benchmark_runs_small() -> None:
         sys.path.remove(str(benches))
     assert result["score_one"]["p50_us"] > 0
     assert result["score"]["customers"] == 300
+
+
+# -- the one-customer scalar path (docs/methods.md#scorer) ----------------------------------------
+@pytest.fixture(scope="module")
+def scalar_scorers(fitted: dict[str, Any]) -> list[Scorer]:
+    """Scorers whose one-customer path runs on floats: BG/NBD and MBG/NBD, with and without
+    discounting, with Gamma–Gamma."""
+    stats = winback.summary(load_cdnow(), as_of="1998-06-30", return_info=True)
+    modified = ModifiedBetaGeoModel().fit(stats)
+    discounting = {**VALUE, "discount_rate": 0.02, "margin": 0.3, "period": "week"}
+    return [
+        Scorer(models={"bgnbd": fitted["bgnbd"], "gg": fitted["gg"]}, value=VALUE),
+        Scorer(models={"bgnbd": fitted["bgnbd"], "gg": fitted["gg"]}, value=discounting),
+        Scorer(models={"mbgnbd": modified, "gg": fitted["gg"]}, value=VALUE),
+        Scorer(models={"mbgnbd": modified, "gg": fitted["gg"]}, value=discounting),
+    ]
+
+
+def _bits(value: float | None) -> int | None:
+    return None if value is None else int(np.float64(value).view(np.int64))
+
+
+def _array_path(
+    scorer: Scorer, x: float, t_x: float, T: float, spend_x: float, z: float
+) -> list[float | None]:
+    arrays = scorer._predict(
+        np.array([x]), np.array([t_x]), np.array([T]), np.array([spend_x]), np.array([z])
+    )
+    return [None if v is None else float(v[0]) for v in arrays]
+
+
+def test_scalar_path_equals_the_array_path_on_every_cdnow_customer(
+    scalar_scorers: list[Scorer],
+) -> None:
+    """All 2,357 CDNOW customers through the models' array methods at once and through the
+    float path one by one: the same bits, and the float path is taken for every one of them
+    (it is not silently bypassed)."""
+    stats = winback.summary(load_cdnow(), as_of="1998-06-30")
+    x = stats.get_column("frequency").cast(pl.Float64).to_numpy()
+    t_x, T = stats.get_column("recency").to_numpy(), stats.get_column("T").to_numpy()
+    spend_x = stats.get_column("spend_frequency").cast(pl.Float64).to_numpy()
+    z = stats.get_column("monetary_value").to_numpy()
+    for scorer in scalar_scorers:
+        many = scorer._predict(x, t_x, T, spend_x, z)
+        for i in range(x.shape[0]):
+            one = scorer._predict_scalar(float(x[i]), t_x[i], T[i], float(spend_x[i]), z[i])
+            assert one is not None, (scorer, i)
+            got = [_bits(v) for v in one]
+            assert got == [_bits(None if c is None else float(c[i])) for c in many], (scorer, i)
+
+
+@given(
+    x=st.integers(0, 60) | st.integers(61, 20_000),
+    share=st.floats(0.0, 1.0),
+    T=st.floats(0.0, 800.0) | st.floats(800.0, 1e5),
+    spend_x=st.integers(0, 60),
+    z=st.just(0.0) | st.floats(1e-3, 1e5),
+    which=st.integers(0, 3),
+)
+def test_scalar_path_equals_the_array_path(
+    scalar_scorers: list[Scorer],
+    x: int,
+    share: float,
+    T: float,
+    spend_x: int,
+    z: float,
+    which: int,
+) -> None:
+    """Random and extreme summaries (up to 20,000 repeat purchases, where ₂F₁ overflows and the
+    models take their quadrature fallback): the float path gives the array path's bits or
+    declines (None), and score_one then takes the array path."""
+    scorer = scalar_scorers[which]
+    t_x = T * share if x > 0 else 0.0
+    one = scorer._predict_scalar(float(x), t_x, T, float(spend_x), z)
+    if one is None:
+        return
+    assert [_bits(v) for v in one] == [
+        _bits(v) for v in _array_path(scorer, float(x), t_x, T, float(spend_x), z)
+    ]
+
+
+def test_float_path_declines_where_the_closed_form_fails(scalar_scorers: list[Scorer]) -> None:
+    """20,000 repeat purchases in 401 weeks (possible at an hourly resolution): ₂F₁ overflows,
+    the models take their quadrature fallback and the float path declines, so score_one uses
+    the array path (the models' own fallback) instead of returning its own value."""
+    for scorer in scalar_scorers[0::2]:  # a horizon of 6 months
+        assert scorer._predict_scalar(20_000.0, 400.0, 401.0, 20_000.0, 30.0) is None
+        assert all(
+            v is not None and np.isfinite(v)
+            for v in _array_path(scorer, 20_000.0, 400.0, 401.0, 20_000.0, 30.0)
+        )
+
+
+def test_score_one_reads_an_aware_as_of_each_time(scorer: Scorer) -> None:
+    """The same instant in two zones is two wall-clock cut-offs (docs/methods.md#as-of): the
+    one-customer path's memory of as_of values must not mix them up."""
+    days = np.array(["2024-01-03", "2024-02-10"], dtype="datetime64[D]")
+    utc = datetime(2024, 3, 1, 23, 0, tzinfo=UTC)
+    east = utc.astimezone(timezone(timedelta(hours=2)))  # 2024-03-02 01:00 on the wall clock
+    tx = pl.DataFrame({"customer_id": [1, 1], "ts": days})
+    seen = []
+    for as_of in (utc, east, utc, "2024-03-01", date(2024, 3, 1)):
+        one = scorer.score_one(days, as_of=as_of).as_dict()
+        assert one == scorer.score(tx, as_of=as_of).drop("customer_id").row(0, named=True)
+        seen.append(one["recency_days"])
+    assert seen[1] == seen[0] + 1.0
+    assert seen[0] == seen[2] == seen[3] == seen[4]

@@ -4,11 +4,13 @@ level, quadrant and the recommended strategy — without re-reading data or re-f
 
 :meth:`Scorer.score` takes many customers (any input :func:`winback.prepare` accepts) and runs the
 batch functions' kernels: :func:`winback.silence`'s and :func:`winback.summary`'s Rust kernels,
-the models' prediction methods, :func:`winback.quadrant` with fixed cuts and the rules engine of
-:mod:`winback.segments`. :meth:`Scorer.score_one` scores one customer from numpy arrays through
-the same per-customer kernels (``_winback.score_customer``: the same Rust functions on the same
-occasions) and the models' array methods, so both paths give the batch functions' bits
-(``tests/test_scorer.py`` checks this on random histories).
+the models' prediction methods, :func:`winback.quadrant`'s expressions with fixed cuts and the
+rules engine of :mod:`winback.segments` (for rules reading only categorical columns, its answers
+for every combination, computed at construction, joined to the rows). :meth:`Scorer.score_one`
+scores one customer from numpy arrays through the same per-customer kernels
+(``_winback.score_customer``: the same Rust functions on the same occasions) and the models'
+formulas on floats with their own ufuncs (or their array methods), so both paths give the batch
+functions' bits (``tests/test_scorer.py`` checks this on random histories).
 
 A :class:`Scorer` is immutable (its models are private copies; attributes cannot be set) and holds
 no per-call state, so one instance serves any number of threads; the kernels release the GIL.
@@ -16,6 +18,7 @@ no per-call state, so one instance serves any number of threads; the kernels rel
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -44,7 +47,7 @@ from winback._options import (
 )
 from winback.campaign import VALUE_LEVELS
 from winback.errors import WinbackConfigError, WinbackInputError
-from winback.rfm import QUADRANT_LABELS, quadrant
+from winback.rfm import QUADRANT_LABELS
 from winback.segments import RuleSet, load_rules
 from winback.silence import (
     BAND_LABELS,
@@ -227,8 +230,9 @@ class CustomerScore:
     strategy: str | None
 
     def as_dict(self) -> dict[str, Any]:
-        """The fields as a plain dict (JSON-ready but for the two timestamps)."""
-        return asdict(self)
+        """The fields as a plain dict, in order (JSON-ready but for the two timestamps); every
+        value is immutable, so a shallow copy is a full one."""
+        return dict(self.__dict__)
 
 
 def _copy(model: BaseModel, source: str) -> BaseModel:
@@ -311,6 +315,8 @@ class Scorer:
     __slots__ = (
         "_categorical_strategy",
         "_count",
+        "_fast_count",
+        "_fast_spend",
         "_frozen",
         "_horizons",
         "_min_occasions",
@@ -321,6 +327,7 @@ class Scorer:
         "_s_cuts",
         "_spend",
         "_strategy_columns",
+        "_strategy_frame",
         "_strategy_labels",
         "_strategy_table",
         "_trf_cuts",
@@ -330,6 +337,8 @@ class Scorer:
     )
     _categorical_strategy: bool
     _count: CountModel
+    _fast_count: _BetaGeoFloats | None
+    _fast_spend: tuple[float, float, float] | None
     _frozen: bool
     _horizons: tuple[float, ...]
     _min_occasions: int
@@ -340,6 +349,7 @@ class Scorer:
     _s_cuts: tuple[float, float]
     _spend: GammaGammaModel | None
     _strategy_columns: tuple[str, ...]
+    _strategy_frame: pl.DataFrame | None
     _strategy_labels: pl.DataType
     _strategy_table: dict[tuple[str | None, ...], str | None]
     _trf_cuts: tuple[float, float, float, float]
@@ -455,6 +465,8 @@ class Scorer:
         object.__setattr__(self, "_value", settings)
         object.__setattr__(self, "_horizons", horizons)
         object.__setattr__(self, "_rules", rule_set)
+        object.__setattr__(self, "_fast_count", _scalar_count_params(count))
+        object.__setattr__(self, "_fast_spend", _scalar_spend_params(spend[1] if spend else None))
         # A dry run on an empty frame of the output's schema: unknown columns, wrong value
         # types in the rules are found now, not on the first request.
         whole_days = self._resolution_us % _MICROS_PER_DAY == 0
@@ -467,6 +479,7 @@ class Scorer:
         object.__setattr__(self, "_categorical_strategy", categorical)
         object.__setattr__(self, "_strategy_columns", tuple(columns))
         object.__setattr__(self, "_strategy_table", self._lookup_table(columns))
+        object.__setattr__(self, "_strategy_frame", self._lookup_frame(columns))
         object.__setattr__(self, "_frozen", True)
 
     def _lookup_table(self, columns: list[str]) -> dict[tuple[str | None, ...], str | None]:
@@ -482,6 +495,25 @@ class Scorer:
         )
         strategies = self._rules.apply(frame).get_column("strategy").cast(pl.String).to_list()
         return dict(zip(combos, strategies, strict=True))
+
+    def _lookup_frame(self, columns: list[str]) -> pl.DataFrame | None:
+        """:meth:`_lookup_table` as a frame to join (used by :meth:`score`), the strategy in the
+        rules engine's dtype; None when the rules read a number or no column at all."""
+        if not self._categorical_strategy or not columns:
+            return None
+        schema = _empty_scores(self._resolution_us % _MICROS_PER_DAY == 0).schema
+        combos = list(self._strategy_table.items())
+        return pl.DataFrame(
+            [
+                *(
+                    pl.Series(c, [key[i] for key, _ in combos], dtype=schema[c])
+                    for i, c in enumerate(columns)
+                ),
+                pl.Series("strategy", [label for _, label in combos], dtype=pl.String).cast(
+                    self._strategy_labels
+                ),
+            ]
+        )
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Refused: a scorer never changes (threads share it)."""
@@ -661,7 +693,14 @@ class Scorer:
         )
         frame = frame.with_columns(self._value_level(pl.col("expected_value")).alias("value_level"))
         frame = self._quadrant(frame)
-        return self._rules.apply(frame).select(SCORE_COLUMNS)
+        table = self._strategy_frame
+        if table is None:
+            return self._rules.apply(frame).select(SCORE_COLUMNS)
+        # The rules read only categorical columns: their answer for every combination was
+        # computed by the rules engine at construction; a join looks each row's up.
+        columns = list(self._strategy_columns)
+        found = frame.join(table, on=columns, how="left", nulls_equal=True, maintain_order="left")
+        return found.select(SCORE_COLUMNS)
 
     def score_one(
         self,
@@ -702,7 +741,16 @@ class Scorer:
         if times.shape[0] == 0:
             raise WinbackInputError("no purchases to score: timestamps is empty")
         dates = _purchase_dates(times, customer_id if as_of is None else _NOT_NEEDED)
-        as_of_us = _io.snapshot_end_at(as_of, None, dates)
+        # Text and naive dates/datetimes are remembered; an aware datetime equals its instant in
+        # any zone but reads as its own wall clock, so it is converted each time.
+        memo = isinstance(as_of, str) or (
+            isinstance(as_of, date) and getattr(as_of, "tzinfo", None) is None
+        )
+        cut = _as_of_micros(as_of) if memo else None
+        if cut is not None and dates.first_us is not None and cut >= dates.first_us:
+            as_of_us = cut
+        else:  # the default as_of, or the refusal of one before the first purchase
+            as_of_us = _io.snapshot_end_at(as_of, None, dates)
         row = _winback.score_customer(
             times,
             values,
@@ -722,19 +770,29 @@ class Scorer:
         ]
         rank, ratio, score, group, band, total, mean_amount, x, t_x, T, z, spend_x = row[9:]
         money = values is not None and self._spend is not None
-        p_alive, purchases, mean_spend, spend, value = self._predict(
-            np.array([x], dtype=np.float64),
-            np.array([t_x], dtype=np.float64),
-            np.array([T], dtype=np.float64),
-            np.array([spend_x], dtype=np.float64) if money else None,
-            np.array([z], dtype=np.float64) if money else None,
-        )
-        predicted = [p_alive, purchases, mean_spend, spend, value]
-        if not all(math.isfinite(v[0]) for v in predicted if v is not None):
-            _check_finite(None, predicted)
+        fast = self._predict_scalar(x, t_x, T, spend_x if money else None, z if money else None)
+        if fast is None:  # a model without a scalar path, or outside the closed forms' range
+            predicted = self._predict(
+                np.array([x], dtype=np.float64),
+                np.array([t_x], dtype=np.float64),
+                np.array([T], dtype=np.float64),
+                np.array([spend_x], dtype=np.float64) if money else None,
+                np.array([z], dtype=np.float64) if money else None,
+            )
+            if not all(math.isfinite(v[0]) for v in predicted if v is not None):
+                _check_finite(None, predicted)
+            alive_a, purchases_a, mean_a, spend_a, value_a = predicted
+            fast = (
+                float(alive_a[0]),
+                float(purchases_a[0]),
+                None if mean_a is None else float(mean_a[0]),
+                None if spend_a is None else float(spend_a[0]),
+                None if value_a is None else float(value_a[0]),
+            )
+        p_alive, purchases, mean_spend, spend, value = fast
         scored = status == 0
         has_amount = values is not None
-        expected_value = None if value is None else float(value[0])
+        expected_value = value
         level = self._level_of(expected_value)
         total_amount = float(total) if has_amount else None
         quadrant_label = self._quadrant_of(total_amount, n, tenure)
@@ -758,10 +816,10 @@ class Scorer:
             "frequency": x,
             "recency": t_x,
             "T": T,
-            "p_alive": float(p_alive[0]),
-            "expected_purchases": float(purchases[0]),
-            "expected_mean_spend": None if mean_spend is None else float(mean_spend[0]),
-            "expected_spend": None if spend is None else float(spend[0]),
+            "p_alive": p_alive,
+            "expected_purchases": purchases,
+            "expected_mean_spend": mean_spend,
+            "expected_spend": spend,
             "expected_value": expected_value,
             "value_level": level,
             "quadrant": quadrant_label,
@@ -806,6 +864,43 @@ class Scorer:
         value = settings.margin * (discounted * mean_spend)
         return p_alive, purchases, mean_spend, spend, value
 
+    def _predict_scalar(
+        self, x: float, t_x: float, T: float, spend_x: float | None, spend_z: float | None
+    ) -> tuple[float, float, float | None, float | None, float | None] | None:
+        """:meth:`_predict` for one customer on Python floats (docs/methods.md#scorer): the
+        same operations in the same order — IEEE arithmetic rounds alike on floats and arrays —
+        with every transcendental function taken by the same numpy/SciPy ufunc as the models'
+        array methods, all of one kind in one call, so the bits agree (``tests/test_scorer.py``
+        checks it). None where that path does not apply: a model other than BG/NBD or MBG/NBD,
+        or a history where the closed form needs the quadrature fallback (the array path then)."""
+        params = self._fast_count
+        if params is None:
+            return None
+        settings = self._value
+        found = _bg_scalar(params, self._horizons, float(x), float(t_x), float(T))
+        if found is None:
+            return None
+        p_alive, cumulative = found
+        if len(cumulative) == 1:
+            purchases = discounted = cumulative[0]
+        else:
+            previous = discounted = 0.0
+            for k, value_k in enumerate(cumulative, start=1):
+                discounted = discounted + (value_k - previous) / (1.0 + settings.discount_rate) ** k
+                previous = value_k
+            purchases = previous
+        spend_params = self._fast_spend
+        if spend_x is None or spend_z is None or spend_params is None:
+            return p_alive, purchases, None, None, None
+        p, q, gamma = spend_params
+        n = float(spend_x) if spend_z > 0 else 0.0  # no positive spend: the prior
+        mean_spend = p * (gamma + n * (spend_z if n > 0 else 0.0)) / ((q + p * n) - 1.0)
+        spend = purchases * mean_spend
+        value = settings.margin * (discounted * mean_spend)
+        if not (math.isfinite(mean_spend) and math.isfinite(spend) and math.isfinite(value)):
+            return None
+        return p_alive, purchases, mean_spend, spend, value
+
     def _value_level(self, value: pl.Expr) -> pl.Expr:
         cuts = self._value.value_levels
         if cuts is None:
@@ -829,13 +924,31 @@ class Scorer:
         return "high" if value >= cuts[1] else "mid" if value >= cuts[0] else "low"
 
     def _quadrant(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """:func:`winback.quadrant`'s default quadrant with the fixed cuts, by its expressions:
+        M (``total_amount``) × occasions per year of tenure floored at 30 days, "high" strictly
+        above the cut, null where either is null (its checks hold by construction here: one row
+        per customer, finite amounts)."""
         cuts = self._value.quadrant_cuts
         if cuts is None or frame.height == 0:
             return frame.with_columns(
                 pl.lit(None, dtype=pl.Enum(QUADRANT_LABELS)).alias("quadrant")
             )
-        out = quadrant(frame, contribution_cut=cuts[0], loyalty_cut=cuts[1])
-        return out.drop("quadrant_contribution", "quadrant_loyalty")
+        contribution = pl.col("total_amount").cast(pl.Float64)
+        years = pl.max_horizontal(pl.col("tenure_days"), pl.lit(30.0)) / 365.25
+        loyalty = pl.col("n_occasions").cast(pl.Float64) / years
+        high_c, high_l = contribution > cuts[0], loyalty > cuts[1]
+        label = (
+            pl.when(contribution.is_null() | loyalty.is_null())
+            .then(None)
+            .when(high_c & high_l)
+            .then(pl.lit("bee"))
+            .when(high_c)
+            .then(pl.lit("dragonfly"))
+            .when(high_l)
+            .then(pl.lit("butterfly"))
+            .otherwise(pl.lit("mantis"))
+        )
+        return frame.with_columns(label.cast(pl.Enum(QUADRANT_LABELS)).alias("quadrant"))
 
     def _quadrant_of(self, total: float | None, n: int, tenure: float) -> str | None:
         """:func:`winback.quadrant`'s default quadrant with fixed cuts for one customer: M
@@ -860,6 +973,109 @@ class Scorer:
         if self._resolution_us % _MICROS_PER_DAY == 0:
             return _EPOCH_DAY + timedelta(days=micros // _MICROS_PER_DAY)
         return _EPOCH + timedelta(microseconds=micros)
+
+
+@dataclass(frozen=True)
+class _BetaGeoFloats:
+    """What :func:`_bg_scalar` needs of a BG/NBD or MBG/NBD model: its parameters as floats,
+    ln a as the models' ``_log_alive_odds`` takes it (on the parameter scalar), and the SciPy
+    ufuncs the models call (SciPy is imported when a scorer is built, not with the module)."""
+
+    r: float
+    alpha: float
+    a: float
+    b: float
+    log_a: float
+    modified: bool
+    expit: Any
+    hyp2f1: Any
+
+
+def _scalar_count_params(model: Any) -> _BetaGeoFloats | None:
+    """The float form of a BG/NBD or MBG/NBD model (exactly those classes, whose formulas
+    :func:`_bg_scalar` repeats); None for any other purchase model."""
+    from scipy import special
+
+    from winback.models import BetaGeoModel, ModifiedBetaGeoModel
+
+    kind = type(model)
+    if kind is not BetaGeoModel and kind is not ModifiedBetaGeoModel:
+        return None
+    params = model._param_array()
+    r, alpha, a, b = (float(v) for v in params)
+    log_a = float(np.log(params[2]))
+    modified = kind is ModifiedBetaGeoModel
+    return _BetaGeoFloats(r, alpha, a, b, log_a, modified, special.expit, special.hyp2f1)
+
+
+def _scalar_spend_params(model: Any) -> tuple[float, float, float] | None:
+    """(p, q, γ) of a Gamma–Gamma model (exactly that class), or None."""
+    from winback.models import GammaGammaModel
+
+    if model is None or type(model) is not GammaGammaModel:
+        return None
+    p, q, gamma = (float(v) for v in model._param_array())
+    return p, q, gamma
+
+
+def _bg_scalar(
+    params: _BetaGeoFloats,
+    horizons: Sequence[float],
+    x: float,
+    t_x: float,
+    T: float,
+) -> tuple[float, list[float]] | None:
+    """P(alive) and E[purchases in (T, T + t]] for each horizon t of one BG/NBD (MBG/NBD)
+    customer (docs/methods.md#bg-nbd), on floats: the operations of the models'
+    ``_log_alive_odds``, ``probability_alive_at``, ``expected_purchases_at`` and
+    ``fresh_expected`` in their order. Every logarithm is one ``numpy.log`` call on an array,
+    ₂F₁ one ``scipy.special.hyp2f1`` call, the powers one ``numpy.exp`` call, so each value is
+    the bits the array path gives. None where ``fresh_expected`` would take its quadrature
+    fallback (the caller then uses the array path)."""
+    r, alpha, a, b, log_a, modified = (
+        params.r,
+        params.alpha,
+        params.a,
+        params.b,
+        params.log_a,
+        params.modified,
+    )
+    shift = 1.0 if modified else 0.0
+    big_a = alpha + T
+    ends = [big_a + t for t in horizons]
+    scored = modified or x > 0  # BG/NBD: odds −∞ (P(alive) = 1) without a repeat purchase
+    alive_inputs = (b + x if modified else b + x - 1.0, alpha + t_x) if scored else (1.0, 1.0)
+    logs = np.log(np.array([*alive_inputs, big_a, *ends]))
+    log_b, log_tx, log_big_a = (float(v) for v in logs[:3])
+    odds = log_a - log_b + (r + x) * (log_big_a - log_tx) if scored else -math.inf
+    p_alive = float(params.expit(-odds))
+    if not math.isfinite(p_alive):
+        return None
+    big_r = r + x
+    big_b = b + x + shift
+    c = a + big_b - 1.0
+    zs = np.array([t / (big_a + t) for t in horizons])
+    hyp = params.hyp2f1(big_r, big_b, c, zs)
+    powers = np.exp(np.array([big_r * (log_big_a - float(v)) for v in logs[3:]]))
+    factor = c / (a - 1.0)
+    near_one = abs(a - 1.0) < 1e-6
+    out = []
+    for t, h, e in zip(horizons, hyp.tolist(), powers.tolist(), strict=True):
+        value = factor * (1.0 - e * h)
+        ceiling = big_r * t / big_a
+        if near_one or not (
+            math.isfinite(value) and value >= 0.0 and value <= ceiling * (1.0 + 1e-9)
+        ):
+            return None
+        out.append(p_alive * value)
+    return p_alive, out
+
+
+@functools.lru_cache(maxsize=256)
+def _as_of_micros(as_of: AsOf) -> int:
+    """:func:`winback._io.as_of_to_micros` of an ``as_of`` (no time zone), remembered: a service
+    passes the same few snapshot times again and again (docs/methods.md#as-of)."""
+    return _io.as_of_to_micros(as_of, None)
 
 
 def _purchase_dates(times: NDArray[np.int64], customer: Any) -> _io.PurchaseDates:

@@ -472,6 +472,27 @@ def test_amounts_beyond_a_float_are_422(server: tuple[str, int], amount: str) ->
         assert_problem(post(server, body), 422)
 
 
+@pytest.mark.parametrize("compression", ["lz4", "zstd"])
+@pytest.mark.parametrize("ids", ["int", "dictionary"])
+def test_compressed_arrow_streams_are_415(
+    server: tuple[str, int], compression: str, ids: str
+) -> None:
+    """A compressed stream could decode to far more than its size (a 22 kB zstd stream holds
+    10^7 rows, 114 MiB): refused before it is decoded, whether the compression is in a record
+    batch or in a dictionary batch."""
+    tx, _ = histories([1, 2, 3])
+    if ids == "dictionary":
+        tx = tx.with_columns(pl.col("customer_id").cast(pl.String).cast(pl.Categorical))
+    out = io.BytesIO()
+    tx.write_ipc_stream(out, compression=compression)  # type: ignore[arg-type]
+    body = assert_problem(post_arrow(server, out.getvalue()), 415)
+    assert "uncompressed" in body["detail"]
+    # The same stream uncompressed is scored (string ids: the dictionary is refused by type).
+    plain = io.BytesIO()
+    tx.write_ipc_stream(plain)
+    assert post_arrow(server, plain.getvalue())[0] == (200 if ids == "int" else 422)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_damaged_arrow_streams_are_refused_never_a_500(server: tuple[str, int], seed: int) -> None:
     """Bytes of a valid stream flipped at random (seeded): every answer is a 200 or a

@@ -9,7 +9,9 @@ such as ``customers[3].purchases[0].ts``) and the customer; a request is answere
 refused, never partly, and never with a 500 for anything a client sent.
 
 Decoding, checking, scoring and encoding run in worker threads (the kernels release the GIL),
-so the event loop only moves bytes: a slow client or a large request blocks nobody else.
+so the event loop only moves bytes: a slow client or a large request blocks nobody else. Small
+JSON bodies of a few customers with ``as_of`` (:data:`INLINE_BODY_BYTES`) are the exception:
+they cost less than the hand-off to a thread, so they are scored on the event loop.
 Starlette, uvicorn and prometheus_client are imported inside the functions that need them (the
 optional extra ``winback[serve]``), so importing :mod:`winback.serve` stays light.
 """
@@ -19,18 +21,28 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import shutil
 import signal
+import tempfile
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from winback.errors import WinbackConfigError
 from winback.serve.arrow_body import ARROW_STREAM, score_arrow
 from winback.serve.config import Limits, ServeConfig
-from winback.serve.json_body import score_json
+from winback.serve.json_body import decode, one_by_one, parse_request, score_json, score_parsed
 from winback.serve.modelset import Models, ReloadOutcome, load_model_set
-from winback.serve.observe import EVENT_LOGGER, Metrics, Observe, json_logger
+from winback.serve.observe import (
+    EVENT_LOGGER,
+    MULTIPROC_ENV,
+    Metrics,
+    Observe,
+    json_logger,
+    multiprocess_dir,
+)
 from winback.serve.openapi import openapi_spec
 from winback.serve.problems import PROBLEM_TYPE, ProblemError
+from winback.serve.workers import ENV_STATE_DIR, WATCH_INTERVAL_S, ReloadBoard
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -57,6 +69,10 @@ ENV_ADMIN_TOKEN: Final = "WINBACK_ADMIN_TOKEN"
 #: The environment variable that tells each uvicorn worker to run :func:`winback.preload.preload`
 #: before it serves (``winback serve --preload``).
 ENV_PRELOAD: Final = "WINBACK_SERVE_PRELOAD"
+#: JSON bodies up to this many bytes (≈ 150 purchases) are decoded and checked on the event loop,
+#: and scored there when :func:`~winback.serve.json_body.score_parsed` takes them customer by
+#: customer: under a millisecond of work, less than the hand-off to a thread.
+INLINE_BODY_BYTES: Final = 8192
 #: The paths of the app (the metrics' route label).
 ROUTES: Final = frozenset(
     {
@@ -161,6 +177,8 @@ def create_app(
     events = json_logger(EVENT_LOGGER)
     token = None if not admin_token else admin_token.encode()
     spec = json.dumps(openapi_spec()).encode()
+    # With several worker processes: the board through which an admin reload reaches them all.
+    board = ReloadBoard.from_env()
 
     async def score(request: Request) -> Response:
         current = models.current  # this request's model set, whatever reloads happen meanwhile
@@ -181,10 +199,24 @@ def create_app(
                 )
             body = await _read_body(request, limits)
             try:
+                small = None
+                if kind != ARROW_STREAM and len(body) <= INLINE_BODY_BYTES:
+                    # A small JSON body is decoded and checked on the event loop and, when it
+                    # is scored customer by customer (well under a millisecond), scored there
+                    # too: less work than the hand-off to a thread and back.
+                    small = parse_request(decode(body), limits)
+                    if one_by_one(small):
+                        answer, n = score_parsed(current.scorer, small)
+                        request.state.customers = n
+                        return Response(answer, media_type="application/json")
                 with anyio.fail_after(max(_deadline(request, limits), 0.0)):
                     if kind == ARROW_STREAM:
                         answer, n = await anyio.to_thread.run_sync(
                             score_arrow, current.scorer, body, limits, as_of, abandon_on_cancel=True
+                        )
+                    elif small is not None:
+                        answer, n = await anyio.to_thread.run_sync(
+                            score_parsed, current.scorer, small, abandon_on_cancel=True
                         )
                     else:
                         answer, n = await anyio.to_thread.run_sync(
@@ -247,6 +279,8 @@ def create_app(
                     headers={"WWW-Authenticate": 'Bearer realm="winback-admin"'},
                 )
             outcome = await reload_models("admin")
+            if outcome.ok and board is not None:
+                board.post()  # the other workers reload too (winback.serve.workers)
             if not outcome.ok:
                 raise ProblemError(
                     422,
@@ -282,16 +316,26 @@ def create_app(
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
+        async def watch(board: ReloadBoard) -> None:
+            while True:
+                await asyncio.sleep(WATCH_INTERVAL_S)
+                if board.news():
+                    await reload_models("another worker")
+
         try:
             loop.add_signal_handler(signal.SIGHUP, on_hup)
             installed = True
         except (ValueError, RuntimeError, NotImplementedError, AttributeError):
             installed = False  # not the main thread (an embedding test) or no SIGHUP here
+        watcher = None if board is None else loop.create_task(watch(board))
         try:
             yield
         finally:
             if installed:
                 loop.remove_signal_handler(signal.SIGHUP)
+            if watcher is not None:
+                watcher.cancel()
+            metrics.process_ended()
 
     return Starlette(
         routes=[
@@ -384,6 +428,28 @@ def run(
         os.environ[ENV_ADMIN_TOKEN] = admin_token
     if preload:
         os.environ[ENV_PRELOAD] = "1"
+    # What the workers share (winback.serve.workers): the reload board and, unless the caller
+    # chose a directory, prometheus_client's multiprocess metrics, so /metrics adds up all the
+    # workers whichever one answers. Removed when the server stops.
+    state = tempfile.mkdtemp(prefix="winback-serve-")
+    os.environ[ENV_STATE_DIR] = state
+    ours = not multiprocess_dir()
+    if ours:
+        os.environ[MULTIPROC_ENV] = os.path.join(state, "metrics")
+        os.mkdir(os.environ[MULTIPROC_ENV])
+    try:
+        _run_workers(uvicorn, host, port, workers, log_level, protocol)
+    finally:
+        # Nothing of this server outlives it (a caller running several in one process).
+        os.environ.pop(ENV_STATE_DIR, None)
+        if ours:
+            os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _run_workers(
+    uvicorn: Any, host: str, port: int, workers: int, log_level: str, protocol: str
+) -> None:
     uvicorn.run(
         "winback.serve.app:app_from_env",
         factory=True,

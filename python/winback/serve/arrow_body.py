@@ -30,6 +30,58 @@ def _first_row(frame: pl.DataFrame, mask: pl.Series) -> tuple[int, Any]:
     return index, frame.get_column("customer_id")[index]
 
 
+def _field(meta: memoryview, table: int, index: int) -> int | None:
+    """Position of field ``index`` of the flatbuffer table at ``table``, None when absent."""
+    vtable = table - int.from_bytes(meta[table : table + 4], "little", signed=True)
+    size = int.from_bytes(meta[vtable : vtable + 2], "little")
+    if 4 + 2 * index + 2 > size:
+        return None
+    offset = int.from_bytes(meta[vtable + 4 + 2 * index : vtable + 6 + 2 * index], "little")
+    return table + offset if offset else None
+
+
+def _child(meta: memoryview, table: int, index: int) -> int | None:
+    """The table field ``index`` of ``table`` points to, None when absent."""
+    at = _field(meta, table, index)
+    return None if at is None else at + int.from_bytes(meta[at : at + 4], "little")
+
+
+def _compressed(meta: memoryview) -> bool:
+    """Whether an IPC message's metadata (Arrow's ``Message.fbs`` flatbuffer) is a record or
+    dictionary batch whose buffers are compressed (its ``compression`` field is set)."""
+    message = int.from_bytes(meta[0:4], "little")
+    kind_at = _field(meta, message, 1)  # header_type: 2 dictionary batch, 3 record batch
+    kind = 0 if kind_at is None else meta[kind_at]
+    batch = _child(meta, message, 2)
+    if kind == 2 and batch is not None:
+        batch = _child(meta, batch, 1)  # the dictionary batch's data: a record batch
+    elif kind != 3:
+        return False
+    return batch is not None and _field(meta, batch, 3) is not None
+
+
+def refuse_compressed(body: bytes) -> None:
+    """A 415 for an Arrow stream whose batches are compressed (LZ4 or ZSTD buffers): what such
+    a body decodes to is not bounded by its size (a few kilobytes can hold gigabytes of
+    repeated values), so ``--max-body-bytes`` could not protect the process; a 400 for bytes
+    that are not a stream of IPC messages."""
+    import pyarrow as pa
+
+    try:
+        reader = pa.ipc.MessageReader.open_stream(pa.py_buffer(body))
+        compressed = any(_compressed(memoryview(message.metadata)) for message in reader)
+    except Exception as exc:  # damaged framing or metadata, in any of several ways
+        raise ProblemError(
+            400, f"the body is not an Arrow IPC stream ({type(exc).__name__}: {exc})"[:500]
+        ) from None
+    if compressed:
+        raise ProblemError(
+            415,
+            "the Arrow stream's buffers are compressed; send an uncompressed stream (the size "
+            "limit --max-body-bytes must bound what a body decodes to)",
+        )
+
+
 def parse_arrow(body: bytes, limits: Limits) -> tuple[pl.DataFrame, bool]:
     """The transactions frame of an Arrow IPC stream body and whether it has amounts; a
     400 (not a stream), 413 (too many customers or purchases) or 422 (a missing, unknown or
@@ -43,6 +95,7 @@ def parse_arrow(body: bytes, limits: Limits) -> tuple[pl.DataFrame, bool]:
             "the body is not a complete Arrow IPC stream: it does not end with the "
             "end-of-stream marker (close the stream writer before sending)",
         )
+    refuse_compressed(body)
     try:
         frame = pl.read_ipc_stream(io.BytesIO(body))
     except (Exception, PanicException) as exc:  # several types for a damaged stream

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -26,7 +27,15 @@ from typing import Any, Final
 
 from winback.serve.problems import PROBLEM_TYPE, ProblemError
 
-__all__ = ["ACCESS_LOGGER", "EVENT_LOGGER", "Metrics", "Observe", "json_logger"]
+__all__ = [
+    "ACCESS_LOGGER",
+    "EVENT_LOGGER",
+    "MULTIPROC_ENV",
+    "Metrics",
+    "Observe",
+    "json_logger",
+    "multiprocess_dir",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -47,9 +56,27 @@ _BUCKETS: Final = (
 )  # fmt: skip
 
 
+#: prometheus_client's environment variable: the directory where each worker process of a
+#: multi-process server (``winback serve --workers N``) writes its metrics, so that any worker's
+#: ``/metrics`` answer adds up all of them (docs/serving.md#http-monitor).
+MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> str | None:
+    """The directory of :data:`MULTIPROC_ENV`, or None (metrics of this process only)."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
 class Metrics:
     """The service's Prometheus metrics, in a registry of their own (one per app), with the
-    process collector (RSS, CPU, open files)."""
+    process collector (RSS, CPU, open files).
+
+    With :data:`MULTIPROC_ENV` set (``winback serve --workers N`` sets it to a fresh directory),
+    prometheus_client's multiprocess mode: every worker writes its values to files there and
+    :meth:`render` adds up all the workers' (counters and histograms summed, requests in flight
+    summed over live workers, the model generation the lowest among live workers, so it reaches
+    n only when every worker serves generation n); the process collector is left out (it would
+    describe only the answering worker)."""
 
     def __init__(self) -> None:
         from prometheus_client import (
@@ -60,8 +87,10 @@ class Metrics:
             ProcessCollector,
         )
 
+        self.multiprocess = multiprocess_dir() is not None
         self.registry = CollectorRegistry()
-        ProcessCollector(registry=self.registry)
+        if not self.multiprocess:
+            ProcessCollector(registry=self.registry)
         self.requests = Counter(
             "winback_http_requests",
             "HTTP requests answered, by route, method and status.",
@@ -85,6 +114,7 @@ class Metrics:
             "winback_http_requests_in_flight",
             "Requests being served now (probes and metrics not counted).",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
         self.customers = Counter(
             "winback_customers_scored",
@@ -99,15 +129,30 @@ class Metrics:
         )
         self.generation = Gauge(
             "winback_model_generation",
-            "The generation of the model set serving (1 at start, +1 per accepted reload).",
+            "The generation of the model set serving (1 at start, +1 per accepted reload; "
+            "with several workers the lowest among them).",
             registry=self.registry,
+            multiprocess_mode="livemin",
         )
 
     def render(self) -> tuple[bytes, str]:
         """The metrics in the Prometheus text format and its content type."""
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        if not self.multiprocess:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        every_worker = CollectorRegistry()
+        MultiProcessCollector(every_worker)  # type: ignore[no-untyped-call]
+        return generate_latest(every_worker), CONTENT_TYPE_LATEST
+
+    def process_ended(self) -> None:
+        """Drop this process's live gauges from the shared files (a worker stopping)."""
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 def json_logger(name: str) -> logging.Logger:
@@ -154,6 +199,7 @@ class Observe:
         self.timeout_s = timeout_s
         self.busy = 0
         self.log = json_logger(ACCESS_LOGGER)
+        self.pid = os.getpid()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request (other scope types pass through)."""
@@ -244,6 +290,7 @@ class Observe:
             "duration_ms": round(elapsed * 1000.0, 3),
             "bytes_out": answer["bytes"],
             "client": f"{client[0]}:{client[1]}" if client else None,
+            "pid": self.pid,
         }
         if customers is not None:
             line["customers"] = customers

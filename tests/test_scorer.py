@@ -351,6 +351,10 @@ def test_configuration_errors(tmp_path: Path, fitted: dict[str, Any]) -> None:
     old["unit"] = None
     with pytest.raises(WinbackConfigError, match="field 'unit' is missing"):
         Scorer(models={"old": BetaGeoModel.from_dict(old)})
+    weekly = bg.to_dict()
+    weekly["resolution"] = "week"  # a summary(resolution="week") fit: calendar weeks
+    with pytest.raises(WinbackConfigError, match=r"calendar weeks.*refit with resolution='1d'"):
+        Scorer(models={"weekly": BetaGeoModel.from_dict(weekly)})
     hourly = gg.to_dict()
     hourly["resolution"] = "1h"
     with pytest.raises(WinbackConfigError, match="field 'resolution' is '1h'"):

@@ -423,6 +423,14 @@ class Scorer:
                 f"{count_name}: field 'resolution' is missing; refit it with winback fit"
             )
         resolution = count.resolution_
+        if _io.parse_buckets(resolution)[1] != 0:
+            # The scorer's silence and summary passes bucket from the epoch; calendar weeks
+            # would need the shifted cut-offs of winback.summary (docs/methods.md#occasions).
+            raise WinbackConfigError(
+                f"{count_name}: field 'resolution' is {resolution!r} (calendar weeks); the "
+                "scorer reads models fitted on duration buckets: refit with resolution='1d' "
+                "or '7d'"
+            )
         if spend is not None and spend[1].resolution_ is not None:
             other = spend[1].resolution_
             if _io.parse_resolution(other) != _io.parse_resolution(resolution):

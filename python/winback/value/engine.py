@@ -197,6 +197,7 @@ def fit_and_score(
         kappa=kappa,
         horizon=horizon,
         discount_rate=discount_rate,
+        modelled=m,
     )
     states = chain.states
     P = chain.transition_matrix

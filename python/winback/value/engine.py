@@ -199,6 +199,8 @@ def fit_and_score(
         discount_rate=discount_rate,
         modelled=m,
     )
+    if chain.customer_state is not None:
+        state = chain.customer_state
     states = chain.states
     P = chain.transition_matrix
     n_cells = n_f * n_m

@@ -326,6 +326,31 @@ def build_chain(
     grouped = active.group_by("customer_id", maintain_order=True).len()
     sizes = grouped.get_column("len").to_numpy()
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    aligned = (
+        modelled is not None
+        and modelled.height == current_state.size
+        and modelled.get_column("customer_id").equals(
+            grouped.get_column("customer_id"), check_names=False
+        )
+    )
+    if aligned:
+        # The frequency bucket is the customer's active periods so far (docs/methods.md#markov).
+        edges = np.asarray(list(buckets[1:]), dtype=np.int64)
+        k_row = np.arange(active.height, dtype=np.int64) - np.repeat(starts[:-1], sizes) + 1
+        active = active.with_columns(
+            pl.Series("f_bin", np.searchsorted(edges, k_row, side="right").astype(np.int64))
+        )
+        recency_now, m_now = current_state // (n_f * n_m), current_state % n_m
+        f_now = np.searchsorted(edges, sizes, side="right").astype(np.int64)
+        current_state = (recency_now * n_f + f_now) * n_m + m_now
+        f_next = np.searchsorted(edges, sizes + 1, side="right").astype(np.int64)
+        by_bin = cells[:, 1:].reshape(-1, n_f, n_m).sum(axis=1)
+        moved = np.zeros_like(cells)
+        moved[:, 0] = cells[:, 0]
+        rows_at = np.arange(cells.shape[0])
+        for m_bin in range(n_m):
+            moved[rows_at, 1 + f_next * n_m + m_bin] = by_bin[:, m_bin]
+        cells = moved
     counts = kernels.transition_counts(
         starts,
         active.get_column("period").to_numpy().astype(np.int64),
@@ -452,4 +477,5 @@ def build_chain(
         horizon=horizon,
         discount_rate=discount_rate,
         lapse=lapse_model,
+        customer_state=current_state,
     )

@@ -113,6 +113,7 @@ class MarkovChain:
     horizon: int
     discount_rate: float
     lapse: PeriodicBGNBD | None = None
+    customer_state: np.ndarray | None = None
 
     @property
     def labels(self) -> list[str]:

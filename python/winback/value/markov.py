@@ -234,9 +234,7 @@ def _square(rows: FloatArray, max_recency: int, n_f: int, n_m: int) -> FloatArra
         r, rest = divmod(s, n_f * n_m)
         f, m = divmod(rest, n_m)
         # The kernel's plain-Python twin: a call from Python would compile a specialisation.
-        square[s, kernels.state_index.py_func(min(r + 1, max_recency), f, m, n_f, n_m)] = rows[
-            s, 0
-        ]
+        square[s, kernels.state_index.py_func(min(r + 1, max_recency), f, m, n_f, n_m)] = rows[s, 0]
         square[s, : n_f * n_m] = rows[s, 1:]
     return square
 

@@ -76,6 +76,7 @@ def report(
     on_invalid: OnInvalid = ON_INVALID,
     num_threads: int | None = None,
     progress: Progress | None = None,
+    backtest: int | Sequence[AsOf] | None = None,
 ) -> Report:
     """Build the HTML report of docs/methods.md#outputs for a transaction log.
 
@@ -107,6 +108,10 @@ def report(
         the summary counts the rejected rows.
     progress
         ``progress(step, done, total)``, called before each step (the CLI's progress bar).
+    backtest
+        Origins of the back-test section (docs/methods.md#backtest): a number N (the last N
+        month ends that leave the horizons inside the data) or month-end dates; default None
+        leaves the section out (it refits every model at each origin: seconds per origin).
 
     Returns
     -------
@@ -142,4 +147,5 @@ def report(
         on_invalid=on_invalid,
         num_threads=num_threads,
         progress=progress,
+        backtest=backtest,
     )

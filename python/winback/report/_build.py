@@ -40,6 +40,21 @@ def _check(models: Sequence[str], top_n: int, output: str | Path | None) -> tupl
     return tuple(dict.fromkeys(models))
 
 
+def _check_backtest(backtest: int | Sequence[AsOf] | None) -> int | tuple[AsOf, ...] | None:
+    """The back-test section's origins (docs/methods.md#backtest): None, N ≥ 1 or dates."""
+    if backtest is None:
+        return None
+    if isinstance(backtest, bool) or (isinstance(backtest, int) and backtest < 1):
+        raise WinbackConfigError(
+            f"backtest={backtest!r} must be a number of origins ≥ 1, month-end dates or None"
+        )
+    if isinstance(backtest, int):
+        return backtest
+    if isinstance(backtest, str):
+        return (backtest,)
+    return tuple(backtest)
+
+
 def build_report(
     data: Any,
     *,
@@ -60,8 +75,10 @@ def build_report(
     on_invalid: OnInvalid,
     num_threads: int | None,
     progress: Progress | None,
+    backtest: int | Sequence[AsOf] | None = None,
 ) -> Report:
     model_names = _check(models, top_n, output)
+    origins = _check_backtest(backtest)
     check_parameters(resolution, min_occasions, trf_cuts, s_cuts, num_threads)
     params = ReportParameters(
         as_of=as_of,
@@ -78,6 +95,7 @@ def build_report(
         amount_col=amount_col,
         on_invalid=on_invalid,
         num_threads=num_threads,
+        backtest=origins,
     )
     todo = registered_sections()
     total = len(todo) + 2

@@ -4,13 +4,15 @@ package registers them all.
 The report shows them by their registered ``order``, not by module: :mod:`.overview` (10 the data
 summary, 100 the parameters used), :mod:`.silence` (20 TrF, 30 S), :mod:`.cold_start` (35 the
 customers below the minimum), :mod:`.rfm` (40 the RFM grid, 50 the quadrants), :mod:`.migration`
-(60), :mod:`.value` (70 the value tiers, 75 the Markov chain), :mod:`.models` (80 calibration vs
-holdout) and :mod:`.campaign` (90 the activation list).
+(60), :mod:`.value` (70 the value tiers, 75 the Markov chain), :mod:`.backtest` (78 the forecasts'
+back-test, opt-in), :mod:`.models` (80 calibration vs holdout) and :mod:`.campaign` (90 the
+activation list).
 :mod:`.common` holds what they share.
 """
 
 from __future__ import annotations
 
+from winback.report._sections.backtest import backtest_section
 from winback.report._sections.campaign import CAMPAIGN_ID, activation_section, campaign_input
 from winback.report._sections.cold_start import cold_start_section
 from winback.report._sections.migration import migration_section
@@ -23,6 +25,7 @@ from winback.report._sections.value import markov_section, value_section
 __all__ = [
     "CAMPAIGN_ID",
     "activation_section",
+    "backtest_section",
     "calibration_section",
     "campaign_input",
     "cold_start_section",

@@ -161,3 +161,9 @@ __all__ += ["PRIORITY", "PRIORITY_WEIGHTS", "PriorityKind"]
 # The daily loop's state database (docs/loop.md#two-runs-at-once).
 #: How long a run waits for another run (or import) holding the state database, in seconds.
 LOCK_WAIT_SECONDS: Final = 30
+
+# The stacked forecast and forecast="auto" (docs/methods.md#stacked-forecast).
+#: Customers the trees train on (and "auto" back-tests on) when there are more: a deterministic
+#: sample, the smallest hashed customer ids; the forecast itself covers every customer.
+STACK_SAMPLE_CUSTOMERS: Final = 50_000
+__all__ += ["STACK_SAMPLE_CUSTOMERS"]

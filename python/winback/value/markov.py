@@ -308,8 +308,13 @@ def build_chain(
     discount_rate: float,
     modelled: pl.DataFrame | None = None,
 ) -> MarkovChain:
-    """docs/methods.md#markov: counts, Dirichlet smoothing toward the model-implied rows, rewards
-    and values."""
+    """docs/methods.md#markov: counts, Dirichlet smoothing toward the periodic BG/NBD's rows for
+    the customers the counts came from, re-weighted to today's customers, rewards and values.
+
+    ``modelled`` (the modelled customers in ``current_state`` order, with ``customer_id``,
+    ``birth``, ``last_active``, ``period_frequency`` and ``n_periods``) ties the chain to the
+    periodic BG/NBD and makes the frequency bucket the active periods so far; without it the
+    chain is the period NBD's, with the last active period's occasions as the bucket."""
     n_f, n_m = len(buckets), len(spend_edges) + 1
     R = max_recency
     n_states = (R + 1) * n_f * n_m

@@ -103,6 +103,7 @@ class MarkovChain:
     horizon, discount_rate : of the values.
     lapse : the periodic BG/NBD the model-implied rows are tied to (docs/methods.md#markov);
         None when it could not be fitted and the rows are the period NBD's.
+    customer_state : each modelled customer's state index (frame order), or None.
     """
 
     states: pl.DataFrame

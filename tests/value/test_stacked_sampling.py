@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +113,28 @@ def test_stacked_columns_are_the_same_for_any_thread_count(tmp_path: Path) -> No
     assert outputs[0] == outputs[1]
     assert len(outputs[0]["ids"]) == 1500
     assert not any(np.isnan(float.fromhex(v)) for v in outputs[0]["amount"])
+
+
+def test_negative_period_revenue_is_a_reasoned_fallback_not_a_crash() -> None:
+    pytest.importorskip("sklearn")
+    import winback
+
+    tx = load_cdnow().filter(pl.col("customer_id") <= 1500)
+    # A return larger than the purchase: customer 1's November 1997 nets to −100.
+    tx = pl.concat(
+        [
+            tx,
+            pl.DataFrame(
+                {
+                    "customer_id": [1],
+                    "ts": [date(1997, 11, 15)],
+                    "quantity": [1],
+                    "amount": [-100.0],
+                }
+            ).cast(tx.schema),
+        ]
+    )
+    result = winback.value(tx, as_of="1997-12-31", forecast="stacked")
+    assert result.forecast == "nbd"
+    assert "negative revenue" in (result.forecast_reason or "")
+    assert result.frame.get_column("stacked_expected_amount").is_null().all()

@@ -256,6 +256,13 @@ def stacked_forecast(
     X = _matrix(train, names)
     revenue = train.get_column("actual_revenue").to_numpy()
     active = (train.get_column("actual_occasions").to_numpy() > 0).astype(np.int64)
+    negative = int((revenue < 0).sum())
+    if negative:
+        raise WinbackFitError(
+            f"stacked forecast: {negative} customer-period(s) of the training cut-offs have "
+            "negative revenue (returns exceed purchases); the trees' Poisson loss needs revenue "
+            "≥ 0, so use forecast='dropout' for these data"
+        )
     if revenue.sum() <= 0 or active.min() == active.max():
         raise WinbackFitError("stacked forecast: no variation in the training periods' activity")
     settings = {

@@ -194,3 +194,8 @@ RECOMMEND_NEIGHBOURS: Final = 50
 #: d of sim(i, j) = c_ij / (n_i^(1−d) · n_j^d): 0 is P(j | i), 0.5 the cosine.
 RECOMMEND_DAMPING: Final = 0.5
 __all__ += ["PRODUCT_COL", "RECOMMEND_DAMPING", "RECOMMEND_N", "RECOMMEND_NEIGHBOURS"]
+# The stacked forecast and forecast="auto" (docs/methods.md#stacked-forecast).
+#: Customers the trees train on (and "auto" back-tests on) when there are more: a deterministic
+#: sample, the smallest hashed customer ids; the forecast itself covers every customer.
+STACK_SAMPLE_CUSTOMERS: Final = 50_000
+__all__ += ["STACK_SAMPLE_CUSTOMERS"]

@@ -101,6 +101,14 @@ def report(
     ] = False,
     top_n: Annotated[int, typer.Option(help="Rows of the activation list.")] = 25,
     title: Annotated[str | None, typer.Option(help="Page title.")] = None,
+    backtest: Annotated[
+        int | None,
+        typer.Option(
+            "--backtest",
+            help="Add the forecasts' back-test on the last N month ends "
+            "(docs/methods.md#backtest; refits every model per origin).",
+        ),
+    ] = None,
     min_occasions: MinOccasions = MIN_OCCASIONS,
     resolution: Resolution = RESOLUTION,
     customer_col: CustomerCol = CUSTOMER_COL,
@@ -174,6 +182,7 @@ def report(
             progress=progress,
             scorecards=cards,
             events=None if events is None else str(events),
+            backtest=backtest,
         )
     path = str(page.path.resolve()) if page.path else None
     if json_out:

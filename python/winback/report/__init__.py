@@ -83,6 +83,7 @@ def report(
     scorecards: pl.DataFrame | None = None,
     events: Any = None,
     engagement_types: Sequence[str] = ENGAGEMENT_TYPES,
+    backtest: int | Sequence[AsOf] | None = None,
 ) -> Report:
     """Build the HTML report of docs/methods.md#outputs for a transaction log.
 
@@ -126,6 +127,10 @@ def report(
         others.
     engagement_types
         The event types whose silence is compared with purchase silence.
+    backtest
+        Origins of the back-test section (docs/methods.md#backtest): a number N (the last N
+        month ends that leave the horizons inside the data) or month-end dates; default None
+        leaves the section out (it refits every model at each origin: seconds per origin).
 
     Returns
     -------
@@ -164,4 +169,5 @@ def report(
         scorecards=scorecards,
         events=events,
         engagement_types=tuple(engagement_types),
+        backtest=backtest,
     )

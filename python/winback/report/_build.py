@@ -63,6 +63,21 @@ def _checked_scorecards(cards: Any) -> Any:
     return cards
 
 
+def _check_backtest(backtest: int | Sequence[AsOf] | None) -> int | tuple[AsOf, ...] | None:
+    """The back-test section's origins (docs/methods.md#backtest): None, N ≥ 1 or dates."""
+    if backtest is None:
+        return None
+    if isinstance(backtest, bool) or (isinstance(backtest, int) and backtest < 1):
+        raise WinbackConfigError(
+            f"backtest={backtest!r} must be a number of origins ≥ 1, month-end dates or None"
+        )
+    if isinstance(backtest, int):
+        return backtest
+    if isinstance(backtest, str):
+        return (backtest,)
+    return tuple(backtest)
+
+
 def build_report(
     data: Any,
     *,
@@ -86,8 +101,10 @@ def build_report(
     scorecards: Any = None,
     events: Any = None,
     engagement_types: tuple[str, ...] = (),
+    backtest: int | Sequence[AsOf] | None = None,
 ) -> Report:
     model_names = _check(models, top_n, output)
+    origins = _check_backtest(backtest)
     check_parameters(resolution, min_occasions, trf_cuts, s_cuts, num_threads)
     params = ReportParameters(
         as_of=as_of,
@@ -107,6 +124,7 @@ def build_report(
         scorecards=_checked_scorecards(scorecards),
         events=events,
         engagement_types=engagement_types,
+        backtest=origins,
     )
     todo = registered_sections()
     total = len(todo) + 2

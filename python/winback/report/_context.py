@@ -14,6 +14,7 @@ import polars as pl
 from winback._io import describe_moment
 from winback._options import AsOf, OnInvalid
 from winback._version import __version__
+from winback.backtest import backtest
 from winback.campaign import campaign
 from winback.errors import WinbackError
 from winback.migrate import Migration, migration
@@ -39,6 +40,7 @@ CAPABILITIES: dict[str, Callable[..., Any]] = {
     "quadrant": quadrant,
     "value": value,
     "campaign": campaign,
+    "backtest": backtest,
 }
 
 #: ``models=`` names → (estimator class in ``winback.models``, label).
@@ -71,6 +73,8 @@ class ReportParameters:
     scorecards: pl.DataFrame | None = None
     events: Any = None
     engagement_types: tuple[str, ...] = ()
+    #: Origins of the back-test section (docs/methods.md#backtest); None: left out.
+    backtest: int | tuple[AsOf, ...] | None = None
 
     def input_kwargs(self) -> dict[str, Any]:
         """Column and hygiene arguments shared by every winback function."""

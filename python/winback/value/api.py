@@ -149,7 +149,9 @@ def value(
         Dirichlet-multinomial evidence) or a number > 0.
     max_recency, frequency_buckets, spend_bins
         The chain's states (docs/methods.md#markov): recency 0 … R−1 and ``R+``; frequency bucket
-        lower bounds; interior spend-bin edges (default: quintile edges of the period means).
+        lower bounds (of the next period's occasions in the forecast cells, of the active
+        periods so far in the chain's states); interior spend-bin edges (default: quintile
+        edges of the period means).
     tiers, tier_by
         Value tiers (docs/methods.md#value-tiers) by ``expected_value`` (default) or ``clv``.
     forecast

@@ -35,7 +35,7 @@ from scipy import optimize, special
 
 from winback.errors import WinbackFitError, WinbackInputError
 
-__all__ = ["STAT_COLUMNS", "PeriodicBGNBD", "dropout_statistics"]
+__all__ = ["STAT_COLUMNS", "PeriodicBGNBD", "distinct_rows", "dropout_statistics"]
 
 FloatArray = NDArray[np.float64]
 
@@ -98,7 +98,7 @@ def _arrays(data: Any) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     return X, t, k, T
 
 
-def _distinct(*columns: FloatArray) -> tuple[FloatArray, NDArray[np.int64], FloatArray]:
+def distinct_rows(*columns: FloatArray) -> tuple[FloatArray, NDArray[np.int64], FloatArray]:
     """Distinct rows of whole-number columns: (the rows, the inverse mapping, how many of
     each). The rows are packed into one integer key (exact: each column's range fits), which
     is much faster than ``np.unique(axis=0)``; the distinct rows come in key order, the same
@@ -159,7 +159,7 @@ class PeriodicBGNBD:
         X, t, k, T = _arrays(data)
         if X.size == 0:
             raise WinbackFitError("periodic BG/NBD: no customers to fit on")
-        unique, _, weights = _distinct(X, t, k, T)
+        unique, _, weights = distinct_rows(X, t, k, T)
         if not (T > 0).any():
             raise WinbackFitError(
                 "periodic BG/NBD: no customer has a complete period after their first; "
@@ -221,7 +221,7 @@ class PeriodicBGNBD:
         if not isinstance(h, int) or h < 1:
             raise WinbackInputError(f"periodic BG/NBD: h={h!r} must be a whole number ≥ 1")
         X, t, k, T = _arrays(data)
-        unique, inverse, _ = _distinct(X, t, k, T)
+        unique, inverse, _ = distinct_rows(X, t, k, T)
         ux, ut, uk, uT = unique.T
         values = self._alive(ux, ut, uk, uT) * self._expected_alive(h, ux, uk, uT)
         return np.asarray(values[inverse])

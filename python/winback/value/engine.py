@@ -197,7 +197,10 @@ def fit_and_score(
         kappa=kappa,
         horizon=horizon,
         discount_rate=discount_rate,
+        modelled=m,
     )
+    if chain.customer_state is not None:
+        state = chain.customer_state
     states = chain.states
     P = chain.transition_matrix
     n_cells = n_f * n_m

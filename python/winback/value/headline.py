@@ -24,7 +24,7 @@ from winback.errors import WinbackFitError
 from winback.models import NBDModel
 from winback.value.dropout import PeriodicBGNBD, dropout_statistics
 from winback.value.result import ValueResult
-from winback.value.stacked import stacked_forecast
+from winback.value.stacked import sample_panel, stacked_forecast
 
 __all__ = [
     "AUTO_MIN_CALIBRATION",
@@ -206,8 +206,11 @@ def add_headline(
         **{name: columns.get(name, pl.lit(None, pl.Float64)) for name in HEADLINE_COLUMNS[2:6]}
     )
     frame = frame.join(extra, on="customer_id", how="left", maintain_order="left")
+    # The trees train (and "auto" back-tests) on a deterministic sample of the customers on
+    # large data (docs/methods.md#stacked-forecast); the forecast covers everyone.
+    training = sample_panel(panel) if forecast in ("auto", "stacked") else panel
     if forecast == "auto":
-        choice = choose_forecast(panel, n_complete, period_months, cache)
+        choice = choose_forecast(training, n_complete, period_months, cache)
     else:
         choice = Choice(forecast, f"forecast={forecast!r} was asked for", pl.DataFrame())
     stacked = None
@@ -215,7 +218,9 @@ def add_headline(
     # only when chosen: they are the costly candidate).
     if choice.method == "stacked" and modelled.height:
         try:
-            stacked = stacked_forecast(panel, n_complete, period_months, cache)
+            stacked = stacked_forecast(
+                panel, n_complete, period_months, cache, training_panel=training
+            )
         except WinbackFitError as error:
             problems.append(f"the stacked forecast failed ({error})")
     if stacked is not None:

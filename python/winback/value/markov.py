@@ -13,8 +13,10 @@ from numpy.typing import NDArray
 from scipy import optimize, sparse, special
 from scipy.sparse import linalg as sparse_linalg
 
+from winback._kernels import chain as kernels_chain
 from winback._kernels import value as kernels
-from winback.errors import WinbackConfigError
+from winback.errors import WinbackConfigError, WinbackFitError
+from winback.value.dropout import STAT_COLUMNS, PeriodicBGNBD, distinct_rows
 from winback.value.panel import bin_expr
 from winback.value.result import MarkovChain
 
@@ -66,6 +68,195 @@ def _state_labels(max_recency: int, buckets: Sequence[int], n_m: int) -> pl.Data
     ).with_row_index("state")
 
 
+def _nbd_rows(
+    current_state: IntArray, cells: FloatArray, n_states: int, max_recency: int, n_fm: int
+) -> FloatArray:
+    """π₀ rows (no purchase, then the purchase cells) from the period NBD's cells: the mean over
+    the customers currently in s, else over those with the same recency, else over all — the
+    chain's rows when the periodic BG/NBD cannot be fitted (docs/methods.md#markov)."""
+    mean_cells, in_state = state_means(current_state, cells, n_states)
+    recency_of = np.arange(n_states) // n_fm
+    r_cells, _ = state_means(recency_of[current_state], cells, max_recency + 1)
+    r_counts = np.bincount(recency_of[current_state], minlength=max_recency + 1)
+    global_cells = cells.mean(axis=0) if cells.shape[0] else np.zeros(cells.shape[1])
+    rows = np.empty((n_states, cells.shape[1]))
+    for s in range(n_states):
+        r = s // n_fm
+        if in_state[s] > 0:
+            rows[s] = mean_cells[s]
+        elif r_counts[r] > 0:
+            rows[s] = r_cells[r]
+        else:
+            rows[s] = global_cells
+    return rows
+
+
+def _lapse_rows(
+    model: PeriodicBGNBD,
+    stats: FloatArray,
+    recency: IntArray,
+    fm: IntArray,
+    cells: FloatArray,
+    n_states: int,
+    max_recency: int,
+    n_fm: int,
+) -> FloatArray:
+    """π₀ rows tied to the periodic BG/NBD (docs/methods.md#markov): for state (r′, f, m), the
+    customers now in (r, f, m) with r ≤ r′ — those who reach it after j = r′ − r silent
+    periods, weighted by the probability of that silence (1 for j = 0) — each with the model's
+    P(active next | silent j more periods), split over the purchase cells as the customer's
+    own NB × Gamma–Gamma cells are. States nobody reaches: the same pooled over every (f, m) of
+    recency r′, else over all customers now."""
+    n_cells = cells.shape[1] - 1
+    purchase = cells[:, 1:]
+    spread = purchase.sum(axis=1)
+    overall = purchase.sum(axis=0)
+    total = float(overall.sum())
+    overall = overall / total if total > 0 else np.full(n_cells, 1.0 / n_cells)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(spread[:, None] > 0, purchase / spread[:, None], overall)
+    # Customers with the same (recency, f, m, X, t_x, k, T) share every weight below.
+    unique, inverse, size = distinct_rows(
+        recency.astype(np.float64), fm.astype(np.float64), *stats.T
+    )
+    g = unique.shape[0]
+    share_sum = np.stack(
+        [np.bincount(inverse, weights=share[:, c], minlength=g) for c in range(n_cells)], axis=1
+    ).reshape(g, n_cells)
+    g_r = unique[:, 0].astype(np.int64)
+    g_fm = unique[:, 1].astype(np.int64)
+    X, t, k, T = unique[:, 2], unique[:, 3], unique[:, 4], unique[:, 5]
+    R = max_recency
+    num = np.zeros((n_states, n_cells + 1))
+    den = np.zeros(n_states)
+    r_num = np.zeros((R + 1, n_cells + 1))
+    r_den = np.zeros(R + 1)
+    first: tuple[FloatArray, FloatArray] | None = None
+    for j in range(R + 1):
+        at = g_r + j <= R  # R+ (recency ≥ R) is reached once, at j = R − r
+        if not at.any():
+            continue
+        sub = {"period_frequency": X[at], "last_active_offset": t[at], "active_periods": k[at]}
+        silent = (
+            np.ones(int(at.sum()))
+            if j == 0
+            else 1.0 - model.probability_active(j, {**sub, "n_periods": T[at]})
+        )
+        p_next = model.probability_active(1, {**sub, "n_periods": T[at] + j})
+        weight = size[at] * silent
+        mass = np.concatenate(
+            [(weight * (1.0 - p_next))[:, None], (silent * p_next)[:, None] * share_sum[at]],
+            axis=1,
+        )
+        if j == 0:
+            first = (mass.sum(axis=0), weight)
+        target = (g_r[at] + j) * n_fm + g_fm[at]
+        recency_target = g_r[at] + j
+        for c in range(n_cells + 1):
+            num[:, c] += np.bincount(target, weights=mass[:, c], minlength=n_states)
+            r_num[:, c] += np.bincount(recency_target, weights=mass[:, c], minlength=R + 1)
+        den += np.bincount(target, weights=weight, minlength=n_states)
+        r_den += np.bincount(recency_target, weights=weight, minlength=R + 1)
+    rows = np.empty((n_states, n_cells + 1))
+    for s in range(n_states):
+        r = s // n_fm
+        if den[s] > 0:
+            rows[s] = num[s] / den[s]
+        elif r_den[r] > 0:
+            rows[s] = r_num[r] / r_den[r]
+        elif first is not None and first[1].sum() > 0:
+            rows[s] = first[0] / first[1].sum()
+        else:
+            rows[s] = cells.mean(axis=0)
+    return rows
+
+
+def _prior_rows(
+    *,
+    modelled: pl.DataFrame | None,
+    active_ids: pl.Series,
+    active_sizes: IntArray,
+    current_state: IntArray,
+    cells: FloatArray,
+    n_states: int,
+    max_recency: int,
+    n_fm: int,
+) -> tuple[FloatArray, PeriodicBGNBD | None]:
+    """The model-implied rows of the customers now (no purchase, then the purchase cells;
+    normalised, floored at 1e-300) and the periodic BG/NBD they are tied to (None: the NBD's
+    rows, when it cannot be fitted or ``modelled`` is None)."""
+    model: PeriodicBGNBD | None = None
+    rows: FloatArray | None = None
+    aligned = (
+        modelled is not None
+        and modelled.height == current_state.size
+        and modelled.get_column("customer_id").equals(active_ids, check_names=False)
+    )
+    if modelled is not None and aligned:
+        birth = modelled.get_column("birth").to_numpy().astype(np.float64)
+        last = modelled.get_column("last_active").to_numpy().astype(np.float64)
+        stats = np.stack(
+            [
+                modelled.get_column("period_frequency").to_numpy().astype(np.float64),
+                last - birth,
+                active_sizes.astype(np.float64),
+                modelled.get_column("n_periods").to_numpy().astype(np.float64),
+            ],
+            axis=1,
+        )
+        try:
+            model = PeriodicBGNBD().fit(dict(zip(STAT_COLUMNS, stats.T, strict=True)))
+        except WinbackFitError:
+            model = None
+        if model is not None:
+            rows = _lapse_rows(
+                model,
+                stats,
+                current_state // n_fm,
+                current_state % n_fm,
+                cells,
+                n_states,
+                max_recency,
+                n_fm,
+            )
+    if rows is None:
+        rows = _nbd_rows(current_state, cells, n_states, max_recency, n_fm)
+    rows = np.maximum(rows, 1e-300)
+    return rows / rows.sum(axis=1, keepdims=True), model
+
+
+def _square(rows: FloatArray, max_recency: int, n_f: int, n_m: int) -> FloatArray:
+    """(S, S) from per-state rows (no purchase, then the purchase cells): no purchase moves
+    (r, f, m) to (min(r+1, R), f, m), a purchase in cell (f′, m′) to (0, f′, m′)."""
+    n_states = rows.shape[0]
+    square = np.zeros((n_states, n_states))
+    for s in range(n_states):
+        r, rest = divmod(s, n_f * n_m)
+        f, m = divmod(rest, n_m)
+        # The kernel's plain-Python twin: a call from Python would compile a specialisation.
+        square[s, kernels.state_index.py_func(min(r + 1, max_recency), f, m, n_f, n_m)] = rows[s, 0]
+        square[s, : n_f * n_m] = rows[s, 1:]
+    return square
+
+
+def _historical_buy_rate(
+    model: PeriodicBGNBD, history: IntArray, n_states: int, fallback: FloatArray
+) -> FloatArray:
+    """Per state, the periodic BG/NBD's mean P(purchase next period) over the observed
+    transitions out of it (``history``: the rows of
+    :func:`winback._kernels.chain.history_transitions`), each with the customer's statistics
+    as known then; ``fallback`` where none was observed. Kept inside (1e-12, 1 − 1e-12)."""
+    if history.shape[0] == 0:
+        return fallback
+    unique, inverse, _ = distinct_rows(*(history[:, c].astype(np.float64) for c in range(2, 6)))
+    p_buy = model.probability_active(1, dict(zip(STAT_COLUMNS, unique.T, strict=True)))[inverse]
+    seen = np.bincount(history[:, 0], minlength=n_states).astype(np.float64)
+    expected = np.bincount(history[:, 0], weights=p_buy, minlength=n_states)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(seen > 0, expected / seen, fallback)
+    return np.clip(rate, 1e-12, 1.0 - 1e-12)
+
+
 #: Search range of the Dirichlet weight κ.
 KAPPA_BOUNDS = (1e-3, 1e7)
 
@@ -115,9 +306,15 @@ def build_chain(
     kappa: float | str,
     horizon: int,
     discount_rate: float,
+    modelled: pl.DataFrame | None = None,
 ) -> MarkovChain:
-    """docs/methods.md#markov: counts, Dirichlet smoothing toward the model-implied rows, rewards
-    and values."""
+    """docs/methods.md#markov: counts, Dirichlet smoothing toward the periodic BG/NBD's rows for
+    the customers the counts came from, re-weighted to today's customers, rewards and values.
+
+    ``modelled`` (the modelled customers in ``current_state`` order, with ``customer_id``,
+    ``birth``, ``last_active``, ``period_frequency`` and ``n_periods``) ties the chain to the
+    periodic BG/NBD and makes the frequency bucket the active periods so far; without it the
+    chain is the period NBD's, with the last active period's occasions as the bucket."""
     n_f, n_m = len(buckets), len(spend_edges) + 1
     R = max_recency
     n_states = (R + 1) * n_f * n_m
@@ -125,11 +322,38 @@ def build_chain(
         "customer_id",
         "period",
         "revenue",
+        "occasions",
         bin_expr("occasions", list(buckets[1:])).alias("f_bin"),
         bin_expr("_mean", list(spend_edges)).alias("m_bin"),
     )
-    sizes = active.group_by("customer_id", maintain_order=True).len().get_column("len").to_numpy()
+    grouped = active.group_by("customer_id", maintain_order=True).len()
+    sizes = grouped.get_column("len").to_numpy()
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    aligned = (
+        modelled is not None
+        and modelled.height == current_state.size
+        and modelled.get_column("customer_id").equals(
+            grouped.get_column("customer_id"), check_names=False
+        )
+    )
+    if aligned:
+        # The frequency bucket is the customer's active periods so far (docs/methods.md#markov).
+        edges = np.asarray(list(buckets[1:]), dtype=np.int64)
+        k_row = np.arange(active.height, dtype=np.int64) - np.repeat(starts[:-1], sizes) + 1
+        active = active.with_columns(
+            pl.Series("f_bin", np.searchsorted(edges, k_row, side="right").astype(np.int64))
+        )
+        recency_now, m_now = current_state // (n_f * n_m), current_state % n_m
+        f_now = np.searchsorted(edges, sizes, side="right").astype(np.int64)
+        current_state = (recency_now * n_f + f_now) * n_m + m_now
+        f_next = np.searchsorted(edges, sizes + 1, side="right").astype(np.int64)
+        by_bin = cells[:, 1:].reshape(-1, n_f, n_m).sum(axis=1)
+        moved = np.zeros_like(cells)
+        moved[:, 0] = cells[:, 0]
+        rows_at = np.arange(cells.shape[0])
+        for m_bin in range(n_m):
+            moved[rows_at, 1 + f_next * n_m + m_bin] = by_bin[:, m_bin]
+        cells = moved
     counts = kernels.transition_counts(
         starts,
         active.get_column("period").to_numpy().astype(np.int64),
@@ -140,30 +364,62 @@ def build_chain(
         n_f,
         n_m,
     )
-    # Model-implied rows: the customers currently in s, else those with the same recency, else all.
-    mean_cells, in_state = state_means(current_state, cells, n_states)
-    recency_of = np.arange(n_states) // (n_f * n_m)
-    r_cells, _ = state_means(recency_of[current_state], cells, R + 1)
-    r_counts = np.bincount(recency_of[current_state], minlength=R + 1).astype(np.float64)
-    global_cells = cells.mean(axis=0) if cells.shape[0] else np.zeros(cells.shape[1])
-    prior = np.zeros((n_states, n_states))
-    for s in range(n_states):
-        r, rest = divmod(s, n_f * n_m)
-        f, m = divmod(rest, n_m)
-        if in_state[s] > 0:
-            row = mean_cells[s]
-        elif r_counts[r] > 0:
-            row = r_cells[r]
-        else:
-            row = global_cells
-        row = np.maximum(row, 1e-300)
-        row = row / row.sum()
-        # The kernel's plain-Python twin: a call from Python would compile a specialisation.
-        prior[s, kernels.state_index.py_func(min(r + 1, R), f, m, n_f, n_m)] = row[0]
-        prior[s, kernels.state_index.py_func(0, 0, 0, n_f, n_m) : n_f * n_m] = row[1:]
+    rows, lapse_model = _prior_rows(
+        modelled=modelled,
+        active_ids=grouped.get_column("customer_id"),
+        active_sizes=sizes,
+        current_state=current_state,
+        cells=cells,
+        n_states=n_states,
+        max_recency=R,
+        n_fm=n_f * n_m,
+    )
+    buy_now = rows[:, 1:].sum(axis=1)
+    buy_then = buy_now
+    if lapse_model is not None:
+        buy_then = _historical_buy_rate(
+            lapse_model,
+            kernels_chain.history_transitions(
+                starts,
+                active.get_column("period").to_numpy().astype(np.int64),
+                active.get_column("occasions").to_numpy().astype(np.int64),
+                active.get_column("f_bin").to_numpy().astype(np.int64),
+                active.get_column("m_bin").to_numpy().astype(np.int64),
+                n_complete,
+                R,
+                n_f,
+                n_m,
+            ),
+            n_states,
+            buy_now,
+        )
+    # π₀: the model's rows for the customers the counts come from — the buy rate they had
+    # then, split over the purchase cells as today's customers' are.
+    then = np.concatenate(
+        [(1.0 - buy_then)[:, None], (buy_then / buy_now)[:, None] * rows[:, 1:]], axis=1
+    )
+    prior = _square(then, R, n_f, n_m)
+    in_state = np.bincount(current_state, minlength=n_states).astype(np.float64)
     kappa_value = evidence_kappa(counts, prior) if kappa == "evidence" else float(kappa)
     n_s = counts.sum(axis=1)
     P = (counts + kappa_value * prior) / (n_s + kappa_value)[:, None]
+    if lapse_model is not None:
+        # Today's customers in s differ from those the counts saw by the model's buy odds:
+        # the smoothed row re-weighted by (today / then), no purchase and purchase apart.
+        scale = _square(
+            np.concatenate(
+                [
+                    ((1.0 - buy_now) / (1.0 - buy_then))[:, None],
+                    np.repeat((buy_now / buy_then)[:, None], n_f * n_m, axis=1),
+                ],
+                axis=1,
+            ),
+            R,
+            n_f,
+            n_m,
+        )
+        P = P * scale
+        P = P / P.sum(axis=1, keepdims=True)
     # Rewards: expected amount from the chain's purchase cells × margin − expense share.
     # numpy sums in row order (the panel's customer-then-period order): a Polars group-by mean
     # may add in another order from run to run, which changed CLVs in the last bits.
@@ -223,4 +479,6 @@ def build_chain(
         kappa=kappa_value,
         horizon=horizon,
         discount_rate=discount_rate,
+        lapse=lapse_model,
+        customer_state=current_state,
     )

@@ -101,6 +101,9 @@ class MarkovChain:
     prior : π₀ as a sparse array.
     kappa : the Dirichlet weight used.
     horizon, discount_rate : of the values.
+    lapse : the periodic BG/NBD the model-implied rows are tied to (docs/methods.md#markov);
+        None when it could not be fitted and the rows are the period NBD's.
+    customer_state : each modelled customer's state index (frame order), or None.
     """
 
     states: pl.DataFrame
@@ -110,6 +113,8 @@ class MarkovChain:
     kappa: float
     horizon: int
     discount_rate: float
+    lapse: PeriodicBGNBD | None = None
+    customer_state: np.ndarray | None = None
 
     @property
     def labels(self) -> list[str]:

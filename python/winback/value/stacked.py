@@ -17,6 +17,7 @@ fitted total matches the training total), activity with the log-loss.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,11 +25,20 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from winback._options import STACK_SAMPLE_CUSTOMERS
 from winback.errors import WinbackConfigError, WinbackFitError
 from winback.models import GammaGammaModel
 from winback.value.dropout import PeriodicBGNBD
 
-__all__ = ["FEATURES", "STACK_ORIGINS", "StackedForecast", "cutoff_features", "stacked_forecast"]
+__all__ = [
+    "FEATURES",
+    "STACK_ORIGINS",
+    "StackedForecast",
+    "cutoff_features",
+    "id_hash",
+    "sample_panel",
+    "stacked_forecast",
+]
 
 FloatArray = NDArray[np.float64]
 
@@ -53,6 +63,40 @@ FEATURES = (
     "longest_gap",
     "gap_regularity",
 )
+
+
+def id_hash(ids: pl.Series) -> NDArray[np.uint64]:
+    """A 64-bit hash of each customer id that depends on the id alone (not on the row order,
+    the process or the library versions): integers through the SplitMix64 finaliser, anything
+    else through BLAKE2b of its text (8 bytes)."""
+    if ids.dtype.is_integer():
+        with np.errstate(over="ignore"):
+            z = ids.cast(pl.Int64).to_numpy().astype(np.int64).view(np.uint64)
+            z = z + np.uint64(0x9E3779B97F4A7C15)
+            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            return np.asarray(z ^ (z >> np.uint64(31)), dtype=np.uint64)
+    texts = ids.cast(pl.String).to_list()
+    return np.array(
+        [
+            int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little")
+            for t in texts
+        ],
+        dtype=np.uint64,
+    )
+
+
+def sample_panel(panel: pl.DataFrame, customers: int = STACK_SAMPLE_CUSTOMERS) -> pl.DataFrame:
+    """The panel's rows of at most ``customers`` customers (docs/methods.md#stacked-forecast):
+    those with the smallest :func:`id_hash` — the same sample for any row order or thread
+    count; the panel itself when it has no more customers than that."""
+    ids = panel.get_column("customer_id").unique()
+    if ids.len() <= customers:
+        return panel
+    keys = id_hash(ids)
+    threshold = np.partition(keys, customers - 1)[customers - 1]
+    chosen = ids.filter(pl.Series(keys <= threshold))
+    return panel.filter(pl.col("customer_id").is_in(chosen.implode()))
 
 
 def cutoff_features(panel: pl.DataFrame, cutoff: int) -> pl.DataFrame:
@@ -159,6 +203,7 @@ def stacked_forecast(
     n_complete: int,
     period_months: Sequence[int] | None = None,
     cache: dict[int, pl.DataFrame] | None = None,
+    training_panel: pl.DataFrame | None = None,
 ) -> StackedForecast:
     """The stacked forecast of period ``n_complete`` (docs/methods.md#stacked-forecast).
 
@@ -166,7 +211,9 @@ def stacked_forecast(
     (None for periods that are not calendar months): the calendar feature is used only when
     the training targets cover all twelve months. Raises :class:`~winback.WinbackFitError`
     when there is no training cut-off with enough history or no activity to learn from.
-    ``cache`` keeps the features per cut-off between calls on the same panel."""
+    ``cache`` keeps the features per cut-off between calls on the same panel; the training
+    cut-offs read ``training_panel`` (default ``panel``; :func:`sample_panel` on large data),
+    the forecast cut-off ``n_complete`` reads ``panel``."""
     try:  # sklearn loads here
         from sklearn.ensemble import (
             HistGradientBoostingClassifier,
@@ -194,14 +241,14 @@ def stacked_forecast(
         names.append("month_of_year")
     cache = {} if cache is None else cache
 
-    def features(cutoff: int) -> pl.DataFrame:
+    def features(cutoff: int, source: pl.DataFrame) -> pl.DataFrame:
         if cutoff not in cache:
-            cache[cutoff] = with_model_features(cutoff_features(panel, cutoff))
+            cache[cutoff] = with_model_features(cutoff_features(source, cutoff))
         return cache[cutoff]
 
     training = []
     for cutoff in sorted(cutoffs):
-        frame = features(cutoff)
+        frame = features(cutoff, panel if training_panel is None else training_panel)
         if period_months is not None:
             frame = frame.with_columns(month_of_year=pl.lit(period_months[cutoff]))
         training.append(frame)
@@ -209,6 +256,13 @@ def stacked_forecast(
     X = _matrix(train, names)
     revenue = train.get_column("actual_revenue").to_numpy()
     active = (train.get_column("actual_occasions").to_numpy() > 0).astype(np.int64)
+    negative = int((revenue < 0).sum())
+    if negative:
+        raise WinbackFitError(
+            f"stacked forecast: {negative} customer-period(s) of the training cut-offs have "
+            "negative revenue (returns exceed purchases); the trees' Poisson loss needs revenue "
+            "≥ 0, so use forecast='dropout' for these data"
+        )
     if revenue.sum() <= 0 or active.min() == active.max():
         raise WinbackFitError("stacked forecast: no variation in the training periods' activity")
     settings = {
@@ -224,7 +278,7 @@ def stacked_forecast(
     with threadpool_limits(limits=1):
         regressor = HistGradientBoostingRegressor(loss="poisson", **settings).fit(X, revenue)
         classifier = HistGradientBoostingClassifier(**settings).fit(X, active)
-    target = features(n_complete)
+    target = features(n_complete, panel)
     if period_months is not None:
         target = target.with_columns(month_of_year=pl.lit(period_months[n_complete]))
     Xt = _matrix(target, names)

@@ -1,0 +1,61 @@
+"""Numba loop of the Markov chain's calibration (docs/methods.md#markov): every observed period
+transition of the customer × period panel with the customer's periodic BG/NBD statistics at
+that time.
+
+Compiled with :data:`winback._kernels.jit` (cached, fastmath off, ``nogil``); int64 arrays in
+and out, no raising.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from winback._kernels import jit
+
+
+@jit
+def history_transitions(
+    starts: np.ndarray,
+    periods: np.ndarray,
+    occasions: np.ndarray,
+    f_bins: np.ndarray,
+    m_bins: np.ndarray,
+    n_complete: int,
+    max_recency: int,
+    n_f: int,
+    n_m: int,
+) -> np.ndarray:
+    """One row per period transition t → t + 1 that ``transition_counts`` counts (the same
+    walk: ``starts[c]:starts[c+1]`` index customer c's active complete periods, ascending, the
+    first the birth period b): (state at t, 1 if period t + 1 is active else 0, X, t_x, k, T)
+    with the statistics of the periodic BG/NBD as known at the end of period t — X the
+    occasions in the active periods after b up to t, t_x = the last active period up to t − b,
+    k the active periods up to t (b included), T = t − b. Returns an (n, 6) int64 array."""
+    total = 0
+    for c in range(starts.shape[0] - 1):
+        if starts[c + 1] > starts[c]:
+            total += max(n_complete - 1 - periods[starts[c]], 0)
+    out = np.empty((total, 6), dtype=np.int64)
+    row = 0
+    for c in range(starts.shape[0] - 1):
+        lo, hi = starts[c], starts[c + 1]
+        if hi <= lo:
+            continue
+        birth = periods[lo]
+        x = 0
+        for i in range(lo, hi):
+            a = periods[i]
+            if i > lo:
+                x += occasions[i]
+            has_next = i + 1 < hi
+            stop = periods[i + 1] if has_next else n_complete - 1
+            for t in range(a, stop):
+                r = min(t - a, max_recency)
+                out[row, 0] = (r * n_f + f_bins[i]) * n_m + m_bins[i]
+                out[row, 1] = 1 if has_next and t + 1 == stop else 0
+                out[row, 2] = x
+                out[row, 3] = a - birth
+                out[row, 4] = i - lo + 1
+                out[row, 5] = t - birth
+                row += 1
+    return out[:row]

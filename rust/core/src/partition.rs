@@ -240,8 +240,14 @@ impl<K: Copy + Send + Sync> Partitioned<K> {
     where
         C: KeyColumn<Key = K>,
     {
-        // Entries are (table hash, key, customer code).
-        let mut table: HashTable<(u64, K, u32)> = HashTable::new();
+        // Entries are (table hash, key, customer code); sized for a customer per 4 rows, so the
+        // table rarely grows.
+        let n_rows: usize = self
+            .chunks
+            .iter()
+            .map(|c| (c.offsets[p + 1] - c.offsets[p]) as usize)
+            .sum();
+        let mut table: HashTable<(u64, K, u32)> = HashTable::with_capacity(n_rows / 4 + 16);
         let mut customers: Vec<K> = Vec::new();
         codes.clear();
         for chunk in &self.chunks {
@@ -473,14 +479,13 @@ fn int_keys_in_order<S, R: Copy + Send + Sync>(
     let results = partitioned.map_customers_in_order(split, init, per_customer);
     let rows_excluded = partitioned.rows_excluded;
     drop(partitioned);
-    let ids = results
-        .par_iter()
-        .flat_map_iter(|part| part.iter().map(|(key, _)| *key))
-        .collect();
-    let rows = results
-        .par_iter()
-        .flat_map_iter(|part| part.iter().map(|(_, row)| *row))
-        .collect();
+    // Concatenated in partition order (the key order) into exactly sized vectors.
+    let total = results.iter().map(Vec::len).sum();
+    let (mut ids, mut rows) = (Vec::with_capacity(total), Vec::with_capacity(total));
+    for part in &results {
+        ids.extend(part.iter().map(|(key, _)| *key));
+        rows.extend(part.iter().map(|(_, row)| *row));
+    }
     let table = CustomerTable {
         ids: CustomerIds::default(),
         rows,

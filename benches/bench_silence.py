@@ -221,9 +221,7 @@ def polars_sorted_rows(df: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
     day, gap = pl.col("day"), pl.col("gap")
     new_customer = pl.col("customer_id") != pl.col("customer_id").shift()
     new_occasion = new_customer.fill_null(True) | (day != day.shift()).fill_null(True)
-    occasion_gap = pl.when(new_occasion & ~new_customer.fill_null(True)).then(
-        day - day.shift()
-    )
+    occasion_gap = pl.when(new_occasion & ~new_customer.fill_null(True)).then(day - day.shift())
     return (
         df.lazy()
         .filter(_as_of_filter(df, as_of))

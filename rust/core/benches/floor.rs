@@ -88,7 +88,11 @@ fn partition_chunk(keys: &Keys, times: &Times, rows: std::ops::Range<usize>, bit
     let mut pairs = Vec::with_capacity(rows.len());
     for row in rows {
         let (key, hash) = row_key(keys, row, &hasher);
-        let p = if bits == 0 { 0 } else { (hash >> shift) as usize };
+        let p = if bits == 0 {
+            0
+        } else {
+            (hash >> shift) as usize
+        };
         counts[p + 1] += 1;
         part.push(p as u16);
         pairs.push((key, row_day(times, row)));
@@ -146,7 +150,11 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
-    let keys_path = value("--keys").expect("--keys FILE");
+    let Some(keys_path) = value("--keys") else {
+        // `cargo bench`/`cargo test --benches` run this without data: nothing to time.
+        eprintln!("usage: floor --keys FILE [--offsets FILE] --times FILE [--days] [--threads N] [--repeat N]");
+        return;
+    };
     let times_path = value("--times").expect("--times FILE");
     let keys = match value("--offsets") {
         Some(offsets) => Keys::Str {

@@ -269,7 +269,15 @@ mod tests {
     #[test]
     fn inline_order_is_bytewise_order() {
         let words: [&[u8]; 9] = [
-            b"", b"\0", b"a", b"a\0", b"ab", b"abcdefgh", b"abcdefgh\0", b"abcdefghijkl", b"b",
+            b"",
+            b"\0",
+            b"a",
+            b"a\0",
+            b"ab",
+            b"abcdefgh",
+            b"abcdefgh\0",
+            b"abcdefghijkl",
+            b"b",
         ];
         let keys = ViewKeys {
             views: &[],

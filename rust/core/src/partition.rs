@@ -366,12 +366,12 @@ fn radix_sort_high(values: &mut Vec<u64>, scratch: &mut Vec<u64>, key_bits: u32)
     let mut counts = vec![0usize; buckets];
     let mut digit_shift = 32;
     while digit_shift < 32 + key_bits {
-        counts.iter_mut().for_each(|c| *c = 0);
+        counts.fill(0);
         let mask = (buckets - 1) as u64;
         for &v in values.iter() {
             counts[((v >> digit_shift) & mask) as usize] += 1;
         }
-        if counts.iter().any(|&c| c == values.len()) {
+        if counts.contains(&values.len()) {
             digit_shift += RADIX_BITS;
             continue;
         }
@@ -408,7 +408,7 @@ impl Partitioned<i64> {
             }
         }
         let largest = sizes.iter().copied().max().unwrap_or(0);
-        largest <= 4 * (total / n_partitions) + CHUNK_ROWS
+        largest <= 4 * (total / n_partitions) + TARGET_PARTITION_ROWS
     }
 
     /// Phase 2 of a range split: each partition's rows are radix-sorted by key, so its customers
@@ -707,6 +707,9 @@ mod tests {
         ));
     }
 
+    /// A key generator from a random draw.
+    type Kind = Box<dyn Fn(u64) -> i64>;
+
     /// splitmix64: a seeded stream for test data.
     fn stream(seed: u64) -> impl FnMut() -> u64 {
         let mut state = seed;
@@ -727,7 +730,8 @@ mod tests {
         let per_customer = |(): &mut (), rows: &mut [(i64, f64)]| {
             rows.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
             let digest = rows.iter().fold(rows.len() as i64, |acc, r| {
-                acc.wrapping_mul(31).wrapping_add(r.0 ^ r.1.to_bits() as i64)
+                acc.wrapping_mul(31)
+                    .wrapping_add(r.0 ^ r.1.to_bits() as i64)
             });
             (rows.len() > 1).then_some(digest)
         };
@@ -754,12 +758,21 @@ mod tests {
         let mut next = stream(7);
         let times: Vec<i64> = (0..n).map(|_| (next() % (1 << 41)) as i64).collect();
         // Ids over 31 bits, dense ids, negative ids, and ids near both ends of i64.
-        let kinds: [(&str, Box<dyn Fn(u64) -> i64>); 5] = [
+        let kinds: [(&str, Kind); 5] = [
             ("sparse31", Box::new(|r| (r % 40_000) as i64 * 53_687 + 11)),
             ("dense", Box::new(|r| (r % 9_000) as i64 + 1)),
-            ("negative", Box::new(|r| (r % 30_000) as i64 * 1_000 - 20_000_000)),
-            ("bottom of i64", Box::new(|r| i64::MIN + (r % 30_000) as i64 * 1_000)),
-            ("top of i64", Box::new(|r| i64::MAX - (r % 30_000) as i64 * 1_000)),
+            (
+                "negative",
+                Box::new(|r| (r % 30_000) as i64 * 1_000 - 20_000_000),
+            ),
+            (
+                "bottom of i64",
+                Box::new(|r| i64::MIN + (r % 30_000) as i64 * 1_000),
+            ),
+            (
+                "top of i64",
+                Box::new(|r| i64::MAX - (r % 30_000) as i64 * 1_000),
+            ),
         ];
         for (name, kind) in &kinds {
             let keys: Vec<i64> = (0..n).map(|_| kind(next())).collect();
@@ -776,15 +789,29 @@ mod tests {
         let n = 150_000;
         let mut next = stream(11);
         let times: Vec<i64> = (0..n).map(|_| (next() % (1 << 41)) as i64).collect();
-        let wide: Vec<i64> = (0..n).map(|_| (next() % 20_000) as i64 * (1 << 40)).collect();
+        let wide: Vec<i64> = (0..n)
+            .map(|_| (next() % 20_000) as i64 * (1 << 40))
+            .collect();
         assert!(both_ways(&wide, &times).2.is_none());
         let extremes: Vec<i64> = (0..n)
-            .map(|i| if i % 2 == 0 { i64::MIN + (next() % 50) as i64 } else { i64::MAX - (next() % 50) as i64 })
+            .map(|i| {
+                if i % 2 == 0 {
+                    i64::MIN + (next() % 50) as i64
+                } else {
+                    i64::MAX - (next() % 50) as i64
+                }
+            })
             .collect();
         assert!(both_ways(&extremes, &times).2.is_none());
         // 95% of the rows in a narrow band at the bottom of a 2^35-wide span.
         let skewed: Vec<i64> = (0..n)
-            .map(|i| if i % 20 == 0 { (next() % (1 << 25)) as i64 * 1_000 } else { (next() % 5_000) as i64 })
+            .map(|i| {
+                if i % 20 == 0 {
+                    (next() % (1 << 25)) as i64 * 1_000
+                } else {
+                    (next() % 5_000) as i64
+                }
+            })
             .collect();
         assert!(both_ways(&skewed, &times).2.is_none());
     }
@@ -792,7 +819,9 @@ mod tests {
     #[test]
     fn radix_sort_orders_by_the_high_half_and_is_stable() {
         let mut next = stream(3);
-        let mut values: Vec<u64> = (0..5_000u64).map(|i| ((next() % (1 << 27)) << 32) | i).collect();
+        let mut values: Vec<u64> = (0..5_000u64)
+            .map(|i| ((next() % (1 << 27)) << 32) | i)
+            .collect();
         let mut expected = values.clone();
         expected.sort_by_key(|v| v >> 32); // stable: ties keep the low half's (index) order
         radix_sort_high(&mut values, &mut Vec::new(), 27);

@@ -16,7 +16,11 @@ Data model (one draw per customer, then one row per purchase; time is measured i
   per row), rounded to cents. About 2 % of the non-birth rows are
   refunds (the amount negated).
 - **ids**: ``"int"`` gives ``customer_id = 1..n`` (Int64); ``"sparse_int"`` random distinct 63-bit
-  non-negative integers; ``"str"`` ``"C"`` + the number zero-padded to 9 digits (String).
+  non-negative integers; ``"sparse31"`` random distinct integers in ``[0, 2³¹)`` (Int64: ids
+  spread over 31 bits, as database keys with gaps); ``"sparse31_str"`` the same numbers as text,
+  ``"C"`` + 10 digits (String); ``"str"`` ``"C"`` + the number zero-padded to 9 digits (String).
+- **time**: ``time_kind="datetime"`` (default) gives µs datetimes with a time of day;
+  ``"date"`` gives the calendar day only (Date), for date-typed logs.
 - rows are shuffled (seeded) unless ``shuffle=False``, in which case they come grouped by customer
   in birth-then-time order within each customer.
 
@@ -52,9 +56,11 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-__all__ = ["DAY_US", "IdKind", "generate", "window", "write_chunked"]
+__all__ = ["DAY_US", "ID_KINDS", "IdKind", "TimeKind", "generate", "window", "write_chunked"]
 
-IdKind = Literal["int", "sparse_int", "str"]
+IdKind = Literal["int", "sparse_int", "sparse31", "sparse31_str", "str"]
+TimeKind = Literal["datetime", "date"]
+ID_KINDS: tuple[str, ...] = ("int", "sparse_int", "sparse31", "sparse31_str", "str")
 
 DAY_US = 86_400_000_000
 RATE_SHAPE = 0.8  # r: shape of the Gamma heterogeneity in purchase rates
@@ -106,11 +112,20 @@ def _customer_ids(n: int, id_kind: IdKind, rng: np.random.Generator) -> pl.Serie
             dup[first] = False
             ids[dup] = rng.integers(0, np.iinfo(np.int64).max, size=int(dup.sum()), dtype=np.int64)
         return pl.Series("customer_id", ids)
+    if id_kind in ("sparse31", "sparse31_str"):
+        if n > 1 << 30:
+            raise ValueError("sparse31 ids need n_customers ≤ 2³⁰")
+        # n distinct values of [0, 2³¹): a seeded sample without replacement, in random order.
+        picked = rng.choice(1 << 31, size=n, replace=False).astype(np.int64)
+        numbers = pl.Series("customer_id", picked)
+        if id_kind == "sparse31":
+            return numbers
+        return ("C" + numbers.cast(pl.String).str.zfill(10)).alias("customer_id")
     if id_kind == "str":
         width = max(STR_ID_WIDTH, len(str(n)))
         numbers = pl.Series("customer_id", np.arange(1, n + 1, dtype=np.int64))
         return ("C" + numbers.cast(pl.String).str.zfill(width)).alias("customer_id")
-    raise ValueError(f"id_kind={id_kind!r} must be 'int', 'sparse_int' or 'str'")
+    raise ValueError(f"id_kind={id_kind!r} must be one of {ID_KINDS}")
 
 
 def generate(
@@ -123,8 +138,11 @@ def generate(
     shuffle: bool = True,
     rows_per_customer: float = 15.0,
     dropout_shape: float | None = None,
+    time_kind: TimeKind = "datetime",
 ) -> pl.DataFrame:
     """Synthetic transactions ``customer_id``, ``ts`` (Datetime µs), ``amount`` (Float64).
+
+    ``time_kind="date"`` makes ``ts`` a Date (the row's calendar day; same draws otherwise).
 
     See the module docstring for the model. ``n_customers`` customers each have ≥ 1 row; the
     expected row count is ``n_customers × rows_per_customer``. Deterministic given the arguments.
@@ -138,6 +156,8 @@ def generate(
         raise ValueError("n_customers must be positive")
     if rows_per_customer < 1:
         raise ValueError("rows_per_customer must be at least 1")
+    if time_kind not in ("datetime", "date"):
+        raise ValueError(f"time_kind={time_kind!r} must be 'datetime' or 'date'")
     begin, end = window(start, years)
     window_days = (end - begin).days
     start_us = (begin - datetime(1970, 1, 1)) // timedelta(microseconds=1)
@@ -203,13 +223,10 @@ def generate(
     else:
         customer = ids.gather(pl.Series(cust))
     del cust
-    return pl.DataFrame(
-        [
-            customer,
-            pl.Series("ts", ts_us).cast(pl.Datetime("us")),
-            pl.Series("amount", amount),
-        ]
-    )
+    ts = pl.Series("ts", ts_us).cast(pl.Datetime("us"))
+    if time_kind == "date":
+        ts = ts.dt.date()
+    return pl.DataFrame([customer, ts, pl.Series("amount", amount)])
 
 
 def write_chunked(
@@ -283,7 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--years", type=float, default=2.0)
     parser.add_argument("--start", default="2023-01-01")
-    parser.add_argument("--id-kind", choices=["int", "sparse_int", "str"], default="int")
+    parser.add_argument("--id-kind", choices=ID_KINDS, default="int")
+    parser.add_argument("--rows-per-customer", type=float, default=15.0)
+    parser.add_argument("--time-kind", choices=["datetime", "date"], default="datetime")
     parser.add_argument("--no-shuffle", action="store_true", help="keep rows grouped by customer")
     parser.add_argument("-o", "--output", required=True, help="output Parquet file")
     parser.add_argument(

@@ -32,6 +32,33 @@ def test_tiny_benchmark_agrees(id_kind: str) -> None:
     assert all(row["seconds"] > 0 for row in rows)
 
 
+@pytest.mark.parametrize("shape", ["sparse", "sparse_str", "sparse_date"])
+def test_tiny_sparse_shapes_agree(shape: str) -> None:
+    bench = _load("bench_silence")
+    rows = bench.run("tiny", repeat=1, shape=shape)  # type: ignore[attr-defined]
+    assert {row["implementation"] for row in rows} >= {"winback", "polars", "duckdb"}
+    assert all(row["agrees"] is not False for row in rows)
+
+
+def test_generator_sparse_ids_and_date_times() -> None:
+    import polars as pl
+
+    gen = _load("gen_data")
+    ints = gen.generate(3_000, seed=2, id_kind="sparse31", rows_per_customer=6.3)  # type: ignore[attr-defined]
+    ids = ints.get_column("customer_id")
+    assert ids.n_unique() == 3_000
+    assert ids.min() >= 0
+    assert ids.max() < 1 << 31
+    assert ids.max() > 1 << 28  # spread over the range, not 1..n
+    texts = gen.generate(3_000, seed=2, id_kind="sparse31_str", rows_per_customer=6.3)  # type: ignore[attr-defined]
+    expected = "C" + ids.cast(pl.String).str.zfill(10)
+    assert texts.get_column("customer_id").equals(expected, check_names=False)
+    dates = gen.generate(3_000, seed=2, id_kind="sparse31", rows_per_customer=6.3, time_kind="date")  # type: ignore[attr-defined]
+    assert dates.schema["ts"] == pl.Date
+    assert dates.get_column("ts").equals(ints.get_column("ts").dt.date())
+    assert dates.get_column("amount").equals(ints.get_column("amount"))
+
+
 def test_generator_is_seeded() -> None:
     gen = _load("gen_data")
     a = gen.generate(2_000, seed=5)  # type: ignore[attr-defined]

@@ -88,6 +88,19 @@ fn view_len(view: u128) -> usize {
     (view as u32) as usize
 }
 
+/// A key whose integer order is the bytewise order of a canonical inline view's string: its 12
+/// bytes (zero padded) big-endian, then its length (a string sorts after its prefixes, which
+/// pad with zeros).
+#[inline]
+fn inline_order(view: u128) -> (u64, u64) {
+    let raw = view.to_le_bytes();
+    let head = u64::from_be_bytes([
+        raw[4], raw[5], raw[6], raw[7], raw[8], raw[9], raw[10], raw[11],
+    ]);
+    let tail = u64::from(u32::from_be_bytes([raw[12], raw[13], raw[14], raw[15]]));
+    (head, (tail << 32) | u64::from(view as u32))
+}
+
 impl<'a> ViewKeys<'a> {
     /// The bytes of a long string's view (empty if the view points outside the buffers, which
     /// Arrow's validation rules out).
@@ -162,6 +175,9 @@ impl KeyColumn for ViewKeys<'_> {
     }
 
     fn cmp(&self, a: u128, b: u128) -> Ordering {
+        if view_len(a) <= INLINE_MAX && view_len(b) <= INLINE_MAX {
+            return inline_order(a).cmp(&inline_order(b));
+        }
         self.with_bytes(a, |x| self.with_bytes(b, |y| x.cmp(y)))
     }
 }
@@ -248,6 +264,31 @@ mod tests {
         assert_eq!(keys.cmp(keys.key(0), keys.key(1)), Ordering::Less);
         assert_eq!(keys.cmp(keys.key(0), keys.key(2)), Ordering::Less);
         assert_eq!(keys.bytes(keys.key(2)), b"abc".to_vec());
+    }
+
+    #[test]
+    fn inline_order_is_bytewise_order() {
+        let words: [&[u8]; 9] = [
+            b"",
+            b"\0",
+            b"a",
+            b"a\0",
+            b"ab",
+            b"abcdefgh",
+            b"abcdefgh\0",
+            b"abcdefghijkl",
+            b"b",
+        ];
+        let keys = ViewKeys {
+            views: &[],
+            buffers: vec![],
+        };
+        for x in words {
+            for y in words {
+                let (vx, vy) = (inline_view(x).unwrap(), inline_view(y).unwrap());
+                assert_eq!(keys.cmp(vx, vy), x.cmp(y), "{x:?} vs {y:?}");
+            }
+        }
     }
 
     #[test]

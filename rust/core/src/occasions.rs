@@ -24,7 +24,7 @@ pub fn bucket_start(t_us: i64, resolution_us: i64) -> i64 {
 /// float sums are the same bits whatever order the rows arrived in. `occasions` is cleared and
 /// refilled; it is a caller-owned buffer so the hot loop allocates nothing.
 pub fn collapse_occasions(rows: &mut [(i64, f64)], occasions: &mut Vec<(i64, f64)>) {
-    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.total_cmp(&b.1)));
     occasions.clear();
     for &(t, amount) in rows.iter() {
         match occasions.last_mut() {

@@ -12,7 +12,7 @@ use hashbrown::HashTable;
 use rayon::prelude::*;
 
 use crate::keys::{CustomerIds, CustomerKeys, IntKeys, KeyColumn};
-use crate::occasions::bucket_start;
+use crate::occasions::{bucket_start, MICROS_PER_DAY};
 use crate::{parallelism, KernelError};
 
 /// Rows per phase-1 chunk: small enough to stay in cache, large enough to amortise the histogram.
@@ -53,7 +53,12 @@ impl RowFilter {
     /// after the split whose bucket starts at or before it.
     #[inline]
     pub fn occasion_time(&self, t_us: i64) -> i64 {
-        let start = bucket_start(t_us, self.resolution_us);
+        // Day buckets are the common case: a constant divisor compiles to a multiplication.
+        let start = if self.resolution_us == MICROS_PER_DAY {
+            bucket_start(t_us, MICROS_PER_DAY)
+        } else {
+            bucket_start(t_us, self.resolution_us)
+        };
         if t_us > self.split_us && start <= self.split_us {
             self.split_us + 1
         } else {
@@ -112,14 +117,28 @@ pub fn partition_rows<C: KeyColumn>(
     amounts: Option<&[f64]>,
     filter: RowFilter,
 ) -> Partitioned<C::Key> {
+    let bits = partition_bits_for(times_us.len());
+    partition_rows_by(keys, times_us, amounts, filter, bits, |key| {
+        partition_of(keys.hash(key), bits)
+    })
+}
+
+/// Phase 1 with a given partition function (`part(key) < 2^bits`).
+fn partition_rows_by<C: KeyColumn>(
+    keys: &C,
+    times_us: &[i64],
+    amounts: Option<&[f64]>,
+    filter: RowFilter,
+    bits: u32,
+    part: impl Fn(C::Key) -> usize + Sync,
+) -> Partitioned<C::Key> {
     let n_rows = times_us.len();
-    let bits = partition_bits_for(n_rows);
     let chunks: Vec<Chunk<C::Key>> = (0..n_rows.div_ceil(CHUNK_ROWS))
         .into_par_iter()
         .map(|c| {
             let start = c * CHUNK_ROWS;
             let end = (start + CHUNK_ROWS).min(n_rows);
-            partition_chunk(keys, times_us, amounts, filter, start..end, bits)
+            partition_chunk(keys, times_us, amounts, filter, start..end, bits, &part)
         })
         .collect();
     let rows_excluded = chunks.iter().map(|c| c.excluded).sum();
@@ -137,6 +156,7 @@ fn partition_chunk<C: KeyColumn>(
     filter: RowFilter,
     rows: std::ops::Range<usize>,
     bits: u32,
+    part_of: &impl Fn(C::Key) -> usize,
 ) -> Chunk<C::Key> {
     let n_partitions = 1usize << bits;
     let mut part = Vec::with_capacity(rows.len());
@@ -147,7 +167,7 @@ fn partition_chunk<C: KeyColumn>(
             excluded += 1;
             part.push(DROPPED);
         } else {
-            let p = partition_of(keys.hash(keys.key(row)), bits);
+            let p = part_of(keys.key(row));
             counts[p + 1] += 1;
             part.push(p as u16);
         }
@@ -220,8 +240,14 @@ impl<K: Copy + Send + Sync> Partitioned<K> {
     where
         C: KeyColumn<Key = K>,
     {
-        // Entries are (table hash, key, customer code).
-        let mut table: HashTable<(u64, K, u32)> = HashTable::new();
+        // Entries are (table hash, key, customer code); sized for a customer per 4 rows, so the
+        // table rarely grows.
+        let n_rows: usize = self
+            .chunks
+            .iter()
+            .map(|c| (c.offsets[p + 1] - c.offsets[p]) as usize)
+            .sum();
+        let mut table: HashTable<(u64, K, u32)> = HashTable::with_capacity(n_rows / 4 + 16);
         let mut customers: Vec<K> = Vec::new();
         codes.clear();
         for chunk in &self.chunks {
@@ -271,6 +297,201 @@ impl<K: Copy + Send + Sync> Partitioned<K> {
             })
             .collect()
     }
+}
+
+/// Widest span of integer keys within one partition that the range split handles (so a key's
+/// offset in its partition fits in 32 bits).
+const MAX_RANGE_LOW_BITS: u32 = 32;
+/// Bits of the radix sort's digits inside a partition.
+const RADIX_BITS: u32 = 11;
+
+/// A split of integer keys into contiguous ranges: partition `(key − min) >> shift`, so the
+/// partitions are in key order and a customer's offset in its partition is its low `shift` bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RangeSplit {
+    min: i64,
+    shift: u32,
+}
+
+impl RangeSplit {
+    /// The split of `keys` into `2^bits` ranges, or `None` when the keys span too many values
+    /// for a 32-bit offset within a partition (or there are none).
+    fn of(keys: &[i64], bits: u32) -> Option<Self> {
+        let (min, max) = keys
+            .par_chunks(CHUNK_ROWS)
+            .map(|c| {
+                c.iter()
+                    .fold((i64::MAX, i64::MIN), |(lo, hi), &k| (lo.min(k), hi.max(k)))
+            })
+            .reduce(
+                || (i64::MAX, i64::MIN),
+                |(a, b), (c, d)| (a.min(c), b.max(d)),
+            );
+        if min > max {
+            return None;
+        }
+        let span = max.wrapping_sub(min) as u64;
+        let span_bits = u64::BITS - span.leading_zeros();
+        let shift = span_bits.saturating_sub(bits);
+        (shift <= MAX_RANGE_LOW_BITS).then_some(Self { min, shift })
+    }
+
+    #[inline]
+    fn offset(self, key: i64) -> u64 {
+        key.wrapping_sub(self.min) as u64
+    }
+
+    #[inline]
+    fn partition(self, key: i64) -> usize {
+        (self.offset(key) >> self.shift) as usize
+    }
+
+    #[inline]
+    fn low(self, key: i64) -> u64 {
+        self.offset(key) & ((1u64 << self.shift) - 1)
+    }
+
+    #[inline]
+    fn key(self, partition: usize, low: u64) -> i64 {
+        self.min
+            .wrapping_add((((partition as u64) << self.shift) | low) as i64)
+    }
+}
+
+/// Stable LSD radix sort of `values` by their high 32 bits, of which only the low `key_bits`
+/// can be set; `scratch` is a buffer of the same use. Digit passes where every value has the same
+/// digit are skipped.
+fn radix_sort_high(values: &mut Vec<u64>, scratch: &mut Vec<u64>, key_bits: u32) {
+    let buckets = 1usize << RADIX_BITS;
+    let mut counts = vec![0usize; buckets];
+    let mut digit_shift = 32;
+    while digit_shift < 32 + key_bits {
+        counts.fill(0);
+        let mask = (buckets - 1) as u64;
+        for &v in values.iter() {
+            counts[((v >> digit_shift) & mask) as usize] += 1;
+        }
+        if counts.contains(&values.len()) {
+            digit_shift += RADIX_BITS;
+            continue;
+        }
+        let mut total = 0;
+        for c in &mut counts {
+            let here = *c;
+            *c = total;
+            total += here;
+        }
+        scratch.clear();
+        scratch.resize(values.len(), 0);
+        for &v in values.iter() {
+            let d = ((v >> digit_shift) & mask) as usize;
+            scratch[counts[d]] = v;
+            counts[d] += 1;
+        }
+        std::mem::swap(values, scratch);
+        digit_shift += RADIX_BITS;
+    }
+}
+
+impl Partitioned<i64> {
+    /// Whether no partition holds far more than its share of the rows (a range split of skewed
+    /// keys can put most rows in a few partitions, which would then run on one thread).
+    fn balanced(&self) -> bool {
+        let n_partitions = 1usize << self.partition_bits;
+        let mut sizes = vec![0usize; n_partitions];
+        let mut total = 0;
+        for chunk in &self.chunks {
+            for (p, size) in sizes.iter_mut().enumerate() {
+                let rows = (chunk.offsets[p + 1] - chunk.offsets[p]) as usize;
+                *size += rows;
+                total += rows;
+            }
+        }
+        let largest = sizes.iter().copied().max().unwrap_or(0);
+        largest <= 4 * (total / n_partitions) + TARGET_PARTITION_ROWS
+    }
+
+    /// Phase 2 of a range split: each partition's rows are radix-sorted by key, so its customers
+    /// come out in key order, and the partitions are in key order. Returns the `(key, result)`
+    /// pairs of the customers for which `per_customer` gives `Some`, per partition.
+    fn map_customers_in_order<S, R: Send>(
+        &self,
+        split: RangeSplit,
+        init: impl Fn() -> S + Sync + Send,
+        per_customer: impl Fn(&mut S, &mut [(i64, f64)]) -> Option<R> + Sync + Send,
+    ) -> Vec<Vec<(i64, R)>> {
+        let n_partitions = 1usize << self.partition_bits;
+        (0..n_partitions)
+            .into_par_iter()
+            .map_init(
+                || (init(), Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+                |(state, order, scratch, rows, grouped), p| {
+                    order.clear();
+                    rows.clear();
+                    for chunk in &self.chunks {
+                        let (lo, hi) = (chunk.offsets[p] as usize, chunk.offsets[p + 1] as usize);
+                        for j in lo..hi {
+                            order.push((split.low(chunk.keys[j]) << 32) | rows.len() as u64);
+                            let amount = chunk.amounts.get(j).copied().unwrap_or(0.0);
+                            rows.push((chunk.bucket_us[j], amount));
+                        }
+                    }
+                    radix_sort_high(order, scratch, split.shift);
+                    let mut out = Vec::new();
+                    let mut i = 0;
+                    while i < order.len() {
+                        let low = order[i] >> 32;
+                        grouped.clear();
+                        while i < order.len() && order[i] >> 32 == low {
+                            grouped.push(rows[(order[i] & 0xFFFF_FFFF) as usize]);
+                            i += 1;
+                        }
+                        if let Some(result) = per_customer(state, grouped) {
+                            out.push((split.key(p, low), result));
+                        }
+                    }
+                    out
+                },
+            )
+            .collect()
+    }
+}
+
+/// Integer keys by a range split when their span allows and the split is balanced: customers come
+/// out in key order with no hash table and no sort of the output. `None`: use the hash split.
+fn int_keys_in_order<S, R: Copy + Send + Sync>(
+    keys: &[i64],
+    times_us: &[i64],
+    amounts: Option<&[f64]>,
+    filter: RowFilter,
+    init: &(impl Fn() -> S + Sync + Send),
+    per_customer: &(impl Fn(&mut S, &mut [(i64, f64)]) -> Option<R> + Sync + Send),
+) -> Option<(Vec<i64>, CustomerTable<R>)> {
+    let bits = partition_bits_for(times_us.len());
+    let split = RangeSplit::of(keys, bits)?;
+    let column = IntKeys(keys);
+    let partitioned = partition_rows_by(&column, times_us, amounts, filter, bits, |key| {
+        split.partition(key)
+    });
+    if !partitioned.balanced() {
+        return None;
+    }
+    let results = partitioned.map_customers_in_order(split, init, per_customer);
+    let rows_excluded = partitioned.rows_excluded;
+    drop(partitioned);
+    // Concatenated in partition order (the key order) into exactly sized vectors.
+    let total = results.iter().map(Vec::len).sum();
+    let (mut ids, mut rows) = (Vec::with_capacity(total), Vec::with_capacity(total));
+    for part in &results {
+        ids.extend(part.iter().map(|(key, _)| *key));
+        rows.extend(part.iter().map(|(_, row)| *row));
+    }
+    let table = CustomerTable {
+        ids: CustomerIds::default(),
+        rows,
+        rows_excluded,
+    };
+    Some((ids, table))
 }
 
 /// Per-customer results, sorted by customer key (integers numerically, strings bytewise).
@@ -330,14 +551,18 @@ where
     let (init, per_customer) = (&init, &per_customer);
     parallelism::install(num_threads, || match customers {
         CustomerKeys::Int(keys) => {
-            let (ids, table) = sorted_by_key(
-                &IntKeys(keys),
-                times_us,
-                amounts,
-                filter,
-                init,
-                per_customer,
-            );
+            let (ids, table) =
+                int_keys_in_order(keys, times_us, amounts, filter, init, per_customer)
+                    .unwrap_or_else(|| {
+                        sorted_by_key(
+                            &IntKeys(keys),
+                            times_us,
+                            amounts,
+                            filter,
+                            init,
+                            per_customer,
+                        )
+                    });
             CustomerTable {
                 ids: CustomerIds::Int(ids),
                 ..table
@@ -480,6 +705,127 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// A key generator from a random draw.
+    type Kind = Box<dyn Fn(u64) -> i64>;
+
+    /// splitmix64: a seeded stream for test data.
+    fn stream(seed: u64) -> impl FnMut() -> u64 {
+        let mut state = seed;
+        move || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+    }
+
+    /// Every customer's rows (sorted) by the range split and by the hash split with a sort.
+    fn both_ways(keys: &[i64], times: &[i64]) -> (Vec<i64>, Vec<i64>, Option<Vec<i64>>) {
+        let amounts: Vec<f64> = times.iter().map(|&t| (t % 1000) as f64 / 8.0).collect();
+        let filter = RowFilter::new(1 << 40, 1000);
+        // A customer's result: its row count and a digest of its sorted rows.
+        let per_customer = |(): &mut (), rows: &mut [(i64, f64)]| {
+            rows.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+            let digest = rows.iter().fold(rows.len() as i64, |acc, r| {
+                acc.wrapping_mul(31)
+                    .wrapping_add(r.0 ^ r.1.to_bits() as i64)
+            });
+            (rows.len() > 1).then_some(digest)
+        };
+        let (hash_ids, hash_table) = sorted_by_key(
+            &IntKeys(keys),
+            times,
+            Some(&amounts),
+            filter,
+            &|| (),
+            &per_customer,
+        );
+        let range = int_keys_in_order(keys, times, Some(&amounts), filter, &|| (), &per_customer)
+            .map(|(ids, table)| {
+                assert_eq!(ids, hash_ids);
+                assert_eq!(table.rows_excluded, hash_table.rows_excluded);
+                table.rows
+            });
+        (hash_ids, hash_table.rows, range)
+    }
+
+    #[test]
+    fn range_split_equals_hash_split_with_a_sort() {
+        let n = 150_000;
+        let mut next = stream(7);
+        let times: Vec<i64> = (0..n).map(|_| (next() % (1 << 41)) as i64).collect();
+        // Ids over 31 bits, dense ids, negative ids, and ids near both ends of i64.
+        let kinds: [(&str, Kind); 5] = [
+            ("sparse31", Box::new(|r| (r % 40_000) as i64 * 53_687 + 11)),
+            ("dense", Box::new(|r| (r % 9_000) as i64 + 1)),
+            (
+                "negative",
+                Box::new(|r| (r % 30_000) as i64 * 1_000 - 20_000_000),
+            ),
+            (
+                "bottom of i64",
+                Box::new(|r| i64::MIN + (r % 30_000) as i64 * 1_000),
+            ),
+            (
+                "top of i64",
+                Box::new(|r| i64::MAX - (r % 30_000) as i64 * 1_000),
+            ),
+        ];
+        for (name, kind) in &kinds {
+            let keys: Vec<i64> = (0..n).map(|_| kind(next())).collect();
+            let (ids, rows, range) = both_ways(&keys, &times);
+            assert!(ids.windows(2).all(|w| w[0] < w[1]), "{name}");
+            assert!(!ids.is_empty(), "{name}");
+            let range = range.unwrap_or_else(|| panic!("{name}: the range split was not used"));
+            assert_eq!(range, rows, "{name}");
+        }
+    }
+
+    #[test]
+    fn wide_or_skewed_keys_fall_back_to_the_hash_split() {
+        let n = 150_000;
+        let mut next = stream(11);
+        let times: Vec<i64> = (0..n).map(|_| (next() % (1 << 41)) as i64).collect();
+        let wide: Vec<i64> = (0..n)
+            .map(|_| (next() % 20_000) as i64 * (1 << 40))
+            .collect();
+        assert!(both_ways(&wide, &times).2.is_none());
+        let extremes: Vec<i64> = (0..n)
+            .map(|i| {
+                if i % 2 == 0 {
+                    i64::MIN + (next() % 50) as i64
+                } else {
+                    i64::MAX - (next() % 50) as i64
+                }
+            })
+            .collect();
+        assert!(both_ways(&extremes, &times).2.is_none());
+        // 95% of the rows in a narrow band at the bottom of a 2^35-wide span.
+        let skewed: Vec<i64> = (0..n)
+            .map(|i| {
+                if i % 20 == 0 {
+                    (next() % (1 << 25)) as i64 * 1_000
+                } else {
+                    (next() % 5_000) as i64
+                }
+            })
+            .collect();
+        assert!(both_ways(&skewed, &times).2.is_none());
+    }
+
+    #[test]
+    fn radix_sort_orders_by_the_high_half_and_is_stable() {
+        let mut next = stream(3);
+        let mut values: Vec<u64> = (0..5_000u64)
+            .map(|i| ((next() % (1 << 27)) << 32) | i)
+            .collect();
+        let mut expected = values.clone();
+        expected.sort_by_key(|v| v >> 32); // stable: ties keep the low half's (index) order
+        radix_sort_high(&mut values, &mut Vec::new(), 27);
+        assert_eq!(values, expected);
     }
 
     #[test]

@@ -179,75 +179,72 @@ pub fn silence_table(
     has_amount: bool,
 ) -> PyResult<PyTable> {
     let rows = &table.customers;
-    let scored = NullBuffer::from(
-        rows.iter()
-            .map(|c| c.status == STATUS_SCORED)
-            .collect::<Vec<_>>(),
-    );
+    // One pass over the rows fills every column (a pass per column re-read the wide rows).
+    let n = rows.len();
+    let mut status = Vec::with_capacity(n);
+    let mut scored_flags = Vec::with_capacity(n);
+    let mut n_occasions = Vec::with_capacity(n);
+    let mut first_ts = Vec::with_capacity(n);
+    let mut last_ts = Vec::with_capacity(n);
+    let mut tenure = Vec::with_capacity(n);
+    let mut recency = Vec::with_capacity(n);
+    let mut max_gap = Vec::with_capacity(n);
+    let mut mean_gap = Vec::with_capacity(n);
+    let mut median_gap = Vec::with_capacity(n);
+    let mut rank = Vec::with_capacity(n);
+    let mut ratio = Vec::with_capacity(n);
+    let mut score = Vec::with_capacity(n);
+    let mut group = Vec::with_capacity(n);
+    let mut band = Vec::with_capacity(n);
+    let mut total = Vec::with_capacity(n);
+    let mut mean = Vec::with_capacity(n);
+    for c in rows {
+        status.push(c.status);
+        scored_flags.push(c.status == STATUS_SCORED);
+        n_occasions.push(c.n_occasions);
+        first_ts.push(c.first_us);
+        last_ts.push(c.last_us);
+        tenure.push(c.tenure_days);
+        recency.push(c.recency_days);
+        max_gap.push(c.max_gap_days);
+        mean_gap.push(c.mean_gap_days);
+        median_gap.push(c.median_gap_days);
+        rank.push(c.recency_rank);
+        ratio.push(c.rank_ratio);
+        score.push(c.silence_score);
+        group.push(c.group);
+        band.push(c.band);
+        total.push(c.total_amount);
+        mean.push(c.mean_amount);
+    }
+    let scored = NullBuffer::from(scored_flags);
     let scored = Some(&scored);
-    let money = (!has_amount).then(|| NullBuffer::new_null(rows.len()));
+    let money = (!has_amount).then(|| NullBuffer::new_null(n));
     let money = money.as_ref();
     named_table(vec![
         ("customer_id", customer_ids),
-        ("status", column::<UInt8Type, _>(rows, |c| c.status, None)),
-        (
-            "n_occasions",
-            column::<UInt32Type, _>(rows, |c| c.n_occasions, None),
-        ),
-        (
-            "first_ts",
-            column::<Int64Type, _>(rows, |c| c.first_us, None),
-        ),
-        ("last_ts", column::<Int64Type, _>(rows, |c| c.last_us, None)),
-        (
-            "tenure_days",
-            column::<Float64Type, _>(rows, |c| c.tenure_days, None),
-        ),
-        (
-            "recency_days",
-            column::<Float64Type, _>(rows, |c| c.recency_days, None),
-        ),
-        (
-            "max_gap_days",
-            column::<Float64Type, _>(rows, |c| c.max_gap_days, scored),
-        ),
-        (
-            "mean_gap_days",
-            column::<Float64Type, _>(rows, |c| c.mean_gap_days, scored),
-        ),
-        (
-            "median_gap_days",
-            column::<Float64Type, _>(rows, |c| c.median_gap_days, scored),
-        ),
-        (
-            "recency_rank",
-            column::<UInt32Type, _>(rows, |c| c.recency_rank, scored),
-        ),
-        (
-            "rank_ratio",
-            column::<Float64Type, _>(rows, |c| c.rank_ratio, scored),
-        ),
-        (
-            "silence_score",
-            column::<Float64Type, _>(rows, |c| c.silence_score, scored),
-        ),
-        (
-            "rank_ratio_group",
-            column::<UInt8Type, _>(rows, |c| c.group, scored),
-        ),
-        (
-            "silence_band",
-            column::<UInt8Type, _>(rows, |c| c.band, scored),
-        ),
-        (
-            "total_amount",
-            column::<Float64Type, _>(rows, |c| c.total_amount, money),
-        ),
-        (
-            "mean_amount",
-            column::<Float64Type, _>(rows, |c| c.mean_amount, money),
-        ),
+        ("status", owned::<UInt8Type>(status, None)),
+        ("n_occasions", owned::<UInt32Type>(n_occasions, None)),
+        ("first_ts", owned::<Int64Type>(first_ts, None)),
+        ("last_ts", owned::<Int64Type>(last_ts, None)),
+        ("tenure_days", owned::<Float64Type>(tenure, None)),
+        ("recency_days", owned::<Float64Type>(recency, None)),
+        ("max_gap_days", owned::<Float64Type>(max_gap, scored)),
+        ("mean_gap_days", owned::<Float64Type>(mean_gap, scored)),
+        ("median_gap_days", owned::<Float64Type>(median_gap, scored)),
+        ("recency_rank", owned::<UInt32Type>(rank, scored)),
+        ("rank_ratio", owned::<Float64Type>(ratio, scored)),
+        ("silence_score", owned::<Float64Type>(score, scored)),
+        ("rank_ratio_group", owned::<UInt8Type>(group, scored)),
+        ("silence_band", owned::<UInt8Type>(band, scored)),
+        ("total_amount", owned::<Float64Type>(total, money)),
+        ("mean_amount", owned::<Float64Type>(mean, money)),
     ])
+}
+
+/// An output column from its values (no copy), null where `nulls` says so.
+fn owned<P: ArrowPrimitiveType>(values: Vec<P::Native>, nulls: Option<&NullBuffer>) -> ArrayRef {
+    Arc::new(PrimitiveArray::<P>::new(values.into(), nulls.cloned()))
 }
 
 /// One output column: `field` of every row, null where `nulls` says so.

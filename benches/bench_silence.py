@@ -164,18 +164,24 @@ def polars_occasions_query(df: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
         .sort("customer_id", "day")
         .with_columns(gap=pl.when(same_customer).then(day - day.shift()))
         .group_by("customer_id")
-        .agg(
-            n_occasions=pl.len().cast(pl.Int64),
-            first_day=day.first(),
-            last_day=day.last(),
-            max_gap=gap.max(),
-            median_gap_days=gap.median(),
-            gaps_within_recency=(gap <= as_of_day - day.last()).sum(),
-            total_amount=pl.col("amount").sum(),
-        )
+        .agg(**_per_customer(day, gap, as_of_day))
         .pipe(_finish, as_of_day)
         .collect()
     )
+
+
+def _per_customer(day: pl.Expr, gap: pl.Expr, as_of_day: int) -> dict[str, pl.Expr]:
+    """The per-customer aggregates :func:`_finish` takes, over occasions ``day`` and their
+    ``gap`` to the previous one (every formulation aggregates the same way)."""
+    return {
+        "n_occasions": pl.len().cast(pl.Int64),
+        "first_day": day.first(),
+        "last_day": day.last(),
+        "max_gap": gap.max(),
+        "median_gap_days": gap.median(),
+        "gaps_within_recency": (gap <= as_of_day - day.last()).sum(),
+        "total_amount": pl.col("amount").sum(),
+    }
 
 
 def _finish(per_customer: pl.LazyFrame, as_of_day: int) -> pl.LazyFrame:
@@ -256,15 +262,7 @@ def polars_over(df: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
         .sort("customer_id", "day")
         .with_columns(gap=day - day.shift().over("customer_id"))
         .group_by("customer_id", maintain_order=True)
-        .agg(
-            n_occasions=pl.len().cast(pl.Int64),
-            first_day=day.first(),
-            last_day=day.last(),
-            max_gap=gap.max(),
-            median_gap_days=gap.median(),
-            gaps_within_recency=(gap <= as_of_day - day.last()).sum(),
-            total_amount=pl.col("amount").sum(),
-        )
+        .agg(**_per_customer(day, gap, as_of_day))
         .pipe(_finish, as_of_day)
         .collect()
     )
@@ -284,15 +282,7 @@ def polars_masked_ordered(df: pl.DataFrame, as_of: datetime) -> pl.DataFrame:
         .sort("customer_id", "day")
         .with_columns(gap=pl.when(same_customer).then(day - day.shift()))
         .group_by("customer_id", maintain_order=True)
-        .agg(
-            n_occasions=pl.len().cast(pl.Int64),
-            first_day=day.first(),
-            last_day=day.last(),
-            max_gap=gap.max(),
-            median_gap_days=gap.median(),
-            gaps_within_recency=(gap <= as_of_day - day.last()).sum(),
-            total_amount=pl.col("amount").sum(),
-        )
+        .agg(**_per_customer(day, gap, as_of_day))
         .pipe(_finish, as_of_day)
         .collect()
     )

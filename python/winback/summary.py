@@ -854,16 +854,7 @@ def bgbb_summary(
         isinstance(n_periods, bool) or not isinstance(n_periods, int) or n_periods < 0
     ):
         raise WinbackConfigError(f"n_periods must be a whole number ≥ 0, got {n_periods!r}")
-    prepared = _io.prepare(
-        data,
-        customer_col=customer_col,
-        time_col=time_col,
-        amount_col=None,
-        tz=tz,
-        on_invalid=on_invalid,
-        time_format=time_format,
-        id_type=id_type,
-    )
+    prepared = _purchase_times(data, customer_col, time_col, tz, on_invalid, time_format, id_type)
     end_us = _io.snapshot_end(prepared, as_of)
     rows = prepared.frame.filter(pl.col("ts") <= end_us)
     columns = ["customer_id", "frequency", "recency", "n"]
@@ -970,16 +961,7 @@ def expected_cumulative_transactions(
     unit_us = _check_unit(unit or known or UNIT)
     kind = check_period(period)
     resolution_us, origin_us = _io.parse_buckets(resolution)
-    prepared = _io.prepare(
-        data,
-        customer_col=customer_col,
-        time_col=time_col,
-        amount_col=None,
-        tz=tz,
-        on_invalid=on_invalid,
-        time_format=time_format,
-        id_type=id_type,
-    )
+    prepared = _purchase_times(data, customer_col, time_col, tz, on_invalid, time_format, id_type)
     occasions = prepared.frame.select(
         "customer",
         (((pl.col("ts") - origin_us) // resolution_us) * resolution_us + origin_us).alias("bucket"),
@@ -1072,16 +1054,7 @@ def alive_path(
         )
     unit_us = _check_unit(unit or known or UNIT)
     resolution_us, origin_us = _io.parse_buckets(resolution)
-    prepared = _io.prepare(
-        data,
-        customer_col=customer_col,
-        time_col=time_col,
-        amount_col=None,
-        tz=tz,
-        on_invalid=on_invalid,
-        time_format=time_format,
-        id_type=id_type,
-    )
+    prepared = _purchase_times(data, customer_col, time_col, tz, on_invalid, time_format, id_type)
     end_us = _io.snapshot_end(prepared, as_of)
     mine = prepared.frame.filter(
         (pl.col("customer") == customer_id) & (pl.col("ts") <= end_us)
@@ -1110,4 +1083,27 @@ def alive_path(
             "recency": t_x,
             "probability_alive": alive,
         }
+    )
+
+
+def _purchase_times(
+    data: Any,
+    customer_col: str,
+    time_col: str,
+    tz: str | None,
+    on_invalid: OnInvalid,
+    time_format: str | None,
+    id_type: IdType,
+) -> _io.PreparedTransactions:
+    """``data`` read as :func:`winback.prepare` reads it, customer ids and times only (the
+    functions here that count occasions and never read amounts)."""
+    return _io.prepare(
+        data,
+        customer_col=customer_col,
+        time_col=time_col,
+        amount_col=None,
+        tz=tz,
+        on_invalid=on_invalid,
+        time_format=time_format,
+        id_type=id_type,
     )

@@ -9,14 +9,29 @@ from typing import Any
 import polars as pl
 
 from winback import _io
-from winback._options import PATH_HORIZON_DAYS, PATH_WEEKS, PURCHASE_EVENT, AsOf
+from winback._options import PATH_ALPHA, PATH_HORIZON_DAYS, PATH_WEEKS, PURCHASE_EVENT, AsOf
 from winback.errors import WinbackConfigError, WinbackInputError
 from winback.events._input import prepare_events
 
-__all__ = ["OUTCOME_LABELS", "EventPaths", "paths"]
+__all__ = ["DIFFERENCE_COLUMNS", "OUTCOME_LABELS", "EventPaths", "holm", "paths"]
 
 #: The two groups compared by :func:`paths`.
 OUTCOME_LABELS = ("went_silent", "stayed")
+
+#: Columns of :attr:`EventPaths.differences`, in order.
+DIFFERENCE_COLUMNS = (
+    "kind",
+    "event",
+    "to_event",
+    "silent_customers",
+    "silent_share",
+    "stayed_customers",
+    "stayed_share",
+    "odds_ratio",
+    "p_value",
+    "p_adjusted",
+    "significant",
+)
 
 _DAY_US = 86_400_000_000
 _WEEK_US = 7 * _DAY_US
@@ -42,12 +57,23 @@ class EventPaths:
         (count ÷ cohort) and ``share`` (of the transitions leaving ``from_event``).
     as_of : datetime
         The snapshot: the weeks before it are compared.
+    differences : polars.DataFrame
+        Which behaviours tell the groups apart, each tested on customers
+        (docs/methods.md#paths-significance): one row per event type (``kind`` ``event``) and
+        per transition ``event`` → ``to_event`` (``kind`` ``transition``) seen in the weeks
+        compared; ``silent_customers`` / ``stayed_customers`` who did it at least once,
+        ``silent_share`` / ``stayed_share`` of their group's cohort, ``odds_ratio`` (silent
+        against stayed, 0.5 added to every cell so it stays finite), ``p_value`` (two-sided
+        Fisher exact test of the 2 × 2 table), ``p_adjusted`` (Holm, over every row) and
+        ``significant`` (``p_adjusted`` < ``alpha``). Sorted by ``p_adjusted``, then kind and
+        event types. Empty when a group has no customers.
     """
 
     outcomes: pl.DataFrame
     weekly: pl.DataFrame
     transitions: pl.DataFrame
     as_of: Any
+    differences: pl.DataFrame
 
 
 def paths(
@@ -58,6 +84,7 @@ def paths(
     horizon_days: float = PATH_HORIZON_DAYS,
     purchase_event: str = PURCHASE_EVENT,
     outcomes: pl.DataFrame | None = None,
+    alpha: float = PATH_ALPHA,
     **read: Any,
 ) -> EventPaths:
     """The paths of customers who went silent against those who did not (docs/methods.md#paths).
@@ -86,6 +113,9 @@ def paths(
     outcomes
         Instead of the horizon rule: a frame with ``customer_id`` and a boolean
         ``went_silent``; its customers with an event in the window are the cohort.
+    alpha
+        Family-wise error rate of ``differences`` (Holm's adjustment over all its tests), in
+        (0, 1).
     **read
         Reading options of :func:`prepare_events`.
 
@@ -111,6 +141,8 @@ def paths(
         raise WinbackConfigError(f"weeks={weeks!r} must be a whole number of weeks, at least 1")
     if not horizon_days > 0:
         raise WinbackConfigError(f"horizon_days={horizon_days!r} must be positive")
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
+        raise WinbackConfigError(f"alpha={alpha!r} must be a probability in (0, 1), e.g. 0.05")
     (purchase,) = prepared.check_types([purchase_event], "purchase_event")
     code = prepared.codes([purchase])[0]
     tx = prepared.as_transactions(list(prepared.event_types))
@@ -221,6 +253,26 @@ def paths(
         .select("outcome", "from_event", "to_event", "count", "per_customer", "share")
         .sort("outcome", "from_event", "to_event")
     )
+    # who did each event type and each transition at least once (customers, not events, are
+    # the independent units of the tests)
+    did_event = in_window.select("customer", "outcome", "event", pl.lit(None).alias("to_event"))
+    did_step = (
+        ordered.with_columns(pl.col("event").shift(-1).alias("to_event"), same.alias("_same"))
+        .filter(pl.col("_same"))
+        .select("customer", "outcome", "event", "to_event")
+    )
+    doers = [
+        part.unique()
+        .group_by("outcome", "event", "to_event")
+        .agg(pl.len().cast(pl.Int64).alias("customers"))
+        .collect()
+        .with_columns(pl.lit(kind).alias("kind"))
+        for kind, part in (
+            ("event", did_event.with_columns(pl.col("to_event").cast(pl.col("event").dtype))),
+            ("transition", did_step),
+        )
+    ]
+    differences = _differences(pl.concat(doers), cohort, float(alpha))
     return EventPaths(
         outcomes=cohort_frame.select(
             pl.col("customer").alias("customer_id"), "outcome", "n_events"
@@ -228,4 +280,99 @@ def paths(
         weekly=weekly,
         transitions=transitions,
         as_of=_io.micros_to_datetime(end),
+        differences=differences,
+    )
+
+
+def holm(p_values: Any) -> Any:
+    """Holm's step-down adjustment of ``p_values`` (a 1-D float array): the adjusted p-values,
+    in the input's order; rejecting where they are below ``alpha`` keeps the family-wise error
+    rate at ``alpha`` under any dependence between the tests (docs/methods.md#paths-significance).
+
+    Examples
+    --------
+    >>> holm([0.01, 0.04, 0.03]).tolist()
+    [0.03, 0.06, 0.06]
+    """
+    import numpy as np
+
+    p = np.asarray(p_values, dtype=np.float64)
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    adjusted = np.empty(m, dtype=np.float64)
+    adjusted[order] = np.minimum(stepped, 1.0)
+    return adjusted
+
+
+def _differences(doers: pl.DataFrame, cohort: pl.DataFrame, alpha: float) -> pl.DataFrame:
+    """The 2 × 2 tests of :attr:`EventPaths.differences` from the customers who did each
+    behaviour, per outcome, and the groups' sizes."""
+    from scipy.stats import fisher_exact
+
+    sizes = dict(cohort.select(pl.col("outcome").cast(pl.String), "cohort").iter_rows())
+    n_silent, n_stayed = (int(sizes.get(label, 0)) for label in OUTCOME_LABELS)
+    event_type = doers.schema["event"]
+    schema = {
+        "kind": pl.String,
+        "event": event_type,
+        "to_event": event_type,
+        "silent_customers": pl.Int64,
+        "silent_share": pl.Float64,
+        "stayed_customers": pl.Int64,
+        "stayed_share": pl.Float64,
+        "odds_ratio": pl.Float64,
+        "p_value": pl.Float64,
+        "p_adjusted": pl.Float64,
+        "significant": pl.Boolean,
+    }
+    if n_silent == 0 or n_stayed == 0:
+        return pl.DataFrame(schema=schema)
+    keys = ["kind", "event", "to_event"]
+
+    def side(label: str, name: str) -> pl.DataFrame:
+        rows = doers.filter(pl.col("outcome").cast(pl.String) == label)
+        return rows.select(*keys, pl.col("customers").alias(name))
+
+    wide = (
+        side(OUTCOME_LABELS[0], "silent_customers")
+        .join(
+            side(OUTCOME_LABELS[1], "stayed_customers"),
+            on=keys,
+            how="full",
+            coalesce=True,
+            nulls_equal=True,  # an event row's to_event is null on both sides
+        )
+        .with_columns(pl.col("silent_customers", "stayed_customers").fill_null(0))
+        .sort("kind", pl.col("event").to_physical(), pl.col("to_event").to_physical())
+    )
+    a = wide.get_column("silent_customers").to_list()
+    b = wide.get_column("stayed_customers").to_list()
+    p_values = [
+        float(fisher_exact([[x, n_silent - x], [y, n_stayed - y]]).pvalue)
+        for x, y in zip(a, b, strict=True)
+    ]
+    adjusted = holm(p_values) if p_values else []
+    odds = [
+        (x + 0.5) * (n_stayed - y + 0.5) / ((n_silent - x + 0.5) * (y + 0.5))
+        for x, y in zip(a, b, strict=True)
+    ]
+    out = wide.with_columns(
+        (pl.col("silent_customers") / n_silent).alias("silent_share"),
+        (pl.col("stayed_customers") / n_stayed).alias("stayed_share"),
+        pl.Series("odds_ratio", odds, dtype=pl.Float64),
+        # a p-value can exceed 1 by rounding in the test's sum
+        pl.Series("p_value", p_values, dtype=pl.Float64).clip(0.0, 1.0),
+        pl.Series("p_adjusted", adjusted, dtype=pl.Float64),
+    ).with_columns((pl.col("p_adjusted") < alpha).alias("significant"))
+    return (
+        out.select(list(schema))
+        .cast(schema)  # type: ignore[arg-type]
+        .sort(
+            "p_adjusted",
+            "kind",
+            pl.col("event").to_physical(),
+            pl.col("to_event").to_physical(),
+            maintain_order=True,
+        )
     )

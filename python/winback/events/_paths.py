@@ -24,8 +24,10 @@ DIFFERENCE_COLUMNS = (
     "event",
     "to_event",
     "silent_customers",
+    "silent_base",
     "silent_share",
     "stayed_customers",
+    "stayed_base",
     "stayed_share",
     "odds_ratio",
     "p_value",
@@ -61,12 +63,16 @@ class EventPaths:
         Which behaviours tell the groups apart, each tested on customers
         (docs/methods.md#paths-significance): one row per event type (``kind`` ``event``) and
         per transition ``event`` → ``to_event`` (``kind`` ``transition``) seen in the weeks
-        compared; ``silent_customers`` / ``stayed_customers`` who did it at least once,
-        ``silent_share`` / ``stayed_share`` of their group's cohort, ``odds_ratio`` (silent
-        against stayed, 0.5 added to every cell so it stays finite), ``p_value`` (two-sided
-        Fisher exact test of the 2 × 2 table), ``p_adjusted`` (Holm, over every row) and
+        compared. ``silent_customers`` / ``stayed_customers`` did it at least once, out of
+        ``silent_base`` / ``stayed_base`` customers: the group's cohort for an event type, the
+        group's customers who did ``event`` for a transition (did the viewers go on to the
+        cart?); ``silent_share`` / ``stayed_share`` their ratio; ``odds_ratio`` (silent against
+        stayed; null when a stayed customer did it and no silent one failed to, or no stayed
+        customer did it: infinite or undefined), ``p_value`` (two-sided Fisher
+        exact test of the 2 × 2 table), ``p_adjusted`` (Holm, over every row) and
         ``significant`` (``p_adjusted`` < ``alpha``). Sorted by ``p_adjusted``, then kind and
-        event types. Empty when a group has no customers.
+        event types. A transition whose first event one group never did is left out; the
+        table is empty when a group has no customers.
     """
 
     outcomes: pl.DataFrame
@@ -255,7 +261,10 @@ def paths(
     )
     # who did each event type and each transition at least once (customers, not events, are
     # the independent units of the tests)
-    did_event = in_window.select("customer", "outcome", "event", pl.lit(None).alias("to_event"))
+    event_dtype = in_window.collect_schema()["event"]
+    did_event = in_window.select(
+        "customer", "outcome", "event", pl.lit(None, dtype=event_dtype).alias("to_event")
+    )
     did_step = (
         ordered.with_columns(pl.col("event").shift(-1).alias("to_event"), same.alias("_same"))
         .filter(pl.col("_same"))
@@ -268,7 +277,7 @@ def paths(
         .collect()
         .with_columns(pl.lit(kind).alias("kind"))
         for kind, part in (
-            ("event", did_event.with_columns(pl.col("to_event").cast(pl.col("event").dtype))),
+            ("event", did_event),
             ("transition", did_step),
         )
     ]
@@ -311,55 +320,94 @@ def _differences(doers: pl.DataFrame, cohort: pl.DataFrame, alpha: float) -> pl.
     from scipy.stats import fisher_exact
 
     sizes = dict(cohort.select(pl.col("outcome").cast(pl.String), "cohort").iter_rows())
-    n_silent, n_stayed = (int(sizes.get(label, 0)) for label in OUTCOME_LABELS)
     event_type = doers.schema["event"]
     schema = {
         "kind": pl.String,
         "event": event_type,
         "to_event": event_type,
         "silent_customers": pl.Int64,
+        "silent_base": pl.Int64,
         "silent_share": pl.Float64,
         "stayed_customers": pl.Int64,
+        "stayed_base": pl.Int64,
         "stayed_share": pl.Float64,
         "odds_ratio": pl.Float64,
         "p_value": pl.Float64,
         "p_adjusted": pl.Float64,
         "significant": pl.Boolean,
     }
-    if n_silent == 0 or n_stayed == 0:
+    if any(int(sizes.get(label, 0)) == 0 for label in OUTCOME_LABELS):
         return pl.DataFrame(schema=schema)
     keys = ["kind", "event", "to_event"]
+    # an event type is tested against the group's cohort, a transition against the group's
+    # customers who did its first event (did the viewers go on to the cart?)
+    firsts = doers.filter(pl.col("kind") == "event").select(
+        "outcome", "event", pl.col("customers").alias("base")
+    )
+    with_base = doers.join(firsts, on=["outcome", "event"], how="left").with_columns(
+        pl.when(pl.col("kind") == "event")
+        .then(pl.col("outcome").cast(pl.String).replace_strict(sizes, return_dtype=pl.Int64))
+        .otherwise(pl.col("base"))
+        .alias("base")
+    )
 
     def side(label: str, name: str) -> pl.DataFrame:
-        rows = doers.filter(pl.col("outcome").cast(pl.String) == label)
-        return rows.select(*keys, pl.col("customers").alias(name))
+        rows = with_base.filter(pl.col("outcome").cast(pl.String) == label)
+        return rows.select(
+            *keys, pl.col("customers").alias(f"{name}_customers"), pl.col("base").alias(f"{name}_base")
+        )
 
     wide = (
-        side(OUTCOME_LABELS[0], "silent_customers")
+        side(OUTCOME_LABELS[0], "silent")
         .join(
-            side(OUTCOME_LABELS[1], "stayed_customers"),
+            side(OUTCOME_LABELS[1], "stayed"),
             on=keys,
             how="full",
             coalesce=True,
             nulls_equal=True,  # an event row's to_event is null on both sides
         )
         .with_columns(pl.col("silent_customers", "stayed_customers").fill_null(0))
-        .sort("kind", pl.col("event").to_physical(), pl.col("to_event").to_physical())
     )
-    a = wide.get_column("silent_customers").to_list()
-    b = wide.get_column("stayed_customers").to_list()
-    p_values = [
-        float(fisher_exact([[x, n_silent - x], [y, n_stayed - y]]).pvalue)
-        for x, y in zip(a, b, strict=True)
-    ]
+    # a side without the row: the event type's count (a transition's base), else the cohort
+    bases = (
+        firsts.with_columns(pl.col("outcome").cast(pl.String))
+        .pivot("outcome", index="event", values="base")
+    )
+    for label, name in zip(OUTCOME_LABELS, ("silent", "stayed"), strict=True):
+        fallback = (
+            bases.select("event", pl.col(label).alias("_b"))
+            if label in bases.columns
+            else pl.DataFrame({"event": [], "_b": []}, schema={"event": event_type, "_b": pl.Int64})
+        )
+        wide = (
+            wide.join(fallback, on="event", how="left")
+            .with_columns(
+                pl.coalesce(
+                    f"{name}_base",
+                    pl.when(pl.col("kind") == "event")
+                    .then(pl.lit(int(sizes[label]), dtype=pl.Int64))
+                    .otherwise(pl.col("_b")),
+                    pl.lit(0, dtype=pl.Int64),
+                ).alias(f"{name}_base")
+            )
+            .drop("_b")
+        )
+    # a transition whose first event one group never did cannot be compared
+    wide = wide.filter((pl.col("silent_base") > 0) & (pl.col("stayed_base") > 0)).sort(
+        "kind", pl.col("event").to_physical(), pl.col("to_event").to_physical()
+    )
+    a, na, b, nb = (
+        wide.get_column(c).to_list()
+        for c in ("silent_customers", "silent_base", "stayed_customers", "stayed_base")
+    )
+    cells = list(zip(a, na, b, nb, strict=True))
+    p_values = [float(fisher_exact([[x, m - x], [y, k - y]]).pvalue) for x, m, y, k in cells]
     adjusted = holm(p_values) if p_values else []
-    odds = [
-        (x + 0.5) * (n_stayed - y + 0.5) / ((n_silent - x + 0.5) * (y + 0.5))
-        for x, y in zip(a, b, strict=True)
-    ]
+    # the sample odds ratio; null where it is infinite or undefined (no one in a cell below it)
+    odds = [x * (k - y) / ((m - x) * y) if (m - x) * y else None for x, m, y, k in cells]
     out = wide.with_columns(
-        (pl.col("silent_customers") / n_silent).alias("silent_share"),
-        (pl.col("stayed_customers") / n_stayed).alias("stayed_share"),
+        (pl.col("silent_customers") / pl.col("silent_base")).alias("silent_share"),
+        (pl.col("stayed_customers") / pl.col("stayed_base")).alias("stayed_share"),
         pl.Series("odds_ratio", odds, dtype=pl.Float64),
         # a p-value can exceed 1 by rounding in the test's sum
         pl.Series("p_value", p_values, dtype=pl.Float64).clip(0.0, 1.0),

@@ -140,9 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                 .with_columns(pl.lit(True).alias("y2"))
             )
             judged2 = (
-                pending.join(
-                    model.frame.select("customer_id", "p_second_within"), on="customer_id"
-                )
+                pending.join(model.frame.select("customer_id", "p_second_within"), on="customer_id")
                 .join(second, on="customer_id", how="left")
                 .with_columns(pl.col("y2").fill_null(False))
             )

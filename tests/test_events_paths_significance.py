@@ -25,7 +25,7 @@ _paths = sys.modules["winback.events._paths"]
 BENCHES = Path(__file__).resolve().parents[1] / "benches"
 
 
-def D(y: int, m: int, d: int) -> datetime:
+def at(y: int, m: int, d: int) -> datetime:
     return datetime(y, m, d, 12)
 
 
@@ -33,28 +33,28 @@ def D(y: int, m: int, d: int) -> datetime:
 # visit: 1 2 3 4 5 6 7 8 (all); view: 1 2 3 5 6 7 8; cart: 5 6 7 (and 1); order: 6 7.
 # A transition whose first event one group never did is left out (none here: customer 1 carts).
 _ROWS = [
-    (1, D(2024, 1, 2), "visit"),
-    (1, D(2024, 1, 3), "view"),
-    (1, D(2024, 1, 4), "cart"),
-    (2, D(2024, 1, 2), "visit"),
-    (2, D(2024, 1, 3), "view"),
-    (3, D(2024, 1, 5), "visit"),
-    (3, D(2024, 1, 6), "view"),
-    (4, D(2024, 1, 6), "visit"),
-    (5, D(2024, 1, 2), "visit"),
-    (5, D(2024, 1, 3), "view"),
-    (5, D(2024, 1, 4), "cart"),
-    (6, D(2024, 1, 2), "visit"),
-    (6, D(2024, 1, 3), "view"),
-    (6, D(2024, 1, 4), "cart"),
-    (6, D(2024, 1, 5), "order"),
-    (7, D(2024, 1, 1), "visit"),
-    (7, D(2024, 1, 2), "view"),
-    (7, D(2024, 1, 3), "cart"),
-    (7, D(2024, 1, 4), "order"),
-    (8, D(2024, 1, 3), "visit"),
-    (8, D(2024, 1, 4), "view"),
-    (9, D(2023, 12, 1), "order"),  # outside the window: not in the cohort
+    (1, at(2024, 1, 2), "visit"),
+    (1, at(2024, 1, 3), "view"),
+    (1, at(2024, 1, 4), "cart"),
+    (2, at(2024, 1, 2), "visit"),
+    (2, at(2024, 1, 3), "view"),
+    (3, at(2024, 1, 5), "visit"),
+    (3, at(2024, 1, 6), "view"),
+    (4, at(2024, 1, 6), "visit"),
+    (5, at(2024, 1, 2), "visit"),
+    (5, at(2024, 1, 3), "view"),
+    (5, at(2024, 1, 4), "cart"),
+    (6, at(2024, 1, 2), "visit"),
+    (6, at(2024, 1, 3), "view"),
+    (6, at(2024, 1, 4), "cart"),
+    (6, at(2024, 1, 5), "order"),
+    (7, at(2024, 1, 1), "visit"),
+    (7, at(2024, 1, 2), "view"),
+    (7, at(2024, 1, 3), "cart"),
+    (7, at(2024, 1, 4), "order"),
+    (8, at(2024, 1, 3), "visit"),
+    (8, at(2024, 1, 4), "view"),
+    (9, at(2023, 12, 1), "order"),  # outside the window: not in the cohort
 ]
 HAND = pl.DataFrame(_ROWS, schema=["customer_id", "ts", "event"], orient="row")
 OUTCOMES = pl.DataFrame(
@@ -110,9 +110,7 @@ def _holm_reference(p: list[float]) -> list[float]:
     ranked = sorted(range(m), key=lambda i: (p[i], i))
     out = [0.0] * m
     for position, i in enumerate(ranked):
-        out[i] = max(
-            min(1.0, (m - j) * p[ranked[j]]) for j in range(position + 1)
-        )
+        out[i] = max(min(1.0, (m - j) * p[ranked[j]]) for j in range(position + 1))
     return out
 
 
@@ -193,7 +191,7 @@ def test_differences_ignore_row_order(generated: tuple[pl.DataFrame, datetime]) 
 
 
 def test_alpha_checked_and_used(generated: tuple[pl.DataFrame, datetime]) -> None:
-    with pytest.raises(WinbackConfigError, match="alpha=1.5 must be a probability"):
+    with pytest.raises(WinbackConfigError, match=r"alpha=1\.5 must be a probability"):
         events.paths(HAND, as_of=date(2024, 1, 7), outcomes=OUTCOMES, alpha=1.5)
     ev, as_of = generated
     strict = events.paths(ev, as_of=as_of, weeks=4, horizon_days=90, alpha=1e-20).differences

@@ -76,9 +76,7 @@ def test_recommend_for_a_customers_file(tmp_path: Path) -> None:
         sales
     )
     wanted = tmp_path / "targets.csv"
-    pl.DataFrame({"customer_id": ["005", "004", "005", "009"], "x": [1, 2, 3, 4]}).write_csv(
-        wanted
-    )
+    pl.DataFrame({"customer_id": ["005", "004", "005", "009"], "x": [1, 2, 3, 4]}).write_csv(wanted)
     out = tmp_path / "recs.csv"
     result = run(
         "recommend", str(sales), "--product-col", "sku", "--customers", str(wanted), "-o", str(out)
@@ -223,7 +221,6 @@ def test_campaign_recommend_refusals(tmp_path: Path) -> None:
 def test_loop_target_list_carries_recommendations(tmp_path: Path) -> None:
     pytest.importorskip("sqlalchemy")
     from tests.loop.conftest import config, transactions
-
     from winback.loop.pipeline import TARGET_FILE_COLUMNS, Pipeline
 
     tx = _products(transactions(n=120))

@@ -45,10 +45,8 @@ def read_customer_list(path: Path, column: str) -> pl.Series:
     if not path.is_file():
         raise WinbackConfigError(f"--customers {str(path)!r} does not exist")
     try:
-        if suffix == ".csv":
-            frame = pl.read_csv(path, infer_schema=False)
-        else:
-            frame = pl.read_parquet(path)
+        csv = suffix == ".csv"
+        frame = pl.read_csv(path, infer_schema=False) if csv else pl.read_parquet(path)
     except (pl.exceptions.PolarsError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WinbackInputError(f"--customers {str(path)!r} cannot be read: {first}") from None
@@ -92,7 +90,9 @@ def recommend_command(
     ] = RECOMMEND_NEIGHBOURS,
     damping: Annotated[
         float,
-        typer.Option(help="Similarity damping d in [0, 1]: 0 favours popular products, 0.5 cosine."),
+        typer.Option(
+            help="Similarity damping d in [0, 1]: 0 favours popular products, 0.5 cosine."
+        ),
     ] = RECOMMEND_DAMPING,
     customer_col: CustomerCol = CUSTOMER_COL,
     threads: Annotated[

@@ -321,7 +321,7 @@ def _differences(doers: pl.DataFrame, cohort: pl.DataFrame, alpha: float) -> pl.
 
     sizes = dict(cohort.select(pl.col("outcome").cast(pl.String), "cohort").iter_rows())
     event_type = doers.schema["event"]
-    schema = {
+    schema: dict[str, Any] = {
         "kind": pl.String,
         "event": event_type,
         "to_event": event_type,
@@ -354,7 +354,9 @@ def _differences(doers: pl.DataFrame, cohort: pl.DataFrame, alpha: float) -> pl.
     def side(label: str, name: str) -> pl.DataFrame:
         rows = with_base.filter(pl.col("outcome").cast(pl.String) == label)
         return rows.select(
-            *keys, pl.col("customers").alias(f"{name}_customers"), pl.col("base").alias(f"{name}_base")
+            *keys,
+            pl.col("customers").alias(f"{name}_customers"),
+            pl.col("base").alias(f"{name}_base"),
         )
 
     wide = (
@@ -369,9 +371,8 @@ def _differences(doers: pl.DataFrame, cohort: pl.DataFrame, alpha: float) -> pl.
         .with_columns(pl.col("silent_customers", "stayed_customers").fill_null(0))
     )
     # a side without the row: the event type's count (a transition's base), else the cohort
-    bases = (
-        firsts.with_columns(pl.col("outcome").cast(pl.String))
-        .pivot("outcome", index="event", values="base")
+    bases = firsts.with_columns(pl.col("outcome").cast(pl.String)).pivot(
+        "outcome", index="event", values="base"
     )
     for label, name in zip(OUTCOME_LABELS, ("silent", "stayed"), strict=True):
         fallback = (

@@ -482,7 +482,8 @@ class Pipeline:
             # carries them, as text in the CSV, and the messages name them
             ids = scored.get_column("customer_id")
             recs = _recommendations_for(
-                cfg, ids.filter(ids.cast(pl.String).is_in(active.get_column("customer_id").implode()))
+                cfg,
+                ids.filter(ids.cast(pl.String).is_in(active.get_column("customer_id").implode())),
             )
             active = products_as_text(
                 active.join(recs, on="customer_id", how="left", maintain_order="left")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -21,6 +23,36 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "winback.cli", *args], capture_output=True, text=True, check=False
     )
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Ran]:
+    """``winback ARGS`` in this process, through ``main`` (exit codes and one-line errors as a
+    subprocess has them; one interpreter start per call would cost seconds)."""
+    from winback.cli._app import main
+    from winback.cli._common import state
+
+    def invoke(*args: str) -> Ran:
+        saved = dict(state)
+        capsys.readouterr()
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sys, "argv", ["winback", *args])
+            try:
+                main()
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            finally:
+                state.update(saved)
+        return Ran(code, capsys.readouterr().err)
+
+    return invoke
 
 
 # c1: A B | c2: A B C | c3: A C | c4: B D | c5: A (tests/test_recommend.py's hand case)
@@ -53,9 +85,11 @@ def test_recommend_writes_the_library_table(hand_csv: Path, tmp_path: Path) -> N
     assert lists["5"] == ["C", "B", "D"]
 
 
-def test_recommend_csv_joins_the_lists(hand_csv: Path, tmp_path: Path) -> None:
+def test_recommend_csv_joins_the_lists(
+    hand_csv: Path, tmp_path: Path, cli: Callable[..., Ran]
+) -> None:
     out = tmp_path / "recs.csv"
-    result = run("recommend", str(hand_csv), "--product-col", "sku", "-n", "3", "-o", str(out))
+    result = cli("recommend", str(hand_csv), "--product-col", "sku", "-n", "3", "-o", str(out))
     assert result.returncode == 0, result.stderr
     text = pl.read_csv(out, infer_schema=False)
     assert text.columns == ["customer_id", "recommended_products", "recommendation_scores"]
@@ -69,7 +103,7 @@ def test_recommend_csv_joins_the_lists(hand_csv: Path, tmp_path: Path) -> None:
         assert [float(x) for x in row[customer].split("|")] == scores
 
 
-def test_recommend_for_a_customers_file(tmp_path: Path) -> None:
+def test_recommend_for_a_customers_file(tmp_path: Path, cli: Callable[..., Ran]) -> None:
     # text ids with leading zeros stay as they are, in the transactions and in the file
     sales = tmp_path / "sales.csv"
     HAND.with_columns(pl.format("00{}", pl.col("customer_id")).alias("customer_id")).write_csv(
@@ -78,7 +112,7 @@ def test_recommend_for_a_customers_file(tmp_path: Path) -> None:
     wanted = tmp_path / "targets.csv"
     pl.DataFrame({"customer_id": ["005", "004", "005", "009"], "x": [1, 2, 3, 4]}).write_csv(wanted)
     out = tmp_path / "recs.csv"
-    result = run(
+    result = cli(
         "recommend", str(sales), "--product-col", "sku", "--customers", str(wanted), "-o", str(out)
     )
     assert result.returncode == 0, result.stderr
@@ -87,10 +121,10 @@ def test_recommend_for_a_customers_file(tmp_path: Path) -> None:
     assert got == {"004": "A|C", "005": "C|B|D", "009": "A|B|C|D"}
 
 
-def test_recommend_include_bought(hand_csv: Path, tmp_path: Path) -> None:
+def test_recommend_include_bought(hand_csv: Path, tmp_path: Path, cli: Callable[..., Ran]) -> None:
     out = tmp_path / "recs.parquet"
     args = ("--product-col", "sku", "-n", "2", "-o", str(out))
-    assert run("recommend", str(hand_csv), *args, "--include-bought").returncode == 0
+    assert cli("recommend", str(hand_csv), *args, "--include-bought").returncode == 0
     want = winback.recommend(hand_csv, product_col="sku", n=2, exclude_bought=False)
     assert_frame_equal(pl.read_parquet(out), want)
 
@@ -107,10 +141,10 @@ def test_recommend_include_bought(hand_csv: Path, tmp_path: Path) -> None:
     ],
 )
 def test_recommend_refusals(
-    hand_csv: Path, tmp_path: Path, extra: tuple[str, ...], message: str
+    hand_csv: Path, tmp_path: Path, extra: tuple[str, ...], message: str, cli: Callable[..., Ran]
 ) -> None:
     out = tmp_path / "recs.csv"
-    result = run("recommend", str(hand_csv), *extra, "-o", str(out))
+    result = cli("recommend", str(hand_csv), *extra, "-o", str(out))
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert "product_col=" not in result.stderr  # the advice names the flag
@@ -118,10 +152,12 @@ def test_recommend_refusals(
     assert not out.exists()
 
 
-def test_recommend_customers_file_without_ids(hand_csv: Path, tmp_path: Path) -> None:
+def test_recommend_customers_file_without_ids(
+    hand_csv: Path, tmp_path: Path, cli: Callable[..., Ran]
+) -> None:
     wanted = tmp_path / "list.csv"
     pl.DataFrame({"who": [1, 2]}).write_csv(wanted)
-    result = run(
+    result = cli(
         "recommend", str(hand_csv), "--product-col", "sku", "--customers", str(wanted),
         "-o", str(tmp_path / "r.csv"),
     )  # fmt: skip
@@ -130,8 +166,8 @@ def test_recommend_customers_file_without_ids(hand_csv: Path, tmp_path: Path) ->
     assert "who" in result.stderr
 
 
-def test_recommend_refuses_its_input_as_output(hand_csv: Path) -> None:
-    result = run("recommend", str(hand_csv), "--product-col", "sku", "-o", str(hand_csv))
+def test_recommend_refuses_its_input_as_output(hand_csv: Path, cli: Callable[..., Ran]) -> None:
+    result = cli("recommend", str(hand_csv), "--product-col", "sku", "-o", str(hand_csv))
     assert result.returncode == 2
     assert "is an input of this command" in result.stderr
     assert pl.read_csv(hand_csv).height == HAND.height
@@ -160,7 +196,7 @@ def _products(tx: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def test_campaign_recommend(tmp_path: Path) -> None:
+def test_campaign_recommend(tmp_path: Path, cli: Callable[..., Ran]) -> None:
     from tests.loop.conftest import transactions
 
     tx = _products(transactions(n=120))
@@ -168,8 +204,8 @@ def test_campaign_recommend(tmp_path: Path) -> None:
     tx.write_parquet(sales)
     common = ("campaign", str(sales), "--campaign-id", "c", "--as-of", "2024-03-01")
     plain, listed = tmp_path / "plain.parquet", tmp_path / "targets.parquet"
-    assert run(*common, "-o", str(plain)).returncode == 0
-    result = run(*common, "--recommend", "2", "-o", str(listed))
+    assert cli(*common, "-o", str(plain)).returncode == 0
+    result = cli(*common, "--recommend", "2", "-o", str(listed))
     assert result.returncode == 0, result.stderr
     got = pl.read_parquet(listed)
     base = pl.read_parquet(plain)
@@ -187,14 +223,14 @@ def test_campaign_recommend(tmp_path: Path) -> None:
         assert len(products) == 2
     # a CSV holds them as text
     as_csv = tmp_path / "targets.csv"
-    assert run(*common, "--recommend", "2", "-o", str(as_csv)).returncode == 0
+    assert cli(*common, "--recommend", "2", "-o", str(as_csv)).returncode == 0
     text = pl.read_csv(as_csv, infer_schema=False)
     assert text["recommended_products"].to_list() == [
         "|".join(str(p) for p in ps) for ps in got["recommended_products"]
     ]
 
 
-def test_campaign_recommend_refusals(tmp_path: Path) -> None:
+def test_campaign_recommend_refusals(tmp_path: Path, cli: Callable[..., Ran]) -> None:
     from tests.loop.conftest import transactions
 
     tx = transactions(n=40)
@@ -202,16 +238,16 @@ def test_campaign_recommend_refusals(tmp_path: Path) -> None:
     tx.write_parquet(sales)
     out = tmp_path / "t.csv"
     common = ("campaign", str(sales), "--campaign-id", "c", "-o", str(out))
-    missing = run(*common, "--recommend", "3")
+    missing = cli(*common, "--recommend", "3")
     assert missing.returncode == 2
     assert "--product-col" in missing.stderr
     assert not out.exists()
     scored = tmp_path / "scores.parquet"
     winback.silence(tx).write_parquet(scored)
-    result = run("campaign", str(scored), "--campaign-id", "c", "-o", str(out), "--recommend", "3")
+    result = cli("campaign", str(scored), "--campaign-id", "c", "-o", str(out), "--recommend", "3")
     assert result.returncode == 2
     assert "not a scored table" in result.stderr
-    assert run(*common, "--recommend", "-1").returncode == 2
+    assert cli(*common, "--recommend", "-1").returncode == 2
 
 
 # ---------------------------------------------------------------------------------------------

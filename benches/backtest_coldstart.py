@@ -38,7 +38,16 @@ from winback.coldstart import second_purchase_model
 from winback.datasets import read_cdnow_text
 
 DATA = "/work/shared/data/CDNOW_master.txt"
-ORIGINS = ("1997-02-28", "1997-03-31", "1997-06-30", "1997-09-30", "1997-12-31", "1998-03-31")
+ORIGINS = (
+    "1997-02-28",
+    "1997-03-31",
+    "1997-04-30",
+    "1997-05-31",
+    "1997-06-30",
+    "1997-09-30",
+    "1997-12-31",
+    "1998-03-31",
+)
 H = 90
 DAY = timedelta(days=1)
 

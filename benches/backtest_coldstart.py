@@ -89,16 +89,13 @@ def _bought_in(days: pl.DataFrame, lo: date, hi: date) -> pl.DataFrame:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=DATA)
-    parser.add_argument("--origins", default=",".join(ORIGINS))
-    args = parser.parse_args(argv)
-    tx = read_cdnow_text(args.data)
+def run(data: str = DATA, origins: tuple[str, ...] = ORIGINS) -> list[dict[str, object]]:
+    """One row of figures per origin (printed as it is done)."""
+    tx = read_cdnow_text(data)
     prepared = winback.prepare(tx)
     days = _occasion_days(tx)
-    rows = []
-    for text in args.origins.split(","):
+    rows: list[dict[str, object]] = []
+    for text in origins:
         o = date.fromisoformat(text)
         began = time.perf_counter()
         ones = _one_purchase_at(days, o)
@@ -169,6 +166,15 @@ def main(argv: list[str] | None = None) -> int:
         row["seconds"] = time.perf_counter() - began
         rows.append(row)
         print(row, flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=DATA)
+    parser.add_argument("--origins", default=",".join(ORIGINS))
+    args = parser.parse_args(argv)
+    rows = run(args.data, tuple(args.origins.split(",")))
     with pl.Config(tbl_cols=-1, tbl_width_chars=250, float_precision=4):
         print(pl.DataFrame(rows))
     return 0

@@ -192,8 +192,12 @@ def paths(
     outcome = (
         pl.when(pl.col("went_silent")).then(pl.lit("went_silent")).otherwise(pl.lit("stayed"))
     ).cast(pl.Enum(OUTCOME_LABELS))
-    in_window = window.join(labels, on="customer", how="inner").with_columns(
-        outcome.alias("outcome")
+    # the window's events are read by five queries below: computed once
+    in_window = (
+        window.join(labels, on="customer", how="inner")
+        .with_columns(outcome.alias("outcome"))
+        .collect()
+        .lazy()
     )
     cohort_frame = (
         in_window.group_by("customer")
@@ -243,10 +247,15 @@ def paths(
         "customer", "ts", pl.col("event").to_physical()
     )
     same = pl.col("customer") == pl.col("customer").shift(-1)
-    pairs = (
+    steps = (
         ordered.with_columns(pl.col("event").shift(-1).alias("to_event"), same.alias("_same"))
         .filter(pl.col("_same"))
-        .group_by("outcome", pl.col("event").alias("from_event"), "to_event")
+        .select("customer", "outcome", "event", "to_event")
+        .collect()
+        .lazy()
+    )
+    pairs = (
+        steps.group_by("outcome", pl.col("event").alias("from_event"), "to_event")
         .agg(pl.len().cast(pl.Int64).alias("count"))
         .collect()
     )
@@ -265,11 +274,7 @@ def paths(
     did_event = in_window.select(
         "customer", "outcome", "event", pl.lit(None, dtype=event_dtype).alias("to_event")
     )
-    did_step = (
-        ordered.with_columns(pl.col("event").shift(-1).alias("to_event"), same.alias("_same"))
-        .filter(pl.col("_same"))
-        .select("customer", "outcome", "event", "to_event")
-    )
+    did_step = steps
     doers = [
         part.unique()
         .group_by("outcome", "event", "to_event")

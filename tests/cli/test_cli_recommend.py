@@ -29,6 +29,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 class Ran:
     returncode: int
     stderr: str
+    stdout: str = ""
 
 
 @pytest.fixture
@@ -50,7 +51,8 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Ran]:
                 code = exc.code if isinstance(exc.code, int) else 1
             finally:
                 state.update(saved)
-        return Ran(code, capsys.readouterr().err)
+        captured = capsys.readouterr()
+        return Ran(code, captured.err, captured.out)
 
     return invoke
 
@@ -119,6 +121,24 @@ def test_recommend_for_a_customers_file(tmp_path: Path, cli: Callable[..., Ran])
     got = dict(pl.read_csv(out, infer_schema=False).select(pl.nth(0), pl.nth(1)).rows())
     # 009 bought nothing: the most-bought products (A 4, B 3, C 2, D 1)
     assert got == {"004": "A|C", "005": "C|B|D", "009": "A|B|C|D"}
+
+
+def test_recommend_json_summary(hand_csv: Path, tmp_path: Path, cli: Callable[..., Ran]) -> None:
+    import json
+
+    out = tmp_path / "recs.parquet"
+    result = cli(
+        "recommend", str(hand_csv), "--product-col", "sku", "-n", "3", "-o", str(out), "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    # 4 products, bought ones left out: only customer 5 (bought A alone) gets 3; 1, 3 and 4
+    # bought two (2 left each), 2 bought three (1 left)
+    assert json.loads(result.stdout) == {
+        "customers": 5,
+        "products_per_customer": 3,
+        "short_lists": 4,
+        "output": str(out),
+    }
 
 
 def test_recommend_include_bought(hand_csv: Path, tmp_path: Path, cli: Callable[..., Ran]) -> None:

@@ -199,3 +199,10 @@ __all__ += ["PRODUCT_COL", "RECOMMEND_DAMPING", "RECOMMEND_N", "RECOMMEND_NEIGHB
 #: sample, the smallest hashed customer ids; the forecast itself covers every customer.
 STACK_SAMPLE_CUSTOMERS: Final = 50_000
 __all__ += ["STACK_SAMPLE_CUSTOMERS"]
+# Recommendations in CSV files, and the paths' significance test (issue 17's rest).
+#: Separator of the product ids of ``recommended_products`` in a CSV file (one text cell;
+#: Parquet keeps the list; docs/methods.md#recommendations).
+PRODUCTS_SEPARATOR: Final = "|"
+#: Family-wise error rate of the paths' significance tests (Holm; docs/methods.md#paths).
+PATH_ALPHA: Final = 0.05
+__all__ += ["PATH_ALPHA", "PRODUCTS_SEPARATOR"]

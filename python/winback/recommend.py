@@ -23,13 +23,14 @@ from winback import _io, _parallel
 from winback._options import (
     CUSTOMER_COL,
     PRODUCT_COL,
+    PRODUCTS_SEPARATOR,
     RECOMMEND_DAMPING,
     RECOMMEND_N,
     RECOMMEND_NEIGHBOURS,
 )
 from winback.errors import WinbackConfigError, WinbackInputError
 
-__all__ = ["RECOMMEND_COLUMNS", "recommend"]
+__all__ = ["RECOMMEND_COLUMNS", "products_as_text", "recommend"]
 
 #: Columns of :func:`recommend`'s output, in order.
 RECOMMEND_COLUMNS = ("customer_id", "recommended_products", "recommendation_scores")
@@ -257,3 +258,52 @@ def recommend(
             pl.col("recommended_products", "recommendation_scores").list.drop_nulls()
         )
     return frame
+
+
+def products_as_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with its ``recommended_products`` and ``recommendation_scores`` lists as one
+    text cell per row, for a CSV file: the items best first, joined by ``|``
+    (``PRODUCTS_SEPARATOR``; a customer without recommendations gets an empty cell,
+    docs/methods.md#recommendations). Other columns, and a frame without these, are returned
+    as they are.
+
+    Raises
+    ------
+    WinbackInputError
+        A product id holds the separator (the cell could not be split back): write Parquet,
+        which keeps the list.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> from winback.recommend import products_as_text
+    >>> f = pl.DataFrame({"customer_id": [1, 2], "recommended_products": [[30, 7], None]})
+    >>> products_as_text(f).rows()
+    [(1, '30|7'), (2, None)]
+    """
+    lists = [
+        c
+        for c in RECOMMEND_COLUMNS[1:]
+        if c in frame.columns and isinstance(frame.schema[c], pl.List)
+    ]
+    if not lists:
+        return frame
+    text = {c: pl.col(c).list.eval(pl.element().cast(pl.String)) for c in lists}
+    column = RECOMMEND_COLUMNS[1]
+    if column in text:
+        clash = frame.select(
+            text[column]
+            .list.eval(pl.element().str.contains(PRODUCTS_SEPARATOR, literal=True))
+            .list.any()
+            .fill_null(False)
+            .arg_true()
+        ).to_series()
+        if clash.len():
+            raise WinbackInputError(
+                f"a product id holds {PRODUCTS_SEPARATOR!r}, which separates the ids of "
+                f"{column!r} in a CSV file (first row {int(clash[0])}); write the list as "
+                "Parquet (a .parquet file name), which keeps it a list"
+            )
+    return frame.with_columns(
+        expr.list.join(PRODUCTS_SEPARATOR).alias(c) for c, expr in text.items()
+    )

@@ -60,6 +60,14 @@ def test_funnels_section_with_generated_events() -> None:
     assert int(patterns.get_column("customers").sum()) == len(union)
     mix = body.tables[1].frame
     assert set(mix.get_column("outcome").to_list()) == {"went_silent", "stayed"}
+    # the significance table (docs/methods.md#paths-significance): the planted browse-without-
+    # cart tail shows as a significant view → cart row
+    assert len(body.tables) == 3
+    differences = body.tables[2]
+    assert "Holm" in differences.caption
+    rows = {r["behaviour"]: r for r in differences.frame.iter_rows(named=True)}
+    assert rows["view → cart"]["significant"]
+    assert rows["view → cart"]["silent_share"] < rows["view → cart"]["stayed_share"]
 
 
 def test_funnels_section_skipped_without_events() -> None:

@@ -12,6 +12,7 @@ Errors print one line (``--debug`` shows the traceback).
 - ``value``: ``winback value``;
 - ``backtest``: ``winback backtest``;
 - ``campaign``: ``winback segment``, ``winback campaign`` and ``winback evaluate``;
+- ``recommend``: ``winback recommend`` (products per customer);
 - ``report``: ``winback report`` and ``winback demo``;
 - ``run``: ``winback run``, ``winback init`` and ``winback contacts import`` (the daily loop);
 - ``serve``: ``winback serve`` (the HTTP scoring service).
@@ -29,6 +30,7 @@ import winback.cli.fit
 import winback.cli.value
 import winback.cli.backtest
 import winback.cli.campaign
+import winback.cli.recommend
 import winback.cli.report
 import winback.cli.run
 import winback.cli.serve  # noqa: F401 - imported to register its commands

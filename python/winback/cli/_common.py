@@ -452,7 +452,8 @@ def guard_exprs(schema: pl.Schema) -> list[pl.Expr]:
 
 def write_output(frame: pl.DataFrame, path: Path) -> None:
     """Writes a frame as Parquet or CSV, by the file name's suffix (CSV text cells guarded
-    against formula injection unless --no-csv-guard; docs/methods.md#outputs)."""
+    against formula injection unless --no-csv-guard; docs/methods.md#outputs; recommendation
+    lists as ``|``-joined text in CSV)."""
     suffix = path.suffix.lower()
     if suffix not in _TABLE_SUFFIXES:
         raise WinbackConfigError(f"cannot write {str(path)!r}: use a .parquet or .csv file name")
@@ -461,6 +462,10 @@ def write_output(frame: pl.DataFrame, path: Path) -> None:
     if suffix in (".parquet", ".pq"):
         frame.write_parquet(path)
     else:
+        from winback.recommend import products_as_text
+
+        # CSV has no lists: recommendations become "id|id|…" cells (docs/methods.md#recommendations)
+        frame = products_as_text(frame)
         (guard_csv(frame) if state["csv_guard"] else frame).write_csv(path)
 
 

@@ -17,6 +17,7 @@ from winback._options import (
     ON_INVALID,
     PRIORITY,
     PRIORITY_WEIGHTS,
+    PRODUCT_COL,
     TIME_COL,
     PriorityKind,
 )
@@ -162,6 +163,35 @@ def _scored(
             scores = lapse(prepared, as_of=as_of).select("customer_id", "p_lapse")
             table = table.join(scores, on="customer_id", how="left", maintain_order="left")
     return table if "quadrant" in table.columns else quadrant(table)
+
+
+def _check_recommend(input: str, n: int) -> None:
+    """``--recommend N`` needs a whole N ≥ 1 and transactions (a scored table has no products):
+    refused before the work."""
+    from winback import _io
+    from winback.rfm import is_scored_table
+
+    if n < 0:
+        raise WinbackConfigError(f"--recommend {n}: give the products per target, at least 1")
+    if is_scored_table(_io.read_schema(_io.to_polars(input)).names()):
+        raise WinbackConfigError(
+            "--recommend needs the transactions (with a product column), not a scored table; "
+            "pass the transactions file as the input"
+        )
+
+
+def _with_products(
+    targets: pl.DataFrame, input: str, n: int, customer_col: str, product_col: str
+) -> pl.DataFrame:
+    """The target list with ``recommended_products`` last: ``n`` products for each target
+    (:func:`winback.recommend`, docs/methods.md#recommendations), row order kept."""
+    from winback.recommend import recommend
+
+    ids = targets.get_column("customer_id")
+    products = recommend(
+        input, customers=ids, n=n, customer_col=customer_col, product_col=product_col
+    ).select(pl.col("customer_id").cast(ids.dtype), "recommended_products")
+    return targets.join(products, on="customer_id", how="left", maintain_order="left")
 
 
 def _counts(frame: pl.DataFrame, *columns: str) -> pl.DataFrame:
@@ -320,6 +350,17 @@ def campaign(
         str | None,
         typer.Option(help="Column of the scored table with the business's own score (blend)."),
     ] = None,
+    recommend: Annotated[
+        int,
+        typer.Option(
+            "--recommend",
+            help="Products to recommend per target from purchase co-occurrence (0: none); "
+            "needs transactions with a product column (docs/methods.md#recommendations).",
+        ),
+    ] = 0,
+    product_col: Annotated[
+        str, typer.Option(help="Product id column of the transactions (--recommend).")
+    ] = PRODUCT_COL,
     customer_col: CustomerCol = CUSTOMER_COL,
     time_col: TimeCol = TIME_COL,
     amount_col: AmountCol = AMOUNT_COL,
@@ -334,7 +375,8 @@ def campaign(
     Writes the columns a CRM imports: campaign_id, customer_id, priority, segment, strategy,
     arm, contact, staff, next_contact, rank_ratio_group, silence_score, recency_days,
     predicted_value, value_level, quadrant, rfm_segment, campaign_start. Contact the rows with
-    contact = true; the control arm is the holdout.
+    contact = true; the control arm is the holdout. With --recommend N, a last column
+    recommended_products: N product ids per target, best first (joined by | in a CSV).
 
     Example: winback campaign sales.parquet --campaign-id july --staff ann --staff bo -o t.csv
     """
@@ -355,6 +397,8 @@ def campaign(
     )
     _check_rules_file(rules, "--rules")
     _check_rules_file(strategy_map, "--strategy-map")
+    if recommend:
+        _check_recommend(input, recommend)
     check_output_file(output, inputs=[input])
     names: list[str] | None = None
     caps: dict[str, int] = {}
@@ -416,6 +460,9 @@ def campaign(
             priority_weights=blend_weights,
             business_score_col=business_score_col,
         )
+    if recommend:
+        with stage("recommending products"):
+            targets = _with_products(targets, input, recommend, customer_col, product_col)
     with stage(f"writing {output}"):
         write_output(targets, output)
     arms = _counts(targets, "arm").rows()

@@ -7,14 +7,14 @@
 - :func:`funnel_stage`: each customer's furthest funnel stage in a window; :func:`funnel`:
   conversion per segment;
 - :func:`paths`: the weeks before ``as_of`` of customers who went silent against those who
-  did not.
+  did not, with a significance test per event type and transition (Holm-adjusted).
 """
 
 from __future__ import annotations
 
 from winback.events._funnel import FUNNEL_COLUMNS, STAGE_COLUMNS, funnel, funnel_stage
 from winback.events._input import PreparedEvents, prepare_events
-from winback.events._paths import OUTCOME_LABELS, EventPaths, paths
+from winback.events._paths import DIFFERENCE_COLUMNS, OUTCOME_LABELS, EventPaths, paths
 from winback.events._silence import (
     COMPARE_COLUMNS,
     EVENT_SILENCE_COLUMNS,
@@ -25,6 +25,7 @@ from winback.events._silence import (
 
 __all__ = [
     "COMPARE_COLUMNS",
+    "DIFFERENCE_COLUMNS",
     "EVENT_SILENCE_COLUMNS",
     "FUNNEL_COLUMNS",
     "OUTCOME_LABELS",

@@ -42,6 +42,7 @@ from winback.evaluation import evaluate
 from winback.lapse import lapse
 from winback.loop.config import LoopConfig, load_config, parse_config
 from winback.loop.crm import ImportResult, import_crm, read_crm
+from winback.recommend import products_as_text
 from winback.silence import silence
 from winback.value.api import value
 
@@ -50,7 +51,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Pipeline", "RunResult", "checkpoint", "require_sqlalchemy"]
 
-#: Columns of ``targets-D.csv``.
+#: Columns of ``targets-D.csv`` (then ``recommended_products``, the product ids joined by ``|``,
+#: with ``[recommend] enabled = true``; docs/methods.md#recommendations).
 TARGET_FILE_COLUMNS = (
     "campaign_id",
     "customer_id",
@@ -474,6 +476,18 @@ class Pipeline:
             .sort("customer_id")
         )
         active = targets_frame.filter(pl.col("status") == "active").select(TARGET_FILE_COLUMNS)
+        recs = None
+        if cfg.recommend:
+            # once for every active target (the due contacts are among them): the target list
+            # carries them, as text in the CSV, and the messages name them
+            ids = scored.get_column("customer_id")
+            recs = _recommendations_for(
+                cfg,
+                ids.filter(ids.cast(pl.String).is_in(active.get_column("customer_id").implode())),
+            )
+            active = products_as_text(
+                active.join(recs, on="customer_id", how="left", maintain_order="left")
+            )
         day_files = {"targets": active, "due": due, "entrants": entrant_frame}
         if evaluations.height:
             day_files["evaluations"] = evaluations
@@ -492,12 +506,8 @@ class Pipeline:
                 .cast(pl.String)
                 .alias("value_tier"),
             ).with_columns(pl.col(pl.Float64).fill_nan(None))
-            if cfg.recommend:
-                ids = scored.get_column("customer_id")
-                wanted = ids.filter(
-                    ids.cast(pl.String).is_in(due.get_column("customer_id").implode())
-                )
-                facts = facts.join(_recommendations_for(cfg, wanted), on="customer_id", how="left")
+            if recs is not None:
+                facts = facts.join(recs, on="customer_id", how="left")
             outbox, unrendered = render_outbox(
                 templates,
                 due.join(facts, on="customer_id", how="left"),

@@ -105,6 +105,7 @@ def funnels_section(ctx: ReportContext) -> SectionBody:
             body.notes.append(f"Paths before silence not shown: {exc}")
         else:
             _paths(body, seen.weekly, seen.as_of)
+            _differences(body, seen.differences)
     if not body.charts:
         raise SkipSection("the events have none of the engagement types or funnel stages")
     return body
@@ -145,3 +146,32 @@ def _paths(body: SectionBody, weekly: pl.DataFrame, as_of: datetime) -> None:
         .with_columns(pl.col("outcome", "event").cast(pl.String))
     )
     body.tables.append(TableBlock(summary, "Event mix in the weeks before, by outcome"))
+
+
+def _differences(body: SectionBody, differences: pl.DataFrame) -> None:
+    """The behaviours whose share of customers differs between the two outcomes beyond chance
+    (docs/methods.md#paths-significance)."""
+    if differences.height == 0:
+        return
+    shown = differences.with_columns(
+        pl.when(pl.col("kind") == "transition")
+        .then(pl.col("event").cast(pl.String) + " → " + pl.col("to_event").cast(pl.String))
+        .otherwise(pl.col("event").cast(pl.String))
+        .alias("behaviour"),
+        pl.col("silent_share", "stayed_share").round(4),
+        pl.col("odds_ratio").round(3),
+    ).select(
+        "behaviour",
+        "silent_share",
+        "stayed_share",
+        "odds_ratio",
+        "p_adjusted",
+        "significant",
+    )
+    body.tables.append(
+        TableBlock(
+            shown,
+            "Behaviours that tell the went-silent from the stayed: share of customers with at "
+            "least one, Fisher exact test, Holm-adjusted p (docs/methods.md#paths-significance)",
+        )
+    )

@@ -258,15 +258,17 @@ class PeriodicBGNBD:
         lam = base[:, None] + (rp + 1.0)[:, None] * (
             np.log(ap)[:, None] - np.log(ap[:, None] + np.arange(h, dtype=np.float64))
         )
+        # The Beta factors depend on k only: one row per distinct k.
+        ks, k_index = np.unique(bp, return_inverse=True)
         out = np.empty((ux.size, h))
         for n in range(h):
             j = np.arange(n + 1, dtype=np.float64)
-            log_terms = (
+            beta = (
                 special.gammaln(n + 1.0)
                 - special.gammaln(j + 1.0)
                 - special.gammaln(n - j + 1.0)
-                + special.betaln(a + j, bp[:, None] + (n - j))
-                + lam[:, : n + 1]
+                + special.betaln(a + j, ks[:, None] + (n - j))
             )
+            log_terms = beta[k_index.ravel()] + lam[:, : n + 1]
             out[:, n] = alive * np.exp(special.logsumexp(log_terms, axis=1))
         return np.asarray(out[inverse])

@@ -259,27 +259,35 @@ def _historical_buy_rate(
     return np.clip(rate, 1e-12, 1.0 - 1e-12)
 
 
+#: Periods summed exactly for ``clv_infinite`` before its geometric tail (docs/methods.md#clv).
+TAIL_PERIODS = 60
+
+
 def _customer_purchases(
     model: PeriodicBGNBD, stats: FloatArray, horizon: int, delta: float
 ) -> tuple[FloatArray, FloatArray | None]:
     """Per customer, the periodic BG/NBD's discounted expected occasions over the horizon,
     Σ_{t=1..H} δ^t e(t) with e(t) from :meth:`PeriodicBGNBD.expected_by_period`, and (δ < 1
-    only, else None) the same continued beyond H geometrically at the customer's last ratio
-    g = e(H)/e(H−1): + δ^H e(H) δg/(1 − δg) (docs/methods.md#clv)."""
+    only, else None) the infinite sum: exact to L = max(H, :data:`TAIL_PERIODS`) periods, then
+    continued geometrically at the ratio g = e(L)/e(L−1): + δ^L e(L) δg/(1 − δg)
+    (docs/methods.md#clv)."""
     unique, inverse, _ = distinct_rows(*stats.T)
     data = dict(zip(STAT_COLUMNS, unique.T, strict=True))
-    per_period = model.expected_by_period(max(horizon, 2), data)
-    discount = delta ** np.arange(1, horizon + 1, dtype=np.float64)
-    within = per_period[:, :horizon] @ discount
     if delta >= 1.0:
+        per_period = model.expected_by_period(horizon, data)
+        within = per_period @ delta ** np.arange(1, horizon + 1, dtype=np.float64)
         return np.asarray(within[inverse]), None
-    # g from the last two periods computed (the first two when H = 1), at most 1.
+    L = max(horizon, TAIL_PERIODS)
+    per_period = model.expected_by_period(L, data)
+    discounted = per_period * delta ** np.arange(1, L + 1, dtype=np.float64)
+    within = discounted[:, :horizon].sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(
             per_period[:, -2] > 0, np.minimum(per_period[:, -1] / per_period[:, -2], 1.0), 0.0
         )
-    tail = delta**horizon * per_period[:, horizon - 1] * (delta * ratio) / (1.0 - delta * ratio)
-    return np.asarray(within[inverse]), np.asarray((within + tail)[inverse])
+    tail = discounted[:, -1] * (delta * ratio) / (1.0 - delta * ratio)
+    infinite = discounted.sum(axis=1) + tail
+    return np.asarray(within[inverse]), np.asarray(infinite[inverse])
 
 
 #: Search range of the Dirichlet weight κ.

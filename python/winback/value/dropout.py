@@ -253,22 +253,25 @@ class PeriodicBGNBD:
         r, alpha, a, b = self._params()
         rp, ap, bp = r + ux, alpha + uT, b + uk
         alive = self._alive(ux, ut, uk, uT)
-        base = np.log(rp) - np.log(ap) - special.betaln(a, bp)
-        # log E[λ e^−λj] for j = 0 … h−1 (one column each).
-        lam = base[:, None] + (rp + 1.0)[:, None] * (
-            np.log(ap)[:, None] - np.log(ap[:, None] + np.arange(h, dtype=np.float64))
+        # E[λ e^−λj] for j = 0 … h−1 (one column each).
+        lam = np.exp(
+            (np.log(rp) - np.log(ap))[:, None]
+            + (rp + 1.0)[:, None]
+            * (np.log(ap)[:, None] - np.log(ap[:, None] + np.arange(h, dtype=np.float64)))
         )
-        # The Beta factors depend on k only: one row per distinct k.
+        # The Beta–binomial weights C(n, j) B(a+j, b′+n−j)/B(a, b′) depend on k only: one row
+        # per distinct k. Positive terms, summed in a fixed order (no BLAS).
         ks, k_index = np.unique(bp, return_inverse=True)
+        k_index = k_index.ravel()
         out = np.empty((ux.size, h))
         for n in range(h):
             j = np.arange(n + 1, dtype=np.float64)
-            beta = (
+            weights = np.exp(
                 special.gammaln(n + 1.0)
                 - special.gammaln(j + 1.0)
                 - special.gammaln(n - j + 1.0)
                 + special.betaln(a + j, ks[:, None] + (n - j))
+                - special.betaln(a, ks)[:, None]
             )
-            log_terms = beta[k_index.ravel()] + lam[:, : n + 1]
-            out[:, n] = alive * np.exp(special.logsumexp(log_terms, axis=1))
+            out[:, n] = alive * (weights[k_index] * lam[:, : n + 1]).sum(axis=1)
         return np.asarray(out[inverse])

@@ -65,7 +65,8 @@ def test_long_horizons_stay_finite_and_ordered() -> None:
         "n_periods": np.array([0.0, 10.0, 24.0]),
     }
     per_period = _model().expected_by_period(120, history)
-    assert np.isfinite(per_period).all() and (per_period > 0).all()
+    assert np.isfinite(per_period).all()
+    assert (per_period > 0).all()
     assert (np.diff(per_period, axis=1) <= 0).all()
 
 

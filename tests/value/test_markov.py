@@ -118,19 +118,19 @@ def test_clv_keeps_individual_propensity(result: winback.ValueResult) -> None:
     # expected occasions of period t (the differences of the closed form's cumulative counts).
     frame = result.frame.filter(pl.col("status") == "modelled")
     chain = result.chain
-    assert chain is not None and chain.lapse is not None
+    assert chain is not None
+    assert chain.lapse is not None
     stats = _customer_statistics(frame)
     cumulative = [np.zeros(frame.height)] + [
         chain.lapse.expected_count(h, stats) for h in range(1, 13)
     ]
-    discounted = sum(
-        (cumulative[t] - cumulative[t - 1]) / 1.01**t for t in range(1, 13)
-    )
+    discounted = sum((cumulative[t] - cumulative[t - 1]) / 1.01**t for t in range(1, 13))
     per_revenue = (frame["expected_value"] / frame["expected_amount"]).to_numpy()
     want = discounted * frame["expected_mean_amount"].to_numpy() * per_revenue
     np.testing.assert_allclose(frame["clv"].to_numpy(), want, rtol=1e-9, atol=1e-9)
     infinite = frame["clv_infinite"].to_numpy()
-    assert (infinite >= frame["clv"].to_numpy()).all() and np.isfinite(infinite).all()
+    assert (infinite >= frame["clv"].to_numpy()).all()
+    assert np.isfinite(infinite).all()
     assert frame.get_column("p_active_next_markov").is_between(0, 1).all()
     # Recent buyers are more likely to buy next period than long-silent ones.
     recent = frame.filter(pl.col("markov_state").str.starts_with("r0|"))

@@ -275,7 +275,8 @@ def _customer_purchases(
     data = dict(zip(STAT_COLUMNS, unique.T, strict=True))
     if delta >= 1.0:
         per_period = model.expected_by_period(horizon, data)
-        within = per_period @ delta ** np.arange(1, horizon + 1, dtype=np.float64)
+        # Row sums in a fixed order (no BLAS): the same bits for any thread count.
+        within = (per_period * delta ** np.arange(1, horizon + 1, dtype=np.float64)).sum(axis=1)
         return np.asarray(within[inverse]), None
     L = max(horizon, TAIL_PERIODS)
     per_period = model.expected_by_period(L, data)

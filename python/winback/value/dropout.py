@@ -248,11 +248,11 @@ class PeriodicBGNBD:
         if not isinstance(h, int) or h < 1:
             raise WinbackInputError(f"periodic BG/NBD: h={h!r} must be a whole number ≥ 1")
         X, t, k, T = _arrays(data)
-        unique, inverse, _ = distinct_rows(X, t, k, T)
-        ux, ut, uk, uT = unique.T
+        # The sums depend on (X, k, T) only; P(alive) also on t_x.
+        unique, inverse, _ = distinct_rows(X, k, T)
+        ux, uk, uT = unique.T
         r, alpha, a, b = self._params()
         rp, ap, bp = r + ux, alpha + uT, b + uk
-        alive = self._alive(ux, ut, uk, uT)
         # E[λ e^−λj] for j = 0 … h−1 (one column each).
         lam = np.exp(
             (np.log(rp) - np.log(ap))[:, None]
@@ -273,5 +273,5 @@ class PeriodicBGNBD:
                 + special.betaln(a + j, ks[:, None] + (n - j))
                 - special.betaln(a, ks)[:, None]
             )
-            out[:, n] = alive * (weights[k_index] * lam[:, : n + 1]).sum(axis=1)
-        return np.asarray(out[inverse])
+            out[:, n] = (weights[k_index] * lam[:, : n + 1]).sum(axis=1)
+        return np.asarray(self._alive(X, t, k, T)[:, None] * out[inverse])

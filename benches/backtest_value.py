@@ -273,7 +273,7 @@ def clv_twelve_months(with_lifetimes: bool) -> dict[str, Any]:
             "customer_id": frame.get_column("customer_id"),
             "winback periodic BG/NBD × GG": _dropout_counts(result, 12) * spend,
             "winback NBD × GG": nbd.expected_purchases(12, frame).to_numpy() * spend,
-            "winback value clv (Markov chain, undiscounted)": frame.get_column("clv").to_numpy(),
+            "winback value clv (undiscounted)": frame.get_column("clv").to_numpy(),
         }
     )
     if with_lifetimes:

@@ -113,25 +113,68 @@ def test_values_solve_the_bellman_equations(result: winback.ValueResult) -> None
 
 
 def test_clv_keeps_individual_propensity(result: winback.ValueResult) -> None:
+    # docs/methods.md#clv: clv is the customer's own periodic BG/NBD forecast, not a state's
+    # pooled value. Discounted: Σ_t δ^t e(t) × E[M′] × value per revenue, with e(t) the
+    # expected occasions of period t (the differences of the closed form's cumulative counts).
     frame = result.frame.filter(pl.col("status") == "modelled")
     chain = result.chain
     assert chain is not None
-    joined = frame.join(
-        chain.states.select(pl.col("label").alias("markov_state"), "value"), on="markov_state"
-    )
-    by_state = joined.group_by("markov_state").agg(
-        pl.col("clv").mean(),
-        pl.col("value").first(),
-        pl.col("expected_value").mean().alias("ev"),
-    )
-    # Within a state with a positive mean expected value, mean CLV equals V_H(state).
-    positive = by_state.filter(pl.col("ev") > 0)
-    np.testing.assert_allclose(positive["clv"].to_numpy(), positive["value"].to_numpy(), 1e-9)
+    assert chain.lapse is not None
+    stats = _customer_statistics(frame)
+    cumulative = [np.zeros(frame.height)] + [
+        chain.lapse.expected_count(h, stats) for h in range(1, 13)
+    ]
+    discounted = sum((cumulative[t] - cumulative[t - 1]) / 1.01**t for t in range(1, 13))
+    per_revenue = (frame["expected_value"] / frame["expected_amount"]).to_numpy()
+    want = discounted * frame["expected_mean_amount"].to_numpy() * per_revenue
+    np.testing.assert_allclose(frame["clv"].to_numpy(), want, rtol=1e-9, atol=1e-9)
+    infinite = frame["clv_infinite"].to_numpy()
+    assert (infinite >= frame["clv"].to_numpy()).all()
+    assert np.isfinite(infinite).all()
     assert frame.get_column("p_active_next_markov").is_between(0, 1).all()
     # Recent buyers are more likely to buy next period than long-silent ones.
     recent = frame.filter(pl.col("markov_state").str.starts_with("r0|"))
     silent = frame.filter(pl.col("markov_state").str.starts_with("r12+|"))
     assert recent["p_active_next_markov"].mean() > silent["p_active_next_markov"].mean()  # type: ignore[operator]
+
+
+def _customer_statistics(frame: pl.DataFrame) -> dict[str, np.ndarray]:
+    """The periodic BG/NBD's (X, t_x, k, T) per modelled customer, from the transactions
+    (monthly periods, the birth period the first; docs/methods.md#periodic-bg-nbd)."""
+    tx = load_cdnow().filter(pl.col("ts") <= pl.date(1998, 6, 30))
+    monthly = (
+        tx.group_by("customer_id", pl.col("ts").dt.month_start().alias("month"))
+        .agg(pl.col("ts").n_unique().alias("occasions"))
+        .with_columns(
+            ((pl.col("month").dt.year() - 1997) * 12 + pl.col("month").dt.month() - 1).alias("p")
+        )
+    )
+    per = monthly.group_by("customer_id").agg(
+        pl.col("p").min().alias("birth"),
+        pl.col("p").max().alias("last"),
+        pl.len().alias("k"),
+        pl.col("occasions").sort_by("p").slice(1).sum().alias("X"),
+    )
+    joined = frame.select("customer_id").join(per, on="customer_id", how="left")
+    birth = joined["birth"].to_numpy()
+    return {
+        "period_frequency": joined["X"].to_numpy().astype(float),
+        "last_active_offset": (joined["last"] - joined["birth"]).to_numpy().astype(float),
+        "active_periods": joined["k"].to_numpy().astype(float),
+        "n_periods": (17 - birth).astype(float),  # June 1998 is period 17, the last complete
+    }
+
+
+def test_clv_infinite_does_not_depend_on_the_horizon() -> None:
+    tx = load_cdnow().filter(pl.col("ts") <= pl.date(1998, 3, 31))
+    short, long = (
+        winback.value(tx, as_of="1998-03-31", horizon=h).frame.filter(
+            pl.col("status") == "modelled"
+        )
+        for h in (1, 12)
+    )
+    np.testing.assert_allclose(short["clv_infinite"], long["clv_infinite"], rtol=1e-9)
+    assert (long["clv"].to_numpy() > short["clv"].to_numpy()).all()
 
 
 def test_transitions_frame_is_labelled(result: winback.ValueResult) -> None:

@@ -18,7 +18,7 @@ from winback.errors import WinbackFitError, WinbackInputError
 from winback.models import BaseModel, GammaGammaModel, NBDModel
 from winback.value.forecast import next_period, probability_alive
 from winback.value.margins import expected_expenses, next_margins
-from winback.value.markov import build_chain, state_means
+from winback.value.markov import build_chain, customer_values, state_means
 from winback.value.result import (
     FITTED,
     PMF_MAX,
@@ -210,6 +210,10 @@ def fit_and_score(
         ratio = np.where(ev_mean[state] > 0, expected_value / ev_mean[state], 1.0)
     clv = states.get_column("value").to_numpy()[state] * ratio
     clv_inf = states.get_column("value_infinite").to_numpy()[state] * ratio
+    if chain.customer_purchases is not None:
+        clv, clv_inf = customer_values(
+            chain, forecast.expected_mean_amount, expected_amount, expected_value
+        )
     labels = states.get_column("label").gather(pl.Series(state))
     tier_values = expected_value if tier_by == "expected_value" else clv
     out = pl.DataFrame(

@@ -20,7 +20,7 @@ from winback.value.dropout import STAT_COLUMNS, PeriodicBGNBD, distinct_rows
 from winback.value.panel import bin_expr
 from winback.value.result import MarkovChain
 
-__all__ = ["KAPPA_BOUNDS", "build_chain", "evidence_kappa", "state_means"]
+__all__ = ["KAPPA_BOUNDS", "build_chain", "customer_values", "evidence_kappa", "state_means"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -181,12 +181,14 @@ def _prior_rows(
     n_states: int,
     max_recency: int,
     n_fm: int,
-) -> tuple[FloatArray, PeriodicBGNBD | None]:
+) -> tuple[FloatArray, PeriodicBGNBD | None, FloatArray | None]:
     """The model-implied rows of the customers now (no purchase, then the purchase cells;
-    normalised, floored at 1e-300) and the periodic BG/NBD they are tied to (None: the NBD's
-    rows, when it cannot be fitted or ``modelled`` is None)."""
+    normalised, floored at 1e-300), the periodic BG/NBD they are tied to (None: the NBD's
+    rows, when it cannot be fitted or ``modelled`` is None) and the customers' (X, t_x, k, T)
+    it was fitted on (None when there is no model)."""
     model: PeriodicBGNBD | None = None
     rows: FloatArray | None = None
+    stats: FloatArray | None = None
     aligned = (
         modelled is not None
         and modelled.height == current_state.size
@@ -222,7 +224,7 @@ def _prior_rows(
     if rows is None:
         rows = _nbd_rows(current_state, cells, n_states, max_recency, n_fm)
     rows = np.maximum(rows, 1e-300)
-    return rows / rows.sum(axis=1, keepdims=True), model
+    return rows / rows.sum(axis=1, keepdims=True), model, (stats if model is not None else None)
 
 
 def _square(rows: FloatArray, max_recency: int, n_f: int, n_m: int) -> FloatArray:
@@ -255,6 +257,38 @@ def _historical_buy_rate(
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.where(seen > 0, expected / seen, fallback)
     return np.clip(rate, 1e-12, 1.0 - 1e-12)
+
+
+#: Periods summed exactly for ``clv_infinite`` before its geometric tail (docs/methods.md#clv).
+TAIL_PERIODS = 60
+
+
+def _customer_purchases(
+    model: PeriodicBGNBD, stats: FloatArray, horizon: int, delta: float
+) -> tuple[FloatArray, FloatArray | None]:
+    """Per customer, the periodic BG/NBD's discounted expected occasions over the horizon,
+    Σ_{t=1..H} δ^t e(t) with e(t) from :meth:`PeriodicBGNBD.expected_by_period`, and (δ < 1
+    only, else None) the infinite sum: exact to L = max(H, :data:`TAIL_PERIODS`) periods, then
+    continued geometrically at the ratio g = e(L)/e(L−1): + δ^L e(L) δg/(1 − δg)
+    (docs/methods.md#clv)."""
+    unique, inverse, _ = distinct_rows(*stats.T)
+    data = dict(zip(STAT_COLUMNS, unique.T, strict=True))
+    if delta >= 1.0:
+        per_period = model.expected_by_period(horizon, data)
+        # Row sums in a fixed order (no BLAS): the same bits for any thread count.
+        within = (per_period * delta ** np.arange(1, horizon + 1, dtype=np.float64)).sum(axis=1)
+        return np.asarray(within[inverse]), None
+    L = max(horizon, TAIL_PERIODS)
+    per_period = model.expected_by_period(L, data)
+    discounted = per_period * delta ** np.arange(1, L + 1, dtype=np.float64)
+    within = discounted[:, :horizon].sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(
+            per_period[:, -2] > 0, np.minimum(per_period[:, -1] / per_period[:, -2], 1.0), 0.0
+        )
+    tail = discounted[:, -1] * (delta * ratio) / (1.0 - delta * ratio)
+    infinite = discounted.sum(axis=1) + tail
+    return np.asarray(within[inverse]), np.asarray(infinite[inverse])
 
 
 #: Search range of the Dirichlet weight κ.
@@ -364,7 +398,7 @@ def build_chain(
         n_f,
         n_m,
     )
-    rows, lapse_model = _prior_rows(
+    rows, lapse_model, lapse_stats = _prior_rows(
         modelled=modelled,
         active_ids=grouped.get_column("customer_id"),
         active_sizes=sizes,
@@ -457,6 +491,12 @@ def build_chain(
             "overflow the float range (δ^H = (1 + d)^−H grows without bound for d < 0); use a "
             "shorter horizon or a discount rate ≥ 0 (docs/methods.md#markov)"
         )
+    purchases: FloatArray | None = None
+    purchases_infinite: FloatArray | None = None
+    if lapse_model is not None and lapse_stats is not None:
+        purchases, purchases_infinite = _customer_purchases(
+            lapse_model, lapse_stats, horizon, delta
+        )
     value_infinite = pl.Series("value_infinite", [None] * n_states, dtype=pl.Float64)
     if discount_rate > 0:
         # δ < 1: the infinite sum converges. For d ≤ 0 it diverges (P is stochastic), and a
@@ -481,4 +521,30 @@ def build_chain(
         discount_rate=discount_rate,
         lapse=lapse_model,
         customer_state=current_state,
+        customer_purchases=purchases,
+        customer_purchases_infinite=purchases_infinite,
     )
+
+
+def customer_values(
+    chain: MarkovChain,
+    mean_amount: FloatArray,
+    expected_amount: FloatArray,
+    expected_value: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """``clv`` and ``clv_infinite`` per customer (docs/methods.md#clv): the chain's
+    ``customer_purchases`` (``customer_purchases_infinite``; NaN when it is None) × E[M′]
+    (``mean_amount``) × the customer's value per unit of revenue, ``expected_value /
+    expected_amount`` (0 where no revenue is expected)."""
+    if chain.customer_purchases is None:
+        raise ValueError("customer_values needs a chain tied to the periodic BG/NBD")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_revenue = np.where(expected_amount > 0, expected_value / expected_amount, 0.0)
+    per_occasion = mean_amount * per_revenue
+    clv = chain.customer_purchases * per_occasion
+    clv_inf = (
+        np.full(clv.shape, np.nan)
+        if chain.customer_purchases_infinite is None
+        else chain.customer_purchases_infinite * per_occasion
+    )
+    return np.asarray(clv, dtype=np.float64), np.asarray(clv_inf, dtype=np.float64)

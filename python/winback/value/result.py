@@ -104,6 +104,11 @@ class MarkovChain:
     lapse : the periodic BG/NBD the model-implied rows are tied to (docs/methods.md#markov);
         None when it could not be fitted and the rows are the period NBD's.
     customer_state : each modelled customer's state index (frame order), or None.
+    customer_purchases : each modelled customer's discounted expected occasions over the
+        horizon, Σ_t δ^t e(t) with e(t) the periodic BG/NBD's per period (frame order,
+        docs/methods.md#clv); None when the chain is the period NBD's.
+    customer_purchases_infinite : the same continued beyond the horizon (None as above, or
+        when the discount rate is ≤ 0).
     """
 
     states: pl.DataFrame
@@ -115,6 +120,8 @@ class MarkovChain:
     discount_rate: float
     lapse: PeriodicBGNBD | None = None
     customer_state: np.ndarray | None = None
+    customer_purchases: np.ndarray | None = None
+    customer_purchases_infinite: np.ndarray | None = None
 
     @property
     def labels(self) -> list[str]:

@@ -13,7 +13,7 @@ from winback._io import describe_moment
 from winback.errors import WinbackError
 from winback.report._context import MODEL_NAMES, ReportContext
 from winback.report._registry import SectionBody, SkipSection, TableBlock, register_section
-from winback.report._sections.common import sized
+from winback.report._sections.common import sized, tooltips
 
 __all__ = ["calibration_section"]
 
@@ -95,7 +95,7 @@ def calibration_section(ctx: ReportContext) -> SectionBody:
             strokeDash=alt.StrokeDash("series:N", title="holdout purchases").scale(
                 domain=[s for s, _ in series]
             ),
-            tooltip=["label:O", "series:N", "mean_holdout_purchases:Q", "customers:Q"],
+            tooltip=tooltips("label:O", "series:N", "mean_holdout_purchases:Q", "customers:Q"),
         ),
         height=300,
     )

@@ -101,3 +101,16 @@ def test_functions_named_like_their_room_stay_functions() -> None:
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="has no attribute 'no_such_function'"):
         _ = winback.no_such_function  # type: ignore[attr-defined]
+
+
+def test_rooms_are_attributes_of_the_package() -> None:
+    """``import winback`` then ``winback.models.BetaGeoModel``: a room loads on first access, as
+    when the package imported every room eagerly."""
+    out = _loaded(
+        "import json, winback; "
+        "print(json.dumps({'model': winback.models.BetaGeoModel.__name__, "
+        "'datasets': callable(winback.datasets.load_cdnow), "
+        "'io': callable(winback._io.as_of_to_micros), "
+        "'events': type(winback.events).__name__}))"
+    )
+    assert out == {"model": "BetaGeoModel", "datasets": True, "io": True, "events": "module"}

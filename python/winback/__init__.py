@@ -12,6 +12,7 @@ only when a call needs them (``tests/test_lazy_import.py`` checks it).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import types
 from typing import TYPE_CHECKING, Any
@@ -80,8 +81,6 @@ _LAZY: dict[str, str] = {
     "ValueResult": "winback.value",
     "value": "winback.value",
 }
-#: Public subpackages (the module itself is the public name).
-_SUBPACKAGES = frozenset({"events"})
 
 
 class _Package(types.ModuleType):
@@ -101,10 +100,12 @@ class _Package(types.ModuleType):
 
 def _load(name: str) -> Any:
     """Imports a public name from its room and keeps it in the package (PEP 562)."""
-    if name in _SUBPACKAGES:
-        found: Any = importlib.import_module(f"{__name__}.{name}")
-    elif name in _LAZY:
-        found = getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _LAZY:
+        found: Any = getattr(importlib.import_module(_LAZY[name]), name)
+    elif not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}"):
+        # A room or subpackage (``winback.events``, ``winback.models`` …), as the eager imports
+        # used to leave them on the package.
+        found = importlib.import_module(f"{__name__}.{name}")
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = found

@@ -56,11 +56,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.ipc as pa_ipc
 
 from winback._io.hygiene import (
     ReadPlan,
@@ -85,6 +83,10 @@ from winback._io.sources import (
 from winback._io.times import PurchaseDates, check_time_format
 from winback._options import ID_TYPE, TIME_FORMAT, IdType, OnInvalid
 from winback.errors import WinbackConfigError
+
+if TYPE_CHECKING:  # pyarrow loads when a spill or a footer read needs it
+    import pyarrow as pa
+    import pyarrow.ipc as pa_ipc
 
 __all__ = [
     "DEFAULT_MEMORY_FRACTION",
@@ -243,6 +245,7 @@ def estimate_input_size(data: Any, columns: list[str]) -> InputSize | None:
     sizes (CSV, IPC); None for other inputs."""
     if not _is_path_input(data):
         return None
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     paths = expand_paths(data)
@@ -359,6 +362,8 @@ class _PartitionWriter:
                 table = table.cast(self._schema)
             writer = self._writers.get(index)
             if writer is None:
+                import pyarrow.ipc as pa_ipc
+
                 writer = pa_ipc.new_stream(str(self.partitions[index].path), self._schema)
                 self._writers[index] = writer
             writer.write_table(table)
@@ -487,6 +492,8 @@ class SpilledInput:
             log.info("splitting %s (%d MB) into %d files", part.path.name, part.bytes >> 20, count)
             writer = _PartitionWriter(self.root, f"{part.path.stem}s", count, part.level + 1)
             try:
+                import pyarrow.ipc as pa_ipc
+
                 with pa_ipc.open_stream(str(part.path)) as reader:
                     for batch in reader:
                         frame = pl.DataFrame(pl.from_arrow(batch))
@@ -499,6 +506,8 @@ class SpilledInput:
         return fitting
 
     def _read(self, parts: list[_Partition]) -> PreparedTransactions:
+        import pyarrow.ipc as pa_ipc
+
         frames = []
         for part in parts:
             with pa_ipc.open_stream(str(part.path)) as reader:
@@ -528,6 +537,8 @@ def _source(
 ) -> tuple[pl.Schema, Callable[[list[str]], Iterator[pl.DataFrame]]]:
     """The input's schema and a function giving its batches of some columns, in input order
     (files opened as transactions: :func:`~winback._io.sources.open_transactions`)."""
+    import pyarrow as pa
+
     if isinstance(data, pa.RecordBatchReader) or (
         hasattr(data, "__arrow_c_stream__")
         and not isinstance(data, pl.DataFrame | pl.LazyFrame | pa.Table)

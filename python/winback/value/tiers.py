@@ -8,11 +8,10 @@ from collections.abc import Mapping
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
-from scipy import stats
 
 from winback.value.result import NEGATIVE_TIER, REST_TIER
 
-__all__ = ["tier_codes", "tier_labels", "tier_names", "tier_series"]
+__all__ = ["min_rank", "tier_codes", "tier_labels", "tier_names", "tier_series"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -29,11 +28,21 @@ def tier_codes(values: FloatArray, tiers: Mapping[str, float]) -> IntArray:
     n = int(nonneg.sum())
     codes[finite & ~nonneg] = len(tiers) + 1
     if n:
-        share = stats.rankdata(-values[nonneg], method="min") / n
+        share = min_rank(-values[nonneg]) / n
         bounds = np.cumsum(list(tiers.values())) + 1e-12
         # The first tier whose cumulative share reaches the customer's; past the last: the rest.
         codes[nonneg] = np.searchsorted(bounds, share, side="left")
     return codes
+
+
+def min_rank(values: FloatArray) -> IntArray:
+    """1-based ranks in ascending order, ties sharing the lowest rank (``method="min"`` of
+    ``scipy.stats.rankdata``, computed the same way: equal values, −0.0 and 0.0 included, form
+    one group). NumPy only, so the value engine does not import ``scipy.stats`` (≈ 0.5 s)."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    starts = np.cumsum(counts) - counts + 1
+    ranks: IntArray = starts[inverse.reshape(-1)].astype(np.int64)
+    return ranks
 
 
 def tier_names(tiers: Mapping[str, float]) -> list[str]:

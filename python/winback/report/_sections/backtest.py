@@ -46,7 +46,7 @@ def _reliability_chart(reliability: pl.DataFrame, horizon: str) -> Any:
     diagonal = alt.Chart(pl.DataFrame({"p": [0.0, top]})).mark_line(
         color="#9aa5b1", strokeDash=[4, 4]
     )
-    diagonal = diagonal.encode(x="p:Q", y="p:Q")
+    diagonal = diagonal.encode(x=alt.X("p:Q"), y=alt.Y("p:Q"))
     lines = (
         alt.Chart(points)
         .mark_line(point=True)
@@ -57,9 +57,9 @@ def _reliability_chart(reliability: pl.DataFrame, horizon: str) -> Any:
             y=alt.Y("observed_rate:Q", title="observed share active").axis(format="%"),
             color=alt.Color("method:N", title="method"),
             tooltip=[
-                "method:N",
-                "decile:O",
-                "customers:Q",
+                alt.Tooltip("method:N"),
+                alt.Tooltip("decile:O"),
+                alt.Tooltip("customers:Q"),
                 alt.Tooltip("mean_p_active:Q", format=".1%"),
                 alt.Tooltip("observed_rate:Q", format=".1%"),
             ],

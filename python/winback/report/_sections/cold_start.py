@@ -9,7 +9,7 @@ import polars as pl
 
 from winback.report._context import ReportContext
 from winback.report._registry import SectionBody, SkipSection, TableBlock, register_section
-from winback.report._sections.common import sized
+from winback.report._sections.common import sized, tooltips
 from winback.report._sections.silence import GROUP_COLORS
 from winback.silence import GROUP_LABELS
 
@@ -47,7 +47,7 @@ def cold_start_section(ctx: ReportContext) -> SectionBody:
             x=alt.X("group:N", title="population TrF group", sort=list(GROUP_LABELS)),
             y=alt.Y("customers:Q", title="customers"),
             color=alt.Color("group:N", scale=scale, legend=None),
-            tooltip=["group:N", "customers:Q", "mean_p_next_within:Q"],
+            tooltip=tooltips("group:N", "customers:Q", "mean_p_next_within:Q"),
         ),
         width=360,
         height=220,

@@ -1,12 +1,14 @@
-"""What the report's sections share: chart sizing and finding a column by its usual names."""
+"""What the report's sections share: chart sizing, tooltip channels and finding a column by its
+usual names."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import altair as alt
 import polars as pl
 
-__all__ = ["score_column", "sized"]
+__all__ = ["score_column", "sized", "tooltips"]
 
 
 def sized(chart: Any, width: int = 460, height: int = 260) -> Any:
@@ -17,3 +19,13 @@ def sized(chart: Any, width: int = 460, height: int = 260) -> Any:
 def score_column(frame: pl.DataFrame, *names: str) -> str | None:
     """The first of ``names`` that ``frame`` has (a capability's columns by their usual names)."""
     return next((n for n in names if n in frame.columns), None)
+
+
+def tooltips(*shorthands: str) -> list[Any]:
+    """Tooltip channels for ``"field:type"`` shorthands.
+
+    The same spec as passing the strings to ``encode()``, but Altair resolves a string channel
+    through its schema on every call (tens of ms each), so the sections pass channel objects
+    (``alt.X(...)``, ``alt.Tooltip(...)``) and never bare strings.
+    """
+    return [alt.Tooltip(shorthand) for shorthand in shorthands]

@@ -14,7 +14,7 @@ from winback._options import FUNNEL_STAGES, PATH_HORIZON_DAYS, PATH_WEEKS, IdTyp
 from winback.errors import WinbackConfigError
 from winback.report._context import ReportContext
 from winback.report._registry import SectionBody, SkipSection, TableBlock, register_section
-from winback.report._sections.common import sized
+from winback.report._sections.common import sized, tooltips
 from winback.report._sections.silence import GROUP_COLORS
 from winback.silence import GROUP_LABELS
 
@@ -53,7 +53,7 @@ def funnels_section(ctx: ReportContext) -> SectionBody:
                     .encode(
                         x=alt.X("pattern:N", sort=list(events.PATTERN_LABELS), title=None),
                         y=alt.Y("customers:Q", title="customers"),
-                        tooltip=["pattern:N", "customers:Q", "median_recency_gap_days:Q"],
+                        tooltip=tooltips("pattern:N", "customers:Q", "median_recency_gap_days:Q"),
                     ),
                     width=420,
                     height=220,
@@ -89,7 +89,7 @@ def funnels_section(ctx: ReportContext) -> SectionBody:
                         x=alt.X("stage:N", sort=stages, title="funnel stage"),
                         y=alt.Y("share_reached:Q", title="share reaching the stage"),
                         color=alt.Color("segment:N", scale=scale, title="TrF group"),
-                        tooltip=["segment:N", "stage:N", "reached:Q", "step_conversion:Q"],
+                        tooltip=tooltips("segment:N", "stage:N", "reached:Q", "step_conversion:Q"),
                     ),
                     width=420,
                     height=240,
@@ -125,7 +125,9 @@ def _paths(body: SectionBody, weekly: pl.DataFrame, as_of: datetime) -> None:
                     y=alt.Y("events_per_customer:Q", title="events per customer"),
                     color=alt.Color("event:N", title="event"),
                     strokeDash=alt.StrokeDash("outcome:N", title="outcome"),
-                    tooltip=["outcome:N", "week_before:O", "event:N", "events:Q", "share:Q"],
+                    tooltip=tooltips(
+                        "outcome:N", "week_before:O", "event:N", "events:Q", "share:Q"
+                    ),
                 ),
                 width=420,
                 height=240,

@@ -42,15 +42,17 @@ def migration_section(ctx: ReportContext) -> SectionBody:
                 "share:Q", scale=alt.Scale(scheme="oranges", domain=[0, 1]), title="row share"
             ),
             tooltip=[
-                "from_state:N",
-                "to_state:N",
-                "customers:Q",
+                alt.Tooltip("from_state:N"),
+                alt.Tooltip("to_state:N"),
+                alt.Tooltip("customers:Q"),
                 alt.Tooltip("share:Q", format=".1%"),
             ],
         )
         + base.mark_text(fontSize=10).encode(
             text=alt.Text("share:Q", format=".0%"),
-            color=alt.condition("datum.share > 0.5", alt.value("white"), alt.value("black")),
+            color=alt.ColorValue(  # a channel object, not a dict: see common.tooltips
+                **alt.condition("datum.share > 0.5", alt.value("white"), alt.value("black"))
+            ),
         ),
         width=420,
         height=320,

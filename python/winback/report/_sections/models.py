@@ -13,7 +13,7 @@ from winback._io import describe_moment
 from winback.errors import WinbackError
 from winback.report._context import MODEL_NAMES, ReportContext
 from winback.report._registry import SectionBody, SkipSection, TableBlock, register_section
-from winback.report._sections.common import sized
+from winback.report._sections.common import sized, tooltips
 
 __all__ = ["calibration_section"]
 
@@ -49,7 +49,7 @@ def calibration_section(ctx: ReportContext) -> SectionBody:
         if isinstance(model, str):
             notes.append(f"{label} could not be fitted: {model}")
             continue
-        predicted = model.expected_purchases(duration, data)
+        predicted = _expected_purchases(model, duration, data)
         frames.append(data.select(bucket, value=predicted, series=pl.lit(label)))
         totals[label] = float(predicted.sum())
         for param, estimate in model.params_.items():
@@ -95,7 +95,7 @@ def calibration_section(ctx: ReportContext) -> SectionBody:
             strokeDash=alt.StrokeDash("series:N", title="holdout purchases").scale(
                 domain=[s for s, _ in series]
             ),
-            tooltip=["label:O", "series:N", "mean_holdout_purchases:Q", "customers:Q"],
+            tooltip=tooltips("label:O", "series:N", "mean_holdout_purchases:Q", "customers:Q"),
         ),
         height=300,
     )
@@ -117,6 +117,33 @@ def calibration_section(ctx: ReportContext) -> SectionBody:
     )
     body.notes.extend(notes)
     return body
+
+
+def _expected_purchases(model: Any, duration: float, data: pl.DataFrame) -> pl.Series:
+    """``model.expected_purchases(duration, data)``, computed once per distinct (frequency,
+    recency, T) and spread back to the customers in their order.
+
+    The prediction is a function of these three alone, evaluated element by element, so every
+    customer gets the same bits as from the call on all of them; customers share tuples (a
+    million customers over two years have about half as many distinct ones), and the Pareto/NBD's
+    P(alive) per tuple is the costly part of the section at that size.
+    """
+    keys = data.select("frequency", "recency", "T")
+    distinct = keys.unique(maintain_order=True)
+    if distinct.height == keys.height:
+        predicted: pl.Series = model.expected_purchases(duration, data)
+        return predicted
+    per_tuple: pl.Series = model.expected_purchases(duration, distinct)
+    return (
+        keys.join(
+            distinct.with_columns(per_tuple.alias("__predicted")),
+            on=["frequency", "recency", "T"],
+            how="left",
+            maintain_order="left",
+        )
+        .get_column("__predicted")
+        .alias(per_tuple.name)
+    )
 
 
 def _iso_any(value: Any) -> str:

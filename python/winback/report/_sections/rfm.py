@@ -8,7 +8,7 @@ import polars as pl
 
 from winback.report._context import ReportContext, call_capability
 from winback.report._registry import SectionBody, SkipSection, TableBlock, register_section
-from winback.report._sections.common import score_column, sized
+from winback.report._sections.common import score_column, sized, tooltips
 
 __all__ = ["quadrant_section", "rfm_section"]
 
@@ -39,12 +39,12 @@ def rfm_section(ctx: ReportContext) -> SectionBody:
         x=alt.X("f:O", title="F score (5 = most frequent)").axis(labelAngle=0),
         y=alt.Y("r:O", title="R score (5 = most recent)", sort="descending"),
     )
-    tooltip = ["r:O", "f:O", "customers:Q"] + (["mean_m_score:Q"] if m_col else [])
+    tooltip = tooltips("r:O", "f:O", "customers:Q", *(["mean_m_score:Q"] if m_col else []))
     heatmap = sized(
         base.mark_rect().encode(
             color=alt.Color("customers:Q", scale=alt.Scale(scheme="blues")), tooltip=tooltip
         )
-        + base.mark_text(fontSize=11).encode(text="customers:Q"),
+        + base.mark_text(fontSize=11).encode(text=alt.Text("customers:Q")),
         width=360,
         height=300,
     )
@@ -98,7 +98,7 @@ def quadrant_section(ctx: ReportContext) -> SectionBody:
             x=alt.X(f"{x_col}:Q", title=x_col).scale(type="symlog"),
             y=alt.Y(f"{y_col}:Q", title=y_col).scale(type="symlog"),
             color=alt.Color("quadrant:N", scale=alt.Scale(domain=QUADRANTS, range=QUADRANT_COLORS)),
-            tooltip=[f"{x_col}:Q", f"{y_col}:Q", "quadrant:N"],
+            tooltip=tooltips(f"{x_col}:Q", f"{y_col}:Q", "quadrant:N"),
         ),
         height=320,
     )

@@ -13,7 +13,7 @@ import polars as pl
 
 from winback.report._context import ReportContext
 from winback.report._registry import SectionBody, SkipSection, TableBlock, register_section
-from winback.report._sections.common import sized
+from winback.report._sections.common import sized, tooltips
 
 __all__ = ["SCORECARD_REQUIRED", "scorecard_section", "scorecard_table"]
 
@@ -128,7 +128,10 @@ def scorecard_section(ctx: ReportContext) -> SectionBody:
             xOffset=alt.XOffset("measure:N", sort=list(_MEASURES)),
             y=alt.Y("customers:Q", title="targets who bought again"),
             color=alt.Color("measure:N", sort=list(_MEASURES), title=None),
-            tooltip=["period:N", "staff:N", "measure:N", alt.Tooltip("customers:Q", format=".1f")],
+            tooltip=[
+                *tooltips("period:N", "staff:N", "measure:N"),
+                alt.Tooltip("customers:Q", format=".1f"),
+            ],
         ),
         width=380,
         height=220,

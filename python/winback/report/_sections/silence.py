@@ -8,7 +8,7 @@ import polars as pl
 
 from winback.report._context import ReportContext
 from winback.report._registry import SectionBody, SkipSection, TableBlock, register_section
-from winback.report._sections.common import sized
+from winback.report._sections.common import sized, tooltips
 from winback.silence import BAND_LABELS, GROUP_LABELS
 
 __all__ = ["silence_score_section", "trf_section"]
@@ -63,10 +63,10 @@ def trf_section(ctx: ReportContext) -> SectionBody:
             x=alt.X("start:Q", title="TrF (rank of the current silence among the own gaps ÷ n)")
             .scale(domain=[0, 1])
             .bin("binned"),
-            x2="end:Q",
+            x2=alt.X2("end:Q"),
             y=alt.Y("customers:Q", title="customers"),
             color=alt.Color("group:N", scale=group_scale, title="group"),
-            tooltip=["start:Q", "end:Q", "group:N", "customers:Q"],
+            tooltip=tooltips("start:Q", "end:Q", "group:N", "customers:Q"),
         )
     )
     sizes = _group_sizes(scored, "rank_ratio_group", GROUP_LABELS)
@@ -118,10 +118,10 @@ def silence_score_section(ctx: ReportContext) -> SectionBody:
             x=alt.X("start:Q", title=f"S = days silent ÷ longest gap (last bar: S ≥ {top:g})")
             .scale(domain=[0, S_CAP])
             .bin("binned"),
-            x2="end:Q",
+            x2=alt.X2("end:Q"),
             y=alt.Y("customers:Q", title="customers"),
             color=alt.Color("band:N", scale=band_scale, title="band"),
-            tooltip=["start:Q", "end:Q", "band:N", "customers:Q"],
+            tooltip=tooltips("start:Q", "end:Q", "band:N", "customers:Q"),
         )
     )
     sizes = _group_sizes(scored, "silence_band", BAND_LABELS)

@@ -9,7 +9,7 @@ import polars as pl
 
 from winback.report._context import ReportContext
 from winback.report._registry import SectionBody, SkipSection, TableBlock, register_section
-from winback.report._sections.common import score_column, sized
+from winback.report._sections.common import score_column, sized, tooltips
 
 __all__ = ["markov_section", "value_section"]
 
@@ -46,7 +46,7 @@ def value_section(ctx: ReportContext) -> SectionBody:
             tooltip=[
                 alt.Tooltip("customer_share:Q", format=".1%"),
                 alt.Tooltip("value_share:Q", format=".1%"),
-                "tier:N",
+                alt.Tooltip("tier:N"),
             ],
         ),
         height=300,
@@ -110,11 +110,13 @@ def markov_section(ctx: ReportContext) -> SectionBody:
     heatmap = sized(
         base.mark_rect().encode(
             color=alt.Color("probability:Q", scale=alt.Scale(scheme="purples", domain=[0, 1])),
-            tooltip=["from:O", "to:O", alt.Tooltip("probability:Q", format=".1%")],
+            tooltip=[*tooltips("from:O", "to:O"), alt.Tooltip("probability:Q", format=".1%")],
         )
         + base.mark_text(fontSize=9).encode(
             text=alt.Text("probability:Q", format=".0%"),
-            color=alt.condition("datum.probability > 0.5", alt.value("white"), alt.value("black")),
+            color=alt.ColorValue(  # a channel object, not a dict: see common.tooltips
+                **alt.condition("datum.probability > 0.5", alt.value("white"), alt.value("black"))
+            ),
         ),
         width=420,
         height=360,
@@ -148,7 +150,7 @@ def markov_section(ctx: ReportContext) -> SectionBody:
                     labelAngle=0
                 ),
                 y=alt.Y("mean_value:Q", title="mean value over the horizon per customer"),
-                tooltip=["recency:O", "customers:Q", "mean_value:Q"],
+                tooltip=tooltips("recency:O", "customers:Q", "mean_value:Q"),
             ),
             width=360,
             height=300,

@@ -157,3 +157,10 @@ def test_headers_that_never_complete_are_cut_off(server: Server, sent: bytes) ->
         assert sock.recv(100) == b""
     finally:
         sock.close()
+
+
+def test_the_server_parses_http_with_httptools(server: Server) -> None:
+    """The limits above hold on the protocol the server runs: uvicorn's httptools one (C
+    parser) with winback's header deadline, not the h11 fallback."""
+    maps = Path(f"/proc/{server.proc.pid}/maps").read_text()
+    assert "httptools/parser/parser." in maps  # the C parser's library is loaded

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 from winback.errors import WinbackConfigError
 from winback.serve.arrow_body import ARROW_STREAM, score_arrow
 from winback.serve.config import Limits, ServeConfig
-from winback.serve.json_body import decode, one_by_one, parse_request, score_json, score_parsed
+from winback.serve.json_body import one_by_one, parse_body, score_json, score_parsed
 from winback.serve.modelset import Models, ReloadOutcome, load_model_set
 from winback.serve.observe import (
     EVENT_LOGGER,
@@ -204,7 +204,7 @@ def create_app(
                     # A small JSON body is decoded and checked on the event loop and, when it
                     # is scored customer by customer (well under a millisecond), scored there
                     # too: less work than the hand-off to a thread and back.
-                    small = parse_request(decode(body), limits)
+                    small = parse_body(body, limits)
                     if one_by_one(small):
                         answer, n = score_parsed(current.scorer, small)
                         request.state.customers = n
@@ -417,7 +417,9 @@ def run(
     # The workers (and the header deadline of winback.serve.protocol) read the configuration
     # from the environment.
     os.environ[ENV_CONFIG] = config.to_json()
-    protocol = "winback.serve.protocol:HeaderTimeoutH11"
+    from winback.serve.protocol import protocol_name
+
+    protocol = protocol_name()
     if workers == 1:
         if preload:
             warm_up()

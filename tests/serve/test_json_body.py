@@ -20,7 +20,6 @@ pytest.importorskip("msgspec")
 
 from winback.serve.config import Limits
 from winback.serve.json_body import (
-    _COLUMNWISE_FROM,
     Parsed,
     decode,
     fast_parse,
@@ -91,7 +90,7 @@ def bodies(draw: st.DrawFn) -> bytes:
     rnd = draw(st.randoms(use_true_random=False))
     customers: list[dict[str, Any]] = []
     for i in range(n):
-        k = draw(st.integers(1, 2 * _COLUMNWISE_FROM))
+        k = draw(st.integers(1, 80))
         purchases = []
         for _ in range(k):
             how = shape if one_shape else rnd.choice(RENDERINGS)
@@ -217,7 +216,7 @@ def test_the_fast_pass_takes_the_common_bodies() -> None:
     int or string ids) are taken by the fast pass, column-wise and one by one; their times
     equal fromisoformat's."""
     start = datetime(1997, 1, 1, 7, 30, 15, 250)
-    for n in (3, _COLUMNWISE_FROM * 3):
+    for n in (3, 200):
         for how in ("T", " ", "micro", "date"):
             times = [start + timedelta(days=37 * i, seconds=4001 * i) for i in range(n)]
             texts = [render(t, how) for t in times]

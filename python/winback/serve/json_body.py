@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
+from itertools import accumulate
 from typing import Any, Final
 
 import numpy as np
@@ -31,7 +32,6 @@ from polars.exceptions import PanicException
 from winback.errors import WinbackError
 from winback.scorer import Scorer
 from winback.serve.config import Limits
-from winback.serve.modelset import json_safe
 from winback.serve.problems import ProblemError, moment
 
 __all__ = [
@@ -329,23 +329,22 @@ def _decoder() -> Any:
 
 
 #: The ISO shapes the fast pass reads column-wise, by length ("0" a digit, "T" the separator
-#: of date and time, which may also be " " as for :meth:`datetime.fromisoformat`), and what
-#: each digit is worth in (year, month, day, hour, minute, second, microsecond).
+#: of date and time, which may also be " " as for :meth:`datetime.fromisoformat`).
 _SHAPES: Final = {
     10: "0000-00-00",
     19: "0000-00-00T00:00:00",
     26: "0000-00-00T00:00:00.000000",
 }
-_FIELDS: Final = ((0, 4), (5, 2), (8, 2), (11, 2), (14, 2), (17, 2), (20, 6))
-_MICROS_PER_DAY: Final = 86_400_000_000
+_YEAR_ONE: Final = np.datetime64("0001-01-01", "us")
 
 
 @cache
 def _shape(width: int) -> tuple[np.ndarray, np.ndarray]:
     """For a shape of :data:`_SHAPES` and its row of ``width + 1`` bytes (a newline ends each
     row): the template, and the bound of each column of ``row ^ template`` (10 for a digit,
-    whose XOR with "0" is its value; 1 for a separator, which must equal the template's; 256
-    for the date-time separator, checked apart)."""
+    whose XOR with "0" is its value; 1 for a separator, which must equal the template's; 256,
+    any character, between date and time: fromisoformat takes any there, numpy only "T" and
+    " ", refusing the rest)."""
     text = _SHAPES[width] + "\n"
     template = np.frombuffer(text.encode(), dtype=np.uint8)
     bound = np.where(template == ord("0"), 10, 1).astype(np.uint16)
@@ -354,24 +353,16 @@ def _shape(width: int) -> tuple[np.ndarray, np.ndarray]:
     return template, bound
 
 
-def _field(digits: np.ndarray, first: int, count: int) -> np.ndarray:
-    """The decimal number in columns ``first:first + count`` of a digit matrix (int64; column
-    by column: a matrix product would go through BLAS, whose threads fight a busy machine)."""
-    out = digits[:, first].astype(np.int64)
-    for j in range(first + 1, first + count):
-        out *= 10
-        out += digits[:, j]
-    return out
-
-
 def _times_columnwise(ts: list[str]) -> np.ndarray | None:
     """The times of ISO strings all of one shape of :data:`_SHAPES` as ``datetime64[us]``,
     equal to :meth:`datetime.fromisoformat`'s; None when any string has another shape or an
     impossible date or time (the caller then reads them one by one).
 
     The strings are joined with newlines into one byte matrix, a row per string, which must
-    match the template exactly (so no string is longer, shorter or holds a newline); XOR with
-    the template leaves each digit's value."""
+    match the template exactly (so no string is longer, shorter or holds a newline); numpy's
+    ISO parser then reads them, refusing impossible dates and times (month 13, 30 February,
+    hour 24, second 60) as fromisoformat does, and year 0, which only numpy reads, is refused
+    here. A few numpy calls whatever the count: ≈ 10 µs for 50 strings, ≈ 1.3 ms for 15,000."""
     width = len(ts[0]) if ts else 0
     if width not in _SHAPES:
         return None
@@ -383,32 +374,15 @@ def _times_columnwise(ts: list[str]) -> np.ndarray | None:
         return None
     template, bound = _shape(width)
     rows = np.frombuffer(raw, dtype=np.uint8).reshape(len(ts), width + 1)
-    digits = rows ^ template
-    if not (digits < bound).all():
+    if not ((rows ^ template) < bound).all():
         return None
-    if width > 10:
-        # "T" or " " between date and time (fromisoformat takes any one character there; the
-        # fast pass takes these two); its column weighs nothing.
-        between = rows[:, 10]
-        if not ((between == ord("T")) | (between == ord(" "))).all():
-            return None
-    year, month, day = (_field(digits, *at) for at in _FIELDS[:3])
-    if not ((year >= 1) & (month >= 1) & (month <= 12) & (day >= 1)).all():
+    try:
+        times = np.array(ts, dtype="datetime64[us]")
+    except ValueError:
         return None
-    months = ((year - 1970) * 12 + month - 1).astype("datetime64[M]")
-    first_day = months.astype("datetime64[D]").astype(np.int64)
-    month_days = (months + 1).astype("datetime64[D]").astype(np.int64) - first_day
-    if not (day <= month_days).all():
+    if not (times >= _YEAR_ONE).all():
         return None
-    micros = (first_day + day - 1) * _MICROS_PER_DAY
-    if width > 10:
-        hour, minute, second = (_field(digits, *at) for at in _FIELDS[3:6])
-        if not ((hour < 24) & (minute < 60) & (second < 60)).all():
-            return None
-        micros += ((hour * 60 + minute) * 60 + second) * 1_000_000
-    if width == 26:
-        micros += _field(digits, *_FIELDS[6])
-    return micros.view("datetime64[us]")
+    return times
 
 
 def _times_one_by_one(ts: list[str]) -> np.ndarray | None:
@@ -425,11 +399,6 @@ def _times_one_by_one(ts: list[str]) -> np.ndarray | None:
     except ValueError:
         return None
     return np.array(micros, dtype=np.int64).view("datetime64[us]")
-
-
-#: Below this many purchases the fast pass reads the times one by one: numpy's fixed cost per
-#: call is then the larger.
-_COLUMNWISE_FROM: Final = 64
 
 
 def fast_parse(body: bytes, limits: Limits) -> Parsed | None:
@@ -463,18 +432,17 @@ def fast_parse(body: bytes, limits: Limits) -> Parsed | None:
     missing = amounts.count(None)
     values: np.ndarray | None = None
     if missing == 0 and amounts:
+        # Finite: msgspec refuses a number beyond a float ("Number out of range"), JSON has no
+        # NaN or infinity.
         values = np.array(amounts, dtype=np.float64)
-        if not np.isfinite(values).all():
-            return None
     elif missing != len(amounts):
         return None
-    times = _times_columnwise(ts) if len(ts) >= _COLUMNWISE_FROM else None
+    times = _times_columnwise(ts)
     if times is None:
         times = _times_one_by_one(ts)
         if times is None:
             return None
-    starts = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=starts[1:])
+    starts = np.fromiter(accumulate(counts, initial=0), dtype=np.int64, count=len(counts) + 1)
     return Parsed(
         ids=ids,
         id_type=str if kinds == {str} else int,
@@ -504,17 +472,26 @@ def _frame_json(scores: pl.DataFrame) -> bytes:
 
 def _score_each(scorer: Scorer, parsed: Parsed) -> bytes:
     """Score customer by customer with :meth:`Scorer.score_one` (equal to :meth:`Scorer.score`'s
-    rows bit for bit, without its per-call frame work): rows sorted by ``customer_id``."""
+    rows bit for bit, without its per-call frame work): rows sorted by ``customer_id``, encoded
+    by msgspec (dates and datetimes as ``isoformat`` writes them, NaN and infinities as null:
+    :func:`~winback.serve.modelset.json_safe`'s rules, at a fraction of ``json.dumps``' cost)."""
     rows = []
-    starts = parsed.starts
-    bounds = starts.tolist()
+    bounds = parsed.starts.tolist()
     for k, cid in enumerate(parsed.ids):
         a, b = bounds[k], bounds[k + 1]
         amounts = None if parsed.amounts is None else parsed.amounts[a:b]
         one = scorer.score_one(parsed.times[a:b], amounts, as_of=parsed.as_of, customer_id=cid)
-        rows.append({"customer_id": cid, **json_safe(one.as_dict())})
+        rows.append({"customer_id": cid, **one.as_dict()})
     rows.sort(key=lambda row: row["customer_id"])
-    return json.dumps(rows, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    return _encoder().encode(rows)  # type: ignore[no-any-return]
+
+
+@cache
+def _encoder() -> Any:
+    """msgspec's JSON encoder (imported here: part of the optional extra)."""
+    import msgspec
+
+    return msgspec.json.Encoder()
 
 
 def score_json(scorer: Scorer, body: bytes, limits: Limits) -> tuple[bytes, int]:

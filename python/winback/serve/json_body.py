@@ -380,7 +380,7 @@ def _times_columnwise(ts: list[str]) -> np.ndarray | None:
         times = np.array(ts, dtype="datetime64[us]")
     except ValueError:
         return None
-    if not (times >= _YEAR_ONE).all():
+    if times.min() < _YEAR_ONE:
         return None
     return times
 

@@ -69,7 +69,7 @@ class _HeaderDeadline:
     _header_timer: asyncio.TimerHandle | None = None
     _header_cycle: Any = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         """Start the clock for the first request's headers."""
         super().connection_made(transport)  # type: ignore[misc]
         self._arm_header_timer()

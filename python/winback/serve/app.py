@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from winback.errors import WinbackConfigError
 from winback.serve.arrow_body import ARROW_STREAM, score_arrow
-from winback.serve.config import Limits, ServeConfig
+from winback.serve.config import ENV_CONFIG, Limits, ServeConfig
 from winback.serve.json_body import one_by_one, parse_body, score_json, score_parsed
 from winback.serve.modelset import Models, ReloadOutcome, load_model_set
 from winback.serve.observe import (
@@ -61,9 +61,6 @@ __all__ = [
     "warm_up",
 ]
 
-#: The environment variable through which :func:`run` hands the configuration to each uvicorn
-#: worker process (:func:`app_from_env`).
-ENV_CONFIG: Final = "WINBACK_SERVE_CONFIG"
 #: The environment variable holding the admin token (``POST /v1/admin/reload`` is off without).
 ENV_ADMIN_TOKEN: Final = "WINBACK_ADMIN_TOKEN"
 #: The environment variable that tells each uvicorn worker to run :func:`winback.preload.preload`

@@ -43,8 +43,7 @@ _timeout: list[float] = []
 def header_timeout_s() -> float:
     """The request timeout of this process's configuration (read once)."""
     if not _timeout:
-        from winback.serve.app import ENV_CONFIG
-        from winback.serve.config import ServeConfig
+        from winback.serve.config import ENV_CONFIG, ServeConfig
 
         text = os.environ.get(ENV_CONFIG)
         _timeout.append(ServeConfig.from_json(text).limits.timeout_s if text else SERVE_TIMEOUT_S)

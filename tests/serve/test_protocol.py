@@ -175,3 +175,45 @@ def test_a_second_request_on_time_is_served(kind: type, module: Any) -> None:
         assert proto._header_timer is None
 
     asyncio.run(scenario())
+
+
+def test_httptools_headers_beyond_the_limit_are_400_and_closed() -> None:
+    """h11 refuses request headers beyond 16 KiB; httptools would buffer them without end, so
+    HeaderTimeoutHttpTools counts them (to within one read)."""
+
+    async def scenario() -> None:
+        proto, transport = _connect(HeaderTimeoutHttpTools)
+        proto.data_received(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        pad = b"X-Pad: " + b"a" * 1000 + b"\r\n"
+        for _ in range(20):  # 20 kB of headers, 1 kB at a time
+            if transport.closed:
+                break
+            proto.data_received(pad)
+        assert transport.closed
+        assert transport.written.startswith(b"HTTP/1.1 400")
+        proto.connection_lost(None)
+        # One read of 20 kB (the limit passed inside a single data_received call) likewise.
+        proto, transport = _connect(HeaderTimeoutHttpTools)
+        proto.data_received(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + pad * 20 + b"\r\n")
+        assert transport.closed
+        assert transport.written.startswith(b"HTTP/1.1 400")
+        proto.connection_lost(None)
+
+    asyncio.run(scenario())
+
+
+def test_httptools_small_headers_with_a_large_body_in_one_read_are_served() -> None:
+    """The count stops when the headers are complete: a body in the same read (here 100 kB,
+    then two pipelined requests) does not count."""
+
+    async def scenario() -> None:
+        proto, transport = _connect(HeaderTimeoutHttpTools)
+        body = b"x" * 100_000
+        post = b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+        proto.data_received(post + body + GET + GET)
+        await _settle(0.01)  # (well within the header deadline re-armed by the last answer)
+        assert transport.written.count(b"HTTP/1.1 200") == 3
+        assert not transport.closed
+        proto.connection_lost(None)
+
+    asyncio.run(scenario())

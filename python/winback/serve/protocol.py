@@ -104,8 +104,56 @@ class HeaderTimeoutH11(_HeaderDeadline, H11Protocol):
     time (see the module docstring)."""
 
 
+#: Bytes a request line and headers may take when uvicorn's configuration does not say
+#: (uvicorn's own default for h11, ``h11_max_incomplete_event_size``).
+_HEADER_BYTES = 16 * 1024
+
 if HttpToolsProtocol is not None:
 
     class HeaderTimeoutHttpTools(_HeaderDeadline, HttpToolsProtocol):
         """uvicorn's httptools protocol, closing connections whose request headers do not
-        arrive in time (see the module docstring)."""
+        arrive in time (see the module docstring), and refusing with 400 a request whose
+        request line and headers pass ``h11_max_incomplete_event_size`` of uvicorn's
+        configuration (16 KiB by default): h11 refuses them so, httptools would buffer them
+        without end. Counted per ``data_received`` call, so the bound holds to within one read
+        (asyncio reads at most 256 KiB at a time)."""
+
+        _header_room: int | None = None
+        _headers_done = 0
+
+        def _header_limit(self) -> int:
+            limit = getattr(self.config, "h11_max_incomplete_event_size", None)
+            return int(limit) if limit else _HEADER_BYTES
+
+        def connection_made(self, transport: Any) -> None:
+            """Count the first request's header bytes."""
+            self._header_room = self._header_limit()
+            super().connection_made(transport)
+
+        def on_message_begin(self) -> None:
+            """Count a new request's header bytes."""
+            super().on_message_begin()
+            self._header_room = self._header_limit()
+
+        def on_headers_complete(self) -> None:
+            """Stop counting: the body's size is the app's limit."""
+            self._header_room = None
+            self._headers_done += 1
+            super().on_headers_complete()
+
+        def data_received(self, data: bytes) -> None:
+            """Feed the parser, refusing headers beyond the limit (see the class docstring)."""
+            room = self._header_room
+            if room is None or len(data) <= room:
+                if room is not None:
+                    self._header_room = room - len(data)
+                super().data_received(data)
+                return
+            self._header_room = 0
+            done = self._headers_done
+            super().data_received(data[:room])  # may complete the headers
+            if self._headers_done == done:
+                if not self.transport.is_closing():
+                    self.send_400_response("Request headers too large.")
+                return
+            super().data_received(data[room:])

@@ -523,3 +523,54 @@ def test_after_all_the_abuse_no_answer_was_a_500(server: tuple[str, int]) -> Non
     assert any('status="422"' in line for line in lines)
     assert any('status="413"' in line for line in lines)
     assert not any('status="500"' in line for line in lines), lines
+
+
+@pytest.mark.parametrize("shape", ["T", " ", "micro", "minutes", "mixed"])
+def test_every_time_shape_gives_the_scorers_rows(
+    server: tuple[str, int], model_dir: Path, shape: str
+) -> None:
+    """Times as clients write them, read column-wise by the fast pass (the three common ISO
+    shapes) or one by one (minutes only; shapes mixed in one body): the answer equals
+    Scorer.score on the same purchases, on both scoring paths (2 and 30 customers)."""
+    ids = list(range(500, 530))
+    tx, _ = histories(ids)
+    # CDNOW's purchases are dates: give them times of day
+    tx = tx.with_columns(
+        pl.col("ts").cast(pl.Datetime("us")) + pl.duration(seconds=pl.col("customer_id") * 37)
+    )
+    if shape == "micro":
+        tx = tx.with_columns(pl.col("ts") + pl.duration(microseconds=250))
+    elif shape == "minutes":
+        tx = tx.with_columns(pl.col("ts").dt.truncate("1m"))
+
+    def text(at: Any, how: str) -> str:
+        if how in ("minutes", "micro"):
+            return str(at.isoformat(timespec="microseconds" if how == "micro" else how))
+        return str(at.isoformat(sep=how))
+
+    payload = {
+        "customers": [
+            {
+                "customer_id": int(cid),
+                "purchases": [
+                    {"ts": text(at, ["T", " ", "micro"][k % 3] if shape == "mixed" else shape)}
+                    | {"amount": amount}
+                    for at, amount in zip(group["ts"], group["amount"], strict=True)
+                ],
+            }
+            for k, ((cid,), group) in enumerate(tx.group_by("customer_id", maintain_order=True))
+        ]
+    }
+    scorer = Scorer.from_dir(model_dir)
+    for count in (2, 30):
+        chosen = set(ids[:count])
+        status, _, body = post(
+            server,
+            {
+                "as_of": AS_OF,
+                "customers": [c for c in payload["customers"] if c["customer_id"] in chosen],
+            },
+        )
+        assert status == 200, body
+        expected = scorer.score(tx.filter(pl.col("customer_id").is_in(chosen)), as_of=AS_OF)
+        assert body["customers"] == as_json_rows(expected)

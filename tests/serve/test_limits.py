@@ -157,3 +157,35 @@ def test_headers_that_never_complete_are_cut_off(server: Server, sent: bytes) ->
         assert sock.recv(100) == b""
     finally:
         sock.close()
+
+
+def test_the_server_parses_http_with_httptools(server: Server) -> None:
+    """The limits above hold on the protocol the server runs: uvicorn's httptools one (C
+    parser) with winback's header deadline, not the h11 fallback."""
+    maps = Path(f"/proc/{server.proc.pid}/maps").read_text()
+    assert "httptools/parser/parser." in maps  # the C parser's library is loaded
+
+
+def test_headers_beyond_16_kib_are_400(server: Server) -> None:
+    """As h11 did: a request whose headers pass 16 KiB is refused and its connection closed
+    (httptools alone would buffer any amount); headers under it are served."""
+    pad = "a" * 1000
+    small = {f"X-Pad-{i}": pad for i in range(8)}
+    assert request(server.address, "GET", "/healthz", headers=small)[0] == 200
+    sock = socket.create_connection(server.address, timeout=30)
+    answer = b""
+    try:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        try:
+            for i in range(1000):  # up to 1 MB, refused long before
+                sock.sendall(f"X-Pad-{i}: {pad}\r\n".encode())
+        except OSError:
+            pass  # the server closed the connection while we were still sending
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass  # closed with our unread headers in its buffer: the answer came first
+    finally:
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:100]

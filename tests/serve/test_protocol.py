@@ -1,6 +1,7 @@
-"""``winback.serve.protocol.HeaderTimeoutH11`` against the uvicorn installed (docs/serving.md
-#http-limits). uvicorn has no supported hook for a deadline on request headers, so the class
-subclasses uvicorn's h11 protocol and relies on its internals: ``connection_made``,
+"""``winback.serve.protocol``'s header deadline on uvicorn's httptools protocol (what ``winback
+serve`` runs) and on its h11 protocol (the fallback without httptools), against the uvicorn
+installed (docs/serving.md#http-limits). uvicorn has no supported hook for a deadline on request
+headers, so the classes subclass uvicorn's protocols and rely on their internals: ``connection_made``,
 ``on_response_complete`` (called by each request's cycle when its answer is sent),
 ``connection_lost``, and the attributes ``loop``, ``transport`` and ``cycle`` (with
 ``response_complete``). These tests drive the protocol in-process through whole requests with a
@@ -20,11 +21,17 @@ pytest.importorskip("uvicorn")
 
 import uvicorn
 from uvicorn.config import Config
-from uvicorn.protocols.http.h11_impl import H11Protocol, RequestResponseCycle
+from uvicorn.protocols.http import h11_impl, httptools_impl
 from uvicorn.server import ServerState
 
 from winback.serve import protocol
-from winback.serve.protocol import HeaderTimeoutH11
+from winback.serve.protocol import HeaderTimeoutH11, HeaderTimeoutHttpTools, protocol_name
+
+#: Each protocol of winback.serve.protocol with the uvicorn module it builds on.
+PROTOCOLS = [
+    pytest.param(HeaderTimeoutHttpTools, httptools_impl, id="httptools"),
+    pytest.param(HeaderTimeoutH11, h11_impl, id="h11"),
+]
 
 DEADLINE_S = 0.05
 GET = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -67,21 +74,27 @@ def short_deadline() -> Iterator[None]:
     protocol._timeout[:] = saved
 
 
-def test_the_uvicorn_internals_it_overrides_exist() -> None:
-    """The methods and attributes HeaderTimeoutH11 uses, with the signatures it assumes."""
-    assert list(inspect.signature(H11Protocol.connection_made).parameters) == [
-        "self",
-        "transport",
-    ]
-    assert list(inspect.signature(H11Protocol.on_response_complete).parameters) == ["self"]
-    assert list(inspect.signature(H11Protocol.connection_lost).parameters) == ["self", "exc"]
-    assert "on_response" in inspect.signature(RequestResponseCycle.__init__).parameters
-    source = inspect.getsource(H11Protocol)
-    # Each request's cycle reports its end through the protocol's on_response_complete.
+def test_the_server_runs_the_httptools_protocol() -> None:
+    assert protocol_name() == "winback.serve.protocol:HeaderTimeoutHttpTools"
+
+
+@pytest.mark.parametrize(("kind", "module"), PROTOCOLS)
+def test_the_uvicorn_internals_it_overrides_exist(kind: type, module: Any) -> None:
+    """The methods and attributes the protocol uses, with the signatures it assumes."""
+    base = kind.__mro__[2]
+    assert base.__module__ == module.__name__
+    assert list(inspect.signature(base.connection_made).parameters) == ["self", "transport"]
+    assert list(inspect.signature(base.on_response_complete).parameters) == ["self"]
+    assert list(inspect.signature(base.connection_lost).parameters) == ["self", "exc"]
+    assert "on_response" in inspect.signature(module.RequestResponseCycle.__init__).parameters
+    source = inspect.getsource(base)
+    # Each request's cycle reports its end through the protocol's on_response_complete, and
+    # the cycle is set when a request's headers are complete.
     assert "on_response=self.on_response_complete" in source, (
         f"uvicorn {uvicorn.__version__} no longer reports the end of an answer through "
-        "H11Protocol.on_response_complete: winback.serve.protocol needs updating"
+        f"{base.__name__}.on_response_complete: winback.serve.protocol needs updating"
     )
+    assert "self.cycle = RequestResponseCycle(" in source
 
 
 async def _app(scope: Any, receive: Any, send: Any) -> None:
@@ -91,15 +104,15 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-def _connect(gate: asyncio.Event | None = None) -> tuple[HeaderTimeoutH11, FakeTransport]:
+def _connect(kind: Any, gate: asyncio.Event | None = None) -> tuple[Any, FakeTransport]:
     async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and gate is not None:
             await gate.wait()
         await _app(scope, receive, send)
 
-    config = Config(app=app, http=HeaderTimeoutH11, lifespan="off", log_level="warning")
+    config = Config(app=app, http=kind, lifespan="off", log_level="warning")
     config.load()
-    proto = HeaderTimeoutH11(config=config, server_state=ServerState(), app_state={})
+    proto = kind(config=config, server_state=ServerState(), app_state={})
     transport = FakeTransport()
     proto.connection_made(transport)
     return proto, transport
@@ -109,9 +122,10 @@ async def _settle(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-def test_a_connection_that_never_sends_headers_is_closed() -> None:
+@pytest.mark.parametrize(("kind", "module"), PROTOCOLS)
+def test_a_connection_that_never_sends_headers_is_closed(kind: type, module: Any) -> None:
     async def scenario() -> None:
-        proto, transport = _connect()
+        proto, transport = _connect(kind)
         proto.data_received(b"GET /healthz HTTP/1.1\r\nHost:")  # headers never complete
         await _settle(DEADLINE_S * 4)
         assert transport.closed
@@ -120,10 +134,13 @@ def test_a_connection_that_never_sends_headers_is_closed() -> None:
     asyncio.run(scenario())
 
 
-def test_answered_requests_rearm_the_deadline_and_serving_ones_are_never_cut() -> None:
+@pytest.mark.parametrize(("kind", "module"), PROTOCOLS)
+def test_answered_requests_rearm_the_deadline_and_serving_ones_are_never_cut(
+    kind: type, module: Any
+) -> None:
     async def scenario() -> None:
         gate = asyncio.Event()
-        proto, transport = _connect(gate)
+        proto, transport = _connect(kind, gate)
         proto.data_received(GET)
         # The request is being served (the app waits) well past the header deadline: the
         # connection stays open.
@@ -144,9 +161,10 @@ def test_answered_requests_rearm_the_deadline_and_serving_ones_are_never_cut() -
     asyncio.run(scenario())
 
 
-def test_a_second_request_on_time_is_served() -> None:
+@pytest.mark.parametrize(("kind", "module"), PROTOCOLS)
+def test_a_second_request_on_time_is_served(kind: type, module: Any) -> None:
     async def scenario() -> None:
-        proto, transport = _connect()
+        proto, transport = _connect(kind)
         proto.data_received(GET)
         await _settle(0.01)
         proto.data_received(GET)
@@ -155,5 +173,47 @@ def test_a_second_request_on_time_is_served() -> None:
         assert not transport.closed
         proto.connection_lost(None)
         assert proto._header_timer is None
+
+    asyncio.run(scenario())
+
+
+def test_httptools_headers_beyond_the_limit_are_400_and_closed() -> None:
+    """h11 refuses request headers beyond 16 KiB; httptools would buffer them without end, so
+    HeaderTimeoutHttpTools counts them (to within one read)."""
+
+    async def scenario() -> None:
+        proto, transport = _connect(HeaderTimeoutHttpTools)
+        proto.data_received(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        pad = b"X-Pad: " + b"a" * 1000 + b"\r\n"
+        for _ in range(20):  # 20 kB of headers, 1 kB at a time
+            if transport.closed:
+                break
+            proto.data_received(pad)
+        assert transport.closed
+        assert transport.written.startswith(b"HTTP/1.1 400")
+        proto.connection_lost(None)
+        # One read of 20 kB (the limit passed inside a single data_received call) likewise.
+        proto, transport = _connect(HeaderTimeoutHttpTools)
+        proto.data_received(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + pad * 20 + b"\r\n")
+        assert transport.closed
+        assert transport.written.startswith(b"HTTP/1.1 400")
+        proto.connection_lost(None)
+
+    asyncio.run(scenario())
+
+
+def test_httptools_small_headers_with_a_large_body_in_one_read_are_served() -> None:
+    """The count stops when the headers are complete: a body in the same read (here 100 kB,
+    then two pipelined requests) does not count."""
+
+    async def scenario() -> None:
+        proto, transport = _connect(HeaderTimeoutHttpTools)
+        body = b"x" * 100_000
+        post = b"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+        proto.data_received(post + body + GET + GET)
+        await _settle(0.01)  # (well within the header deadline re-armed by the last answer)
+        assert transport.written.count(b"HTTP/1.1 200") == 3
+        assert not transport.closed
+        proto.connection_lost(None)
 
     asyncio.run(scenario())

@@ -97,16 +97,21 @@ def scored_ok(found: dict[Any, float]) -> float:
 def test_metrics_add_up_every_worker(server: Server) -> None:
     _, payload = histories([1, 2, 3])
     before = samples(server)
-    sent = 48
-    # Eight clients at once on fresh connections: both workers accept some of them.
-    with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(lambda _: post(server.address, payload)[0], range(sent)))
-    assert statuses == [200] * sent
-    served_by = {
-        line["pid"]
-        for line in json_lines(server)
-        if line.get("path") == "/v1/score" and line.get("status") == 200
-    }
+    sent = 0
+    # Eight clients at once on fresh connections: both workers accept some of them (in rounds
+    # of 48, at most five: a worker fast enough may take a whole round on a busy machine).
+    for _ in range(5):
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(lambda _: post(server.address, payload)[0], range(48)))
+        assert statuses == [200] * 48
+        sent += 48
+        served_by = {
+            line["pid"]
+            for line in json_lines(server)
+            if line.get("path") == "/v1/score" and line.get("status") == 200
+        }
+        if len(served_by) == 2:
+            break
     assert len(served_by) == 2, "the requests did not reach both workers"
     # A worker records a request just after sending its answer: wait until the last are in.
     deadline = time.monotonic() + 10

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from winback.errors import WinbackConfigError
 from winback.serve.arrow_body import ARROW_STREAM, score_arrow
-from winback.serve.config import Limits, ServeConfig
-from winback.serve.json_body import decode, one_by_one, parse_request, score_json, score_parsed
+from winback.serve.config import ENV_CONFIG, Limits, ServeConfig
+from winback.serve.json_body import one_by_one, parse_body, score_json, score_parsed
 from winback.serve.modelset import Models, ReloadOutcome, load_model_set
 from winback.serve.observe import (
     EVENT_LOGGER,
@@ -61,9 +61,6 @@ __all__ = [
     "warm_up",
 ]
 
-#: The environment variable through which :func:`run` hands the configuration to each uvicorn
-#: worker process (:func:`app_from_env`).
-ENV_CONFIG: Final = "WINBACK_SERVE_CONFIG"
 #: The environment variable holding the admin token (``POST /v1/admin/reload`` is off without).
 ENV_ADMIN_TOKEN: Final = "WINBACK_ADMIN_TOKEN"
 #: The environment variable that tells each uvicorn worker to run :func:`winback.preload.preload`
@@ -99,48 +96,66 @@ def _problem_response(problem: ProblemError, request: Request) -> Response:
     )
 
 
-def _deadline(request: Request, limits: Limits) -> float:
+def _deadline(scope: Any, limits: Limits) -> float:
     """Seconds left of the request's time (set by the middleware at its arrival)."""
     import asyncio
 
     now = asyncio.get_running_loop().time()
-    deadline = request.scope.get("state", {}).get("deadline", now + limits.timeout_s)
+    deadline = scope.get("state", {}).get("deadline", now + limits.timeout_s)
     return float(deadline) - now
 
 
-async def _read_body(request: Request, limits: Limits) -> bytes:
+async def _read_body(scope: Any, receive: Any, declared: bytes | None, limits: Limits) -> bytes:
     """The body, refused with 413 as soon as it passes the size limit (the declared length
     first), 408 when it has not all arrived within the request's time (a client trickling
-    bytes holds no thread: only this coroutine waits), 499 when the client goes away."""
-    import anyio
-    from starlette.requests import ClientDisconnect
+    bytes holds no thread: only this coroutine waits), 499 when the client goes away.
+
+    Reads the ASGI messages itself under ``asyncio.timeout_at`` (uvicorn runs asyncio): a
+    fraction of the cost of ``anyio.fail_after`` around Starlette's ``request.stream()``, paid
+    by every request."""
+    import asyncio
 
     limit = limits.max_body_bytes
-    declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ProblemError(
-            413, f"the body is {declared} bytes; the limit is {limit} (--max-body-bytes)"
+            413, f"the body is {declared.decode()} bytes; the limit is {limit} (--max-body-bytes)"
         )
     chunks = []
     size = 0
+    deadline = asyncio.get_running_loop().time() + _deadline(scope, limits)
     try:
-        with anyio.fail_after(max(_deadline(request, limits), 0.0)):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise ProblemError(
-                        413, f"the body passes the limit of {limit} bytes (--max-body-bytes)"
-                    )
-                chunks.append(chunk)
+        async with asyncio.timeout_at(deadline):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ProblemError(499, "the client closed the connection while sending")
+                chunk = message.get("body", b"")
+                if chunk:
+                    size += len(chunk)
+                    if size > limit:
+                        raise ProblemError(
+                            413, f"the body passes the limit of {limit} bytes (--max-body-bytes)"
+                        )
+                    chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
     except TimeoutError:
         raise ProblemError(
             408,
             f"the body did not arrive within {limits.timeout_s:g} s (--timeout); {size} bytes came",
             headers={"Connection": "close"},
         ) from None
-    except ClientDisconnect:
-        raise ProblemError(499, "the client closed the connection while sending") from None
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _answer(
+    send: Any, status: int, media: str, body: bytes, headers: dict[str, str] | None = None
+) -> None:
+    """Send a whole answer (what Starlette's ``Response`` sends, without building one)."""
+    raw = [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
 def create_app(
@@ -180,16 +195,30 @@ def create_app(
     # With several worker processes: the board through which an admin reload reaches them all.
     board = ReloadBoard.from_env()
 
-    async def score(request: Request) -> Response:
+    async def score(scope: Any, receive: Any, send: Any) -> None:
+        """``POST /v1/score`` as a plain ASGI app: no Starlette ``Request`` or ``Response``
+        (their cost is a share of a one-customer request's)."""
+        state = scope.setdefault("state", {})
         current = models.current  # this request's model set, whatever reloads happen meanwhile
-        request.state.generation = current.generation
+        state["generation"] = current.generation
+        kind_raw: bytes | None = None
+        declared: bytes | None = None
+        for name, value in scope["headers"]:  # the first of each, as Starlette's Headers.get
+            if name == b"content-type" and kind_raw is None:
+                kind_raw = value
+            elif name == b"content-length" and declared is None:
+                declared = value
         try:
-            kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
+            kind = (kind_raw or b"application/json").decode("latin-1").split(";")[0].strip()
             if kind not in ("application/json", "", ARROW_STREAM):
                 raise ProblemError(
                     415, f"content type {kind!r}: send application/json or {ARROW_STREAM}"
                 )
-            as_of = request.query_params.get("as_of")
+            as_of = None
+            if scope["query_string"]:  # parsed only when there is one: most requests have none
+                from starlette.datastructures import QueryParams
+
+                as_of = QueryParams(scope["query_string"]).get("as_of")
             if as_of is not None and kind != ARROW_STREAM:
                 raise ProblemError(
                     422,
@@ -197,19 +226,20 @@ def create_app(
                     "Arrow bodies",
                     field="as_of",
                 )
-            body = await _read_body(request, limits)
+            body = await _read_body(scope, receive, declared, limits)
             try:
                 small = None
                 if kind != ARROW_STREAM and len(body) <= INLINE_BODY_BYTES:
                     # A small JSON body is decoded and checked on the event loop and, when it
                     # is scored customer by customer (well under a millisecond), scored there
                     # too: less work than the hand-off to a thread and back.
-                    small = parse_request(decode(body), limits)
+                    small = parse_body(body, limits)
                     if one_by_one(small):
                         answer, n = score_parsed(current.scorer, small)
-                        request.state.customers = n
-                        return Response(answer, media_type="application/json")
-                with anyio.fail_after(max(_deadline(request, limits), 0.0)):
+                        state["customers"] = n
+                        await _answer(send, 200, "application/json", answer)
+                        return
+                with anyio.fail_after(max(_deadline(scope, limits), 0.0)):
                     if kind == ARROW_STREAM:
                         answer, n = await anyio.to_thread.run_sync(
                             score_arrow, current.scorer, body, limits, as_of, abandon_on_cancel=True
@@ -231,10 +261,26 @@ def create_app(
                     headers={"Retry-After": "1"},
                 ) from None
         except ProblemError as problem:
-            return _problem_response(problem, request)
-        request.state.customers = n
-        media = ARROW_STREAM if kind == ARROW_STREAM else "application/json"
-        return Response(answer, media_type=media)
+            state["reject_reason"] = problem.reason
+            instance = scope.get("root_path", "") + scope["path"]
+            await _answer(
+                send, problem.status, PROBLEM_TYPE, problem.encode(instance), problem.headers
+            )
+            return
+        state["customers"] = n
+        await _answer(
+            send, 200, ARROW_STREAM if kind == ARROW_STREAM else "application/json", answer
+        )
+
+    class _Endpoint:
+        """An ASGI app object: Starlette routes to it as it is (a function it would wrap in a
+        ``Request``/``Response`` handler)."""
+
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            await self.app(scope, receive, send)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -339,7 +385,7 @@ def create_app(
 
     return Starlette(
         routes=[
-            Route("/v1/score", score, methods=["POST"]),
+            Route("/v1/score", _Endpoint(score), methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/admin/reload", admin_reload, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
@@ -417,7 +463,9 @@ def run(
     # The workers (and the header deadline of winback.serve.protocol) read the configuration
     # from the environment.
     os.environ[ENV_CONFIG] = config.to_json()
-    protocol = "winback.serve.protocol:HeaderTimeoutH11"
+    from winback.serve.protocol import protocol_name
+
+    protocol = protocol_name()
     if workers == 1:
         if preload:
             warm_up()

@@ -7,7 +7,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from winback._options import (
     SERVE_MAX_BODY_BYTES,
@@ -19,7 +19,11 @@ from winback._options import (
 from winback.errors import WinbackConfigError
 from winback.scorer import Scorer
 
-__all__ = ["Limits", "ServeConfig"]
+__all__ = ["ENV_CONFIG", "Limits", "ServeConfig"]
+
+#: The environment variable through which :func:`winback.serve.run` hands the configuration
+#: (:meth:`ServeConfig.to_json`) to each uvicorn worker process.
+ENV_CONFIG: Final = "WINBACK_SERVE_CONFIG"
 
 
 @dataclass(frozen=True)

@@ -66,3 +66,14 @@ def test_walked_buy_rate_is_the_rows_buy_rate_bit_for_bit(data: st.DataObject) -
         stats = {c: rows[at, 2 + j].astype(np.float64) for j, c in enumerate(STAT_COLUMNS)}
         want = float(np.clip(model.probability_active(1, stats).mean(), 1e-12, 1 - 1e-12))
         assert abs(dense[s] - want) <= 1e-12 * want
+
+
+def test_freed_memory_is_released_on_glibc() -> None:
+    """The panel hands glibc's freed heap back (``malloc_trim``); elsewhere a no-op."""
+    import platform
+
+    from winback.value.panel import _malloc_trim, release_freed_memory
+
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert _malloc_trim() is not None
+    release_freed_memory()  # never raises

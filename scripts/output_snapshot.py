@@ -1,7 +1,9 @@
 """Saves (``save DIR``) or compares (``compare DIR``) the main outputs on real CDNOW data.
 
 Compared bit for bit (values and schema). Used to prove that a refactor changes no output: run
-``save`` on the previous commit, ``compare`` on the new one. Reads
+``save`` on the previous commit, ``compare`` on the new one. ``compare DIR RTOL`` also accepts
+frames whose float values (and float arrays) are within RTOL relative of the saved ones, every
+other column equal, and prints the largest relative difference. Reads
 ``../shared/data/CDNOW_master.txt`` when present, else the bundled sample.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 import winback
@@ -64,8 +67,31 @@ def outputs() -> dict[str, pl.DataFrame]:
     return out
 
 
+def max_relative_difference(before: pl.DataFrame, after: pl.DataFrame) -> float:
+    """The largest relative difference between float columns (NaN = NaN, null = null); inf when
+    the schemas, the heights or any other column differ."""
+    if before.schema != after.schema or before.height != after.height:
+        return float("inf")
+    worst = 0.0
+    for name, dtype in before.schema.items():
+        b, a = before.get_column(name), after.get_column(name)
+        if dtype.is_float() or (isinstance(dtype, pl.Array) and dtype.inner.is_float()):
+            if not b.is_null().equals(a.is_null()):
+                return float("inf")
+            x = b.drop_nulls().to_numpy().astype(np.float64).ravel()
+            y = a.drop_nulls().to_numpy().astype(np.float64).ravel()
+            same = (x == y) | (np.isnan(x) & np.isnan(y))
+            scale = np.maximum(np.abs(x), np.abs(y))[~same]
+            if scale.size:
+                worst = max(worst, float(np.max(np.abs(x - y)[~same] / scale)))
+        elif not b.equals(a, null_equal=True):
+            return float("inf")
+    return worst
+
+
 def main() -> int:
     command, folder = sys.argv[1], Path(sys.argv[2])
+    rtol = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
     frames = outputs()
     if command == "save":
         folder.mkdir(parents=True, exist_ok=True)
@@ -83,6 +109,8 @@ def main() -> int:
         before = pl.read_ipc(folder / f"{name}.arrow")
         if before.equals(frames[name], null_equal=True) and before.schema == frames[name].schema:
             print(f"same    {name} {frames[name].shape}")
+        elif rtol > 0 and (moved := max_relative_difference(before, frames[name])) <= rtol:
+            print(f"close   {name} {frames[name].shape}: max relative difference {moved:.2e}")
         else:
             print(f"DIFFERS {name}")
             failures += 1

@@ -59,3 +59,76 @@ def history_transitions(
                 out[row, 5] = t - birth
                 row += 1
     return out[:row]
+
+
+@jit
+def history_keys(
+    starts: np.ndarray,
+    periods: np.ndarray,
+    occasions: np.ndarray,
+    n_complete: int,
+    radix_t: int,
+    radix_k: int,
+    radix_T: int,
+    seen: np.ndarray,
+) -> None:
+    """Marks in ``seen`` (uint8, one entry per packed key) the (X, t_x, k, T) of every row
+    :func:`history_transitions` would return, packed as ((X·radix_t + t_x)·radix_k + k)·radix_T
+    + T, without building those rows (one per customer and period: tens of millions)."""
+    for c in range(starts.shape[0] - 1):
+        lo, hi = starts[c], starts[c + 1]
+        if hi <= lo:
+            continue
+        birth = periods[lo]
+        x = 0
+        for i in range(lo, hi):
+            a = periods[i]
+            if i > lo:
+                x += occasions[i]
+            stop = periods[i + 1] if i + 1 < hi else n_complete - 1
+            base = ((x * radix_t + (a - birth)) * radix_k + (i - lo + 1)) * radix_T
+            for t in range(a, stop):
+                seen[base + t - birth] = 1
+
+
+@jit
+def history_buy_sums(
+    starts: np.ndarray,
+    periods: np.ndarray,
+    occasions: np.ndarray,
+    f_bins: np.ndarray,
+    m_bins: np.ndarray,
+    n_complete: int,
+    max_recency: int,
+    n_f: int,
+    n_m: int,
+    radix_t: int,
+    radix_k: int,
+    radix_T: int,
+    position: np.ndarray,
+    p_buy: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per state: the number of rows :func:`history_transitions` returns from it, and the sum
+    of ``p_buy[position[key]]`` over them (key packed as in :func:`history_keys`), added in the
+    rows' order — the same bits as ``np.bincount`` over those rows."""
+    n_states = (max_recency + 1) * n_f * n_m
+    seen = np.zeros(n_states)
+    total = np.zeros(n_states)
+    for c in range(starts.shape[0] - 1):
+        lo, hi = starts[c], starts[c + 1]
+        if hi <= lo:
+            continue
+        birth = periods[lo]
+        x = 0
+        for i in range(lo, hi):
+            a = periods[i]
+            if i > lo:
+                x += occasions[i]
+            stop = periods[i + 1] if i + 1 < hi else n_complete - 1
+            base = ((x * radix_t + (a - birth)) * radix_k + (i - lo + 1)) * radix_T
+            for t in range(a, stop):
+                r = min(t - a, max_recency)
+                s = (r * n_f + f_bins[i]) * n_m + m_bins[i]
+                seen[s] += 1.0
+                total[s] += p_buy[position[base + t - birth]]
+    return seen, total

@@ -49,6 +49,7 @@ from winback.summary import check_period, period_edges, summary
 from winback.value.panel import (
     customer_aggregates,
     read_value_input,
+    release_freed_memory,
     spend_bin_edges,
     value_panel,
 )
@@ -263,6 +264,7 @@ def value(
             unit="D",
             resolution=resolution,
         ).select("customer_id", "frequency", "recency", "T")
+        release_freed_memory()  # the Rust summary's per-customer scratch (≈ 300 MB at 1M)
     from winback.value.engine import fit_and_score  # numba and the models load here
 
     result = fit_and_score(

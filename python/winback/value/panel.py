@@ -4,6 +4,8 @@ spend-bin edges and the per-customer aggregates the models are fitted on."""
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import itertools
 import warnings
 from collections.abc import Sequence
@@ -25,6 +27,7 @@ __all__ = [
     "expense_panel",
     "read_value_input",
     "refuse_overflow",
+    "release_freed_memory",
     "spend_bin_edges",
     "value_panel",
 ]
@@ -79,6 +82,24 @@ def read_value_input(
 
 
 # -- panel ----------------------------------------------------------------------------------------
+@functools.cache
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, or None off glibc."""
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def release_freed_memory() -> None:
+    """Hands the C heap's freed pages back to the OS. The Rust panel allocates one small vector
+    per customer on its worker threads; glibc keeps those arenas resident once they are freed
+    (≈ 650 MB after the panel of 1M customers, under 0.2 s to release). No-op off glibc."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 def customer_panel(
     prepared: _io.PreparedTransactions,
     edges: list[int],
@@ -101,6 +122,8 @@ def customer_panel(
     )
     ids = _io.customer_ids(pl.DataFrame(customers))
     rows_frame = pl.DataFrame(rows)
+    del customers, rows
+    release_freed_memory()
     out = rows_frame.select(
         ids.gather(rows_frame.get_column("customer_index")).alias("customer_id"),
         pl.col("period").cast(pl.Int64),

@@ -260,7 +260,9 @@ def test_auto_drift_records_its_choice_and_evidence(
     auto_and_off: tuple[LapseModel, LapseModel],
 ) -> None:
     auto, off = auto_and_off
-    assert off.drift_evidence_ is None and off.drift_snapshots_ == 0 and off.drift_ == 0.0
+    assert off.drift_evidence_ is None
+    assert off.drift_snapshots_ == 0
+    assert off.drift_ == 0.0
     evidence = auto.drift_evidence_
     assert evidence is not None
     assert evidence.get_column("drift_snapshots").to_list() == [0, 3, 6, 12]
@@ -268,11 +270,13 @@ def test_auto_drift_records_its_choice_and_evidence(
     chosen = evidence.filter(pl.col("chosen")).row(0, named=True)
     assert chosen["drift_snapshots"] == auto.drift_snapshots_
     none = evidence.filter(pl.col("drift_snapshots") == 0).row(0, named=True)
-    assert none["mean_shift"] == 0.0 and none["wins"] == 0
+    assert none["mean_shift"] == 0.0
+    assert none["wins"] == 0
     assert none["z"] == 0.0
     if auto.drift_snapshots_:
         # chosen only on evidence: better than no correction on both measures, significantly
-        assert chosen["log_loss"] < none["log_loss"] and chosen["brier"] < none["brier"]
+        assert chosen["log_loss"] < none["log_loss"]
+        assert chosen["brier"] < none["brier"]
         assert chosen["z"] >= 2.0
     else:
         assert auto.drift_ == 0.0
@@ -320,7 +324,8 @@ def test_auto_drift_corrects_a_trend_that_persists() -> None:
     tx, truth, cutoff = simulate_fading(2000, seed=3)
     auto = LapseModel(num_threads=1).fit(tx, as_of=cutoff)
     off = LapseModel(drift_snapshots=0, num_threads=1).fit(tx, as_of=cutoff)
-    assert auto.drift_snapshots_ > 0 and auto.drift_ > 0
+    assert auto.drift_snapshots_ > 0
+    assert auto.drift_ > 0
     out = auto.predict(tx, as_of=cutoff)
     true = np.array([truth[c] for c in out.get_column("customer_id").to_list()])
     p_auto = out.get_column("p_lapse").to_numpy()
@@ -336,8 +341,10 @@ def test_auto_drift_falls_back_to_no_correction_on_a_short_history(
     tx, _, cutoff, _ = simulated
     # 5 labelled snapshots: the earliest checked one (the third) has none whose 90 days end by it
     short = LapseModel(max_snapshots=5, model="logistic", num_threads=1).fit(tx, as_of=cutoff)
-    assert short.drift_snapshots_ == 0 and short.drift_ == 0.0
-    assert short.drift_evidence_ is not None and short.drift_evidence_.height == 0
+    assert short.drift_snapshots_ == 0
+    assert short.drift_ == 0.0
+    assert short.drift_evidence_ is not None
+    assert short.drift_evidence_.height == 0
     assert short.drift_checked_ == []
     with pytest.raises(WinbackConfigError, match="drift_snapshots"):
         LapseModel(drift_snapshots="always").fit(tx)  # type: ignore[arg-type]

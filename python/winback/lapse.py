@@ -360,8 +360,9 @@ class LapseModel:
         per candidate window — ``drift_snapshots``, ``log_loss`` and ``brier`` pooled over the
         checked snapshots, ``wins`` (checked snapshots where its log loss beats no correction),
         ``z`` (its pooled log-loss gain over no correction in standard errors, clustered by
-        customer), ``mean_shift`` (its mean logit shift there), ``chosen``; empty when the history is too
-        short to check (then no correction). ``drift_checked_`` lists the checked snapshots.
+        customer), ``mean_shift`` (its mean logit shift there), ``chosen``; empty when the
+        history is too short to check (then no correction). ``drift_checked_`` lists the
+        checked snapshots.
     clip_ : p_lapse is held in [clip_, 1 − clip_] (half a row of the calibration set), so that
         log loss stays finite.
     as_of_ : the cut-off the model was fitted up to (local datetime).

@@ -8,6 +8,9 @@ with a purchase by o, P(no purchase in (o, o + H]); the outcome is read from the
   snapshots whose horizon ends by o, the booster on the older ones, isotonic calibration on the
   latest ``calibration_snapshots``.
 - **p_lapse (logistic)** — the same with ``model="logistic"``.
+- **drift_snapshots=0 / 6** — the booster with the drift correction off / on a fixed six-snapshot
+  window, beside the default ``"auto"`` (chosen by an out-of-time check; its choice and evidence
+  are printed per origin; docs/methods.md#p-lapse-drift-auto).
 - **TrF-group rate** — baseline (a): the lapse rate of each TrF group a–e (and of the
   ``single_purchase`` / ``below_min_occasions`` customers, who have no group) over the same
   training snapshots, applied to the customer's group at o.

@@ -8,6 +8,9 @@ with a purchase by o, P(no purchase in (o, o + H]); the outcome is read from the
   snapshots whose horizon ends by o, the booster on the older ones, isotonic calibration on the
   latest ``calibration_snapshots``.
 - **p_lapse (logistic)** — the same with ``model="logistic"``.
+- **drift_snapshots=0 / 6** — the booster with the drift correction off / on a fixed six-snapshot
+  window, beside the default ``"auto"`` (chosen by an out-of-time check; its choice and evidence
+  are printed per origin; docs/methods.md#p-lapse-drift-auto).
 - **TrF-group rate** — baseline (a): the lapse rate of each TrF group a–e (and of the
   ``single_purchase`` / ``below_min_occasions`` customers, who have no group) over the same
   training snapshots, applied to the customer's group at o.
@@ -86,8 +89,9 @@ def main() -> None:
         kw["calibration_snapshots"] = args.calibration_snapshots
     print(f"load: {os.getloadavg()}  customers: {tx['customer_id'].n_unique():,}")
     variants: dict[str, dict[str, object]] = {
-        "p_lapse (hgb)": {"model": "hgb"},
+        "p_lapse (hgb)": {"model": "hgb"},  # the default: drift_snapshots="auto"
         "p_lapse (logistic)": {"model": "logistic"},
+        "p_lapse (hgb, drift_snapshots=0)": {"model": "hgb", "drift_snapshots": 0},
         "p_lapse (hgb, drift_snapshots=6)": {"model": "hgb", "drift_snapshots": 6},
     }
     sides: dict[str, list[np.ndarray]] = {
@@ -107,6 +111,11 @@ def main() -> None:
             model = LapseModel(horizon_days=horizon, **options, **kw)  # type: ignore[arg-type]
             scored = model.fit(prepared, as_of=origin).predict(prepared, as_of=origin)
             seconds[name] += time.perf_counter() - start
+            if model.drift_evidence_ is not None:
+                print(
+                    f"{origin} {name}: drift_snapshots_={model.drift_snapshots_} "
+                    f"drift_={model.drift_:.4f}\n{model.drift_evidence_}"
+                )
             p = (
                 test.select("customer_id")
                 .join(scored, on="customer_id", how="left", maintain_order="left")

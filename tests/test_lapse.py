@@ -221,3 +221,175 @@ def test_drift_correction_carries_the_lapse_rate_trend_forward() -> None:
     assert _drift(table, cutoffs, as_of, 6) == pytest.approx(0.1 * months, rel=0.01)
     assert _drift(table, cutoffs, as_of, 2) == 0.0  # too few snapshots: off
     assert _drift(table, cutoffs, as_of, 0) == 0.0
+
+
+@pytest.fixture(scope="module")
+def auto_and_off(
+    simulated: tuple[pl.DataFrame, dict[int, float], date, pl.DataFrame],
+) -> tuple[LapseModel, LapseModel]:
+    tx, _, cutoff, _ = simulated
+    auto = LapseModel(num_threads=1).fit(tx, as_of=cutoff)
+    off = LapseModel(drift_snapshots=0, num_threads=1).fit(tx, as_of=cutoff)
+    return auto, off
+
+
+def test_auto_drift_does_not_hurt_where_the_trend_stopped(
+    simulated: tuple[pl.DataFrame, dict[int, float], date, pl.DataFrame],
+    auto_and_off: tuple[LapseModel, LapseModel],
+) -> None:
+    """The simulated base's lapse rate rose over the last labelled months, then levelled: the
+    fixed six-snapshot correction overshoots there (benches/README.md). "auto" (the default)
+    must not be worse than no correction against the TRUE probabilities by more than a hair."""
+    tx, truth, cutoff, scored = simulated
+    auto, off = auto_and_off
+    assert auto.drift_snapshots == "auto"  # the default
+    true = np.array([truth[c] for c in scored.get_column("customer_id").to_list()])
+
+    def error(model: LapseModel) -> float:
+        p = model.predict(tx, as_of=cutoff).get_column("p_lapse").to_numpy()
+        return float(np.mean((p - true) ** 2))
+
+    assert error(auto) <= error(off) + 5e-4
+    fixed = LapseModel(drift_snapshots=6, num_threads=1).fit(tx, as_of=cutoff)
+    assert error(auto) <= error(fixed) + 5e-4
+    # lapse() uses the same default
+    assert auto.predict(tx, as_of=cutoff).equals(scored)
+
+
+def test_auto_drift_records_its_choice_and_evidence(
+    auto_and_off: tuple[LapseModel, LapseModel],
+) -> None:
+    auto, off = auto_and_off
+    assert off.drift_evidence_ is None
+    assert off.drift_snapshots_ == 0
+    assert off.drift_ == 0.0
+    evidence = auto.drift_evidence_
+    assert evidence is not None
+    assert evidence.get_column("drift_snapshots").to_list() == [0, 3, 6, 12]
+    assert evidence.get_column("chosen").sum() == 1
+    chosen = evidence.filter(pl.col("chosen")).row(0, named=True)
+    assert chosen["drift_snapshots"] == auto.drift_snapshots_
+    none = evidence.filter(pl.col("drift_snapshots") == 0).row(0, named=True)
+    assert none["mean_shift"] == 0.0
+    assert none["wins"] == 0
+    assert none["z"] == 0.0
+    if auto.drift_snapshots_:
+        # chosen only on evidence: better than no correction on both measures, significantly
+        assert chosen["log_loss"] < none["log_loss"]
+        assert chosen["brier"] < none["brier"]
+        assert chosen["z"] >= 2.0
+    else:
+        assert auto.drift_ == 0.0
+        beaten = evidence.filter(
+            (pl.col("log_loss") < none["log_loss"])
+            & (pl.col("brier") < none["brier"])
+            & (pl.col("z") >= 2.0)
+        )
+        assert beaten.height == 0
+    # the checked snapshots are the latest three labelled ones, and out of time for the check
+    assert auto.drift_checked_ == auto.snapshots_[-3:]
+    assert np.isfinite(evidence.select("log_loss", "brier").to_numpy()).all()
+
+
+def simulate_fading(customers: int, seed: int) -> tuple[pl.DataFrame, dict[int, float], date]:
+    """A base whose trend persists to the cut-off: arrivals uniform over the window, each
+    customer a Poisson process whose rate fades with calendar time, λ(t) = λ₀·exp(−t/500 d)
+    (λ₀ = 1/20 or 1/60 a day), no dropout. The same features mean a higher lapse probability
+    every month, so the trend of the labelled snapshots carries forward. Returns transactions,
+    each customer's TRUE P(no purchase in the H days after the cut-off) and the cut-off."""
+    rng = np.random.default_rng(seed)
+    tau = 500.0
+    cutoff = DAYS - int(H) - 1
+    ids, days, truth = [], [], {}
+    for c in range(1, customers + 1):
+        lam = 1 / 20 if rng.random() < 0.5 else 1 / 60
+        t = float(rng.uniform(0, cutoff - 30))
+        while t <= cutoff:
+            ids.append(c)
+            days.append(int(t))
+            # the next event: invert the cumulative hazard λ₀τ(e^(−t/τ) − e^(−t'/τ)) = Exp(1)
+            inside = np.exp(-t / tau) - rng.exponential() / (lam * tau)
+            if inside <= 0:
+                break
+            t = -tau * np.log(inside)
+        mass = lam * tau * (np.exp(-(cutoff + 1) / tau) - np.exp(-(cutoff + 1 + H) / tau))
+        truth[c] = float(np.exp(-mass))
+    frame = pl.DataFrame(
+        {"customer_id": ids, "ts": [START + timedelta(days=d) for d in days]}
+    ).filter(pl.col("ts") <= START + timedelta(days=cutoff))
+    return frame, truth, START + timedelta(days=cutoff)
+
+
+def test_auto_drift_corrects_a_trend_that_persists() -> None:
+    tx, truth, cutoff = simulate_fading(2000, seed=3)
+    auto = LapseModel(num_threads=1).fit(tx, as_of=cutoff)
+    off = LapseModel(drift_snapshots=0, num_threads=1).fit(tx, as_of=cutoff)
+    assert auto.drift_snapshots_ > 0
+    assert auto.drift_ > 0
+    out = auto.predict(tx, as_of=cutoff)
+    true = np.array([truth[c] for c in out.get_column("customer_id").to_list()])
+    p_auto = out.get_column("p_lapse").to_numpy()
+    p_off = off.predict(tx, as_of=cutoff).get_column("p_lapse").to_numpy()
+    # closer to the truth than no correction, customer by customer and in the mean
+    assert np.mean((p_auto - true) ** 2) < np.mean((p_off - true) ** 2)
+    assert abs(p_auto.mean() - true.mean()) < abs(p_off.mean() - true.mean())
+
+
+def test_auto_drift_falls_back_to_no_correction_on_a_short_history(
+    simulated: tuple[pl.DataFrame, dict[int, float], date, pl.DataFrame],
+) -> None:
+    tx, _, cutoff, _ = simulated
+    # 5 labelled snapshots: the earliest checked one (the third) has none whose 90 days end by it
+    short = LapseModel(max_snapshots=5, model="logistic", num_threads=1).fit(tx, as_of=cutoff)
+    assert short.drift_snapshots_ == 0
+    assert short.drift_ == 0.0
+    assert short.drift_evidence_ is not None
+    assert short.drift_evidence_.height == 0
+    assert short.drift_checked_ == []
+    with pytest.raises(WinbackConfigError, match="drift_snapshots"):
+        LapseModel(drift_snapshots="always").fit(tx)  # type: ignore[arg-type]
+
+
+def slow_paired_z(losses: np.ndarray, customers: list[int], off: int) -> list[float]:
+    """The clustered z of the mean gain, customer by customer in plain Python."""
+    out = []
+    for row in losses:
+        gains = [float(a - b) for a, b in zip(losses[off], row, strict=True)]
+        mean = sum(gains) / len(gains)
+        by: dict[int, float] = {}
+        for c, g in zip(customers, gains, strict=True):
+            by[c] = by.get(c, 0.0) + (g - mean)
+        m = len(by)
+        se = (sum(v * v for v in by.values()) * m / max(m - 1, 1)) ** 0.5 / len(gains)
+        out.append(mean / se if se > 0 else 0.0)
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 8),
+            st.floats(0.01, 3.0),
+            st.floats(0.01, 3.0),
+            st.floats(0.01, 3.0),
+        ),
+        min_size=2,
+        max_size=40,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_paired_z_matches_a_slow_reference_and_ignores_row_order(
+    rows: list[tuple[int, float, float, float]], rnd: object
+) -> None:
+    from winback.lapse import _paired_z
+
+    customers = [r[0] for r in rows]
+    losses = np.array([[r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows]])
+    z = _paired_z(losses, pl.Series(customers), 0)
+    assert z == pytest.approx(slow_paired_z(losses, customers, 0), rel=1e-9, abs=1e-9)
+    assert z[0] == 0.0
+    order = list(range(len(rows)))
+    rnd.shuffle(order)  # type: ignore[attr-defined]
+    again = _paired_z(losses[:, order], pl.Series([customers[i] for i in order]), 0)
+    assert again == pytest.approx(z, rel=1e-9, abs=1e-9)

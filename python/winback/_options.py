@@ -131,18 +131,30 @@ LAPSE_MODEL: Final[LapseModelKind] = "hgb"
 #: The most recent labelled month-end snapshots held out for the isotonic calibration.
 LAPSE_CALIBRATION_SNAPSHOTS: Final = 1
 #: The latest labelled snapshots whose lapse-rate trend is carried forward to as_of (0: off; an
-#: extrapolation that helps while a trend persists and hurts when it stops;
-#: docs/methods.md#p-lapse).
-LAPSE_DRIFT_SNAPSHOTS: Final = 0
+#: extrapolation that helps while a trend persists and hurts when it stops), or ``"auto"``:
+#: chosen among :data:`LAPSE_DRIFT_CANDIDATES` by an out-of-time check on the data's own latest
+#: snapshots (docs/methods.md#p-lapse-drift-auto).
+LapseDrift = int | Literal["auto"]
+LAPSE_DRIFT_SNAPSHOTS: Final[LapseDrift] = "auto"
+#: The windows ``drift_snapshots="auto"`` chooses among (0 = no correction, the tie winner).
+LAPSE_DRIFT_CANDIDATES: Final = (0, 3, 6, 12)
+#: The latest labelled snapshots ``"auto"`` scores each candidate on, out of time.
+LAPSE_DRIFT_CHECK_SNAPSHOTS: Final = 3
+#: How many standard errors the check's log-loss gain must reach before a window is chosen.
+LAPSE_DRIFT_EVIDENCE_Z: Final = 2.0
 #: Smallest group of the data-driven TrF cuts, as a share of the rows
 #: (docs/methods.md#outcome-cuts).
 OUTCOME_CUTS_MIN_SHARE: Final = 0.05
 __all__ += [
     "LAPSE_CALIBRATION_SNAPSHOTS",
+    "LAPSE_DRIFT_CANDIDATES",
+    "LAPSE_DRIFT_CHECK_SNAPSHOTS",
+    "LAPSE_DRIFT_EVIDENCE_Z",
     "LAPSE_DRIFT_SNAPSHOTS",
     "LAPSE_HORIZON_DAYS",
     "LAPSE_MODEL",
     "OUTCOME_CUTS_MIN_SHARE",
+    "LapseDrift",
     "LapseModelKind",
 ]
 

@@ -29,6 +29,9 @@ from winback._options import (
     AMOUNT_COL,
     CUSTOMER_COL,
     LAPSE_CALIBRATION_SNAPSHOTS,
+    LAPSE_DRIFT_CANDIDATES,
+    LAPSE_DRIFT_CHECK_SNAPSHOTS,
+    LAPSE_DRIFT_EVIDENCE_Z,
     LAPSE_DRIFT_SNAPSHOTS,
     LAPSE_HORIZON_DAYS,
     LAPSE_MODEL,
@@ -40,6 +43,7 @@ from winback._options import (
     TIME_COL,
     TRF_CUTS,
     AsOf,
+    LapseDrift,
     LapseModelKind,
     OnInvalid,
 )
@@ -253,6 +257,34 @@ def _check_horizon(horizon_days: float) -> float:
     return value
 
 
+def _calibrated(raw: FloatArray, calibrator: Any, clip: float, shift: float) -> FloatArray:
+    """p_lapse from the model's scores: the isotonic map (if any), held in [clip, 1 − clip],
+    then the drift correction's logit shift (docs/methods.md#p-lapse)."""
+    p = raw if calibrator is None else np.asarray(calibrator.predict(raw), dtype=np.float64)
+    p = np.clip(p, clip, 1.0 - clip)
+    if shift:
+        p = 1.0 / (1.0 + np.exp(-(np.log(p / (1.0 - p)) + shift)))
+    clipped: FloatArray = np.clip(p, clip, 1.0 - clip)
+    return clipped
+
+
+def _paired_z(row_losses: FloatArray, customers: pl.Series, off: int) -> FloatArray:
+    """Per candidate (row of ``row_losses``, candidates × rows): the mean log-loss gain over
+    candidate ``off`` divided by its standard error, rows clustered by customer (a customer's
+    rows at several snapshots are not independent); 0.0 where the gain has no spread."""
+    gain = row_losses[off] - row_losses  # > 0: the candidate does better
+    codes = customers.rank("dense").cast(pl.Int64).to_numpy() - 1
+    clusters = int(codes.max()) + 1
+    n = gain.shape[1]
+    z = np.zeros(gain.shape[0])
+    for i in range(gain.shape[0]):
+        mean = gain[i].mean()
+        sums = np.bincount(codes, weights=gain[i] - mean, minlength=clusters)
+        se = float(np.sqrt(np.sum(sums**2) * clusters / max(clusters - 1, 1))) / n
+        z[i] = mean / se if se > 0 else 0.0
+    return z
+
+
 def _drift(table: pl.DataFrame, cutoffs: Sequence[int], as_of_us: int, count: int) -> float:
     """The drift correction's logit shift (docs/methods.md#p-lapse): the least-squares slope of
     logit(lapse rate) on the month index over the last ``count`` labelled snapshots, times the
@@ -293,8 +325,11 @@ class LapseModel:
         is fitted on the older ones); 0 fits the model on all and skips the calibration.
     drift_snapshots
         The latest labelled snapshots whose lapse-rate trend is carried forward to ``as_of``
-        (the drift correction of docs/methods.md#p-lapse); fewer than 3 (e.g. the default 0)
-        turns it off.
+        (the drift correction of docs/methods.md#p-lapse); fewer than 3 (e.g. 0) turns it off.
+        ``"auto"`` (default): chosen among :data:`~winback._options.LAPSE_DRIFT_CANDIDATES` by
+        an out-of-time check on the latest labelled snapshots (docs/methods.md#p-lapse-drift-auto);
+        no correction unless a window beats it there on both log loss and Brier, by a log-loss
+        gain of at least ``LAPSE_DRIFT_EVIDENCE_Z`` standard errors.
     features
         The inputs, a subset of :data:`LAPSE_FEATURES`' names (default
         :data:`DEFAULT_FEATURES`: all but ``tenure_days``).
@@ -317,8 +352,17 @@ class LapseModel:
     estimator_ : the fitted scikit-learn model.
     calibrator_ : the fitted ``IsotonicRegression`` (None when ``calibration_snapshots=0``).
     drift_ : the logit shift of the drift correction (0.0 when off): the slope of
-        logit(lapse rate) per month over the last ``drift_snapshots`` labelled snapshots × the
+        logit(lapse rate) per month over the last ``drift_snapshots_`` labelled snapshots × the
         months from the last of them to ``as_of``.
+    drift_snapshots_ : the window used (``drift_snapshots`` itself, or the one ``"auto"`` chose;
+        0 = no correction).
+    drift_evidence_ : with ``"auto"``, the check behind the choice (None otherwise): one row
+        per candidate window — ``drift_snapshots``, ``log_loss`` and ``brier`` pooled over the
+        checked snapshots, ``wins`` (checked snapshots where its log loss beats no correction),
+        ``z`` (its pooled log-loss gain over no correction in standard errors, clustered by
+        customer), ``mean_shift`` (its mean logit shift there), ``chosen``; empty when the
+        history is too short to check (then no correction). ``drift_checked_`` lists the
+        checked snapshots.
     clip_ : p_lapse is held in [clip_, 1 − clip_] (half a row of the calibration set), so that
         log loss stays finite.
     as_of_ : the cut-off the model was fitted up to (local datetime).
@@ -332,7 +376,7 @@ class LapseModel:
         horizon_days: float = LAPSE_HORIZON_DAYS,
         model: LapseModelKind = LAPSE_MODEL,
         calibration_snapshots: int = LAPSE_CALIBRATION_SNAPSHOTS,
-        drift_snapshots: int = LAPSE_DRIFT_SNAPSHOTS,
+        drift_snapshots: LapseDrift = LAPSE_DRIFT_SNAPSHOTS,
         features: Sequence[str] = DEFAULT_FEATURES,
         max_snapshots: int | None = None,
         resolution: str | timedelta = RESOLUTION,
@@ -373,8 +417,10 @@ class LapseModel:
                 f"features={self.features!r} must be a non-empty list of {', '.join(known)}"
             )
         drift = self.drift_snapshots
-        if isinstance(drift, bool) or not isinstance(drift, int) or drift < 0:
-            raise WinbackConfigError(f"drift_snapshots={drift!r} must be a whole number ≥ 0")
+        if drift != "auto" and (isinstance(drift, bool) or not isinstance(drift, int) or drift < 0):
+            raise WinbackConfigError(
+                f"drift_snapshots={drift!r} must be a whole number ≥ 0 or 'auto'"
+            )
         if self.max_snapshots is not None and self.max_snapshots < 1:
             raise WinbackConfigError(f"max_snapshots={self.max_snapshots!r} must be at least 1")
         return resolution_us, _check_horizon(self.horizon_days)
@@ -501,22 +547,25 @@ class LapseModel:
         self.calibrator_: Any = None
         self.clip_ = 1e-6
         if split is not None:
-            from sklearn.isotonic import IsotonicRegression
-
             held = table.filter(pl.col("snapshot") >= split)
-            with self._threads():
-                raw = estimator.predict_proba(self._design(held))[:, 1]
-            self.calibrator_ = IsotonicRegression(
-                y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip"
-            ).fit(raw, held.get_column("lapsed").to_numpy().astype(np.float64))
-            self.clip_ = 0.5 / held.height
+            self.calibrator_, self.clip_ = self._calibrate(estimator, held)
         self.estimator_ = estimator
         self.snapshots_ = [_io.micros_to_datetime(c) for c in cutoffs]
         self.calibration_from_ = None if split is None else _io.micros_to_datetime(split)
         self.rows_ = table.height
         self.base_rate_ = float(table.get_column("lapsed").cast(pl.Float64).to_numpy().mean())
         self.as_of_ = _io.micros_to_datetime(as_of_us)
-        self.drift_ = _drift(table, cutoffs, as_of_us, self.drift_snapshots)
+        self.drift_evidence_: pl.DataFrame | None = None
+        self.drift_checked_: list[Any] = []
+        if isinstance(self.drift_snapshots, str):  # "auto"
+            window, self.drift_evidence_, checked = self._choose_drift(
+                table, cutoffs, round(horizon * _DAY)
+            )
+            self.drift_checked_ = [_io.micros_to_datetime(c) for c in checked]
+        else:
+            window = self.drift_snapshots
+        self.drift_snapshots_ = window
+        self.drift_ = _drift(table, cutoffs, as_of_us, window)
         self._fitted_with = (resolution_us, horizon)
         return self
 
@@ -525,14 +574,107 @@ class LapseModel:
         if not hasattr(self, "estimator_"):
             raise WinbackConfigError("this LapseModel is not fitted; call fit(data) first")
         with self._threads():
-            p = self.estimator_.predict_proba(self._design(frame))[:, 1].astype(np.float64)
-        if self.calibrator_ is not None:
-            p = np.asarray(self.calibrator_.predict(p), dtype=np.float64)
-        p = np.clip(p, self.clip_, 1.0 - self.clip_)
-        if self.drift_:
-            p = 1.0 / (1.0 + np.exp(-(np.log(p / (1.0 - p)) + self.drift_)))
-        clipped: FloatArray = np.clip(p, self.clip_, 1.0 - self.clip_)
-        return clipped
+            raw = self.estimator_.predict_proba(self._design(frame))[:, 1].astype(np.float64)
+        return _calibrated(raw, self.calibrator_, self.clip_, self.drift_)
+
+    def _calibrate(self, estimator: Any, held: pl.DataFrame) -> tuple[Any, float]:
+        """The isotonic map of ``estimator``'s scores on ``held`` to its outcomes, and the clip
+        (half a row of ``held``)."""
+        from sklearn.isotonic import IsotonicRegression
+
+        with self._threads():
+            raw = estimator.predict_proba(self._design(held))[:, 1]
+        calibrator = IsotonicRegression(
+            y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip"
+        ).fit(raw, held.get_column("lapsed").to_numpy().astype(np.float64))
+        return calibrator, 0.5 / held.height
+
+    def _choose_drift(
+        self, table: pl.DataFrame, cutoffs: Sequence[int], horizon_us: int
+    ) -> tuple[int, pl.DataFrame, list[int]]:
+        """``drift_snapshots="auto"`` (docs/methods.md#p-lapse-drift-auto): each of the latest
+        :data:`LAPSE_DRIFT_CHECK_SNAPSHOTS` labelled snapshots s is predicted as ``fit`` would
+        predict it at as_of = s — calibrated on the snapshots labelled by s, each candidate
+        window's trend carried from them to s — by one booster fitted on the snapshots before
+        the earliest check's calibration set (so no checked or calibrating label is seen by
+        it), and scored against the outcome at s. Returns (window, evidence, checked)."""
+        empty = pl.DataFrame(
+            schema={
+                "drift_snapshots": pl.Int64,
+                "log_loss": pl.Float64,
+                "brier": pl.Float64,
+                "wins": pl.Int64,
+                "z": pl.Float64,
+                "mean_shift": pl.Float64,
+                "chosen": pl.Boolean,
+            }
+        )
+        checked = list(cutoffs[-LAPSE_DRIFT_CHECK_SNAPSHOTS:])
+        known = [[c for c in cutoffs if c + horizon_us <= s] for s in checked]
+        m = self.calibration_snapshots
+        train_cuts = known[0][: len(known[0]) - m] if m else known[0]
+        train = table.filter(pl.col("snapshot").is_in(train_cuts))
+        y_train = train.get_column("lapsed").to_numpy()
+        # Too short to check (fewer than 3 labelled snapshots leave every window at 0) → off.
+        if len(known[0]) < 3 or not train_cuts or y_train.all() or not y_train.any():
+            return 0, empty, []
+        with self._threads():
+            estimator = self._estimator().fit(self._design(train), y_train)
+        candidates = LAPSE_DRIFT_CANDIDATES
+        losses = np.zeros((len(candidates), len(checked)))
+        briers = np.zeros_like(losses)
+        shifts = np.zeros_like(losses)
+        rows = np.zeros(len(checked))
+        row_losses: list[FloatArray] = []  # per candidate × checked row, for the z statistic
+        customers: list[pl.Series] = []
+        for j, (s, labelled) in enumerate(zip(checked, known, strict=True)):
+            calibrator, clip = None, 1e-6
+            if m:
+                held = table.filter(pl.col("snapshot").is_in(labelled[-m:]))
+                calibrator, clip = self._calibrate(estimator, held)
+            at = table.filter(pl.col("snapshot") == s)
+            y = at.get_column("lapsed").to_numpy().astype(np.float64)
+            with self._threads():
+                raw = estimator.predict_proba(self._design(at))[:, 1].astype(np.float64)
+            rows[j] = y.size
+            customers.append(at.get_column("customer_id"))
+            per_row = np.empty((len(candidates), y.size))
+            for i, window in enumerate(candidates):
+                shifts[i, j] = _drift(table, labelled, s, window)
+                p = _calibrated(raw, calibrator, clip, shifts[i, j])
+                per_row[i] = -(y * np.log(p) + (1.0 - y) * np.log(1.0 - p))
+                losses[i, j] = per_row[i].sum()
+                briers[i, j] = np.sum((p - y) ** 2)
+            row_losses.append(per_row)
+        pooled_loss = losses.sum(axis=1) / rows.sum()
+        pooled_brier = briers.sum(axis=1) / rows.sum()
+        off = candidates.index(0)
+        z = _paired_z(np.concatenate(row_losses, axis=1), pl.concat(customers), off)
+        # A window is chosen only on evidence: better than no correction on both pooled
+        # measures, its log-loss gain at least LAPSE_DRIFT_EVIDENCE_Z standard errors (a
+        # customer is checked up to three times: errors clustered by customer); the lowest log
+        # loss among those, exact ties to the earlier candidate.
+        better = [
+            i
+            for i in range(len(candidates))
+            if pooled_loss[i] < pooled_loss[off]
+            and pooled_brier[i] < pooled_brier[off]
+            and z[i] >= LAPSE_DRIFT_EVIDENCE_Z
+        ]
+        pick = min(better, key=lambda i: (pooled_loss[i], i)) if better else off
+        evidence = pl.DataFrame(
+            {
+                "drift_snapshots": list(candidates),
+                "log_loss": pooled_loss,
+                "brier": pooled_brier,
+                "wins": (losses < losses[off]).sum(axis=1),
+                "z": z,
+                "mean_shift": shifts.mean(axis=1),
+                "chosen": [i == pick for i in range(len(candidates))],
+            },
+            schema=empty.schema,
+        )
+        return candidates[pick], evidence, checked
 
     def predict(
         self,
@@ -595,7 +737,7 @@ def lapse(
     horizon_days: float = LAPSE_HORIZON_DAYS,
     model: LapseModelKind = LAPSE_MODEL,
     calibration_snapshots: int = LAPSE_CALIBRATION_SNAPSHOTS,
-    drift_snapshots: int = LAPSE_DRIFT_SNAPSHOTS,
+    drift_snapshots: LapseDrift = LAPSE_DRIFT_SNAPSHOTS,
     resolution: str | timedelta = RESOLUTION,
     min_occasions: int = MIN_OCCASIONS,
     trf_cuts: Sequence[float] = TRF_CUTS,

@@ -24,6 +24,9 @@ use crate::partition::{
 const ROUND_BYTES: usize = 32 << 20;
 /// Most rounds: each one re-reads the ids (8 bytes a row).
 const MAX_ROUNDS: usize = 8;
+// A row's offset in its chunk is filed in 16 bits.
+const _: () = assert!(CHUNK_ROWS <= 1 << 16);
+
 /// Widest bucket index span (bits) of a compact row.
 const MAX_BUCKET_BITS: u32 = 32;
 
@@ -86,9 +89,11 @@ impl Buckets {
     }
 }
 
-/// Per input chunk: its kept rows per partition, and its rows dropped by the filter.
+/// Per input chunk: its kept rows per partition, the offsets of its kept rows by round, and its
+/// rows dropped by the filter.
 struct ChunkCounts {
     per_partition: Vec<u32>,
+    by_round: Vec<Vec<u16>>,
     excluded: u64,
 }
 
@@ -153,26 +158,14 @@ fn visit_in_rounds<S, R: Send + Sync>(
     let buckets = Buckets::of(t_min, t_max.min(filter.max_time_us), filter.resolution_us)?;
     let n_partitions = 1usize << bits;
     let max_time = filter.max_time_us;
-    // Pass 1: kept rows per (chunk, partition), which place every row of every round.
-    let counts: Vec<ChunkCounts> = keys
-        .par_chunks(CHUNK_ROWS)
-        .zip(times_us.par_chunks(CHUNK_ROWS))
-        .map(|(k, t)| {
-            let mut per_partition = vec![0u32; n_partitions];
-            let mut excluded = 0;
-            for (&key, &time) in k.iter().zip(t) {
-                if time > max_time {
-                    excluded += 1;
-                } else {
-                    per_partition[split.partition(key)] += 1;
-                }
-            }
-            ChunkCounts {
-                per_partition,
-                excluded,
-            }
-        })
-        .collect();
+    // Rounds of consecutive partitions, fixed before any row is read so the count pass can file
+    // each kept row under its round: a round then reads only its own rows.
+    let rounds = round_bounds(n_partitions, times_us.len(), round_bytes);
+    let mut round_of = vec![0u8; n_partitions];
+    for (r, w) in rounds.windows(2).enumerate() {
+        round_of[w[0]..w[1]].fill(r as u8);
+    }
+    let counts = count_rows(keys, times_us, split, max_time, &round_of);
     let mut sizes = vec![0usize; n_partitions];
     for chunk in &counts {
         for (size, &c) in sizes.iter_mut().zip(&chunk.per_partition) {
@@ -185,7 +178,6 @@ fn visit_in_rounds<S, R: Send + Sync>(
         return None;
     }
     let excluded = counts.iter().map(|c| c.excluded).sum();
-    let rounds = round_bounds(&sizes, kept, round_bytes);
     let staged = rounds
         .windows(2)
         .map(|w| sizes[w[0]..w[1]].iter().sum::<usize>())
@@ -196,18 +188,15 @@ fn visit_in_rounds<S, R: Send + Sync>(
     let mut staged_amounts = vec![0f64; if amounts.is_some() { staged } else { 0 }];
     let mut ids = Vec::with_capacity(kept);
     sink.reserve(kept);
-    let layout = Layout {
-        split,
-        buckets,
-        max_time,
-    };
-    for round in rounds.windows(2) {
+    let layout = Layout { split, buckets };
+    for (r, round) in rounds.windows(2).enumerate() {
         let parts = round[0]..round[1];
         let starts = layout.stage(
             keys,
             times_us,
             amounts,
             &counts,
+            r,
             parts.clone(),
             &mut packed,
             &mut staged_amounts,
@@ -238,28 +227,54 @@ fn visit_in_rounds<S, R: Send + Sync>(
     Some((ids, excluded))
 }
 
-/// Partition bounds of the rounds: consecutive partitions of about equal rows.
-fn round_bounds(sizes: &[usize], kept: usize, round_bytes: usize) -> Vec<usize> {
-    let rounds = (kept * 16).div_ceil(round_bytes).clamp(1, MAX_ROUNDS);
-    let per_round = kept.div_ceil(rounds).max(1);
-    let mut bounds = vec![0];
-    let mut rows = 0;
-    for (p, &size) in sizes.iter().enumerate() {
-        rows += size;
-        if rows >= per_round && p + 1 < sizes.len() {
-            bounds.push(p + 1);
-            rows = 0;
-        }
-    }
-    bounds.push(sizes.len());
-    bounds
+/// Pass 1: kept rows per (chunk, partition), which place every row of every round, and each
+/// kept row's offset in its chunk (16 bits), by round (`round_of` a partition).
+fn count_rows(
+    keys: &[i64],
+    times_us: &[i64],
+    split: RangeSplit,
+    max_time: i64,
+    round_of: &[u8],
+) -> Vec<ChunkCounts> {
+    let n_rounds = round_of.last().map_or(1, |&r| usize::from(r) + 1);
+    keys.par_chunks(CHUNK_ROWS)
+        .zip(times_us.par_chunks(CHUNK_ROWS))
+        .map(|(k, t)| {
+            let mut per_partition = vec![0u32; round_of.len()];
+            let mut by_round = vec![Vec::with_capacity(k.len() / n_rounds + 64); n_rounds];
+            let mut excluded = 0;
+            for (offset, (&key, &time)) in k.iter().zip(t).enumerate() {
+                if time > max_time {
+                    excluded += 1;
+                } else {
+                    let p = split.partition(key);
+                    per_partition[p] += 1;
+                    by_round[usize::from(round_of[p])].push(offset as u16);
+                }
+            }
+            ChunkCounts {
+                per_partition,
+                by_round,
+                excluded,
+            }
+        })
+        .collect()
+}
+
+/// Partition bounds of the rounds: equal runs of consecutive partitions, as many rounds as
+/// `n_rows` staged rows of 16 bytes need for about `round_bytes` a round (at most
+/// [`MAX_ROUNDS`]).
+fn round_bounds(n_partitions: usize, n_rows: usize, round_bytes: usize) -> Vec<usize> {
+    let rounds = (n_rows * 16)
+        .div_ceil(round_bytes)
+        .clamp(1, MAX_ROUNDS.min(n_partitions));
+    (0..=rounds).map(|r| r * n_partitions / rounds).collect()
 }
 
 #[derive(Clone, Copy)]
 struct Layout {
     split: RangeSplit,
     buckets: Buckets,
-    max_time: i64,
 }
 
 /// A worker's buffers for grouping one partition.
@@ -296,14 +311,16 @@ impl Scratch {
 }
 
 impl Layout {
-    /// Stages the kept rows of partitions `parts`: chunk after chunk, and in a chunk partition
-    /// after partition. Returns, per chunk, where each of those partitions' rows start.
+    /// Stages the kept rows of round `round`, partitions `parts`: chunk after chunk, and in a
+    /// chunk partition after partition. Returns, per chunk, where each of those partitions' rows
+    /// start.
     fn stage(
         self,
         keys: &[i64],
         times_us: &[i64],
         amounts: Option<&[f64]>,
         counts: &[ChunkCounts],
+        round: usize,
         parts: std::ops::Range<usize>,
         packed: &mut [u64],
         staged_amounts: &mut [f64],
@@ -322,10 +339,7 @@ impl Layout {
         let mut pieces = Vec::with_capacity(counts.len());
         let (mut rest_packed, mut rest_amounts) = (&mut packed[..at], staged_amounts);
         for chunk in counts {
-            let len: usize = chunk.per_partition[parts.clone()]
-                .iter()
-                .map(|&c| c as usize)
-                .sum();
+            let len = chunk.by_round[round].len();
             let (here, later) = rest_packed.split_at_mut(len);
             rest_packed = later;
             let amount_len = if amounts.is_some() { len } else { 0 };
@@ -345,16 +359,16 @@ impl Layout {
                     cursor.push(at);
                     at += n as usize;
                 }
-                let rows = c * CHUNK_ROWS..((c + 1) * CHUNK_ROWS).min(keys.len());
-                for row in rows {
+                let first = c * CHUNK_ROWS;
+                let end = (first + CHUNK_ROWS).min(keys.len());
+                let (keys, times) = (&keys[first..end], &times_us[first..end]);
+                let amounts = amounts.map(|a| &a[first..end]);
+                for &offset in &chunk.by_round[round] {
+                    let row = offset as usize;
                     let key = keys[row];
-                    let p = self.split.partition(key);
-                    let t = times_us[row];
-                    if !parts.contains(&p) || t > self.max_time {
-                        continue;
-                    }
-                    let slot = &mut cursor[p - parts.start];
-                    piece[*slot] = (self.split.low(key) << shift) | self.buckets.relative(t);
+                    let slot = &mut cursor[self.split.partition(key) - parts.start];
+                    piece[*slot] =
+                        (self.split.low(key) << shift) | self.buckets.relative(times[row]);
                     if let Some(a) = amounts {
                         piece_amounts[*slot] = a[row];
                     }
@@ -488,12 +502,13 @@ mod tests {
 
     #[test]
     fn rounds_cover_every_partition_once() {
-        let sizes = vec![1_000_000; 64];
-        let bounds = round_bounds(&sizes, 64_000_000, ROUND_BYTES);
+        let bounds = round_bounds(64, 64_000_000, ROUND_BYTES);
         assert_eq!(bounds.len(), MAX_ROUNDS + 1);
         assert_eq!((bounds[0], bounds[MAX_ROUNDS]), (0, 64));
         assert!(bounds.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(round_bounds(&[3, 0, 2], 5, ROUND_BYTES), vec![0, 3]);
+        assert_eq!(round_bounds(4, 5, ROUND_BYTES), vec![0, 4]);
+        assert_eq!(round_bounds(2, 64_000_000, ROUND_BYTES), vec![0, 1, 2]);
+        assert_eq!(round_bounds(8, 6_000, 16_000), vec![0, 1, 2, 4, 5, 6, 8]);
     }
 
     /// splitmix64: a seeded stream for test data.

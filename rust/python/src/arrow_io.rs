@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int64Type, UInt32Type, UInt8Type};
+use arrow_array::types::{
+    Date32Type, Float64Type, Int64Type, TimestampMicrosecondType, UInt32Type, UInt8Type,
+};
 use arrow_array::{
     Array, ArrayRef, ArrowPrimitiveType, Float64Array, Int64Array, PrimitiveArray, RecordBatch,
     StringViewArray, UInt32Array, UInt64Array,
@@ -16,6 +18,7 @@ use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::PyTable;
 use winback_core::compress::Compressed;
 use winback_core::keys::{CustomerIds, CustomerKeys, ViewKeys};
+use winback_core::occasions::MICROS_PER_DAY;
 use winback_core::panel::PeriodRow;
 use winback_core::silence::{SilenceColumns, STATUS_SCORED};
 use winback_core::summary::{CustomerSummary, SummaryTable};
@@ -176,12 +179,34 @@ pub fn hash_table(hashes: Vec<u64>) -> PyResult<PyTable> {
 /// Builds the per-customer batch from the kernel's columns, without copying them; gap-based
 /// columns are null unless the customer was scored, and the amount columns are null when there
 /// was no amount column.
+///
+/// The columns have their final types, so the Python side wraps them without converting:
+/// `n_occasions` and `recency_rank` Int64; `first_ts` and `last_ts` Date32 when `resolution_us` is
+/// whole days (an occasion then starts at midnight), else Timestamp(µs).
 pub fn silence_table(
     table: SilenceColumns,
     customer_ids: ArrayRef,
     has_amount: bool,
+    resolution_us: i64,
 ) -> PyResult<PyTable> {
     let n = table.len();
+    let stamps = |micros: Vec<i64>| -> ArrayRef {
+        if resolution_us % MICROS_PER_DAY == 0 {
+            let days: Vec<i32> = micros
+                .iter()
+                .map(|&t| t.div_euclid(MICROS_PER_DAY) as i32)
+                .collect();
+            drop(micros);
+            owned::<Date32Type>(days, None)
+        } else {
+            owned::<TimestampMicrosecondType>(micros, None)
+        }
+    };
+    let wide = |counts: Vec<u32>, nulls: Option<&NullBuffer>| -> ArrayRef {
+        let values: Vec<i64> = counts.iter().map(|&c| i64::from(c)).collect();
+        drop(counts);
+        owned::<Int64Type>(values, nulls)
+    };
     let scored = NullBuffer::from_iter(table.status.iter().map(|&s| s == STATUS_SCORED));
     let scored = Some(&scored);
     let money = (!has_amount).then(|| NullBuffer::new_null(n));
@@ -189,9 +214,9 @@ pub fn silence_table(
     named_table(vec![
         ("customer_id", customer_ids),
         ("status", owned::<UInt8Type>(table.status, None)),
-        ("n_occasions", owned::<UInt32Type>(table.n_occasions, None)),
-        ("first_ts", owned::<Int64Type>(table.first_us, None)),
-        ("last_ts", owned::<Int64Type>(table.last_us, None)),
+        ("n_occasions", wide(table.n_occasions, None)),
+        ("first_ts", stamps(table.first_us)),
+        ("last_ts", stamps(table.last_us)),
         ("tenure_days", owned::<Float64Type>(table.tenure_days, None)),
         (
             "recency_days",
@@ -209,10 +234,7 @@ pub fn silence_table(
             "median_gap_days",
             owned::<Float64Type>(table.median_gap_days, scored),
         ),
-        (
-            "recency_rank",
-            owned::<UInt32Type>(table.recency_rank, scored),
-        ),
+        ("recency_rank", wide(table.recency_rank, scored)),
         ("rank_ratio", owned::<Float64Type>(table.rank_ratio, scored)),
         (
             "silence_score",

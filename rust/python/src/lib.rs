@@ -67,7 +67,7 @@ fn silence(
     })?;
     let (rows_used, rows_after) = (table.rows_used, table.rows_after_as_of);
     let ids = columns.owned_customer_ids(std::mem::take(&mut table.ids))?;
-    let out = arrow_io::silence_table(table, ids, columns.amounts().is_some())?;
+    let out = arrow_io::silence_table(table, ids, columns.amounts().is_some(), resolution_us)?;
     Ok((out, rows_used, rows_after))
 }
 

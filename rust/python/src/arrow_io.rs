@@ -207,7 +207,7 @@ pub fn silence_table(
         drop(counts);
         owned::<Int64Type>(values, nulls)
     };
-    let scored = NullBuffer::from_iter(table.status.iter().map(|&s| s == STATUS_SCORED));
+    let scored: NullBuffer = table.status.iter().map(|&s| s == STATUS_SCORED).collect();
     let scored = Some(&scored);
     let money = (!has_amount).then(|| NullBuffer::new_null(n));
     let money = money.as_ref();

@@ -34,8 +34,10 @@ def silence(
     ``data`` columns, by position: customer (Int64 or string), ts (Int64 local wall-clock µs since
     the epoch), optionally amount (Float64); no nulls. Rows after ``as_of_us`` are excluded and
     counted. Returns ``(table, rows_used, rows_after_as_of)``; the table has one row per customer,
-    sorted by customer key, with ``customer_id`` (Int64 or large string), ``status``,
-    ``rank_ratio_group`` and ``silence_band`` as integer codes, timestamps as µs, and the figures.
+    sorted by customer key, with ``customer_id`` (Int64 or string view), ``status``,
+    ``rank_ratio_group`` and ``silence_band`` as integer codes, ``first_ts``/``last_ts`` as
+    Date32 when ``resolution_us`` is whole days (else µs timestamps), ``n_occasions`` and
+    ``recency_rank`` as Int64, and the figures.
     The table is an Arrow table exposing ``__arrow_c_stream__`` (read it with
     ``polars.DataFrame(table)``). Raises ``WinbackConfigError`` on invalid parameters and
     ``WinbackInputError`` on bad columns.

@@ -162,15 +162,10 @@ def score_prepared(
         s_cuts=(s[0], s[1]),
         num_threads=num_threads,
     )
+    # The kernel gives the final types (dates at whole-day resolutions, Int64 counts), so the
+    # columns are wrapped without a copy.
     raw = pl.DataFrame(table)
     customers = _io.customer_ids(raw)
-    whole_days = resolution_us % _io.MICROS_PER_DAY == 0
-
-    def stamp(name: str) -> pl.Series:
-        micros = raw.get_column(name)
-        if whole_days:
-            return (micros // _io.MICROS_PER_DAY).cast(pl.Int32).cast(pl.Date)
-        return micros.cast(pl.Datetime("us"))
 
     def labels(name: str, values: tuple[str, ...]) -> pl.Series:
         codes = raw.get_column(name).cast(pl.UInt32)
@@ -180,15 +175,15 @@ def score_prepared(
         [
             customers.alias("customer_id"),
             labels("status", STATUS_LABELS),
-            raw.get_column("n_occasions").cast(pl.Int64),
-            stamp("first_ts"),
-            stamp("last_ts"),
+            raw.get_column("n_occasions"),
+            raw.get_column("first_ts"),
+            raw.get_column("last_ts"),
             raw.get_column("tenure_days"),
             raw.get_column("recency_days"),
             raw.get_column("max_gap_days"),
             raw.get_column("mean_gap_days"),
             raw.get_column("median_gap_days"),
-            raw.get_column("recency_rank").cast(pl.Int64),
+            raw.get_column("recency_rank"),
             raw.get_column("rank_ratio"),
             raw.get_column("silence_score"),
             labels("rank_ratio_group", GROUP_LABELS),

@@ -4,6 +4,8 @@
 //! - [`keys`]: customer key columns (integers, Arrow string views).
 //! - [`occasions`]: purchase occasions (docs/methods.md#occasions).
 //! - [`partition`]: grouping rows by customer without a global sort (docs/methods.md#scale).
+//! - [`ordered`]: integer ids grouped in id order with compact rows, a few partitions at a time
+//!   (docs/methods.md#scale).
 //! - [`silence`]: silence scoring — gaps, recency Tr, its rank, TrF, S, groups and bands
 //!   (docs/methods.md#silence).
 //! - [`panel`]: the customer × period panel of the value engine (docs/methods.md#periods, #value).
@@ -26,6 +28,7 @@ pub mod error;
 pub mod hashing;
 pub mod keys;
 pub mod occasions;
+pub mod ordered;
 pub mod panel;
 pub mod parallelism;
 pub mod partition;

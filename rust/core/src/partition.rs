@@ -16,9 +16,9 @@ use crate::occasions::{bucket_start, MICROS_PER_DAY};
 use crate::{parallelism, KernelError};
 
 /// Rows per phase-1 chunk: small enough to stay in cache, large enough to amortise the histogram.
-const CHUNK_ROWS: usize = 1 << 16;
+pub(crate) const CHUNK_ROWS: usize = 1 << 16;
 /// Target rows per partition: a partition's hash table and rows should fit in L2.
-const TARGET_PARTITION_ROWS: usize = 1 << 14;
+pub(crate) const TARGET_PARTITION_ROWS: usize = 1 << 14;
 const MAX_PARTITION_BITS: u32 = 12;
 /// Marks a row of a chunk that the filter dropped.
 const DROPPED: u16 = u16::MAX;
@@ -86,7 +86,7 @@ pub struct Partitioned<K> {
     pub rows_excluded: u64,
 }
 
-fn partition_bits_for(n_rows: usize) -> u32 {
+pub(crate) fn partition_bits_for(n_rows: usize) -> u32 {
     let wanted = (n_rows / TARGET_PARTITION_ROWS).max(1).next_power_of_two();
     wanted.trailing_zeros().min(MAX_PARTITION_BITS)
 }
@@ -303,12 +303,12 @@ impl<K: Copy + Send + Sync> Partitioned<K> {
 /// offset in its partition fits in 32 bits).
 const MAX_RANGE_LOW_BITS: u32 = 32;
 /// Bits of the radix sort's digits inside a partition.
-const RADIX_BITS: u32 = 11;
+pub(crate) const RADIX_BITS: u32 = 11;
 
 /// A split of integer keys into contiguous ranges: partition `(key − min) >> shift`, so the
 /// partitions are in key order and a customer's offset in its partition is its low `shift` bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RangeSplit {
+pub(crate) struct RangeSplit {
     min: i64,
     shift: u32,
 }
@@ -327,6 +327,11 @@ impl RangeSplit {
                 || (i64::MAX, i64::MIN),
                 |(a, b), (c, d)| (a.min(c), b.max(d)),
             );
+        Self::from_bounds(min, max, bits)
+    }
+
+    /// The split of keys in `min..=max` into `2^bits` ranges (see [`RangeSplit::of`]).
+    pub(crate) fn from_bounds(min: i64, max: i64, bits: u32) -> Option<Self> {
         if min > max {
             return None;
         }
@@ -336,23 +341,28 @@ impl RangeSplit {
         (shift <= MAX_RANGE_LOW_BITS).then_some(Self { min, shift })
     }
 
+    /// Bits of a key's offset within its partition.
+    pub(crate) fn shift(self) -> u32 {
+        self.shift
+    }
+
     #[inline]
-    fn offset(self, key: i64) -> u64 {
+    pub(crate) fn offset(self, key: i64) -> u64 {
         key.wrapping_sub(self.min) as u64
     }
 
     #[inline]
-    fn partition(self, key: i64) -> usize {
+    pub(crate) fn partition(self, key: i64) -> usize {
         (self.offset(key) >> self.shift) as usize
     }
 
     #[inline]
-    fn low(self, key: i64) -> u64 {
+    pub(crate) fn low(self, key: i64) -> u64 {
         self.offset(key) & ((1u64 << self.shift) - 1)
     }
 
     #[inline]
-    fn key(self, partition: usize, low: u64) -> i64 {
+    pub(crate) fn key(self, partition: usize, low: u64) -> i64 {
         self.min
             .wrapping_add((((partition as u64) << self.shift) | low) as i64)
     }
@@ -586,8 +596,55 @@ fn sorted_by_key<C: KeyColumn, S, R: Copy + Send + Sync>(
     init: &(impl Fn() -> S + Sync + Send),
     per_customer: &(impl Fn(&mut S, &mut [(i64, f64)]) -> Option<R> + Sync + Send),
 ) -> (Vec<C::Key>, CustomerTable<R>) {
+    let mut rows: Vec<R> = Vec::new();
+    let (ids, rows_excluded) = visit_by_key(
+        keys,
+        times_us,
+        amounts,
+        filter,
+        init,
+        per_customer,
+        &mut rows,
+    );
+    let table = CustomerTable {
+        ids: CustomerIds::default(),
+        rows,
+        rows_excluded,
+    };
+    (ids, table)
+}
+
+/// Where the per-customer results of a grouping go, one customer at a time in key order.
+pub trait CustomerSink<R> {
+    /// Room for at least `additional` more results (a hint; untouched room costs no memory).
+    fn reserve(&mut self, additional: usize);
+    /// The next customer's result.
+    fn push(&mut self, result: R);
+}
+
+impl<R> CustomerSink<R> for Vec<R> {
+    fn reserve(&mut self, additional: usize) {
+        Vec::reserve(self, additional);
+    }
+
+    fn push(&mut self, result: R) {
+        Vec::push(self, result);
+    }
+}
+
+/// The hash split: groups by a hash of the key, then sorts the distinct keys once and hands the
+/// results to `sink` in key order. Returns the keys (in that order) and the excluded row count.
+pub(crate) fn visit_by_key<C: KeyColumn, S, R: Send + Sync>(
+    keys: &C,
+    times_us: &[i64],
+    amounts: Option<&[f64]>,
+    filter: RowFilter,
+    init: &(impl Fn() -> S + Sync + Send),
+    per_customer: &(impl Fn(&mut S, &mut [(i64, f64)]) -> Option<R> + Sync + Send),
+    sink: &mut impl CustomerSink<R>,
+) -> (Vec<C::Key>, u64) {
     let partitioned = partition_rows(keys, times_us, amounts, filter);
-    let results = partitioned.map_customers(keys, init, |scratch, _key, rows| {
+    let mut results = partitioned.map_customers(keys, init, |scratch, _key, rows| {
         per_customer(scratch, rows)
     });
     let rows_excluded = partitioned.rows_excluded;
@@ -605,18 +662,72 @@ fn sorted_by_key<C: KeyColumn, S, R: Copy + Send + Sync>(
         })
         .collect();
     order.par_sort_unstable_by(|a, b| keys.cmp(a.0, b.0));
-    let rows = order
-        .par_iter()
-        .filter_map(|&(_, p, i)| results[p as usize][i as usize].1)
-        .collect();
-    drop(results);
-    let ids = order.into_iter().map(|(key, _, _)| key).collect();
-    let table = CustomerTable {
-        ids: CustomerIds::default(),
-        rows,
-        rows_excluded,
+    sink.reserve(order.len());
+    let mut ids = Vec::with_capacity(order.len());
+    for &(key, p, i) in &order {
+        if let Some(result) = results[p as usize][i as usize].1.take() {
+            sink.push(result);
+            ids.push(key);
+        }
+    }
+    (ids, rows_excluded)
+}
+
+/// Groups a transaction table by customer and hands `sink` the result of
+/// `per_customer(scratch, occasions)` for every customer in key order (integers numerically,
+/// strings bytewise), where `occasions` are the customer's occasions
+/// (docs/methods.md#occasions): `(bucket start µs, summed amount)` in time order, one per bucket,
+/// each amount summed in a canonical order. Customers for which it returns `None` are left out.
+/// Returns the customers' ids (in that order) and the rows dropped by the filter. Runs on
+/// `num_threads` workers; the result does not depend on their number.
+///
+/// Integer ids take [`crate::ordered`]'s compact range split when their span and the snapshot's
+/// buckets allow (and the filter has no split); otherwise the hash split.
+pub fn visit_occasions_sorted<S, R>(
+    customers: &CustomerKeys<'_>,
+    times_us: &[i64],
+    amounts: Option<&[f64]>,
+    filter: RowFilter,
+    num_threads: Option<usize>,
+    init: impl Fn() -> S + Sync + Send,
+    per_customer: impl Fn(&mut S, &[(i64, f64)]) -> Option<R> + Sync + Send,
+    sink: &mut (impl CustomerSink<R> + Send),
+) -> Result<(CustomerIds, u64), KernelError>
+where
+    R: Send + Sync,
+{
+    check_lengths(customers.len(), times_us, amounts)?;
+    let (init, per_customer) = (&init, &per_customer);
+    // The hash split hands over raw rows: collapse them into occasions first.
+    let init_rows = || (init(), Vec::new());
+    let per_rows = |(state, occasions): &mut (S, Vec<(i64, f64)>), rows: &mut [(i64, f64)]| {
+        crate::occasions::collapse_occasions(rows, occasions);
+        per_customer(state, occasions)
     };
-    (ids, table)
+    parallelism::install(num_threads, || match customers {
+        CustomerKeys::Int(keys) => {
+            if let Some(done) =
+                crate::ordered::visit(keys, times_us, amounts, filter, init, per_customer, sink)
+            {
+                return (CustomerIds::Int(done.0), done.1);
+            }
+            let (ids, excluded) = visit_by_key(
+                &IntKeys(keys),
+                times_us,
+                amounts,
+                filter,
+                &init_rows,
+                &per_rows,
+                sink,
+            );
+            (CustomerIds::Int(ids), excluded)
+        }
+        CustomerKeys::View(keys) => {
+            let (ids, excluded) =
+                visit_by_key(keys, times_us, amounts, filter, &init_rows, &per_rows, sink);
+            (CustomerIds::View(ids), excluded)
+        }
+    })
 }
 
 #[cfg(test)]

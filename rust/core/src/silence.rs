@@ -6,8 +6,8 @@
 //! the kernel (exact comparisons) and float64 days on output.
 
 use crate::keys::{CustomerIds, CustomerKeys};
-use crate::occasions::{bucket_start, collapse_occasions, micros_to_days};
-use crate::partition::{map_customers_sorted, RowFilter};
+use crate::occasions::{bucket_start, micros_to_days};
+use crate::partition::{visit_occasions_sorted, CustomerSink, RowFilter};
 use crate::KernelError;
 
 /// `status` codes, in the order of [`STATUS_LABELS`].
@@ -202,27 +202,178 @@ pub fn score(
     amounts: Option<&[f64]>,
     params: &SilenceParams,
 ) -> Result<SilenceTable, KernelError> {
+    let mut rows = Vec::new();
+    let (ids, rows_after_as_of) = score_into(customers, times_us, amounts, params, &mut rows)?;
+    Ok(SilenceTable {
+        ids,
+        customers: rows,
+        rows_after_as_of,
+        rows_used: times_us.len() as u64 - rows_after_as_of,
+    })
+}
+
+/// [`score`] as one vector per output column (what the Arrow output wraps without a copy): the
+/// same figures, written straight into the columns in customer order.
+pub fn score_columns(
+    customers: &CustomerKeys<'_>,
+    times_us: &[i64],
+    amounts: Option<&[f64]>,
+    params: &SilenceParams,
+) -> Result<SilenceColumns, KernelError> {
+    let mut columns = SilenceColumns::default();
+    let (ids, rows_after_as_of) = score_into(customers, times_us, amounts, params, &mut columns)?;
+    columns.shrink_to_fit();
+    columns.ids = ids;
+    columns.rows_after_as_of = rows_after_as_of;
+    columns.rows_used = times_us.len() as u64 - rows_after_as_of;
+    Ok(columns)
+}
+
+/// Scores every customer into `sink` in customer order; returns the ids and the rows after
+/// `as_of`.
+fn score_into(
+    customers: &CustomerKeys<'_>,
+    times_us: &[i64],
+    amounts: Option<&[f64]>,
+    params: &SilenceParams,
+    sink: &mut (impl CustomerSink<CustomerSilence> + Send),
+) -> Result<(CustomerIds, u64), KernelError> {
     params.validate()?;
     let filter = RowFilter::new(params.as_of_us, params.resolution_us);
     let as_of_bucket_us = bucket_start(params.as_of_us, params.resolution_us);
-    let table = map_customers_sorted(
+    visit_occasions_sorted(
         customers,
         times_us,
         amounts,
         filter,
         params.num_threads,
-        || (Vec::new(), Vec::new()),
-        |(occasions, gaps), rows| {
-            collapse_occasions(rows, occasions);
-            Some(score_occasions(occasions, as_of_bucket_us, params, gaps))
-        },
-    )?;
-    Ok(SilenceTable {
-        ids: table.ids,
-        customers: table.rows,
-        rows_after_as_of: table.rows_excluded,
-        rows_used: times_us.len() as u64 - table.rows_excluded,
-    })
+        Vec::new,
+        |gaps, occasions| Some(score_occasions(occasions, as_of_bucket_us, params, gaps)),
+        sink,
+    )
+}
+
+/// The scored table by column: one entry per customer present at `as_of`, sorted by customer key
+/// (the fields of [`CustomerSilence`], same meaning).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SilenceColumns {
+    /// Customer of each row, in ascending order (integers numerically, strings bytewise).
+    pub ids: CustomerIds,
+    pub status: Vec<u8>,
+    pub n_occasions: Vec<u32>,
+    pub first_us: Vec<i64>,
+    pub last_us: Vec<i64>,
+    pub tenure_days: Vec<f64>,
+    pub recency_days: Vec<f64>,
+    pub max_gap_days: Vec<f64>,
+    pub mean_gap_days: Vec<f64>,
+    pub median_gap_days: Vec<f64>,
+    pub recency_rank: Vec<u32>,
+    pub rank_ratio: Vec<f64>,
+    pub silence_score: Vec<f64>,
+    pub group: Vec<u8>,
+    pub band: Vec<u8>,
+    pub total_amount: Vec<f64>,
+    pub mean_amount: Vec<f64>,
+    /// Input rows after `as_of` (excluded from the snapshot).
+    pub rows_after_as_of: u64,
+    /// Input rows that entered the snapshot.
+    pub rows_used: u64,
+}
+
+impl SilenceColumns {
+    /// Number of customers.
+    pub fn len(&self) -> usize {
+        self.status.len()
+    }
+
+    /// Whether there are no customers.
+    pub fn is_empty(&self) -> bool {
+        self.status.is_empty()
+    }
+
+    /// The figures of row `i`.
+    pub fn row(&self, i: usize) -> CustomerSilence {
+        CustomerSilence {
+            status: self.status[i],
+            n_occasions: self.n_occasions[i],
+            first_us: self.first_us[i],
+            last_us: self.last_us[i],
+            tenure_days: self.tenure_days[i],
+            recency_days: self.recency_days[i],
+            max_gap_days: self.max_gap_days[i],
+            mean_gap_days: self.mean_gap_days[i],
+            median_gap_days: self.median_gap_days[i],
+            recency_rank: self.recency_rank[i],
+            rank_ratio: self.rank_ratio[i],
+            silence_score: self.silence_score[i],
+            group: self.group[i],
+            band: self.band[i],
+            total_amount: self.total_amount[i],
+            mean_amount: self.mean_amount[i],
+        }
+    }
+
+    /// Returns the unused room of every column (reserved for an upper bound of the customers).
+    fn shrink_to_fit(&mut self) {
+        self.status.shrink_to_fit();
+        self.n_occasions.shrink_to_fit();
+        self.first_us.shrink_to_fit();
+        self.last_us.shrink_to_fit();
+        self.tenure_days.shrink_to_fit();
+        self.recency_days.shrink_to_fit();
+        self.max_gap_days.shrink_to_fit();
+        self.mean_gap_days.shrink_to_fit();
+        self.median_gap_days.shrink_to_fit();
+        self.recency_rank.shrink_to_fit();
+        self.rank_ratio.shrink_to_fit();
+        self.silence_score.shrink_to_fit();
+        self.group.shrink_to_fit();
+        self.band.shrink_to_fit();
+        self.total_amount.shrink_to_fit();
+        self.mean_amount.shrink_to_fit();
+    }
+}
+
+impl CustomerSink<CustomerSilence> for SilenceColumns {
+    fn reserve(&mut self, additional: usize) {
+        self.status.reserve(additional);
+        self.n_occasions.reserve(additional);
+        self.first_us.reserve(additional);
+        self.last_us.reserve(additional);
+        self.tenure_days.reserve(additional);
+        self.recency_days.reserve(additional);
+        self.max_gap_days.reserve(additional);
+        self.mean_gap_days.reserve(additional);
+        self.median_gap_days.reserve(additional);
+        self.recency_rank.reserve(additional);
+        self.rank_ratio.reserve(additional);
+        self.silence_score.reserve(additional);
+        self.group.reserve(additional);
+        self.band.reserve(additional);
+        self.total_amount.reserve(additional);
+        self.mean_amount.reserve(additional);
+    }
+
+    #[inline]
+    fn push(&mut self, c: CustomerSilence) {
+        self.status.push(c.status);
+        self.n_occasions.push(c.n_occasions);
+        self.first_us.push(c.first_us);
+        self.last_us.push(c.last_us);
+        self.tenure_days.push(c.tenure_days);
+        self.recency_days.push(c.recency_days);
+        self.max_gap_days.push(c.max_gap_days);
+        self.mean_gap_days.push(c.mean_gap_days);
+        self.median_gap_days.push(c.median_gap_days);
+        self.recency_rank.push(c.recency_rank);
+        self.rank_ratio.push(c.rank_ratio);
+        self.silence_score.push(c.silence_score);
+        self.group.push(c.group);
+        self.band.push(c.band);
+        self.total_amount.push(c.total_amount);
+        self.mean_amount.push(c.mean_amount);
+    }
 }
 
 #[cfg(test)]

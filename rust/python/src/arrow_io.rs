@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int64Type, UInt32Type, UInt8Type};
+use arrow_array::types::{
+    Date32Type, Float64Type, Int64Type, TimestampMicrosecondType, UInt32Type, UInt8Type,
+};
 use arrow_array::{
     Array, ArrayRef, ArrowPrimitiveType, Float64Array, Int64Array, PrimitiveArray, RecordBatch,
     StringViewArray, UInt32Array, UInt64Array,
@@ -16,8 +18,9 @@ use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::PyTable;
 use winback_core::compress::Compressed;
 use winback_core::keys::{CustomerIds, CustomerKeys, ViewKeys};
+use winback_core::occasions::MICROS_PER_DAY;
 use winback_core::panel::PeriodRow;
-use winback_core::silence::{SilenceTable, STATUS_SCORED};
+use winback_core::silence::{SilenceColumns, STATUS_SCORED};
 use winback_core::summary::{CustomerSummary, SummaryTable};
 
 use crate::errors::WinbackInputError;
@@ -48,15 +51,17 @@ impl TransactionColumns {
 
     /// Builds the output customer column: Int64, or string views sharing the input's buffers.
     pub fn customer_ids(&self, ids: &CustomerIds) -> PyResult<ArrayRef> {
+        self.owned_customer_ids(ids.clone())
+    }
+
+    /// [`Self::customer_ids`] taking the ids (no copy of them).
+    pub fn owned_customer_ids(&self, ids: CustomerIds) -> PyResult<ArrayRef> {
         Ok(match ids {
-            CustomerIds::Int(values) => Arc::new(Int64Array::from(values.clone())),
+            CustomerIds::Int(values) => Arc::new(Int64Array::from(values)),
             CustomerIds::View(views) => {
                 let buffers = self.customer.as_string_view().data_buffers().to_vec();
-                let array =
-                    StringViewArray::try_new(ScalarBuffer::from(views.clone()), buffers, None)
-                        .map_err(|e| {
-                            crate::errors::internal_error(&format!("customer ids: {e}"))
-                        })?;
+                let array = StringViewArray::try_new(ScalarBuffer::from(views), buffers, None)
+                    .map_err(|e| crate::errors::internal_error(&format!("customer ids: {e}")))?;
                 Arc::new(array)
             }
         })
@@ -171,74 +176,80 @@ pub fn hash_table(hashes: Vec<u64>) -> PyResult<PyTable> {
     )])
 }
 
-/// Builds the per-customer batch; gap-based columns are null unless the customer was scored, and
-/// the amount columns are null when there was no amount column.
+/// Builds the per-customer batch from the kernel's columns, without copying them; gap-based
+/// columns are null unless the customer was scored, and the amount columns are null when there
+/// was no amount column.
+///
+/// The columns have their final types, so the Python side wraps them without converting:
+/// `n_occasions` and `recency_rank` Int64; `first_ts` and `last_ts` Date32 when `resolution_us` is
+/// whole days (an occasion then starts at midnight), else Timestamp(µs).
 pub fn silence_table(
-    table: &SilenceTable,
+    table: SilenceColumns,
     customer_ids: ArrayRef,
     has_amount: bool,
+    resolution_us: i64,
 ) -> PyResult<PyTable> {
-    let rows = &table.customers;
-    // One pass over the rows fills every column (a pass per column re-read the wide rows).
-    let n = rows.len();
-    let mut status = Vec::with_capacity(n);
-    let mut scored_flags = Vec::with_capacity(n);
-    let mut n_occasions = Vec::with_capacity(n);
-    let mut first_ts = Vec::with_capacity(n);
-    let mut last_ts = Vec::with_capacity(n);
-    let mut tenure = Vec::with_capacity(n);
-    let mut recency = Vec::with_capacity(n);
-    let mut max_gap = Vec::with_capacity(n);
-    let mut mean_gap = Vec::with_capacity(n);
-    let mut median_gap = Vec::with_capacity(n);
-    let mut rank = Vec::with_capacity(n);
-    let mut ratio = Vec::with_capacity(n);
-    let mut score = Vec::with_capacity(n);
-    let mut group = Vec::with_capacity(n);
-    let mut band = Vec::with_capacity(n);
-    let mut total = Vec::with_capacity(n);
-    let mut mean = Vec::with_capacity(n);
-    for c in rows {
-        status.push(c.status);
-        scored_flags.push(c.status == STATUS_SCORED);
-        n_occasions.push(c.n_occasions);
-        first_ts.push(c.first_us);
-        last_ts.push(c.last_us);
-        tenure.push(c.tenure_days);
-        recency.push(c.recency_days);
-        max_gap.push(c.max_gap_days);
-        mean_gap.push(c.mean_gap_days);
-        median_gap.push(c.median_gap_days);
-        rank.push(c.recency_rank);
-        ratio.push(c.rank_ratio);
-        score.push(c.silence_score);
-        group.push(c.group);
-        band.push(c.band);
-        total.push(c.total_amount);
-        mean.push(c.mean_amount);
-    }
-    let scored = NullBuffer::from(scored_flags);
+    let n = table.len();
+    let stamps = |micros: Vec<i64>| -> ArrayRef {
+        if resolution_us % MICROS_PER_DAY == 0 {
+            let days: Vec<i32> = micros
+                .iter()
+                .map(|&t| t.div_euclid(MICROS_PER_DAY) as i32)
+                .collect();
+            drop(micros);
+            owned::<Date32Type>(days, None)
+        } else {
+            owned::<TimestampMicrosecondType>(micros, None)
+        }
+    };
+    let wide = |counts: Vec<u32>, nulls: Option<&NullBuffer>| -> ArrayRef {
+        let values: Vec<i64> = counts.iter().map(|&c| i64::from(c)).collect();
+        drop(counts);
+        owned::<Int64Type>(values, nulls)
+    };
+    let scored: NullBuffer = table.status.iter().map(|&s| s == STATUS_SCORED).collect();
     let scored = Some(&scored);
     let money = (!has_amount).then(|| NullBuffer::new_null(n));
     let money = money.as_ref();
     named_table(vec![
         ("customer_id", customer_ids),
-        ("status", owned::<UInt8Type>(status, None)),
-        ("n_occasions", owned::<UInt32Type>(n_occasions, None)),
-        ("first_ts", owned::<Int64Type>(first_ts, None)),
-        ("last_ts", owned::<Int64Type>(last_ts, None)),
-        ("tenure_days", owned::<Float64Type>(tenure, None)),
-        ("recency_days", owned::<Float64Type>(recency, None)),
-        ("max_gap_days", owned::<Float64Type>(max_gap, scored)),
-        ("mean_gap_days", owned::<Float64Type>(mean_gap, scored)),
-        ("median_gap_days", owned::<Float64Type>(median_gap, scored)),
-        ("recency_rank", owned::<UInt32Type>(rank, scored)),
-        ("rank_ratio", owned::<Float64Type>(ratio, scored)),
-        ("silence_score", owned::<Float64Type>(score, scored)),
-        ("rank_ratio_group", owned::<UInt8Type>(group, scored)),
-        ("silence_band", owned::<UInt8Type>(band, scored)),
-        ("total_amount", owned::<Float64Type>(total, money)),
-        ("mean_amount", owned::<Float64Type>(mean, money)),
+        ("status", owned::<UInt8Type>(table.status, None)),
+        ("n_occasions", wide(table.n_occasions, None)),
+        ("first_ts", stamps(table.first_us)),
+        ("last_ts", stamps(table.last_us)),
+        ("tenure_days", owned::<Float64Type>(table.tenure_days, None)),
+        (
+            "recency_days",
+            owned::<Float64Type>(table.recency_days, None),
+        ),
+        (
+            "max_gap_days",
+            owned::<Float64Type>(table.max_gap_days, scored),
+        ),
+        (
+            "mean_gap_days",
+            owned::<Float64Type>(table.mean_gap_days, scored),
+        ),
+        (
+            "median_gap_days",
+            owned::<Float64Type>(table.median_gap_days, scored),
+        ),
+        ("recency_rank", wide(table.recency_rank, scored)),
+        ("rank_ratio", owned::<Float64Type>(table.rank_ratio, scored)),
+        (
+            "silence_score",
+            owned::<Float64Type>(table.silence_score, scored),
+        ),
+        ("rank_ratio_group", owned::<UInt8Type>(table.group, scored)),
+        ("silence_band", owned::<UInt8Type>(table.band, scored)),
+        (
+            "total_amount",
+            owned::<Float64Type>(table.total_amount, money),
+        ),
+        (
+            "mean_amount",
+            owned::<Float64Type>(table.mean_amount, money),
+        ),
     ])
 }
 

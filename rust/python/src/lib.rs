@@ -16,7 +16,7 @@ use winback_core::compress::compress_rows;
 use winback_core::customer::score_customer as score_one_customer;
 use winback_core::hashing::stable_hashes;
 use winback_core::panel::{build_panel, PanelParams};
-use winback_core::silence::{score as score_silence, SilenceParams};
+use winback_core::silence::{score_columns as score_silence, SilenceParams};
 use winback_core::summary::{summarise, SummaryParams};
 use winback_core::KernelError;
 
@@ -62,12 +62,13 @@ fn silence(
         s_cuts,
         num_threads,
     };
-    let table = run_kernel(py, "silence scoring", || {
+    let mut table = run_kernel(py, "silence scoring", || {
         score_silence(&columns.keys(), columns.times(), columns.amounts(), &params)
     })?;
-    let ids = columns.customer_ids(&table.ids)?;
-    let out = arrow_io::silence_table(&table, ids, columns.amounts().is_some())?;
-    Ok((out, table.rows_used, table.rows_after_as_of))
+    let (rows_used, rows_after) = (table.rows_used, table.rows_after_as_of);
+    let ids = columns.owned_customer_ids(std::mem::take(&mut table.ids))?;
+    let out = arrow_io::silence_table(table, ids, columns.amounts().is_some(), resolution_us)?;
+    Ok((out, rows_used, rows_after))
 }
 
 /// Per-customer sufficient statistics of a prepared table (docs/methods.md#summary); see

@@ -95,15 +95,27 @@ def _cpu_per_call(call: Callable[[], Any], n: int, repeat: int) -> float:
 
 
 def run(requests: int = 5_000, repeat: int = 5) -> dict[str, Any]:
-    from winback.serve import create_app
-    from winback.serve.config import ServeConfig
-    from winback.serve.json_body import parse_body, score_parsed
     from winback.serve.observe import ACCESS_LOGGER
 
     access = logging.getLogger(ACCESS_LOGGER)
-    access.handlers[:] = [logging.StreamHandler(open(os.devnull, "w"))]  # noqa: SIM115
-    access.setLevel(logging.INFO)
-    access.propagate = False
+    kept = (access.handlers[:], access.level, access.propagate)
+    with open(os.devnull, "w") as null:
+        # The access lines go to the null device (formatted and written as in a server).
+        access.handlers[:] = [logging.StreamHandler(null)]
+        access.setLevel(logging.INFO)
+        access.propagate = False
+        try:
+            return _measure(requests, repeat)
+        finally:
+            access.handlers[:], level, access.propagate = kept
+            access.setLevel(level)
+
+
+def _measure(requests: int, repeat: int) -> dict[str, Any]:
+    from winback.serve import create_app
+    from winback.serve.config import ServeConfig
+    from winback.serve.json_body import parse_body, score_parsed
+
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         fit_models(folder)

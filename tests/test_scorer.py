@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import fields
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -557,3 +558,53 @@ def test_score_one_reads_an_aware_as_of_each_time(scorer: Scorer) -> None:
         seen.append(one["recency_days"])
     assert seen[1] == seen[0] + 1.0
     assert seen[0] == seen[2] == seen[3] == seen[4]
+
+
+# -- the one-customer path's input checks (docs/methods.md#scorer) --------------------------------
+@given(
+    days=st.lists(st.integers(0, 3_000), min_size=1, max_size=40),
+    missing=st.data(),
+    unit=st.sampled_from(["D", "s", "us", "ns"]),
+)
+def test_score_one_names_the_first_missing_time_and_bad_amount(
+    scorer: Scorer, days: list[int], missing: st.DataObject, unit: str
+) -> None:
+    """NaT anywhere, in any datetime64 unit: refused naming the first one's position (found by
+    the one argmin that also gives the first purchase); likewise the first non-finite amount.
+    Without either, the first purchase read off the argmin decides the as_of refusal exactly
+    as the frame path's minimum does."""
+    base = np.datetime64("2020-01-01", unit)
+    times = base + np.array(days, dtype="timedelta64[D]").astype(f"timedelta64[{unit}]")
+    holes = sorted(set(missing.draw(st.lists(st.integers(0, len(days) - 1), max_size=3))))
+    amounts = np.full(len(days), 10.0)
+    if holes:
+        gappy = times.copy()
+        gappy[holes] = np.datetime64("NaT")
+        with pytest.raises(WinbackInputError, match=f"position {holes[0]} is missing"):
+            scorer.score_one(gappy, amounts, as_of="2030-01-01")
+        bad = amounts.copy()
+        bad[holes] = [np.nan, np.inf, -np.inf][: len(holes)]
+        with pytest.raises(WinbackInputError, match=f"at position {holes[0]} is NaN"):
+            scorer.score_one(times, bad, as_of="2030-01-01")
+    first = str(np.datetime64(times.min(), "D"))
+    day_before = str(np.datetime64(first) - np.timedelta64(1, "D"))
+    with pytest.raises(WinbackConfigError, match="before the first purchase"):
+        scorer.score_one(times, amounts, as_of=day_before)
+    assert scorer.score_one(times, amounts, as_of=first).n_occasions >= 1
+
+
+def test_customer_score_built_without_init_equals_the_dataclass(scorer: Scorer) -> None:
+    """score_one's CustomerScore (built without the frozen __init__) is the dataclass built
+    field by field: equal, same hash and repr, frozen, as_dict a copy in field order."""
+    days = np.array(["2024-01-03", "2024-02-10", "2024-05-01"], dtype="datetime64[D]")
+    one = scorer.score_one(days, np.array([30.0, 12.5, 40.0]), as_of="2024-06-30")
+    values = one.as_dict()
+    rebuilt = CustomerScore(**values)
+    assert one == rebuilt
+    assert hash(one) == hash(rebuilt)
+    assert repr(one) == repr(rebuilt)
+    assert list(values) == [f.name for f in fields(CustomerScore)]
+    values["strategy"] = "changed"
+    assert one.strategy != "changed"
+    with pytest.raises(AttributeError):
+        one.strategy = "changed"  # type: ignore[misc]

@@ -96,6 +96,9 @@ _UNIT_DAYS: Final = {"D": 1.0, "W": 7.0}
 _MICROS_PER_DAY: Final = 86_400_000_000
 _EPOCH_DAY: Final = date(1970, 1, 1)
 _EPOCH: Final = datetime(1970, 1, 1)
+_MICROS: Final = np.dtype("datetime64[us]")
+#: NaT as an int64: the least int64.
+_NAT: Final = int(np.iinfo(np.int64).min)
 #: Columns the strategy rules may read for the one-customer lookup table: each has a handful of
 #: values, so the rules are applied once, at construction, to every combination.
 _CATEGORIES: Final = {
@@ -229,6 +232,15 @@ class CustomerScore:
     quadrant: str | None
     strategy: str | None
 
+    @classmethod
+    def _of(cls, values: dict[str, Any]) -> CustomerScore:
+        """A score from a dict of every field in order (taken over, not copied), without the
+        frozen ``__init__``'s ``object.__setattr__`` per field (a tenth of
+        :meth:`Scorer.score_one`'s time)."""
+        score = object.__new__(cls)
+        score.__dict__.update(values)
+        return score
+
     def as_dict(self) -> dict[str, Any]:
         """The fields as a plain dict, in order (JSON-ready but for the two timestamps); every
         value is immutable, so a shallow copy is a full one."""
@@ -334,6 +346,7 @@ class Scorer:
         "_unit",
         "_unit_us",
         "_value",
+        "_whole_days",
     )
     _categorical_strategy: bool
     _count: CountModel
@@ -356,6 +369,7 @@ class Scorer:
     _unit: str
     _unit_us: int
     _value: ValueSettings
+    _whole_days: bool
 
     def __init__(
         self,
@@ -467,6 +481,7 @@ class Scorer:
         object.__setattr__(self, "_unit_us", int(unit_days) * _MICROS_PER_DAY)
         object.__setattr__(self, "_resolution", resolution)
         object.__setattr__(self, "_resolution_us", _io.parse_resolution(resolution))
+        object.__setattr__(self, "_whole_days", self._resolution_us % _MICROS_PER_DAY == 0)
         object.__setattr__(self, "_min_occasions", int(min_occasions))
         object.__setattr__(self, "_trf_cuts", (trf[0], trf[1], trf[2], trf[3]))
         object.__setattr__(self, "_s_cuts", (s[0], s[1]))
@@ -731,7 +746,7 @@ class Scorer:
         amount or arrays of different lengths, and :class:`~winback.WinbackConfigError` for an
         ``as_of`` before the first purchase (as :func:`winback.silence` does).
         """
-        times = _micros(timestamps)
+        times, first_us = _micros(timestamps)
         values = None
         if amounts is not None:
             values = np.ascontiguousarray(amounts, dtype=np.float64)
@@ -740,24 +755,26 @@ class Scorer:
                     f"amounts has {values.size} values but timestamps has {times.shape[0]}: give "
                     "one amount per purchase"
                 )
-            if not np.isfinite(values).all():
-                bad = ~np.isfinite(values)
+            finite = np.isfinite(values)
+            # argmin of the mask: the first non-finite amount, if any (cheaper than .all()).
+            at = int(finite.argmin()) if finite.shape[0] else 0
+            if finite.shape[0] and not finite[at]:
                 raise WinbackInputError(
-                    f"amount {values[bad][0]!r} at position {int(np.flatnonzero(bad)[0])} is NaN "
-                    "or infinite; every amount must be a finite number"
+                    f"amount {values[at]!r} at position {at} is NaN or infinite; every amount "
+                    "must be a finite number"
                 )
-        if times.shape[0] == 0:
+        if first_us is None:
             raise WinbackInputError("no purchases to score: timestamps is empty")
-        dates = _purchase_dates(times, customer_id if as_of is None else _NOT_NEEDED)
         # Text and naive dates/datetimes are remembered; an aware datetime equals its instant in
         # any zone but reads as its own wall clock, so it is converted each time.
         memo = isinstance(as_of, str) or (
             isinstance(as_of, date) and getattr(as_of, "tzinfo", None) is None
         )
         cut = _as_of_micros(as_of) if memo else None
-        if cut is not None and dates.first_us is not None and cut >= dates.first_us:
+        if cut is not None and cut >= first_us:
             as_of_us = cut
         else:  # the default as_of, or the refusal of one before the first purchase
+            dates = _purchase_dates(times, customer_id if as_of is None else _NOT_NEEDED)
             as_of_us = _io.snapshot_end_at(as_of, None, dates)
         row = _winback.score_customer(
             times,
@@ -834,7 +851,7 @@ class Scorer:
             "strategy": None,
         }
         result["strategy"] = self._strategy_of(result)
-        return CustomerScore(**result)
+        return CustomerScore._of(result)
 
     # -- the shared steps -------------------------------------------------------------------------
     def _predict(
@@ -978,7 +995,7 @@ class Scorer:
         return None if label is None else str(label)
 
     def _moment(self, micros: int) -> date | datetime:
-        if self._resolution_us % _MICROS_PER_DAY == 0:
+        if self._whole_days:
             return _EPOCH_DAY + timedelta(days=micros // _MICROS_PER_DAY)
         return _EPOCH + timedelta(microseconds=micros)
 
@@ -1053,8 +1070,8 @@ def _bg_scalar(
     ends = [big_a + t for t in horizons]
     scored = modified or x > 0  # BG/NBD: odds −∞ (P(alive) = 1) without a repeat purchase
     alive_inputs = (b + x if modified else b + x - 1.0, alpha + t_x) if scored else (1.0, 1.0)
-    logs = np.log(np.array([*alive_inputs, big_a, *ends]))
-    log_b, log_tx, log_big_a = (float(v) for v in logs[:3])
+    logs = np.log(np.array([*alive_inputs, big_a, *ends])).tolist()
+    log_b, log_tx, log_big_a = logs[0], logs[1], logs[2]
     odds = log_a - log_b + (r + x) * (log_big_a - log_tx) if scored else -math.inf
     p_alive = float(params.expit(-odds))
     if not math.isfinite(p_alive):
@@ -1064,7 +1081,7 @@ def _bg_scalar(
     c = a + big_b - 1.0
     zs = np.array([t / (big_a + t) for t in horizons])
     hyp = params.hyp2f1(big_r, big_b, c, zs)
-    powers = np.exp(np.array([big_r * (log_big_a - float(v)) for v in logs[3:]]))
+    powers = np.exp(np.array([big_r * (log_big_a - v) for v in logs[3:]]))
     factor = c / (a - 1.0)
     near_one = abs(a - 1.0) < 1e-6
     out = []
@@ -1145,28 +1162,39 @@ def _check_finite(ids: pl.Series | None, columns: Sequence[FloatArray | None]) -
             )
 
 
-def _micros(timestamps: Any) -> NDArray[np.int64]:
-    """Purchase times as int64 local wall-clock µs (datetime64 floored to µs, as Polars casts)."""
-    try:
-        array = np.asarray(timestamps)
-        if array.dtype.kind in "iufb":
-            raise TypeError
-        times = array.astype("datetime64[us]", copy=False)
-    except (TypeError, ValueError) as exc:
+def _micros(timestamps: Any) -> tuple[NDArray[np.int64], int | None]:
+    """Purchase times as int64 local wall-clock µs (datetime64 floored to µs, as Polars casts)
+    and the earliest of them (None when there is none).
+
+    A one-dimensional ``datetime64[us]`` array (what a service passes) is taken as it is. NaT is
+    the least int64, so one ``argmin`` finds both a missing time and the earliest: a fraction of
+    the cost of ``isnat(...).any()`` and ``min()`` on a few dozen values."""
+    if type(timestamps) is np.ndarray and timestamps.dtype == _MICROS and timestamps.ndim == 1:
+        times = timestamps
+    else:
+        try:
+            array = np.asarray(timestamps)
+            if array.dtype.kind in "iufb":
+                raise TypeError
+            times = array.astype("datetime64[us]", copy=False)
+        except (TypeError, ValueError) as exc:
+            raise WinbackInputError(
+                "timestamps must be datetime64 values, dates, naive datetimes or ISO text, not "
+                f"{type(timestamps).__name__} of {getattr(np.asarray(timestamps), 'dtype', '?')}; "
+                "integers are ambiguous (convert them first)"
+            ) from exc
+        if times.ndim != 1:
+            raise WinbackInputError(f"timestamps must be one-dimensional, got shape {times.shape}")
+    micros = np.ascontiguousarray(times.view(np.int64))
+    if micros.shape[0] == 0:
+        return micros, None
+    first = int(micros[micros.argmin()])
+    if first == _NAT:
         raise WinbackInputError(
-            "timestamps must be datetime64 values, dates, naive datetimes or ISO text, not "
-            f"{type(timestamps).__name__} of {getattr(np.asarray(timestamps), 'dtype', '?')}; "
-            "integers are ambiguous (convert them first)"
-        ) from exc
-    if times.ndim != 1:
-        raise WinbackInputError(f"timestamps must be one-dimensional, got shape {times.shape}")
-    missing = np.isnat(times)
-    if missing.any():
-        raise WinbackInputError(
-            f"timestamp at position {int(np.flatnonzero(missing)[0])} is missing (NaT); every "
-            "purchase needs a time"
+            f"timestamp at position {int(np.flatnonzero(micros == _NAT)[0])} is missing (NaT); "
+            "every purchase needs a time"
         )
-    return np.ascontiguousarray(times.view(np.int64))
+    return micros, first
 
 
 def _empty_scores(whole_days: bool = True) -> pl.DataFrame:

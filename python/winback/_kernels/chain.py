@@ -1,9 +1,10 @@
 """Numba loop of the Markov chain's calibration (docs/methods.md#markov): every observed period
 transition of the customer × period panel with the customer's periodic BG/NBD statistics at
-that time.
+that time; and the per-group and per-state sums of the chain's lapse rows, in the order
+``np.bincount`` adds.
 
 Compiled with :data:`winback._kernels.jit` (cached, fastmath off, ``nogil``); int64 arrays in
-and out, no raising.
+and out (float64 for the sums), no raising.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Numba loop of the Markov chain's calibration (docs/methods.md#markov): every observed period
 transition of the customer × period panel with the customer's periodic BG/NBD statistics at
-that time.
+that time; and the per-group and per-state sums of the chain's lapse rows, in the order
+``np.bincount`` adds.
 
 Compiled with :data:`winback._kernels.jit` (cached, fastmath off, ``nogil``); int64 arrays in
-and out, no raising.
+and out (float64 for the sums), no raising.
 """
 
 from __future__ import annotations
@@ -132,3 +133,41 @@ def history_buy_sums(
                 seen[s] += 1.0
                 total[s] += p_buy[position[base + t - birth]]
     return seen, total
+
+
+@jit
+def add_bincounts(index: np.ndarray, weights: np.ndarray, out: np.ndarray) -> None:
+    """``out[:, c] += np.bincount(index, weights=weights[:, c], minlength=out.shape[0])`` for
+    every column c of the (n, C) ``weights``, in one pass over the rows: each bin's sum starts
+    at zero and adds the rows in their order, then joins ``out`` — the same bits as the
+    bincounts (``index`` int64 in ``[0, out.shape[0])``, ``out`` (bins, C) float64)."""
+    partial = np.zeros(out.shape)
+    for i in range(index.shape[0]):
+        s = index[i]
+        for c in range(weights.shape[1]):
+            partial[s, c] += weights[i, c]
+    for s in range(out.shape[0]):
+        for c in range(out.shape[1]):
+            out[s, c] += partial[s, c]
+
+
+@jit
+def share_sums(
+    cells: np.ndarray,
+    spread: np.ndarray,
+    overall: np.ndarray,
+    inverse: np.ndarray,
+    n_groups: int,
+) -> np.ndarray:
+    """Per group (``inverse[i]``: row i's group), the sum over its rows of the purchase-cell
+    shares ``cells[i, 1:] / spread[i]`` (``overall`` where ``spread[i]`` is not > 0), added in
+    the rows' order: the same bits as ``np.where`` then one ``np.bincount`` per cell, without
+    the (rows, cells) temporaries. Returns (``n_groups``, cells − 1) float64."""
+    n_cells = cells.shape[1] - 1
+    out = np.zeros((n_groups, n_cells))
+    for i in range(cells.shape[0]):
+        g = inverse[i]
+        s = spread[i]
+        for c in range(n_cells):
+            out[g, c] += cells[i, c + 1] / s if s > 0 else overall[c]
+    return out

@@ -113,36 +113,38 @@ def _lapse_rows(
     overall = purchase.sum(axis=0)
     total = float(overall.sum())
     overall = overall / total if total > 0 else np.full(n_cells, 1.0 / n_cells)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(spread[:, None] > 0, purchase / spread[:, None], overall)
     # Customers with the same (recency, f, m, X, t_x, k, T) share every weight below.
     unique, inverse, size = distinct_rows(
         recency.astype(np.float64), fm.astype(np.float64), *stats.T
     )
-    g = unique.shape[0]
-    share_sum = np.stack(
-        [np.bincount(inverse, weights=share[:, c], minlength=g) for c in range(n_cells)], axis=1
-    ).reshape(g, n_cells)
+    # Per group, the sum of its customers' shares purchase / spread (overall where spread = 0).
+    share_sum = kernels_chain.share_sums(cells, spread, overall, inverse, unique.shape[0])
     g_r = unique[:, 0].astype(np.int64)
     g_fm = unique[:, 1].astype(np.int64)
-    X, t, k, T = unique[:, 2], unique[:, 3], unique[:, 4], unique[:, 5]
+    # The model sees (X, t_x, k, T) only, shared by groups that differ in (recency, f, m):
+    # it is evaluated once per distinct tuple and gathered (elementwise, so the same bits).
+    tuples, tuple_of, _ = distinct_rows(*unique[:, 2:].T)
     R = max_recency
     num = np.zeros((n_states, n_cells + 1))
-    den = np.zeros(n_states)
+    den = np.zeros((n_states, 1))
     r_num = np.zeros((R + 1, n_cells + 1))
-    r_den = np.zeros(R + 1)
+    r_den = np.zeros((R + 1, 1))
     first: tuple[FloatArray, FloatArray] | None = None
     for j in range(R + 1):
         at = g_r + j <= R  # R+ (recency ≥ R) is reached once, at j = R − r
         if not at.any():
             continue
-        sub = {"period_frequency": X[at], "last_active_offset": t[at], "active_periods": k[at]}
+        needed = np.zeros(tuples.shape[0], dtype=bool)
+        needed[tuple_of[at]] = True
+        gather = (np.cumsum(needed) - 1)[tuple_of[at]]
+        X, t, k, T = tuples[needed].T
+        sub = {"period_frequency": X, "last_active_offset": t, "active_periods": k}
         silent = (
-            np.ones(int(at.sum()))
+            np.ones(gather.size)
             if j == 0
-            else 1.0 - model.probability_active(j, {**sub, "n_periods": T[at]})
+            else (1.0 - model.probability_active(j, {**sub, "n_periods": T}))[gather]
         )
-        p_next = model.probability_active(1, {**sub, "n_periods": T[at] + j})
+        p_next = model.probability_active(1, {**sub, "n_periods": T + j})[gather]
         weight = size[at] * silent
         mass = np.concatenate(
             [(weight * (1.0 - p_next))[:, None], (silent * p_next)[:, None] * share_sum[at]],
@@ -152,11 +154,11 @@ def _lapse_rows(
             first = (mass.sum(axis=0), weight)
         target = (g_r[at] + j) * n_fm + g_fm[at]
         recency_target = g_r[at] + j
-        for c in range(n_cells + 1):
-            num[:, c] += np.bincount(target, weights=mass[:, c], minlength=n_states)
-            r_num[:, c] += np.bincount(recency_target, weights=mass[:, c], minlength=R + 1)
-        den += np.bincount(target, weights=weight, minlength=n_states)
-        r_den += np.bincount(recency_target, weights=weight, minlength=R + 1)
+        kernels_chain.add_bincounts(target, mass, num)
+        kernels_chain.add_bincounts(recency_target, mass, r_num)
+        kernels_chain.add_bincounts(target, weight[:, None], den)
+        kernels_chain.add_bincounts(recency_target, weight[:, None], r_den)
+    den, r_den = den[:, 0], r_den[:, 0]
     rows = np.empty((n_states, n_cells + 1))
     for s in range(n_states):
         r = s // n_fm
@@ -289,6 +291,8 @@ def _customer_purchases(
     tail = discounted[:, -1] * (delta * ratio) / (1.0 - delta * ratio)
     infinite = discounted.sum(axis=1) + tail
     return np.asarray(within[inverse]), np.asarray(infinite[inverse])
+
+
 #: Largest packed (X, t_x, k, T) key space :func:`_walked_buy_rate` marks densely (16M keys:
 #: 80 MB of tables); wider histories go through the transition rows.
 _DENSE_KEYS = 1 << 24

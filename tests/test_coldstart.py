@@ -444,7 +444,9 @@ def test_first_occasions_match_the_sort_reference(
     t bit for bit, gaps the correctly rounded division (within one ulp of the reference's)."""
     shuffled = tx.sample(fraction=1.0, shuffle=True, seed=rng.randrange(1 << 30))  # type: ignore[attr-defined]
     prepared = winback.prepare(shuffled)
-    as_of_us = int((START - datetime(1970, 1, 1)).total_seconds() * 1_000_000) + as_of_day * 86_400_000_000
+    as_of_us = (
+        int((START - datetime(1970, 1, 1)).total_seconds() * 1_000_000) + as_of_day * 86_400_000_000
+    )
     expected = _first_occasions_by_sort(prepared, as_of_us, resolution_us, count)
     got = coldstart._first_occasions(prepared, as_of_us, resolution_us, count)
     assert got.schema == expected.schema

@@ -167,9 +167,7 @@ def _first_occasions(
                     "t": pl.Series(t_k),
                     "gap_days": pl.Series(gap, dtype=pl.Float64),
                 }
-            ).with_columns(
-                pl.when(pl.Series(has_next)).then(pl.col("gap_days")).alias("gap_days")
-            )
+            ).with_columns(pl.when(pl.Series(has_next)).then(pl.col("gap_days")).alias("gap_days"))
         )
     return pl.concat(parts).sort("customer", "k")
 

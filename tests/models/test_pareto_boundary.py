@@ -33,7 +33,8 @@ def test_constant_dropout_rate_stops_on_the_ray_and_recovers_mu() -> None:
     assert p["s"] / p["beta"] == pytest.approx(MU, rel=0.08)
     assert p["r"] == pytest.approx(0.8, rel=0.15)
     assert p["alpha"] == pytest.approx(10.0, rel=0.2)
-    assert math.isinf(model.params_se_["s"]) and math.isinf(model.params_se_["beta"])
+    assert math.isinf(model.params_se_["s"])
+    assert math.isinf(model.params_se_["beta"])
     assert 0 < model.params_se_["r"] < 0.1 * p["r"]
     assert np.all(np.isfinite(model.covariance_))
     # The supremum along the ray (s, β × 1e3) is within the documented gain per customer.
@@ -49,7 +50,8 @@ def test_constant_dropout_rate_stops_on_the_ray_and_recovers_mu() -> None:
     # Predictions are finite and those of the constant-rate model: P(alive) = e^{−μ(T − t_x)}
     # times a factor of λ's posterior only, so at t_x = T everyone with a purchase is alive.
     alive = model.probability_alive(data).to_numpy()
-    assert np.all(np.isfinite(alive)) and np.all((alive > 0) & (alive <= 1))
+    assert np.all(np.isfinite(alive))
+    assert np.all((alive > 0) & (alive <= 1))
 
 
 def test_constant_dropout_fit_on_a_sample_then_all_tuples() -> None:

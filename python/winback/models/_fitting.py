@@ -341,7 +341,13 @@ def newton_maximise(
             if np.all(np.abs(trial) < LOG_BOUND):
                 trial_value, trial_grad, trial_hess = loglik_grad_hess(np.exp(trial))
                 if math.isfinite(trial_value) and trial_value >= value - 1e-12 * abs(value):
-                    if ray is not None and _on_ray(ray, trial, step, trial_value - value, scale):
+                    if ray is not None and _on_ray(
+                        ray,
+                        np.asarray(trial, dtype=np.float64),
+                        np.asarray(step, dtype=np.float64),
+                        trial_value - value,
+                        scale,
+                    ):
                         return FitResult(
                             np.exp(trial),
                             trial_value,

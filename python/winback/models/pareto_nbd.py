@@ -19,10 +19,10 @@ from scipy import special
 
 from winback._kernels import likelihood as lik
 from winback._kernels import newton as kernels
+from winback.errors import BoundaryFitWarning, WinbackFitError
 from winback.models._base import Compressed, by_horizon, check_count, check_horizon
 from winback.models._count_base import CountModel
 from winback.models._fitting import FitResult, LogLikGradHess, newton_maximise
-from winback.errors import BoundaryFitWarning, WinbackFitError
 from winback.models.beta_geo import _U_WEIGHTS, check_discount_rate, gamma_nodes
 
 __all__ = ["ParetoNBDModel"]
@@ -221,7 +221,7 @@ class ParetoNBDModel(CountModel):
         held at its stopping value (β = s/μ), mapped back to (r, α, s, β) — singular, with s's
         variance 0, so the delta method carries μ's uncertainty through β. The standard errors
         of s and β are infinite (not identified). Warns with :class:`BoundaryFitWarning`."""
-        r, alpha, s, beta = (float(v) for v in params)
+        _r, _alpha, s, beta = (float(v) for v in params)
         mu = s / beta
         jacobian = np.zeros((4, 3))
         jacobian[0, 0] = jacobian[1, 1] = 1.0

@@ -20,6 +20,7 @@ import numpy.typing as npt
 import polars as pl
 
 from winback import _io
+from winback._kernels import occasions as occasion_kernels
 from winback._options import COLD_START_HORIZON_DAYS, CUSTOMER_COL
 from winback.errors import WinbackConfigError, WinbackFitError, WinbackInputError
 
@@ -130,32 +131,45 @@ def _first_occasions(
 ) -> pl.DataFrame:
     """customer, k (1-based), t_k (bucket start, µs) and ``gap_days`` = t_{k+1} − t_k (null for
     the last) of each customer's first ``count`` occasions up to ``as_of``
-    (docs/methods.md#occasions: rows after ``as_of`` are left out)."""
+    (docs/methods.md#occasions: rows after ``as_of`` are left out), sorted by (customer, k).
+
+    The rows are sorted by customer only — a one-key sort, several times cheaper than by
+    (customer, t) (issue 18: that sort was 30 s of a 1M-customer report) — and one kernel pass
+    over each customer's rows keeps their ``count`` + 1 smallest distinct buckets."""
     ts = pl.col("ts")
-    customer = pl.col("customer")
-    index = pl.col("i")
-    # Sorted by (customer, t): a customer's occasions are consecutive rows, so k and the next
-    # gap come from shifts (a window ``over`` a million customers is ~10× slower).
-    first_row = (customer != customer.shift(1)).fill_null(True)
-    same_next = (customer.shift(-1) == customer).fill_null(False)
-    return (
+    rows = (
         prepared.frame.lazy()
         .filter(ts <= as_of_us)
-        .select(customer, (ts - ts % resolution_us).alias("t"))
-        .sort("customer", "t")
-        # One row per occasion: drop a row equal to the one before (cheaper than ``unique``).
-        .filter(first_row | (pl.col("t") != pl.col("t").shift(1)).fill_null(True))
-        .with_row_index("i")
-        .with_columns(
-            (index - pl.when(first_row).then(index).forward_fill() + 1).cast(pl.Int64).alias("k"),
-            pl.when(same_next)
-            .then((pl.col("t").shift(-1) - pl.col("t")) / _io.MICROS_PER_DAY)
-            .alias("gap_days"),
-        )
-        .filter(pl.col("k") <= count)
-        .select("customer", "k", "t", "gap_days")
+        .select("customer", (ts - ts % resolution_us).alias("t"))
+        .sort("customer")
         .collect()
     )
+    customer = rows.get_column("customer")
+    change = customer.ne_missing(customer.shift(1)).fill_null(True).to_numpy()
+    starts = np.append(np.flatnonzero(change), rows.height).astype(np.int64)
+    times = rows.get_column("t").to_numpy().astype(np.int64, copy=False)
+    # No customer has more distinct buckets than rows: the buffer need not be wider.
+    width = min(count + 1, int(np.diff(starts).max(initial=1)))
+    first, found = occasion_kernels.first_distinct(starts, times, width)
+    ids = customer.gather(starts[:-1])
+    parts = []
+    for k in range(1, min(count, width) + 1):
+        has = found >= k
+        t_k = first[has, k - 1]
+        has_next = found[has] > k
+        following = first[has, k] if k < width else t_k  # k = width: no one has a next one
+        gap = (following - t_k) / _io.MICROS_PER_DAY  # t_{k+1} − t_k; kept where it exists
+        parts.append(
+            pl.DataFrame(
+                {
+                    "customer": ids.filter(pl.Series(has)),
+                    "k": pl.Series(np.full(t_k.size, k, dtype=np.int64)),
+                    "t": pl.Series(t_k),
+                    "gap_days": pl.Series(gap, dtype=pl.Float64),
+                }
+            ).with_columns(pl.when(pl.Series(has_next)).then(pl.col("gap_days")).alias("gap_days"))
+        )
+    return pl.concat(parts).sort("customer", "k")
 
 
 def next_gaps(

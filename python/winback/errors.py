@@ -5,6 +5,7 @@ these errors too). Every warning derives from :class:`WinbackWarning`, so
 from __future__ import annotations
 
 __all__ = [
+    "BoundaryFitWarning",
     "CapacityWarning",
     "SpendOutlierWarning",
     "UnitNotCheckedWarning",
@@ -61,6 +62,14 @@ class ValueWarning(WinbackWarning):
 class SpendOutlierWarning(WinbackWarning):
     """Customers with an extreme number of occasions were set aside from the Gamma–Gamma fit
     (docs/methods.md#spend-outliers); they are still predicted from the fitted parameters."""
+
+
+class BoundaryFitWarning(WinbackWarning):
+    """A model's likelihood has no finite maximum: it rises towards a boundary of the parameter
+    space where the model becomes a simpler one, and the fit stopped on the way there, at a
+    point within a negligible log-likelihood of the supremum (docs/methods.md#pareto-nbd-boundary:
+    Pareto/NBD's s, β → ∞, one dropout rate μ = s/β for every customer). The message gives what
+    the data identify (μ); ``boundary_`` is True on the model."""
 
 
 class UnitNotCheckedWarning(WinbackWarning):

@@ -18,7 +18,12 @@ from scipy import integrate, special
 
 from winback import summary
 from winback.datasets import read_cdnow_text
-from winback.errors import WinbackConfigError, WinbackFitError, WinbackInputError
+from winback.errors import (
+    BoundaryFitWarning,
+    WinbackConfigError,
+    WinbackFitError,
+    WinbackInputError,
+)
 from winback.models import (
     BetaGeoModel,
     GammaGammaModel,
@@ -482,14 +487,15 @@ def test_gamma_gamma_newton_terms_match_the_likelihood_and_finite_differences() 
             )
 
 
-def test_pareto_nbd_without_dropout_heterogeneity_names_the_flat_direction() -> None:
-    # Everyone has (nearly) the same dropout rate: the likelihood keeps rising as s, β → ∞.
+def test_pareto_nbd_without_dropout_heterogeneity_stops_on_the_boundary() -> None:
+    # Everyone has (nearly) the same dropout rate: the likelihood keeps rising as s, β → ∞, and
+    # the fit stops on that ray with a warning naming μ = s/β (docs/methods.md#pareto-nbd-boundary;
+    # it used to fail as flat after running out along it).
     data = simulate.pareto_nbd(20_000, r=0.8, alpha=10.0, s=1e7, beta=3e8, T=52.0, seed=3)
-    with pytest.raises(
-        WinbackFitError,
-        match=r"flat at the optimum along a direction moving s = .*, beta = .* together",
-    ):
-        ParetoNBDModel().fit(data)
+    with pytest.warns(BoundaryFitWarning, match=r"s, β → ∞ with s/β fixed"):
+        model = ParetoNBDModel().fit(data)
+    assert model.boundary_
+    assert model.params_["s"] / model.params_["beta"] == pytest.approx(1e7 / 3e8, rel=0.1)
 
 
 def test_conditional_expected_purchases_is_the_spec_name(cdnow_bgnbd: BetaGeoModel) -> None:

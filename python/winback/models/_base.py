@@ -258,12 +258,17 @@ class BaseModel:
     _flat_hint: ClassVar[str] = (
         "Fit on more customers or a longer calibration window, or try another model."
     )
+    #: Indices of two parameters whose joint run to infinity is a boundary of the model that the
+    #: Newton fit stops on (``newton_maximise``'s ``ray``); None: no such boundary.
+    _boundary_ray: ClassVar[tuple[int, int] | None] = None
 
     params_: dict[str, float]
     params_se_: dict[str, float]
     covariance_: FloatArray
     log_likelihood_: float
     converged_: bool
+    #: True when the fit stopped on the model's boundary ray (docs/methods.md#pareto-nbd-boundary).
+    boundary_: bool = False
     n_iter_: int
     n_customers_: int
     data_summary_: dict[str, float]
@@ -418,12 +423,16 @@ class BaseModel:
             information = -newton(result.params)[2]
         else:
             information = observed_information(loglik_grad, result.params)
-        covariance = self._invert_information(information)
-        params_se = {
-            n: _finite_or_inf(math.sqrt(v)) if v >= 0 else math.inf
-            for n, v in zip(self.param_names, np.diag(covariance), strict=True)
-        }
-        self._refuse_degenerate(result.params, params_se, data)
+        self.boundary_ = result.boundary
+        if result.boundary:
+            covariance, params_se = self._boundary_fit(result.params, information, data)
+        else:
+            covariance = self._invert_information(information)
+            params_se = {
+                n: _finite_or_inf(math.sqrt(v)) if v >= 0 else math.inf
+                for n, v in zip(self.param_names, np.diag(covariance), strict=True)
+            }
+            self._refuse_degenerate(result.params, params_se, data)
         self.params_ = {n: float(v) for n, v in zip(self.param_names, result.params, strict=True)}
         self.covariance_ = covariance
         self.params_se_ = params_se
@@ -451,7 +460,9 @@ class BaseModel:
         assert stage_newton is not None
         found: list[FitResult] = []
         for start in starts:
-            attempt = newton_maximise(stage_newton, start, n_observations=stage.n_customers)
+            attempt = newton_maximise(
+                stage_newton, start, n_observations=stage.n_customers, ray=self._boundary_ray
+            )
             if attempt is not None:
                 found.append(attempt)
                 if not self.multi_start:
@@ -467,7 +478,12 @@ class BaseModel:
             ):
                 spread = max(spread, float(np.max(np.abs(other.params / best.params - 1.0))))
         if large:
-            final = newton_maximise(newton, list(best.params), n_observations=data.n_customers)
+            final = newton_maximise(
+                newton,
+                list(best.params),
+                n_observations=data.n_customers,
+                ray=self._boundary_ray,
+            )
             if final is None:
                 return None
             best = final
@@ -481,7 +497,15 @@ class BaseModel:
             len(found),
             spread,
             best.hessian,
+            boundary=best.boundary,
         )
+
+    def _boundary_fit(
+        self, params: FloatArray, information: FloatArray, data: Compressed
+    ) -> tuple[FloatArray, dict[str, float]]:
+        """Covariance and standard errors of a fit stopped on ``_boundary_ray`` (only models
+        with a boundary ray override it)."""
+        raise NotImplementedError  # pragma: no cover - only reached with _boundary_ray set
 
     def _refuse_degenerate(
         self, params: FloatArray, params_se: Mapping[str, float] | None, data: Compressed

@@ -42,6 +42,15 @@ _NEWTON_STEPS = 25
 #: likelihood after it (see ``newton_maximise``).
 _FINAL_STEP = 1e-6
 _HESSIAN_STEP = 1e-5
+#: Boundary ray (docs/methods.md#pareto-nbd-boundary): Newton stops on a ray where two
+#: log-parameters run off together once the log-likelihood still to gain along it is below this
+#: much per customer (a likelihood ratio to the supremum above exp(−1e-8 N)) ...
+RAY_GAIN_PER_CUSTOMER = 1e-8
+#: ... and the first of the two exceeds this (a guard: a step this far out on the ray is not a
+#: finite optimum's neighbourhood; for Pareto/NBD's s, the dropout rates' CV 1/√s is below 10 %).
+RAY_MIN_VALUE = 100.0
+#: ... with the gradient across the ray below this per customer (log-parameters).
+RAY_GRADIENT = 1e-8
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,10 @@ class FitResult:
     start_spread: float
     #: Hessian of the log-likelihood (natural parameters) at the optimum, when the optimiser had it.
     hessian: FloatArray | None = None
+    #: True when Newton stopped on a boundary ray (``newton_maximise``'s ``ray``): the supremum
+    #: lies at infinity along it and ``params`` is the point where less than
+    #: ``RAY_GAIN_PER_CUSTOMER`` per customer was left to gain.
+    boundary: bool = False
 
 
 def _scaled_objective(
@@ -240,12 +253,25 @@ def newton_maximise(
     *,
     n_observations: float,
     max_iter: int = 200,
+    ray: tuple[int, int] | None = None,
 ) -> FitResult | None:
     """Levenberg-damped Newton ascent in log-parameters with exact Hessians.
 
     One pass over the data gives value, gradient and Hessian, and near the optimum each step
     doubles the correct digits, so a fit takes a dozen passes where a quasi-Newton method takes
     a hundred. Returns None when it cannot make progress (the caller falls back to L-BFGS-B).
+
+    ``ray = (i, j)`` names two parameters whose joint run to infinity (θ_i, θ_j → ∞ with
+    θ_i/θ_j fixed) is a boundary of the model (docs/methods.md#pareto-nbd-boundary). There the
+    log-likelihood approaches its supremum like ℓ_∞ − c/θ_i, and Newton creeps out by about a
+    factor e a step while the integrals lose accuracy; so after an accepted step that moves
+    (ln θ_i, ln θ_j) outward by the same amount d with the other parameters settled, the gain
+    still to come is estimated as Δℓ/(e^d − 1), and below ``RAY_GAIN_PER_CUSTOMER`` per customer
+    the fit stops there with ``boundary=True``. It also stops (``boundary=True``) at a point out
+    on the ray where the gradient across the ray is below ``RAY_GRADIENT`` per customer and both
+    the slope and the curvature along it are below ``RAY_GAIN_PER_CUSTOMER`` (the c/θ_i left to
+    gain, and −c/θ_i): a fit started there, from a sample's boundary point, has only the other
+    parameters to settle, and the ray is flat to within the kernels' accuracy.
     """
     scale = max(float(n_observations), 1.0)
     log_params = np.log(np.asarray(start, dtype=np.float64))
@@ -268,6 +294,19 @@ def newton_maximise(
                 1,
                 0.0,
                 hess,
+            )
+        if ray is not None and _flat_on_ray(ray, log_params, grad_u, hess_u, scale):
+            return FitResult(
+                params,
+                value,
+                gradient_norm,
+                iteration - 1,
+                True,
+                "Newton: converged on the boundary ray",
+                1,
+                0.0,
+                hess,
+                boundary=True,
             )
         negative_hessian = -hess_u
         eigenvalues = np.linalg.eigvalsh(negative_hessian)
@@ -302,6 +341,25 @@ def newton_maximise(
             if np.all(np.abs(trial) < LOG_BOUND):
                 trial_value, trial_grad, trial_hess = loglik_grad_hess(np.exp(trial))
                 if math.isfinite(trial_value) and trial_value >= value - 1e-12 * abs(value):
+                    if ray is not None and _on_ray(
+                        ray,
+                        np.asarray(trial, dtype=np.float64),
+                        np.asarray(step, dtype=np.float64),
+                        trial_value - value,
+                        scale,
+                    ):
+                        return FitResult(
+                            np.exp(trial),
+                            trial_value,
+                            float(np.max(np.abs(trial_grad * np.exp(trial))) / scale),
+                            iteration,
+                            True,
+                            "Newton: stopped on the boundary ray",
+                            1,
+                            0.0,
+                            trial_hess,
+                            boundary=True,
+                        )
                     log_params, value, grad, hess = trial, trial_value, trial_grad, trial_hess
                     damping *= 0.1 if damping > 1e-12 else 0.0
                     break
@@ -318,3 +376,45 @@ def newton_maximise(
             params, value, gradient_norm, max_iter, True, "Newton: step ≈ 0", 1, 0.0, hess
         )
     return None
+
+
+def _on_ray(
+    ray: tuple[int, int], log_params: FloatArray, step: FloatArray, gain: float, scale: float
+) -> bool:
+    """Whether an accepted Newton step shows the fit running out along ``ray`` with less than
+    ``RAY_GAIN_PER_CUSTOMER`` per customer left to gain (see ``newton_maximise``)."""
+    i, j = ray
+    outward = float(step[i])
+    if outward < 0.5 or abs(float(step[j]) - outward) > 0.05 * outward:
+        return False
+    others = np.delete(step, [i, j])
+    if others.size and float(np.max(np.abs(others))) > 1e-3:
+        return False
+    if math.exp(float(log_params[i])) < RAY_MIN_VALUE:
+        return False
+    return max(gain, 0.0) / math.expm1(outward) < RAY_GAIN_PER_CUSTOMER * scale
+
+
+def _flat_on_ray(
+    ray: tuple[int, int],
+    log_params: FloatArray,
+    grad_u: FloatArray,
+    hess_u: FloatArray,
+    scale: float,
+) -> bool:
+    """Whether the fit sits out on ``ray``, settled across it and flat along it (slope and
+    curvature both within ``RAY_GAIN_PER_CUSTOMER`` per customer; see ``newton_maximise``)."""
+    i, j = ray
+    if math.exp(float(log_params[i])) < RAY_MIN_VALUE:
+        return False
+    along = np.zeros_like(grad_u)
+    along[i] = along[j] = 1.0
+    slope = float(grad_u @ along)
+    across = grad_u - 0.5 * slope * along
+    curvature = float(along @ hess_u @ along)
+    tolerance = RAY_GAIN_PER_CUSTOMER * scale
+    return (
+        float(np.max(np.abs(across))) < RAY_GRADIENT * scale
+        and abs(slope) < tolerance
+        and abs(curvature) < tolerance
+    )

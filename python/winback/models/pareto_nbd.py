@@ -8,6 +8,8 @@ P(alive) times the new-customer quantity at (r + x, α + T, s, β + T).
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -17,6 +19,7 @@ from scipy import special
 
 from winback._kernels import likelihood as lik
 from winback._kernels import newton as kernels
+from winback.errors import BoundaryFitWarning, WinbackFitError
 from winback.models._base import Compressed, by_horizon, check_count, check_horizon
 from winback.models._count_base import CountModel
 from winback.models._fitting import FitResult, LogLikGradHess, newton_maximise
@@ -136,6 +139,10 @@ class ParetoNBDModel(CountModel):
         "usually fits such data."
     )
 
+    #: s and β running off together is the constant-dropout-rate boundary
+    #: (docs/methods.md#pareto-nbd-boundary).
+    _boundary_ray: ClassVar[tuple[int, int] | None] = (2, 3)
+
     def _starts(self, data: Compressed) -> list[list[float]]:
         w = data.weights
         mean_T = float((w * data["T"]).sum() / w.sum())
@@ -185,7 +192,12 @@ class ParetoNBDModel(CountModel):
         warm = super()._newton_fit(sample_newton, sample, starts)
         if warm is None:
             return super()._newton_fit(newton, data, starts)
-        final = newton_maximise(newton, list(warm.params), n_observations=data.n_customers)
+        final = newton_maximise(
+            newton,
+            list(warm.params),
+            n_observations=data.n_customers,
+            ray=self._boundary_ray,
+        )
         if final is None:
             return super()._newton_fit(newton, data, starts)
         return FitResult(
@@ -198,7 +210,51 @@ class ParetoNBDModel(CountModel):
             warm.starts_tried,
             warm.start_spread,
             final.hessian,
+            boundary=final.boundary,
         )
+
+    def _boundary_fit(
+        self, params: FloatArray, information: FloatArray, data: Compressed
+    ) -> tuple[FloatArray, dict[str, float]]:
+        """At the s, β → ∞ boundary (docs/methods.md#pareto-nbd-boundary) only r, α and
+        μ = s/β are identified: their covariance is the inverse information of (r, α, μ) with s
+        held at its stopping value (β = s/μ), mapped back to (r, α, s, β) — singular, with s's
+        variance 0, so the delta method carries μ's uncertainty through β. The standard errors
+        of s and β are infinite (not identified). Warns with :class:`BoundaryFitWarning`."""
+        _r, _alpha, s, beta = (float(v) for v in params)
+        mu = s / beta
+        jacobian = np.zeros((4, 3))
+        jacobian[0, 0] = jacobian[1, 1] = 1.0
+        jacobian[3, 2] = -s / mu**2
+        reduced = jacobian.T @ information @ jacobian
+        eigenvalues = np.linalg.eigvalsh(reduced)
+        if not np.all(np.isfinite(eigenvalues)) or eigenvalues.min() <= 0:
+            raise WinbackFitError(
+                f"{self.model_name}: the likelihood rises towards s, β → ∞ (one dropout rate "
+                f"μ = s/β ≈ {mu:.4g} for every customer), and r, α and μ are not identified "
+                f"there either. {self._flat_hint}"
+            )
+        reduced_cov = np.linalg.inv(reduced)
+        covariance = jacobian @ reduced_cov @ jacobian.T
+        covariance = (covariance + covariance.T) / 2
+        params_se = {
+            "r": math.sqrt(reduced_cov[0, 0]),
+            "alpha": math.sqrt(reduced_cov[1, 1]),
+            "s": math.inf,
+            "beta": math.inf,
+        }
+        warnings.warn(
+            f"{self.model_name} on {data.n_customers:,.0f} customers: the dropout rates show no "
+            "heterogeneity, so the likelihood has no finite maximum; it rises towards s, β → ∞ "
+            f"with s/β fixed. The fit stopped at s = {s:.4g}, β = {beta:.4g}, within "
+            "1e-8 per customer of the supremum: every customer has nearly one dropout rate "
+            f"μ = s/β = {mu:.4g} per time unit (± {math.sqrt(reduced_cov[2, 2]):.2g}); s and β "
+            "are not identified apart (standard errors infinite). BG/NBD or MBG/NBD usually "
+            "fits such data.",
+            BoundaryFitWarning,
+            stacklevel=4,
+        )
+        return covariance, params_se
 
     def _alive(self, x: FloatArray, t_x: FloatArray, T: FloatArray) -> FloatArray:
         params = self._param_array()

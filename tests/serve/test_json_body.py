@@ -259,3 +259,24 @@ def test_a_refusal_names_the_purchase_whichever_pass() -> None:
     assert caught.value.status == 422
     assert caught.value.field == "customers[0].purchases[77].ts"
     assert caught.value.customer_id == 8
+
+
+def test_decoded_bodies_are_not_tracked_by_the_garbage_collector() -> None:
+    """A bulk body decodes into tens of thousands of structs; tracked, they set off full
+    collections that tripled the p99 of reading one. None of them may be tracked."""
+    import gc
+
+    from winback.serve.json_body import _decoder
+
+    decoder, _ = _decoder()
+    body = {
+        "as_of": "1998-06-30",
+        "customers": [
+            {"customer_id": k, "purchases": [{"ts": f"1997-01-0{k + 1}", "amount": 1.5}]}
+            for k in range(3)
+        ],
+    }
+    request = decoder.decode(json.dumps(body).encode())
+    structs = [request, *request.customers, *(p for c in request.customers for p in c.purchases)]
+    assert len(structs) == 7
+    assert not any(gc.is_tracked(s) for s in structs)

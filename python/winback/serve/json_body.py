@@ -311,19 +311,28 @@ def _decoder() -> Any:
     import msgspec
 
     # defstruct, not class statements: the annotations must be types, not the strings that
-    # ``from __future__ import annotations`` makes of them.
+    # ``from __future__ import annotations`` makes of them. gc=False: a bulk body decodes into
+    # tens of thousands of structs, and tracking them set off full collections that put the
+    # p99 of reading a 1,000-customer body at 33–40 ms against a 5.5 ms median (7.6 ms
+    # untracked). Safe: a decoded struct holds strings, numbers and lists of structs, never
+    # itself, so it can be in no reference cycle.
     purchase = msgspec.defstruct(
-        "Purchase", [("ts", str), ("amount", float | None, None)], forbid_unknown_fields=True
+        "Purchase",
+        [("ts", str), ("amount", float | None, None)],
+        forbid_unknown_fields=True,
+        gc=False,
     )
     customer = msgspec.defstruct(
         "Customer",
         [("customer_id", int | str), ("purchases", list[purchase])],  # type: ignore[valid-type]
         forbid_unknown_fields=True,
+        gc=False,
     )
     body = msgspec.defstruct(
         "Body",
         [("customers", list[customer]), ("as_of", str | None, None)],  # type: ignore[valid-type]
         forbid_unknown_fields=True,
+        gc=False,
     )
     return msgspec.json.Decoder(body), (msgspec.DecodeError, msgspec.ValidationError)
 

@@ -113,7 +113,9 @@ _PROBE_SOURCE = """
 def probe(_):
     import sys
     missing = []
-    for name in ("pyarrow", "polars", "winback"):
+    # winback._winback too: ``import winback`` alone is lazy (it loads no library and not the
+    # compiled extension), so it would pass on a Python that cannot run winback.
+    for name in ("pyarrow", "polars", "winback", "winback._winback"):
         try:
             __import__(name)
         except Exception as exc:

@@ -83,7 +83,8 @@ def _probe() -> tuple[str, list[str], str | None]:
     import sys
 
     missing = []
-    for name in ("pyarrow", "polars", "winback"):
+    # winback._winback too: ``import winback`` alone is lazy and loads no compiled extension.
+    for name in ("pyarrow", "polars", "winback", "winback._winback"):
         try:
             __import__(name)
         except Exception as exc:

@@ -452,17 +452,22 @@ def build_chain(
         current_state = (recency_now * n_f + f_now) * n_m + m_now
         f_next = np.searchsorted(edges, sizes + 1, side="right").astype(np.int64)
         by_bin = cells[:, 1:].reshape(-1, n_f, n_m).sum(axis=1)
-        moved = np.zeros_like(cells)
+        # np.zeros maps fresh zero pages (np.zeros_like writes every byte first).
+        moved = np.zeros(cells.shape)
         moved[:, 0] = cells[:, 0]
-        rows_at = np.arange(cells.shape[0])
-        for m_bin in range(n_m):
-            moved[rows_at, 1 + f_next * n_m + m_bin] = by_bin[:, m_bin]
+        kernels.place_by_bin(np.ascontiguousarray(by_bin), f_next, n_m, moved)
+        del by_bin
         cells = moved
+    # The active rows' columns as writable int64 arrays, converted once.
+    a_period = active.get_column("period").to_numpy().astype(np.int64)
+    a_occasions = active.get_column("occasions").to_numpy().astype(np.int64)
+    a_f_bin = active.get_column("f_bin").to_numpy().astype(np.int64)
+    a_m_bin = active.get_column("m_bin").to_numpy().astype(np.int64)
     counts = kernels.transition_counts(
         starts,
-        active.get_column("period").to_numpy().astype(np.int64),
-        active.get_column("f_bin").to_numpy().astype(np.int64),
-        active.get_column("m_bin").to_numpy().astype(np.int64),
+        a_period,
+        a_f_bin,
+        a_m_bin,
         n_complete,
         R,
         n_f,
@@ -483,13 +488,7 @@ def build_chain(
     if lapse_model is not None:
         buy_then = _walked_buy_rate(
             lapse_model,
-            (
-                starts,
-                active.get_column("period").to_numpy().astype(np.int64),
-                active.get_column("occasions").to_numpy().astype(np.int64),
-                active.get_column("f_bin").to_numpy().astype(np.int64),
-                active.get_column("m_bin").to_numpy().astype(np.int64),
-            ),
+            (starts, a_period, a_occasions, a_f_bin, a_m_bin),
             n_complete,
             R,
             n_f,
@@ -527,9 +526,8 @@ def build_chain(
     # numpy sums in row order (the panel's customer-then-period order): a Polars group-by mean
     # may add in another order from run to run, which changed CLVs in the last bits.
     revenue = active.get_column("revenue").to_numpy().astype(np.float64)
-    cell = active.get_column("f_bin").to_numpy().astype(np.int64) * n_m + active.get_column(
-        "m_bin"
-    ).to_numpy().astype(np.int64)
+    cell = a_f_bin * n_m + a_m_bin
+    del a_period, a_occasions, a_f_bin, a_m_bin
     cell_sums = np.bincount(cell, weights=revenue, minlength=n_f * n_m)
     cell_counts = np.bincount(cell, minlength=n_f * n_m)
     overall = float(revenue.sum() / revenue.size) if revenue.size else 0.0

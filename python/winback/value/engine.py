@@ -198,6 +198,7 @@ def fit_and_score(
         horizon=horizon,
         discount_rate=discount_rate,
         modelled=m,
+        overwrite_cells=True,  # forecast.cells is not read after the chain
     )
     if chain.customer_state is not None:
         state = chain.customer_state

@@ -21,15 +21,17 @@ from winback.value.forecast import (
     _customer_cells,
     _distinct,
     _frequency_tuples,
+    _FrequencyTuples,
     _spend_bin_probs,
     _spend_tuples,
+    _SpendTuples,
 )
 
 
 def reference_cells(
     p: float,
-    freq: object,
-    spend: object,
+    freq: _FrequencyTuples,
+    spend: _SpendTuples,
     f_index: np.ndarray,
     s_index: np.ndarray,
     buckets: Sequence[int],
@@ -40,31 +42,31 @@ def reference_cells(
     n = f_index.shape[0]
     cells, bins = np.zeros((n, 1 + len(buckets) * n_m)), np.zeros((n, n_m))
     fi, si = f_index, s_index
-    cells[:, 0] = freq.p_zero[fi]  # type: ignore[attr-defined]
+    cells[:, 0] = freq.p_zero[fi]
     for b, low in enumerate(buckets):
         cols = slice(1 + b * n_m, 1 + (b + 1) * n_m)
         if b + 1 < len(buckets):
             for j in range(low, buckets[b + 1]):
-                cells[:, cols] += freq.weights[j][fi][:, None] * spend.bins[j][si]  # type: ignore[attr-defined]
+                cells[:, cols] += freq.weights[j][fi][:, None] * spend.bins[j][si]
         else:
             probs = _spend_bin_probs(
                 p,
-                spend.Q[si],  # type: ignore[attr-defined]
-                spend.G[si],  # type: ignore[attr-defined]
-                freq.open_count[fi],  # type: ignore[attr-defined]
+                spend.Q[si],
+                spend.G[si],
+                freq.open_count[fi],
                 edges,
             )
-            cells[:, cols] += freq.open_tail[fi][:, None] * probs  # type: ignore[attr-defined]
-    count = freq.count[fi]  # type: ignore[attr-defined]
+            cells[:, cols] += freq.open_tail[fi][:, None] * probs
+    count = freq.count[fi]
     known = np.zeros(n, dtype=bool)
-    for j, probs_j in spend.bins.items():  # type: ignore[attr-defined]
+    for j, probs_j in spend.bins.items():
         at = count == j
         bins[at] = probs_j[si[at]]
         known |= at
     rest = ~known
     if rest.any():
         sr = si[rest]
-        bins[rest] = _spend_bin_probs(p, spend.Q[sr], spend.G[sr], count[rest], edges)  # type: ignore[attr-defined]
+        bins[rest] = _spend_bin_probs(p, spend.Q[sr], spend.G[sr], count[rest], edges)
     return cells, bins
 
 

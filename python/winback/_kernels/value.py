@@ -1,5 +1,6 @@
 """Numba loops of the value engine (docs/methods.md#markov): transition counts over the customer ×
-period panel and the Dirichlet-multinomial evidence of the smoothing weight κ.
+period panel, the Dirichlet-multinomial evidence of the smoothing weight κ, the per-customer
+aggregates and the forecast's per-customer purchase cells.
 
 All functions are compiled with :data:`winback._kernels.jit` (cached, fastmath off: bit-for-bit
 reproducible; ``nogil``) and no ``parallel=True``; float64/int64 arrays in, float64 out, no

@@ -32,8 +32,10 @@ from winback._io.prepared import (
     PreparedTransactions,
     check_num_threads,
     customer_ids,
+    customer_runs,
     prepare,
     purchase_dates,
+    remembered,
     snapshot_end,
 )
 from winback._io.sources import (
@@ -73,6 +75,7 @@ __all__ = [
     "check_time_format",
     "check_time_zone",
     "customer_ids",
+    "customer_runs",
     "describe_moment",
     "empty_rejects",
     "end_of_day",
@@ -90,6 +93,7 @@ __all__ = [
     "read_schema",
     "refuse_overflowing_amounts",
     "reject_reason",
+    "remembered",
     "snapshot_end",
     "snapshot_end_at",
     "to_polars",

@@ -143,3 +143,16 @@ def test_scores_are_kept_for_the_last_two_snapshots() -> None:
     assert again.equals(other)
     # a different resolution is another key
     assert winback.silence(prepared, as_of="1998-06-30", resolution="12h") is not first
+
+
+@given(transaction_logs(), id_kinds)
+def test_distinct_customers_are_the_sorted_unique_ids_with_or_without_runs(
+    tx: pl.DataFrame, kind: str
+) -> None:
+    prepared = winback.prepare(_with_ids(tx, kind))
+    expected = prepared.frame.get_column("customer").unique().sort()
+    assert _io.distinct_customers(prepared).equals(expected)
+    _io.customer_runs(prepared)
+    got = _io.distinct_customers(prepared)
+    assert got.dtype == expected.dtype
+    assert got.equals(expected)

@@ -47,6 +47,7 @@ __all__ = [
     "check_num_threads",
     "customer_ids",
     "customer_runs",
+    "distinct_customers",
     "prepare",
     "purchase_dates",
     "remembered",
@@ -324,6 +325,17 @@ def customer_runs(prepared: PreparedTransactions) -> tuple[pl.Series, np.ndarray
         prepared, "customer_runs", None, compute, keep=1
     )
     return runs
+
+
+def distinct_customers(prepared: PreparedTransactions) -> pl.Series:
+    """The distinct customer ids of ``prepared``, in increasing order: those of
+    :func:`customer_runs` when another pass has grouped the rows already, else a sort of the
+    distinct ids (grouping the rows for this alone would cost more)."""
+    runs = prepared.memo.get("customer_runs", {}).get(None)
+    if runs is not None:
+        ids: pl.Series = runs[0]
+        return ids
+    return prepared.frame.get_column("customer").unique().sort()
 
 
 def snapshot_end(prepared: PreparedTransactions, as_of: date | datetime | str | None) -> int:

@@ -140,6 +140,35 @@ def expected(params: dict[str, Any], data: Data, horizon: float) -> np.ndarray:
     return (w * per_lam).sum(axis=1)
 
 
+def simulate(
+    n: int, r: float, alpha: float, mu: float, rho: float, births: float, end: float, seed: int
+) -> pl.DataFrame:
+    """Occasions (weeks) of ``n`` customers of the dormancy model born uniformly in [0, births]."""
+    rng = np.random.default_rng(seed)
+    lam = rng.gamma(r, 1.0 / alpha, n)
+    birth = rng.uniform(0.0, births, n)
+    ids, times = [], []
+    for i in range(n):
+        t, active = birth[i], True
+        ids.append(i)
+        times.append(t)
+        while t <= end:
+            if active:
+                rate = lam[i] + mu
+                t += rng.exponential(1.0 / rate)
+                if t > end:
+                    break
+                if rng.random() < lam[i] / rate:
+                    ids.append(i)
+                    times.append(t)
+                else:
+                    active = False
+            else:
+                t += rng.exponential(1.0 / rho)
+                active = True
+    return pl.DataFrame({"customer_id": ids, "t": times})
+
+
 def compare(events: pl.DataFrame, origin: float, end: float) -> dict[str, Any]:
     """BG/NBD and the dormancy model on the holdout and on the in-calibration back-test (the
     calibration's last third held back, as in holdout_diagnosis.py); the rule picks the model

@@ -3,8 +3,6 @@ issue's 1,882, the trend-clock BG/NBD candidate against Monte Carlo and its para
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -13,23 +11,15 @@ import numpy as np
 import polars as pl
 import pytest
 
+from tests.benches import load_bench
 from winback.models import BetaGeoModel
 
-BENCHES = Path(__file__).resolve().parents[1] / "benches"
 SAMPLE = Path("/work/shared/data/CDNOW_sample.txt")
 SUMMARY = Path("/work/shared/data/cdnow_customers_summary.csv")
 
 
 def _bench() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "holdout_diagnosis", BENCHES / "holdout_diagnosis.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["holdout_diagnosis"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("holdout_diagnosis")
 
 
 @pytest.mark.skipif(not SAMPLE.exists(), reason="the CDNOW sample is not in /work/shared/data")
@@ -88,14 +78,7 @@ def test_trend_recovered_and_absent_trend_not_claimed() -> None:
 
 
 def _dormancy() -> Any:
-    _bench()
-    spec = importlib.util.spec_from_file_location("dormancy_proto", BENCHES / "dormancy_proto.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["dormancy_proto"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("dormancy_proto")
 
 
 @pytest.mark.slow

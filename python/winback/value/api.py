@@ -47,6 +47,7 @@ from winback._options import (
 from winback.errors import WinbackConfigError
 from winback.summary import check_period, period_edges, summary
 from winback.value.panel import (
+    PanelHandle,
     customer_aggregates,
     read_value_input,
     release_freed_memory,
@@ -269,9 +270,12 @@ def value(
     del prepared  # the prepared rows (≈ 340 MB at 15M rows) are not read again
     from winback.value.engine import fit_and_score  # numba and the models load here
 
+    handle = PanelHandle(panel)
+    kept = panel if forecast != "nbd" else None  # the headline forecasts read it again
+    del panel  # otherwise the engine frees it once the chain has read it (≈ 480 MB at 1M)
     result = fit_and_score(
         alive_summary=alive_summary,
-        panel=panel,
+        panel=handle,
         customers=customers,
         info=info,
         n_complete=n_complete,
@@ -285,7 +289,7 @@ def value(
         tier_by=tier_by,
         customer_dtype=customer_dtype,
     )
-    if forecast == "nbd":
+    if kept is None:
         return result
     from winback.value.headline import add_headline
 
@@ -294,4 +298,4 @@ def value(
         if period == "month" and first is not None
         else None
     )
-    return add_headline(result, panel, n_complete, forecast, months)
+    return add_headline(result, kept, n_complete, forecast, months)

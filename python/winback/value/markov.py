@@ -433,6 +433,7 @@ def build_chain(
         bin_expr("occasions", list(buckets[1:])).alias("f_bin"),
         bin_expr("_mean", list(spend_edges)).alias("m_bin"),
     )
+    del panel  # read once: freed here unless the caller keeps it (engine.fit_and_score does not)
     grouped = active.group_by("customer_id", maintain_order=True).len()
     sizes = grouped.get_column("len").to_numpy()
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)

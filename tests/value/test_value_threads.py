@@ -46,19 +46,20 @@ def test_value_same_bits_on_one_or_two_threads_and_small_chunks(
 def _panel_alive_after_chain(
     tx: pl.DataFrame, monkeypatch: pytest.MonkeyPatch, as_of: str = "1998-06-30", **kwargs: Any
 ) -> tuple[bool, bool]:
-    """(the panel still alive once the chain has returned, some customer not modelled)."""
+    """(the panel still alive once the chain's rows are read from it, some customer not
+    modelled)."""
     seen: list[bool] = []
-    real = engine.build_chain
+    real = engine.chain_rows
 
-    def spy(**kw: Any) -> Any:
-        ref = weakref.ref(kw["panel"])
-        out = real(**kw)
-        del kw
+    def spy(panel: pl.DataFrame, **kw: Any) -> Any:
+        ref = weakref.ref(panel)
+        out = real(panel, **kw)
+        del panel
         gc.collect()
         seen.append(ref() is not None)
         return out
 
-    monkeypatch.setattr(engine, "build_chain", spy)
+    monkeypatch.setattr(engine, "chain_rows", spy)
     result = winback.value(tx, as_of=as_of, **kwargs)
     assert len(seen) == 1
     return seen[0], bool((result.frame.get_column("status") == "not_modelled").any())

@@ -19,7 +19,7 @@ from winback.errors import WinbackFitError, WinbackInputError
 from winback.models import BaseModel, GammaGammaModel, NBDModel
 from winback.value.forecast import next_period, probability_alive
 from winback.value.margins import expected_expenses, next_margins
-from winback.value.markov import build_chain, customer_values, state_means
+from winback.value.markov import ChainRows, build_chain, chain_rows, customer_values, state_means
 from winback.value.panel import PanelHandle
 from winback.value.result import (
     FITTED,
@@ -159,8 +159,13 @@ def fit_and_score(
             spend_fit_set_aside=set_aside,
         )
     spend_edges = list(info.spend_bin_edges)
-    # The BG/NBD's P(alive) reads none of the forecast: it runs on the pool beside it (the
-    # forecast's chunks queue behind it), the same bits as one after the other.
+    # The chain's rows (read from the panel, which is then let go of) and the BG/NBD's
+    # P(alive) read none of the forecast: they run on the pool beside it (the forecast's chunks
+    # queue behind them), the same bits as one after the other.
+    every_customer = m.height == c.height
+    rows = submit(
+        lambda: _chain_rows(panel, m, n_complete, frequency_buckets, spend_edges, every_customer)
+    )
     ids = m.get_column("customer_id")
     alive = submit(lambda: probability_alive(alive_summary, ids))
     forecast = next_period(m, nbd, gg, frequency_buckets, spend_edges)
@@ -185,8 +190,7 @@ def fit_and_score(
     m_bin = m.get_column("m_bin").to_numpy().astype(np.int64)
     state = ((recency * n_f + f_bin) * n_m + m_bin).astype(np.int64)
     chain = build_chain(
-        # No local name holds the panel: build_chain lets go of it once read.
-        panel=_chain_panel(panel.take(), m, n_complete, every_customer=m.height == c.height),
+        panel=rows.result().pop(),  # the future keeps an empty list: the chain frees the rows
         current_state=state,
         cells=forecast.cells,
         next_margin=next_margin,
@@ -270,6 +274,28 @@ def _chain_panel(
     return panel.filter((pl.col("occasions") > 0) & (pl.col("period") < n_complete)).join(
         m.select("customer_id"), on="customer_id", how="semi"
     )
+
+
+def _chain_rows(
+    panel: PanelHandle,
+    m: pl.DataFrame,
+    n_complete: int,
+    frequency_buckets: list[int],
+    spend_edges: list[float],
+    every_customer: bool,
+) -> list[ChainRows]:
+    """The chain's rows (:func:`chain_rows`) of the modelled customers ``m``, in a list the
+    caller empties (a future keeps its result: the chain lets go of the rows as it goes); the
+    panel is taken from its handle and let go of once read (no name here holds it)."""
+    return [
+        chain_rows(
+            _chain_panel(panel.take(), m, n_complete, every_customer=every_customer),
+            n_complete=n_complete,
+            buckets=frequency_buckets,
+            spend_edges=spend_edges,
+            modelled=m,
+        )
+    ]
 
 
 def _assemble(c: pl.DataFrame, modelled: pl.DataFrame) -> pl.DataFrame:

@@ -224,6 +224,18 @@ def value(
     start_us = as_of_us if first is None else int(first) - int(first) % resolution_us
     edges = period_edges(period, start_us, as_of_us + 1) or [start_us]
     n_complete = len(edges) - 1
+    # The P(alive) summary first: its Rust scratch (≈ 300 MB at 1M customers) is handed back
+    # before the panel (≈ 450 MB) is built, so the two never sit side by side.
+    alive_summary = None
+    if first is not None and n_complete > 0:
+        # (x, t_x, T) in days up to the end of the last complete period, for P(alive).
+        alive_summary = summary(
+            prepared.without_amounts(),  # already read: summary does not read it again
+            as_of=_io.micros_to_datetime(edges[-1] - 1),
+            unit="D",
+            resolution=resolution,
+        ).select("customer_id", "frequency", "recency", "T")
+        release_freed_memory()  # the Rust summary's per-customer scratch (≈ 300 MB at 1M)
     panel, excluded, unmatched, unmatched_customers = value_panel(
         prepared,
         expenses,
@@ -256,16 +268,6 @@ def value(
         expense_customers_unmatched=unmatched_customers,
         rejects=prepared.rejects,
     )
-    alive_summary = None
-    if first is not None and n_complete > 0:
-        # (x, t_x, T) in days up to the end of the last complete period, for P(alive).
-        alive_summary = summary(
-            prepared.without_amounts(),  # already read: summary does not read it again
-            as_of=_io.micros_to_datetime(edges[-1] - 1),
-            unit="D",
-            resolution=resolution,
-        ).select("customer_id", "frequency", "recency", "T")
-        release_freed_memory()  # the Rust summary's per-customer scratch (≈ 300 MB at 1M)
     customer_dtype = pl.String if prepared.frame.schema["customer"] == pl.String else pl.Int64
     del prepared  # the prepared rows (≈ 340 MB at 15M rows) are not read again
     from winback.value.engine import fit_and_score  # numba and the models load here

@@ -284,7 +284,7 @@ def test_decoded_bodies_are_not_tracked_by_the_garbage_collector() -> None:
 
 @given(
     times=st.lists(st.datetimes(min_value=FIRST), min_size=1, max_size=30),
-    how=st.sampled_from(["date", "T", " ", "micro"]),
+    how=st.sampled_from(["date", "T", " ", "micro", "mixed"]),
     flaw=st.none()
     | st.tuples(
         st.integers(0, 29),
@@ -292,17 +292,20 @@ def test_decoded_bodies_are_not_tracked_by_the_garbage_collector() -> None:
         st.sampled_from(["0", "9", "-", ":", ".", "T", "t", " ", "X", "\n", "٢", "+", ""]),
     ),
 )
-@example(times=[datetime(1, 1, 1, 5)], how="T", flaw=(0, 3, "0"))  # year 0: numpy reads it
+@example(times=[datetime(1, 1, 1, 5)], how="T", flaw=(0, 3, "0"))  # year 0
 @example(times=[datetime(1997, 1, 1)], how="date", flaw=(0, 4, " "))
+@example(times=[datetime(2000, 2, 29), datetime(1999, 3, 29)], how="date", flaw=(1, 6, "2"))
+@example(times=[datetime(1997, 1, 1, 23)], how="T", flaw=(0, 12, "4"))  # hour 24
 def test_columnwise_times_equal_fromisoformat_or_hand_on(
     times: list[datetime], how: str, flaw: tuple[int, int, str] | None
 ) -> None:
-    """The column-wise reading of one shape of times (its byte-template check, then numpy's
-    parser) gives fromisoformat's values, or None (the strings are then read one by one); the
-    common shapes, with "T" or a space between date and time, are read column-wise."""
+    """The column-wise reading of times (the compiled ISO reader) gives fromisoformat's values,
+    or None (the strings are then read one by one); the common shapes, with "T" or a space
+    between date and time, mixed or not, are read column-wise."""
     from winback.serve.json_body import _times_columnwise
 
-    ts = [render(at, how) for at in times]
+    shapes = ["date", "T", " ", "micro"]
+    ts = [render(at, how if how != "mixed" else shapes[i % 4]) for i, at in enumerate(times)]
     if flaw is not None:
         row, at, char = flaw
         row %= len(ts)

@@ -6,10 +6,10 @@ body into a checked :class:`Parsed` request (a 400/413/422
 Two passes give the same :class:`Parsed`, and only the second ever refuses a request:
 
 - the fast pass (:func:`fast_parse`): msgspec decodes the body straight into typed structs
-  (unknown fields, wrong types and strict JSON checked in C), the purchase times are read
-  column-wise with numpy from the common ISO shapes, and the counts, ids and amounts are checked
-  on whole lists. Anything it does not accept as certainly valid (an error, a rarer time format)
-  it hands on, so it never refuses anything itself;
+  (unknown fields, wrong types and strict JSON checked in C), the purchase times are read in
+  one call of the compiled ISO reader from the common ISO shapes, and the counts, ids and
+  amounts are checked on whole lists. Anything it does not accept as certainly valid (an
+  error, a rarer time format) it hands on, so it never refuses anything itself;
 - the precise pass (:func:`parse_request` after :func:`decode`): the standard library's JSON
   decoder and a check field by field that names the field path and the customer of the first
   problem.
@@ -29,6 +29,7 @@ import numpy as np
 import polars as pl
 from polars.exceptions import PanicException
 
+from winback import _winback
 from winback.errors import WinbackError
 from winback.scorer import Scorer
 from winback.serve.config import Limits
@@ -337,55 +338,16 @@ def _decoder() -> Any:
     return msgspec.json.Decoder(body), (msgspec.DecodeError, msgspec.ValidationError)
 
 
-#: The ISO shapes the fast pass reads column-wise, by length ("0" a digit, "T" the separator
-#: of date and time, which may also be " " as for :meth:`datetime.fromisoformat`).
-_SHAPES: Final = {
-    10: "0000-00-00",
-    19: "0000-00-00T00:00:00",
-    26: "0000-00-00T00:00:00.000000",
-}
-
-
-#: Every ASCII digit → "0", " " → "T", any other byte kept: a string of one of :data:`_SHAPES`,
-#: so translated, is its template (a space between date and time is the "T" it may replace;
-#: a space anywhere else, or any other character, differs from the template there).
-_TO_TEMPLATE: Final = bytes.maketrans(b"0123456789 ", b"0000000000T")
-
-
-@cache
-def _template(width: int) -> bytes:
-    """The row of a shape of :data:`_SHAPES` with its newline: what a string of that shape
-    becomes through :data:`_TO_TEMPLATE`."""
-    return (_SHAPES[width] + "\n").encode()
-
-
 def _times_columnwise(ts: list[str]) -> np.ndarray | None:
-    """The times of ISO strings all of one shape of :data:`_SHAPES` as ``datetime64[us]``,
-    equal to :meth:`datetime.fromisoformat`'s; None when any string has another shape or an
-    impossible date or time (the caller then reads them one by one).
-
-    The strings are joined with newlines into one byte string, a row per string, which after
-    :data:`_TO_TEMPLATE` must be the template repeated (so no string is longer, shorter or
-    holds a newline, every digit place holds an ASCII digit, every separator is the template's,
-    and date and time are parted by "T" or " ", the two numpy reads); numpy's ISO parser then
-    reads them, refusing impossible dates and times (month 13, 30 February, hour 24, second 60)
-    as fromisoformat does, and year 0 (a row starting "0000-"), which only numpy reads, is
-    refused here. Three byte operations and one numpy call whatever the count."""
-    width = len(ts[0]) if ts else 0
-    if width not in _SHAPES:
+    """The times of ISO strings as ``datetime64[us]``, equal to :meth:`datetime.fromisoformat`'s,
+    read in one call of the compiled reader (``_winback.iso_times_us``: ``YYYY-MM-DD``,
+    ``YYYY-MM-DDTHH:MM:SS``, ``YYYY-MM-DDTHH:MM:SS.ffffff``, "T" or a space between date and
+    time, years 1–9999, impossible dates and times refused); None when any string is of another
+    shape or impossible (the caller then reads them one by one). ≈ 1 µs for 50 strings."""
+    raw = _winback.iso_times_us(ts)
+    if raw is None:
         return None
-    try:
-        raw = ("\n".join(ts) + "\n").encode("ascii")
-    except UnicodeEncodeError:
-        return None
-    if raw.translate(_TO_TEMPLATE) != _template(width) * len(ts):
-        return None
-    if b"0000-" in raw:  # only a year can be "0000" followed by "-"
-        return None
-    try:
-        return np.array(ts, dtype="datetime64[us]")
-    except ValueError:
-        return None
+    return np.frombuffer(raw, dtype="<i8").view("datetime64[us]")
 
 
 def _times_one_by_one(ts: list[str]) -> np.ndarray | None:

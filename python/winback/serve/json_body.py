@@ -441,6 +441,10 @@ def _score_each(scorer: Scorer, parsed: Parsed) -> bytes:
     by msgspec (dates and datetimes as ``isoformat`` writes them, NaN and infinities as null:
     :func:`~winback.serve.modelset.json_safe`'s rules, at a fraction of ``json.dumps``' cost)."""
     rows = []
+    if len(parsed.ids) == 1:  # the whole arrays are hers: no slicing
+        cid = parsed.ids[0]
+        one = scorer.score_one(parsed.times, parsed.amounts, as_of=parsed.as_of, customer_id=cid)
+        return _encoder().encode([{"customer_id": cid, **one.as_dict()}])  # type: ignore[no-any-return]
     bounds = parsed.starts.tolist()
     for k, cid in enumerate(parsed.ids):
         a, b = bounds[k], bounds[k + 1]

@@ -133,7 +133,8 @@ async def _read_body(scope: Any, receive: Any, declared: bytes | None, limits: L
         expired.append(True)
         task.cancel()
 
-    timer = loop.call_at(loop.time() + _deadline(scope, limits), expire)
+    deadline = scope.get("state", {}).get("deadline")  # set by the middleware at arrival
+    timer = loop.call_at(loop.time() + limits.timeout_s if deadline is None else deadline, expire)
     try:
         while True:
             message = await receive()
@@ -168,8 +169,9 @@ async def _answer(
     send: Any, status: int, media: str, body: bytes, headers: dict[str, str] | None = None
 ) -> None:
     """Send a whole answer (what Starlette's ``Response`` sends, without building one)."""
-    raw = [(b"content-type", media.encode()), (b"content-length", str(len(body)).encode())]
-    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    raw = [(b"content-type", media.encode()), (b"content-length", b"%d" % len(body))]
+    if headers:
+        raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 
@@ -225,7 +227,10 @@ def create_app(
             elif name == b"content-length" and declared is None:
                 declared = value
         try:
-            kind = (kind_raw or b"application/json").decode("latin-1").split(";")[0].strip()
+            if kind_raw is None or kind_raw == b"application/json":  # the usual: no parsing
+                kind = "application/json"
+            else:
+                kind = kind_raw.decode("latin-1").split(";")[0].strip()
             if kind not in ("application/json", "", ARROW_STREAM):
                 raise ProblemError(
                     415, f"content type {kind!r}: send application/json or {ARROW_STREAM}"

@@ -391,7 +391,11 @@ def fast_parse(body: bytes, limits: Limits) -> Parsed | None:
     counts = [len(c.purchases) for c in customers]
     if counts and (min(counts) == 0 or max(counts) > limits.max_purchases):
         return None
-    purchases = [p for c in customers for p in c.purchases]
+    purchases = (
+        customers[0].purchases
+        if len(customers) == 1
+        else [p for c in customers for p in c.purchases]
+    )
     ts = [p.ts for p in purchases]
     amounts = [p.amount for p in purchases]
     missing = amounts.count(None)

@@ -11,6 +11,7 @@ __all__ = [
     "_panic_for_test",
     "compress",
     "effective_threads",
+    "iso_times_us",
     "panel",
     "score_customer",
     "silence",

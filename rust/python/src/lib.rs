@@ -236,21 +236,14 @@ fn stable_hash(
 fn iso_times_us<'py>(
     py: Python<'py>,
     texts: &Bound<'py, PyList>,
-) -> PyResult<Option<Bound<'py, PyByteArray>>> {
+) -> Option<Bound<'py, PyByteArray>> {
     let mut micros = Vec::with_capacity(texts.len() * 8);
     for item in texts.iter() {
-        let Ok(text) = item.cast::<PyString>() else {
-            return Ok(None);
-        };
-        let Ok(text) = text.to_str() else {
-            return Ok(None); // not UTF-8 (a lone surrogate): no ISO time
-        };
-        let Some(value) = iso_micros(text.as_bytes()) else {
-            return Ok(None);
-        };
-        micros.extend_from_slice(&value.to_le_bytes());
+        let text = item.cast::<PyString>().ok()?;
+        let text = text.to_str().ok()?; // not UTF-8 (a lone surrogate): no ISO time
+        micros.extend_from_slice(&iso_micros(text.as_bytes())?.to_le_bytes());
     }
-    Ok(Some(PyByteArray::new(py, &micros)))
+    Some(PyByteArray::new(py, &micros))
 }
 
 /// Number of worker threads a call would use (`WINBACK_NUM_THREADS` or the core count).

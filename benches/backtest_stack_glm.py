@@ -247,9 +247,7 @@ def main() -> int:
             "1 (count alone)": np.ones_like(gg),
         }
         for name, spend in spends.items():
-            spend_rows.append(
-                {"target": c, "method": name, **_score(count * spend + 0.0, actual)}
-            )
+            spend_rows.append({"target": c, "method": name, **_score(count * spend + 0.0, actual)})
     # Next 3 months: 3-period targets, training cut-offs whose 3 periods end before the origin.
     features3 = {}
     for c in range(MIN_HISTORY, LAST_TARGET_3M + 1):
@@ -278,7 +276,9 @@ def main() -> int:
     seconds = time.process_time() - began
 
     print("Next month, 9 origins (1997-09-30 … 1998-05-31)\n")
-    print("| forecast | pooled total error | mean \\|total error\\| | RMSE | Spearman | top decile |")
+    print(
+        "| forecast | pooled total error | mean \\|total error\\| | RMSE | Spearman | top decile |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for s in _summary(rows).iter_rows(named=True):
         print(
@@ -286,7 +286,9 @@ def main() -> int:
             f"| {s['spearman']:.3f} | {s['top']:.1%} |"
         )
     print("\nNext 3 months, 7 origins (1997-09-30 … 1998-03-31)\n")
-    print("| forecast | pooled total error | mean \\|total error\\| | RMSE | Spearman | top decile |")
+    print(
+        "| forecast | pooled total error | mean \\|total error\\| | RMSE | Spearman | top decile |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for s in _summary(rows3).iter_rows(named=True):
         print(

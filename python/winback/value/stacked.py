@@ -422,7 +422,9 @@ def combined_forecast(
         try:
             glm.fit(scaler.transform(X), revenue)
         except ConvergenceWarning as warning:
-            raise WinbackFitError(f"combined forecast: the GLM did not converge ({warning})")
+            raise WinbackFitError(
+                f"combined forecast: the GLM did not converge ({warning})"
+            ) from warning
         fitted = np.asarray(glm.predict(scaler.transform(Xt)), dtype=np.float64)
     model = target.get_column("model_expected_amount").to_numpy()
     return StackedForecast(

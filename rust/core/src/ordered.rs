@@ -27,9 +27,12 @@ use crate::partition::{
 };
 
 /// Staged bytes a round aims at (16 per row): enough to amortise a re-read of the id column.
-const ROUND_BYTES: usize = 32 << 20;
+const ROUND_BYTES: usize = 16 << 20;
+/// Staged bytes a round of string ids aims at (32 per row): each round re-reads the 16-byte views
+/// of its rows, scattered over every chunk, so rounds cost more than for integers.
+const VIEW_ROUND_BYTES: usize = 64 << 20;
 /// Most rounds: each one re-reads the ids (8 bytes a row).
-const MAX_ROUNDS: usize = 8;
+const MAX_ROUNDS: usize = 16;
 // A row's offset in its chunk is filed in 16 bits.
 const _: () = assert!(CHUNK_ROWS <= 1 << 16);
 
@@ -103,6 +106,9 @@ impl Buckets {
 struct ChunkCounts {
     per_partition: Vec<u32>,
     by_round: Vec<Vec<u16>>,
+    /// The partitions of `by_round`'s rows, when the split keeps them (string ids, whose
+    /// partition costs a search).
+    parts_by_round: Vec<Vec<u16>>,
     excluded: u64,
 }
 
@@ -176,6 +182,7 @@ fn visit_in_rounds<S, R: Send + Sync>(
         max_time: filter.max_time_us,
         n_partitions: 1 << bits,
         row_bytes: INT_ROW_BYTES,
+        keep_partitions: false,
     };
     let key_bits = split.shift() + shift;
     rows.visit(
@@ -231,7 +238,7 @@ pub(crate) fn visit_views<S, R: Send + Sync>(
         init,
         per_customer,
         sink,
-        ROUND_BYTES,
+        VIEW_ROUND_BYTES,
     )
 }
 
@@ -267,18 +274,29 @@ fn visit_views_in_rounds<S, R: Send + Sync>(
     if longest > INLINE_MAX {
         return None;
     }
+    // The bits every id's order key shares (so the lookup table indexes the bits that vary).
+    let first = view_order(keys.key(0));
+    let differ = (0..keys.len())
+        .into_par_iter()
+        .with_min_len(CHUNK_ROWS)
+        .fold(
+            || 0u128,
+            |acc, row| acc | (view_order(keys.key(row)) ^ first),
+        )
+        .reduce(|| 0, |a, b| a | b);
     let buckets = Buckets::of(t_min, t_max.min(filter.max_time_us), filter.resolution_us)?;
-    let splitters = view_splitters(keys, 1 << partition_bits_for(times_us.len()));
-    let part = |row: usize| {
-        let order = view_order(keys.key(row));
-        splitters.partition_point(|&s| s <= order)
-    };
+    let split = ViewSplit::new(
+        view_splitters(keys, 1 << partition_bits_for(times_us.len())),
+        differ.leading_zeros(),
+    );
+    let part = |row: usize| split.partition(view_order(keys.key(row)));
     let rows = RowSource {
         times_us,
         amounts,
         max_time: filter.max_time_us,
-        n_partitions: splitters.len() + 1,
+        n_partitions: split.splitters.len() + 1,
         row_bytes: VIEW_ROW_BYTES,
+        keep_partitions: true,
     };
     rows.visit(
         round_bytes,
@@ -321,6 +339,66 @@ fn view_splitters(keys: &ViewKeys<'_>, n_partitions: usize) -> Vec<u128> {
     splitters
 }
 
+/// Bits of the splitter lookup table's index.
+const TABLE_BITS: u32 = 16;
+
+/// A range split of string ids: partition `p` holds the order keys from splitter `p − 1` up to
+/// below splitter `p`. A table indexed by the [`TABLE_BITS`] order-key bits below the bits every
+/// id shares narrows the splitters to compare to the few with the key's index.
+struct ViewSplit {
+    splitters: Vec<u128>,
+    /// Left shift that drops (some of) the shared bits.
+    shift: u32,
+    /// `table[i]`: the splitters whose index is below `i` (`2^TABLE_BITS + 1` entries).
+    table: Vec<u32>,
+}
+
+impl ViewSplit {
+    fn new(splitters: Vec<u128>, shared_bits: u32) -> Self {
+        let shift = shared_bits.min(u128::BITS - TABLE_BITS);
+        let mut table = vec![0u32; (1 << TABLE_BITS) + 1];
+        let index = |order: u128| ((order << shift) >> (u128::BITS - TABLE_BITS)) as usize;
+        for &s in &splitters {
+            table[index(s) + 1] += 1;
+        }
+        for i in 0..1 << TABLE_BITS {
+            table[i + 1] += table[i];
+        }
+        Self {
+            splitters,
+            shift,
+            table,
+        }
+    }
+
+    /// The partition of an order key that shares the ids' shared bits.
+    #[inline]
+    fn partition(&self, order: u128) -> usize {
+        let i = ((order << self.shift) >> (u128::BITS - TABLE_BITS)) as usize;
+        let (lo, hi) = (self.table[i] as usize, self.table[i + 1] as usize);
+        // Splitters of a lower index are below `order`, of a higher one above it.
+        lo + splitters_at_or_below(&self.splitters[lo..hi], order)
+    }
+}
+
+/// How many of the ascending `splitters` are at most `order` (the partition of `order`): a binary
+/// search without branches on the comparisons.
+#[inline]
+fn splitters_at_or_below(splitters: &[u128], order: u128) -> usize {
+    if splitters.is_empty() {
+        return 0;
+    }
+    let mut base = 0;
+    let mut size = splitters.len();
+    while size > 1 {
+        let half = size / 2;
+        let mid = base + half;
+        base += usize::from(splitters[mid] <= order) * half;
+        size -= half;
+    }
+    base + usize::from(splitters[base] <= order)
+}
+
 /// The rows of a compact split: times, amounts, the filter's cut-off, the partition count and the
 /// staged bytes of a row.
 struct RowSource<'a> {
@@ -329,6 +407,8 @@ struct RowSource<'a> {
     max_time: i64,
     n_partitions: usize,
     row_bytes: usize,
+    /// Whether the count pass keeps each row's partition for the stage pass.
+    keep_partitions: bool,
 }
 
 impl RowSource<'_> {
@@ -439,6 +519,11 @@ impl RowSource<'_> {
                 let first = c * CHUNK_ROWS;
                 let mut per_partition = vec![0u32; round_of.len()];
                 let mut by_round = vec![Vec::with_capacity(t.len() / n_rounds + 64); n_rounds];
+                let mut parts_by_round = if self.keep_partitions {
+                    by_round.clone()
+                } else {
+                    Vec::new()
+                };
                 let mut excluded = 0;
                 for (offset, &time) in t.iter().enumerate() {
                     if time > max_time {
@@ -446,12 +531,17 @@ impl RowSource<'_> {
                     } else {
                         let p = part(first + offset);
                         per_partition[p] += 1;
-                        by_round[usize::from(round_of[p])].push(offset as u16);
+                        let r = usize::from(round_of[p]);
+                        by_round[r].push(offset as u16);
+                        if let Some(parts) = parts_by_round.get_mut(r) {
+                            parts.push(p as u16);
+                        }
                     }
                 }
                 ChunkCounts {
                     per_partition,
                     by_round,
+                    parts_by_round,
                     excluded,
                 }
             })
@@ -509,9 +599,14 @@ impl RowSource<'_> {
                     at += n as usize;
                 }
                 let first = c * CHUNK_ROWS;
-                for &offset in &chunk.by_round[round] {
+                let kept_parts = chunk.parts_by_round.get(round);
+                for (i, &offset) in chunk.by_round[round].iter().enumerate() {
                     let row = first + offset as usize;
-                    let slot = &mut cursor[part(row) - parts.start];
+                    let p = match kept_parts {
+                        Some(kept) => usize::from(kept[i]),
+                        None => part(row),
+                    };
+                    let slot = &mut cursor[p - parts.start];
                     piece[*slot] = packed_of(row);
                     piece_extras[*slot] = extra_of(row);
                     if let Some(a) = self.amounts {
@@ -1002,6 +1097,35 @@ mod tests {
         compare_views_with_hash_split(&mixed, &times, Some(&amounts), as_of);
         let hours: Vec<i64> = times.iter().map(|t| t / 20).collect();
         compare_views_with_hash_split(&fixed, &hours, Some(&amounts), 30 * day + 1);
+    }
+
+    #[test]
+    fn the_splitter_search_is_a_partition_point() {
+        let splitters: Vec<u128> = vec![3, 7, 8, 20, 21];
+        for n in 0..=splitters.len() {
+            let s = &splitters[..n];
+            for x in 0..25 {
+                assert_eq!(splitters_at_or_below(s, x), s.partition_point(|&v| v <= x));
+            }
+        }
+    }
+
+    #[test]
+    fn the_view_split_is_the_splitters_partition_point() {
+        let mut next = stream(4);
+        // Keys sharing their top 20 bits, splitters among them.
+        let keys: Vec<u128> = (0..5_000)
+            .map(|_| (0xABCDE << 108) | (u128::from(next()) << 40) >> (next() % 30))
+            .collect();
+        let mut splitters: Vec<u128> = keys.iter().step_by(37).copied().collect();
+        splitters.sort_unstable();
+        splitters.dedup();
+        for shared in [0, 20] {
+            let split = ViewSplit::new(splitters.clone(), shared);
+            for &k in &keys {
+                assert_eq!(split.partition(k), splitters.partition_point(|&s| s <= k));
+            }
+        }
     }
 
     #[test]

@@ -24,7 +24,7 @@ LONG_PREFIX = "~" * 13
 def _through_the_hash_split(log: pl.DataFrame, **kwargs: object) -> pl.DataFrame:
     """Scores of ``log`` with every id made long (hash split), ids given back."""
     longer = log.with_columns(LONG_PREFIX + pl.col("customer_id"))
-    out = winback.silence(longer, as_of=AS_OF, **kwargs)  # type: ignore[call-overload]
+    out: pl.DataFrame = winback.silence(longer, as_of=AS_OF, **kwargs)  # type: ignore[call-overload]
     return out.with_columns(pl.col("customer_id").str.strip_prefix(LONG_PREFIX))
 
 
@@ -76,7 +76,9 @@ def test_many_short_string_ids_equal_the_hash_split() -> None:
     n = 300_000
     numbers = rng.integers(0, 40_000, n)
     width = rng.integers(0, 12, n)
-    ids = [("C" + str(k).zfill(9))[: w + 1] if w else "" for k, w in zip(numbers, width)]
+    ids = [
+        ("C" + str(k).zfill(9))[: w + 1] if w else "" for k, w in zip(numbers, width, strict=True)
+    ]
     seconds = rng.integers(0, 400 * 86_400, n)
     log = pl.DataFrame(
         {

@@ -6,9 +6,10 @@ Parquet file; each measurement is a fresh interpreter that imports winback from 
 (``PYTHONPATH``), reads the file, calls ``value`` once on 5,000 customers (Numba loads or compiles
 its kernels: not part of the figure), resets the resident high-water mark
 (``/proc/self/clear_refs``) and times one ``value`` call on everything. Reported per tree: the
-median wall time and peak RSS over ``--repeat`` runs (runs alternate between the trees, so both
-see the same machine load), the process peak includes the input frame. The load average is
-printed before and after: the machine is shared.
+median wall time, CPU time (user + sys of the process, every thread) and peak RSS over
+``--repeat`` runs (runs alternate between the trees, so both see the same machine load), the
+process peak includes the input frame. The load average is printed before and after: the
+machine is shared.
 
     .venv/bin/python benches/bench_value_ab.py --tree before=/tmp/base --tree after=python
 """
@@ -41,10 +42,10 @@ def status(field):
 
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")
-began = time.perf_counter()
+began, cpu = time.perf_counter(), time.process_time()
 result = winback.value(df, as_of=as_of)
-seconds = time.perf_counter() - began
-print(json.dumps({"seconds": seconds, "peak_mb": status("VmHWM") / 1024,
+seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "peak_mb": status("VmHWM") / 1024,
                   "customers": result.frame.height, "file": winback.__file__}))
 """
 
@@ -85,15 +86,21 @@ def main(argv: list[str] | None = None) -> int:
         f"\n{args.customers:,} customers, medians of {args.repeat} alternating runs; load "
         f"average {load_before[0]:.1f} before, {load_after[0]:.1f} after ({os.cpu_count()} cpus)\n"
     )
-    print("| tree | wall s (median) | runs s | peak RSS MB (median) |")
-    print("|---|---:|---:|---:|")
+    print("| tree | wall s (median) | runs s | CPU s (median) | peak RSS MB (median) |")
+    print("|---|---:|---:|---:|---:|")
     summary = {}
     for name, rs in runs.items():
         seconds = [r["seconds"] for r in rs]
+        cpu = statistics.median(r["cpu_seconds"] for r in rs)
         peak = statistics.median(r["peak_mb"] for r in rs)
-        summary[name] = {"seconds": statistics.median(seconds), "peak_mb": peak, "runs": rs}
+        summary[name] = {
+            "seconds": statistics.median(seconds),
+            "cpu_seconds": cpu,
+            "peak_mb": peak,
+            "runs": rs,
+        }
         shown = ", ".join(f"{s:.1f}" for s in seconds)
-        print(f"| {name} | {statistics.median(seconds):.2f} | {shown} | {peak:,.0f} |")
+        print(f"| {name} | {statistics.median(seconds):.2f} | {shown} | {cpu:.2f} | {peak:,.0f} |")
     if args.json is not None:
         args.json.write_text(json.dumps({"load": [load_before, load_after], **summary}, indent=2))
     return 0

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCHES = Path(__file__).resolve().parents[1] / "benches"
-
-
-def _load(name: str) -> object:
-    if str(BENCHES) not in sys.path:
-        sys.path.insert(0, str(BENCHES))
-    spec = importlib.util.spec_from_file_location(name, BENCHES / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.benches import load_bench
 
 
 @pytest.mark.parametrize("id_kind", ["int", "str"])
 def test_tiny_benchmark_agrees(id_kind: str) -> None:
-    bench = _load("bench_silence")
+    bench = load_bench("bench_silence")
     rows = bench.run("tiny", id_kind=id_kind, repeat=1)  # type: ignore[attr-defined]
     names = {row["implementation"] for row in rows}
     assert {"winback", "polars", "duckdb"} <= names
@@ -34,7 +20,7 @@ def test_tiny_benchmark_agrees(id_kind: str) -> None:
 
 @pytest.mark.parametrize("shape", ["sparse", "sparse_str", "sparse_date"])
 def test_tiny_sparse_shapes_agree(shape: str) -> None:
-    bench = _load("bench_silence")
+    bench = load_bench("bench_silence")
     rows = bench.run("tiny", repeat=1, shape=shape)  # type: ignore[attr-defined]
     assert {row["implementation"] for row in rows} >= {"winback", "polars", "duckdb"}
     assert all(row["agrees"] is not False for row in rows)
@@ -43,7 +29,7 @@ def test_tiny_sparse_shapes_agree(shape: str) -> None:
 def test_generator_sparse_ids_and_date_times() -> None:
     import polars as pl
 
-    gen = _load("gen_data")
+    gen = load_bench("gen_data")
     ints = gen.generate(3_000, seed=2, id_kind="sparse31", rows_per_customer=6.3)  # type: ignore[attr-defined]
     ids = ints.get_column("customer_id")
     assert ids.n_unique() == 3_000
@@ -60,7 +46,7 @@ def test_generator_sparse_ids_and_date_times() -> None:
 
 
 def test_generator_is_seeded() -> None:
-    gen = _load("gen_data")
+    gen = load_bench("gen_data")
     a = gen.generate(2_000, seed=5)  # type: ignore[attr-defined]
     b = gen.generate(2_000, seed=5)  # type: ignore[attr-defined]
     c = gen.generate(2_000, seed=6)  # type: ignore[attr-defined]
@@ -70,7 +56,7 @@ def test_generator_is_seeded() -> None:
 
 
 def test_tiny_models_benchmark_fits_every_model() -> None:
-    bench = _load("bench_models")
+    bench = load_bench("bench_models")
     result = bench.run(
         "tiny", models={"bgnbd", "mbgnbd", "pareto", "gg", "nbd"}, lifetimes_models=set()
     )  # type: ignore[attr-defined]
@@ -83,7 +69,7 @@ def test_tiny_models_benchmark_fits_every_model() -> None:
 
 
 def test_tiny_value_benchmark_panels_agree() -> None:
-    bench = _load("bench_value")
+    bench = load_bench("bench_value")
     result = bench.run("tiny")  # type: ignore[attr-defined]
     assert result["agree"], result["problems"]
     assert result["customers"] == 20_000
@@ -92,7 +78,7 @@ def test_tiny_value_benchmark_panels_agree() -> None:
 
 
 def test_tiny_spill_benchmark_agrees_and_cleans_up(tmp_path: Path) -> None:
-    bench = _load("bench_spill")
+    bench = load_bench("bench_spill")
     result = bench.run(  # type: ignore[attr-defined]
         3_000, memory_limit="64MB", files=3, chunk_customers=1_000, work_dir=tmp_path
     )
@@ -109,7 +95,7 @@ def test_coldstart_backtest_scores_every_one_purchase_customer() -> None:
     sample = Path("/work/shared/data/CDNOW_sample.txt")
     if not sample.exists():
         pytest.skip("the CDNOW sample is not in /work/shared/data")
-    bench = _load("backtest_coldstart")
+    bench = load_bench("backtest_coldstart")
     (row,) = bench.run(str(sample), ("1997-04-30",))  # type: ignore[attr-defined]
     assert row["one_purchase"] > 1000
     assert row["scored"] == row["one_purchase"]

@@ -3,35 +3,19 @@ events, and the planted signature before silence visible through winback.events.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import timedelta
-from pathlib import Path
 from types import ModuleType
 
 import polars as pl
 import pytest
 
+from tests.benches import load_bench
 from winback import events
-
-BENCHES = Path(__file__).resolve().parents[1] / "benches"
-
-
-def _load(name: str) -> ModuleType:
-    if str(BENCHES) not in sys.path:
-        sys.path.insert(0, str(BENCHES))
-    spec = importlib.util.spec_from_file_location(name, BENCHES / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def gen() -> ModuleType:
-    return _load("gen_events")
+    return load_bench("gen_events")
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,8 @@ random outcomes (nothing significant)."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from datetime import date, datetime, timedelta
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import polars as pl
@@ -18,11 +15,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import fisher_exact
 
+from tests.benches import load_bench
 from winback import events
 from winback.errors import WinbackConfigError
 
 _paths = sys.modules["winback.events._paths"]
-BENCHES = Path(__file__).resolve().parents[1] / "benches"
 
 
 def at(y: int, m: int, d: int) -> datetime:
@@ -122,21 +119,9 @@ def test_holm_matches_its_definition(p: list[float]) -> None:
     assert (got <= 1.0).all()
 
 
-def _load(name: str) -> ModuleType:
-    if str(BENCHES) not in sys.path:
-        sys.path.insert(0, str(BENCHES))
-    spec = importlib.util.spec_from_file_location(name, BENCHES / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def generated() -> tuple[pl.DataFrame, datetime]:
-    gen = _load("gen_events")
+    gen = load_bench("gen_events")
     tx, ev = gen.generate_pair(3_000, seed=3)
     end = tx.get_column("ts").max()
     assert isinstance(end, datetime)

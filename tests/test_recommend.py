@@ -4,7 +4,6 @@ the planted affinities of the benchmark generator."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import winback
+from tests.benches import load_bench
 from winback import recommend as recommend_room  # the function (the room's module below)
 from winback.errors import WinbackConfigError, WinbackInputError
 
 recommend_module = sys.modules["winback.recommend"]
-BENCHES = Path(__file__).resolve().parents[1] / "benches"
 
 # c1: A B | c2: A B C | c3: A C | c4: B D | c5: A
 # n: A 4, B 3, C 2, D 1; together: AB 2, AC 2, BC 1, BD 1 (AD, CD 0)
@@ -198,20 +197,8 @@ def test_product_col_and_extra_columns() -> None:
     assert _lists(recs)[5] == ["C", "B", "D"]
 
 
-def _load(name: str) -> Any:
-    if str(BENCHES) not in sys.path:
-        sys.path.insert(0, str(BENCHES))
-    spec = importlib.util.spec_from_file_location(name, BENCHES / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_generator_is_seeded_and_planted() -> None:
-    gen = _load("gen_products")
+    gen = load_bench("gen_products")
     a = gen.generate_with_products(2_000, n_products=300, n_categories=10, seed=4)
     assert a.equals(gen.generate_with_products(2_000, n_products=300, n_categories=10, seed=4))
     assert not a.equals(gen.generate_with_products(2_000, n_products=300, n_categories=10, seed=5))
@@ -221,8 +208,8 @@ def test_generator_is_seeded_and_planted() -> None:
 
 def test_planted_affinities_are_recovered() -> None:
     """hit@10 of the held-out last purchase at least twice the popularity baseline's."""
-    bench = _load("bench_recommend")
-    gen = _load("gen_products")
+    bench = load_bench("bench_recommend")
+    gen = load_bench("gen_products")
     tx = gen.generate_with_products(8_000, n_products=1_000, n_categories=50, seed=1)
     history, held = gen.hold_out_last(tx)
     recs = winback.recommend(history, customers=held["customer_id"], num_threads=1)
@@ -240,7 +227,7 @@ def test_planted_affinities_are_recovered() -> None:
 
 
 def test_popularity_baseline_counts_by_hand() -> None:
-    bench = _load("bench_recommend")
+    bench = load_bench("bench_recommend")
     history = HAND.rename({"product_id": "product_id"})
     # popularity A 4, B 3, C 2, D 1; c5 bought A: its top-2 list is B, C
     held = pl.DataFrame({"customer_id": [5, 5, 4], "product_id": ["C", "D", "A"]})

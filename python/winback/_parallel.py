@@ -9,19 +9,23 @@ chunks added in chunk order is the same bits on any number of threads (docs/meth
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from winback._winback import effective_threads
 
-__all__ = ["chunk_bounds", "map_chunks", "thread_count"]
+__all__ = ["chunk_bounds", "map_chunks", "one_blas_thread", "thread_count"]
 
 _T = TypeVar("_T")
 _pools: dict[int, ThreadPoolExecutor] = {}
 _lock = threading.Lock()
 _inside = threading.local()
+_blas_lock = threading.Lock()
+_blas = {"users": 0}
+_blas_state: dict[str, Any] = {"controller": None, "limiter": None}
 
 
 def thread_count(num_threads: int | None = None) -> int:
@@ -68,3 +72,34 @@ def map_chunks(
             _inside.active = False
 
     return list(_pool(threads).map(run, bounds))
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """BLAS and LAPACK (NumPy's and SciPy's OpenBLAS) held to one thread inside the block, the
+    previous limits restored when the last caller leaves (nested and concurrent blocks share one
+    limit).
+
+    SciPy's L-BFGS-B calls LAPACK on matrices of a few rows every iteration; with its default
+    thread pool OpenBLAS wakes (and then spins) a worker thread on every call, which cost
+    ≈ 0.3 s of wall time per :func:`winback.value` on CDNOW and as much CPU again on the other
+    core, for no gain at that size (benches/README.md, "Issue 18: start-up (report18)"). The
+    arithmetic is the same on one thread: the results are the same bits
+    (docs/methods.md#determinism).
+    """
+    with _blas_lock:
+        if _blas["users"] == 0:
+            if _blas_state["controller"] is None:  # scans the loaded libraries once (≈ 5 ms)
+                from threadpoolctl import ThreadpoolController
+
+                _blas_state["controller"] = ThreadpoolController()
+            _blas_state["limiter"] = _blas_state["controller"].limit(limits=1, user_api="blas")
+        _blas["users"] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas["users"] -= 1
+            if _blas["users"] == 0:
+                _blas_state["limiter"].restore_original_limits()
+                _blas_state["limiter"] = None

@@ -275,7 +275,7 @@ def migration(
     labels = [_io.describe_moment(m) for m in moments]
     if len(set(labels)) != len(labels):
         labels = [m.isoformat() for m in moments]
-    everyone = prepared.frame.select(pl.col("customer").unique().sort().alias("customer_id"))
+    everyone = pl.DataFrame(_io.distinct_customers(prepared).alias("customer_id"))
     states = everyone
     snapshots = []
     for cutoff, label in zip(cutoffs, labels, strict=True):

@@ -151,8 +151,33 @@ def score_prepared(
     s_cuts: Sequence[float],
     num_threads: int | None = None,
 ) -> tuple[pl.DataFrame, int, int]:
-    """Runs the Rust kernel on prepared columns; returns (frame, rows_used, rows_after_as_of)."""
+    """Runs the Rust kernel on prepared columns; returns (frame, rows_used, rows_after_as_of).
+
+    The result is kept on ``prepared`` (its two most recent snapshots): the report, RFM and
+    migration score the same rows at the same ``as_of`` several times, and get the same frame.
+    """
     _, trf, s = check_parameters(resolution_us, min_occasions, trf_cuts, s_cuts, num_threads)
+    key = (as_of_us, resolution_us, min_occasions, tuple(trf), tuple(s), num_threads)
+    scored: tuple[pl.DataFrame, int, int] = _io.remembered(
+        prepared,
+        "silence",
+        key,
+        lambda: _score_kernel(
+            prepared, as_of_us, resolution_us, min_occasions, trf, s, num_threads
+        ),
+    )
+    return scored
+
+
+def _score_kernel(
+    prepared: _io.PreparedTransactions,
+    as_of_us: int,
+    resolution_us: int,
+    min_occasions: int,
+    trf: Sequence[float],
+    s: Sequence[float],
+    num_threads: int | None,
+) -> tuple[pl.DataFrame, int, int]:
     table, rows_used, rows_after = _winback.silence(
         prepared.frame,
         as_of_us=as_of_us,

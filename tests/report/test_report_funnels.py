@@ -3,35 +3,19 @@ given, skipped with its reason otherwise."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import date
-from pathlib import Path
 
 import polars as pl
 
 import winback
+from tests.benches import load_bench
 from winback._options import ENGAGEMENT_TYPES, S_CUTS, TRF_CUTS
 from winback.report._context import ReportContext, ReportParameters
 from winback.report._sections.funnels import funnels_section
 
-BENCHES = Path(__file__).resolve().parents[2] / "benches"
-
-
-def _gen_events() -> object:
-    if str(BENCHES) not in sys.path:
-        sys.path.insert(0, str(BENCHES))
-    spec = importlib.util.spec_from_file_location("gen_events", BENCHES / "gen_events.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gen_events"] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_funnels_section_with_generated_events() -> None:
-    tx, ev = _gen_events().generate_pair(1_500, seed=2)  # type: ignore[attr-defined]
+    tx, ev = load_bench("gen_events").generate_pair(1_500, seed=2)  # type: ignore[attr-defined]
     params = ReportParameters(
         as_of=None,
         previous_as_of=None,
@@ -91,7 +75,7 @@ def test_funnels_charts_are_valid_vega_lite() -> None:
     from altair.vegalite.v6.schema.core import load_schema
 
     page = importlib.import_module("winback.report._html")
-    tx, ev = _gen_events().generate_pair(400, seed=5)  # type: ignore[attr-defined]
+    tx, ev = load_bench("gen_events").generate_pair(400, seed=5)  # type: ignore[attr-defined]
     built = winback.report(tx, models=(), events=ev)
     assert "funnels" in built.sections, built.skipped.get("funnels")
     params = ReportParameters(

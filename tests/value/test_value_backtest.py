@@ -4,34 +4,18 @@ method yet would catch a broken forecast (a wrong unit, a lost customer, a sign,
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import date
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import polars as pl
 import pytest
 
-BENCHES = Path(__file__).resolve().parents[2] / "benches"
-
-
-def _backtest_module() -> ModuleType:
-    if str(BENCHES) not in sys.path:
-        sys.path.insert(0, str(BENCHES))
-    spec = importlib.util.spec_from_file_location("backtest_value", BENCHES / "backtest_value.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["backtest_value"] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.benches import load_bench
 
 
 @pytest.mark.parametrize("split", [date(1997, 12, 31), date(1998, 5, 31)])
 def test_next_month_forecast_on_cdnow(cdnow_master: pl.DataFrame, split: date) -> None:
-    bt = _backtest_module()
+    bt = load_bench("backtest_value")
     tx = cdnow_master.select("customer_id", "ts", "amount")
     forecasts = bt.winback_forecasts(tx, split)
     calibration_customers = tx.filter(pl.col("ts") <= split).get_column("customer_id").n_unique()

@@ -7,9 +7,10 @@ accepts a :class:`PreparedTransactions` in place of raw data without reading it 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -38,12 +39,18 @@ from winback._options import (
 )
 from winback.errors import WinbackConfigError
 
+if TYPE_CHECKING:
+    import numpy as np
+
 __all__ = [
     "PreparedTransactions",
     "check_num_threads",
     "customer_ids",
+    "customer_runs",
+    "distinct_customers",
     "prepare",
     "purchase_dates",
+    "remembered",
     "snapshot_end",
 ]
 
@@ -79,6 +86,9 @@ class PreparedTransactions:
     has_amount: bool
     time_zone: str | None
     has_cost: bool = False
+    #: Results derived from ``frame`` and kept for the next caller (:func:`remembered`): not
+    #: part of the value, never copied by ``dataclasses.replace``.
+    memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def rows_rejected(self) -> int:
@@ -243,6 +253,89 @@ def prepare(
         time_zone=plan.time_zone,
         has_cost=plan.has_cost,
     )
+
+
+def remembered(
+    prepared: PreparedTransactions,
+    kind: str,
+    key: Any,
+    compute: Callable[[], Any],
+    *,
+    keep: int = 2,
+) -> Any:
+    """``compute()``, kept on ``prepared`` under (``kind``, ``key``) and returned again when asked
+    for the same again: the rows are immutable, so a result derived from them only is the same
+    on every call. Only the ``keep`` most recently used results of a kind are kept (memory stays
+    bounded when a caller walks many snapshots). Callers must not mutate what they get back
+    (Polars frames are only replaced, never changed in place, in winback)."""
+    entries: dict[Any, Any] = prepared.memo.setdefault(kind, {})
+    if key in entries:
+        entries[key] = entries.pop(key)  # most recently used last
+        return entries[key]
+    result = compute()
+    entries[key] = result
+    while len(entries) > keep:
+        del entries[next(iter(entries))]
+    return result
+
+
+#: Ids spread over more than this many times the rows are grouped by a sort, not counted.
+_COUNTING_SPREAD = 4
+
+
+def customer_runs(prepared: PreparedTransactions) -> tuple[pl.Series, np.ndarray, pl.DataFrame]:
+    """The rows of ``prepared.frame`` grouped by customer, kept on ``prepared`` for the next
+    caller: the customers' ids in increasing order, ``starts`` (one offset per customer and a last
+    one, ``frame.height``) and the frame's ``ts`` (and ``amount``) columns reordered so that
+    customer g's rows are rows ``starts[g]`` … ``starts[g + 1] − 1``, in no particular order.
+
+    Integer ids spread over at most a few times the rows are grouped by a counting sort (two
+    linear passes); other ids by a sort of the ids. Reordered once, the columns are then read in
+    sequence by every per-customer pass (cold-start occasions, RFM's window).
+    """
+    import numpy as np
+
+    def compute() -> tuple[pl.Series, np.ndarray, pl.DataFrame]:
+        frame = prepared.frame
+        ids = frame.get_column("customer")
+        n = ids.len()
+        order: np.ndarray | None = None
+        if n and ids.dtype.is_integer():
+            low, high = int(ids.min()), int(ids.max())  # type: ignore[arg-type]
+            span = high - low + 1
+            if span <= _COUNTING_SPREAD * n + 1024:
+                from winback._kernels.occasions import counting_order
+
+                keys = (ids.to_numpy() - low).astype(np.int64, copy=False)
+                order, all_starts = counting_order(keys, span)
+                present = np.flatnonzero(np.diff(all_starts))
+                starts = np.append(all_starts[present], n).astype(np.int64)
+        if order is None:
+            order = ids.arg_sort().to_numpy().astype(np.int64)
+            ordered = ids.gather(order)
+            change = ordered.ne_missing(ordered.shift(1)).fill_null(True).to_numpy()
+            starts = np.append(np.flatnonzero(change), n).astype(np.int64)
+        columns = [c for c in ("ts", "amount") if c in frame.columns]
+        grouped = pl.DataFrame(
+            [pl.Series(c, frame.get_column(c).to_numpy()[order]) for c in columns]
+        )
+        return ids.gather(order[starts[:-1]]), starts, grouped
+
+    runs: tuple[pl.Series, np.ndarray, pl.DataFrame] = remembered(
+        prepared, "customer_runs", None, compute, keep=1
+    )
+    return runs
+
+
+def distinct_customers(prepared: PreparedTransactions) -> pl.Series:
+    """The distinct customer ids of ``prepared``, in increasing order: those of
+    :func:`customer_runs` when another pass has grouped the rows already, else a sort of the
+    distinct ids (grouping the rows for this alone would cost more)."""
+    runs = prepared.memo.get("customer_runs", {}).get(None)
+    if runs is not None:
+        ids: pl.Series = runs[0]
+        return ids
+    return prepared.frame.get_column("customer").unique().sort()
 
 
 def snapshot_end(prepared: PreparedTransactions, as_of: date | datetime | str | None) -> int:

@@ -46,11 +46,26 @@ __all__ = [
     "pareto_nbd_log_phi_jet",
     "pareto_nbd_newton_terms",
     "rank_tables",
+    "read_only",
 ]
 
 #: Tuples per chunk of a pass. Chunks depend only on the data size, and their sums are added in
 #: chunk order, so a pass gives the same bits on any number of threads.
 CHUNK_TUPLES = 1 << 15
+
+
+def read_only(arg: Any) -> Any:
+    """A read-only view (no copy) of an array argument, else the argument itself.
+
+    Numba compiles one specialisation per mix of writable and read-only array arguments; the
+    models pass arrays of both kinds (the Rust compression's are read-only), so a kernel called
+    with views made read-only here is compiled (empty cache) and loaded (filled cache) once
+    instead of once per mix. The arithmetic is the same."""
+    if isinstance(arg, np.ndarray) and arg.flags.writeable:
+        view = arg.view()
+        view.flags.writeable = False
+        return view
+    return arg
 
 
 def chunked_terms(
@@ -60,6 +75,7 @@ def chunked_terms(
     several) and assembles (ℓ, ∇ℓ, ∇²ℓ) from the summed upper-triangle layout."""
     # No tuples: one empty chunk, so the sums below start from the kernel's zeros.
     bounds = chunk_bounds(n_tuples, CHUNK_TUPLES) or [(0, 0)]
+    args = tuple(read_only(arg) for arg in args)
 
     def work(lo: int, hi: int) -> Any:
         return kernel(*args, lo, hi)

@@ -1,5 +1,6 @@
 """Numba loops of the value engine (docs/methods.md#markov): transition counts over the customer ×
-period panel and the Dirichlet-multinomial evidence of the smoothing weight κ.
+period panel, the Dirichlet-multinomial evidence of the smoothing weight κ, the per-customer
+aggregates and the forecast's per-customer purchase cells.
 
 All functions are compiled with :data:`winback._kernels.jit` (cached, fastmath off: bit-for-bit
 reproducible; ``nogil``) and no ``parallel=True``; float64/int64 arrays in, float64 out, no
@@ -195,3 +196,77 @@ def customer_totals(
         sums[4, c] = s4
         sums[5, c] = s5
     return ints, flts, sums
+
+
+@jit
+def purchase_cells(
+    f_index: np.ndarray,
+    s_index: np.ndarray,
+    open_index: np.ndarray,
+    p_zero: np.ndarray,
+    weights: np.ndarray,
+    bins: np.ndarray,
+    bucket_of: np.ndarray,
+    open_tail: np.ndarray,
+    open_probs: np.ndarray,
+    n_m: int,
+    out: np.ndarray,
+) -> None:
+    """The next period's cells of ``winback.value.forecast`` per customer (docs/methods.md#markov),
+    written into ``out`` (zeros, (n, 1 + n_f n_m)): column 0 P(X' = 0) = ``p_zero[f]``; then for
+    each finite count j (row k of ``weights`` (P(X' = j) per frequency tuple) and columns
+    k n_m … (k+1) n_m − 1 of ``bins`` (P(M' in bin | j occasions) per spend tuple)), in
+    ascending j, ``weights[k, f] · bins[s, ·]`` added to bucket ``bucket_of[k]``'s cells; last,
+    the open bucket's ``open_tail[f] · open_probs[o, ·]``. Customer i has frequency tuple
+    ``f_index[i]``, spend tuple ``s_index[i]`` and open-bucket row ``open_index[i]``. Each cell
+    is 0.0 plus its terms in that order, as numpy's ``+=`` over the columns adds them."""
+    n_counts = weights.shape[0]
+    last = 1 + ((out.shape[1] - 1) // n_m - 1) * n_m
+    for i in range(f_index.shape[0]):
+        f = f_index[i]
+        s = s_index[i]
+        out[i, 0] = p_zero[f]
+        for k in range(n_counts):
+            w = weights[k, f]
+            base = 1 + bucket_of[k] * n_m
+            for m in range(n_m):
+                out[i, base + m] += w * bins[s, k * n_m + m]
+        tail = open_tail[f]
+        o = open_index[i]
+        for m in range(n_m):
+            out[i, last + m] += tail * open_probs[o, m]
+
+
+@jit
+def known_bins(
+    count: np.ndarray,
+    s_index: np.ndarray,
+    bins: np.ndarray,
+    first_count: int,
+    n_m: int,
+    out: np.ndarray,
+) -> np.ndarray:
+    """Rows of ``out`` ((n, n_m)) for the customers whose ``count`` (a whole number as a float) is
+    one of the ``bins.shape[1] // n_m`` finite counts from ``first_count``: that count's columns
+    of ``bins`` at the customer's spend tuple ``s_index[i]`` (a copy). Returns the mask of the
+    rows filled."""
+    n_counts = bins.shape[1] // n_m
+    known = np.zeros(count.shape[0], dtype=np.bool_)
+    for i in range(count.shape[0]):
+        for k in range(n_counts):
+            if count[i] == float(first_count + k):
+                for m in range(n_m):
+                    out[i, m] = bins[s_index[i], k * n_m + m]
+                known[i] = True
+                break
+    return known
+
+
+@jit
+def place_by_bin(by_bin: np.ndarray, f_next: np.ndarray, n_m: int, out: np.ndarray) -> None:
+    """``out[i, 1 + f_next[i] n_m + m] = by_bin[i, m]`` for every row i and spend bin m (the
+    chain's cells moved to the customer's next frequency bucket; ``out`` zeros elsewhere)."""
+    for i in range(by_bin.shape[0]):
+        base = 1 + f_next[i] * n_m
+        for m in range(n_m):
+            out[i, base + m] = by_bin[i, m]

@@ -98,7 +98,9 @@ class Compressed:
             if values.size:
                 starts[0] = 0
                 np.not_equal(values[1:], values[:-1], out=starts[1:], casting="unsafe")
-            ranks = self.ranks[name] = np.cumsum(starts, dtype=np.uint32)
+            ranks = np.cumsum(starts, dtype=np.uint32)
+            ranks.flags.writeable = False  # as the compression's: one scatter specialisation
+            self.ranks[name] = ranks
         return ranks
 
     def distinct(self, name: str) -> FloatArray:

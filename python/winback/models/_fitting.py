@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import minimize
 
+from winback._parallel import one_blas_thread
 from winback.errors import WinbackFitError
 
 __all__ = [
@@ -175,14 +176,15 @@ def maximise(
         x0 = np.log(np.asarray(start, dtype=np.float64))
         if not math.isfinite(objective(x0)[0]):
             continue
-        res = minimize(
-            objective,
-            x0,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=bounds,
-            options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20},
-        )
+        with one_blas_thread():  # LAPACK on a few rows: OpenBLAS's threads only cost time
+            res = minimize(
+                objective,
+                x0,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20},
+            )
         log_params = np.asarray(res.x, dtype=np.float64)
         value = loglik_grad(np.exp(log_params))[0]
         if not math.isfinite(value):

@@ -109,7 +109,7 @@ def value(
     spend_bins: Sequence[float] | None = None,
     tiers: Mapping[str, float] | None = None,
     tier_by: Literal["expected_value", "clv"] = "expected_value",
-    forecast: Literal["nbd", "dropout", "stacked", "auto"] = FORECAST,
+    forecast: Literal["nbd", "dropout", "stacked", "auto", "combined"] = FORECAST,
     resolution: str | timedelta = RESOLUTION,
     customer_col: str = CUSTOMER_COL,
     time_col: str = TIME_COL,
@@ -167,6 +167,9 @@ def value(
         ``dropout_expected_amount``, ``stacked_expected_amount``, ``stacked_p_active_next``
         and ``forecast_amount`` (the chosen headline); ``ValueResult.forecast`` and
         ``forecast_reason`` say which was chosen and why (also logged on ``winback.value``).
+        ``"combined"`` (the mean of the periodic BG/NBD's revenue and a Poisson GLM stacker,
+        docs/methods.md#combined-forecast; needs scikit-learn; not among ``"auto"``'s
+        candidates) adds ``combined_expected_amount`` after those columns.
     resolution, customer_col, time_col, amount_col, cost_col, expense_col, order_col, tz,
     on_invalid
         As for :func:`winback.summary`.
@@ -265,6 +268,8 @@ def value(
             resolution=resolution,
         ).select("customer_id", "frequency", "recency", "T")
         release_freed_memory()  # the Rust summary's per-customer scratch (≈ 300 MB at 1M)
+    customer_dtype = pl.String if prepared.frame.schema["customer"] == pl.String else pl.Int64
+    del prepared  # the prepared rows (≈ 340 MB at 15M rows) are not read again
     from winback.value.engine import fit_and_score  # numba and the models load here
 
     result = fit_and_score(
@@ -281,7 +286,7 @@ def value(
         frequency_buckets=list(frequency_buckets),
         tiers=tiers,
         tier_by=tier_by,
-        customer_dtype=pl.String if prepared.frame.schema["customer"] == pl.String else pl.Int64,
+        customer_dtype=customer_dtype,
     )
     if forecast == "nbd":
         return result

@@ -34,6 +34,7 @@ import polars as pl
 from numpy.typing import NDArray
 from scipy import optimize, special
 
+from winback._parallel import one_blas_thread
 from winback.errors import WinbackFitError, WinbackInputError
 
 __all__ = ["STAT_COLUMNS", "PeriodicBGNBD", "distinct_rows", "dropout_statistics"]
@@ -202,13 +203,14 @@ class PeriodicBGNBD:
             )
         mean_rate = max(float(X.sum()) / max(float(T.sum()), 1.0), 1e-3)
         start = np.log([1.0, 1.0 / mean_rate, 1.0, 3.0])
-        result = optimize.minimize(
-            self._negative_ll,
-            start,
-            args=(_by_value(unique), weights),
-            method="L-BFGS-B",
-            bounds=[(-12.0, 12.0)] * 4,
-        )
+        with one_blas_thread():  # LAPACK on a few rows: OpenBLAS's threads only cost time
+            result = optimize.minimize(
+                self._negative_ll,
+                start,
+                args=(_by_value(unique), weights),
+                method="L-BFGS-B",
+                bounds=[(-12.0, 12.0)] * 4,
+            )
         params = np.exp(result.x)
         if not (np.all(np.isfinite(params)) and math.isfinite(result.fun) and result.fun < 1e299):
             raise WinbackFitError(f"periodic BG/NBD: the fit did not converge ({result.message})")

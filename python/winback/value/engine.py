@@ -198,6 +198,7 @@ def fit_and_score(
         horizon=horizon,
         discount_rate=discount_rate,
         modelled=m,
+        overwrite_cells=True,  # forecast.cells is not read after the chain
     )
     if chain.customer_state is not None:
         state = chain.customer_state
@@ -270,6 +271,11 @@ def _assemble(c: pl.DataFrame, modelled: pl.DataFrame) -> pl.DataFrame:
             "value_to_date"
         ),
     )
+    ids = c.get_column("customer_id")
+    if modelled.height == c.height and modelled.get_column("customer_id").equals(ids):
+        # Every customer modelled, in the same order: the columns side by side (no copy), the
+        # frame the left join gives.
+        return base.hstack(modelled.drop("customer_id")).select(VALUE_COLUMNS)
     return base.join(modelled, on="customer_id", how="left").select(VALUE_COLUMNS)
 
 

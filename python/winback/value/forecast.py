@@ -162,6 +162,7 @@ class _SpendTuples:
     upside: FloatArray  # E[M' | m_i ≤ M' ≤ m_max]
     p_upside: FloatArray  # P(m_i ≤ M' ≤ m_max)
     bins: dict[int, FloatArray]  # P(M' in each spend bin | c = j occasions), finite bucket counts
+    table: FloatArray  # the same as one (tuples, counts × bins) array, the counts ascending
 
 
 def _spend_tuples(
@@ -192,6 +193,7 @@ def _spend_tuples(
         upside=np.concatenate([u for u, _, _ in parts]),
         p_upside=np.clip(np.concatenate([m for _, m, _ in parts]), 0.0, 1.0),
         bins={j: bins[:, k * n_m : (k + 1) * n_m] for k, j in enumerate(counts)},
+        table=bins,
     )
 
 
@@ -206,38 +208,62 @@ def _customer_cells(
 ) -> tuple[FloatArray, FloatArray]:
     """Per customer: (P(X' = 0) and P(X' in bucket f, M' in bin m) row-major (f, m), under the
     NB × Gamma–Gamma predictives; P(M' in each bin | max(1, round E[X']) occasions)). Finite
-    buckets mix the exact counts; the open bucket uses its conditional mean count."""
+    buckets mix the exact counts; the open bucket uses its conditional mean count.
+
+    A customer's cells depend on its (frequency tuple, spend tuple) pair only: the open bucket's
+    spend-bin probabilities (the special functions) are evaluated once per distinct pair, and
+    one loop (:func:`winback._kernels.value.purchase_cells`) gathers and adds the terms in the
+    order the column-by-column numpy sums added them (the same bits)."""
+    from winback._kernels import value as kernels  # numba loads on first use, not on import
+
     n_m = len(edges) + 1
     width = 1 + len(buckets) * n_m
-
     n_all = f_index.shape[0]
+    counts = list(range(buckets[0], buckets[-1]))
+    weights = (
+        np.stack([freq.weights[j] for j in counts])
+        if counts
+        else np.zeros((0, freq.p_zero.shape[0]))
+    )
+    bucket_of = np.asarray(
+        [next(b for b in range(len(buckets) - 1) if j < buckets[b + 1]) for j in counts],
+        dtype=np.int64,
+    )
+    # The open bucket's spend-bin probabilities per distinct (frequency, spend) tuple pair.
+    n_spend = max(spend.Q.shape[0], 1)
+    pairs, open_index = np.unique(f_index * n_spend + s_index, return_inverse=True)
+    pair_f, pair_s = np.divmod(pairs, n_spend)
+
+    def open_work(lo: int, hi: int) -> FloatArray:
+        fi, si = pair_f[lo:hi], pair_s[lo:hi]
+        return _spend_bin_probs(p, spend.Q[si], spend.G[si], freq.open_count[fi], edges)
+
+    open_probs = _stack(map_chunks(open_work, chunk_bounds(pairs.shape[0], _CHUNK)), n_m)
     all_cells, all_bins = np.zeros((n_all, width)), np.zeros((n_all, n_m))
+    table = np.ascontiguousarray(spend.table)
 
     def work(lo: int, hi: int) -> None:
         """Fills rows ``lo:hi`` of the outputs (each chunk its own rows: no copy at the end)."""
         s = slice(lo, hi)
-        fi, si = f_index[s], s_index[s]
-        n = fi.shape[0]
-        cells = all_cells[s]
-        cells[:, 0] = freq.p_zero[fi]
-        for b, low in enumerate(buckets):
-            cols = slice(1 + b * n_m, 1 + (b + 1) * n_m)
-            if b + 1 < len(buckets):
-                for j in range(low, buckets[b + 1]):
-                    cells[:, cols] += freq.weights[j][fi][:, None] * spend.bins[j][si]
-            else:
-                probs = _spend_bin_probs(p, spend.Q[si], spend.G[si], freq.open_count[fi], edges)
-                cells[:, cols] += freq.open_tail[fi][:, None] * probs
-        count = freq.count[fi]
+        kernels.purchase_cells(
+            f_index[s],
+            s_index[s],
+            open_index[s],
+            freq.p_zero,
+            weights,
+            table,
+            bucket_of,
+            freq.open_tail,
+            open_probs,
+            n_m,
+            all_cells[s],
+        )
+        count = freq.count[f_index[s]]
         bins = all_bins[s]
-        known = np.zeros(n, dtype=bool)
-        for j, probs_j in spend.bins.items():
-            at = count == j
-            bins[at] = probs_j[si[at]]
-            known |= at
+        known = kernels.known_bins(count, s_index[s], table, buckets[0], n_m, bins)
         rest = ~known
         if rest.any():
-            sr = si[rest]
+            sr = s_index[s][rest]
             bins[rest] = _spend_bin_probs(p, spend.Q[sr], spend.G[sr], count[rest], edges)
 
     map_chunks(work, chunk_bounds(n_all, _CHUNK))

@@ -411,6 +411,7 @@ def build_chain(
     horizon: int,
     discount_rate: float,
     modelled: pl.DataFrame | None = None,
+    overwrite_cells: bool = False,
 ) -> MarkovChain:
     """docs/methods.md#markov: counts, Dirichlet smoothing toward the periodic BG/NBD's rows for
     the customers the counts came from, re-weighted to today's customers, rewards and values.
@@ -418,7 +419,9 @@ def build_chain(
     ``modelled`` (the modelled customers in ``current_state`` order, with ``customer_id``,
     ``birth``, ``last_active``, ``period_frequency`` and ``n_periods``) ties the chain to the
     periodic BG/NBD and makes the frequency bucket the active periods so far; without it the
-    chain is the period NBD's, with the last active period's occasions as the bucket."""
+    chain is the period NBD's, with the last active period's occasions as the bucket.
+    ``overwrite_cells``: ``cells`` may be overwritten by the cells moved to the customers' next
+    frequency buckets (the caller does not read them again; saves a copy of them)."""
     n_f, n_m = len(buckets), len(spend_edges) + 1
     R = max_recency
     n_states = (R + 1) * n_f * n_m
@@ -440,29 +443,41 @@ def build_chain(
             grouped.get_column("customer_id"), check_names=False
         )
     )
+    # The active rows' columns as writable arrays, converted once; the frame is let go.
+    a_period = active.get_column("period").to_numpy().astype(np.int64)
+    a_occasions = active.get_column("occasions").to_numpy().astype(np.int64)
+    a_m_bin = active.get_column("m_bin").to_numpy().astype(np.int64)
+    revenue = active.get_column("revenue").to_numpy().astype(np.float64)
+    n_active = active.height
+    if not aligned:
+        a_f_bin = active.get_column("f_bin").to_numpy().astype(np.int64)
+    del active
     if aligned:
         # The frequency bucket is the customer's active periods so far (docs/methods.md#markov).
         edges = np.asarray(list(buckets[1:]), dtype=np.int64)
-        k_row = np.arange(active.height, dtype=np.int64) - np.repeat(starts[:-1], sizes) + 1
-        active = active.with_columns(
-            pl.Series("f_bin", np.searchsorted(edges, k_row, side="right").astype(np.int64))
-        )
+        k_row = np.arange(n_active, dtype=np.int64) - np.repeat(starts[:-1], sizes) + 1
+        a_f_bin = np.searchsorted(edges, k_row, side="right").astype(np.int64)
+        del k_row
         recency_now, m_now = current_state // (n_f * n_m), current_state % n_m
         f_now = np.searchsorted(edges, sizes, side="right").astype(np.int64)
         current_state = (recency_now * n_f + f_now) * n_m + m_now
         f_next = np.searchsorted(edges, sizes + 1, side="right").astype(np.int64)
-        by_bin = cells[:, 1:].reshape(-1, n_f, n_m).sum(axis=1)
-        moved = np.zeros_like(cells)
-        moved[:, 0] = cells[:, 0]
-        rows_at = np.arange(cells.shape[0])
-        for m_bin in range(n_m):
-            moved[rows_at, 1 + f_next * n_m + m_bin] = by_bin[:, m_bin]
+        by_bin = np.ascontiguousarray(cells[:, 1:].reshape(-1, n_f, n_m).sum(axis=1))
+        if overwrite_cells and cells.flags.writeable and cells.flags.c_contiguous:
+            moved = cells  # the caller's cells are not read again: no second (n, cells) array
+            moved[:, 1:] = 0.0
+        else:
+            # np.zeros maps fresh zero pages (np.zeros_like writes every byte first).
+            moved = np.zeros(cells.shape)
+            moved[:, 0] = cells[:, 0]
+        kernels.place_by_bin(by_bin, f_next, n_m, moved)
+        del by_bin
         cells = moved
     counts = kernels.transition_counts(
         starts,
-        active.get_column("period").to_numpy().astype(np.int64),
-        active.get_column("f_bin").to_numpy().astype(np.int64),
-        active.get_column("m_bin").to_numpy().astype(np.int64),
+        a_period,
+        a_f_bin,
+        a_m_bin,
         n_complete,
         R,
         n_f,
@@ -483,13 +498,7 @@ def build_chain(
     if lapse_model is not None:
         buy_then = _walked_buy_rate(
             lapse_model,
-            (
-                starts,
-                active.get_column("period").to_numpy().astype(np.int64),
-                active.get_column("occasions").to_numpy().astype(np.int64),
-                active.get_column("f_bin").to_numpy().astype(np.int64),
-                active.get_column("m_bin").to_numpy().astype(np.int64),
-            ),
+            (starts, a_period, a_occasions, a_f_bin, a_m_bin),
             n_complete,
             R,
             n_f,
@@ -526,10 +535,8 @@ def build_chain(
     # Rewards: expected amount from the chain's purchase cells × margin − expense share.
     # numpy sums in row order (the panel's customer-then-period order): a Polars group-by mean
     # may add in another order from run to run, which changed CLVs in the last bits.
-    revenue = active.get_column("revenue").to_numpy().astype(np.float64)
-    cell = active.get_column("f_bin").to_numpy().astype(np.int64) * n_m + active.get_column(
-        "m_bin"
-    ).to_numpy().astype(np.int64)
+    cell = a_f_bin * n_m + a_m_bin
+    del a_period, a_occasions, a_f_bin, a_m_bin
     cell_sums = np.bincount(cell, weights=revenue, minlength=n_f * n_m)
     cell_counts = np.bincount(cell, minlength=n_f * n_m)
     overall = float(revenue.sum() / revenue.size) if revenue.size else 0.0

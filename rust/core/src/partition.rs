@@ -201,6 +201,15 @@ fn partition_chunk<C: KeyColumn>(
     }
 }
 
+/// One partition's results of [`Partitioned::map_customers_flat`]: customer `i` has
+/// `items[ends[i - 1]..ends[i]]` (from 0 for the first).
+#[derive(Debug, Default)]
+pub struct FlatPart<K, T> {
+    pub keys: Vec<K>,
+    pub ends: Vec<usize>,
+    pub items: Vec<T>,
+}
+
 impl<K: Copy + Send + Sync> Partitioned<K> {
     /// Phase 2: calls `per_customer(scratch, key, rows)` once per customer, where `rows` holds that
     /// customer's kept `(bucket_start_us, amount)` pairs (amount 0 when there is no amount column)
@@ -228,6 +237,42 @@ impl<K: Copy + Send + Sync> Partitioned<K> {
             .collect()
     }
 
+    /// Phase 2 with a flat output: `per_customer(scratch, key, rows, out)` appends the
+    /// customer's results to `out`, the partition's one vector (no allocation per customer).
+    /// Returns, per partition in partition order, its customers' keys, the end of each
+    /// customer's results in the partition's vector, and that vector.
+    pub fn map_customers_flat<C, S, T>(
+        &self,
+        keys: &C,
+        init: impl Fn() -> S + Sync + Send,
+        per_customer: impl Fn(&mut S, K, &mut [(i64, f64)], &mut Vec<T>) + Sync + Send,
+    ) -> Vec<FlatPart<K, T>>
+    where
+        C: KeyColumn<Key = K>,
+        T: Send,
+    {
+        let n_partitions = 1usize << self.partition_bits;
+        (0..n_partitions)
+            .into_par_iter()
+            .map_init(
+                || (init(), Vec::new(), Vec::new()),
+                |(scratch, codes, grouped), p| {
+                    let mut part = FlatPart {
+                        keys: Vec::new(),
+                        ends: Vec::new(),
+                        items: Vec::new(),
+                    };
+                    self.visit_partition(p, keys, codes, grouped, |key, rows| {
+                        per_customer(scratch, key, rows, &mut part.items);
+                        part.keys.push(key);
+                        part.ends.push(part.items.len());
+                    });
+                    part
+                },
+            )
+            .collect()
+    }
+
     fn group_partition<C, S, R>(
         &self,
         p: usize,
@@ -238,6 +283,25 @@ impl<K: Copy + Send + Sync> Partitioned<K> {
         per_customer: &impl Fn(&mut S, K, &mut [(i64, f64)]) -> R,
     ) -> Vec<(K, R)>
     where
+        C: KeyColumn<Key = K>,
+    {
+        let mut out = Vec::new();
+        self.visit_partition(p, keys, codes, grouped, |key, rows| {
+            out.push((key, per_customer(scratch, key, rows)));
+        });
+        out
+    }
+
+    /// Groups partition `p`'s rows by customer and calls `visit(key, rows)` once per customer,
+    /// in the order the customers were first seen.
+    fn visit_partition<C>(
+        &self,
+        p: usize,
+        keys: &C,
+        codes: &mut Vec<u32>,
+        grouped: &mut Vec<(i64, f64)>,
+        mut visit: impl FnMut(K, &mut [(i64, f64)]),
+    ) where
         C: KeyColumn<Key = K>,
     {
         // Entries are (table hash, key, customer code); sized for a customer per 4 rows, so the
@@ -288,14 +352,9 @@ impl<K: Copy + Send + Sync> Partitioned<K> {
                 i += 1;
             }
         }
-        customers
-            .iter()
-            .enumerate()
-            .map(|(c, &key)| {
-                let rows = &mut grouped[starts[c]..starts[c + 1]];
-                (key, per_customer(scratch, key, rows))
-            })
-            .collect()
+        for (c, &key) in customers.iter().enumerate() {
+            visit(key, &mut grouped[starts[c]..starts[c + 1]]);
+        }
     }
 }
 
@@ -682,7 +741,8 @@ pub(crate) fn visit_by_key<C: KeyColumn, S, R: Send + Sync>(
 /// `num_threads` workers; the result does not depend on their number.
 ///
 /// Integer ids take [`crate::ordered`]'s compact range split when their span and the snapshot's
-/// buckets allow (and the filter has no split); otherwise the hash split.
+/// buckets allow (and the filter has no split), string ids of at most 12 bytes its range split on
+/// sampled splitters; otherwise the hash split.
 pub fn visit_occasions_sorted<S, R>(
     customers: &CustomerKeys<'_>,
     times_us: &[i64],
@@ -723,6 +783,17 @@ where
             (CustomerIds::Int(ids), excluded)
         }
         CustomerKeys::View(keys) => {
+            if let Some(done) = crate::ordered::visit_views(
+                keys,
+                times_us,
+                amounts,
+                filter,
+                init,
+                per_customer,
+                sink,
+            ) {
+                return (CustomerIds::View(done.0), done.1);
+            }
             let (ids, excluded) =
                 visit_by_key(keys, times_us, amounts, filter, &init_rows, &per_rows, sink);
             (CustomerIds::View(ids), excluded)

@@ -69,7 +69,7 @@ HORIZON_PERIODS: Final = 12
 #: The headline forecast of winback.value (docs/methods.md#headline-forecast).
 FORECAST: Final = "nbd"
 #: The headline forecasts winback.value accepts.
-FORECASTS: Final[tuple[str, ...]] = ("nbd", "dropout", "stacked", "auto")
+FORECASTS: Final[tuple[str, ...]] = ("nbd", "dropout", "stacked", "auto", "combined")
 
 # Reading text times and ids (docs/methods.md#input, #time-zones).
 #: How customer ids are read: ``"auto"`` (CSV ids as text, typed sources keep their type),

@@ -11,6 +11,7 @@ __all__ = [
     "_panic_for_test",
     "compress",
     "effective_threads",
+    "iso_times_us",
     "panel",
     "score_customer",
     "silence",
@@ -132,6 +133,13 @@ def stable_hash(data: Any, *, prefix: bytes, num_threads: int | None = None) -> 
     little-endian two's complement of an integer id or the UTF-8 bytes of a string id. ``data``
     holds one column of ids (Int64 or string, no nulls). Returns an Arrow table with one UInt64
     column ``hash``, in row order."""
+
+def iso_times_us(texts: list[str]) -> bytearray | None:
+    """Naive ISO times (docs/methods.md#as-of) as µs since 1970-01-01, one little-endian int64 per
+    text, when every text is ``YYYY-MM-DD``, ``YYYY-MM-DDTHH:MM:SS`` or
+    ``YYYY-MM-DDTHH:MM:SS.ffffff`` (the "T" may be a space), years 1–9999, every field in its
+    range: then the values ``datetime.fromisoformat`` gives. None when any text is not (another
+    shape, an impossible date or time, not a string)."""
 
 def effective_threads(num_threads: int | None = None) -> int:
     """Worker threads a call would use: ``num_threads``, else ``WINBACK_NUM_THREADS``, else all

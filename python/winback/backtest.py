@@ -70,6 +70,9 @@ METHODS: dict[str, str] = {
     "stacked_gg": "gradient-boosted trees over the models' quantities and the customer's rhythm, "
     "fitted by rolling origin (value(forecast='stacked')'s stacked_expected_amount); next month "
     "only",
+    "combined_gg": "the mean of dropout_gg and a Poisson GLM over the models' quantities and the "
+    "customer's rhythm, fitted by rolling origin (value(forecast='combined')'s "
+    "combined_expected_amount); next month only",
     "markov": "the Markov chain's next month (expected_amount × p_active_next_markov / "
     "p_active_next); next month only",
     "naive_mean3": "each customer's mean month over the last 3 months, × the horizon",
@@ -77,9 +80,11 @@ METHODS: dict[str, str] = {
     "zero": "zero for everyone",
 }
 
-#: The methods run by default: all but ``stacked_gg``, which trains trees at every origin
-#: (ask for it by name).
-DEFAULT_METHODS: tuple[str, ...] = tuple(m for m in METHODS if m != "stacked_gg")
+#: The methods run by default: all but ``stacked_gg``, which trains trees at every origin, and
+#: ``combined_gg``, which fits a GLM on six cut-offs at every origin (ask for them by name).
+DEFAULT_METHODS: tuple[str, ...] = tuple(
+    m for m in METHODS if m not in ("stacked_gg", "combined_gg")
+)
 
 #: Columns of :attr:`BacktestResult.frame`, in order.
 BACKTEST_COLUMNS = (
@@ -137,7 +142,15 @@ _VALUE_COLUMNS = (
 )
 #: Methods that give a probability of at least one occasion over the horizon.
 _PROBABILISTIC = frozenset(
-    {"nbd_gg", "nbd_gg_alive", "dropout_gg", "stacked_gg", "markov", *_COUNT_MODELS}
+    {
+        "nbd_gg",
+        "nbd_gg_alive",
+        "dropout_gg",
+        "stacked_gg",
+        "combined_gg",
+        "markov",
+        *_COUNT_MODELS,
+    }
 )
 #: What the back-test takes of value's frame for ``dropout_gg``.
 _DROPOUT_COLUMNS = (
@@ -536,12 +549,19 @@ def _calibrate(
     if any(_naive_k(m) is None and m != "zero" for m in methods):
         # The value-based methods, and the spend side (Gamma–Gamma) of the count models.
         stacked = "stacked_gg" in methods
-        dropout = stacked or "dropout_gg" in methods
+        combined = "combined_gg" in methods
+        dropout = stacked or combined or "dropout_gg" in methods
         result = value(
             prepared,
             as_of=origin,
             resolution=resolution,
-            forecast="stacked" if stacked else "dropout" if dropout else "nbd",
+            forecast="stacked"
+            if stacked
+            else "combined"
+            if combined
+            else "dropout"
+            if dropout
+            else "nbd",
         )
         base = base.join(
             result.frame.select(
@@ -549,11 +569,20 @@ def _calibrate(
                 *_VALUE_COLUMNS,
                 *(_DROPOUT_COLUMNS if dropout else ()),
                 *(_STACKED_COLUMNS if stacked else ()),
+                *(("combined_expected_amount",) if combined and not stacked else ()),
             ),
             on="customer_id",
             how="left",
             maintain_order="left",
         )
+        if combined and stacked:  # one value call has one headline: the combined one apart
+            also = value(prepared, as_of=origin, resolution=resolution, forecast="combined")
+            base = base.join(
+                also.frame.select("customer_id", "combined_expected_amount"),
+                on="customer_id",
+                how="left",
+                maintain_order="left",
+            )
     models: dict[str, BaseModel | str] = {}
     wanted = [m for m in methods if m in _COUNT_MODELS]
     if wanted:
@@ -617,6 +646,14 @@ def _forecast(cal: _Origin, method: str, months: int, days: int) -> _Forecast | 
         amount = _column(base, "stacked_expected_amount")
         spend_or_one = np.where(spend > 0, spend, 1.0)
         return _Forecast(amount, amount / spend_or_one, _column(base, "stacked_p_active_next"))
+    if method == "combined_gg":
+        if months != 1:
+            return "the combined forecast is for the next month only"
+        if base.get_column("combined_expected_amount").null_count() or result.dropout is None:
+            return f"no combined forecast at this origin: {result.forecast_reason}"
+        amount = _column(base, "combined_expected_amount")
+        spend_or_one = np.where(spend > 0, spend, 1.0)
+        return _Forecast(amount, amount / spend_or_one, _column(base, "dropout_p_active_next"))
     if method == "dropout_gg":
         if result.dropout is None:
             return f"the periodic BG/NBD could not be fitted: {result.forecast_reason}"
@@ -721,8 +758,8 @@ def backtest(
     horizons
         Whole numbers of calendar months after the origin: ``"1M"``, ``"3M"`` … (or ints).
     methods
-        Names from :data:`METHODS` (default: :data:`DEFAULT_METHODS`, all but ``stacked_gg``),
-        ``naive_mean<k>`` for any k ≥ 1.
+        Names from :data:`METHODS` (default: :data:`DEFAULT_METHODS`, all but ``stacked_gg`` and
+        ``combined_gg``), ``naive_mean<k>`` for any k ≥ 1.
     as_of
         The end of the data (a date is the end of that day); default: the end of the latest
         purchase's day (docs/methods.md#as-of).

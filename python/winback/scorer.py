@@ -1070,7 +1070,8 @@ def _bg_scalar(
     ends = [big_a + t for t in horizons]
     scored = modified or x > 0  # BG/NBD: odds −∞ (P(alive) = 1) without a repeat purchase
     alive_inputs = (b + x if modified else b + x - 1.0, alpha + t_x) if scored else (1.0, 1.0)
-    logs = np.log(np.array([*alive_inputs, big_a, *ends])).tolist()
+    # The ufuncs take the lists as they are (one float64 conversion inside, as np.array's).
+    logs = np.log([*alive_inputs, big_a, *ends]).tolist()
     log_b, log_tx, log_big_a = logs[0], logs[1], logs[2]
     odds = log_a - log_b + (r + x) * (log_big_a - log_tx) if scored else -math.inf
     p_alive = float(params.expit(-odds))
@@ -1079,9 +1080,8 @@ def _bg_scalar(
     big_r = r + x
     big_b = b + x + shift
     c = a + big_b - 1.0
-    zs = np.array([t / (big_a + t) for t in horizons])
-    hyp = params.hyp2f1(big_r, big_b, c, zs)
-    powers = np.exp(np.array([big_r * (log_big_a - v) for v in logs[3:]]))
+    hyp = params.hyp2f1(big_r, big_b, c, [t / (big_a + t) for t in horizons])
+    powers = np.exp([big_r * (log_big_a - v) for v in logs[3:]])
     factor = c / (a - 1.0)
     near_one = abs(a - 1.0) < 1e-6
     out = []
@@ -1168,7 +1168,8 @@ def _micros(timestamps: Any) -> tuple[NDArray[np.int64], int | None]:
 
     A one-dimensional ``datetime64[us]`` array (what a service passes) is taken as it is. NaT is
     the least int64, so one ``argmin`` finds both a missing time and the earliest: a fraction of
-    the cost of ``isnat(...).any()`` and ``min()`` on a few dozen values."""
+    the cost of ``isnat(...).any()`` and ``min()`` on a few dozen values (``ndarray.min`` goes
+    through a Python wrapper, ``argmin`` does not)."""
     if type(timestamps) is np.ndarray and timestamps.dtype == _MICROS and timestamps.ndim == 1:
         times = timestamps
     else:

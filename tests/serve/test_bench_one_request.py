@@ -3,10 +3,7 @@ step timed, and the access logger left as it was."""
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,26 +11,14 @@ pytest.importorskip("starlette")
 pytest.importorskip("msgspec")
 pytest.importorskip("prometheus_client")
 
+from tests.benches import load_bench
 from winback.serve.observe import ACCESS_LOGGER
-
-BENCHES = Path(__file__).resolve().parents[2] / "benches"
 
 
 def test_the_in_process_request_benchmark_runs_small() -> None:
     access = logging.getLogger(ACCESS_LOGGER)
     before = (access.handlers[:], access.level, access.propagate)
-    sys.path.insert(0, str(BENCHES))
-    try:
-        spec = importlib.util.spec_from_file_location(
-            "bench_one_request", BENCHES / "bench_one_request.py"
-        )
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        result = module.run(requests=20, repeat=1)
-    finally:
-        sys.path.remove(str(BENCHES))
+    result = load_bench("bench_one_request").run(requests=20, repeat=1)
     for name in ("hello_us", "one_us", "parse_body_us", "score_parsed_us", "score_one_us"):
         assert result[name] > 0, name
     assert result["extra_us"] == result["one_us"] - result["hello_us"]

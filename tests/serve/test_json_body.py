@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 pytest.importorskip("msgspec")
@@ -280,3 +280,47 @@ def test_decoded_bodies_are_not_tracked_by_the_garbage_collector() -> None:
     structs = [request, *request.customers, *(p for c in request.customers for p in c.purchases)]
     assert len(structs) == 7
     assert not any(gc.is_tracked(s) for s in structs)
+
+
+@given(
+    times=st.lists(st.datetimes(min_value=FIRST), min_size=1, max_size=30),
+    how=st.sampled_from(["date", "T", " ", "micro", "mixed"]),
+    flaw=st.none()
+    | st.tuples(
+        st.integers(0, 29),
+        st.integers(0, 25),
+        st.sampled_from(["0", "9", "-", ":", ".", "T", "t", " ", "X", "\n", "٢", "+", ""]),
+    ),
+)
+@example(times=[datetime(1, 1, 1, 5)], how="T", flaw=(0, 3, "0"))  # year 0
+@example(times=[datetime(1997, 1, 1)], how="date", flaw=(0, 4, " "))
+@example(times=[datetime(2000, 2, 29), datetime(1999, 3, 29)], how="date", flaw=(1, 6, "2"))
+@example(times=[datetime(1997, 1, 1, 23)], how="T", flaw=(0, 12, "4"))  # hour 24
+def test_columnwise_times_equal_fromisoformat_or_hand_on(
+    times: list[datetime], how: str, flaw: tuple[int, int, str] | None
+) -> None:
+    """The column-wise reading of times (the compiled ISO reader) gives fromisoformat's values,
+    or None (the strings are then read one by one); the common shapes, with "T" or a space
+    between date and time, mixed or not, are read column-wise."""
+    from winback.serve.json_body import _times_columnwise
+
+    shapes = ["date", "T", " ", "micro"]
+    ts = [render(at, how if how != "mixed" else shapes[i % 4]) for i, at in enumerate(times)]
+    if flaw is not None:
+        row, at, char = flaw
+        row %= len(ts)
+        text = ts[row]
+        at %= len(text)
+        ts[row] = text[:at] + char + text[at + 1 :]
+    got = _times_columnwise(ts)
+    try:
+        expected = [datetime.fromisoformat(t) for t in ts]
+    except ValueError:
+        expected = None
+    if expected is not None and any(t.tzinfo is not None for t in expected):
+        expected = None
+    if flaw is None:
+        assert got is not None
+    if got is not None:
+        assert expected is not None
+        assert got.tolist() == [t.replace(tzinfo=None) for t in expected]

@@ -217,3 +217,78 @@ def test_httptools_small_headers_with_a_large_body_in_one_read_are_served() -> N
         proto.connection_lost(None)
 
     asyncio.run(scenario())
+
+
+class CountingTransport(FakeTransport):
+    """A fake transport that also keeps each write (each would be one ``send``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes.append(bytes(data))
+        super().write(data)
+
+
+def _connect_counting(app: Any) -> tuple[Any, CountingTransport]:
+    config = Config(app=app, http=HeaderTimeoutHttpTools, lifespan="off", log_level="warning")
+    config.load()
+    proto = HeaderTimeoutHttpTools(config=config, server_state=ServerState(), app_state={})
+    transport = CountingTransport()
+    proto.connection_made(transport)
+    return proto, transport
+
+
+def test_httptools_answer_leaves_in_one_write_head_and_streams_too() -> None:
+    """OneSend: an answer's status line, headers and body are one write (uvicorn's cycle
+    makes two); a HEAD answer (no body write) and the head of a streamed answer still leave
+    within the loop's pass; "100 Continue" is not held; the bytes are uvicorn's, in order."""
+
+    async def streamed(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/stream":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await asyncio.sleep(0.02)  # the head must not wait for the first chunk this long
+            await send({"type": "http.response.body", "body": b"a", "more_body": True})
+            await send({"type": "http.response.body", "body": b"b"})
+            return
+        if scope["method"] == "POST":
+            message = await receive()
+            assert message["body"] == b"xy"
+        await _app(scope, receive, send)
+
+    async def scenario() -> None:
+        proto, transport = _connect_counting(streamed)
+        proto.data_received(GET)
+        await _settle(0.01)
+        assert len(transport.writes) == 1
+        assert transport.writes[0].startswith(b"HTTP/1.1 200")
+        assert transport.writes[0].endswith(b"\r\n\r\n2\r\nok\r\n0\r\n\r\n")  # chunked
+        # HEAD: uvicorn writes no body; the head leaves on the next pass of the loop.
+        proto.data_received(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        await _settle(0.01)
+        assert len(transport.writes) == 2
+        assert transport.writes[1].startswith(b"HTTP/1.1 200")
+        # Expect: 100-continue: the interim answer is written at once, then the answer whole.
+        proto.data_received(
+            b"POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+        )
+        await _settle(0.01)
+        assert transport.writes[2] == b"HTTP/1.1 100 Continue\r\n\r\n"
+        proto.data_received(b"xy")
+        await _settle(0.01)
+        assert len(transport.writes) == 4
+        assert transport.writes[3].startswith(b"HTTP/1.1 200")
+        assert transport.writes[3].endswith(b"ok\r\n0\r\n\r\n")
+        # Streamed: the head leaves before the first chunk arrives.
+        proto.data_received(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+        await _settle(0.005)
+        assert transport.writes[4].startswith(b"HTTP/1.1 200")
+        await _settle(0.05)
+        assert b"".join(transport.writes[5:]) == b"1\r\na\r\n1\r\nb\r\n0\r\n\r\n"
+        assert not transport.closed
+        proto.connection_lost(None)
+
+    asyncio.run(scenario())

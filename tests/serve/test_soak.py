@@ -6,12 +6,9 @@ Zero errors, every request counted by the server, RSS growth bounded."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -19,23 +16,11 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 pytest.importorskip("prometheus_client")
 
+from tests.benches import load_bench
 from tests.serve.helpers import AS_OF, histories, request, serving
 
-BENCHES = Path(__file__).resolve().parents[2] / "benches"
 #: RSS may grow this much over the soak (caches and allocator arenas settle in the warm-up).
 RSS_GROWTH_KIB = 64 * 1024
-
-
-def bench_serve() -> ModuleType:
-    if str(BENCHES) not in sys.path:
-        sys.path.insert(0, str(BENCHES))
-    spec = importlib.util.spec_from_file_location("bench_serve", BENCHES / "bench_serve.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_serve"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def scored(address: tuple[str, int]) -> float:
@@ -46,7 +31,7 @@ def scored(address: tuple[str, int]) -> float:
 
 def test_soak_16_connections(model_dir: Path, tmp_path: Path) -> None:
     seconds = float(os.environ.get("WINBACK_SOAK_SECONDS", "10"))
-    bench = bench_serve()
+    bench = load_bench("bench_serve")
     _, payload = histories([1017])
     payload["as_of"] = AS_OF
     message = bench.http_request("POST", "/v1/score", json.dumps(payload).encode())

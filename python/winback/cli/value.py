@@ -70,7 +70,7 @@ def value_command(
     forecast: Annotated[
         str,
         typer.Option(
-            help="Headline forecast: nbd, dropout, stacked or auto "
+            help="Headline forecast: nbd, dropout, stacked, combined or auto "
             "(docs/methods.md#headline-forecast)."
         ),
     ] = FORECAST,

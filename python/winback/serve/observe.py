@@ -200,6 +200,11 @@ class Observe:
         self.busy = 0
         self.log = json_logger(ACCESS_LOGGER)
         self.pid = os.getpid()
+        # The labelled children of the request counter and the latency histogram, found once per
+        # label set (prometheus_client's ``labels()`` checks and locks on every call). Bounded:
+        # routes and methods are fixed sets, statuses a few dozen.
+        self._counts: dict[tuple[str, str, int], Any] = {}
+        self._latencies: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request (other scope types pass through)."""
@@ -272,10 +277,15 @@ class Observe:
         reason = state.get("reject_reason")
         if status >= 400 and reason is None:
             reason = "client_closed" if status == 499 else f"status_{status}"
-        self.metrics.requests.labels(
-            route, method if method in _METHODS else "other", str(status)
-        ).inc()
-        self.metrics.latency.labels(route).observe(elapsed)
+        key = (route, method if method in _METHODS else "other", status)
+        counted = self._counts.get(key)
+        if counted is None:
+            counted = self._counts[key] = self.metrics.requests.labels(*key[:2], str(status))
+        counted.inc()
+        latency = self._latencies.get(route)
+        if latency is None:
+            latency = self._latencies[route] = self.metrics.latency.labels(route)
+        latency.observe(elapsed)
         if reason is not None:
             self.metrics.rejects.labels(reason).inc()
         customers = state.get("customers")
@@ -298,4 +308,9 @@ class Observe:
             line["reason"] = reason
         if state.get("generation") is not None:
             line["generation"] = state["generation"]
-        self.log.info(json.dumps(line, separators=(",", ":")))
+        log = self.log
+        if log.isEnabledFor(logging.INFO):
+            # What ``log.info`` does but for finding the caller (a walk up the stack per line;
+            # the record's file, line and function are left unknown, the message is the same).
+            text = json.dumps(line, separators=(",", ":"))
+            log.handle(log.makeRecord(log.name, logging.INFO, "(unknown file)", 0, text, (), None))

@@ -35,7 +35,13 @@ try:
 except ImportError:  # httptools missing: run() falls back to h11
     HttpToolsProtocol = None  # type: ignore[assignment,misc]
 
-__all__ = ["HeaderTimeoutH11", "HeaderTimeoutHttpTools", "header_timeout_s", "protocol_name"]
+__all__ = [
+    "HeaderTimeoutH11",
+    "HeaderTimeoutHttpTools",
+    "OneSend",
+    "header_timeout_s",
+    "protocol_name",
+]
 
 _timeout: list[float] = []
 
@@ -104,6 +110,56 @@ class HeaderTimeoutH11(_HeaderDeadline, H11Protocol):
     time (see the module docstring)."""
 
 
+class OneSend:
+    """A request cycle's view of its connection's transport in which the status line and headers
+    of the answer wait for its first body write and leave with it in one ``send``: uvicorn's
+    httptools cycle writes them as two, so every answer cost two system calls and, on a
+    waiting client, two wake-ups (benches/README.md, "this session (serve15)"). The wait never
+    outlasts the loop's pass: a head that no body write follows in the same pass (a HEAD
+    answer, a streamed one) is written on the next. "100 Continue" is not held. Everything
+    else is the transport's.
+    """
+
+    __slots__ = ("_head", "_loop", "_started", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._head: bytes | None = None
+        self._started = False
+
+    def write(self, data: bytes) -> None:
+        """Write ``data``, holding the answer's head back for its body (see the class)."""
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.write(b"".join((head, data)))
+            return
+        if not self._started and not data.startswith(b"HTTP/1.1 100 "):
+            self._started = True
+            self._head = data
+            self._loop.call_soon(self.flush)
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        """Write a held head now."""
+        head = self._head
+        if head is not None:
+            self._head = None
+            if not self._transport.is_closing():
+                self._transport.write(head)
+
+    def close(self) -> None:
+        """Write a held head, then close."""
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        """The transport's own attribute (``is_closing``, ``get_extra_info``, …)."""
+        return getattr(self._transport, name)
+
+
 #: Bytes a request line and headers may take when uvicorn's configuration does not say
 #: (uvicorn's own default for h11, ``h11_max_incomplete_event_size``).
 _HEADER_BYTES = 16 * 1024
@@ -136,10 +192,14 @@ if HttpToolsProtocol is not None:
             self._header_room = self._header_limit()
 
         def on_headers_complete(self) -> None:
-            """Stop counting: the body's size is the app's limit."""
+            """Stop counting: the body's size is the app's limit; the new request's cycle
+            writes through :class:`OneSend`."""
             self._header_room = None
             self._headers_done += 1
             super().on_headers_complete()
+            cycle = self.cycle
+            if cycle is not None and cycle.transport is self.transport:
+                cycle.transport = OneSend(self.transport, self.loop)
 
         def data_received(self, data: bytes) -> None:
             """Feed the parser, refusing headers beyond the limit (see the class docstring)."""

@@ -110,7 +110,7 @@ def value(
     spend_bins: Sequence[float] | None = None,
     tiers: Mapping[str, float] | None = None,
     tier_by: Literal["expected_value", "clv"] = "expected_value",
-    forecast: Literal["nbd", "dropout", "stacked", "auto"] = FORECAST,
+    forecast: Literal["nbd", "dropout", "stacked", "auto", "combined"] = FORECAST,
     resolution: str | timedelta = RESOLUTION,
     customer_col: str = CUSTOMER_COL,
     time_col: str = TIME_COL,
@@ -168,6 +168,9 @@ def value(
         ``dropout_expected_amount``, ``stacked_expected_amount``, ``stacked_p_active_next``
         and ``forecast_amount`` (the chosen headline); ``ValueResult.forecast`` and
         ``forecast_reason`` say which was chosen and why (also logged on ``winback.value``).
+        ``"combined"`` (the mean of the periodic BG/NBD's revenue and a Poisson GLM stacker,
+        docs/methods.md#combined-forecast; needs scikit-learn; not among ``"auto"``'s
+        candidates) adds ``combined_expected_amount`` after those columns.
     resolution, customer_col, time_col, amount_col, cost_col, expense_col, order_col, tz,
     on_invalid
         As for :func:`winback.summary`.

@@ -1,8 +1,10 @@
 """The headline next-period forecast of :func:`winback.value` (docs/methods.md#headline-forecast):
 the period NBD's ``expected_amount`` (``forecast="nbd"``), the periodic BG/NBD's
 (``forecast="dropout"``, docs/methods.md#periodic-bg-nbd), the stacked trees'
-(``forecast="stacked"``, docs/methods.md#stacked-forecast), or the one of them that forecast the
-user's own last periods best (``forecast="auto"``).
+(``forecast="stacked"``, docs/methods.md#stacked-forecast), the mean of the periodic BG/NBD's
+and a Poisson GLM stacker's (``forecast="combined"``, docs/methods.md#combined-forecast), or
+the one of the first three that forecast the user's own last periods best
+(``forecast="auto"``).
 
 Every component is a column of its own (``dropout_p_alive``, ``dropout_p_active_next``,
 ``dropout_expected_frequency``, ``dropout_expected_amount``, ``stacked_expected_amount``,
@@ -24,11 +26,12 @@ from winback.errors import WinbackFitError
 from winback.models import NBDModel
 from winback.value.dropout import PeriodicBGNBD, dropout_statistics
 from winback.value.result import ValueResult
-from winback.value.stacked import sample_panel, stacked_forecast
+from winback.value.stacked import combined_forecast, sample_panel, stacked_forecast
 
 __all__ = [
     "AUTO_MIN_CALIBRATION",
     "AUTO_ORIGINS",
+    "COMBINED_COLUMN",
     "FORECASTS",
     "HEADLINE_COLUMNS",
     "Choice",
@@ -213,6 +216,8 @@ def add_headline(
         choice = choose_forecast(training, n_complete, period_months, cache)
     else:
         choice = Choice(forecast, f"forecast={forecast!r} was asked for", pl.DataFrame())
+    if forecast == "combined":
+        return _add_combined(result, frame, panel, n_complete, model, modelled, problems)
     stacked = None
     # The trees are trained for the next period only when they are the headline (with "auto",
     # only when chosen: they are the costly candidate).
@@ -258,4 +263,60 @@ def add_headline(
         forecast=method,
         forecast_reason=reason,
         forecast_evidence=choice.evidence if forecast == "auto" else None,
+    )
+
+
+#: The column ``forecast="combined"`` appends after :data:`HEADLINE_COLUMNS`.
+COMBINED_COLUMN = "combined_expected_amount"
+
+
+def _add_combined(
+    result: ValueResult,
+    frame: pl.DataFrame,
+    panel: pl.DataFrame,
+    n_complete: int,
+    model: PeriodicBGNBD | None,
+    modelled: pl.DataFrame,
+    problems: list[str],
+) -> ValueResult:
+    """``forecast="combined"`` (docs/methods.md#combined-forecast): :data:`HEADLINE_COLUMNS`
+    (``stacked_*`` null) and :data:`COMBINED_COLUMN`; ``forecast_amount`` is the combined
+    forecast, or the period NBD's (with the reason) when it cannot be computed."""
+    combined = None
+    if modelled.height:
+        try:
+            combined = combined_forecast(panel, n_complete, training_panel=sample_panel(panel))
+        except WinbackFitError as error:
+            problems.append(f"the combined forecast failed ({error})")
+    frame = frame.with_columns(
+        pl.lit(None, pl.Float64).alias("stacked_expected_amount"),
+        pl.lit(None, pl.Float64).alias("stacked_p_active_next"),
+    )
+    if combined is not None:
+        frame = frame.join(
+            pl.DataFrame(
+                {"customer_id": combined.customer_id, COMBINED_COLUMN: combined.expected_amount}
+            ).cast({"customer_id": frame.schema["customer_id"]}),
+            on="customer_id",
+            how="left",
+            maintain_order="left",
+        )
+        method, reason, headline = "combined", "forecast='combined' was asked for", COMBINED_COLUMN
+    else:
+        frame = frame.with_columns(pl.lit(None, pl.Float64).alias(COMBINED_COLUMN))
+        method, headline = "nbd", "expected_amount"
+        reason = f"forecast='combined' was asked for; {'; '.join(problems)}: kept the period NBD"
+    frame = frame.with_columns(pl.col(headline).alias("forecast_amount")).select(
+        *(c for c in frame.columns if c not in (COMBINED_COLUMN, "forecast_amount")),
+        "forecast_amount",
+        COMBINED_COLUMN,
+    )
+    _log.info("value: headline forecast %s (%s)", method, reason)
+    return dataclasses.replace(
+        result,
+        frame=frame,
+        dropout=model,
+        forecast=method,
+        forecast_reason=reason,
+        forecast_evidence=None,
     )

@@ -32,9 +32,12 @@ from winback.value.dropout import PeriodicBGNBD
 
 __all__ = [
     "FEATURES",
+    "GLM_FEATURES",
     "STACK_ORIGINS",
     "StackedForecast",
+    "combined_forecast",
     "cutoff_features",
+    "glm_design",
     "id_hash",
     "sample_panel",
     "stacked_forecast",
@@ -290,5 +293,144 @@ def stacked_forecast(
         expected_amount=amount,
         p_active=p_active,
         features=tuple(names),
+        training_cutoffs=tuple(sorted(cutoffs)),
+    )
+
+
+# -- the combined forecast (docs/methods.md#combined-forecast) -----------------------------------
+#: The GLM's features, in order (docs/methods.md#combined-forecast): logs of the model's
+#: quantities, log1p of the customer's own revenue and rhythm, and two activity indicators.
+GLM_FEATURES = (
+    "log_model_expected_amount",
+    "log_model_p_alive",
+    "log_model_mean_spend",
+    "log_model_expected_count",
+    "log1p_last_revenue",
+    "log1p_revenue_last3",
+    "log1p_revenue_per_active_period",
+    "log1p_recency",
+    "log1p_n_periods",
+    "log1p_active_periods",
+    "log1p_period_frequency",
+    "log1p_longest_gap",
+    "gap_regularity",
+    "last_active",
+    "active_last3",
+)
+#: Added inside the logs of the model's quantities (all positive; keeps log finite at 0).
+GLM_LOG_EPS = 1e-3
+#: The GLM's L2 penalty on the standardised coefficients (scikit-learn's ``alpha``).
+GLM_ALPHA = 1e-4
+
+
+def glm_design(frame: pl.DataFrame) -> FloatArray:
+    """The :data:`GLM_FEATURES` of each row of a cut-off frame (:func:`cutoff_features` with
+    :func:`with_model_features`), before standardising: log(x + :data:`GLM_LOG_EPS`) of the
+    model's E[amount], P(alive), E[M′] and E[occasions]; log(1 + max(x, 0)) of last period's,
+    the last three periods' and the per-active-period revenue, recency, T, k, X and the longest
+    gap; the gaps' coefficient of variation; and 1/0 for revenue in the last period and in the
+    last three."""
+
+    def col(name: str) -> FloatArray:
+        return frame.get_column(name).cast(pl.Float64).to_numpy()
+
+    logs = [
+        np.log(col(n) + GLM_LOG_EPS)
+        for n in ("model_expected_amount", "model_p_alive", "model_mean_spend")
+    ]
+    logs.append(np.log(col("model_expected_count") + GLM_LOG_EPS))
+    own = [
+        np.log1p(np.maximum(col(n), 0.0))
+        for n in (
+            "last_revenue",
+            "revenue_last3",
+            "revenue_per_active_period",
+            "recency",
+            "n_periods",
+            "active_periods",
+            "period_frequency",
+            "longest_gap",
+        )
+    ]
+    flags = [
+        (col("last_revenue") > 0).astype(np.float64),
+        (col("revenue_last3") > 0).astype(np.float64),
+    ]
+    return np.column_stack([*logs, *own, col("gap_regularity"), *flags])
+
+
+def combined_forecast(
+    panel: pl.DataFrame,
+    n_complete: int,
+    cache: dict[int, pl.DataFrame] | None = None,
+    training_panel: pl.DataFrame | None = None,
+) -> StackedForecast:
+    """The combined forecast of period ``n_complete`` (docs/methods.md#combined-forecast): the
+    equal-weight mean of the periodic BG/NBD × Gamma–Gamma revenue and a Poisson GLM (log link,
+    L2 :data:`GLM_ALPHA` on standardised :data:`GLM_FEATURES`) fitted on the stacked training
+    cut-offs of :func:`stacked_forecast` (the same cut-offs, cache and sample). ``p_active`` is
+    the periodic BG/NBD's. Raises :class:`~winback.WinbackFitError` when there is no training
+    cut-off, negative or no training revenue, or the GLM does not converge."""
+    try:  # sklearn loads here
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import PoissonRegressor
+        from sklearn.preprocessing import StandardScaler
+        from threadpoolctl import threadpool_limits
+    except ImportError as error:
+        raise WinbackConfigError(
+            "the combined forecast needs scikit-learn: pip install 'winback[forecast]' "
+            "(or use forecast='dropout')"
+        ) from error
+    import warnings
+
+    cutoffs = [
+        c
+        for c in range(n_complete - 1, n_complete - 1 - STACK_ORIGINS, -1)
+        if c >= STACK_MIN_HISTORY
+    ]
+    if not cutoffs:
+        raise WinbackFitError(
+            f"combined forecast: needs at least {STACK_MIN_HISTORY + 1} complete periods"
+        )
+    cache = {} if cache is None else cache
+
+    def features(cutoff: int, source: pl.DataFrame) -> pl.DataFrame:
+        if cutoff not in cache:
+            cache[cutoff] = with_model_features(cutoff_features(source, cutoff))
+        return cache[cutoff]
+
+    source = panel if training_panel is None else training_panel
+    train = pl.concat([features(c, source) for c in sorted(cutoffs)], how="vertical_relaxed")
+    revenue = train.get_column("actual_revenue").to_numpy()
+    negative = int((revenue < 0).sum())
+    if negative:
+        raise WinbackFitError(
+            f"combined forecast: {negative} customer-period(s) of the training cut-offs have "
+            "negative revenue (returns exceed purchases); the GLM's Poisson loss needs revenue "
+            "≥ 0, so use forecast='dropout' for these data"
+        )
+    if revenue.sum() <= 0:
+        raise WinbackFitError("combined forecast: no revenue in the training periods")
+    X = glm_design(train)
+    target = features(n_complete, panel)
+    Xt = glm_design(target)
+    # One thread: the Newton–Cholesky steps use BLAS, whose sums may split by thread count.
+    with threadpool_limits(limits=1), warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        scaler = StandardScaler().fit(X)
+        glm = PoissonRegressor(alpha=GLM_ALPHA, solver="newton-cholesky", max_iter=1000)
+        try:
+            glm.fit(scaler.transform(X), revenue)
+        except ConvergenceWarning as warning:
+            raise WinbackFitError(
+                f"combined forecast: the GLM did not converge ({warning})"
+            ) from warning
+        fitted = np.asarray(glm.predict(scaler.transform(Xt)), dtype=np.float64)
+    model = target.get_column("model_expected_amount").to_numpy()
+    return StackedForecast(
+        customer_id=target.get_column("customer_id"),
+        expected_amount=0.5 * (fitted + model),
+        p_active=target.get_column("model_p_active").to_numpy().astype(np.float64),
+        features=GLM_FEATURES,
         training_cutoffs=tuple(sorted(cutoffs)),
     )

@@ -17,6 +17,8 @@
 //! - [`hashing`]: stable per-customer hashes for campaign assignment
 //!   (docs/methods.md#campaign-hash).
 //! - [`parallelism`]: the rayon pools and `WINBACK_NUM_THREADS`.
+//! - [`iso`]: naive ISO times of three shapes to µs, the HTTP service's column-wise reading of
+//!   JSON bodies (docs/methods.md#as-of).
 //!
 //! Every kernel is deterministic: each customer is computed independently from its rows in a
 //! canonical order, and output rows are sorted by customer key, so the result is identical for any
@@ -26,6 +28,7 @@ pub mod compress;
 pub mod customer;
 pub mod error;
 pub mod hashing;
+pub mod iso;
 pub mod keys;
 pub mod occasions;
 pub mod ordered;

@@ -9,12 +9,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyByteArray, PyList, PyString, PyTuple};
 use pyo3_arrow::input::AnyRecordBatch;
 use pyo3_arrow::PyTable;
 use winback_core::compress::compress_rows;
 use winback_core::customer::score_customer as score_one_customer;
 use winback_core::hashing::stable_hashes;
+use winback_core::iso::iso_micros;
 use winback_core::panel::{build_panel, PanelParams};
 use winback_core::silence::{score_columns as score_silence, SilenceParams};
 use winback_core::summary::{summarise, SummaryParams};
@@ -229,6 +230,22 @@ fn stable_hash(
     arrow_io::hash_table(hashes)
 }
 
+/// Naive ISO times of three shapes as µs since the epoch, little-endian int64 bytes; `None` when
+/// any item is not a string of one of them (docs/methods.md#as-of); see `_winback.pyi`.
+#[pyfunction]
+fn iso_times_us<'py>(
+    py: Python<'py>,
+    texts: &Bound<'py, PyList>,
+) -> Option<Bound<'py, PyByteArray>> {
+    let mut micros = Vec::with_capacity(texts.len() * 8);
+    for item in texts.iter() {
+        let text = item.cast::<PyString>().ok()?;
+        let text = text.to_str().ok()?; // not UTF-8 (a lone surrogate): no ISO time
+        micros.extend_from_slice(&iso_micros(text.as_bytes())?.to_le_bytes());
+    }
+    Some(PyByteArray::new(py, &micros))
+}
+
 /// Number of worker threads a call would use (`WINBACK_NUM_THREADS` or the core count).
 #[pyfunction]
 #[pyo3(signature = (num_threads=None))]
@@ -252,6 +269,7 @@ fn _winback(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(score_customer, m)?)?;
     m.add_function(wrap_pyfunction!(compress, m)?)?;
     m.add_function(wrap_pyfunction!(stable_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(iso_times_us, m)?)?;
     m.add_function(wrap_pyfunction!(effective_threads, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -19,7 +19,14 @@ from winback.errors import WinbackFitError, WinbackInputError
 from winback.models import BaseModel, GammaGammaModel, NBDModel
 from winback.value.forecast import next_period, probability_alive
 from winback.value.margins import expected_expenses, next_margins
-from winback.value.markov import ChainRows, build_chain, chain_rows, customer_values, state_means
+from winback.value.markov import (
+    ChainRows,
+    build_chain,
+    chain_rows,
+    customer_values,
+    lapse_fit,
+    state_means,
+)
 from winback.value.panel import PanelHandle
 from winback.value.result import (
     FITTED,
@@ -284,18 +291,20 @@ def _chain_rows(
     spend_edges: list[float],
     every_customer: bool,
 ) -> list[ChainRows]:
-    """The chain's rows (:func:`chain_rows`) of the modelled customers ``m``, in a list the
+    """The chain's rows (:func:`chain_rows`) of the modelled customers ``m`` (with the periodic
+    BG/NBD fitted on them, :func:`lapse_fit`, when they are tied to ``m``), in a list the
     caller empties (a future keeps its result: the chain lets go of the rows as it goes); the
     panel is taken from its handle and let go of once read (no name here holds it)."""
-    return [
-        chain_rows(
-            _chain_panel(panel.take(), m, n_complete, every_customer=every_customer),
-            n_complete=n_complete,
-            buckets=frequency_buckets,
-            spend_edges=spend_edges,
-            modelled=m,
-        )
-    ]
+    rows = chain_rows(
+        _chain_panel(panel.take(), m, n_complete, every_customer=every_customer),
+        n_complete=n_complete,
+        buckets=frequency_buckets,
+        spend_edges=spend_edges,
+        modelled=m,
+    )
+    if rows.f_bin is None:  # tied to m: the periodic BG/NBD is fitted here too
+        rows = dataclasses.replace(rows, lapse=lapse_fit(m, rows.sizes))
+    return [rows]
 
 
 def _assemble(c: pl.DataFrame, modelled: pl.DataFrame) -> pl.DataFrame:

@@ -28,6 +28,7 @@ __all__ = [
     "chain_rows",
     "customer_values",
     "evidence_kappa",
+    "lapse_fit",
     "state_means",
 ]
 
@@ -182,8 +183,35 @@ def _lapse_rows(
     return rows
 
 
+def lapse_fit(
+    modelled: pl.DataFrame, active_sizes: IntArray
+) -> tuple[FloatArray, PeriodicBGNBD | None]:
+    """The modelled customers' (X, t_x, k, T) (``active_sizes``: k, their active complete
+    periods, in ``modelled``'s order) and the periodic BG/NBD fitted on them
+    (docs/methods.md#periodic-bg-nbd; None when it cannot be fitted)."""
+    birth = modelled.get_column("birth").to_numpy().astype(np.float64)
+    last = modelled.get_column("last_active").to_numpy().astype(np.float64)
+    stats = np.stack(
+        [
+            modelled.get_column("period_frequency").to_numpy().astype(np.float64),
+            last - birth,
+            active_sizes.astype(np.float64),
+            modelled.get_column("n_periods").to_numpy().astype(np.float64),
+        ],
+        axis=1,
+    )
+    try:
+        model: PeriodicBGNBD | None = PeriodicBGNBD().fit(
+            dict(zip(STAT_COLUMNS, stats.T, strict=True))
+        )
+    except WinbackFitError:
+        model = None
+    return stats, model
+
+
 def _prior_rows(
     *,
+    lapse: tuple[FloatArray, PeriodicBGNBD | None] | None = None,
     modelled: pl.DataFrame | None,
     active_ids: pl.Series,
     active_sizes: IntArray,
@@ -196,7 +224,8 @@ def _prior_rows(
     """The model-implied rows of the customers now (no purchase, then the purchase cells;
     normalised, floored at 1e-300), the periodic BG/NBD they are tied to (None: the NBD's
     rows, when it cannot be fitted or ``modelled`` is None) and the customers' (X, t_x, k, T)
-    it was fitted on (None when there is no model)."""
+    it was fitted on (None when there is no model). ``lapse``: :func:`lapse_fit` of the same
+    customers, already done."""
     model: PeriodicBGNBD | None = None
     rows: FloatArray | None = None
     stats: FloatArray | None = None
@@ -206,21 +235,7 @@ def _prior_rows(
         and modelled.get_column("customer_id").equals(active_ids, check_names=False)
     )
     if modelled is not None and aligned:
-        birth = modelled.get_column("birth").to_numpy().astype(np.float64)
-        last = modelled.get_column("last_active").to_numpy().astype(np.float64)
-        stats = np.stack(
-            [
-                modelled.get_column("period_frequency").to_numpy().astype(np.float64),
-                last - birth,
-                active_sizes.astype(np.float64),
-                modelled.get_column("n_periods").to_numpy().astype(np.float64),
-            ],
-            axis=1,
-        )
-        try:
-            model = PeriodicBGNBD().fit(dict(zip(STAT_COLUMNS, stats.T, strict=True)))
-        except WinbackFitError:
-            model = None
+        stats, model = lapse_fit(modelled, active_sizes) if lapse is None else lapse
         if model is not None:
             rows = _lapse_rows(
                 model,
@@ -419,6 +434,8 @@ class ChainRows:
     # The period's own occasion bucket; None when the rows are tied to ``modelled`` (the
     # bucket is then the customer's active periods so far, from ``starts``).
     f_bin: IntArray | None
+    # :func:`lapse_fit` of ``modelled`` and ``sizes`` when already done (rows tied to it only).
+    lapse: tuple[FloatArray, PeriodicBGNBD | None] | None = None
 
 
 def chain_rows(
@@ -515,7 +532,7 @@ def build_chain(
     sizes, starts, a_period = rows_read.sizes, rows_read.starts, rows_read.period
     a_occasions, a_m_bin, revenue = rows_read.occasions, rows_read.m_bin, rows_read.revenue
     n_active = a_period.shape[0]
-    active_ids = rows_read.ids
+    active_ids, lapse = rows_read.ids, rows_read.lapse
     if rows_read.f_bin is not None:
         a_f_bin = rows_read.f_bin
     del rows_read
@@ -551,6 +568,7 @@ def build_chain(
         n_m,
     )
     rows, lapse_model, lapse_stats = _prior_rows(
+        lapse=lapse if aligned else None,
         modelled=modelled,
         active_ids=active_ids,
         active_sizes=sizes,

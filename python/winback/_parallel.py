@@ -12,12 +12,12 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from winback._winback import effective_threads
 
-__all__ = ["chunk_bounds", "map_chunks", "one_blas_thread", "thread_count"]
+__all__ = ["chunk_bounds", "map_chunks", "one_blas_thread", "submit", "thread_count"]
 
 _T = TypeVar("_T")
 _pools: dict[int, ThreadPoolExecutor] = {}
@@ -72,6 +72,30 @@ def map_chunks(
             _inside.active = False
 
     return list(_pool(threads).map(run, bounds))
+
+
+def submit(work: Callable[[], _T], num_threads: int | None = None) -> Future[_T]:
+    """``work()`` on the shared pool, beside the caller's own work (which may itself use the
+    pool: its chunks queue behind ``work``); ``.result()`` returns it or raises its error.
+    Inside ``work``, :func:`map_chunks` runs on its thread (as nested work does). One thread,
+    or a call from inside a pool worker: ``work()`` runs now, on the calling thread. The result
+    does not depend on where it ran (docs/methods.md#determinism)."""
+    if thread_count(num_threads) <= 1 or getattr(_inside, "active", False):
+        done: Future[_T] = Future()
+        try:
+            done.set_result(work())
+        except BaseException as error:  # re-raised by .result(), as the pool's futures do
+            done.set_exception(error)
+        return done
+
+    def run() -> _T:
+        _inside.active = True
+        try:
+            return work()
+        finally:
+            _inside.active = False
+
+    return _pool(thread_count(num_threads)).submit(run)
 
 
 @contextlib.contextmanager

@@ -47,6 +47,7 @@ from winback._options import (
 from winback.errors import WinbackConfigError
 from winback.summary import check_period, period_edges, summary
 from winback.value.panel import (
+    PanelHandle,
     customer_aggregates,
     read_value_input,
     release_freed_memory,
@@ -226,6 +227,18 @@ def value(
     start_us = as_of_us if first is None else int(first) - int(first) % resolution_us
     edges = period_edges(period, start_us, as_of_us + 1) or [start_us]
     n_complete = len(edges) - 1
+    # The P(alive) summary first: its Rust scratch (≈ 300 MB at 1M customers) is handed back
+    # before the panel (≈ 450 MB) is built, so the two never sit side by side.
+    alive_summary = None
+    if first is not None and n_complete > 0:
+        # (x, t_x, T) in days up to the end of the last complete period, for P(alive).
+        alive_summary = summary(
+            prepared.without_amounts(),  # already read: summary does not read it again
+            as_of=_io.micros_to_datetime(edges[-1] - 1),
+            unit="D",
+            resolution=resolution,
+        ).select("customer_id", "frequency", "recency", "T")
+        release_freed_memory()  # the Rust summary's per-customer scratch (≈ 300 MB at 1M)
     panel, excluded, unmatched, unmatched_customers = value_panel(
         prepared,
         expenses,
@@ -258,23 +271,16 @@ def value(
         expense_customers_unmatched=unmatched_customers,
         rejects=prepared.rejects,
     )
-    alive_summary = None
-    if first is not None and n_complete > 0:
-        # (x, t_x, T) in days up to the end of the last complete period, for P(alive).
-        alive_summary = summary(
-            prepared.without_amounts(),  # already read: summary does not read it again
-            as_of=_io.micros_to_datetime(edges[-1] - 1),
-            unit="D",
-            resolution=resolution,
-        ).select("customer_id", "frequency", "recency", "T")
-        release_freed_memory()  # the Rust summary's per-customer scratch (≈ 300 MB at 1M)
     customer_dtype = pl.String if prepared.frame.schema["customer"] == pl.String else pl.Int64
     del prepared  # the prepared rows (≈ 340 MB at 15M rows) are not read again
     from winback.value.engine import fit_and_score  # numba and the models load here
 
+    handle = PanelHandle(panel)
+    kept = panel if forecast != "nbd" else None  # the headline forecasts read it again
+    del panel  # otherwise the engine frees it once the chain has read it (≈ 480 MB at 1M)
     result = fit_and_score(
         alive_summary=alive_summary,
-        panel=panel,
+        panel=handle,
         customers=customers,
         info=info,
         n_complete=n_complete,
@@ -288,7 +294,7 @@ def value(
         tier_by=tier_by,
         customer_dtype=customer_dtype,
     )
-    if forecast == "nbd":
+    if kept is None:
         return result
     from winback.value.headline import add_headline
 
@@ -297,4 +303,4 @@ def value(
         if period == "month" and first is not None
         else None
     )
-    return add_headline(result, panel, n_complete, forecast, months)
+    return add_headline(result, kept, n_complete, forecast, months)

@@ -14,11 +14,20 @@ from typing import Any, TypeVar
 import numpy as np
 import polars as pl
 
+from winback._parallel import submit
 from winback.errors import WinbackFitError, WinbackInputError
 from winback.models import BaseModel, GammaGammaModel, NBDModel
 from winback.value.forecast import next_period, probability_alive
 from winback.value.margins import expected_expenses, next_margins
-from winback.value.markov import build_chain, customer_values, state_means
+from winback.value.markov import (
+    ChainRows,
+    build_chain,
+    chain_rows,
+    customer_values,
+    lapse_fit,
+    state_means,
+)
+from winback.value.panel import PanelHandle
 from winback.value.result import (
     FITTED,
     PMF_MAX,
@@ -102,7 +111,7 @@ def _fallback_warning(which: str, error: WinbackFitError, n: int) -> None:
 def fit_and_score(
     *,
     alive_summary: pl.DataFrame | None,
-    panel: pl.DataFrame,
+    panel: PanelHandle,
     customers: pl.DataFrame,
     info: ValueInfo,
     n_complete: int,
@@ -117,7 +126,8 @@ def fit_and_score(
     customer_dtype: Any,
 ) -> ValueResult:
     """Fits the models on the modelled customers and builds the result (docs/methods.md#value,
-    #markov)."""
+    #markov). ``panel`` is taken (:meth:`PanelHandle.take`) by the chain, which lets go of it
+    once read: the engine keeps no reference to it."""
     c = customers.with_columns(
         (pl.col("birth") < n_complete).alias("_modelled"),
         (n_complete - 1 - pl.col("birth")).clip(lower_bound=0).cast(pl.Int64).alias("n_periods"),
@@ -145,7 +155,7 @@ def fit_and_score(
         set_aside = tuple(m.get_column("customer_id").filter(pl.Series(gg.set_aside_)).to_list())
     except WinbackFitError as error:
         _fallback_warning("spend (Gamma–Gamma)", error, m.height)
-        gg, spend_basis = default_gamma_gamma(m, panel, n_complete), POPULATION_DEFAULT
+        gg, spend_basis = default_gamma_gamma(m, panel.frame, n_complete), POPULATION_DEFAULT
         fallback_reasons.append(f"spend: {error}")
     if count_basis != FITTED or spend_basis != FITTED or set_aside:
         info = dataclasses.replace(
@@ -156,8 +166,17 @@ def fit_and_score(
             spend_fit_set_aside=set_aside,
         )
     spend_edges = list(info.spend_bin_edges)
+    # The chain's rows (read from the panel, which is then let go of) and the BG/NBD's
+    # P(alive) read none of the forecast: they run on the pool beside it (the forecast's chunks
+    # queue behind them), the same bits as one after the other.
+    every_customer = m.height == c.height
+    rows = submit(
+        lambda: _chain_rows(panel, m, n_complete, frequency_buckets, spend_edges, every_customer)
+    )
+    ids = m.get_column("customer_id")
+    alive = submit(lambda: probability_alive(alive_summary, ids))
     forecast = next_period(m, nbd, gg, frequency_buckets, spend_edges)
-    p_alive, bg_nbd, bg_nbd_error = probability_alive(alive_summary, m.get_column("customer_id"))
+    p_alive, bg_nbd, bg_nbd_error = alive.result()
     expected_amount = forecast.expected_amount
     segment_codes = tier_codes(expected_amount, tiers)
     seg_index = np.where(segment_codes < 0, len(tiers), segment_codes)
@@ -177,14 +196,8 @@ def fit_and_score(
     f_bin = m.get_column("f_bin").to_numpy().astype(np.int64)
     m_bin = m.get_column("m_bin").to_numpy().astype(np.int64)
     state = ((recency * n_f + f_bin) * n_m + m_bin).astype(np.int64)
-    if m.height < c.height:
-        # The chain reads the active complete periods only: filtered first, so the semi join
-        # copies those rows rather than the whole panel.
-        panel = panel.filter((pl.col("occasions") > 0) & (pl.col("period") < n_complete)).join(
-            m.select("customer_id"), on="customer_id", how="semi"
-        )
     chain = build_chain(
-        panel=panel,
+        panel=rows.result().pop(),  # the future keeps an empty list: the chain frees the rows
         current_state=state,
         cells=forecast.cells,
         next_margin=next_margin,
@@ -255,6 +268,43 @@ def fit_and_score(
     if bg_nbd_error is not None:
         info = dataclasses.replace(info, bg_nbd_error=bg_nbd_error)
     return ValueResult(frame=frame, nbd=nbd, gamma_gamma=gg, chain=chain, info=info, bg_nbd=bg_nbd)
+
+
+def _chain_panel(
+    panel: pl.DataFrame, m: pl.DataFrame, n_complete: int, *, every_customer: bool
+) -> pl.DataFrame:
+    """The panel rows the chain reads: all of them when every customer is modelled, else the
+    modelled customers' active complete periods (filtered first, so the semi join copies those
+    rows rather than the whole panel)."""
+    if every_customer:
+        return panel
+    return panel.filter((pl.col("occasions") > 0) & (pl.col("period") < n_complete)).join(
+        m.select("customer_id"), on="customer_id", how="semi"
+    )
+
+
+def _chain_rows(
+    panel: PanelHandle,
+    m: pl.DataFrame,
+    n_complete: int,
+    frequency_buckets: list[int],
+    spend_edges: list[float],
+    every_customer: bool,
+) -> list[ChainRows]:
+    """The chain's rows (:func:`chain_rows`) of the modelled customers ``m`` (with the periodic
+    BG/NBD fitted on them, :func:`lapse_fit`, when they are tied to ``m``), in a list the
+    caller empties (a future keeps its result: the chain lets go of the rows as it goes); the
+    panel is taken from its handle and let go of once read (no name here holds it)."""
+    rows = chain_rows(
+        _chain_panel(panel.take(), m, n_complete, every_customer=every_customer),
+        n_complete=n_complete,
+        buckets=frequency_buckets,
+        spend_edges=spend_edges,
+        modelled=m,
+    )
+    if rows.f_bin is None:  # tied to m: the periodic BG/NBD is fitted here too
+        rows = dataclasses.replace(rows, lapse=lapse_fit(m, rows.sizes))
+    return [rows]
 
 
 def _assemble(c: pl.DataFrame, modelled: pl.DataFrame) -> pl.DataFrame:

@@ -14,7 +14,7 @@ import polars as pl
 from numpy.typing import NDArray
 from scipy import special
 
-from winback._parallel import chunk_bounds, map_chunks
+from winback._parallel import chunk_bounds, map_chunks, submit
 from winback.errors import WinbackFitError
 from winback.models import BetaGeoModel, GammaGammaModel, NBDModel
 from winback.models.gamma_gamma import spend_upside_and_mass
@@ -28,11 +28,6 @@ IntArray = NDArray[np.int64]
 #: Rows (customers or distinct tuples) per unit of threaded work: fixed, so the split never
 #: depends on the thread count (the work is elementwise: the same bits on any thread count).
 _CHUNK = 1 << 16
-
-
-def _stack(parts: Sequence[FloatArray], width: int) -> FloatArray:
-    """Row blocks of chunked work as one (n, width) array."""
-    return np.concatenate(parts) if parts else np.zeros((0, width))
 
 
 def _distinct(*columns: NDArray[Any]) -> tuple[IntArray, IntArray]:
@@ -177,21 +172,25 @@ def _spend_tuples(
     upper = max(float(gg.data_summary_.get("max_amount", math.inf)), 0.0)
     n_m = len(edges) + 1
 
-    def work(lo: int, hi: int) -> tuple[FloatArray, FloatArray, FloatArray]:
-        s = slice(lo, hi)
-        upside, mass = _spend_upside(p, z[s], Q[s], G[s], upper)
-        n = upside.shape[0]
-        bins = [_spend_bin_probs(p, Q[s], G[s], np.full(n, float(j)), edges) for j in counts]
-        return upside, mass, np.concatenate(bins, axis=1) if bins else np.zeros((n, 0))
+    n = x.shape[0]
+    upside, mass = np.empty(n), np.empty(n)
+    bins = np.empty((n, len(counts) * n_m))
 
-    parts = map_chunks(work, chunk_bounds(x.shape[0], _CHUNK))
-    bins = _stack([b for _, _, b in parts], len(counts) * n_m)
+    def work(lo: int, hi: int) -> None:
+        """Fills rows ``lo:hi`` of the outputs (each chunk its own rows: no copy at the end)."""
+        s = slice(lo, hi)
+        upside[s], mass[s] = _spend_upside(p, z[s], Q[s], G[s], upper)
+        for k, j in enumerate(counts):
+            c = np.full(hi - lo, float(j))
+            bins[s, k * n_m : (k + 1) * n_m] = _spend_bin_probs(p, Q[s], G[s], c, edges)
+
+    map_chunks(work, chunk_bounds(n, _CHUNK))
     return _SpendTuples(
         Q=Q,
         G=G,
         expected=p * G / (Q - 1.0),
-        upside=np.concatenate([u for u, _, _ in parts]),
-        p_upside=np.clip(np.concatenate([m for _, m, _ in parts]), 0.0, 1.0),
+        upside=upside,
+        p_upside=np.clip(mass, 0.0, 1.0),
         bins={j: bins[:, k * n_m : (k + 1) * n_m] for k, j in enumerate(counts)},
         table=bins,
     )
@@ -234,11 +233,14 @@ def _customer_cells(
     pairs, open_index = np.unique(f_index * n_spend + s_index, return_inverse=True)
     pair_f, pair_s = np.divmod(pairs, n_spend)
 
-    def open_work(lo: int, hi: int) -> FloatArray:
-        fi, si = pair_f[lo:hi], pair_s[lo:hi]
-        return _spend_bin_probs(p, spend.Q[si], spend.G[si], freq.open_count[fi], edges)
+    open_probs = np.empty((pairs.shape[0], n_m))
 
-    open_probs = _stack(map_chunks(open_work, chunk_bounds(pairs.shape[0], _CHUNK)), n_m)
+    def open_work(lo: int, hi: int) -> None:
+        fi, si = pair_f[lo:hi], pair_s[lo:hi]
+        count = freq.open_count[fi]
+        open_probs[lo:hi] = _spend_bin_probs(p, spend.Q[si], spend.G[si], count, edges)
+
+    map_chunks(open_work, chunk_bounds(pairs.shape[0], _CHUNK))
     all_cells, all_bins = np.zeros((n_all, width)), np.zeros((n_all, n_m))
     table = np.ascontiguousarray(spend.table)
 
@@ -301,19 +303,20 @@ def next_period(
     """The fitted predictives for the customers of ``m`` (``period_frequency``, ``n_periods``,
     ``spend_frequency``, ``monetary_value``)."""
     p = gg.params_["p"]
-    # Predictives per distinct (X, T) and per distinct (x, z̄), gathered back to customers.
-    f_first, f_index = _distinct(
-        m.get_column("period_frequency").to_numpy(), m.get_column("n_periods").to_numpy()
-    )
+    # Predictives per distinct (X, T) and per distinct (x, z̄), gathered back to customers;
+    # the two sorts run side by side on the pool.
+    X, T = m.get_column("period_frequency").to_numpy(), m.get_column("n_periods").to_numpy()
+    frequency_rows = submit(lambda: _distinct(X, T))
+    sf = m.get_column("spend_frequency").to_numpy().astype(np.float64)
+    z_all = m.get_column("monetary_value").to_numpy()
+    x_all = np.where(z_all > 0, sf, 0.0)
+    s_first, s_index = _distinct(x_all, z_all)
+    f_first, f_index = frequency_rows.result()
     freq = _frequency_tuples(
         nbd,
         m.select("period_frequency", "n_periods")[pl.Series(f_first)],
         frequency_buckets,
     )
-    sf = m.get_column("spend_frequency").to_numpy().astype(np.float64)
-    z_all = m.get_column("monetary_value").to_numpy()
-    x_all = np.where(z_all > 0, sf, 0.0)
-    s_first, s_index = _distinct(x_all, z_all)
     finite_counts = list(range(frequency_buckets[0], frequency_buckets[-1]))
     spend = _spend_tuples(gg, x_all[s_first], z_all[s_first], finite_counts, spend_edges)
     cells, bin_probs = _customer_cells(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -20,7 +21,16 @@ from winback.value.dropout import STAT_COLUMNS, PeriodicBGNBD, distinct_rows
 from winback.value.panel import bin_expr
 from winback.value.result import MarkovChain
 
-__all__ = ["KAPPA_BOUNDS", "build_chain", "customer_values", "evidence_kappa", "state_means"]
+__all__ = [
+    "KAPPA_BOUNDS",
+    "ChainRows",
+    "build_chain",
+    "chain_rows",
+    "customer_values",
+    "evidence_kappa",
+    "lapse_fit",
+    "state_means",
+]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -173,8 +183,35 @@ def _lapse_rows(
     return rows
 
 
+def lapse_fit(
+    modelled: pl.DataFrame, active_sizes: IntArray
+) -> tuple[FloatArray, PeriodicBGNBD | None]:
+    """The modelled customers' (X, t_x, k, T) (``active_sizes``: k, their active complete
+    periods, in ``modelled``'s order) and the periodic BG/NBD fitted on them
+    (docs/methods.md#periodic-bg-nbd; None when it cannot be fitted)."""
+    birth = modelled.get_column("birth").to_numpy().astype(np.float64)
+    last = modelled.get_column("last_active").to_numpy().astype(np.float64)
+    stats = np.stack(
+        [
+            modelled.get_column("period_frequency").to_numpy().astype(np.float64),
+            last - birth,
+            active_sizes.astype(np.float64),
+            modelled.get_column("n_periods").to_numpy().astype(np.float64),
+        ],
+        axis=1,
+    )
+    try:
+        model: PeriodicBGNBD | None = PeriodicBGNBD().fit(
+            dict(zip(STAT_COLUMNS, stats.T, strict=True))
+        )
+    except WinbackFitError:
+        model = None
+    return stats, model
+
+
 def _prior_rows(
     *,
+    lapse: tuple[FloatArray, PeriodicBGNBD | None] | None = None,
     modelled: pl.DataFrame | None,
     active_ids: pl.Series,
     active_sizes: IntArray,
@@ -187,7 +224,8 @@ def _prior_rows(
     """The model-implied rows of the customers now (no purchase, then the purchase cells;
     normalised, floored at 1e-300), the periodic BG/NBD they are tied to (None: the NBD's
     rows, when it cannot be fitted or ``modelled`` is None) and the customers' (X, t_x, k, T)
-    it was fitted on (None when there is no model)."""
+    it was fitted on (None when there is no model). ``lapse``: :func:`lapse_fit` of the same
+    customers, already done."""
     model: PeriodicBGNBD | None = None
     rows: FloatArray | None = None
     stats: FloatArray | None = None
@@ -197,21 +235,7 @@ def _prior_rows(
         and modelled.get_column("customer_id").equals(active_ids, check_names=False)
     )
     if modelled is not None and aligned:
-        birth = modelled.get_column("birth").to_numpy().astype(np.float64)
-        last = modelled.get_column("last_active").to_numpy().astype(np.float64)
-        stats = np.stack(
-            [
-                modelled.get_column("period_frequency").to_numpy().astype(np.float64),
-                last - birth,
-                active_sizes.astype(np.float64),
-                modelled.get_column("n_periods").to_numpy().astype(np.float64),
-            ],
-            axis=1,
-        )
-        try:
-            model = PeriodicBGNBD().fit(dict(zip(STAT_COLUMNS, stats.T, strict=True)))
-        except WinbackFitError:
-            model = None
+        stats, model = lapse_fit(modelled, active_sizes) if lapse is None else lapse
         if model is not None:
             rows = _lapse_rows(
                 model,
@@ -395,9 +419,68 @@ def evidence_kappa(counts: FloatArray, prior: FloatArray) -> float:
     return max(candidates, key=lambda k: kernels.log_evidence(k, counts, prior))
 
 
+@dataclass(frozen=True)
+class ChainRows:
+    """The panel's active complete periods the chain counts (docs/methods.md#markov), in the
+    panel's customer-then-period order, as writable int64/float64 arrays."""
+
+    ids: pl.Series  # the customers with an active complete period, in order
+    sizes: IntArray  # their active periods
+    starts: IntArray  # each customer's first row (and the total at the end)
+    period: IntArray
+    occasions: IntArray
+    m_bin: IntArray
+    revenue: FloatArray
+    # The period's own occasion bucket; None when the rows are tied to ``modelled`` (the
+    # bucket is then the customer's active periods so far, from ``starts``).
+    f_bin: IntArray | None
+    # :func:`lapse_fit` of ``modelled`` and ``sizes`` when already done (rows tied to it only).
+    lapse: tuple[FloatArray, PeriodicBGNBD | None] | None = None
+
+
+def chain_rows(
+    panel: pl.DataFrame,
+    *,
+    n_complete: int,
+    buckets: Sequence[int],
+    spend_edges: Sequence[float],
+    modelled: pl.DataFrame | None = None,
+) -> ChainRows:
+    """The rows :func:`build_chain` counts, read once from ``panel`` (which this function lets
+    go of: freed here unless the caller keeps it). ``modelled``: the modelled customers, as for
+    :func:`build_chain` (their frequency bucket is not read from the panel when they are the
+    rows' customers, in order)."""
+    active = panel.filter((pl.col("occasions") > 0) & (pl.col("period") < n_complete)).select(
+        "customer_id",
+        "period",
+        "revenue",
+        "occasions",
+        bin_expr("occasions", list(buckets[1:])).alias("f_bin"),
+        bin_expr("_mean", list(spend_edges)).alias("m_bin"),
+    )
+    del panel
+    grouped = active.group_by("customer_id", maintain_order=True).len()
+    sizes = grouped.get_column("len").to_numpy()
+    ids = grouped.get_column("customer_id")
+    aligned = modelled is not None and modelled.get_column("customer_id").equals(
+        ids, check_names=False
+    )
+    # The active rows' columns as writable arrays, converted once; the frame is let go.
+    return ChainRows(
+        ids=ids,
+        sizes=sizes,
+        starts=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+        period=active.get_column("period").to_numpy().astype(np.int64),
+        occasions=active.get_column("occasions").to_numpy().astype(np.int64),
+        m_bin=active.get_column("m_bin").to_numpy().astype(np.int64),
+        revenue=active.get_column("revenue").to_numpy().astype(np.float64),
+        f_bin=None if aligned else active.get_column("f_bin").to_numpy().astype(np.int64),
+    )
+
+
 def build_chain(
     *,
-    panel: pl.DataFrame,
+    panel: pl.DataFrame | ChainRows,
     current_state: IntArray,
     cells: FloatArray,
     next_margin: FloatArray,
@@ -421,37 +504,38 @@ def build_chain(
     periodic BG/NBD and makes the frequency bucket the active periods so far; without it the
     chain is the period NBD's, with the last active period's occasions as the bucket.
     ``overwrite_cells``: ``cells`` may be overwritten by the cells moved to the customers' next
-    frequency buckets (the caller does not read them again; saves a copy of them)."""
+    frequency buckets (the caller does not read them again; saves a copy of them).
+    ``panel`` may be the rows already read from it (:func:`chain_rows`, with the same
+    ``modelled``, ``n_complete``, ``buckets`` and ``spend_edges``): the same chain."""
     n_f, n_m = len(buckets), len(spend_edges) + 1
     R = max_recency
     n_states = (R + 1) * n_f * n_m
-    active = panel.filter((pl.col("occasions") > 0) & (pl.col("period") < n_complete)).select(
-        "customer_id",
-        "period",
-        "revenue",
-        "occasions",
-        bin_expr("occasions", list(buckets[1:])).alias("f_bin"),
-        bin_expr("_mean", list(spend_edges)).alias("m_bin"),
-    )
-    grouped = active.group_by("customer_id", maintain_order=True).len()
-    sizes = grouped.get_column("len").to_numpy()
-    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    aligned = (
-        modelled is not None
-        and modelled.height == current_state.size
-        and modelled.get_column("customer_id").equals(
-            grouped.get_column("customer_id"), check_names=False
+    if modelled is not None and modelled.height != current_state.size:
+        modelled_rows = None  # not the customers of current_state: not tied to them
+    else:
+        modelled_rows = modelled
+    rows_read = (
+        panel
+        if isinstance(panel, ChainRows)
+        else chain_rows(
+            panel,
+            n_complete=n_complete,
+            buckets=buckets,
+            spend_edges=spend_edges,
+            modelled=modelled_rows,
         )
     )
-    # The active rows' columns as writable arrays, converted once; the frame is let go.
-    a_period = active.get_column("period").to_numpy().astype(np.int64)
-    a_occasions = active.get_column("occasions").to_numpy().astype(np.int64)
-    a_m_bin = active.get_column("m_bin").to_numpy().astype(np.int64)
-    revenue = active.get_column("revenue").to_numpy().astype(np.float64)
-    n_active = active.height
-    if not aligned:
-        a_f_bin = active.get_column("f_bin").to_numpy().astype(np.int64)
-    del active
+    del panel  # read once: freed here unless the caller keeps it (engine.fit_and_score does not)
+    aligned = rows_read.f_bin is None
+    if aligned and modelled_rows is None:
+        raise ValueError("chain_rows were tied to modelled customers other than current_state's")
+    sizes, starts, a_period = rows_read.sizes, rows_read.starts, rows_read.period
+    a_occasions, a_m_bin, revenue = rows_read.occasions, rows_read.m_bin, rows_read.revenue
+    n_active = a_period.shape[0]
+    active_ids, lapse = rows_read.ids, rows_read.lapse
+    if rows_read.f_bin is not None:
+        a_f_bin = rows_read.f_bin
+    del rows_read
     if aligned:
         # The frequency bucket is the customer's active periods so far (docs/methods.md#markov).
         edges = np.asarray(list(buckets[1:]), dtype=np.int64)
@@ -484,8 +568,9 @@ def build_chain(
         n_m,
     )
     rows, lapse_model, lapse_stats = _prior_rows(
+        lapse=lapse if aligned else None,
         modelled=modelled,
-        active_ids=grouped.get_column("customer_id"),
+        active_ids=active_ids,
         active_sizes=sizes,
         current_state=current_state,
         cells=cells,

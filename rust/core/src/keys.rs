@@ -10,7 +10,7 @@ use foldhash::fast::FixedState;
 
 const KEY_SEED: u64 = 0x5158_A7E1_90D3_4F2B;
 /// Longest string stored inside an Arrow string view (its 12 bytes after the length).
-pub(crate) const INLINE_MAX: usize = 12;
+const INLINE_MAX: usize = 12;
 
 /// A column of customer keys: content hashing, equality and order of its `Copy` keys.
 pub trait KeyColumn: Sync {
@@ -84,7 +84,7 @@ pub fn inline_view(bytes: &[u8]) -> Option<u128> {
 }
 
 #[inline]
-pub(crate) fn view_len(view: u128) -> usize {
+fn view_len(view: u128) -> usize {
     (view as u32) as usize
 }
 
@@ -92,7 +92,7 @@ pub(crate) fn view_len(view: u128) -> usize {
 /// bytes (zero padded) big-endian, then its length (a string sorts after its prefixes, which
 /// pad with zeros).
 #[inline]
-pub(crate) fn inline_order(view: u128) -> (u64, u64) {
+fn inline_order(view: u128) -> (u64, u64) {
     let raw = view.to_le_bytes();
     let head = u64::from_be_bytes([
         raw[4], raw[5], raw[6], raw[7], raw[8], raw[9], raw[10], raw[11],

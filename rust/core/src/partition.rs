@@ -741,8 +741,7 @@ pub(crate) fn visit_by_key<C: KeyColumn, S, R: Send + Sync>(
 /// `num_threads` workers; the result does not depend on their number.
 ///
 /// Integer ids take [`crate::ordered`]'s compact range split when their span and the snapshot's
-/// buckets allow (and the filter has no split), string ids of at most 12 bytes its range split on
-/// sampled splitters; otherwise the hash split.
+/// buckets allow (and the filter has no split); otherwise the hash split.
 pub fn visit_occasions_sorted<S, R>(
     customers: &CustomerKeys<'_>,
     times_us: &[i64],
@@ -783,17 +782,6 @@ where
             (CustomerIds::Int(ids), excluded)
         }
         CustomerKeys::View(keys) => {
-            if let Some(done) = crate::ordered::visit_views(
-                keys,
-                times_us,
-                amounts,
-                filter,
-                init,
-                per_customer,
-                sink,
-            ) {
-                return (CustomerIds::View(done.0), done.1);
-            }
             let (ids, excluded) =
                 visit_by_key(keys, times_us, amounts, filter, &init_rows, &per_rows, sink);
             (CustomerIds::View(ids), excluded)

@@ -253,12 +253,25 @@ impl DigitIds {
         Some(Self { template, lanes })
     }
 
-    /// The integer of a canonical view of the column.
+    /// The weight of each string byte lane's digit (lanes 4..16; 0 where the byte is constant).
+    pub(crate) fn weights(&self) -> [i64; INLINE_MAX] {
+        let mut weights = [0i64; INLINE_MAX];
+        let mut weight = 1i64;
+        for &lane in self.lanes.iter().rev() {
+            weights[lane as usize - 4] = weight;
+            weight *= 10;
+        }
+        weights
+    }
+
+    /// The integer of a canonical view of the column, with the lanes' [`DigitIds::weights`]: a
+    /// sum of independent products (no chain of multiply-adds from digit to digit).
     #[inline]
-    pub(crate) fn value(&self, view: u128) -> i64 {
+    pub(crate) fn value(view: u128, weights: &[i64; INLINE_MAX]) -> i64 {
+        let raw = view.to_le_bytes();
         let mut value = 0i64;
-        for &lane in &self.lanes {
-            value = value * 10 + i64::from((view >> (8 * lane)) as u8 & 0x0F);
+        for (i, &w) in weights.iter().enumerate() {
+            value += i64::from(raw[4 + i] & 0x0F) * w;
         }
         value
     }

@@ -811,13 +811,14 @@ fn digit_ids_in_order<S, R: Send + Sync>(
         return None;
     }
     let digits = DigitIds::of(keys)?;
+    let weights = digits.weights();
+    // Padding bytes past an id's end have weight 0, so the raw views need no canonical form.
     let mut ints = vec![0i64; keys.len()];
     ints.par_chunks_mut(CHUNK_ROWS)
-        .enumerate()
-        .for_each(|(c, out)| {
-            let first = c * CHUNK_ROWS;
-            for (i, v) in out.iter_mut().enumerate() {
-                *v = digits.value(keys.key(first + i));
+        .zip(keys.views.par_chunks(CHUNK_ROWS))
+        .for_each(|(out, views)| {
+            for (v, &view) in out.iter_mut().zip(views) {
+                *v = DigitIds::value(view, &weights);
             }
         });
     let (ids, excluded) =
@@ -1115,12 +1116,17 @@ mod tests {
         assert_eq!(ids, CustomerIds::View(expected_ids));
         assert_eq!(excluded, expected_excluded);
         let bits = |c: &CustomerSilence| {
-            [c.tenure_days, c.recency_days, c.max_gap_days, c.mean_gap_days]
-                .into_iter()
-                .chain([c.median_gap_days, c.rank_ratio, c.silence_score])
-                .chain([c.total_amount, c.mean_amount])
-                .map(f64::to_bits)
-                .collect::<Vec<_>>()
+            [
+                c.tenure_days,
+                c.recency_days,
+                c.max_gap_days,
+                c.mean_gap_days,
+            ]
+            .into_iter()
+            .chain([c.median_gap_days, c.rank_ratio, c.silence_score])
+            .chain([c.total_amount, c.mean_amount])
+            .map(f64::to_bits)
+            .collect::<Vec<_>>()
         };
         assert_eq!(got.len(), expected.len());
         for (a, b) in got.iter().zip(&expected) {
@@ -1152,7 +1158,10 @@ mod tests {
         let digit_forms: [(&[u64], Format); 4] = [
             (&numbers, Box::new(|x| format!("C{x:09}"))),
             (&sparse, Box::new(|x| format!("C{x:010}"))),
-            (&numbers, Box::new(|x| format!("{:03}-{:02}x", x / 100, x % 100))),
+            (
+                &numbers,
+                Box::new(|x| format!("{:03}-{:02}x", x / 100, x % 100)),
+            ),
             (&sparse, Box::new(|x| format!("{x:012}"))),
         ];
         for (source, format) in &digit_forms {
@@ -1184,7 +1193,11 @@ mod tests {
             buffers: vec![],
         };
         let digits = DigitIds::of(&keys).expect("digit ids");
-        let values: Vec<i64> = views.iter().map(|&v| digits.value(v)).collect();
+        let weights = digits.weights();
+        let values: Vec<i64> = views
+            .iter()
+            .map(|&v| DigitIds::value(v, &weights))
+            .collect();
         assert_eq!(values, vec![7, 1_000_000, 42, 999_999_999]);
         for (&v, &x) in views.iter().zip(&values) {
             assert_eq!(digits.view(x), v);

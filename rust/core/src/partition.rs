@@ -1044,6 +1044,9 @@ mod tests {
         assert_eq!(partition_bits_for(usize::MAX / 2), MAX_PARTITION_BITS);
     }
 
+    /// An id's text from a number.
+    type Format = Box<dyn Fn(u64) -> String>;
+
     /// The canonical views of `ids` (each at most 12 bytes).
     fn views_of(ids: &[String]) -> Vec<u128> {
         ids.iter()
@@ -1152,7 +1155,6 @@ mod tests {
             .collect();
         let numbers: Vec<u64> = (0..n).map(|_| next() % 20_000).collect();
         let sparse: Vec<u64> = (0..n).map(|_| (next() % 20_000) * 107_371).collect();
-        type Format = Box<dyn Fn(u64) -> String>;
         // Digit forms: a prefix and zero padding, ids over 31 bits, digits with a constant
         // separator inside, bare digits of 12 bytes.
         let digit_forms: [(&[u64], Format); 4] = [

@@ -792,7 +792,9 @@ class Scorer:
             )
         return CustomerScore._of(self._row_values(row, values is not None))
 
-    def _score_checked(self, times_us: Any, amounts: Any | None, as_of: str) -> dict[str, Any] | None:
+    def _score_checked(
+        self, times_us: Any, amounts: Any | None, as_of: str
+    ) -> dict[str, Any] | None:
         """:meth:`score_one`'s fields as a dict (in order), for inputs a caller has checked
         already: what the service's one-customer requests take (docs/methods.md#scorer).
 

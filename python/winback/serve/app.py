@@ -255,12 +255,13 @@ def create_app(
                     # is scored customer by customer (well under a millisecond), scored there
                     # too: less work than the hand-off to a thread and back. One customer
                     # comes back scored already.
-                    small = score_small(current.scorer, body, limits)
-                    if isinstance(small, tuple):
-                        answer, n = small
+                    done = score_small(current.scorer, body, limits)
+                    if isinstance(done, tuple):
+                        answer, n = done
                         state["customers"] = n
                         await _answer(send, 200, "application/json", answer)
                         return
+                    small = done
                     if one_by_one(small):
                         answer, n = score_parsed(current.scorer, small)
                         state["customers"] = n

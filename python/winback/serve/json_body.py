@@ -500,8 +500,7 @@ def _one_customer(scorer: Scorer, request: Any, limits: Limits) -> tuple[bytes, 
         return None
     if row is None:
         return None
-    answer = _encoder().encode([{"customer_id": cid, **row}])
-    return b'{"customers":' + answer + b"}", 1
+    return _encoder().encode({"customers": [{"customer_id": cid, **row}]}), 1
 
 
 def _frame_json(scores: pl.DataFrame) -> bytes:

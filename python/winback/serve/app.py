@@ -58,6 +58,7 @@ __all__ = [
     "app_from_env",
     "create_app",
     "run",
+    "settle_heap",
     "warm_up",
 ]
 
@@ -402,6 +403,7 @@ def create_app(
         except (ValueError, RuntimeError, NotImplementedError, AttributeError):
             installed = False  # not the main thread (an embedding test) or no SIGHUP here
         watcher = None if board is None else loop.create_task(watch(board))
+        settle_heap()
         try:
             yield
         finally:
@@ -433,6 +435,20 @@ def create_app(
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )
+
+
+def settle_heap() -> None:
+    """Collect once, then move every object the process holds into the garbage collector's
+    permanent generation (``gc.freeze``): called at start-up, when the modules, models and app
+    are loaded and no request is in flight. Python's full collections then no longer walk the
+    ≈ million objects of numpy, SciPy, Polars and the models: each took ≈ 100 ms of the event
+    loop, and one came during a load run's first seconds, stalling every request in flight
+    (benches/README.md, "this session (serve15c)"). What is frozen stays alive (it was
+    anyway); later garbage is collected as before."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def app_from_env() -> Starlette:

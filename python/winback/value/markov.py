@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -576,7 +577,6 @@ def chain_rows(
         "period",
         "revenue",
         "occasions",
-        bin_expr("occasions", list(buckets[1:])).alias("f_bin"),
         bin_expr("_mean", list(spend_edges)).alias("m_bin"),
     )
     del panel
@@ -586,16 +586,32 @@ def chain_rows(
     aligned = modelled is not None and modelled.get_column("customer_id").equals(
         ids, check_names=False
     )
-    # The active rows' columns as writable arrays, converted once; the frame is let go.
+    columns = {column.name: column for column in active.get_columns()}
+    del active, grouped
+
+    def take(name: str, dtype: type[np.generic]) -> NDArray[Any]:
+        # A writable array, converted once; the column is let go of at once (the rows are
+        # never held twice).
+        return columns.pop(name).to_numpy().astype(dtype)
+
+    f_bin = None
+    if not aligned:  # the period's own occasion bucket (tied rows: from ``starts`` instead)
+        f_bin = (
+            pl.DataFrame([columns["occasions"]])
+            .select(bin_expr("occasions", list(buckets[1:])))
+            .to_series()
+            .to_numpy()
+            .astype(np.int64)
+        )
     return ChainRows(
         ids=ids,
         sizes=sizes,
         starts=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
-        period=active.get_column("period").to_numpy().astype(np.int64),
-        occasions=active.get_column("occasions").to_numpy().astype(np.int64),
-        m_bin=active.get_column("m_bin").to_numpy().astype(np.int64),
-        revenue=active.get_column("revenue").to_numpy().astype(np.float64),
-        f_bin=None if aligned else active.get_column("f_bin").to_numpy().astype(np.int64),
+        period=take("period", np.int64),
+        occasions=take("occasions", np.int64),
+        m_bin=take("m_bin", np.int64),
+        revenue=take("revenue", np.float64),
+        f_bin=f_bin,
     )
 
 

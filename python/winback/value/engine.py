@@ -285,8 +285,11 @@ def _chain_panel(
     rows rather than the whole panel)."""
     if every_customer:
         return panel
-    return panel.filter((pl.col("occasions") > 0) & (pl.col("period") < n_complete)).join(
-        m.select("customer_id"), on="customer_id", how="semi"
+    # Columns first, then rows: an eager filter copies every column of the panel.
+    return (
+        panel.select("customer_id", "period", "revenue", "occasions", "_mean")
+        .filter((pl.col("occasions") > 0) & (pl.col("period") < n_complete))
+        .join(m.select("customer_id"), on="customer_id", how="semi")
     )
 
 

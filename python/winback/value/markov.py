@@ -572,12 +572,16 @@ def chain_rows(
     go of: freed here unless the caller keeps it). ``modelled``: the modelled customers, as for
     :func:`build_chain` (their frequency bucket is not read from the panel when they are the
     rows' customers, in order)."""
-    active = panel.filter((pl.col("occasions") > 0) & (pl.col("period") < n_complete)).select(
-        "customer_id",
-        "period",
-        "revenue",
-        "occasions",
-        bin_expr("_mean", list(spend_edges)).alias("m_bin"),
+    # Columns first, then rows: an eager filter copies every column of the panel.
+    active = (
+        panel.select(
+            "customer_id",
+            "period",
+            "revenue",
+            "occasions",
+            bin_expr("_mean", list(spend_edges)).alias("m_bin"),
+        )
+        .filter((pl.col("occasions") > 0) & (pl.col("period") < n_complete))
     )
     del panel
     grouped = active.group_by("customer_id", maintain_order=True).len()

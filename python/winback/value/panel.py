@@ -352,8 +352,10 @@ def spend_bin_edges(
 ) -> list[float]:
     """Interior spend-bin edges of the chain (docs/methods.md#markov): ``spend_bins``, else the
     quintile edges of the mean amounts of active complete periods."""
+    # The one column, then its rows: an eager filter of the panel copies every column.
     complete_means = (
-        panel.filter((pl.col("occasions") > 0) & (pl.col("period") < n_complete))
+        panel.select("_mean", "occasions", "period")
+        .filter((pl.col("occasions") > 0) & (pl.col("period") < n_complete))
         .get_column("_mean")
         .to_numpy()
     )

@@ -542,9 +542,7 @@ def tally_chain_rows(
         raise ValueError("only rows tied to the modelled customers, with lapse_fit, are tallied")
     a_f_bin = _active_f_bins(rows.starts, rows.sizes, buckets)
     walk = (rows.starts, rows.period, rows.occasions, a_f_bin, rows.m_bin)
-    tallies = _tally(
-        walk, rows.revenue, rows.lapse[1], n_complete, max_recency, len(buckets), n_m
-    )
+    tallies = _tally(walk, rows.revenue, rows.lapse[1], n_complete, max_recency, len(buckets), n_m)
     none_int, none_float = np.zeros(0, dtype=np.int64), np.zeros(0)
     return ChainRows(
         ids=rows.ids,
@@ -572,49 +570,54 @@ def chain_rows(
     go of: freed here unless the caller keeps it). ``modelled``: the modelled customers, as for
     :func:`build_chain` (their frequency bucket is not read from the panel when they are the
     rows' customers, in order)."""
-    # Columns first, then rows: an eager filter copies every column of the panel.
-    active = (
-        panel.select(
-            "customer_id",
-            "period",
-            "revenue",
-            "occasions",
-            bin_expr("_mean", list(spend_edges)).alias("m_bin"),
-        )
-        .filter((pl.col("occasions") > 0) & (pl.col("period") < n_complete))
-    )
+    # Column by column: each of the panel's columns the chain reads is filtered to the active
+    # complete periods, converted and let go of in turn (an eager filter of the frame copies
+    # every column at once, beside the whole panel).
+    kept = ("customer_id", "period", "occasions", "revenue", "_mean")
+    columns = {column.name: column for column in panel.get_columns() if column.name in kept}
     del panel
-    grouped = active.group_by("customer_id", maintain_order=True).len()
+    active = (columns["occasions"] > 0) & (columns["period"] < n_complete)
+
+    def rows(name: str) -> pl.Series:
+        return columns.pop(name).filter(active)
+
+    grouped = rows("customer_id").to_frame().group_by("customer_id", maintain_order=True).len()
     sizes = grouped.get_column("len").to_numpy()
     ids = grouped.get_column("customer_id")
+    del grouped
     aligned = modelled is not None and modelled.get_column("customer_id").equals(
         ids, check_names=False
     )
-    columns = {column.name: column for column in active.get_columns()}
-    del active, grouped
 
-    def take(name: str, dtype: type[np.generic]) -> NDArray[Any]:
-        # A writable array, converted once; the column is let go of at once (the rows are
-        # never held twice).
-        return columns.pop(name).to_numpy().astype(dtype)
+    def take(column: pl.Series, dtype: type[np.generic]) -> NDArray[Any]:
+        # A writable array, converted once (the column is let go of by the caller's name).
+        return column.to_numpy().astype(dtype)
 
+    period = take(rows("period"), np.int64)
+    occasions_column = rows("occasions")
     f_bin = None
     if not aligned:  # the period's own occasion bucket (tied rows: from ``starts`` instead)
-        f_bin = (
-            pl.DataFrame([columns["occasions"]])
+        f_bin = take(
+            occasions_column.to_frame()
             .select(bin_expr("occasions", list(buckets[1:])))
-            .to_series()
-            .to_numpy()
-            .astype(np.int64)
+            .to_series(),
+            np.int64,
         )
+    occasions = take(occasions_column, np.int64)
+    del occasions_column
+    revenue = take(rows("revenue"), np.float64)
+    m_bin = take(
+        rows("_mean").to_frame().select(bin_expr("_mean", list(spend_edges))).to_series(),
+        np.int64,
+    )
     return ChainRows(
         ids=ids,
         sizes=sizes,
         starts=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
-        period=take("period", np.int64),
-        occasions=take("occasions", np.int64),
-        m_bin=take("m_bin", np.int64),
-        revenue=take("revenue", np.float64),
+        period=period,
+        occasions=occasions,
+        m_bin=m_bin,
+        revenue=revenue,
         f_bin=f_bin,
     )
 

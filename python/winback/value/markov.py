@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
@@ -296,7 +296,7 @@ def _historical_sums(model: PeriodicBGNBD, history: IntArray, n_states: int) -> 
     p_buy = model.probability_active(1, dict(zip(STAT_COLUMNS, unique.T, strict=True)))[inverse]
     seen = np.bincount(history[:, 0], minlength=n_states).astype(np.float64)
     expected = np.bincount(history[:, 0], weights=p_buy, minlength=n_states)
-    return seen, expected
+    return seen, cast(FloatArray, expected)  # weighted: float64
 
 
 def _historical_buy_rate(
@@ -526,7 +526,7 @@ def _tally(
     # numpy sums in row order (the panel's customer-then-period order): a Polars group-by mean
     # may add in another order from run to run, which changed CLVs in the last bits.
     cell = a_f_bin * n_m + a_m_bin
-    cell_sums = np.bincount(cell, weights=revenue, minlength=n_f * n_m)
+    cell_sums = cast(FloatArray, np.bincount(cell, weights=revenue, minlength=n_f * n_m))
     cell_counts = np.bincount(cell, minlength=n_f * n_m)
     overall = float(revenue.sum() / revenue.size) if revenue.size else 0.0
     return ChainTallies(counts, walk_sums, lapse_model, cell_sums, cell_counts, overall)

@@ -173,7 +173,13 @@ def fit_and_score(
     every_customer = m.height == c.height
     rows = submit(
         lambda: _chain_rows(
-            panel, m, n_complete, frequency_buckets, spend_edges, max_recency, every_customer
+            panel,
+            m,
+            n_complete,
+            frequency_buckets,
+            spend_edges,
+            (max_recency, horizon, discount_rate),
+            every_customer,
         )
     )
     ids = m.get_column("customer_id")
@@ -299,14 +305,15 @@ def _chain_rows(
     n_complete: int,
     frequency_buckets: list[int],
     spend_edges: list[float],
-    max_recency: int,
+    chain_args: tuple[int, int, float],
     every_customer: bool,
 ) -> list[ChainRows]:
     """The chain's rows (:func:`chain_rows`) of the modelled customers ``m`` (with the periodic
     BG/NBD fitted on them, :func:`lapse_fit`, and the rows tallied, :func:`tally_chain_rows`,
-    when they are tied to ``m``: the row arrays are then freed here, beside the forecast), in a
-    list the caller empties (a future keeps its result: the chain lets go of the rows as it
-    goes); the panel is taken from its handle and let go of once read (no name here holds it)."""
+    when they are tied to ``m``: the row arrays are then freed here, beside the forecast;
+    ``chain_args``: the chain's max_recency, horizon and discount rate), in a list the caller
+    empties (a future keeps its result: the chain lets go of the rows as it goes); the panel is
+    taken from its handle and let go of once read (no name here holds it)."""
     rows = chain_rows(
         _chain_panel(panel.take(), m, n_complete, every_customer=every_customer),
         n_complete=n_complete,
@@ -318,9 +325,11 @@ def _chain_rows(
         rows = tally_chain_rows(
             dataclasses.replace(rows, lapse=lapse_fit(m, rows.sizes)),
             n_complete=n_complete,
-            max_recency=max_recency,
+            max_recency=chain_args[0],
             buckets=frequency_buckets,
             n_m=len(spend_edges) + 1,
+            horizon=chain_args[1],
+            discount_rate=chain_args[2],
         )
     return [rows]
 

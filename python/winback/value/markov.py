@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import numpy as np
@@ -492,6 +492,10 @@ class ChainTallies:
     cell_sums: FloatArray  # per purchase cell (f, m): the rows' revenue, summed in row order
     cell_counts: IntArray  # and their number
     overall: float  # the rows' mean revenue (0 without rows)
+    # :func:`_customer_purchases` of ``walk_model`` and the rows' :func:`lapse_fit` statistics
+    # for (horizon, δ) ``purchases_for``, when asked (it reads no forecast either).
+    purchases: tuple[FloatArray, FloatArray | None] | None = None
+    purchases_for: tuple[int, float] | None = None
 
 
 def _active_f_bins(starts: IntArray, sizes: IntArray, buckets: Sequence[int]) -> IntArray:
@@ -533,16 +537,34 @@ def _tally(
 
 
 def tally_chain_rows(
-    rows: ChainRows, *, n_complete: int, max_recency: int, buckets: Sequence[int], n_m: int
+    rows: ChainRows,
+    *,
+    n_complete: int,
+    max_recency: int,
+    buckets: Sequence[int],
+    n_m: int,
+    horizon: int | None = None,
+    discount_rate: float | None = None,
 ) -> ChainRows:
     """``rows`` (tied to the modelled customers, with :func:`lapse_fit` done) with their
     :class:`ChainTallies` and without their row arrays: what :func:`build_chain` reads of them
-    needs no forecast, so it can be tallied beside it, and the rows freed before the chain."""
+    needs no forecast, so it can be tallied beside it, and the rows freed before the chain.
+    With ``horizon`` and ``discount_rate``, the customers' discounted expected occasions under
+    the periodic BG/NBD are computed here too (the chain's for the same arguments)."""
     if rows.f_bin is not None or rows.lapse is None:
         raise ValueError("only rows tied to the modelled customers, with lapse_fit, are tallied")
     a_f_bin = _active_f_bins(rows.starts, rows.sizes, buckets)
     walk = (rows.starts, rows.period, rows.occasions, a_f_bin, rows.m_bin)
-    tallies = _tally(walk, rows.revenue, rows.lapse[1], n_complete, max_recency, len(buckets), n_m)
+    stats, model = rows.lapse
+    tallies = _tally(walk, rows.revenue, model, n_complete, max_recency, len(buckets), n_m)
+    del walk, a_f_bin
+    if model is not None and horizon is not None and discount_rate is not None:
+        delta = 1.0 / (1.0 + discount_rate)  # as build_chain's
+        tallies = replace(
+            tallies,
+            purchases=_customer_purchases(model, stats, horizon, delta),
+            purchases_for=(horizon, delta),
+        )
     none_int, none_float = np.zeros(0, dtype=np.int64), np.zeros(0)
     return ChainRows(
         ids=rows.ids,
@@ -789,9 +811,13 @@ def build_chain(
     purchases: FloatArray | None = None
     purchases_infinite: FloatArray | None = None
     if lapse_model is not None and lapse_stats is not None:
-        purchases, purchases_infinite = _customer_purchases(
-            lapse_model, lapse_stats, horizon, delta
-        )
+        if tallies.purchases is not None and tallies.purchases_for == (horizon, delta):
+            # computed beside the forecast for the same model (checked above) and statistics
+            purchases, purchases_infinite = tallies.purchases
+        else:
+            purchases, purchases_infinite = _customer_purchases(
+                lapse_model, lapse_stats, horizon, delta
+            )
     value_infinite = pl.Series("value_infinite", [None] * n_states, dtype=pl.Float64)
     if discount_rate > 0:
         # δ < 1: the infinite sum converges. For d ≤ 0 it diverges (P is stochastic), and a

@@ -560,11 +560,15 @@ def tally_chain_rows(
     del walk, a_f_bin
     if model is not None and horizon is not None and discount_rate is not None:
         delta = 1.0 / (1.0 + discount_rate)  # as build_chain's
-        tallies = replace(
-            tallies,
-            purchases=_customer_purchases(model, stats, horizon, delta),
-            purchases_for=(horizon, delta),
-        )
+        try:
+            # A float warning (an overflowing horizon, say) is left to build_chain, which
+            # refuses or warns where it always did: these are not kept then (numpy's error
+            # state is this thread's own).
+            with np.errstate(over="raise", invalid="raise", divide="raise"):
+                purchases = _customer_purchases(model, stats, horizon, delta)
+            tallies = replace(tallies, purchases=purchases, purchases_for=(horizon, delta))
+        except FloatingPointError:
+            pass
     none_int, none_float = np.zeros(0, dtype=np.int64), np.zeros(0)
     return ChainRows(
         ids=rows.ids,

@@ -7,6 +7,8 @@ Exit codes: 0 success, 2 bad input or arguments, 3 a model could not be fitted, 
 
 from __future__ import annotations
 
+import atexit
+import gc
 import re
 import sys
 from typing import Annotated, Any
@@ -18,7 +20,16 @@ from rich.markup import escape
 from winback.cli._common import console, state
 from winback.errors import WinbackConfigError, WinbackError, WinbackFitError, WinbackInputError
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_FIT_FAILURE", "GLOBAL_FLAGS", "app", "cli_advice", "main"]
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_FIT_FAILURE",
+    "GLOBAL_FLAGS",
+    "ONE_SHOT_GC_YOUNG",
+    "app",
+    "cli_advice",
+    "main",
+    "one_shot_gc",
+]
 
 app = typer.Typer(
     name="winback",
@@ -97,10 +108,38 @@ def _global_options(
     state["csv_guard"] = not no_csv_guard
 
 
+#: Python's collection threshold for the youngest generation in a one-shot command (default 700).
+ONE_SHOT_GC_YOUNG = 50_000
+_gc_tuned = False
+
+
+def one_shot_gc(command: str | None) -> None:
+    """Garbage collection for a one-shot command (every command but ``serve``).
+
+    A command imports NumPy, Polars, SciPy, Numba … (≈ 170,000 objects) and ends: with Python's
+    default thresholds the collector ran ≈ 400 times during ``winback report`` on CDNOW, several of
+    them over every object, and once more over everything at exit (≈ 0.4–0.5 s of CPU of ≈ 2.4).
+    Here the youngest generation is collected every 50,000 new objects instead of 700 (cycles are
+    still collected; at most that many wait), and at exit the objects are frozen
+    (``gc.freeze``), so the interpreter's last collection does not walk them: the process ends and
+    the operating system frees its memory anyway. Objects not in reference cycles are freed at
+    exit as before; files and outputs are closed by the commands themselves. ``serve`` keeps
+    Python's defaults (a long-running process, latency measured per request). Idempotent.
+    """
+    global _gc_tuned
+    if command == "serve" or _gc_tuned:
+        return
+    _gc_tuned = True
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(ONE_SHOT_GC_YOUNG, middle, old)
+    atexit.register(gc.freeze)
+
+
 def main() -> None:
     """Entry point: runs the app and turns winback errors into one-line messages and exit codes."""
     args = _hoist_global_flags(sys.argv[1:])
     command = next((a for a in args if not a.startswith("-")), None)
+    one_shot_gc(command)
     try:
         code = app(args=args, prog_name="winback", standalone_mode=False)
         # Without standalone mode, typer returns an exit code instead of exiting: an interrupt

@@ -18,6 +18,8 @@ from typing import Any
 import altair
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import winback
 from tests.benches import load_bench
@@ -200,3 +202,43 @@ def test_a_report_imports_no_altair() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    ints=st.lists(st.none() | st.integers(-(2**53), 2**53), min_size=0, max_size=12),
+    floats=st.data(),
+    texts=st.data(),
+    title=st.text(max_size=20),
+    angle=st.integers(-90, 90),
+    shared=st.booleans(),
+)
+def test_any_frame_and_options_give_altairs_spec(
+    ints: list[int | None],
+    floats: st.DataObject,
+    texts: st.DataObject,
+    title: str,
+    angle: int,
+    shared: bool,
+) -> None:
+    n = len(ints)
+    values = floats.draw(st.lists(st.none() | st.floats(width=64), min_size=n, max_size=n))
+    labels = texts.draw(st.lists(st.none() | st.text(max_size=8), min_size=n, max_size=n))
+    frame = pl.DataFrame(
+        {"n": ints, "x": values, "label": labels},
+        schema={"n": pl.Int64, "x": pl.Float64, "label": pl.String},
+    )
+    other = frame if shared else frame.head(max(n - 1, 0))
+
+    def chart(alt: Any) -> Any:
+        base = alt.Chart(frame).encode(
+            x=alt.X("label:N", title=title, sort=[title]).axis(labelAngle=angle, grid=shared),
+            y=alt.Y("x:Q").scale(type="linear", domain=[0, 1]),
+        )
+        text = alt.Chart(other).mark_text(fontSize=9).encode(text=alt.Text("n:Q", format=".0f"))
+        tips = ["n:Q", alt.Tooltip("x:Q", format=".1%")]
+        return (base.mark_rect().encode(tooltip=tips) + text).properties(
+            width=120, height=angle + 91
+        )
+
+    _same(chart)

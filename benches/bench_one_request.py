@@ -8,7 +8,8 @@ given) and ``GET /healthz``. For each, ``--requests`` requests (default 5,000) a
 ``--repeat`` times (default 5); the figure is the best repeat's thread CPU time per request
 (``time.thread_time_ns``: what a request costs without the wait for a core). The steps of the
 one-customer path are timed alone the same way: reading and checking the body
-(``parse_body``), scoring and encoding it (``score_parsed``) and ``Scorer.score_one`` by itself.
+(``parse_body``), scoring and encoding it (``score_parsed``), ``Scorer.score_one`` by itself, and
+the one-customer lane the server takes (``score_small``: the three in one pass).
 
 The ratio that matters for issue 15's target (one-customer throughput ≥ ½ hello-world's at 64
 connections) is the *extra* cost of a one-customer request over hello-world's: the server's
@@ -114,7 +115,7 @@ def run(requests: int = 5_000, repeat: int = 5) -> dict[str, Any]:
 def _measure(requests: int, repeat: int) -> dict[str, Any]:
     from winback.serve import create_app
     from winback.serve.config import ServeConfig
-    from winback.serve.json_body import parse_body, score_parsed
+    from winback.serve.json_body import parse_body, score_parsed, score_small
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -135,6 +136,7 @@ def _measure(requests: int, repeat: int) -> dict[str, Any]:
             "one_us": lambda: loop.run_until_complete(one()),
             "parse_body_us": lambda: parse_body(body, limits),
             "score_parsed_us": lambda: score_parsed(scorer, parsed),
+            "score_small_us": lambda: score_small(scorer, body, limits),
             "score_one_us": lambda: scorer.score_one(times, amounts, as_of=parsed.as_of),
             "empty_loop_us": lambda: loop.run_until_complete(asyncio.sleep(0)),
         }
@@ -170,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         "extra_us",
         "parse_body_us",
         "score_parsed_us",
+        "score_small_us",
         "score_one_us",
         "empty_loop_us",
     ):

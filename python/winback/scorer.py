@@ -790,11 +790,40 @@ class Scorer:
             raise WinbackInputError(
                 f"no purchase at or before as_of={as_of!r}: the customer has no history to score"
             )
+        return CustomerScore._of(self._row_values(row, values is not None))
+
+    def _score_checked(
+        self, times_us: Any, amounts: Any | None, as_of: str
+    ) -> dict[str, Any] | None:
+        """:meth:`score_one`'s fields as a dict (in order), for inputs a caller has checked
+        already: what the service's one-customer requests take (docs/methods.md#scorer).
+
+        ``times_us``: int64 µs since the epoch (local wall clock), any buffer of them, no NaT;
+        ``amounts``: a float64 buffer of finite values, one per purchase, or None; ``as_of``: a
+        naive ISO date or datetime. None where :meth:`score_one` would refuse the customer (no
+        purchase at or before ``as_of``): the caller then calls it for its error. Skips
+        :meth:`score_one`'s conversions and checks, whose numpy calls are a share of a
+        one-customer request's cost; the same figures, bit for bit."""
+        row = _winback.score_customer(
+            times_us,
+            amounts,
+            as_of_us=_as_of_micros(as_of),
+            resolution_us=self._resolution_us,
+            min_occasions=self._min_occasions,
+            trf_cuts=self._trf_cuts,
+            s_cuts=self._s_cuts,
+            unit_us=self._unit_us,
+        )
+        return None if row is None else self._row_values(row, amounts is not None)
+
+    def _row_values(self, row: tuple[Any, ...], has_amount: bool) -> dict[str, Any]:
+        """The fields of :class:`CustomerScore` (in order) from ``_winback.score_customer``'s
+        row: the models' predictions, value level, quadrant and strategy added."""
         (status, n, first_us, last_us, tenure, recency_days, max_gap, mean_gap, median_gap) = row[
             :9
         ]
         rank, ratio, score, group, band, total, mean_amount, x, t_x, T, z, spend_x = row[9:]
-        money = values is not None and self._spend is not None
+        money = has_amount and self._spend is not None
         fast = self._predict_scalar(x, t_x, T, spend_x if money else None, z if money else None)
         if fast is None:  # a model without a scalar path, or outside the closed forms' range
             predicted = self._predict(
@@ -816,7 +845,6 @@ class Scorer:
             )
         p_alive, purchases, mean_spend, spend, value = fast
         scored = status == 0
-        has_amount = values is not None
         expected_value = value
         level = self._level_of(expected_value)
         total_amount = float(total) if has_amount else None
@@ -851,7 +879,7 @@ class Scorer:
             "strategy": None,
         }
         result["strategy"] = self._strategy_of(result)
-        return CustomerScore._of(result)
+        return result
 
     # -- the shared steps -------------------------------------------------------------------------
     def _predict(

@@ -11,8 +11,7 @@ import polars as pl
 import pytest
 
 import winback
-from tests.conftest import SHARED_DATA
-from winback.datasets import read_cdnow_text
+from tests.value.conftest import SAMPLE_AS_OF
 from winback.errors import ValueWarning
 from winback.value import VALUE_COLUMNS, ValueResult
 from winback.value.headline import COMBINED_COLUMN, HEADLINE_COLUMNS
@@ -25,15 +24,12 @@ from winback.value.stacked import (
     with_model_features,
 )
 
-SAMPLE = SHARED_DATA / "CDNOW_sample.txt"
-AS_OF = "1997-12-31"
+AS_OF = SAMPLE_AS_OF
 
 
 @pytest.fixture(scope="module")
-def sample() -> pl.DataFrame:
-    if not SAMPLE.exists():
-        pytest.skip(f"{SAMPLE} not found")
-    return read_cdnow_text(SAMPLE).select("customer_id", "ts", "amount")
+def sample(cdnow_sample_tx: pl.DataFrame) -> pl.DataFrame:
+    return cdnow_sample_tx
 
 
 @pytest.fixture(scope="module")

@@ -195,7 +195,7 @@ def build_report(
         footer=(
             f"Made by winback {__version__} on "
             f"{datetime.now().isoformat(sep=' ', timespec='seconds')}. Charts: Vega-Lite "
-            "(Altair), Vega JavaScript inlined: no network needed."
+            "specs, Vega JavaScript inlined: no network needed."
         ),
     )
     result = Report(

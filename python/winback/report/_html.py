@@ -32,10 +32,11 @@ def vega_bundle() -> str:
     vl-convert bundles it from the copies it ships (a few seconds); the result is cached in
     ``$XDG_CACHE_HOME/winback`` (``~/.cache/winback``) per vl-convert and Vega-Lite version.
     """
-    import altair as alt
     import vl_convert
 
-    wanted = ".".join(alt.VEGALITE_VERSION.split(".")[:2])
+    from winback.report._vegalite import VEGALITE_VERSION
+
+    wanted = ".".join(VEGALITE_VERSION.split(".")[:2])
     vl_version = wanted if wanted in vl_convert.get_vegalite_versions() else None
     release = importlib.metadata.version("vl-convert-python")
     path = _cache_dir() / f"vega-bundle-{release}-vl{vl_version or 'latest'}.js"

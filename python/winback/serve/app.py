@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 from winback.errors import WinbackConfigError
 from winback.serve.arrow_body import ARROW_STREAM, score_arrow
 from winback.serve.config import ENV_CONFIG, Limits, ServeConfig
-from winback.serve.json_body import one_by_one, parse_body, score_json, score_parsed
+from winback.serve.json_body import one_by_one, score_json, score_parsed, score_small
 from winback.serve.modelset import Models, ReloadOutcome, load_model_set
 from winback.serve.observe import (
     EVENT_LOGGER,
@@ -58,6 +58,7 @@ __all__ = [
     "app_from_env",
     "create_app",
     "run",
+    "settle_heap",
     "warm_up",
 ]
 
@@ -253,8 +254,15 @@ def create_app(
                 if kind != ARROW_STREAM and len(body) <= INLINE_BODY_BYTES:
                     # A small JSON body is decoded and checked on the event loop and, when it
                     # is scored customer by customer (well under a millisecond), scored there
-                    # too: less work than the hand-off to a thread and back.
-                    small = parse_body(body, limits)
+                    # too: less work than the hand-off to a thread and back. One customer
+                    # comes back scored already.
+                    done = score_small(current.scorer, body, limits)
+                    if isinstance(done, tuple):
+                        answer, n = done
+                        state["customers"] = n
+                        await _answer(send, 200, "application/json", answer)
+                        return
+                    small = done
                     if one_by_one(small):
                         answer, n = score_parsed(current.scorer, small)
                         state["customers"] = n
@@ -395,6 +403,7 @@ def create_app(
         except (ValueError, RuntimeError, NotImplementedError, AttributeError):
             installed = False  # not the main thread (an embedding test) or no SIGHUP here
         watcher = None if board is None else loop.create_task(watch(board))
+        settle_heap()
         try:
             yield
         finally:
@@ -426,6 +435,20 @@ def create_app(
         exception_handlers={HTTPException: http_error, Exception: server_error},
         lifespan=lifespan,
     )
+
+
+def settle_heap() -> None:
+    """Collect once, then move every object the process holds into the garbage collector's
+    permanent generation (``gc.freeze``): called at start-up, when the modules, models and app
+    are loaded and no request is in flight. Python's full collections then no longer walk the
+    ≈ million objects of numpy, SciPy, Polars and the models: each took ≈ 100 ms of the event
+    loop, and one came during a load run's first seconds, stalling every request in flight
+    (benches/README.md, "this session (serve15c)"). What is frozen stays alive (it was
+    anyway); later garbage is collected as before."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def app_from_env() -> Starlette:

@@ -239,8 +239,16 @@ def value(
             resolution=resolution,
         ).select("customer_id", "frequency", "recency", "T")
         release_freed_memory()  # the Rust summary's per-customer scratch (≈ 300 MB at 1M)
+    rows_read, rows_rejected, rejects = prepared.rows_read, prepared.rows_rejected, prepared.rejects
+    has_cost = prepared.has_cost
+    customer_dtype = pl.String if prepared.frame.schema["customer"] == pl.String else pl.Int64
+    # The panel reads the prepared rows (≈ 340 MB at 15M rows) last: handed over in a list
+    # emptied in the call, so value_panel frees them once its panels are built (before their
+    # cost, expense and mean columns, the spend edges and the aggregates).
+    held = [prepared]
+    del prepared
     panel, excluded, unmatched, unmatched_customers = value_panel(
-        prepared,
+        held.pop(),
         expenses,
         edges=edges,
         as_of_us=as_of_us,
@@ -253,26 +261,23 @@ def value(
         on_invalid=on_invalid,
     )
     spend_edges = spend_bin_edges(panel, n_complete, spend_bins)
-    customers = customer_aggregates(panel, n_complete, frequency_buckets, spend_edges).sort(
-        "customer_id"
-    )
+    # In customer_id order already (customer_aggregates checks it): no sorted copy.
+    customers = customer_aggregates(panel, n_complete, frequency_buckets, spend_edges)
     info = ValueInfo(
         as_of=_io.micros_to_datetime(as_of_us) if first is not None or as_of else None,
         period=period,
         n_complete_periods=n_complete,
         next_period_start=_io.micros_to_datetime(edges[-1]) if first is not None else None,
-        rows_read=prepared.rows_read,
-        rows_rejected=prepared.rows_rejected,
+        rows_read=rows_read,
+        rows_rejected=rows_rejected,
         rows_after_as_of=excluded,
-        has_cost=prepared.has_cost,
+        has_cost=has_cost,
         has_expenses=expenses is not None,
         spend_bin_edges=tuple(spend_edges),
         expense_rows_unmatched=unmatched,
         expense_customers_unmatched=unmatched_customers,
-        rejects=prepared.rejects,
+        rejects=rejects,
     )
-    customer_dtype = pl.String if prepared.frame.schema["customer"] == pl.String else pl.Int64
-    del prepared  # the prepared rows (≈ 340 MB at 15M rows) are not read again
     from winback.value.engine import fit_and_score  # numba and the models load here
 
     handle = PanelHandle(panel)

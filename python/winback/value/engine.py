@@ -26,6 +26,7 @@ from winback.value.markov import (
     customer_values,
     lapse_fit,
     state_means,
+    tally_chain_rows,
 )
 from winback.value.panel import PanelHandle
 from winback.value.result import (
@@ -171,7 +172,15 @@ def fit_and_score(
     # queue behind them), the same bits as one after the other.
     every_customer = m.height == c.height
     rows = submit(
-        lambda: _chain_rows(panel, m, n_complete, frequency_buckets, spend_edges, every_customer)
+        lambda: _chain_rows(
+            panel,
+            m,
+            n_complete,
+            frequency_buckets,
+            spend_edges,
+            (max_recency, horizon, discount_rate),
+            every_customer,
+        )
     )
     ids = m.get_column("customer_id")
     alive = submit(lambda: probability_alive(alive_summary, ids))
@@ -196,10 +205,14 @@ def fit_and_score(
     f_bin = m.get_column("f_bin").to_numpy().astype(np.int64)
     m_bin = m.get_column("m_bin").to_numpy().astype(np.int64)
     state = ((recency * n_f + f_bin) * n_m + m_bin).astype(np.int64)
+    # The chain overwrites the forecast's cells (1M × 21 floats at 1M customers) and lets go of
+    # them once read: no name here keeps them.
+    cells = [forecast.cells]
+    forecast = dataclasses.replace(forecast, cells=np.zeros((0, cells[0].shape[1])))
     chain = build_chain(
         panel=rows.result().pop(),  # the future keeps an empty list: the chain frees the rows
         current_state=state,
-        cells=forecast.cells,
+        cells=cells.pop(),
         next_margin=next_margin,
         expected_amount=expected_amount,
         expected_expense=expected_expense,
@@ -278,8 +291,11 @@ def _chain_panel(
     rows rather than the whole panel)."""
     if every_customer:
         return panel
-    return panel.filter((pl.col("occasions") > 0) & (pl.col("period") < n_complete)).join(
-        m.select("customer_id"), on="customer_id", how="semi"
+    # Columns first, then rows: an eager filter copies every column of the panel.
+    return (
+        panel.select("customer_id", "period", "revenue", "occasions", "_mean")
+        .filter((pl.col("occasions") > 0) & (pl.col("period") < n_complete))
+        .join(m.select("customer_id"), on="customer_id", how="semi")
     )
 
 
@@ -289,12 +305,15 @@ def _chain_rows(
     n_complete: int,
     frequency_buckets: list[int],
     spend_edges: list[float],
+    chain_args: tuple[int, int, float],
     every_customer: bool,
 ) -> list[ChainRows]:
     """The chain's rows (:func:`chain_rows`) of the modelled customers ``m`` (with the periodic
-    BG/NBD fitted on them, :func:`lapse_fit`, when they are tied to ``m``), in a list the
-    caller empties (a future keeps its result: the chain lets go of the rows as it goes); the
-    panel is taken from its handle and let go of once read (no name here holds it)."""
+    BG/NBD fitted on them, :func:`lapse_fit`, and the rows tallied, :func:`tally_chain_rows`,
+    when they are tied to ``m``: the row arrays are then freed here, beside the forecast;
+    ``chain_args``: the chain's max_recency, horizon and discount rate), in a list the caller
+    empties (a future keeps its result: the chain lets go of the rows as it goes); the panel is
+    taken from its handle and let go of once read (no name here holds it)."""
     rows = chain_rows(
         _chain_panel(panel.take(), m, n_complete, every_customer=every_customer),
         n_complete=n_complete,
@@ -302,8 +321,16 @@ def _chain_rows(
         spend_edges=spend_edges,
         modelled=m,
     )
-    if rows.f_bin is None:  # tied to m: the periodic BG/NBD is fitted here too
-        rows = dataclasses.replace(rows, lapse=lapse_fit(m, rows.sizes))
+    if rows.f_bin is None:  # tied to m: the periodic BG/NBD is fitted, the rows tallied here
+        rows = tally_chain_rows(
+            dataclasses.replace(rows, lapse=lapse_fit(m, rows.sizes)),
+            n_complete=n_complete,
+            max_recency=chain_args[0],
+            buckets=frequency_buckets,
+            n_m=len(spend_edges) + 1,
+            horizon=chain_args[1],
+            discount_rate=chain_args[2],
+        )
     return [rows]
 
 

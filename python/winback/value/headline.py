@@ -255,6 +255,20 @@ def add_headline(
         "stacked": "stacked_expected_amount",
     }[method]
     frame = frame.with_columns(pl.col(headline).alias("forecast_amount"))
+    evidence = choice.evidence if forecast == "auto" else None
+    return _with_headline(result, frame, model, method, reason, evidence)
+
+
+def _with_headline(
+    result: ValueResult,
+    frame: pl.DataFrame,
+    model: PeriodicBGNBD | None,
+    method: str,
+    reason: str,
+    evidence: pl.DataFrame | None,
+) -> ValueResult:
+    """``result`` with its headline forecast set: the frame (``forecast_amount`` filled), the
+    periodic BG/NBD, the method chosen, why, and the back-test evidence of ``"auto"``."""
     _log.info("value: headline forecast %s (%s)", method, reason)
     return dataclasses.replace(
         result,
@@ -262,7 +276,7 @@ def add_headline(
         dropout=model,
         forecast=method,
         forecast_reason=reason,
-        forecast_evidence=choice.evidence if forecast == "auto" else None,
+        forecast_evidence=evidence,
     )
 
 
@@ -311,12 +325,4 @@ def _add_combined(
         "forecast_amount",
         COMBINED_COLUMN,
     )
-    _log.info("value: headline forecast %s (%s)", method, reason)
-    return dataclasses.replace(
-        result,
-        frame=frame,
-        dropout=model,
-        forecast=method,
-        forecast_reason=reason,
-        forecast_evidence=None,
-    )
+    return _with_headline(result, frame, model, method, reason, None)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
@@ -24,12 +25,14 @@ from winback.value.result import MarkovChain
 __all__ = [
     "KAPPA_BOUNDS",
     "ChainRows",
+    "ChainTallies",
     "build_chain",
     "chain_rows",
     "customer_values",
     "evidence_kappa",
     "lapse_fit",
     "state_means",
+    "tally_chain_rows",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -267,6 +270,35 @@ def _square(rows: FloatArray, max_recency: int, n_f: int, n_m: int) -> FloatArra
     return square
 
 
+#: Per state, the observed transitions out of it and the sum of their P(purchase next period)
+#: (:func:`_buy_rate`); None when no transition was observed.
+BuySums = tuple[FloatArray, FloatArray] | None
+
+
+def _buy_rate(sums: BuySums, fallback: FloatArray) -> FloatArray:
+    """Per state, the mean P(purchase next period) of ``sums``; ``fallback`` where none was
+    observed (and everywhere when ``sums`` is None). Kept inside (1e-12, 1 − 1e-12)."""
+    if sums is None:
+        return fallback
+    seen, expected = sums
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(seen > 0, expected / seen, fallback)
+    return np.clip(rate, 1e-12, 1.0 - 1e-12)
+
+
+def _historical_sums(model: PeriodicBGNBD, history: IntArray, n_states: int) -> BuySums:
+    """:data:`BuySums` of the observed transitions (``history``: the rows of
+    :func:`winback._kernels.chain.history_transitions`), each with the customer's statistics
+    as known then."""
+    if history.shape[0] == 0:
+        return None
+    unique, inverse, _ = distinct_rows(*(history[:, c].astype(np.float64) for c in range(2, 6)))
+    p_buy = model.probability_active(1, dict(zip(STAT_COLUMNS, unique.T, strict=True)))[inverse]
+    seen = np.bincount(history[:, 0], minlength=n_states).astype(np.float64)
+    expected = np.bincount(history[:, 0], weights=p_buy, minlength=n_states)
+    return seen, cast(FloatArray, expected)  # weighted: float64
+
+
 def _historical_buy_rate(
     model: PeriodicBGNBD, history: IntArray, n_states: int, fallback: FloatArray
 ) -> FloatArray:
@@ -274,15 +306,7 @@ def _historical_buy_rate(
     transitions out of it (``history``: the rows of
     :func:`winback._kernels.chain.history_transitions`), each with the customer's statistics
     as known then; ``fallback`` where none was observed. Kept inside (1e-12, 1 − 1e-12)."""
-    if history.shape[0] == 0:
-        return fallback
-    unique, inverse, _ = distinct_rows(*(history[:, c].astype(np.float64) for c in range(2, 6)))
-    p_buy = model.probability_active(1, dict(zip(STAT_COLUMNS, unique.T, strict=True)))[inverse]
-    seen = np.bincount(history[:, 0], minlength=n_states).astype(np.float64)
-    expected = np.bincount(history[:, 0], weights=p_buy, minlength=n_states)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rate = np.where(seen > 0, expected / seen, fallback)
-    return np.clip(rate, 1e-12, 1.0 - 1e-12)
+    return _buy_rate(_historical_sums(model, history, n_states), fallback)
 
 
 #: Periods summed exactly for ``clv_infinite`` before its geometric tail (docs/methods.md#clv).
@@ -334,15 +358,32 @@ def _walked_buy_rate(
 ) -> FloatArray:
     """:func:`_historical_buy_rate` over the rows of
     :func:`winback._kernels.chain.history_transitions` for ``walk`` = (starts, periods,
+    occasions, f_bins, m_bins), without building those rows (:func:`_walked_sums`)."""
+    return _buy_rate(
+        _walked_sums(model, walk, n_complete, max_recency, n_f, n_m, dense_keys), fallback
+    )
+
+
+def _walked_sums(
+    model: PeriodicBGNBD,
+    walk: tuple[IntArray, IntArray, IntArray, IntArray, IntArray],
+    n_complete: int,
+    max_recency: int,
+    n_f: int,
+    n_m: int,
+    dense_keys: int = _DENSE_KEYS,
+) -> BuySums:
+    """:func:`_historical_sums` over the rows of
+    :func:`winback._kernels.chain.history_transitions` for ``walk`` = (starts, periods,
     occasions, f_bins, m_bins), without building those rows (one per customer and period:
     tens of millions, ~1 GB at 1M customers × 24 months): the distinct (X, t_x, k, T) are marked
     in a dense table of packed keys, then the sums run over the same walk in the same order
-    (the same bits)."""
+    (the same bits). Reads no forecast: it can run before the chain's prior rows."""
     starts, periods, occasions, f_bins, m_bins = walk
     n_states = (max_recency + 1) * n_f * n_m
     firsts = starts[:-1][np.diff(starts) > 0]
     if firsts.size == 0 or not (n_complete - 1 - periods[firsts] > 0).any():
-        return fallback
+        return None
     after_birth = np.add.reduceat(occasions, firsts) - occasions[firsts]
     radix_t = radix_T = max(n_complete, 1)
     radix_k = int(np.diff(starts).max()) + 1
@@ -351,7 +392,7 @@ def _walked_buy_rate(
         history = kernels_chain.history_transitions(
             starts, periods, occasions, f_bins, m_bins, n_complete, max_recency, n_f, n_m
         )
-        return _historical_buy_rate(model, history, n_states, fallback)
+        return _historical_sums(model, history, n_states)
     seen = np.zeros(space, dtype=np.uint8)
     kernels_chain.history_keys(
         starts, periods, occasions, n_complete, radix_t, radix_k, radix_T, seen
@@ -380,9 +421,7 @@ def _walked_buy_rate(
         position,
         np.ascontiguousarray(p_buy, dtype=np.float64),
     )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rate = np.where(seen_s > 0, expected / seen_s, fallback)
-    return np.clip(rate, 1e-12, 1.0 - 1e-12)
+    return seen_s, expected
 
 
 #: Search range of the Dirichlet weight κ.
@@ -436,6 +475,113 @@ class ChainRows:
     f_bin: IntArray | None
     # :func:`lapse_fit` of ``modelled`` and ``sizes`` when already done (rows tied to it only).
     lapse: tuple[FloatArray, PeriodicBGNBD | None] | None = None
+    # What the chain reads of the rows, already tallied (:func:`tally_chain_rows`): the row
+    # arrays (period, occasions, m_bin, revenue) are then empty.
+    tallies: ChainTallies | None = None
+
+
+@dataclass(frozen=True)
+class ChainTallies:
+    """All :func:`build_chain` reads of the active rows beyond ``ids``, ``sizes`` and
+    ``starts``; none of it reads the forecast (docs/methods.md#markov)."""
+
+    counts: FloatArray  # N(s → s'), dense (S, S)
+    # The periodic BG/NBD's walk over the rows (:func:`_walked_sums`) for ``walk_model``.
+    walk_sums: BuySums
+    walk_model: PeriodicBGNBD | None
+    cell_sums: FloatArray  # per purchase cell (f, m): the rows' revenue, summed in row order
+    cell_counts: IntArray  # and their number
+    overall: float  # the rows' mean revenue (0 without rows)
+    # :func:`_customer_purchases` of ``walk_model`` and the rows' :func:`lapse_fit` statistics
+    # for (horizon, δ) ``purchases_for``, when asked (it reads no forecast either).
+    purchases: tuple[FloatArray, FloatArray | None] | None = None
+    purchases_for: tuple[int, float] | None = None
+
+
+def _active_f_bins(starts: IntArray, sizes: IntArray, buckets: Sequence[int]) -> IntArray:
+    """Each active row's frequency bucket when the rows are tied to the modelled customers: the
+    customer's active periods so far (docs/methods.md#markov)."""
+    edges = np.asarray(list(buckets[1:]), dtype=np.int64)
+    n_active = int(starts[-1]) if starts.size else 0
+    k_row = np.arange(n_active, dtype=np.int64) - np.repeat(starts[:-1], sizes) + 1
+    return np.searchsorted(edges, k_row, side="right").astype(np.int64)
+
+
+def _tally(
+    walk: tuple[IntArray, IntArray, IntArray, IntArray, IntArray],
+    revenue: FloatArray,
+    lapse_model: PeriodicBGNBD | None,
+    n_complete: int,
+    max_recency: int,
+    n_f: int,
+    n_m: int,
+) -> ChainTallies:
+    """:class:`ChainTallies` of the rows ``walk`` = (starts, periods, occasions, f_bins,
+    m_bins) with their ``revenue``."""
+    starts, a_period, _, a_f_bin, a_m_bin = walk
+    counts = kernels.transition_counts(
+        starts, a_period, a_f_bin, a_m_bin, n_complete, max_recency, n_f, n_m
+    )
+    walk_sums = (
+        None
+        if lapse_model is None
+        else _walked_sums(lapse_model, walk, n_complete, max_recency, n_f, n_m)
+    )
+    # numpy sums in row order (the panel's customer-then-period order): a Polars group-by mean
+    # may add in another order from run to run, which changed CLVs in the last bits.
+    cell = a_f_bin * n_m + a_m_bin
+    cell_sums = cast(FloatArray, np.bincount(cell, weights=revenue, minlength=n_f * n_m))
+    cell_counts = np.bincount(cell, minlength=n_f * n_m)
+    overall = float(revenue.sum() / revenue.size) if revenue.size else 0.0
+    return ChainTallies(counts, walk_sums, lapse_model, cell_sums, cell_counts, overall)
+
+
+def tally_chain_rows(
+    rows: ChainRows,
+    *,
+    n_complete: int,
+    max_recency: int,
+    buckets: Sequence[int],
+    n_m: int,
+    horizon: int | None = None,
+    discount_rate: float | None = None,
+) -> ChainRows:
+    """``rows`` (tied to the modelled customers, with :func:`lapse_fit` done) with their
+    :class:`ChainTallies` and without their row arrays: what :func:`build_chain` reads of them
+    needs no forecast, so it can be tallied beside it, and the rows freed before the chain.
+    With ``horizon`` and ``discount_rate``, the customers' discounted expected occasions under
+    the periodic BG/NBD are computed here too (the chain's for the same arguments)."""
+    if rows.f_bin is not None or rows.lapse is None:
+        raise ValueError("only rows tied to the modelled customers, with lapse_fit, are tallied")
+    a_f_bin = _active_f_bins(rows.starts, rows.sizes, buckets)
+    walk = (rows.starts, rows.period, rows.occasions, a_f_bin, rows.m_bin)
+    stats, model = rows.lapse
+    tallies = _tally(walk, rows.revenue, model, n_complete, max_recency, len(buckets), n_m)
+    del walk, a_f_bin
+    if model is not None and horizon is not None and discount_rate is not None:
+        delta = 1.0 / (1.0 + discount_rate)  # as build_chain's
+        try:
+            # A float warning (an overflowing horizon, say) is left to build_chain, which
+            # refuses or warns where it always did: these are not kept then (numpy's error
+            # state is this thread's own).
+            with np.errstate(over="raise", invalid="raise", divide="raise"):
+                purchases = _customer_purchases(model, stats, horizon, delta)
+            tallies = replace(tallies, purchases=purchases, purchases_for=(horizon, delta))
+        except FloatingPointError:
+            pass
+    none_int, none_float = np.zeros(0, dtype=np.int64), np.zeros(0)
+    return ChainRows(
+        ids=rows.ids,
+        sizes=rows.sizes,
+        starts=rows.starts,
+        period=none_int,
+        occasions=none_int,
+        m_bin=none_int,
+        revenue=none_float,
+        f_bin=None,
+        lapse=rows.lapse,
+        tallies=tallies,
+    )
 
 
 def chain_rows(
@@ -450,31 +596,55 @@ def chain_rows(
     go of: freed here unless the caller keeps it). ``modelled``: the modelled customers, as for
     :func:`build_chain` (their frequency bucket is not read from the panel when they are the
     rows' customers, in order)."""
-    active = panel.filter((pl.col("occasions") > 0) & (pl.col("period") < n_complete)).select(
-        "customer_id",
-        "period",
-        "revenue",
-        "occasions",
-        bin_expr("occasions", list(buckets[1:])).alias("f_bin"),
-        bin_expr("_mean", list(spend_edges)).alias("m_bin"),
-    )
+    # Column by column: each of the panel's columns the chain reads is filtered to the active
+    # complete periods, converted and let go of in turn (an eager filter of the frame copies
+    # every column at once, beside the whole panel).
+    kept = ("customer_id", "period", "occasions", "revenue", "_mean")
+    columns = {column.name: column for column in panel.get_columns() if column.name in kept}
     del panel
-    grouped = active.group_by("customer_id", maintain_order=True).len()
+    active = (columns["occasions"] > 0) & (columns["period"] < n_complete)
+
+    def rows(name: str) -> pl.Series:
+        return columns.pop(name).filter(active)
+
+    grouped = rows("customer_id").to_frame().group_by("customer_id", maintain_order=True).len()
     sizes = grouped.get_column("len").to_numpy()
     ids = grouped.get_column("customer_id")
+    del grouped
     aligned = modelled is not None and modelled.get_column("customer_id").equals(
         ids, check_names=False
     )
-    # The active rows' columns as writable arrays, converted once; the frame is let go.
+
+    def take(column: pl.Series, dtype: type[np.generic]) -> NDArray[Any]:
+        # A writable array, converted once (the column is let go of by the caller's name).
+        return column.to_numpy().astype(dtype)
+
+    period = take(rows("period"), np.int64)
+    occasions_column = rows("occasions")
+    f_bin = None
+    if not aligned:  # the period's own occasion bucket (tied rows: from ``starts`` instead)
+        f_bin = take(
+            occasions_column.to_frame()
+            .select(bin_expr("occasions", list(buckets[1:])))
+            .to_series(),
+            np.int64,
+        )
+    occasions = take(occasions_column, np.int64)
+    del occasions_column
+    revenue = take(rows("revenue"), np.float64)
+    m_bin = take(
+        rows("_mean").to_frame().select(bin_expr("_mean", list(spend_edges))).to_series(),
+        np.int64,
+    )
     return ChainRows(
         ids=ids,
         sizes=sizes,
         starts=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
-        period=active.get_column("period").to_numpy().astype(np.int64),
-        occasions=active.get_column("occasions").to_numpy().astype(np.int64),
-        m_bin=active.get_column("m_bin").to_numpy().astype(np.int64),
-        revenue=active.get_column("revenue").to_numpy().astype(np.float64),
-        f_bin=None if aligned else active.get_column("f_bin").to_numpy().astype(np.int64),
+        period=period,
+        occasions=occasions,
+        m_bin=m_bin,
+        revenue=revenue,
+        f_bin=f_bin,
     )
 
 
@@ -531,17 +701,15 @@ def build_chain(
         raise ValueError("chain_rows were tied to modelled customers other than current_state's")
     sizes, starts, a_period = rows_read.sizes, rows_read.starts, rows_read.period
     a_occasions, a_m_bin, revenue = rows_read.occasions, rows_read.m_bin, rows_read.revenue
-    n_active = a_period.shape[0]
-    active_ids, lapse = rows_read.ids, rows_read.lapse
+    active_ids, lapse, tallies = rows_read.ids, rows_read.lapse, rows_read.tallies
     if rows_read.f_bin is not None:
         a_f_bin = rows_read.f_bin
     del rows_read
     if aligned:
         # The frequency bucket is the customer's active periods so far (docs/methods.md#markov).
         edges = np.asarray(list(buckets[1:]), dtype=np.int64)
-        k_row = np.arange(n_active, dtype=np.int64) - np.repeat(starts[:-1], sizes) + 1
-        a_f_bin = np.searchsorted(edges, k_row, side="right").astype(np.int64)
-        del k_row
+        if tallies is None:
+            a_f_bin = _active_f_bins(starts, sizes, buckets)
         recency_now, m_now = current_state // (n_f * n_m), current_state % n_m
         f_now = np.searchsorted(edges, sizes, side="right").astype(np.int64)
         current_state = (recency_now * n_f + f_now) * n_m + m_now
@@ -557,16 +725,7 @@ def build_chain(
         kernels.place_by_bin(by_bin, f_next, n_m, moved)
         del by_bin
         cells = moved
-    counts = kernels.transition_counts(
-        starts,
-        a_period,
-        a_f_bin,
-        a_m_bin,
-        n_complete,
-        R,
-        n_f,
-        n_m,
-    )
+        del moved
     rows, lapse_model, lapse_stats = _prior_rows(
         lapse=lapse if aligned else None,
         modelled=modelled,
@@ -578,18 +737,25 @@ def build_chain(
         max_recency=R,
         n_fm=n_f * n_m,
     )
-    buy_now = rows[:, 1:].sum(axis=1)
-    buy_then = buy_now
-    if lapse_model is not None:
-        buy_then = _walked_buy_rate(
-            lapse_model,
+    del cells  # freed here unless the caller keeps them (engine.fit_and_score does not)
+    if tallies is None:
+        tallies = _tally(
             (starts, a_period, a_occasions, a_f_bin, a_m_bin),
+            revenue,
+            lapse_model,
             n_complete,
             R,
             n_f,
             n_m,
-            buy_now,
         )
+        del a_period, a_occasions, a_f_bin, a_m_bin, revenue
+    elif tallies.walk_model is not lapse_model:
+        raise ValueError("the chain rows were tallied for another periodic BG/NBD")
+    counts = tallies.counts
+    buy_now = rows[:, 1:].sum(axis=1)
+    buy_then = buy_now
+    if lapse_model is not None:
+        buy_then = _buy_rate(tallies.walk_sums, buy_now)
     # π₀: the model's rows for the customers the counts come from — the buy rate they had
     # then, split over the purchase cells as today's customers' are.
     then = np.concatenate(
@@ -618,13 +784,7 @@ def build_chain(
         P = P * scale
         P = P / P.sum(axis=1, keepdims=True)
     # Rewards: expected amount from the chain's purchase cells × margin − expense share.
-    # numpy sums in row order (the panel's customer-then-period order): a Polars group-by mean
-    # may add in another order from run to run, which changed CLVs in the last bits.
-    cell = a_f_bin * n_m + a_m_bin
-    del a_period, a_occasions, a_f_bin, a_m_bin
-    cell_sums = np.bincount(cell, weights=revenue, minlength=n_f * n_m)
-    cell_counts = np.bincount(cell, minlength=n_f * n_m)
-    overall = float(revenue.sum() / revenue.size) if revenue.size else 0.0
+    cell_sums, cell_counts, overall = tallies.cell_sums, tallies.cell_counts, tallies.overall
     with np.errstate(divide="ignore", invalid="ignore"):
         amounts = np.where(cell_counts > 0, cell_sums / cell_counts, overall)
     expected_amounts = P[:, : n_f * n_m] @ amounts
@@ -655,9 +815,13 @@ def build_chain(
     purchases: FloatArray | None = None
     purchases_infinite: FloatArray | None = None
     if lapse_model is not None and lapse_stats is not None:
-        purchases, purchases_infinite = _customer_purchases(
-            lapse_model, lapse_stats, horizon, delta
-        )
+        if tallies.purchases is not None and tallies.purchases_for == (horizon, delta):
+            # computed beside the forecast for the same model (checked above) and statistics
+            purchases, purchases_infinite = tallies.purchases
+        else:
+            purchases, purchases_infinite = _customer_purchases(
+                lapse_model, lapse_stats, horizon, delta
+            )
     value_infinite = pl.Series("value_infinite", [None] * n_states, dtype=pl.Float64)
     if discount_rate > 0:
         # δ < 1: the infinite sum converges. For d ≤ 0 it diverges (P is stochastic), and a

@@ -146,18 +146,19 @@ def customer_panel(
         period_edges_us=edges,
     )
     ids = _io.customer_ids(pl.DataFrame(customers))
-    rows_frame = pl.DataFrame(rows)
+    source = {column.name: column for column in pl.DataFrame(rows).get_columns()}
     del customers, rows
     release_freed_memory()
-    out = rows_frame.select(
-        ids.gather(rows_frame.get_column("customer_index")).alias("customer_id"),
-        pl.col("period").cast(pl.Int64),
-        pl.col("occasions").cast(pl.Int64),
-        pl.col("positive_occasions").cast(pl.Int64),
-        pl.col("revenue").alias(name),
-        pl.col("positive_revenue"),
-    )
-    return out, excluded
+    # Column by column, each core column let go of once converted: the panel's rows are never
+    # held twice (≈ 250 MB less at 1M customers × 24 months).
+    out: dict[str, pl.Series] = {}
+    out["customer_id"] = ids.gather(source.pop("customer_index")).alias("customer_id")
+    del ids
+    for column in ("period", "occasions", "positive_occasions"):
+        out[column] = source.pop(column).cast(pl.Int64)
+    out[name] = source.pop("revenue").alias(name)
+    out["positive_revenue"] = source.pop("positive_revenue")
+    return pl.DataFrame(out), excluded
 
 
 def expense_panel(
@@ -239,8 +240,13 @@ def value_panel(
     expense rows of customers without transactions (left out, with a :class:`ValueWarning`
     naming how many rows and customers) and the number of those customers."""
     panel, excluded = customer_panel(prepared, edges, as_of_us, resolution_us, "revenue")
-    if prepared.has_cost:
-        cost_panel, _ = customer_panel(prepared, edges, as_of_us, resolution_us, "cost", "cost")
+    cost_panel = (
+        customer_panel(prepared, edges, as_of_us, resolution_us, "cost", "cost")[0]
+        if prepared.has_cost
+        else None
+    )
+    del prepared  # read last here: freed unless the caller keeps it (api.value does not)
+    if cost_panel is not None:
         # Both panels come from the same rows, so they have the same (customer, period) rows in
         # the same order: the cost column is taken as it is (the join is kept for safety).
         keys = ["customer_id", "period"]
@@ -248,6 +254,7 @@ def value_panel(
             panel = panel.with_columns(cost_panel.get_column("cost"))
         else:
             panel = panel.join(cost_panel.select(*keys, "cost"), on=keys, how="left")
+        del cost_panel
     elif margin is not None:
         panel = panel.with_columns((pl.col("revenue") * (1.0 - margin)).alias("cost"))
     else:
@@ -345,8 +352,10 @@ def spend_bin_edges(
 ) -> list[float]:
     """Interior spend-bin edges of the chain (docs/methods.md#markov): ``spend_bins``, else the
     quintile edges of the mean amounts of active complete periods."""
+    # The one column, then its rows: an eager filter of the panel copies every column.
     complete_means = (
-        panel.filter((pl.col("occasions") > 0) & (pl.col("period") < n_complete))
+        panel.select("_mean", "occasions", "period")
+        .filter((pl.col("occasions") > 0) & (pl.col("period") < n_complete))
         .get_column("_mean")
         .to_numpy()
     )

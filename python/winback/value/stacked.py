@@ -197,6 +197,30 @@ class StackedForecast:
     training_cutoffs: tuple[int, ...]
 
 
+def _training_cutoffs(n_complete: int, forecast: str) -> list[int]:
+    """The training cut-offs of the stacked and combined forecasts, latest first: the last
+    :data:`STACK_ORIGINS` complete periods with at least :data:`STACK_MIN_HISTORY` complete
+    periods before each. Raises :class:`~winback.WinbackFitError` when there is none."""
+    cutoffs = [
+        c
+        for c in range(n_complete - 1, n_complete - 1 - STACK_ORIGINS, -1)
+        if c >= STACK_MIN_HISTORY
+    ]
+    if not cutoffs:
+        raise WinbackFitError(
+            f"{forecast} forecast: needs at least {STACK_MIN_HISTORY + 1} complete periods"
+        )
+    return cutoffs
+
+
+def _needs_sklearn(forecast: str) -> WinbackConfigError:
+    """The error for a forecast that needs scikit-learn where it is not installed."""
+    return WinbackConfigError(
+        f"the {forecast} forecast needs scikit-learn: pip install 'winback[forecast]' "
+        "(or use forecast='dropout')"
+    )
+
+
 def _matrix(frame: pl.DataFrame, names: Sequence[str]) -> FloatArray:
     return frame.select(pl.col(n).cast(pl.Float64) for n in names).to_numpy()
 
@@ -217,6 +241,7 @@ def stacked_forecast(
     ``cache`` keeps the features per cut-off between calls on the same panel; the training
     cut-offs read ``training_panel`` (default ``panel``; :func:`sample_panel` on large data),
     the forecast cut-off ``n_complete`` reads ``panel``."""
+    cutoffs = _training_cutoffs(n_complete, "stacked")
     try:  # sklearn loads here
         from sklearn.ensemble import (
             HistGradientBoostingClassifier,
@@ -224,20 +249,7 @@ def stacked_forecast(
         )
         from threadpoolctl import threadpool_limits
     except ImportError as error:
-        raise WinbackConfigError(
-            "the stacked forecast needs scikit-learn: pip install 'winback[forecast]' "
-            "(or use forecast='dropout')"
-        ) from error
-
-    cutoffs = [
-        c
-        for c in range(n_complete - 1, n_complete - 1 - STACK_ORIGINS, -1)
-        if c >= STACK_MIN_HISTORY
-    ]
-    if not cutoffs:
-        raise WinbackFitError(
-            f"stacked forecast: needs at least {STACK_MIN_HISTORY + 1} complete periods"
-        )
+        raise _needs_sklearn("stacked") from error
     names = list(FEATURES)
     months_seen = {period_months[c] for c in cutoffs} if period_months is not None else set()
     if len(months_seen) == 12:
@@ -371,27 +383,16 @@ def combined_forecast(
     cut-offs of :func:`stacked_forecast` (the same cut-offs, cache and sample). ``p_active`` is
     the periodic BG/NBD's. Raises :class:`~winback.WinbackFitError` when there is no training
     cut-off, negative or no training revenue, or the GLM does not converge."""
+    cutoffs = _training_cutoffs(n_complete, "combined")
     try:  # sklearn loads here
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.linear_model import PoissonRegressor
         from sklearn.preprocessing import StandardScaler
         from threadpoolctl import threadpool_limits
     except ImportError as error:
-        raise WinbackConfigError(
-            "the combined forecast needs scikit-learn: pip install 'winback[forecast]' "
-            "(or use forecast='dropout')"
-        ) from error
+        raise _needs_sklearn("combined") from error
     import warnings
 
-    cutoffs = [
-        c
-        for c in range(n_complete - 1, n_complete - 1 - STACK_ORIGINS, -1)
-        if c >= STACK_MIN_HISTORY
-    ]
-    if not cutoffs:
-        raise WinbackFitError(
-            f"combined forecast: needs at least {STACK_MIN_HISTORY + 1} complete periods"
-        )
     cache = {} if cache is None else cache
 
     def features(cutoff: int, source: pl.DataFrame) -> pl.DataFrame:

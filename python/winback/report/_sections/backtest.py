@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import altair as alt
 import polars as pl
 
+from winback.report import _vegalite as vl
 from winback.report._context import ReportContext, call_capability_raw
 from winback.report._registry import SectionBody, SkipSection, TableBlock, register_section
 from winback.report._sections.common import sized
@@ -43,25 +43,23 @@ def _reliability_chart(reliability: pl.DataFrame, horizon: str) -> Any:
     )
     top = float(max(points.get_column("mean_p_active").max() or 0.0, 0.0))  # type: ignore[arg-type]
     top = max(top, float(points.get_column("observed_rate").max() or 0.0), 0.01)  # type: ignore[arg-type]
-    diagonal = alt.Chart(pl.DataFrame({"p": [0.0, top]})).mark_line(
+    diagonal = vl.Chart(pl.DataFrame({"p": [0.0, top]})).mark_line(
         color="#9aa5b1", strokeDash=[4, 4]
     )
-    diagonal = diagonal.encode(x=alt.X("p:Q"), y=alt.Y("p:Q"))
+    diagonal = diagonal.encode(x=vl.X("p:Q"), y=vl.Y("p:Q"))
     lines = (
-        alt.Chart(points)
+        vl.Chart(points)
         .mark_line(point=True)
         .encode(
-            x=alt.X("mean_p_active:Q", title="mean predicted P(active), by decile").axis(
-                format="%"
-            ),
-            y=alt.Y("observed_rate:Q", title="observed share active").axis(format="%"),
-            color=alt.Color("method:N", title="method"),
+            x=vl.X("mean_p_active:Q", title="mean predicted P(active), by decile").axis(format="%"),
+            y=vl.Y("observed_rate:Q", title="observed share active").axis(format="%"),
+            color=vl.Color("method:N", title="method"),
             tooltip=[
-                alt.Tooltip("method:N"),
-                alt.Tooltip("decile:O"),
-                alt.Tooltip("customers:Q"),
-                alt.Tooltip("mean_p_active:Q", format=".1%"),
-                alt.Tooltip("observed_rate:Q", format=".1%"),
+                vl.Tooltip("method:N"),
+                vl.Tooltip("decile:O"),
+                vl.Tooltip("customers:Q"),
+                vl.Tooltip("mean_p_active:Q", format=".1%"),
+                vl.Tooltip("observed_rate:Q", format=".1%"),
             ],
         )
     )

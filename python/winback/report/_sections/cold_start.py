@@ -4,9 +4,9 @@ measured against the population's time to the next purchase."""
 
 from __future__ import annotations
 
-import altair as alt
 import polars as pl
 
+from winback.report import _vegalite as vl
 from winback.report._context import ReportContext
 from winback.report._registry import SectionBody, SkipSection, TableBlock, register_section
 from winback.report._sections.common import sized, tooltips
@@ -39,14 +39,14 @@ def cold_start_section(ctx: ReportContext) -> SectionBody:
         .with_columns(pl.col("customers").fill_null(0))
     )
     unmeasured = int(table.get_column("population_trf").null_count())
-    scale = alt.Scale(domain=list(GROUP_LABELS), range=GROUP_COLORS)
+    scale = vl.Scale(domain=list(GROUP_LABELS), range=GROUP_COLORS)
     bars = sized(
-        alt.Chart(groups)
+        vl.Chart(groups)
         .mark_bar()
         .encode(
-            x=alt.X("group:N", title="population TrF group", sort=list(GROUP_LABELS)),
-            y=alt.Y("customers:Q", title="customers"),
-            color=alt.Color("group:N", scale=scale, legend=None),
+            x=vl.X("group:N", title="population TrF group", sort=list(GROUP_LABELS)),
+            y=vl.Y("customers:Q", title="customers"),
+            color=vl.Color("group:N", scale=scale, legend=None),
             tooltip=tooltips("group:N", "customers:Q", "mean_p_next_within:Q"),
         ),
         width=360,

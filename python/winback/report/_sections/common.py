@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import altair as alt
 import polars as pl
+
+from winback.report import _vegalite as vl
 
 __all__ = ["score_column", "sized", "tooltips"]
 
@@ -26,6 +27,6 @@ def tooltips(*shorthands: str) -> list[Any]:
 
     The same spec as passing the strings to ``encode()``, but Altair resolves a string channel
     through its schema on every call (tens of ms each), so the sections pass channel objects
-    (``alt.X(...)``, ``alt.Tooltip(...)``) and never bare strings.
+    (``vl.X(...)``, ``vl.Tooltip(...)``) and never bare strings.
     """
-    return [alt.Tooltip(shorthand) for shorthand in shorthands]
+    return [vl.Tooltip(shorthand) for shorthand in shorthands]

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import altair as alt
 import polars as pl
 
 from winback import events
 from winback._options import FUNNEL_STAGES, PATH_HORIZON_DAYS, PATH_WEEKS, IdType
 from winback.errors import WinbackConfigError
+from winback.report import _vegalite as vl
 from winback.report._context import ReportContext
 from winback.report._registry import SectionBody, SkipSection, TableBlock, register_section
 from winback.report._sections.common import sized, tooltips
@@ -48,11 +48,11 @@ def funnels_section(ctx: ReportContext) -> SectionBody:
         body.charts.append(
             (
                 sized(
-                    alt.Chart(patterns)
+                    vl.Chart(patterns)
                     .mark_bar()
                     .encode(
-                        x=alt.X("pattern:N", sort=list(events.PATTERN_LABELS), title=None),
-                        y=alt.Y("customers:Q", title="customers"),
+                        x=vl.X("pattern:N", sort=list(events.PATTERN_LABELS), title=None),
+                        y=vl.Y("customers:Q", title="customers"),
                         tooltip=tooltips("pattern:N", "customers:Q", "median_recency_gap_days:Q"),
                     ),
                     width=420,
@@ -79,16 +79,16 @@ def funnels_section(ctx: ReportContext) -> SectionBody:
             days=PATH_WEEKS * 7,
         )
         segments = [*GROUP_LABELS, "(none)"]
-        scale = alt.Scale(domain=segments, range=[*GROUP_COLORS, "#999999"])
+        scale = vl.Scale(domain=segments, range=[*GROUP_COLORS, "#999999"])
         body.charts.append(
             (
                 sized(
-                    alt.Chart(conversion.with_columns(pl.col("stage").cast(pl.String)))
+                    vl.Chart(conversion.with_columns(pl.col("stage").cast(pl.String)))
                     .mark_line(point=True)
                     .encode(
-                        x=alt.X("stage:N", sort=stages, title="funnel stage"),
-                        y=alt.Y("share_reached:Q", title="share reaching the stage"),
-                        color=alt.Color("segment:N", scale=scale, title="TrF group"),
+                        x=vl.X("stage:N", sort=stages, title="funnel stage"),
+                        y=vl.Y("share_reached:Q", title="share reaching the stage"),
+                        color=vl.Color("segment:N", scale=scale, title="TrF group"),
                         tooltip=tooltips("segment:N", "stage:N", "reached:Q", "step_conversion:Q"),
                     ),
                     width=420,
@@ -118,13 +118,13 @@ def _paths(body: SectionBody, weekly: pl.DataFrame, as_of: datetime) -> None:
     body.charts.append(
         (
             sized(
-                alt.Chart(shown)
+                vl.Chart(shown)
                 .mark_line(point=True)
                 .encode(
-                    x=alt.X("week_before:O", sort="descending", title="weeks before the snapshot"),
-                    y=alt.Y("events_per_customer:Q", title="events per customer"),
-                    color=alt.Color("event:N", title="event"),
-                    strokeDash=alt.StrokeDash("outcome:N", title="outcome"),
+                    x=vl.X("week_before:O", sort="descending", title="weeks before the snapshot"),
+                    y=vl.Y("events_per_customer:Q", title="events per customer"),
+                    color=vl.Color("event:N", title="event"),
+                    strokeDash=vl.StrokeDash("outcome:N", title="outcome"),
                     tooltip=tooltips(
                         "outcome:N", "week_before:O", "event:N", "events:Q", "share:Q"
                     ),

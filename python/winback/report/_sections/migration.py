@@ -3,11 +3,11 @@ snapshots."""
 
 from __future__ import annotations
 
-import altair as alt
 import polars as pl
 
 from winback.errors import WinbackError
 from winback.migrate import MIGRATION_STATES
+from winback.report import _vegalite as vl
 from winback.report._context import ReportContext
 from winback.report._registry import SectionBody, SkipSection, TableBlock, register_section
 from winback.report._sections.common import sized
@@ -30,28 +30,26 @@ def migration_section(ctx: ReportContext) -> SectionBody:
     )
     states = [s for s in MIGRATION_STATES if s != "not_yet_customer"]
     order_from = ["not_yet_customer", *states]
-    base = alt.Chart(shares).encode(
-        x=alt.X("to_state:N", title=f"state at {moves.labels[1]}", sort=states).axis(
-            labelAngle=-30
-        ),
-        y=alt.Y("from_state:N", title=f"state at {moves.labels[0]}", sort=order_from),
+    base = vl.Chart(shares).encode(
+        x=vl.X("to_state:N", title=f"state at {moves.labels[1]}", sort=states).axis(labelAngle=-30),
+        y=vl.Y("from_state:N", title=f"state at {moves.labels[0]}", sort=order_from),
     )
     heatmap = sized(
         base.mark_rect().encode(
-            color=alt.Color(
-                "share:Q", scale=alt.Scale(scheme="oranges", domain=[0, 1]), title="row share"
+            color=vl.Color(
+                "share:Q", scale=vl.Scale(scheme="oranges", domain=[0, 1]), title="row share"
             ),
             tooltip=[
-                alt.Tooltip("from_state:N"),
-                alt.Tooltip("to_state:N"),
-                alt.Tooltip("customers:Q"),
-                alt.Tooltip("share:Q", format=".1%"),
+                vl.Tooltip("from_state:N"),
+                vl.Tooltip("to_state:N"),
+                vl.Tooltip("customers:Q"),
+                vl.Tooltip("share:Q", format=".1%"),
             ],
         )
         + base.mark_text(fontSize=10).encode(
-            text=alt.Text("share:Q", format=".0%"),
-            color=alt.ColorValue(  # a channel object, not a dict: see common.tooltips
-                **alt.condition("datum.share > 0.5", alt.value("white"), alt.value("black"))
+            text=vl.Text("share:Q", format=".0%"),
+            color=vl.ColorValue(  # a channel object, not a dict: see common.tooltips
+                **vl.condition("datum.share > 0.5", vl.value("white"), vl.value("black"))
             ),
         ),
         width=420,

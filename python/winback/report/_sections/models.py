@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-import altair as alt
 import polars as pl
 
 from winback._io import describe_moment
 from winback.errors import WinbackError
+from winback.report import _vegalite as vl
 from winback.report._context import MODEL_NAMES, ReportContext
 from winback.report._registry import SectionBody, SkipSection, TableBlock, register_section
 from winback.report._sections.common import sized, tooltips
@@ -82,17 +82,17 @@ def calibration_section(ctx: ReportContext) -> SectionBody:
     present = set(means.get_column("series").to_list())
     series = [(s, c) for s, c in zip(SERIES, SERIES_COLORS, strict=True) if s in present]
     chart = sized(
-        alt.Chart(means)
+        vl.Chart(means)
         .mark_line(point=True)
         .encode(
-            x=alt.X(
-                "label:O", title="repeat purchases in the calibration period", sort=labels
-            ).axis(labelAngle=0),
-            y=alt.Y("mean_holdout_purchases:Q", title="mean purchases in the holdout"),
-            color=alt.Color("series:N", title="holdout purchases").scale(
+            x=vl.X("label:O", title="repeat purchases in the calibration period", sort=labels).axis(
+                labelAngle=0
+            ),
+            y=vl.Y("mean_holdout_purchases:Q", title="mean purchases in the holdout"),
+            color=vl.Color("series:N", title="holdout purchases").scale(
                 domain=[s for s, _ in series], range=[c for _, c in series]
             ),
-            strokeDash=alt.StrokeDash("series:N", title="holdout purchases").scale(
+            strokeDash=vl.StrokeDash("series:N", title="holdout purchases").scale(
                 domain=[s for s, _ in series]
             ),
             tooltip=tooltips("label:O", "series:N", "mean_holdout_purchases:Q", "customers:Q"),

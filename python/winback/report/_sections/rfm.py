@@ -3,9 +3,9 @@ quadrants."""
 
 from __future__ import annotations
 
-import altair as alt
 import polars as pl
 
+from winback.report import _vegalite as vl
 from winback.report._context import ReportContext, call_capability
 from winback.report._registry import SectionBody, SkipSection, TableBlock, register_section
 from winback.report._sections.common import score_column, sized, tooltips
@@ -35,16 +35,16 @@ def rfm_section(ctx: ReportContext) -> SectionBody:
         .agg(aggs)
         .sort("r", "f")
     )
-    base = alt.Chart(grid).encode(
-        x=alt.X("f:O", title="F score (5 = most frequent)").axis(labelAngle=0),
-        y=alt.Y("r:O", title="R score (5 = most recent)", sort="descending"),
+    base = vl.Chart(grid).encode(
+        x=vl.X("f:O", title="F score (5 = most frequent)").axis(labelAngle=0),
+        y=vl.Y("r:O", title="R score (5 = most recent)", sort="descending"),
     )
     tooltip = tooltips("r:O", "f:O", "customers:Q", *(["mean_m_score:Q"] if m_col else []))
     heatmap = sized(
         base.mark_rect().encode(
-            color=alt.Color("customers:Q", scale=alt.Scale(scheme="blues")), tooltip=tooltip
+            color=vl.Color("customers:Q", scale=vl.Scale(scheme="blues")), tooltip=tooltip
         )
-        + base.mark_text(fontSize=11).encode(text=alt.Text("customers:Q")),
+        + base.mark_text(fontSize=11).encode(text=vl.Text("customers:Q")),
         width=360,
         height=300,
     )
@@ -92,12 +92,12 @@ def quadrant_section(ctx: ReportContext) -> SectionBody:
         points = points.sample(MAX_POINTS, seed=0)
         body.notes.append(f"The scatter shows a random sample of {MAX_POINTS:,} customers.")
     scatter = sized(
-        alt.Chart(points)
+        vl.Chart(points)
         .mark_circle(size=14, opacity=0.6)
         .encode(
-            x=alt.X(f"{x_col}:Q", title=x_col).scale(type="symlog"),
-            y=alt.Y(f"{y_col}:Q", title=y_col).scale(type="symlog"),
-            color=alt.Color("quadrant:N", scale=alt.Scale(domain=QUADRANTS, range=QUADRANT_COLORS)),
+            x=vl.X(f"{x_col}:Q", title=x_col).scale(type="symlog"),
+            y=vl.Y(f"{y_col}:Q", title=y_col).scale(type="symlog"),
+            color=vl.Color("quadrant:N", scale=vl.Scale(domain=QUADRANTS, range=QUADRANT_COLORS)),
             tooltip=tooltips(f"{x_col}:Q", f"{y_col}:Q", "quadrant:N"),
         ),
         height=320,

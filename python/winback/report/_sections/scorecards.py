@@ -8,9 +8,9 @@ The report does not compute them: it shows the frame passed as ``scorecards=``
 
 from __future__ import annotations
 
-import altair as alt
 import polars as pl
 
+from winback.report import _vegalite as vl
 from winback.report._context import ReportContext
 from winback.report._registry import SectionBody, SkipSection, TableBlock, register_section
 from winback.report._sections.common import sized, tooltips
@@ -121,23 +121,23 @@ def scorecard_section(ctx: ReportContext) -> SectionBody:
         .drop_nulls("customers")
     )
     chart = sized(
-        alt.Chart(bars)
+        vl.Chart(bars)
         .mark_bar()
         .encode(
-            x=alt.X("staff:N", title="staff"),
-            xOffset=alt.XOffset("measure:N", sort=list(_MEASURES)),
-            y=alt.Y("customers:Q", title="targets who bought again"),
-            color=alt.Color("measure:N", sort=list(_MEASURES), title=None),
+            x=vl.X("staff:N", title="staff"),
+            xOffset=vl.XOffset("measure:N", sort=list(_MEASURES)),
+            y=vl.Y("customers:Q", title="targets who bought again"),
+            color=vl.Color("measure:N", sort=list(_MEASURES), title=None),
             tooltip=[
                 *tooltips("period:N", "staff:N", "measure:N"),
-                alt.Tooltip("customers:Q", format=".1f"),
+                vl.Tooltip("customers:Q", format=".1f"),
             ],
         ),
         width=380,
         height=220,
     )
     if periods.n_unique() > 1:
-        chart = chart.facet(column=alt.Column("period:N", title=None))
+        chart = chart.facet(column=vl.Column("period:N", title=None))
     n_staff = cards["staff"].n_unique()
     n_periods = periods.n_unique()
     return SectionBody(

@@ -3,9 +3,9 @@ distribution and bands."""
 
 from __future__ import annotations
 
-import altair as alt
 import polars as pl
 
+from winback.report import _vegalite as vl
 from winback.report._context import ReportContext
 from winback.report._registry import SectionBody, SkipSection, TableBlock, register_section
 from winback.report._sections.common import sized, tooltips
@@ -55,31 +55,31 @@ def trf_section(ctx: ReportContext) -> SectionBody:
         .with_columns(end=pl.col("start") + TRF_BIN)
         .sort("start")
     )
-    group_scale = alt.Scale(domain=list(GROUP_LABELS), range=GROUP_COLORS)
+    group_scale = vl.Scale(domain=list(GROUP_LABELS), range=GROUP_COLORS)
     histogram = sized(
-        alt.Chart(bins)
+        vl.Chart(bins)
         .mark_bar()
         .encode(
-            x=alt.X("start:Q", title="TrF (rank of the current silence among the own gaps ÷ n)")
+            x=vl.X("start:Q", title="TrF (rank of the current silence among the own gaps ÷ n)")
             .scale(domain=[0, 1])
             .bin("binned"),
-            x2=alt.X2("end:Q"),
-            y=alt.Y("customers:Q", title="customers"),
-            color=alt.Color("group:N", scale=group_scale, title="group"),
+            x2=vl.X2("end:Q"),
+            y=vl.Y("customers:Q", title="customers"),
+            color=vl.Color("group:N", scale=group_scale, title="group"),
             tooltip=tooltips("start:Q", "end:Q", "group:N", "customers:Q"),
         )
     )
     sizes = _group_sizes(scored, "rank_ratio_group", GROUP_LABELS)
     bars = sized(
-        alt.Chart(sizes)
+        vl.Chart(sizes)
         .mark_bar()
         .encode(
-            x=alt.X("rank_ratio_group:N", title="TrF group", sort=list(GROUP_LABELS)).axis(
+            x=vl.X("rank_ratio_group:N", title="TrF group", sort=list(GROUP_LABELS)).axis(
                 labelAngle=0
             ),
-            y=alt.Y("customers:Q"),
-            color=alt.Color("rank_ratio_group:N", scale=group_scale, legend=None),
-            tooltip=["rank_ratio_group:N", "customers:Q", alt.Tooltip("share:Q", format=".1%")],
+            y=vl.Y("customers:Q"),
+            color=vl.Color("rank_ratio_group:N", scale=group_scale, legend=None),
+            tooltip=["rank_ratio_group:N", "customers:Q", vl.Tooltip("share:Q", format=".1%")],
         ),
         width=280,
     )
@@ -110,29 +110,29 @@ def silence_score_section(ctx: ReportContext) -> SectionBody:
         .with_columns(end=pl.col("start") + S_BIN)
         .sort("start")
     )
-    band_scale = alt.Scale(domain=list(BAND_LABELS), range=BAND_COLORS)
+    band_scale = vl.Scale(domain=list(BAND_LABELS), range=BAND_COLORS)
     histogram = sized(
-        alt.Chart(bins)
+        vl.Chart(bins)
         .mark_bar()
         .encode(
-            x=alt.X("start:Q", title=f"S = days silent ÷ longest gap (last bar: S ≥ {top:g})")
+            x=vl.X("start:Q", title=f"S = days silent ÷ longest gap (last bar: S ≥ {top:g})")
             .scale(domain=[0, S_CAP])
             .bin("binned"),
-            x2=alt.X2("end:Q"),
-            y=alt.Y("customers:Q", title="customers"),
-            color=alt.Color("band:N", scale=band_scale, title="band"),
+            x2=vl.X2("end:Q"),
+            y=vl.Y("customers:Q", title="customers"),
+            color=vl.Color("band:N", scale=band_scale, title="band"),
             tooltip=tooltips("start:Q", "end:Q", "band:N", "customers:Q"),
         )
     )
     sizes = _group_sizes(scored, "silence_band", BAND_LABELS)
     bars = sized(
-        alt.Chart(sizes)
+        vl.Chart(sizes)
         .mark_bar()
         .encode(
-            x=alt.X("silence_band:N", title="S band", sort=list(BAND_LABELS)).axis(labelAngle=0),
-            y=alt.Y("customers:Q"),
-            color=alt.Color("silence_band:N", scale=band_scale, legend=None),
-            tooltip=["silence_band:N", "customers:Q", alt.Tooltip("share:Q", format=".1%")],
+            x=vl.X("silence_band:N", title="S band", sort=list(BAND_LABELS)).axis(labelAngle=0),
+            y=vl.Y("customers:Q"),
+            color=vl.Color("silence_band:N", scale=band_scale, legend=None),
+            tooltip=["silence_band:N", "customers:Q", vl.Tooltip("share:Q", format=".1%")],
         ),
         width=280,
     )

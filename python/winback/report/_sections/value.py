@@ -3,10 +3,10 @@ engine's Markov chain over recency."""
 
 from __future__ import annotations
 
-import altair as alt
 import numpy as np
 import polars as pl
 
+from winback.report import _vegalite as vl
 from winback.report._context import ReportContext
 from winback.report._registry import SectionBody, SkipSection, TableBlock, register_section
 from winback.report._sections.common import score_column, sized, tooltips
@@ -35,18 +35,18 @@ def value_section(ctx: ReportContext) -> SectionBody:
     step = max(curve.height // 1000, 1)
     points = curve.gather_every(step).vstack(curve.tail(1)).unique(maintain_order=True)
     chart = sized(
-        alt.Chart(points.select("customer_share", "value_share", "tier"))
+        vl.Chart(points.select("customer_share", "value_share", "tier"))
         .mark_line(point=False)
         .encode(
-            x=alt.X("customer_share:Q", title="share of customers (highest value first)").axis(
+            x=vl.X("customer_share:Q", title="share of customers (highest value first)").axis(
                 format="%"
             ),
-            y=alt.Y("value_share:Q", title=f"cumulative share of {value_col}").axis(format="%"),
-            color=alt.Color("tier:N", title="value tier"),
+            y=vl.Y("value_share:Q", title=f"cumulative share of {value_col}").axis(format="%"),
+            color=vl.Color("tier:N", title="value tier"),
             tooltip=[
-                alt.Tooltip("customer_share:Q", format=".1%"),
-                alt.Tooltip("value_share:Q", format=".1%"),
-                alt.Tooltip("tier:N"),
+                vl.Tooltip("customer_share:Q", format=".1%"),
+                vl.Tooltip("value_share:Q", format=".1%"),
+                vl.Tooltip("tier:N"),
             ],
         ),
         height=300,
@@ -101,21 +101,21 @@ def markov_section(ctx: ReportContext) -> SectionBody:
     cells = pooled.select(
         label("from").alias("from"), label("to").alias("to"), "probability"
     ).filter(pl.col("probability") > 0)
-    base = alt.Chart(cells).encode(
-        x=alt.X("to:O", title="periods since the last purchase, next period", sort=order).axis(
+    base = vl.Chart(cells).encode(
+        x=vl.X("to:O", title="periods since the last purchase, next period", sort=order).axis(
             labelAngle=0
         ),
-        y=alt.Y("from:O", title="periods since the last purchase, now", sort=order),
+        y=vl.Y("from:O", title="periods since the last purchase, now", sort=order),
     )
     heatmap = sized(
         base.mark_rect().encode(
-            color=alt.Color("probability:Q", scale=alt.Scale(scheme="purples", domain=[0, 1])),
-            tooltip=[*tooltips("from:O", "to:O"), alt.Tooltip("probability:Q", format=".1%")],
+            color=vl.Color("probability:Q", scale=vl.Scale(scheme="purples", domain=[0, 1])),
+            tooltip=[*tooltips("from:O", "to:O"), vl.Tooltip("probability:Q", format=".1%")],
         )
         + base.mark_text(fontSize=9).encode(
-            text=alt.Text("probability:Q", format=".0%"),
-            color=alt.ColorValue(  # a channel object, not a dict: see common.tooltips
-                **alt.condition("datum.probability > 0.5", alt.value("white"), alt.value("black"))
+            text=vl.Text("probability:Q", format=".0%"),
+            color=vl.ColorValue(  # a channel object, not a dict: see common.tooltips
+                **vl.condition("datum.probability > 0.5", vl.value("white"), vl.value("black"))
             ),
         ),
         width=420,
@@ -143,13 +143,13 @@ def markov_section(ctx: ReportContext) -> SectionBody:
             .sort("recency")
         )
         bars = sized(
-            alt.Chart(per_recency)
+            vl.Chart(per_recency)
             .mark_bar(color="#6a51a3")
             .encode(
-                x=alt.X("recency:O", title="periods since the last purchase", sort=order).axis(
+                x=vl.X("recency:O", title="periods since the last purchase", sort=order).axis(
                     labelAngle=0
                 ),
-                y=alt.Y("mean_value:Q", title="mean value over the horizon per customer"),
+                y=vl.Y("mean_value:Q", title="mean value over the horizon per customer"),
                 tooltip=tooltips("recency:O", "customers:Q", "mean_value:Q"),
             ),
             width=360,

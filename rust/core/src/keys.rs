@@ -182,6 +182,111 @@ impl KeyColumn for ViewKeys<'_> {
     }
 }
 
+/// Bytes set in every string byte lane of a view (lanes 4..16), for the SWAR digit test.
+const LANES_LOW_NIBBLES: u128 = 0x0F0F_0F0F_0F0F_0F0F_0F0F_0F0F_0000_0000;
+/// Added to a lane's low nibble, carries into bit 4 exactly when the nibble is above 9.
+const LANES_SIX: u128 = 0x0606_0606_0606_0606_0606_0606_0000_0000;
+const LANES_BIT4: u128 = 0x1010_1010_1010_1010_1010_1010_0000_0000;
+
+/// String ids that are all the same short text with a fixed-width decimal field, such as
+/// `"C000000017"`: every id at most 12 bytes (inline in its view), all of one length, and every
+/// byte position either the same in all ids or an ASCII digit in all ids. Such an id is then
+/// one integer — the digits of its varying positions read as a decimal number — and the
+/// integers are in the ids' bytewise order (ids agree outside those positions, and fixed-width
+/// digit strings compare like their numbers), so the ids can take the integer path
+/// (docs/methods.md#scale) and come back as the same views.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DigitIds {
+    /// The canonical view of every id with its varying bytes zeroed.
+    template: u128,
+    /// Byte lanes of the view (4..16) that vary, most significant digit first.
+    lanes: Vec<u32>,
+}
+
+impl DigitIds {
+    /// The digit form of `views` (canonical inline views, see [`ViewKeys::key`]), or `None`
+    /// when an id is long, the lengths differ, or a varying byte is not a digit in every id.
+    pub(crate) fn of(keys: &ViewKeys<'_>) -> Option<Self> {
+        use rayon::prelude::*;
+        let n = keys.views.len();
+        if n == 0 {
+            return None;
+        }
+        // AND and OR of every canonical view (the bits every id shares), and an OR of the
+        // "low nibble above 9" bits of every string byte.
+        let (and, or, above_nine) = (0..n)
+            .into_par_iter()
+            .with_min_len(1 << 14)
+            .fold(
+                || (u128::MAX, 0u128, 0u128),
+                |(and, or, bad), row| {
+                    let v = keys.key(row);
+                    let nine = ((v & LANES_LOW_NIBBLES) + LANES_SIX) & LANES_BIT4;
+                    (and & v, or | v, bad | nine)
+                },
+            )
+            .reduce(
+                || (u128::MAX, 0u128, 0u128),
+                |a, b| (a.0 & b.0, a.1 | b.1, a.2 | b.2),
+            );
+        let varying = and ^ or;
+        let len = view_len(and);
+        if (varying as u32) != 0 || len > INLINE_MAX {
+            return None;
+        }
+        let mut lanes = Vec::new();
+        for lane in 4..4 + len as u32 {
+            let byte = |x: u128| (x >> (8 * lane)) as u8;
+            if byte(varying) == 0 {
+                continue;
+            }
+            // High nibble 3 in every id (AND and OR agree on it), low nibble at most 9.
+            if byte(and) >> 4 != 3 || byte(or) >> 4 != 3 || byte(above_nine) != 0 {
+                return None;
+            }
+            lanes.push(lane);
+        }
+        let mut template = and;
+        for &lane in &lanes {
+            template &= !(0xFFu128 << (8 * lane));
+        }
+        Some(Self { template, lanes })
+    }
+
+    /// The weight of each string byte lane's digit (lanes 4..16; 0 where the byte is constant).
+    pub(crate) fn weights(&self) -> [i64; INLINE_MAX] {
+        let mut weights = [0i64; INLINE_MAX];
+        let mut weight = 1i64;
+        for &lane in self.lanes.iter().rev() {
+            weights[lane as usize - 4] = weight;
+            weight *= 10;
+        }
+        weights
+    }
+
+    /// The integer of a canonical view of the column, with the lanes' [`DigitIds::weights`]: a
+    /// sum of independent products (no chain of multiply-adds from digit to digit).
+    #[inline]
+    pub(crate) fn value(view: u128, weights: &[i64; INLINE_MAX]) -> i64 {
+        let raw = view.to_le_bytes();
+        let mut value = 0i64;
+        for (i, &w) in weights.iter().enumerate() {
+            value += i64::from(raw[4 + i] & 0x0F) * w;
+        }
+        value
+    }
+
+    /// The canonical view of an integer from [`DigitIds::value`].
+    pub(crate) fn view(&self, mut value: i64) -> u128 {
+        let mut view = self.template;
+        for &lane in self.lanes.iter().rev() {
+            view |= u128::from(b'0' + (value % 10) as u8) << (8 * lane);
+            value /= 10;
+        }
+        view
+    }
+}
+
 /// Customer keys of the input rows.
 #[derive(Debug, Clone)]
 pub enum CustomerKeys<'a> {

@@ -11,7 +11,7 @@ use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 use rayon::prelude::*;
 
-use crate::keys::{CustomerIds, CustomerKeys, IntKeys, KeyColumn};
+use crate::keys::{CustomerIds, CustomerKeys, DigitIds, IntKeys, KeyColumn, ViewKeys};
 use crate::occasions::{bucket_start, MICROS_PER_DAY};
 use crate::{parallelism, KernelError};
 
@@ -782,11 +782,50 @@ where
             (CustomerIds::Int(ids), excluded)
         }
         CustomerKeys::View(keys) => {
+            if let Some(done) =
+                digit_ids_in_order(keys, times_us, amounts, filter, init, per_customer, sink)
+            {
+                return (CustomerIds::View(done.0), done.1);
+            }
             let (ids, excluded) =
                 visit_by_key(keys, times_us, amounts, filter, &init_rows, &per_rows, sink);
             (CustomerIds::View(ids), excluded)
         }
     })
+}
+
+/// String ids of the [`DigitIds`] form through [`crate::ordered`]'s integer path: each id is
+/// read as its integer, grouped like integer ids, and the ids come back as the same canonical
+/// views. `None` — before any result reaches `sink` — when the ids are not of that form or the
+/// integer path does not apply (then the hash split runs, with the same results).
+fn digit_ids_in_order<S, R: Send + Sync>(
+    keys: &ViewKeys<'_>,
+    times_us: &[i64],
+    amounts: Option<&[f64]>,
+    filter: RowFilter,
+    init: &(impl Fn() -> S + Sync + Send),
+    per_customer: &(impl Fn(&mut S, &[(i64, f64)]) -> Option<R> + Sync + Send),
+    sink: &mut impl CustomerSink<R>,
+) -> Option<(Vec<u128>, u64)> {
+    if filter.split_us != i64::MAX {
+        return None;
+    }
+    let digits = DigitIds::of(keys)?;
+    let weights = digits.weights();
+    // Padding bytes past an id's end have weight 0, so the raw views need no canonical form.
+    let mut ints = vec![0i64; keys.len()];
+    ints.par_chunks_mut(CHUNK_ROWS)
+        .zip(keys.views.par_chunks(CHUNK_ROWS))
+        .for_each(|(out, views)| {
+            for (v, &view) in out.iter_mut().zip(views) {
+                *v = DigitIds::value(view, &weights);
+            }
+        });
+    let (ids, excluded) =
+        crate::ordered::visit(&ints, times_us, amounts, filter, init, per_customer, sink)?;
+    drop(ints);
+    let views = ids.par_iter().map(|&id| digits.view(id)).collect();
+    Some((views, excluded))
 }
 
 #[cfg(test)]
@@ -1003,5 +1042,179 @@ mod tests {
         assert_eq!(partition_bits_for(0), 0);
         assert_eq!(partition_bits_for(TARGET_PARTITION_ROWS * 4), 2);
         assert_eq!(partition_bits_for(usize::MAX / 2), MAX_PARTITION_BITS);
+    }
+
+    /// An id's text from a number.
+    type Format = Box<dyn Fn(u64) -> String>;
+
+    /// The canonical views of `ids` (each at most 12 bytes).
+    fn views_of(ids: &[String]) -> Vec<u128> {
+        ids.iter()
+            .map(|id| crate::keys::inline_view(id.as_bytes()).expect("inline"))
+            .collect()
+    }
+
+    /// Silence figures of string ids by `visit_occasions_sorted` (the digit path when it
+    /// applies) and by the hash split: the same ids and the same bits. Returns whether the
+    /// digit path applied.
+    fn strings_both_ways(ids: &[String], times: &[i64], amounts: Option<&[f64]>) -> bool {
+        use crate::silence::{score_occasions, CustomerSilence, SilenceParams};
+        let views = views_of(ids);
+        let keys = ViewKeys {
+            views: &views,
+            buffers: vec![],
+        };
+        let as_of = 500 * MICROS_PER_DAY + 7;
+        let params = SilenceParams::new(as_of);
+        let filter = RowFilter::new(as_of, MICROS_PER_DAY);
+        let as_of_bucket = bucket_start(as_of, MICROS_PER_DAY);
+        let per_occasions = |gaps: &mut Vec<i64>, occasions: &[(i64, f64)]| {
+            Some(score_occasions(occasions, as_of_bucket, &params, gaps))
+        };
+        let per_rows = |(gaps, occasions): &mut (Vec<i64>, Vec<(i64, f64)>),
+                        rows: &mut [(i64, f64)]| {
+            crate::occasions::collapse_occasions(rows, occasions);
+            Some(score_occasions(occasions, as_of_bucket, &params, gaps))
+        };
+        let mut expected: Vec<CustomerSilence> = Vec::new();
+        let (expected_ids, expected_excluded) = visit_by_key(
+            &keys,
+            times,
+            amounts,
+            filter,
+            &|| (Vec::new(), Vec::new()),
+            &per_rows,
+            &mut expected,
+        );
+        let mut digit_sink: Vec<CustomerSilence> = Vec::new();
+        let applied = digit_ids_in_order(
+            &keys,
+            times,
+            amounts,
+            filter,
+            &Vec::new,
+            &per_occasions,
+            &mut digit_sink,
+        )
+        .map(|(ids, excluded)| {
+            assert_eq!(ids, expected_ids);
+            assert_eq!(excluded, expected_excluded);
+        })
+        .is_some();
+        if !applied {
+            assert!(digit_sink.is_empty());
+        }
+        let mut got: Vec<CustomerSilence> = Vec::new();
+        let (ids, excluded) = visit_occasions_sorted(
+            &CustomerKeys::View(keys.clone()),
+            times,
+            amounts,
+            filter,
+            Some(2),
+            Vec::new,
+            per_occasions,
+            &mut got,
+        )
+        .unwrap();
+        assert_eq!(ids, CustomerIds::View(expected_ids));
+        assert_eq!(excluded, expected_excluded);
+        let bits = |c: &CustomerSilence| {
+            [
+                c.tenure_days,
+                c.recency_days,
+                c.max_gap_days,
+                c.mean_gap_days,
+            ]
+            .into_iter()
+            .chain([c.median_gap_days, c.rank_ratio, c.silence_score])
+            .chain([c.total_amount, c.mean_amount])
+            .map(f64::to_bits)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(got.len(), expected.len());
+        for (a, b) in got.iter().zip(&expected) {
+            assert_eq!(a, b);
+            assert_eq!(bits(a), bits(b));
+        }
+        applied
+    }
+
+    #[test]
+    fn digit_string_ids_equal_the_hash_split_bit_for_bit() {
+        let n = 100_000;
+        let mut next = stream(11);
+        let day = MICROS_PER_DAY as u64;
+        let times: Vec<i64> = (0..n).map(|_| (next() % (700 * day)) as i64).collect();
+        let amounts: Vec<f64> = (0..n)
+            .map(|_| match next() % 6 {
+                0 => -0.0,
+                1 => 1e16,
+                2 => -1e16,
+                _ => (next() % 100_000) as f64 / 100.0 - 100.0,
+            })
+            .collect();
+        let numbers: Vec<u64> = (0..n).map(|_| next() % 20_000).collect();
+        let sparse: Vec<u64> = (0..n).map(|_| (next() % 20_000) * 107_371).collect();
+        // Digit forms: a prefix and zero padding, ids over 31 bits, digits with a constant
+        // separator inside, bare digits of 12 bytes.
+        let digit_forms: [(&[u64], Format); 4] = [
+            (&numbers, Box::new(|x| format!("C{x:09}"))),
+            (&sparse, Box::new(|x| format!("C{x:010}"))),
+            (
+                &numbers,
+                Box::new(|x| format!("{:03}-{:02}x", x / 100, x % 100)),
+            ),
+            (&sparse, Box::new(|x| format!("{x:012}"))),
+        ];
+        for (source, format) in &digit_forms {
+            let ids: Vec<String> = source.iter().map(|&x| format(x)).collect();
+            assert!(strings_both_ways(&ids, &times, Some(&amounts)));
+            assert!(strings_both_ways(&ids, &times, None));
+        }
+        // Not of the form: other lengths, a varying letter, a byte just past '9'.
+        let other_forms: [Format; 3] = [
+            Box::new(|x| format!("C{x}")),
+            Box::new(|x| format!("C{x:05}{}", if x % 2 == 0 { 'a' } else { 'b' })),
+            Box::new(|x| format!("C{x:05}{}", if x % 2 == 0 { '9' } else { ':' })),
+        ];
+        for format in &other_forms {
+            let ids: Vec<String> = numbers.iter().map(|&x| format(x)).collect();
+            assert!(!strings_both_ways(&ids, &times, Some(&amounts)));
+        }
+    }
+
+    #[test]
+    fn digit_ids_read_and_write_the_same_views() {
+        let ids: Vec<String> = [7_u64, 1_000_000, 42, 999_999_999]
+            .iter()
+            .map(|x| format!("K{x:09}"))
+            .collect();
+        let views = views_of(&ids);
+        let keys = ViewKeys {
+            views: &views,
+            buffers: vec![],
+        };
+        let digits = DigitIds::of(&keys).expect("digit ids");
+        let weights = digits.weights();
+        let values: Vec<i64> = views
+            .iter()
+            .map(|&v| DigitIds::value(v, &weights))
+            .collect();
+        assert_eq!(values, vec![7, 1_000_000, 42, 999_999_999]);
+        for (&v, &x) in views.iter().zip(&values) {
+            assert_eq!(digits.view(x), v);
+        }
+        let long = views_of(&["C1234567890".into()]);
+        assert!(DigitIds::of(&ViewKeys {
+            views: &long,
+            buffers: vec![]
+        })
+        .is_some());
+        let empty: Vec<u128> = Vec::new();
+        assert!(DigitIds::of(&ViewKeys {
+            views: &empty,
+            buffers: vec![]
+        })
+        .is_none());
     }
 }

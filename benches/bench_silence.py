@@ -78,6 +78,7 @@ SHAPES: dict[str, tuple[float, str | None, str]] = {
     "dense": (15.0, None, "datetime"),
     "sparse": (6.3, "sparse31", "datetime"),
     "sparse_str": (6.3, "sparse31_str", "datetime"),
+    "sparse_hex": (6.3, "sparse31_hex", "datetime"),
     "sparse_date": (6.3, "sparse31", "date"),
 }
 #: What ``--shape all`` runs: (shape, id kind).
@@ -86,6 +87,7 @@ ALL_SHAPES = (
     ("dense", "str"),
     ("sparse", None),
     ("sparse_str", None),
+    ("sparse_hex", None),
     ("sparse_date", None),
 )
 ROOT = Path(__file__).resolve().parents[1]

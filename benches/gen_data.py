@@ -18,7 +18,10 @@ Data model (one draw per customer, then one row per purchase; time is measured i
 - **ids**: ``"int"`` gives ``customer_id = 1..n`` (Int64); ``"sparse_int"`` random distinct 63-bit
   non-negative integers; ``"sparse31"`` random distinct integers in ``[0, 2³¹)`` (Int64: ids
   spread over 31 bits, as database keys with gaps); ``"sparse31_str"`` the same numbers as text,
-  ``"C"`` + 10 digits (String); ``"str"`` ``"C"`` + the number zero-padded to 9 digits (String).
+  ``"C"`` + 10 digits (String); ``"sparse31_hex"`` the same numbers mixed by an odd 64-bit
+  multiplier (a bijection) and written as 16 lower-case hex digits (String: opaque keys such as
+  hashed e-mails, neither of one width of digits nor short enough for an inline view);
+  ``"str"`` ``"C"`` + the number zero-padded to 9 digits (String).
 - **time**: ``time_kind="datetime"`` (default) gives µs datetimes with a time of day;
   ``"date"`` gives the calendar day only (Date), for date-typed logs.
 - rows are shuffled (seeded) unless ``shuffle=False``, in which case they come grouped by customer
@@ -58,9 +61,16 @@ import polars as pl
 
 __all__ = ["DAY_US", "ID_KINDS", "IdKind", "TimeKind", "generate", "window", "write_chunked"]
 
-IdKind = Literal["int", "sparse_int", "sparse31", "sparse31_str", "str"]
+IdKind = Literal["int", "sparse_int", "sparse31", "sparse31_str", "sparse31_hex", "str"]
 TimeKind = Literal["datetime", "date"]
-ID_KINDS: tuple[str, ...] = ("int", "sparse_int", "sparse31", "sparse31_str", "str")
+ID_KINDS: tuple[str, ...] = (
+    "int",
+    "sparse_int",
+    "sparse31",
+    "sparse31_str",
+    "sparse31_hex",
+    "str",
+)
 
 DAY_US = 86_400_000_000
 RATE_SHAPE = 0.8  # r: shape of the Gamma heterogeneity in purchase rates
@@ -99,6 +109,10 @@ def _mean_active_days(window_days: float, dropout_mean: float) -> float:
     return m - m * m / (w / 2) * (math.exp(-w / (2 * m)) - math.exp(-w / m))
 
 
+#: Odd 64-bit multiplier of ``"sparse31_hex"`` ids (odd, so multiplication mod 2⁶⁴ is one-to-one).
+_HEX_MULTIPLIER = 0x9E3779B97F4A7C15
+
+
 def _customer_ids(n: int, id_kind: IdKind, rng: np.random.Generator) -> pl.Series:
     if id_kind == "int":
         return pl.Series("customer_id", np.arange(1, n + 1, dtype=np.int64))
@@ -112,7 +126,7 @@ def _customer_ids(n: int, id_kind: IdKind, rng: np.random.Generator) -> pl.Serie
             dup[first] = False
             ids[dup] = rng.integers(0, np.iinfo(np.int64).max, size=int(dup.sum()), dtype=np.int64)
         return pl.Series("customer_id", ids)
-    if id_kind in ("sparse31", "sparse31_str"):
+    if id_kind in ("sparse31", "sparse31_str", "sparse31_hex"):
         if n > 1 << 30:
             raise ValueError("sparse31 ids need n_customers ≤ 2³⁰")
         # n distinct values of [0, 2³¹): a seeded sample without replacement, in random order.
@@ -120,6 +134,9 @@ def _customer_ids(n: int, id_kind: IdKind, rng: np.random.Generator) -> pl.Serie
         numbers = pl.Series("customer_id", picked)
         if id_kind == "sparse31":
             return numbers
+        if id_kind == "sparse31_hex":
+            mixed = picked.astype(np.uint64) * np.uint64(_HEX_MULTIPLIER)  # wraps: a bijection
+            return pl.Series("customer_id", [f"{v:016x}" for v in mixed.tolist()])
         return ("C" + numbers.cast(pl.String).str.zfill(10)).alias("customer_id")
     if id_kind == "str":
         width = max(STR_ID_WIDTH, len(str(n)))

@@ -39,6 +39,10 @@ def test_generator_sparse_ids_and_date_times() -> None:
     texts = gen.generate(3_000, seed=2, id_kind="sparse31_str", rows_per_customer=6.3)  # type: ignore[attr-defined]
     expected = "C" + ids.cast(pl.String).str.zfill(10)
     assert texts.get_column("customer_id").equals(expected, check_names=False)
+    hexes = gen.generate(3_000, seed=2, id_kind="sparse31_hex", rows_per_customer=6.3)  # type: ignore[attr-defined]
+    mixed = [(int(v) * 0x9E3779B97F4A7C15) % (1 << 64) for v in ids.to_list()]
+    assert hexes.get_column("customer_id").to_list() == [f"{v:016x}" for v in mixed]
+    assert hexes.get_column("customer_id").n_unique() == 3_000
     dates = gen.generate(3_000, seed=2, id_kind="sparse31", rows_per_customer=6.3, time_kind="date")  # type: ignore[attr-defined]
     assert dates.schema["ts"] == pl.Date
     assert dates.get_column("ts").equals(ints.get_column("ts").dt.date())

@@ -708,22 +708,23 @@ pub(crate) fn visit_by_key<C: KeyColumn, S, R: Send + Sync>(
     });
     let rows_excluded = partitioned.rows_excluded;
     drop(partitioned);
-    // Sort (key, partition, position) triples rather than the wide rows; keys are unique, so an
-    // unstable sort gives one canonical order.
-    let mut order: Vec<(C::Key, u32, u32)> = results
-        .iter()
+    // Sort (order prefix, key, partition, position) rather than the wide rows; keys are unique,
+    // so an unstable sort gives one canonical order. The prefix, read once per key, decides most
+    // comparisons without reading long strings' bytes at scattered places.
+    let mut order: Vec<(u64, C::Key, u32, u32)> = results
+        .par_iter()
         .enumerate()
-        .flat_map(|(p, part)| {
+        .flat_map_iter(|(p, part)| {
             part.iter()
                 .enumerate()
                 .filter(|(_, (_, r))| r.is_some())
-                .map(move |(i, (key, _))| (*key, p as u32, i as u32))
+                .map(move |(i, (key, _))| (keys.order_prefix(*key), *key, p as u32, i as u32))
         })
         .collect();
-    order.par_sort_unstable_by(|a, b| keys.cmp(a.0, b.0));
+    order.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| keys.cmp(a.1, b.1)));
     sink.reserve(order.len());
     let mut ids = Vec::with_capacity(order.len());
-    for &(key, p, i) in &order {
+    for &(_, key, p, i) in &order {
         if let Some(result) = results[p as usize][i as usize].1.take() {
             sink.push(result);
             ids.push(key);

@@ -15,7 +15,7 @@ SAMPLE_AS_OF = "1997-12-31"
 
 
 @pytest.fixture(scope="session")
-def cdnow_sample_tx() -> pl.DataFrame:
+def sample() -> pl.DataFrame:
     """The CDNOW sample (2,357 customers) as ``customer_id``, ``ts``, ``amount``."""
     if not CDNOW_SAMPLE.exists():
         pytest.skip(f"{CDNOW_SAMPLE} not found")

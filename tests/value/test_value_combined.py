@@ -28,11 +28,6 @@ AS_OF = SAMPLE_AS_OF
 
 
 @pytest.fixture(scope="module")
-def sample(cdnow_sample_tx: pl.DataFrame) -> pl.DataFrame:
-    return cdnow_sample_tx
-
-
-@pytest.fixture(scope="module")
 def combined(sample: pl.DataFrame) -> ValueResult:
     return winback.value(sample, as_of=AS_OF, forecast="combined")
 

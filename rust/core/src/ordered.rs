@@ -571,19 +571,7 @@ mod tests {
             assert_eq!(ids, expected_ids);
             assert_eq!(excluded, expected_excluded);
             // Bitwise: f64 equality would let -0.0 pass for 0.0.
-            let bits = |c: &CustomerSilence| {
-                [
-                    c.tenure_days,
-                    c.recency_days,
-                    c.max_gap_days,
-                    c.mean_gap_days,
-                ]
-                .into_iter()
-                .chain([c.median_gap_days, c.rank_ratio, c.silence_score])
-                .chain([c.total_amount, c.mean_amount])
-                .map(f64::to_bits)
-                .collect::<Vec<_>>()
-            };
+            let bits = crate::silence::float_bits;
             for (a, b) in got.iter().zip(&expected) {
                 assert_eq!(a, b);
                 assert_eq!(bits(a), bits(b));

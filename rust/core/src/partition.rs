@@ -1119,19 +1119,7 @@ mod tests {
         .unwrap();
         assert_eq!(ids, CustomerIds::View(expected_ids));
         assert_eq!(excluded, expected_excluded);
-        let bits = |c: &CustomerSilence| {
-            [
-                c.tenure_days,
-                c.recency_days,
-                c.max_gap_days,
-                c.mean_gap_days,
-            ]
-            .into_iter()
-            .chain([c.median_gap_days, c.rank_ratio, c.silence_score])
-            .chain([c.total_amount, c.mean_amount])
-            .map(f64::to_bits)
-            .collect::<Vec<_>>()
-        };
+        let bits = crate::silence::float_bits;
         assert_eq!(got.len(), expected.len());
         for (a, b) in got.iter().zip(&expected) {
             assert_eq!(a, b);

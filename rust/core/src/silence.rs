@@ -376,6 +376,26 @@ impl CustomerSink<CustomerSilence> for SilenceColumns {
     }
 }
 
+/// The float fields of `c` as bit patterns, for tests that must tell -0.0 from 0.0 (f64 equality
+/// would let it pass).
+#[cfg(test)]
+pub(crate) fn float_bits(c: &CustomerSilence) -> Vec<u64> {
+    [
+        c.tenure_days,
+        c.recency_days,
+        c.max_gap_days,
+        c.mean_gap_days,
+        c.median_gap_days,
+        c.rank_ratio,
+        c.silence_score,
+        c.total_amount,
+        c.mean_amount,
+    ]
+    .into_iter()
+    .map(f64::to_bits)
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
